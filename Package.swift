@@ -1,0 +1,135 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Every target gets the same strict settings (swift-log's approach): Swift 6
+// language mode is the tools-version default; these add the rest.
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "vigil",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "vigil", targets: ["vigil"]),
+        .library(name: "VigilClient", targets: ["VigilClient"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        // `traits: []` keeps the trait flags stable, so swift build / swift test
+        // do not recompile swift-protobuf each time.
+        .package(url: "https://github.com/apple/swift-protobuf.git", exact: "1.39.0", traits: []),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // zlib from the system (Debian: zlib1g-dev), for COMPRESSED frames and disk parts.
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+
+        // Generated protobuf code (Protos/generate.sh). DO NOT EDIT by hand.
+        .target(
+            name: "VigilProto",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            exclude: ["Generated/FINGERPRINT"]
+        ),
+
+        // Event model, validation, limits, status codes, errors, filters. No NIO.
+        .target(
+            name: "VigilCore",
+            dependencies: [
+                "VigilProto",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
+
+        // The wire codec: preface, frames, compression. NIOCore only.
+        .target(
+            name: "VigilWire",
+            dependencies: [
+                "VigilCore", "VigilProto", "CZlib",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
+
+        // Storage behind the `EventStore` protocol. No networking.
+        .target(
+            name: "VigilStorage",
+            dependencies: [
+                "VigilCore", "VigilProto", "CZlib",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
+
+        // The server: connections, calls, services, lifecycle.
+        .target(
+            name: "VigilServer",
+            dependencies: [
+                "VigilCore", "VigilProto", "VigilWire", "VigilStorage",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
+
+        // The Swift client library (async/await).
+        .target(
+            name: "VigilClient",
+            dependencies: [
+                "VigilCore", "VigilProto", "VigilWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
+
+        // The `vigil` command line: serve, ingest, query, get.
+        .executableTarget(
+            name: "vigil",
+            dependencies: [
+                "VigilCore", "VigilProto", "VigilServer", "VigilClient", "VigilStorage",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
+
+        .testTarget(
+            name: "VigilCoreTests",
+            dependencies: ["VigilCore", "VigilProto"],
+            resources: []
+        ),
+        .testTarget(
+            name: "VigilWireTests",
+            dependencies: [
+                "VigilWire", "VigilCore", "VigilProto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "VigilServerTests",
+            dependencies: [
+                "VigilServer", "VigilClient", "VigilWire", "VigilCore", "VigilProto", "VigilStorage",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
+        .testTarget(
+            name: "VigilCLITests",
+            dependencies: ["vigil", "VigilClient", "VigilProto", "VigilCore"]
+        ),
+    ]
+)
+
+for target in package.targets where target.type != .system {
+    target.swiftSettings = (target.swiftSettings ?? []) + strictSettings
+}

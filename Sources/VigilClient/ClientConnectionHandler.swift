@@ -1,0 +1,151 @@
+import NIOCore
+import VigilCore
+import VigilProto
+import VigilWire
+
+/// The client's end of a connection, on the channel's event loop: checks the
+/// server's preface, completes the HELLO exchange, and routes each call's
+/// MESSAGE and TRAILERS frames to the call's stream.
+final class ClientConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = WireInbound
+    typealias OutboundOut = WireOutbound
+
+    /// What a call receives.
+    enum CallEvent: Sendable {
+        case message(Frame)
+        case trailers(Vigil_V1_Status)
+    }
+    typealias CallContinuation = AsyncThrowingStream<CallEvent, any Error>.Continuation
+
+    private let welcome: EventLoopPromise<Vigil_V1_Welcome>
+    private var calls: [UInt32: CallContinuation] = [:]
+    private var nextStreamID: UInt32 = 1
+    /// Set once the server sent GOAWAY or the connection failed: no new calls.
+    private var closedReason: VigilError?
+    private var context: ChannelHandlerContext?
+
+    init(welcome: EventLoopPromise<Vigil_V1_Welcome>) {
+        self.welcome = welcome
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    /// Opens a call: allocates its stream id and writes HEADERS and the request.
+    /// Runs on the event loop, so stream ids go out in increasing order.
+    func startCall(
+        method: AuditMethod, headers: Vigil_V1_CallHeaders, request: ByteBuffer, compress: Bool,
+        continuation: CallContinuation
+    ) -> UInt32? {
+        guard let context, closedReason == nil else {
+            continuation.finish(throwing: closedReason ?? VigilError(.unavailable, "the connection is closed"))
+            return nil
+        }
+        let streamID = nextStreamID
+        nextStreamID += 2
+        calls[streamID] = continuation
+        context.write(wrapOutboundOut(.frame(Frame(type: .headers, streamID: streamID, message: headers))), promise: nil)
+        var flags: FrameFlags = .endStream
+        var payload = request
+        if compress {
+            flags.insert(.compressed)
+            payload = MessageCompression.compress(request)
+        }
+        context.writeAndFlush(wrapOutboundOut(.frame(Frame(type: .message, flags: flags, streamID: streamID, payload: payload))), promise: nil)
+        return streamID
+    }
+
+    /// Sends a frame for a call (WINDOW, CANCEL).
+    func send(_ frame: Frame) {
+        context?.writeAndFlush(wrapOutboundOut(.frame(frame)), promise: nil)
+    }
+
+    /// Forgets a call whose consumer went away.
+    func abandon(streamID: UInt32) {
+        calls.removeValue(forKey: streamID)
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.write(wrapOutboundOut(.preface(.current)), promise: nil)
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .preface(.vigil(let preface)):
+            if preface.major != Preface.current.major {
+                fail(VigilError(.failedPrecondition, "the server speaks protocol version \(preface.major).\(preface.minor)"), context: context)
+            }
+        case .preface:
+            fail(VigilError(.unavailable, "the server did not answer with the Vigil preface: is this a Vigil port?"), context: context)
+        case .oversized(let header):
+            fail(VigilError(.resourceExhausted, "the server sent a frame of \(header.length) bytes, over this client's limit"), context: context)
+        case .frame(let frame):
+            receive(frame, context: context)
+        }
+    }
+
+    private func receive(_ frame: Frame, context: ChannelHandlerContext) {
+        switch frame.type {
+        case .hello:
+            do {
+                welcome.succeed(try frame.decode(Vigil_V1_Welcome.self))
+            } catch {
+                fail(error, context: context)
+            }
+        case .message:
+            calls[frame.streamID]?.yield(.message(frame))
+        case .trailers:
+            guard let call = calls.removeValue(forKey: frame.streamID) else { return }
+            do {
+                call.yield(.trailers(try frame.decode(Vigil_V1_Status.self)))
+                call.finish()
+            } catch {
+                call.finish(throwing: error)
+            }
+        case .cancel:
+            calls.removeValue(forKey: frame.streamID)?.finish(throwing: VigilError(.cancelled, "the server cancelled the call"))
+        case .ping:
+            context.writeAndFlush(wrapOutboundOut(.frame(Frame(type: .pong, streamID: 0, payload: frame.payload))), promise: nil)
+        case .pong, .window, .headers:
+            break
+        case .goAway:
+            let goAway = (try? frame.decode(Vigil_V1_GoAway.self)) ?? Vigil_V1_GoAway()
+            let code = VigilError.Code(StatusCode(wireValue: goAway.code)) ?? .unavailable
+            let reason = VigilError(code, goAway.message.isEmpty ? "the server closed the connection" : goAway.message)
+            closedReason = reason
+            welcome.fail(reason)
+            // Calls the server will not answer fail now; the others finish normally.
+            for (streamID, call) in calls where streamID > goAway.lastStreamID {
+                calls.removeValue(forKey: streamID)
+                call.finish(throwing: reason)
+            }
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        fail(error as? VigilError ?? VigilError(.unavailable, "connection error: \(error)"), context: context)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let reason = closedReason ?? VigilError(.unavailable, "the connection to the server was closed")
+        closedReason = reason
+        welcome.fail(reason)
+        for call in calls.values { call.finish(throwing: reason) }
+        calls.removeAll()
+        context.fireChannelInactive()
+    }
+
+    private func fail(_ error: VigilError, context: ChannelHandlerContext) {
+        closedReason = closedReason ?? error
+        welcome.fail(error)
+        for call in calls.values { call.finish(throwing: error) }
+        calls.removeAll()
+        context.close(promise: nil)
+    }
+}

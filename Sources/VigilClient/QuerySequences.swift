@@ -1,0 +1,94 @@
+import NIOCore
+import VigilCore
+import VigilProto
+import VigilWire
+
+/// The pages of one `Query` call. Iterating opens the call; each page taken
+/// grants the server credit for one more (WINDOW), so at most `window` pages
+/// are ever buffered. The final status is in `trailers` once iteration ends.
+public struct QueryPages: AsyncSequence, Sendable {
+    public typealias Element = Vigil_V1_QueryResponse
+
+    let client: VigilClient
+    let request: Vigil_V1_QueryRequest
+    let window: UInt32
+    let timeout: Duration?
+
+    public func makeAsyncIterator() -> Iterator {
+        Iterator(sequence: self)
+    }
+
+    public struct Iterator: AsyncIteratorProtocol {
+        let sequence: QueryPages
+        var call: (streamID: UInt32, events: AsyncThrowingStream<ClientConnectionHandler.CallEvent, any Error>.AsyncIterator)?
+        var finished = false
+        /// The OK trailers' metadata (query statistics, `vigil.cursor`), once the call ended.
+        public private(set) var trailers: [String: String] = [:]
+
+        init(sequence: QueryPages) {
+            self.sequence = sequence
+        }
+
+        public mutating func next() async throws -> Vigil_V1_QueryResponse? {
+            if finished { return nil }
+            if call == nil {
+                let opened = try await sequence.client.openCall(
+                    .query, request: sequence.request, timeout: sequence.timeout, initialWindow: sequence.window)
+                call = (opened.streamID, opened.events.makeAsyncIterator())
+            }
+            guard let event = try await call!.events.next() else {
+                finished = true
+                try Task.checkCancellation()
+                throw VigilError(.internal, "the server ended the query without trailers")
+            }
+            switch event {
+            case .message(let frame):
+                let page = try frame.messagePayload(maxMessageSize: sequence.client.maxMessageSize)
+                    .decodeMessage(Vigil_V1_QueryResponse.self)
+                sequence.client.grantWindow(streamID: call!.streamID, messages: 1)
+                return page
+            case .trailers(let status):
+                finished = true
+                if let error = VigilError(status: status) { throw error }
+                trailers = status.metadata
+                return nil
+            }
+        }
+    }
+}
+
+/// The events of one `Query` call, in order. `cursor` resumes after the last
+/// event returned, in a later call with the same filter and order.
+public struct QueryEvents: AsyncSequence, Sendable {
+    public typealias Element = AuditEvent
+
+    let pages: QueryPages
+
+    public func makeAsyncIterator() -> Iterator {
+        Iterator(pages: pages.makeAsyncIterator())
+    }
+
+    public struct Iterator: AsyncIteratorProtocol {
+        var pages: QueryPages.Iterator
+        var buffer: [AuditEvent] = []
+        var position = 0
+        var pageCursor = ""
+        /// Resumes after the last event returned, once a whole page was returned;
+        /// nil before that. (Cursors are per page: resume from here.)
+        public private(set) var cursor: String?
+
+        public mutating func next() async throws -> AuditEvent? {
+            while position == buffer.count {
+                guard let page = try await pages.next() else { return nil }
+                buffer = page.events
+                position = 0
+                pageCursor = page.cursor
+            }
+            defer {
+                position += 1
+                if position == buffer.count { cursor = pageCursor }
+            }
+            return buffer[position]
+        }
+    }
+}

@@ -1,0 +1,215 @@
+import NIOCore
+import NIOPosix
+import SwiftProtobuf
+import VigilCore
+import VigilProto
+import VigilWire
+
+/// A connection to a Vigil server. Calls may be made concurrently from many
+/// tasks: they are multiplexed (and unary calls pipelined) on the one
+/// connection. Errors are `VigilError`s carrying the server's status code.
+public final class VigilClient: Sendable {
+    public struct Configuration: Sendable {
+        public var host = "127.0.0.1"
+        public var port = 7700
+        /// The API token sent in HELLO; empty for none.
+        public var token = ""
+        public var clientName = "vigil-swift/\(vigilClientVersion)"
+        /// zlib-compress request messages (worth it for large batches on slow links).
+        public var compressRequests = false
+        public var connectTimeout: Duration = .seconds(10)
+        /// The largest frame this client accepts from the server.
+        public var maxFrameSize = 16 * 1024 * 1024
+
+        public init(host: String = "127.0.0.1", port: Int = 7700) {
+            self.host = host
+            self.port = port
+        }
+
+        /// Parses `HOST:PORT`, `[V6]:PORT`, or a bare `HOST` (port 7700).
+        public init(server: String) throws(VigilError) {
+            var host = server
+            var port = 7700
+            if server.hasPrefix("["), let close = server.firstIndex(of: "]") {
+                host = String(server[server.index(after: server.startIndex)..<close])
+                let rest = server[server.index(after: close)...]
+                if rest.hasPrefix(":") {
+                    guard let parsed = Int(rest.dropFirst()) else { throw Self.badServer(server) }
+                    port = parsed
+                }
+            } else if let colon = server.lastIndex(of: ":"), server.firstIndex(of: ":") == colon {
+                host = String(server[..<colon])
+                guard let parsed = Int(server[server.index(after: colon)...]) else { throw Self.badServer(server) }
+                port = parsed
+            }
+            guard !host.isEmpty, (1...65535).contains(port) else { throw Self.badServer(server) }
+            self.init(host: host, port: port)
+        }
+
+        private static func badServer(_ server: String) -> VigilError {
+            VigilError(.invalidArgument, "'\(server)' is not HOST:PORT (for example 127.0.0.1:7700 or [::1]:7700)")
+        }
+    }
+
+    /// What the server said in its HELLO: its limits and who it takes us for.
+    public let welcome: Vigil_V1_Welcome
+    private let channel: any Channel
+    private let handler: NIOLoopBound<ClientConnectionHandler>
+    private let configuration: Configuration
+
+    private init(channel: any Channel, handler: NIOLoopBound<ClientConnectionHandler>, welcome: Vigil_V1_Welcome, configuration: Configuration) {
+        self.channel = channel
+        self.handler = handler
+        self.welcome = welcome
+        self.configuration = configuration
+    }
+
+    /// Connects, exchanges prefaces and HELLO, and returns a ready client.
+    public static func connect(
+        _ configuration: Configuration,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> VigilClient {
+        let loop = eventLoopGroup.next()
+        let welcome = loop.makePromise(of: Vigil_V1_Welcome.self)
+        let channel: any Channel
+        do {
+            channel = try await ClientBootstrap(group: loop)
+                .connectTimeout(.nanoseconds(Int64(configuration.connectTimeout.components.seconds) * 1_000_000_000))
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let sync = channel.pipeline.syncOperations
+                        try sync.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameSize: configuration.maxFrameSize)))
+                        try sync.addHandler(MessageToByteHandler(WireEncoder()))
+                        try sync.addHandler(ClientConnectionHandler(welcome: welcome))
+                    }
+                }
+                .connect(host: configuration.host, port: configuration.port).get()
+        } catch {
+            welcome.fail(error)
+            throw VigilError(.unavailable, "cannot connect to \(configuration.host):\(configuration.port): \(error); is `vigil serve` running there?")
+        }
+        var hello = Vigil_V1_Hello()
+        hello.majorVersion = UInt32(Preface.current.major)
+        hello.minorVersion = UInt32(Preface.current.minor)
+        hello.clientName = configuration.clientName
+        hello.authToken = configuration.token
+        hello.maxFrameSize = UInt32(configuration.maxFrameSize)
+        channel.writeAndFlush(WireOutbound.frame(Frame(type: .hello, streamID: 0, message: hello)), promise: nil)
+        do {
+            let answer = try await welcome.futureResult.get()
+            let handler = try await channel.eventLoop.submit {
+                NIOLoopBound(try channel.pipeline.syncOperations.handler(type: ClientConnectionHandler.self), eventLoop: channel.eventLoop)
+            }.get()
+            return VigilClient(channel: channel, handler: handler, welcome: answer, configuration: configuration)
+        } catch {
+            try? await channel.close()
+            throw error as? VigilError ?? VigilError(.unavailable, "HELLO failed: \(error)")
+        }
+    }
+
+    /// Closes the connection; calls in flight fail with UNAVAILABLE.
+    public func close() async {
+        try? await channel.close()
+    }
+
+    // MARK: Calls
+
+    /// Opens a call and returns its stream of MESSAGE and TRAILERS events.
+    func openCall(
+        _ method: AuditMethod, request: some SwiftProtobuf.Message, timeout: Duration?, initialWindow: UInt32?
+    ) async throws -> (streamID: UInt32, events: AsyncThrowingStream<ClientConnectionHandler.CallEvent, any Error>) {
+        var headers = Vigil_V1_CallHeaders()
+        headers.method = method.rawValue
+        if let timeout {
+            let components = timeout.components
+            headers.timeoutMs = UInt64(max(1, components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000))
+        }
+        if let initialWindow { headers.initialWindow = initialWindow }
+        let payload = request.serializedBuffer()
+        let headersToSend = headers
+        let (events, continuation) = AsyncThrowingStream<ClientConnectionHandler.CallEvent, any Error>.makeStream()
+        let handler = handler
+        let compress = configuration.compressRequests
+        let streamID = try await channel.eventLoop.submit {
+            handler.value.startCall(method: method, headers: headersToSend, request: payload, compress: compress, continuation: continuation)
+        }.get()
+        guard let streamID else {
+            // The handler finished the stream with the reason.
+            for try await _ in events {}
+            throw VigilError(.unavailable, "the connection is closed")
+        }
+        continuation.onTermination = { [channel] termination in
+            if case .cancelled = termination {
+                // The consumer went away: tell the server to stop work on the call.
+                channel.eventLoop.execute {
+                    handler.value.abandon(streamID: streamID)
+                    handler.value.send(Frame(type: .cancel, streamID: streamID, message: Vigil_V1_Cancel()))
+                }
+            }
+        }
+        return (streamID, events)
+    }
+
+    func grantWindow(streamID: UInt32, messages: UInt32) {
+        let window = Vigil_V1_Window.with { $0.messages = messages }
+        let handler = handler
+        channel.eventLoop.execute {
+            handler.value.send(Frame(type: .window, streamID: streamID, message: window))
+        }
+    }
+
+    /// A call with one request and one response.
+    public func unary<Response: SwiftProtobuf.Message>(
+        _ method: AuditMethod, _ request: some SwiftProtobuf.Message, timeout: Duration? = nil,
+        as: Response.Type = Response.self
+    ) async throws -> Response {
+        let (_, events) = try await openCall(method, request: request, timeout: timeout, initialWindow: nil)
+        var response: Response?
+        for try await event in events {
+            switch event {
+            case .message(let frame):
+                response = try frame.messagePayload(maxMessageSize: configuration.maxFrameSize).decodeMessage(Response.self)
+            case .trailers(let status):
+                if let error = VigilError(status: status) { throw error }
+            }
+        }
+        try Task.checkCancellation()
+        guard let response else { throw VigilError(.internal, "the server ended \(method.rawValue) without a response") }
+        return response
+    }
+
+    /// Stores a batch of events (atomically: all or none). With an
+    /// idempotency key, a retry after an error or a dropped connection never
+    /// stores the batch twice.
+    public func ingest(_ events: [AuditEvent], idempotencyKey: String? = nil, timeout: Duration? = nil) async throws -> Vigil_V1_IngestResponse {
+        var request = Vigil_V1_IngestRequest()
+        request.events = events
+        request.idempotencyKey = idempotencyKey ?? ""
+        return try await unary(.ingest, request, timeout: timeout)
+    }
+
+    /// One event by id; throws NOT_FOUND when there is none.
+    public func get(id: String, timeout: Duration? = nil) async throws -> AuditEvent {
+        var request = Vigil_V1_GetRequest()
+        request.id = id
+        let response: Vigil_V1_GetResponse = try await unary(.get, request, timeout: timeout)
+        return response.event
+    }
+
+    /// The pages of a query, each with the cursor that resumes after it.
+    /// `window` pages may be in flight; more are asked for as pages are consumed.
+    public func queryPages(_ request: Vigil_V1_QueryRequest, window: UInt32 = 4, timeout: Duration? = nil) -> QueryPages {
+        QueryPages(client: self, request: request, window: max(1, window), timeout: timeout)
+    }
+
+    /// The events of a query, in order, fetched page by page under flow control.
+    public func query(_ request: Vigil_V1_QueryRequest, window: UInt32 = 4, timeout: Duration? = nil) -> QueryEvents {
+        QueryEvents(pages: queryPages(request, window: window, timeout: timeout))
+    }
+
+    var maxMessageSize: Int { configuration.maxFrameSize }
+}
+
+/// The version of this client library.
+public let vigilClientVersion = "0.1.0"

@@ -1,0 +1,82 @@
+import VigilProto
+
+/// Where a query result stands: the sort key of the last event delivered.
+/// Results are ordered by (occurred_at, seq), a key no two events share, so
+/// "resume after this key" neither repeats nor skips an event however many
+/// events arrive between pages.
+///
+/// On the wire the cursor is opaque text: 27 bytes in lowercase hex —
+/// format version (1), order (0 newest first, 1 oldest first),
+/// occurred_at (i64 ns), seq (u64) and the filter's fingerprint (u64), all
+/// big-endian — so a cursor can be handed to another client or stored.
+public struct QueryCursor: Sendable, Hashable {
+    public var order: Vigil_V1_Order
+    public var occurredAt: UnixNanos
+    public var seq: UInt64
+    public var filterFingerprint: UInt64
+
+    public static let formatVersion: UInt8 = 1
+
+    public init(order: Vigil_V1_Order, occurredAt: UnixNanos, seq: UInt64, filterFingerprint: UInt64) {
+        self.order = order
+        self.occurredAt = occurredAt
+        self.seq = seq
+        self.filterFingerprint = filterFingerprint
+    }
+
+    public var encoded: String {
+        var bytes: [UInt8] = [Self.formatVersion, UInt8(order.rawValue)]
+        for word in [UInt64(bitPattern: occurredAt), seq, filterFingerprint] {
+            for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: word >> UInt64(shift))) }
+        }
+        let digits = Array("0123456789abcdef".utf8)
+        var text = [UInt8]()
+        text.reserveCapacity(bytes.count * 2)
+        for byte in bytes {
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0xF)])
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    /// Decodes a cursor and checks that it belongs to this query; throws
+    /// INVALID_ARGUMENT otherwise.
+    public init(decoding text: String, order: Vigil_V1_Order, filterFingerprint: UInt64) throws(VigilError) {
+        let invalid = VigilError(.invalidArgument, "cursor is not a cursor this server issued")
+        let utf8 = Array(text.utf8)
+        guard utf8.count == 52 else { throw invalid }
+        var bytes = [UInt8]()
+        for pair in stride(from: 0, to: 52, by: 2) {
+            guard let high = Self.hexValue(utf8[pair]), let low = Self.hexValue(utf8[pair + 1]) else { throw invalid }
+            bytes.append(high << 4 | low)
+        }
+        guard bytes[0] == Self.formatVersion else { throw invalid }
+        func word(_ at: Int) -> UInt64 {
+            bytes[at..<at + 8].reduce(0) { $0 << 8 | UInt64($1) }
+        }
+        let cursorOrder = Vigil_V1_Order(rawValue: Int(bytes[1])) ?? .UNRECOGNIZED(Int(bytes[1]))
+        guard cursorOrder == order else {
+            throw VigilError(.invalidArgument, "cursor was issued for the other order; use the same order as the query it came from")
+        }
+        guard word(18) == filterFingerprint else {
+            throw VigilError(.invalidArgument, "cursor was issued for a different filter; resume with the filter it came from")
+        }
+        self.init(order: order, occurredAt: Int64(bitPattern: word(2)), seq: word(10), filterFingerprint: filterFingerprint)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        default: nil
+        }
+    }
+
+    /// Whether an event with this key comes after the cursor in the cursor's order.
+    public func isBefore(occurredAt time: UnixNanos, seq eventSeq: UInt64) -> Bool {
+        switch order {
+        case .oldestFirst: (time, eventSeq) > (occurredAt, seq)
+        default: (time, eventSeq) < (occurredAt, seq)
+        }
+    }
+}

@@ -1,0 +1,106 @@
+import Synchronization
+import VigilCore
+
+/// What one call shares between the connection's read loop (which sees the
+/// client's WINDOW and CANCEL frames) and the task that runs the call.
+final class CallContext: Sendable {
+    enum Ending: Sendable {
+        /// The client sent CANCEL: the call ends without TRAILERS.
+        case cancelledByClient
+        /// The call's deadline passed: it ends with DEADLINE_EXCEEDED.
+        case deadlineExceeded
+        /// The client broke the call's rules: it ends with this error.
+        case failed(VigilError)
+    }
+
+    private struct State {
+        var credit: Int
+        var creditWaiter: CheckedContinuation<Void, any Error>?
+        var creditWaitCancelled = false
+        var ending: Ending?
+        var endingWaiter: CheckedContinuation<Ending?, Never>?
+        var endingWaitCancelled = false
+    }
+
+    let streamID: UInt32
+    private let state: Mutex<State>
+
+    init(streamID: UInt32, initialCredit: Int) {
+        self.streamID = streamID
+        self.state = Mutex(State(credit: initialCredit))
+    }
+
+    /// A WINDOW frame: `messages` more response messages may be sent.
+    func addCredit(_ messages: Int) {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, any Error>? in
+            // Saturate: absurd credit only means "unlimited".
+            state.credit = state.credit > Int.max - messages ? Int.max : state.credit + messages
+            guard state.credit > 0, let waiter = state.creditWaiter else { return nil }
+            state.credit -= 1
+            state.creditWaiter = nil
+            return waiter
+        }
+        waiter?.resume()
+    }
+
+    /// Takes one unit of credit, suspending until the client grants some.
+    /// Throws `CancellationError` if the task is cancelled while it waits.
+    func acquireCredit() async throws {
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let outcome = state.withLock { state -> Result<Void, any Error>? in
+                    if state.creditWaitCancelled { return .failure(CancellationError()) }
+                    if state.credit > 0 {
+                        state.credit -= 1
+                        return .success(())
+                    }
+                    state.creditWaiter = continuation
+                    return nil
+                }
+                if let outcome { continuation.resume(with: outcome) }
+            }
+        } onCancel: {
+            let waiter = state.withLock { state -> CheckedContinuation<Void, any Error>? in
+                state.creditWaitCancelled = true
+                defer { state.creditWaiter = nil }
+                return state.creditWaiter
+            }
+            waiter?.resume(throwing: CancellationError())
+        }
+    }
+
+    /// Ends the call from outside its task (CANCEL frame, deadline). The first ending wins.
+    func end(_ ending: Ending) {
+        let waiter = state.withLock { state -> CheckedContinuation<Ending?, Never>? in
+            guard state.ending == nil else { return nil }
+            state.ending = ending
+            defer { state.endingWaiter = nil }
+            return state.endingWaiter
+        }
+        waiter?.resume(returning: ending)
+    }
+
+    var ending: Ending? { state.withLock { $0.ending } }
+
+    /// Suspends until `end` is called; returns nil if the task is cancelled first.
+    func waitForEnding() async -> Ending? {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Ending?, Never>) in
+                let immediate = state.withLock { state -> Ending?? in
+                    if let ending = state.ending { return .some(ending) }
+                    if state.endingWaitCancelled { return .some(nil) }
+                    state.endingWaiter = continuation
+                    return nil
+                }
+                if let immediate { continuation.resume(returning: immediate) }
+            }
+        } onCancel: {
+            let waiter = state.withLock { state -> CheckedContinuation<Ending?, Never>? in
+                state.endingWaitCancelled = true
+                defer { state.endingWaiter = nil }
+                return state.endingWaiter
+            }
+            waiter?.resume(returning: nil)
+        }
+    }
+}

@@ -1,0 +1,262 @@
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+import SwiftProtobuf
+import VigilCore
+import VigilProto
+import VigilWire
+
+/// The state machine of one connection behind a lock, shared by the read loop,
+/// the calls' tasks and timers.
+final class ConnectionState: Sendable {
+    let machine: Mutex<ConnectionStateMachine>
+    init(_ machine: ConnectionStateMachine) { self.machine = Mutex(machine) }
+    func with<R>(_ body: (inout ConnectionStateMachine) -> R) -> R { machine.withLock { body(&$0) } }
+}
+
+/// Serves one connection: reads frames, asks the state machine what to do,
+/// and does it — writes frames, runs calls as child tasks, closes.
+struct ConnectionHandler: Sendable {
+    typealias Outbound = NIOAsyncChannelOutboundWriter<WireOutbound>
+
+    let channel: NIOAsyncChannel<WireInbound, WireOutbound>
+    let service: AuditService
+    let configuration: ServerConfiguration
+    let logger: Logger
+
+    func run() async {
+        let state = ConnectionState(ConnectionStateMachine(limits: .init(
+            maxConcurrentCalls: configuration.maxConcurrentCalls, defaultWindow: configuration.defaultWindow)))
+        do {
+            try await channel.executeThenClose { inbound, outbound in
+                let io = IO(channel: channel.channel, outbound: outbound, state: state, configuration: configuration, logger: logger)
+                try await withThrowingDiscardingTaskGroup { group in
+                    group.addTask {
+                        // Preface and HELLO must arrive in time; a silent peer is cut.
+                        try await Task.sleep(for: configuration.handshakeTimeout)
+                        await io.perform(state.with { $0.handshakeTimedOut() }, group: nil)
+                    }
+                    group.addTask {
+                        // Graceful shutdown: GOAWAY, let calls in flight finish.
+                        try await gracefulShutdown()
+                        logger.debug("connection draining for shutdown")
+                        await io.perform(state.with { $0.shutdownRequested() }, group: nil)
+                    }
+                    do {
+                        for try await item in inbound {
+                            let action: ConnectionStateMachine.Action = state.with { machine in
+                                switch item {
+                                case .preface(let classification): machine.prefaceReceived(classification)
+                                case .frame(let frame): machine.frameReceived(frame)
+                                case .oversized(let header): machine.oversizedReceived(header, maxFrameSize: configuration.maxFrameSize)
+                                }
+                            }
+                            await io.perform(action, group: &group, service: service)
+                        }
+                    } catch let error as VigilError {
+                        logger.info("protocol error", metadata: ["vigil.error": "\(error)"])
+                        await io.perform(state.with { $0.protocolError(error) }, group: nil)
+                    }
+                    // The peer hung up (or we closed): calls in flight have nobody to answer.
+                    group.cancelAll()
+                }
+            }
+        } catch {
+            logger.debug("connection ended", metadata: ["vigil.error": "\(error)"])
+        }
+    }
+
+    /// Carries out actions. Shared by the read loop, the calls and the timers.
+    struct IO: Sendable {
+        let channel: any Channel
+        let outbound: Outbound
+        let state: ConnectionState
+        let configuration: ServerConfiguration
+        let logger: Logger
+
+        func write(_ frame: Frame) async {
+            do {
+                try await outbound.write(.frame(frame))
+            } catch {
+                logger.debug("write failed", metadata: ["vigil.error": "\(error)"])
+            }
+        }
+
+        /// Actions that start no call.
+        func perform(_ action: ConnectionStateMachine.Action, group: Never?) async {
+            switch action {
+            case .none:
+                break
+            case .sendPreface:
+                try? await outbound.write(.preface(.current))
+            case .refuseHTTP:
+                logger.info("refused an HTTP request on the protocol port")
+                try? await outbound.write(.raw(ByteBuffer(string: Preface.httpRefusal)))
+            case .close:
+                logger.debug("closing a connection that does not speak the protocol")
+            case .sendWelcome(let maxFrameSize, let clientName):
+                var welcome = Vigil_V1_Welcome()
+                welcome.serverName = configuration.serverName
+                welcome.serverVersion = vigilVersion
+                welcome.majorVersion = UInt32(Preface.current.major)
+                welcome.minorVersion = UInt32(Preface.current.minor)
+                welcome.maxFrameSize = UInt32(configuration.maxFrameSize)
+                welcome.maxMessageSize = UInt32(configuration.maxMessageSize)
+                welcome.maxConcurrentCalls = UInt32(configuration.maxConcurrentCalls)
+                welcome.maxBatchEvents = UInt32(configuration.eventLimits.maxBatchEvents)
+                welcome.maxEventBytes = UInt32(configuration.eventLimits.maxEventBytes)
+                welcome.principal = "anonymous"
+                logger.debug("hello", metadata: ["vigil.client": "\(clientName)", "vigil.client.max-frame": "\(maxFrameSize)"])
+                await write(Frame(type: .hello, streamID: 0, message: welcome))
+            case .sendPong(let payload):
+                await write(Frame(type: .pong, streamID: 0, payload: payload))
+            case .goAwayAndClose(let lastStreamID, let code, let message):
+                logger.info("closing connection", metadata: ["vigil.code": "\(code.name)", "vigil.reason": "\(message)"])
+                await write(.goAway(lastStreamID: lastStreamID, code: code, message: message))
+            case .goAway(let lastStreamID, _):
+                await write(.goAway(lastStreamID: lastStreamID, code: .unavailable, message: "the server is shutting down; calls in flight finish, open new ones elsewhere or later"))
+            case .armDeadline(let context, let milliseconds):
+                let state = state
+                let io = self
+                channel.eventLoop.scheduleTask(in: .milliseconds(Int64(min(milliseconds, UInt64(Int64.max / 1_000_000))))) {
+                    switch state.with({ $0.deadlineExpired(streamID: context.streamID) }) {
+                    case .endRunningCall(let context, let ending):
+                        context.end(ending)
+                    case .endCall(let streamID, let status):
+                        // No task exists for this call yet, so nothing else writes on its stream.
+                        channel.writeAndFlush(WireOutbound.frame(.trailers(streamID: streamID, status: status.status)), promise: nil)
+                        io.closeIfNeeded()
+                    default:
+                        break
+                    }
+                }
+            case .endCall(let streamID, let status):
+                await write(.trailers(streamID: streamID, status: status.status))
+            case .endRunningCall(let context, let ending):
+                context.end(ending)
+            case .addCredit(let context, let messages):
+                context.addCredit(messages)
+            case .startCall:
+                preconditionFailure("calls are started by the read loop")
+            }
+            closeIfNeeded()
+        }
+
+        /// The read loop's actions, which may start a call.
+        func perform(
+            _ action: ConnectionStateMachine.Action,
+            group: inout ThrowingDiscardingTaskGroup<any Error>,
+            service: AuditService
+        ) async {
+            guard case .startCall(let call, let request) = action else {
+                await perform(action, group: nil)
+                return
+            }
+            let io = self
+            group.addTask {
+                await io.runCall(call, request: request, service: service)
+            }
+        }
+
+        /// When the state machine has closed the connection: finish the output
+        /// (a half-close after every queued frame is written), and cut the
+        /// connection if the peer does not hang up within the grace period.
+        func closeIfNeeded() {
+            guard state.with({ $0.phase == .closed }) else { return }
+            outbound.finish()
+            let channel = channel
+            channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(configuration.closeGracePeriod.components.seconds * 1_000_000_000))) {
+                channel.close(promise: nil)
+            }
+        }
+
+        func runCall(_ call: ConnectionStateMachine.Call, request: Frame, service: AuditService) async {
+            let context = call.context
+            let streamID = context.streamID
+            let clientFrameSize = state.with { $0.clientFrameSize }
+            let sender = FrameSender(
+                streamID: streamID, outbound: outbound, context: context,
+                streaming: call.method.isServerStreaming,
+                maxFrameSize: clientFrameSize == 0 ? configuration.maxFrameSize : min(clientFrameSize, configuration.maxFrameSize))
+            let callLogger = logger
+
+            enum Outcome: Sendable {
+                case finished(Result<[String: String], VigilError>)
+                case ended(CallContext.Ending)
+            }
+            let outcome: Outcome? = await withTaskGroup(of: Outcome?.self) { group in
+                group.addTask {
+                    do {
+                        let payload = try request.messagePayload(maxMessageSize: configuration.maxMessageSize)
+                        let metadata = try await service.handle(call.method, request: payload, sender: sender)
+                        return .finished(.success(metadata))
+                    } catch let error as VigilError {
+                        return .finished(.failure(error))
+                    } catch is CancellationError {
+                        return .finished(.failure(VigilError(.cancelled, "the call was cancelled")))
+                    } catch {
+                        callLogger.error("call failed", metadata: ["vigil.method": "\(call.method.rawValue)", "vigil.error": "\(error)"])
+                        return .finished(.failure(VigilError(.internal, "the server failed to complete the call; see its log")))
+                    }
+                }
+                group.addTask {
+                    await context.waitForEnding().map { .ended($0) }
+                }
+                for await result in group {
+                    if let result {
+                        group.cancelAll()
+                        return result
+                    }
+                }
+                return nil
+            }
+
+            var status: Vigil_V1_Status?
+            switch outcome {
+            case .finished(.success(let metadata)):
+                var ok = Vigil_V1_Status()
+                ok.code = StatusCode.ok.rawValue
+                ok.metadata = metadata
+                status = ok
+            case .finished(.failure(let error)):
+                status = error.status
+            case .ended(.deadlineExceeded):
+                status = VigilError(.deadlineExceeded, "the call's deadline of \(call.headers.timeoutMs) ms passed").status
+            case .ended(.failed(let error)):
+                status = error.status
+            case .ended(.cancelledByClient), nil:
+                status = nil
+            }
+            if let status {
+                if status.code != 0 {
+                    logger.debug("call failed", metadata: [
+                        "vigil.method": "\(call.method.rawValue)", "vigil.code": "\(StatusCode(wireValue: status.code).name)",
+                        "vigil.reason": "\(status.message)",
+                    ])
+                }
+                await write(.trailers(streamID: streamID, status: status))
+            }
+            await perform(state.with { $0.callFinished(streamID: streamID) }, group: nil)
+        }
+    }
+}
+
+/// Writes one call's response messages, under WINDOW credit for streaming calls.
+struct FrameSender: ResponseSender {
+    let streamID: UInt32
+    let outbound: NIOAsyncChannelOutboundWriter<WireOutbound>
+    let context: CallContext
+    let streaming: Bool
+    let maxFrameSize: Int
+
+    func send(_ message: some SwiftProtobuf.Message) async throws {
+        try await send(serialized: message.serializedBuffer())
+    }
+
+    func send(serialized: ByteBuffer) async throws {
+        if streaming { try await context.acquireCredit() }
+        try Task.checkCancellation()
+        try await outbound.write(.frame(Frame(type: .message, streamID: streamID, payload: serialized)))
+    }
+}

@@ -1,0 +1,288 @@
+import NIOCore
+import VigilCore
+import VigilProto
+import VigilWire
+
+/// The protocol rules of one server-side connection, as a value: it is told
+/// what arrived (or what happened) and answers with the action to carry out.
+/// It does no I/O, so every rule is testable without a socket.
+struct ConnectionStateMachine {
+    struct Limits {
+        var maxConcurrentCalls: Int
+        var defaultWindow: Int
+        /// The smallest frame a client may ask the server to stay under.
+        var minClientFrameSize: Int = 131_072
+    }
+
+    enum Phase: Equatable {
+        case awaitingPreface
+        case awaitingHello
+        case active
+        /// GOAWAY sent: calls up to `lastStreamID` finish, no new ones start.
+        case draining(lastStreamID: UInt32)
+        /// The output is finished; nothing more is sent.
+        case closed
+    }
+
+    enum CallPhase {
+        /// HEADERS seen; waiting for the request MESSAGE.
+        case awaitingRequest
+        /// The request arrived and a task runs the call.
+        case running
+    }
+
+    struct Call {
+        var method: AuditMethod
+        var headers: Vigil_V1_CallHeaders
+        var phase: CallPhase
+        var context: CallContext
+    }
+
+    enum Action {
+        case none
+        /// A Vigil preface: answer with the server's preface.
+        case sendPreface
+        /// An HTTP request on this port: answer with the 400 text and close.
+        case refuseHTTP
+        /// Close without a word (TLS hello, garbage).
+        case close
+        case sendWelcome(maxFrameSize: Int, clientName: String)
+        case sendPong(ByteBuffer)
+        /// A fatal error: GOAWAY with this code and message, then close.
+        case goAwayAndClose(lastStreamID: UInt32, code: StatusCode, message: String)
+        /// A graceful GOAWAY; `closeNow` when no call is in flight.
+        case goAway(lastStreamID: UInt32, closeNow: Bool)
+        /// A call was opened: arm its deadline.
+        case armDeadline(CallContext, timeoutMilliseconds: UInt64)
+        /// End a call that has no task (yet) with TRAILERS.
+        case endCall(streamID: UInt32, status: VigilError)
+        /// End a running call: its task stops and reports the ending.
+        case endRunningCall(CallContext, CallContext.Ending)
+        /// The request arrived: run the call.
+        case startCall(Call, request: Frame)
+        case addCredit(CallContext, Int)
+    }
+
+    private(set) var phase: Phase = .awaitingPreface
+    private(set) var calls: [UInt32: Call] = [:]
+    private(set) var highestStreamID: UInt32 = 0
+    private(set) var clientFrameSize: Int = 0
+    let limits: Limits
+
+    init(limits: Limits) {
+        self.limits = limits
+    }
+
+    mutating func prefaceReceived(_ classification: Preface.Classification) -> Action {
+        guard phase == .awaitingPreface else { return .none }
+        switch classification {
+        case .vigil(let preface) where preface.major == Preface.current.major:
+            phase = .awaitingHello
+            return .sendPreface
+        case .vigil(let preface):
+            phase = .closed
+            return .goAwayAndClose(
+                lastStreamID: 0, code: .failedPrecondition,
+                message: "protocol version \(preface.major).\(preface.minor) is not supported; this server speaks \(Preface.current.major).x")
+        case .http:
+            phase = .closed
+            return .refuseHTTP
+        case .tls, .garbage:
+            phase = .closed
+            return .close
+        }
+    }
+
+    mutating func frameReceived(_ frame: Frame) -> Action {
+        switch phase {
+        case .awaitingPreface, .closed:
+            return .none
+        case .awaitingHello:
+            guard frame.type == .hello else {
+                return fatal(.unauthenticated, "the first frame must be HELLO, not \(frame.type)")
+            }
+            let hello: Vigil_V1_Hello
+            do { hello = try frame.decode() } catch { return fatal(.invalidArgument, error.message) }
+            if hello.maxFrameSize != 0 && Int(hello.maxFrameSize) < limits.minClientFrameSize {
+                return fatal(.invalidArgument, "Hello.max_frame_size must be 0 or at least \(limits.minClientFrameSize)")
+            }
+            phase = .active
+            clientFrameSize = Int(hello.maxFrameSize)
+            return .sendWelcome(maxFrameSize: clientFrameSize, clientName: hello.clientName)
+        case .active, .draining:
+            break
+        }
+
+        switch frame.type {
+        case .hello:
+            return fatal(.invalidArgument, "HELLO may be sent only once")
+        case .ping:
+            return .sendPong(frame.payload)
+        case .pong:
+            return .none
+        case .goAway:
+            // The client opens no new calls; those in flight continue.
+            return .none
+        case .trailers:
+            return fatal(.invalidArgument, "TRAILERS are sent by the server only")
+        case .headers:
+            return headersReceived(frame)
+        case .message:
+            return messageReceived(frame)
+        case .window:
+            guard let call = calls[frame.streamID] else { return unknownStream(frame) }
+            let window: Vigil_V1_Window
+            do { window = try frame.decode() } catch { return fatal(.invalidArgument, error.message) }
+            return .addCredit(call.context, Int(window.messages))
+        case .cancel:
+            guard let call = calls[frame.streamID] else { return unknownStream(frame) }
+            if call.phase == .awaitingRequest {
+                calls[frame.streamID] = nil
+                return closeIfDrained(or: .none)
+            }
+            return .endRunningCall(call.context, .cancelledByClient)
+        }
+    }
+
+    private mutating func headersReceived(_ frame: Frame) -> Action {
+        let streamID = frame.streamID
+        guard streamID % 2 == 1 else {
+            return fatal(.invalidArgument, "calls must use odd stream ids; \(streamID) is even")
+        }
+        guard streamID > highestStreamID else {
+            return fatal(.invalidArgument, "stream id \(streamID) was already used; each call needs a new, larger odd id")
+        }
+        highestStreamID = streamID
+        if case .draining = phase {
+            return .endCall(streamID: streamID, status: VigilError(.unavailable, "the server is shutting down; retry on a new connection"))
+        }
+        let headers: Vigil_V1_CallHeaders
+        do { headers = try frame.decode() } catch {
+            return .endCall(streamID: streamID, status: error)
+        }
+        guard let method = AuditMethod(rawValue: headers.method) else {
+            return .endCall(
+                streamID: streamID,
+                status: VigilError(.unimplemented, "unknown method '\(headers.method.prefix(128))'; methods are named like vigil.v1.Audit/Query"))
+        }
+        guard calls.count < limits.maxConcurrentCalls else {
+            return .endCall(
+                streamID: streamID,
+                status: VigilError(.resourceExhausted, "this connection already has \(limits.maxConcurrentCalls) calls in flight; wait for one to finish"))
+        }
+        let credit = headers.hasInitialWindow ? Int(headers.initialWindow) : limits.defaultWindow
+        let context = CallContext(streamID: streamID, initialCredit: credit)
+        calls[streamID] = Call(method: method, headers: headers, phase: .awaitingRequest, context: context)
+        return headers.timeoutMs > 0 ? .armDeadline(context, timeoutMilliseconds: headers.timeoutMs) : .none
+    }
+
+    private mutating func messageReceived(_ frame: Frame) -> Action {
+        guard var call = calls[frame.streamID] else { return unknownStream(frame) }
+        switch call.phase {
+        case .awaitingRequest:
+            guard frame.flags.contains(.endStream) else {
+                calls[frame.streamID] = nil
+                return .endCall(
+                    streamID: frame.streamID,
+                    status: VigilError(.invalidArgument, "\(call.method.rawValue) takes one request message: send it in one MESSAGE frame with END_STREAM"))
+            }
+            call.phase = .running
+            calls[frame.streamID] = call
+            return .startCall(call, request: frame)
+        case .running:
+            // The request was complete; anything more is a client bug. The
+            // call's task sees the cancellation and the trailers say why.
+            return .endRunningCall(
+                call.context,
+                .failed(VigilError(.invalidArgument, "the request was already complete (END_STREAM); no more MESSAGE frames may follow")))
+        }
+    }
+
+    /// A frame for a stream that is not open: closed calls are forgotten at
+    /// once, so a frame racing a call's end is ignored; a frame for a stream
+    /// that was never opened is a protocol error.
+    private mutating func unknownStream(_ frame: Frame) -> Action {
+        if frame.streamID <= highestStreamID && frame.streamID % 2 == 1 { return .none }
+        return fatal(.invalidArgument, "\(frame.type) frame for stream \(frame.streamID), which no HEADERS opened")
+    }
+
+    /// An oversized frame was skipped without being read.
+    mutating func oversizedReceived(_ header: FrameHeader, maxFrameSize: Int) -> Action {
+        let message = "a \(header.type?.description ?? "frame") of \(header.length) bytes exceeds the maximum frame size of \(maxFrameSize) bytes; send smaller batches"
+        if header.type == .message, phase == .active || isDraining, let call = calls[header.streamID] {
+            let error = VigilError(.resourceExhausted, message)
+            if call.phase == .running { return .endRunningCall(call.context, .failed(error)) }
+            calls[header.streamID] = nil
+            return closeIfDrained(or: .endCall(streamID: header.streamID, status: error))
+        }
+        return fatal(.resourceExhausted, message)
+    }
+
+    /// The call's task ended (it sent its trailers, or nothing for a client cancel).
+    mutating func callFinished(streamID: UInt32) -> Action {
+        calls[streamID] = nil
+        return closeIfDrained(or: .none)
+    }
+
+    /// The deadline of a call passed.
+    mutating func deadlineExpired(streamID: UInt32) -> Action {
+        guard let call = calls[streamID] else { return .none }
+        if call.phase == .awaitingRequest {
+            calls[streamID] = nil
+            return closeIfDrained(or: .endCall(
+                streamID: streamID, status: VigilError(.deadlineExceeded, "the deadline passed before the request arrived")))
+        }
+        // A running call ends itself with DEADLINE_EXCEEDED once told.
+        return .endRunningCall(call.context, .deadlineExceeded)
+    }
+
+    /// Graceful shutdown began: no new calls, finish those in flight.
+    mutating func shutdownRequested() -> Action {
+        switch phase {
+        case .active:
+            phase = .draining(lastStreamID: highestStreamID)
+            return .goAway(lastStreamID: highestStreamID, closeNow: calls.isEmpty)
+        case .awaitingPreface, .awaitingHello:
+            phase = .closed
+            return .close
+        case .draining, .closed:
+            return .none
+        }
+    }
+
+    /// The handshake did not complete in time.
+    mutating func handshakeTimedOut() -> Action {
+        switch phase {
+        case .awaitingPreface:
+            phase = .closed
+            return .close
+        case .awaitingHello:
+            return fatal(.deadlineExceeded, "no HELLO arrived in time")
+        default:
+            return .none
+        }
+    }
+
+    /// A decoding error the stream cannot recover from.
+    mutating func protocolError(_ error: VigilError) -> Action {
+        if phase == .closed { return .none }
+        return fatal(error.code.status, error.message)
+    }
+
+    var isDraining: Bool {
+        if case .draining = phase { return true }
+        return false
+    }
+
+    private mutating func fatal(_ code: StatusCode, _ message: String) -> Action {
+        phase = .closed
+        return .goAwayAndClose(lastStreamID: highestStreamID, code: code, message: message)
+    }
+
+    private mutating func closeIfDrained(or action: Action) -> Action {
+        // The handler carries out `action`, then closes when it sees `.closed`.
+        guard case .draining = phase, calls.isEmpty else { return action }
+        phase = .closed
+        return action
+    }
+}

@@ -1,0 +1,32 @@
+import VigilCore
+
+/// Everything a server needs to know, with the defaults `vigil serve` uses.
+public struct ServerConfiguration: Sendable {
+    public var host = "127.0.0.1"
+    /// 0 picks a free port (tests); `listeningAddress` tells which.
+    public var port = 7700
+    /// The largest frame payload accepted. Checked from the header, before the
+    /// payload is read: it bounds the memory one frame can take.
+    public var maxFrameSize = 4 * 1024 * 1024
+    /// The largest message after inflating a COMPRESSED payload (zip bombs).
+    public var maxMessageSize = 16 * 1024 * 1024
+    /// Calls open at once on one connection; each may hold a request of
+    /// `maxMessageSize`, so this bounds a connection's memory.
+    public var maxConcurrentCalls = 128
+    /// Response messages a streaming call may send before the client's first WINDOW.
+    public var defaultWindow = 8
+    /// Events per query page when the client does not say; and the most it may ask for.
+    public var defaultPageSize = 500
+    public var maxPageSize = 10_000
+    /// Time a new connection has to send its preface and HELLO.
+    public var handshakeTimeout: Duration = .seconds(10)
+    /// Time a connection that was sent GOAWAY-and-close gets to hang up before it is cut.
+    public var closeGracePeriod: Duration = .seconds(5)
+    public var eventLimits = EventLimits()
+    public var serverName = "vigil"
+
+    public init() {}
+}
+
+/// The version this build reports in `Welcome.server_version` and `vigil --version`.
+public let vigilVersion = "0.1.0"

@@ -1,0 +1,20 @@
+import ArgumentParser
+import VigilServer
+
+@main
+struct Vigil: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vigil",
+        abstract: "Vigil: a self-hosted audit-log server and its command line.",
+        discussion: """
+            Run a server with `vigil serve` (listens on 127.0.0.1:7700, keeps data in ./vigil-data).
+            Then, from another shell:
+              vigil ingest events.jsonl          send JSON-lines events
+              vigil query --last 24h --action 'auth.*'
+              vigil get 0190f3c2-5b1e-7c3a-9f00-1a2b3c4d5e6f
+            Every client command takes --server HOST:PORT (default 127.0.0.1:7700).
+            """,
+        version: vigilVersion,
+        subcommands: [ServeCommand.self, IngestCommand.self, QueryCommand.self, GetCommand.self]
+    )
+}

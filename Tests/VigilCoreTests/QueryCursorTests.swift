@@ -1,0 +1,105 @@
+import Testing
+import VigilCore
+import VigilProto
+
+@Suite("QueryCursor")
+struct QueryCursorTests {
+    static let keys: [(UnixNanos, UInt64)] = [
+        (0, 0), (1_780_000_000_123_456_789, 42), (-1, 1), (.min, .max), (.max, 0x0123_4567_89ab_cdef),
+    ]
+
+    @Test("encode/decode round trip", arguments: Vigil_V1_Order.allCases)
+    func roundTrip(order: Vigil_V1_Order) throws {
+        for (occurredAt, seq) in Self.keys {
+            let fingerprint: UInt64 = 0xdead_beef_cafe_f00d
+            let cursor = QueryCursor(order: order, occurredAt: occurredAt, seq: seq, filterFingerprint: fingerprint)
+            let text = cursor.encoded
+            #expect(text.utf8.count == 52)
+            #expect(text.utf8.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains($0) })
+            let decoded = try QueryCursor(decoding: text, order: order, filterFingerprint: fingerprint)
+            #expect(decoded == cursor)
+        }
+    }
+
+    @Test("the encoding is version, order, occurred_at, seq, fingerprint, big-endian hex")
+    func layout() {
+        let cursor = QueryCursor(order: .oldestFirst, occurredAt: 0x0102_0304_0506_0708, seq: 0x1112_1314_1516_1718, filterFingerprint: 0x2122_2324_2526_2728)
+        #expect(cursor.encoded == "01" + "01" + "0102030405060708" + "1112131415161718" + "2122232425262728")
+        let newest = QueryCursor(order: .newestFirst, occurredAt: -1, seq: 0, filterFingerprint: 0)
+        #expect(newest.encoded == "01" + "00" + "ffffffffffffffff" + "0000000000000000" + "0000000000000000")
+    }
+
+    static let valid = QueryCursor(order: .newestFirst, occurredAt: 1_780_000_000_000_000_000, seq: 7, filterFingerprint: 99).encoded
+
+    @Test(
+        "garbage is refused with INVALID_ARGUMENT",
+        arguments: [
+            "", "garbage", String(repeating: "g", count: 52), String(repeating: "0", count: 52),
+            valid.uppercased(), valid + "0", String(valid.dropLast()), String(valid.dropLast(2)),
+            "02" + valid.dropFirst(2), "00" + valid.dropFirst(2), " " + valid.dropFirst(),
+            String(repeating: "é", count: 26),
+        ])
+    func garbage(text: String) {
+        let error = #expect(throws: VigilError.self) {
+            try QueryCursor(decoding: text, order: .newestFirst, filterFingerprint: 99)
+        }
+        #expect(error?.code == .invalidArgument)
+    }
+
+    @Test("a cursor of the other order is refused", arguments: Vigil_V1_Order.allCases)
+    func wrongOrder(order: Vigil_V1_Order) {
+        let other: Vigil_V1_Order = order == .newestFirst ? .oldestFirst : .newestFirst
+        let text = QueryCursor(order: order, occurredAt: 5, seq: 6, filterFingerprint: 7).encoded
+        let error = #expect(throws: VigilError.self) {
+            try QueryCursor(decoding: text, order: other, filterFingerprint: 7)
+        }
+        #expect(error?.code == .invalidArgument)
+        #expect(error?.message.contains("order") == true)
+    }
+
+    @Test("an unknown order byte is refused")
+    func unknownOrder() {
+        let text = "01" + "07" + QueryCursor(order: .newestFirst, occurredAt: 5, seq: 6, filterFingerprint: 7).encoded.dropFirst(4)
+        for order in Vigil_V1_Order.allCases {
+            let error = #expect(throws: VigilError.self) {
+                try QueryCursor(decoding: text, order: order, filterFingerprint: 7)
+            }
+            #expect(error?.code == .invalidArgument)
+        }
+    }
+
+    @Test("a cursor of another filter is refused")
+    func wrongFingerprint() throws {
+        var filterA = Vigil_V1_Filter()
+        filterA.tenants = ["acme"]
+        var filterB = filterA
+        filterB.actions = ["auth.*"]
+        let fingerprintA = try EventFilter(filterA).fingerprint
+        let fingerprintB = try EventFilter(filterB).fingerprint
+        #expect(fingerprintA != fingerprintB)
+        #expect(try EventFilter(filterA).fingerprint == fingerprintA, "the fingerprint is stable")
+
+        let text = QueryCursor(order: .oldestFirst, occurredAt: 5, seq: 6, filterFingerprint: fingerprintA).encoded
+        #expect(try QueryCursor(decoding: text, order: .oldestFirst, filterFingerprint: fingerprintA).seq == 6)
+        let error = #expect(throws: VigilError.self) {
+            try QueryCursor(decoding: text, order: .oldestFirst, filterFingerprint: fingerprintB)
+        }
+        #expect(error?.code == .invalidArgument)
+        #expect(error?.message.contains("filter") == true)
+    }
+
+    @Test("isBefore: whether an event comes after the cursor in the cursor's order")
+    func isBefore() {
+        let oldest = QueryCursor(order: .oldestFirst, occurredAt: 100, seq: 5, filterFingerprint: 0)
+        #expect(oldest.isBefore(occurredAt: 100, seq: 6))
+        #expect(oldest.isBefore(occurredAt: 101, seq: 0))
+        #expect(!oldest.isBefore(occurredAt: 100, seq: 5))
+        #expect(!oldest.isBefore(occurredAt: 99, seq: 9))
+
+        let newest = QueryCursor(order: .newestFirst, occurredAt: 100, seq: 5, filterFingerprint: 0)
+        #expect(newest.isBefore(occurredAt: 100, seq: 4))
+        #expect(newest.isBefore(occurredAt: 99, seq: 9))
+        #expect(!newest.isBefore(occurredAt: 100, seq: 5))
+        #expect(!newest.isBefore(occurredAt: 101, seq: 0))
+    }
+}
