@@ -27,7 +27,8 @@ public final class VigilClient: Sendable {
         }
 
         /// Parses `HOST:PORT`, `[V6]:PORT`, or a bare `HOST` (port 7700).
-        public init(server: String) throws(VigilError) {
+        /// `allowPortZero` is for listening addresses, where 0 means "any free port".
+        public init(server: String, allowPortZero: Bool = false) throws(VigilError) {
             var host = server
             var port = 7700
             if server.hasPrefix("["), let close = server.firstIndex(of: "]") {
@@ -42,7 +43,7 @@ public final class VigilClient: Sendable {
                 guard let parsed = Int(server[server.index(after: colon)...]) else { throw Self.badServer(server) }
                 port = parsed
             }
-            guard !host.isEmpty, (1...65535).contains(port) else { throw Self.badServer(server) }
+            guard !host.isEmpty, ((allowPortZero ? 0 : 1)...65535).contains(port) else { throw Self.badServer(server) }
             self.init(host: host, port: port)
         }
 

@@ -176,8 +176,10 @@ public struct EventValidator: Sendable {
     /// Why `tenant` is not an acceptable client tenant name, or nil.
     public static func tenantProblem(_ tenant: String, allowReserved: Bool = false) -> String? {
         guard let first = tenant.utf8.first else { return "is required" }
-        if first == UInt8(ascii: "_") && !allowReserved {
-            return "names starting with '_' are reserved for the server's own tenants"
+        if first == UInt8(ascii: "_") {
+            if !allowReserved { return "names starting with '_' are reserved for the server's own tenants" }
+        } else if !isKeyByte(first) || first == UInt8(ascii: "-") || first == UInt8(ascii: ".") {
+            return "must start with a letter or digit"
         }
         let valid = tenant.utf8.allSatisfy { isKeyByte($0) || $0 == UInt8(ascii: ":") }
         return valid ? nil : "must be letters, digits, '.', '_', ':' or '-'"

@@ -14,7 +14,8 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
     public let bytes: [UInt8]
 
     public init?(_ text: String) {
-        guard !text.isEmpty, text.utf8.count <= 45 else { return nil }
+        // inet_pton reads a C string: a NUL inside would hide what follows it.
+        guard !text.isEmpty, text.utf8.count <= 45, !text.utf8.contains(0) else { return nil }
         var v4 = in_addr()
         if inet_pton(AF_INET, text, &v4) == 1 {
             bytes = withUnsafeBytes(of: &v4) { Array($0) }

@@ -5,7 +5,7 @@ import VigilProto
 /// "resume after this key" neither repeats nor skips an event however many
 /// events arrive between pages.
 ///
-/// On the wire the cursor is opaque text: 27 bytes in lowercase hex —
+/// On the wire the cursor is opaque text: 26 bytes in lowercase hex —
 /// format version (1), order (0 newest first, 1 oldest first),
 /// occurred_at (i64 ns), seq (u64) and the filter's fingerprint (u64), all
 /// big-endian — so a cursor can be handed to another client or stored.
@@ -25,7 +25,7 @@ public struct QueryCursor: Sendable, Hashable {
     }
 
     public var encoded: String {
-        var bytes: [UInt8] = [Self.formatVersion, UInt8(order.rawValue)]
+        var bytes: [UInt8] = [Self.formatVersion, order == .oldestFirst ? 1 : 0]
         for word in [UInt64(bitPattern: occurredAt), seq, filterFingerprint] {
             for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: word >> UInt64(shift))) }
         }

@@ -58,7 +58,8 @@ public final class VigilServer: Service, Sendable {
         }
         let local = serverChannel.channel.localAddress!
         address.succeed(local)
-        logger.info("listening", metadata: ["vigil.address": "\(local)"])
+        let printable = local.ipAddress.map { local.protocol == .inet6 ? "[\($0)]" : $0 } ?? "\(local)"
+        logger.info("listening on \(printable):\(local.port ?? 0)")
 
         let service = AuditService(store: store, configuration: configuration)
         let logger = logger

@@ -27,7 +27,6 @@ public enum MessageCompression {
     /// Decompresses `input`, refusing output larger than `maxSize` before it
     /// is produced (a small frame must not inflate into gigabytes).
     public static func decompress(_ input: ByteBuffer, maxSize: Int) throws(VigilError) -> ByteBuffer {
-        var input = input
         var stream = z_stream()
         guard inflateInit_(&stream, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
             throw VigilError(.internal, "zlib could not be initialised")
@@ -36,13 +35,12 @@ public enum MessageCompression {
         var output = ByteBuffer()
         let chunk = 64 * 1024
         var result: Int32 = Z_OK
-        let outcome: VigilError? = input.withUnsafeMutableReadableBytes { source -> VigilError? in
-            stream.next_in = source.baseAddress?.assumingMemoryBound(to: Bytef.self)
+        // zlib only reads `next_in`; its C type lacks the const.
+        let outcome: VigilError? = input.withUnsafeReadableBytes { source -> VigilError? in
+            stream.next_in = source.baseAddress.map { UnsafeMutablePointer(mutating: $0.assumingMemoryBound(to: Bytef.self)) }
             stream.avail_in = uInt(source.count)
             while true {
-                if output.readableBytes >= maxSize && result != Z_STREAM_END {
-                    return VigilError(.resourceExhausted, "compressed message inflates to more than the limit of \(maxSize) bytes")
-                }
+                // Room for one byte past the limit, so that going over it is seen.
                 let room = min(chunk, maxSize + 1 - output.readableBytes)
                 output.writeWithUnsafeMutableBytes(minimumWritableBytes: room) { destination in
                     stream.next_out = destination.baseAddress!.assumingMemoryBound(to: Bytef.self)
@@ -59,6 +57,8 @@ public enum MessageCompression {
                         return VigilError(.resourceExhausted, "compressed message inflates to more than the limit of \(maxSize) bytes")
                     }
                     return nil
+                case Z_OK where output.readableBytes > maxSize, Z_BUF_ERROR where output.readableBytes > maxSize:
+                    return VigilError(.resourceExhausted, "compressed message inflates to more than the limit of \(maxSize) bytes")
                 case Z_OK:
                     if stream.avail_in == 0 && stream.avail_out != 0 {
                         return VigilError(.invalidArgument, "compressed message ends before its zlib stream does")

@@ -45,7 +45,7 @@ struct ClientOptions: ParsableArguments {
 }
 
 func parseHostPort(_ text: String) throws -> (host: String, port: Int) {
-    let configuration = try VigilClient.Configuration(server: text)
+    let configuration = try VigilClient.Configuration(server: text, allowPortZero: true)
     return (configuration.host, configuration.port)
 }
 

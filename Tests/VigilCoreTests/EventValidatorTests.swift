@@ -112,11 +112,7 @@ struct EventValidatorTests {
     func tenantMustStartWithLetterOrDigit(tenant: String) {
         var event = makeValidEvent()
         event.tenant = tenant
-        // event.proto: "1-128 bytes of [A-Za-z0-9._:-], starting with a letter or
-        // digit". EventValidator.tenantProblem only refuses a leading '_'.
-        withKnownIssue("EventValidator.tenantProblem accepts a tenant starting with '-', '.' or ':'") {
-            expectSingleError(validateOne(event).errors, field: "tenant")
-        }
+        expectSingleError(validateOne(event).errors, field: "tenant")
     }
 
     // MARK: - actor
@@ -350,6 +346,18 @@ struct EventValidatorTests {
         let (normalized, errors) = validateOne(event)
         #expect(errors.isEmpty)
         #expect(normalized.sourceIp == canonical)
+    }
+
+    @Test(
+        "sourceIp with a NUL byte is refused, not truncated",
+        arguments: ["10.0.0.1\u{0}", "10.0.0.1\u{0}evil", "2001:db8::1\u{0}x"])
+    func sourceIPWithNUL(ip: String) {
+        var event = makeValidEvent()
+        event.sourceIp = ip
+        // inet_pton reads a C string: a NUL must not hide what follows it.
+        let (normalized, errors) = validateOne(event)
+        expectSingleError(errors, field: "sourceIp")
+        #expect(normalized.sourceIp == ip)
     }
 
     @Test("an empty sourceIp is allowed and stays empty")

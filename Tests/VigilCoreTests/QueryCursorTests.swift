@@ -88,6 +88,13 @@ struct QueryCursorTests {
         #expect(error?.message.contains("filter") == true)
     }
 
+    @Test("encoding a cursor for an order this version does not know does not crash")
+    func unrecognizedOrderEncoding() async {
+        await #expect(processExitsWith: .success) {
+            _ = QueryCursor(order: .UNRECOGNIZED(300), occurredAt: 0, seq: 0, filterFingerprint: 0).encoded
+        }
+    }
+
     @Test("isBefore: whether an event comes after the cursor in the cursor's order")
     func isBefore() {
         let oldest = QueryCursor(order: .oldestFirst, occurredAt: 100, seq: 5, filterFingerprint: 0)
@@ -103,3 +110,4 @@ struct QueryCursorTests {
         #expect(!newest.isBefore(occurredAt: 101, seq: 0))
     }
 }
+

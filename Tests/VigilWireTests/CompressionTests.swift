@@ -31,12 +31,20 @@ struct CompressionTests {
         #expect(restored == ByteBuffer(bytes: input.bytes))
     }
 
-    @Test("a message exactly maxSize long is accepted", arguments: inputs)
+    @Test("a message exactly maxSize long is accepted", arguments: inputs.filter { !$0.bytes.isEmpty })
     func exactlyMaxSize(_ input: Input) throws {
         let compressed = MessageCompression.compress(ByteBuffer(bytes: input.bytes))
         let restored = try MessageCompression.decompress(compressed, maxSize: input.bytes.count)
         #expect(restored.readableBytes == input.bytes.count)
         #expect(restored == ByteBuffer(bytes: input.bytes))
+    }
+
+    @Test("an empty message is accepted with maxSize 0")
+    func emptyMessageWithZeroLimit() throws {
+        let compressed = MessageCompression.compress(ByteBuffer())
+        #expect(try MessageCompression.decompress(compressed, maxSize: 1).readableBytes == 0)
+        let restored = try MessageCompression.decompress(compressed, maxSize: 0)
+        #expect(restored.readableBytes == 0)
     }
 
     @Test("one byte over maxSize is refused with RESOURCE_EXHAUSTED", arguments: inputs.filter { !$0.bytes.isEmpty })

@@ -213,7 +213,7 @@ public nonisolated struct Vigil_V1_AuditEvent: @unchecked Sendable {
   // methods supported on all messages.
 
   /// Unique, time-sortable identifier in canonical UUID text form
-  /// (8-4-12 lowercase hex). Assigned by the server as a UUIDv7 unless the
+  /// (8-4-4-4-12 lowercase hex). Assigned by the server as a UUIDv7 unless the
   /// client supplies one; a supplied id must be a valid UUID and must not repeat
   /// inside its batch. Uniqueness across batches is the client's promise.
   public var id: String {

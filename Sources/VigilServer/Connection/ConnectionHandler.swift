@@ -35,13 +35,13 @@ struct ConnectionHandler: Sendable {
                     group.addTask {
                         // Preface and HELLO must arrive in time; a silent peer is cut.
                         try await Task.sleep(for: configuration.handshakeTimeout)
-                        await io.perform(state.with { $0.handshakeTimedOut() }, group: nil)
+                        await io.perform(state.with { $0.handshakeTimedOut() })
                     }
                     group.addTask {
                         // Graceful shutdown: GOAWAY, let calls in flight finish.
                         try await gracefulShutdown()
                         logger.debug("connection draining for shutdown")
-                        await io.perform(state.with { $0.shutdownRequested() }, group: nil)
+                        await io.perform(state.with { $0.shutdownRequested() })
                     }
                     do {
                         for try await item in inbound {
@@ -56,7 +56,7 @@ struct ConnectionHandler: Sendable {
                         }
                     } catch let error as VigilError {
                         logger.info("protocol error", metadata: ["vigil.error": "\(error)"])
-                        await io.perform(state.with { $0.protocolError(error) }, group: nil)
+                        await io.perform(state.with { $0.protocolError(error) })
                     }
                     // The peer hung up (or we closed): calls in flight have nobody to answer.
                     group.cancelAll()
@@ -83,13 +83,17 @@ struct ConnectionHandler: Sendable {
             }
         }
 
-        /// Actions that start no call.
-        func perform(_ action: ConnectionStateMachine.Action, group: Never?) async {
+        /// Carries out an action that starts no call.
+        func perform(_ action: ConnectionStateMachine.Action) async {
             switch action {
             case .none:
                 break
             case .sendPreface:
                 try? await outbound.write(.preface(.current))
+            case .refuseVersion(let message):
+                logger.info("refused a client of another protocol version", metadata: ["vigil.reason": "\(message)"])
+                try? await outbound.write(.preface(.current))
+                await write(.goAway(lastStreamID: 0, code: .failedPrecondition, message: message))
             case .refuseHTTP:
                 logger.info("refused an HTTP request on the protocol port")
                 try? await outbound.write(.raw(ByteBuffer(string: Preface.httpRefusal)))
@@ -114,7 +118,7 @@ struct ConnectionHandler: Sendable {
             case .goAwayAndClose(let lastStreamID, let code, let message):
                 logger.info("closing connection", metadata: ["vigil.code": "\(code.name)", "vigil.reason": "\(message)"])
                 await write(.goAway(lastStreamID: lastStreamID, code: code, message: message))
-            case .goAway(let lastStreamID, _):
+            case .goAway(let lastStreamID):
                 await write(.goAway(lastStreamID: lastStreamID, code: .unavailable, message: "the server is shutting down; calls in flight finish, open new ones elsewhere or later"))
             case .armDeadline(let context, let milliseconds):
                 let state = state
@@ -143,14 +147,14 @@ struct ConnectionHandler: Sendable {
             closeIfNeeded()
         }
 
-        /// The read loop's actions, which may start a call.
+        /// Carries out an action of the read loop, which may start a call.
         func perform(
             _ action: ConnectionStateMachine.Action,
             group: inout ThrowingDiscardingTaskGroup<any Error>,
             service: AuditService
         ) async {
             guard case .startCall(let call, let request) = action else {
-                await perform(action, group: nil)
+                await perform(action)
                 return
             }
             let io = self
@@ -228,6 +232,9 @@ struct ConnectionHandler: Sendable {
             case .ended(.cancelledByClient), nil:
                 status = nil
             }
+            // Free the call's slot before its TRAILERS go out, so a client that
+            // opens its next call on seeing them is not refused for the limit.
+            let finished = state.with { $0.callFinished(streamID: streamID) }
             if let status {
                 if status.code != 0 {
                     logger.debug("call failed", metadata: [
@@ -237,7 +244,7 @@ struct ConnectionHandler: Sendable {
                 }
                 await write(.trailers(streamID: streamID, status: status))
             }
-            await perform(state.with { $0.callFinished(streamID: streamID) }, group: nil)
+            await perform(finished)
         }
     }
 }

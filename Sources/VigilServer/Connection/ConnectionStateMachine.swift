@@ -42,6 +42,10 @@ struct ConnectionStateMachine {
         case none
         /// A Vigil preface: answer with the server's preface.
         case sendPreface
+        /// A Vigil preface of another major version: answer with the server's
+        /// preface (so the client learns which version it speaks), then
+        /// GOAWAY FAILED_PRECONDITION, and close.
+        case refuseVersion(message: String)
         /// An HTTP request on this port: answer with the 400 text and close.
         case refuseHTTP
         /// Close without a word (TLS hello, garbage).
@@ -50,8 +54,8 @@ struct ConnectionStateMachine {
         case sendPong(ByteBuffer)
         /// A fatal error: GOAWAY with this code and message, then close.
         case goAwayAndClose(lastStreamID: UInt32, code: StatusCode, message: String)
-        /// A graceful GOAWAY; `closeNow` when no call is in flight.
-        case goAway(lastStreamID: UInt32, closeNow: Bool)
+        /// A graceful GOAWAY (the connection closes once `phase` is `.closed`).
+        case goAway(lastStreamID: UInt32)
         /// A call was opened: arm its deadline.
         case armDeadline(CallContext, timeoutMilliseconds: UInt64)
         /// End a call that has no task (yet) with TRAILERS.
@@ -81,8 +85,7 @@ struct ConnectionStateMachine {
             return .sendPreface
         case .vigil(let preface):
             phase = .closed
-            return .goAwayAndClose(
-                lastStreamID: 0, code: .failedPrecondition,
+            return .refuseVersion(
                 message: "protocol version \(preface.major).\(preface.minor) is not supported; this server speaks \(Preface.current.major).x")
         case .http:
             phase = .closed
@@ -182,9 +185,9 @@ struct ConnectionStateMachine {
         case .awaitingRequest:
             guard frame.flags.contains(.endStream) else {
                 calls[frame.streamID] = nil
-                return .endCall(
+                return closeIfDrained(or: .endCall(
                     streamID: frame.streamID,
-                    status: VigilError(.invalidArgument, "\(call.method.rawValue) takes one request message: send it in one MESSAGE frame with END_STREAM"))
+                    status: VigilError(.invalidArgument, "\(call.method.rawValue) takes one request message: send it in one MESSAGE frame with END_STREAM")))
             }
             call.phase = .running
             calls[frame.streamID] = call
@@ -240,8 +243,9 @@ struct ConnectionStateMachine {
     mutating func shutdownRequested() -> Action {
         switch phase {
         case .active:
-            phase = .draining(lastStreamID: highestStreamID)
-            return .goAway(lastStreamID: highestStreamID, closeNow: calls.isEmpty)
+            // With no call in flight there is nothing to wait for: close after the GOAWAY.
+            phase = calls.isEmpty ? .closed : .draining(lastStreamID: highestStreamID)
+            return .goAway(lastStreamID: highestStreamID)
         case .awaitingPreface, .awaitingHello:
             phase = .closed
             return .close
