@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
     ],
     targets: [
         // zlib from the system (Debian: zlib1g-dev), for COMPRESSED frames and disk parts.
@@ -104,6 +105,14 @@ let package = Package(
             name: "VigilCoreTests",
             dependencies: ["VigilCore", "VigilProto"],
             resources: []
+        ),
+        .testTarget(
+            name: "VigilStorageTests",
+            dependencies: [
+                "VigilStorage", "VigilCore", "VigilProto",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
         ),
         .testTarget(
             name: "VigilWireTests",

@@ -63,6 +63,23 @@ public final class VigilServer: Service, Sendable {
 
         let service = AuditService(store: store, configuration: configuration)
         let logger = logger
+        let store = store
+        // Flushing, merging and retention run beside the connections, and stop
+        // only after the last connection has drained.
+        try await withThrowingTaskGroup(of: Void.self) { maintenance in
+            maintenance.addTask { try await store.runMaintenance() }
+            defer { maintenance.cancelAll() }
+            try await serve(serverChannel, service: service, logger: logger)
+        }
+        try await store.close()
+        logger.info("stopped")
+    }
+
+    private func serve(
+        _ serverChannel: NIOAsyncChannel<NIOAsyncChannel<WireInbound, WireOutbound>, Never>,
+        service: AuditService, logger: Logger
+    ) async throws {
+        let configuration = configuration
         try await withThrowingDiscardingTaskGroup { group in
             try await serverChannel.executeThenClose { connections in
                 for try await connection in connections.cancelOnGracefulShutdown() {
@@ -75,7 +92,5 @@ public final class VigilServer: Service, Sendable {
             }
             logger.info("stopped accepting connections; draining")
         }
-        try await store.close()
-        logger.info("stopped")
     }
 }

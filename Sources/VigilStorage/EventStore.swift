@@ -56,6 +56,14 @@ public protocol EventStore: Sendable {
     /// The event with this id, if stored.
     func get(id: EventID) async throws(VigilError) -> AuditEvent?
 
-    /// Flushes and releases what the store holds; called once on shutdown.
+    /// Background work (flushing, merging, retention) until cancelled.
+    func runMaintenance() async throws
+
+    /// Flushes and releases what the store holds; called once on shutdown,
+    /// after `runMaintenance` has ended.
     func close() async throws(VigilError)
+}
+
+extension EventStore {
+    public func runMaintenance() async throws {}
 }

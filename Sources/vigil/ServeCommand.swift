@@ -50,6 +50,27 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Seconds calls in flight get to finish after SIGINT/SIGTERM before they are cut off.")
     var shutdownTimeout = 30
 
+    @Option(name: .long, help: ArgumentHelp("When an ingest is acknowledged: always (after an fsync; concurrent batches share one), interval:<ms> (fsync every <ms> milliseconds, ack after the write) or never (the OS decides).", valueName: "policy"))
+    var fsync = "always"
+
+    @Option(name: .long, help: ArgumentHelp("How long events are kept, by occurredAt: 90d, 12h, or 'forever'.", valueName: "duration"))
+    var retention = "90d"
+
+    @Option(name: .long, help: ArgumentHelp("Retention of one tenant, TENANT=DURATION (repeatable), e.g. acme=30d.", valueName: "tenant=duration"))
+    var tenantRetention: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Move expired parts here instead of deleting them (same file system as --data-dir).", valueName: "path"))
+    var archiveDir: String?
+
+    @Option(name: .long, help: "Memory for events not yet flushed to disk, in MiB; past it ingest is slowed, then refused with RESOURCE_EXHAUSTED.")
+    var memoryBudgetMb = StorageOptions(directory: "").memoryBudgetBytes / 1_048_576
+
+    @Option(name: .long, help: "Events in memory before they are flushed to a part.")
+    var segmentMaxEvents = StorageOptions(directory: "").segmentMaxRows
+
+    @Flag(name: .long, help: "Start even if the write-ahead log is corrupt in the middle: cut it at the last good record (the cut-off records are lost; the files are kept as *.corrupt).")
+    var repairWal = false
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
@@ -83,10 +104,31 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.eventLimits.maxClockSkewNanos = Int64(maxClockSkew) * 1_000_000_000
         configuration.handshakeTimeout = .seconds(handshakeTimeout)
 
-        if mkdir(dataDir, 0o755) != 0 && errno != EEXIST {
-            throw ValidationError("cannot create --data-dir '\(dataDir)': \(String(cString: strerror(errno)))")
+        var storage = StorageOptions(directory: dataDir)
+        guard let policy = SyncPolicy(parsing: fsync) else {
+            throw ValidationError("--fsync '\(fsync)' is not always, never or interval:<milliseconds>")
         }
-        let store = try MemoryEventStore(journalPath: dataDir + "/journal.log")
+        storage.sync = policy
+        storage.retentionNanos = try parseRetention(retention, flag: "--retention")
+        for entry in tenantRetention {
+            let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty else {
+                throw ValidationError("--tenant-retention '\(entry)' is not TENANT=DURATION, e.g. acme=30d")
+            }
+            storage.tenantRetentionNanos[parts[0]] = try parseRetention(parts[1], flag: "--tenant-retention") ?? Int64.max
+        }
+        storage.archiveDirectory = archiveDir
+        storage.memoryBudgetBytes = memoryBudgetMb * 1_048_576
+        storage.segmentMaxRows = segmentMaxEvents
+        storage.repair = repairWal
+        let store: ColumnarEventStore
+        do {
+            store = try ColumnarEventStore(options: storage)
+        } catch {
+            logger.critical("cannot open the data directory", metadata: ["vigil.error": "\(error)"])
+            throw CLIError(error)
+        }
+        logger.info("opened \(dataDir): \(store.recovery)")
         let server = VigilServer(configuration: configuration, store: store, logger: logger)
         var groupConfiguration = ServiceGroupConfiguration(
             services: [.init(service: server)],
@@ -100,3 +142,12 @@ struct ServeCommand: AsyncParsableCommand {
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// "90d", "12h", "forever" → nanoseconds (nil for forever).
+func parseRetention(_ text: String, flag: String) throws -> Int64? {
+    if text == "forever" { return nil }
+    guard let nanos = parseDuration(text) else {
+        throw ValidationError("\(flag) '\(text)' is not a duration such as 90d or 12h, or 'forever'")
+    }
+    return nanos
+}

@@ -15,6 +15,6 @@ struct Vigil: AsyncParsableCommand {
             Every client command takes --server HOST:PORT (default 127.0.0.1:7700).
             """,
         version: vigilVersion,
-        subcommands: [ServeCommand.self, IngestCommand.self, QueryCommand.self, GetCommand.self]
+        subcommands: [ServeCommand.self, IngestCommand.self, QueryCommand.self, GetCommand.self, InspectCommand.self]
     )
 }

@@ -63,10 +63,10 @@ final class ServerProcess {
     let dataDir: String
     private let stderrReader: ReadAll
 
-    init(dataDir: String) throws {
+    init(dataDir: String, extraArguments: [String] = []) throws {
         self.dataDir = dataDir
         process.executableURL = VigilBinary.url
-        process.arguments = ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir]
+        process.arguments = ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir] + extraArguments
         let err = Pipe()
         process.standardError = err
         process.standardOutput = FileHandle.nullDevice
@@ -93,6 +93,22 @@ final class ServerProcess {
     }
 
     var address: String { "127.0.0.1:\(port)" }
+
+    /// kill -9: no shutdown, no flush.
+    func kill9() {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        _ = stderrReader.wait()
+    }
+
+    /// The peak resident memory so far, from /proc, in bytes.
+    var peakResidentBytes: Int? {
+        guard let status = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8) else { return nil }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            return line.split(separator: " ").dropFirst().first.flatMap { Int($0) }.map { $0 * 1024 }
+        }
+        return nil
+    }
 
     /// SIGTERM, then wait: returns the exit status and what it logged after starting.
     func stop() -> (Int32, String) {

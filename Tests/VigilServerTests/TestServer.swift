@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOCore
 import NIOPosix
@@ -39,7 +40,14 @@ func withTestServer<R: Sendable>(
     configure(&configuration)
     var logger = Logger(label: "vigil.test")
     logger.logLevel = .critical
-    let store = try store ?? MemoryEventStore()
+    // The real engine, in a fresh directory, with small segments so that
+    // tests read across memory and parts.
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-test-\(UUID().uuidString)").path
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    var storage = StorageOptions(directory: directory)
+    storage.segmentMaxRows = 2_000
+    storage.retentionNanos = nil
+    let store = try store ?? ColumnarEventStore(options: storage)
     let server = VigilServer(configuration: configuration, store: store, logger: logger)
     let group = ServiceGroup(services: [server], logger: logger)
     return try await withThrowingTaskGroup(of: Void.self) { tasks in

@@ -1,0 +1,621 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+import SwiftProtobuf
+import VigilCore
+import VigilProto
+
+/// The storage engine: a write-ahead log, an in-memory columnar segment that
+/// queries read at once, and immutable zlib-compressed parts on disk, merged
+/// and expired in the background.
+///
+/// - Ingest: a batch gets its seqs and a WAL record under one lock (so WAL
+///   order is seq order), joins the memory segment, and is acknowledged once
+///   the WAL record is durable. Queries see it from then on (`visibleSeq`).
+/// - Flush: a full (or old) memory segment is sealed — the WAL rotates at the
+///   same moment, so the sealed rows are exactly those of the older WAL
+///   segments — written as one part per UTC day, recorded in MANIFEST, and
+///   only then are those WAL segments deleted.
+/// - Every change to the set of parts (flush, merge, retention) is one atomic
+///   MANIFEST replacement plus one swap of the in-memory list under the lock,
+///   so a query sees every event exactly once.
+///
+/// Directory layout: `MANIFEST`, `LOCK`, `wal/<n>.wal`, `parts/<day>/<n>.part`,
+/// `keys/<n>-<t>.keys`. See the VigilStorage documentation for the formats.
+public final class ColumnarEventStore: EventStore {
+    static let manifestMagic = "VMAN"
+    static let keysMagic = "VKEY"
+
+    struct LivePart: Sendable {
+        let entry: Vigil_V1_ManifestPart
+        let reader: PartReader
+        var day: String { String(entry.path.split(separator: "/").dropFirst().first ?? "") }
+    }
+
+    struct SealedSegment: Sendable {
+        let chunks: [MemoryChunk]
+        /// Every record of these chunks is in a WAL segment numbered below this.
+        let walBoundary: UInt64
+        let lastLocation: WALLocation?
+        let bytes: Int
+        var lastSeq: UInt64 { chunks.last?.lastSeq ?? 0 }
+    }
+
+    struct State {
+        var nextSeq: UInt64
+        var visibleSeq: UInt64
+        var active: [MemoryChunk] = []
+        var activeBytes = 0
+        var activeRows = 0
+        var activeSince: ContinuousClock.Instant?
+        var sealed: [SealedSegment] = []
+        var sealedBytes = 0
+        var parts: [LivePart]
+        var idempotency: IdempotencyWindow
+        var lastWrite: WALLocation?
+        var memoryWaiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        var nextWaiterID: UInt64 = 0
+        var closed = false
+    }
+
+    /// A query's view: what existed when it started.
+    struct Snapshot {
+        var chunks: [MemoryChunk]
+        var parts: [LivePart]
+        var visibleSeq: UInt64
+    }
+
+    public let options: StorageOptions
+    let wal: WriteAheadLog
+    private let state: Mutex<State>
+    /// The manifest, owned by maintenance work (flush, merge, retention, close), one at a time.
+    private let manifest: Mutex<Vigil_V1_Manifest>
+    private let maintenanceLock = AsyncLock()
+    private let wake: AsyncStream<Void>.Continuation
+    private let wakeups: AsyncStream<Void>
+    private let lockFile: Int32
+    /// What opening found, for the server's log.
+    public let recovery: RecoveryReport
+
+    public struct RecoveryReport: Sendable, CustomStringConvertible {
+        public var parts = 0
+        public var partRows: UInt64 = 0
+        public var walRecordsReplayed = 0
+        public var walEventsReplayed = 0
+        public var walReport: WALReplayReport?
+        public var garbageRemoved: [String] = []
+        public var description: String {
+            var text = "\(parts) parts (\(partRows) events), replayed \(walEventsReplayed) events from \(walRecordsReplayed) WAL records"
+            if let tail = walReport?.truncatedTail { text += "; cut a torn WAL tail: \(tail)" }
+            if !garbageRemoved.isEmpty { text += "; removed \(garbageRemoved.count) unfinished files" }
+            return text
+        }
+    }
+
+    public init(options: StorageOptions) throws(VigilError) {
+        self.options = options
+        let directory = options.directory
+        try FileIO.makeDirectory(directory)
+        try FileIO.makeDirectory(directory + "/parts")
+        try FileIO.makeDirectory(directory + "/keys")
+
+        // One server per directory: two would corrupt each other's WAL.
+        lockFile = Glibc.open(directory + "/LOCK", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard lockFile >= 0 else { throw FileIO.error("open", directory + "/LOCK") }
+        guard flock(lockFile, LOCK_EX | LOCK_NB) == 0 else {
+            Glibc.close(lockFile)
+            throw VigilError(.failedPrecondition, "\(directory) is in use by another Vigil process (its LOCK is held); stop it or use another --data-dir")
+        }
+
+        var report = RecoveryReport()
+        var manifest = Vigil_V1_Manifest()
+        manifest.formatVersion = 1
+        manifest.nextPartNumber = 1
+        let manifestPath = directory + "/MANIFEST"
+        do {
+            if FileIO.exists(manifestPath) {
+                manifest = try ChecksummedFile.read(Vigil_V1_Manifest.self, magic: Self.manifestMagic, from: manifestPath)
+            }
+            // Parts.
+            var parts: [LivePart] = []
+            var listed = Set<String>()
+            for entry in manifest.parts {
+                let reader = try PartReader(path: directory + "/" + entry.path)
+                parts.append(LivePart(entry: entry, reader: reader))
+                listed.insert(entry.path)
+                report.parts += 1
+                report.partRows += entry.rows
+            }
+            // Files no MANIFEST lists are from an interrupted flush or merge.
+            for day in try FileIO.list(directory + "/parts") {
+                for name in try FileIO.list(directory + "/parts/" + day) where !listed.contains("parts/\(day)/\(name)") {
+                    try FileIO.remove(directory + "/parts/\(day)/\(name)")
+                    report.garbageRemoved.append("parts/\(day)/\(name)")
+                }
+            }
+            // Idempotency keys of flushed batches.
+            var idempotency = IdempotencyWindow(maxKeys: options.idempotencyMaxKeys, maxAge: options.idempotencyWindowNanos)
+            let now = currentUnixNanos()
+            for file in manifest.idempotencyFiles {
+                let keys = try ChecksummedFile.read(Vigil_V1_IdempotencyKeys.self, magic: Self.keysMagic, from: directory + "/keys/" + file)
+                for entry in keys.entries {
+                    idempotency.remember(
+                        AppendResult(firstSeq: entry.firstSeq, lastSeq: entry.lastSeq, count: Int(entry.count), receivedAt: entry.receivedAtNanos, replayed: true),
+                        for: entry.key, now: min(now, entry.receivedAtNanos))
+                }
+            }
+            for name in try FileIO.list(directory + "/keys") where !manifest.idempotencyFiles.contains(name) {
+                try FileIO.remove(directory + "/keys/" + name)
+                report.garbageRemoved.append("keys/" + name)
+            }
+
+            // The WAL: everything not yet in a part.
+            var walOptions = WALOptions(directory: directory + "/wal")
+            walOptions.segmentBytes = options.walSegmentBytes
+            walOptions.sync = options.sync
+            let wal = try WriteAheadLog(options: walOptions)
+            var chunks: [MemoryChunk] = []
+            var lastSeq = manifest.flushedThroughSeq
+            for part in parts { lastSeq = max(lastSeq, part.entry.maxSeq) }
+            let flushed = manifest.flushedThroughSeq
+            let walReport = try wal.replay(repair: options.repair) { (payload, _) throws(VigilError) in
+                let batch: Vigil_V1_WalBatch
+                do { batch = try Vigil_V1_WalBatch(serializedBytes: payload) } catch {
+                    throw VigilError(.dataLoss, "a WAL record with a valid checksum does not decode: \(error)")
+                }
+                report.walRecordsReplayed += 1
+                guard batch.firstSeq > flushed, !batch.events.isEmpty else { return }
+                let chunk = MemoryChunk(
+                    columns: .init(batch.events), firstSeq: batch.firstSeq, receivedAt: batch.receivedAtNanos,
+                    idempotencyKey: batch.idempotencyKey)
+                chunks.append(chunk)
+                report.walEventsReplayed += chunk.count
+                lastSeq = max(lastSeq, chunk.lastSeq)
+                if !batch.idempotencyKey.isEmpty {
+                    idempotency.remember(
+                        AppendResult(firstSeq: chunk.firstSeq, lastSeq: chunk.lastSeq, count: chunk.count, receivedAt: chunk.receivedAt, replayed: true),
+                        for: batch.idempotencyKey, now: min(now, chunk.receivedAt))
+                }
+            }
+            report.walReport = walReport
+            self.wal = wal
+            var initial = State(nextSeq: lastSeq + 1, visibleSeq: lastSeq, parts: parts, idempotency: idempotency)
+            initial.active = chunks
+            initial.activeBytes = chunks.reduce(0) { $0 + $1.estimatedBytes }
+            initial.activeRows = chunks.reduce(0) { $0 + $1.count }
+            initial.activeSince = chunks.isEmpty ? nil : .now
+            state = Mutex(initial)
+        } catch {
+            Glibc.close(lockFile)
+            throw error
+        }
+        self.manifest = Mutex(manifest)
+        recovery = report
+        (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    deinit {
+        Glibc.close(lockFile)
+    }
+
+    // MARK: Ingest
+
+    public func append(_ events: [AuditEvent], idempotencyKey: String?) async throws(VigilError) -> AppendResult {
+        let key = idempotencyKey ?? ""
+        if !key.isEmpty, let earlier = try await earlierAnswer(for: key) { return earlier }
+        try await waitForMemory()
+
+        // The costly work happens before the lock: columns, and the WAL record's events.
+        let columns = MemoryChunk.Columns(events)
+        var body = Vigil_V1_WalBatch()
+        body.events = events
+        body.idempotencyKey = key
+        let bodyBytes: [UInt8] = (try? body.serializedBytes()) ?? []
+
+        let (result, location) = try state.withLock { state throws(VigilError) -> (AppendResult, WALLocation?) in
+            guard !state.closed else { throw VigilError(.unavailable, "the store is shutting down") }
+            let now = currentUnixNanos()
+            if !key.isEmpty, var earlier = state.idempotency.answer(for: key, now: now) {
+                earlier.replayed = true
+                return (earlier, state.lastWrite)
+            }
+            let firstSeq = state.nextSeq
+            // Protobuf messages concatenate: the tail adds the fields known only now.
+            var tail = Vigil_V1_WalBatch()
+            tail.firstSeq = firstSeq
+            tail.receivedAtNanos = now
+            let location = try wal.write(bodyBytes + ((try? tail.serializedBytes()) ?? []))
+            state.lastWrite = location
+            state.nextSeq += UInt64(columns.count)
+            let chunk = MemoryChunk(columns: columns, firstSeq: firstSeq, receivedAt: now, idempotencyKey: key)
+            state.active.append(chunk)
+            state.activeBytes += chunk.estimatedBytes
+            state.activeRows += chunk.count
+            if state.activeSince == nil { state.activeSince = .now }
+            let result = AppendResult(firstSeq: firstSeq, lastSeq: chunk.lastSeq, count: chunk.count, receivedAt: now, replayed: false)
+            if !key.isEmpty { state.idempotency.remember(result, for: key, now: now) }
+            // Half the budget at most, so that one segment can fill while another flushes.
+            if state.activeRows >= options.segmentMaxRows || state.activeBytes >= min(options.segmentMaxBytes, options.memoryBudgetBytes / 2) {
+                try sealActive(&state)
+            }
+            return (result, location)
+        }
+        if let location { try await wal.waitDurable(location) }
+        if !result.replayed {
+            state.withLock { $0.visibleSeq = max($0.visibleSeq, result.lastSeq) }
+        }
+        return result
+    }
+
+    /// The remembered answer for `key`, once the batch it answers is durable.
+    private func earlierAnswer(for key: String) async throws(VigilError) -> AppendResult? {
+        let found = state.withLock { state -> (AppendResult, WALLocation?)? in
+            guard var earlier = state.idempotency.answer(for: key, now: currentUnixNanos()) else { return nil }
+            earlier.replayed = true
+            return (earlier, state.lastWrite)
+        }
+        guard let (answer, location) = found else { return nil }
+        if let location { try await wal.waitDurable(location) }
+        return answer
+    }
+
+    /// Backpressure: waits while unflushed data is over the memory budget; after
+    /// `backpressureTimeout`, RESOURCE_EXHAUSTED.
+    private func waitForMemory() async throws(VigilError) {
+        let budget = options.memoryBudgetBytes
+        let over: @Sendable (State) -> Bool = { state in state.activeBytes + state.sealedBytes > budget && !state.sealed.isEmpty }
+        guard state.withLock({ over($0) }) else { return }
+        wake.yield()
+        let timeout = options.backpressureTimeout
+        let freed = await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                    let registered = self.state.withLock { state -> Bool in
+                        guard over(state) else { return false }
+                        state.nextWaiterID += 1
+                        state.memoryWaiters[state.nextWaiterID] = continuation
+                        return true
+                    }
+                    if !registered { continuation.resume() }
+                }
+                return true
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return false
+            }
+            let first = await group.next() ?? false
+            if !first {
+                // Release our waiter (and any other: they re-check).
+                let waiters = self.state.withLock { state in
+                    defer { state.memoryWaiters.removeAll() }
+                    return Array(state.memoryWaiters.values)
+                }
+                waiters.forEach { $0.resume() }
+            }
+            group.cancelAll()
+            return first
+        }
+        if !freed && state.withLock({ over($0) }) {
+            throw VigilError(
+                .resourceExhausted, "ingest is ahead of flushing to disk (over the \(budget / 1_048_576) MiB memory budget); retry shortly",
+                metadata: ["vigil.retry-after-ms": "1000"])
+        }
+    }
+
+    /// Seals the active segment: it becomes a sealed segment waiting for its
+    /// flush, and the WAL rotates so that its records are exactly those of the
+    /// older WAL segments.
+    private func sealActive(_ state: inout State) throws(VigilError) {
+        guard !state.active.isEmpty else { return }
+        let boundary = try wal.rotate()
+        state.sealed.append(SealedSegment(chunks: state.active, walBoundary: boundary, lastLocation: state.lastWrite, bytes: state.activeBytes))
+        state.sealedBytes += state.activeBytes
+        state.active = []
+        state.activeBytes = 0
+        state.activeRows = 0
+        state.activeSince = nil
+        wake.yield()
+    }
+
+    // MARK: Maintenance
+
+    /// Runs flushes, merges and retention until cancelled. The server runs it
+    /// beside its listener.
+    public func runMaintenance() async throws {
+        try await withThrowingDiscardingTaskGroup { group in
+            let wake = wake
+            group.addTask {
+                // A periodic tick for age-based sealing and retention.
+                while !Task.isCancelled {
+                    try await Task.sleep(for: .seconds(1))
+                    wake.yield()
+                }
+            }
+            var lastRetention = ContinuousClock.now - .seconds(3600)
+            for await _ in wakeups {
+                if Task.isCancelled { break }
+                try await maintain(retention: ContinuousClock.now - lastRetention >= .seconds(60))
+                if ContinuousClock.now - lastRetention >= .seconds(60) { lastRetention = .now }
+            }
+            group.cancelAll()
+        }
+    }
+
+    /// One round of maintenance: seal by age, flush, merge, and (when asked) retention.
+    public func maintain(retention: Bool = true) async throws(VigilError) {
+        try await maintenanceLock.withLock { () async throws(VigilError) in
+            try state.withLock { state throws(VigilError) in
+                if let since = state.activeSince, ContinuousClock.now - since >= options.segmentMaxAge {
+                    try sealActive(&state)
+                }
+            }
+            while let segment = state.withLock({ $0.sealed.first }) {
+                try await flush(segment)
+            }
+            try mergeIfNeeded()
+            if retention { try applyRetention(now: currentUnixNanos()) }
+        }
+    }
+
+    /// Seals whatever is in memory and flushes it now.
+    public func flushNow() async throws(VigilError) {
+        try await maintenanceLock.withLock { () async throws(VigilError) in
+            try state.withLock { state throws(VigilError) in try sealActive(&state) }
+            while let segment = state.withLock({ $0.sealed.first }) {
+                try await flush(segment)
+            }
+        }
+    }
+
+    /// Merges now (tests and `vigil` tools; the maintenance loop does it by itself).
+    public func mergeNow() async throws(VigilError) {
+        try await maintenanceLock.withLock { () async throws(VigilError) in try mergeIfNeeded() }
+    }
+
+    /// Applies retention now as of `now`.
+    public func retainNow(now: Int64) async throws(VigilError) {
+        try await maintenanceLock.withLock { () async throws(VigilError) in try applyRetention(now: now) }
+    }
+
+    private func flush(_ segment: SealedSegment) async throws(VigilError) {
+        if let location = segment.lastLocation { try await wal.waitDurable(location) }
+        var byDay: [String: [AuditEvent]] = [:]
+        var maxReceived: Int64 = 0
+        var keys = Vigil_V1_IdempotencyKeys()
+        for chunk in segment.chunks {
+            for row in 0..<chunk.count {
+                let event = chunk.event(at: row)
+                byDay[dayName(of: event.occurredAt.unixNanos), default: []].append(event)
+            }
+            maxReceived = max(maxReceived, chunk.receivedAt)
+            if !chunk.idempotencyKey.isEmpty {
+                var entry = Vigil_V1_IdempotencyEntry()
+                entry.key = chunk.idempotencyKey
+                entry.firstSeq = chunk.firstSeq
+                entry.lastSeq = chunk.lastSeq
+                entry.count = UInt32(chunk.count)
+                entry.receivedAtNanos = chunk.receivedAt
+                keys.entries.append(entry)
+            }
+        }
+        var next = manifest.withLock { $0 }
+        var written: [LivePart] = []
+        for (day, events) in byDay.sorted(by: { $0.key < $1.key }) {
+            written.append(try writePart(events, day: day, level: 0, manifest: &next))
+        }
+        if !keys.entries.isEmpty {
+            let name = "\(hex16(next.nextPartNumber))-\(hex16(UInt64(max(0, maxReceived)))).keys"
+            next.nextPartNumber += 1
+            try ChecksummedFile.write(keys, magic: Self.keysMagic, to: options.directory + "/keys/" + name)
+            next.idempotencyFiles.append(name)
+        }
+        next.parts += written.map(\.entry)
+        next.flushedThroughSeq = max(next.flushedThroughSeq, segment.lastSeq)
+        try commit(next)
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.sealed.removeFirst()
+            state.sealedBytes -= segment.bytes
+            state.parts += written
+            defer { state.memoryWaiters.removeAll() }
+            return Array(state.memoryWaiters.values)
+        }
+        waiters.forEach { $0.resume() }
+        try wal.removeSegments(before: segment.walBoundary)
+    }
+
+    private func writePart(_ events: [AuditEvent], day: String, level: UInt8, manifest: inout Vigil_V1_Manifest) throws(VigilError) -> LivePart {
+        let number = manifest.nextPartNumber
+        manifest.nextPartNumber += 1
+        let relative = "parts/\(day)/\(hex16(number)).part"
+        try FileIO.makeDirectory(options.directory + "/parts/" + day)
+        var writerOptions = PartWriter.Options()
+        writerOptions.rowsPerBlock = options.rowsPerBlock
+        writerOptions.level = level
+        writerOptions.generation = number
+        let metadata = try PartWriter.write(events, to: options.directory + "/" + relative, options: writerOptions)
+        var entry = Vigil_V1_ManifestPart()
+        entry.path = relative
+        entry.rows = UInt64(metadata.rowCount)
+        entry.minSeq = metadata.minSeq
+        entry.maxSeq = metadata.maxSeq
+        entry.minOccurredAt = metadata.minOccurredAt
+        entry.maxOccurredAt = metadata.maxOccurredAt
+        entry.level = UInt32(level)
+        entry.bytes = UInt64(metadata.fileBytes)
+        return LivePart(entry: entry, reader: try PartReader(path: options.directory + "/" + relative))
+    }
+
+    private func commit(_ next: Vigil_V1_Manifest) throws(VigilError) {
+        try ChecksummedFile.write(next, magic: Self.manifestMagic, to: options.directory + "/MANIFEST")
+        manifest.withLock { $0 = next }
+    }
+
+    /// Merges the parts of a day once it has `mergeFanIn` of them, smallest
+    /// first, up to `mergeMaxRows` rows; expired rows are dropped on the way.
+    private func mergeIfNeeded() throws(VigilError) {
+        let parts = state.withLock { $0.parts }
+        let byDay = Dictionary(grouping: parts, by: \.day)
+        for (day, dayParts) in byDay.sorted(by: { $0.key < $1.key }) where dayParts.count >= options.mergeFanIn {
+            var chosen: [LivePart] = []
+            var rows: UInt64 = 0
+            for part in dayParts.sorted(by: { $0.entry.rows < $1.entry.rows }) where rows + part.entry.rows <= UInt64(options.mergeMaxRows) {
+                chosen.append(part)
+                rows += part.entry.rows
+            }
+            guard chosen.count >= 2 else { continue }
+            let now = currentUnixNanos()
+            var events: [AuditEvent] = []
+            events.reserveCapacity(Int(rows))
+            for part in chosen {
+                for block in part.reader.blocks.indices {
+                    for event in try part.reader.events(block: block) where !isExpired(event, now: now) {
+                        events.append(event)
+                    }
+                }
+            }
+            var next = manifest.withLock { $0 }
+            let level = UInt8(min(255, (chosen.map(\.entry.level).max() ?? 0) + 1))
+            let merged: LivePart? = events.isEmpty ? nil : try writePart(events, day: day, level: level, manifest: &next)
+            let removed = Set(chosen.map(\.entry.path))
+            next.parts.removeAll { removed.contains($0.path) }
+            if let merged { next.parts.append(merged.entry) }
+            try commit(next)
+            state.withLock { state in
+                state.parts.removeAll { removed.contains($0.entry.path) }
+                if let merged { state.parts.append(merged) }
+            }
+            // Queries that still hold the old readers keep their open files.
+            for path in removed { try FileIO.remove(options.directory + "/" + path) }
+        }
+    }
+
+    /// Removes (or archives) every part whose events have all expired, and
+    /// forgets idempotency keys past their window.
+    private func applyRetention(now: Int64) throws(VigilError) {
+        let parts = state.withLock { $0.parts }
+        let expired = parts.filter { part in
+            part.reader.metadata.tenants.allSatisfy { tenant in
+                guard let retention = options.retention(of: tenant) else { return false }
+                return part.entry.maxOccurredAt < now &- retention
+            }
+        }
+        var next = manifest.withLock { $0 }
+        let oldKeys = next.idempotencyFiles.filter { name in
+            guard let time = name.split(separator: "-").last.flatMap({ UInt64($0.prefix(16), radix: 16) }) else { return true }
+            return Int64(time) < now - options.idempotencyWindowNanos
+        }
+        guard !expired.isEmpty || !oldKeys.isEmpty else { return }
+        let removed = Set(expired.map(\.entry.path))
+        next.parts.removeAll { removed.contains($0.path) }
+        next.idempotencyFiles.removeAll { oldKeys.contains($0) }
+        try commit(next)
+        state.withLock { $0.parts.removeAll { removed.contains($0.entry.path) } }
+        for path in removed {
+            if let archive = options.archiveDirectory {
+                let destination = archive + "/" + path
+                try FileIO.makeDirectory(FileIO.directoryName(of: destination))
+                try FileIO.rename(options.directory + "/" + path, to: destination)
+            } else {
+                try FileIO.remove(options.directory + "/" + path)
+            }
+        }
+        for name in oldKeys { try FileIO.remove(options.directory + "/keys/" + name) }
+    }
+
+    func isExpired(_ event: AuditEvent, now: Int64) -> Bool {
+        guard let retention = options.retention(of: event.tenant) else { return false }
+        return event.occurredAt.unixNanos < now &- retention
+    }
+
+    public func close() async throws(VigilError) {
+        let alreadyClosed = state.withLock { state in
+            defer { state.closed = true }
+            return state.closed
+        }
+        guard !alreadyClosed else { return }
+        wake.finish()
+        defer { flock(lockFile, LOCK_UN) }
+        try await flushNow()
+        try wal.close()
+    }
+
+    // MARK: Reading
+
+    private func snapshot() -> Snapshot {
+        state.withLock { state in
+            Snapshot(chunks: state.sealed.flatMap(\.chunks) + state.active, parts: state.parts, visibleSeq: state.visibleSeq)
+        }
+    }
+
+    public func scan(filter: EventFilter, order: Vigil_V1_Order, after cursor: QueryCursor?, limit: Int) async throws(VigilError) -> ScanPage {
+        try QueryExecution(store: self, snapshot: snapshot(), filter: filter, newestFirst: order != .oldestFirst, cursor: cursor, limit: limit)
+            .run()
+    }
+
+    public func get(id: EventID) async throws(VigilError) -> AuditEvent? {
+        let snapshot = snapshot()
+        let now = currentUnixNanos()
+        let text = id.description
+        // Server-assigned ids carry their seq: look there first.
+        let seq = id.low & 0x3FFF_FFFF_FFFF_FFFF
+        for chunk in snapshot.chunks where chunk.firstSeq <= seq && seq <= chunk.lastSeq && seq <= snapshot.visibleSeq {
+            let row = Int(seq - chunk.firstSeq)
+            if chunk.id(at: row) == id { return visible(chunk.event(at: row), now: now) }
+        }
+        for part in snapshot.parts where part.entry.minSeq <= seq && seq <= part.entry.maxSeq {
+            for (index, block) in part.reader.blocks.enumerated() where block.minSeq <= seq && seq <= block.maxSeq {
+                for event in try part.reader.events(block: index) where event.seq == seq && event.id == text {
+                    return visible(event, now: now)
+                }
+            }
+        }
+        // A client-supplied id: search everything.
+        for chunk in snapshot.chunks {
+            for row in 0..<chunk.count where chunk.seq(at: row) <= snapshot.visibleSeq && chunk.id(at: row) == id {
+                return visible(chunk.event(at: row), now: now)
+            }
+        }
+        for part in snapshot.parts {
+            for index in part.reader.blocks.indices {
+                for event in try part.reader.events(block: index) where event.id == text {
+                    return visible(event, now: now)
+                }
+            }
+        }
+        return nil
+    }
+
+    private func visible(_ event: AuditEvent, now: Int64) -> AuditEvent? {
+        isExpired(event, now: now) ? nil : event
+    }
+
+    // MARK: Introspection
+
+    public struct Statistics: Sendable {
+        public var memoryEvents: Int
+        public var memoryBytes: Int
+        public var sealedSegments: Int
+        public var parts: Int
+        public var partEvents: UInt64
+        public var partBytes: UInt64
+        public var walBytes: Int
+        public var lastSeq: UInt64
+    }
+
+    public var statistics: Statistics {
+        let walBytes = wal.totalBytes
+        return state.withLock { state in
+            Statistics(
+                memoryEvents: state.activeRows + state.sealed.reduce(0) { $0 + $1.chunks.reduce(0) { $0 + $1.count } },
+                memoryBytes: state.activeBytes + state.sealedBytes,
+                sealedSegments: state.sealed.count,
+                parts: state.parts.count,
+                partEvents: state.parts.reduce(0) { $0 + $1.entry.rows },
+                partBytes: state.parts.reduce(0) { $0 + $1.entry.bytes },
+                walBytes: walBytes,
+                lastSeq: state.nextSeq - 1)
+        }
+    }
+}

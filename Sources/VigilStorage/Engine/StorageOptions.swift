@@ -1,0 +1,53 @@
+import VigilCore
+
+/// How the storage engine behaves. Every limit bounds memory, disk or time,
+/// and says why it has its default.
+public struct StorageOptions: Sendable {
+    /// The data directory (created if missing). Holds MANIFEST, wal/, parts/, keys/.
+    public var directory: String
+    /// When an ingest is acknowledged relative to its WAL fsync.
+    public var sync: SyncPolicy = .always
+    /// WAL segment size: a flushed segment's WAL is deleted whole, so smaller
+    /// segments free disk sooner; larger ones mean fewer files.
+    public var walSegmentBytes = 64 * 1024 * 1024
+    /// The memory segment is sealed (and flushed to parts) at this many rows...
+    public var segmentMaxRows = 500_000
+    /// ...or this many bytes of column data...
+    public var segmentMaxBytes = 128 * 1024 * 1024
+    /// ...or when its oldest batch is this old, so that the WAL to replay after
+    /// a crash stays short.
+    public var segmentMaxAge: Duration = .seconds(60)
+    /// Memory for unflushed events (the active segment plus sealed ones waiting
+    /// for their flush). Past it, ingest waits for a flush (backpressure), and
+    /// after `backpressureTimeout` answers RESOURCE_EXHAUSTED.
+    public var memoryBudgetBytes = 512 * 1024 * 1024
+    public var backpressureTimeout: Duration = .seconds(10)
+    /// Rows per block in parts: large enough for compression to pay, small
+    /// enough that a point lookup decodes little.
+    public var rowsPerBlock = 4096
+    /// A day with this many parts has them merged into one.
+    public var mergeFanIn = 8
+    /// The most rows one merge rewrites: a merge holds its rows in memory.
+    public var mergeMaxRows = 2_000_000
+    /// How long events are kept (by occurred_at); nil keeps them forever.
+    public var retentionNanos: Int64? = 90 * 86_400 * 1_000_000_000
+    /// Per-tenant overrides of `retentionNanos`.
+    public var tenantRetentionNanos: [String: Int64] = [:]
+    /// Expired parts are moved here instead of deleted.
+    public var archiveDirectory: String?
+    /// Start even when the WAL is corrupt in the middle, cutting it at the last good record.
+    public var repair = false
+    /// How long idempotency keys are remembered.
+    public var idempotencyWindowNanos: Int64 = 24 * 3600 * 1_000_000_000
+    /// Most idempotency keys remembered.
+    public var idempotencyMaxKeys = 1_000_000
+
+    public init(directory: String) {
+        self.directory = directory
+    }
+
+    /// The retention of `tenant`, or nil for forever.
+    func retention(of tenant: String) -> Int64? {
+        tenantRetentionNanos[tenant] ?? retentionNanos
+    }
+}

@@ -1,0 +1,161 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import VigilCore
+
+/// Thin, throwing wrappers over the POSIX calls the storage engine needs, so
+/// every failure carries the path and errno text. Storage I/O errors are
+/// UNAVAILABLE (the disk, not the caller, is at fault).
+public struct FileHandleDescriptor: Sendable {
+    public let fd: Int32
+    public let path: String
+
+    public static func open(_ path: String, flags: Int32, mode: mode_t = 0o644) throws(VigilError) -> FileHandleDescriptor {
+        let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw FileIO.error("open", path) }
+        return FileHandleDescriptor(fd: fd, path: path)
+    }
+
+    public func close() {
+        _ = Glibc.close(fd)
+    }
+
+    public func size() throws(VigilError) -> Int {
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw FileIO.error("stat", path) }
+        return Int(info.st_size)
+    }
+
+    /// Writes all of `bytes` at `offset`.
+    public func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws(VigilError) {
+        var done = 0
+        while done < bytes.count {
+            let count = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset + done))
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { throw FileIO.error("write", path) }
+            done += count
+        }
+    }
+
+    /// Appends all of `bytes` (for files opened with O_APPEND).
+    public func append(_ bytes: UnsafeRawBufferPointer) throws(VigilError) {
+        var done = 0
+        while done < bytes.count {
+            let count = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { throw FileIO.error("write", path) }
+            done += count
+        }
+    }
+
+    /// Reads exactly `count` bytes at `offset`, or throws DATA_LOSS when the file is shorter.
+    public func read(count: Int, at offset: Int) throws(VigilError) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        var done = 0
+        while done < count {
+            let got = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, count - done, off_t(offset + done)) }
+            if got < 0 && errno == EINTR { continue }
+            if got < 0 { throw FileIO.error("read", path) }
+            if got == 0 { throw VigilError(.dataLoss, "\(path) ends at \(offset + done) bytes, before the \(count) bytes expected at offset \(offset)") }
+            done += got
+        }
+        return bytes
+    }
+
+    public func sync() throws(VigilError) {
+        guard fsync(fd) == 0 else { throw FileIO.error("fsync", path) }
+    }
+
+    public func truncate(to size: Int) throws(VigilError) {
+        guard ftruncate(fd, off_t(size)) == 0 else { throw FileIO.error("truncate", path) }
+    }
+}
+
+public enum FileIO {
+    static func error(_ operation: String, _ path: String) -> VigilError {
+        let code = errno
+        let reason = String(cString: strerror(code))
+        return VigilError(code == ENOSPC ? .resourceExhausted : .unavailable, "\(operation) \(path): \(reason)")
+    }
+
+    /// Creates `path` and its parents (like `mkdir -p`).
+    public static func makeDirectory(_ path: String) throws(VigilError) {
+        var prefix = path.hasPrefix("/") ? "/" : ""
+        for component in path.split(separator: "/") {
+            prefix += component + "/"
+            if mkdir(prefix, 0o755) != 0 && errno != EEXIST { throw error("mkdir", prefix) }
+        }
+    }
+
+    /// fsyncs a directory, so that a rename or a new file in it is durable.
+    public static func syncDirectory(_ path: String) throws(VigilError) {
+        let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw error("open", path) }
+        defer { _ = Glibc.close(fd) }
+        guard fsync(fd) == 0 else { throw error("fsync", path) }
+    }
+
+    /// Atomically replaces `destination` with `source` (same file system).
+    public static func rename(_ source: String, to destination: String) throws(VigilError) {
+        guard Glibc.rename(source, destination) == 0 else { throw error("rename", source) }
+    }
+
+    public static func remove(_ path: String) throws(VigilError) {
+        guard unlink(path) == 0 || errno == ENOENT else { throw error("unlink", path) }
+    }
+
+    public static func removeDirectory(_ path: String) throws(VigilError) {
+        guard rmdir(path) == 0 || errno == ENOENT else { throw error("rmdir", path) }
+    }
+
+    public static func exists(_ path: String) -> Bool {
+        access(path, F_OK) == 0
+    }
+
+    /// The names in a directory (not "." or ".."), sorted; empty when it does not exist.
+    public static func list(_ path: String) throws(VigilError) -> [String] {
+        guard let directory = opendir(path) else {
+            if errno == ENOENT { return [] }
+            throw error("opendir", path)
+        }
+        defer { closedir(directory) }
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    /// Writes `bytes` to `path` durably and atomically: a temporary file,
+    /// fsync, rename over `path`, fsync of the directory.
+    public static func writeAtomically(_ bytes: [UInt8], to path: String) throws(VigilError) {
+        let temporary = path + ".tmp"
+        let file = try FileHandleDescriptor.open(temporary, flags: O_WRONLY | O_CREAT | O_TRUNC)
+        do throws(VigilError) {
+            let written: VigilError? = bytes.withUnsafeBytes { raw in
+                do throws(VigilError) { try file.write(raw, at: 0) } catch { return error }
+                return nil
+            }
+            if let written { throw written }
+            try file.sync()
+            file.close()
+        } catch {
+            file.close()
+            throw error
+        }
+        try rename(temporary, to: path)
+        try syncDirectory(directoryName(of: path))
+    }
+
+    public static func directoryName(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+}

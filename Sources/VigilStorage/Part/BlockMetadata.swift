@@ -1,0 +1,295 @@
+/// Where one column chunk of a block lies and how to read it.
+public struct ChunkInfo: Sendable, Hashable {
+    public var column: PartColumn
+    public var encoding: ChunkEncoding
+    public var codec: ChunkCodec
+    /// Offset of the stored bytes in the file.
+    public var offset: Int
+    /// Bytes in the file.
+    public var storedLength: Int
+    /// Bytes once decompressed (equal to `storedLength` for `ChunkCodec.none`).
+    public var rawLength: Int
+    /// CRC32C of the stored bytes.
+    public var checksum: UInt32
+
+    /// Bytes of one chunk entry in the block index.
+    static let encodedSize = 23
+    /// The largest raw chunk the writer produces and the reader accepts: a
+    /// decoded chunk is held in memory whole, so a corrupt length must not ask
+    /// for more. Blocks are cut at `PartWriter.Options.maxBlockBytes` (8 MiB)
+    /// long before a chunk comes near it.
+    static let maxRawLength = 64 << 20
+}
+
+/// A block's statistics for one column, kept in the footer so that a reader
+/// can skip blocks without reading them.
+public enum ColumnStatistic: Sendable, Hashable {
+    /// A bloom filter of the block's values (high-cardinality columns).
+    case bloom(BloomFilter)
+    /// Every distinct value of the block (low-cardinality string columns, at most 64).
+    case values([String])
+    /// Every distinct raw value of the block (enum columns, at most 64).
+    case enumValues([Int32])
+
+    var kind: UInt8 {
+        switch self {
+        case .bloom: 1
+        case .values: 2
+        case .enumValues: 3
+        }
+    }
+
+    /// The most values a value set holds: beyond that a set costs more footer
+    /// than it saves and a column is better served by its chunk.
+    static let maxValues = 64
+}
+
+/// One block of a part as its footer describes it: rows, key ranges, tenants,
+/// where each column chunk lies, and the statistics that let a query skip it.
+public struct BlockMetadata: Sendable {
+    /// The block's position in the part.
+    public var index: Int
+    public var rowCount: Int
+    public var minOccurredAt: Int64
+    public var maxOccurredAt: Int64
+    public var minSeq: UInt64
+    public var maxSeq: UInt64
+    /// The block's tenants, as positions in the part's sorted tenant list.
+    /// Rows are sorted by tenant, so they are a contiguous range.
+    public var tenantIndexes: Range<Int>
+    /// The block's tenants (byte order).
+    public var tenants: [String]
+    public var columns: [PartColumn: ChunkInfo]
+    public var statistics: [PartColumn: ColumnStatistic]
+    /// Where chunks of columns this version does not know lie (never read).
+    var unknownChunks: [Range<Int>] = []
+
+    /// Whether the block may hold a row whose `column` equals `value`
+    /// (compared by UTF-8 bytes). False only when its statistics rule it out:
+    /// the tenant list, a value set, or a bloom filter; for `id`, a derived id
+    /// whose seq lies outside the block, and the bloom filter of the ids that
+    /// were not derived. Enum columns take the raw value as decimal text.
+    /// True for columns without statistics.
+    public func mayContain(_ column: PartColumn, _ value: String) -> Bool {
+        switch column {
+        case .tenant:
+            return tenants.contains { sameUTF8($0, value) }
+        case .actorType, .category, .outcome:
+            guard let number = Int(value) else { return true }
+            return mayContain(column, enumValue: number)
+        case .id:
+            if let id = CanonicalEventID.parse(value), id.high & 0xFFFF == 0x7000, id.low >> 62 == 2 {
+                // Perhaps a derived id of one of these rows: its seq is in its low bits.
+                let seq = id.low & 0x3FFF_FFFF_FFFF_FFFF
+                if maxSeq > 0x3FFF_FFFF_FFFF_FFFF || (minSeq...maxSeq).contains(seq) { return true }
+            }
+            return statisticAllows(column, value)
+        default:
+            return statisticAllows(column, value)
+        }
+    }
+
+    private func statisticAllows(_ column: PartColumn, _ value: String) -> Bool {
+        switch statistics[column] {
+        case .bloom(let filter):
+            return filter.mayContain(value)
+        case .values(let values):
+            return values.contains { sameUTF8($0, value) }
+        case .enumValues, nil:
+            return true
+        }
+    }
+
+    /// Whether the block may hold a row whose enum `column` has raw value `enumValue`.
+    public func mayContain(_ column: PartColumn, enumValue: Int) -> Bool {
+        guard case .enumValues(let values) = statistics[column] else { return true }
+        return values.contains { Int($0) == enumValue }
+    }
+
+    /// Every distinct value of a string column in this block, when the block
+    /// keeps them (tenants always; action and resourceType when at most 64).
+    public func distinctValues(of column: PartColumn) -> [String]? {
+        if column == .tenant { return tenants }
+        guard case .values(let values) = statistics[column] else { return nil }
+        return values
+    }
+
+    /// Every distinct raw value of an enum column in this block, when kept.
+    public func distinctEnumValues(of column: PartColumn) -> [Int32]? {
+        guard case .enumValues(let values) = statistics[column] else { return nil }
+        return values
+    }
+
+    // MARK: - Block index entry
+
+    func encode(into out: inout ByteWriter) {
+        out.u32(UInt32(rowCount))
+        out.i64(minOccurredAt)
+        out.i64(maxOccurredAt)
+        out.u64(minSeq)
+        out.u64(maxSeq)
+        out.u32(UInt32(tenantIndexes.lowerBound))
+        out.u32(UInt32(tenantIndexes.count))
+        let chunks = columns.values.sorted { $0.offset < $1.offset }
+        out.u8(UInt8(chunks.count))
+        for chunk in chunks {
+            out.u8(chunk.column.rawValue)
+            out.u8(chunk.encoding.rawValue)
+            out.u8(chunk.codec.rawValue)
+            out.u64(UInt64(chunk.offset))
+            out.u32(UInt32(chunk.storedLength))
+            out.u32(UInt32(chunk.rawLength))
+            out.u32(chunk.checksum)
+        }
+        let stats = statistics.sorted { $0.key < $1.key }
+        out.u8(UInt8(stats.count))
+        for (column, statistic) in stats {
+            out.u8(column.rawValue)
+            out.u8(statistic.kind)
+            let lengthAt = out.count
+            out.u32(0)
+            switch statistic {
+            case .bloom(let filter):
+                out.u8(UInt8(filter.hashCount))
+                out.u32(UInt32(filter.bitCount))
+                out.append(filter.bytes)
+            case .values(let values):
+                out.u8(UInt8(values.count))
+                for value in values {
+                    out.u16(UInt16(value.utf8.count))
+                    out.append(utf8: value)
+                }
+            case .enumValues(let values):
+                out.u8(UInt8(values.count))
+                for value in values { out.i32(value) }
+            }
+            out.patchU32(UInt32(out.count - lengthAt - 4), at: lengthAt)
+        }
+    }
+
+    /// Reads one block index entry, checking it against the part: its
+    /// tenants within the tenant list, its chunks within the chunk area, its
+    /// encodings allowed for their columns, its statistics well formed.
+    static func decode(
+        _ reader: inout ByteReader, index: Int, partTenants: [String], chunkArea: Range<Int>
+    ) throws(PartFormatError) -> BlockMetadata {
+        let start = reader.offset
+        let rowCount = Int(try reader.u32("block row count"))
+        guard rowCount >= 1 && rowCount <= ColumnEncoding.maxRows else {
+            throw PartFormatError("block \(index) has \(rowCount) rows; blocks hold 1 to \(ColumnEncoding.maxRows)", at: start)
+        }
+        let rangesAt = reader.offset
+        let minOccurredAt = try reader.i64()
+        let maxOccurredAt = try reader.i64()
+        let minSeq = try reader.u64()
+        let maxSeq = try reader.u64()
+        guard minOccurredAt <= maxOccurredAt, minSeq <= maxSeq else {
+            throw PartFormatError("block \(index) has a minimum above its maximum", at: rangesAt)
+        }
+        let tenantsAt = reader.offset
+        let firstTenant = Int(try reader.u32())
+        let tenantCount = Int(try reader.u32())
+        guard tenantCount >= 1, firstTenant <= partTenants.count, tenantCount <= partTenants.count - firstTenant,
+            tenantCount <= rowCount
+        else {
+            throw PartFormatError("block \(index) names tenants \(firstTenant)+\(tenantCount) of \(partTenants.count)", at: tenantsAt)
+        }
+        let tenantIndexes = firstTenant..<firstTenant + tenantCount
+
+        var columns: [PartColumn: ChunkInfo] = [:]
+        var unknown: [Range<Int>] = []
+        let chunkCount = Int(try reader.u8("chunk count"))
+        try reader.need(chunkCount * ChunkInfo.encodedSize, "block \(index)'s chunk entries")
+        for _ in 0..<chunkCount {
+            let entryAt = reader.offset
+            let columnID = try reader.u8()
+            let encodingID = try reader.u8()
+            let codecID = try reader.u8()
+            let offset = try reader.u64()
+            let stored = Int(try reader.u32())
+            let raw = Int(try reader.u32())
+            let checksum = try reader.u32()
+            guard let codec = ChunkCodec(rawValue: codecID) else {
+                throw PartFormatError("block \(index) has a chunk with unknown codec \(codecID)", at: entryAt)
+            }
+            guard offset >= UInt64(chunkArea.lowerBound), offset <= UInt64(chunkArea.upperBound),
+                stored <= chunkArea.upperBound - Int(offset)
+            else {
+                throw PartFormatError("block \(index) has a chunk at \(offset)+\(stored) outside the chunk area \(chunkArea)", at: entryAt)
+            }
+            guard raw <= ChunkInfo.maxRawLength, codec != .none || raw == stored, codec != .zlib || stored > 0 else {
+                throw PartFormatError("block \(index) has a chunk of \(stored) stored and \(raw) raw bytes", at: entryAt)
+            }
+            guard let column = PartColumn(rawValue: columnID) else {
+                // A column of a later writer: its bytes are accounted for, its values ignored.
+                unknown.append(Int(offset)..<Int(offset) + stored)
+                continue
+            }
+            guard let encoding = ChunkEncoding(rawValue: encodingID), column.allowedEncodings.contains(encoding) else {
+                throw PartFormatError("block \(index) column \(column.name) has unknown encoding \(encodingID)", at: entryAt)
+            }
+            guard columns[column] == nil else {
+                throw PartFormatError("block \(index) has two chunks of column \(column.name)", at: entryAt)
+            }
+            columns[column] = ChunkInfo(
+                column: column, encoding: encoding, codec: codec, offset: Int(offset),
+                storedLength: stored, rawLength: raw, checksum: checksum)
+        }
+        for column in PartColumn.allCases where columns[column] == nil {
+            throw PartFormatError("block \(index) has no chunk of column \(column.name)", at: start)
+        }
+
+        var statistics: [PartColumn: ColumnStatistic] = [:]
+        let statCount = Int(try reader.u8("statistics count"))
+        for _ in 0..<statCount {
+            let statAt = reader.offset
+            let columnID = try reader.u8()
+            let kind = try reader.u8()
+            let length = Int(try reader.u32("statistic length"))
+            var payload = ByteReader(try reader.bytes(length, "statistic"), base: reader.offset - length)
+            guard let column = PartColumn(rawValue: columnID) else { continue }
+            let statistic: ColumnStatistic
+            switch kind {
+            case 1:
+                let hashCount = Int(try payload.u8("bloom probes"))
+                let bitCount = Int(try payload.u32("bloom size"))
+                guard hashCount >= 1, hashCount <= BloomFilter.maxHashCount, bitCount > 0, bitCount % 8 == 0,
+                    bitCount / 8 == payload.remaining
+                else {
+                    throw PartFormatError("block \(index) column \(column.name) has a bloom filter of \(bitCount) bits, \(hashCount) probes in \(length) bytes", at: statAt)
+                }
+                statistic = .bloom(BloomFilter(hashCount: hashCount, bits: Array(try payload.bytes(bitCount / 8))))
+            case 2:
+                let count = Int(try payload.u8("value count"))
+                guard count <= ColumnStatistic.maxValues else {
+                    throw PartFormatError("block \(index) column \(column.name) lists \(count) values", at: statAt)
+                }
+                var values: [String] = []
+                for _ in 0..<count {
+                    let valueLength = Int(try payload.u16("value length"))
+                    values.append(String(decoding: try payload.bytes(valueLength, "value"), as: UTF8.self))
+                }
+                statistic = .values(values)
+            case 3:
+                let count = Int(try payload.u8("value count"))
+                guard count <= ColumnStatistic.maxValues else {
+                    throw PartFormatError("block \(index) column \(column.name) lists \(count) values", at: statAt)
+                }
+                var values: [Int32] = []
+                for _ in 0..<count { values.append(try payload.i32()) }
+                statistic = .enumValues(values)
+            default:
+                continue  // a statistic of a later writer
+            }
+            try payload.expectEnd("block \(index) column \(column.name)'s statistic")
+            guard statistics.updateValue(statistic, forKey: column) == nil else {
+                throw PartFormatError("block \(index) has two statistics of column \(column.name)", at: statAt)
+            }
+        }
+        return BlockMetadata(
+            index: index, rowCount: rowCount, minOccurredAt: minOccurredAt, maxOccurredAt: maxOccurredAt,
+            minSeq: minSeq, maxSeq: maxSeq, tenantIndexes: tenantIndexes,
+            tenants: Array(partTenants[tenantIndexes]), columns: columns, statistics: statistics,
+            unknownChunks: unknown)
+    }
+}

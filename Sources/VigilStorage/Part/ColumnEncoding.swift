@@ -1,0 +1,586 @@
+import SwiftProtobuf
+import VigilCore
+import VigilProto
+
+/// Encoders and decoders of column chunks, in matching pairs: `encodeX`
+/// appends a whole raw chunk (its encoding byte, its row count, its body) to a
+/// `ByteWriter` and chooses the smallest encoding the column allows;
+/// `decodeX` reads one back, checking every length and count it meets. The
+/// layouts are documented byte by byte in the PartFormat article.
+enum ColumnEncoding {
+    /// Most rows in one block (so in one chunk). Keeps a dictionary code
+    /// within two bytes and bounds what decoding a block allocates.
+    static let maxRows = 65_536
+    /// Bytes of 10^0 ... 10^18, the scales of integer chunks.
+    private static let powersOfTen: [Int64] = (0...18).map { exponent in
+        (0..<exponent).reduce(Int64(1)) { product, _ in product * 10 }
+    }
+
+    // MARK: - Chunk header
+
+    static func writeHeader(_ encoding: ChunkEncoding, rows: Int, into out: inout ByteWriter) {
+        out.u8(encoding.rawValue)
+        out.varint(rows)
+    }
+
+    /// Reads and checks a chunk's first bytes: an encoding the column allows
+    /// and matching the block index, and the block's row count.
+    static func readHeader(
+        _ reader: inout ByteReader, column: PartColumn, expected: ChunkEncoding, rows: Int
+    ) throws(PartFormatError) -> ChunkEncoding {
+        let raw = try reader.u8("chunk encoding")
+        guard let encoding = ChunkEncoding(rawValue: raw), column.allowedEncodings.contains(encoding) else {
+            throw PartFormatError("unknown encoding \(raw) for column \(column.name)", at: reader.offset - 1)
+        }
+        guard encoding == expected else {
+            throw PartFormatError("encoding \(raw) differs from the \(expected.rawValue) of the block index", at: reader.offset - 1)
+        }
+        let start = reader.offset
+        let count = try reader.varint("chunk row count")
+        guard count == UInt64(rows) else {
+            throw PartFormatError("chunk holds \(count) rows, the block \(rows)", at: start)
+        }
+        return encoding
+    }
+
+    // MARK: - Integers (occurredAt, receivedAt, seq)
+
+    /// Encodes Int64 values (seq as its bit pattern): the largest power of ten
+    /// dividing every value is factored out (times are often whole
+    /// microseconds or milliseconds), then the first value and either the
+    /// differences (`delta`) or the differences of differences
+    /// (`deltaOfDelta`) follow as zigzag varints, whichever is shorter.
+    /// Arithmetic wraps, so any Int64 sequence round trips.
+    static func encodeIntegers(_ values: UnsafeBufferPointer<Int64>, into out: inout ByteWriter) -> ChunkEncoding {
+        let count = values.count
+        var exponent = 0
+        if count > 0 {
+            for candidate in [9, 6, 3] {
+                let scale = powersOfTen[candidate]
+                if values.allSatisfy({ $0 % scale == 0 }) {
+                    exponent = candidate
+                    break
+                }
+            }
+        }
+        let scale = powersOfTen[exponent]
+        @inline(__always) func value(_ index: Int) -> Int64 {
+            scale == 1 ? values[index] : values[index] / scale
+        }
+        // Sizes of both encodings in one pass.
+        var deltaSize = 0
+        var doubleSize = 0
+        if count > 0 {
+            let first = Varint.size(Varint.zigzag(value(0)))
+            deltaSize = first
+            doubleSize = first
+            var previous = value(0)
+            var previousDelta: Int64 = 0
+            for index in 1..<max(count, 1) {
+                let current = value(index)
+                let delta = current &- previous
+                deltaSize &+= Varint.size(Varint.zigzag(delta))
+                doubleSize &+= Varint.size(Varint.zigzag(index == 1 ? delta : delta &- previousDelta))
+                previous = current
+                previousDelta = delta
+            }
+        }
+        let encoding: ChunkEncoding = doubleSize < deltaSize ? .deltaOfDelta : .delta
+        writeHeader(encoding, rows: count, into: &out)
+        out.u8(UInt8(exponent))
+        out.appendSpace(encoding == .delta ? deltaSize : doubleSize) { pointer in
+            var position = 0
+            var previous: Int64 = 0
+            var previousDelta: Int64 = 0
+            for index in 0..<count {
+                let current = value(index)
+                let delta = current &- previous
+                let written: Int64
+                if index == 0 {
+                    written = current
+                } else if encoding == .delta || index == 1 {
+                    written = delta
+                } else {
+                    written = delta &- previousDelta
+                }
+                position &+= Varint.write(Varint.zigzag(written), to: pointer + position)
+                previous = current
+                previousDelta = delta
+            }
+        }
+        return encoding
+    }
+
+    static func decodeIntegers(
+        _ reader: inout ByteReader, encoding: ChunkEncoding, rows: Int
+    ) throws(PartFormatError) -> [Int64] {
+        let exponentOffset = reader.offset
+        let exponent = Int(try reader.u8("scale exponent"))
+        guard exponent < powersOfTen.count else {
+            throw PartFormatError("scale exponent \(exponent) is above 18", at: exponentOffset)
+        }
+        let scale = powersOfTen[exponent]
+        var values = [Int64]()
+        values.reserveCapacity(rows)
+        var current: Int64 = 0
+        var delta: Int64 = 0
+        for index in 0..<rows {
+            let read = try reader.zigzag("value of row \(index)")
+            if index == 0 {
+                current = read
+            } else {
+                if encoding == .delta || index == 1 {
+                    delta = read
+                } else {
+                    delta = delta &+ read
+                }
+                current = current &+ delta
+            }
+            values.append(current &* scale)
+        }
+        try reader.expectEnd("the last value")
+        return values
+    }
+
+    // MARK: - Enums (actorType, category, outcome, presence)
+
+    /// Encodes protobuf enum raw values: a byte per row when all fit a byte,
+    /// (value, run length) pairs when that is shorter, or a zigzag varint per
+    /// row for values outside 0...255 (unknown enum values round trip too).
+    static func encodeEnums(_ values: UnsafeBufferPointer<Int32>, into out: inout ByteWriter) -> ChunkEncoding {
+        let count = values.count
+        var fitsByte = true
+        var varintSize = 0
+        var runSize = 0
+        var index = 0
+        while index < count {
+            let value = values[index]
+            var end = index + 1
+            while end < count && values[end] == value { end += 1 }
+            let valueSize = Varint.size(Varint.zigzag(Int64(value)))
+            runSize += valueSize + Varint.size(UInt64(end - index))
+            varintSize += valueSize * (end - index)
+            if value < 0 || value > 255 { fitsByte = false }
+            index = end
+        }
+        let encoding: ChunkEncoding
+        if fitsByte && count <= runSize {
+            encoding = .byte
+        } else if runSize < varintSize {
+            encoding = .runLength
+        } else {
+            encoding = .varint
+        }
+        writeHeader(encoding, rows: count, into: &out)
+        switch encoding {
+        case .byte:
+            out.appendSpace(count) { pointer in
+                for index in 0..<count { pointer[index] = UInt8(truncatingIfNeeded: values[index]) }
+            }
+        case .runLength:
+            out.appendSpace(runSize) { pointer in
+                var position = 0
+                var index = 0
+                while index < count {
+                    let value = values[index]
+                    var end = index + 1
+                    while end < count && values[end] == value { end += 1 }
+                    position += Varint.write(Varint.zigzag(Int64(value)), to: pointer + position)
+                    position += Varint.write(UInt64(end - index), to: pointer + position)
+                    index = end
+                }
+            }
+        default:
+            out.appendSpace(varintSize) { pointer in
+                var position = 0
+                for index in 0..<count {
+                    position += Varint.write(Varint.zigzag(Int64(values[index])), to: pointer + position)
+                }
+            }
+        }
+        return encoding
+    }
+
+    static func decodeEnums(
+        _ reader: inout ByteReader, encoding: ChunkEncoding, rows: Int
+    ) throws(PartFormatError) -> [Int32] {
+        var values = [Int32]()
+        values.reserveCapacity(rows)
+        @inline(__always) func readValue(_ reader: inout ByteReader, _ row: Int) throws(PartFormatError) -> Int32 {
+            let start = reader.offset
+            let value = try reader.zigzag("enum value of row \(row)")
+            guard let narrow = Int32(exactly: value) else {
+                throw PartFormatError("enum value \(value) does not fit 32 bits", at: start)
+            }
+            return narrow
+        }
+        switch encoding {
+        case .byte:
+            let bytes = try reader.bytes(rows, "enum bytes")
+            for byte in bytes { values.append(Int32(byte)) }
+        case .runLength:
+            while values.count < rows {
+                let value = try readValue(&reader, values.count)
+                let length = try reader.count("run length", limit: rows - values.count)
+                guard length > 0 else { throw reader.error("run of length 0") }
+                values.append(contentsOf: repeatElement(value, count: length))
+            }
+        default:
+            for row in 0..<rows { values.append(try readValue(&reader, row)) }
+        }
+        try reader.expectEnd("the last enum value")
+        return values
+    }
+
+    // MARK: - Strings
+
+    /// Encodes text, keyed by UTF-8 bytes: as a dictionary (the distinct
+    /// values in order of first appearance, then a 1- or 2-byte code per row)
+    /// when that is shorter than plain (every length, then every value's
+    /// bytes). Leaves the block's distinct values in `table` for its statistics.
+    static func encodeStrings(
+        _ values: UnsafeBufferPointer<String>, table: inout ByteStringTable, codes: inout [Int32],
+        into out: inout ByteWriter
+    ) -> ChunkEncoding {
+        let count = values.count
+        precondition(count <= maxRows, "a chunk holds at most \(maxRows) rows")
+        table.reset(capacity: count)
+        codes.removeAll(keepingCapacity: true)
+        var plainSize = 0
+        var previous = -1
+        for index in 0..<count {
+            withUTF8Bytes(values[index]) { bytes in
+                let code: Int
+                if previous >= 0 && table.equals(previous, bytes) {
+                    code = previous
+                } else {
+                    code = table.insert(bytes)
+                }
+                codes.append(Int32(truncatingIfNeeded: code))
+                previous = code
+                plainSize += Varint.size(UInt64(bytes.count)) + bytes.count
+            }
+        }
+        let width = table.count <= 256 ? 1 : 2
+        var dictionarySize = Varint.size(UInt64(table.count)) + count * width
+        for entry in 0..<table.count {
+            let length = table.length(of: entry)
+            dictionarySize += Varint.size(UInt64(length)) + length
+        }
+        if dictionarySize < plainSize {
+            writeHeader(.dictionary, rows: count, into: &out)
+            out.varint(table.count)
+            for entry in 0..<table.count { out.varint(table.length(of: entry)) }
+            out.append(table.arena)
+            codes.withUnsafeBufferPointer { codes in
+                out.appendSpace(count * width) { pointer in
+                    if width == 1 {
+                        for index in 0..<count { pointer[index] = UInt8(truncatingIfNeeded: codes[index]) }
+                    } else {
+                        for index in 0..<count {
+                            pointer[2 * index] = UInt8(truncatingIfNeeded: codes[index] >> 8)
+                            pointer[2 * index + 1] = UInt8(truncatingIfNeeded: codes[index])
+                        }
+                    }
+                }
+            }
+            return .dictionary
+        }
+        writeHeader(.plain, rows: count, into: &out)
+        writePlainLengths(count: count, into: &out) { index in withUTF8Bytes(values[index]) { $0.count } }
+        for index in 0..<count {
+            withUTF8Bytes(values[index]) { out.append($0) }
+        }
+        return .plain
+    }
+
+    private static func writePlainLengths(count: Int, into out: inout ByteWriter, _ length: (Int) -> Int) {
+        var size = 0
+        for index in 0..<count { size += Varint.size(UInt64(length(index))) }
+        out.appendSpace(size) { pointer in
+            var position = 0
+            for index in 0..<count { position += Varint.write(UInt64(length(index)), to: pointer + position) }
+        }
+    }
+
+    /// Reads `rows` plain lengths and checks that their bytes follow.
+    private static func readPlainLengths(
+        _ reader: inout ByteReader, rows: Int
+    ) throws(PartFormatError) -> [Int] {
+        var lengths = [Int]()
+        lengths.reserveCapacity(rows)
+        var total = 0
+        for row in 0..<rows {
+            let length = try reader.count("length of row \(row)", limit: reader.remaining)
+            total += length
+            lengths.append(length)
+        }
+        guard total == reader.remaining else {
+            throw reader.error("lengths add up to \(total) bytes but \(reader.remaining) follow")
+        }
+        return lengths
+    }
+
+    static func decodeStrings(
+        _ reader: inout ByteReader, encoding: ChunkEncoding, rows: Int
+    ) throws(PartFormatError) -> [String] {
+        var values = [String]()
+        values.reserveCapacity(rows)
+        if encoding == .plain {
+            let lengths = try readPlainLengths(&reader, rows: rows)
+            for length in lengths {
+                values.append(String(decoding: try reader.bytes(length), as: UTF8.self))
+            }
+            return values
+        }
+        let entryCount = try reader.count("dictionary size", limit: rows)
+        guard entryCount > 0 || rows == 0 else { throw reader.error("empty dictionary for \(rows) rows") }
+        var lengths = [Int]()
+        lengths.reserveCapacity(entryCount)
+        for entry in 0..<entryCount {
+            lengths.append(try reader.count("length of dictionary entry \(entry)", limit: reader.remaining))
+        }
+        var entries = [String]()
+        entries.reserveCapacity(entryCount)
+        for (entry, length) in lengths.enumerated() {
+            entries.append(String(decoding: try reader.bytes(length, "dictionary entry \(entry)"), as: UTF8.self))
+        }
+        let width = entryCount <= 256 ? 1 : 2
+        let codes = try reader.bytes(rows * width, "dictionary codes")
+        for row in 0..<rows {
+            let code = width == 1 ? Int(codes[row]) : Int(codes[2 * row]) << 8 | Int(codes[2 * row + 1])
+            guard code < entryCount else {
+                throw PartFormatError("dictionary code \(code) of row \(row) is not below \(entryCount)", at: reader.offset - codes.count + row * width)
+            }
+            values.append(entries[code])
+        }
+        try reader.expectEnd("the dictionary codes")
+        return values
+    }
+
+    // MARK: - Event ids
+
+    enum IDMode: UInt8 {
+        /// `derivedEventID(receivedAt:seq:)` of the row: no bytes.
+        case derived = 0
+        /// 16 raw bytes: high then low, big-endian.
+        case explicit = 1
+        /// The empty string: no bytes.
+        case empty = 2
+        /// Anything but canonical lowercase UUID text: a varint length and the bytes.
+        case text = 3
+    }
+
+    /// Encodes ids: a mode byte per row, then the rows' payloads in order.
+    /// Appends the XXH64 of every id that is not derived to `bloomHashes`
+    /// (derived ids are found through their seq instead).
+    static func encodeEventIDs(
+        _ ids: UnsafeBufferPointer<String>, receivedAt: UnsafeBufferPointer<Int64>, seq: UnsafeBufferPointer<UInt64>,
+        into out: inout ByteWriter, bloomHashes: inout [UInt64]
+    ) -> ChunkEncoding {
+        let count = ids.count
+        writeHeader(.eventID, rows: count, into: &out)
+        let modes = out.count
+        out.bytes.append(contentsOf: repeatElement(0, count: count))
+        for index in 0..<count {
+            withUTF8Bytes(ids[index]) { bytes in
+                let mode: IDMode
+                if bytes.isEmpty {
+                    mode = .empty
+                } else if let id = CanonicalEventID.parse(bytes) {
+                    if id == derivedEventID(receivedAt: receivedAt[index], seq: seq[index]) {
+                        mode = .derived
+                    } else {
+                        mode = .explicit
+                        out.u64(id.high)
+                        out.u64(id.low)
+                    }
+                } else {
+                    mode = .text
+                    out.varint(bytes.count)
+                    out.append(bytes)
+                }
+                out.bytes[modes + index] = mode.rawValue
+                if mode != .derived { bloomHashes.append(XXHash64.hash(bytes)) }
+            }
+        }
+        return .eventID
+    }
+
+    static func decodeEventIDs(
+        _ reader: inout ByteReader, rows: Int, receivedAt: [Int64], seq: [UInt64]
+    ) throws(PartFormatError) -> [String] {
+        precondition(receivedAt.count == rows && seq.count == rows, "ids decode after receivedAt and seq")
+        let modesOffset = reader.offset
+        let modes = try reader.bytes(rows, "id modes")
+        var values = [String]()
+        values.reserveCapacity(rows)
+        for row in 0..<rows {
+            switch IDMode(rawValue: modes[row]) {
+            case .derived:
+                values.append(CanonicalEventID.format(derivedEventID(receivedAt: receivedAt[row], seq: seq[row])))
+            case .explicit:
+                let high = try reader.u64("id of row \(row)")
+                let low = try reader.u64("id of row \(row)")
+                values.append(CanonicalEventID.format(EventID(high: high, low: low)))
+            case .empty:
+                values.append("")
+            case .text:
+                let length = try reader.count("id length of row \(row)", limit: reader.remaining)
+                values.append(String(decoding: try reader.bytes(length), as: UTF8.self))
+            case nil:
+                throw PartFormatError("unknown id mode \(modes[row]) of row \(row)", at: modesOffset + row)
+            }
+        }
+        try reader.expectEnd("the last id")
+        return values
+    }
+
+    // MARK: - Trace and request ids
+
+    /// The kind byte of an empty correlation id.
+    static let correlationEmpty: UInt8 = 0
+    /// The kind byte of a correlation id stored as text.
+    static let correlationText: UInt8 = 255
+    /// Kinds 1...32: lowercase hex stored as that many raw bytes.
+    static let maxHexBytes = 32
+
+    /// Encodes trace or request ids: a kind byte per row (0 empty; n in
+    /// 1...32: lowercase hex of 2n digits, stored as n raw bytes; 255: text,
+    /// stored as a varint length and the bytes), then the rows' payloads.
+    /// Appends the XXH64 of every row's text to `bloomHashes`.
+    static func encodeCorrelationIDs(
+        _ values: UnsafeBufferPointer<String>, into out: inout ByteWriter, bloomHashes: inout [UInt64]
+    ) -> ChunkEncoding {
+        let count = values.count
+        writeHeader(.correlationID, rows: count, into: &out)
+        let kinds = out.count
+        out.bytes.append(contentsOf: repeatElement(0, count: count))
+        for index in 0..<count {
+            withUTF8Bytes(values[index]) { bytes in
+                bloomHashes.append(XXHash64.hash(bytes))
+                if bytes.isEmpty { return }  // kind 0 already written
+                if isLowercaseHex(bytes) {
+                    let length = bytes.count / 2
+                    out.bytes[kinds + index] = UInt8(length)
+                    out.appendSpace(length) { pointer in
+                        for byte in 0..<length {
+                            pointer[byte] = hexValue(bytes[2 * byte]) << 4 | hexValue(bytes[2 * byte + 1])
+                        }
+                    }
+                } else {
+                    out.bytes[kinds + index] = correlationText
+                    out.varint(bytes.count)
+                    out.append(bytes)
+                }
+            }
+        }
+        return .correlationID
+    }
+
+    /// Lowercase hex of an even length from 2 to 64 digits.
+    @inline(__always)
+    static func isLowercaseHex(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard bytes.count >= 2, bytes.count <= 2 * maxHexBytes, bytes.count % 2 == 0 else { return false }
+        for byte in bytes {
+            guard (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
+                || (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "f"))
+            else { return false }
+        }
+        return true
+    }
+
+    @inline(__always)
+    private static func hexValue(_ digit: UInt8) -> UInt8 {
+        digit <= UInt8(ascii: "9") ? digit &- UInt8(ascii: "0") : digit &- UInt8(ascii: "a") &+ 10
+    }
+
+    static func decodeCorrelationIDs(_ reader: inout ByteReader, rows: Int) throws(PartFormatError) -> [String] {
+        let kindsOffset = reader.offset
+        let kinds = try reader.bytes(rows, "id kinds")
+        var values = [String]()
+        values.reserveCapacity(rows)
+        for row in 0..<rows {
+            let kind = kinds[row]
+            switch kind {
+            case correlationEmpty:
+                values.append("")
+            case 1...UInt8(maxHexBytes):
+                let raw = try reader.bytes(Int(kind), "hex id of row \(row)")
+                values.append(String(unsafeUninitializedCapacity: raw.count * 2) { buffer in
+                    for (position, byte) in raw.enumerated() {
+                        buffer[2 * position] = hexDigit(byte >> 4)
+                        buffer[2 * position + 1] = hexDigit(byte & 0xF)
+                    }
+                    return raw.count * 2
+                })
+            case correlationText:
+                let length = try reader.count("id length of row \(row)", limit: reader.remaining)
+                values.append(String(decoding: try reader.bytes(length), as: UTF8.self))
+            default:
+                throw PartFormatError("unknown id kind \(kind) of row \(row)", at: kindsOffset + row)
+            }
+        }
+        try reader.expectEnd("the last id")
+        return values
+    }
+
+    // MARK: - Extras (plain bytes)
+
+    /// Encodes opaque byte strings plain: every length, then every row's bytes.
+    static func encodePlainBytes(
+        lengths: UnsafeBufferPointer<Int>, bytes: UnsafeRawBufferPointer, into out: inout ByteWriter
+    ) -> ChunkEncoding {
+        writeHeader(.plain, rows: lengths.count, into: &out)
+        writePlainLengths(count: lengths.count, into: &out) { lengths[$0] }
+        out.append(bytes)
+        return .plain
+    }
+
+    /// Decodes plain byte strings, calling `body` with each row's bytes.
+    static func decodePlainBytes(
+        _ reader: inout ByteReader, rows: Int,
+        _ body: (Int, UnsafeRawBufferPointer) throws(PartFormatError) -> Void
+    ) throws(PartFormatError) {
+        let lengths = try readPlainLengths(&reader, rows: rows)
+        for (row, length) in lengths.enumerated() {
+            try body(row, try reader.bytes(length))
+        }
+    }
+
+    /// The extras of an event: the protobuf bytes of an `AuditEvent` holding
+    /// only its targets, changes and metadata (map entries in key order, so
+    /// that equal events give equal bytes); empty when all three are empty.
+    static func extrasBytes(of event: AuditEvent) -> [UInt8] {
+        if event.targets.isEmpty && event.changes.isEmpty && event.metadata.isEmpty { return [] }
+        var partial = AuditEvent()
+        partial.targets = event.targets
+        partial.changes = event.changes
+        partial.metadata = event.metadata
+        var options = BinaryEncodingOptions()
+        options.useDeterministicOrdering = true
+        // Serializing a message built from valid fields cannot fail.
+        return (try? partial.serializedBytes(options: options)) ?? []
+    }
+
+    /// Decodes an extras chunk into partial events (only targets, changes and
+    /// metadata set; the shared empty event for rows without extras).
+    static func decodeExtras(_ reader: inout ByteReader, rows: Int) throws(PartFormatError) -> [AuditEvent] {
+        var values = [AuditEvent]()
+        values.reserveCapacity(rows)
+        let start = reader.offset
+        try decodePlainBytes(&reader, rows: rows) { (row, bytes) throws(PartFormatError) in
+            if bytes.isEmpty {
+                values.append(AuditEvent())
+                return
+            }
+            do {
+                let partial = try AuditEvent(serializedBytes: [UInt8](bytes))
+                values.append(partial)
+            } catch {
+                throw PartFormatError("extras of row \(row) are not a valid protobuf message (\(error))", at: start)
+            }
+        }
+        return values
+    }
+}

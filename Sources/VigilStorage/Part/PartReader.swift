@@ -1,0 +1,324 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Synchronization
+import VigilCore
+
+/// Compressed and raw bytes of one column over a part (for `vigil inspect`).
+public struct ColumnSize: Sendable, Hashable {
+    public var compressed: Int
+    public var raw: Int
+
+    public init(compressed: Int, raw: Int) {
+        self.compressed = compressed
+        self.raw = raw
+    }
+}
+
+/// Reads a part file. Opening reads and verifies the header, trailer and
+/// footer (so block metadata and statistics are in memory); chunks are read
+/// with `pread` when asked for and verified against their CRC32C before they
+/// are decompressed or decoded. Any damage is reported as DATA_LOSS
+/// ("<path>: <what> at offset N"), never returned as data. Safe to use from
+/// several threads at once.
+public final class PartReader: Sendable {
+    public let path: String
+    public let metadata: PartMetadata
+    public let blocks: [BlockMetadata]
+    private let file: FileHandleDescriptor
+    private let state = Mutex(State())
+    private let inflaters = Mutex<[InflaterBox]>([])
+
+    private struct State {
+        var closed = false
+        var readers = 0
+        var descriptorClosed = false
+    }
+
+    /// Reads and verifies header, trailer and footer; keeps the file open.
+    public init(path: String) throws(VigilError) {
+        self.path = path
+        let file = try FileHandleDescriptor.open(path, flags: O_RDONLY)
+        do throws(VigilError) {
+            (metadata, blocks) = try Self.open(file, path: path)
+        } catch {
+            file.close()
+            throw error
+        }
+        self.file = file
+    }
+
+    deinit {
+        let close = state.withLock { state in
+            defer { state.descriptorClosed = true }
+            return !state.descriptorClosed
+        }
+        if close { file.close() }
+    }
+
+    /// Refuses further reads and closes the file (once reads in progress end).
+    public func close() {
+        let closeNow = state.withLock { state in
+            state.closed = true
+            if state.readers == 0 && !state.descriptorClosed {
+                state.descriptorClosed = true
+                return true
+            }
+            return false
+        }
+        if closeNow { file.close() }
+    }
+
+    private static func dataLoss(_ path: String, _ error: PartFormatError) -> VigilError {
+        VigilError(.dataLoss, "\(path): \(error.what) at offset \(error.offset)")
+    }
+
+    private static func open(_ file: FileHandleDescriptor, path: String) throws(VigilError) -> (PartMetadata, [BlockMetadata]) {
+        let size = try file.size()
+        guard size >= PartFormat.headerSize + PartFormat.trailerSize else {
+            throw VigilError(.dataLoss, "\(path): the file of \(size) bytes is shorter than a part's header and trailer at offset 0")
+        }
+        let trailerOffset = size - PartFormat.trailerSize
+        let trailerBytes = try file.read(count: PartFormat.trailerSize, at: trailerOffset)
+        let trailer: PartFormat.Trailer
+        do {
+            trailer = try withBytes(trailerBytes) { (raw) throws(PartFormatError) in
+                try PartFormat.readTrailer(raw, offset: trailerOffset)
+            }
+        } catch {
+            throw dataLoss(path, error)
+        }
+        try checkVersion(trailer.version, flags: trailer.flags, path: path)
+        guard trailer.footerOffset >= PartFormat.headerSize,
+            trailer.footerOffset <= trailerOffset,
+            trailer.footerLength == trailerOffset - trailer.footerOffset
+        else {
+            throw VigilError(.dataLoss, "\(path): the trailer places a footer of \(trailer.footerLength) bytes at \(trailer.footerOffset), which does not end at the trailer, at offset \(trailerOffset)")
+        }
+        guard trailer.footerLength <= PartFormat.maxFooterBytes else {
+            throw VigilError(.dataLoss, "\(path): footer of \(trailer.footerLength) bytes exceeds the limit of \(PartFormat.maxFooterBytes) at offset \(trailerOffset)")
+        }
+        let headerBytes = try file.read(count: PartFormat.headerSize, at: 0)
+        let header: (version: UInt16, flags: UInt16)
+        do {
+            header = try withBytes(headerBytes) { (raw) throws(PartFormatError) in try PartFormat.readHeader(raw) }
+        } catch {
+            throw dataLoss(path, error)
+        }
+        try checkVersion(header.version, flags: header.flags, path: path)
+        guard header.version == trailer.version else {
+            throw VigilError(.dataLoss, "\(path): header version \(header.version) differs from trailer version \(trailer.version) at offset 4")
+        }
+        let footerBytes = try file.read(count: trailer.footerLength, at: trailer.footerOffset)
+        let checksum = CRC32C.checksum(footerBytes)
+        guard checksum == trailer.footerChecksum else {
+            throw VigilError(.dataLoss, "\(path): footer checksum mismatch (stored \(PartFormat.hex(trailer.footerChecksum)), computed \(PartFormat.hex(checksum))) at offset \(trailer.footerOffset)")
+        }
+        let footer: PartFooter
+        do {
+            footer = try withBytes(footerBytes) { (raw) throws(PartFormatError) in
+                try PartFooter.decode(raw, offset: trailer.footerOffset, chunkArea: PartFormat.headerSize..<trailer.footerOffset)
+            }
+        } catch {
+            throw dataLoss(path, error)
+        }
+        let metadata = PartMetadata(
+            formatVersion: Int(trailer.version), rowCount: footer.rowCount,
+            minOccurredAt: footer.minOccurredAt, maxOccurredAt: footer.maxOccurredAt,
+            minSeq: footer.minSeq, maxSeq: footer.maxSeq, tenants: footer.tenants,
+            createdAt: footer.createdAt, level: footer.level, generation: footer.generation,
+            rowsPerBlock: footer.rowsPerBlock, blockCount: footer.blocks.count,
+            fileBytes: size, footerBytes: trailer.footerLength)
+        return (metadata, footer.blocks)
+    }
+
+    /// A well-formed file of another version: not damage, but not readable here.
+    private static func checkVersion(_ version: UInt16, flags: UInt16, path: String) throws(VigilError) {
+        guard version == PartFormat.version else {
+            throw VigilError(.failedPrecondition, "\(path): part format version \(version) is not supported (this build reads version \(PartFormat.version))")
+        }
+        guard flags == 0 else {
+            throw VigilError(.failedPrecondition, "\(path): part flags \(flags) name features this build does not support")
+        }
+    }
+
+    /// Runs `body` with the file, unless the reader is closed.
+    private func withFile<R>(_ body: (FileHandleDescriptor) throws(VigilError) -> R) throws(VigilError) -> R {
+        let open = state.withLock { state in
+            if state.closed { return false }
+            state.readers += 1
+            return true
+        }
+        guard open else { throw VigilError(.failedPrecondition, "\(path): the part reader is closed") }
+        defer {
+            let closeNow = state.withLock { state in
+                state.readers -= 1
+                if state.closed && state.readers == 0 && !state.descriptorClosed {
+                    state.descriptorClosed = true
+                    return true
+                }
+                return false
+            }
+            if closeNow { file.close() }
+        }
+        return try body(file)
+    }
+
+    /// Decodes the named columns of one block (verifying each chunk's CRC).
+    /// Decoding `id` also decodes `receivedAt` and `seq`, which derived ids
+    /// are rebuilt from.
+    public func readColumns(block index: Int, _ columns: Set<PartColumn>) throws(VigilError) -> DecodedBlock {
+        guard blocks.indices.contains(index) else {
+            throw VigilError(.outOfRange, "\(path): block \(index) does not exist; the part has \(blocks.count)")
+        }
+        let block = blocks[index]
+        var wanted = columns
+        if wanted.contains(.id) {
+            wanted.insert(.receivedAt)
+            wanted.insert(.seq)
+        }
+        // Column order puts seq and receivedAt before id.
+        let chunks = wanted.sorted().map { block.columns[$0]! }
+        var result = DecodedBlock(rowCount: block.rowCount)
+        guard !chunks.isEmpty else { return result }
+
+        // One read for the whole span when the chunks lie close together.
+        let lowest = chunks.map(\.offset).min()!
+        let highest = chunks.map { $0.offset + $0.storedLength }.max()!
+        let needed = chunks.reduce(0) { $0 + $1.storedLength }
+        let span: [UInt8]? =
+            highest - lowest <= needed * 2 + 65_536
+            ? try withFile { (file) throws(VigilError) in try file.read(count: highest - lowest, at: lowest) } : nil
+
+        let inflater = takeInflater()
+        defer { returnInflater(inflater) }
+        var scratch: [UInt8] = []
+        for chunk in chunks {
+            let stored: [UInt8]
+            if let span {
+                stored = Array(span[chunk.offset - lowest..<chunk.offset - lowest + chunk.storedLength])
+            } else {
+                stored = try withFile { (file) throws(VigilError) in try file.read(count: chunk.storedLength, at: chunk.offset) }
+            }
+            try decode(chunk, block: block, stored: stored, scratch: &scratch, inflater: inflater.inflater, into: &result)
+        }
+        return result
+    }
+
+    /// Every event of one block, in stored order.
+    public func events(block index: Int) throws(VigilError) -> [AuditEvent] {
+        try readColumns(block: index, Set(PartColumn.allCases)).events()
+    }
+
+    /// Compressed and raw bytes per column over all blocks (for `vigil inspect`).
+    public func columnSizes() -> [PartColumn: ColumnSize] {
+        var sizes: [PartColumn: ColumnSize] = [:]
+        for block in blocks {
+            for (column, chunk) in block.columns {
+                sizes[column, default: ColumnSize(compressed: 0, raw: 0)].compressed += chunk.storedLength
+                sizes[column, default: ColumnSize(compressed: 0, raw: 0)].raw += chunk.rawLength
+            }
+        }
+        return sizes
+    }
+
+    private func decode(
+        _ chunk: ChunkInfo, block: BlockMetadata, stored: [UInt8], scratch: inout [UInt8],
+        inflater: ZlibInflater, into result: inout DecodedBlock
+    ) throws(VigilError) {
+        let name = "block \(block.index) column \(chunk.column.name)"
+        let checksum = CRC32C.checksum(stored)
+        guard checksum == chunk.checksum else {
+            throw VigilError(.dataLoss, "\(path): \(name): checksum mismatch (stored \(PartFormat.hex(chunk.checksum)), computed \(PartFormat.hex(checksum))) at offset \(chunk.offset)")
+        }
+        func decodeRaw(_ raw: UnsafeRawBufferPointer) throws(VigilError) {
+            do {
+                try Self.decodeColumn(raw, chunk: chunk, rows: block.rowCount, into: &result)
+            } catch {
+                throw VigilError(.dataLoss, "\(path): \(name): \(error.what) (byte \(error.offset) of the decoded chunk) at offset \(chunk.offset)")
+            }
+        }
+        switch chunk.codec {
+        case .none:
+            try withBytes(stored, decodeRaw)
+        case .zlib:
+            if scratch.count < chunk.rawLength {
+                scratch.append(contentsOf: repeatElement(0, count: chunk.rawLength - scratch.count))
+            }
+            let problem: String? = stored.withUnsafeBytes { input in
+                scratch.withUnsafeMutableBytes { output in
+                    inflater.decompress(input, into: UnsafeMutableRawBufferPointer(rebasing: output[0..<chunk.rawLength]))
+                }
+            }
+            if let problem {
+                throw VigilError(.dataLoss, "\(path): \(name): \(problem) at offset \(chunk.offset)")
+            }
+            try withBytes(scratch) { (raw) throws(VigilError) in
+                try decodeRaw(UnsafeRawBufferPointer(rebasing: raw[0..<chunk.rawLength]))
+            }
+        }
+    }
+
+    static func decodeColumn(
+        _ raw: UnsafeRawBufferPointer, chunk: ChunkInfo, rows: Int, into result: inout DecodedBlock
+    ) throws(PartFormatError) {
+        var reader = ByteReader(raw)
+        let column = chunk.column
+        let encoding = try ColumnEncoding.readHeader(&reader, column: column, expected: chunk.encoding, rows: rows)
+        switch column.kind {
+        case .integer:
+            let values = try ColumnEncoding.decodeIntegers(&reader, encoding: encoding, rows: rows)
+            switch column {
+            case .occurredAt: result.occurredAt = values
+            case .receivedAt: result.receivedAt = values
+            default: result.seq = values.map { UInt64(bitPattern: $0) }
+            }
+        case .enumeration:
+            let values = try ColumnEncoding.decodeEnums(&reader, encoding: encoding, rows: rows)
+            switch column {
+            case .actorType: result.actorType = values
+            case .category: result.category = values
+            case .outcome: result.outcome = values
+            default:
+                var bits: [UInt8] = []
+                bits.reserveCapacity(rows)
+                for (row, value) in values.enumerated() {
+                    guard value >= 0 && value <= Int32(PartPresence.all) else {
+                        throw PartFormatError("presence bits \(value) of row \(row) are unknown", at: 0)
+                    }
+                    bits.append(UInt8(value))
+                }
+                result.presence = bits
+            }
+        case .string:
+            result.setStrings(column, try ColumnEncoding.decodeStrings(&reader, encoding: encoding, rows: rows))
+        case .eventID:
+            result.id = try ColumnEncoding.decodeEventIDs(
+                &reader, rows: rows, receivedAt: result.receivedAt!, seq: result.seq!)
+        case .correlationID:
+            result.setStrings(column, try ColumnEncoding.decodeCorrelationIDs(&reader, rows: rows))
+        case .bytes:
+            result.extras = try ColumnEncoding.decodeExtras(&reader, rows: rows)
+        }
+    }
+
+    private func takeInflater() -> InflaterBox {
+        inflaters.withLock { $0.popLast() } ?? InflaterBox()
+    }
+
+    private func returnInflater(_ box: InflaterBox) {
+        inflaters.withLock { pool in
+            if pool.count < 8 { pool.append(box) }
+        }
+    }
+}
+
+/// A pooled inflater; only one thread uses it at a time (taken from and
+/// returned to the reader's pool under its lock).
+private final class InflaterBox: @unchecked Sendable {
+    let inflater = ZlibInflater()
+}

@@ -1,0 +1,478 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import VigilCore
+import VigilProto
+
+/// Writes immutable part files (see the PartFormat article).
+public struct PartWriter {
+    public struct Options: Sendable {
+        /// Rows per block, 1...65,536: the unit a reader skips or decodes.
+        public var rowsPerBlock = 4096
+        /// zlib level of the chunks, -1 (zlib's default) or 0 (store) ... 9.
+        public var compressionLevel: Int32 = 6
+        /// The merger's level of the part.
+        public var level: UInt8 = 0
+        /// Free for the merger.
+        public var generation: UInt64 = 0
+        /// A block ends early once its rows hold about this many bytes of text
+        /// and extras, so that no chunk comes near the 64 MiB a reader accepts
+        /// and decoding one block stays cheap however large the events are.
+        public var maxBlockBytes = 8 << 20
+
+        public init() {}
+    }
+
+    /// Writes `events` (which the writer sorts by (tenant, occurredAt, seq) if
+    /// they are not) to `path` durably: a temporary file `path + ".tmp"`,
+    /// fsync, rename, fsync of the directory. Returns the metadata.
+    ///
+    /// Throws INVALID_ARGUMENT for options out of range or an event the format
+    /// cannot hold (an enum raw value outside Int32, a tenant over 65,535
+    /// bytes, a single event of more than 64 MiB); UNAVAILABLE or
+    /// RESOURCE_EXHAUSTED when the disk fails. On any error no file is left
+    /// at `path` or `path + ".tmp"`.
+    public static func write(_ events: [AuditEvent], to path: String, options: Options = .init()) throws(VigilError) -> PartMetadata {
+        guard (1...ColumnEncoding.maxRows).contains(options.rowsPerBlock) else {
+            throw VigilError(.invalidArgument, "rowsPerBlock is \(options.rowsPerBlock); it must be 1...\(ColumnEncoding.maxRows)")
+        }
+        guard (-1...9).contains(options.compressionLevel) else {
+            throw VigilError(.invalidArgument, "compressionLevel is \(options.compressionLevel); it must be -1...9")
+        }
+        guard options.maxBlockBytes > 0 else {
+            throw VigilError(.invalidArgument, "maxBlockBytes must be positive")
+        }
+        let plan = try SortPlan(events)
+        let temporary = path + ".tmp"
+        let file = try FileHandleDescriptor.open(temporary, flags: O_WRONLY | O_CREAT | O_TRUNC)
+        let metadata: PartMetadata
+        do throws(VigilError) {
+            var sink = ChunkSink(
+                output: PartOutput(file: file),
+                deflater: options.compressionLevel == 0 ? nil : try ZlibDeflater(level: options.compressionLevel))
+            try sink.output.write(PartFormat.header())
+            var footer = try encodeBlocks(events, plan: plan, options: options, sink: &sink)
+            footer.createdAt = currentUnixNanos()
+            let footerBytes = footer.encode()
+            guard footerBytes.count <= PartFormat.maxFooterBytes else {
+                throw VigilError(.invalidArgument, "a part of \(events.count) events needs a footer of \(footerBytes.count) bytes, over the limit of \(PartFormat.maxFooterBytes); write fewer events per part")
+            }
+            let footerOffset = sink.output.offset
+            try sink.output.write(footerBytes)
+            try sink.output.write(PartFormat.trailer(
+                footerOffset: footerOffset, footerLength: footerBytes.count,
+                footerChecksum: CRC32C.checksum(footerBytes)))
+            try sink.output.flush()
+            try file.sync()
+            metadata = PartMetadata(
+                formatVersion: Int(PartFormat.version), rowCount: footer.rowCount,
+                minOccurredAt: footer.minOccurredAt, maxOccurredAt: footer.maxOccurredAt,
+                minSeq: footer.minSeq, maxSeq: footer.maxSeq, tenants: footer.tenants,
+                createdAt: footer.createdAt, level: footer.level, generation: footer.generation,
+                rowsPerBlock: footer.rowsPerBlock, blockCount: footer.blocks.count,
+                fileBytes: sink.output.offset, footerBytes: footerBytes.count)
+        } catch {
+            file.close()
+            try? FileIO.remove(temporary)
+            throw error
+        }
+        file.close()
+        do throws(VigilError) {
+            try FileIO.rename(temporary, to: path)
+        } catch {
+            try? FileIO.remove(temporary)
+            throw error
+        }
+        try FileIO.syncDirectory(FileIO.directoryName(of: path))
+        return metadata
+    }
+
+    /// Encodes every block into `sink`; returns the footer (without createdAt).
+    static func encodeBlocks(
+        _ events: [AuditEvent], plan: SortPlan, options: Options, sink: inout ChunkSink
+    ) throws(VigilError) -> PartFooter {
+        var columns = BlockColumns()
+        var raw = ByteWriter(capacity: 1 << 16)
+        var table = ByteStringTable()
+        var codes: [Int32] = []
+        var hashes: [UInt64] = []
+        var blocks: [BlockMetadata] = []
+        var position = 0
+        let count = events.count
+        while position < count {
+            columns.removeAll()
+            let first = position
+            while position < count {
+                let index = plan.eventIndex(at: position)
+                try columns.append(events[index], occurredAt: plan.occurredAt[index])
+                position += 1
+                if columns.rowCount == options.rowsPerBlock || columns.rowBytes >= options.maxBlockBytes { break }
+            }
+            let blockIndex = blocks.count
+            var chunks: [PartColumn: ChunkInfo] = [:]
+            var statistics: [PartColumn: ColumnStatistic] = [:]
+            for column in PartColumn.allCases {
+                raw.removeAll()
+                let encoding: ChunkEncoding
+                switch column.kind {
+                case .integer:
+                    let values: [Int64]
+                    switch column {
+                    case .occurredAt: values = columns.occurredAt
+                    case .receivedAt: values = columns.receivedAt
+                    default: values = columns.seqBits
+                    }
+                    encoding = values.withUnsafeBufferPointer { ColumnEncoding.encodeIntegers($0, into: &raw) }
+                case .enumeration:
+                    let values: [Int32]
+                    switch column {
+                    case .actorType: values = columns.actorType
+                    case .category: values = columns.category
+                    case .outcome: values = columns.outcome
+                    default: values = columns.presence
+                    }
+                    encoding = values.withUnsafeBufferPointer { ColumnEncoding.encodeEnums($0, into: &raw) }
+                    if PartColumn.valueSetColumns.contains(column) {
+                        var distinct: [Int32] = []
+                        for value in values where !distinct.contains(value) {
+                            distinct.append(value)
+                            if distinct.count > ColumnStatistic.maxValues { break }
+                        }
+                        if distinct.count <= ColumnStatistic.maxValues { statistics[column] = .enumValues(distinct) }
+                    }
+                case .string:
+                    encoding = columns.text[BlockColumns.slot(column)].withUnsafeBufferPointer {
+                        ColumnEncoding.encodeStrings($0, table: &table, codes: &codes, into: &raw)
+                    }
+                    if PartColumn.valueSetColumns.contains(column) && table.count <= ColumnStatistic.maxValues {
+                        statistics[column] = .values((0..<table.count).map { table.string($0) })
+                    } else if PartColumn.bloomColumns.contains(column) {
+                        var filter = BloomFilter(expectedCount: table.count)
+                        for hash in table.hashes { filter.insert(hash: hash) }
+                        statistics[column] = .bloom(filter)
+                    }
+                case .eventID:
+                    hashes.removeAll(keepingCapacity: true)
+                    encoding = columns.text[BlockColumns.slot(.id)].withUnsafeBufferPointer { ids in
+                        columns.receivedAt.withUnsafeBufferPointer { receivedAt in
+                            columns.seq.withUnsafeBufferPointer { seq in
+                                ColumnEncoding.encodeEventIDs(ids, receivedAt: receivedAt, seq: seq, into: &raw, bloomHashes: &hashes)
+                            }
+                        }
+                    }
+                    statistics[column] = .bloom(bloom(of: hashes))
+                case .correlationID:
+                    hashes.removeAll(keepingCapacity: true)
+                    encoding = columns.text[BlockColumns.slot(column)].withUnsafeBufferPointer {
+                        ColumnEncoding.encodeCorrelationIDs($0, into: &raw, bloomHashes: &hashes)
+                    }
+                    statistics[column] = .bloom(bloom(of: hashes))
+                case .bytes:
+                    encoding = columns.extrasLengths.withUnsafeBufferPointer { lengths in
+                        columns.extrasBytes.withUnsafeBytes { bytes in
+                            ColumnEncoding.encodePlainBytes(lengths: lengths, bytes: bytes, into: &raw)
+                        }
+                    }
+                }
+                chunks[column] = try sink.emit(column, encoding, raw.bytes, block: blockIndex)
+            }
+            let firstRank = Int(plan.tenantRank[plan.eventIndex(at: first)])
+            let lastRank = Int(plan.tenantRank[plan.eventIndex(at: position - 1)])
+            blocks.append(BlockMetadata(
+                index: blockIndex, rowCount: columns.rowCount,
+                minOccurredAt: columns.occurredAt.min()!, maxOccurredAt: columns.occurredAt.max()!,
+                minSeq: columns.seq.min()!, maxSeq: columns.seq.max()!,
+                tenantIndexes: firstRank..<lastRank + 1, tenants: Array(plan.tenants[firstRank...lastRank]),
+                columns: chunks, statistics: statistics))
+        }
+        return PartFooter(
+            rowCount: count,
+            minOccurredAt: blocks.lazy.map(\.minOccurredAt).min() ?? 0,
+            maxOccurredAt: blocks.lazy.map(\.maxOccurredAt).max() ?? 0,
+            minSeq: blocks.lazy.map(\.minSeq).min() ?? 0,
+            maxSeq: blocks.lazy.map(\.maxSeq).max() ?? 0,
+            createdAt: 0, level: options.level, generation: options.generation,
+            rowsPerBlock: options.rowsPerBlock, tenants: plan.tenants, blocks: blocks)
+    }
+
+    private static func bloom(of hashes: [UInt64]) -> BloomFilter {
+        var filter = BloomFilter(expectedCount: hashes.count)
+        for hash in hashes { filter.insert(hash: hash) }
+        return filter
+    }
+}
+
+/// The order rows are written in: by tenant (UTF-8 byte order), then
+/// occurred-at, then seq, then input position. Computed once; when the input
+/// is already in order no permutation is built.
+struct SortPlan {
+    /// Tenants in byte order.
+    var tenants: [String]
+    /// Per input event: its tenant's position in `tenants`.
+    var tenantRank: [Int32]
+    /// Per input event: occurred-at in nanoseconds.
+    var occurredAt: [Int64]
+    /// Input positions in row order; nil when the input is in order.
+    var order: [Int32]?
+
+    init(_ events: [AuditEvent]) throws(VigilError) {
+        let count = events.count
+        guard count <= Int(Int32.max) else {
+            throw VigilError(.invalidArgument, "a part holds at most \(Int32.max) events")
+        }
+        var table = ByteStringTable()
+        table.reset(capacity: 64)
+        var codes = [Int32]()
+        codes.reserveCapacity(count)
+        occurredAt = []
+        occurredAt.reserveCapacity(count)
+        var previous = -1
+        for event in events {
+            occurredAt.append(event.occurredAt.unixNanos)
+            let tenant = event.tenant
+            let code = withUTF8Bytes(tenant) { bytes in
+                previous >= 0 && table.equals(previous, bytes) ? previous : table.insert(bytes)
+            }
+            previous = code
+            codes.append(Int32(code))
+        }
+        var byBytes = Array(0..<table.count)
+        let names = (0..<table.count).map { table.string($0) }
+        for name in names where name.utf8.count > PartFormat.maxTenantBytes {
+            throw VigilError(.invalidArgument, "tenant '\(name.prefix(64))…' is \(name.utf8.count) bytes; a part holds tenants of at most \(PartFormat.maxTenantBytes)")
+        }
+        byBytes.sort { a, b in
+            table.withValue(a) { a in
+                table.withValue(b) { b in
+                    let common = min(a.count, b.count)
+                    let order = common == 0 ? 0 : memcmp(a.baseAddress!, b.baseAddress!, common)
+                    return order != 0 ? order < 0 : a.count < b.count
+                }
+            }
+        }
+        var rankOfCode = [Int32](repeating: 0, count: table.count)
+        for (rank, code) in byBytes.enumerated() { rankOfCode[code] = Int32(rank) }
+        tenants = byBytes.map { names[$0] }
+        tenantRank = codes.map { rankOfCode[Int($0)] }
+
+        var sorted = true
+        for index in 1..<max(count, 1) {
+            let a = (tenantRank[index - 1], occurredAt[index - 1], events[index - 1].seq)
+            let b = (tenantRank[index], occurredAt[index], events[index].seq)
+            if b < a {
+                sorted = false
+                break
+            }
+        }
+        if sorted {
+            order = nil
+            return
+        }
+        struct Key: Comparable {
+            var rank: Int32
+            var occurredAt: Int64
+            var seq: UInt64
+            var index: Int32
+            static func < (a: Key, b: Key) -> Bool {
+                (a.rank, a.occurredAt, a.seq, a.index) < (b.rank, b.occurredAt, b.seq, b.index)
+            }
+        }
+        var keys = [Key]()
+        keys.reserveCapacity(count)
+        for index in 0..<count {
+            keys.append(Key(rank: tenantRank[index], occurredAt: occurredAt[index], seq: events[index].seq, index: Int32(index)))
+        }
+        keys.sort()
+        order = keys.map(\.index)
+    }
+
+    @inline(__always)
+    func eventIndex(at position: Int) -> Int {
+        if let order { return Int(order[position]) }
+        return position
+    }
+}
+
+/// One block's rows split into columns; reused from block to block.
+struct BlockColumns {
+    var rowCount = 0
+    /// Approximate bytes of the rows' text and extras, to cut large blocks.
+    var rowBytes = 0
+    var occurredAt: [Int64] = []
+    var receivedAt: [Int64] = []
+    var seq: [UInt64] = []
+    var seqBits: [Int64] = []
+    var actorType: [Int32] = []
+    var category: [Int32] = []
+    var outcome: [Int32] = []
+    var presence: [Int32] = []
+    /// Text columns by `slot(_:)`.
+    var text: [[String]] = Array(repeating: [], count: 15)
+    var extrasBytes: [UInt8] = []
+    var extrasLengths: [Int] = []
+
+    static func slot(_ column: PartColumn) -> Int {
+        switch column {
+        case .tenant: 0
+        case .actorID: 1
+        case .actorName: 2
+        case .actorEmail: 3
+        case .action: 4
+        case .resourceType: 5
+        case .resourceID: 6
+        case .resourceName: 7
+        case .reason: 8
+        case .sourceIP: 9
+        case .userAgent: 10
+        case .description: 11
+        case .id: 12
+        case .traceID: 13
+        case .requestID: 14
+        default: preconditionFailure("\(column.name) is not a text column")
+        }
+    }
+
+    mutating func removeAll() {
+        rowCount = 0
+        rowBytes = 0
+        occurredAt.removeAll(keepingCapacity: true)
+        receivedAt.removeAll(keepingCapacity: true)
+        seq.removeAll(keepingCapacity: true)
+        seqBits.removeAll(keepingCapacity: true)
+        actorType.removeAll(keepingCapacity: true)
+        category.removeAll(keepingCapacity: true)
+        outcome.removeAll(keepingCapacity: true)
+        presence.removeAll(keepingCapacity: true)
+        for slot in text.indices { text[slot].removeAll(keepingCapacity: true) }
+        extrasBytes.removeAll(keepingCapacity: true)
+        extrasLengths.removeAll(keepingCapacity: true)
+    }
+
+    private static func enumValue(_ raw: Int, _ field: String) throws(VigilError) -> Int32 {
+        guard let value = Int32(exactly: raw) else {
+            throw VigilError(.invalidArgument, "\(field) has raw value \(raw), outside protobuf's 32-bit enums")
+        }
+        return value
+    }
+
+    mutating func append(_ event: AuditEvent, occurredAt time: Int64) throws(VigilError) {
+        let actor = event.actor
+        let resource = event.resource
+        occurredAt.append(time)
+        receivedAt.append(event.receivedAt.unixNanos)
+        seq.append(event.seq)
+        seqBits.append(Int64(bitPattern: event.seq))
+        actorType.append(try Self.enumValue(actor.type.rawValue, "actor.type"))
+        category.append(try Self.enumValue(event.category.rawValue, "category"))
+        outcome.append(try Self.enumValue(event.outcome.rawValue, "outcome"))
+        var bits: UInt8 = 0
+        if event.hasOccurredAt { bits |= PartPresence.occurredAt }
+        if event.hasReceivedAt { bits |= PartPresence.receivedAt }
+        if event.hasActor { bits |= PartPresence.actor }
+        if event.hasResource { bits |= PartPresence.resource }
+        presence.append(Int32(bits))
+        var bytes = 0
+        @inline(__always) func add(_ slot: Int, _ value: String) {
+            bytes += value.utf8.count
+            text[slot].append(value)
+        }
+        add(0, event.tenant)
+        add(1, actor.id)
+        add(2, actor.name)
+        add(3, actor.email)
+        add(4, event.action)
+        add(5, resource.type)
+        add(6, resource.id)
+        add(7, resource.name)
+        add(8, event.reason)
+        add(9, event.sourceIp)
+        add(10, event.userAgent)
+        add(11, event.description_p)
+        add(12, event.id)
+        add(13, event.traceID)
+        add(14, event.requestID)
+        let extras = ColumnEncoding.extrasBytes(of: event)
+        extrasBytes.append(contentsOf: extras)
+        extrasLengths.append(extras.count)
+        bytes += extras.count + 64
+        guard bytes < ChunkInfo.maxRawLength / 2 else {
+            throw VigilError(.invalidArgument, "an event of \(bytes) bytes is too large for a part")
+        }
+        rowBytes += bytes
+        rowCount += 1
+    }
+}
+
+/// Buffered sequential output to the part's temporary file.
+struct PartOutput {
+    let file: FileHandleDescriptor
+    /// Bytes written so far, buffered or not: the offset of the next byte.
+    private(set) var offset = 0
+    private var flushed = 0
+    private var buffer: [UInt8] = []
+    static let bufferSize = 1 << 20
+
+    init(file: FileHandleDescriptor) {
+        self.file = file
+        buffer.reserveCapacity(Self.bufferSize)
+    }
+
+    mutating func write(_ bytes: [UInt8]) throws(VigilError) {
+        if buffer.count + bytes.count > Self.bufferSize { try flush() }
+        if bytes.count >= Self.bufferSize {
+            let file = self.file
+            try withBytes(bytes) { (raw) throws(VigilError) in try file.write(raw, at: flushed) }
+            flushed += bytes.count
+        } else {
+            buffer.append(contentsOf: bytes)
+        }
+        offset += bytes.count
+    }
+
+    mutating func write(_ bytes: ArraySlice<UInt8>) throws(VigilError) {
+        try write(Array(bytes))
+    }
+
+    mutating func flush() throws(VigilError) {
+        guard !buffer.isEmpty else { return }
+        let file = self.file
+        let at = flushed
+        try withBytes(buffer) { (raw) throws(VigilError) in try file.write(raw, at: at) }
+        flushed += buffer.count
+        buffer.removeAll(keepingCapacity: true)
+    }
+}
+
+/// Compresses raw chunks (when that makes them smaller), checksums them and
+/// appends them to the file.
+struct ChunkSink {
+    var output: PartOutput
+    let deflater: ZlibDeflater?
+    var compressed: [UInt8] = []
+
+    init(output: PartOutput, deflater: ZlibDeflater?) {
+        self.output = output
+        self.deflater = deflater
+    }
+
+    mutating func emit(_ column: PartColumn, _ encoding: ChunkEncoding, _ raw: [UInt8], block: Int) throws(VigilError) -> ChunkInfo {
+        guard raw.count <= ChunkInfo.maxRawLength else {
+            throw VigilError(.invalidArgument, "column \(column.name) of block \(block) would hold \(raw.count) bytes, over the limit of \(ChunkInfo.maxRawLength); lower maxBlockBytes")
+        }
+        var codec = ChunkCodec.none
+        if let deflater {
+            raw.withUnsafeBytes { deflater.compress($0, into: &compressed) }
+            if compressed.count < raw.count { codec = .zlib }
+        }
+        let stored = codec == .zlib ? compressed : raw
+        let offset = output.offset
+        try output.write(stored)
+        return ChunkInfo(
+            column: column, encoding: encoding, codec: codec, offset: offset, storedLength: stored.count,
+            rawLength: raw.count, checksum: CRC32C.checksum(stored))
+    }
+}

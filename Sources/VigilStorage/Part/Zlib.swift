@@ -1,0 +1,103 @@
+import CZlib
+import VigilCore
+
+/// A reusable zlib compressor for column chunks: one deflate state for a whole
+/// part (`deflateReset` between chunks), so that a chunk costs no setup. The
+/// `z_stream` lives at a fixed heap address because zlib's state points back
+/// at it.
+final class ZlibDeflater {
+    private let stream: UnsafeMutablePointer<z_stream>
+
+    init(level: Int32) throws(VigilError) {
+        stream = .allocate(capacity: 1)
+        stream.initialize(to: z_stream())
+        let status = deflateInit_(stream, level, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
+        guard status == Z_OK else {
+            stream.deallocate()
+            throw VigilError(.invalidArgument, "zlib refused compression level \(level) (status \(status))")
+        }
+    }
+
+    deinit {
+        deflateEnd(stream)
+        stream.deallocate()
+    }
+
+    /// Compresses `input` into `output` (replacing its contents) as one zlib stream.
+    func compress(_ input: UnsafeRawBufferPointer, into output: inout [UInt8]) {
+        deflateReset(stream)
+        let bound = Int(deflateBound(stream, uLong(input.count)))
+        if output.count < bound {
+            // Within the capacity kept from earlier chunks: no reallocation.
+            output.append(contentsOf: repeatElement(0, count: bound - output.count))
+        }
+        var dummy: UInt8 = 0
+        let produced: Int = output.withUnsafeMutableBytes { destination in
+            withUnsafeMutablePointer(to: &dummy) { dummyPointer in
+                // zlib only reads `next_in`; its C type lacks the const.
+                stream.pointee.next_in = input.baseAddress.map {
+                    UnsafeMutablePointer(mutating: $0.assumingMemoryBound(to: Bytef.self))
+                } ?? dummyPointer
+                stream.pointee.avail_in = uInt(input.count)
+                stream.pointee.next_out = destination.baseAddress!.assumingMemoryBound(to: Bytef.self)
+                stream.pointee.avail_out = uInt(destination.count)
+                let status = deflate(stream, Z_FINISH)
+                precondition(status == Z_STREAM_END, "deflate into a buffer of deflateBound size returned \(status)")
+                return destination.count - Int(stream.pointee.avail_out)
+            }
+        }
+        output.removeSubrange(produced...)
+    }
+}
+
+/// A reusable zlib decompressor that inflates a chunk into exactly its
+/// recorded raw length, refusing a stream that is longer, shorter, followed
+/// by other bytes, or damaged.
+final class ZlibInflater {
+    private let stream: UnsafeMutablePointer<z_stream>
+
+    init() {
+        stream = .allocate(capacity: 1)
+        stream.initialize(to: z_stream())
+        let status = inflateInit_(stream, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
+        precondition(status == Z_OK, "zlib could not be initialised (status \(status))")
+    }
+
+    deinit {
+        inflateEnd(stream)
+        stream.deallocate()
+    }
+
+    /// Inflates `input` into `output[0..<rawLength]`; returns a description of
+    /// the problem, or nil on success.
+    func decompress(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) -> String? {
+        inflateReset(stream)
+        guard let source = input.baseAddress else { return "a zlib chunk of 0 bytes" }
+        var spare: UInt8 = 0
+        return withUnsafeMutablePointer(to: &spare) { sparePointer -> String? in
+            stream.pointee.next_in = UnsafeMutablePointer(mutating: source.assumingMemoryBound(to: Bytef.self))
+            stream.pointee.avail_in = uInt(input.count)
+            stream.pointee.next_out = output.baseAddress?.assumingMemoryBound(to: Bytef.self) ?? sparePointer
+            stream.pointee.avail_out = uInt(output.count)
+            let status = inflate(stream, Z_FINISH)
+            switch status {
+            case Z_STREAM_END:
+                if stream.pointee.avail_out != 0 {
+                    return "zlib data inflates to \(output.count - Int(stream.pointee.avail_out)) bytes, not the \(output.count) recorded"
+                }
+                if stream.pointee.avail_in != 0 {
+                    return "\(stream.pointee.avail_in) bytes follow the end of the zlib stream"
+                }
+                return nil
+            case Z_BUF_ERROR, Z_OK:
+                if stream.pointee.avail_out == 0 {
+                    return "zlib data inflates to more than the \(output.count) bytes recorded"
+                }
+                return "zlib stream ends early"
+            default:
+                let message = stream.pointee.msg.map { String(cString: $0) } ?? "status \(status)"
+                return "zlib data is damaged (\(message))"
+            }
+        }
+    }
+}

@@ -1,0 +1,253 @@
+import Foundation
+import Testing
+import VigilCore
+import VigilProto
+@testable import VigilStorage
+
+/// A fresh directory, removed afterwards.
+func withTemporaryDirectory<R>(_ body: (String) async throws -> R) async throws -> R {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-engine-\(UUID().uuidString)").path
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    return try await body(path)
+}
+
+func engineEvent(_ actor: String, tenant: String = "acme", at nanos: Int64, action: String = "user.update") -> AuditEvent {
+    var event = AuditEvent()
+    event.occurredAt = .init(unixNanos: nanos)
+    event.tenant = tenant
+    event.actor.id = actor
+    event.actor.type = .user
+    event.action = action
+    event.outcome = .success
+    event.resource.type = "doc"
+    event.resource.id = "doc-\(actor.hashValue & 0xFF)"
+    event.traceID = String(format: "%032x", actor.hashValue & 0x7FFF_FFFF)
+    return event
+}
+
+let everything = try! EventFilter(Vigil_V1_Filter())
+
+/// Every matching event, paging with cursors of `pageSize`.
+func allEvents(_ store: ColumnarEventStore, filter: EventFilter = everything, order: Vigil_V1_Order = .newestFirst, pageSize: Int = 1000) async throws -> [AuditEvent] {
+    var events: [AuditEvent] = []
+    var cursor: QueryCursor?
+    while true {
+        let page = try await store.scan(filter: filter, order: order, after: cursor, limit: pageSize)
+        events += page.events
+        if let last = page.events.last {
+            cursor = QueryCursor(order: order, occurredAt: last.occurredAt.unixNanos, seq: last.seq, filterFingerprint: filter.fingerprint)
+        }
+        if page.exhausted { return events }
+        if page.events.isEmpty && cursor == nil { return events }
+    }
+}
+
+@Suite("The storage engine")
+struct EngineTests {
+    func options(_ directory: String, _ configure: (inout StorageOptions) -> Void = { _ in }) -> StorageOptions {
+        var options = StorageOptions(directory: directory)
+        options.retentionNanos = nil
+        configure(&options)
+        return options
+    }
+
+    @Test("events are read from memory, from parts after a flush, and after a reopen — the same, exactly once")
+    func memoryPartsReopen() async throws {
+        try await withTemporaryDirectory { directory in
+            let base = currentUnixNanos() - 3_600_000_000_000
+            var store: ColumnarEventStore? = try ColumnarEventStore(options: options(directory))
+            var acked: [AppendResult] = []
+            for batch in 0..<10 {
+                let events = (0..<100).map { engineEvent("a\(batch)-\($0)", tenant: "t\($0 % 3)", at: base + Int64(($0 * 37 + batch) % 500) * 1_000_000) }
+                acked.append(try await store!.append(events, idempotencyKey: batch % 2 == 0 ? "key-\(batch)" : nil))
+            }
+            let fromMemory = try await allEvents(store!, pageSize: 77)
+            #expect(fromMemory.count == 1000)
+            try await store!.flushNow()
+            #expect(store!.statistics.memoryEvents == 0)
+            #expect(store!.statistics.parts >= 1)
+            let fromParts = try await allEvents(store!, pageSize: 77)
+            #expect(fromParts == fromMemory)
+            // More in memory on top of the parts.
+            _ = try await store!.append([engineEvent("late", at: base + 1)], idempotencyKey: nil)
+            let mixed = try await allEvents(store!, order: .oldestFirst, pageSize: 50)
+            #expect(mixed.count == 1001)
+            #expect(Set(mixed.map(\.id)).count == 1001)
+            try await store!.close()
+            store = nil
+
+            let reopened = try ColumnarEventStore(options: options(directory))
+            let again = try await allEvents(reopened, order: .oldestFirst, pageSize: 50)
+            #expect(again == mixed)
+            // Idempotency keys survive the flush and the restart.
+            let retry = try await reopened.append([engineEvent("x", at: base)], idempotencyKey: "key-4")
+            #expect(retry.replayed && retry.firstSeq == acked[4].firstSeq)
+            let next = try await reopened.append([engineEvent("y", at: base)], idempotencyKey: nil)
+            #expect(next.firstSeq == 1002, "seqs continue")
+            // Get by server-assigned and client-supplied id.
+            let some = again[500]
+            #expect(try await reopened.get(id: try #require(EventID(some.id))) == some)
+            var explicit = engineEvent("explicit", at: base)
+            explicit.id = "0190f3c2-5b1e-7c3a-9f00-1a2b3c4d5e6f"
+            _ = try await reopened.append([explicit], idempotencyKey: nil)
+            try await reopened.flushNow()
+            #expect(try await reopened.get(id: try #require(EventID(explicit.id)))?.actor.id == "explicit")
+            #expect(try await reopened.get(id: EventID(high: 7, low: 7)) == nil)
+            try await reopened.close()
+        }
+    }
+
+    @Test("the WAL alone brings back everything acknowledged when the process dies before a flush")
+    func replayWithoutClose() async throws {
+        try await withTemporaryDirectory { directory in
+            let base = currentUnixNanos() - 1_000_000_000
+            do {
+                let store = try ColumnarEventStore(options: options(directory))
+                for batch in 0..<5 {
+                    _ = try await store.append((0..<10).map { engineEvent("b\(batch)-\($0)", at: base + Int64($0)) }, idempotencyKey: "k\(batch)")
+                }
+                // No close: the files are left as a crash would leave them.
+                try store.wal.close()
+            }
+            let reopened = try ColumnarEventStore(options: options(directory))
+            #expect(reopened.recovery.walEventsReplayed == 50)
+            #expect(try await allEvents(reopened).count == 50)
+            #expect(try await reopened.append([engineEvent("z", at: base)], idempotencyKey: "k3").replayed)
+            try await reopened.close()
+        }
+    }
+
+    @Test("a second process cannot open the same directory")
+    func lockFile() async throws {
+        try await withTemporaryDirectory { directory in
+            let store = try ColumnarEventStore(options: options(directory))
+            #expect(throws: VigilError.self) { _ = try ColumnarEventStore(options: options(directory)) }
+            try await store.close()
+        }
+    }
+
+    @Test("merging keeps every event exactly once, also for queries running during the merge")
+    func merge() async throws {
+        try await withTemporaryDirectory { directory in
+            let store = try ColumnarEventStore(options: options(directory) { $0.mergeFanIn = 4; $0.rowsPerBlock = 64 })
+            let base = currentUnixNanos() - 7_200_000_000_000
+            for flush in 0..<6 {
+                _ = try await store.append((0..<200).map { engineEvent("m\(flush)-\($0)", at: base + Int64($0 * 1000 + flush)) }, idempotencyKey: nil)
+                try await store.flushNow()
+            }
+            #expect(store.statistics.parts == 6)
+            let before = try await allEvents(store, pageSize: 97)
+            #expect(before.count == 1200)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await store.mergeNow() }
+                for _ in 0..<3 {
+                    group.addTask {
+                        let during = try await allEvents(store, pageSize: 97)
+                        #expect(during.count == 1200)
+                        #expect(Set(during.map(\.id)).count == 1200)
+                    }
+                }
+                try await group.waitForAll()
+            }
+            #expect(store.statistics.parts < 6)
+            let after = try await allEvents(store, pageSize: 97)
+            #expect(after == before)
+            try await store.close()
+            let reopened = try ColumnarEventStore(options: options(directory))
+            #expect(try await allEvents(reopened) == before)
+            try await reopened.close()
+        }
+    }
+
+    @Test("retention removes whole expired parts (or archives them), hides expired rows at once, and keeps the rest")
+    func retention() async throws {
+        try await withTemporaryDirectory { directory in
+            let archive = directory + "-archive"
+            defer { try? FileManager.default.removeItem(atPath: archive) }
+            let day: Int64 = 86_400_000_000_000
+            let now = currentUnixNanos()
+            let store = try ColumnarEventStore(options: options(directory) {
+                $0.retentionNanos = 30 * day
+                $0.tenantRetentionNanos = ["short": 2 * day, "keep": Int64.max]
+                $0.archiveDirectory = archive
+            })
+            _ = try await store.append([engineEvent("old", at: now - 40 * day)], idempotencyKey: nil)
+            _ = try await store.append([engineEvent("old-kept", tenant: "keep", at: now - 40 * day + 1)], idempotencyKey: nil)
+            _ = try await store.append([engineEvent("recent", at: now - 10 * day)], idempotencyKey: nil)
+            _ = try await store.append([engineEvent("short-old", tenant: "short", at: now - 10 * day + 1)], idempotencyKey: nil)
+            _ = try await store.append([engineEvent("short-new", tenant: "short", at: now - day)], idempotencyKey: nil)
+            try await store.flushNow()
+            #expect(store.statistics.parts == 3, "one part per day")
+            // Expired rows are hidden before any file is touched.
+            let visible = Set(try await allEvents(store).map(\.actor.id))
+            #expect(visible == ["old-kept", "recent", "short-new"])
+            try await store.retainNow(now: now)
+            #expect(store.statistics.parts == 3, "every part still holds a live event")
+            // 60 days on, only "keep" survives.
+            try await store.retainNow(now: now + 30 * day)
+            #expect(Set(try await allEvents(store).map(\.actor.id)) == ["old-kept"])
+            #expect(store.statistics.parts == 1, "the day holding a kept tenant's event stays")
+            let archived = try FileManager.default.subpathsOfDirectory(atPath: archive).filter { $0.hasSuffix(".part") }
+            #expect(archived.count == 2)
+            try await store.close()
+        }
+    }
+
+    @Test("memory stays bounded: without flushing, ingest is refused with RESOURCE_EXHAUSTED; with it, ingest goes on")
+    func backpressure() async throws {
+        try await withTemporaryDirectory { directory in
+            let store = try ColumnarEventStore(options: options(directory) {
+                $0.memoryBudgetBytes = 200_000
+                $0.segmentMaxRows = 500
+                $0.backpressureTimeout = .milliseconds(300)
+            })
+            let base = currentUnixNanos() - 1_000_000_000
+            var refused: VigilError?
+            for batch in 0..<100 {
+                do {
+                    _ = try await store.append((0..<100).map { engineEvent("p\(batch)-\($0)", at: base + Int64($0)) }, idempotencyKey: nil)
+                } catch {
+                    refused = error as? VigilError
+                    break
+                }
+            }
+            #expect(refused?.code == .resourceExhausted)
+            #expect(refused?.metadata["vigil.retry-after-ms"] != nil)
+            #expect(store.statistics.memoryBytes < 200_000 + 200_000, "bounded by the budget plus one segment")
+
+            // With maintenance running, the same load completes and memory stays bounded.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await store.runMaintenance() }
+                for batch in 0..<100 {
+                    _ = try await store.append((0..<100).map { engineEvent("q\(batch)-\($0)", at: base + Int64($0)) }, idempotencyKey: nil)
+                    #expect(store.statistics.memoryBytes < 200_000 + 200_000)
+                }
+                group.cancelAll()
+            }
+            try await store.close()
+        }
+    }
+
+    @Test("a flipped byte in a part is reported as DATA_LOSS, never returned as data")
+    func corruptPart() async throws {
+        try await withTemporaryDirectory { directory in
+            let store = try ColumnarEventStore(options: options(directory))
+            _ = try await store.append((0..<500).map { engineEvent("c\($0)", at: currentUnixNanos() - 1_000_000_000 + Int64($0)) }, idempotencyKey: nil)
+            try await store.close()
+            let day = try #require(try FileManager.default.contentsOfDirectory(atPath: directory + "/parts").first)
+            let name = try #require(try FileManager.default.contentsOfDirectory(atPath: directory + "/parts/" + day).first)
+            let path = directory + "/parts/\(day)/\(name)"
+            var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+            bytes[bytes.count / 3] ^= 0x40
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            do {
+                let reopened = try ColumnarEventStore(options: options(directory))
+                let error = await #expect(throws: VigilError.self) { _ = try await allEvents(reopened) }
+                #expect(error?.code == .dataLoss)
+                try await reopened.close()
+            } catch let error as VigilError {
+                #expect(error.code == .dataLoss)
+            }
+        }
+    }
+}

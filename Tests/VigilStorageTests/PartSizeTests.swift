@@ -1,0 +1,53 @@
+import Testing
+import VigilCore
+import VigilProto
+@testable import VigilStorage
+
+@Suite("Part size")
+struct PartSizeTests {
+    /// Writes the realistic data set, prints bytes per event (whole file and
+    /// per column), and checks the target of about 60 bytes per event.
+    @Test("realistic events take about 60 bytes each or less")
+    func realisticBytesPerEvent() throws {
+        let count = 100_000
+        let events = PartEvents.realistic(count: count)
+        try PartTestSupport.withDirectory { directory in
+            let path = directory + "/realistic.vprt"
+            let metadata = try PartWriter.write(events, to: path)
+            let reader = try PartReader(path: path)
+            defer { reader.close() }
+            let perEvent = Double(metadata.fileBytes) / Double(count)
+            var report = "realistic data set: \(count) events, \(metadata.blockCount) blocks, \(metadata.fileBytes) bytes, "
+            report += "\(format(perEvent)) bytes/event (footer \(format(Double(metadata.footerBytes) / Double(count))))\n"
+            let sizes = reader.columnSizes()
+            for column in PartColumn.allCases {
+                let size = sizes[column]!
+                report += "  \(column.name + String(repeating: " ", count: max(0, 13 - column.name.count))) "
+                report += "\(format(Double(size.compressed) / Double(count))) bytes/event stored, "
+                report += "\(format(Double(size.raw) / Double(count))) raw\n"
+            }
+            var statistics: [String: Int] = [:]
+            for block in reader.blocks {
+                for (column, statistic) in block.statistics {
+                    switch statistic {
+                    case .bloom(let filter): statistics["bloom \(column.name)", default: 0] += filter.bitCount / 8
+                    case .values(let values): statistics["values \(column.name)", default: 0] += values.reduce(0) { $0 + $1.utf8.count + 2 }
+                    case .enumValues(let values): statistics["values \(column.name)", default: 0] += values.count * 4
+                    }
+                }
+            }
+            for (name, bytes) in statistics.sorted(by: { $0.key < $1.key }) {
+                report += "  footer \(name): \(format(Double(bytes) / Double(count))) bytes/event\n"
+            }
+            print(report)
+            #expect(perEvent <= 62)
+            #expect(try PartTestSupport.readAll(path) == PartTestSupport.sortedLikePart(events))
+        }
+    }
+
+    private func format(_ value: Double) -> String {
+        let hundredths = Int((value * 100).rounded())
+        let fraction = hundredths % 100
+        return "\(hundredths / 100).\(fraction < 10 ? "0" : "")\(fraction)"
+    }
+}
