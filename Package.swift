@@ -13,6 +13,7 @@ let package = Package(
     products: [
         .executable(name: "vigil", targets: ["vigil"]),
         .library(name: "VigilClient", targets: ["VigilClient"]),
+        .executable(name: "vigil-bench", targets: ["vigil-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -23,10 +24,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // zlib from the system (Debian: zlib1g-dev), for COMPRESSED frames and disk parts.
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // C library functions Glibc's Swift module leaves out (mallopt).
+        .systemLibrary(name: "CVigilSystem"),
 
         // Generated protobuf code (Protos/generate.sh). DO NOT EDIT by hand.
         .target(
@@ -91,7 +95,7 @@ let package = Package(
         .executableTarget(
             name: "vigil",
             dependencies: [
-                "VigilCore", "VigilProto", "VigilServer", "VigilClient", "VigilStorage",
+                "CVigilSystem", "VigilCore", "VigilProto", "VigilServer", "VigilClient", "VigilStorage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -99,6 +103,28 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
+        ),
+
+        // The benchmark harness: a deterministic generator of realistic audit events...
+        .target(
+            name: "VigilBenchKit",
+            dependencies: [
+                "VigilCore", "VigilProto",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
+
+        // ...and `vigil-bench`, the workloads that drive a `vigil` server with it.
+        .executableTarget(
+            name: "vigil-bench",
+            dependencies: [
+                "VigilBenchKit", "VigilClient", "VigilCore", "VigilProto", "VigilStorage",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            path: "Sources/VigilBench"
         ),
 
         .testTarget(
@@ -135,6 +161,13 @@ let package = Package(
         .testTarget(
             name: "VigilCLITests",
             dependencies: ["vigil", "VigilClient", "VigilProto", "VigilCore"]
+        ),
+        .testTarget(
+            name: "VigilBenchTests",
+            dependencies: [
+                "VigilBenchKit", "vigil-bench", "vigil", "VigilCore", "VigilProto",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
         ),
     ]
 )

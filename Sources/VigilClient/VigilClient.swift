@@ -120,6 +120,13 @@ public final class VigilClient: Sendable {
     func openCall(
         _ method: AuditMethod, request: some SwiftProtobuf.Message, timeout: Duration?, initialWindow: UInt32?
     ) async throws -> (streamID: UInt32, events: AsyncThrowingStream<ClientConnectionHandler.CallEvent, any Error>) {
+        try await openCall(method, payload: request.serializedBuffer(), timeout: timeout, initialWindow: initialWindow)
+    }
+
+    /// Opens a call whose request is already serialized (protobuf binary).
+    func openCall(
+        _ method: AuditMethod, payload: ByteBuffer, timeout: Duration?, initialWindow: UInt32?
+    ) async throws -> (streamID: UInt32, events: AsyncThrowingStream<ClientConnectionHandler.CallEvent, any Error>) {
         var headers = Vigil_V1_CallHeaders()
         headers.method = method.rawValue
         if let timeout {
@@ -127,7 +134,6 @@ public final class VigilClient: Sendable {
             headers.timeoutMs = UInt64(max(1, components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000))
         }
         if let initialWindow { headers.initialWindow = initialWindow }
-        let payload = request.serializedBuffer()
         let headersToSend = headers
         let (events, continuation) = AsyncThrowingStream<ClientConnectionHandler.CallEvent, any Error>.makeStream()
         let handler = handler

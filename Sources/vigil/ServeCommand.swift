@@ -1,4 +1,5 @@
 import ArgumentParser
+import CVigilSystem
 import Logging
 import ServiceLifecycle
 import VigilCore
@@ -85,6 +86,9 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // Fewer malloc arenas: glibc's default (8 per core) lets freed memory of
+        // busy threads pile up, and resident memory must track the budget.
+        _ = mallopt(M_ARENA_MAX, 2)
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = logLevel

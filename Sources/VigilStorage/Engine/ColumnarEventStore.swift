@@ -458,11 +458,17 @@ public final class ColumnarEventStore: EventStore {
         let parts = state.withLock { $0.parts }
         let byDay = Dictionary(grouping: parts, by: \.day)
         for (day, dayParts) in byDay.sorted(by: { $0.key < $1.key }) where dayParts.count >= options.mergeFanIn {
+            // A merge holds its rows in memory: bound it by rows and by half the memory budget.
+            let memoryLimit = max(8 << 20, options.memoryBudgetBytes / 2)
             var chosen: [LivePart] = []
             var rows: UInt64 = 0
-            for part in dayParts.sorted(by: { $0.entry.rows < $1.entry.rows }) where rows + part.entry.rows <= UInt64(options.mergeMaxRows) {
+            var memory = 0
+            for part in dayParts.sorted(by: { $0.entry.rows < $1.entry.rows }) {
+                let estimate = Self.mergeMemoryEstimate(part)
+                guard rows + part.entry.rows <= UInt64(options.mergeMaxRows), memory + estimate <= memoryLimit else { continue }
                 chosen.append(part)
                 rows += part.entry.rows
+                memory += estimate
             }
             guard chosen.count >= 2 else { continue }
             let now = currentUnixNanos()
@@ -489,6 +495,12 @@ public final class ColumnarEventStore: EventStore {
             // Queries that still hold the old readers keep their open files.
             for path in removed { try FileIO.remove(options.directory + "/" + path) }
         }
+    }
+
+    /// Memory a part's events take once decoded: per-event object overhead plus
+    /// the column bytes.
+    static func mergeMemoryEstimate(_ part: LivePart) -> Int {
+        Int(part.entry.rows) * 512 + part.reader.columnSizes().values.reduce(0) { $0 + $1.raw } * 2
     }
 
     /// Removes (or archives) every part whose events have all expired, and

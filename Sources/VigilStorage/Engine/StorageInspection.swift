@@ -95,7 +95,7 @@ public struct StorageInspection: Sendable {
     }
 
     private func pad(_ cells: [String]) -> String {
-        let widths = [34, 6, 10, 7, 10, 30, 30, 20]
+        let widths = [42, 7, 10, 8, 11, 23, 23, 20]
         return cells.enumerated().map { index, cell in
             index == cells.count - 1 ? cell : cell + String(repeating: " ", count: max(1, widths[min(index, widths.count - 1)] - cell.count))
         }.joined()

@@ -234,32 +234,28 @@ enum ColumnEncoding {
 
     // MARK: - Strings
 
-    /// Encodes text, keyed by UTF-8 bytes: as a dictionary (the distinct
+    /// Encodes text, compared by UTF-8 bytes: as a dictionary (the distinct
     /// values in order of first appearance, then a 1- or 2-byte code per row)
     /// when that is shorter than plain (every length, then every value's
-    /// bytes). Leaves the block's distinct values in `table` for its statistics.
+    /// bytes). With `addresses`, a third choice: a dictionary whose entries
+    /// are canonical IPv4 or IPv6 addresses stored as 4 or 16 raw bytes.
+    /// Leaves the block's distinct values in `table` for its statistics.
     static func encodeStrings(
-        _ values: UnsafeBufferPointer<String>, table: inout ByteStringTable, codes: inout [Int32],
+        _ rows: ByteRows, table: inout ByteStringTable, codes: inout [Int32], addresses: Bool = false,
         into out: inout ByteWriter
     ) -> ChunkEncoding {
-        let count = values.count
+        let count = rows.count
         precondition(count <= maxRows, "a chunk holds at most \(maxRows) rows")
         table.reset(capacity: count)
         codes.removeAll(keepingCapacity: true)
         var plainSize = 0
         var previous = -1
         for index in 0..<count {
-            withUTF8Bytes(values[index]) { bytes in
-                let code: Int
-                if previous >= 0 && table.equals(previous, bytes) {
-                    code = previous
-                } else {
-                    code = table.insert(bytes)
-                }
-                codes.append(Int32(truncatingIfNeeded: code))
-                previous = code
-                plainSize += Varint.size(UInt64(bytes.count)) + bytes.count
-            }
+            let bytes = rows[index]
+            let code = previous >= 0 && table.equals(previous, bytes) ? previous : table.insert(bytes)
+            codes.append(Int32(truncatingIfNeeded: code))
+            previous = code
+            plainSize &+= Varint.size(UInt64(bytes.count)) &+ bytes.count
         }
         let width = table.count <= 256 ? 1 : 2
         var dictionarySize = Varint.size(UInt64(table.count)) + count * width
@@ -267,39 +263,62 @@ enum ColumnEncoding {
             let length = table.length(of: entry)
             dictionarySize += Varint.size(UInt64(length)) + length
         }
-        if dictionarySize < plainSize {
-            writeHeader(.dictionary, rows: count, into: &out)
+        var addressEntries: [IPEntry] = []
+        var addressSize = Int.max
+        if addresses && table.count > 0 {
+            addressSize = Varint.size(UInt64(table.count)) + count * width
+            addressEntries.reserveCapacity(table.count)
+            for entry in 0..<table.count {
+                let parsed = table.withValue(entry) { IPEntry($0) }
+                addressEntries.append(parsed)
+                addressSize += parsed.encodedSize(textLength: table.length(of: entry))
+            }
+        }
+        let encoding: ChunkEncoding
+        if addressSize < dictionarySize && addressSize < plainSize {
+            encoding = .ipDictionary
+        } else if dictionarySize < plainSize {
+            encoding = .dictionary
+        } else {
+            encoding = .plain
+        }
+        writeHeader(encoding, rows: count, into: &out)
+        switch encoding {
+        case .plain:
+            writePlainLengths(count: count, into: &out) { rows.ends[$0] &- rows.start($0) }
+            out.append(rows.all)
+            return .plain
+        case .dictionary:
             out.varint(table.count)
             for entry in 0..<table.count { out.varint(table.length(of: entry)) }
             out.append(table.arena)
-            codes.withUnsafeBufferPointer { codes in
-                out.appendSpace(count * width) { pointer in
-                    if width == 1 {
-                        for index in 0..<count { pointer[index] = UInt8(truncatingIfNeeded: codes[index]) }
-                    } else {
-                        for index in 0..<count {
-                            pointer[2 * index] = UInt8(truncatingIfNeeded: codes[index] >> 8)
-                            pointer[2 * index + 1] = UInt8(truncatingIfNeeded: codes[index])
-                        }
+        default:
+            out.varint(table.count)
+            for (entry, parsed) in addressEntries.enumerated() {
+                table.withValue(entry) { parsed.write($0, into: &out) }
+            }
+        }
+        codes.withUnsafeBufferPointer { codes in
+            out.appendSpace(count * width) { pointer in
+                if width == 1 {
+                    for index in 0..<count { pointer[index] = UInt8(truncatingIfNeeded: codes[index]) }
+                } else {
+                    for index in 0..<count {
+                        pointer[2 * index] = UInt8(truncatingIfNeeded: codes[index] >> 8)
+                        pointer[2 * index + 1] = UInt8(truncatingIfNeeded: codes[index])
                     }
                 }
             }
-            return .dictionary
         }
-        writeHeader(.plain, rows: count, into: &out)
-        writePlainLengths(count: count, into: &out) { index in withUTF8Bytes(values[index]) { $0.count } }
-        for index in 0..<count {
-            withUTF8Bytes(values[index]) { out.append($0) }
-        }
-        return .plain
+        return encoding
     }
 
     private static func writePlainLengths(count: Int, into out: inout ByteWriter, _ length: (Int) -> Int) {
         var size = 0
-        for index in 0..<count { size += Varint.size(UInt64(length(index))) }
+        for index in 0..<count { size &+= Varint.size(UInt64(length(index))) }
         out.appendSpace(size) { pointer in
             var position = 0
-            for index in 0..<count { position += Varint.write(UInt64(length(index)), to: pointer + position) }
+            for index in 0..<count { position &+= Varint.write(UInt64(length(index)), to: pointer + position) }
         }
     }
 
@@ -335,15 +354,21 @@ enum ColumnEncoding {
         }
         let entryCount = try reader.count("dictionary size", limit: rows)
         guard entryCount > 0 || rows == 0 else { throw reader.error("empty dictionary for \(rows) rows") }
-        var lengths = [Int]()
-        lengths.reserveCapacity(entryCount)
-        for entry in 0..<entryCount {
-            lengths.append(try reader.count("length of dictionary entry \(entry)", limit: reader.remaining))
-        }
         var entries = [String]()
         entries.reserveCapacity(entryCount)
-        for (entry, length) in lengths.enumerated() {
-            entries.append(String(decoding: try reader.bytes(length, "dictionary entry \(entry)"), as: UTF8.self))
+        if encoding == .dictionary {
+            var lengths = [Int]()
+            lengths.reserveCapacity(entryCount)
+            for entry in 0..<entryCount {
+                lengths.append(try reader.count("length of dictionary entry \(entry)", limit: reader.remaining))
+            }
+            for (entry, length) in lengths.enumerated() {
+                entries.append(String(decoding: try reader.bytes(length, "dictionary entry \(entry)"), as: UTF8.self))
+            }
+        } else {
+            for entry in 0..<entryCount {
+                entries.append(try IPEntry.read(&reader, entry: entry))
+            }
         }
         let width = entryCount <= 256 ? 1 : 2
         let codes = try reader.bytes(rows * width, "dictionary codes")
@@ -375,7 +400,7 @@ enum ColumnEncoding {
     /// Appends the XXH64 of every id that is not derived to `bloomHashes`
     /// (derived ids are found through their seq instead).
     static func encodeEventIDs(
-        _ ids: UnsafeBufferPointer<String>, receivedAt: UnsafeBufferPointer<Int64>, seq: UnsafeBufferPointer<UInt64>,
+        _ ids: ByteRows, receivedAt: UnsafeBufferPointer<Int64>, seq: UnsafeBufferPointer<UInt64>,
         into out: inout ByteWriter, bloomHashes: inout [UInt64]
     ) -> ChunkEncoding {
         let count = ids.count
@@ -383,26 +408,25 @@ enum ColumnEncoding {
         let modes = out.count
         out.bytes.append(contentsOf: repeatElement(0, count: count))
         for index in 0..<count {
-            withUTF8Bytes(ids[index]) { bytes in
-                let mode: IDMode
-                if bytes.isEmpty {
-                    mode = .empty
-                } else if let id = CanonicalEventID.parse(bytes) {
-                    if id == derivedEventID(receivedAt: receivedAt[index], seq: seq[index]) {
-                        mode = .derived
-                    } else {
-                        mode = .explicit
-                        out.u64(id.high)
-                        out.u64(id.low)
-                    }
+            let bytes = ids[index]
+            let mode: IDMode
+            if bytes.isEmpty {
+                mode = .empty
+            } else if let id = CanonicalEventID.parse(bytes) {
+                if id == derivedEventID(receivedAt: receivedAt[index], seq: seq[index]) {
+                    mode = .derived
                 } else {
-                    mode = .text
-                    out.varint(bytes.count)
-                    out.append(bytes)
+                    mode = .explicit
+                    out.u64(id.high)
+                    out.u64(id.low)
                 }
-                out.bytes[modes + index] = mode.rawValue
-                if mode != .derived { bloomHashes.append(XXHash64.hash(bytes)) }
+            } else {
+                mode = .text
+                out.varint(bytes.count)
+                out.append(bytes)
             }
+            out.bytes[modes + index] = mode.rawValue
+            if mode != .derived { bloomHashes.append(XXHash64.hash(bytes)) }
         }
         return .eventID
     }
@@ -446,58 +470,79 @@ enum ColumnEncoding {
     static let maxHexBytes = 32
 
     /// Encodes trace or request ids: a kind byte per row (0 empty; n in
-    /// 1...32: lowercase hex of 2n digits, stored as n raw bytes; 255: text,
-    /// stored as a varint length and the bytes), then the rows' payloads.
-    /// Appends the XXH64 of every row's text to `bloomHashes`.
+    /// 1...32: lowercase hex of 2n digits, stored as n raw bytes; 255: text),
+    /// then the text rows' varint lengths and bytes in row order, then the hex
+    /// rows' raw bytes in row order. The raw bytes come last because random
+    /// ids do not compress: the writer stores that tail without deflating it.
+    /// Returns the encoding and the length of that tail. Appends the XXH64 of
+    /// every row's text to `bloomHashes`.
     static func encodeCorrelationIDs(
-        _ values: UnsafeBufferPointer<String>, into out: inout ByteWriter, bloomHashes: inout [UInt64]
-    ) -> ChunkEncoding {
-        let count = values.count
+        _ rows: ByteRows, into out: inout ByteWriter, bloomHashes: inout [UInt64]
+    ) -> (encoding: ChunkEncoding, rawTail: Int) {
+        let count = rows.count
         writeHeader(.correlationID, rows: count, into: &out)
         let kinds = out.count
         out.bytes.append(contentsOf: repeatElement(0, count: count))
+        var hexBytes = 0
         for index in 0..<count {
-            withUTF8Bytes(values[index]) { bytes in
-                bloomHashes.append(XXHash64.hash(bytes))
-                if bytes.isEmpty { return }  // kind 0 already written
-                if isLowercaseHex(bytes) {
-                    let length = bytes.count / 2
-                    out.bytes[kinds + index] = UInt8(length)
-                    out.appendSpace(length) { pointer in
-                        for byte in 0..<length {
-                            pointer[byte] = hexValue(bytes[2 * byte]) << 4 | hexValue(bytes[2 * byte + 1])
-                        }
-                    }
-                } else {
-                    out.bytes[kinds + index] = correlationText
-                    out.varint(bytes.count)
-                    out.append(bytes)
+            let bytes = rows[index]
+            bloomHashes.append(XXHash64.hash(bytes))
+            if bytes.isEmpty { continue }  // kind 0 already written
+            if isLowercaseHex(bytes) {
+                out.bytes[kinds + index] = UInt8(truncatingIfNeeded: bytes.count / 2)
+                hexBytes += bytes.count / 2
+            } else {
+                out.bytes[kinds + index] = correlationText
+                out.varint(bytes.count)
+                out.append(bytes)
+            }
+        }
+        out.appendSpace(hexBytes) { pointer in
+            var position = 0
+            for index in 0..<count {
+                let bytes = rows[index]
+                guard let base = bytes.baseAddress, bytes.count >= 2, isLowercaseHex(bytes) else { continue }
+                for byte in 0..<bytes.count / 2 {
+                    let high = HexDigits.decode(base.load(fromByteOffset: 2 * byte, as: UInt8.self)).value
+                    let low = HexDigits.decode(base.load(fromByteOffset: 2 * byte + 1, as: UInt8.self)).value
+                    pointer[position] = high << 4 | low
+                    position += 1
                 }
             }
         }
-        return .correlationID
+        return (.correlationID, hexBytes)
     }
 
     /// Lowercase hex of an even length from 2 to 64 digits.
     @inline(__always)
     static func isLowercaseHex(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        guard bytes.count >= 2, bytes.count <= 2 * maxHexBytes, bytes.count % 2 == 0 else { return false }
-        for byte in bytes {
-            guard (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
-                || (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "f"))
-            else { return false }
+        guard bytes.count >= 2, bytes.count <= 2 * maxHexBytes, bytes.count % 2 == 0, let base = bytes.baseAddress
+        else { return false }
+        var invalid: UInt8 = 0
+        for index in 0..<bytes.count {
+            invalid |= HexDigits.decode(base.load(fromByteOffset: index, as: UInt8.self)).invalid
         }
-        return true
-    }
-
-    @inline(__always)
-    private static func hexValue(_ digit: UInt8) -> UInt8 {
-        digit <= UInt8(ascii: "9") ? digit &- UInt8(ascii: "0") : digit &- UInt8(ascii: "a") &+ 10
+        return invalid == 0
     }
 
     static func decodeCorrelationIDs(_ reader: inout ByteReader, rows: Int) throws(PartFormatError) -> [String] {
         let kindsOffset = reader.offset
         let kinds = try reader.bytes(rows, "id kinds")
+        var hexBytes = 0
+        for row in 0..<rows {
+            let kind = kinds[row]
+            if kind >= 1 && kind <= UInt8(maxHexBytes) {
+                hexBytes += Int(kind)
+            } else if kind != correlationEmpty && kind != correlationText {
+                throw PartFormatError("unknown id kind \(kind) of row \(row)", at: kindsOffset + row)
+            }
+        }
+        guard hexBytes <= reader.remaining else {
+            throw reader.error("hex ids need \(hexBytes) bytes but \(reader.remaining) remain")
+        }
+        let textEnd = reader.position + reader.remaining - hexBytes
+        var text = ByteReader(UnsafeRawBufferPointer(rebasing: reader.bytes[reader.position..<textEnd]), base: reader.offset)
+        var hex = ByteReader(UnsafeRawBufferPointer(rebasing: reader.bytes[textEnd...]), base: reader.base + textEnd)
         var values = [String]()
         values.reserveCapacity(rows)
         for row in 0..<rows {
@@ -505,8 +550,11 @@ enum ColumnEncoding {
             switch kind {
             case correlationEmpty:
                 values.append("")
-            case 1...UInt8(maxHexBytes):
-                let raw = try reader.bytes(Int(kind), "hex id of row \(row)")
+            case correlationText:
+                let length = try text.count("id length of row \(row)", limit: text.remaining)
+                values.append(String(decoding: try text.bytes(length), as: UTF8.self))
+            default:
+                let raw = try hex.bytes(Int(kind), "hex id of row \(row)")
                 values.append(String(unsafeUninitializedCapacity: raw.count * 2) { buffer in
                     for (position, byte) in raw.enumerated() {
                         buffer[2 * position] = hexDigit(byte >> 4)
@@ -514,26 +562,20 @@ enum ColumnEncoding {
                     }
                     return raw.count * 2
                 })
-            case correlationText:
-                let length = try reader.count("id length of row \(row)", limit: reader.remaining)
-                values.append(String(decoding: try reader.bytes(length), as: UTF8.self))
-            default:
-                throw PartFormatError("unknown id kind \(kind) of row \(row)", at: kindsOffset + row)
             }
         }
-        try reader.expectEnd("the last id")
+        try text.expectEnd("the last text id")
+        reader.position = reader.bytes.count
         return values
     }
 
     // MARK: - Extras (plain bytes)
 
     /// Encodes opaque byte strings plain: every length, then every row's bytes.
-    static func encodePlainBytes(
-        lengths: UnsafeBufferPointer<Int>, bytes: UnsafeRawBufferPointer, into out: inout ByteWriter
-    ) -> ChunkEncoding {
-        writeHeader(.plain, rows: lengths.count, into: &out)
-        writePlainLengths(count: lengths.count, into: &out) { lengths[$0] }
-        out.append(bytes)
+    static func encodePlainBytes(_ rows: ByteRows, into out: inout ByteWriter) -> ChunkEncoding {
+        writeHeader(.plain, rows: rows.count, into: &out)
+        writePlainLengths(count: rows.count, into: &out) { rows.ends[$0] &- rows.start($0) }
+        out.append(rows.all)
         return .plain
     }
 

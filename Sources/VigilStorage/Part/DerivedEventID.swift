@@ -22,29 +22,29 @@ enum CanonicalEventID {
     /// lowercase hex. Nil for anything else (including uppercase), which is
     /// then stored as text so that it round trips byte for byte.
     static func parse(_ bytes: UnsafeRawBufferPointer) -> EventID? {
-        guard bytes.count == 36 else { return nil }
-        var words: (UInt64, UInt64) = (0, 0)
-        var nibbles = 0
-        for index in 0..<36 {
-            let byte = bytes[index]
-            if index == 8 || index == 13 || index == 18 || index == 23 {
-                guard byte == UInt8(ascii: "-") else { return nil }
-                continue
+        guard bytes.count == 36, let base = bytes.baseAddress else { return nil }
+        guard base.load(fromByteOffset: 8, as: UInt8.self) == UInt8(ascii: "-"),
+            base.load(fromByteOffset: 13, as: UInt8.self) == UInt8(ascii: "-"),
+            base.load(fromByteOffset: 18, as: UInt8.self) == UInt8(ascii: "-"),
+            base.load(fromByteOffset: 23, as: UInt8.self) == UInt8(ascii: "-")
+        else { return nil }
+        // Branch-free per digit: random hex digits would mispredict a branch on every other one.
+        var invalid: UInt8 = 0
+        @inline(__always) func digits(_ start: Int, _ count: Int, into word: inout UInt64) {
+            for index in start..<start &+ count {
+                let (value, bad) = HexDigits.decode(base.load(fromByteOffset: index, as: UInt8.self))
+                word = word &<< 4 | UInt64(value)
+                invalid |= bad
             }
-            let value: UInt8
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = byte &- UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): value = byte &- UInt8(ascii: "a") &+ 10
-            default: return nil
-            }
-            if nibbles < 16 {
-                words.0 = words.0 << 4 | UInt64(value)
-            } else {
-                words.1 = words.1 << 4 | UInt64(value)
-            }
-            nibbles += 1
         }
-        return EventID(high: words.0, low: words.1)
+        var high: UInt64 = 0
+        var low: UInt64 = 0
+        digits(0, 8, into: &high)
+        digits(9, 4, into: &high)
+        digits(14, 4, into: &high)
+        digits(19, 4, into: &low)
+        digits(24, 12, into: &low)
+        return invalid == 0 ? EventID(high: high, low: low) : nil
     }
 
     static func parse(_ text: String) -> EventID? {
@@ -72,5 +72,19 @@ enum CanonicalEventID {
 /// The lowercase hex digit of a nibble.
 @inline(__always)
 func hexDigit(_ nibble: UInt8) -> UInt8 {
-    nibble < 10 ? nibble &+ UInt8(ascii: "0") : nibble &+ (UInt8(ascii: "a") &- 10)
+    nibble &+ (nibble < 10 ? UInt8(ascii: "0") : UInt8(ascii: "a") &- 10)
+}
+
+enum HexDigits {
+    /// The value of a lowercase hex digit, and 1 in `invalid` for any other byte.
+    @inline(__always)
+    static func decode(_ byte: UInt8) -> (value: UInt8, invalid: UInt8) {
+        let digit = byte &- UInt8(ascii: "0")
+        let letter = byte &- UInt8(ascii: "a")
+        let isDigit = digit < 10
+        let isLetter = letter < 6
+        let value = isDigit ? digit : letter &+ 10
+        let invalid: UInt8 = (isDigit ? 0 : 1) & (isLetter ? 0 : 1)
+        return (value & 0xF, invalid)
+    }
 }

@@ -63,7 +63,7 @@ public enum PartColumn: UInt8, CaseIterable, Sendable, Hashable, Comparable {
         switch kind {
         case .integer: [.delta, .deltaOfDelta]
         case .enumeration: [.byte, .runLength, .varint]
-        case .string: [.plain, .dictionary]
+        case .string: self == .sourceIP ? [.plain, .dictionary, .ipDictionary] : [.plain, .dictionary]
         case .eventID: [.eventID]
         case .correlationID: [.correlationID]
         case .bytes: [.plain]
@@ -130,6 +130,18 @@ public enum ChunkEncoding: UInt8, Sendable, Hashable, CaseIterable {
     case eventID = 8
     /// Trace and request ids: a kind byte per row (empty, hex as n raw bytes, text), then the payloads.
     case correlationID = 9
+    /// Source IPs: a dictionary whose entries are IPv4 or IPv6 addresses as raw bytes (or text), then codes.
+    case ipDictionary = 10
+
+    /// Whether the chunk is mostly binary (varints, codes, raw bytes), which
+    /// zlib's run-length strategy compresses as well as full matching, and
+    /// several times faster; text benefits from full LZ77 matching.
+    var isBinary: Bool {
+        switch self {
+        case .plain, .dictionary: false
+        default: true
+        }
+    }
 }
 
 /// How a chunk's stored bytes relate to its encoded (raw) bytes.

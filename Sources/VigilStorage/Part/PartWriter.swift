@@ -5,6 +5,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CZlib
 import VigilCore
 import VigilProto
 
@@ -52,8 +53,8 @@ public struct PartWriter {
         let metadata: PartMetadata
         do throws(VigilError) {
             var sink = ChunkSink(
-                output: PartOutput(file: file),
-                deflater: options.compressionLevel == 0 ? nil : try ZlibDeflater(level: options.compressionLevel))
+                output: PartOutput(file: file), level: options.compressionLevel,
+                deflater: options.compressionLevel == 0 ? nil : try ZlibDeflater())
             try sink.output.write(PartFormat.header())
             var footer = try encodeBlocks(events, plan: plan, options: options, sink: &sink)
             footer.createdAt = currentUnixNanos()
@@ -108,7 +109,9 @@ public struct PartWriter {
             let first = position
             while position < count {
                 let index = plan.eventIndex(at: position)
-                try columns.append(events[index], occurredAt: plan.occurredAt[index])
+                try columns.append(
+                    events[index], tenant: plan.tenants[Int(plan.tenantRank[index])],
+                    occurredAt: plan.occurredAt[index], seq: plan.seq[index])
                 position += 1
                 if columns.rowCount == options.rowsPerBlock || columns.rowBytes >= options.maxBlockBytes { break }
             }
@@ -117,7 +120,8 @@ public struct PartWriter {
             var statistics: [PartColumn: ColumnStatistic] = [:]
             for column in PartColumn.allCases {
                 raw.removeAll()
-                let encoding: ChunkEncoding
+                var encoding: ChunkEncoding
+                var rawTail = 0
                 switch column.kind {
                 case .integer:
                     let values: [Int64]
@@ -145,8 +149,9 @@ public struct PartWriter {
                         if distinct.count <= ColumnStatistic.maxValues { statistics[column] = .enumValues(distinct) }
                     }
                 case .string:
-                    encoding = columns.text[BlockColumns.slot(column)].withUnsafeBufferPointer {
-                        ColumnEncoding.encodeStrings($0, table: &table, codes: &codes, into: &raw)
+                    encoding = columns.text[BlockColumns.slot(column)].withRows { rows in
+                        ColumnEncoding.encodeStrings(
+                            rows, table: &table, codes: &codes, addresses: column == .sourceIP, into: &raw)
                     }
                     if PartColumn.valueSetColumns.contains(column) && table.count <= ColumnStatistic.maxValues {
                         statistics[column] = .values((0..<table.count).map { table.string($0) })
@@ -157,7 +162,7 @@ public struct PartWriter {
                     }
                 case .eventID:
                     hashes.removeAll(keepingCapacity: true)
-                    encoding = columns.text[BlockColumns.slot(.id)].withUnsafeBufferPointer { ids in
+                    encoding = columns.text[BlockColumns.slot(.id)].withRows { ids in
                         columns.receivedAt.withUnsafeBufferPointer { receivedAt in
                             columns.seq.withUnsafeBufferPointer { seq in
                                 ColumnEncoding.encodeEventIDs(ids, receivedAt: receivedAt, seq: seq, into: &raw, bloomHashes: &hashes)
@@ -167,18 +172,14 @@ public struct PartWriter {
                     statistics[column] = .bloom(bloom(of: hashes))
                 case .correlationID:
                     hashes.removeAll(keepingCapacity: true)
-                    encoding = columns.text[BlockColumns.slot(column)].withUnsafeBufferPointer {
+                    (encoding, rawTail) = columns.text[BlockColumns.slot(column)].withRows {
                         ColumnEncoding.encodeCorrelationIDs($0, into: &raw, bloomHashes: &hashes)
                     }
                     statistics[column] = .bloom(bloom(of: hashes))
                 case .bytes:
-                    encoding = columns.extrasLengths.withUnsafeBufferPointer { lengths in
-                        columns.extrasBytes.withUnsafeBytes { bytes in
-                            ColumnEncoding.encodePlainBytes(lengths: lengths, bytes: bytes, into: &raw)
-                        }
-                    }
+                    encoding = columns.extras.withRows { ColumnEncoding.encodePlainBytes($0, into: &raw) }
                 }
-                chunks[column] = try sink.emit(column, encoding, raw.bytes, block: blockIndex)
+                chunks[column] = try sink.emit(column, encoding, raw.bytes, rawTail: rawTail, block: blockIndex)
             }
             let firstRank = Int(plan.tenantRank[plan.eventIndex(at: first)])
             let lastRank = Int(plan.tenantRank[plan.eventIndex(at: position - 1)])
@@ -216,6 +217,8 @@ struct SortPlan {
     var tenantRank: [Int32]
     /// Per input event: occurred-at in nanoseconds.
     var occurredAt: [Int64]
+    /// Per input event: its seq.
+    var seq: [UInt64]
     /// Input positions in row order; nil when the input is in order.
     var order: [Int32]?
 
@@ -230,9 +233,12 @@ struct SortPlan {
         codes.reserveCapacity(count)
         occurredAt = []
         occurredAt.reserveCapacity(count)
+        seq = []
+        seq.reserveCapacity(count)
         var previous = -1
         for event in events {
             occurredAt.append(event.occurredAt.unixNanos)
+            seq.append(event.seq)
             let tenant = event.tenant
             let code = withUTF8Bytes(tenant) { bytes in
                 previous >= 0 && table.equals(previous, bytes) ? previous : table.insert(bytes)
@@ -261,8 +267,8 @@ struct SortPlan {
 
         var sorted = true
         for index in 1..<max(count, 1) {
-            let a = (tenantRank[index - 1], occurredAt[index - 1], events[index - 1].seq)
-            let b = (tenantRank[index], occurredAt[index], events[index].seq)
+            let a = (tenantRank[index - 1], occurredAt[index - 1], seq[index - 1])
+            let b = (tenantRank[index], occurredAt[index], seq[index])
             if b < a {
                 sorted = false
                 break
@@ -284,7 +290,7 @@ struct SortPlan {
         var keys = [Key]()
         keys.reserveCapacity(count)
         for index in 0..<count {
-            keys.append(Key(rank: tenantRank[index], occurredAt: occurredAt[index], seq: events[index].seq, index: Int32(index)))
+            keys.append(Key(rank: tenantRank[index], occurredAt: occurredAt[index], seq: seq[index], index: Int32(index)))
         }
         keys.sort()
         order = keys.map(\.index)
@@ -311,9 +317,8 @@ struct BlockColumns {
     var outcome: [Int32] = []
     var presence: [Int32] = []
     /// Text columns by `slot(_:)`.
-    var text: [[String]] = Array(repeating: [], count: 15)
-    var extrasBytes: [UInt8] = []
-    var extrasLengths: [Int] = []
+    var text: [ByteColumn] = Array(repeating: ByteColumn(), count: 15)
+    var extras = ByteColumn()
 
     static func slot(_ column: PartColumn) -> Int {
         switch column {
@@ -347,9 +352,15 @@ struct BlockColumns {
         category.removeAll(keepingCapacity: true)
         outcome.removeAll(keepingCapacity: true)
         presence.removeAll(keepingCapacity: true)
-        for slot in text.indices { text[slot].removeAll(keepingCapacity: true) }
-        extrasBytes.removeAll(keepingCapacity: true)
-        extrasLengths.removeAll(keepingCapacity: true)
+        for slot in text.indices { text[slot].removeAll() }
+        extras.removeAll()
+    }
+
+    /// Bytes of text and extras gathered so far.
+    private var totalBytes: Int {
+        var total = extras.bytes.count
+        for column in text { total += column.bytes.count }
+        return total
     }
 
     private static func enumValue(_ raw: Int, _ field: String) throws(VigilError) -> Int32 {
@@ -359,46 +370,49 @@ struct BlockColumns {
         return value
     }
 
-    mutating func append(_ event: AuditEvent, occurredAt time: Int64) throws(VigilError) {
-        let actor = event.actor
-        let resource = event.resource
+    mutating func append(_ event: AuditEvent, tenant: String, occurredAt time: Int64, seq number: UInt64) throws(VigilError) {
+        let before = totalBytes
+        // The has… getters copy the sub-message, so they are asked only when
+        // the value read is the default, the one case they tell apart.
+        let received = event.receivedAt.unixNanos
         occurredAt.append(time)
-        receivedAt.append(event.receivedAt.unixNanos)
-        seq.append(event.seq)
-        seqBits.append(Int64(bitPattern: event.seq))
-        actorType.append(try Self.enumValue(actor.type.rawValue, "actor.type"))
+        receivedAt.append(received)
+        seq.append(number)
+        seqBits.append(Int64(bitPattern: number))
         category.append(try Self.enumValue(event.category.rawValue, "category"))
         outcome.append(try Self.enumValue(event.outcome.rawValue, "outcome"))
         var bits: UInt8 = 0
-        if event.hasOccurredAt { bits |= PartPresence.occurredAt }
-        if event.hasReceivedAt { bits |= PartPresence.receivedAt }
-        if event.hasActor { bits |= PartPresence.actor }
-        if event.hasResource { bits |= PartPresence.resource }
-        presence.append(Int32(bits))
-        var bytes = 0
-        @inline(__always) func add(_ slot: Int, _ value: String) {
-            bytes += value.utf8.count
-            text[slot].append(value)
+        if time != 0 || event.hasOccurredAt { bits |= PartPresence.occurredAt }
+        if received != 0 || event.hasReceivedAt { bits |= PartPresence.receivedAt }
+        let actor = event.actor
+        let actorTypeValue = try Self.enumValue(actor.type.rawValue, "actor.type")
+        actorType.append(actorTypeValue)
+        text[1].append(actor.id)
+        text[2].append(actor.name)
+        text[3].append(actor.email)
+        if actorTypeValue != 0 || !actor.id.isEmpty || !actor.name.isEmpty || !actor.email.isEmpty || event.hasActor {
+            bits |= PartPresence.actor
         }
-        add(0, event.tenant)
-        add(1, actor.id)
-        add(2, actor.name)
-        add(3, actor.email)
-        add(4, event.action)
-        add(5, resource.type)
-        add(6, resource.id)
-        add(7, resource.name)
-        add(8, event.reason)
-        add(9, event.sourceIp)
-        add(10, event.userAgent)
-        add(11, event.description_p)
-        add(12, event.id)
-        add(13, event.traceID)
-        add(14, event.requestID)
-        let extras = ColumnEncoding.extrasBytes(of: event)
-        extrasBytes.append(contentsOf: extras)
-        extrasLengths.append(extras.count)
-        bytes += extras.count + 64
+        let resource = event.resource
+        text[5].append(resource.type)
+        text[6].append(resource.id)
+        text[7].append(resource.name)
+        if !resource.type.isEmpty || !resource.id.isEmpty || !resource.name.isEmpty || event.hasResource {
+            bits |= PartPresence.resource
+        }
+        presence.append(Int32(bits))
+        text[0].append(tenant)
+        text[4].append(event.action)
+        text[8].append(event.reason)
+        text[9].append(event.sourceIp)
+        text[10].append(event.userAgent)
+        text[11].append(event.description_p)
+        text[12].append(event.id)
+        text[13].append(event.traceID)
+        text[14].append(event.requestID)
+        extras.append(bytes: ColumnEncoding.extrasBytes(of: event))
+        let after = totalBytes
+        let bytes = after - before + 64
         guard bytes < ChunkInfo.maxRawLength / 2 else {
             throw VigilError(.invalidArgument, "an event of \(bytes) bytes is too large for a part")
         }
@@ -451,21 +465,30 @@ struct PartOutput {
 /// appends them to the file.
 struct ChunkSink {
     var output: PartOutput
+    let level: Int32
     let deflater: ZlibDeflater?
     var compressed: [UInt8] = []
 
-    init(output: PartOutput, deflater: ZlibDeflater?) {
+    init(output: PartOutput, level: Int32, deflater: ZlibDeflater?) {
         self.output = output
+        self.level = level
         self.deflater = deflater
     }
 
-    mutating func emit(_ column: PartColumn, _ encoding: ChunkEncoding, _ raw: [UInt8], block: Int) throws(VigilError) -> ChunkInfo {
+    /// Stores one raw chunk. `rawTail` bytes at its end are incompressible
+    /// (random ids) and go into stored zlib blocks.
+    mutating func emit(
+        _ column: PartColumn, _ encoding: ChunkEncoding, _ raw: [UInt8], rawTail: Int = 0, block: Int
+    ) throws(VigilError) -> ChunkInfo {
         guard raw.count <= ChunkInfo.maxRawLength else {
             throw VigilError(.invalidArgument, "column \(column.name) of block \(block) would hold \(raw.count) bytes, over the limit of \(ChunkInfo.maxRawLength); lower maxBlockBytes")
         }
         var codec = ChunkCodec.none
         if let deflater {
-            raw.withUnsafeBytes { deflater.compress($0, into: &compressed) }
+            let strategy = encoding.isBinary ? Z_RLE : Z_DEFAULT_STRATEGY
+            raw.withUnsafeBytes {
+                deflater.compress($0, level: level, strategy: strategy, storedTail: rawTail, into: &compressed)
+            }
             if compressed.count < raw.count { codec = .zlib }
         }
         let stored = codec == .zlib ? compressed : raw

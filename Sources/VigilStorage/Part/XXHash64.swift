@@ -11,7 +11,7 @@ enum XXHash64 {
 
     @inline(__always)
     private static func rotl(_ value: UInt64, _ amount: UInt64) -> UInt64 {
-        (value << amount) | (value >> (64 - amount))
+        (value &<< amount) | (value &>> (64 &- amount))
     }
 
     @inline(__always)
@@ -25,17 +25,18 @@ enum XXHash64 {
     }
 
     @inline(__always)
-    private static func load64(_ bytes: UnsafeRawBufferPointer, _ offset: Int) -> UInt64 {
-        UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+    private static func load64(_ base: UnsafeRawPointer, _ offset: Int) -> UInt64 {
+        UInt64(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
     }
 
     @inline(__always)
-    private static func load32(_ bytes: UnsafeRawBufferPointer, _ offset: Int) -> UInt64 {
-        UInt64(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
+    private static func load32(_ base: UnsafeRawPointer, _ offset: Int) -> UInt64 {
+        UInt64(UInt32(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
     }
 
     static func hash(_ bytes: UnsafeRawBufferPointer, seed: UInt64 = 0) -> UInt64 {
         let length = bytes.count
+        guard let base = bytes.baseAddress else { return hashEmpty(seed) }
         var offset = 0
         var hash: UInt64
         if length >= 32 {
@@ -43,12 +44,12 @@ enum XXHash64 {
             var v2 = seed &+ prime2
             var v3 = seed
             var v4 = seed &- prime1
-            while offset + 32 <= length {
-                v1 = round(v1, load64(bytes, offset))
-                v2 = round(v2, load64(bytes, offset + 8))
-                v3 = round(v3, load64(bytes, offset + 16))
-                v4 = round(v4, load64(bytes, offset + 24))
-                offset += 32
+            while offset &+ 32 <= length {
+                v1 = round(v1, load64(base, offset))
+                v2 = round(v2, load64(base, offset &+ 8))
+                v3 = round(v3, load64(base, offset &+ 16))
+                v4 = round(v4, load64(base, offset &+ 24))
+                offset &+= 32
             }
             hash = rotl(v1, 1) &+ rotl(v2, 7) &+ rotl(v3, 12) &+ rotl(v4, 18)
             hash = merge(hash, v1)
@@ -59,27 +60,37 @@ enum XXHash64 {
             hash = seed &+ prime5
         }
         hash &+= UInt64(length)
-        while offset + 8 <= length {
-            hash ^= round(0, load64(bytes, offset))
+        while offset &+ 8 <= length {
+            hash ^= round(0, load64(base, offset))
             hash = rotl(hash, 27) &* prime1 &+ prime4
-            offset += 8
+            offset &+= 8
         }
-        if offset + 4 <= length {
-            hash ^= load32(bytes, offset) &* prime1
+        if offset &+ 4 <= length {
+            hash ^= load32(base, offset) &* prime1
             hash = rotl(hash, 23) &* prime2 &+ prime3
-            offset += 4
+            offset &+= 4
         }
         while offset < length {
-            hash ^= UInt64(bytes[offset]) &* prime5
+            hash ^= UInt64(base.load(fromByteOffset: offset, as: UInt8.self)) &* prime5
             hash = rotl(hash, 11) &* prime1
-            offset += 1
+            offset &+= 1
         }
+        return avalanche(hash)
+    }
+
+    @inline(__always)
+    private static func avalanche(_ value: UInt64) -> UInt64 {
+        var hash = value
         hash ^= hash >> 33
         hash &*= prime2
         hash ^= hash >> 29
         hash &*= prime3
         hash ^= hash >> 32
         return hash
+    }
+
+    private static func hashEmpty(_ seed: UInt64) -> UInt64 {
+        avalanche(seed &+ prime5)
     }
 
     /// XXH64 of the UTF-8 bytes of `text`.

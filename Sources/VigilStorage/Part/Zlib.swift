@@ -8,13 +8,13 @@ import VigilCore
 final class ZlibDeflater {
     private let stream: UnsafeMutablePointer<z_stream>
 
-    init(level: Int32) throws(VigilError) {
+    init() throws(VigilError) {
         stream = .allocate(capacity: 1)
         stream.initialize(to: z_stream())
-        let status = deflateInit_(stream, level, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
+        let status = deflateInit_(stream, Z_DEFAULT_COMPRESSION, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
         guard status == Z_OK else {
             stream.deallocate()
-            throw VigilError(.invalidArgument, "zlib refused compression level \(level) (status \(status))")
+            throw VigilError(.internal, "zlib could not be initialised (status \(status))")
         }
     }
 
@@ -23,10 +23,20 @@ final class ZlibDeflater {
         stream.deallocate()
     }
 
-    /// Compresses `input` into `output` (replacing its contents) as one zlib stream.
-    func compress(_ input: UnsafeRawBufferPointer, into output: inout [UInt8]) {
+    /// Compresses `input` into `output` (replacing its contents) as one zlib
+    /// stream, at `level` with `strategy`, except that the last `storedTail`
+    /// bytes (known to be incompressible) go into stored blocks, which costs
+    /// a copy instead of a search.
+    func compress(
+        _ input: UnsafeRawBufferPointer, level: Int32, strategy: Int32, storedTail: Int = 0,
+        into output: inout [UInt8]
+    ) {
+        precondition(storedTail >= 0 && storedTail <= input.count, "the stored tail lies within the input")
         deflateReset(stream)
-        let bound = Int(deflateBound(stream, uLong(input.count)))
+        var status = deflateParams(stream, level, strategy)
+        precondition(status == Z_OK, "deflateParams(\(level), \(strategy)) returned \(status)")
+        // deflateBound plus the framing of stored blocks (5 bytes per block of at most 64 KiB).
+        let bound = Int(deflateBound(stream, uLong(input.count))) + input.count / 8_192 + 256
         if output.count < bound {
             // Within the capacity kept from earlier chunks: no reallocation.
             output.append(contentsOf: repeatElement(0, count: bound - output.count))
@@ -35,13 +45,24 @@ final class ZlibDeflater {
         let produced: Int = output.withUnsafeMutableBytes { destination in
             withUnsafeMutablePointer(to: &dummy) { dummyPointer in
                 // zlib only reads `next_in`; its C type lacks the const.
-                stream.pointee.next_in = input.baseAddress.map {
+                let source = input.baseAddress.map {
                     UnsafeMutablePointer(mutating: $0.assumingMemoryBound(to: Bytef.self))
                 } ?? dummyPointer
-                stream.pointee.avail_in = uInt(input.count)
+                let head = input.count - storedTail
+                stream.pointee.next_in = source
+                stream.pointee.avail_in = uInt(head)
                 stream.pointee.next_out = destination.baseAddress!.assumingMemoryBound(to: Bytef.self)
                 stream.pointee.avail_out = uInt(destination.count)
-                let status = deflate(stream, Z_FINISH)
+                if storedTail > 0 {
+                    status = deflate(stream, Z_NO_FLUSH)
+                    precondition(status == Z_OK || status == Z_BUF_ERROR, "deflate returned \(status)")
+                    // Flushes what came before at the old level, then stores.
+                    status = deflateParams(stream, 0, Z_DEFAULT_STRATEGY)
+                    precondition(status == Z_OK, "deflateParams(0) returned \(status)")
+                    stream.pointee.next_in = source + head
+                    stream.pointee.avail_in = uInt(storedTail)
+                }
+                status = deflate(stream, Z_FINISH)
                 precondition(status == Z_STREAM_END, "deflate into a buffer of deflateBound size returned \(status)")
                 return destination.count - Int(stream.pointee.avail_out)
             }

@@ -1,0 +1,2 @@
+// C library functions the Swift overlay does not export.
+#include <malloc.h>
