@@ -94,11 +94,26 @@ final class ServerProcess {
 
     var address: String { "127.0.0.1:\(port)" }
 
+    deinit {
+        // A test that failed half-way must not leave its server running.
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+
     /// kill -9: no shutdown, no flush.
     func kill9() {
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
         _ = stderrReader.wait()
+    }
+
+    /// What the server logged after it started listening, once it has exited;
+    /// tests print it when something fails.
+    var exitedLog: String? {
+        guard !process.isRunning else { return nil }
+        return "exit status \(process.terminationStatus) (\(process.terminationReason == .uncaughtSignal ? "signal" : "exit")):\n" + String(decoding: stderrReader.wait(), as: UTF8.self)
     }
 
     /// The peak resident memory so far, from /proc, in bytes.

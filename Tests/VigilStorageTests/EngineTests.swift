@@ -219,7 +219,16 @@ struct EngineTests {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await store.runMaintenance() }
                 for batch in 0..<100 {
-                    _ = try await store.append((0..<100).map { engineEvent("q\(batch)-\($0)", at: base + Int64($0)) }, idempotencyKey: nil)
+                    let events = (0..<100).map { engineEvent("q\(batch)-\($0)", at: base + Int64($0)) }
+                    // As a client would: on RESOURCE_EXHAUSTED, retry.
+                    while true {
+                        do {
+                            _ = try await store.append(events, idempotencyKey: "q\(batch)")
+                            break
+                        } catch let error as VigilError where error.code == .resourceExhausted {
+                            continue
+                        }
+                    }
                     #expect(store.statistics.memoryBytes < 200_000 + 200_000)
                 }
                 group.cancelAll()

@@ -72,6 +72,8 @@ public final class ColumnarEventStore: EventStore {
     /// The manifest, owned by maintenance work (flush, merge, retention, close), one at a time.
     private let manifest: Mutex<Vigil_V1_Manifest>
     private let maintenanceLock = AsyncLock()
+    /// Flushes, merges and retention run here, off the cooperative pool.
+    private let blockingWork: BlockingWorkExecutor
     private let wake: AsyncStream<Void>.Continuation
     private let wakeups: AsyncStream<Void>
     private let lockFile: Int32
@@ -192,10 +194,12 @@ public final class ColumnarEventStore: EventStore {
         }
         self.manifest = Mutex(manifest)
         recovery = report
+        blockingWork = try BlockingWorkExecutor()
         (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
     deinit {
+        blockingWork.shutdown()
         Glibc.close(lockFile)
     }
 
@@ -324,6 +328,12 @@ public final class ColumnarEventStore: EventStore {
     /// Runs flushes, merges and retention until cancelled. The server runs it
     /// beside its listener.
     public func runMaintenance() async throws {
+        try await withTaskExecutorPreference(blockingWork) {
+            try await maintenanceLoop()
+        }
+    }
+
+    private func maintenanceLoop() async throws {
         try await withThrowingDiscardingTaskGroup { group in
             let wake = wake
             group.addTask {
@@ -548,8 +558,13 @@ public final class ColumnarEventStore: EventStore {
         }
         guard !alreadyClosed else { return }
         wake.finish()
-        defer { flock(lockFile, LOCK_UN) }
-        try await flushNow()
+        defer {
+            blockingWork.shutdown()
+            flock(lockFile, LOCK_UN)
+        }
+        try await withTaskExecutorPreference(blockingWork) { () async throws(VigilError) in
+            try await flushNow()
+        }
         try wal.close()
     }
 
