@@ -91,7 +91,7 @@ struct IngestWorkload: AsyncParsableCommand {
         var result = WorkloadResult(workload: "ingest")
         result.parameters = [
             "connections": .int(connections), "inFlightPerConnection": .int(inFlight), "batchSize": .int(batchSize),
-            "events": .int(sendEvents), "poolEvents": .int(poolSize), "seed": .int(Int(truncatingIfNeeded: common.seed)),
+            "events": .int(sendEvents), "poolEvents": .int(poolSize), "seed": .string(String(common.seed)),
             "server": server.map { .string($0) } ?? "started by vigil-bench",
             "fsync": server == nil ? .string(fsync) : .null,
         ]
@@ -104,7 +104,7 @@ struct IngestWorkload: AsyncParsableCommand {
         }
         let directory = try temporaryDirectory("ingest")
         defer { common.cleanUp(directory) }
-        let launcher = try common.launcher(["--fsync", fsync, "--retention", "forever", "--log-level", "warning"])
+        let launcher = try common.launcher(["--fsync", fsync, "--retention", "forever"])
         return try await withServer(launcher, dataDirectory: directory + "/data") { process in
             let measured = try await measure(
                 configuration: process.clientConfiguration, pool: pool, totalBatches: totalBatches, serverProcess: process)

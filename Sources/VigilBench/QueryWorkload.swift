@@ -31,7 +31,7 @@ struct QueryWorkload: AsyncParsableCommand {
     var dataDir: String?
 
     @Option(name: .long, help: "Measured runs of each query on a warm server.")
-    var repetitions = 10
+    var repetitions = 5
 
     @Option(name: .long, help: "Measured runs of each query right after a server restart (0 to skip).")
     var coldRepetitions = 3
@@ -62,6 +62,14 @@ struct QueryWorkload: AsyncParsableCommand {
         var request: Vigil_V1_QueryRequest?
         var how: String
         var tally: Tally = .none
+
+        /// `how`, short enough for the table.
+        var shortHow: String {
+            switch how {
+            case QueryWorkload.viaQuery: "Query + client-side count (no Aggregate yet)"
+            default: how
+            }
+        }
     }
 
     static let viaQuery = "Query, limit 0, counted client-side (Aggregate is not implemented yet)"
@@ -211,7 +219,7 @@ struct QueryWorkload: AsyncParsableCommand {
     func execute() async throws -> WorkloadResult {
         let directory = try dataDir ?? temporaryDirectory("query")
         defer { if dataDir == nil { common.cleanUp(directory) } }
-        let launcher = try common.launcher(["--retention", "forever", "--log-level", "warning"])
+        let launcher = try common.launcher(["--retention", "forever"])
         let (dataset, reused) = try await prepare(directory, launcher: launcher)
         let specs = Self.suite(dataset)
         let runnable = specs.filter { $0.request != nil }
@@ -299,7 +307,7 @@ struct QueryWorkload: AsyncParsableCommand {
             }
             table.rows.append([
                 spec.name, sample.map { grouped($0.events) } ?? "n/a", sample?.rowsExamined.map(grouped) ?? "-",
-                cell(warmRuns, 50), cell(warmRuns, 99), cell(coldRuns, 50), cell(coldRuns, 99), spec.how,
+                cell(warmRuns, 50), cell(warmRuns, 99), cell(coldRuns, 50), cell(coldRuns, 99), spec.shortHow,
             ])
         }
         result.results = [

@@ -148,7 +148,8 @@ enum Report {
     static func envelope(
         workload: String, startedAt: Date, status: String, parameters: JSONValue, results: JSONValue, notes: [String]
     ) -> JSONValue {
-        [
+        let git = gitRevision()
+        return [
             "tool": "vigil-bench",
             "formatVersion": .int(formatVersion),
             "workload": .string(workload),
@@ -157,7 +158,8 @@ enum Report {
             "finishedAt": .string(iso8601(Date())),
             "machine": machine(),
             "build": build(),
-            "gitRevision": .optional(gitRevision()),
+            "gitRevision": .optional(git?.revision),
+            "gitTreeModified": git?.modified.map { .bool($0) } ?? .null,
             "parameters": parameters,
             "results": results,
             "notes": .array(notes.map { .string($0) }),
@@ -194,12 +196,16 @@ enum Report {
         uname(&names)
         let kernel = withUnsafeBytes(of: &names.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
         let arch = withUnsafeBytes(of: &names.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        // Other work on the machine skews every figure: the load averages say how much there was.
+        let load = ((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "")
+            .split(separator: " ").prefix(3).compactMap { Double($0) }
         return [
             "cores": .int(ProcessInfo.processInfo.activeProcessorCount),
             "cpuModel": .optional(model),
             "memoryBytes": .optional(memory),
             "kernel": .string(kernel),
             "architecture": .string(arch),
+            "loadAverageAtEnd": .array(load.map { .double($0) }),
         ]
     }
 
@@ -215,24 +221,35 @@ enum Report {
         ["configuration": .string(buildConfiguration)]
     }
 
-    /// `git rev-parse HEAD` in the working directory, else beside the binary; nil without git.
-    static func gitRevision() -> String? {
+    /// `git rev-parse HEAD` in the working directory, else beside the binary, and
+    /// whether tracked files differ from it (`git diff --quiet HEAD`); nil without git.
+    static func gitRevision() -> (revision: String, modified: Bool?)? {
         let binaryDirectory = (ServerLauncher.executablePath() as NSString).deletingLastPathComponent
         for directory in [FileManager.default.currentDirectoryPath, binaryDirectory] {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["git", "-C", directory, "rev-parse", "HEAD"]
-            let out = Pipe()
-            process.standardOutput = out
-            process.standardError = FileHandle.nullDevice
-            process.standardInput = FileHandle.nullDevice
-            guard (try? process.run()) != nil else { return nil }
-            let data = out.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            if process.terminationStatus == 0, text.count == 40 { return text }
+            guard let (status, text) = git(["-C", directory, "rev-parse", "HEAD"]) else { return nil }
+            let revision = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard status == 0, revision.count == 40 else { continue }
+            let modified = git(["-C", directory, "diff", "--no-ext-diff", "--quiet", "HEAD", "--"]).flatMap { status, _ in
+                status == 0 ? false : status == 1 ? true : nil
+            }
+            return (revision, modified)
         }
         return nil
+    }
+
+    /// Runs a read-only git command: its exit status and standard output.
+    private static func git(_ arguments: [String]) -> (Int32, String)? {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["git"] + arguments
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return nil }
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
     static func iso8601(_ date: Date) -> String {

@@ -87,7 +87,7 @@ struct StorageWorkload: AsyncParsableCommand {
         let directory = try temporaryDirectory("storage")
         defer { common.cleanUp(directory) }
         let dataDirectory = directory + "/data"
-        let launcher = try common.launcher(["--fsync", "always", "--retention", "forever", "--log-level", "warning"])
+        let launcher = try common.launcher(["--fsync", "always", "--retention", "forever"])
         let end = nowRoundedToSeconds()
 
         progress("ingesting \(grouped(events)) events")

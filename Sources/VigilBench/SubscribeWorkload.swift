@@ -36,7 +36,7 @@ struct SubscribeWorkload: AsyncParsableCommand {
         } else {
             let directory = try temporaryDirectory("subscribe")
             defer { common.cleanUp(directory) }
-            let launcher = try common.launcher(["--log-level", "warning"])
+            let launcher = try common.launcher([])
             answer = try await withServer(launcher, dataDirectory: directory + "/data") { process in
                 try await Self.probe(process.clientConfiguration)
             }

@@ -58,16 +58,22 @@ public struct EventGenerator: Sendable {
     // MARK: Encodings
 
     /// One event as a JSON line (the protobuf JSON form `vigil ingest` reads), without the newline.
+    /// Metadata keys are sorted, so equal events give equal lines.
     public static func jsonLine(_ event: AuditEvent) throws -> String {
-        try event.jsonString()
+        var options = JSONEncodingOptions()
+        options.useDeterministicOrdering = true
+        return try event.jsonString(options: options)
     }
 
     /// A batch as the protobuf bytes of an `IngestRequest`, ready to send as is.
+    /// Metadata keys are sorted, so equal batches give equal bytes.
     public static func encodeBatch(_ events: [AuditEvent], idempotencyKey: String = "") throws -> [UInt8] {
         var request = Vigil_V1_IngestRequest()
         request.events = events
         request.idempotencyKey = idempotencyKey
-        return try request.serializedBytes()
+        var options = BinaryEncodingOptions()
+        options.useDeterministicOrdering = true
+        return try request.serializedBytes(options: options)
     }
 
     // MARK: Making one event

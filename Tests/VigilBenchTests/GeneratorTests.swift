@@ -22,6 +22,7 @@ struct GeneratorTests {
         let again = Self.events(2_000)
         #expect(first == again)
         #expect(try EventGenerator.encodeBatch(first) == EventGenerator.encodeBatch(again))
+        #expect(try first.map(EventGenerator.jsonLine) == again.map(EventGenerator.jsonLine))
         let other = Self.events(2_000, seed: 8)
         #expect(first != other)
         // Batches of any size continue the same stream.
@@ -124,7 +125,7 @@ struct BenchSmokeTests {
         process.arguments = ["all", "--quick", "--json", json, "--vigil", Self.binaryDirectory.appendingPathComponent("vigil").path]
         process.currentDirectoryURL = directory
         let output = directory.appendingPathComponent("output.txt")
-        FileManager.default.createFile(atPath: output.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
         let handle = try FileHandle(forWritingTo: output)
         process.standardOutput = handle
         process.standardError = handle

@@ -66,7 +66,9 @@ final class ServerProcess {
     init(dataDir: String, extraArguments: [String] = []) throws {
         self.dataDir = dataDir
         process.executableURL = VigilBinary.url
-        process.arguments = ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir] + extraArguments
+        // A long handshake timeout: on a loaded 2-core machine running the
+        // whole suite in parallel, a client can be descheduled for seconds.
+        process.arguments = ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--handshake-timeout", "120"] + extraArguments
         let err = Pipe()
         process.standardError = err
         process.standardOutput = FileHandle.nullDevice

@@ -46,12 +46,13 @@ struct CrashTests {
 
         for round in 0..<20 {
             // Small segments, so that kills also land during flushes and WAL rotation.
-            let server = try ServerProcess(dataDir: directory, extraArguments: ["--segment-max-events", "2000"])
+            let server = try ServerProcess(dataDir: directory, extraArguments: ["--segment-max-events", "2000", "--log-level", "debug"])
             let stored: [String]
             do {
                 stored = try await storedTags(server)
             } catch {
-                Issue.record("round \(round): the query failed (\(error)); server: \(server.exitedLog ?? "still running")")
+                if server.exitedLog == nil { server.kill9() }
+                Issue.record("round \(round): the query failed (\(error)); server: \(server.exitedLog ?? "?")")
                 throw error
             }
             try check(stored, acknowledged: acknowledged, round: round)

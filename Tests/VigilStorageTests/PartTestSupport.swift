@@ -68,6 +68,23 @@ enum PartTestSupport {
         return events
     }
 
+    /// Expects `body` to throw a VigilError with `code`; returns its message.
+    @discardableResult
+    static func expectError(
+        _ code: VigilError.Code, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void
+    ) -> String? {
+        do {
+            try body()
+            Issue.record("expected \(code), but nothing was thrown", sourceLocation: sourceLocation)
+        } catch let error as VigilError {
+            #expect(error.code == code, "\(error)", sourceLocation: sourceLocation)
+            return error.message
+        } catch {
+            Issue.record("expected a VigilError, got \(error)", sourceLocation: sourceLocation)
+        }
+        return nil
+    }
+
     static func timestamp(_ nanos: Int64) -> Google_Protobuf_Timestamp {
         Google_Protobuf_Timestamp(unixNanos: nanos)
     }

@@ -6,11 +6,11 @@ import Musl
 import Synchronization
 import VigilCore
 
-/// A task executor with one thread of its own, for the engine's heavy,
-/// blocking work: flushes, merges and retention compress, write and fsync for
-/// seconds. On Swift's cooperative pool (one thread per core, two here) that
-/// work would starve the tasks that serve connections; here it only delays
-/// other maintenance.
+/// A task executor with threads of its own, for the engine's heavy, blocking
+/// work: flushes, merges and retention compress, write and fsync for seconds,
+/// and a wide query decodes blocks for as long. On Swift's cooperative pool
+/// (one thread per core) that work would starve the tasks that serve
+/// connections; here it only waits for other work of its kind.
 final class BlockingWorkExecutor: TaskExecutor, Sendable {
     private struct Queue {
         var jobs: [UnownedJob] = []
@@ -20,9 +20,15 @@ final class BlockingWorkExecutor: TaskExecutor, Sendable {
 
     private let queue = Mutex(Queue())
     private let bell = WALDoorbell()
-    private let thread = Mutex<pthread_t?>(nil)
+    private let threads = Mutex<[pthread_t]>([])
 
-    init() throws(VigilError) {
+    init(threads count: Int = 1) throws(VigilError) {
+        for _ in 0..<max(1, count) {
+            try startThread()
+        }
+    }
+
+    private func startThread() throws(VigilError) {
         // The thread holds the executor until `shutdown`.
         let started = try WALThread.start { [self] in
             while true {
@@ -45,24 +51,27 @@ final class BlockingWorkExecutor: TaskExecutor, Sendable {
                 }
             }
         }
-        thread.withLock { $0 = started }
+        threads.withLock { $0.append(started) }
     }
 
     func enqueue(_ job: UnownedJob) {
         queue.withLock { $0.jobs.append(job) }
-        bell.ring()
+        // Every thread, not one: a signal can go to a thread that is about to
+        // look at the queue anyway, and leave a sleeping one asleep.
+        bell.ringAll()
     }
 
-    /// Runs what is queued, then ends the thread (and waits for it, unless
-    /// called on it).
+    /// Runs what is queued, then ends the threads (and waits for them, unless
+    /// called on one of them).
     func shutdown() {
         queue.withLock { $0.stopped = true }
-        bell.ring()
-        if let started = thread.withLock({ state -> pthread_t? in
-            defer { state = nil }
+        let started = threads.withLock { state in
+            defer { state = [] }
             return state
-        }), pthread_equal(started, pthread_self()) == 0 {
-            WALThread.join(started)
+        }
+        bell.ringAll()
+        for thread in started where pthread_equal(thread, pthread_self()) == 0 {
+            WALThread.join(thread)
         }
     }
 }

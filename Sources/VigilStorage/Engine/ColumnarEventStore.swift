@@ -74,6 +74,8 @@ public final class ColumnarEventStore: EventStore {
     private let maintenanceLock = AsyncLock()
     /// Flushes, merges and retention run here, off the cooperative pool.
     private let blockingWork: BlockingWorkExecutor
+    /// Queries decode blocks here, one thread per core, off the cooperative pool.
+    private let queryWork: BlockingWorkExecutor
     private let wake: AsyncStream<Void>.Continuation
     private let wakeups: AsyncStream<Void>
     private let lockFile: Int32
@@ -195,11 +197,13 @@ public final class ColumnarEventStore: EventStore {
         self.manifest = Mutex(manifest)
         recovery = report
         blockingWork = try BlockingWorkExecutor()
+        queryWork = try BlockingWorkExecutor(threads: max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
         (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
     deinit {
         blockingWork.shutdown()
+        queryWork.shutdown()
         Glibc.close(lockFile)
     }
 
@@ -560,6 +564,7 @@ public final class ColumnarEventStore: EventStore {
         wake.finish()
         defer {
             blockingWork.shutdown()
+            queryWork.shutdown()
             flock(lockFile, LOCK_UN)
         }
         try await withTaskExecutorPreference(blockingWork) { () async throws(VigilError) in
@@ -577,11 +582,16 @@ public final class ColumnarEventStore: EventStore {
     }
 
     public func scan(filter: EventFilter, order: Vigil_V1_Order, after cursor: QueryCursor?, limit: Int) async throws(VigilError) -> ScanPage {
-        try QueryExecution(store: self, snapshot: snapshot(), filter: filter, newestFirst: order != .oldestFirst, cursor: cursor, limit: limit)
-            .run()
+        let execution = QueryExecution(
+            store: self, snapshot: snapshot(), filter: filter, newestFirst: order != .oldestFirst, cursor: cursor, limit: limit)
+        return try await withTaskExecutorPreference(queryWork) { () async throws(VigilError) in try execution.run() }
     }
 
     public func get(id: EventID) async throws(VigilError) -> AuditEvent? {
+        try await withTaskExecutorPreference(queryWork) { () async throws(VigilError) in try find(id: id) }
+    }
+
+    private func find(id: EventID) throws(VigilError) -> AuditEvent? {
         let snapshot = snapshot()
         let now = currentUnixNanos()
         let text = id.description

@@ -80,19 +80,6 @@ struct ByteStringTable {
         return index
     }
 
-    /// The index of `bytes`, or nil.
-    func find(_ bytes: UnsafeRawBufferPointer) -> Int? {
-        guard !slots.isEmpty else { return nil }
-        let hash = XXHash64.hash(bytes)
-        var slot = Int(truncatingIfNeeded: hash) & mask
-        while true {
-            let index = Int(slots[slot])
-            if index < 0 { return nil }
-            if hashes[index] == hash && equals(index, bytes) { return index }
-            slot = (slot + 1) & mask
-        }
-    }
-
     private mutating func grow() {
         let size = max(16, slots.count * 2)
         slots = [Int32](repeating: -1, count: size)

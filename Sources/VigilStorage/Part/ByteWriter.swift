@@ -143,7 +143,24 @@ extension ByteWriter {
     mutating func appendSpace(_ count: Int, _ body: (UnsafeMutablePointer<UInt8>) -> Void) {
         guard count > 0 else { return }
         let start = bytes.count
-        bytes.append(contentsOf: repeatElement(0, count: count))
+        bytes.appendZeros(count)
         bytes.withUnsafeMutableBufferPointer { body($0.baseAddress! + start) }
+    }
+}
+
+/// 64 KiB of zeros to append from: appending `repeatElement(0, count:)`
+/// copies byte by byte, appending slices of this is a memcpy.
+private let zeros = [UInt8](repeating: 0, count: 1 << 16)
+
+extension Array where Element == UInt8 {
+    /// Appends `count` zero bytes.
+    @inline(__always)
+    mutating func appendZeros(_ count: Int) {
+        var remaining = count
+        while remaining > 0 {
+            let piece = Swift.min(remaining, zeros.count)
+            append(contentsOf: zeros[0..<piece])
+            remaining -= piece
+        }
     }
 }

@@ -11,7 +11,7 @@ enum ColumnEncoding {
     /// Most rows in one block (so in one chunk). Keeps a dictionary code
     /// within two bytes and bounds what decoding a block allocates.
     static let maxRows = 65_536
-    /// Bytes of 10^0 ... 10^18, the scales of integer chunks.
+    /// 10^0 ... 10^18, the scales of integer chunks.
     private static let powersOfTen: [Int64] = (0...18).map { exponent in
         (0..<exponent).reduce(Int64(1)) { product, _ in product * 10 }
     }
@@ -45,9 +45,9 @@ enum ColumnEncoding {
 
     // MARK: - Integers (occurredAt, receivedAt, seq)
 
-    /// Encodes Int64 values (seq as its bit pattern): the largest power of ten
-    /// dividing every value is factored out (times are often whole
-    /// microseconds or milliseconds), then the first value and either the
+    /// Encodes Int64 values (seq as its bit pattern): the largest of 10^9,
+    /// 10^6 and 10^3 dividing every value is factored out (times are often
+    /// whole seconds, milliseconds or microseconds), then the first value and either the
     /// differences (`delta`) or the differences of differences
     /// (`deltaOfDelta`) follow as zigzag varints, whichever is shorter.
     /// Arithmetic wraps, so any Int64 sequence round trips.
@@ -234,29 +234,49 @@ enum ColumnEncoding {
 
     // MARK: - Strings
 
-    /// Encodes text, compared by UTF-8 bytes: as a dictionary (the distinct
-    /// values in order of first appearance, then a 1- or 2-byte code per row)
-    /// when that is shorter than plain (every length, then every value's
-    /// bytes). With `addresses`, a third choice: a dictionary whose entries
-    /// are canonical IPv4 or IPv6 addresses stored as 4 or 16 raw bytes.
-    /// Leaves the block's distinct values in `table` for its statistics.
+    /// Buffers of the text encoder, reused from chunk to chunk. After
+    /// `encodeStrings`, `table` holds the chunk's distinct values.
+    struct TextScratch {
+        var table = ByteStringTable()
+        var codes: [Int32] = []
+        var prefixes = ByteStringTable()
+        var prefixCodes: [Int32] = []
+        var digitCounts: [UInt8] = []
+        var numbers: [UInt64] = []
+    }
+
+    /// The most digits of a numeric suffix: every 19-digit number fits a UInt64.
+    static let maxSuffixDigits = 19
+
+    /// Encodes text, compared by UTF-8 bytes, choosing by raw size among
+    /// - plain: every length, then every value's bytes;
+    /// - dictionary: the distinct values in order of first appearance, then
+    ///   a 1- or 2-byte code per row;
+    /// - prefixNumber: values split into a text prefix and a decimal suffix
+    ///   (`user-1234` is `user-` and 1234): a dictionary of prefixes, a code
+    ///   and a digit count per row, then the numbers as varints. Chosen only
+    ///   when it is under half the size of the others, since binary numbers
+    ///   compress less than text; it suits many distinct ids of a few kinds;
+    /// - with `addresses`, ipDictionary: a dictionary whose entries are
+    ///   canonical IPv4 or IPv6 addresses stored as 4 or 16 raw bytes.
+    /// Leaves the chunk's distinct values in `scratch.table`.
     static func encodeStrings(
-        _ rows: ByteRows, table: inout ByteStringTable, codes: inout [Int32], addresses: Bool = false,
-        into out: inout ByteWriter
+        _ rows: ByteRows, scratch: inout TextScratch, addresses: Bool = false, into out: inout ByteWriter
     ) -> ChunkEncoding {
         let count = rows.count
         precondition(count <= maxRows, "a chunk holds at most \(maxRows) rows")
-        table.reset(capacity: count)
-        codes.removeAll(keepingCapacity: true)
+        scratch.table.reset(capacity: count)
+        scratch.codes.removeAll(keepingCapacity: true)
         var plainSize = 0
         var previous = -1
         for index in 0..<count {
             let bytes = rows[index]
-            let code = previous >= 0 && table.equals(previous, bytes) ? previous : table.insert(bytes)
-            codes.append(Int32(truncatingIfNeeded: code))
+            let code = previous >= 0 && scratch.table.equals(previous, bytes) ? previous : scratch.table.insert(bytes)
+            scratch.codes.append(Int32(truncatingIfNeeded: code))
             previous = code
             plainSize &+= Varint.size(UInt64(bytes.count)) &+ bytes.count
         }
+        let table = scratch.table
         let width = table.count <= 256 ? 1 : 2
         var dictionarySize = Varint.size(UInt64(table.count)) + count * width
         for entry in 0..<table.count {
@@ -274,10 +294,19 @@ enum ColumnEncoding {
                 addressSize += parsed.encodedSize(textLength: table.length(of: entry))
             }
         }
+        var best = min(plainSize, dictionarySize, addressSize)
+        // Splitting off numbers pays only when most values are distinct.
+        var numberSize = Int.max
+        if table.count * 4 > count && count >= 16 {
+            numberSize = splitNumbers(rows, scratch: &scratch)
+        }
         let encoding: ChunkEncoding
-        if addressSize < dictionarySize && addressSize < plainSize {
+        if numberSize < best / 2 {
+            encoding = .prefixNumber
+            best = numberSize
+        } else if addressSize == best {
             encoding = .ipDictionary
-        } else if dictionarySize < plainSize {
+        } else if dictionarySize == best && dictionarySize < plainSize {
             encoding = .dictionary
         } else {
             encoding = .plain
@@ -288,6 +317,17 @@ enum ColumnEncoding {
             writePlainLengths(count: count, into: &out) { rows.ends[$0] &- rows.start($0) }
             out.append(rows.all)
             return .plain
+        case .prefixNumber:
+            let prefixes = scratch.prefixes
+            out.varint(prefixes.count)
+            for entry in 0..<prefixes.count { out.varint(prefixes.length(of: entry)) }
+            out.append(prefixes.arena)
+            writeCodes(scratch.prefixCodes, width: prefixes.count <= 256 ? 1 : 2, into: &out)
+            out.append(scratch.digitCounts)
+            for (index, digits) in scratch.digitCounts.enumerated() where digits > 0 {
+                out.varint(scratch.numbers[index])
+            }
+            return .prefixNumber
         case .dictionary:
             out.varint(table.count)
             for entry in 0..<table.count { out.varint(table.length(of: entry)) }
@@ -298,6 +338,12 @@ enum ColumnEncoding {
                 table.withValue(entry) { parsed.write($0, into: &out) }
             }
         }
+        writeCodes(scratch.codes, width: width, into: &out)
+        return encoding
+    }
+
+    private static func writeCodes(_ codes: [Int32], width: Int, into out: inout ByteWriter) {
+        let count = codes.count
         codes.withUnsafeBufferPointer { codes in
             out.appendSpace(count * width) { pointer in
                 if width == 1 {
@@ -310,7 +356,46 @@ enum ColumnEncoding {
                 }
             }
         }
-        return encoding
+    }
+
+    /// Splits every row into prefix and decimal suffix (up to 19 trailing
+    /// digits, leading zeros kept by the digit count) into `scratch`;
+    /// returns the prefixNumber body's size.
+    private static func splitNumbers(_ rows: ByteRows, scratch: inout TextScratch) -> Int {
+        let count = rows.count
+        scratch.prefixes.reset(capacity: 64)
+        scratch.prefixCodes.removeAll(keepingCapacity: true)
+        scratch.digitCounts.removeAll(keepingCapacity: true)
+        scratch.numbers.removeAll(keepingCapacity: true)
+        var numberBytes = 0
+        var previous = -1
+        for index in 0..<count {
+            let bytes = rows[index]
+            var digits = 0
+            var number: UInt64 = 0
+            var scale: UInt64 = 1
+            while digits < maxSuffixDigits && digits < bytes.count {
+                let byte = bytes[bytes.count - 1 - digits]
+                guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else { break }
+                number &+= UInt64(byte &- UInt8(ascii: "0")) &* scale
+                scale &*= 10
+                digits += 1
+            }
+            let prefix = UnsafeRawBufferPointer(rebasing: bytes[0..<bytes.count - digits])
+            let code = previous >= 0 && scratch.prefixes.equals(previous, prefix) ? previous : scratch.prefixes.insert(prefix)
+            previous = code
+            scratch.prefixCodes.append(Int32(truncatingIfNeeded: code))
+            scratch.digitCounts.append(UInt8(digits))
+            scratch.numbers.append(number)
+            if digits > 0 { numberBytes &+= Varint.size(number) }
+        }
+        let prefixes = scratch.prefixes
+        var size = Varint.size(UInt64(prefixes.count)) + count * (prefixes.count <= 256 ? 1 : 2) + count + numberBytes
+        for entry in 0..<prefixes.count {
+            let length = prefixes.length(of: entry)
+            size += Varint.size(UInt64(length)) + length
+        }
+        return size
     }
 
     private static func writePlainLengths(count: Int, into out: inout ByteWriter, _ length: (Int) -> Int) {
@@ -354,6 +439,9 @@ enum ColumnEncoding {
         }
         let entryCount = try reader.count("dictionary size", limit: rows)
         guard entryCount > 0 || rows == 0 else { throw reader.error("empty dictionary for \(rows) rows") }
+        if encoding == .prefixNumber {
+            return try decodePrefixNumbers(&reader, rows: rows, prefixCount: entryCount)
+        }
         var entries = [String]()
         entries.reserveCapacity(entryCount)
         if encoding == .dictionary {
@@ -383,6 +471,67 @@ enum ColumnEncoding {
         return values
     }
 
+    private static func decodePrefixNumbers(
+        _ reader: inout ByteReader, rows: Int, prefixCount: Int
+    ) throws(PartFormatError) -> [String] {
+        var lengths = [Int]()
+        lengths.reserveCapacity(prefixCount)
+        for entry in 0..<prefixCount {
+            lengths.append(try reader.count("length of prefix \(entry)", limit: reader.remaining))
+        }
+        var prefixes = [UnsafeRawBufferPointer]()
+        prefixes.reserveCapacity(prefixCount)
+        for (entry, length) in lengths.enumerated() {
+            prefixes.append(try reader.bytes(length, "prefix \(entry)"))
+        }
+        let width = prefixCount <= 256 ? 1 : 2
+        let codes = try reader.bytes(rows * width, "prefix codes")
+        let codesOffset = reader.offset - codes.count
+        let digitCounts = try reader.bytes(rows, "digit counts")
+        var values = [String]()
+        values.reserveCapacity(rows)
+        for row in 0..<rows {
+            let code = width == 1 ? Int(codes[row]) : Int(codes[2 * row]) << 8 | Int(codes[2 * row + 1])
+            guard code < prefixCount else {
+                throw PartFormatError("prefix code \(code) of row \(row) is not below \(prefixCount)", at: codesOffset + row * width)
+            }
+            let digits = Int(digitCounts[row])
+            guard digits <= maxSuffixDigits else {
+                throw PartFormatError("row \(row) has \(digits) digits; at most \(maxSuffixDigits)", at: codesOffset + codes.count + row)
+            }
+            let prefix = prefixes[code]
+            guard digits > 0 else {
+                values.append(String(decoding: prefix, as: UTF8.self))
+                continue
+            }
+            let numberOffset = reader.offset
+            var number = try reader.varint("number of row \(row)")
+            if digits < maxSuffixDigits {
+                var limit: UInt64 = 1
+                for _ in 0..<digits { limit *= 10 }
+                guard number < limit else {
+                    throw PartFormatError("number \(number) of row \(row) has more than \(digits) digits", at: numberOffset)
+                }
+            } else if number >= 10_000_000_000_000_000_000 {
+                throw PartFormatError("number \(number) of row \(row) has more than \(digits) digits", at: numberOffset)
+            }
+            values.append(String(unsafeUninitializedCapacity: prefix.count + digits) { buffer in
+                if let base = prefix.baseAddress, prefix.count > 0 {
+                    UnsafeMutableRawBufferPointer(buffer).copyMemory(from: UnsafeRawBufferPointer(start: base, count: prefix.count))
+                }
+                var position = prefix.count + digits
+                for _ in 0..<digits {
+                    position -= 1
+                    buffer[position] = UInt8(ascii: "0") + UInt8(number % 10)
+                    number /= 10
+                }
+                return prefix.count + digits
+            })
+        }
+        try reader.expectEnd("the last number")
+        return values
+    }
+
     // MARK: - Event ids
 
     enum IDMode: UInt8 {
@@ -406,7 +555,7 @@ enum ColumnEncoding {
         let count = ids.count
         writeHeader(.eventID, rows: count, into: &out)
         let modes = out.count
-        out.bytes.append(contentsOf: repeatElement(0, count: count))
+        out.bytes.appendZeros(count)
         for index in 0..<count {
             let bytes = ids[index]
             let mode: IDMode
@@ -482,7 +631,7 @@ enum ColumnEncoding {
         let count = rows.count
         writeHeader(.correlationID, rows: count, into: &out)
         let kinds = out.count
-        out.bytes.append(contentsOf: repeatElement(0, count: count))
+        out.bytes.appendZeros(count)
         var hexBytes = 0
         for index in 0..<count {
             let bytes = rows[index]

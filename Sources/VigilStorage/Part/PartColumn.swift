@@ -63,7 +63,8 @@ public enum PartColumn: UInt8, CaseIterable, Sendable, Hashable, Comparable {
         switch kind {
         case .integer: [.delta, .deltaOfDelta]
         case .enumeration: [.byte, .runLength, .varint]
-        case .string: self == .sourceIP ? [.plain, .dictionary, .ipDictionary] : [.plain, .dictionary]
+        case .string:
+            self == .sourceIP ? [.plain, .dictionary, .prefixNumber, .ipDictionary] : [.plain, .dictionary, .prefixNumber]
         case .eventID: [.eventID]
         case .correlationID: [.correlationID]
         case .bytes: [.plain]
@@ -132,6 +133,9 @@ public enum ChunkEncoding: UInt8, Sendable, Hashable, CaseIterable {
     case correlationID = 9
     /// Source IPs: a dictionary whose entries are IPv4 or IPv6 addresses as raw bytes (or text), then codes.
     case ipDictionary = 10
+    /// Text split into a prefix and a decimal suffix: a dictionary of
+    /// prefixes, then a code and a digit count per row, then the numbers.
+    case prefixNumber = 11
 
     /// Whether the chunk is mostly binary (varints, codes, raw bytes), which
     /// zlib's run-length strategy compresses as well as full matching, and

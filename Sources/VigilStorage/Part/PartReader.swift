@@ -247,7 +247,7 @@ public final class PartReader: Sendable {
             try withBytes(stored, decodeRaw)
         case .zlib:
             if scratch.count < chunk.rawLength {
-                scratch.append(contentsOf: repeatElement(0, count: chunk.rawLength - scratch.count))
+                scratch.appendZeros(chunk.rawLength - scratch.count)
             }
             let problem: String? = stored.withUnsafeBytes { input in
                 scratch.withUnsafeMutableBytes { output in

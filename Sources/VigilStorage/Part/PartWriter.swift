@@ -98,8 +98,7 @@ public struct PartWriter {
     ) throws(VigilError) -> PartFooter {
         var columns = BlockColumns()
         var raw = ByteWriter(capacity: 1 << 16)
-        var table = ByteStringTable()
-        var codes: [Int32] = []
+        var text = ColumnEncoding.TextScratch()
         var hashes: [UInt64] = []
         var blocks: [BlockMetadata] = []
         var position = 0
@@ -150,9 +149,9 @@ public struct PartWriter {
                     }
                 case .string:
                     encoding = columns.text[BlockColumns.slot(column)].withRows { rows in
-                        ColumnEncoding.encodeStrings(
-                            rows, table: &table, codes: &codes, addresses: column == .sourceIP, into: &raw)
+                        ColumnEncoding.encodeStrings(rows, scratch: &text, addresses: column == .sourceIP, into: &raw)
                     }
+                    let table = text.table
                     if PartColumn.valueSetColumns.contains(column) && table.count <= ColumnStatistic.maxValues {
                         statistics[column] = .values((0..<table.count).map { table.string($0) })
                     } else if PartColumn.bloomColumns.contains(column) {
@@ -445,10 +444,6 @@ struct PartOutput {
             buffer.append(contentsOf: bytes)
         }
         offset += bytes.count
-    }
-
-    mutating func write(_ bytes: ArraySlice<UInt8>) throws(VigilError) {
-        try write(Array(bytes))
     }
 
     mutating func flush() throws(VigilError) {

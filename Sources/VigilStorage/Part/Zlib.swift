@@ -39,7 +39,7 @@ final class ZlibDeflater {
         let bound = Int(deflateBound(stream, uLong(input.count))) + input.count / 8_192 + 256
         if output.count < bound {
             // Within the capacity kept from earlier chunks: no reallocation.
-            output.append(contentsOf: repeatElement(0, count: bound - output.count))
+            output.appendZeros(bound - output.count)
         }
         var dummy: UInt8 = 0
         let produced: Int = output.withUnsafeMutableBytes { destination in

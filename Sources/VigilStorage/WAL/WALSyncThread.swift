@@ -51,6 +51,14 @@ final class WALDoorbell: @unchecked Sendable {
         pthread_mutex_unlock(mutex)
     }
 
+    /// Rings for every waiting thread at once (to stop several threads).
+    func ringAll() {
+        pthread_mutex_lock(mutex)
+        rings &+= 1
+        pthread_cond_broadcast(condition)
+        pthread_mutex_unlock(mutex)
+    }
+
     /// Returns once the bell has rung since `ticket` was taken, or after `milliseconds` (nil: no limit).
     func wait(after ticket: UInt64, milliseconds: Int?) {
         pthread_mutex_lock(mutex)
