@@ -12,17 +12,17 @@ struct VigilBench: AsyncParsableCommand {
         commandName: "vigil-bench",
         abstract: "Benchmarks for Vigil on realistic, generated audit events.",
         discussion: """
-            Each workload starts its own `vigil serve` (the binary next to vigil-bench; --vigil PATH
-            for another) on 127.0.0.1 with a fresh temporary data directory, prints a table and
-            writes every figure, with the machine, build and git revision, to a JSON file
-            (--json PATH, default bench-results/<workload>-<timestamp>.json).
-              vigil-bench ingest                  # events/s, MB/s, ack latency p50/p99/p999, server RSS
-              vigil-bench query                   # a fixed query suite, warm and cold (after a restart)
-              vigil-bench storage                 # bytes/event on disk, per column, vs JSON lines
-              vigil-bench subscribe               # Subscribe (reports UNIMPLEMENTED for now)
-              vigil-bench all --quick             # a small run of everything (CI smoke)
-              vigil-bench generate --events 100000 > events.jsonl    # the generator alone
-            Build in release for real numbers: swift build -c release.
+            Each workload starts its own `vigil serve` (the binary next to vigil-bench,
+            or --vigil PATH) on 127.0.0.1 with a fresh temporary data directory, prints
+            a table, and writes every figure with the machine, build and git revision
+            to --json PATH (default bench-results/<workload>-<timestamp>.json).
+              vigil-bench ingest       events/s, MB/s, ack latency, server RSS
+              vigil-bench query        a fixed query suite, warm and cold
+              vigil-bench storage      bytes/event on disk, per column, vs JSON
+              vigil-bench subscribe    Subscribe (UNIMPLEMENTED by the server yet)
+              vigil-bench all --quick  a small run of everything (CI smoke)
+              vigil-bench generate --events 100000 > events.jsonl
+            For real numbers build in release: swift build -c release.
             """,
         subcommands: [
             IngestWorkload.self, QueryWorkload.self, SubscribeWorkload.self, StorageWorkload.self, AllWorkload.self,

@@ -114,8 +114,13 @@ final class ServerProcess: @unchecked Sendable {  // `process` is only read afte
         let exited = OneShot<Int32>()
         let ready = OneShot<(String, Int)>()
         let log = OneShot<String>()
-        process.terminationHandler = { finished in exited.fulfill(.success(finished.terminationStatus)) }
+        process.terminationHandler = { finished in
+            ChildProcesses.remove(finished.processIdentifier)
+            exited.fulfill(.success(finished.terminationStatus))
+        }
+        ChildProcesses.installSignalHandlers()
         try process.run()
+        ChildProcesses.insert(process.processIdentifier)
         let reader = stderr.fileHandleForReading
         // Reads stderr to its end (the server's exit), so the pipe never fills.
         Thread.detachNewThread {
@@ -205,23 +210,23 @@ final class ServerProcess: @unchecked Sendable {  // `process` is only read afte
     /// SIGTERM (a graceful stop: calls finish, memory is flushed to parts), then
     /// waits for the exit; SIGKILL if it takes longer than `timeout`.
     @discardableResult
-    func stop(timeout: Duration = .seconds(300)) async -> (status: Int32, log: String) {
+    func stop(timeout: Duration = .seconds(120)) async -> (status: Int32, log: String, timedOut: Bool) {
         kill(pid, SIGTERM)
         let exited = exited
         let pid = pid
-        let status = await withTaskGroup(of: Int32?.self) { group -> Int32 in
+        let (status, timedOut) = await withTaskGroup(of: Int32?.self) { group -> (Int32, Bool) in
             group.addTask { try? await exited.value }
             group.addTask {
                 try? await Task.sleep(for: timeout)
                 return nil
             }
             defer { group.cancelAll() }
-            if let first = await group.next(), let status = first { return status }
+            if let first = await group.next(), let status = first { return (status, false) }
             kill(pid, SIGKILL)
-            return (try? await exited.value) ?? -1
+            return ((try? await exited.value) ?? -1, true)
         }
         let text = (try? await log.value) ?? ""
-        return (status, text)
+        return (status, text, timedOut)
     }
 
     /// SIGKILL, for cleaning up after a failure.
@@ -249,8 +254,11 @@ func withServer<R: Sendable>(
 
 extension ServerProcess {
     /// A graceful stop that must end with status 0.
-    func stopChecked() async throws {
-        let (status, log) = await stop()
+    func stopChecked(timeout: Duration = .seconds(120)) async throws {
+        let (status, log, timedOut) = await stop(timeout: timeout)
+        if timedOut {
+            throw BenchError("vigil serve did not stop within \(timeout) of SIGTERM (killed it); its log:\n\(log.suffix(4000))")
+        }
         if status != 0 { throw BenchError("vigil serve exited with status \(status); its log:\n\(log.suffix(4000))") }
     }
 }
@@ -281,4 +289,32 @@ func processCPUSeconds() -> Double {
     getrusage(RUSAGE_SELF.rawValue, &usage)
     return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
         + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
+}
+
+/// The servers this process started and that are still running: killed if
+/// vigil-bench itself is interrupted or terminated, so none outlives it.
+enum ChildProcesses {
+    private static let pids = Mutex<Set<Int32>>([])
+    private static let handlers = Mutex<[any DispatchSourceSignal]>([])
+
+    static func insert(_ pid: Int32) { pids.withLock { _ = $0.insert(pid) } }
+    static func remove(_ pid: Int32) { pids.withLock { _ = $0.remove(pid) } }
+
+    /// On SIGINT or SIGTERM: SIGKILL every running server, then exit (128 + the signal).
+    static func installSignalHandlers() {
+        handlers.withLock { handlers in
+            guard handlers.isEmpty else { return }
+            for signalNumber in [SIGINT, SIGTERM] {
+                signal(signalNumber, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+                source.setEventHandler {
+                    for pid in pids.withLock({ $0 }) { kill(pid, SIGKILL) }
+                    FileHandle.standardError.write(Data("vigil-bench: interrupted; stopped the servers it started\n".utf8))
+                    exit(128 + signalNumber)
+                }
+                source.resume()
+                handlers.append(source)
+            }
+        }
+    }
 }
