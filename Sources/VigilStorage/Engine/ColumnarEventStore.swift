@@ -56,6 +56,8 @@ public final class ColumnarEventStore: EventStore {
         var lastWrite: WALLocation?
         var memoryWaiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
         var nextWaiterID: UInt64 = 0
+        /// Waiters whose time ran out before they registered.
+        var expiredWaiters: Set<UInt64> = []
         var closed = false
     }
 
@@ -269,46 +271,51 @@ public final class ColumnarEventStore: EventStore {
     }
 
     /// Backpressure: waits while unflushed data is over the memory budget; after
-    /// `backpressureTimeout`, RESOURCE_EXHAUSTED.
+    /// `backpressureTimeout`, RESOURCE_EXHAUSTED. A waiter woken by a flush
+    /// checks again, since one flush may not bring memory under the budget.
     private func waitForMemory() async throws(VigilError) {
         let budget = options.memoryBudgetBytes
         let over: @Sendable (State) -> Bool = { state in state.activeBytes + state.sealedBytes > budget && !state.sealed.isEmpty }
-        guard state.withLock({ over($0) }) else { return }
-        wake.yield()
-        let timeout = options.backpressureTimeout
-        let freed = await withTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                    let registered = self.state.withLock { state -> Bool in
-                        guard over(state) else { return false }
-                        state.nextWaiterID += 1
-                        state.memoryWaiters[state.nextWaiterID] = continuation
-                        return true
+        let deadline = ContinuousClock.now + options.backpressureTimeout
+        while state.withLock({ over($0) }) {
+            let remaining = deadline - .now
+            guard remaining > .zero else {
+                throw VigilError(
+                    .resourceExhausted, "ingest is ahead of flushing to disk (over the \(budget / 1_048_576) MiB memory budget); retry shortly",
+                    metadata: ["vigil.retry-after-ms": "1000"])
+            }
+            wake.yield()
+            await withTaskGroup(of: Void.self) { group in
+                let waiterID = state.withLock { state -> UInt64 in
+                    state.nextWaiterID += 1
+                    return state.nextWaiterID
+                }
+                group.addTask {
+                    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                        let registered = self.state.withLock { state -> Bool in
+                            guard state.expiredWaiters.remove(waiterID) == nil, over(state) else { return false }
+                            state.memoryWaiters[waiterID] = continuation
+                            return true
+                        }
+                        if !registered { continuation.resume() }
                     }
-                    if !registered { continuation.resume() }
                 }
-                return true
-            }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-                return false
-            }
-            let first = await group.next() ?? false
-            if !first {
-                // Release our waiter (and any other: they re-check).
-                let waiters = self.state.withLock { state in
-                    defer { state.memoryWaiters.removeAll() }
-                    return Array(state.memoryWaiters.values)
+                group.addTask {
+                    try? await Task.sleep(for: remaining)
+                    // The waiter finished first: nothing to release.
+                    if Task.isCancelled { return }
+                    // Time is up: release this waiter only (or stop it from registering).
+                    self.state.withLock { state -> CheckedContinuation<Void, Never>? in
+                        guard let waiter = state.memoryWaiters.removeValue(forKey: waiterID) else {
+                            state.expiredWaiters.insert(waiterID)
+                            return nil
+                        }
+                        return waiter
+                    }?.resume()
                 }
-                waiters.forEach { $0.resume() }
+                await group.next()
+                group.cancelAll()
             }
-            group.cancelAll()
-            return first
-        }
-        if !freed && state.withLock({ over($0) }) {
-            throw VigilError(
-                .resourceExhausted, "ingest is ahead of flushing to disk (over the \(budget / 1_048_576) MiB memory budget); retry shortly",
-                metadata: ["vigil.retry-after-ms": "1000"])
         }
     }
 
