@@ -29,6 +29,12 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
         return nil
     }
 
+    /// From 4 or 16 raw bytes.
+    public init(bytes: [UInt8]) {
+        precondition(bytes.count == 4 || bytes.count == 16, "an IP address has 4 or 16 bytes")
+        self.bytes = bytes
+    }
+
     public var isIPv4: Bool { bytes.count == 4 }
 
     public var description: String {

@@ -1,32 +1,49 @@
 import VigilProto
 
-/// Where a query result stands: the sort key of the last event delivered.
-/// Results are ordered by (occurred_at, seq), a key no two events share, so
-/// "resume after this key" neither repeats nor skips an event however many
-/// events arrive between pages.
+/// Where a query result stands: the sort key of the last event delivered,
+/// and the snapshot the query reads. Results are ordered by (occurred_at,
+/// seq), a key no two events share, so "resume after this key" never repeats
+/// an event; and every page reads only events with a seq up to the
+/// `visibleSeq` of the first page, so an event stored while a client pages
+/// (even one that occurred long ago) cannot slip in behind the cursor: the
+/// pages of one query add up to exactly the result as it stood when the
+/// first page was cut. `anchor` is when that was: a relative range (`last
+/// 24h`) keeps meaning the same 24 hours on every page.
 ///
-/// On the wire the cursor is opaque text: 26 bytes in lowercase hex —
-/// format version (1), order (0 newest first, 1 oldest first),
-/// occurred_at (i64 ns), seq (u64) and the filter's fingerprint (u64), all
-/// big-endian — so a cursor can be handed to another client or stored.
+/// On the wire the cursor is opaque text: 42 bytes in lowercase hex —
+/// format version (2), order (0 newest first, 1 oldest first),
+/// occurred_at (i64 ns), seq (u64), the filter's fingerprint (u64), the
+/// anchor (i64 ns) and the visible seq (u64), all big-endian — so a cursor
+/// can be handed to another client or stored.
 public struct QueryCursor: Sendable, Hashable {
     public var order: Vigil_V1_Order
     public var occurredAt: UnixNanos
     public var seq: UInt64
     public var filterFingerprint: UInt64
+    /// The server time the first page was cut at.
+    public var anchor: UnixNanos
+    /// The highest seq the query reads.
+    public var visibleSeq: UInt64
 
-    public static let formatVersion: UInt8 = 1
+    public static let formatVersion: UInt8 = 2
+    /// Characters of an encoded cursor.
+    public static let encodedLength = 84
 
-    public init(order: Vigil_V1_Order, occurredAt: UnixNanos, seq: UInt64, filterFingerprint: UInt64) {
+    public init(
+        order: Vigil_V1_Order, occurredAt: UnixNanos, seq: UInt64, filterFingerprint: UInt64,
+        anchor: UnixNanos = 0, visibleSeq: UInt64 = .max
+    ) {
         self.order = order
         self.occurredAt = occurredAt
         self.seq = seq
         self.filterFingerprint = filterFingerprint
+        self.anchor = anchor
+        self.visibleSeq = visibleSeq
     }
 
     public var encoded: String {
         var bytes: [UInt8] = [Self.formatVersion, order == .oldestFirst ? 1 : 0]
-        for word in [UInt64(bitPattern: occurredAt), seq, filterFingerprint] {
+        for word in [UInt64(bitPattern: occurredAt), seq, filterFingerprint, UInt64(bitPattern: anchor), visibleSeq] {
             for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: word >> UInt64(shift))) }
         }
         let digits = Array("0123456789abcdef".utf8)
@@ -44,9 +61,9 @@ public struct QueryCursor: Sendable, Hashable {
     public init(decoding text: String, order: Vigil_V1_Order, filterFingerprint: UInt64) throws(VigilError) {
         let invalid = VigilError(.invalidArgument, "cursor is not a cursor this server issued")
         let utf8 = Array(text.utf8)
-        guard utf8.count == 52 else { throw invalid }
+        guard utf8.count == Self.encodedLength else { throw invalid }
         var bytes = [UInt8]()
-        for pair in stride(from: 0, to: 52, by: 2) {
+        for pair in stride(from: 0, to: Self.encodedLength, by: 2) {
             guard let high = Self.hexValue(utf8[pair]), let low = Self.hexValue(utf8[pair + 1]) else { throw invalid }
             bytes.append(high << 4 | low)
         }
@@ -61,7 +78,9 @@ public struct QueryCursor: Sendable, Hashable {
         guard word(18) == filterFingerprint else {
             throw VigilError(.invalidArgument, "cursor was issued for a different filter; resume with the filter it came from")
         }
-        self.init(order: order, occurredAt: Int64(bitPattern: word(2)), seq: word(10), filterFingerprint: filterFingerprint)
+        self.init(
+            order: order, occurredAt: Int64(bitPattern: word(2)), seq: word(10), filterFingerprint: filterFingerprint,
+            anchor: Int64(bitPattern: word(26)), visibleSeq: word(34))
     }
 
     private static func hexValue(_ byte: UInt8) -> UInt8? {

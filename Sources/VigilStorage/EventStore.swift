@@ -21,20 +21,98 @@ public struct AppendResult: Sendable, Hashable {
     }
 }
 
+/// What a scan or an aggregate cost: reported to clients in trailers, and
+/// the proof (in tests) that block statistics let the engine skip work.
+public struct ScanStatistics: Sendable, Hashable {
+    /// Part blocks and memory chunks whose columns were read.
+    public var blocksScanned = 0
+    /// Part blocks and memory chunks ruled out by their statistics (time
+    /// range, tenants, value sets, bloom filters) without reading them.
+    public var blocksSkipped = 0
+    /// Part blocks answered from their statistics alone (counts).
+    public var blocksFromStatistics = 0
+    /// Rows whose values were compared against the filter.
+    public var rowsExamined = 0
+    /// Bytes inflated from compressed column chunks (cache hits cost none).
+    public var bytesDecompressed = 0
+
+    public init() {}
+
+    public mutating func add(_ other: ScanStatistics) {
+        blocksScanned += other.blocksScanned
+        blocksSkipped += other.blocksSkipped
+        blocksFromStatistics += other.blocksFromStatistics
+        rowsExamined += other.rowsExamined
+        bytesDecompressed += other.bytesDecompressed
+    }
+
+    /// The trailer metadata entries (`vigil.blocks-scanned`, …).
+    public var trailerMetadata: [String: String] {
+        [
+            "vigil.blocks-scanned": String(blocksScanned),
+            "vigil.blocks-skipped": String(blocksSkipped),
+            "vigil.blocks-from-statistics": String(blocksFromStatistics),
+            "vigil.rows-examined": String(rowsExamined),
+            "vigil.bytes-decompressed": String(bytesDecompressed),
+        ]
+    }
+}
+
 /// One page of a scan and what it cost.
 public struct ScanPage: Sendable {
     /// Matching events in the requested order, at most the requested count.
     public var events: [AuditEvent]
     /// True when no matching event follows the last one returned.
     public var exhausted: Bool
-    /// Rows the scan looked at to find these events.
-    public var rowsExamined: Int
+    /// The highest seq the scan read: the cursor's `visibleSeq` when one was
+    /// given, else the store's at the start of the scan. Later pages pass it
+    /// back (in their cursor) to read the same snapshot.
+    public var visibleSeq: UInt64
+    public var statistics: ScanStatistics
 
-    public init(events: [AuditEvent], exhausted: Bool, rowsExamined: Int) {
+    /// Rows the scan looked at to find these events.
+    public var rowsExamined: Int { statistics.rowsExamined }
+
+    public init(events: [AuditEvent], exhausted: Bool, visibleSeq: UInt64, statistics: ScanStatistics) {
         self.events = events
         self.exhausted = exhausted
-        self.rowsExamined = rowsExamined
+        self.visibleSeq = visibleSeq
+        self.statistics = statistics
     }
+}
+
+/// The field an aggregate groups by.
+public enum GroupField: Sendable, Hashable, CaseIterable {
+    case action, actorID, resourceType, outcome, tenant, category, sourceIP
+}
+
+/// What to count.
+public struct AggregateQuery: Sendable {
+    public var filter: EventFilter
+    public var groupBy: GroupField?
+    /// Histogram bucket width in nanoseconds; buckets start at multiples of it.
+    public var histogramWidth: Int64?
+
+    public init(filter: EventFilter, groupBy: GroupField? = nil, histogramWidth: Int64? = nil) {
+        self.filter = filter
+        self.groupBy = groupBy
+        self.histogramWidth = histogramWidth
+    }
+}
+
+/// The counts of an aggregate.
+public struct AggregateResult: Sendable {
+    /// Matching events.
+    public var count: UInt64 = 0
+    /// With `groupBy`: every group's count, keyed by the field's value (enums
+    /// by their protobuf name, `SUCCESS`; an empty value by "").
+    public var groups: [String: UInt64] = [:]
+    /// With `histogramWidth`: count per bucket, keyed by the bucket's start.
+    /// Only buckets holding a match appear.
+    public var histogram: [Int64: UInt64] = [:]
+    public var statistics = ScanStatistics()
+
+    public init() {}
 }
 
 /// The storage engine as the server sees it. Events are ordered by
@@ -50,8 +128,13 @@ public protocol EventStore: Sendable {
     func append(_ events: [AuditEvent], idempotencyKey: String?) async throws(VigilError) -> AppendResult
 
     /// Up to `limit` events that match `filter`, in `order`, strictly after
-    /// `cursor` when one is given.
+    /// `cursor` when one is given — and then only events with a seq up to the
+    /// cursor's `visibleSeq`, so that every page reads the first page's snapshot.
     func scan(filter: EventFilter, order: Vigil_V1_Order, after cursor: QueryCursor?, limit: Int) async throws(VigilError) -> ScanPage
+
+    /// Counts the events `query.filter` selects, grouped and bucketed as
+    /// asked. Ends with CANCELLED promptly when the calling task is cancelled.
+    func aggregate(_ query: AggregateQuery) async throws(VigilError) -> AggregateResult
 
     /// The event with this id, if stored.
     func get(id: EventID) async throws(VigilError) -> AuditEvent?

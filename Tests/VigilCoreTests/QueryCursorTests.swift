@@ -12,33 +12,43 @@ struct QueryCursorTests {
     func roundTrip(order: Vigil_V1_Order) throws {
         for (occurredAt, seq) in Self.keys {
             let fingerprint: UInt64 = 0xdead_beef_cafe_f00d
-            let cursor = QueryCursor(order: order, occurredAt: occurredAt, seq: seq, filterFingerprint: fingerprint)
+            let cursor = QueryCursor(
+                order: order, occurredAt: occurredAt, seq: seq, filterFingerprint: fingerprint,
+                anchor: occurredAt &+ 5, visibleSeq: seq &+ 9)
             let text = cursor.encoded
-            #expect(text.utf8.count == 52)
+            #expect(text.utf8.count == 84)
             #expect(text.utf8.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains($0) })
             let decoded = try QueryCursor(decoding: text, order: order, filterFingerprint: fingerprint)
             #expect(decoded == cursor)
         }
     }
 
-    @Test("the encoding is version, order, occurred_at, seq, fingerprint, big-endian hex")
+    @Test("the encoding is version, order, occurred_at, seq, fingerprint, anchor, visible seq, big-endian hex")
     func layout() {
-        let cursor = QueryCursor(order: .oldestFirst, occurredAt: 0x0102_0304_0506_0708, seq: 0x1112_1314_1516_1718, filterFingerprint: 0x2122_2324_2526_2728)
-        #expect(cursor.encoded == "01" + "01" + "0102030405060708" + "1112131415161718" + "2122232425262728")
-        let newest = QueryCursor(order: .newestFirst, occurredAt: -1, seq: 0, filterFingerprint: 0)
-        #expect(newest.encoded == "01" + "00" + "ffffffffffffffff" + "0000000000000000" + "0000000000000000")
+        let cursor = QueryCursor(
+            order: .oldestFirst, occurredAt: 0x0102_0304_0506_0708, seq: 0x1112_1314_1516_1718, filterFingerprint: 0x2122_2324_2526_2728,
+            anchor: 0x3132_3334_3536_3738, visibleSeq: 0x4142_4344_4546_4748)
+        #expect(
+            cursor.encoded
+                == "02" + "01" + "0102030405060708" + "1112131415161718" + "2122232425262728" + "3132333435363738" + "4142434445464748")
+        let newest = QueryCursor(order: .newestFirst, occurredAt: -1, seq: 0, filterFingerprint: 0, anchor: 0, visibleSeq: 0)
+        #expect(newest.encoded == "02" + "00" + "ffffffffffffffff" + String(repeating: "0", count: 64))
     }
+
+    static let garbageCursors: [String] = {
+        let valid = QueryCursorTests.valid
+        var texts: [String] = ["", "garbage", String(repeating: "g", count: 84), String(repeating: "0", count: 84)]
+        texts += [valid.uppercased(), valid + "0", String(valid.dropLast()), String(valid.dropLast(2))]
+        texts += ["01" + valid.dropFirst(2), "03" + valid.dropFirst(2), "00" + valid.dropFirst(2), " " + valid.dropFirst()]
+        texts.append(String(repeating: "é", count: 42))
+        return texts
+    }()
 
     static let valid = QueryCursor(order: .newestFirst, occurredAt: 1_780_000_000_000_000_000, seq: 7, filterFingerprint: 99).encoded
 
     @Test(
         "garbage is refused with INVALID_ARGUMENT",
-        arguments: [
-            "", "garbage", String(repeating: "g", count: 52), String(repeating: "0", count: 52),
-            valid.uppercased(), valid + "0", String(valid.dropLast()), String(valid.dropLast(2)),
-            "02" + valid.dropFirst(2), "00" + valid.dropFirst(2), " " + valid.dropFirst(),
-            String(repeating: "é", count: 26),
-        ])
+        arguments: garbageCursors)
     func garbage(text: String) {
         let error = #expect(throws: VigilError.self) {
             try QueryCursor(decoding: text, order: .newestFirst, filterFingerprint: 99)

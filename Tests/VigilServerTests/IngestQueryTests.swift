@@ -320,9 +320,9 @@ struct IngestQueryTests {
         try await withTestServer { server in
             let client = try await server.connect()
             let error = await expectVigilError(.unimplemented) {
-                let _: Vigil_V1_AggregateResponse = try await client.unary(.aggregate, Vigil_V1_AggregateRequest())
+                let _: Vigil_V1_GetStatsResponse = try await client.unary(.getStats, Vigil_V1_GetStatsRequest())
             }
-            #expect(error?.message.contains("Aggregate") == true)
+            #expect(error?.message.contains("GetStats") == true)
             _ = await expectVigilError(.unimplemented) {
                 let _: Vigil_V1_VerifyResponse = try await client.unary(.verify, Vigil_V1_VerifyRequest())
             }

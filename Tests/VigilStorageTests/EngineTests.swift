@@ -107,7 +107,7 @@ struct EngineTests {
                     _ = try await store.append((0..<10).map { engineEvent("b\(batch)-\($0)", at: base + Int64($0)) }, idempotencyKey: "k\(batch)")
                 }
                 // No close: the files are left as a crash would leave them.
-                try store.wal.close()
+                try store.abandon()
             }
             let reopened = try ColumnarEventStore(options: options(directory))
             #expect(reopened.recovery.walEventsReplayed == 50)

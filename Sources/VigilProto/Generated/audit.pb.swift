@@ -211,8 +211,11 @@ public nonisolated struct Vigil_V1_IngestResponse: Sendable {
 }
 
 /// Which events a query, count or subscription selects. Every condition that is
-/// set must hold; a list matches when any of its entries does.
-public nonisolated struct Vigil_V1_Filter: Sendable {
+/// set must hold; a list matches when any of its entries does. Strings compare
+/// by exact UTF-8 bytes unless a field says otherwise. A malformed condition is
+/// refused with INVALID_ARGUMENT naming the field as JSON spells it ("filter.sourceIps ...").
+/// Each list holds at most 1,000 entries.
+public nonisolated struct Vigil_V1_Filter: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
@@ -220,43 +223,140 @@ public nonisolated struct Vigil_V1_Filter: Sendable {
   /// Occurred-at range: `since` inclusive, `until` exclusive. Unset means
   /// unbounded on that side.
   public var since: SwiftProtobuf.Google_Protobuf_Timestamp {
-    get {_since ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
-    set {_since = newValue}
+    get {_storage._since ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_uniqueStorage()._since = newValue}
   }
   /// Returns true if `since` has been explicitly set.
-  public var hasSince: Bool {self._since != nil}
+  public var hasSince: Bool {_storage._since != nil}
   /// Clears the value of `since`. Subsequent reads from it will return its default value.
-  public mutating func clearSince() {self._since = nil}
+  public mutating func clearSince() {_uniqueStorage()._since = nil}
 
   public var until: SwiftProtobuf.Google_Protobuf_Timestamp {
-    get {_until ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
-    set {_until = newValue}
+    get {_storage._until ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_uniqueStorage()._until = newValue}
   }
   /// Returns true if `until` has been explicitly set.
-  public var hasUntil: Bool {self._until != nil}
+  public var hasUntil: Bool {_storage._until != nil}
   /// Clears the value of `until`. Subsequent reads from it will return its default value.
-  public mutating func clearUntil() {self._until = nil}
+  public mutating func clearUntil() {_uniqueStorage()._until = nil}
 
-  public var tenants: [String] = []
+  public var tenants: [String] {
+    get {_storage._tenants}
+    set {_uniqueStorage()._tenants = newValue}
+  }
 
-  public var actorIds: [String] = []
+  public var actorIds: [String] {
+    get {_storage._actorIds}
+    set {_uniqueStorage()._actorIds = newValue}
+  }
 
   /// Exact actions, or prefixes written "auth.*" (matches "auth.login" and
   /// "auth.mfa.verify", not "authz.check").
-  public var actions: [String] = []
+  public var actions: [String] {
+    get {_storage._actions}
+    set {_uniqueStorage()._actions = newValue}
+  }
 
-  public var resourceTypes: [String] = []
+  public var resourceTypes: [String] {
+    get {_storage._resourceTypes}
+    set {_uniqueStorage()._resourceTypes = newValue}
+  }
 
-  public var resourceIds: [String] = []
+  public var resourceIds: [String] {
+    get {_storage._resourceIds}
+    set {_uniqueStorage()._resourceIds = newValue}
+  }
 
-  public var outcomes: [Vigil_V1_Outcome] = []
+  public var outcomes: [Vigil_V1_Outcome] {
+    get {_storage._outcomes}
+    set {_uniqueStorage()._outcomes = newValue}
+  }
+
+  /// A relative range: events that occurred in the `last` duration before the
+  /// server's clock when the call starts (1 second to 10 years). Not with
+  /// `since`. A cursor keeps the moment the first page was cut, so paging
+  /// later still walks the same range.
+  public var last: SwiftProtobuf.Google_Protobuf_Duration {
+    get {_storage._last ?? SwiftProtobuf.Google_Protobuf_Duration()}
+    set {_uniqueStorage()._last = newValue}
+  }
+  /// Returns true if `last` has been explicitly set.
+  public var hasLast: Bool {_storage._last != nil}
+  /// Clears the value of `last`. Subsequent reads from it will return its default value.
+  public mutating func clearLast() {_uniqueStorage()._last = nil}
+
+  /// Actor e-mail addresses, compared case-insensitively (ASCII).
+  public var actorEmails: [String] {
+    get {_storage._actorEmails}
+    set {_uniqueStorage()._actorEmails = newValue}
+  }
+
+  public var actorNames: [String] {
+    get {_storage._actorNames}
+    set {_uniqueStorage()._actorNames = newValue}
+  }
+
+  public var actorTypes: [Vigil_V1_ActorType] {
+    get {_storage._actorTypes}
+    set {_uniqueStorage()._actorTypes = newValue}
+  }
+
+  public var categories: [Vigil_V1_Category] {
+    get {_storage._categories}
+    set {_uniqueStorage()._categories = newValue}
+  }
+
+  public var resourceNames: [String] {
+    get {_storage._resourceNames}
+    set {_uniqueStorage()._resourceNames = newValue}
+  }
+
+  /// Outcomes an event must not have: `[SUCCESS]` selects every event that
+  /// did not succeed (including OUTCOME_UNSPECIFIED ones).
+  public var excludeOutcomes: [Vigil_V1_Outcome] {
+    get {_storage._excludeOutcomes}
+    set {_uniqueStorage()._excludeOutcomes = newValue}
+  }
+
+  /// Source addresses: an IPv4 or IPv6 literal ("203.0.113.9", "2001:db8::1")
+  /// or a CIDR block ("10.0.0.0/8", "2001:db8::/32"). An IPv4-mapped IPv6
+  /// address does not match an IPv4 block. Events without a source IP never match.
+  public var sourceIps: [String] {
+    get {_storage._sourceIps}
+    set {_uniqueStorage()._sourceIps = newValue}
+  }
+
+  public var traceIds: [String] {
+    get {_storage._traceIds}
+    set {_uniqueStorage()._traceIds = newValue}
+  }
+
+  public var requestIds: [String] {
+    get {_storage._requestIds}
+    set {_uniqueStorage()._requestIds = newValue}
+  }
+
+  /// Metadata conditions written "key=value" (the value may be empty and may
+  /// contain "="). Entries with the same key: any of their values; entries
+  /// with different keys: all of the keys. "project=alpha", "env=prod",
+  /// "env=staging" selects project alpha in prod or staging.
+  public var metadata: [String] {
+    get {_storage._metadata}
+    set {_uniqueStorage()._metadata = newValue}
+  }
+
+  /// Free text, 1-256 bytes: a case-insensitive substring of the actor's name
+  /// or e-mail, the resource's name or id, the action or the description.
+  public var search: String {
+    get {_storage._search}
+    set {_uniqueStorage()._search = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _since: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
-  fileprivate var _until: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Vigil_V1_QueryRequest: Sendable {
@@ -324,10 +424,12 @@ public nonisolated struct Vigil_V1_AggregateRequest: Sendable {
 
   public var groupBy: Vigil_V1_GroupBy = .none
 
-  /// Groups to return, largest first; 0 means 10.
+  /// Groups to return, largest first: 1-1,000; 0 means 10.
   public var top: UInt32 = 0
 
-  /// Width of the time histogram's buckets; unset means no histogram.
+  /// Width of the time histogram's buckets: 1 second to 366 days, and the
+  /// histogram may have at most 100,000 buckets (bound the range with the
+  /// filter's time conditions). Unset means no histogram.
   public var histogramInterval: SwiftProtobuf.Google_Protobuf_Duration {
     get {_histogramInterval ?? SwiftProtobuf.Google_Protobuf_Duration()}
     set {_histogramInterval = newValue}
@@ -350,11 +452,24 @@ public nonisolated struct Vigil_V1_AggregateResponse: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// Matching events.
   public var count: UInt64 = 0
 
+  /// With `group_by`: the `top` largest groups, largest first (ties by key).
+  /// The key is the field's value; enums by name ("SUCCESS"); an empty value
+  /// is its own group with the empty key.
   public var groups: [Vigil_V1_GroupCount] = []
 
+  /// With `histogram_interval`: one bucket per interval from the first to the
+  /// last bucket holding a match, empty buckets included, oldest first.
+  /// Buckets are aligned to multiples of the interval since the Unix epoch.
   public var histogram: [Vigil_V1_HistogramBucket] = []
+
+  /// Matching events in groups beyond the top ones.
+  public var otherCount: UInt64 = 0
+
+  /// Distinct groups in all.
+  public var groupTotal: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -897,68 +1012,202 @@ nonisolated extension Vigil_V1_IngestResponse: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Vigil_V1_Filter: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Filter"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}since\0\u{1}until\0\u{1}tenants\0\u{3}actor_ids\0\u{1}actions\0\u{3}resource_types\0\u{3}resource_ids\0\u{1}outcomes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}since\0\u{1}until\0\u{1}tenants\0\u{3}actor_ids\0\u{1}actions\0\u{3}resource_types\0\u{3}resource_ids\0\u{1}outcomes\0\u{1}last\0\u{3}actor_emails\0\u{3}actor_names\0\u{3}actor_types\0\u{1}categories\0\u{3}resource_names\0\u{3}exclude_outcomes\0\u{3}source_ips\0\u{3}trace_ids\0\u{3}request_ids\0\u{1}metadata\0\u{1}search\0")
+
+  fileprivate class _StorageClass {
+    var _since: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+    var _until: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+    var _tenants: [String] = []
+    var _actorIds: [String] = []
+    var _actions: [String] = []
+    var _resourceTypes: [String] = []
+    var _resourceIds: [String] = []
+    var _outcomes: [Vigil_V1_Outcome] = []
+    var _last: SwiftProtobuf.Google_Protobuf_Duration? = nil
+    var _actorEmails: [String] = []
+    var _actorNames: [String] = []
+    var _actorTypes: [Vigil_V1_ActorType] = []
+    var _categories: [Vigil_V1_Category] = []
+    var _resourceNames: [String] = []
+    var _excludeOutcomes: [Vigil_V1_Outcome] = []
+    var _sourceIps: [String] = []
+    var _traceIds: [String] = []
+    var _requestIds: [String] = []
+    var _metadata: [String] = []
+    var _search: String = String()
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _since = source._since
+      _until = source._until
+      _tenants = source._tenants
+      _actorIds = source._actorIds
+      _actions = source._actions
+      _resourceTypes = source._resourceTypes
+      _resourceIds = source._resourceIds
+      _outcomes = source._outcomes
+      _last = source._last
+      _actorEmails = source._actorEmails
+      _actorNames = source._actorNames
+      _actorTypes = source._actorTypes
+      _categories = source._categories
+      _resourceNames = source._resourceNames
+      _excludeOutcomes = source._excludeOutcomes
+      _sourceIps = source._sourceIps
+      _traceIds = source._traceIds
+      _requestIds = source._requestIds
+      _metadata = source._metadata
+      _search = source._search
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularMessageField(value: &self._since) }()
-      case 2: try { try decoder.decodeSingularMessageField(value: &self._until) }()
-      case 3: try { try decoder.decodeRepeatedStringField(value: &self.tenants) }()
-      case 4: try { try decoder.decodeRepeatedStringField(value: &self.actorIds) }()
-      case 5: try { try decoder.decodeRepeatedStringField(value: &self.actions) }()
-      case 6: try { try decoder.decodeRepeatedStringField(value: &self.resourceTypes) }()
-      case 7: try { try decoder.decodeRepeatedStringField(value: &self.resourceIds) }()
-      case 8: try { try decoder.decodeRepeatedEnumField(value: &self.outcomes) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularMessageField(value: &_storage._since) }()
+        case 2: try { try decoder.decodeSingularMessageField(value: &_storage._until) }()
+        case 3: try { try decoder.decodeRepeatedStringField(value: &_storage._tenants) }()
+        case 4: try { try decoder.decodeRepeatedStringField(value: &_storage._actorIds) }()
+        case 5: try { try decoder.decodeRepeatedStringField(value: &_storage._actions) }()
+        case 6: try { try decoder.decodeRepeatedStringField(value: &_storage._resourceTypes) }()
+        case 7: try { try decoder.decodeRepeatedStringField(value: &_storage._resourceIds) }()
+        case 8: try { try decoder.decodeRepeatedEnumField(value: &_storage._outcomes) }()
+        case 9: try { try decoder.decodeSingularMessageField(value: &_storage._last) }()
+        case 10: try { try decoder.decodeRepeatedStringField(value: &_storage._actorEmails) }()
+        case 11: try { try decoder.decodeRepeatedStringField(value: &_storage._actorNames) }()
+        case 12: try { try decoder.decodeRepeatedEnumField(value: &_storage._actorTypes) }()
+        case 13: try { try decoder.decodeRepeatedEnumField(value: &_storage._categories) }()
+        case 14: try { try decoder.decodeRepeatedStringField(value: &_storage._resourceNames) }()
+        case 15: try { try decoder.decodeRepeatedEnumField(value: &_storage._excludeOutcomes) }()
+        case 16: try { try decoder.decodeRepeatedStringField(value: &_storage._sourceIps) }()
+        case 17: try { try decoder.decodeRepeatedStringField(value: &_storage._traceIds) }()
+        case 18: try { try decoder.decodeRepeatedStringField(value: &_storage._requestIds) }()
+        case 19: try { try decoder.decodeRepeatedStringField(value: &_storage._metadata) }()
+        case 20: try { try decoder.decodeSingularStringField(value: &_storage._search) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    try { if let v = self._since {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
-    } }()
-    try { if let v = self._until {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
-    } }()
-    if !self.tenants.isEmpty {
-      try visitor.visitRepeatedStringField(value: self.tenants, fieldNumber: 3)
-    }
-    if !self.actorIds.isEmpty {
-      try visitor.visitRepeatedStringField(value: self.actorIds, fieldNumber: 4)
-    }
-    if !self.actions.isEmpty {
-      try visitor.visitRepeatedStringField(value: self.actions, fieldNumber: 5)
-    }
-    if !self.resourceTypes.isEmpty {
-      try visitor.visitRepeatedStringField(value: self.resourceTypes, fieldNumber: 6)
-    }
-    if !self.resourceIds.isEmpty {
-      try visitor.visitRepeatedStringField(value: self.resourceIds, fieldNumber: 7)
-    }
-    if !self.outcomes.isEmpty {
-      try visitor.visitPackedEnumField(value: self.outcomes, fieldNumber: 8)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      try { if let v = _storage._since {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+      } }()
+      try { if let v = _storage._until {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+      } }()
+      if !_storage._tenants.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._tenants, fieldNumber: 3)
+      }
+      if !_storage._actorIds.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._actorIds, fieldNumber: 4)
+      }
+      if !_storage._actions.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._actions, fieldNumber: 5)
+      }
+      if !_storage._resourceTypes.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._resourceTypes, fieldNumber: 6)
+      }
+      if !_storage._resourceIds.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._resourceIds, fieldNumber: 7)
+      }
+      if !_storage._outcomes.isEmpty {
+        try visitor.visitPackedEnumField(value: _storage._outcomes, fieldNumber: 8)
+      }
+      try { if let v = _storage._last {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
+      } }()
+      if !_storage._actorEmails.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._actorEmails, fieldNumber: 10)
+      }
+      if !_storage._actorNames.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._actorNames, fieldNumber: 11)
+      }
+      if !_storage._actorTypes.isEmpty {
+        try visitor.visitPackedEnumField(value: _storage._actorTypes, fieldNumber: 12)
+      }
+      if !_storage._categories.isEmpty {
+        try visitor.visitPackedEnumField(value: _storage._categories, fieldNumber: 13)
+      }
+      if !_storage._resourceNames.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._resourceNames, fieldNumber: 14)
+      }
+      if !_storage._excludeOutcomes.isEmpty {
+        try visitor.visitPackedEnumField(value: _storage._excludeOutcomes, fieldNumber: 15)
+      }
+      if !_storage._sourceIps.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._sourceIps, fieldNumber: 16)
+      }
+      if !_storage._traceIds.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._traceIds, fieldNumber: 17)
+      }
+      if !_storage._requestIds.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._requestIds, fieldNumber: 18)
+      }
+      if !_storage._metadata.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._metadata, fieldNumber: 19)
+      }
+      if !_storage._search.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._search, fieldNumber: 20)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Vigil_V1_Filter, rhs: Vigil_V1_Filter) -> Bool {
-    if lhs._since != rhs._since {return false}
-    if lhs._until != rhs._until {return false}
-    if lhs.tenants != rhs.tenants {return false}
-    if lhs.actorIds != rhs.actorIds {return false}
-    if lhs.actions != rhs.actions {return false}
-    if lhs.resourceTypes != rhs.resourceTypes {return false}
-    if lhs.resourceIds != rhs.resourceIds {return false}
-    if lhs.outcomes != rhs.outcomes {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._since != rhs_storage._since {return false}
+        if _storage._until != rhs_storage._until {return false}
+        if _storage._tenants != rhs_storage._tenants {return false}
+        if _storage._actorIds != rhs_storage._actorIds {return false}
+        if _storage._actions != rhs_storage._actions {return false}
+        if _storage._resourceTypes != rhs_storage._resourceTypes {return false}
+        if _storage._resourceIds != rhs_storage._resourceIds {return false}
+        if _storage._outcomes != rhs_storage._outcomes {return false}
+        if _storage._last != rhs_storage._last {return false}
+        if _storage._actorEmails != rhs_storage._actorEmails {return false}
+        if _storage._actorNames != rhs_storage._actorNames {return false}
+        if _storage._actorTypes != rhs_storage._actorTypes {return false}
+        if _storage._categories != rhs_storage._categories {return false}
+        if _storage._resourceNames != rhs_storage._resourceNames {return false}
+        if _storage._excludeOutcomes != rhs_storage._excludeOutcomes {return false}
+        if _storage._sourceIps != rhs_storage._sourceIps {return false}
+        if _storage._traceIds != rhs_storage._traceIds {return false}
+        if _storage._requestIds != rhs_storage._requestIds {return false}
+        if _storage._metadata != rhs_storage._metadata {return false}
+        if _storage._search != rhs_storage._search {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1104,7 +1353,7 @@ nonisolated extension Vigil_V1_AggregateRequest: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Vigil_V1_AggregateResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".AggregateResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}count\0\u{1}groups\0\u{1}histogram\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}count\0\u{1}groups\0\u{1}histogram\0\u{3}other_count\0\u{3}group_total\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1115,6 +1364,8 @@ nonisolated extension Vigil_V1_AggregateResponse: SwiftProtobuf.Message, SwiftPr
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.count) }()
       case 2: try { try decoder.decodeRepeatedMessageField(value: &self.groups) }()
       case 3: try { try decoder.decodeRepeatedMessageField(value: &self.histogram) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.otherCount) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.groupTotal) }()
       default: break
       }
     }
@@ -1130,6 +1381,12 @@ nonisolated extension Vigil_V1_AggregateResponse: SwiftProtobuf.Message, SwiftPr
     if !self.histogram.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.histogram, fieldNumber: 3)
     }
+    if self.otherCount != 0 {
+      try visitor.visitSingularUInt64Field(value: self.otherCount, fieldNumber: 4)
+    }
+    if self.groupTotal != 0 {
+      try visitor.visitSingularUInt64Field(value: self.groupTotal, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1137,6 +1394,8 @@ nonisolated extension Vigil_V1_AggregateResponse: SwiftProtobuf.Message, SwiftPr
     if lhs.count != rhs.count {return false}
     if lhs.groups != rhs.groups {return false}
     if lhs.histogram != rhs.histogram {return false}
+    if lhs.otherCount != rhs.otherCount {return false}
+    if lhs.groupTotal != rhs.groupTotal {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -39,7 +39,9 @@ struct AuditService: Sendable {
             try await query(request.decodeMessage(), sender: sender)
         case .get:
             try await get(request.decodeMessage(), sender: sender)
-        case .aggregate, .subscribe, .verify, .createToken, .listTokens, .revokeToken, .setRetention, .getStats:
+        case .aggregate:
+            try await aggregate(request.decodeMessage(), sender: sender)
+        case .subscribe, .verify, .createToken, .listTokens, .revokeToken, .setRetention, .getStats:
             throw VigilError(.unimplemented, "\(method.rawValue) is not implemented by this server version (\(vigilVersion)) yet")
         }
     }
@@ -69,7 +71,6 @@ struct AuditService: Sendable {
     }
 
     func query(_ request: Vigil_V1_QueryRequest, sender: some ResponseSender) async throws -> [String: String] {
-        let filter = try EventFilter(request.filter)
         if case .UNRECOGNIZED(let value) = request.order {
             throw VigilError(.invalidArgument, "order \(value) is not NEWEST_FIRST or OLDEST_FIRST")
         }
@@ -77,10 +78,15 @@ struct AuditService: Sendable {
             throw VigilError(.invalidArgument, "page_size \(request.pageSize) is over the limit of \(configuration.maxPageSize)")
         }
         let pageSize = request.pageSize == 0 ? configuration.defaultPageSize : Int(request.pageSize)
+        // A resumed query keeps the first page's clock (for `last`) and snapshot.
         var cursor = request.cursor.isEmpty
-            ? nil : try QueryCursor(decoding: request.cursor, order: request.order, filterFingerprint: filter.fingerprint)
+            ? nil
+            : try QueryCursor(
+                decoding: request.cursor, order: request.order, filterFingerprint: EventFilter.fingerprint(of: request.filter))
+        let anchor = cursor?.anchor ?? currentUnixNanos()
+        let filter = try EventFilter(request.filter, anchor: anchor)
         var remaining = request.limit == 0 ? UInt64.max : request.limit
-        var rowsExamined = 0
+        var statistics = ScanStatistics()
         var returned = 0
         var exhausted = false
 
@@ -88,8 +94,9 @@ struct AuditService: Sendable {
             try Task.checkCancellation()
             let page = try await store.scan(
                 filter: filter, order: request.order, after: cursor, limit: Int(min(UInt64(pageSize), remaining)))
-            rowsExamined += page.rowsExamined
-            if let last = try await sendPage(page.events[...], order: request.order, filter: filter, sender: sender) {
+            statistics.add(page.statistics)
+            let context = PageContext(order: request.order, filter: filter, anchor: anchor, visibleSeq: page.visibleSeq)
+            if let last = try await sendPage(page.events[...], context: context, sender: sender) {
                 cursor = last
             }
             returned += page.events.count
@@ -99,35 +106,110 @@ struct AuditService: Sendable {
                 break
             }
         }
-        var metadata = [
-            "vigil.rows-examined": String(rowsExamined),
-            "vigil.events-returned": String(returned),
-            "vigil.exhausted": String(exhausted),
-        ]
+        var metadata = statistics.trailerMetadata
+        metadata["vigil.events-returned"] = String(returned)
+        metadata["vigil.exhausted"] = String(exhausted)
         if let cursor { metadata["vigil.cursor"] = cursor.encoded }
         return metadata
+    }
+
+    /// What a page's cursor is made of besides its last event.
+    private struct PageContext {
+        var order: Vigil_V1_Order
+        var filter: EventFilter
+        var anchor: UnixNanos
+        var visibleSeq: UInt64
     }
 
     /// Sends `events` as one QueryResponse, or as several when one would not fit
     /// the client's frame limit. Returns the cursor after the last event.
     private func sendPage(
-        _ events: ArraySlice<AuditEvent>, order: Vigil_V1_Order, filter: EventFilter, sender: some ResponseSender
+        _ events: ArraySlice<AuditEvent>, context: PageContext, sender: some ResponseSender
     ) async throws -> QueryCursor? {
         guard let last = events.last else { return nil }
         var response = Vigil_V1_QueryResponse()
         response.events = Array(events)
         let cursor = QueryCursor(
-            order: order, occurredAt: last.occurredAt.unixNanos, seq: last.seq, filterFingerprint: filter.fingerprint)
+            order: context.order, occurredAt: last.occurredAt.unixNanos, seq: last.seq,
+            filterFingerprint: context.filter.fingerprint, anchor: context.anchor, visibleSeq: context.visibleSeq)
         response.cursor = cursor.encoded
         let bytes = response.serializedBuffer()
         // Rare: a page of large events. Halve until each part fits (one event always does).
         if bytes.readableBytes > sender.maxFrameSize && events.count > 1 {
             let middle = events.startIndex + events.count / 2
-            _ = try await sendPage(events[..<middle], order: order, filter: filter, sender: sender)
-            return try await sendPage(events[middle...], order: order, filter: filter, sender: sender)
+            _ = try await sendPage(events[..<middle], context: context, sender: sender)
+            return try await sendPage(events[middle...], context: context, sender: sender)
         }
         try await sender.send(serialized: bytes)
         return cursor
+    }
+
+    /// Most groups an aggregate returns, and most histogram buckets: both
+    /// bound the size of the answer (a frame) and the work of building it.
+    static let maxTop = 1_000
+    static let maxHistogramBuckets = 100_000
+    static let histogramWidthRange: ClosedRange<Int64> = 1_000_000_000...(366 * 86_400 * 1_000_000_000)
+
+    func aggregate(_ request: Vigil_V1_AggregateRequest, sender: some ResponseSender) async throws -> [String: String] {
+        let filter = try EventFilter(request.filter)
+        let groupBy: GroupField?
+        switch request.groupBy {
+        case .none: groupBy = nil
+        case .action: groupBy = .action
+        case .actor: groupBy = .actorID
+        case .resourceType: groupBy = .resourceType
+        case .outcome: groupBy = .outcome
+        case .tenant: groupBy = .tenant
+        case .category: groupBy = .category
+        case .sourceIp: groupBy = .sourceIP
+        case .UNRECOGNIZED(let value):
+            throw VigilError(.invalidArgument, "group_by \(value) is not a GroupBy value")
+        }
+        guard request.top <= Self.maxTop else {
+            throw VigilError(.invalidArgument, "top \(request.top) is over the limit of \(Self.maxTop)")
+        }
+        let top = request.top == 0 ? 10 : Int(request.top)
+        var width: Int64?
+        if request.hasHistogramInterval {
+            let interval = request.histogramInterval
+            let (nanos, overflow) = interval.seconds.multipliedReportingOverflow(by: 1_000_000_000)
+            let total = overflow ? Int64.max : nanos &+ Int64(interval.nanos)
+            guard Self.histogramWidthRange.contains(total) else {
+                throw VigilError(.invalidArgument, "histogram_interval must be between 1 second and 366 days")
+            }
+            width = total
+        }
+        let result = try await store.aggregate(AggregateQuery(filter: filter, groupBy: groupBy, histogramWidth: width))
+
+        var response = Vigil_V1_AggregateResponse()
+        response.count = result.count
+        if groupBy != nil {
+            let sorted = result.groups.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+            response.groups = sorted.prefix(top).map { entry in
+                var group = Vigil_V1_GroupCount()
+                group.key = entry.key
+                group.count = entry.value
+                return group
+            }
+            response.otherCount = sorted.dropFirst(top).reduce(0) { $0 + $1.value }
+            response.groupTotal = UInt64(sorted.count)
+        }
+        if let width, let first = result.histogram.keys.min(), let last = result.histogram.keys.max() {
+            let buckets = (last - first) / width + 1
+            guard buckets <= Self.maxHistogramBuckets else {
+                throw VigilError(
+                    .invalidArgument,
+                    "the histogram would have \(buckets) buckets; the limit is \(Self.maxHistogramBuckets): choose a wider histogram_interval or a narrower time range")
+            }
+            response.histogram = stride(from: first, through: last, by: Int(width)).map { start in
+                var bucket = Vigil_V1_HistogramBucket()
+                bucket.start = .init(unixNanos: start)
+                bucket.count = result.histogram[start] ?? 0
+                return bucket
+            }
+        }
+        try await sender.send(response)
+        return result.statistics.trailerMetadata
     }
 
     func get(_ request: Vigil_V1_GetRequest, sender: some ResponseSender) async throws -> [String: String] {

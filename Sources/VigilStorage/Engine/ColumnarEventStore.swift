@@ -562,6 +562,18 @@ public final class ColumnarEventStore: EventStore {
         return event.occurredAt.unixNanos < now &- retention
     }
 
+    /// Stops as a crash would (for tests): the WAL is closed and the
+    /// directory lock released, nothing is flushed. Does not wait for the
+    /// last reference to go, which another task may hold a moment longer.
+    func abandon() throws(VigilError) {
+        state.withLock { $0.closed = true }
+        wake.finish()
+        try wal.close()
+        blockingWork.shutdown()
+        queryWork.shutdown()
+        flock(lockFile, LOCK_UN)
+    }
+
     public func close() async throws(VigilError) {
         let alreadyClosed = state.withLock { state in
             defer { state.closed = true }
@@ -589,9 +601,47 @@ public final class ColumnarEventStore: EventStore {
     }
 
     public func scan(filter: EventFilter, order: Vigil_V1_Order, after cursor: QueryCursor?, limit: Int) async throws(VigilError) -> ScanPage {
+        var snapshot = snapshot()
+        if let cursor { snapshot.visibleSeq = min(snapshot.visibleSeq, cursor.visibleSeq) }
         let execution = QueryExecution(
-            store: self, snapshot: snapshot(), filter: filter, newestFirst: order != .oldestFirst, cursor: cursor, limit: limit)
+            store: self, snapshot: snapshot, filter: filter, newestFirst: order != .oldestFirst, cursor: cursor, limit: limit)
         return try await withTaskExecutorPreference(queryWork) { () async throws(VigilError) in try execution.run() }
+    }
+
+    public func aggregate(_ query: AggregateQuery) async throws(VigilError) -> AggregateResult {
+        // Interim: pages through the matches (replaced by the column engine).
+        var result = AggregateResult()
+        var cursor: QueryCursor?
+        while true {
+            let page = try await scan(filter: query.filter, order: .oldestFirst, after: cursor, limit: 10_000)
+            result.statistics.add(page.statistics)
+            for event in page.events {
+                result.count += 1
+                if let field = query.groupBy { result.groups[groupKey(event, field), default: 0] += 1 }
+                if let width = query.histogramWidth {
+                    let time = event.occurredAt.unixNanos
+                    let start = time - ((time % width) + width) % width
+                    result.histogram[start, default: 0] += 1
+                }
+            }
+            guard let last = page.events.last, !page.exhausted else { break }
+            cursor = QueryCursor(
+                order: .oldestFirst, occurredAt: last.occurredAt.unixNanos, seq: last.seq,
+                filterFingerprint: query.filter.fingerprint, visibleSeq: page.visibleSeq)
+        }
+        return result
+    }
+
+    private func groupKey(_ event: AuditEvent, _ field: GroupField) -> String {
+        switch field {
+        case .action: event.action
+        case .actorID: event.actor.id
+        case .resourceType: event.resource.type
+        case .outcome: EnumNames.outcome(Int32(event.outcome.rawValue))
+        case .tenant: event.tenant
+        case .category: EnumNames.category(Int32(event.category.rawValue))
+        case .sourceIP: event.sourceIp
+        }
     }
 
     public func get(id: EventID) async throws(VigilError) -> AuditEvent? {

@@ -181,7 +181,7 @@ public final class MemoryChunk: Sendable {
         let actions = filter.exactActions.isEmpty && filter.actionPrefixes.isEmpty ? nil : allowed(c.action, filter.matchesAction)
         let types = filter.resourceTypes.isEmpty ? nil : allowed(c.resourceType) { filter.resourceTypes.contains($0) }
         let resources = filter.resourceIDs.isEmpty ? nil : allowed(c.resourceID) { filter.resourceIDs.contains($0) }
-        let outcomes = filter.outcomes.isEmpty ? nil : (0...255).map { filter.outcomes.contains(Vigil_V1_Outcome(rawValue: $0) ?? .unspecified) }
+        let outcomes = filter.outcomes.isEmpty ? nil : (0...255).map { filter.outcomes.contains(Int32($0)) }
         let visibleRows = visibleSeq >= lastSeq ? c.count : Int(visibleSeq - firstSeq + 1)
         var rows: [Int] = []
         for row in 0..<visibleRows {

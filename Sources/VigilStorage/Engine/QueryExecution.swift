@@ -32,7 +32,7 @@ struct QueryExecution {
         if let cursor {
             if newestFirst { high = min(high, cursor.occurredAt) } else { low = max(low, cursor.occurredAt) }
         }
-        guard low <= high else { return ScanPage(events: [], exhausted: true, rowsExamined: 0) }
+        guard low <= high else { return ScanPage(events: [], exhausted: true, visibleSeq: snapshot.visibleSeq, statistics: ScanStatistics()) }
 
         var sources: [(best: Int64, source: Source)] = []
         for chunk in snapshot.chunks where chunk.maxOccurredAt >= low && chunk.minOccurredAt <= high && chunk.mayContainTenant(of: filter) {
@@ -68,7 +68,7 @@ struct QueryExecution {
                 examined += chunk.count
                 for row in rows {
                     let key = Key(time: chunk.occurredAt(at: row), seq: chunk.seq(at: row))
-                    guard afterCursor(key) else { continue }
+                    guard afterCursor(key), filter.matches(chunk.event(at: row)) else { continue }
                     if let retention = store.options.retention(of: chunk.tenant(at: row)), key.time < now &- retention { continue }
                     found.append((key, chunk.event(at: row)))
                 }
@@ -77,7 +77,7 @@ struct QueryExecution {
                 examined += events.count
                 for event in events {
                     let key = Key(time: event.occurredAt.unixNanos, seq: event.seq)
-                    guard afterCursor(key), filter.matches(event), !store.isExpired(event, now: now) else { continue }
+                    guard afterCursor(key), event.seq <= snapshot.visibleSeq, filter.matches(event), !store.isExpired(event, now: now) else { continue }
                     found.append((key, event))
                 }
             }
@@ -85,7 +85,9 @@ struct QueryExecution {
         }
         sortAndTrim(&found, to: wanted)
         let more = found.count > limit || stoppedEarly
-        return ScanPage(events: found.prefix(limit).map(\.event), exhausted: !more, rowsExamined: examined)
+        var statistics = ScanStatistics()
+        statistics.rowsExamined = examined
+        return ScanPage(events: found.prefix(limit).map(\.event), exhausted: !more, visibleSeq: snapshot.visibleSeq, statistics: statistics)
     }
 
     private func afterCursor(_ key: Key) -> Bool {
