@@ -33,6 +33,8 @@ struct PartSizeTests {
                     case .bloom(let filter): statistics["bloom \(column.name)", default: 0] += filter.bitCount / 8
                     case .values(let values): statistics["values \(column.name)", default: 0] += values.reduce(0) { $0 + $1.utf8.count + 2 }
                     case .enumValues(let values): statistics["values \(column.name)", default: 0] += values.count * 4
+                    case .valueCounts(let values, _): statistics["counts \(column.name)", default: 0] += values.reduce(0) { $0 + $1.utf8.count + 6 }
+                    case .enumCounts(let values, _): statistics["counts \(column.name)", default: 0] += values.count * 8
                     }
                 }
             }

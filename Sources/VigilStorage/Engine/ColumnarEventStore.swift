@@ -81,6 +81,8 @@ public final class ColumnarEventStore: EventStore {
     private let wake: AsyncStream<Void>.Continuation
     private let wakeups: AsyncStream<Void>
     private let lockFile: Int32
+    /// Decoded part columns shared by all queries.
+    let columnCache: ColumnCache
     /// What opening found, for the server's log.
     public let recovery: RecoveryReport
 
@@ -101,6 +103,7 @@ public final class ColumnarEventStore: EventStore {
 
     public init(options: StorageOptions) throws(VigilError) {
         self.options = options
+        columnCache = ColumnCache(capacityBytes: options.queryCacheBytes)
         let directory = options.directory
         try FileIO.makeDirectory(directory)
         try FileIO.makeDirectory(directory + "/parts")
@@ -604,44 +607,23 @@ public final class ColumnarEventStore: EventStore {
         var snapshot = snapshot()
         if let cursor { snapshot.visibleSeq = min(snapshot.visibleSeq, cursor.visibleSeq) }
         let execution = QueryExecution(
-            store: self, snapshot: snapshot, filter: filter, newestFirst: order != .oldestFirst, cursor: cursor, limit: limit)
+            snapshot: snapshot, evaluation: evaluation(of: filter), cache: columnCache,
+            newestFirst: order != .oldestFirst, cursor: cursor, limit: limit, isCancelled: { Task.isCancelled })
         return try await withTaskExecutorPreference(queryWork) { () async throws(VigilError) in try execution.run() }
     }
 
     public func aggregate(_ query: AggregateQuery) async throws(VigilError) -> AggregateResult {
-        // Interim: pages through the matches (replaced by the column engine).
-        var result = AggregateResult()
-        var cursor: QueryCursor?
-        while true {
-            let page = try await scan(filter: query.filter, order: .oldestFirst, after: cursor, limit: 10_000)
-            result.statistics.add(page.statistics)
-            for event in page.events {
-                result.count += 1
-                if let field = query.groupBy { result.groups[groupKey(event, field), default: 0] += 1 }
-                if let width = query.histogramWidth {
-                    let time = event.occurredAt.unixNanos
-                    let start = time - ((time % width) + width) % width
-                    result.histogram[start, default: 0] += 1
-                }
-            }
-            guard let last = page.events.last, !page.exhausted else { break }
-            cursor = QueryCursor(
-                order: .oldestFirst, occurredAt: last.occurredAt.unixNanos, seq: last.seq,
-                filterFingerprint: query.filter.fingerprint, visibleSeq: page.visibleSeq)
-        }
-        return result
+        let execution = AggregateExecution(
+            snapshot: snapshot(), evaluation: evaluation(of: query.filter), cache: columnCache, query: query,
+            isCancelled: { Task.isCancelled })
+        return try await withTaskExecutorPreference(queryWork) { () async throws(VigilError) in try execution.run() }
     }
 
-    private func groupKey(_ event: AuditEvent, _ field: GroupField) -> String {
-        switch field {
-        case .action: event.action
-        case .actorID: event.actor.id
-        case .resourceType: event.resource.type
-        case .outcome: EnumNames.outcome(Int32(event.outcome.rawValue))
-        case .tenant: event.tenant
-        case .category: EnumNames.category(Int32(event.category.rawValue))
-        case .sourceIP: event.sourceIp
-        }
+    /// The filter with the retention cutoffs as of now.
+    private func evaluation(of filter: EventFilter) -> FilterEvaluation {
+        let now = currentUnixNanos()
+        let options = options
+        return FilterEvaluation(filter: filter, expiryCutoff: { tenant in options.retention(of: tenant).map { now &- $0 } })
     }
 
     public func get(id: EventID) async throws(VigilError) -> AuditEvent? {
@@ -658,24 +640,21 @@ public final class ColumnarEventStore: EventStore {
             let row = Int(seq - chunk.firstSeq)
             if chunk.id(at: row) == id { return visible(chunk.event(at: row), now: now) }
         }
-        for part in snapshot.parts where part.entry.minSeq <= seq && seq <= part.entry.maxSeq {
-            for (index, block) in part.reader.blocks.enumerated() where block.minSeq <= seq && seq <= block.maxSeq {
-                for event in try part.reader.events(block: index) where event.seq == seq && event.id == text {
-                    return visible(event, now: now)
+        // Parts: a block is read only when its statistics allow the id (a
+        // derived id's seq in its seq range, or its bloom of explicit ids).
+        for part in snapshot.parts {
+            for block in part.reader.blocks where block.mayContain(.id, text) {
+                let source = PartBlockSource(reader: part.reader, block: block, cache: columnCache)
+                let ids = try source.text(.id)
+                for row in 0..<block.rowCount where ids.value(at: row) == text {
+                    return visible(try source.event(at: row), now: now)
                 }
             }
         }
-        // A client-supplied id: search everything.
+        // A client-supplied id still in memory.
         for chunk in snapshot.chunks {
             for row in 0..<chunk.count where chunk.seq(at: row) <= snapshot.visibleSeq && chunk.id(at: row) == id {
                 return visible(chunk.event(at: row), now: now)
-            }
-        }
-        for part in snapshot.parts {
-            for index in part.reader.blocks.indices {
-                for event in try part.reader.events(block: index) where event.id == text {
-                    return visible(event, now: now)
-                }
             }
         }
         return nil

@@ -10,53 +10,29 @@ import VigilProto
 /// seq is implicit (first_seq + row); received_at is one value for the batch;
 /// ids assigned by the server are derived from (received_at, seq) and not stored.
 public final class MemoryChunk: Sendable {
-    /// A dictionary-coded string column.
-    struct StringColumn: Sendable {
-        var values: [String] = []
-        var codes: [UInt32] = []
-
-        init(_ strings: some Sequence<String>) {
-            var index: [String: UInt32] = [:]
-            for string in strings {
-                if let code = index[string] {
-                    codes.append(code)
-                } else {
-                    let code = UInt32(values.count)
-                    index[string] = code
-                    values.append(string)
-                    codes.append(code)
-                }
-            }
-        }
-
-        subscript(row: Int) -> String { values[Int(codes[row])] }
-
-        var bytes: Int { values.reduce(0) { $0 + $1.utf8.count + 16 } + codes.count * 4 }
-    }
-
     /// A batch's columns, built before the engine takes its lock (the costly part).
     public struct Columns: Sendable {
         let count: Int
         let occurredAt: [Int64]
         /// nil for rows whose id the server assigns (derived); otherwise the client's.
         let explicitIDs: [EventID?]?
-        let tenant: StringColumn
-        let actorID: StringColumn
-        let actorType: [UInt8]
-        let actorName: StringColumn
-        let actorEmail: StringColumn
-        let action: StringColumn
-        let category: [UInt8]
-        let resourceType: StringColumn
-        let resourceID: StringColumn
-        let resourceName: StringColumn
-        let outcome: [UInt8]
-        let reason: StringColumn
-        let sourceIP: StringColumn
-        let userAgent: StringColumn
-        let traceID: [String]
-        let requestID: [String]
-        let descriptionText: [String]
+        let tenant: TextColumn
+        let actorID: TextColumn
+        let actorType: [Int32]
+        let actorName: TextColumn
+        let actorEmail: TextColumn
+        let action: TextColumn
+        let category: [Int32]
+        let resourceType: TextColumn
+        let resourceID: TextColumn
+        let resourceName: TextColumn
+        let outcome: [Int32]
+        let reason: TextColumn
+        let sourceIP: TextColumn
+        let userAgent: TextColumn
+        let traceID: TextColumn
+        let requestID: TextColumn
+        let descriptionText: TextColumn
         /// targets, changes and metadata as the protobuf bytes of an event holding only them; empty when none.
         let extras: [[UInt8]]
         let minOccurredAt: Int64
@@ -68,23 +44,23 @@ public final class MemoryChunk: Sendable {
             occurredAt = events.map { $0.occurredAt.unixNanos }
             let ids = events.map { $0.id.isEmpty ? nil : EventID($0.id) }
             explicitIDs = ids.contains { $0 != nil } ? ids : nil
-            tenant = StringColumn(events.lazy.map(\.tenant))
-            actorID = StringColumn(events.lazy.map(\.actor.id))
-            actorType = events.map { UInt8(truncatingIfNeeded: $0.actor.type.rawValue) }
-            actorName = StringColumn(events.lazy.map(\.actor.name))
-            actorEmail = StringColumn(events.lazy.map(\.actor.email))
-            action = StringColumn(events.lazy.map(\.action))
-            category = events.map { UInt8(truncatingIfNeeded: $0.category.rawValue) }
-            resourceType = StringColumn(events.lazy.map(\.resource.type))
-            resourceID = StringColumn(events.lazy.map(\.resource.id))
-            resourceName = StringColumn(events.lazy.map(\.resource.name))
-            outcome = events.map { UInt8(truncatingIfNeeded: $0.outcome.rawValue) }
-            reason = StringColumn(events.lazy.map(\.reason))
-            sourceIP = StringColumn(events.lazy.map(\.sourceIp))
-            userAgent = StringColumn(events.lazy.map(\.userAgent))
-            traceID = events.map(\.traceID)
-            requestID = events.map(\.requestID)
-            descriptionText = events.map(\.description_p)
+            tenant = TextColumn(dictionaryOf: events.lazy.map(\.tenant))
+            actorID = TextColumn(dictionaryOf: events.lazy.map(\.actor.id))
+            actorType = events.map { Int32(truncatingIfNeeded: $0.actor.type.rawValue) }
+            actorName = TextColumn(dictionaryOf: events.lazy.map(\.actor.name))
+            actorEmail = TextColumn(dictionaryOf: events.lazy.map(\.actor.email))
+            action = TextColumn(dictionaryOf: events.lazy.map(\.action))
+            category = events.map { Int32(truncatingIfNeeded: $0.category.rawValue) }
+            resourceType = TextColumn(dictionaryOf: events.lazy.map(\.resource.type))
+            resourceID = TextColumn(dictionaryOf: events.lazy.map(\.resource.id))
+            resourceName = TextColumn(dictionaryOf: events.lazy.map(\.resource.name))
+            outcome = events.map { Int32(truncatingIfNeeded: $0.outcome.rawValue) }
+            reason = TextColumn(dictionaryOf: events.lazy.map(\.reason))
+            sourceIP = TextColumn(dictionaryOf: events.lazy.map(\.sourceIp))
+            userAgent = TextColumn(dictionaryOf: events.lazy.map(\.userAgent))
+            traceID = TextColumn(identity: events.map(\.traceID))
+            requestID = TextColumn(identity: events.map(\.requestID))
+            descriptionText = TextColumn(identity: events.map(\.description_p))
             extras = events.map { event in
                 guard !event.targets.isEmpty || !event.changes.isEmpty || !event.metadata.isEmpty else { return [] }
                 var holder = AuditEvent()
@@ -95,10 +71,11 @@ public final class MemoryChunk: Sendable {
             }
             minOccurredAt = occurredAt.min() ?? 0
             maxOccurredAt = occurredAt.max() ?? 0
-            let strings = [tenant, actorID, actorName, actorEmail, action, resourceType, resourceID, resourceName, reason, sourceIP, userAgent]
-                .reduce(0) { $0 + $1.bytes }
-            let plain = (traceID + requestID + descriptionText).reduce(0) { $0 + $1.utf8.count + 16 }
-            estimatedBytes = 256 + strings + plain + extras.reduce(0) { $0 + $1.count + 24 } + count * (8 + 3 + 9)
+            let text = [
+                tenant, actorID, actorName, actorEmail, action, resourceType, resourceID, resourceName, reason, sourceIP,
+                userAgent, traceID, requestID, descriptionText,
+            ].reduce(0) { $0 + $1.estimatedBytes }
+            estimatedBytes = 256 + text + extras.reduce(0) { $0 + $1.count + 24 } + count * (8 + 12 + 9)
         }
     }
 
@@ -142,67 +119,70 @@ public final class MemoryChunk: Sendable {
         event.seq = seq(at: row)
         event.occurredAt = .init(unixNanos: c.occurredAt[row])
         event.receivedAt = .init(unixNanos: receivedAt)
-        event.tenant = c.tenant[row]
+        event.tenant = c.tenant.value(at: row)
         var actor = Vigil_V1_Actor()
-        actor.id = c.actorID[row]
-        actor.type = Vigil_V1_ActorType(rawValue: Int(c.actorType[row])) ?? .unspecified
-        actor.name = c.actorName[row]
-        actor.email = c.actorEmail[row]
+        actor.id = c.actorID.value(at: row)
+        actor.type = Vigil_V1_ActorType(rawValue: Int(c.actorType[row])) ?? .UNRECOGNIZED(Int(c.actorType[row]))
+        actor.name = c.actorName.value(at: row)
+        actor.email = c.actorEmail.value(at: row)
         if actor != Vigil_V1_Actor() { event.actor = actor }
-        event.action = c.action[row]
-        event.category = Vigil_V1_Category(rawValue: Int(c.category[row])) ?? .unspecified
+        event.action = c.action.value(at: row)
+        event.category = Vigil_V1_Category(rawValue: Int(c.category[row])) ?? .UNRECOGNIZED(Int(c.category[row]))
         var resource = Vigil_V1_Resource()
-        resource.type = c.resourceType[row]
-        resource.id = c.resourceID[row]
-        resource.name = c.resourceName[row]
+        resource.type = c.resourceType.value(at: row)
+        resource.id = c.resourceID.value(at: row)
+        resource.name = c.resourceName.value(at: row)
         if resource != Vigil_V1_Resource() { event.resource = resource }
-        event.outcome = Vigil_V1_Outcome(rawValue: Int(c.outcome[row])) ?? .unspecified
-        event.reason = c.reason[row]
-        event.sourceIp = c.sourceIP[row]
-        event.userAgent = c.userAgent[row]
-        event.traceID = c.traceID[row]
-        event.requestID = c.requestID[row]
-        event.description_p = c.descriptionText[row]
+        event.outcome = Vigil_V1_Outcome(rawValue: Int(c.outcome[row])) ?? .UNRECOGNIZED(Int(c.outcome[row]))
+        event.reason = c.reason.value(at: row)
+        event.sourceIp = c.sourceIP.value(at: row)
+        event.userAgent = c.userAgent.value(at: row)
+        event.traceID = c.traceID.value(at: row)
+        event.requestID = c.requestID.value(at: row)
+        event.description_p = c.descriptionText.value(at: row)
         return event
     }
 
-    /// The rows that match `filter` (and lie in `rows`), evaluated on the
-    /// columns: each string condition is decided once per distinct value of
-    /// the chunk's dictionary, not once per row.
-    func matchingRows(_ filter: EventFilter, visibleThrough visibleSeq: UInt64) -> [Int] {
+    /// A text column by its part column.
+    func text(_ column: PartColumn) -> TextColumn {
         let c = columns
-        guard filter.since <= c.maxOccurredAt, filter.until > c.minOccurredAt, firstSeq <= visibleSeq else { return [] }
-        func allowed(_ column: StringColumn, _ test: (String) -> Bool) -> [Bool] {
-            column.values.map(test)
+        switch column {
+        case .tenant: return c.tenant
+        case .actorID: return c.actorID
+        case .actorName: return c.actorName
+        case .actorEmail: return c.actorEmail
+        case .action: return c.action
+        case .resourceType: return c.resourceType
+        case .resourceID: return c.resourceID
+        case .resourceName: return c.resourceName
+        case .reason: return c.reason
+        case .sourceIP: return c.sourceIP
+        case .userAgent: return c.userAgent
+        case .traceID: return c.traceID
+        case .requestID: return c.requestID
+        case .description: return c.descriptionText
+        default: preconditionFailure("\(column.name) is not a text column of a memory chunk")
         }
-        let tenants = filter.tenants.isEmpty ? nil : allowed(c.tenant) { filter.tenants.contains($0) }
-        if let tenants, !tenants.contains(true) { return [] }
-        let actors = filter.actorIDs.isEmpty ? nil : allowed(c.actorID) { filter.actorIDs.contains($0) }
-        let actions = filter.exactActions.isEmpty && filter.actionPrefixes.isEmpty ? nil : allowed(c.action, filter.matchesAction)
-        let types = filter.resourceTypes.isEmpty ? nil : allowed(c.resourceType) { filter.resourceTypes.contains($0) }
-        let resources = filter.resourceIDs.isEmpty ? nil : allowed(c.resourceID) { filter.resourceIDs.contains($0) }
-        let outcomes = filter.outcomes.isEmpty ? nil : (0...255).map { filter.outcomes.contains(Int32($0)) }
-        let visibleRows = visibleSeq >= lastSeq ? c.count : Int(visibleSeq - firstSeq + 1)
-        var rows: [Int] = []
-        for row in 0..<visibleRows {
-            let time = c.occurredAt[row]
-            if time < filter.since || time >= filter.until { continue }
-            if let tenants, !tenants[Int(c.tenant.codes[row])] { continue }
-            if let actors, !actors[Int(c.actorID.codes[row])] { continue }
-            if let actions, !actions[Int(c.action.codes[row])] { continue }
-            if let types, !types[Int(c.resourceType.codes[row])] { continue }
-            if let resources, !resources[Int(c.resourceID.codes[row])] { continue }
-            if let outcomes, !outcomes[Int(c.outcome[row])] { continue }
-            rows.append(row)
-        }
-        return rows
     }
 
-    /// Whether any row could match the filter's tenant condition.
-    func mayContainTenant(of filter: EventFilter) -> Bool {
-        filter.tenants.isEmpty || columns.tenant.values.contains { filter.tenants.contains($0) }
+    /// An enum column by its part column.
+    func enums(_ column: PartColumn) -> [Int32] {
+        switch column {
+        case .actorType: columns.actorType
+        case .category: columns.category
+        case .outcome: columns.outcome
+        default: preconditionFailure("\(column.name) is not an enum column of a memory chunk")
+        }
+    }
+
+    /// The metadata of `row`.
+    func metadata(at row: Int) -> [String: String] {
+        let extra = columns.extras[row]
+        guard !extra.isEmpty, let holder = try? AuditEvent(serializedBytes: extra) else { return [:] }
+        return holder.metadata
     }
 
     func occurredAt(at row: Int) -> Int64 { columns.occurredAt[row] }
-    func tenant(at row: Int) -> String { columns.tenant[row] }
+    func tenant(at row: Int) -> String { columns.tenant.value(at: row) }
+    var occurredAtColumn: [Int64] { columns.occurredAt }
 }

@@ -38,6 +38,10 @@ public struct StorageOptions: Sendable {
     public var archiveDirectory: String?
     /// Start even when the WAL is corrupt in the middle, cutting it at the last good record.
     public var repair = false
+    /// Decoded block columns kept for queries: repeated and paged queries
+    /// over the same blocks skip reading and inflating them again. Counted
+    /// apart from `memoryBudgetBytes` (it holds no unflushed events).
+    public var queryCacheBytes = 256 * 1024 * 1024
     /// How long idempotency keys are remembered.
     public var idempotencyWindowNanos: Int64 = 24 * 3600 * 1_000_000_000
     /// Most idempotency keys remembered.

@@ -30,12 +30,20 @@ public enum ColumnStatistic: Sendable, Hashable {
     case values([String])
     /// Every distinct raw value of the block (enum columns, at most 64).
     case enumValues([Int32])
+    /// Every distinct value with its number of rows (low-cardinality string
+    /// columns and tenants, at most 64 values): counts and group-bys over
+    /// whole blocks are answered from these without reading the block.
+    case valueCounts([String], [UInt32])
+    /// Every distinct raw value with its number of rows (enum columns, at most 64).
+    case enumCounts([Int32], [UInt32])
 
     var kind: UInt8 {
         switch self {
         case .bloom: 1
         case .values: 2
         case .enumValues: 3
+        case .valueCounts: 4
+        case .enumCounts: 5
         }
     }
 
@@ -93,16 +101,16 @@ public struct BlockMetadata: Sendable {
         switch statistics[column] {
         case .bloom(let filter):
             return filter.mayContain(value)
-        case .values(let values):
+        case .values(let values), .valueCounts(let values, _):
             return values.contains { sameUTF8($0, value) }
-        case .enumValues, nil:
+        case .enumValues, .enumCounts, nil:
             return true
         }
     }
 
     /// Whether the block may hold a row whose enum `column` has raw value `enumValue`.
     public func mayContain(_ column: PartColumn, enumValue: Int) -> Bool {
-        guard case .enumValues(let values) = statistics[column] else { return true }
+        guard let values = distinctEnumValues(of: column) else { return true }
         return values.contains { Int($0) == enumValue }
     }
 
@@ -110,14 +118,31 @@ public struct BlockMetadata: Sendable {
     /// keeps them (tenants always; action and resourceType when at most 64).
     public func distinctValues(of column: PartColumn) -> [String]? {
         if column == .tenant { return tenants }
-        guard case .values(let values) = statistics[column] else { return nil }
-        return values
+        switch statistics[column] {
+        case .values(let values), .valueCounts(let values, _): return values
+        default: return nil
+        }
     }
 
     /// Every distinct raw value of an enum column in this block, when kept.
     public func distinctEnumValues(of column: PartColumn) -> [Int32]? {
-        guard case .enumValues(let values) = statistics[column] else { return nil }
-        return values
+        switch statistics[column] {
+        case .enumValues(let values), .enumCounts(let values, _): return values
+        default: return nil
+        }
+    }
+
+    /// Rows per distinct value of a string column (tenant included), when kept.
+    public func valueCounts(of column: PartColumn) -> (values: [String], counts: [UInt32])? {
+        if column == .tenant && tenants.count == 1 { return (tenants, [UInt32(rowCount)]) }
+        guard case .valueCounts(let values, let counts) = statistics[column] else { return nil }
+        return (values, counts)
+    }
+
+    /// Rows per distinct raw value of an enum column, when kept.
+    public func enumCounts(of column: PartColumn) -> (values: [Int32], counts: [UInt32])? {
+        guard case .enumCounts(let values, let counts) = statistics[column] else { return nil }
+        return (values, counts)
     }
 
     // MARK: - Block index entry
@@ -162,6 +187,19 @@ public struct BlockMetadata: Sendable {
             case .enumValues(let values):
                 out.u8(UInt8(values.count))
                 for value in values { out.i32(value) }
+            case .valueCounts(let values, let counts):
+                out.u8(UInt8(values.count))
+                for (value, count) in zip(values, counts) {
+                    out.u16(UInt16(value.utf8.count))
+                    out.append(utf8: value)
+                    out.u32(count)
+                }
+            case .enumCounts(let values, let counts):
+                out.u8(UInt8(values.count))
+                for (value, count) in zip(values, counts) {
+                    out.i32(value)
+                    out.u32(count)
+                }
             }
             out.patchU32(UInt32(out.count - lengthAt - 4), at: lengthAt)
         }
@@ -278,6 +316,33 @@ public struct BlockMetadata: Sendable {
                 var values: [Int32] = []
                 for _ in 0..<count { values.append(try payload.i32()) }
                 statistic = .enumValues(values)
+            case 4, 5:
+                let count = Int(try payload.u8("value count"))
+                guard count <= ColumnStatistic.maxValues else {
+                    throw PartFormatError("block \(index) column \(column.name) lists \(count) values", at: statAt)
+                }
+                var counts: [UInt32] = []
+                var total = 0
+                if kind == 4 {
+                    var values: [String] = []
+                    for _ in 0..<count {
+                        let valueLength = Int(try payload.u16("value length"))
+                        values.append(String(decoding: try payload.bytes(valueLength, "value"), as: UTF8.self))
+                        counts.append(try payload.u32())
+                    }
+                    statistic = .valueCounts(values, counts)
+                } else {
+                    var values: [Int32] = []
+                    for _ in 0..<count {
+                        values.append(try payload.i32())
+                        counts.append(try payload.u32())
+                    }
+                    statistic = .enumCounts(values, counts)
+                }
+                for value in counts { total += Int(value) }
+                guard total == rowCount else {
+                    throw PartFormatError("block \(index) column \(column.name) counts \(total) rows of \(rowCount)", at: statAt)
+                }
             default:
                 continue  // a statistic of a later writer
             }

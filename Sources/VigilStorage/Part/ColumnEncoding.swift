@@ -428,19 +428,29 @@ enum ColumnEncoding {
     static func decodeStrings(
         _ reader: inout ByteReader, encoding: ChunkEncoding, rows: Int
     ) throws(PartFormatError) -> [String] {
-        var values = [String]()
-        values.reserveCapacity(rows)
+        let column = try decodeText(&reader, encoding: encoding, rows: rows)
+        if case .identity = column.codes { return column.values }
+        return (0..<rows).map { column.value(at: $0) }
+    }
+
+    /// Decodes a text chunk keeping its dictionary (plain and prefixNumber
+    /// chunks come back with one value per row).
+    static func decodeText(
+        _ reader: inout ByteReader, encoding: ChunkEncoding, rows: Int
+    ) throws(PartFormatError) -> TextColumn {
         if encoding == .plain {
+            var values = [String]()
+            values.reserveCapacity(rows)
             let lengths = try readPlainLengths(&reader, rows: rows)
             for length in lengths {
                 values.append(String(decoding: try reader.bytes(length), as: UTF8.self))
             }
-            return values
+            return TextColumn(identity: values)
         }
         let entryCount = try reader.count("dictionary size", limit: rows)
         guard entryCount > 0 || rows == 0 else { throw reader.error("empty dictionary for \(rows) rows") }
         if encoding == .prefixNumber {
-            return try decodePrefixNumbers(&reader, rows: rows, prefixCount: entryCount)
+            return TextColumn(identity: try decodePrefixNumbers(&reader, rows: rows, prefixCount: entryCount))
         }
         var entries = [String]()
         entries.reserveCapacity(entryCount)
@@ -459,16 +469,21 @@ enum ColumnEncoding {
             }
         }
         let width = entryCount <= 256 ? 1 : 2
-        let codes = try reader.bytes(rows * width, "dictionary codes")
+        let bytes = try reader.bytes(rows * width, "dictionary codes")
+        var codes = [UInt16]()
+        codes.reserveCapacity(rows)
+        var largest = 0
         for row in 0..<rows {
-            let code = width == 1 ? Int(codes[row]) : Int(codes[2 * row]) << 8 | Int(codes[2 * row + 1])
-            guard code < entryCount else {
-                throw PartFormatError("dictionary code \(code) of row \(row) is not below \(entryCount)", at: reader.offset - codes.count + row * width)
-            }
-            values.append(entries[code])
+            let code = width == 1 ? Int(bytes[row]) : Int(bytes[2 * row]) << 8 | Int(bytes[2 * row + 1])
+            largest = max(largest, code)
+            codes.append(UInt16(truncatingIfNeeded: code))
+        }
+        if largest >= entryCount {
+            let row = codes.firstIndex { Int($0) >= entryCount } ?? 0
+            throw PartFormatError("dictionary code \(codes[row]) of row \(row) is not below \(entryCount)", at: reader.offset - bytes.count + row * width)
         }
         try reader.expectEnd("the dictionary codes")
-        return values
+        return TextColumn(values: entries, codes: .narrow(codes))
     }
 
     private static func decodePrefixNumbers(

@@ -27,6 +27,9 @@ public struct ColumnSize: Sendable, Hashable {
 /// several threads at once.
 public final class PartReader: Sendable {
     public let path: String
+    /// Unique for the process's lifetime: the column cache's key for this part
+    /// (a path can come back after a part is deleted; this never does).
+    let cacheID: UInt64 = PartReader.nextCacheID.add(1, ordering: .relaxed).newValue
     public let metadata: PartMetadata
     public let blocks: [BlockMetadata]
     private let file: FileHandleDescriptor
@@ -72,6 +75,8 @@ public final class PartReader: Sendable {
         }
         if closeNow { file.close() }
     }
+
+    private static let nextCacheID = Atomic<UInt64>(0)
 
     private static func dataLoss(_ path: String, _ error: PartFormatError) -> VigilError {
         VigilError(.dataLoss, "\(path): \(error.what) at offset \(error.offset)")
@@ -207,6 +212,70 @@ public final class PartReader: Sendable {
             try decode(chunk, block: block, stored: stored, scratch: &scratch, inflater: inflater.inflater, into: &result)
         }
         return result
+    }
+
+    /// Decodes one column of one block in the form queries use (text keeps its
+    /// dictionary). Returns the values and the bytes inflated to get them.
+    /// `id` needs the block's `receivedAt` and `seq` (bit patterns) values.
+    func readColumn(
+        block index: Int, _ column: PartColumn, receivedAt: [Int64]? = nil, seq: [Int64]? = nil
+    ) throws(VigilError) -> (ColumnValues, inflated: Int) {
+        guard blocks.indices.contains(index) else {
+            throw VigilError(.outOfRange, "\(path): block \(index) does not exist; the part has \(blocks.count)")
+        }
+        let block = blocks[index]
+        guard let chunk = block.columns[column] else {
+            throw VigilError(.dataLoss, "\(path): block \(index) has no chunk of column \(column.name)")
+        }
+        let stored = try withFile { (file) throws(VigilError) in try file.read(count: chunk.storedLength, at: chunk.offset) }
+        let name = "block \(block.index) column \(column.name)"
+        let checksum = CRC32C.checksum(stored)
+        guard checksum == chunk.checksum else {
+            throw VigilError(.dataLoss, "\(path): \(name): checksum mismatch (stored \(PartFormat.hex(chunk.checksum)), computed \(PartFormat.hex(checksum))) at offset \(chunk.offset)")
+        }
+        let rows = block.rowCount
+        func decodeRaw(_ raw: UnsafeRawBufferPointer) throws(VigilError) -> ColumnValues {
+            do throws(PartFormatError) {
+                var reader = ByteReader(raw)
+                let encoding = try ColumnEncoding.readHeader(&reader, column: column, expected: chunk.encoding, rows: rows)
+                switch column.kind {
+                case .integer:
+                    return .integers(try ColumnEncoding.decodeIntegers(&reader, encoding: encoding, rows: rows))
+                case .enumeration:
+                    return .enums(try ColumnEncoding.decodeEnums(&reader, encoding: encoding, rows: rows))
+                case .string:
+                    return .text(try ColumnEncoding.decodeText(&reader, encoding: encoding, rows: rows))
+                case .correlationID:
+                    return .text(TextColumn(identity: try ColumnEncoding.decodeCorrelationIDs(&reader, rows: rows)))
+                case .eventID:
+                    let receivedAt = receivedAt ?? []
+                    let seq = (seq ?? []).map { UInt64(bitPattern: $0) }
+                    guard receivedAt.count == rows, seq.count == rows else {
+                        throw PartFormatError("ids need the block's receivedAt and seq", at: 0)
+                    }
+                    return .text(TextColumn(identity: try ColumnEncoding.decodeEventIDs(&reader, rows: rows, receivedAt: receivedAt, seq: seq)))
+                case .bytes:
+                    return .extras(try ColumnEncoding.decodeExtras(&reader, rows: rows))
+                }
+            } catch {
+                throw VigilError(.dataLoss, "\(path): \(name): \(error.what) (byte \(error.offset) of the decoded chunk) at offset \(chunk.offset)")
+            }
+        }
+        switch chunk.codec {
+        case .none:
+            return (try withBytes(stored, decodeRaw), 0)
+        case .zlib:
+            var scratch = [UInt8](repeating: 0, count: chunk.rawLength)
+            let inflater = takeInflater()
+            let problem: String? = stored.withUnsafeBytes { input in
+                scratch.withUnsafeMutableBytes { output in inflater.inflater.decompress(input, into: output) }
+            }
+            returnInflater(inflater)
+            if let problem {
+                throw VigilError(.dataLoss, "\(path): \(name): \(problem) at offset \(chunk.offset)")
+            }
+            return (try withBytes(scratch, decodeRaw), chunk.rawLength)
+        }
     }
 
     /// Every event of one block, in stored order.

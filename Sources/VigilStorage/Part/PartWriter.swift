@@ -141,19 +141,27 @@ public struct PartWriter {
                     encoding = values.withUnsafeBufferPointer { ColumnEncoding.encodeEnums($0, into: &raw) }
                     if PartColumn.valueSetColumns.contains(column) {
                         var distinct: [Int32] = []
-                        for value in values where !distinct.contains(value) {
-                            distinct.append(value)
-                            if distinct.count > ColumnStatistic.maxValues { break }
+                        var counts: [UInt32] = []
+                        for value in values {
+                            if let at = distinct.firstIndex(of: value) {
+                                counts[at] += 1
+                            } else {
+                                distinct.append(value)
+                                counts.append(1)
+                                if distinct.count > ColumnStatistic.maxValues { break }
+                            }
                         }
-                        if distinct.count <= ColumnStatistic.maxValues { statistics[column] = .enumValues(distinct) }
+                        if distinct.count <= ColumnStatistic.maxValues { statistics[column] = .enumCounts(distinct, counts) }
                     }
                 case .string:
                     encoding = columns.text[BlockColumns.slot(column)].withRows { rows in
                         ColumnEncoding.encodeStrings(rows, scratch: &text, addresses: column == .sourceIP, into: &raw)
                     }
                     let table = text.table
-                    if PartColumn.valueSetColumns.contains(column) && table.count <= ColumnStatistic.maxValues {
-                        statistics[column] = .values((0..<table.count).map { table.string($0) })
+                    if (PartColumn.valueSetColumns.contains(column) || column == .tenant) && table.count <= ColumnStatistic.maxValues {
+                        var counts = [UInt32](repeating: 0, count: table.count)
+                        for code in text.codes { counts[Int(code)] += 1 }
+                        statistics[column] = .valueCounts((0..<table.count).map { table.string($0) }, counts)
                     } else if PartColumn.bloomColumns.contains(column) {
                         var filter = BloomFilter(expectedCount: table.count)
                         for hash in table.hashes { filter.insert(hash: hash) }

@@ -1,0 +1,175 @@
+import VigilCore
+import VigilProto
+
+/// Counts, groups and a histogram of the events a filter selects, over a
+/// snapshot. A part block that lies wholly inside the time range, holds only
+/// selected tenants, and whose remaining conditions and group-by touch only
+/// one counted column (`valueCounts` / `enumCounts` statistics) is answered
+/// from its footer statistics without reading a byte of it; every other
+/// source is filtered column by column and counted from its columns.
+struct AggregateExecution {
+    let snapshot: ColumnarEventStore.Snapshot
+    let evaluation: FilterEvaluation
+    let cache: ColumnCache
+    let query: AggregateQuery
+    let isCancelled: () -> Bool
+
+    func run() throws(VigilError) -> AggregateResult {
+        let filter = evaluation.filter
+        var result = AggregateResult()
+        let low = filter.since
+        let high = filter.until == .max ? Int64.max : filter.until - 1
+        guard low <= high else { return result }
+        let plan = SourcePlan(snapshot: snapshot, evaluation: evaluation, cache: cache, low: low, high: high, statistics: &result.statistics)
+        let bounds = FilterEvaluation.Bounds(low: low, high: high, visibleSeq: snapshot.visibleSeq)
+        let shortcut = StatisticsShortcut(filter: filter, query: query)
+
+        for candidate in plan.sources {
+            if isCancelled() { throw VigilError(.cancelled, "the aggregate was cancelled") }
+            if let block = candidate.block, let shortcut,
+                block.maxSeq <= snapshot.visibleSeq, block.minOccurredAt >= low, block.maxOccurredAt <= high,
+                evaluation.allRowsPassTenantAndRetention(block.tenants, oldest: block.minOccurredAt),
+                shortcut.answer(block, into: &result)
+            {
+                result.statistics.blocksFromStatistics += 1
+                continue
+            }
+            let source = candidate.open()
+            result.statistics.blocksScanned += 1
+            let rows = try evaluation.select(source, bounds, statistics: &result.statistics)
+            result.count += UInt64(rows.count)
+            if !rows.isEmpty {
+                if let field = query.groupBy { try group(source, rows, by: field, into: &result.groups) }
+                if let width = query.histogramWidth {
+                    let times = try source.times()
+                    for row in rows {
+                        result.histogram[Self.bucket(times[Int(row)], width: width), default: 0] += 1
+                    }
+                }
+            }
+            result.statistics.bytesDecompressed += source.inflatedBytes
+        }
+        return result
+    }
+
+    /// The start of the bucket holding `time`: a multiple of `width`.
+    static func bucket(_ time: Int64, width: Int64) -> Int64 {
+        let remainder = time % width
+        return remainder >= 0 ? time - remainder : time - remainder - width
+    }
+
+    private func group(_ source: some RowSource, _ rows: [Int32], by field: GroupField, into groups: inout [String: UInt64]) throws(VigilError) {
+        let column = field.column
+        if let name = field.enumName {
+            let values = try source.enums(column)
+            var counts: [Int32: UInt64] = [:]
+            for row in rows { counts[values[Int(row)], default: 0] += 1 }
+            for (raw, count) in counts { groups[name(raw), default: 0] += count }
+            return
+        }
+        let text = try source.text(column)
+        if case .identity = text.codes {
+            for row in rows { groups[text.values[Int(row)], default: 0] += 1 }
+            return
+        }
+        var counts = [UInt64](repeating: 0, count: text.values.count)
+        for row in rows { counts[text.code(at: Int(row))] += 1 }
+        for (code, count) in counts.enumerated() where count > 0 { groups[text.values[code], default: 0] += count }
+    }
+}
+
+extension GroupField {
+    /// The part column holding the field.
+    var column: PartColumn {
+        switch self {
+        case .action: .action
+        case .actorID: .actorID
+        case .resourceType: .resourceType
+        case .outcome: .outcome
+        case .tenant: .tenant
+        case .category: .category
+        case .sourceIP: .sourceIP
+        }
+    }
+
+    /// For enum fields, how a raw value is named in a group key.
+    var enumName: ((Int32) -> String)? {
+        switch self {
+        case .outcome: EnumNames.outcome
+        case .category: EnumNames.category
+        default: nil
+        }
+    }
+}
+
+/// When a whole block's counts follow from its statistics: the filter's
+/// conditions other than time and tenant name at most one column, that
+/// column has per-value counts, and the group-by (if any) is that column or
+/// any counted column when there are no other conditions.
+struct StatisticsShortcut {
+    /// The one conditioned column and its verdict per value, if any.
+    let condition: (column: PartColumn, text: ((String) -> Bool)?, enumeration: ((Int32) -> Bool)?)?
+    let query: AggregateQuery
+
+    init?(filter: EventFilter, query: AggregateQuery) {
+        self.query = query
+        var conditions: [(PartColumn, ((String) -> Bool)?, ((Int32) -> Bool)?)] = []
+        if !filter.exactActions.isEmpty || !filter.actionPrefixes.isEmpty { conditions.append((.action, filter.matchesAction, nil)) }
+        if !filter.resourceTypes.isEmpty { conditions.append((.resourceType, filter.resourceTypes.contains, nil)) }
+        if !filter.outcomes.isEmpty || !filter.excludedOutcomes.isEmpty { conditions.append((.outcome, nil, filter.allowsOutcome)) }
+        if !filter.categories.isEmpty { conditions.append((.category, nil, filter.categories.contains)) }
+        if !filter.actorTypes.isEmpty { conditions.append((.actorType, nil, filter.actorTypes.contains)) }
+        let others =
+            !filter.actorIDs.isEmpty || !filter.actorEmails.isEmpty || !filter.actorNames.isEmpty || !filter.resourceIDs.isEmpty
+            || !filter.resourceNames.isEmpty || !filter.sourceNetworks.isEmpty || !filter.traceIDs.isEmpty
+            || !filter.requestIDs.isEmpty || !filter.metadata.isEmpty || filter.search != nil
+        guard !others, conditions.count <= 1 else { return nil }
+        if let only = conditions.first {
+            if let field = query.groupBy, field.column != only.0 { return nil }
+            condition = only
+        } else {
+            condition = nil
+        }
+        if let field = query.groupBy, field == .actorID || field == .sourceIP { return nil }
+    }
+
+    /// Adds the block's counts to `result`, or returns false when its
+    /// statistics cannot answer (too many distinct values, a histogram bucket
+    /// boundary inside the block).
+    func answer(_ block: BlockMetadata, into result: inout AggregateResult) -> Bool {
+        var bucket: Int64?
+        if let width = query.histogramWidth {
+            let first = AggregateExecution.bucket(block.minOccurredAt, width: width)
+            guard first == AggregateExecution.bucket(block.maxOccurredAt, width: width) else { return false }
+            bucket = first
+        }
+        // The column whose counts decide: the condition's, else the group-by's.
+        let column = condition?.column ?? query.groupBy?.column
+        var matching = UInt64(block.rowCount)
+        var groups: [(String, UInt64)] = []
+        if let column {
+            if let counts = block.valueCounts(of: column) {
+                matching = 0
+                for (value, count) in zip(counts.values, counts.counts) where condition?.text?(value) ?? true {
+                    matching += UInt64(count)
+                    groups.append((value, UInt64(count)))
+                }
+            } else if let counts = block.enumCounts(of: column) {
+                matching = 0
+                let name = query.groupBy?.enumName ?? { String($0) }
+                for (value, count) in zip(counts.values, counts.counts) where condition?.enumeration?(value) ?? true {
+                    matching += UInt64(count)
+                    groups.append((name(value), UInt64(count)))
+                }
+            } else {
+                return false
+            }
+        }
+        result.count += matching
+        if query.groupBy != nil {
+            for (key, count) in groups { result.groups[key, default: 0] += count }
+        }
+        if let bucket, matching > 0 { result.histogram[bucket, default: 0] += matching }
+        return true
+    }
+}

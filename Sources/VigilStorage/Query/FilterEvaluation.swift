@@ -1,0 +1,224 @@
+import VigilCore
+import VigilProto
+
+/// An `EventFilter` applied to storage: first to whole blocks, by their
+/// statistics (time range, tenants, value sets, bloom filters), then to the
+/// rows of the sources that remain, column by column — each condition
+/// decodes only its column, text conditions are decided once per distinct
+/// value, and the cheapest, most selective conditions run first so that
+/// later columns are never decoded for a source with no candidate left.
+/// Must agree with `EventFilter.matches(_:)` on every event.
+struct FilterEvaluation {
+    let filter: EventFilter
+    /// Per tenant, the occurred-at time before which its events have expired
+    /// (retention hides them before maintenance deletes them).
+    let expiryCutoff: (String) -> Int64?
+
+    /// The sort key of an event: (occurred_at, seq).
+    struct Key: Comparable, Hashable {
+        var time: Int64
+        var seq: UInt64
+        static func < (a: Key, b: Key) -> Bool { (a.time, a.seq) < (b.time, b.seq) }
+    }
+
+    /// What rows a selection may return besides the filter: a time window
+    /// (inclusive), a seq ceiling (the snapshot), and a cursor to be after.
+    struct Bounds {
+        var low: Int64
+        var high: Int64
+        var visibleSeq: UInt64
+        var after: Key? = nil
+        var newestFirst = true
+    }
+
+    // MARK: Whole blocks
+
+    /// Whether a part block may hold a match, by its statistics alone.
+    func blockMayMatch(_ block: BlockMetadata) -> Bool {
+        let f = filter
+        if !f.tenants.isEmpty && !block.tenants.contains(where: f.tenants.contains) { return false }
+        if !tenantsMayHaveLiveRows(block.tenants, newest: block.maxOccurredAt) { return false }
+        if !f.actorIDs.isEmpty && !f.actorIDs.contains(where: { block.mayContain(.actorID, $0) }) { return false }
+        if !f.resourceIDs.isEmpty && !f.resourceIDs.contains(where: { block.mayContain(.resourceID, $0) }) { return false }
+        if !f.traceIDs.isEmpty && !f.traceIDs.contains(where: { block.mayContain(.traceID, $0) }) { return false }
+        if !f.requestIDs.isEmpty && !f.requestIDs.contains(where: { block.mayContain(.requestID, $0) }) { return false }
+        if !f.sourceNetworks.isEmpty && f.sourceNetworks.allSatisfy(\.isSingleAddress)
+            && !f.sourceAddresses.contains(where: { block.mayContain(.sourceIP, $0) })
+        {
+            return false
+        }
+        if !f.resourceTypes.isEmpty, let values = block.distinctValues(of: .resourceType), !values.contains(where: f.resourceTypes.contains) {
+            return false
+        }
+        if !f.exactActions.isEmpty || !f.actionPrefixes.isEmpty, let values = block.distinctValues(of: .action),
+            !values.contains(where: f.matchesAction)
+        {
+            return false
+        }
+        if !f.outcomes.isEmpty || !f.excludedOutcomes.isEmpty, let values = block.distinctEnumValues(of: .outcome),
+            !values.contains(where: f.allowsOutcome)
+        {
+            return false
+        }
+        if !f.categories.isEmpty, let values = block.distinctEnumValues(of: .category), !values.contains(where: f.categories.contains) {
+            return false
+        }
+        if !f.actorTypes.isEmpty, let values = block.distinctEnumValues(of: .actorType), !values.contains(where: f.actorTypes.contains) {
+            return false
+        }
+        return true
+    }
+
+    /// Whether a memory chunk may hold a match (its tenants are in its dictionary).
+    func chunkMayMatch(_ chunk: MemoryChunk) -> Bool {
+        let tenants = chunk.tenantsPresent
+        if !filter.tenants.isEmpty && !tenants.contains(where: filter.tenants.contains) { return false }
+        return tenantsMayHaveLiveRows(tenants, newest: chunk.maxOccurredAt)
+    }
+
+    /// False when every tenant's retention has expired everything up to `newest`.
+    private func tenantsMayHaveLiveRows(_ tenants: [String], newest: Int64) -> Bool {
+        tenants.contains { tenant in
+            guard let cutoff = expiryCutoff(tenant) else { return true }
+            return newest >= cutoff
+        }
+    }
+
+    /// Whether every row of the source passes the tenant and retention
+    /// conditions (so that block statistics can stand for its rows).
+    func allRowsPassTenantAndRetention(_ tenants: [String], oldest: Int64) -> Bool {
+        tenants.allSatisfy { tenant in
+            if !filter.tenants.isEmpty && !filter.tenants.contains(tenant) { return false }
+            if let cutoff = expiryCutoff(tenant), oldest < cutoff { return false }
+            return true
+        }
+    }
+
+    // MARK: Rows
+
+    /// The rows of `source` that match, in row order.
+    func select(_ source: some RowSource, _ bounds: Bounds, statistics: inout ScanStatistics) throws(VigilError) -> [Int32] {
+        let f = filter
+        let low = max(bounds.low, f.since)
+        let high = f.until == .max ? bounds.high : min(bounds.high, f.until - 1)
+        guard low <= high, source.maxOccurredAt >= low, source.minOccurredAt <= high, source.minSeq <= bounds.visibleSeq else {
+            return []
+        }
+        statistics.rowsExamined += source.rowCount
+        var rows: [Int32]
+        let times = try source.times()
+        if source.minOccurredAt >= low && source.maxOccurredAt <= high {
+            rows = Array(0..<Int32(source.rowCount))
+        } else {
+            rows = []
+            rows.reserveCapacity(source.rowCount)
+            for row in 0..<times.count where times[row] >= low && times[row] <= high {
+                rows.append(Int32(row))
+            }
+        }
+        // The snapshot and the cursor: seqs only where they decide.
+        let cursorTime = bounds.after?.time
+        let needsSeq =
+            source.maxSeq > bounds.visibleSeq
+            || (cursorTime.map { $0 >= source.minOccurredAt && $0 <= source.maxOccurredAt } ?? false)
+        if needsSeq && !rows.isEmpty {
+            let seqs = try source.seqs()
+            let visible = bounds.visibleSeq
+            if let after = bounds.after {
+                let newestFirst = bounds.newestFirst
+                rows = rows.filter { row in
+                    let seq = seqs[Int(row)]
+                    guard seq <= visible else { return false }
+                    let time = times[Int(row)]
+                    guard time == after.time else { return true }
+                    return newestFirst ? seq < after.seq : seq > after.seq
+                }
+            } else {
+                rows = rows.filter { seqs[Int($0)] <= visible }
+            }
+        }
+        // Tenants and retention.
+        let tenants = source.tenantsPresent
+        let tenantMatters = !f.tenants.isEmpty && !tenants.allSatisfy(f.tenants.contains)
+        let cutoffs = tenants.map(expiryCutoff)
+        let retentionMatters = cutoffs.contains { $0.map { $0 > source.minOccurredAt } ?? false }
+        if (tenantMatters || retentionMatters) && !rows.isEmpty {
+            let column = try source.text(.tenant)
+            let allowed = column.values.map { tenant -> Int64? in
+                if !f.tenants.isEmpty && !f.tenants.contains(tenant) { return nil }
+                return expiryCutoff(tenant) ?? .min
+            }
+            rows = rows.filter { row in
+                guard let cutoff = allowed[column.code(at: Int(row))] else { return false }
+                return times[Int(row)] >= cutoff
+            }
+        }
+        // Enums: cheap, and often selective (outcome).
+        if !rows.isEmpty && (!f.outcomes.isEmpty || !f.excludedOutcomes.isEmpty) {
+            let values = try source.enums(.outcome)
+            rows = rows.filter { f.allowsOutcome(values[Int($0)]) }
+        }
+        if !rows.isEmpty && !f.categories.isEmpty {
+            let values = try source.enums(.category)
+            rows = rows.filter { f.categories.contains(values[Int($0)]) }
+        }
+        if !rows.isEmpty && !f.actorTypes.isEmpty {
+            let values = try source.enums(.actorType)
+            rows = rows.filter { f.actorTypes.contains(values[Int($0)]) }
+        }
+        // Text columns, one verdict per distinct value.
+        func keep(_ column: PartColumn, _ allowed: (String) -> Bool) throws(VigilError) {
+            guard !rows.isEmpty else { return }
+            rows = try source.text(column).filter(rows, allowed)
+        }
+        if !f.exactActions.isEmpty || !f.actionPrefixes.isEmpty { try keep(.action, f.matchesAction) }
+        if !f.resourceTypes.isEmpty { try keep(.resourceType, f.resourceTypes.contains) }
+        if !f.actorIDs.isEmpty { try keep(.actorID, f.actorIDs.contains) }
+        if !f.resourceIDs.isEmpty { try keep(.resourceID, f.resourceIDs.contains) }
+        if !f.traceIDs.isEmpty { try keep(.traceID, f.traceIDs.contains) }
+        if !f.requestIDs.isEmpty { try keep(.requestID, f.requestIDs.contains) }
+        if !f.actorEmails.isEmpty { try keep(.actorEmail, f.allowsActorEmail) }
+        if !f.actorNames.isEmpty { try keep(.actorName, f.actorNames.contains) }
+        if !f.resourceNames.isEmpty { try keep(.resourceName, f.resourceNames.contains) }
+        if !f.sourceNetworks.isEmpty { try keep(.sourceIP, f.allowsSourceIP) }
+        if let search = f.search, !rows.isEmpty {
+            rows = try searchRows(source, rows, search)
+        }
+        if !f.metadata.isEmpty && !rows.isEmpty {
+            let metadata = try source.metadataReader()
+            rows = rows.filter { f.allowsMetadata(metadata(Int($0))) }
+        }
+        return rows
+    }
+
+    /// The rows where any searched field contains the text: each column is
+    /// read only for the rows no earlier column has matched.
+    private func searchRows(_ source: some RowSource, _ rows: [Int32], _ search: TextSearch) throws(VigilError) -> [Int32] {
+        var hit = [Bool](repeating: false, count: rows.count)
+        var remaining = rows.count
+        for column in [PartColumn.action, .actorName, .actorEmail, .resourceName, .resourceID, .description] where remaining > 0 {
+            let text = try source.text(column)
+            if case .identity = text.codes {
+                for (index, row) in rows.enumerated() where !hit[index] && search.matches(text.values[Int(row)]) {
+                    hit[index] = true
+                    remaining -= 1
+                }
+            } else {
+                // Verdicts only for the codes still asked about.
+                var verdicts = [UInt8](repeating: 0, count: text.values.count)  // 0 unknown, 1 no, 2 yes
+                for (index, row) in rows.enumerated() where !hit[index] {
+                    let code = text.code(at: Int(row))
+                    if verdicts[code] == 0 { verdicts[code] = search.matches(text.values[code]) ? 2 : 1 }
+                    if verdicts[code] == 2 {
+                        hit[index] = true
+                        remaining -= 1
+                    }
+                }
+            }
+        }
+        var kept: [Int32] = []
+        kept.reserveCapacity(rows.count - remaining)
+        for (index, row) in rows.enumerated() where hit[index] { kept.append(row) }
+        return kept
+    }
+}

@@ -1,0 +1,100 @@
+/// A text column in dictionary form: each distinct value once, and a code
+/// per row. A filter decides each condition once per distinct value and then
+/// only looks codes up per row, which is what makes scans of repetitive
+/// columns (tenant, action, actor) cheap. Columns stored plain have an
+/// identity coding: value `row` belongs to row `row`.
+struct TextColumn: Sendable {
+    var values: [String]
+    var codes: Codes
+
+    enum Codes: Sendable {
+        /// Row `r` has value `r`.
+        case identity
+        /// Part chunks: at most `ColumnEncoding.maxRows` distinct values.
+        case narrow([UInt16])
+        /// Memory chunks (a batch may be larger).
+        case wide([UInt32])
+    }
+
+    var count: Int {
+        switch codes {
+        case .identity: values.count
+        case .narrow(let codes): codes.count
+        case .wide(let codes): codes.count
+        }
+    }
+
+    @inline(__always)
+    func code(at row: Int) -> Int {
+        switch codes {
+        case .identity: row
+        case .narrow(let codes): Int(codes[row])
+        case .wide(let codes): Int(codes[row])
+        }
+    }
+
+    @inline(__always)
+    func value(at row: Int) -> String { values[code(at: row)] }
+
+    /// One value per row.
+    init(identity values: [String]) {
+        self.values = values
+        codes = .identity
+    }
+
+    init(values: [String], codes: Codes) {
+        self.values = values
+        self.codes = codes
+    }
+
+    /// Builds the dictionary of `strings`, in order of first appearance.
+    init(dictionaryOf strings: some Sequence<String>) {
+        var index: [String: UInt32] = [:]
+        var values: [String] = []
+        var codes: [UInt32] = []
+        for string in strings {
+            if let code = index[string] {
+                codes.append(code)
+            } else {
+                let code = UInt32(values.count)
+                index[string] = code
+                values.append(string)
+                codes.append(code)
+            }
+        }
+        self.values = values
+        self.codes = .wide(codes)
+    }
+
+    /// For each row in `rows`, whether `allowed` holds for its value: decided
+    /// once per distinct value (when the column has a dictionary).
+    func filter(_ rows: [Int32], _ allowed: (String) -> Bool) -> [Int32] {
+        switch codes {
+        case .identity:
+            return rows.filter { allowed(values[Int($0)]) }
+        case .narrow(let codes):
+            let verdicts = verdicts(allowed)
+            return rows.filter { verdicts[Int(codes[Int($0)])] }
+        case .wide(let codes):
+            let verdicts = verdicts(allowed)
+            return rows.filter { verdicts[Int(codes[Int($0)])] }
+        }
+    }
+
+    /// `allowed` of every distinct value.
+    func verdicts(_ allowed: (String) -> Bool) -> [Bool] {
+        values.map(allowed)
+    }
+
+    /// Approximate heap bytes (for the column cache and the memory budget).
+    var estimatedBytes: Int {
+        var total = 64 + values.count * 16
+        for value in values where value.utf8.count > 15 { total += value.utf8.count + 32 }
+        switch codes {
+        case .identity: break
+        case .narrow(let codes): total += codes.count * 2
+        case .wide(let codes): total += codes.count * 4
+        }
+        return total
+    }
+}
