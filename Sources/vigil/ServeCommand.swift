@@ -66,6 +66,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Memory for events not yet flushed to disk, in MiB; past it ingest is slowed, then refused with RESOURCE_EXHAUSTED.")
     var memoryBudgetMb = StorageOptions(directory: "").memoryBudgetBytes / 1_048_576
 
+    @Option(name: .long, help: "Memory for decoded part columns that repeated and paged queries reuse, in MiB (0 turns the cache off).")
+    var queryCacheMb = StorageOptions(directory: "").queryCacheBytes / 1_048_576
+
     @Option(name: .long, help: "Events in memory before they are flushed to a part.")
     var segmentMaxEvents = StorageOptions(directory: "").segmentMaxRows
 
@@ -81,6 +84,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         guard maxFrameSize >= 131_072 else { throw ValidationError("--max-frame-size must be at least 131072 bytes") }
         guard maxMessageSize >= maxFrameSize else { throw ValidationError("--max-message-size must be at least --max-frame-size") }
+        guard (0...1_048_576).contains(queryCacheMb) else { throw ValidationError("--query-cache-mb must be 0 to 1048576 (MiB)") }
         guard maxConcurrentCalls >= 1 else { throw ValidationError("--max-concurrent-calls must be at least 1") }
         guard maxBatchEvents >= 1 else { throw ValidationError("--max-batch-events must be at least 1") }
     }
@@ -123,6 +127,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         storage.archiveDirectory = archiveDir
         storage.memoryBudgetBytes = memoryBudgetMb * 1_048_576
+        storage.queryCacheBytes = queryCacheMb * 1_048_576
         storage.segmentMaxRows = segmentMaxEvents
         storage.repair = repairWal
         let store: ColumnarEventStore
