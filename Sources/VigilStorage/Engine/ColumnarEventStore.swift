@@ -62,7 +62,7 @@ public final class ColumnarEventStore: EventStore {
     }
 
     /// A query's view: what existed when it started.
-    struct Snapshot {
+    struct Snapshot: Sendable {
         var chunks: [MemoryChunk]
         var parts: [LivePart]
         var visibleSeq: UInt64
@@ -81,6 +81,8 @@ public final class ColumnarEventStore: EventStore {
     private let wake: AsyncStream<Void>.Continuation
     private let wakeups: AsyncStream<Void>
     private let lockFile: Int32
+    /// Threads of `queryWork`: how many lanes one large aggregate is split into.
+    let queryThreads: Int
     /// Decoded part columns shared by all queries.
     let columnCache: ColumnCache
     /// What opening found, for the server's log.
@@ -202,7 +204,8 @@ public final class ColumnarEventStore: EventStore {
         self.manifest = Mutex(manifest)
         recovery = report
         blockingWork = try BlockingWorkExecutor()
-        queryWork = try BlockingWorkExecutor(threads: max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
+        queryThreads = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        queryWork = try BlockingWorkExecutor(threads: queryThreads)
         (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
@@ -616,7 +619,8 @@ public final class ColumnarEventStore: EventStore {
         let execution = AggregateExecution(
             snapshot: snapshot(), evaluation: evaluation(of: query.filter), cache: columnCache, query: query,
             isCancelled: { Task.isCancelled })
-        return try await withTaskExecutorPreference(queryWork) { () async throws(VigilError) in try execution.run() }
+        let threads = queryThreads
+        return try await withTaskExecutorPreference(queryWork) { () async throws(VigilError) in try await execution.run(threads: threads) }
     }
 
     /// The filter with the retention cutoffs as of now.

@@ -7,24 +7,68 @@ import VigilProto
 /// one counted column (`valueCounts` / `enumCounts` statistics) is answered
 /// from its footer statistics without reading a byte of it; every other
 /// source is filtered column by column and counted from its columns.
-struct AggregateExecution {
+struct AggregateExecution: Sendable {
     let snapshot: ColumnarEventStore.Snapshot
     let evaluation: FilterEvaluation
     let cache: ColumnCache
     let query: AggregateQuery
-    let isCancelled: () -> Bool
+    let isCancelled: @Sendable () -> Bool
 
-    func run() throws(VigilError) -> AggregateResult {
+    /// Sources below this many are counted on one thread: splitting costs
+    /// more than it saves on small scans.
+    static let parallelThreshold = 32
+
+    /// Plans the sources and counts them, split over up to `threads`
+    /// concurrent tasks (each on the query executor) when there are many.
+    func run(threads: Int) async throws(VigilError) -> AggregateResult {
         let filter = evaluation.filter
         var result = AggregateResult()
         let low = filter.since
         let high = filter.until == .max ? Int64.max : filter.until - 1
         guard low <= high else { return result }
         let plan = SourcePlan(snapshot: snapshot, evaluation: evaluation, cache: cache, low: low, high: high, statistics: &result.statistics)
+        let sources = plan.sources
+        let lanes = sources.count >= Self.parallelThreshold ? max(1, threads) : 1
+        if lanes == 1 {
+            try count(sources[...], into: &result)
+            return result
+        }
+        // Interleaved lanes, so that each gets a similar mix of old and new blocks.
+        let partials = await withTaskGroup(of: Result<AggregateResult, VigilError>.self) { group in
+            for lane in 0..<lanes {
+                let share = stride(from: lane, to: sources.count, by: lanes).map { sources[$0] }
+                group.addTask {
+                    var partial = AggregateResult()
+                    do throws(VigilError) {
+                        try count(share[...], into: &partial)
+                        return .success(partial)
+                    } catch {
+                        return .failure(error)
+                    }
+                }
+            }
+            var all: [Result<AggregateResult, VigilError>] = []
+            for await partial in group { all.append(partial) }
+            return all
+        }
+        for partial in partials {
+            let counted = try partial.get()
+            result.count += counted.count
+            for (key, value) in counted.groups { result.groups[key, default: 0] += value }
+            for (key, value) in counted.histogram { result.histogram[key, default: 0] += value }
+            result.statistics.add(counted.statistics)
+        }
+        return result
+    }
+
+    private func count(_ sources: ArraySlice<SourcePlan.Candidate>, into result: inout AggregateResult) throws(VigilError) {
+        let filter = evaluation.filter
+        let low = filter.since
+        let high = filter.until == .max ? Int64.max : filter.until - 1
         let bounds = FilterEvaluation.Bounds(low: low, high: high, visibleSeq: snapshot.visibleSeq)
         let shortcut = StatisticsShortcut(filter: filter, query: query)
 
-        for candidate in plan.sources {
+        for candidate in sources {
             if isCancelled() { throw VigilError(.cancelled, "the aggregate was cancelled") }
             if let block = candidate.block, let shortcut,
                 block.maxSeq <= snapshot.visibleSeq, block.minOccurredAt >= low, block.maxOccurredAt <= high,
@@ -49,7 +93,6 @@ struct AggregateExecution {
             }
             result.statistics.bytesDecompressed += source.inflatedBytes
         }
-        return result
     }
 
     /// The start of the bucket holding `time`: a multiple of `width`.

@@ -8,11 +8,11 @@ import VigilProto
 /// value, and the cheapest, most selective conditions run first so that
 /// later columns are never decoded for a source with no candidate left.
 /// Must agree with `EventFilter.matches(_:)` on every event.
-struct FilterEvaluation {
+struct FilterEvaluation: Sendable {
     let filter: EventFilter
     /// Per tenant, the occurred-at time before which its events have expired
     /// (retention hides them before maintenance deletes them).
-    let expiryCutoff: (String) -> Int64?
+    let expiryCutoff: @Sendable (String) -> Int64?
 
     /// The sort key of an event: (occurred_at, seq).
     struct Key: Comparable, Hashable {

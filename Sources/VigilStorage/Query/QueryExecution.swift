@@ -15,7 +15,7 @@ struct QueryExecution {
     let cursor: QueryCursor?
     let limit: Int
     /// Checked between sources: a cancelled call stops promptly.
-    let isCancelled: () -> Bool
+    let isCancelled: @Sendable () -> Bool
 
     typealias Key = FilterEvaluation.Key
 
@@ -90,11 +90,11 @@ struct QueryExecution {
 /// The sources of a snapshot that may hold a match in a time window, after
 /// skipping by statistics (counted in `blocksSkipped`).
 struct SourcePlan {
-    struct Candidate {
+    struct Candidate: Sendable {
         var newest: Int64
         var oldest: Int64
         var block: BlockMetadata?
-        var open: () -> any RowSource
+        var open: @Sendable () -> any RowSource
     }
 
     var sources: [Candidate] = []
