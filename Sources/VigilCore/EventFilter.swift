@@ -4,38 +4,40 @@ import VigilProto
 /// A validated, compiled `Filter`: the conditions a query, count or
 /// subscription puts on events, in a form that is cheap to evaluate — per
 /// event here (`matches(_:)`), and per distinct column value by the storage
-/// engine, which must agree with `matches(_:)` on every event.
+/// engine, which must agree with `matches(_:)` on every event. Values are
+/// compared by their exact UTF-8 bytes (`ExactStringSet`), never by Swift's
+/// canonical equivalence: two spellings of "Café" are two values.
 public struct EventFilter: Sendable {
     /// Occurred-at bounds: `since` inclusive, `until` exclusive (`last`
     /// already resolved against the anchor time).
     public var since: UnixNanos
     public var until: UnixNanos
-    public var tenants: Set<String>
-    public var actorIDs: Set<String>
+    public var tenants: ExactStringSet
+    public var actorIDs: ExactStringSet
     /// Lowercased (ASCII) e-mail addresses.
-    public var actorEmails: Set<String>
-    public var actorNames: Set<String>
+    public var actorEmails: ExactStringSet
+    public var actorNames: ExactStringSet
     /// Raw values of `ActorType`.
     public var actorTypes: Set<Int32>
-    public var exactActions: Set<String>
+    public var exactActions: ExactStringSet
     /// From `auth.*`: the prefix `auth.`.
     public var actionPrefixes: [String]
     /// Raw values of `Category`.
     public var categories: Set<Int32>
-    public var resourceTypes: Set<String>
-    public var resourceIDs: Set<String>
-    public var resourceNames: Set<String>
+    public var resourceTypes: ExactStringSet
+    public var resourceIDs: ExactStringSet
+    public var resourceNames: ExactStringSet
     /// Raw values of `Outcome` that are allowed (empty: any) and excluded.
     public var outcomes: Set<Int32>
     public var excludedOutcomes: Set<Int32>
     /// Source networks; single addresses among them also in `sourceAddresses`
     /// (canonical text), which block bloom filters can answer.
     public var sourceNetworks: [IPNetwork]
-    public var sourceAddresses: Set<String>
-    public var traceIDs: Set<String>
-    public var requestIDs: Set<String>
+    public var sourceAddresses: ExactStringSet
+    public var traceIDs: ExactStringSet
+    public var requestIDs: ExactStringSet
     /// Metadata conditions: every key must be present with one of its values.
-    public var metadata: [String: Set<String>]
+    public var metadata: [String: ExactStringSet]
     public var search: TextSearch?
     /// A stable hash of the filter as sent, so that a cursor is refused for a different query.
     public var fingerprint: UInt64
@@ -128,10 +130,10 @@ public struct EventFilter: Sendable {
                 throw invalid("tenants", "\(shown(tenant)) \(problem)")
             }
         }
-        tenants = Set(message.tenants)
-        actorIDs = Set(message.actorIds)
-        actorEmails = Set(message.actorEmails.map(Self.asciiLowercased))
-        actorNames = Set(message.actorNames)
+        tenants = ExactStringSet(message.tenants)
+        actorIDs = ExactStringSet(message.actorIds)
+        actorEmails = ExactStringSet(message.actorEmails.map(Self.asciiLowercased))
+        actorNames = ExactStringSet(message.actorNames)
         for type in message.actorTypes {
             if case .UNRECOGNIZED(let value) = type { throw invalid("actorTypes", "has an unknown actor type \(value)") }
             actorTypes.insert(Int32(type.rawValue))
@@ -155,9 +157,9 @@ public struct EventFilter: Sendable {
             if case .UNRECOGNIZED(let value) = category { throw invalid("categories", "has an unknown category \(value)") }
             categories.insert(Int32(category.rawValue))
         }
-        resourceTypes = Set(message.resourceTypes)
-        resourceIDs = Set(message.resourceIds)
-        resourceNames = Set(message.resourceNames)
+        resourceTypes = ExactStringSet(message.resourceTypes)
+        resourceIDs = ExactStringSet(message.resourceIds)
+        resourceNames = ExactStringSet(message.resourceNames)
         for outcome in message.outcomes {
             if case .UNRECOGNIZED(let value) = outcome { throw invalid("outcomes", "has an unknown outcome \(value)") }
             outcomes.insert(Int32(outcome.rawValue))
@@ -181,8 +183,8 @@ public struct EventFilter: Sendable {
         for id in message.requestIds where id.isEmpty || id.utf8.count > Self.maxCorrelationIDBytes {
             throw invalid("requestIds", "entries must be 1-\(Self.maxCorrelationIDBytes) bytes")
         }
-        traceIDs = Set(message.traceIds)
-        requestIDs = Set(message.requestIds)
+        traceIDs = ExactStringSet(message.traceIds)
+        requestIDs = ExactStringSet(message.requestIds)
 
         // Metadata and free text.
         for entry in message.metadata {

@@ -105,8 +105,9 @@ public struct AggregateResult: Sendable {
     /// Matching events.
     public var count: UInt64 = 0
     /// With `groupBy`: every group's count, keyed by the field's value (enums
-    /// by their protobuf name, `SUCCESS`; an empty value by "").
-    public var groups: [String: UInt64] = [:]
+    /// by their protobuf name, `SUCCESS`; an empty value by ""), compared by
+    /// bytes so that canonically equivalent spellings stay separate groups.
+    public var groups: [ExactString: UInt64] = [:]
     /// With `histogramWidth`: count per bucket, keyed by the bucket's start.
     /// Only buckets holding a match appear.
     public var histogram: [Int64: UInt64] = [:]

@@ -184,10 +184,13 @@ struct AuditService: Sendable {
         var response = Vigil_V1_AggregateResponse()
         response.count = result.count
         if groupBy != nil {
-            let sorted = result.groups.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+            // Ties by key bytes, so the order is stable whatever the spelling.
+            let sorted = result.groups.sorted {
+                $0.value != $1.value ? $0.value > $1.value : $0.key.value.utf8.lexicographicallyPrecedes($1.key.value.utf8)
+            }
             response.groups = sorted.prefix(top).map { entry in
                 var group = Vigil_V1_GroupCount()
-                group.key = entry.key
+                group.key = entry.key.value
                 group.count = entry.value
                 return group
             }

@@ -611,8 +611,9 @@ public final class ColumnarEventStore: EventStore {
         if let cursor { snapshot.visibleSeq = min(snapshot.visibleSeq, cursor.visibleSeq) }
         let execution = QueryExecution(
             snapshot: snapshot, evaluation: evaluation(of: filter), cache: columnCache,
-            newestFirst: order != .oldestFirst, cursor: cursor, limit: limit, isCancelled: { Task.isCancelled })
-        return try await withTaskExecutorPreference(queryWork) { () async throws(VigilError) in try execution.run() }
+            newestFirst: order != .oldestFirst, cursor: cursor, limit: limit, isCancelled: { Task.isCancelled },
+            threads: queryThreads)
+        return try await withTaskExecutorPreference(queryWork) { () async throws(VigilError) in try await execution.run() }
     }
 
     public func aggregate(_ query: AggregateQuery) async throws(VigilError) -> AggregateResult {

@@ -101,23 +101,23 @@ struct AggregateExecution: Sendable {
         return remainder >= 0 ? time - remainder : time - remainder - width
     }
 
-    private func group(_ source: some RowSource, _ rows: [Int32], by field: GroupField, into groups: inout [String: UInt64]) throws(VigilError) {
+    private func group(_ source: some RowSource, _ rows: [Int32], by field: GroupField, into groups: inout [ExactString: UInt64]) throws(VigilError) {
         let column = field.column
         if let name = field.enumName {
             let values = try source.enums(column)
             var counts: [Int32: UInt64] = [:]
             for row in rows { counts[values[Int(row)], default: 0] += 1 }
-            for (raw, count) in counts { groups[name(raw), default: 0] += count }
+            for (raw, count) in counts { groups[ExactString(name(raw)), default: 0] += count }
             return
         }
         let text = try source.text(column)
         if case .identity = text.codes {
-            for row in rows { groups[text.values[Int(row)], default: 0] += 1 }
+            for row in rows { groups[ExactString(text.values[Int(row)]), default: 0] += 1 }
             return
         }
         var counts = [UInt64](repeating: 0, count: text.values.count)
         for row in rows { counts[text.code(at: Int(row))] += 1 }
-        for (code, count) in counts.enumerated() where count > 0 { groups[text.values[code], default: 0] += count }
+        for (code, count) in counts.enumerated() where count > 0 { groups[ExactString(text.values[code]), default: 0] += count }
     }
 }
 
@@ -210,7 +210,7 @@ struct StatisticsShortcut {
         }
         result.count += matching
         if query.groupBy != nil {
-            for (key, count) in groups { result.groups[key, default: 0] += count }
+            for (key, count) in groups { result.groups[ExactString(key), default: 0] += count }
         }
         if let bucket, matching > 0 { result.histogram[bucket, default: 0] += matching }
         return true

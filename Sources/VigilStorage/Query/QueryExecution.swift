@@ -7,7 +7,7 @@ import VigilProto
 /// their oldest — so that the scan stops as soon as no unvisited source can
 /// hold an event that belongs in the page. Only the keys of matching rows
 /// are collected; the events themselves are materialized for the page alone.
-struct QueryExecution {
+struct QueryExecution: Sendable {
     let snapshot: ColumnarEventStore.Snapshot
     let evaluation: FilterEvaluation
     let cache: ColumnCache
@@ -19,7 +19,48 @@ struct QueryExecution {
 
     typealias Key = FilterEvaluation.Key
 
-    func run() throws(VigilError) -> ScanPage {
+    /// Concurrent lanes for scans over many sources.
+    let threads: Int
+
+    /// One source's matching rows.
+    private struct Evaluated: @unchecked Sendable {
+        // The source is made and read by one task, then handed over whole.
+        var index: Int
+        var source: any RowSource
+        var rows: [Int32]
+        var statistics: ScanStatistics
+    }
+
+    /// Evaluates the sources of `wave`, concurrently when there are several.
+    private func evaluate(
+        _ sources: [SourcePlan.Candidate], _ wave: Range<Int>, _ bounds: FilterEvaluation.Bounds
+    ) async throws(VigilError) -> [Evaluated] {
+        let evaluation = evaluation
+        @Sendable func one(_ index: Int) throws(VigilError) -> Evaluated {
+            let source = sources[index].open()
+            var statistics = ScanStatistics()
+            statistics.blocksScanned = 1
+            let rows = try evaluation.select(source, bounds, statistics: &statistics)
+            statistics.bytesDecompressed += source.inflatedBytes
+            return Evaluated(index: index, source: source, rows: rows, statistics: statistics)
+        }
+        if wave.count == 1 { return [try one(wave.lowerBound)] }
+        let results = await withTaskGroup(of: Result<Evaluated, VigilError>.self) { group in
+            for index in wave {
+                group.addTask {
+                    do throws(VigilError) { return .success(try one(index)) } catch { return .failure(error) }
+                }
+            }
+            var all: [Result<Evaluated, VigilError>] = []
+            for await result in group { all.append(result) }
+            return all
+        }
+        var evaluated: [Evaluated] = []
+        for result in results { evaluated.append(try result.get()) }
+        return evaluated.sorted { $0.index < $1.index }
+    }
+
+    func run() async throws(VigilError) -> ScanPage {
         let filter = evaluation.filter
         var statistics = ScanStatistics()
         // The time range a row must lie in, narrowed by the cursor.
@@ -43,37 +84,46 @@ struct QueryExecution {
         var stoppedEarly = false
         var opened: [Int: any RowSource] = [:]
 
-        for (index, candidate) in sources.enumerated() {
+        var index = 0
+        var waveSize = 1
+        while index < sources.count {
             if found.count >= wanted {
                 sortAndTrim(&found, to: wanted)
                 let worst = found[wanted - 1].key.time
                 // Every row of this source (and of the ones after it) is worse.
+                let candidate = sources[index]
                 if newestFirst ? candidate.newest < worst : candidate.oldest > worst {
                     stoppedEarly = true
                     statistics.blocksSkipped += sources.count - index
                     break
                 }
+                waveSize = 1
             }
             if isCancelled() { throw VigilError(.cancelled, "the query was cancelled") }
-            let source = candidate.open()
-            statistics.blocksScanned += 1
-            let rows = try evaluation.select(source, bounds, statistics: &statistics)
-            statistics.bytesDecompressed += source.inflatedBytes
-            guard !rows.isEmpty else { continue }
-            let times = try source.times()
-            let seqs = try source.seqs()
-            for row in rows {
-                found.append((Key(time: times[Int(row)], seq: seqs[Int(row)]), index, row))
+            // The first source alone (a point query is often done after it);
+            // then, while matches are scarce, one source per thread at a time.
+            let wave = index..<min(sources.count, index + waveSize)
+            let results = try await evaluate(sources, wave, bounds)
+            for result in results {
+                statistics.add(result.statistics)
+                guard !result.rows.isEmpty else { continue }
+                let times = try result.source.times()
+                let seqs = try result.source.seqs()
+                for row in result.rows {
+                    found.append((Key(time: times[Int(row)], seq: seqs[Int(row)]), result.index, row))
+                }
+                opened[result.index] = result.source
             }
-            opened[index] = source
             if found.count > wanted * 4 { sortAndTrim(&found, to: wanted) }
+            index = wave.upperBound
+            if found.count < wanted { waveSize = threads }
         }
         sortAndTrim(&found, to: wanted)
         let more = found.count > limit || stoppedEarly
         var events: [AuditEvent] = []
         events.reserveCapacity(min(limit, found.count))
         for entry in found.prefix(limit) {
-            let source = opened[entry.source]!
+            guard let source = opened[entry.source] else { preconditionFailure("a found row's source was opened") }
             let before = source.inflatedBytes
             events.append(try source.event(at: Int(entry.row)))
             statistics.bytesDecompressed += source.inflatedBytes - before

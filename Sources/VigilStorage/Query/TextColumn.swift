@@ -1,3 +1,5 @@
+import VigilCore
+
 /// A text column in dictionary form: each distinct value once, and a code
 /// per row. A filter decides each condition once per distinct value and then
 /// only looks codes up per row, which is what makes scans of repetitive
@@ -47,17 +49,19 @@ struct TextColumn: Sendable {
         self.codes = codes
     }
 
-    /// Builds the dictionary of `strings`, in order of first appearance.
+    /// Builds the dictionary of `strings`, in order of first appearance
+    /// (distinct by bytes: canonically equivalent spellings stay apart).
     init(dictionaryOf strings: some Sequence<String>) {
-        var index: [String: UInt32] = [:]
+        var index: [ExactString: UInt32] = [:]
         var values: [String] = []
         var codes: [UInt32] = []
         for string in strings {
-            if let code = index[string] {
+            let key = ExactString(string)
+            if let code = index[key] {
                 codes.append(code)
             } else {
                 let code = UInt32(values.count)
-                index[string] = code
+                index[key] = code
                 values.append(string)
                 codes.append(code)
             }

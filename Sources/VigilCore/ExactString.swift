@@ -1,0 +1,58 @@
+/// A string compared and hashed by its UTF-8 bytes.
+///
+/// Swift's `String` equality is canonical equivalence: "Café" spelled with a
+/// precomposed é equals "Café" spelled with e + U+0301. An audit log must
+/// give back exactly the bytes it was given and must filter on exactly the
+/// bytes asked for (as the part format's blooms and value sets do), so
+/// dictionaries and sets of event values key on these instead.
+public struct ExactString: Hashable, Sendable, CustomStringConvertible {
+    public let value: String
+
+    public init(_ value: String) {
+        self.value = value
+    }
+
+    public static func == (a: ExactString, b: ExactString) -> Bool {
+        a.value.utf8.elementsEqual(b.value.utf8)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        var copy = value
+        copy.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+    }
+
+    public var description: String { value }
+}
+
+/// A set of strings with byte-exact membership (see `ExactString`).
+public struct ExactStringSet: Sendable, Hashable, Sequence, ExpressibleByArrayLiteral {
+    private var members: Set<ExactString>
+
+    public init() {
+        members = []
+    }
+
+    public init(_ strings: some Sequence<String>) {
+        members = Set(strings.lazy.map(ExactString.init))
+    }
+
+    public init(arrayLiteral elements: String...) {
+        self.init(elements)
+    }
+
+    public var isEmpty: Bool { members.isEmpty }
+    public var count: Int { members.count }
+
+    /// Whether `value`'s exact bytes are in the set.
+    public func contains(_ value: String) -> Bool {
+        members.contains(ExactString(value))
+    }
+
+    public mutating func insert(_ value: String) {
+        members.insert(ExactString(value))
+    }
+
+    public func makeIterator() -> some IteratorProtocol<String> {
+        members.lazy.map(\.value).makeIterator()
+    }
+}
