@@ -272,10 +272,11 @@ public nonisolated struct Vigil_V1_Filter: @unchecked Sendable {
     set {_uniqueStorage()._outcomes = newValue}
   }
 
-  /// A relative range: events that occurred in the `last` duration before the
-  /// server's clock when the call starts (1 second to 10 years). Not with
-  /// `since`. A cursor keeps the moment the first page was cut, so paging
-  /// later still walks the same range.
+  /// A relative start: the range begins the `last` duration (1 second to 10
+  /// years) before the server's clock when the call starts, and runs to
+  /// `until` if set (else open, which includes events stamped slightly in the
+  /// future within the allowed clock skew). Not with `since`. A cursor keeps
+  /// the moment the first page was cut, so paging later walks the same range.
   public var last: SwiftProtobuf.Google_Protobuf_Duration {
     get {_storage._last ?? SwiftProtobuf.Google_Protobuf_Duration()}
     set {_uniqueStorage()._last = newValue}

@@ -600,7 +600,7 @@ public final class ColumnarEventStore: EventStore {
 
     // MARK: Reading
 
-    private func snapshot() -> Snapshot {
+    func snapshot() -> Snapshot {
         state.withLock { state in
             Snapshot(chunks: state.sealed.flatMap(\.chunks) + state.active, parts: state.parts, visibleSeq: state.visibleSeq)
         }
@@ -625,7 +625,7 @@ public final class ColumnarEventStore: EventStore {
     }
 
     /// The filter with the retention cutoffs as of now.
-    private func evaluation(of filter: EventFilter) -> FilterEvaluation {
+    func evaluation(of filter: EventFilter) -> FilterEvaluation {
         let now = currentUnixNanos()
         let options = options
         return FilterEvaluation(filter: filter, expiryCutoff: { tenant in options.retention(of: tenant).map { now &- $0 } })
