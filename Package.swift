@@ -160,7 +160,11 @@ let package = Package(
         ),
         .testTarget(
             name: "VigilCLITests",
-            dependencies: ["vigil", "VigilClient", "VigilProto", "VigilCore"]
+            dependencies: [
+                "vigil", "VigilClient", "VigilProto", "VigilCore",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
         ),
         .testTarget(
             name: "VigilBenchTests",

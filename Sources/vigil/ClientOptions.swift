@@ -13,8 +13,11 @@ struct ClientOptions: ParsableArguments {
     @Option(name: .long, help: "Seconds each call may take before it fails with DEADLINE_EXCEEDED.")
     var timeout = 60
 
-    func connect() async throws -> VigilClient {
+    /// Connects; `maxFrameSize` (when given) is the largest frame the server
+    /// may send, which also caps the bytes of one query page.
+    func connect(maxFrameSize: Int? = nil) async throws -> VigilClient {
         var configuration = try VigilClient.Configuration(server: server)
+        if let maxFrameSize { configuration.maxFrameSize = maxFrameSize }
         configuration.token = token ?? environment("VIGIL_TOKEN") ?? ""
         configuration.clientName = "vigil-cli"
         return try await VigilClient.connect(configuration)
@@ -23,10 +26,10 @@ struct ClientOptions: ParsableArguments {
     var callTimeout: Duration { .seconds(timeout) }
 
     /// Connects, runs `body`, closes; a `VigilError` becomes the CLI's error.
-    func withClient<R>(_ body: (VigilClient) async throws -> R) async throws -> R {
+    func withClient<R>(maxFrameSize: Int? = nil, _ body: (VigilClient) async throws -> R) async throws -> R {
         let connection: VigilClient
         do {
-            connection = try await connect()
+            connection = try await connect(maxFrameSize: maxFrameSize)
         } catch let error as VigilError {
             throw CLIError(error)
         }

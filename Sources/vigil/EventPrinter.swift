@@ -13,11 +13,6 @@ struct EventPrinter {
     }
 
     static let tableColumns = ["TIME", "TENANT", "ACTOR", "ACTION", "RESOURCE", "OUTCOME", "SOURCE IP", "ID"]
-    static let csvColumns = [
-        "id", "seq", "occurred_at", "received_at", "tenant", "actor_id", "actor_type", "actor_name", "actor_email",
-        "action", "category", "resource_type", "resource_id", "resource_name", "outcome", "reason", "source_ip",
-        "user_agent", "trace_id", "request_id", "description", "metadata",
-    ]
     /// Widest a table column gets; longer values are cut with an ellipsis.
     static let maxColumnWidth = 40
 
@@ -28,13 +23,15 @@ struct EventPrinter {
                 Swift.print((try? event.jsonString()) ?? "{}")
             }
         case .csv:
+            var bytes: [UInt8] = []
             if !headerPrinted {
-                Swift.print(Self.csvColumns.joined(separator: ","))
+                EventEncoding.appendCSVHeader(to: &bytes, lineEnding: [0x0A])
                 headerPrinted = true
             }
             for event in events {
-                Swift.print(csvRow(event).map(Self.csvField).joined(separator: ","))
+                EventEncoding.appendCSVRow(event, to: &bytes, lineEnding: [0x0A])
             }
+            Swift.print(String(decoding: bytes, as: UTF8.self), terminator: "")
         case .table:
             let rows = events.map(tableRow)
             // Widths come from the first page, so output streams page by page.
@@ -75,22 +72,11 @@ struct EventPrinter {
         return [
             Self.time(event.occurredAt), event.tenant, actor, event.action, resource,
             Self.name(event.outcome), event.sourceIp, event.id,
-        ]
-    }
-
-    private func csvRow(_ event: AuditEvent) -> [String] {
-        let metadata = event.metadata.isEmpty
-            ? "" : (try? Google_Protobuf_Struct(fields: event.metadata.mapValues { Google_Protobuf_Value(stringValue: $0) }).jsonString()) ?? ""
-        return [
-            event.id, String(event.seq), Self.time(event.occurredAt), Self.time(event.receivedAt), event.tenant,
-            event.actor.id, Self.name(event.actor.type), event.actor.name, event.actor.email, event.action,
-            Self.name(event.category), event.resource.type, event.resource.id, event.resource.name, Self.name(event.outcome),
-            event.reason, event.sourceIp, event.userAgent, event.traceID, event.requestID, event.description_p, metadata,
-        ]
+        ].map(\.forTerminal)
     }
 
     static func time(_ timestamp: Google_Protobuf_Timestamp) -> String {
-        ((try? timestamp.jsonString()) ?? "").trimmingQuotes
+        EventEncoding.time(timestamp)
     }
 
     /// The protobuf JSON names of the enums, empty for the unspecified value.
@@ -124,13 +110,32 @@ struct EventPrinter {
         }
     }
 
-    static func csvField(_ value: String) -> String {
-        guard value.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return value }
-        return "\"" + value.replacingAll("\"", with: "\"\"") + "\""
-    }
+}
+
+extension Unicode.Scalar {
+    /// C0 and C1 controls and DEL.
+    var isControlCharacter: Bool { value < 0x20 || (0x7F...0x9F).contains(value) }
 }
 
 extension String {
+    /// The text with control characters (which could move a terminal's cursor
+    /// or recolour it: an audit log holds what attackers typed) shown as
+    /// escapes: \n, \t, \u{1B}.
+    var forTerminal: String {
+        guard unicodeScalars.contains(where: \.isControlCharacter) else { return self }
+        var text = ""
+        for scalar in unicodeScalars {
+            switch scalar {
+            case "\n": text += "\\n"
+            case "\r": text += "\\r"
+            case "\t": text += "\\t"
+            case _ where scalar.isControlCharacter: text += "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
+            default: text.unicodeScalars.append(scalar)
+            }
+        }
+        return text
+    }
+
     var trimmingQuotes: String {
         var text = Substring(self)
         if text.hasPrefix("\"") { text = text.dropFirst() }

@@ -7,14 +7,23 @@ import VigilProto
 struct QueryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "query",
-        abstract: "Print the events that match a filter, newest first.",
+        abstract: "Print the events that match a filter, newest first; or one event in full (--show).",
         discussion: """
-            Every filter flag narrows the result; repeat a flag to allow several values.
+            \(FilterOptions.discussion)
+            Examples:
               vigil query --last 24h --tenant acme
-              vigil query --action 'auth.*' --outcome failure --format csv > failures.csv
-              vigil query --resource-id doc-7 --oldest-first --limit 0 --format json
-            Times are RFC 3339 (2026-11-20T10:00:00Z) or, for --last, a duration: 90s, 30m, 24h, 7d.
-            When --limit cuts the result, the cursor to continue from is printed on stderr.
+              vigil query --action 'auth.*' --outcome failure --format csv > failed.csv
+              vigil query --outcome '!success' --ip 10.0.0.0/8 --since 2026-11-20
+              vigil query --email bob@acme.test --actor-type user --category update
+              vigil query --meta project=alpha --meta env=prod --search invoice
+              vigil query --trace 4bf92f3577b34da6a3ce929d0e0e4736 --order oldest
+              vigil query --show 0190f3c2-5b1e-7c3a-9f00-1a2b3c4d5e6f
+            Times: RFC 3339 (2026-11-20T10:00:00Z, or with an offset) or a date
+            (2026-11-20: UTC midnight). --last counts back from the server's clock
+            (90s, 30m, 24h, 7d, 2w).
+            When --limit cuts the result, the cursor to continue from is printed on
+            stderr: run the same command with --cursor CURSOR for the next events.
+            Every matching event: `vigil export`. Counts: `vigil count`.
             """
     )
 
@@ -22,83 +31,71 @@ struct QueryCommand: AsyncParsableCommand {
         case table, json, csv
     }
 
+    enum Order: String, ExpressibleByArgument, CaseIterable {
+        case newest, oldest
+
+        var wire: Vigil_V1_Order { self == .oldest ? .oldestFirst : .newestFirst }
+    }
+
     @OptionGroup var client: ClientOptions
 
-    @Option(name: .long, help: ArgumentHelp("Only events that occurred within this long before now: 90s, 30m, 24h, 7d.", valueName: "duration"))
-    var last: String?
+    @OptionGroup(title: "Filters") var filter: FilterOptions
 
-    @Option(name: .long, help: ArgumentHelp("Only events that occurred at or after this time (RFC 3339).", valueName: "time"))
-    var since: String?
-
-    @Option(name: .long, help: ArgumentHelp("Only events that occurred before this time (RFC 3339).", valueName: "time"))
-    var until: String?
-
-    @Option(name: .long, help: "Only this tenant (repeatable).")
-    var tenant: [String] = []
-
-    @Option(name: .long, help: "Only this actor id (repeatable).")
-    var actor: [String] = []
-
-    @Option(name: .long, help: "Only this action, or a prefix such as 'auth.*' (repeatable).")
-    var action: [String] = []
-
-    @Option(name: .long, help: "Only this resource type (repeatable).")
-    var resourceType: [String] = []
-
-    @Option(name: .long, help: "Only this resource id (repeatable).")
-    var resourceId: [String] = []
-
-    @Option(name: .long, help: "Only this outcome: success, failure, denied or unspecified (repeatable).")
-    var outcome: [String] = []
-
-    @Flag(name: .long, help: "Oldest events first (default: newest first).")
-    var oldestFirst = false
+    @Option(name: .long, help: ArgumentHelp(
+        "Output: table (aligned columns), json (one event per line, the form `vigil ingest` reads) or csv (every field, RFC 4180).",
+        valueName: "format"))
+    var format: Format = .table
 
     @Option(name: .long, help: "Most events to print; 0 for all.")
     var limit: UInt64 = 100
 
-    @Option(name: .long, help: "Continue after this cursor (printed by an earlier query with the same filter).")
+    @Option(name: .long, help: ArgumentHelp("newest (first) or oldest (first).", valueName: "order"))
+    var order: Order?
+
+    @Flag(name: .long, help: "The same as --order oldest.")
+    var oldestFirst = false
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Continue after this cursor (printed by an earlier query with the same filter and order).", valueName: "cursor"))
     var cursor: String?
 
-    @Option(name: .long, help: "Output: table (aligned columns), json (one event per line, the form `vigil ingest` reads) or csv.")
-    var format: Format = .table
+    @Option(name: .long, help: ArgumentHelp(
+        "Print this one event in full instead (every field: changes, metadata, targets, user agent, trace and request ids); with --format json, as JSON.",
+        valueName: "id"))
+    var show: String?
+
+    @Flag(name: .long, help: "Print the server's scan statistics on stderr (rows examined, blocks scanned and skipped, bytes decompressed).")
+    var stats = false
+
+    func validate() throws {
+        if let order, oldestFirst, order != .oldest {
+            throw ValidationError("--oldest-first and --order \(order.rawValue) disagree; give one of them")
+        }
+        if show != nil {
+            guard filter.isEmpty, cursor == nil else {
+                throw ValidationError("--show prints one event by its id; it takes no filter flags and no --cursor")
+            }
+            guard format != .csv else { throw ValidationError("--show prints a table of fields or, with --format json, JSON") }
+        }
+    }
 
     func request() throws -> Vigil_V1_QueryRequest {
-        var filter = Vigil_V1_Filter()
-        if let last {
-            guard let nanos = parseDuration(last) else {
-                throw ValidationError("--last '\(last)' is not a duration such as 90s, 30m, 24h or 7d")
-            }
-            filter.since = .init(unixNanos: currentUnixNanos() - nanos)
-        }
-        if let since {
-            guard last == nil else { throw ValidationError("give --last or --since, not both") }
-            filter.since = try parseTime(since, flag: "--since")
-        }
-        if let until { filter.until = try parseTime(until, flag: "--until") }
-        filter.tenants = tenant
-        filter.actorIds = actor
-        filter.actions = action
-        filter.resourceTypes = resourceType
-        filter.resourceIds = resourceId
-        filter.outcomes = try outcome.map { text in
-            switch text.lowercased() {
-            case "success": .success
-            case "failure": .failure
-            case "denied": .denied
-            case "unspecified": .unspecified
-            default: throw ValidationError("--outcome '\(text)' is not success, failure, denied or unspecified")
-            }
-        }
         var request = Vigil_V1_QueryRequest()
-        request.filter = filter
-        request.order = oldestFirst ? .oldestFirst : .newestFirst
+        request.filter = try filter.filter()
+        request.order = (order ?? (oldestFirst ? .oldest : .newest)).wire
         request.limit = limit
         request.cursor = cursor ?? ""
         return request
     }
 
     func run() async throws {
+        if let show {
+            let event = try await client.withClient { connection in
+                try await connection.get(id: show, timeout: client.callTimeout)
+            }
+            print(format == .json ? try event.jsonString() : EventDetails.render(event))
+            return
+        }
         let request = try request()
         try await client.withClient { connection in
             var printer = EventPrinter(format: format)
@@ -111,6 +108,7 @@ struct QueryCommand: AsyncParsableCommand {
                 count += UInt64(page.events.count)
             }
             printer.finish()
+            if stats { printError(scanStatistics(pages.trailers)) }
             if pages.trailers["vigil.exhausted"] == "false", !lastCursor.isEmpty {
                 printError("\(count) events shown; more match. Continue with: --cursor \(lastCursor)")
             } else if format == .table {
@@ -120,7 +118,28 @@ struct QueryCommand: AsyncParsableCommand {
     }
 }
 
-/// "90s", "30m", "24h", "7d" as nanoseconds.
+/// The scan statistics of a call's trailers, as one line.
+func scanStatistics(_ trailers: [String: String]) -> String {
+    let names: [(String, String)] = [
+        ("vigil.rows-examined", "rows examined"), ("vigil.blocks-scanned", "blocks scanned"),
+        ("vigil.blocks-skipped", "blocks skipped"), ("vigil.bytes-decompressed", "bytes decompressed"),
+    ]
+    let parts = names.compactMap { key, name in trailers[key].map { "\(UInt64($0).map(grouped) ?? $0) \(name)" } }
+    return parts.isEmpty ? "(the server sent no statistics)" : parts.joined(separator: ", ")
+}
+
+/// 1234567 as "1,234,567".
+func grouped(_ value: UInt64) -> String {
+    let digits = Array(String(value))
+    var text = ""
+    for (index, digit) in digits.enumerated() {
+        if index > 0 && (digits.count - index) % 3 == 0 { text.append(",") }
+        text.append(digit)
+    }
+    return text
+}
+
+/// "90s", "30m", "24h", "7d" as nanoseconds (`vigil serve`'s retention flags).
 func parseDuration(_ text: String) -> Int64? {
     guard let unit = text.last, let value = Int64(text.dropLast()), value > 0 else { return nil }
     let seconds: Int64
@@ -132,12 +151,4 @@ func parseDuration(_ text: String) -> Int64? {
     default: return nil
     }
     return value * seconds * 1_000_000_000
-}
-
-func parseTime(_ text: String, flag: String) throws -> Google_Protobuf_Timestamp {
-    do {
-        return try Google_Protobuf_Timestamp(jsonString: "\"\(text)\"")
-    } catch {
-        throw ValidationError("\(flag) '\(text)' is not an RFC 3339 time such as 2026-11-20T10:00:00Z")
-    }
 }

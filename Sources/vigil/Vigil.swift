@@ -7,14 +7,20 @@ struct Vigil: AsyncParsableCommand {
         commandName: "vigil",
         abstract: "Vigil: a self-hosted audit-log server and its command line.",
         discussion: """
-            Run a server with `vigil serve` (listens on 127.0.0.1:7700, keeps data in ./vigil-data).
+            Run a server with `vigil serve` (it listens on 127.0.0.1:7700 and keeps its
+            data in ./vigil-data).
             Then, from another shell:
               vigil ingest events.jsonl          send JSON-lines events
               vigil query --last 24h --action 'auth.*'
+              vigil count --last 7d --by action
+              vigil export --tenant acme --since 2026-11-01 --output acme.csv
               vigil get 0190f3c2-5b1e-7c3a-9f00-1a2b3c4d5e6f
             Every client command takes --server HOST:PORT (default 127.0.0.1:7700).
             """,
         version: vigilVersion,
-        subcommands: [ServeCommand.self, IngestCommand.self, QueryCommand.self, GetCommand.self, InspectCommand.self]
+        subcommands: [
+            ServeCommand.self, IngestCommand.self, QueryCommand.self, CountCommand.self, ExportCommand.self, GetCommand.self,
+            InspectCommand.self,
+        ]
     )
 }

@@ -58,16 +58,21 @@ struct CrashTests {
             try check(stored, acknowledged: acknowledged, round: round)
 
             let address = server.address
+            // The kill comes a random moment after the round's first acknowledgement,
+            // so that every round stores something however loaded the machine is.
+            let (firstAck, signalAck) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
             let acks = try await withThrowingTaskGroup(of: [String].self) { group in
                 for connection in 0..<4 {
                     group.addTask {
                         var acked: [String] = []
+                        defer { signalAck.yield() }  // never leave the killer waiting
                         guard let client = try? await VigilClient.connect(VigilClient.Configuration(server: address)) else { return acked }
                         for number in 0..<10_000 {
                             let tag = "r\(round)c\(connection)b\(number)"
                             do {
                                 _ = try await client.ingest(batch(tag), idempotencyKey: tag)
                                 acked.append(tag)
+                                signalAck.yield()
                             } catch {
                                 break  // the server is gone
                             }
@@ -76,6 +81,7 @@ struct CrashTests {
                         return acked
                     }
                 }
+                for await _ in firstAck { break }
                 // The random moment of death (a delay, not a synchronization).
                 try await Task.sleep(for: .milliseconds(Int.random(in: 30...400, using: &generator)))
                 server.kill9()
@@ -86,7 +92,7 @@ struct CrashTests {
         let server = try ServerProcess(dataDir: directory)
         let stored = try await storedTags(server)
         try check(stored, acknowledged: acknowledged, round: 20)
-        #expect(acknowledged.count > 100, "the rounds ingested something (\(acknowledged.count) batches)")
+        #expect(acknowledged.count >= 20, "every round ingested something (\(acknowledged.count) batches)")
         _ = server.stop()
     }
 

@@ -109,7 +109,12 @@ struct AuditService: Sendable {
         var metadata = statistics.trailerMetadata
         metadata["vigil.events-returned"] = String(returned)
         metadata["vigil.exhausted"] = String(exhausted)
-        if let cursor { metadata["vigil.cursor"] = cursor.encoded }
+        if var cursor {
+            // A result read to its end resumes into whatever is stored later
+            // (an incremental export); a cut-off one keeps its snapshot.
+            if exhausted { cursor.visibleSeq = .max }
+            metadata["vigil.cursor"] = cursor.encoded
+        }
         return metadata
     }
 
