@@ -28,6 +28,13 @@ public struct TextSearch: Sendable, Hashable {
         return lowered.withUTF8 { Self.contains($0, bytes) }
     }
 
+    /// Whether UTF-8 `haystack` contains the needle, ignoring case.
+    public func matches(utf8 haystack: UnsafeBufferPointer<UInt8>) -> Bool {
+        if bytes.isEmpty { return true }
+        if isASCII { return Self.containsFolded(haystack, bytes) }
+        return matches(String(decoding: haystack, as: UTF8.self))
+    }
+
     @inline(__always)
     private static func fold(_ byte: UInt8) -> UInt8 {
         byte &- 0x41 < 26 ? byte | 0x20 : byte

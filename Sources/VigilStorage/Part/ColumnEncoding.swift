@@ -408,7 +408,7 @@ enum ColumnEncoding {
     }
 
     /// Reads `rows` plain lengths and checks that their bytes follow.
-    private static func readPlainLengths(
+    static func readPlainLengths(
         _ reader: inout ByteReader, rows: Int
     ) throws(PartFormatError) -> [Int] {
         var lengths = [Int]()

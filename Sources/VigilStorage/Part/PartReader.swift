@@ -234,28 +234,36 @@ public final class PartReader: Sendable {
             throw VigilError(.dataLoss, "\(path): \(name): checksum mismatch (stored \(PartFormat.hex(chunk.checksum)), computed \(PartFormat.hex(checksum))) at offset \(chunk.offset)")
         }
         let rows = block.rowCount
-        func decodeRaw(_ raw: UnsafeRawBufferPointer) throws(VigilError) -> ColumnValues {
+        // `owner` holds the decoded chunk from its first byte; the rows of
+        // stored columns point into it.
+        func decode(_ owner: [UInt8], count: Int) throws(VigilError) -> ColumnValues {
             do throws(PartFormatError) {
-                var reader = ByteReader(raw)
-                let encoding = try ColumnEncoding.readHeader(&reader, column: column, expected: chunk.encoding, rows: rows)
-                switch column.kind {
-                case .integer:
-                    return .integers(try ColumnEncoding.decodeIntegers(&reader, encoding: encoding, rows: rows))
-                case .enumeration:
-                    return .enums(try ColumnEncoding.decodeEnums(&reader, encoding: encoding, rows: rows))
-                case .string:
-                    return .text(try ColumnEncoding.decodeText(&reader, encoding: encoding, rows: rows))
-                case .correlationID:
-                    return .text(TextColumn(identity: try ColumnEncoding.decodeCorrelationIDs(&reader, rows: rows)))
-                case .eventID:
-                    let receivedAt = receivedAt ?? []
-                    let seq = (seq ?? []).map { UInt64(bitPattern: $0) }
-                    guard receivedAt.count == rows, seq.count == rows else {
-                        throw PartFormatError("ids need the block's receivedAt and seq", at: 0)
+                return try withBytes(owner) { (whole) throws(PartFormatError) -> ColumnValues in
+                    var reader = ByteReader(UnsafeRawBufferPointer(rebasing: whole[0..<count]))
+                    let encoding = try ColumnEncoding.readHeader(&reader, column: column, expected: chunk.encoding, rows: rows)
+                    switch column.kind {
+                    case .integer:
+                        return .integers(try ColumnEncoding.decodeIntegers(&reader, encoding: encoding, rows: rows))
+                    case .enumeration:
+                        return .enums(try ColumnEncoding.decodeEnums(&reader, encoding: encoding, rows: rows))
+                    case .string:
+                        if column == .description && encoding == .plain {
+                            return .text(TextColumn(stored: try ColumnEncoding.decodePlainRows(&reader, rows: rows, owner: owner)))
+                        }
+                        return .text(try ColumnEncoding.decodeText(&reader, encoding: encoding, rows: rows))
+                    case .correlationID:
+                        return .text(TextColumn(stored: try ColumnEncoding.decodeCorrelationRows(&reader, rows: rows, owner: owner)))
+                    case .eventID:
+                        let receivedAt = receivedAt ?? []
+                        let seq = (seq ?? []).map { UInt64(bitPattern: $0) }
+                        guard receivedAt.count == rows, seq.count == rows else {
+                            throw PartFormatError("ids need the block's receivedAt and seq", at: 0)
+                        }
+                        return .text(
+                            TextColumn(stored: try ColumnEncoding.decodeEventIDRows(&reader, rows: rows, receivedAt: receivedAt, seq: seq, owner: owner)))
+                    case .bytes:
+                        return .extras(try ColumnEncoding.decodeExtrasRows(&reader, rows: rows, owner: owner))
                     }
-                    return .text(TextColumn(identity: try ColumnEncoding.decodeEventIDs(&reader, rows: rows, receivedAt: receivedAt, seq: seq)))
-                case .bytes:
-                    return .extras(try ColumnEncoding.decodeExtras(&reader, rows: rows))
                 }
             } catch {
                 throw VigilError(.dataLoss, "\(path): \(name): \(error.what) (byte \(error.offset) of the decoded chunk) at offset \(chunk.offset)")
@@ -263,7 +271,7 @@ public final class PartReader: Sendable {
         }
         switch chunk.codec {
         case .none:
-            return (try withBytes(stored, decodeRaw), 0)
+            return (try decode(stored, count: stored.count), 0)
         case .zlib:
             var scratch = [UInt8](repeating: 0, count: chunk.rawLength)
             let inflater = takeInflater()
@@ -274,7 +282,7 @@ public final class PartReader: Sendable {
             if let problem {
                 throw VigilError(.dataLoss, "\(path): \(name): \(problem) at offset \(chunk.offset)")
             }
-            return (try withBytes(scratch, decodeRaw), chunk.rawLength)
+            return (try decode(scratch, count: chunk.rawLength), chunk.rawLength)
         }
     }
 

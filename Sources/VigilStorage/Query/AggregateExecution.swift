@@ -111,8 +111,8 @@ struct AggregateExecution: Sendable {
             return
         }
         let text = try source.text(column)
-        if case .identity = text.codes {
-            for row in rows { groups[ExactString(text.values[Int(row)]), default: 0] += 1 }
+        if text.isPerRow {
+            for row in rows { groups[ExactString(text.value(at: Int(row))), default: 0] += 1 }
             return
         }
         var counts = [UInt64](repeating: 0, count: text.values.count)

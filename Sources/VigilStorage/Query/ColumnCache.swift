@@ -10,15 +10,15 @@ enum ColumnValues: Sendable {
     case enums([Int32])
     /// Text columns, correlation ids and event ids.
     case text(TextColumn)
-    /// Per row, an event holding only targets, changes and metadata.
-    case extras([AuditEvent])
+    /// Per row, the stored targets, changes and metadata.
+    case extras(StoredExtras)
 
     var estimatedBytes: Int {
         switch self {
         case .integers(let values): 32 + values.count * 8
         case .enums(let values): 32 + values.count * 4
         case .text(let column): column.estimatedBytes
-        case .extras(let events): 32 + events.count * 64
+        case .extras(let extras): extras.estimatedBytes
         }
     }
 }

@@ -175,8 +175,8 @@ struct FilterEvaluation: Sendable {
         if !f.resourceTypes.isEmpty { try keep(.resourceType, f.resourceTypes.contains) }
         if !f.actorIDs.isEmpty { try keep(.actorID, f.actorIDs.contains) }
         if !f.resourceIDs.isEmpty { try keep(.resourceID, f.resourceIDs.contains) }
-        if !f.traceIDs.isEmpty { try keep(.traceID, f.traceIDs.contains) }
-        if !f.requestIDs.isEmpty { try keep(.requestID, f.requestIDs.contains) }
+        if !f.traceIDs.isEmpty && !rows.isEmpty { rows = try source.text(.traceID).filter(rows, in: f.traceIDs) }
+        if !f.requestIDs.isEmpty && !rows.isEmpty { rows = try source.text(.requestID).filter(rows, in: f.requestIDs) }
         if !f.actorEmails.isEmpty { try keep(.actorEmail, f.allowsActorEmail) }
         if !f.actorNames.isEmpty { try keep(.actorName, f.actorNames.contains) }
         if !f.resourceNames.isEmpty { try keep(.resourceName, f.resourceNames.contains) }
@@ -198,8 +198,13 @@ struct FilterEvaluation: Sendable {
         var remaining = rows.count
         for column in [PartColumn.action, .actorName, .actorEmail, .resourceName, .resourceID, .description] where remaining > 0 {
             let text = try source.text(column)
-            if case .identity = text.codes {
-                for (index, row) in rows.enumerated() where !hit[index] && search.matches(text.values[Int(row)]) {
+            if case .stored(let stored) = text.codes {
+                for (index, row) in rows.enumerated() where !hit[index] && stored.matches(Int(row), search) {
+                    hit[index] = true
+                    remaining -= 1
+                }
+            } else if text.isPerRow {
+                for (index, row) in rows.enumerated() where !hit[index] && search.matches(text.value(at: Int(row))) {
                     hit[index] = true
                     remaining -= 1
                 }

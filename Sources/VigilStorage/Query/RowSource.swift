@@ -99,14 +99,14 @@ final class PartBlockSource: RowSource {
         return values
     }
 
-    private func extras() throws(VigilError) -> [AuditEvent] {
+    private func extras() throws(VigilError) -> StoredExtras {
         guard case .extras(let values) = try column(.extras) else { preconditionFailure("extras is a bytes column") }
         return values
     }
 
     func metadataReader() throws(VigilError) -> (Int) -> [String: String] {
         let extras = try extras()
-        return { extras[$0].metadata }
+        return { extras.partial(at: $0).metadata }
     }
 
     /// Mirrors `DecodedBlock.event(at:)` with every column decoded.
@@ -145,7 +145,7 @@ final class PartBlockSource: RowSource {
         event.traceID = try text(.traceID).value(at: row)
         event.requestID = try text(.requestID).value(at: row)
         event.description_p = try text(.description).value(at: row)
-        let partial = try extras()[row]
+        let partial = try extras().partial(at: row)
         if !partial.targets.isEmpty { event.targets = partial.targets }
         if !partial.changes.isEmpty { event.changes = partial.changes }
         if !partial.metadata.isEmpty { event.metadata = partial.metadata }

@@ -16,6 +16,9 @@ struct TextColumn: Sendable {
         case narrow([UInt16])
         /// Memory chunks (a batch may be larger).
         case wide([UInt32])
+        /// Row `r`'s value is made from the stored bytes when asked for
+        /// (`values` is empty).
+        case stored(StoredTextRows)
     }
 
     var count: Int {
@@ -23,20 +26,42 @@ struct TextColumn: Sendable {
         case .identity: values.count
         case .narrow(let codes): codes.count
         case .wide(let codes): codes.count
+        case .stored(let rows): rows.count
         }
     }
 
+    /// Whether each row has a value of its own (no dictionary to decide once per value).
+    var isPerRow: Bool {
+        switch codes {
+        case .identity, .stored: true
+        case .narrow, .wide: false
+        }
+    }
+
+    /// The dictionary code of `row` (its own index when values are per row).
     @inline(__always)
     func code(at row: Int) -> Int {
         switch codes {
-        case .identity: row
+        case .identity, .stored: row
         case .narrow(let codes): Int(codes[row])
         case .wide(let codes): Int(codes[row])
         }
     }
 
     @inline(__always)
-    func value(at row: Int) -> String { values[code(at: row)] }
+    func value(at row: Int) -> String {
+        switch codes {
+        case .identity: values[row]
+        case .narrow(let codes): values[Int(codes[row])]
+        case .wide(let codes): values[Int(codes[row])]
+        case .stored(let rows): rows.value(at: row)
+        }
+    }
+
+    init(stored rows: StoredTextRows) {
+        values = []
+        codes = .stored(rows)
+    }
 
     /// One value per row.
     init(identity values: [String]) {
@@ -76,6 +101,8 @@ struct TextColumn: Sendable {
         switch codes {
         case .identity:
             return rows.filter { allowed(values[Int($0)]) }
+        case .stored(let stored):
+            return rows.filter { allowed(stored.value(at: Int($0))) }
         case .narrow(let codes):
             let verdicts = verdicts(allowed)
             return rows.filter { verdicts[Int(codes[Int($0)])] }
@@ -83,6 +110,12 @@ struct TextColumn: Sendable {
             let verdicts = verdicts(allowed)
             return rows.filter { verdicts[Int(codes[Int($0)])] }
         }
+    }
+
+    /// The rows among `rows` whose value is in `set` (stored columns compare bytes).
+    func filter(_ rows: [Int32], in set: ExactStringSet) -> [Int32] {
+        if case .stored(let stored) = codes { return stored.filter(rows, in: set) }
+        return filter(rows, set.contains)
     }
 
     /// `allowed` of every distinct value.
@@ -98,6 +131,7 @@ struct TextColumn: Sendable {
         case .identity: break
         case .narrow(let codes): total += codes.count * 2
         case .wide(let codes): total += codes.count * 4
+        case .stored(let rows): total += rows.estimatedBytes
         }
         return total
     }
