@@ -72,26 +72,111 @@ struct DatasetPicks: Sendable {
     var tenant: String
     /// The tenant's most active user.
     var actor: String
-    /// The tenant's most touched pooled resource.
+    /// A typical pooled resource of the tenant: the median by events (the
+    /// most touched one is an outlier whose history is tens of thousands of events).
     var resourceType: String
     var resourceID: String
+    /// The events naming that resource.
+    var resourceEvents: Int
+    /// The trace id of the event in the middle of the data set (generator
+    /// index count / 2), so neither the newest nor the oldest data.
+    var traceID: String
+    /// The substring the search query looks for: the e-mail address of the
+    /// tenant's median user by activity (the user named by the most events,
+    /// as actor or resource, is first; this one is in the middle).
+    var searchNeedle: String
+    /// The tenant's events that name that address (as actor e-mail or resource name).
+    var searchNeedleEvents: Int
 
     var json: JSONValue {
-        ["tenant": .string(tenant), "actor": .string(actor), "resourceType": .string(resourceType), "resourceId": .string(resourceID)]
+        [
+            "tenant": .string(tenant), "actor": .string(actor), "resourceType": .string(resourceType), "resourceId": .string(resourceID),
+            "resourceEvents": .int(resourceEvents),
+            "traceId": .string(traceID), "searchNeedle": .string(searchNeedle), "searchNeedleEvents": .int(searchNeedleEvents),
+        ]
     }
 
-    init(tenant: String, actor: String, resourceType: String, resourceID: String) {
+    init(
+        tenant: String, actor: String, resourceType: String, resourceID: String, resourceEvents: Int, traceID: String,
+        searchNeedle: String, searchNeedleEvents: Int
+    ) {
         self.tenant = tenant
         self.actor = actor
         self.resourceType = resourceType
         self.resourceID = resourceID
+        self.resourceEvents = resourceEvents
+        self.traceID = traceID
+        self.searchNeedle = searchNeedle
+        self.searchNeedleEvents = searchNeedleEvents
     }
 
+    /// Nil when a field is missing (a description written by an older vigil-bench).
     init?(json: [String: Any]) {
         guard let tenant = json["tenant"] as? String, let actor = json["actor"] as? String,
-            let type = json["resourceType"] as? String, let id = json["resourceId"] as? String
+            let type = json["resourceType"] as? String, let id = json["resourceId"] as? String,
+            let trace = json["traceId"] as? String, let needle = json["searchNeedle"] as? String,
+            let needleEvents = json["searchNeedleEvents"] as? Int, let resourceEvents = json["resourceEvents"] as? Int
         else { return nil }
-        self.init(tenant: tenant, actor: actor, resourceType: type, resourceID: id)
+        self.init(
+            tenant: tenant, actor: actor, resourceType: type, resourceID: id, resourceEvents: resourceEvents, traceID: trace,
+            searchNeedle: needle, searchNeedleEvents: needleEvents)
+    }
+}
+
+/// Finds the data set's picks while its events go by, in generator order.
+struct PickTracker {
+    let topTenant = EventVocabulary.tenantNames[0]
+    /// The generator index whose trace id is picked.
+    let traceIndex: Int
+    private var index = 0
+    private var actorCounts: [String: Int] = [:]
+    private var resourceCounts: [String: Int] = [:]
+    private var resourceTypes: [String: String] = [:]
+    private var emailCounts: [String: Int] = [:]
+    private var traceID = ""
+
+    init(count: Int) {
+        traceIndex = count / 2
+    }
+
+    mutating func observe(_ events: [AuditEvent]) {
+        for event in events {
+            defer { index += 1 }
+            if index == traceIndex { traceID = event.traceID }
+            guard event.tenant == topTenant else { continue }
+            if event.actor.type == .user { actorCounts[event.actor.id, default: 0] += 1 }
+            if event.resource.type != "user" && event.resource.type != "token" {
+                resourceCounts[event.resource.id, default: 0] += 1
+                resourceTypes[event.resource.id] = event.resource.type
+            }
+            // The user e-mail addresses the event names, each once.
+            let actorEmail = event.actor.type == .user ? event.actor.email : ""
+            let resourceEmail = event.resource.type == "user" ? event.resource.name : ""
+            if !actorEmail.isEmpty { emailCounts[actorEmail, default: 0] += 1 }
+            if !resourceEmail.isEmpty && resourceEmail != actorEmail { emailCounts[resourceEmail, default: 0] += 1 }
+        }
+    }
+
+    var picks: DatasetPicks {
+        func top(_ counts: [String: Int]) -> String {
+            counts.max { $0.value < $1.value || ($0.value == $1.value && $0.key > $1.key) }?.key ?? ""
+        }
+        let resources = resourceCounts.sorted { $0.value > $1.value || ($0.value == $1.value && $0.key < $1.key) }
+        let resource = resources.isEmpty ? nil : resources[resources.count / 2]
+        let byActivity = emailCounts.sorted { $0.value > $1.value || ($0.value == $1.value && $0.key < $1.key) }
+        let median = byActivity.isEmpty ? nil : byActivity[byActivity.count / 2]
+        return DatasetPicks(
+            tenant: topTenant, actor: top(actorCounts), resourceType: resource.flatMap { resourceTypes[$0.key] } ?? "",
+            resourceID: resource?.key ?? "", resourceEvents: resource?.value ?? 0, traceID: traceID, searchNeedle: median?.key ?? "", searchNeedleEvents: median?.value ?? 0)
+    }
+
+    /// The picks of a data set, found by generating its events again (the
+    /// generator is deterministic), without a server.
+    static func regenerate(seed: UInt64, count: Int, end: UnixNanos) -> DatasetPicks {
+        var generator = EventGenerator(seed: seed, count: count, end: end)
+        var tracker = PickTracker(count: count)
+        while generator.remaining > 0 { tracker.observe(generator.nextBatch(10_000)) }
+        return tracker.picks
     }
 }
 
@@ -111,10 +196,7 @@ func loadDataset(
     connections: Int = 2, inFlight: Int = 8, measureJSON: Bool = false
 ) async throws -> LoadResult {
     var generator = EventGenerator(seed: seed, count: count, end: end)
-    let topTenant = EventVocabulary.tenantNames[0]
-    var actorCounts: [String: Int] = [:]
-    var resourceCounts: [String: Int] = [:]
-    var resourceTypes: [String: String] = [:]
+    var tracker = PickTracker(count: count)
     var protobufBytes = 0
     var jsonBytes = 0
     let started = ContinuousClock.now
@@ -126,13 +208,7 @@ func loadDataset(
             var sent = 0
             while generator.remaining > 0 {
                 let events = generator.nextBatch(batchSize)
-                for event in events where event.tenant == topTenant {
-                    if event.actor.type == .user { actorCounts[event.actor.id, default: 0] += 1 }
-                    if event.resource.type != "user" && event.resource.type != "token" {
-                        resourceCounts[event.resource.id, default: 0] += 1
-                        resourceTypes[event.resource.id] = event.resource.type
-                    }
-                }
+                tracker.observe(events)
                 if measureJSON {
                     for event in events { jsonBytes += try EventGenerator.jsonLine(event).utf8.count + 1 }
                 }
@@ -159,11 +235,9 @@ func loadDataset(
     }
     let seconds = (ContinuousClock.now - started).seconds
     guard stored == count else { throw BenchError("the server stored \(stored) of \(count) events") }
-    let actor = actorCounts.max { $0.value < $1.value || ($0.value == $1.value && $0.key > $1.key) }?.key ?? ""
-    let resource = resourceCounts.max { $0.value < $1.value || ($0.value == $1.value && $0.key > $1.key) }?.key ?? ""
     return LoadResult(
         events: stored, protobufBytes: protobufBytes, jsonBytes: measureJSON ? jsonBytes : nil, seconds: seconds,
-        picks: DatasetPicks(tenant: topTenant, actor: actor, resourceType: resourceTypes[resource] ?? "", resourceID: resource))
+        picks: tracker.picks)
 }
 
 /// The current time, whole seconds (so a data set's end time prints plainly).

@@ -165,7 +165,24 @@ struct BenchSmokeTests {
         let query = try #require((results["query"] as? [String: Any])?["results"] as? [String: Any])
         let queries = try #require(query["queries"] as? [[String: Any]])
         #expect(queries.count == 8)
-        #expect(queries.filter { ($0["supported"] as? Bool) == false }.count == 2)
+        #expect(queries.map { $0["id"] as? String } == ["Q1", "Q2", "Q3", "Q4", "Q5", "Q6", "Q7", "Q8"])
+        #expect(query["problems"] as? [String] == [], "\(query["problems"] ?? "")")
+        for entry in queries {
+            let id = entry["id"] as? String ?? "?"
+            let warm = entry["warmMs"] as? [String: Any]
+            #expect(warm?["p50"] is Double, "\(id) has no warm p50")
+            let scan = try #require(entry["scanWarm"] as? [String: Any], "\(id) has no scan figures")
+            for key in ["rowsExamined", "blocksScanned", "blocksSkipped", "blocksFromStatistics", "bytesDecompressed"] {
+                #expect(scan[key] is Int, "\(id) lacks \(key)")
+            }
+            let target = try #require(entry["target"] as? [String: Any], "\(id) has no target")
+            #expect(target["p50Ms"] is Double && target["metByWarmP50"] is Bool, "\(id)")
+        }
+        let byID = Dictionary(uniqueKeysWithValues: queries.map { ($0["id"] as? String ?? "", $0) })
+        #expect(byID["Q8"]?["count"] as? Int == 5_000)
+        #expect(byID["Q6"]?["eventsReturned"] as? Int == 1)
+        #expect((byID["Q2"]?["groups"] as? Int ?? 0) > 1)
+        #expect((byID["Q4"]?["eventsReturned"] as? Int ?? 0) >= 1)
 
         let subscribe = try #require(results["subscribe"] as? [String: Any])
         #expect(subscribe["status"] as? String == "skipped")

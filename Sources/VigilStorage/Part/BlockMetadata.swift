@@ -97,6 +97,13 @@ public struct BlockMetadata: Sendable {
         }
     }
 
+    /// `mayContain(_:_:)` for a bloom-filtered column, with the value's XXH64
+    /// computed once by the caller rather than once per block.
+    func mayContain(_ column: PartColumn, hash: UInt64) -> Bool {
+        guard case .bloom(let filter) = statistics[column] else { return true }
+        return filter.mayContain(hash: hash)
+    }
+
     private func statisticAllows(_ column: PartColumn, _ value: String) -> Bool {
         switch statistics[column] {
         case .bloom(let filter):

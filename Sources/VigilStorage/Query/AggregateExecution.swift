@@ -26,7 +26,7 @@ struct AggregateExecution: Sendable {
         let low = filter.since
         let high = filter.until == .max ? Int64.max : filter.until - 1
         guard low <= high else { return result }
-        let plan = SourcePlan(snapshot: snapshot, evaluation: evaluation, cache: cache, low: low, high: high, statistics: &result.statistics)
+        let plan = SourcePlan(snapshot: snapshot, evaluation: evaluation, low: low, high: high, statistics: &result.statistics)
         let sources = plan.sources
         let lanes = sources.count >= Self.parallelThreshold ? max(1, threads) : 1
         if lanes == 1 {
@@ -78,7 +78,7 @@ struct AggregateExecution: Sendable {
                 result.statistics.blocksFromStatistics += 1
                 continue
             }
-            let source = candidate.open()
+            let source = candidate.open(cache)
             result.statistics.blocksScanned += 1
             let rows = try evaluation.select(source, bounds, statistics: &result.statistics)
             result.count += UInt64(rows.count)

@@ -13,6 +13,25 @@ struct FilterEvaluation: Sendable {
     /// Per tenant, the occurred-at time before which its events have expired
     /// (retention hides them before maintenance deletes them).
     let expiryCutoff: @Sendable (String) -> Int64?
+    /// XXH64 of the values the bloom-filtered conditions name, computed once per query.
+    private let actorHashes: [UInt64]
+    private let resourceHashes: [UInt64]
+    private let traceHashes: [UInt64]
+    private let requestHashes: [UInt64]
+    private let addressHashes: [UInt64]?
+
+    init(filter: EventFilter, expiryCutoff: @escaping @Sendable (String) -> Int64?) {
+        self.filter = filter
+        self.expiryCutoff = expiryCutoff
+        actorHashes = filter.actorIDs.map(XXHash64.hash)
+        resourceHashes = filter.resourceIDs.map(XXHash64.hash)
+        traceHashes = filter.traceIDs.map(XXHash64.hash)
+        requestHashes = filter.requestIDs.map(XXHash64.hash)
+        // Networks rule blocks out only when every one is a single address.
+        addressHashes =
+            !filter.sourceNetworks.isEmpty && filter.sourceNetworks.allSatisfy(\.isSingleAddress)
+            ? filter.sourceAddresses.map(XXHash64.hash) : nil
+    }
 
     /// The sort key of an event: (occurred_at, seq).
     struct Key: Comparable, Hashable {
@@ -38,15 +57,11 @@ struct FilterEvaluation: Sendable {
         let f = filter
         if !f.tenants.isEmpty && !block.tenants.contains(where: f.tenants.contains) { return false }
         if !tenantsMayHaveLiveRows(block.tenants, newest: block.maxOccurredAt) { return false }
-        if !f.actorIDs.isEmpty && !f.actorIDs.contains(where: { block.mayContain(.actorID, $0) }) { return false }
-        if !f.resourceIDs.isEmpty && !f.resourceIDs.contains(where: { block.mayContain(.resourceID, $0) }) { return false }
-        if !f.traceIDs.isEmpty && !f.traceIDs.contains(where: { block.mayContain(.traceID, $0) }) { return false }
-        if !f.requestIDs.isEmpty && !f.requestIDs.contains(where: { block.mayContain(.requestID, $0) }) { return false }
-        if !f.sourceNetworks.isEmpty && f.sourceNetworks.allSatisfy(\.isSingleAddress)
-            && !f.sourceAddresses.contains(where: { block.mayContain(.sourceIP, $0) })
-        {
-            return false
-        }
+        if !traceHashes.isEmpty && !traceHashes.contains(where: { block.mayContain(.traceID, hash: $0) }) { return false }
+        if !requestHashes.isEmpty && !requestHashes.contains(where: { block.mayContain(.requestID, hash: $0) }) { return false }
+        if !resourceHashes.isEmpty && !resourceHashes.contains(where: { block.mayContain(.resourceID, hash: $0) }) { return false }
+        if !actorHashes.isEmpty && !actorHashes.contains(where: { block.mayContain(.actorID, hash: $0) }) { return false }
+        if let addressHashes, !addressHashes.contains(where: { block.mayContain(.sourceIP, hash: $0) }) { return false }
         if !f.resourceTypes.isEmpty, let values = block.distinctValues(of: .resourceType), !values.contains(where: f.resourceTypes.contains) {
             return false
         }

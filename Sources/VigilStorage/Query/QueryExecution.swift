@@ -36,27 +36,35 @@ struct QueryExecution: Sendable {
         _ sources: [SourcePlan.Candidate], _ wave: Range<Int>, _ bounds: FilterEvaluation.Bounds
     ) async throws(VigilError) -> [Evaluated] {
         let evaluation = evaluation
+        let cache = cache
         @Sendable func one(_ index: Int) throws(VigilError) -> Evaluated {
-            let source = sources[index].open()
+            let source = sources[index].open(cache)
             var statistics = ScanStatistics()
             statistics.blocksScanned = 1
             let rows = try evaluation.select(source, bounds, statistics: &statistics)
             statistics.bytesDecompressed += source.inflatedBytes
             return Evaluated(index: index, source: source, rows: rows, statistics: statistics)
         }
-        if wave.count == 1 { return [try one(wave.lowerBound)] }
-        let results = await withTaskGroup(of: Result<Evaluated, VigilError>.self) { group in
-            for index in wave {
+        let lanes = min(threads, wave.count)
+        if lanes <= 1 { return try wave.map { (index) throws(VigilError) in try one(index) } }
+        // One task per thread, each taking every lanes-th source of the wave.
+        let results = await withTaskGroup(of: Result<[Evaluated], VigilError>.self) { group in
+            for lane in 0..<lanes {
+                let share = Array(stride(from: wave.lowerBound + lane, to: wave.upperBound, by: lanes))
                 group.addTask {
-                    do throws(VigilError) { return .success(try one(index)) } catch { return .failure(error) }
+                    do throws(VigilError) {
+                        return .success(try share.map { (index) throws(VigilError) in try one(index) })
+                    } catch {
+                        return .failure(error)
+                    }
                 }
             }
-            var all: [Result<Evaluated, VigilError>] = []
+            var all: [Result<[Evaluated], VigilError>] = []
             for await result in group { all.append(result) }
             return all
         }
         var evaluated: [Evaluated] = []
-        for result in results { evaluated.append(try result.get()) }
+        for result in results { evaluated += try result.get() }
         return evaluated.sorted { $0.index < $1.index }
     }
 
@@ -73,7 +81,7 @@ struct QueryExecution: Sendable {
         guard low <= high else {
             return ScanPage(events: [], exhausted: true, visibleSeq: visibleSeq, statistics: statistics)
         }
-        let plan = SourcePlan(snapshot: snapshot, evaluation: evaluation, cache: cache, low: low, high: high, statistics: &statistics)
+        let plan = SourcePlan(snapshot: snapshot, evaluation: evaluation, low: low, high: high, statistics: &statistics)
         var sources = plan.sources
         sources.sort { newestFirst ? $0.newest > $1.newest : $0.oldest < $1.oldest }
 
@@ -116,7 +124,9 @@ struct QueryExecution: Sendable {
             }
             if found.count > wanted * 4 { sortAndTrim(&found, to: wanted) }
             index = wave.upperBound
-            if found.count < wanted { waveSize = threads }
+            // Matches are scarce: a wave per thread, several sources each,
+            // so that thread hand-offs stay few.
+            if found.count < wanted { waveSize = threads * 4 }
         }
         sortAndTrim(&found, to: wanted)
         let more = found.count > limit || stoppedEarly
@@ -143,14 +153,31 @@ struct SourcePlan {
     struct Candidate: Sendable {
         var newest: Int64
         var oldest: Int64
-        var block: BlockMetadata?
-        var open: @Sendable () -> any RowSource
+        var origin: Origin
+
+        enum Origin: Sendable {
+            case chunk(MemoryChunk)
+            case block(PartReader, Int)
+        }
+
+        /// The part block's metadata (nil for a memory chunk).
+        var block: BlockMetadata? {
+            guard case .block(let reader, let index) = origin else { return nil }
+            return reader.blocks[index]
+        }
+
+        func open(_ cache: ColumnCache) -> any RowSource {
+            switch origin {
+            case .chunk(let chunk): chunk
+            case .block(let reader, let index): PartBlockSource(reader: reader, block: reader.blocks[index], cache: cache)
+            }
+        }
     }
 
     var sources: [Candidate] = []
 
     init(
-        snapshot: ColumnarEventStore.Snapshot, evaluation: FilterEvaluation, cache: ColumnCache,
+        snapshot: ColumnarEventStore.Snapshot, evaluation: FilterEvaluation,
         low: Int64, high: Int64, statistics: inout ScanStatistics
     ) {
         let visibleSeq = snapshot.visibleSeq
@@ -161,7 +188,7 @@ struct SourcePlan {
                 statistics.blocksSkipped += 1
                 continue
             }
-            sources.append(Candidate(newest: chunk.maxOccurredAt, oldest: chunk.minOccurredAt, block: nil, open: { chunk }))
+            sources.append(Candidate(newest: chunk.maxOccurredAt, oldest: chunk.minOccurredAt, origin: .chunk(chunk)))
         }
         for part in snapshot.parts {
             let reader = part.reader
@@ -169,17 +196,18 @@ struct SourcePlan {
                 statistics.blocksSkipped += reader.blocks.count
                 continue
             }
-            for block in reader.blocks {
-                guard block.maxOccurredAt >= low, block.minOccurredAt <= high, block.minSeq <= visibleSeq,
-                    evaluation.blockMayMatch(block)
-                else {
-                    statistics.blocksSkipped += 1
-                    continue
+            // Through a buffer, so that checking a block does not copy (and retain) its metadata.
+            reader.blocks.withUnsafeBufferPointer { blocks in
+                for index in blocks.indices {
+                    guard blocks[index].maxOccurredAt >= low, blocks[index].minOccurredAt <= high, blocks[index].minSeq <= visibleSeq,
+                        evaluation.blockMayMatch(blocks[index])
+                    else {
+                        statistics.blocksSkipped += 1
+                        continue
+                    }
+                    sources.append(
+                        Candidate(newest: blocks[index].maxOccurredAt, oldest: blocks[index].minOccurredAt, origin: .block(reader, index)))
                 }
-                sources.append(
-                    Candidate(
-                        newest: block.maxOccurredAt, oldest: block.minOccurredAt, block: block,
-                        open: { PartBlockSource(reader: reader, block: block, cache: cache) }))
             }
         }
     }

@@ -102,9 +102,9 @@ final class StoredTextRows: Sendable {
                 let start = Int(starts[Int(row)])
                 let length = Int(lengths[Int(row)])
                 for candidate in wanted where candidate.form == form && candidate.bytes.count == length {
-                    if length == 0 || candidate.bytes.withUnsafeBufferPointer({ memcmp($0.baseAddress!, stored.baseAddress! + start, length) == 0 }) {
-                        return true
-                    }
+                    var index = 0
+                    while index < length && candidate.bytes[index] == stored[start + index] { index += 1 }
+                    if index == length { return true }
                 }
                 return false
             }
@@ -150,11 +150,3 @@ final class StoredExtras: Sendable {
         return (try? AuditEvent(serializedBytes: Array(bytes[start..<start + length]))) ?? AuditEvent()
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
