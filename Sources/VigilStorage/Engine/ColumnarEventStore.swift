@@ -628,6 +628,9 @@ public final class ColumnarEventStore: EventStore {
     func evaluation(of filter: EventFilter) -> FilterEvaluation {
         let now = currentUnixNanos()
         let options = options
+        guard options.retentionNanos != nil || !options.tenantRetentionNanos.isEmpty else {
+            return FilterEvaluation(filter: filter, expiryCutoff: nil)
+        }
         return FilterEvaluation(filter: filter, expiryCutoff: { tenant in options.retention(of: tenant).map { now &- $0 } })
     }
 

@@ -54,23 +54,52 @@ public enum ColumnStatistic: Sendable, Hashable {
 
 /// One block of a part as its footer describes it: rows, key ranges, tenants,
 /// where each column chunk lies, and the statistics that let a query skip it.
-public struct BlockMetadata: Sendable {
+///
+/// A class, not a struct: a query checks every block of every part against
+/// its filter, and handing a shared reference around costs nothing where
+/// copying a struct of arrays and dictionaries retains each of them.
+public final class BlockMetadata: Sendable {
     /// The block's position in the part.
-    public var index: Int
-    public var rowCount: Int
-    public var minOccurredAt: Int64
-    public var maxOccurredAt: Int64
-    public var minSeq: UInt64
-    public var maxSeq: UInt64
+    public let index: Int
+    public let rowCount: Int
+    public let minOccurredAt: Int64
+    public let maxOccurredAt: Int64
+    public let minSeq: UInt64
+    public let maxSeq: UInt64
     /// The block's tenants, as positions in the part's sorted tenant list.
     /// Rows are sorted by tenant, so they are a contiguous range.
-    public var tenantIndexes: Range<Int>
+    public let tenantIndexes: Range<Int>
     /// The block's tenants (byte order).
-    public var tenants: [String]
-    public var columns: [PartColumn: ChunkInfo]
-    public var statistics: [PartColumn: ColumnStatistic]
+    public let tenants: [String]
+    public let columns: [PartColumn: ChunkInfo]
+    public let statistics: [PartColumn: ColumnStatistic]
     /// Where chunks of columns this version does not know lie (never read).
-    var unknownChunks: [Range<Int>] = []
+    let unknownChunks: [Range<Int>]
+    /// The bloom filters of `statistics`, by column id, for lookups without hashing a dictionary key.
+    private let blooms: [BloomFilter?]
+
+    init(
+        index: Int, rowCount: Int, minOccurredAt: Int64, maxOccurredAt: Int64, minSeq: UInt64, maxSeq: UInt64,
+        tenantIndexes: Range<Int>, tenants: [String], columns: [PartColumn: ChunkInfo],
+        statistics: [PartColumn: ColumnStatistic], unknownChunks: [Range<Int>] = []
+    ) {
+        self.index = index
+        self.rowCount = rowCount
+        self.minOccurredAt = minOccurredAt
+        self.maxOccurredAt = maxOccurredAt
+        self.minSeq = minSeq
+        self.maxSeq = maxSeq
+        self.tenantIndexes = tenantIndexes
+        self.tenants = tenants
+        self.columns = columns
+        self.statistics = statistics
+        self.unknownChunks = unknownChunks
+        var blooms = [BloomFilter?](repeating: nil, count: Int(PartColumn.allCases.map(\.rawValue).max()!) + 1)
+        for (column, statistic) in statistics {
+            if case .bloom(let filter) = statistic { blooms[Int(column.rawValue)] = filter }
+        }
+        self.blooms = blooms
+    }
 
     /// Whether the block may hold a row whose `column` equals `value`
     /// (compared by UTF-8 bytes). False only when its statistics rule it out:
@@ -100,8 +129,7 @@ public struct BlockMetadata: Sendable {
     /// `mayContain(_:_:)` for a bloom-filtered column, with the value's XXH64
     /// computed once by the caller rather than once per block.
     func mayContain(_ column: PartColumn, hash: UInt64) -> Bool {
-        guard case .bloom(let filter) = statistics[column] else { return true }
-        return filter.mayContain(hash: hash)
+        blooms[Int(column.rawValue)]?.mayContain(hash: hash) ?? true
     }
 
     private func statisticAllows(_ column: PartColumn, _ value: String) -> Bool {

@@ -11,8 +11,9 @@ import VigilProto
 struct FilterEvaluation: Sendable {
     let filter: EventFilter
     /// Per tenant, the occurred-at time before which its events have expired
-    /// (retention hides them before maintenance deletes them).
-    let expiryCutoff: @Sendable (String) -> Int64?
+    /// (retention hides them before maintenance deletes them); nil when
+    /// nothing expires.
+    let expiryCutoff: (@Sendable (String) -> Int64?)?
     /// XXH64 of the values the bloom-filtered conditions name, computed once per query.
     private let actorHashes: [UInt64]
     private let resourceHashes: [UInt64]
@@ -20,7 +21,7 @@ struct FilterEvaluation: Sendable {
     private let requestHashes: [UInt64]
     private let addressHashes: [UInt64]?
 
-    init(filter: EventFilter, expiryCutoff: @escaping @Sendable (String) -> Int64?) {
+    init(filter: EventFilter, expiryCutoff: (@Sendable (String) -> Int64?)?) {
         self.filter = filter
         self.expiryCutoff = expiryCutoff
         actorHashes = filter.actorIDs.map(XXHash64.hash)
@@ -93,7 +94,8 @@ struct FilterEvaluation: Sendable {
 
     /// False when every tenant's retention has expired everything up to `newest`.
     private func tenantsMayHaveLiveRows(_ tenants: [String], newest: Int64) -> Bool {
-        tenants.contains { tenant in
+        guard let expiryCutoff else { return true }
+        return tenants.contains { tenant in
             guard let cutoff = expiryCutoff(tenant) else { return true }
             return newest >= cutoff
         }
@@ -104,7 +106,7 @@ struct FilterEvaluation: Sendable {
     func allRowsPassTenantAndRetention(_ tenants: [String], oldest: Int64) -> Bool {
         tenants.allSatisfy { tenant in
             if !filter.tenants.isEmpty && !filter.tenants.contains(tenant) { return false }
-            if let cutoff = expiryCutoff(tenant), oldest < cutoff { return false }
+            if let cutoff = expiryCutoff?(tenant), oldest < cutoff { return false }
             return true
         }
     }
@@ -155,13 +157,13 @@ struct FilterEvaluation: Sendable {
         // Tenants and retention.
         let tenants = source.tenantsPresent
         let tenantMatters = !f.tenants.isEmpty && !tenants.allSatisfy(f.tenants.contains)
-        let cutoffs = tenants.map(expiryCutoff)
+        let cutoffs = expiryCutoff.map { tenants.map($0) } ?? []
         let retentionMatters = cutoffs.contains { $0.map { $0 > source.minOccurredAt } ?? false }
         if (tenantMatters || retentionMatters) && !rows.isEmpty {
             let column = try source.text(.tenant)
             let allowed = column.values.map { tenant -> Int64? in
                 if !f.tenants.isEmpty && !f.tenants.contains(tenant) { return nil }
-                return expiryCutoff(tenant) ?? .min
+                return expiryCutoff?(tenant) ?? .min
             }
             rows = rows.filter { row in
                 guard let cutoff = allowed[column.code(at: Int(row))] else { return false }

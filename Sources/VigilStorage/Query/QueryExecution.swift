@@ -196,18 +196,14 @@ struct SourcePlan {
                 statistics.blocksSkipped += reader.blocks.count
                 continue
             }
-            // Through a buffer, so that checking a block does not copy (and retain) its metadata.
-            reader.blocks.withUnsafeBufferPointer { blocks in
-                for index in blocks.indices {
-                    guard blocks[index].maxOccurredAt >= low, blocks[index].minOccurredAt <= high, blocks[index].minSeq <= visibleSeq,
-                        evaluation.blockMayMatch(blocks[index])
-                    else {
-                        statistics.blocksSkipped += 1
-                        continue
-                    }
-                    sources.append(
-                        Candidate(newest: blocks[index].maxOccurredAt, oldest: blocks[index].minOccurredAt, origin: .block(reader, index)))
+            for (index, block) in reader.blocks.enumerated() {
+                guard block.maxOccurredAt >= low, block.minOccurredAt <= high, block.minSeq <= visibleSeq,
+                    evaluation.blockMayMatch(block)
+                else {
+                    statistics.blocksSkipped += 1
+                    continue
                 }
+                sources.append(Candidate(newest: block.maxOccurredAt, oldest: block.minOccurredAt, origin: .block(reader, index)))
             }
         }
     }
