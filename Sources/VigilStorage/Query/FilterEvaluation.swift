@@ -20,6 +20,9 @@ struct FilterEvaluation: Sendable {
     private let traceHashes: [UInt64]
     private let requestHashes: [UInt64]
     private let addressHashes: [UInt64]?
+    private let outcomeTable: EnumTable?
+    private let categoryTable: EnumTable?
+    private let actorTypeTable: EnumTable?
 
     init(filter: EventFilter, expiryCutoff: (@Sendable (String) -> Int64?)?) {
         self.filter = filter
@@ -32,6 +35,26 @@ struct FilterEvaluation: Sendable {
         addressHashes =
             !filter.sourceNetworks.isEmpty && filter.sourceNetworks.allSatisfy(\.isSingleAddress)
             ? filter.sourceAddresses.map(XXHash64.hash) : nil
+        outcomeTable = filter.outcomes.isEmpty && filter.excludedOutcomes.isEmpty ? nil : EnumTable(filter.allowsOutcome)
+        categoryTable = filter.categories.isEmpty ? nil : EnumTable(filter.categories.contains)
+        actorTypeTable = filter.actorTypes.isEmpty ? nil : EnumTable(filter.actorTypes.contains)
+    }
+
+    /// An enum condition as a table over the raw values 0...255 (every
+    /// value the schema defines); other raw values ask the condition itself.
+    struct EnumTable: Sendable {
+        let table: [Bool]
+        let condition: @Sendable (Int32) -> Bool
+
+        init(_ condition: @escaping @Sendable (Int32) -> Bool) {
+            self.condition = condition
+            table = (0..<256).map { condition(Int32($0)) }
+        }
+
+        @inline(__always)
+        func allows(_ raw: Int32) -> Bool {
+            raw >= 0 && raw < 256 ? table[Int(raw)] : condition(raw)
+        }
     }
 
     /// The sort key of an event: (occurred_at, seq).
@@ -170,30 +193,27 @@ struct FilterEvaluation: Sendable {
                 return times[Int(row)] >= cutoff
             }
         }
-        // Enums: cheap, and often selective (outcome).
-        if !rows.isEmpty && (!f.outcomes.isEmpty || !f.excludedOutcomes.isEmpty) {
-            let values = try source.enums(.outcome)
-            rows = rows.filter { f.allowsOutcome(values[Int($0)]) }
+        // Identifiers first: the most selective conditions, compared as bytes.
+        if !f.traceIDs.isEmpty && !rows.isEmpty { rows = try source.text(.traceID).filter(rows, in: f.traceIDs) }
+        if !f.requestIDs.isEmpty && !rows.isEmpty { rows = try source.text(.requestID).filter(rows, in: f.requestIDs) }
+        if !f.actorIDs.isEmpty && !rows.isEmpty { rows = try source.text(.actorID).filter(rows, in: f.actorIDs) }
+        if !f.resourceIDs.isEmpty && !rows.isEmpty { rows = try source.text(.resourceID).filter(rows, in: f.resourceIDs) }
+        // Enums, by a table of allowed raw values.
+        func keepEnums(_ column: PartColumn, _ table: EnumTable?) throws(VigilError) {
+            guard let table, !rows.isEmpty else { return }
+            let values = try source.enums(column)
+            rows = rows.filter { table.allows(values[Int($0)]) }
         }
-        if !rows.isEmpty && !f.categories.isEmpty {
-            let values = try source.enums(.category)
-            rows = rows.filter { f.categories.contains(values[Int($0)]) }
-        }
-        if !rows.isEmpty && !f.actorTypes.isEmpty {
-            let values = try source.enums(.actorType)
-            rows = rows.filter { f.actorTypes.contains(values[Int($0)]) }
-        }
+        try keepEnums(.outcome, outcomeTable)
+        try keepEnums(.category, categoryTable)
+        try keepEnums(.actorType, actorTypeTable)
         // Text columns, one verdict per distinct value.
         func keep(_ column: PartColumn, _ allowed: (String) -> Bool) throws(VigilError) {
             guard !rows.isEmpty else { return }
             rows = try source.text(column).filter(rows, allowed)
         }
         if !f.exactActions.isEmpty || !f.actionPrefixes.isEmpty { try keep(.action, f.matchesAction) }
-        if !f.resourceTypes.isEmpty { try keep(.resourceType, f.resourceTypes.contains) }
-        if !f.actorIDs.isEmpty { try keep(.actorID, f.actorIDs.contains) }
-        if !f.resourceIDs.isEmpty { try keep(.resourceID, f.resourceIDs.contains) }
-        if !f.traceIDs.isEmpty && !rows.isEmpty { rows = try source.text(.traceID).filter(rows, in: f.traceIDs) }
-        if !f.requestIDs.isEmpty && !rows.isEmpty { rows = try source.text(.requestID).filter(rows, in: f.requestIDs) }
+        if !f.resourceTypes.isEmpty && !rows.isEmpty { rows = try source.text(.resourceType).filter(rows, in: f.resourceTypes) }
         if !f.actorEmails.isEmpty { try keep(.actorEmail, f.allowsActorEmail) }
         if !f.actorNames.isEmpty { try keep(.actorName, f.actorNames.contains) }
         if !f.resourceNames.isEmpty { try keep(.resourceName, f.resourceNames.contains) }

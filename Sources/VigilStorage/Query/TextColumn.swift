@@ -114,8 +114,21 @@ struct TextColumn: Sendable {
 
     /// The rows among `rows` whose value is in `set` (stored columns compare bytes).
     func filter(_ rows: [Int32], in set: ExactStringSet) -> [Int32] {
-        if case .stored(let stored) = codes { return stored.filter(rows, in: set) }
-        return filter(rows, set.contains)
+        switch codes {
+        case .stored(let stored):
+            return stored.filter(rows, in: set)
+        case .identity where set.count <= 4:
+            // A value per row and few wanted: compare bytes, no hashing.
+            let wanted = set.map { Array($0.utf8) }
+            return rows.filter { row in
+                var value = values[Int(row)]
+                return value.withUTF8 { bytes in
+                    wanted.contains { $0.count == bytes.count && $0.elementsEqual(bytes) }
+                }
+            }
+        default:
+            return filter(rows, set.contains)
+        }
     }
 
     /// `allowed` of every distinct value.
