@@ -5,6 +5,13 @@
 extension ColumnEncoding {
     /// A plain text chunk (after its header).
     static func decodePlainRows(_ reader: inout ByteReader, rows: Int, owner: [UInt8]) throws(PartFormatError) -> StoredTextRows {
+        let (starts, lengths) = try plainRowSpans(&reader, rows: rows)
+        return StoredTextRows(
+            forms: [UInt8](repeating: StoredTextRows.Form.text.rawValue, count: rows), starts: starts, lengths: lengths, bytes: owner)
+    }
+
+    /// Where each row of a plain chunk lies; leaves the reader at the end.
+    private static func plainRowSpans(_ reader: inout ByteReader, rows: Int) throws(PartFormatError) -> (starts: [Int32], lengths: [Int32]) {
         let lengths = try readPlainLengths(&reader, rows: rows)
         var starts = [Int32]()
         starts.reserveCapacity(rows)
@@ -14,9 +21,7 @@ extension ColumnEncoding {
             position += length
         }
         reader.position = position
-        return StoredTextRows(
-            forms: [UInt8](repeating: StoredTextRows.Form.text.rawValue, count: rows), starts: starts,
-            lengths: lengths.map { Int32($0) }, bytes: owner)
+        return (starts, lengths.map { Int32($0) })
     }
 
     /// A trace or request id chunk (after its header); the layout of `decodeCorrelationIDs`.
@@ -115,15 +120,7 @@ extension ColumnEncoding {
     /// An extras chunk (after its header), rows checked to be well-formed
     /// protobuf only when parsed.
     static func decodeExtrasRows(_ reader: inout ByteReader, rows: Int, owner: [UInt8]) throws(PartFormatError) -> StoredExtras {
-        let lengths = try readPlainLengths(&reader, rows: rows)
-        var starts = [Int32]()
-        starts.reserveCapacity(rows)
-        var position = reader.position
-        for length in lengths {
-            starts.append(Int32(position))
-            position += length
-        }
-        reader.position = position
-        return StoredExtras(starts: starts, lengths: lengths.map { Int32($0) }, bytes: owner)
+        let (starts, lengths) = try plainRowSpans(&reader, rows: rows)
+        return StoredExtras(starts: starts, lengths: lengths, bytes: owner)
     }
 }
