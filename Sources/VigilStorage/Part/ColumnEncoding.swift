@@ -690,47 +690,15 @@ enum ColumnEncoding {
     }
 
     static func decodeCorrelationIDs(_ reader: inout ByteReader, rows: Int) throws(PartFormatError) -> [String] {
-        let kindsOffset = reader.offset
-        let kinds = try reader.bytes(rows, "id kinds")
-        var hexBytes = 0
-        for row in 0..<rows {
-            let kind = kinds[row]
-            if kind >= 1 && kind <= UInt8(maxHexBytes) {
-                hexBytes += Int(kind)
-            } else if kind != correlationEmpty && kind != correlationText {
-                throw PartFormatError("unknown id kind \(kind) of row \(row)", at: kindsOffset + row)
-            }
+        // One layout, one reader: decode as stored rows over a copy of the chunk, then make every value.
+        let owner = Array(reader.bytes)
+        let stored = try withBytes(owner) { (raw) throws(PartFormatError) -> StoredTextRows in
+            var copy = ByteReader(raw, base: reader.base)
+            copy.position = reader.position
+            return try decodeCorrelationRows(&copy, rows: rows, owner: owner)
         }
-        guard hexBytes <= reader.remaining else {
-            throw reader.error("hex ids need \(hexBytes) bytes but \(reader.remaining) remain")
-        }
-        let textEnd = reader.position + reader.remaining - hexBytes
-        var text = ByteReader(UnsafeRawBufferPointer(rebasing: reader.bytes[reader.position..<textEnd]), base: reader.offset)
-        var hex = ByteReader(UnsafeRawBufferPointer(rebasing: reader.bytes[textEnd...]), base: reader.base + textEnd)
-        var values = [String]()
-        values.reserveCapacity(rows)
-        for row in 0..<rows {
-            let kind = kinds[row]
-            switch kind {
-            case correlationEmpty:
-                values.append("")
-            case correlationText:
-                let length = try text.count("id length of row \(row)", limit: text.remaining)
-                values.append(String(decoding: try text.bytes(length), as: UTF8.self))
-            default:
-                let raw = try hex.bytes(Int(kind), "hex id of row \(row)")
-                values.append(String(unsafeUninitializedCapacity: raw.count * 2) { buffer in
-                    for (position, byte) in raw.enumerated() {
-                        buffer[2 * position] = hexDigit(byte >> 4)
-                        buffer[2 * position + 1] = hexDigit(byte & 0xF)
-                    }
-                    return raw.count * 2
-                })
-            }
-        }
-        try text.expectEnd("the last text id")
         reader.position = reader.bytes.count
-        return values
+        return (0..<rows).map { stored.value(at: $0) }
     }
 
     // MARK: - Extras (plain bytes)
