@@ -49,7 +49,7 @@ struct QueryCancellationTests {
             let flag = CancelAfter(3)
             let execution = QueryExecution(
                 snapshot: store.snapshot(), evaluation: store.evaluation(of: try Self.searchFilter()), cache: store.columnCache,
-                newestFirst: true, cursor: nil, limit: 10, isCancelled: flag.check, threads: 1)
+                ordering: .time(newestFirst: true, cursor: nil), limit: 10, isCancelled: flag.check, threads: 1)
             let error = await #expect(throws: VigilError.self) { try await execution.run() }
             #expect(error?.code == .cancelled)
             // Three blocks were read, the fourth check stopped it: nothing after.
@@ -57,7 +57,7 @@ struct QueryCancellationTests {
             // Uncancelled, the same scan reads every block.
             let whole = QueryExecution(
                 snapshot: store.snapshot(), evaluation: store.evaluation(of: try Self.searchFilter()), cache: store.columnCache,
-                newestFirst: true, cursor: nil, limit: 10, isCancelled: { false }, threads: 1)
+                ordering: .time(newestFirst: true, cursor: nil), limit: 10, isCancelled: { false }, threads: 1)
             let page = try await whole.run()
             #expect(page.events.isEmpty && page.exhausted)
             #expect(page.statistics.blocksScanned == 40)

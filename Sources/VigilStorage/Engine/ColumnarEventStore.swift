@@ -46,6 +46,9 @@ public final class ColumnarEventStore: EventStore {
         var nextSeq: UInt64
         var visibleSeq: UInt64
         var active: [MemoryChunk] = []
+        /// Batches written but not yet durable, in seq order: published to
+        /// `feed` once `visibleSeq` covers them.
+        var unpublished: [MemoryChunk] = []
         var activeBytes = 0
         var activeRows = 0
         var activeSince: ContinuousClock.Instant?
@@ -85,6 +88,8 @@ public final class ColumnarEventStore: EventStore {
     let queryThreads: Int
     /// Decoded part columns shared by all queries.
     let columnCache: ColumnCache
+    /// Committed batches as they become durable, for live subscribers.
+    public let feed: CommitFeed
     /// What opening found, for the server's log.
     public let recovery: RecoveryReport
 
@@ -203,6 +208,7 @@ public final class ColumnarEventStore: EventStore {
         }
         self.manifest = Mutex(manifest)
         recovery = report
+        feed = CommitFeed(head: state.withLock { $0.visibleSeq }, capacityBytes: options.liveFeedBytes)
         blockingWork = try BlockingWorkExecutor()
         queryThreads = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         queryWork = try BlockingWorkExecutor(threads: queryThreads)
@@ -246,6 +252,7 @@ public final class ColumnarEventStore: EventStore {
             state.nextSeq += UInt64(columns.count)
             let chunk = MemoryChunk(columns: columns, firstSeq: firstSeq, receivedAt: now, idempotencyKey: key)
             state.active.append(chunk)
+            state.unpublished.append(chunk)
             state.activeBytes += chunk.estimatedBytes
             state.activeRows += chunk.count
             if state.activeSince == nil { state.activeSince = .now }
@@ -259,7 +266,16 @@ public final class ColumnarEventStore: EventStore {
         }
         if let location { try await wal.waitDurable(location) }
         if !result.replayed {
-            state.withLock { $0.visibleSeq = max($0.visibleSeq, result.lastSeq) }
+            let feed = feed
+            state.withLock { state in
+                state.visibleSeq = max(state.visibleSeq, result.lastSeq)
+                // In seq order, under the lock: a batch made durable by a later
+                // batch's fsync is published before it.
+                let durable = state.unpublished.prefix { $0.lastSeq <= state.visibleSeq }
+                guard !durable.isEmpty else { return }
+                feed.publish(Array(durable))
+                state.unpublished.removeFirst(durable.count)
+            }
         }
         return result
     }
@@ -574,6 +590,7 @@ public final class ColumnarEventStore: EventStore {
     func abandon() throws(VigilError) {
         state.withLock { $0.closed = true }
         wake.finish()
+        feed.close()
         try wal.close()
         blockingWork.shutdown()
         queryWork.shutdown()
@@ -587,6 +604,7 @@ public final class ColumnarEventStore: EventStore {
         }
         guard !alreadyClosed else { return }
         wake.finish()
+        feed.close()
         defer {
             blockingWork.shutdown()
             queryWork.shutdown()
@@ -611,8 +629,20 @@ public final class ColumnarEventStore: EventStore {
         if let cursor { snapshot.visibleSeq = min(snapshot.visibleSeq, cursor.visibleSeq) }
         let execution = QueryExecution(
             snapshot: snapshot, evaluation: evaluation(of: filter), cache: columnCache,
-            newestFirst: order != .oldestFirst, cursor: cursor, limit: limit, isCancelled: { Task.isCancelled },
+            ordering: .time(newestFirst: order != .oldestFirst, cursor: cursor), limit: limit, isCancelled: { Task.isCancelled },
             threads: queryThreads)
+        return try await withTaskExecutorPreference(queryWork) { () async throws(VigilError) in try await execution.run() }
+    }
+
+    /// Up to `limit` matching events with `after < seq <= through` (and not
+    /// above what is visible), in seq order: how a subscriber that is behind
+    /// the live feed catches up. `exhausted` when none follow up to `through`.
+    public func scanBySeq(filter: EventFilter, after: UInt64, through: UInt64, limit: Int) async throws(VigilError) -> ScanPage {
+        var snapshot = snapshot()
+        snapshot.visibleSeq = min(snapshot.visibleSeq, through)
+        let execution = QueryExecution(
+            snapshot: snapshot, evaluation: evaluation(of: filter), cache: columnCache, ordering: .seq(after: after),
+            limit: limit, isCancelled: { Task.isCancelled }, threads: queryThreads)
         return try await withTaskExecutorPreference(queryWork) { () async throws(VigilError) in try await execution.run() }
     }
 

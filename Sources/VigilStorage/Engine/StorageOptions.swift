@@ -42,6 +42,10 @@ public struct StorageOptions: Sendable {
     /// over the same blocks skip reading and inflating them again. Counted
     /// apart from `memoryBudgetBytes` (it holds no unflushed events).
     public var queryCacheBytes = 256 * 1024 * 1024
+    /// Committed batches kept in memory for live subscribers (`CommitFeed`):
+    /// a subscriber further behind than this reads the store instead, so the
+    /// slowest subscriber costs no more memory than this.
+    public var liveFeedBytes = 64 * 1024 * 1024
     /// How long idempotency keys are remembered.
     public var idempotencyWindowNanos: Int64 = 24 * 3600 * 1_000_000_000
     /// Most idempotency keys remembered.

@@ -72,6 +72,8 @@ struct FilterEvaluation: Sendable {
         var visibleSeq: UInt64
         var after: Key? = nil
         var newestFirst = true
+        /// Only rows with a seq above this (seq-ordered reads).
+        var afterSeq: UInt64? = nil
     }
 
     // MARK: Whole blocks
@@ -141,7 +143,9 @@ struct FilterEvaluation: Sendable {
         let f = filter
         let low = max(bounds.low, f.since)
         let high = f.until == .max ? bounds.high : min(bounds.high, f.until - 1)
-        guard low <= high, source.maxOccurredAt >= low, source.minOccurredAt <= high, source.minSeq <= bounds.visibleSeq else {
+        guard low <= high, source.maxOccurredAt >= low, source.minOccurredAt <= high, source.minSeq <= bounds.visibleSeq,
+            bounds.afterSeq.map({ source.maxSeq > $0 }) ?? true
+        else {
             return []
         }
         statistics.rowsExamined += source.rowCount
@@ -161,10 +165,13 @@ struct FilterEvaluation: Sendable {
         let needsSeq =
             source.maxSeq > bounds.visibleSeq
             || (cursorTime.map { $0 >= source.minOccurredAt && $0 <= source.maxOccurredAt } ?? false)
+            || (bounds.afterSeq.map { source.minSeq <= $0 } ?? false)
         if needsSeq && !rows.isEmpty {
             let seqs = try source.seqs()
             let visible = bounds.visibleSeq
-            if let after = bounds.after {
+            if let afterSeq = bounds.afterSeq {
+                rows = rows.filter { seqs[Int($0)] > afterSeq && seqs[Int($0)] <= visible }
+            } else if let after = bounds.after {
                 let newestFirst = bounds.newestFirst
                 rows = rows.filter { row in
                     let seq = seqs[Int(row)]

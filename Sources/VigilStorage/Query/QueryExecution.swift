@@ -3,16 +3,24 @@ import VigilProto
 
 /// One page of a query over a snapshot. Sources (memory chunks and part
 /// blocks) that cannot match are skipped by their statistics; the rest are
-/// visited best-first — newest first by their newest row, or oldest first by
-/// their oldest — so that the scan stops as soon as no unvisited source can
-/// hold an event that belongs in the page. Only the keys of matching rows
-/// are collected; the events themselves are materialized for the page alone.
+/// visited best-first — newest first by their newest row, oldest first by
+/// their oldest, or (for subscriptions' catch-up) by their lowest seq — so
+/// that the scan stops as soon as no unvisited source can hold an event that
+/// belongs in the page. Only the keys of matching rows are collected; the
+/// events themselves are materialized for the page alone.
 struct QueryExecution: Sendable {
+    /// The order of a page.
+    enum Ordering: Sendable {
+        /// By (occurred_at, seq), after a query cursor.
+        case time(newestFirst: Bool, cursor: QueryCursor?)
+        /// By seq, after this seq.
+        case seq(after: UInt64)
+    }
+
     let snapshot: ColumnarEventStore.Snapshot
     let evaluation: FilterEvaluation
     let cache: ColumnCache
-    let newestFirst: Bool
-    let cursor: QueryCursor?
+    let ordering: Ordering
     let limit: Int
     /// Checked between sources: a cancelled call stops promptly.
     let isCancelled: @Sendable () -> Bool
@@ -74,19 +82,32 @@ struct QueryExecution: Sendable {
         // The time range a row must lie in, narrowed by the cursor.
         var low = filter.since
         var high = filter.until == .max ? Int64.max : filter.until - 1  // inclusive
-        if let cursor {
-            if newestFirst { high = min(high, cursor.occurredAt) } else { low = max(low, cursor.occurredAt) }
+        var newestFirst = false
+        var afterSeq: UInt64?
+        switch ordering {
+        case .time(let newest, let cursor):
+            newestFirst = newest
+            if let cursor {
+                if newestFirst { high = min(high, cursor.occurredAt) } else { low = max(low, cursor.occurredAt) }
+            }
+        case .seq(let after):
+            afterSeq = after
         }
         let visibleSeq = snapshot.visibleSeq
-        guard low <= high else {
+        guard low <= high, afterSeq.map({ $0 < visibleSeq }) ?? true else {
             return ScanPage(events: [], exhausted: true, visibleSeq: visibleSeq, statistics: statistics)
         }
-        let plan = SourcePlan(snapshot: snapshot, evaluation: evaluation, low: low, high: high, statistics: &statistics)
+        let plan = SourcePlan(
+            snapshot: snapshot, evaluation: evaluation, low: low, high: high, afterSeq: afterSeq ?? 0, statistics: &statistics)
         var sources = plan.sources
-        sources.sort { newestFirst ? $0.newest > $1.newest : $0.oldest < $1.oldest }
+        switch ordering {
+        case .time: sources.sort { newestFirst ? $0.newest > $1.newest : $0.oldest < $1.oldest }
+        case .seq: sources.sort { $0.minSeq < $1.minSeq }
+        }
 
         var bounds = FilterEvaluation.Bounds(low: low, high: high, visibleSeq: visibleSeq, newestFirst: newestFirst)
-        bounds.after = cursor.map { Key(time: $0.occurredAt, seq: $0.seq) }
+        if case .time(_, let cursor?) = ordering { bounds.after = Key(time: cursor.occurredAt, seq: cursor.seq) }
+        bounds.afterSeq = afterSeq
         var found: [(key: Key, source: Int, row: Int32)] = []
         let wanted = limit + 1  // one more than the page, to know whether more follow
         var stoppedEarly = false
@@ -97,10 +118,15 @@ struct QueryExecution: Sendable {
         while index < sources.count {
             if found.count >= wanted {
                 sortAndTrim(&found, to: wanted)
-                let worst = found[wanted - 1].key.time
+                let worst = found[wanted - 1].key
                 // Every row of this source (and of the ones after it) is worse.
                 let candidate = sources[index]
-                if newestFirst ? candidate.newest < worst : candidate.oldest > worst {
+                let worse: Bool
+                switch ordering {
+                case .time: worse = newestFirst ? candidate.newest < worst.time : candidate.oldest > worst.time
+                case .seq: worse = candidate.minSeq > worst.seq
+                }
+                if worse {
                     stoppedEarly = true
                     statistics.blocksSkipped += sources.count - index
                     break
@@ -142,7 +168,11 @@ struct QueryExecution: Sendable {
     }
 
     private func sortAndTrim(_ found: inout [(key: Key, source: Int, row: Int32)], to count: Int) {
-        if newestFirst { found.sort { $0.key > $1.key } } else { found.sort { $0.key < $1.key } }
+        switch ordering {
+        case .time(newestFirst: true, _): found.sort { $0.key > $1.key }
+        case .time(newestFirst: false, _): found.sort { $0.key < $1.key }
+        case .seq: found.sort { $0.key.seq < $1.key.seq }
+        }
         if found.count > count { found.removeLast(found.count - count) }
     }
 }
@@ -153,6 +183,7 @@ struct SourcePlan {
     struct Candidate: Sendable {
         var newest: Int64
         var oldest: Int64
+        var minSeq: UInt64
         var origin: Origin
 
         enum Origin: Sendable {
@@ -178,32 +209,37 @@ struct SourcePlan {
 
     init(
         snapshot: ColumnarEventStore.Snapshot, evaluation: FilterEvaluation,
-        low: Int64, high: Int64, statistics: inout ScanStatistics
+        low: Int64, high: Int64, afterSeq: UInt64 = 0, statistics: inout ScanStatistics
     ) {
         let visibleSeq = snapshot.visibleSeq
         for chunk in snapshot.chunks {
-            guard chunk.maxOccurredAt >= low, chunk.minOccurredAt <= high, chunk.firstSeq <= visibleSeq,
+            guard chunk.maxOccurredAt >= low, chunk.minOccurredAt <= high, chunk.firstSeq <= visibleSeq, chunk.lastSeq > afterSeq,
                 evaluation.chunkMayMatch(chunk)
             else {
                 statistics.blocksSkipped += 1
                 continue
             }
-            sources.append(Candidate(newest: chunk.maxOccurredAt, oldest: chunk.minOccurredAt, origin: .chunk(chunk)))
+            sources.append(
+                Candidate(newest: chunk.maxOccurredAt, oldest: chunk.minOccurredAt, minSeq: chunk.firstSeq, origin: .chunk(chunk)))
         }
         for part in snapshot.parts {
             let reader = part.reader
-            guard part.entry.maxOccurredAt >= low, part.entry.minOccurredAt <= high, part.entry.minSeq <= visibleSeq else {
+            guard part.entry.maxOccurredAt >= low, part.entry.minOccurredAt <= high, part.entry.minSeq <= visibleSeq,
+                part.entry.maxSeq > afterSeq
+            else {
                 statistics.blocksSkipped += reader.blocks.count
                 continue
             }
             for (index, block) in reader.blocks.enumerated() {
-                guard block.maxOccurredAt >= low, block.minOccurredAt <= high, block.minSeq <= visibleSeq,
+                guard block.maxOccurredAt >= low, block.minOccurredAt <= high, block.minSeq <= visibleSeq, block.maxSeq > afterSeq,
                     evaluation.blockMayMatch(block)
                 else {
                     statistics.blocksSkipped += 1
                     continue
                 }
-                sources.append(Candidate(newest: block.maxOccurredAt, oldest: block.minOccurredAt, origin: .block(reader, index)))
+                sources.append(
+                    Candidate(
+                        newest: block.maxOccurredAt, oldest: block.minOccurredAt, minSeq: block.minSeq, origin: .block(reader, index)))
             }
         }
     }
