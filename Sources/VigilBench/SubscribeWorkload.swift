@@ -7,11 +7,11 @@ import VigilProto
 struct SubscribeWorkload: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "subscribe",
-        abstract: "Subscribe delivery (the server answers UNIMPLEMENTED for now: reported as skipped).",
+        abstract: "Subscribe delivery (not measured yet: reported as skipped).",
         discussion: """
-            Calls vigil.v1.Audit/Subscribe. The server does not implement it yet, so this reports
-            'skipped: server answers UNIMPLEMENTED' and exits 0, with no figures. Once the server
-            implements it, this says so and still measures nothing until the workload is written.
+            Calls vigil.v1.Audit/Subscribe to check that the server answers it, then reports
+            'skipped' and exits 0, with no figures: the workload (subscribers while ingesting at a
+            fixed rate, ack-to-delivery latency) is not written yet.
             """
     )
 

@@ -283,6 +283,17 @@ public struct EventFilter: Sendable {
         return String(decoding: text.utf8.map { $0 &- 0x41 < 26 ? $0 | 0x20 : $0 }, as: UTF8.self)
     }
 
+    /// Entries over every list of `message` (how complex a filter is).
+    public static func entryCount(of message: Vigil_V1_Filter) -> Int {
+        let counts: [Int] = [
+            message.tenants.count, message.actorIds.count, message.actions.count, message.resourceTypes.count,
+            message.resourceIds.count, message.outcomes.count, message.actorEmails.count, message.actorNames.count,
+            message.actorTypes.count, message.categories.count, message.resourceNames.count, message.excludeOutcomes.count,
+            message.sourceIps.count, message.traceIds.count, message.requestIds.count, message.metadata.count,
+        ]
+        return counts.reduce(0, +)
+    }
+
     /// FNV-1a over the filter's deterministic binary encoding.
     public static func fingerprint(of message: Vigil_V1_Filter) -> UInt64 {
         var options = BinaryEncodingOptions()

@@ -24,6 +24,17 @@ public struct ServerConfiguration: Sendable {
     public var closeGracePeriod: Duration = .seconds(5)
     public var eventLimits = EventLimits()
     public var serverName = "vigil"
+    /// A subscription that has had nothing to deliver for this long gets a
+    /// heartbeat carrying its position, so idle subscriptions stay alive
+    /// and can resume without replaying what did not match.
+    public var heartbeatInterval: Duration = .seconds(15)
+    /// Subscriptions open at once on one connection, and on the server: each
+    /// holds a call and a reader of the live feed.
+    public var maxSubscriptionsPerConnection = 64
+    public var maxSubscriptions = 10_000
+    /// Most conditions (list entries, counted over every list) in a
+    /// subscription's filter: a live filter runs against every committed batch.
+    public var maxSubscriptionFilterEntries = 256
 
     public init() {}
 }

@@ -137,6 +137,13 @@ public protocol EventStore: Sendable {
     /// asked. Ends with CANCELLED promptly when the calling task is cancelled.
     func aggregate(_ query: AggregateQuery) async throws(VigilError) -> AggregateResult
 
+    /// Up to `limit` matching events with `after < seq <= through`, in seq
+    /// order (how a subscriber catches up).
+    func scanBySeq(filter: EventFilter, after: UInt64, through: UInt64, limit: Int) async throws(VigilError) -> ScanPage
+
+    /// Durable batches as they commit, for live subscribers.
+    var feed: CommitFeed { get }
+
     /// The event with this id, if stored.
     func get(id: EventID) async throws(VigilError) -> AuditEvent?
 

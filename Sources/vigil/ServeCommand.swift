@@ -66,6 +66,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Memory for events not yet flushed to disk, in MiB; past it ingest is slowed, then refused with RESOURCE_EXHAUSTED.")
     var memoryBudgetMb = StorageOptions(directory: "").memoryBudgetBytes / 1_048_576
 
+    @Option(name: .long, help: "Seconds a subscription may go without a matching event before it gets a heartbeat carrying its position.")
+    var heartbeatInterval = 15
+
     @Option(name: .long, help: "Memory for decoded part columns that repeated and paged queries reuse, in MiB (0 turns the cache off).")
     var queryCacheMb = StorageOptions(directory: "").queryCacheBytes / 1_048_576
 
@@ -84,6 +87,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         guard maxFrameSize >= 131_072 else { throw ValidationError("--max-frame-size must be at least 131072 bytes") }
         guard maxMessageSize >= maxFrameSize else { throw ValidationError("--max-message-size must be at least --max-frame-size") }
+        guard (1...3_600).contains(heartbeatInterval) else { throw ValidationError("--heartbeat-interval must be 1 to 3600 seconds") }
         guard (0...1_048_576).contains(queryCacheMb) else { throw ValidationError("--query-cache-mb must be 0 to 1048576 (MiB)") }
         guard maxConcurrentCalls >= 1 else { throw ValidationError("--max-concurrent-calls must be at least 1") }
         guard maxBatchEvents >= 1 else { throw ValidationError("--max-batch-events must be at least 1") }
@@ -111,6 +115,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.eventLimits.maxEventBytes = maxEventBytes
         configuration.eventLimits.maxClockSkewNanos = Int64(maxClockSkew) * 1_000_000_000
         configuration.handshakeTimeout = .seconds(handshakeTimeout)
+        configuration.heartbeatInterval = .seconds(heartbeatInterval)
 
         var storage = StorageOptions(directory: dataDir)
         guard let policy = SyncPolicy(parsing: fsync) else {

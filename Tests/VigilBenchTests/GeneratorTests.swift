@@ -139,7 +139,8 @@ struct BenchSmokeTests {
         try handle.close()
         let text = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
         #expect(process.terminationStatus == 0, "\(text)")
-        #expect(text.contains("subscribe: skipped: server answers UNIMPLEMENTED"), "\(text)")
+        // The subscribe workload is not measured yet; it says so instead of failing.
+        #expect(text.contains("subscribe: skipped"), "\(text)")
 
         let data = try Data(contentsOf: URL(fileURLWithPath: json))
         let document = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])

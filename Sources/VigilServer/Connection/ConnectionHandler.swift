@@ -30,7 +30,9 @@ struct ConnectionHandler: Sendable {
             maxConcurrentCalls: configuration.maxConcurrentCalls, defaultWindow: configuration.defaultWindow)))
         do {
             try await channel.executeThenClose { inbound, outbound in
-                let io = IO(channel: channel.channel, outbound: outbound, state: state, configuration: configuration, logger: logger)
+                let io = IO(
+                    channel: channel.channel, outbound: outbound, state: state, configuration: configuration, logger: logger,
+                    subscriptions: SubscriptionSlots(limit: configuration.maxSubscriptionsPerConnection))
                 try await withThrowingDiscardingTaskGroup { group in
                     group.addTask {
                         // Preface and HELLO must arrive in time; a silent peer is cut.
@@ -74,6 +76,8 @@ struct ConnectionHandler: Sendable {
         let state: ConnectionState
         let configuration: ServerConfiguration
         let logger: Logger
+        /// The connection's open subscriptions.
+        let subscriptions: SubscriptionSlots
 
         func write(_ frame: Frame) async {
             do {
@@ -182,7 +186,8 @@ struct ConnectionHandler: Sendable {
             let sender = FrameSender(
                 streamID: streamID, outbound: outbound, context: context,
                 streaming: call.method.isServerStreaming,
-                maxFrameSize: clientFrameSize == 0 ? configuration.maxFrameSize : min(clientFrameSize, configuration.maxFrameSize))
+                maxFrameSize: clientFrameSize == 0 ? configuration.maxFrameSize : min(clientFrameSize, configuration.maxFrameSize),
+                subscriptions: subscriptions)
             let callLogger = logger
 
             enum Outcome: Sendable {
@@ -256,6 +261,7 @@ struct FrameSender: ResponseSender {
     let context: CallContext
     let streaming: Bool
     let maxFrameSize: Int
+    let subscriptions: SubscriptionSlots
 
     func send(_ message: some SwiftProtobuf.Message) async throws {
         try await send(serialized: message.serializedBuffer())

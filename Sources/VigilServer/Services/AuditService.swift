@@ -14,6 +14,8 @@ protocol ResponseSender: Sendable {
     func send(serialized: ByteBuffer) async throws
     /// The largest frame payload the client accepts.
     var maxFrameSize: Int { get }
+    /// The subscriptions open on the call's connection.
+    var subscriptions: SubscriptionSlots { get }
 }
 
 /// The `vigil.v1.Audit` methods, transport-free: a decoded request in, response
@@ -23,11 +25,14 @@ struct AuditService: Sendable {
     let store: any EventStore
     let configuration: ServerConfiguration
     let validator: EventValidator
+    /// Subscriptions open on the whole server.
+    let subscriptions: SubscriptionSlots
 
     init(store: any EventStore, configuration: ServerConfiguration) {
         self.store = store
         self.configuration = configuration
         self.validator = EventValidator(limits: configuration.eventLimits)
+        self.subscriptions = SubscriptionSlots(limit: configuration.maxSubscriptions)
     }
 
     /// Runs one call. Returns the metadata for the OK trailers.
@@ -41,7 +46,9 @@ struct AuditService: Sendable {
             try await get(request.decodeMessage(), sender: sender)
         case .aggregate:
             try await aggregate(request.decodeMessage(), sender: sender)
-        case .subscribe, .verify, .createToken, .listTokens, .revokeToken, .setRetention, .getStats:
+        case .subscribe:
+            try await subscribe(request.decodeMessage(), sender: sender)
+        case .verify, .createToken, .listTokens, .revokeToken, .setRetention, .getStats:
             throw VigilError(.unimplemented, "\(method.rawValue) is not implemented by this server version (\(vigilVersion)) yet")
         }
     }

@@ -1,0 +1,206 @@
+import ServiceLifecycle
+import Synchronization
+import VigilCore
+import VigilProto
+import VigilStorage
+
+/// Counts open subscriptions against a limit (per connection, per server).
+final class SubscriptionSlots: Sendable {
+    let limit: Int
+    private let open = Mutex(0)
+
+    init(limit: Int) {
+        self.limit = limit
+    }
+
+    /// Takes a slot, or returns false when all are taken.
+    func take() -> Bool {
+        open.withLock { open in
+            guard open < limit else { return false }
+            open += 1
+            return true
+        }
+    }
+
+    func release() {
+        open.withLock { $0 -= 1 }
+    }
+
+    var count: Int { open.withLock { $0 } }
+}
+
+/// Subscribe: stored matches first (catch-up, read from the store in seq
+/// order), then live ones from the commit feed, switching without a gap or a
+/// duplicate because both are read "after the last seq delivered". A
+/// subscriber that stops granting credit while the feed moves on past what
+/// the feed keeps is ended with RESOURCE_EXHAUSTED, and graceful shutdown
+/// ends every subscription with UNAVAILABLE; both carry `vigil.cursor` to
+/// resume from, so neither costs the subscriber an event.
+extension AuditService {
+    /// Events per catch-up read.
+    static let catchUpPage = 500
+
+    /// Where a subscription stands, shared by its delivery loop and the
+    /// tasks that may end it.
+    final class SubscriptionPosition: Sendable {
+        struct State {
+            /// Every match up to here was delivered.
+            var seq: UInt64
+            /// Whether delivery reached the live feed.
+            var live = false
+        }
+        let state: Mutex<State>
+        init(seq: UInt64) { state = Mutex(State(seq: seq)) }
+        var seq: UInt64 { state.withLock { $0.seq } }
+    }
+
+    func subscribe(_ request: Vigil_V1_SubscribeRequest, sender: some ResponseSender) async throws -> [String: String] {
+        let fingerprint = EventFilter.fingerprint(of: request.filter)
+        let filter = try EventFilter(request.filter)
+        let entries = EventFilter.entryCount(of: request.filter)
+        guard entries <= configuration.maxSubscriptionFilterEntries else {
+            throw VigilError(
+                .invalidArgument,
+                "filter has \(entries) entries; a subscription's filter may have at most \(configuration.maxSubscriptionFilterEntries)")
+        }
+        let feed = store.feed
+        let head = feed.head
+        var begin = SubscriptionCursor(seq: head, filterFingerprint: fingerprint)
+        switch request.start {
+        case .cursor(let text):
+            begin = try SubscriptionCursor(decoding: text, filterFingerprint: fingerprint)
+            guard begin.seq <= head else {
+                throw VigilError(.invalidArgument, "cursor is ahead of this server's log (seq \(begin.seq) > \(head))")
+            }
+        case .since(let time):
+            begin = SubscriptionCursor(seq: 0, filterFingerprint: fingerprint, floorTime: time.unixNanos, floorThrough: head)
+        case .fromNow, nil:
+            break
+        }
+        guard sender.subscriptions.take() else {
+            throw VigilError(.resourceExhausted, "this connection has \(sender.subscriptions.limit) subscriptions open, the limit; close one or use another connection")
+        }
+        defer { sender.subscriptions.release() }
+        guard subscriptions.take() else {
+            throw VigilError(.resourceExhausted, "the server has \(subscriptions.limit) subscriptions open, the limit; retry later")
+        }
+        defer { subscriptions.release() }
+
+        feed.addReader()
+        defer { feed.removeReader() }
+        let start = begin
+        let position = SubscriptionPosition(seq: start.seq)
+        func cursor() -> String {
+            var cursor = start
+            cursor.seq = position.seq
+            return cursor.encoded
+        }
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await deliver(filter: filter, start: start, position: position, sender: sender) }
+                group.addTask {
+                    // The subscriber fell out of the feed while live: end it, rather than hold it.
+                    var seen = feed.head
+                    while !Task.isCancelled {
+                        await feed.waitForNew(after: seen)
+                        seen = feed.head
+                        if feed.isClosed {
+                            throw VigilError(.unavailable, "the server is shutting down; resume from the cursor on another server or later")
+                        }
+                        let (delivered, live) = position.state.withLock { ($0.seq, $0.live) }
+                        if live && delivered + 1 < feed.oldestInRing {
+                            throw VigilError(.resourceExhausted, "the subscriber fell too far behind the live stream; resume from the cursor")
+                        }
+                    }
+                }
+                group.addTask {
+                    try await gracefulShutdown()
+                    throw VigilError(.unavailable, "the server is shutting down; resume from the cursor on another server or later")
+                }
+                try await group.next()
+                group.cancelAll()
+            }
+        } catch var error as VigilError {
+            error.metadata["vigil.cursor"] = cursor()
+            throw error
+        }
+        return ["vigil.cursor": cursor()]
+    }
+
+    /// The delivery loop: catch-up reads while the subscriber is behind what
+    /// the feed keeps, live batches after, heartbeats when idle.
+    private func deliver(
+        filter: EventFilter, start: SubscriptionCursor, position: SubscriptionPosition, sender: some ResponseSender
+    ) async throws {
+        let feed = store.feed
+        let matcher = LiveMatcher(filter: filter)
+        var floored = filter
+        floored.since = max(filter.since, start.floorTime)
+        func send(_ item: Vigil_V1_SubscribeResponse.OneOf_Item, through seq: UInt64) async throws {
+            var response = Vigil_V1_SubscribeResponse()
+            response.item = item
+            var cursor = start
+            cursor.seq = seq
+            response.cursor = cursor.encoded
+            try await sender.send(response)
+            position.state.withLock { $0.seq = seq }
+        }
+        func advance(to seq: UInt64) {
+            position.state.withLock { $0.seq = max($0.seq, seq) }
+        }
+        while true {
+            try Task.checkCancellation()
+            if feed.isClosed { throw VigilError(.unavailable, "the server is shutting down; resume from the cursor") }
+            let at = position.seq
+            switch feed.read(after: at) {
+            case .behind(let head):
+                if position.state.withLock({ $0.live }) {
+                    throw VigilError(.resourceExhausted, "the subscriber fell too far behind the live stream; resume from the cursor")
+                }
+                // Catch up from the store; the `since` floor covers only what was stored when the subscription began.
+                let inFloor = at < start.floorThrough
+                let through = inFloor ? start.floorThrough : head
+                let page = try await store.scanBySeq(
+                    filter: inFloor ? floored : filter, after: at, through: through, limit: Self.catchUpPage)
+                for event in page.events {
+                    try await send(.event(event), through: event.seq)
+                }
+                if page.exhausted { advance(to: through) }
+            case .batches(let batches) where batches.isEmpty:
+                position.state.withLock { $0.live = true }
+                if try await !waitForNew(feed, after: at) {
+                    var heartbeat = Vigil_V1_Heartbeat()
+                    heartbeat.at = .init(unixNanos: currentUnixNanos())
+                    try await send(.heartbeat(heartbeat), through: position.seq)
+                }
+            case .batches(let batches):
+                position.state.withLock { $0.live = true }
+                for batch in batches {
+                    // Live batches are past the start, so the `since` floor never applies.
+                    for event in matcher.events(in: batch, after: at) {
+                        try await send(.event(event), through: event.seq)
+                    }
+                    advance(to: batch.lastSeq)
+                }
+            }
+        }
+    }
+
+    /// Waits for a batch after `seq`; false when the heartbeat interval passed first.
+    private func waitForNew(_ feed: CommitFeed, after seq: UInt64) async throws -> Bool {
+        let interval = configuration.heartbeatInterval
+        return try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await feed.waitForNew(after: seq)
+                return true
+            }
+            group.addTask {
+                try await Task.sleep(for: interval)
+                return false
+            }
+            let first = try await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+    }
+}

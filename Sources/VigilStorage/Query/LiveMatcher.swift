@@ -1,0 +1,24 @@
+import VigilCore
+import VigilProto
+
+/// A filter compiled once for a live subscription and run against each
+/// committed batch's columns (`MemoryChunk`): conditions are decided per
+/// distinct value of the batch's dictionaries, and only matching rows are
+/// turned into events — no per-subscriber decoding of whole batches.
+public struct LiveMatcher: Sendable {
+    private let evaluation: FilterEvaluation
+
+    public init(filter: EventFilter) {
+        evaluation = FilterEvaluation(filter: filter, expiryCutoff: nil)
+    }
+
+    /// The matching events of `batch` with a seq above `after`, in seq order.
+    public func events(in batch: MemoryChunk, after: UInt64) -> [AuditEvent] {
+        var statistics = ScanStatistics()
+        var bounds = FilterEvaluation.Bounds(low: .min, high: .max, visibleSeq: .max)
+        bounds.afterSeq = after
+        // A memory chunk's columns are in memory: nothing here can fail.
+        let rows = (try? evaluation.select(batch, bounds, statistics: &statistics)) ?? []
+        return rows.map { batch.event(at: Int($0)) }
+    }
+}

@@ -1,0 +1,316 @@
+import Foundation
+import NIOCore
+import SwiftProtobuf
+import Testing
+import VigilClient
+import VigilCore
+import VigilProto
+import VigilStorage
+import VigilWire
+
+/// Subscribe over a real connection, spoken frame by frame so that credit is
+/// exactly what each test grants.
+@Suite("Subscriptions over a real connection")
+struct SubscribeTests {
+    static func subscribeRequest(_ configure: (inout Vigil_V1_SubscribeRequest) -> Void) -> Vigil_V1_SubscribeRequest {
+        var request = Vigil_V1_SubscribeRequest()
+        configure(&request)
+        return request
+    }
+
+    /// What a subscription delivered, frame by frame, until `done` says stop or the call ends.
+    struct Received {
+        var events: [AuditEvent] = []
+        var heartbeats = 0
+        var lastCursor = ""
+        var status: Vigil_V1_Status?
+    }
+
+    static func receive(
+        _ connection: RawConnection, streamID: UInt32, until done: (Received) -> Bool
+    ) async throws -> Received {
+        var received = Received()
+        while !done(received) {
+            let frame = try await connection.readFrame()
+            guard frame.streamID == streamID else { continue }
+            switch frame.type {
+            case .message:
+                let response = try frame.decode(Vigil_V1_SubscribeResponse.self)
+                received.lastCursor = response.cursor
+                switch response.item {
+                case .event(let event): received.events.append(event)
+                case .heartbeat: received.heartbeats += 1
+                case .none: Issue.record("a subscription message without an item")
+                }
+            case .trailers:
+                received.status = try frame.decode(Vigil_V1_Status.self)
+                return received
+            default:
+                break
+            }
+        }
+        return received
+    }
+
+    /// Every stored event of `tenant`, by seq.
+    static func stored(_ client: VigilClient, tenant: String? = nil) async throws -> [AuditEvent] {
+        var request = Vigil_V1_QueryRequest()
+        request.order = .oldestFirst
+        request.pageSize = 10_000
+        if let tenant { request.filter.tenants = [tenant] }
+        var events: [AuditEvent] = []
+        for try await event in client.query(request) { events.append(event) }
+        return events.sorted { $0.seq < $1.seq }
+    }
+
+    static func batch(_ tag: String, tenant: String, count: Int) -> [AuditEvent] {
+        (0..<count).map { index in
+            makeEvent(tenant: tenant, actor: "\(tag)-\(index)", action: index % 2 == 0 ? "auth.login" : "user.update")
+        }
+    }
+
+    @Test("catch-up then live under concurrent ingest from several connections: every match once, in seq order")
+    func catchUpToLive() async throws {
+        try await withTestServer { server in
+            let writer = try await server.connect()
+            for round in 0..<5 { _ = try await writer.ingest(Self.batch("pre\(round)", tenant: round % 2 == 0 ? "acme" : "globex", count: 100)) }
+            try await RawConnection.with(port: server.port) { raw in
+                _ = try await raw.handshake()
+                let request = Self.subscribeRequest {
+                    $0.filter.tenants = ["acme"]
+                    $0.since = .init(unixNanos: 0)
+                }
+                try await raw.startCall(streamID: 1, method: .subscribe, request: request, initialWindow: 1_000_000)
+                // Three connections ingest while the subscription catches up and goes live.
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for connection in 0..<3 {
+                        group.addTask {
+                            let client = try await server.connect()
+                            for round in 0..<20 {
+                                _ = try await client.ingest(Self.batch("c\(connection)r\(round)", tenant: round % 2 == 0 ? "acme" : "globex", count: 50))
+                            }
+                            await client.close()
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+                let expected = try await Self.stored(writer, tenant: "acme")
+                let received = try await Self.receive(raw, streamID: 1) { $0.events.count >= expected.count }
+                #expect(received.status == nil, "the subscription is still open")
+                #expect(received.events.map(\.seq) == expected.map(\.seq))
+                #expect(received.events == expected)
+            }
+            await writer.close()
+        }
+    }
+
+    @Test("from now delivers only what is stored afterwards; heartbeats carry the position while idle")
+    func fromNowAndHeartbeats() async throws {
+        try await withTestServer(configure: { $0.heartbeatInterval = .milliseconds(100) }) { server in
+            let writer = try await server.connect()
+            _ = try await writer.ingest(Self.batch("before", tenant: "acme", count: 10))
+            try await RawConnection.with(port: server.port) { raw in
+                _ = try await raw.handshake()
+                try await raw.startCall(streamID: 1, method: .subscribe, request: Self.subscribeRequest { $0.fromNow = true }, initialWindow: 1_000)
+                let idle = try await Self.receive(raw, streamID: 1) { $0.heartbeats >= 1 }
+                #expect(idle.events.isEmpty)
+                let cursor = try SubscriptionCursor(decoding: idle.lastCursor, filterFingerprint: EventFilter.fingerprint(of: Vigil_V1_Filter()))
+                #expect(cursor.seq == 10, "the heartbeat's cursor is the current position")
+                let ack = try await writer.ingest(Self.batch("after", tenant: "acme", count: 5))
+                let live = try await Self.receive(raw, streamID: 1) { $0.events.count >= 5 }
+                #expect(live.events.map(\.seq) == Array(ack.firstSeq...ack.lastSeq))
+            }
+            await writer.close()
+        }
+    }
+
+    @Test("a subscriber that grants no credit is cut off with RESOURCE_EXHAUSTED and a cursor; resuming gets everything")
+    func slowSubscriberCutOff() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-sub-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var options = StorageOptions(directory: directory)
+        options.retentionNanos = nil
+        options.liveFeedBytes = 256 * 1024  // a small live window: a few batches
+        let store = try ColumnarEventStore(options: options)
+        try await withTestServer(store: store) { server in
+            let writer = try await server.connect()
+            try await RawConnection.with(port: server.port) { raw in
+                _ = try await raw.handshake()
+                try await raw.startCall(streamID: 1, method: .subscribe, request: Self.subscribeRequest { $0.fromNow = true }, initialWindow: 1)
+                // Ingest goes on at full speed; the subscriber never grants more credit.
+                let ended = try await withThrowingTaskGroup(of: Received?.self) { group in
+                    group.addTask {
+                        for round in 0..<2_000 {
+                            try Task.checkCancellation()
+                            _ = try await writer.ingest(Self.batch("flood\(round)", tenant: "acme", count: 200))
+                        }
+                        Issue.record("2,000 batches went by and the subscriber was not cut off")
+                        return nil
+                    }
+                    group.addTask {
+                        let (frame, before) = try await raw.readUntil(.trailers, streamID: 1)
+                        #expect(before.count == 1, "one message for the one unit of credit")
+                        return Received(status: try frame.decode(Vigil_V1_Status.self))
+                    }
+                    let first = try await group.next() ?? nil
+                    group.cancelAll()
+                    return first
+                }
+                let status = try #require(ended?.status)
+                #expect(StatusCode(wireValue: status.code) == .resourceExhausted, "\(status)")
+                let cursorText = try #require(status.metadata["vigil.cursor"])
+                let cursor = try SubscriptionCursor(decoding: cursorText, filterFingerprint: EventFilter.fingerprint(of: Vigil_V1_Filter()))
+                // Resume: catch-up from the store, then live, nothing lost.
+                let expected = try await Self.stored(writer).filter { $0.seq > cursor.seq }
+                try await raw.startCall(streamID: 3, method: .subscribe, request: Self.subscribeRequest { $0.cursor = cursorText }, initialWindow: 1_000_000)
+                let resumed = try await Self.receive(raw, streamID: 3) { $0.events.count >= expected.count }
+                #expect(resumed.events.map(\.seq) == expected.map(\.seq))
+            }
+            await writer.close()
+        }
+    }
+
+    @Test("graceful shutdown ends a subscription with UNAVAILABLE and a cursor; after a restart the cursor resumes exactly")
+    func restartResume() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-sub-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var options = StorageOptions(directory: directory)
+        options.retentionNanos = nil
+        var filter = Vigil_V1_Filter()
+        filter.actions = ["auth.*"]
+        let cursorText: String = try await withTestServer(store: try ColumnarEventStore(options: options)) { server in
+            let writer = try await server.connect()
+            _ = try await writer.ingest(Self.batch("one", tenant: "acme", count: 40))
+            let cursor = try await RawConnection.with(port: server.port) { raw in
+                _ = try await raw.handshake()
+                try await raw.startCall(
+                    streamID: 1, method: .subscribe, request: Self.subscribeRequest { $0.filter = filter; $0.since = .init(unixNanos: 0) },
+                    initialWindow: 1_000)
+                let first = try await Self.receive(raw, streamID: 1) { $0.events.count >= 20 }
+                #expect(first.events.map(\.seq) == stride(from: 1, through: 39, by: 2).map { UInt64($0) })
+                _ = try await writer.ingest(Self.batch("two", tenant: "acme", count: 10))
+                await server.shutDown()
+                let rest = try await Self.receive(raw, streamID: 1) { _ in false }
+                let status = try #require(rest.status)
+                #expect(StatusCode(wireValue: status.code) == .unavailable, "\(status)")
+                #expect(rest.events.map(\.seq) == [41, 43, 45, 47, 49])
+                return try #require(status.metadata["vigil.cursor"])
+            }
+            await writer.close()
+            return cursor
+        }
+        try await withTestServer(store: try ColumnarEventStore(options: options)) { server in
+            let writer = try await server.connect()
+            _ = try await writer.ingest(Self.batch("three", tenant: "acme", count: 10))
+            try await RawConnection.with(port: server.port) { raw in
+                _ = try await raw.handshake()
+                try await raw.startCall(
+                    streamID: 1, method: .subscribe, request: Self.subscribeRequest { $0.filter = filter; $0.cursor = cursorText },
+                    initialWindow: 1_000)
+                let resumed = try await Self.receive(raw, streamID: 1) { $0.events.count >= 5 }
+                #expect(resumed.events.map(\.seq) == [51, 53, 55, 57, 59])
+            }
+            await writer.close()
+        }
+    }
+
+    @Test("1,000 concurrent subscribers with different filters each receive exactly their matches")
+    func thousandSubscribers() async throws {
+        try await withTestServer { server in
+            let tenants = (0..<25).map { "t\($0)" }
+            let connections = 16
+            let perConnection = 63  // under the per-connection limit of 64
+            // The plan: 40 events per tenant, half of them auth.login. Subscriptions start
+            // `since` the epoch, so whether a subscription starts before or after an
+            // event is stored, it gets it (catch-up or live) exactly once.
+            func filter(_ index: Int) -> Vigil_V1_Filter {
+                var filter = Vigil_V1_Filter()
+                filter.tenants = [tenants[index % tenants.count]]
+                if index % 2 == 1 { filter.actions = ["auth.*"] }
+                return filter
+            }
+            func expectedCount(_ index: Int) -> Int { index % 2 == 1 ? 20 : 40 }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    let writer = try await server.connect()
+                    for round in 0..<4 {
+                        var events: [AuditEvent] = []
+                        for tenant in tenants { events += Self.batch("r\(round)\(tenant)", tenant: tenant, count: 10) }
+                        _ = try await writer.ingest(events)
+                    }
+                    await writer.close()
+                }
+                for connection in 0..<connections {
+                    group.addTask {
+                        try await RawConnection.with(port: server.port) { raw in
+                            _ = try await raw.handshake()
+                            var wanted: [UInt32: (filter: EventFilter, count: Int)] = [:]
+                            for slot in 0..<perConnection {
+                                let index = connection * perConnection + slot
+                                let streamID = UInt32(2 * slot + 1)
+                                wanted[streamID] = (try EventFilter(filter(index)), expectedCount(index))
+                                try await raw.startCall(
+                                    streamID: streamID, method: .subscribe,
+                                    request: Self.subscribeRequest { $0.filter = filter(index); $0.since = .init(unixNanos: 0) },
+                                    initialWindow: 100_000)
+                            }
+                            var seqs: [UInt32: [UInt64]] = [:]
+                            var complete = 0
+                            while complete < perConnection {
+                                let frame = try await raw.readFrame()
+                                guard frame.type == .message, let (filter, count) = wanted[frame.streamID] else {
+                                    Issue.record("unexpected \(frame)")
+                                    return
+                                }
+                                guard case .event(let event) = try frame.decode(Vigil_V1_SubscribeResponse.self).item else { continue }
+                                #expect(filter.matches(event), "stream \(frame.streamID) got an event its filter does not select")
+                                seqs[frame.streamID, default: []].append(event.seq)
+                                if seqs[frame.streamID]!.count == count { complete += 1 }
+                                #expect(seqs[frame.streamID]!.count <= count, "stream \(frame.streamID) got more than its matches")
+                            }
+                            for (streamID, delivered) in seqs {
+                                #expect(delivered == delivered.sorted() && Set(delivered).count == delivered.count, "stream \(streamID) in seq order, none twice")
+                            }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+    }
+
+    @Test(
+        "bad subscriptions are refused: INVALID_ARGUMENT for a bad cursor or filter, RESOURCE_EXHAUSTED past the per-connection limit",
+        arguments: ["garbage cursor", "other filter's cursor", "cursor ahead", "filter too complex", "bad filter", "limit"])
+    func badSubscriptions(_ problem: String) async throws {
+        try await withTestServer(configure: { $0.maxSubscriptionsPerConnection = 2 }) { server in
+            let writer = try await server.connect()
+            _ = try await writer.ingest(Self.batch("x", tenant: "acme", count: 3))
+            try await RawConnection.with(port: server.port) { raw in
+                _ = try await raw.handshake()
+                var expectedCode = StatusCode.invalidArgument
+                var request = Vigil_V1_SubscribeRequest()
+                switch problem {
+                case "garbage cursor": request.cursor = "nonsense"
+                case "other filter's cursor":
+                    request.filter.tenants = ["acme"]
+                    request.cursor = SubscriptionCursor(seq: 1, filterFingerprint: EventFilter.fingerprint(of: Vigil_V1_Filter())).encoded
+                case "cursor ahead":
+                    request.cursor = SubscriptionCursor(seq: 99, filterFingerprint: EventFilter.fingerprint(of: Vigil_V1_Filter())).encoded
+                case "filter too complex": request.filter.actorIds = (0..<257).map { "u-\($0)" }
+                case "bad filter": request.filter.sourceIps = ["10.0.0.0/99"]
+                default:
+                    expectedCode = .resourceExhausted
+                    for streamID in [UInt32(1), 3] {
+                        try await raw.startCall(streamID: streamID, method: .subscribe, request: Vigil_V1_SubscribeRequest(), initialWindow: 10)
+                    }
+                }
+                try await raw.startCall(streamID: 5, method: .subscribe, request: request, initialWindow: 10)
+                let (frame, _) = try await raw.readUntil(.trailers, streamID: 5)
+                let status = try frame.decode(Vigil_V1_Status.self)
+                #expect(StatusCode(wireValue: status.code) == expectedCode, "\(problem): \(status)")
+            }
+            await writer.close()
+        }
+    }
+}
