@@ -22,6 +22,8 @@ public struct EventFilter: Sendable {
     public var exactActions: ExactStringSet
     /// From `auth.*`: the prefix `auth.`.
     public var actionPrefixes: [String]
+    /// From `*.delete`: the suffix `.delete`.
+    public var actionSuffixes: [String]
     /// Raw values of `Category`.
     public var categories: Set<Int32>
     public var resourceTypes: ExactStringSet
@@ -64,6 +66,7 @@ public struct EventFilter: Sendable {
         actorTypes = []
         exactActions = []
         actionPrefixes = []
+        actionSuffixes = []
         categories = []
         resourceTypes = []
         resourceIDs = []
@@ -141,16 +144,22 @@ public struct EventFilter: Sendable {
 
         // What.
         for action in message.actions {
-            if action.hasSuffix(".*") {
+            if action.hasPrefix("*.") {
+                let stem = action.dropFirst(2)
+                guard EventValidator.isDotNotation(String(stem)) else {
+                    throw invalid("actions", "\(shown(action)) is not an action or a pattern such as auth.* or *.delete")
+                }
+                actionSuffixes.append("." + stem)
+            } else if action.hasSuffix(".*") {
                 let stem = action.dropLast(2)
                 guard EventValidator.isDotNotation(String(stem)) else {
-                    throw invalid("actions", "\(shown(action)) is not an action or a prefix such as auth.*")
+                    throw invalid("actions", "\(shown(action)) is not an action or a pattern such as auth.* or *.delete")
                 }
                 actionPrefixes.append(stem + ".")
             } else if EventValidator.isDotNotation(action) {
                 exactActions.insert(action)
             } else {
-                throw invalid("actions", "\(shown(action)) is not an action or a prefix such as auth.*")
+                throw invalid("actions", "\(shown(action)) is not an action or a pattern such as auth.* or *.delete")
             }
         }
         for category in message.categories {
@@ -237,9 +246,14 @@ public struct EventFilter: Sendable {
     }
 
     public func matchesAction(_ action: String) -> Bool {
-        if exactActions.isEmpty && actionPrefixes.isEmpty { return true }
+        if !hasActionCondition { return true }
         if exactActions.contains(action) { return true }
-        return actionPrefixes.contains { action.hasPrefix($0) }
+        return actionPrefixes.contains { action.hasPrefix($0) } || actionSuffixes.contains { action.hasSuffix($0) }
+    }
+
+    /// Whether the filter puts any condition on the action.
+    public var hasActionCondition: Bool {
+        !exactActions.isEmpty || !actionPrefixes.isEmpty || !actionSuffixes.isEmpty
     }
 
     public func allowsActorEmail(_ email: String) -> Bool {
@@ -273,7 +287,7 @@ public struct EventFilter: Sendable {
     /// (what block statistics alone can answer a count for).
     public var isTimeAndTenantOnly: Bool {
         actorIDs.isEmpty && actorEmails.isEmpty && actorNames.isEmpty && actorTypes.isEmpty
-            && exactActions.isEmpty && actionPrefixes.isEmpty && categories.isEmpty && resourceTypes.isEmpty
+            && !hasActionCondition && categories.isEmpty && resourceTypes.isEmpty
             && resourceIDs.isEmpty && resourceNames.isEmpty && outcomes.isEmpty && excludedOutcomes.isEmpty
             && sourceNetworks.isEmpty && traceIDs.isEmpty && requestIDs.isEmpty && metadata.isEmpty && search == nil
     }

@@ -66,6 +66,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Memory for events not yet flushed to disk, in MiB; past it ingest is slowed, then refused with RESOURCE_EXHAUSTED.")
     var memoryBudgetMb = StorageOptions(directory: "").memoryBudgetBytes / 1_048_576
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Alert rules (JSON): a rule that fires stores an event in the _alerts tenant. See the README for the format.",
+        valueName: "file"))
+    var rules: String?
+
     @Option(name: .long, help: "Seconds a subscription may go without a matching event before it gets a heartbeat carrying its position.")
     var heartbeatInterval = 15
 
@@ -135,6 +140,14 @@ struct ServeCommand: AsyncParsableCommand {
         storage.queryCacheBytes = queryCacheMb * 1_048_576
         storage.segmentMaxRows = segmentMaxEvents
         storage.repair = repairWal
+        var alertRules: [AlertRule] = []
+        if let rules {
+            do {
+                alertRules = try AlertRule.load(path: rules)
+            } catch {
+                throw ValidationError("--rules: \(error)")
+            }
+        }
         let store: ColumnarEventStore
         do {
             store = try ColumnarEventStore(options: storage)
@@ -144,8 +157,14 @@ struct ServeCommand: AsyncParsableCommand {
         }
         logger.info("opened \(dataDir): \(store.recovery)")
         let server = VigilServer(configuration: configuration, store: store, logger: logger)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: server)]
+        if !alertRules.isEmpty {
+            // Listed after the server, so it stops first on shutdown (services stop in reverse order).
+            services.append(.init(service: AlertEngine(rules: alertRules, store: store, logger: logger)))
+            logger.info("loaded \(alertRules.count) alert rules from \(rules ?? "")")
+        }
         var groupConfiguration = ServiceGroupConfiguration(
-            services: [.init(service: server)],
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             cancellationSignals: [],
             logger: logger)

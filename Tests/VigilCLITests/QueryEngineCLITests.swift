@@ -369,7 +369,7 @@ struct QueryEngineCLITests {
             (["query", "--ip", "not-an-ip"], ["--ip 'not-an-ip'", "IP address"]),
             (["query", "--meta", "project"], ["--meta 'project' is not key=value"]),
             (["query", "--meta", "bad key=1"], ["--meta 'bad key=1' has a bad key"]),
-            (["query", "--action", "auth.*.*"], ["--action 'auth.*.*'", "prefix such as auth.*"]),
+            (["query", "--action", "auth.*.*"], ["--action 'auth.*.*'", "such as auth.*"]),
             (["query", "--action", "Bad Action"], ["--action 'Bad Action'"]),
             (["query", "--tenant", "bad tenant"], ["--tenant 'bad tenant'"]),
             (["query", "--trace", String(repeating: "a", count: 129)], ["--trace entries must be 1-128 bytes"]),

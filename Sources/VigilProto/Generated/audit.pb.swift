@@ -250,8 +250,9 @@ public nonisolated struct Vigil_V1_Filter: @unchecked Sendable {
     set {_uniqueStorage()._actorIds = newValue}
   }
 
-  /// Exact actions, or prefixes written "auth.*" (matches "auth.login" and
-  /// "auth.mfa.verify", not "authz.check").
+  /// Exact actions, prefixes written "auth.*" (matches "auth.login" and
+  /// "auth.mfa.verify", not "authz.check"), or suffixes written "*.delete"
+  /// (matches "user.delete" and "acl.entry.delete").
   public var actions: [String] {
     get {_storage._actions}
     set {_uniqueStorage()._actions = newValue}

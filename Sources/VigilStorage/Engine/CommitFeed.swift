@@ -30,10 +30,13 @@ public final class CommitFeed: Sendable {
 
     /// Bytes of batches the ring keeps.
     public let capacityBytes: Int
+    /// The head when the store opened: everything after it was stored by this process.
+    public let initialHead: UInt64
     private let state: Mutex<State>
 
     init(head: UInt64, capacityBytes: Int) {
         self.capacityBytes = capacityBytes
+        initialHead = head
         state = Mutex(State(head: head))
     }
 

@@ -157,7 +157,7 @@ struct StatisticsShortcut {
     init?(filter: EventFilter, query: AggregateQuery) {
         self.query = query
         var conditions: [(PartColumn, ((String) -> Bool)?, ((Int32) -> Bool)?)] = []
-        if !filter.exactActions.isEmpty || !filter.actionPrefixes.isEmpty { conditions.append((.action, filter.matchesAction, nil)) }
+        if filter.hasActionCondition { conditions.append((.action, filter.matchesAction, nil)) }
         if !filter.resourceTypes.isEmpty { conditions.append((.resourceType, filter.resourceTypes.contains, nil)) }
         if !filter.outcomes.isEmpty || !filter.excludedOutcomes.isEmpty { conditions.append((.outcome, nil, filter.allowsOutcome)) }
         if !filter.categories.isEmpty { conditions.append((.category, nil, filter.categories.contains)) }

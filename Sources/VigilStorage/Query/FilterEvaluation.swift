@@ -91,7 +91,7 @@ struct FilterEvaluation: Sendable {
         if !f.resourceTypes.isEmpty, let values = block.distinctValues(of: .resourceType), !values.contains(where: f.resourceTypes.contains) {
             return false
         }
-        if !f.exactActions.isEmpty || !f.actionPrefixes.isEmpty, let values = block.distinctValues(of: .action),
+        if f.hasActionCondition, let values = block.distinctValues(of: .action),
             !values.contains(where: f.matchesAction)
         {
             return false
@@ -219,7 +219,7 @@ struct FilterEvaluation: Sendable {
             guard !rows.isEmpty else { return }
             rows = try source.text(column).filter(rows, allowed)
         }
-        if !f.exactActions.isEmpty || !f.actionPrefixes.isEmpty { try keep(.action, f.matchesAction) }
+        if f.hasActionCondition { try keep(.action, f.matchesAction) }
         if !f.resourceTypes.isEmpty && !rows.isEmpty { rows = try source.text(.resourceType).filter(rows, in: f.resourceTypes) }
         if !f.actorEmails.isEmpty { try keep(.actorEmail, f.allowsActorEmail) }
         if !f.actorNames.isEmpty { try keep(.actorName, f.actorNames.contains) }
