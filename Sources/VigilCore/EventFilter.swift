@@ -123,7 +123,8 @@ public struct EventFilter: Sendable {
             since = message.since.unixNanos
         }
         until = message.hasUntil ? message.until.unixNanos : .max
-        if message.hasUntil && since != .min && since >= until {
+        // `since` defaults to Int64.min, so an `until` at the very bottom of the range is refused too.
+        if message.hasUntil && since >= until {
             throw invalid("until", message.hasLast ? "must be later than the start of filter.last" : "must be later than filter.since")
         }
 
@@ -283,8 +284,7 @@ public struct EventFilter: Sendable {
         return true
     }
 
-    /// Whether the filter puts no condition on anything but time and tenant
-    /// (what block statistics alone can answer a count for).
+    /// Whether the filter puts no condition on anything but time and tenant.
     public var isTimeAndTenantOnly: Bool {
         actorIDs.isEmpty && actorEmails.isEmpty && actorNames.isEmpty && actorTypes.isEmpty
             && !hasActionCondition && categories.isEmpty && resourceTypes.isEmpty

@@ -92,6 +92,9 @@ public struct AggregateQuery: Sendable {
     public var groupBy: GroupField?
     /// Histogram bucket width in nanoseconds; buckets start at multiples of it.
     public var histogramWidth: Int64?
+    /// Refuse (INVALID_ARGUMENT) a histogram that would have more buckets than
+    /// this, before counting: the buckets are held in memory while counting.
+    public var maxHistogramBuckets: Int?
 
     public init(filter: EventFilter, groupBy: GroupField? = nil, histogramWidth: Int64? = nil) {
         self.filter = filter

@@ -157,7 +157,7 @@ struct AggregateQueryTests {
     @Test(
         "bad aggregate requests are refused with INVALID_ARGUMENT",
         arguments: [
-            "group_by", "top", "short interval", "long interval", "too many buckets", "filter", "filter.last",
+            "group_by", "top", "short interval", "long interval", "too many buckets", "filter", "filter.last", "filter.until",
         ])
     func badAggregates(_ problem: String) async throws {
         try await Self.withLoadedServer { server, _ in
@@ -181,6 +181,9 @@ struct AggregateQueryTests {
                     case "filter.last":
                         request.filter.last = .init(seconds: 3_600)
                         request.filter.since = .init(unixNanos: 0)
+                    case "filter.until":
+                        // Far below what nanoseconds since 1970 can hold: it must be refused, not overflow.
+                        request.filter.until = .init(seconds: -10_000_000_000, nanos: 0)
                     default: request.filter.sourceIps = ["10.0.0.0/33"]
                     }
                 }
@@ -190,6 +193,7 @@ struct AggregateQueryTests {
             case "top": #expect(error?.message.contains("top") == true)
             case "filter": #expect(error?.message.hasPrefix("filter.sourceIps") == true)
             case "filter.last": #expect(error?.message.hasPrefix("filter.last") == true)
+            case "filter.until": #expect(error?.message.hasPrefix("filter.until") == true)
             case "too many buckets": #expect(error?.message.contains("buckets") == true)
             default: #expect(error?.message.contains("histogram_interval") == true)
             }
@@ -213,6 +217,29 @@ struct AggregateQueryTests {
             #expect(ContinuousClock.now - started < .seconds(5))
             let count = try await aggregate(client) { _ in }
             #expect(count.count == UInt64(events.count))
+        }
+    }
+
+    @Test("an Aggregate answer larger than the client's frame limit is refused with RESOURCE_EXHAUSTED, not sent")
+    func answerOverFrameLimit() async throws {
+        try await withTestServer { server in
+            var configuration = server.clientConfiguration
+            configuration.maxFrameSize = 131_072
+            let client = try await VigilClient.connect(configuration)
+            defer { Task { await client.close() } }
+            // 1,000 actors with 250-byte ids: the top 1,000 groups are about 260 KB.
+            let padding = String(repeating: "x", count: 245)
+            for start in stride(from: 0, to: 1_000, by: 250) {
+                _ = try await client.ingest((start..<start + 250).map { makeEvent(actor: "\(padding)-\($0)") })
+            }
+            var request = Vigil_V1_AggregateRequest()
+            request.groupBy = .actor
+            request.top = 1_000
+            let error = await expectVigilError(.resourceExhausted) { _ = try await client.aggregate(request) }
+            #expect(error?.message.contains("frame limit") == true, "\(String(describing: error))")
+            request.top = 100
+            let fits = try await client.aggregate(request)
+            #expect(fits.groups.count == 100 && fits.groupTotal == 1_000)
         }
     }
 }

@@ -191,7 +191,9 @@ struct AuditService: Sendable {
             }
             width = total
         }
-        let result = try await store.aggregate(AggregateQuery(filter: filter, groupBy: groupBy, histogramWidth: width))
+        var query = AggregateQuery(filter: filter, groupBy: groupBy, histogramWidth: width)
+        query.maxHistogramBuckets = Self.maxHistogramBuckets
+        let result = try await store.aggregate(query)
 
         var response = Vigil_V1_AggregateResponse()
         response.count = result.count
@@ -210,7 +212,8 @@ struct AuditService: Sendable {
             response.groupTotal = UInt64(sorted.count)
         }
         if let width, let first = result.histogram.keys.min(), let last = result.histogram.keys.max() {
-            let buckets = (last - first) / width + 1
+            let (span, overflow) = last.subtractingReportingOverflow(first)
+            let buckets = overflow ? Int64.max : span / width + 1
             guard buckets <= Self.maxHistogramBuckets else {
                 throw VigilError(
                     .invalidArgument,
@@ -223,7 +226,13 @@ struct AuditService: Sendable {
                 return bucket
             }
         }
-        try await sender.send(response)
+        let bytes = response.serializedBuffer()
+        guard bytes.readableBytes <= sender.maxFrameSize else {
+            throw VigilError(
+                .resourceExhausted,
+                "the answer is \(bytes.readableBytes) bytes, over the client's frame limit of \(sender.maxFrameSize): ask for fewer groups (top) or fewer histogram buckets")
+        }
+        try await sender.send(serialized: bytes)
         return result.statistics.trailerMetadata
     }
 

@@ -182,7 +182,4 @@ public final class MemoryChunk: Sendable {
         return holder.metadata
     }
 
-    func occurredAt(at row: Int) -> Int64 { columns.occurredAt[row] }
-    func tenant(at row: Int) -> String { columns.tenant.value(at: row) }
-    var occurredAtColumn: [Int64] { columns.occurredAt }
 }

@@ -321,6 +321,16 @@ public final class BlockMetadata: Sendable {
             let length = Int(try reader.u32("statistic length"))
             var payload = ByteReader(try reader.bytes(length, "statistic"), base: reader.offset - length)
             guard let column = PartColumn(rawValue: columnID) else { continue }
+            // A value set or count of the wrong kind would be read as an answer: refuse it.
+            let fits: Bool
+            switch kind {
+            case 2, 4: fits = column.kind == .string
+            case 3, 5: fits = column.kind == .enumeration
+            default: fits = true
+            }
+            guard fits else {
+                throw PartFormatError("block \(index) column \(column.name) has a statistic of kind \(kind), which does not fit the column", at: statAt)
+            }
             let statistic: ColumnStatistic
             switch kind {
             case 1:

@@ -28,6 +28,19 @@ struct AggregateExecution: Sendable {
         guard low <= high else { return result }
         let plan = SourcePlan(snapshot: snapshot, evaluation: evaluation, low: low, high: high, statistics: &result.statistics)
         let sources = plan.sources
+        if let width = query.histogramWidth, let limit = query.maxHistogramBuckets,
+            let oldest = sources.map(\.oldest).min(), let newest = sources.map(\.newest).max()
+        {
+            // The most buckets the data can fill, known before counting.
+            let first = Self.bucket(max(oldest, low), width: width)
+            let last = Self.bucket(min(newest, high), width: width)
+            let (span, overflow) = last.subtractingReportingOverflow(first)
+            if overflow || span / width + 1 > Int64(limit) {
+                throw VigilError(
+                    .invalidArgument,
+                    "the histogram would have \(overflow ? "too many" : String(span / width + 1)) buckets; the limit is \(limit): choose a wider histogram_interval or a narrower time range")
+            }
+        }
         let lanes = sources.count >= Self.parallelThreshold ? max(1, threads) : 1
         if lanes == 1 {
             try count(sources[...], into: &result)
@@ -48,7 +61,10 @@ struct AggregateExecution: Sendable {
                 }
             }
             var all: [Result<AggregateResult, VigilError>] = []
-            for await partial in group { all.append(partial) }
+            for await partial in group {
+                all.append(partial)
+                if case .failure = partial { group.cancelAll() }  // the answer is an error now: stop the other lanes
+            }
             return all
         }
         for partial in partials {
@@ -98,7 +114,10 @@ struct AggregateExecution: Sendable {
     /// The start of the bucket holding `time`: a multiple of `width`.
     static func bucket(_ time: Int64, width: Int64) -> Int64 {
         let remainder = time % width
-        return remainder >= 0 ? time - remainder : time - remainder - width
+        if remainder >= 0 { return time - remainder }
+        // Before the epoch the floor is one width lower (clamped at the bottom of the range).
+        let (start, overflow) = (time - remainder).subtractingReportingOverflow(width)
+        return overflow ? .min : start
     }
 
     private func group(_ source: some RowSource, _ rows: [Int32], by field: GroupField, into groups: inout [ExactString: UInt64]) throws(VigilError) {
@@ -193,6 +212,7 @@ struct StatisticsShortcut {
         if let column {
             if let counts = block.valueCounts(of: column) {
                 matching = 0
+                if condition != nil && condition?.text == nil { return false }  // counts of the wrong kind: read the block
                 for (value, count) in zip(counts.values, counts.counts) where condition?.text?(value) ?? true {
                     matching += UInt64(count)
                     groups.append((value, UInt64(count)))
@@ -200,6 +220,7 @@ struct StatisticsShortcut {
             } else if let counts = block.enumCounts(of: column) {
                 matching = 0
                 let name = query.groupBy?.enumName ?? { String($0) }
+                if condition != nil && condition?.enumeration == nil { return false }
                 for (value, count) in zip(counts.values, counts.counts) where condition?.enumeration?(value) ?? true {
                     matching += UInt64(count)
                     groups.append((name(value), UInt64(count)))

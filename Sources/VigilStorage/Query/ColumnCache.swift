@@ -44,8 +44,6 @@ final class ColumnCache: Sendable {
         var entries: [Key: Entry] = [:]
         var bytes = 0
         var clock: UInt64 = 0
-        var hits = 0
-        var misses = 0
     }
 
     let capacityBytes: Int
@@ -58,13 +56,9 @@ final class ColumnCache: Sendable {
     func get(_ key: Key) -> ColumnValues? {
         state.withLock { state in
             state.clock &+= 1
-            guard var entry = state.entries[key] else {
-                state.misses += 1
-                return nil
-            }
+            guard var entry = state.entries[key] else { return nil }
             entry.lastUse = state.clock
             state.entries[key] = entry
-            state.hits += 1
             return entry.values
         }
     }
@@ -92,8 +86,4 @@ final class ColumnCache: Sendable {
         }
     }
 
-    /// Bytes held, entries, hits and misses (for `vigil inspect` and tests).
-    var usage: (bytes: Int, entries: Int, hits: Int, misses: Int) {
-        state.withLock { ($0.bytes, $0.entries.count, $0.hits, $0.misses) }
-    }
 }

@@ -68,7 +68,10 @@ struct QueryExecution: Sendable {
                 }
             }
             var all: [Result<[Evaluated], VigilError>] = []
-            for await result in group { all.append(result) }
+            for await result in group {
+                all.append(result)
+                if case .failure = result { group.cancelAll() }
+            }
             return all
         }
         var evaluated: [Evaluated] = []
@@ -110,7 +113,6 @@ struct QueryExecution: Sendable {
         bounds.afterSeq = afterSeq
         var found: [(key: Key, source: Int, row: Int32)] = []
         let wanted = limit + 1  // one more than the page, to know whether more follow
-        var stoppedEarly = false
         var opened: [Int: any RowSource] = [:]
 
         var index = 0
@@ -126,11 +128,7 @@ struct QueryExecution: Sendable {
                 case .time: worse = newestFirst ? candidate.newest < worst.time : candidate.oldest > worst.time
                 case .seq: worse = candidate.minSeq > worst.seq
                 }
-                if worse {
-                    stoppedEarly = true
-                    statistics.blocksSkipped += sources.count - index
-                    break
-                }
+                if worse { break }
                 waveSize = 1
             }
             if isCancelled() { throw VigilError(.cancelled, "the query was cancelled") }
@@ -148,14 +146,19 @@ struct QueryExecution: Sendable {
                 }
                 opened[result.index] = result.source
             }
-            if found.count > wanted * 4 { sortAndTrim(&found, to: wanted) }
+            if found.count > wanted * 4 {
+                sortAndTrim(&found, to: wanted)
+                // Let go of sources none of the kept rows come from (and their decoded columns).
+                let kept = Set(found.map(\.source))
+                opened = opened.filter { kept.contains($0.key) }
+            }
             index = wave.upperBound
             // Matches are scarce: a wave per thread, several sources each,
             // so that thread hand-offs stay few.
             if found.count < wanted { waveSize = threads * 4 }
         }
         sortAndTrim(&found, to: wanted)
-        let more = found.count > limit || stoppedEarly
+        let more = found.count > limit  // also after an early stop, which needs a full page and one more
         var events: [AuditEvent] = []
         events.reserveCapacity(min(limit, found.count))
         for entry in found.prefix(limit) {

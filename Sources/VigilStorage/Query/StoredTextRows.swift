@@ -91,7 +91,9 @@ final class StoredTextRows: Sendable {
             } else if utf8.count % 2 == 0, utf8.count <= 2 * ColumnEncoding.maxHexBytes,
                 let raw = Self.hexBytes(utf8)
             {
+                // The writer stores such ids as raw bytes; another writer may have kept them as text.
                 wanted.append((Form.hex.rawValue, raw))
+                wanted.append((Form.text.rawValue, utf8))
             } else {
                 wanted.append((Form.text.rawValue, utf8))
             }
