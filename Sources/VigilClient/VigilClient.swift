@@ -114,6 +114,12 @@ public final class VigilClient: Sendable {
         try? await channel.close()
     }
 
+    /// Starts closing the connection without waiting (for owners that go
+    /// away without a chance to await, such as an iterator being dropped).
+    func closeSoon() {
+        channel.close(promise: nil)
+    }
+
     // MARK: Calls
 
     /// Opens a call and returns its stream of MESSAGE and TRAILERS events.

@@ -19,7 +19,7 @@ struct Vigil: AsyncParsableCommand {
             """,
         version: vigilVersion,
         subcommands: [
-            ServeCommand.self, IngestCommand.self, QueryCommand.self, CountCommand.self, ExportCommand.self, GetCommand.self,
+            ServeCommand.self, IngestCommand.self, QueryCommand.self, CountCommand.self, ExportCommand.self, TailCommand.self, GetCommand.self,
             InspectCommand.self,
         ]
     )
