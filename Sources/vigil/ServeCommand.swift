@@ -71,6 +71,9 @@ struct ServeCommand: AsyncParsableCommand {
         valueName: "file"))
     var rules: String?
 
+    @Option(name: .long, help: "Memory for recent batches kept for live subscribers, in MiB; a subscriber further behind reads the disk, one that stops reading is cut off with a cursor.")
+    var liveFeedMb = StorageOptions(directory: "").liveFeedBytes / 1_048_576
+
     @Option(name: .long, help: "Seconds a subscription may go without a matching event before it gets a heartbeat carrying its position.")
     var heartbeatInterval = 15
 
@@ -92,6 +95,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         guard maxFrameSize >= 131_072 else { throw ValidationError("--max-frame-size must be at least 131072 bytes") }
         guard maxMessageSize >= maxFrameSize else { throw ValidationError("--max-message-size must be at least --max-frame-size") }
+        guard (1...65_536).contains(liveFeedMb) else { throw ValidationError("--live-feed-mb must be 1 to 65536 (MiB)") }
         guard (1...3_600).contains(heartbeatInterval) else { throw ValidationError("--heartbeat-interval must be 1 to 3600 seconds") }
         guard (0...1_048_576).contains(queryCacheMb) else { throw ValidationError("--query-cache-mb must be 0 to 1048576 (MiB)") }
         guard maxConcurrentCalls >= 1 else { throw ValidationError("--max-concurrent-calls must be at least 1") }
@@ -138,6 +142,7 @@ struct ServeCommand: AsyncParsableCommand {
         storage.archiveDirectory = archiveDir
         storage.memoryBudgetBytes = memoryBudgetMb * 1_048_576
         storage.queryCacheBytes = queryCacheMb * 1_048_576
+        storage.liveFeedBytes = liveFeedMb * 1_048_576
         storage.segmentMaxRows = segmentMaxEvents
         storage.repair = repairWal
         var alertRules: [AlertRule] = []

@@ -76,4 +76,72 @@ struct MemoryBoundTests {
         #expect(peaks[1] - peaks[0] < 8 * 1_048_576, "the second half of the ingest added \((peaks[1] - peaks[0]) / 1_048_576) MiB of peak memory")
         _ = server.stop()
     }
+
+    @Test("a subscriber that stops reading is cut off with a cursor while ingest goes on, memory stays flat, and it resumes with everything")
+    func stalledSubscriber() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-memory-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let server = try ServerProcess(
+            dataDir: directory, extraArguments: ["--memory-budget-mb", "4", "--live-feed-mb", "2", "--segment-max-events", "2000"])
+        let baseline = try #require(server.peakResidentBytes)
+        let subscriber = try await VigilClient.connect(VigilClient.Configuration(server: server.address))
+        var request = Vigil_V1_SubscribeRequest()
+        request.fromNow = true
+        // Window 1, and the loop below reads one item, then stops reading while ingest goes on.
+        var items = subscriber.subscribe(request, window: 1).makeAsyncIterator()
+        let writer = try await VigilClient.connect(VigilClient.Configuration(server: server.address))
+        let batches = 80
+        var peaks: [Int] = []
+        for phase in 0..<2 {
+            for number in phase * batches / 2..<(phase + 1) * batches / 2 {
+                let events = (0..<500).map { index in
+                    var event = AuditEvent()
+                    event.occurredAt = .init(unixNanos: currentUnixNanos() - Int64(index) * 1_000_000)
+                    event.tenant = "tenant-\(index % 50)"
+                    event.actor.id = "user-\(number)-\(index)"
+                    event.action = "document.update"
+                    event.description_p = String(repeating: "x", count: 1_000) + "\(number)-\(index)"
+                    return event
+                }
+                while true {
+                    do {
+                        _ = try await writer.ingest(events, idempotencyKey: "s\(number)")
+                        break
+                    } catch let error as VigilError where error.code == .resourceExhausted {
+                        try await Task.sleep(for: .milliseconds(Int(error.metadata["vigil.retry-after-ms"] ?? "") ?? 100))
+                    }
+                }
+                if number == 0 { _ = try await items.next() }  // the one item read
+            }
+            peaks.append(try #require(server.peakResidentBytes))
+        }
+        // The subscription was ended behind our back: reading on shows the cut and its cursor.
+        var cursor: String?
+        do {
+            while try await items.next() != nil {}
+            Issue.record("the stalled subscription was never cut off")
+        } catch let error as VigilError {
+            #expect(error.code == .resourceExhausted, "\(error)")
+            cursor = error.metadata["vigil.cursor"]
+        }
+        let resumeFrom = try #require(cursor)
+        let growth = peaks[1] - baseline
+        print("stalled subscriber: baseline \(baseline / 1_048_576) MiB, peaks \(peaks.map { $0 / 1_048_576 }) MiB")
+        #expect(growth < (4 + 2 + 64) * 1_048_576, "resident memory grew by \(growth / 1_048_576) MiB")
+        #expect(peaks[1] - peaks[0] < 8 * 1_048_576, "the second half added \((peaks[1] - peaks[0]) / 1_048_576) MiB of peak memory")
+        // Resuming catches up from disk: every event after the cursor, in seq order.
+        var resume = Vigil_V1_SubscribeRequest()
+        resume.cursor = resumeFrom
+        let position = try SubscriptionCursor(decoding: resumeFrom, filterFingerprint: EventFilter.fingerprint(of: Vigil_V1_Filter()))
+        let expected = batches * 500 - Int(position.seq)
+        var seqs: [UInt64] = []
+        for try await item in subscriber.subscribe(resume, window: 1_000) {
+            if let event = item.event { seqs.append(event.seq) }
+            if seqs.count == expected { break }
+        }
+        #expect(seqs == Array(position.seq + 1...UInt64(batches * 500)))
+        await subscriber.close()
+        await writer.close()
+        _ = server.stop()
+    }
 }
