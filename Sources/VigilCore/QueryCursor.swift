@@ -42,53 +42,28 @@ public struct QueryCursor: Sendable, Hashable {
     }
 
     public var encoded: String {
-        var bytes: [UInt8] = [Self.formatVersion, order == .oldestFirst ? 1 : 0]
-        for word in [UInt64(bitPattern: occurredAt), seq, filterFingerprint, UInt64(bitPattern: anchor), visibleSeq] {
-            for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: word >> UInt64(shift))) }
-        }
-        let digits = Array("0123456789abcdef".utf8)
-        var text = [UInt8]()
-        text.reserveCapacity(bytes.count * 2)
-        for byte in bytes {
-            text.append(digits[Int(byte >> 4)])
-            text.append(digits[Int(byte & 0xF)])
-        }
-        return String(decoding: text, as: UTF8.self)
+        CursorText.encode(
+            header: [Self.formatVersion, order == .oldestFirst ? 1 : 0],
+            words: [UInt64(bitPattern: occurredAt), seq, filterFingerprint, UInt64(bitPattern: anchor), visibleSeq])
     }
 
     /// Decodes a cursor and checks that it belongs to this query; throws
     /// INVALID_ARGUMENT otherwise.
     public init(decoding text: String, order: Vigil_V1_Order, filterFingerprint: UInt64) throws(VigilError) {
-        let invalid = VigilError(.invalidArgument, "cursor is not a cursor this server issued")
-        let utf8 = Array(text.utf8)
-        guard utf8.count == Self.encodedLength else { throw invalid }
-        var bytes = [UInt8]()
-        for pair in stride(from: 0, to: Self.encodedLength, by: 2) {
-            guard let high = Self.hexValue(utf8[pair]), let low = Self.hexValue(utf8[pair + 1]) else { throw invalid }
-            bytes.append(high << 4 | low)
-        }
-        guard bytes[0] == Self.formatVersion else { throw invalid }
-        func word(_ at: Int) -> UInt64 {
-            bytes[at..<at + 8].reduce(0) { $0 << 8 | UInt64($1) }
+        guard let bytes = CursorText.decode(text, length: Self.encodedLength), bytes[0] == Self.formatVersion else {
+            throw VigilError(.invalidArgument, "cursor is not a cursor this server issued")
         }
         let cursorOrder = Vigil_V1_Order(rawValue: Int(bytes[1])) ?? .UNRECOGNIZED(Int(bytes[1]))
         guard cursorOrder == order else {
             throw VigilError(.invalidArgument, "cursor was issued for the other order; use the same order as the query it came from")
         }
-        guard word(18) == filterFingerprint else {
+        guard CursorText.word(bytes, at: 18) == filterFingerprint else {
             throw VigilError(.invalidArgument, "cursor was issued for a different filter; resume with the filter it came from")
         }
         self.init(
-            order: order, occurredAt: Int64(bitPattern: word(2)), seq: word(10), filterFingerprint: filterFingerprint,
-            anchor: Int64(bitPattern: word(26)), visibleSeq: word(34))
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        default: nil
-        }
+            order: order, occurredAt: Int64(bitPattern: CursorText.word(bytes, at: 2)), seq: CursorText.word(bytes, at: 10),
+            filterFingerprint: filterFingerprint, anchor: Int64(bitPattern: CursorText.word(bytes, at: 26)),
+            visibleSeq: CursorText.word(bytes, at: 34))
     }
 
     /// Whether an event with this key comes after the cursor in the cursor's order.

@@ -28,44 +28,20 @@ public struct SubscriptionCursor: Sendable, Hashable {
     }
 
     public var encoded: String {
-        var bytes: [UInt8] = [Self.formatVersion, Self.kind]
-        for word in [seq, filterFingerprint, UInt64(bitPattern: floorTime), floorThrough] {
-            for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: word >> UInt64(shift))) }
-        }
-        let digits = Array("0123456789abcdef".utf8)
-        var text = [UInt8]()
-        text.reserveCapacity(bytes.count * 2)
-        for byte in bytes {
-            text.append(digits[Int(byte >> 4)])
-            text.append(digits[Int(byte & 0xF)])
-        }
-        return String(decoding: text, as: UTF8.self)
+        CursorText.encode(header: [Self.formatVersion, Self.kind], words: [seq, filterFingerprint, UInt64(bitPattern: floorTime), floorThrough])
     }
 
     /// Decodes a cursor and checks that it belongs to this filter; throws
     /// INVALID_ARGUMENT otherwise.
     public init(decoding text: String, filterFingerprint: UInt64) throws(VigilError) {
-        let invalid = VigilError(.invalidArgument, "cursor is not a subscription cursor this server issued")
-        let utf8 = Array(text.utf8)
-        guard utf8.count == Self.encodedLength else { throw invalid }
-        var bytes = [UInt8]()
-        for pair in stride(from: 0, to: utf8.count, by: 2) {
-            guard let high = Self.hexValue(utf8[pair]), let low = Self.hexValue(utf8[pair + 1]) else { throw invalid }
-            bytes.append(high << 4 | low)
+        guard let bytes = CursorText.decode(text, length: Self.encodedLength), bytes[0] == Self.formatVersion, bytes[1] == Self.kind else {
+            throw VigilError(.invalidArgument, "cursor is not a subscription cursor this server issued")
         }
-        guard bytes[0] == Self.formatVersion, bytes[1] == Self.kind else { throw invalid }
-        func word(_ at: Int) -> UInt64 { bytes[at..<at + 8].reduce(0) { $0 << 8 | UInt64($1) } }
-        guard word(10) == filterFingerprint else {
+        guard CursorText.word(bytes, at: 10) == filterFingerprint else {
             throw VigilError(.invalidArgument, "cursor was issued for a different filter; resume with the filter it came from")
         }
-        self.init(seq: word(2), filterFingerprint: filterFingerprint, floorTime: Int64(bitPattern: word(18)), floorThrough: word(26))
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        default: nil
-        }
+        self.init(
+            seq: CursorText.word(bytes, at: 2), filterFingerprint: filterFingerprint,
+            floorTime: Int64(bitPattern: CursorText.word(bytes, at: 18)), floorThrough: CursorText.word(bytes, at: 26))
     }
 }
