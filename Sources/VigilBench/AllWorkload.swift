@@ -24,7 +24,7 @@ struct AllWorkload: AsyncParsableCommand {
             ? [
                 ("ingest", ["--connections", "2", "--in-flight", "4", "--batch-size", "500", "--events", "20000", "--pool-events", "5000"]),
                 ("query", ["--events", "5000", "--repetitions", "3", "--cold-repetitions", "1"]),
-                ("subscribe", []),
+                ("subscribe", ["--quick"]),
                 ("storage", ["--events", "5000", "--batch-size", "1000"]),
             ]
             : [("ingest", []), ("query", []), ("subscribe", []), ("storage", [])]

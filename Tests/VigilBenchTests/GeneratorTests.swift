@@ -139,8 +139,8 @@ struct BenchSmokeTests {
         try handle.close()
         let text = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
         #expect(process.terminationStatus == 0, "\(text)")
-        // The subscribe workload is not measured yet; it says so instead of failing.
-        #expect(text.contains("subscribe: skipped"), "\(text)")
+        // The quick subscribe run: 10 subscribers, every matching event delivered.
+        #expect(text.contains("subscribe: 10 subscribers"), "\(text)")
 
         let data = try Data(contentsOf: URL(fileURLWithPath: json))
         let document = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
@@ -186,7 +186,13 @@ struct BenchSmokeTests {
         #expect((byID["Q4"]?["eventsReturned"] as? Int ?? 0) >= 1)
 
         let subscribe = try #require(results["subscribe"] as? [String: Any])
-        #expect(subscribe["status"] as? String == "skipped")
+        #expect(subscribe["status"] as? String == "ok", "\(subscribe)")
+        let subscribeResults = try #require(subscribe["results"] as? [String: Any])
+        let expectedEvents = subscribeResults["eventsExpected"] as? Int ?? 0
+        #expect(expectedEvents > 0)
+        #expect(subscribeResults["eventsDelivered"] as? Int == expectedEvents)
+        let delivery = try #require(subscribeResults["deliveryLatencyMs"] as? [String: Any])
+        #expect(Set(["p50", "p99", "p999"]).isSubset(of: delivery.keys))
 
         let storage = try #require((results["storage"] as? [String: Any])?["results"] as? [String: Any])
         #expect(storage["events"] as? Int == 5_000)
