@@ -249,4 +249,21 @@ struct CLITests {
         #expect(help.stdout.contains("--data-dir"))
         #expect(help.stdout.contains("--max-frame-size"))
     }
+
+    @Test(
+        "vigil serve refuses bad limits and a bad rules file before it starts, naming the flag",
+        arguments: [
+            (["--query-cache-mb", "-1"], "--query-cache-mb"),
+            (["--live-feed-mb", "0"], "--live-feed-mb"),
+            (["--heartbeat-interval", "0"], "--heartbeat-interval"),
+            (["--rules", "/nonexistent/rules.json"], "--rules"),
+        ])
+    func badServeFlags(_ flags: [String], _ named: String) throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-flags-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let result = try VigilBinary.run(["serve", "--listen", "127.0.0.1:0", "--data-dir", directory] + flags)
+        #expect(result.status != 0)
+        #expect(result.stderr.contains(named), "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: directory + "/MANIFEST"), "nothing was opened")
+    }
 }
