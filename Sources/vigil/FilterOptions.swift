@@ -3,9 +3,10 @@ import SwiftProtobuf
 import VigilCore
 import VigilProto
 
-/// The filter flags `query`, `count` and `export` share: every condition of
-/// `vigil.v1.Filter`, checked here with the server's own rules (so a bad value
-/// is reported before anything is sent, naming the flag).
+/// The filter flags `query`, `count` and `export` share: the time range and
+/// every condition of `vigil.v1.Filter` (`ConditionOptions`), checked here
+/// with the server's own rules (so a bad value is reported before anything is
+/// sent, naming the flag).
 struct FilterOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp(
         "Only events that occurred at or after this time: RFC 3339 (2026-11-20T10:00:00Z, 2026-11-20T11:00:00+01:00) or a date (2026-11-20, UTC midnight).",
@@ -21,61 +22,7 @@ struct FilterOptions: ParsableArguments {
         valueName: "duration"))
     var last: String?
 
-    @Option(name: .long, help: ArgumentHelp("Only this tenant.", valueName: "tenant"))
-    var tenant: [String] = []
-
-    @Option(name: .long, help: ArgumentHelp("Only this actor id.", valueName: "id"))
-    var actor: [String] = []
-
-    @Option(name: .long, help: ArgumentHelp("Only this actor e-mail (case-insensitive).", valueName: "address"))
-    var email: [String] = []
-
-    @Option(name: .long, help: ArgumentHelp("Only this actor name (exact).", valueName: "name"))
-    var actorName: [String] = []
-
-    @Option(name: .long, help: ArgumentHelp("Only this actor type: user, service, api-token, system or anonymous.", valueName: "type"))
-    var actorType: [String] = []
-
-    @Option(name: .long, help: ArgumentHelp("Only this action (user.create), or every action under a prefix ('auth.*').", valueName: "action"))
-    var action: [String] = []
-
-    @Option(name: .long, help: ArgumentHelp(
-        "Only this category: create, read, update, delete, login, logout, execute, approve, reject, other or unspecified.",
-        valueName: "category"))
-    var category: [String] = []
-
-    @Option(name: .long, help: ArgumentHelp("Only this resource type (document, user, …).", valueName: "type"))
-    var resourceType: [String] = []
-
-    @Option(name: [.customLong("resource"), .customLong("resource-id")], help: ArgumentHelp("Only this resource id.", valueName: "id"))
-    var resource: [String] = []
-
-    @Option(name: .long, help: ArgumentHelp("Only this resource name (exact).", valueName: "name"))
-    var resourceName: [String] = []
-
-    @Option(name: .long, help: ArgumentHelp(
-        "Only this outcome: success, failure, denied or unspecified; '!success' excludes one instead (events without that outcome).",
-        valueName: "outcome"))
-    var outcome: [String] = []
-
-    @Option(name: .long, help: ArgumentHelp("Only this source address (203.0.113.9, 2001:db8::1) or CIDR block (10.0.0.0/8, 2001:db8::/32).", valueName: "ip"))
-    var ip: [String] = []
-
-    @Option(name: .long, help: ArgumentHelp("Only this trace id.", valueName: "id"))
-    var trace: [String] = []
-
-    @Option(name: .long, help: ArgumentHelp("Only this request id.", valueName: "id"))
-    var request: [String] = []
-
-    @Option(name: .long, help: ArgumentHelp(
-        "Only events whose metadata has key=value. The same key again allows another value; different keys must all match.",
-        valueName: "key=value"))
-    var meta: [String] = []
-
-    @Option(name: .long, help: ArgumentHelp(
-        "Only events containing this text (case-insensitive) in the actor's name or e-mail, the resource's name or id, the action or the description.",
-        valueName: "text"))
-    var search: String?
+    @OptionGroup var conditions: ConditionOptions
 
     /// The help every filtering command adds to its discussion.
     static let discussion = """
@@ -89,14 +36,12 @@ struct FilterOptions: ParsableArguments {
 
     /// Whether no filter flag was given.
     var isEmpty: Bool {
-        since == nil && until == nil && last == nil && search == nil
-            && [tenant, actor, email, actorName, actorType, action, category, resourceType, resource, resourceName,
-                outcome, ip, trace, request, meta].allSatisfy(\.isEmpty)
+        since == nil && until == nil && last == nil && conditions.isEmpty
     }
 
     /// The filter, or a `ValidationError` that names the flag and what it accepts.
     func filter() throws -> Vigil_V1_Filter {
-        var filter = Vigil_V1_Filter()
+        var filter = try conditions.conditions()
         if let last {
             guard since == nil else {
                 throw ValidationError("give --last or --since, not both (--last counts back from now; --since starts at a time)")
@@ -105,38 +50,16 @@ struct FilterOptions: ParsableArguments {
         }
         if let since { filter.since = try Self.parseTime(since, flag: "--since") }
         if let until { filter.until = try Self.parseTime(until, flag: "--until") }
-        filter.tenants = tenant
-        filter.actorIds = actor
-        filter.actorEmails = email
-        filter.actorNames = actorName
-        filter.actorTypes = try actorType.map(Self.parseActorType)
-        filter.actions = action
-        filter.categories = try category.map(Self.parseCategory)
-        filter.resourceTypes = resourceType
-        filter.resourceIds = resource
-        filter.resourceNames = resourceName
-        for text in outcome {
-            if text.hasPrefix("!") {
-                filter.excludeOutcomes.append(try Self.parseOutcome(String(text.dropFirst()), shown: text))
-            } else {
-                filter.outcomes.append(try Self.parseOutcome(text, shown: text))
-            }
-        }
-        filter.sourceIps = ip
-        filter.traceIds = trace
-        filter.requestIds = request
-        filter.metadata = meta
-        if let search {
-            guard !search.isEmpty else {
-                throw ValidationError("--search needs some text (1-\(EventFilter.maxSearchBytes) bytes)")
-            }
-            filter.search = search
-        }
-        // The server's own checks, with the server's messages, naming flags instead of fields.
+        return try Self.checked(filter)
+    }
+
+    /// `filter` after the server's own checks, with the server's messages
+    /// naming flags instead of fields.
+    static func checked(_ filter: Vigil_V1_Filter) throws -> Vigil_V1_Filter {
         do {
             _ = try EventFilter(filter)
         } catch {
-            throw ValidationError(Self.flagNames(in: error.message))
+            throw ValidationError(flagNames(in: error.message))
         }
         return filter
     }
@@ -245,5 +168,115 @@ struct FilterOptions: ParsableArguments {
     /// Lowercased, with '_' as '-': API_TOKEN, api_token and api-token are one name.
     static func normalizedName(_ text: String) -> String {
         String(text.lowercased().map { $0 == "_" ? "-" : $0 })
+    }
+}
+
+/// Every filter flag but the time range: `tail` uses these alone (its
+/// `--since` says where to start, not what to select), and `FilterOptions`
+/// adds the time flags for `query`, `count` and `export`.
+struct ConditionOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Only this tenant.", valueName: "tenant"))
+    var tenant: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Only this actor id.", valueName: "id"))
+    var actor: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Only this actor e-mail (case-insensitive).", valueName: "address"))
+    var email: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Only this actor name (exact).", valueName: "name"))
+    var actorName: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Only this actor type: user, service, api-token, system or anonymous.", valueName: "type"))
+    var actorType: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Only this action (user.create), or every action under a prefix ('auth.*').", valueName: "action"))
+    var action: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Only this category: create, read, update, delete, login, logout, execute, approve, reject, other or unspecified.",
+        valueName: "category"))
+    var category: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Only this resource type (document, user, …).", valueName: "type"))
+    var resourceType: [String] = []
+
+    @Option(name: [.customLong("resource"), .customLong("resource-id")], help: ArgumentHelp("Only this resource id.", valueName: "id"))
+    var resource: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Only this resource name (exact).", valueName: "name"))
+    var resourceName: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Only this outcome: success, failure, denied or unspecified; '!success' excludes one instead (events without that outcome).",
+        valueName: "outcome"))
+    var outcome: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Only this source address (203.0.113.9, 2001:db8::1) or CIDR block (10.0.0.0/8, 2001:db8::/32).", valueName: "ip"))
+    var ip: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Only this trace id.", valueName: "id"))
+    var trace: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Only this request id.", valueName: "id"))
+    var request: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Only events whose metadata has key=value. The same key again allows another value; different keys must all match.",
+        valueName: "key=value"))
+    var meta: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Only events containing this text (case-insensitive) in the actor's name or e-mail, the resource's name or id, the action or the description.",
+        valueName: "text"))
+    var search: String?
+
+    mutating func validate() throws {
+        _ = try filter()
+    }
+
+    /// Whether no condition flag was given.
+    var isEmpty: Bool {
+        search == nil
+            && [tenant, actor, email, actorName, actorType, action, category, resourceType, resource, resourceName,
+                outcome, ip, trace, request, meta].allSatisfy(\.isEmpty)
+    }
+
+    /// The filter, checked by the server's rules, or a `ValidationError` naming the flag.
+    func filter() throws -> Vigil_V1_Filter {
+        try FilterOptions.checked(conditions())
+    }
+
+    /// The conditions, each value parsed but the whole not yet checked.
+    func conditions() throws -> Vigil_V1_Filter {
+        var filter = Vigil_V1_Filter()
+        filter.tenants = tenant
+        filter.actorIds = actor
+        filter.actorEmails = email
+        filter.actorNames = actorName
+        filter.actorTypes = try actorType.map(FilterOptions.parseActorType)
+        filter.actions = action
+        filter.categories = try category.map(FilterOptions.parseCategory)
+        filter.resourceTypes = resourceType
+        filter.resourceIds = resource
+        filter.resourceNames = resourceName
+        for text in outcome {
+            if text.hasPrefix("!") {
+                filter.excludeOutcomes.append(try FilterOptions.parseOutcome(String(text.dropFirst()), shown: text))
+            } else {
+                filter.outcomes.append(try FilterOptions.parseOutcome(text, shown: text))
+            }
+        }
+        filter.sourceIps = ip
+        filter.traceIds = trace
+        filter.requestIds = request
+        filter.metadata = meta
+        if let search {
+            guard !search.isEmpty else {
+                throw ValidationError("--search needs some text (1-\(EventFilter.maxSearchBytes) bytes)")
+            }
+            filter.search = search
+        }
+        return filter
     }
 }

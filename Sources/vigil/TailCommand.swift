@@ -46,7 +46,7 @@ struct TailCommand: AsyncParsableCommand {
 
     @OptionGroup var client: ClientOptions
 
-    @OptionGroup(title: "Filters") var filter: TailFilterOptions
+    @OptionGroup(title: "Filters") var filter: ConditionOptions
 
     @Option(name: .long, help: ArgumentHelp(
         "Catch up first: the stored events that occurred at or after this time, then the live ones. A duration back from now (90s, 30m, 1h, 7d, 2w), RFC 3339 (2026-11-20T10:00:00Z) or a date (2026-11-20, UTC midnight).",
@@ -342,108 +342,5 @@ struct TailPrinter: Sendable {
                 offset += written
             }
         }
-    }
-}
-
-/// The filter flags of `vigil tail`: those of `query` (FilterOptions, whose
-/// parsers and checks this uses), but without --since, --until and --last,
-/// which in tail say where to start (`--since`) rather than filter.
-struct TailFilterOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Only this tenant.", valueName: "tenant"))
-    var tenant: [String] = []
-
-    @Option(name: .long, help: ArgumentHelp("Only this actor id.", valueName: "id"))
-    var actor: [String] = []
-
-    @Option(name: .long, help: ArgumentHelp("Only this actor e-mail (case-insensitive).", valueName: "address"))
-    var email: [String] = []
-
-    @Option(name: .long, help: ArgumentHelp("Only this actor name (exact).", valueName: "name"))
-    var actorName: [String] = []
-
-    @Option(name: .long, help: ArgumentHelp("Only this actor type: user, service, api-token, system or anonymous.", valueName: "type"))
-    var actorType: [String] = []
-
-    @Option(name: .long, help: ArgumentHelp("Only this action (user.create), or every action under a prefix ('auth.*').", valueName: "action"))
-    var action: [String] = []
-
-    @Option(name: .long, help: ArgumentHelp(
-        "Only this category: create, read, update, delete, login, logout, execute, approve, reject, other or unspecified.",
-        valueName: "category"))
-    var category: [String] = []
-
-    @Option(name: .long, help: ArgumentHelp("Only this resource type (document, user, …).", valueName: "type"))
-    var resourceType: [String] = []
-
-    @Option(name: [.customLong("resource"), .customLong("resource-id")], help: ArgumentHelp("Only this resource id.", valueName: "id"))
-    var resource: [String] = []
-
-    @Option(name: .long, help: ArgumentHelp("Only this resource name (exact).", valueName: "name"))
-    var resourceName: [String] = []
-
-    @Option(name: .long, help: ArgumentHelp(
-        "Only this outcome: success, failure, denied or unspecified; '!success' excludes one instead (events without that outcome).",
-        valueName: "outcome"))
-    var outcome: [String] = []
-
-    @Option(name: .long, help: ArgumentHelp("Only this source address (203.0.113.9, 2001:db8::1) or CIDR block (10.0.0.0/8, 2001:db8::/32).", valueName: "ip"))
-    var ip: [String] = []
-
-    @Option(name: .long, help: ArgumentHelp("Only this trace id.", valueName: "id"))
-    var trace: [String] = []
-
-    @Option(name: .long, help: ArgumentHelp("Only this request id.", valueName: "id"))
-    var request: [String] = []
-
-    @Option(name: .long, help: ArgumentHelp(
-        "Only events whose metadata has key=value. The same key again allows another value; different keys must all match.",
-        valueName: "key=value"))
-    var meta: [String] = []
-
-    @Option(name: .long, help: ArgumentHelp(
-        "Only events containing this text (case-insensitive) in the actor's name or e-mail, the resource's name or id, the action or the description.",
-        valueName: "text"))
-    var search: String?
-
-    mutating func validate() throws {
-        _ = try filter()
-    }
-
-    /// The filter, checked by the server's rules, or a `ValidationError` naming the flag.
-    func filter() throws -> Vigil_V1_Filter {
-        var filter = Vigil_V1_Filter()
-        filter.tenants = tenant
-        filter.actorIds = actor
-        filter.actorEmails = email
-        filter.actorNames = actorName
-        filter.actorTypes = try actorType.map(FilterOptions.parseActorType)
-        filter.actions = action
-        filter.categories = try category.map(FilterOptions.parseCategory)
-        filter.resourceTypes = resourceType
-        filter.resourceIds = resource
-        filter.resourceNames = resourceName
-        for text in outcome {
-            if text.hasPrefix("!") {
-                filter.excludeOutcomes.append(try FilterOptions.parseOutcome(String(text.dropFirst()), shown: text))
-            } else {
-                filter.outcomes.append(try FilterOptions.parseOutcome(text, shown: text))
-            }
-        }
-        filter.sourceIps = ip
-        filter.traceIds = trace
-        filter.requestIds = request
-        filter.metadata = meta
-        if let search {
-            guard !search.isEmpty else {
-                throw ValidationError("--search needs some text (1-\(EventFilter.maxSearchBytes) bytes)")
-            }
-            filter.search = search
-        }
-        do {
-            _ = try EventFilter(filter)
-        } catch {
-            throw ValidationError(FilterOptions.flagNames(in: error.message))
-        }
-        return filter
     }
 }
