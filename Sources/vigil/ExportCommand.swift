@@ -311,20 +311,8 @@ struct OutputFile: Sendable {
     }
 
     func write(_ bytes: [UInt8]) throws {
-        try bytes.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                #if canImport(Glibc)
-                let written = Glibc.write(descriptor, raw.baseAddress! + offset, raw.count - offset)
-                #else
-                let written = Darwin.write(descriptor, raw.baseAddress! + offset, raw.count - offset)
-                #endif
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    throw VigilError(.unknown, "cannot write to \(path.map { "'\($0)'" } ?? "standard output"): \(String(cString: strerror(errno)))")
-                }
-                offset += written
-            }
+        if let error = writeFully(descriptor, bytes) {
+            throw VigilError(.unknown, "cannot write to \(path.map { "'\($0)'" } ?? "standard output"): \(String(cString: strerror(error)))")
         }
     }
 
@@ -412,5 +400,26 @@ final class SignalWatcher: @unchecked Sendable {  // `sources` never changes; di
     func stop() {
         continuation.finish()
         for source in sources { source.cancel() }
+    }
+}
+
+/// Writes all of `bytes` to `descriptor`, retrying short writes and EINTR;
+/// returns the errno of a failed write, nil when everything was written.
+func writeFully(_ descriptor: Int32, _ bytes: [UInt8]) -> Int32? {
+    bytes.withUnsafeBytes { raw in
+        var offset = 0
+        while offset < raw.count {
+            #if canImport(Glibc)
+            let written = Glibc.write(descriptor, raw.baseAddress! + offset, raw.count - offset)
+            #else
+            let written = Darwin.write(descriptor, raw.baseAddress! + offset, raw.count - offset)
+            #endif
+            if written < 0 {
+                if errno == EINTR { continue }
+                return errno
+            }
+            offset += written
+        }
+        return nil
     }
 }

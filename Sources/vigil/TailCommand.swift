@@ -327,20 +327,6 @@ struct TailPrinter: Sendable {
     }
 
     static func write(_ bytes: [UInt8]) throws {
-        try bytes.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                #if canImport(Glibc)
-                let written = Glibc.write(STDOUT_FILENO, raw.baseAddress! + offset, raw.count - offset)
-                #else
-                let written = Darwin.write(STDOUT_FILENO, raw.baseAddress! + offset, raw.count - offset)
-                #endif
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    throw OutputClosed()
-                }
-                offset += written
-            }
-        }
+        if writeFully(STDOUT_FILENO, bytes) != nil { throw OutputClosed() }
     }
 }
