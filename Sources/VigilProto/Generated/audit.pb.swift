@@ -11,6 +11,11 @@
 /// The Audit service: the calls a Vigil server answers. Method names on the wire
 /// are "vigil.v1.Audit/<Method>" (the `CallHeaders.method` of a HEADERS frame).
 
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 import SwiftProtobuf
 
 // If the compiler emits an error on this type, it is because this file
@@ -171,6 +176,10 @@ public nonisolated struct Vigil_V1_IngestRequest: Sendable {
   /// client's mistake and also gets the first answer.
   public var idempotencyKey: String = String()
 
+  /// Ask for receipts: the response then carries every event's leaf hash and
+  /// the hash-chain head after the batch's last event.
+  public var wantReceipts: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -202,6 +211,13 @@ public nonisolated struct Vigil_V1_IngestResponse: Sendable {
   /// True when this is the stored answer to an earlier batch with the same
   /// idempotency key.
   public var replayed: Bool = false
+
+  /// With `want_receipts`: the SHA-256 leaf hash of each event, in batch order
+  /// (the hash of its canonical bytes; see the README's "Tamper evidence"),
+  /// and the chain head after `last_seq`. Empty on a replayed answer.
+  public var leafHashes: [Data] = []
+
+  public var chainHead: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -688,24 +704,136 @@ public nonisolated struct Vigil_V1_VerifyResponse: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// True when no problem was found.
   public var intact: Bool = false
 
   public var eventsChecked: UInt64 = 0
 
+  /// The recomputed chain head after `head_seq` (hex SHA-256).
   public var headHash: String = String()
 
+  /// Every problem, one line each, as `vigil verify` prints them.
   public var problems: [String] = []
+
+  public var headSeq: UInt64 = 0
+
+  /// The same problems, structured. At most 1,000; `problems_total` counts all.
+  public var details: [Vigil_V1_IntegrityProblem] = []
+
+  public var problemsTotal: UInt64 = 0
+
+  /// Parts, WAL records and checkpoints read.
+  public var partsChecked: UInt64 = 0
+
+  public var walRecordsChecked: UInt64 = 0
+
+  public var checkpointsChecked: UInt64 = 0
+
+  /// Events that retention removed (not problems: accounted for by the chain).
+  public var eventsExpired: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
 
+/// One thing `Verify` found wrong.
+public nonisolated struct Vigil_V1_IntegrityProblem: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var kind: Vigil_V1_IntegrityProblem.Kind = .unspecified
+
+  /// The event's seq and id, when the problem is about one event.
+  public var seq: UInt64 = 0
+
+  public var eventID: String = String()
+
+  /// The file (relative to the data directory) and where in it.
+  public var location: String = String()
+
+  public var detail: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum Kind: SwiftProtobuf.Enum, Swift.CaseIterable {
+    public typealias RawValue = Int
+    case unspecified // = 0
+
+    /// An event's bytes differ from what was chained.
+    case altered // = 1
+
+    /// A seq the chain covers has no event.
+    case missing // = 2
+
+    /// An event the chain does not cover (an unknown or duplicate seq).
+    case inserted // = 3
+
+    /// Events out of their order (seq or the part's sort order).
+    case reordered // = 4
+
+    /// A part, WAL record or chain file fails its checksum or cannot be read.
+    case checksum // = 5
+
+    /// The chain does not reach a signed checkpoint's head, or a checkpoint's
+    /// signature is bad.
+    case checkpoint // = 6
+    case UNRECOGNIZED(Int)
+
+    public init() {
+      self = .unspecified
+    }
+
+    public init?(rawValue: Int) {
+      switch rawValue {
+      case 0: self = .unspecified
+      case 1: self = .altered
+      case 2: self = .missing
+      case 3: self = .inserted
+      case 4: self = .reordered
+      case 5: self = .checksum
+      case 6: self = .checkpoint
+      default: self = .UNRECOGNIZED(rawValue)
+      }
+    }
+
+    public var rawValue: Int {
+      switch self {
+      case .unspecified: return 0
+      case .altered: return 1
+      case .missing: return 2
+      case .inserted: return 3
+      case .reordered: return 4
+      case .checksum: return 5
+      case .checkpoint: return 6
+      case .UNRECOGNIZED(let i): return i
+      }
+    }
+
+    // The compiler won't synthesize support with the UNRECOGNIZED case.
+    public static let allCases: [Vigil_V1_IntegrityProblem.Kind] = [
+      .unspecified,
+      .altered,
+      .missing,
+      .inserted,
+      .reordered,
+      .checksum,
+      .checkpoint,
+    ]
+
+  }
+
+  public init() {}
+}
+
+/// An API token, without its secret (the server keeps only a hash).
 public nonisolated struct Vigil_V1_TokenInfo: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// "tok_" and 16 hex digits; the secret starts with "vgl_<id>_".
   public var id: String = String()
 
   public var name: String = String()
@@ -724,6 +852,7 @@ public nonisolated struct Vigil_V1_TokenInfo: Sendable {
   /// Clears the value of `createdAt`. Subsequent reads from it will return its default value.
   public mutating func clearCreatedAt() {self._createdAt = nil}
 
+  /// Set once the token is revoked.
   public var revokedAt: SwiftProtobuf.Google_Protobuf_Timestamp {
     get {_revokedAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
     set {_revokedAt = newValue}
@@ -733,6 +862,13 @@ public nonisolated struct Vigil_V1_TokenInfo: Sendable {
   /// Clears the value of `revokedAt`. Subsequent reads from it will return its default value.
   public mutating func clearRevokedAt() {self._revokedAt = nil}
 
+  /// Events per second this token may ingest (a token bucket with one
+  /// second of burst); 0 means the server's default.
+  public var ingestEventsPerSecond: UInt64 = 0
+
+  /// The principal that created it.
+  public var createdBy: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -741,6 +877,7 @@ public nonisolated struct Vigil_V1_TokenInfo: Sendable {
   fileprivate var _revokedAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
 }
 
+/// Admin. Name 1-64 characters; at least one scope; tenants ≤ 1,000.
 public nonisolated struct Vigil_V1_CreateTokenRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -751,6 +888,8 @@ public nonisolated struct Vigil_V1_CreateTokenRequest: Sendable {
   public var scopes: [Vigil_V1_Scope] = []
 
   public var tenants: [String] = []
+
+  public var ingestEventsPerSecond: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -836,6 +975,9 @@ public nonisolated struct Vigil_V1_RevokeTokenResponse: Sendable {
   fileprivate var _info: Vigil_V1_TokenInfo? = nil
 }
 
+/// Admin. Changes how long a tenant's events are kept (or the default for
+/// every tenant without its own). Events older than that stop being returned
+/// at once and are deleted with their parts later.
 public nonisolated struct Vigil_V1_SetRetentionRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -844,6 +986,8 @@ public nonisolated struct Vigil_V1_SetRetentionRequest: Sendable {
   /// Empty means the server default.
   public var tenant: String = String()
 
+  /// At least one day. Unset (or zero) removes the tenant's own setting, so the
+  /// default applies; for the default itself, zero means "keep forever".
   public var retention: SwiftProtobuf.Google_Protobuf_Duration {
     get {_retention ?? SwiftProtobuf.Google_Protobuf_Duration()}
     set {_retention = newValue}
@@ -865,9 +1009,21 @@ public nonisolated struct Vigil_V1_SetRetentionResponse: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// The retention in effect for the tenant afterwards (zero: forever).
+  public var retention: SwiftProtobuf.Google_Protobuf_Duration {
+    get {_retention ?? SwiftProtobuf.Google_Protobuf_Duration()}
+    set {_retention = newValue}
+  }
+  /// Returns true if `retention` has been explicitly set.
+  public var hasRetention: Bool {self._retention != nil}
+  /// Clears the value of `retention`. Subsequent reads from it will return its default value.
+  public mutating func clearRetention() {self._retention = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _retention: SwiftProtobuf.Google_Protobuf_Duration? = nil
 }
 
 public nonisolated struct Vigil_V1_GetStatsRequest: Sendable {
@@ -925,7 +1081,7 @@ nonisolated extension Vigil_V1_Scope: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Vigil_V1_IngestRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".IngestRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}events\0\u{3}idempotency_key\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}events\0\u{3}idempotency_key\0\u{3}want_receipts\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -935,6 +1091,7 @@ nonisolated extension Vigil_V1_IngestRequest: SwiftProtobuf.Message, SwiftProtob
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.events) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.idempotencyKey) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.wantReceipts) }()
       default: break
       }
     }
@@ -947,12 +1104,16 @@ nonisolated extension Vigil_V1_IngestRequest: SwiftProtobuf.Message, SwiftProtob
     if !self.idempotencyKey.isEmpty {
       try visitor.visitSingularStringField(value: self.idempotencyKey, fieldNumber: 2)
     }
+    if self.wantReceipts != false {
+      try visitor.visitSingularBoolField(value: self.wantReceipts, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Vigil_V1_IngestRequest, rhs: Vigil_V1_IngestRequest) -> Bool {
     if lhs.events != rhs.events {return false}
     if lhs.idempotencyKey != rhs.idempotencyKey {return false}
+    if lhs.wantReceipts != rhs.wantReceipts {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -960,7 +1121,7 @@ nonisolated extension Vigil_V1_IngestRequest: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Vigil_V1_IngestResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".IngestResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}first_seq\0\u{3}last_seq\0\u{1}count\0\u{3}received_at\0\u{1}replayed\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}first_seq\0\u{3}last_seq\0\u{1}count\0\u{3}received_at\0\u{1}replayed\0\u{3}leaf_hashes\0\u{3}chain_head\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -973,6 +1134,8 @@ nonisolated extension Vigil_V1_IngestResponse: SwiftProtobuf.Message, SwiftProto
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.count) }()
       case 4: try { try decoder.decodeSingularMessageField(value: &self._receivedAt) }()
       case 5: try { try decoder.decodeSingularBoolField(value: &self.replayed) }()
+      case 6: try { try decoder.decodeRepeatedBytesField(value: &self.leafHashes) }()
+      case 7: try { try decoder.decodeSingularBytesField(value: &self.chainHead) }()
       default: break
       }
     }
@@ -998,6 +1161,12 @@ nonisolated extension Vigil_V1_IngestResponse: SwiftProtobuf.Message, SwiftProto
     if self.replayed != false {
       try visitor.visitSingularBoolField(value: self.replayed, fieldNumber: 5)
     }
+    if !self.leafHashes.isEmpty {
+      try visitor.visitRepeatedBytesField(value: self.leafHashes, fieldNumber: 6)
+    }
+    if !self.chainHead.isEmpty {
+      try visitor.visitSingularBytesField(value: self.chainHead, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1007,6 +1176,8 @@ nonisolated extension Vigil_V1_IngestResponse: SwiftProtobuf.Message, SwiftProto
     if lhs.count != rhs.count {return false}
     if lhs._receivedAt != rhs._receivedAt {return false}
     if lhs.replayed != rhs.replayed {return false}
+    if lhs.leafHashes != rhs.leafHashes {return false}
+    if lhs.chainHead != rhs.chainHead {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1763,7 +1934,7 @@ nonisolated extension Vigil_V1_VerifyRequest: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Vigil_V1_VerifyResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".VerifyResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}intact\0\u{3}events_checked\0\u{3}head_hash\0\u{1}problems\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}intact\0\u{3}events_checked\0\u{3}head_hash\0\u{1}problems\0\u{3}head_seq\0\u{1}details\0\u{3}problems_total\0\u{3}parts_checked\0\u{3}wal_records_checked\0\u{3}checkpoints_checked\0\u{3}events_expired\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1775,6 +1946,13 @@ nonisolated extension Vigil_V1_VerifyResponse: SwiftProtobuf.Message, SwiftProto
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.eventsChecked) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.headHash) }()
       case 4: try { try decoder.decodeRepeatedStringField(value: &self.problems) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.headSeq) }()
+      case 6: try { try decoder.decodeRepeatedMessageField(value: &self.details) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.problemsTotal) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.partsChecked) }()
+      case 9: try { try decoder.decodeSingularUInt64Field(value: &self.walRecordsChecked) }()
+      case 10: try { try decoder.decodeSingularUInt64Field(value: &self.checkpointsChecked) }()
+      case 11: try { try decoder.decodeSingularUInt64Field(value: &self.eventsExpired) }()
       default: break
       }
     }
@@ -1793,6 +1971,27 @@ nonisolated extension Vigil_V1_VerifyResponse: SwiftProtobuf.Message, SwiftProto
     if !self.problems.isEmpty {
       try visitor.visitRepeatedStringField(value: self.problems, fieldNumber: 4)
     }
+    if self.headSeq != 0 {
+      try visitor.visitSingularUInt64Field(value: self.headSeq, fieldNumber: 5)
+    }
+    if !self.details.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.details, fieldNumber: 6)
+    }
+    if self.problemsTotal != 0 {
+      try visitor.visitSingularUInt64Field(value: self.problemsTotal, fieldNumber: 7)
+    }
+    if self.partsChecked != 0 {
+      try visitor.visitSingularUInt64Field(value: self.partsChecked, fieldNumber: 8)
+    }
+    if self.walRecordsChecked != 0 {
+      try visitor.visitSingularUInt64Field(value: self.walRecordsChecked, fieldNumber: 9)
+    }
+    if self.checkpointsChecked != 0 {
+      try visitor.visitSingularUInt64Field(value: self.checkpointsChecked, fieldNumber: 10)
+    }
+    if self.eventsExpired != 0 {
+      try visitor.visitSingularUInt64Field(value: self.eventsExpired, fieldNumber: 11)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1801,14 +2000,75 @@ nonisolated extension Vigil_V1_VerifyResponse: SwiftProtobuf.Message, SwiftProto
     if lhs.eventsChecked != rhs.eventsChecked {return false}
     if lhs.headHash != rhs.headHash {return false}
     if lhs.problems != rhs.problems {return false}
+    if lhs.headSeq != rhs.headSeq {return false}
+    if lhs.details != rhs.details {return false}
+    if lhs.problemsTotal != rhs.problemsTotal {return false}
+    if lhs.partsChecked != rhs.partsChecked {return false}
+    if lhs.walRecordsChecked != rhs.walRecordsChecked {return false}
+    if lhs.checkpointsChecked != rhs.checkpointsChecked {return false}
+    if lhs.eventsExpired != rhs.eventsExpired {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
 }
 
+nonisolated extension Vigil_V1_IntegrityProblem: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".IntegrityProblem"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}kind\0\u{1}seq\0\u{3}event_id\0\u{1}location\0\u{1}detail\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularEnumField(value: &self.kind) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.seq) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.eventID) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.location) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.detail) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.kind != .unspecified {
+      try visitor.visitSingularEnumField(value: self.kind, fieldNumber: 1)
+    }
+    if self.seq != 0 {
+      try visitor.visitSingularUInt64Field(value: self.seq, fieldNumber: 2)
+    }
+    if !self.eventID.isEmpty {
+      try visitor.visitSingularStringField(value: self.eventID, fieldNumber: 3)
+    }
+    if !self.location.isEmpty {
+      try visitor.visitSingularStringField(value: self.location, fieldNumber: 4)
+    }
+    if !self.detail.isEmpty {
+      try visitor.visitSingularStringField(value: self.detail, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vigil_V1_IntegrityProblem, rhs: Vigil_V1_IntegrityProblem) -> Bool {
+    if lhs.kind != rhs.kind {return false}
+    if lhs.seq != rhs.seq {return false}
+    if lhs.eventID != rhs.eventID {return false}
+    if lhs.location != rhs.location {return false}
+    if lhs.detail != rhs.detail {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vigil_V1_IntegrityProblem.Kind: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0KIND_UNSPECIFIED\0\u{1}ALTERED\0\u{1}MISSING\0\u{1}INSERTED\0\u{1}REORDERED\0\u{1}CHECKSUM\0\u{1}CHECKPOINT\0")
+}
+
 nonisolated extension Vigil_V1_TokenInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TokenInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}scopes\0\u{1}tenants\0\u{3}created_at\0\u{3}revoked_at\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}scopes\0\u{1}tenants\0\u{3}created_at\0\u{3}revoked_at\0\u{3}ingest_events_per_second\0\u{3}created_by\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1822,6 +2082,8 @@ nonisolated extension Vigil_V1_TokenInfo: SwiftProtobuf.Message, SwiftProtobuf._
       case 4: try { try decoder.decodeRepeatedStringField(value: &self.tenants) }()
       case 5: try { try decoder.decodeSingularMessageField(value: &self._createdAt) }()
       case 6: try { try decoder.decodeSingularMessageField(value: &self._revokedAt) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.ingestEventsPerSecond) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.createdBy) }()
       default: break
       }
     }
@@ -1850,6 +2112,12 @@ nonisolated extension Vigil_V1_TokenInfo: SwiftProtobuf.Message, SwiftProtobuf._
     try { if let v = self._revokedAt {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
     } }()
+    if self.ingestEventsPerSecond != 0 {
+      try visitor.visitSingularUInt64Field(value: self.ingestEventsPerSecond, fieldNumber: 7)
+    }
+    if !self.createdBy.isEmpty {
+      try visitor.visitSingularStringField(value: self.createdBy, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1860,6 +2128,8 @@ nonisolated extension Vigil_V1_TokenInfo: SwiftProtobuf.Message, SwiftProtobuf._
     if lhs.tenants != rhs.tenants {return false}
     if lhs._createdAt != rhs._createdAt {return false}
     if lhs._revokedAt != rhs._revokedAt {return false}
+    if lhs.ingestEventsPerSecond != rhs.ingestEventsPerSecond {return false}
+    if lhs.createdBy != rhs.createdBy {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1867,7 +2137,7 @@ nonisolated extension Vigil_V1_TokenInfo: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Vigil_V1_CreateTokenRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CreateTokenRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}scopes\0\u{1}tenants\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}scopes\0\u{1}tenants\0\u{3}ingest_events_per_second\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1878,6 +2148,7 @@ nonisolated extension Vigil_V1_CreateTokenRequest: SwiftProtobuf.Message, SwiftP
       case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
       case 2: try { try decoder.decodeRepeatedEnumField(value: &self.scopes) }()
       case 3: try { try decoder.decodeRepeatedStringField(value: &self.tenants) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.ingestEventsPerSecond) }()
       default: break
       }
     }
@@ -1893,6 +2164,9 @@ nonisolated extension Vigil_V1_CreateTokenRequest: SwiftProtobuf.Message, SwiftP
     if !self.tenants.isEmpty {
       try visitor.visitRepeatedStringField(value: self.tenants, fieldNumber: 3)
     }
+    if self.ingestEventsPerSecond != 0 {
+      try visitor.visitSingularUInt64Field(value: self.ingestEventsPerSecond, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1900,6 +2174,7 @@ nonisolated extension Vigil_V1_CreateTokenRequest: SwiftProtobuf.Message, SwiftP
     if lhs.name != rhs.name {return false}
     if lhs.scopes != rhs.scopes {return false}
     if lhs.tenants != rhs.tenants {return false}
+    if lhs.ingestEventsPerSecond != rhs.ingestEventsPerSecond {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2098,18 +2373,33 @@ nonisolated extension Vigil_V1_SetRetentionRequest: SwiftProtobuf.Message, Swift
 
 nonisolated extension Vigil_V1_SetRetentionResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SetRetentionResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}retention\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    // Load everything into unknown fields
-    while try decoder.nextFieldNumber() != nil {}
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._retention) }()
+      default: break
+      }
+    }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._retention {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Vigil_V1_SetRetentionResponse, rhs: Vigil_V1_SetRetentionResponse) -> Bool {
+    if lhs._retention != rhs._retention {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -12,6 +12,11 @@
 /// part of the wire protocol; they are here so that the same generated code
 /// (and `protoc --decode`) can read them.
 
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 import SwiftProtobuf
 
 // If the compiler emits an error on this type, it is because this file
@@ -128,6 +133,80 @@ public nonisolated struct Vigil_V1_IdempotencyEntry: Sendable {
   public var count: UInt32 = 0
 
   public var receivedAtNanos: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The token file, `tokens` in the data directory, replaced atomically on
+/// every change. Secrets are never stored: only SHA-256 of the secret.
+public nonisolated struct Vigil_V1_TokenFile: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var formatVersion: UInt32 = 0
+
+  public var tokens: [Vigil_V1_StoredToken] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Vigil_V1_StoredToken: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: String = String()
+
+  public var name: String = String()
+
+  public var scopes: [Vigil_V1_Scope] = []
+
+  public var tenants: [String] = []
+
+  public var createdAtNanos: Int64 = 0
+
+  /// 0 while the token is valid.
+  public var revokedAtNanos: Int64 = 0
+
+  /// SHA-256 of the whole secret string ("vgl_<id>_<random>").
+  public var secretSha256: Data = Data()
+
+  public var ingestEventsPerSecond: UInt64 = 0
+
+  public var createdBy: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A signed checkpoint: the hash-chain head at a seq, signed with the server's
+/// Ed25519 key. Written as `checkpoints/<seq>.checkpoint` (binary protobuf).
+public nonisolated struct Vigil_V1_SignedCheckpoint: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var formatVersion: UInt32 = 0
+
+  /// Every event with seq ≤ `seq` is covered by `head`.
+  public var seq: UInt64 = 0
+
+  /// The chain head (32 bytes of SHA-256).
+  public var head: Data = Data()
+
+  public var createdAtNanos: Int64 = 0
+
+  /// The signer's raw 32-byte Ed25519 public key.
+  public var publicKey: Data = Data()
+
+  /// Ed25519 over the checkpoint's signing bytes (see the README).
+  public var signature: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -373,6 +452,166 @@ nonisolated extension Vigil_V1_IdempotencyEntry: SwiftProtobuf.Message, SwiftPro
     if lhs.lastSeq != rhs.lastSeq {return false}
     if lhs.count != rhs.count {return false}
     if lhs.receivedAtNanos != rhs.receivedAtNanos {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vigil_V1_TokenFile: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TokenFile"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}format_version\0\u{1}tokens\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.formatVersion) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.tokens) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.formatVersion != 0 {
+      try visitor.visitSingularUInt32Field(value: self.formatVersion, fieldNumber: 1)
+    }
+    if !self.tokens.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.tokens, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vigil_V1_TokenFile, rhs: Vigil_V1_TokenFile) -> Bool {
+    if lhs.formatVersion != rhs.formatVersion {return false}
+    if lhs.tokens != rhs.tokens {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vigil_V1_StoredToken: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".StoredToken"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}scopes\0\u{1}tenants\0\u{3}created_at_nanos\0\u{3}revoked_at_nanos\0\u{3}secret_sha256\0\u{3}ingest_events_per_second\0\u{3}created_by\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 3: try { try decoder.decodeRepeatedEnumField(value: &self.scopes) }()
+      case 4: try { try decoder.decodeRepeatedStringField(value: &self.tenants) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.createdAtNanos) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.revokedAtNanos) }()
+      case 7: try { try decoder.decodeSingularBytesField(value: &self.secretSha256) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.ingestEventsPerSecond) }()
+      case 9: try { try decoder.decodeSingularStringField(value: &self.createdBy) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
+    }
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 2)
+    }
+    if !self.scopes.isEmpty {
+      try visitor.visitPackedEnumField(value: self.scopes, fieldNumber: 3)
+    }
+    if !self.tenants.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.tenants, fieldNumber: 4)
+    }
+    if self.createdAtNanos != 0 {
+      try visitor.visitSingularInt64Field(value: self.createdAtNanos, fieldNumber: 5)
+    }
+    if self.revokedAtNanos != 0 {
+      try visitor.visitSingularInt64Field(value: self.revokedAtNanos, fieldNumber: 6)
+    }
+    if !self.secretSha256.isEmpty {
+      try visitor.visitSingularBytesField(value: self.secretSha256, fieldNumber: 7)
+    }
+    if self.ingestEventsPerSecond != 0 {
+      try visitor.visitSingularUInt64Field(value: self.ingestEventsPerSecond, fieldNumber: 8)
+    }
+    if !self.createdBy.isEmpty {
+      try visitor.visitSingularStringField(value: self.createdBy, fieldNumber: 9)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vigil_V1_StoredToken, rhs: Vigil_V1_StoredToken) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.name != rhs.name {return false}
+    if lhs.scopes != rhs.scopes {return false}
+    if lhs.tenants != rhs.tenants {return false}
+    if lhs.createdAtNanos != rhs.createdAtNanos {return false}
+    if lhs.revokedAtNanos != rhs.revokedAtNanos {return false}
+    if lhs.secretSha256 != rhs.secretSha256 {return false}
+    if lhs.ingestEventsPerSecond != rhs.ingestEventsPerSecond {return false}
+    if lhs.createdBy != rhs.createdBy {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vigil_V1_SignedCheckpoint: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SignedCheckpoint"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}format_version\0\u{1}seq\0\u{1}head\0\u{3}created_at_nanos\0\u{3}public_key\0\u{1}signature\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.formatVersion) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.seq) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.head) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.createdAtNanos) }()
+      case 5: try { try decoder.decodeSingularBytesField(value: &self.publicKey) }()
+      case 6: try { try decoder.decodeSingularBytesField(value: &self.signature) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.formatVersion != 0 {
+      try visitor.visitSingularUInt32Field(value: self.formatVersion, fieldNumber: 1)
+    }
+    if self.seq != 0 {
+      try visitor.visitSingularUInt64Field(value: self.seq, fieldNumber: 2)
+    }
+    if !self.head.isEmpty {
+      try visitor.visitSingularBytesField(value: self.head, fieldNumber: 3)
+    }
+    if self.createdAtNanos != 0 {
+      try visitor.visitSingularInt64Field(value: self.createdAtNanos, fieldNumber: 4)
+    }
+    if !self.publicKey.isEmpty {
+      try visitor.visitSingularBytesField(value: self.publicKey, fieldNumber: 5)
+    }
+    if !self.signature.isEmpty {
+      try visitor.visitSingularBytesField(value: self.signature, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vigil_V1_SignedCheckpoint, rhs: Vigil_V1_SignedCheckpoint) -> Bool {
+    if lhs.formatVersion != rhs.formatVersion {return false}
+    if lhs.seq != rhs.seq {return false}
+    if lhs.head != rhs.head {return false}
+    if lhs.createdAtNanos != rhs.createdAtNanos {return false}
+    if lhs.publicKey != rhs.publicKey {return false}
+    if lhs.signature != rhs.signature {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

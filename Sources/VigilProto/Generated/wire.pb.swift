@@ -83,8 +83,15 @@ public nonisolated struct Vigil_V1_Welcome: Sendable {
 
   public var maxEventBytes: UInt32 = 0
 
-  /// Who the server authenticated the connection as.
+  /// Who the server authenticated the connection as: the token's name and id
+  /// ("ci-agent (tok_3f2a…)"), or "anonymous" on a server run without
+  /// authentication.
   public var principal: String = String()
+
+  /// What the connection's token may do, and in which tenants (empty: all).
+  public var scopes: [Vigil_V1_Scope] = []
+
+  public var tenants: [String] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -291,7 +298,7 @@ nonisolated extension Vigil_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._Mess
 
 nonisolated extension Vigil_V1_Welcome: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Welcome"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}server_name\0\u{3}server_version\0\u{3}major_version\0\u{3}minor_version\0\u{3}max_frame_size\0\u{3}max_message_size\0\u{3}max_concurrent_calls\0\u{3}max_batch_events\0\u{3}max_event_bytes\0\u{1}principal\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}server_name\0\u{3}server_version\0\u{3}major_version\0\u{3}minor_version\0\u{3}max_frame_size\0\u{3}max_message_size\0\u{3}max_concurrent_calls\0\u{3}max_batch_events\0\u{3}max_event_bytes\0\u{1}principal\0\u{1}scopes\0\u{1}tenants\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -309,6 +316,8 @@ nonisolated extension Vigil_V1_Welcome: SwiftProtobuf.Message, SwiftProtobuf._Me
       case 8: try { try decoder.decodeSingularUInt32Field(value: &self.maxBatchEvents) }()
       case 9: try { try decoder.decodeSingularUInt32Field(value: &self.maxEventBytes) }()
       case 10: try { try decoder.decodeSingularStringField(value: &self.principal) }()
+      case 11: try { try decoder.decodeRepeatedEnumField(value: &self.scopes) }()
+      case 12: try { try decoder.decodeRepeatedStringField(value: &self.tenants) }()
       default: break
       }
     }
@@ -345,6 +354,12 @@ nonisolated extension Vigil_V1_Welcome: SwiftProtobuf.Message, SwiftProtobuf._Me
     if !self.principal.isEmpty {
       try visitor.visitSingularStringField(value: self.principal, fieldNumber: 10)
     }
+    if !self.scopes.isEmpty {
+      try visitor.visitPackedEnumField(value: self.scopes, fieldNumber: 11)
+    }
+    if !self.tenants.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.tenants, fieldNumber: 12)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -359,6 +374,8 @@ nonisolated extension Vigil_V1_Welcome: SwiftProtobuf.Message, SwiftProtobuf._Me
     if lhs.maxBatchEvents != rhs.maxBatchEvents {return false}
     if lhs.maxEventBytes != rhs.maxEventBytes {return false}
     if lhs.principal != rhs.principal {return false}
+    if lhs.scopes != rhs.scopes {return false}
+    if lhs.tenants != rhs.tenants {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
