@@ -74,7 +74,9 @@ struct ServerLauncher: Sendable {
     func start(dataDirectory: String) async throws -> ServerProcess {
         try await ServerProcess.start(
             binary: binary,
-            arguments: ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDirectory] + arguments,
+            // Without authentication: the harness measures storage and queries;
+            // a token check is one hash per connection and a lookup per call.
+            arguments: ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDirectory, "--no-auth"] + arguments,
             dataDirectory: dataDirectory)
     }
 }

@@ -36,7 +36,31 @@ public struct ServerConfiguration: Sendable {
     /// subscription's filter: a live filter runs against every committed batch.
     public var maxSubscriptionFilterEntries = 256
 
+    /// Who may connect. `vigil serve` uses tokens unless told `--no-auth`;
+    /// the library default (tests, embedding) is none.
+    public var authentication: Authentication = .disabled
+    /// Connections open at once; one more gets GOAWAY RESOURCE_EXHAUSTED. Each
+    /// holds buffers and a task, so this bounds the server's memory.
+    public var maxConnections = 4_096
+    /// A connection with no call open for this long is closed (GOAWAY
+    /// UNAVAILABLE); nil never closes idle connections. Open subscriptions
+    /// are calls, so a quiet subscriber is not idle.
+    public var idleTimeout: Duration? = .seconds(600)
+    /// Events per second a token may ingest when it has no rate of its own;
+    /// nil means no limit.
+    public var defaultIngestEventsPerSecond: UInt64?
+
     public init() {}
+}
+
+/// How connections authenticate.
+public enum Authentication: Sendable {
+    /// Every connection is `anonymous`, which may do everything: for tests
+    /// and for a server reachable only by trusted processes.
+    case disabled
+    /// HELLO must carry a valid API token; calls are authorized by its scopes
+    /// and tenants.
+    case tokens(TokenRegistry)
 }
 
 /// The version this build reports in `Welcome.server_version` and `vigil --version`.

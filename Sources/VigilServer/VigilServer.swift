@@ -61,7 +61,7 @@ public final class VigilServer: Service, Sendable {
         let printable = local.ipAddress.map { local.protocol == .inet6 ? "[\($0)]" : $0 } ?? "\(local)"
         logger.info("listening on \(printable):\(local.port ?? 0)")
 
-        let service = AuditService(store: store, configuration: configuration)
+        let service = AuditService(store: store, configuration: configuration, logger: logger)
         let logger = logger
         let store = store
         // Flushing, merging and retention run beside the connections, and stop
@@ -85,12 +85,33 @@ public final class VigilServer: Service, Sendable {
                 for try await connection in connections.cancelOnGracefulShutdown() {
                     var connectionLogger = logger
                     connectionLogger[metadataKey: "vigil.peer"] = "\(connection.channel.remoteAddress.map { "\($0)" } ?? "?")"
+                    guard let slot = service.access.connections.admit() else {
+                        // Full: say so in the protocol, so the client's error is clear.
+                        connectionLogger.info("refused a connection: the server has \(configuration.maxConnections) connections, its limit")
+                        group.addTask { await Self.refuseFull(connection, limit: configuration.maxConnections) }
+                        continue
+                    }
                     let handler = ConnectionHandler(
-                        channel: connection, service: service, configuration: configuration, logger: connectionLogger)
-                    group.addTask { await handler.run() }
+                        channel: connection, service: service, configuration: configuration, logger: connectionLogger, slot: slot)
+                    group.addTask {
+                        defer { service.access.connections.remove(slot) }
+                        await handler.run()
+                    }
                 }
             }
             logger.info("stopped accepting connections; draining")
+        }
+    }
+
+    /// Answers a connection over the limit with the server preface and GOAWAY
+    /// RESOURCE_EXHAUSTED, then closes it without reading what it sent.
+    private static func refuseFull(_ connection: NIOAsyncChannel<WireInbound, WireOutbound>, limit: Int) async {
+        try? await connection.executeThenClose { _, outbound in
+            try await outbound.write(.preface(.current))
+            try await outbound.write(.frame(.goAway(
+                lastStreamID: 0, code: .resourceExhausted,
+                message: "the server has \(limit) connections open, its limit (--max-connections); retry later")))
+            outbound.finish()
         }
     }
 }

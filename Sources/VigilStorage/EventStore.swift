@@ -156,8 +156,36 @@ public protocol EventStore: Sendable {
     /// Flushes and releases what the store holds; called once on shutdown,
     /// after `runMaintenance` has ended.
     func close() async throws(VigilError)
+
+    /// Sets how long `tenant`'s events are kept (nil tenant: the default).
+    /// For a tenant, nil removes its own setting; for the default, nil keeps
+    /// everything. Returns the retention now in effect (nil: forever).
+    func setRetention(tenant: String?, nanos: Int64?) async throws(VigilError) -> Int64?
+
+    /// Counts and sizes for `GetStats`.
+    func statistics() async throws(VigilError) -> StoreStatistics
+}
+
+/// What `GetStats` reports of the store.
+public struct StoreStatistics: Sendable {
+    /// Events held (including any that retention hides but has not deleted yet).
+    public var eventsStored: UInt64 = 0
+    public var lastSeq: UInt64 = 0
+    /// Parts and WAL.
+    public var bytesOnDisk: UInt64 = 0
+    public var parts = 0
+
+    public init() {}
 }
 
 extension EventStore {
     public func runMaintenance() async throws {}
+
+    public func setRetention(tenant: String?, nanos: Int64?) async throws(VigilError) -> Int64? {
+        throw VigilError(.unimplemented, "this store does not support changing retention")
+    }
+
+    public func statistics() async throws(VigilError) -> StoreStatistics {
+        throw VigilError(.unimplemented, "this store keeps no statistics")
+    }
 }

@@ -135,9 +135,9 @@ public enum FileIO {
 
     /// Writes `bytes` to `path` durably and atomically: a temporary file,
     /// fsync, rename over `path`, fsync of the directory.
-    public static func writeAtomically(_ bytes: [UInt8], to path: String) throws(VigilError) {
+    public static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644) throws(VigilError) {
         let temporary = path + ".tmp"
-        let file = try FileHandleDescriptor.open(temporary, flags: O_WRONLY | O_CREAT | O_TRUNC)
+        let file = try FileHandleDescriptor.open(temporary, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: mode)
         do throws(VigilError) {
             let written: VigilError? = bytes.withUnsafeBytes { raw in
                 do throws(VigilError) { try file.write(raw, at: 0) } catch { return error }

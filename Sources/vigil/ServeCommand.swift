@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import CVigilSystem
 import Logging
 import ServiceLifecycle
@@ -83,6 +84,23 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Events in memory before they are flushed to a part.")
     var segmentMaxEvents = StorageOptions(directory: "").segmentMaxRows
 
+    @Flag(name: .long, help: "Run without authentication: every connection may do everything, in every tenant. Only for a server nothing untrusted can reach (tests, a laptop).")
+    var noAuth = false
+
+    @Option(name: .long, help: ArgumentHelp(
+        "File holding the admin token (also $VIGIL_ADMIN_TOKEN). Created with a new token (mode 0600) if missing. Without either, the first start prints a new admin token once.",
+        valueName: "file"))
+    var adminTokenFile: String?
+
+    @Option(name: .long, help: "Connections open at once; one more is refused with RESOURCE_EXHAUSTED.")
+    var maxConnections = ServerConfiguration().maxConnections
+
+    @Option(name: .long, help: "Seconds a connection may go without a call before it is closed (0: never). Open subscriptions are calls.")
+    var idleTimeout = 600
+
+    @Option(name: .long, help: "Events per second each token may ingest unless the token has its own rate (0: no limit); over it, RESOURCE_EXHAUSTED with vigil.retry-after-ms.")
+    var ingestRateLimit: UInt64 = 0
+
     @Flag(name: .long, help: "Start even if the write-ahead log is corrupt in the middle: cut it at the last good record (the cut-off records are lost; the files are kept as *.corrupt).")
     var repairWal = false
 
@@ -100,6 +118,11 @@ struct ServeCommand: AsyncParsableCommand {
         guard (0...1_048_576).contains(queryCacheMb) else { throw ValidationError("--query-cache-mb must be 0 to 1048576 (MiB)") }
         guard maxConcurrentCalls >= 1 else { throw ValidationError("--max-concurrent-calls must be at least 1") }
         guard maxBatchEvents >= 1 else { throw ValidationError("--max-batch-events must be at least 1") }
+        guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
+        guard idleTimeout >= 0 else { throw ValidationError("--idle-timeout must be 0 (never) or a number of seconds") }
+        if noAuth && adminTokenFile != nil {
+            throw ValidationError("--admin-token-file has no use with --no-auth; give one or the other")
+        }
     }
 
     func run() async throws {
@@ -125,6 +148,9 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.eventLimits.maxClockSkewNanos = Int64(maxClockSkew) * 1_000_000_000
         configuration.handshakeTimeout = .seconds(handshakeTimeout)
         configuration.heartbeatInterval = .seconds(heartbeatInterval)
+        configuration.maxConnections = maxConnections
+        configuration.idleTimeout = idleTimeout == 0 ? nil : .seconds(idleTimeout)
+        configuration.defaultIngestEventsPerSecond = ingestRateLimit == 0 ? nil : ingestRateLimit
 
         var storage = StorageOptions(directory: dataDir)
         guard let policy = SyncPolicy(parsing: fsync) else {
@@ -161,6 +187,11 @@ struct ServeCommand: AsyncParsableCommand {
             throw CLIError(error)
         }
         logger.info("opened \(dataDir): \(store.recovery)")
+        if noAuth {
+            logger.warning("authentication is off (--no-auth): every connection may read and write every tenant")
+        } else {
+            configuration.authentication = .tokens(try bootstrapTokens(logger: logger))
+        }
         let server = VigilServer(configuration: configuration, store: store, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: server)]
         if !alertRules.isEmpty {
@@ -176,6 +207,57 @@ struct ServeCommand: AsyncParsableCommand {
         groupConfiguration.maximumGracefulShutdownDuration = .seconds(shutdownTimeout)
         let group = ServiceGroup(configuration: groupConfiguration)
         try await group.run()
+    }
+}
+
+extension ServeCommand {
+    /// Opens the token registry and makes sure an admin can get in: the
+    /// token from --admin-token-file or $VIGIL_ADMIN_TOKEN, or on the very
+    /// first start a new one, printed once on standard output.
+    func bootstrapTokens(logger: Logger) throws -> TokenRegistry {
+        let registry: TokenRegistry
+        do {
+            registry = try TokenRegistry(directory: dataDir)
+        } catch {
+            throw CLIError(error)
+        }
+        var secret = environment("VIGIL_ADMIN_TOKEN")
+        if let adminTokenFile {
+            if let text = try? String(contentsOfFile: adminTokenFile, encoding: .utf8) {
+                secret = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            } else if FileManager.default.fileExists(atPath: adminTokenFile) {
+                throw ValidationError("--admin-token-file \(adminTokenFile) cannot be read; check its permissions")
+            } else {
+                let made = TokenRegistry.generateSecret()
+                guard FileManager.default.createFile(atPath: adminTokenFile, contents: Data((made + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
+                    throw ValidationError("--admin-token-file \(adminTokenFile) does not exist and cannot be created; check the directory")
+                }
+                logger.notice("wrote a new admin token to \(adminTokenFile)")
+                secret = made
+            }
+        }
+        if let secret {
+            do {
+                if try registry.ensureAdmin(secret: secret, createdBy: "vigil serve") {
+                    logger.notice("added the given admin token to the token registry")
+                }
+            } catch {
+                throw ValidationError("\(adminTokenFile.map { "--admin-token-file \($0)" } ?? "$VIGIL_ADMIN_TOKEN"): \(error.message)")
+            }
+        } else if !registry.hasActiveAdmin {
+            let (token, made) = try registry.create(name: "admin", scopes: [.admin], tenants: [], createdBy: "vigil serve")
+            print("""
+                Vigil created the first admin token (\(token.id)). It is shown only this once; keep it safe:
+
+                    \(made)
+
+                Use it with --token or $VIGIL_TOKEN, for example to give an agent its own token:
+                    vigil token create --name my-agent --scope ingest --tenant acme
+
+                """)
+            fflush(nil)
+        }
+        return registry
     }
 }
 

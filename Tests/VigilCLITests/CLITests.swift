@@ -63,12 +63,16 @@ final class ServerProcess {
     let dataDir: String
     private let stderrReader: ReadAll
 
-    init(dataDir: String, extraArguments: [String] = []) throws {
+    /// Without `authenticated`, the server runs with `--no-auth` (most tests
+    /// are about something else); with it, `adminToken` is its admin token.
+    init(dataDir: String, extraArguments: [String] = [], authenticated: Bool = false, environment: [String: String]? = nil) throws {
         self.dataDir = dataDir
         process.executableURL = VigilBinary.url
         // A long handshake timeout: on a loaded 2-core machine running the
         // whole suite in parallel, a client can be descheduled for seconds.
-        process.arguments = ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--handshake-timeout", "120"] + extraArguments
+        process.arguments = ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--handshake-timeout", "120"]
+            + (authenticated ? [] : ["--no-auth"]) + extraArguments
+        if let environment { process.environment = environment }
         let err = Pipe()
         process.standardError = err
         process.standardOutput = FileHandle.nullDevice
@@ -257,6 +261,9 @@ struct CLITests {
             (["--live-feed-mb", "0"], "--live-feed-mb"),
             (["--heartbeat-interval", "0"], "--heartbeat-interval"),
             (["--rules", "/nonexistent/rules.json"], "--rules"),
+            (["--max-connections", "0"], "--max-connections"),
+            (["--idle-timeout", "-1"], "--idle-timeout"),
+            (["--no-auth", "--admin-token-file", "/tmp/x"], "--admin-token-file"),
         ])
     func badServeFlags(_ flags: [String], _ named: String) throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-flags-\(UUID().uuidString)").path

@@ -38,6 +38,7 @@ struct ConnectionStateMachineTests {
         var machine = machine(maxConcurrentCalls: maxConcurrentCalls, defaultWindow: defaultWindow)
         _ = machine.prefaceReceived(.vigil(.current))
         _ = machine.frameReceived(hello())
+        _ = machine.authenticated()
         precondition(machine.phase == .active)
         return machine
     }
@@ -173,7 +174,14 @@ struct ConnectionStateMachineTests {
     func helloFrameSizeAccepted(_ size: UInt32) {
         var machine = Self.machine()
         _ = machine.prefaceReceived(.vigil(.current))
-        let action = machine.frameReceived(Self.hello(maxFrameSize: size))
+        let hello = machine.frameReceived(Self.hello(maxFrameSize: size))
+        guard case .authenticate(_, let name) = hello else {
+            Issue.record("expected authenticate, got \(hello)")
+            return
+        }
+        #expect(name == "state-machine-tests")
+        #expect(machine.phase == .authenticating)
+        let action = machine.authenticated()
         guard case .sendWelcome(let maxFrameSize, let clientName) = action else {
             Issue.record("expected sendWelcome, got \(action)")
             return
@@ -190,6 +198,54 @@ struct ConnectionStateMachineTests {
         _ = machine.prefaceReceived(.vigil(.current))
         let frame = Frame(type: .hello, streamID: 0, payload: ByteBuffer(bytes: [0xFF, 0xFF, 0xFF]))
         Self.expectGoAwayAndClose(machine.frameReceived(frame), code: .invalidArgument)
+    }
+
+    @Test("HELLO whose token fails is answered with GOAWAY UNAUTHENTICATED")
+    func helloUnauthenticated() {
+        var machine = Self.machine()
+        _ = machine.prefaceReceived(.vigil(.current))
+        _ = machine.frameReceived(Self.hello())
+        Self.expectGoAwayAndClose(machine.authenticationFailed("the API token is not valid"), code: .unauthenticated)
+        #expect(machine.phase == .closed)
+    }
+
+    @Test("a frame before HELLO is answered is refused with UNAUTHENTICATED")
+    func frameWhileAuthenticating() {
+        var machine = Self.machine()
+        _ = machine.prefaceReceived(.vigil(.current))
+        _ = machine.frameReceived(Self.hello())
+        Self.expectGoAwayAndClose(machine.frameReceived(Self.headers(1)), code: .unauthenticated)
+    }
+
+    @Test("a revoked token ends running calls, refuses new ones and closes once they end")
+    func tokenRevoked() {
+        var machine = Self.activeMachine()
+        Self.open(1, on: &machine, running: true)
+        Self.open(3, on: &machine, running: false)
+        let action = machine.tokenRevoked()
+        guard case .revoke(_, let contexts, let error) = action else {
+            Issue.record("expected revoke, got \(action)")
+            return
+        }
+        #expect(contexts.map(\.streamID) == [1])
+        #expect(error.code == .unauthenticated)
+        #expect(machine.isDraining)
+        guard case .endCall(_, let status) = machine.frameReceived(Self.headers(5)) else {
+            Issue.record("expected the new call to be refused")
+            return
+        }
+        #expect(status.code == .unauthenticated)
+        _ = machine.callFinished(streamID: 1)
+        #expect(machine.phase == .closed)
+    }
+
+    @Test("an idle connection closes with UNAVAILABLE only when no call is open")
+    func idleTimeout() {
+        var machine = Self.activeMachine()
+        Self.open(1, on: &machine, running: true)
+        Self.expectNone(machine.idleTimedOut(after: .seconds(5)))
+        _ = machine.callFinished(streamID: 1)
+        Self.expectGoAwayAndClose(machine.idleTimedOut(after: .seconds(5)), code: .unavailable, lastStreamID: 1)
     }
 
     @Test("a second HELLO is a protocol error")

@@ -306,7 +306,7 @@ struct RawConnection: Sendable {
 
     /// Preface exchange and HELLO; returns the server's Welcome.
     @discardableResult
-    func handshake(maxFrameSize: UInt32 = 0, sourceLocation: SourceLocation = #_sourceLocation) async throws -> Vigil_V1_Welcome {
+    func handshake(maxFrameSize: UInt32 = 0, token: String = "", sourceLocation: SourceLocation = #_sourceLocation) async throws -> Vigil_V1_Welcome {
         try await sendPreface()
         let preface = try await inbox.next(timeout: rawReadTimeout, waitingFor: "the server's preface")
         guard preface == .preface(.vigil(.current)) else {
@@ -317,6 +317,7 @@ struct RawConnection: Sendable {
         hello.minorVersion = UInt32(Preface.current.minor)
         hello.clientName = "raw-test-client"
         hello.maxFrameSize = maxFrameSize
+        hello.authToken = token
         try await send(Frame(type: .hello, streamID: 0, message: hello))
         let answer = try await readFrame(sourceLocation: sourceLocation)
         guard answer.type == .hello, answer.streamID == 0 else {

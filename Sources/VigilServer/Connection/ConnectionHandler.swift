@@ -15,6 +15,23 @@ final class ConnectionState: Sendable {
     func with<R>(_ body: (inout ConnectionStateMachine) -> R) -> R { machine.withLock { body(&$0) } }
 }
 
+/// Who is on the other end, once HELLO is answered; and when the connection
+/// last did anything (for the idle timeout).
+final class ConnectionIdentity: Sendable {
+    private let caller: Mutex<Caller>
+    private let lastActivity = Mutex(ContinuousClock.now)
+
+    init(peerIP: String?) {
+        caller = Mutex(Caller(principal: .anonymous, peerIP: peerIP))
+    }
+
+    var current: Caller { caller.withLock { $0 } }
+    func authenticated(as principal: Principal) { caller.withLock { $0.principal = principal } }
+
+    func touch() { lastActivity.withLock { $0 = .now } }
+    var lastActive: ContinuousClock.Instant { lastActivity.withLock { $0 } }
+}
+
 /// Serves one connection: reads frames, asks the state machine what to do,
 /// and does it — writes frames, runs calls as child tasks, closes.
 struct ConnectionHandler: Sendable {
@@ -24,20 +41,46 @@ struct ConnectionHandler: Sendable {
     let service: AuditService
     let configuration: ServerConfiguration
     let logger: Logger
+    /// The connection's slot in `LiveConnections`.
+    let slot: UInt64
 
     func run() async {
         let state = ConnectionState(ConnectionStateMachine(limits: .init(
             maxConcurrentCalls: configuration.maxConcurrentCalls, defaultWindow: configuration.defaultWindow)))
+        let identity = ConnectionIdentity(peerIP: channel.channel.remoteAddress?.ipAddress)
         do {
             try await channel.executeThenClose { inbound, outbound in
                 let io = IO(
                     channel: channel.channel, outbound: outbound, state: state, configuration: configuration, logger: logger,
-                    subscriptions: SubscriptionSlots(limit: configuration.maxSubscriptionsPerConnection))
+                    subscriptions: SubscriptionSlots(limit: configuration.maxSubscriptionsPerConnection),
+                    identity: identity, access: service.access, slot: slot)
                 try await withThrowingDiscardingTaskGroup { group in
                     group.addTask {
                         // Preface and HELLO must arrive in time; a silent peer is cut.
                         try await Task.sleep(for: configuration.handshakeTimeout)
                         await io.perform(state.with { $0.handshakeTimedOut() })
+                    }
+                    if let idleTimeout = configuration.idleTimeout {
+                        group.addTask {
+                            // Wakes when the connection could have been idle
+                            // for the timeout; closes it if it was.
+                            var wakeAt = identity.lastActive + idleTimeout
+                            while true {
+                                try await Task.sleep(until: wakeAt)
+                                let idleSince = identity.lastActive
+                                if ContinuousClock.now >= idleSince + idleTimeout {
+                                    let action = state.with { $0.idleTimedOut(after: idleTimeout) }
+                                    if case .goAwayAndClose = action {
+                                        await io.perform(action)
+                                        return
+                                    }
+                                    // Calls are open: not idle. Look again a timeout from now.
+                                    wakeAt = .now + idleTimeout
+                                } else {
+                                    wakeAt = idleSince + idleTimeout
+                                }
+                            }
+                        }
                     }
                     group.addTask {
                         // Graceful shutdown: GOAWAY, let calls in flight finish.
@@ -47,6 +90,7 @@ struct ConnectionHandler: Sendable {
                     }
                     do {
                         for try await item in inbound {
+                            identity.touch()
                             let action: ConnectionStateMachine.Action = state.with { machine in
                                 switch item {
                                 case .preface(let classification): machine.prefaceReceived(classification)
@@ -78,6 +122,9 @@ struct ConnectionHandler: Sendable {
         let logger: Logger
         /// The connection's open subscriptions.
         let subscriptions: SubscriptionSlots
+        let identity: ConnectionIdentity
+        let access: AccessControl
+        let slot: UInt64
 
         func write(_ frame: Frame) async {
             do {
@@ -103,6 +150,25 @@ struct ConnectionHandler: Sendable {
                 try? await outbound.write(.raw(ByteBuffer(string: Preface.httpRefusal)))
             case .close:
                 logger.debug("closing a connection that does not speak the protocol")
+            case .authenticate(let token, let clientName):
+                switch access.authenticate(token) {
+                case .success(let principal):
+                    identity.authenticated(as: principal)
+                    if let tokenID = principal.tokenID {
+                        let io = self
+                        access.connections.authenticated(slot, tokenID: tokenID) {
+                            Task { await io.perform(io.state.with { $0.tokenRevoked() }) }
+                        }
+                    }
+                    await perform(state.with { $0.authenticated() })
+                case .failure(let error):
+                    logger.info("authentication failed", metadata: ["vigil.client": "\(clientName.prefix(128))", "vigil.reason": "\(error.message)"])
+                    await perform(state.with { $0.authenticationFailed(error.message) })
+                }
+            case .revoke(let lastStreamID, let contexts, let error):
+                logger.info("closing a connection whose token was revoked", metadata: ["vigil.calls": "\(contexts.count)"])
+                for context in contexts { context.end(.failed(error)) }
+                await write(.goAway(lastStreamID: lastStreamID, code: .unauthenticated, message: error.message))
             case .sendWelcome(let maxFrameSize, let clientName):
                 var welcome = Vigil_V1_Welcome()
                 welcome.serverName = configuration.serverName
@@ -114,7 +180,10 @@ struct ConnectionHandler: Sendable {
                 welcome.maxConcurrentCalls = UInt32(configuration.maxConcurrentCalls)
                 welcome.maxBatchEvents = UInt32(configuration.eventLimits.maxBatchEvents)
                 welcome.maxEventBytes = UInt32(configuration.eventLimits.maxEventBytes)
-                welcome.principal = "anonymous"
+                let principal = identity.current.principal
+                welcome.principal = principal.displayName
+                welcome.scopes = principal.scopes.sorted().map(\.proto)
+                welcome.tenants = principal.tenants.list
                 logger.debug("hello", metadata: ["vigil.client": "\(clientName)", "vigil.client.max-frame": "\(maxFrameSize)"])
                 await write(Frame(type: .hello, streamID: 0, message: welcome))
             case .sendPong(let payload):
@@ -198,7 +267,7 @@ struct ConnectionHandler: Sendable {
                 group.addTask {
                     do {
                         let payload = try request.messagePayload(maxMessageSize: configuration.maxMessageSize)
-                        let metadata = try await service.handle(call.method, request: payload, sender: sender)
+                        let metadata = try await service.handle(call.method, request: payload, sender: sender, caller: identity.current)
                         return .finished(.success(metadata))
                     } catch let error as VigilError {
                         return .finished(.failure(error))
@@ -240,6 +309,7 @@ struct ConnectionHandler: Sendable {
             // Free the call's slot before its TRAILERS go out, so a client that
             // opens its next call on seeing them is not refused for the limit.
             let finished = state.with { $0.callFinished(streamID: streamID) }
+            identity.touch()
             if let status {
                 if status.code != 0 {
                     logger.debug("call failed", metadata: [

@@ -17,6 +17,8 @@ struct ConnectionStateMachine {
     enum Phase: Equatable {
         case awaitingPreface
         case awaitingHello
+        /// HELLO arrived; its token is being checked.
+        case authenticating
         case active
         /// GOAWAY sent: calls up to `lastStreamID` finish, no new ones start.
         case draining(lastStreamID: UInt32)
@@ -50,12 +52,18 @@ struct ConnectionStateMachine {
         case refuseHTTP
         /// Close without a word (TLS hello, garbage).
         case close
+        /// HELLO arrived: check its token, then report `authenticated()` or
+        /// `authenticationFailed(_:)`.
+        case authenticate(token: String, clientName: String)
         case sendWelcome(maxFrameSize: Int, clientName: String)
         case sendPong(ByteBuffer)
         /// A fatal error: GOAWAY with this code and message, then close.
         case goAwayAndClose(lastStreamID: UInt32, code: StatusCode, message: String)
         /// A graceful GOAWAY (the connection closes once `phase` is `.closed`).
         case goAway(lastStreamID: UInt32)
+        /// The token was revoked: end these running calls with `error`, send
+        /// GOAWAY with it, close once they are done.
+        case revoke(lastStreamID: UInt32, contexts: [CallContext], error: VigilError)
         /// A call was opened: arm its deadline.
         case armDeadline(CallContext, timeoutMilliseconds: UInt64)
         /// End a call that has no task (yet) with TRAILERS.
@@ -71,6 +79,9 @@ struct ConnectionStateMachine {
     private(set) var calls: [UInt32: Call] = [:]
     private(set) var highestStreamID: UInt32 = 0
     private(set) var clientFrameSize: Int = 0
+    private(set) var clientName = ""
+    /// Why the connection drains, for calls refused meanwhile.
+    private(set) var drainReason = VigilError(.unavailable, "the server is shutting down; retry on a new connection")
     let limits: Limits
 
     init(limits: Limits) {
@@ -109,9 +120,13 @@ struct ConnectionStateMachine {
             if hello.maxFrameSize != 0 && Int(hello.maxFrameSize) < limits.minClientFrameSize {
                 return fatal(.invalidArgument, "Hello.max_frame_size must be 0 or at least \(limits.minClientFrameSize)")
             }
-            phase = .active
+            phase = .authenticating
             clientFrameSize = Int(hello.maxFrameSize)
-            return .sendWelcome(maxFrameSize: clientFrameSize, clientName: hello.clientName)
+            clientName = hello.clientName
+            return .authenticate(token: hello.authToken, clientName: hello.clientName)
+        case .authenticating:
+            // The read loop waits for the token check before it reads on.
+            return fatal(.unauthenticated, "a \(frame.type) frame arrived before the HELLO was answered")
         case .active, .draining:
             break
         }
@@ -157,7 +172,7 @@ struct ConnectionStateMachine {
         }
         highestStreamID = streamID
         if case .draining = phase {
-            return .endCall(streamID: streamID, status: VigilError(.unavailable, "the server is shutting down; retry on a new connection"))
+            return .endCall(streamID: streamID, status: drainReason)
         }
         let headers: Vigil_V1_CallHeaders
         do { headers = try frame.decode() } catch {
@@ -239,6 +254,48 @@ struct ConnectionStateMachine {
         return .endRunningCall(call.context, .deadlineExceeded)
     }
 
+    /// The token checked out.
+    mutating func authenticated() -> Action {
+        guard phase == .authenticating else { return .none }
+        phase = .active
+        return .sendWelcome(maxFrameSize: clientFrameSize, clientName: clientName)
+    }
+
+    /// The token is unknown, revoked or missing.
+    mutating func authenticationFailed(_ message: String) -> Action {
+        guard phase == .authenticating else { return .none }
+        return fatal(.unauthenticated, message)
+    }
+
+    /// The connection's token was revoked: every running call ends with
+    /// UNAUTHENTICATED, no new call starts, and the connection closes once
+    /// they have.
+    mutating func tokenRevoked() -> Action {
+        let error = VigilError(.unauthenticated, "the connection's token was revoked")
+        switch phase {
+        case .active, .draining:
+            let contexts = calls.values.filter { $0.phase == .running }.map(\.context)
+            // Calls still waiting for their request have no task: forget them.
+            calls = calls.filter { $0.value.phase == .running }
+            drainReason = error
+            phase = calls.isEmpty ? .closed : .draining(lastStreamID: highestStreamID)
+            return .revoke(lastStreamID: highestStreamID, contexts: contexts, error: error)
+        case .awaitingPreface, .awaitingHello, .authenticating:
+            return fatal(.unauthenticated, error.message)
+        case .closed:
+            return .none
+        }
+    }
+
+    /// The connection had no call for the idle timeout.
+    mutating func idleTimedOut(after timeout: Duration) -> Action {
+        guard phase == .active, calls.isEmpty else { return .none }
+        return fatal(.unavailable, "closing the connection after \(timeout.components.seconds) s without a call; reconnect when needed")
+    }
+
+    /// Whether any call is open (an idle connection has none).
+    var hasCalls: Bool { !calls.isEmpty }
+
     /// Graceful shutdown began: no new calls, finish those in flight.
     mutating func shutdownRequested() -> Action {
         switch phase {
@@ -246,7 +303,7 @@ struct ConnectionStateMachine {
             // With no call in flight there is nothing to wait for: close after the GOAWAY.
             phase = calls.isEmpty ? .closed : .draining(lastStreamID: highestStreamID)
             return .goAway(lastStreamID: highestStreamID)
-        case .awaitingPreface, .awaitingHello:
+        case .awaitingPreface, .awaitingHello, .authenticating:
             phase = .closed
             return .close
         case .draining, .closed:
@@ -260,7 +317,7 @@ struct ConnectionStateMachine {
         case .awaitingPreface:
             phase = .closed
             return .close
-        case .awaitingHello:
+        case .awaitingHello, .authenticating:
             return fatal(.deadlineExceeded, "no HELLO arrived in time")
         default:
             return .none

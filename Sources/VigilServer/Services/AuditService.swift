@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import SwiftProtobuf
 import VigilCore
@@ -18,6 +19,15 @@ protocol ResponseSender: Sendable {
     var subscriptions: SubscriptionSlots { get }
 }
 
+/// Who makes a call: the connection's principal and address.
+struct Caller: Sendable {
+    var principal: Principal
+    /// The peer's IP address, for `_system` events.
+    var peerIP: String?
+
+    static let anonymous = Caller(principal: .anonymous, peerIP: nil)
+}
+
 /// The `vigil.v1.Audit` methods, transport-free: a decoded request in, response
 /// messages out through a `ResponseSender`, and the final status's metadata
 /// returned (or a `VigilError` thrown).
@@ -27,33 +37,64 @@ struct AuditService: Sendable {
     let validator: EventValidator
     /// Subscriptions open on the whole server.
     let subscriptions: SubscriptionSlots
+    let access: AccessControl
+    let startedAt: UnixNanos
 
-    init(store: any EventStore, configuration: ServerConfiguration) {
+    init(store: any EventStore, configuration: ServerConfiguration, logger: Logger = Logger(label: "vigil")) {
         self.store = store
         self.configuration = configuration
         self.validator = EventValidator(limits: configuration.eventLimits)
         self.subscriptions = SubscriptionSlots(limit: configuration.maxSubscriptions)
+        let registry: TokenRegistry? = switch configuration.authentication {
+        case .disabled: nil
+        case .tokens(let registry): registry
+        }
+        self.access = AccessControl(
+            registry: registry,
+            rateLimiter: IngestRateLimiter(defaultEventsPerSecond: configuration.defaultIngestEventsPerSecond),
+            connections: LiveConnections(limit: configuration.maxConnections),
+            systemLog: SystemAuditLog(store: store, logger: logger))
+        self.startedAt = currentUnixNanos()
     }
 
-    /// Runs one call. Returns the metadata for the OK trailers.
-    func handle(_ method: AuditMethod, request: ByteBuffer, sender: some ResponseSender) async throws -> [String: String] {
+    /// Runs one call for `caller`, once its token's scopes and tenants allow
+    /// it. Returns the metadata for the OK trailers.
+    func handle(
+        _ method: AuditMethod, request: ByteBuffer, sender: some ResponseSender, caller: Caller = .anonymous
+    ) async throws -> [String: String] {
+        let principal = caller.principal
+        try access.checkActive(principal)
         switch method {
         case .ingest:
-            try await ingest(request.decodeMessage(), sender: sender)
+            try principal.require(.ingest, for: method)
+            return try await ingest(request.decodeMessage(), sender: sender, caller: caller)
         case .query:
-            try await query(request.decodeMessage(), sender: sender)
+            try principal.require(.read, for: method)
+            var query: Vigil_V1_QueryRequest = try request.decodeMessage()
+            query.filter = try principal.scoped(query.filter, for: method)
+            return try await self.query(query, sender: sender)
         case .get:
-            try await get(request.decodeMessage(), sender: sender)
+            try principal.require(.read, for: method)
+            return try await get(request.decodeMessage(), sender: sender, principal: principal)
         case .aggregate:
-            try await aggregate(request.decodeMessage(), sender: sender)
+            try principal.require(.read, for: method)
+            var aggregate: Vigil_V1_AggregateRequest = try request.decodeMessage()
+            aggregate.filter = try principal.scoped(aggregate.filter, for: method)
+            return try await self.aggregate(aggregate, sender: sender)
         case .subscribe:
-            try await subscribe(request.decodeMessage(), sender: sender)
-        case .verify, .createToken, .listTokens, .revokeToken, .setRetention, .getStats:
+            try principal.require(.read, for: method)
+            var subscribe: Vigil_V1_SubscribeRequest = try request.decodeMessage()
+            subscribe.filter = try principal.scoped(subscribe.filter, for: method)
+            return try await self.subscribe(subscribe, sender: sender)
+        case .verify:
+            try await authorizeAdmin(method, caller: caller) { () throws(VigilError) in try principal.requireServerAdmin(for: method) }
             throw VigilError(.unimplemented, "\(method.rawValue) is not implemented by this server version (\(vigilVersion)) yet")
+        case .createToken, .listTokens, .revokeToken, .setRetention, .getStats:
+            return try await admin(method, request: request, sender: sender, caller: caller)
         }
     }
 
-    func ingest(_ request: Vigil_V1_IngestRequest, sender: some ResponseSender) async throws -> [String: String] {
+    func ingest(_ request: Vigil_V1_IngestRequest, sender: some ResponseSender, caller: Caller = .anonymous) async throws -> [String: String] {
         if let problem = validator.checkIdempotencyKey(request.idempotencyKey) {
             throw VigilError(.invalidArgument, problem)
         }
@@ -65,6 +106,15 @@ struct AuditService: Sendable {
                 .invalidArgument,
                 "\(bad) of \(request.events.count) events are invalid; nothing was stored",
                 eventErrors: errors)
+        }
+        if case .only = caller.principal.tenants {
+            for event in events { try caller.principal.require(tenant: event.tenant, for: .ingest) }
+        }
+        if let waitMilliseconds = access.rateLimiter.admit(caller.principal, events: events.count) {
+            throw VigilError(
+                .resourceExhausted,
+                "this token's ingest rate limit is used up; retry in \(waitMilliseconds) ms (vigil.retry-after-ms)",
+                metadata: ["vigil.retry-after-ms": String(waitMilliseconds)])
         }
         let result = try await store.append(events, idempotencyKey: request.idempotencyKey.isEmpty ? nil : request.idempotencyKey)
         var response = Vigil_V1_IngestResponse()
@@ -236,11 +286,12 @@ struct AuditService: Sendable {
         return result.statistics.trailerMetadata
     }
 
-    func get(_ request: Vigil_V1_GetRequest, sender: some ResponseSender) async throws -> [String: String] {
+    func get(_ request: Vigil_V1_GetRequest, sender: some ResponseSender, principal: Principal = .anonymous) async throws -> [String: String] {
         guard let id = EventID(request.id) else {
             throw VigilError(.invalidArgument, "id '\(request.id.prefix(64))' is not a UUID")
         }
-        guard let event = try await store.get(id: id) else {
+        // Another tenant's event is "not found": its existence is not the caller's business.
+        guard let event = try await store.get(id: id), principal.tenants.allows(event.tenant) else {
             throw VigilError(.notFound, "no event has id \(id)")
         }
         var response = Vigil_V1_GetResponse()

@@ -26,6 +26,8 @@ import VigilProto
 public final class ColumnarEventStore: EventStore {
     static let manifestMagic = "VMAN"
     static let keysMagic = "VKEY"
+    /// Retention as it is now: the flags, changed by `SetRetention`.
+    public let retentionSettings: RetentionSettings
 
     struct LivePart: Sendable {
         let entry: Vigil_V1_ManifestPart
@@ -110,6 +112,7 @@ public final class ColumnarEventStore: EventStore {
 
     public init(options: StorageOptions) throws(VigilError) {
         self.options = options
+        retentionSettings = try RetentionSettings(options: options)
         columnCache = ColumnCache(capacityBytes: options.queryCacheBytes)
         let directory = options.directory
         try FileIO.makeDirectory(directory)
@@ -550,9 +553,10 @@ public final class ColumnarEventStore: EventStore {
     /// forgets idempotency keys past their window.
     private func applyRetention(now: Int64) throws(VigilError) {
         let parts = state.withLock { $0.parts }
+        let retention = retentionSettings.current
         let expired = parts.filter { part in
             part.reader.metadata.tenants.allSatisfy { tenant in
-                guard let retention = options.retention(of: tenant) else { return false }
+                guard let retention = retention.of(tenant) else { return false }
                 return part.entry.maxOccurredAt < now &- retention
             }
         }
@@ -580,7 +584,7 @@ public final class ColumnarEventStore: EventStore {
     }
 
     func isExpired(_ event: AuditEvent, now: Int64) -> Bool {
-        guard let retention = options.retention(of: event.tenant) else { return false }
+        guard let retention = retentionSettings.current.of(event.tenant) else { return false }
         return event.occurredAt.unixNanos < now &- retention
     }
 
@@ -657,11 +661,11 @@ public final class ColumnarEventStore: EventStore {
     /// The filter with the retention cutoffs as of now.
     func evaluation(of filter: EventFilter) -> FilterEvaluation {
         let now = currentUnixNanos()
-        let options = options
-        guard options.retentionNanos != nil || !options.tenantRetentionNanos.isEmpty else {
+        let retention = retentionSettings.current
+        guard !retention.keepsEverything else {
             return FilterEvaluation(filter: filter, expiryCutoff: nil)
         }
-        return FilterEvaluation(filter: filter, expiryCutoff: { tenant in options.retention(of: tenant).map { now &- $0 } })
+        return FilterEvaluation(filter: filter, expiryCutoff: { tenant in retention.of(tenant).map { now &- $0 } })
     }
 
     public func get(id: EventID) async throws(VigilError) -> AuditEvent? {

@@ -1,0 +1,54 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+import VigilCore
+
+/// Per-token ingest rate limits: a token bucket per token holding one second
+/// of its rate. A batch is admitted while the bucket is not in debt and is
+/// charged in full (it may drive the bucket negative), so a batch larger than
+/// one second's worth still gets through — then the token waits it off.
+final class IngestRateLimiter: Sendable {
+    private struct Bucket {
+        var tokens: Double
+        var updatedAt: UInt64
+    }
+
+    private let buckets = Mutex<[String: Bucket]>([:])
+    /// Tokens with no rate of their own get this; nil means no limit.
+    let defaultEventsPerSecond: UInt64?
+
+    init(defaultEventsPerSecond: UInt64?) {
+        self.defaultEventsPerSecond = defaultEventsPerSecond
+    }
+
+    /// Charges `events` to the principal. Returns nil when admitted, or the
+    /// milliseconds to wait before retrying.
+    func admit(_ principal: Principal, events: Int, now: UInt64 = ContinuousClock.nanosecondsNow) -> UInt64? {
+        guard let tokenID = principal.tokenID,
+            let rate = principal.ingestEventsPerSecond ?? defaultEventsPerSecond, rate > 0
+        else { return nil }
+        let perSecond = Double(rate)
+        return buckets.withLock { buckets -> UInt64? in
+            var bucket = buckets[tokenID] ?? Bucket(tokens: perSecond, updatedAt: now)
+            let elapsed = Double(now &- bucket.updatedAt) / 1e9
+            bucket.tokens = min(perSecond, bucket.tokens + elapsed * perSecond)
+            bucket.updatedAt = now
+            defer { buckets[tokenID] = bucket }
+            guard bucket.tokens >= 0 else {
+                return max(1, UInt64((-bucket.tokens / perSecond * 1000).rounded(.up)))
+            }
+            bucket.tokens -= Double(events)
+            return nil
+        }
+    }
+}
+
+extension ContinuousClock {
+    /// Nanoseconds on a monotonic clock.
+    static var nanosecondsNow: UInt64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &spec)
+        return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
+    }
+}

@@ -1,0 +1,218 @@
+import NIOCore
+import SwiftProtobuf
+import VigilCore
+import VigilProto
+import VigilStorage
+
+/// The admin calls: tokens, retention and statistics. Every change, and
+/// every refused attempt, is recorded in the `_system` tenant.
+extension AuditService {
+    func admin(_ method: AuditMethod, request: ByteBuffer, sender: some ResponseSender, caller: Caller) async throws -> [String: String] {
+        switch method {
+        case .createToken: try await createToken(request.decodeMessage(), sender: sender, caller: caller)
+        case .listTokens: try await listTokens(request.decodeMessage(), sender: sender, caller: caller)
+        case .revokeToken: try await revokeToken(request.decodeMessage(), sender: sender, caller: caller)
+        case .setRetention: try await setRetention(request.decodeMessage(), sender: sender, caller: caller)
+        case .getStats: try await getStats(request.decodeMessage(), sender: sender, caller: caller)
+        default: preconditionFailure("\(method) is not an admin call")
+        }
+        return [:]
+    }
+
+    /// The `_system` action recorded for a method.
+    static func systemAction(of method: AuditMethod) -> String {
+        switch method {
+        case .createToken: "token.create"
+        case .listTokens: "token.list"
+        case .revokeToken: "token.revoke"
+        case .setRetention: "retention.update"
+        case .getStats: "stats.read"
+        case .verify: "integrity.verify"
+        default: method.shortName
+        }
+    }
+
+    /// Runs `check`; a refusal is recorded in `_system` (outcome DENIED)
+    /// before it is thrown.
+    func authorizeAdmin(_ method: AuditMethod, caller: Caller, _ check: () throws(VigilError) -> Void) async throws(VigilError) {
+        do {
+            try check()
+        } catch {
+            if error.code == .permissionDenied {
+                var entry = SystemAuditLog.Entry(
+                    action: Self.systemAction(of: method), category: .other, outcome: .denied,
+                    resourceType: "server", resourceID: configuration.serverName,
+                    description: "\(caller.principal.displayName) was refused \(method.shortName)")
+                entry.reason = error.message
+                await access.systemLog.record(entry, by: caller.principal, peerIP: caller.peerIP)
+            }
+            throw error
+        }
+    }
+
+    private func tokenRegistry(for method: AuditMethod) throws(VigilError) -> TokenRegistry {
+        guard let registry = access.registry else {
+            throw VigilError(
+                .failedPrecondition,
+                "this server runs without authentication (--no-auth), so it keeps no tokens; restart it without --no-auth to use \(method.shortName)")
+        }
+        return registry
+    }
+
+    func createToken(_ request: Vigil_V1_CreateTokenRequest, sender: some ResponseSender, caller: Caller) async throws {
+        let principal = caller.principal
+        var scopes = Set<AccessScope>()
+        for scope in request.scopes {
+            guard let known = AccessScope(scope) else {
+                throw VigilError(.invalidArgument, "scopes: \(scope) is not INGEST, READ or ADMIN")
+            }
+            scopes.insert(known)
+        }
+        try await authorizeAdmin(.createToken, caller: caller) { () throws(VigilError) in
+            try principal.require(.admin, for: .createToken)
+            // A token bound to tenants can make tokens for those tenants only.
+            guard principal.tenants.covers(TenantAccess(request.tenants)) else {
+                throw VigilError(
+                    .permissionDenied,
+                    request.tenants.isEmpty
+                        ? "this token (\(principal.displayName)) is bound to tenants, so the tokens it creates must list tenants among \(principal.tenants.list.joined(separator: ", "))"
+                        : "this token (\(principal.displayName)) may create tokens only for \(principal.tenants.list.joined(separator: ", "))")
+            }
+        }
+        let registry = try tokenRegistry(for: .createToken)
+        let (token, secret) = try registry.create(
+            name: request.name, scopes: scopes, tenants: request.tenants,
+            ingestEventsPerSecond: request.ingestEventsPerSecond, createdBy: principal.displayName)
+        await access.systemLog.record(
+            .init(
+                action: "token.create", category: .create, resourceType: "api_token", resourceID: token.id, resourceName: token.name,
+                metadata: Self.tokenMetadata(token),
+                description: "\(principal.displayName) created token \(token.name) (\(token.id))"),
+            by: principal, peerIP: caller.peerIP)
+        var response = Vigil_V1_CreateTokenResponse()
+        response.info = token.info
+        response.token = secret
+        try await sender.send(response)
+    }
+
+    static func tokenMetadata(_ token: Vigil_V1_StoredToken) -> [String: String] {
+        var metadata = [
+            "scopes": token.scopes.compactMap(AccessScope.init).map(\.rawValue).joined(separator: ","),
+            "tenants": token.tenants.isEmpty ? "*" : token.tenants.joined(separator: ","),
+        ]
+        if token.ingestEventsPerSecond > 0 { metadata["ingest_events_per_second"] = String(token.ingestEventsPerSecond) }
+        return metadata
+    }
+
+    func listTokens(_ request: Vigil_V1_ListTokensRequest, sender: some ResponseSender, caller: Caller) async throws {
+        let principal = caller.principal
+        try await authorizeAdmin(.listTokens, caller: caller) { () throws(VigilError) in try principal.require(.admin, for: .listTokens) }
+        let registry = try tokenRegistry(for: .listTokens)
+        var response = Vigil_V1_ListTokensResponse()
+        // A tenant-bound admin sees the tokens of its tenants only.
+        response.tokens = registry.tokens
+            .filter { principal.tenants.covers(TenantAccess($0.tenants)) }
+            .map(\.info)
+        try await sender.send(response)
+    }
+
+    func revokeToken(_ request: Vigil_V1_RevokeTokenRequest, sender: some ResponseSender, caller: Caller) async throws {
+        let principal = caller.principal
+        try await authorizeAdmin(.revokeToken, caller: caller) { () throws(VigilError) in try principal.require(.admin, for: .revokeToken) }
+        let registry = try tokenRegistry(for: .revokeToken)
+        guard let existing = registry.tokens.first(where: { $0.id == request.id }),
+            principal.tenants.covers(TenantAccess(existing.tenants))
+        else {
+            // Tokens of other tenants are not the caller's to see.
+            throw VigilError(.notFound, "no token has id '\(request.id.prefix(64))'; `vigil token list` shows them")
+        }
+        let wasActive = existing.revokedAtNanos == 0
+        let token = try registry.revoke(id: request.id)
+        if wasActive {
+            let closed = access.connections.revoke(tokenID: token.id)
+            var metadata = Self.tokenMetadata(token)
+            metadata["connections_closed"] = String(closed)
+            await access.systemLog.record(
+                .init(
+                    action: "token.revoke", category: .delete, resourceType: "api_token", resourceID: token.id, resourceName: token.name,
+                    metadata: metadata,
+                    description: "\(principal.displayName) revoked token \(token.name) (\(token.id))"),
+                by: principal, peerIP: caller.peerIP)
+        }
+        var response = Vigil_V1_RevokeTokenResponse()
+        response.info = token.info
+        try await sender.send(response)
+    }
+
+    /// The shortest retention `SetRetention` accepts: anything shorter is
+    /// more likely a unit mistake than a wish to delete today's events.
+    static let minimumRetentionNanos: Int64 = 86_400 * 1_000_000_000
+
+    func setRetention(_ request: Vigil_V1_SetRetentionRequest, sender: some ResponseSender, caller: Caller) async throws {
+        let principal = caller.principal
+        let tenant = request.tenant.isEmpty ? nil : request.tenant
+        if let tenant, let problem = EventValidator.tenantProblem(tenant, allowReserved: true) {
+            throw VigilError(.invalidArgument, "tenant '\(tenant.prefix(128))' \(problem)")
+        }
+        try await authorizeAdmin(.setRetention, caller: caller) { () throws(VigilError) in
+            if let tenant {
+                try principal.require(.admin, for: .setRetention)
+                try principal.require(tenant: tenant, for: .setRetention)
+            } else {
+                try principal.requireServerAdmin(for: .setRetention)
+            }
+        }
+        var nanos: Int64?
+        if request.hasRetention, request.retention.seconds != 0 || request.retention.nanos != 0 {
+            let (seconds, overflow) = request.retention.seconds.multipliedReportingOverflow(by: 1_000_000_000)
+            guard request.retention.seconds > 0, request.retention.nanos >= 0, !overflow else {
+                throw VigilError(.invalidArgument, "retention must be a positive duration (or unset)")
+            }
+            nanos = seconds &+ Int64(request.retention.nanos)
+            guard nanos! >= Self.minimumRetentionNanos else {
+                throw VigilError(.invalidArgument, "retention must be at least 1 day (86400 s); unset it to keep events forever")
+            }
+        }
+        let before = store.retentionInEffect(tenant: tenant)
+        let after = try await store.setRetention(tenant: tenant, nanos: nanos)
+        await access.systemLog.record(
+            .init(
+                action: "retention.update", category: .update, resourceType: "retention", resourceID: tenant ?? "*",
+                resourceName: tenant.map { "retention of \($0)" } ?? "default retention",
+                metadata: ["before": Self.describe(before), "after": Self.describe(after)],
+                description: "\(principal.displayName) set the retention of \(tenant ?? "every tenant without its own") from \(Self.describe(before)) to \(Self.describe(after))"),
+            by: principal, peerIP: caller.peerIP)
+        var response = Vigil_V1_SetRetentionResponse()
+        if let after { response.retention = .init(seconds: after / 1_000_000_000, nanos: Int32(after % 1_000_000_000)) }
+        try await sender.send(response)
+    }
+
+    static func describe(_ nanos: Int64??) -> String {
+        guard case .some(let value) = nanos else { return "unknown" }
+        guard let value else { return "forever" }
+        let seconds = value / 1_000_000_000
+        return seconds % 86_400 == 0 ? "\(seconds / 86_400)d" : "\(seconds)s"
+    }
+
+    func getStats(_ request: Vigil_V1_GetStatsRequest, sender: some ResponseSender, caller: Caller) async throws {
+        let principal = caller.principal
+        try await authorizeAdmin(.getStats, caller: caller) { () throws(VigilError) in try principal.requireServerAdmin(for: .getStats) }
+        let statistics = try await store.statistics()
+        var response = Vigil_V1_GetStatsResponse()
+        response.eventsStored = statistics.eventsStored
+        response.lastSeq = statistics.lastSeq
+        response.bytesOnDisk = statistics.bytesOnDisk
+        response.startedAt = .init(unixNanos: startedAt)
+        try await sender.send(response)
+    }
+}
+
+extension EventStore {
+    /// The retention in effect for `tenant` (nil: the default), when the
+    /// store can tell; `.none` when it cannot.
+    func retentionInEffect(tenant: String?) -> Int64?? {
+        guard let columnar = self as? ColumnarEventStore else { return .none }
+        let values = columnar.retentionSettings.current
+        return .some(tenant.map { values.of($0) } ?? values.defaultNanos)
+    }
+}

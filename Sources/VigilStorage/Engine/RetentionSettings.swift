@@ -1,0 +1,91 @@
+import Synchronization
+import VigilCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How long events are kept, changeable while the server runs (the
+/// `SetRetention` call). Starts from `StorageOptions`; changes are kept in
+/// `<data-dir>/RETENTION` and win over the flags on the next start, so a
+/// change made through the API is not undone by a restart.
+///
+/// `RETENTION` is text, one line per setting: `<tenant or *>\t<nanoseconds
+/// or forever>`, replaced atomically.
+public final class RetentionSettings: Sendable {
+    public struct Values: Sendable, Equatable {
+        /// nil keeps events forever.
+        public var defaultNanos: Int64?
+        /// A tenant's own setting; `Int64.max` means forever.
+        public var tenantNanos: [String: Int64]
+
+        /// The retention of `tenant`, or nil for forever.
+        public func of(_ tenant: String) -> Int64? {
+            if let own = tenantNanos[tenant] { return own == .max ? nil : own }
+            return defaultNanos
+        }
+
+        public var keepsEverything: Bool { defaultNanos == nil && tenantNanos.values.allSatisfy { $0 == .max } }
+    }
+
+    private let path: String
+    private let values: Mutex<Values>
+
+    init(options: StorageOptions) throws(VigilError) {
+        path = options.directory + "/RETENTION"
+        var values = Values(defaultNanos: options.retentionNanos, tenantNanos: options.tenantRetentionNanos)
+        if FileIO.exists(path) {
+            let file = try FileHandleDescriptor.open(path, flags: O_RDONLY)
+            defer { file.close() }
+            let text = String(decoding: try file.read(count: file.size(), at: 0), as: UTF8.self)
+            for line in text.split(separator: "\n") {
+                let fields = line.split(separator: "\t")
+                guard fields.count == 2 else {
+                    throw VigilError(.dataLoss, "\(path) has a malformed line '\(line.prefix(100))'; fix or remove the file")
+                }
+                let nanos: Int64?
+                if fields[1] == "forever" {
+                    nanos = nil
+                } else if let value = Int64(fields[1]), value > 0 {
+                    nanos = value
+                } else {
+                    throw VigilError(.dataLoss, "\(path) has a malformed duration in '\(line.prefix(100))'; fix or remove the file")
+                }
+                if fields[0] == "*" {
+                    values.defaultNanos = nanos
+                } else {
+                    values.tenantNanos[String(fields[0])] = nanos ?? .max
+                }
+            }
+        }
+        self.values = Mutex(values)
+    }
+
+    public var current: Values { values.withLock { $0 } }
+
+    /// Sets the retention of `tenant` (nil: the default). For a tenant, nil
+    /// `nanos` removes its own setting; for the default, nil means forever.
+    /// Returns the retention now in effect for it (nil: forever).
+    @discardableResult
+    public func set(tenant: String?, nanos: Int64?) throws(VigilError) -> Int64? {
+        try values.withLock { (values: inout Values) throws(VigilError) -> Int64? in
+            var next = values
+            if let tenant {
+                if let nanos { next.tenantNanos[tenant] = nanos } else { next.tenantNanos[tenant] = nil }
+            } else {
+                next.defaultNanos = nanos
+            }
+            try save(next)
+            values = next
+            return tenant.map { next.of($0) } ?? next.defaultNanos
+        }
+    }
+
+    private func save(_ values: Values) throws(VigilError) {
+        var lines = ["*\t\(values.defaultNanos.map(String.init) ?? "forever")"]
+        for (tenant, nanos) in values.tenantNanos.sorted(by: { $0.key < $1.key }) {
+            lines.append("\(tenant)\t\(nanos == .max ? "forever" : String(nanos))")
+        }
+        try FileIO.writeAtomically(Array((lines.joined(separator: "\n") + "\n").utf8), to: path)
+    }
+}

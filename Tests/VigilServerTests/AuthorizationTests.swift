@@ -1,0 +1,394 @@
+import Foundation
+import Testing
+import VigilClient
+import VigilCore
+import VigilProto
+import VigilServer
+import VigilStorage
+
+/// A server with tokens, and one token of every kind the matrix needs.
+struct AuthFixture: Sendable {
+    let server: TestServer
+    let registry: TokenRegistry
+    /// Secrets by name: "ingest-acme", "read-acme", "admin-acme", "ingest-all", "read-all", "admin-all".
+    let secrets: [String: String]
+
+    func connect(_ name: String) async throws -> VigilClient {
+        try await connect(secret: secrets[name]!)
+    }
+
+    func connect(secret: String) async throws -> VigilClient {
+        var configuration = server.clientConfiguration
+        configuration.token = secret
+        return try await VigilClient.connect(configuration)
+    }
+
+    /// A token made directly in the registry (not through a call).
+    func makeToken(_ name: String, _ scopes: Set<AccessScope>, tenants: [String], rate: UInt64 = 0) throws -> (id: String, secret: String) {
+        let (token, secret) = try registry.create(name: name, scopes: scopes, tenants: tenants, ingestEventsPerSecond: rate, createdBy: "test")
+        return (token.id, secret)
+    }
+}
+
+func withAuthServer<R: Sendable>(
+    configure: @escaping @Sendable (inout ServerConfiguration) -> Void = { _ in },
+    _ body: (AuthFixture) async throws -> R
+) async throws -> R {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-tokens-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let registry = try TokenRegistry(directory: directory)
+    var secrets: [String: String] = [:]
+    for (name, scopes, tenants) in [
+        ("ingest-acme", Set([AccessScope.ingest]), ["acme"]), ("read-acme", [.read], ["acme"]), ("admin-acme", [.admin], ["acme"]),
+        ("ingest-all", [.ingest], []), ("read-all", [.read], []), ("admin-all", [.admin], []),
+    ] {
+        secrets[name] = try registry.create(name: name, scopes: scopes, tenants: tenants, createdBy: "test").secret
+    }
+    let frozen = secrets
+    return try await withTestServer(configure: { configuration in
+        configuration.authentication = .tokens(registry)
+        configure(&configuration)
+    }) { server in
+        try await body(AuthFixture(server: server, registry: registry, secrets: frozen))
+    }
+}
+
+/// The status code a call ended with (OK when it returned).
+func statusOf(_ body: () async throws -> Void) async -> StatusCode {
+    do {
+        try await body()
+        return .ok
+    } catch let error as VigilError {
+        return error.code.status
+    } catch {
+        Issue.record("unexpected error \(error)")
+        return .unknown
+    }
+}
+
+@Suite("Authentication and authorization")
+struct AuthorizationTests {
+    enum Operation: String, CaseIterable, Sendable {
+        case ingest, query, aggregate, subscribe, get
+        case createToken, listTokens, revokeToken, setTenantRetention, setDefaultRetention, getStats, verify
+    }
+
+    /// What a principal may do: the rule the matrix checks the server against.
+    static func expected(_ operation: Operation, token: String, tenant: String) -> StatusCode {
+        let scope = token.split(separator: "-")[0]
+        let ownsTenant = token.hasSuffix("-all") || tenant == "acme"
+        let allTenants = token.hasSuffix("-all")
+        let canRead = scope == "read" || scope == "admin"
+        let canIngest = scope == "ingest" || scope == "admin"
+        let isAdmin = scope == "admin"
+        switch operation {
+        case .ingest: return canIngest && ownsTenant ? .ok : .permissionDenied
+        case .query, .aggregate, .subscribe: return canRead && ownsTenant ? .ok : .permissionDenied
+        case .get: return !canRead ? .permissionDenied : ownsTenant ? .ok : .notFound
+        case .createToken, .setTenantRetention: return isAdmin && ownsTenant ? .ok : .permissionDenied
+        case .listTokens: return isAdmin ? .ok : .permissionDenied
+        case .revokeToken: return !isAdmin ? .permissionDenied : ownsTenant ? .ok : .notFound
+        case .setDefaultRetention, .getStats: return isAdmin && allTenants ? .ok : .permissionDenied
+        case .verify: return isAdmin && allTenants ? .unimplemented : .permissionDenied
+        }
+    }
+
+    static let tokens = ["ingest-acme", "read-acme", "admin-acme", "ingest-all", "read-all", "admin-all"]
+
+    @Test("every method × every scope × own and other tenant", arguments: Operation.allCases)
+    func matrix(_ operation: Operation) async throws {
+        try await withAuthServer { fixture in
+            // One stored event per tenant, for Get and the subscriptions' catch-up.
+            let admin = try await fixture.connect("admin-all")
+            var ids: [String: String] = [:]
+            for tenant in ["acme", "globex"] {
+                var event = makeTestEvent(tenant: tenant)
+                event.id = randomEventID()
+                _ = try await admin.ingest([event])
+                ids[tenant] = event.id
+            }
+            await admin.close()
+
+            for token in Self.tokens {
+                let client = try await fixture.connect(token)
+                for tenant in ["acme", "globex"] {
+                    let code = await statusOf {
+                        try await Self.attempt(operation, tenant: tenant, eventID: ids[tenant]!, client: client, fixture: fixture)
+                    }
+                    #expect(
+                        code == Self.expected(operation, token: token, tenant: tenant),
+                        "\(operation) by \(token) in \(tenant): got \(code.name)")
+                }
+                await client.close()
+            }
+        }
+    }
+
+    static func attempt(_ operation: Operation, tenant: String, eventID: String, client: VigilClient, fixture: AuthFixture) async throws {
+        var filter = Vigil_V1_Filter()
+        filter.tenants = [tenant]
+        switch operation {
+        case .ingest:
+            _ = try await client.ingest([makeTestEvent(tenant: tenant)])
+        case .query:
+            var request = Vigil_V1_QueryRequest()
+            request.filter = filter
+            for try await _ in client.query(request) {}
+        case .aggregate:
+            var request = Vigil_V1_AggregateRequest()
+            request.filter = filter
+            _ = try await client.aggregate(request)
+        case .subscribe:
+            var request = Vigil_V1_SubscribeRequest()
+            request.filter = filter
+            request.since = .init(unixNanos: 0)
+            // Accepted: the stored event arrives by catch-up. Refused: the call ends with the error.
+            for try await _ in client.subscribe(request) { break }
+        case .get:
+            _ = try await client.get(id: eventID)
+        case .createToken:
+            var request = Vigil_V1_CreateTokenRequest()
+            request.name = "made-in-matrix"
+            request.scopes = [.read]
+            request.tenants = [tenant]
+            _ = try await client.createToken(request)
+        case .listTokens:
+            _ = try await client.listTokens()
+        case .revokeToken:
+            let victim = try fixture.makeToken("victim", [.read], tenants: [tenant])
+            _ = try await client.revokeToken(id: victim.id)
+        case .setTenantRetention:
+            var request = Vigil_V1_SetRetentionRequest()
+            request.tenant = tenant
+            request.retention = .init(seconds: 400 * 86_400, nanos: 0)
+            _ = try await client.setRetention(request)
+        case .setDefaultRetention:
+            var request = Vigil_V1_SetRetentionRequest()
+            request.retention = .init(seconds: 400 * 86_400, nanos: 0)
+            _ = try await client.setRetention(request)
+        case .getStats:
+            _ = try await client.stats()
+        case .verify:
+            let _: Vigil_V1_VerifyResponse = try await client.unary(.verify, Vigil_V1_VerifyRequest())
+        }
+    }
+
+    @Test("a read token bound to a tenant sees only that tenant when its filter names none")
+    func unscopedFilterIsScoped() async throws {
+        try await withAuthServer { fixture in
+            let admin = try await fixture.connect("admin-all")
+            _ = try await admin.ingest((0..<5).map { makeTestEvent(index: $0, tenant: "acme") })
+            _ = try await admin.ingest((0..<7).map { makeTestEvent(index: $0, tenant: "globex") })
+            await admin.close()
+
+            let reader = try await fixture.connect("read-acme")
+            var tenants: [String] = []
+            for try await event in reader.query(Vigil_V1_QueryRequest()) { tenants.append(event.tenant) }
+            #expect(tenants == Array(repeating: "acme", count: 5))
+            let count = try await reader.aggregate(Vigil_V1_AggregateRequest())
+            #expect(count.count == 5)
+            // The server's own tenants are not bound tokens' business.
+            var system = Vigil_V1_QueryRequest()
+            system.filter.tenants = ["_system"]
+            let code = await statusOf { for try await _ in reader.query(system) {} }
+            #expect(code == .permissionDenied)
+            await reader.close()
+        }
+    }
+
+    @Test("HELLO without a token, with an unknown one, or with a revoked one: UNAUTHENTICATED (16)")
+    func unauthenticated() async throws {
+        try await withAuthServer { fixture in
+            #expect(await statusOf { _ = try await fixture.connect(secret: "") } == .unauthenticated)
+            #expect(await statusOf { _ = try await fixture.connect(secret: "vgl_0000000000000000_notarealtokenatall") } == .unauthenticated)
+            let token = try fixture.makeToken("short-lived", [.read], tenants: [])
+            _ = try fixture.registry.revoke(id: token.id)
+            #expect(await statusOf { _ = try await fixture.connect(secret: token.secret) } == .unauthenticated)
+        }
+    }
+
+    @Test("Welcome names the principal, its scopes and tenants")
+    func welcome() async throws {
+        try await withAuthServer { fixture in
+            let client = try await fixture.connect("ingest-acme")
+            #expect(client.welcome.principal.hasPrefix("ingest-acme (tok_"))
+            #expect(client.welcome.scopes == [.ingest])
+            #expect(client.welcome.tenants == ["acme"])
+            await client.close()
+        }
+    }
+
+    @Test("revoking a token ends its open subscription with UNAUTHENTICATED and refuses its next call")
+    func revocationClosesOpenConnections() async throws {
+        try await withAuthServer { fixture in
+            let reader = try await fixture.connect("read-acme")
+            let admin = try await fixture.connect("admin-all")
+            _ = try await admin.ingest([makeTestEvent(tenant: "acme")])
+            var request = Vigil_V1_SubscribeRequest()
+            request.since = .init(unixNanos: 0)
+            let subscription = reader.subscribe(request)
+            var iterator = subscription.makeAsyncIterator()
+            // The subscription is running once the stored event arrives.
+            _ = try await iterator.next()
+            let readerID = try #require(try await admin.listTokens().first { $0.name == "read-acme" }?.id)
+            let revoked = try await admin.revokeToken(id: readerID)
+            #expect(revoked.hasRevokedAt)
+            let ending = await statusOf { while try await iterator.next() != nil {} }
+            #expect(ending == .unauthenticated)
+            let next = await statusOf { _ = try await reader.aggregate(Vigil_V1_AggregateRequest()) }
+            #expect(next == .unauthenticated || next == .unavailable, "\(next.name)")
+            #expect(await statusOf { _ = try await fixture.connect("read-acme") } == .unauthenticated)
+            await reader.close()
+            await admin.close()
+        }
+    }
+
+    @Test("token creation, revocation and retention changes are events in _system, refusals too")
+    func systemAudit() async throws {
+        try await withAuthServer { fixture in
+            let admin = try await fixture.connect("admin-all")
+            var create = Vigil_V1_CreateTokenRequest()
+            create.name = "ci-agent"
+            create.scopes = [.ingest]
+            create.tenants = ["acme"]
+            let created = try await admin.createToken(create)
+            #expect(created.token.hasPrefix("vgl_"))
+            #expect(created.info.id.hasPrefix("tok_"))
+            // The new secret works, for what it was made for.
+            let agent = try await fixture.connect(secret: created.token)
+            _ = try await agent.ingest([makeTestEvent(tenant: "acme")])
+            // A refused admin call is recorded too.
+            #expect(await statusOf { _ = try await agent.listTokens() } == .permissionDenied)
+            await agent.close()
+            _ = try await admin.revokeToken(id: created.info.id)
+            var retention = Vigil_V1_SetRetentionRequest()
+            retention.tenant = "acme"
+            retention.retention = .init(seconds: 30 * 86_400, nanos: 0)
+            let answer = try await admin.setRetention(retention)
+            #expect(answer.retention.seconds == 30 * 86_400)
+
+            var query = Vigil_V1_QueryRequest()
+            query.filter.tenants = ["_system"]
+            query.order = .oldestFirst
+            var events: [AuditEvent] = []
+            for try await event in admin.query(query) { events.append(event) }
+            #expect(events.map(\.action) == ["token.create", "token.list", "token.revoke", "retention.update"])
+            #expect(events.map(\.outcome) == [.success, .denied, .success, .success])
+            let adminID = try #require(try await admin.listTokens().first { $0.name == "admin-all" }?.id)
+            #expect(events[0].actor.id == adminID)
+            #expect(events[0].actor.type == .apiToken)
+            #expect(events[0].resource.id == created.info.id)
+            #expect(events[0].metadata["scopes"] == "ingest")
+            #expect(events[0].metadata["tenants"] == "acme")
+            #expect(events[0].sourceIp == "127.0.0.1")
+            #expect(events[1].actor.name == "ci-agent")
+            #expect(events[3].metadata["after"] == "30d")
+            await admin.close()
+        }
+    }
+
+    @Test("bad admin requests are refused with INVALID_ARGUMENT (3) or NOT_FOUND (5)")
+    func badAdminRequests() async throws {
+        try await withAuthServer { fixture in
+            let admin = try await fixture.connect("admin-all")
+            var noScopes = Vigil_V1_CreateTokenRequest()
+            noScopes.name = "x"
+            #expect(await statusOf { _ = try await admin.createToken(noScopes) } == .invalidArgument)
+            var noName = Vigil_V1_CreateTokenRequest()
+            noName.scopes = [.read]
+            #expect(await statusOf { _ = try await admin.createToken(noName) } == .invalidArgument)
+            var longName = noName
+            longName.name = String(repeating: "n", count: 65)
+            #expect(await statusOf { _ = try await admin.createToken(longName) } == .invalidArgument)
+            var badScope = noName
+            badScope.name = "x"
+            badScope.scopes = [.unspecified]
+            #expect(await statusOf { _ = try await admin.createToken(badScope) } == .invalidArgument)
+            var badTenant = noName
+            badTenant.name = "x"
+            badTenant.tenants = ["no spaces"]
+            #expect(await statusOf { _ = try await admin.createToken(badTenant) } == .invalidArgument)
+            #expect(await statusOf { _ = try await admin.revokeToken(id: "tok_nonexistent") } == .notFound)
+            var short = Vigil_V1_SetRetentionRequest()
+            short.retention = .init(seconds: 3_600, nanos: 0)
+            #expect(await statusOf { _ = try await admin.setRetention(short) } == .invalidArgument)
+            var negative = Vigil_V1_SetRetentionRequest()
+            negative.retention = .init(seconds: -86_400, nanos: 0)
+            #expect(await statusOf { _ = try await admin.setRetention(negative) } == .invalidArgument)
+            await admin.close()
+        }
+    }
+
+    @Test("a token's ingest rate limit: RESOURCE_EXHAUSTED (8) with vigil.retry-after-ms")
+    func ingestRateLimit() async throws {
+        try await withAuthServer { fixture in
+            let limited = try fixture.makeToken("slow-agent", [.ingest], tenants: ["acme"], rate: 1)
+            let client = try await fixture.connect(secret: limited.secret)
+            // The bucket holds one second (1 event); a batch may overdraw it once.
+            _ = try await client.ingest((0..<50).map { makeTestEvent(index: $0) })
+            do {
+                _ = try await client.ingest([makeTestEvent()])
+                Issue.record("the second batch should be over the rate")
+            } catch let error as VigilError {
+                #expect(error.code == .resourceExhausted)
+                let wait = try #require(error.metadata["vigil.retry-after-ms"].flatMap(Int.init))
+                #expect(wait > 40_000 && wait <= 49_000, "\(wait)")
+            }
+            // Other tokens are not affected.
+            let other = try await fixture.connect("ingest-acme")
+            _ = try await other.ingest([makeTestEvent()])
+            await other.close()
+            await client.close()
+        }
+    }
+
+    @Test("the server-wide default rate applies to tokens without their own")
+    func defaultIngestRate() async throws {
+        try await withAuthServer(configure: { $0.defaultIngestEventsPerSecond = 1 }) { fixture in
+            let client = try await fixture.connect("ingest-acme")
+            _ = try await client.ingest((0..<10).map { makeTestEvent(index: $0) })
+            #expect(await statusOf { _ = try await client.ingest([makeTestEvent()]) } == .resourceExhausted)
+            await client.close()
+        }
+    }
+
+    @Test("tokens survive a restart and the token file holds no secret")
+    func tokensPersistHashed() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-tokens-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let first = try TokenRegistry(directory: directory)
+        let (token, secret) = try first.create(name: "kept", scopes: [.read, .ingest], tenants: ["acme", "globex"], createdBy: "test")
+        let again = try TokenRegistry(directory: directory)
+        let principal = try #require(again.authenticate(secret))
+        #expect(principal.tokenID == token.id)
+        #expect(principal.scopes == [.read, .ingest])
+        #expect(principal.tenants == .only(["acme", "globex"]))
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: directory + "/tokens"))
+        #expect(bytes.range(of: Data(secret.utf8)) == nil)
+        #expect(bytes.range(of: Data(secret.split(separator: "_").last!.utf8)) == nil)
+        let attributes = try FileManager.default.attributesOfItem(atPath: directory + "/tokens")
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+        _ = try again.revoke(id: token.id)
+        #expect(try TokenRegistry(directory: directory).authenticate(secret) == nil)
+    }
+
+    @Test("ensureAdmin accepts a long external secret once and refuses short or revoked ones")
+    func bootstrapAdmin() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-tokens-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let registry = try TokenRegistry(directory: directory)
+        #expect(!registry.hasActiveAdmin)
+        let secret = TokenRegistry.generateSecret()
+        #expect(try registry.ensureAdmin(secret: secret, createdBy: "test"))
+        #expect(try !registry.ensureAdmin(secret: secret, createdBy: "test"))
+        #expect(registry.hasActiveAdmin)
+        #expect(throws: VigilError.self) { try registry.ensureAdmin(secret: "too-short", createdBy: "test") }
+        let id = try #require(registry.authenticate(secret)?.tokenID)
+        _ = try registry.revoke(id: id)
+        let error = #expect(throws: VigilError.self) { try registry.ensureAdmin(secret: secret, createdBy: "test") }
+        #expect(error?.code == .failedPrecondition)
+    }
+}
