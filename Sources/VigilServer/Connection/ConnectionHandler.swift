@@ -53,7 +53,8 @@ struct ConnectionHandler: Sendable {
                 let io = IO(
                     channel: channel.channel, outbound: outbound, state: state, configuration: configuration, logger: logger,
                     subscriptions: SubscriptionSlots(limit: configuration.maxSubscriptionsPerConnection),
-                    identity: identity, access: service.access, slot: slot)
+                    identity: identity, access: service.access, slot: slot,
+                    pages: OutputGate(permits: configuration.pagesInFlightPerConnection))
                 try await withThrowingDiscardingTaskGroup { group in
                     group.addTask {
                         // Preface and HELLO must arrive in time; a silent peer is cut.
@@ -125,6 +126,8 @@ struct ConnectionHandler: Sendable {
         let identity: ConnectionIdentity
         let access: AccessControl
         let slot: UInt64
+        /// Pages being built on this connection (see `OutputGate`).
+        let pages: OutputGate
 
         func write(_ frame: Frame) async {
             do {
@@ -136,6 +139,9 @@ struct ConnectionHandler: Sendable {
 
         /// Carries out an action that starts no call.
         func perform(_ action: ConnectionStateMachine.Action) async {
+            // A peer that does not speak the protocol gets a short grace: under
+            // a flood of such peers, slots must come back fast.
+            var grace = configuration.closeGracePeriod
             switch action {
             case .none:
                 break
@@ -148,7 +154,9 @@ struct ConnectionHandler: Sendable {
             case .refuseHTTP:
                 logger.info("refused an HTTP request on the protocol port")
                 try? await outbound.write(.raw(ByteBuffer(string: Preface.httpRefusal)))
+                grace = .milliseconds(250)
             case .close:
+                grace = .milliseconds(250)
                 logger.debug("closing a connection that does not speak the protocol")
             case .authenticate(let token, let clientName):
                 switch access.authenticate(token) {
@@ -217,7 +225,7 @@ struct ConnectionHandler: Sendable {
             case .startCall:
                 preconditionFailure("calls are started by the read loop")
             }
-            closeIfNeeded()
+            closeIfNeeded(grace: grace)
         }
 
         /// Carries out an action of the read loop, which may start a call.
@@ -239,11 +247,13 @@ struct ConnectionHandler: Sendable {
         /// When the state machine has closed the connection: finish the output
         /// (a half-close after every queued frame is written), and cut the
         /// connection if the peer does not hang up within the grace period.
-        func closeIfNeeded() {
+        func closeIfNeeded(grace: Duration? = nil) {
             guard state.with({ $0.phase == .closed }) else { return }
             outbound.finish()
             let channel = channel
-            channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(configuration.closeGracePeriod.components.seconds * 1_000_000_000))) {
+            let grace = grace ?? configuration.closeGracePeriod
+            let nanoseconds = grace.components.seconds * 1_000_000_000 + grace.components.attoseconds / 1_000_000_000
+            channel.eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) {
                 channel.close(promise: nil)
             }
         }
@@ -256,7 +266,7 @@ struct ConnectionHandler: Sendable {
                 streamID: streamID, outbound: outbound, context: context,
                 streaming: call.method.isServerStreaming,
                 maxFrameSize: clientFrameSize == 0 ? configuration.maxFrameSize : min(clientFrameSize, configuration.maxFrameSize),
-                subscriptions: subscriptions)
+                subscriptions: subscriptions, pages: pages)
             let callLogger = logger
 
             enum Outcome: Sendable {
@@ -332,9 +342,22 @@ struct FrameSender: ResponseSender {
     let streaming: Bool
     let maxFrameSize: Int
     let subscriptions: SubscriptionSlots
+    let pages: OutputGate
 
     func send(_ message: some SwiftProtobuf.Message) async throws {
         try await send(serialized: message.serializedBuffer())
+    }
+
+    func withPageSlot<R>(_ body: () async throws -> R) async throws -> R {
+        if streaming {
+            // Wait for the client's credit before building anything; give it
+            // back for `send` to take.
+            try await context.acquireCredit()
+            context.addCredit(1)
+        }
+        try await pages.acquire()
+        defer { pages.release() }
+        return try await body()
     }
 
     func send(serialized: ByteBuffer) async throws {

@@ -17,6 +17,10 @@ protocol ResponseSender: Sendable {
     var maxFrameSize: Int { get }
     /// The subscriptions open on the call's connection.
     var subscriptions: SubscriptionSlots { get }
+    /// Runs `body`, which builds and sends one page, once the client has
+    /// granted credit for it and the connection may build another page:
+    /// what bounds the memory a client that stops reading can pin.
+    func withPageSlot<R>(_ body: () async throws -> R) async throws -> R
 }
 
 /// Who makes a call: the connection's principal and address.
@@ -149,13 +153,16 @@ struct AuditService: Sendable {
 
         while remaining > 0 {
             try Task.checkCancellation()
-            let page = try await store.scan(
-                filter: filter, order: request.order, after: cursor, limit: Int(min(UInt64(pageSize), remaining)))
-            statistics.add(page.statistics)
-            let context = PageContext(order: request.order, filter: filter, anchor: anchor, visibleSeq: page.visibleSeq)
-            if let last = try await sendPage(page.events[...], context: context, sender: sender) {
-                cursor = last
+            let page = try await sender.withPageSlot {
+                let page = try await store.scan(
+                    filter: filter, order: request.order, after: cursor, limit: Int(min(UInt64(pageSize), remaining)))
+                let context = PageContext(order: request.order, filter: filter, anchor: anchor, visibleSeq: page.visibleSeq)
+                if let last = try await sendPage(page.events[...], context: context, sender: sender) {
+                    cursor = last
+                }
+                return page
             }
+            statistics.add(page.statistics)
             returned += page.events.count
             remaining -= UInt64(page.events.count)
             if page.exhausted {

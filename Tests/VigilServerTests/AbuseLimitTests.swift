@@ -1,0 +1,166 @@
+import Foundation
+import NIOCore
+import Testing
+import VigilClient
+import VigilCore
+import VigilProto
+import VigilServer
+import VigilWire
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A plain TCP socket to 127.0.0.1:`port` that the test controls byte by byte
+/// and never reads: a silent peer, a garbage sender, a slow reader.
+final class PlainSocket {
+    let fd: Int32
+
+    init(port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw VigilError(.internal, "socket() failed: errno \(errno)") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard result == 0 else {
+            close(fd)
+            throw VigilError(.unavailable, "connect() failed: errno \(errno)")
+        }
+    }
+
+    func send(_ bytes: [UInt8]) {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if written <= 0 { return }
+            offset += written
+        }
+    }
+
+    func send(_ frame: Frame) {
+        var buffer = ByteBuffer()
+        frame.write(to: &buffer)
+        send(Array(buffer.readableBytesView))
+    }
+
+    deinit { close(fd) }
+}
+
+/// Retries `body` until it succeeds or `timeout` passes (then rethrows):
+/// waiting for the server to free something it frees asynchronously.
+func eventually<R>(timeout: Duration = .seconds(30), _ body: () async throws -> R) async throws -> R {
+    let deadline = ContinuousClock.now + timeout
+    while true {
+        do {
+            return try await body()
+        } catch {
+            if ContinuousClock.now > deadline { throw error }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+}
+
+@Suite("Abuse limits")
+struct AbuseLimitTests {
+    @Test("one connection over max_connections: the server's preface, GOAWAY RESOURCE_EXHAUSTED (8), close; freed slots are reused")
+    func maxConnections() async throws {
+        try await withTestServer(configure: { $0.maxConnections = 2 }) { server in
+            try await RawConnection.with(port: server.port) { first in
+                try await first.handshake()
+                try await RawConnection.with(port: server.port) { second in
+                    try await second.handshake()
+                    try await RawConnection.with(port: server.port) { third in
+                        try await third.sendPreface()
+                        #expect(try await third.read() == .preface(.vigil(.current)))
+                        try await ConnectionTests.expectFatalGoAway(on: third, code: .resourceExhausted, lastStreamID: 0)
+                    }
+                    // The refused client's error says why.
+                    let refused = await statusOf { _ = try await server.connect() }
+                    #expect(refused == .resourceExhausted)
+                }
+            }
+            // Both hung up: a client gets in once the server has noticed.
+            let client = try await eventually { try await server.connect() }
+            _ = try await client.ingest([makeTestEvent()])
+            await client.close()
+        }
+    }
+
+    @Test("a connection without calls for the idle timeout: GOAWAY UNAVAILABLE (14), then close")
+    func idleTimeout() async throws {
+        try await withTestServer(configure: { $0.idleTimeout = .milliseconds(300) }) { server in
+            try await RawConnection.with(port: server.port) { connection in
+                try await connection.handshake()
+                // A call resets the clock; the timeout counts from its end.
+                _ = try await connection.ingest([makeTestEvent()], streamID: 1)
+                try await ConnectionTests.expectFatalGoAway(on: connection, code: .unavailable, lastStreamID: 1)
+            }
+        }
+    }
+
+    @Test("an open subscription keeps a quiet connection from being idle")
+    func subscriptionIsNotIdle() async throws {
+        try await withTestServer(configure: {
+            $0.idleTimeout = .milliseconds(200)
+            $0.heartbeatInterval = .seconds(1)
+        }) { server in
+            try await RawConnection.with(port: server.port) { connection in
+                try await connection.handshake()
+                var request = Vigil_V1_SubscribeRequest()
+                request.fromNow = true
+                try await connection.startCall(streamID: 1, method: .subscribe, request: request)
+                // The first thing to arrive must be the heartbeat (after 1 s), not a GOAWAY (after 0.2 s).
+                let frame = try await connection.readFrame()
+                #expect(frame.type == .message && frame.streamID == 1, "\(frame)")
+                let message = try frame.decode(Vigil_V1_SubscribeResponse.self)
+                guard case .heartbeat = message.item else {
+                    Issue.record("expected a heartbeat, got \(message)")
+                    return
+                }
+                #expect(!message.cursor.isEmpty)
+            }
+        }
+    }
+
+    @Test("a flood of silent and garbage connections: well-behaved clients keep being served")
+    func connectionFlood() async throws {
+        try await withTestServer(configure: {
+            $0.maxConnections = 64
+            $0.handshakeTimeout = .seconds(2)
+        }) { server in
+            // Garbage is refused at once; silent peers hold a slot until the handshake timeout.
+            var garbage: [PlainSocket] = []
+            var silent: [PlainSocket] = []
+            for index in 0..<100 {
+                let socket = try PlainSocket(port: server.port)
+                socket.send(Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n\(index)".utf8))
+                garbage.append(socket)
+            }
+            for _ in 0..<40 { silent.append(try PlainSocket(port: server.port)) }
+            // 24 slots remain for the well-behaved.
+            let client = try await eventually { try await server.connect() }
+            let response = try await client.ingest((0..<100).map { makeTestEvent(index: $0) })
+            #expect(response.count == 100)
+            #expect(try await client.aggregate(Vigil_V1_AggregateRequest()).count == 100)
+
+            // Fill every slot (200 silent peers for 64 slots: the server takes
+            // connections from its accept queue asynchronously): a newcomer is
+            // refused, with a reason...
+            for _ in 0..<200 { silent.append(try PlainSocket(port: server.port)) }
+            let refused = await statusOf { _ = try await server.connect() }
+            #expect(refused == .resourceExhausted, "\(refused.name)")
+            // ...until the handshake timeout cuts the silent ones; the established client never noticed.
+            let late = try await eventually { try await server.connect() }
+            _ = try await late.ingest([makeTestEvent()])
+            _ = try await client.ingest([makeTestEvent()])
+            await late.close()
+            await client.close()
+            withExtendedLifetime(garbage) {}
+            withExtendedLifetime(silent) {}
+        }
+    }
+}
