@@ -239,6 +239,20 @@ struct ConnectionStateMachineTests {
         #expect(machine.phase == .closed)
     }
 
+    @Test("shutdown between a call's end and its TRAILERS waits for the TRAILERS before it closes")
+    func shutdownWaitsForPendingTrailers() {
+        var machine = Self.activeMachine()
+        Self.open(1, on: &machine, running: true)
+        Self.expectNone(machine.callFinished(streamID: 1, trailersPending: true))
+        guard case .goAway = machine.shutdownRequested() else {
+            Issue.record("expected GOAWAY")
+            return
+        }
+        #expect(machine.isDraining, "the TRAILERS are still to be written")
+        _ = machine.trailersSent()
+        #expect(machine.phase == .closed)
+    }
+
     @Test("an idle connection closes with UNAVAILABLE only when no call is open")
     func idleTimeout() {
         var machine = Self.activeMachine()

@@ -318,7 +318,7 @@ struct ConnectionHandler: Sendable {
             }
             // Free the call's slot before its TRAILERS go out, so a client that
             // opens its next call on seeing them is not refused for the limit.
-            let finished = state.with { $0.callFinished(streamID: streamID) }
+            let finished = state.with { $0.callFinished(streamID: streamID, trailersPending: status != nil) }
             identity.touch()
             if let status {
                 if status.code != 0 {
@@ -330,6 +330,7 @@ struct ConnectionHandler: Sendable {
                 await write(.trailers(streamID: streamID, status: status))
             }
             await perform(finished)
+            if status != nil { await perform(state.with { $0.trailersSent() }) }
         }
     }
 }

@@ -80,6 +80,8 @@ struct ConnectionStateMachine {
     private(set) var highestStreamID: UInt32 = 0
     private(set) var clientFrameSize: Int = 0
     private(set) var clientName = ""
+    /// Calls that finished but whose TRAILERS are not written yet.
+    private(set) var pendingTrailers = 0
     /// Why the connection drains, for calls refused meanwhile.
     private(set) var drainReason = VigilError(.unavailable, "the server is shutting down; retry on a new connection")
     let limits: Limits
@@ -237,8 +239,19 @@ struct ConnectionStateMachine {
     }
 
     /// The call's task ended (it sent its trailers, or nothing for a client cancel).
-    mutating func callFinished(streamID: UInt32) -> Action {
+    /// With `trailersPending`, the handler writes the call's TRAILERS next and
+    /// then reports `trailersSent()`: until then a shutdown or revocation
+    /// must not finish the output, or the TRAILERS (and a subscription's
+    /// resume cursor) would be lost.
+    mutating func callFinished(streamID: UInt32, trailersPending: Bool = false) -> Action {
         calls[streamID] = nil
+        if trailersPending { pendingTrailers += 1 }
+        return closeIfDrained(or: .none)
+    }
+
+    /// The TRAILERS announced by `callFinished(streamID:trailersPending:)` were written.
+    mutating func trailersSent() -> Action {
+        pendingTrailers -= 1
         return closeIfDrained(or: .none)
     }
 
@@ -278,7 +291,7 @@ struct ConnectionStateMachine {
             // Calls still waiting for their request have no task: forget them.
             calls = calls.filter { $0.value.phase == .running }
             drainReason = error
-            phase = calls.isEmpty ? .closed : .draining(lastStreamID: highestStreamID)
+            phase = isQuiet ? .closed : .draining(lastStreamID: highestStreamID)
             return .revoke(lastStreamID: highestStreamID, contexts: contexts, error: error)
         case .awaitingPreface, .awaitingHello, .authenticating:
             return fatal(.unauthenticated, error.message)
@@ -293,15 +306,15 @@ struct ConnectionStateMachine {
         return fatal(.unavailable, "closing the connection after \(timeout.components.seconds) s without a call; reconnect when needed")
     }
 
-    /// Whether any call is open (an idle connection has none).
-    var hasCalls: Bool { !calls.isEmpty }
+    /// No call open and no TRAILERS about to be written.
+    private var isQuiet: Bool { calls.isEmpty && pendingTrailers == 0 }
 
     /// Graceful shutdown began: no new calls, finish those in flight.
     mutating func shutdownRequested() -> Action {
         switch phase {
         case .active:
             // With no call in flight there is nothing to wait for: close after the GOAWAY.
-            phase = calls.isEmpty ? .closed : .draining(lastStreamID: highestStreamID)
+            phase = isQuiet ? .closed : .draining(lastStreamID: highestStreamID)
             return .goAway(lastStreamID: highestStreamID)
         case .awaitingPreface, .awaitingHello, .authenticating:
             phase = .closed
@@ -342,7 +355,7 @@ struct ConnectionStateMachine {
 
     private mutating func closeIfDrained(or action: Action) -> Action {
         // The handler carries out `action`, then closes when it sees `.closed`.
-        guard case .draining = phase, calls.isEmpty else { return action }
+        guard case .draining = phase, isQuiet else { return action }
         phase = .closed
         return action
     }
