@@ -29,7 +29,7 @@ from .client import (
     __version__,
 )
 from .connection import Call, Connection, parse_address
-from .convert import event_to_dict, make_filter, to_duration, to_event, to_timestamp
+from .convert import event_to_dict, make_filter, to_duration, to_event, to_events, to_timestamp
 from .errors import (
     Aborted,
     AlreadyExists,
@@ -81,6 +81,7 @@ __all__ = [
     "make_filter",
     "to_duration",
     "to_event",
+    "to_events",
     "to_timestamp",
     "StatusCode",
     "EventError",
