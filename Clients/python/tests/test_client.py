@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import gc
 import os
 import zlib
 import threading
@@ -293,3 +294,22 @@ def test_subscribe_catches_up_then_follows(client: Client, tenant: str, base_tim
     client.ingest(make_events(tenant, 3, base_time, start=50))
     with client.subscribe(tenants=[tenant], cursor=cursor, timeout=60) as again:
         assert _ids([again.next_event(timeout=20) for _ in range(3)]) == ["r-00050", "r-00051", "r-00052"]  # type: ignore[arg-type]
+
+
+def test_abandoned_and_closed_iterators_cancel_their_calls(client: Client, tenant: str, base_time: dt.datetime) -> None:
+    client.ingest(make_events(tenant, 30, base_time))
+    connection = client.connection()
+    pages = client.query_pages(tenants=[tenant], page_size=5, window=1)
+    assert len(next(pages)) == 5
+    assert connection.open_calls == 1
+    del pages  # dropped without close(): cancelled before the next call opens
+    gc.collect()
+    assert client.aggregate(tenants=[tenant]).count == 30
+    assert connection.open_calls == 0
+    with client.query(tenants=[tenant], page_size=5, window=1) as events:
+        assert next(events).request_id == "r-00029"
+    assert connection.open_calls == 0
+    live = client.subscribe(tenants=[tenant], since=base_time)
+    assert live.next_event(timeout=20) is not None
+    live.close()
+    assert connection.open_calls == 0 and live.next_event(timeout=0) is None

@@ -253,5 +253,11 @@ class BatchingIngester:
     def __enter__(self) -> "BatchingIngester":
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc_info: object) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        try:  # an exception is on its way out: flush what we can, but do not mask it
+            self.close()
+        except VigilError:
+            pass

@@ -215,6 +215,7 @@ class Client:
         self._connection_: Optional[Connection] = None
         self._draining: List[Connection] = []
         self._closed = False
+        self._welcome: Optional[pb.Welcome] = None
 
     @property
     def address(self) -> str:
@@ -228,8 +229,11 @@ class Client:
 
     @property
     def welcome(self) -> pb.Welcome:
-        """The server's limits and our principal (connects if needed)."""
-        return self.connection().welcome
+        """The server's limits and our principal, from the latest handshake (connects if there was none)."""
+        if self._welcome is None:
+            self.connect()
+        assert self._welcome is not None
+        return self._welcome
 
     def connection(self) -> Connection:
         """The current connection, opening a new one if there is none or it can take no new calls."""
@@ -252,6 +256,7 @@ class Client:
                 max_frame_size=self.max_frame_size,
                 compress_min_bytes=self.compress_min_bytes,
             )
+            self._welcome = self._connection_.welcome
             return self._connection_
 
     def reset(self) -> None:
@@ -611,10 +616,9 @@ class QueryPages(Iterator[Page]):
         self.close()
 
     def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
+        call = getattr(self, "_call", None)
+        if call is not None:
+            call.abandon()
 
 
 class QueryEvents(Iterator[pb.AuditEvent]):
@@ -859,7 +863,6 @@ class Subscription(Iterator[pb.AuditEvent]):
         self.close()
 
     def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
+        call = getattr(self, "_call", None)
+        if call is not None:
+            call.abandon()

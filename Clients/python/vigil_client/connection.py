@@ -218,6 +218,12 @@ class Call:
 
     close = cancel
 
+    def abandon(self) -> None:
+        """Like `cancel`, but safe from a finalizer (``__del__``): takes no lock and
+        writes nothing now; the connection cancels the call before its next call opens."""
+        if not self.done:
+            self.connection._abandoned.append(self)
+
 
 class Connection:
     """A connected, handshaken connection. Use `Connection.open(...)`."""
@@ -245,6 +251,7 @@ class Connection:
         self._state_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._pending_control: Deque[bytes] = collections.deque()
+        self._abandoned: Deque[Call] = collections.deque()
         self._calls: Dict[int, Call] = {}
         self._next_stream_id = 1
         self._highest_stream_id = 0
@@ -358,6 +365,19 @@ class Connection:
             while True:
                 frame_type, flags, stream_id, payload = self._read_frame()
                 self._dispatch(frame_type, flags, stream_id, payload)
+        except ProtocolError as error:
+            # Tell the server why, as it would tell us (best effort), then close.
+            goaway = pb.GoAway(
+                last_stream_id=0, code=StatusCode.INVALID_ARGUMENT, message=error.message[:1024]
+            ).SerializeToString()
+            if self._write_lock.acquire(timeout=1.0):
+                try:
+                    self._sock.sendall(encode_header(len(goaway), FrameType.GOAWAY, 0, 0) + goaway)
+                except OSError:
+                    pass
+                finally:
+                    self._write_lock.release()
+            self._fail(error)
         except VigilError as error:
             if isinstance(error, VigilConnectionError):
                 with self._state_lock:
@@ -369,8 +389,8 @@ class Connection:
             self._fail(error)
         except OSError as error:
             self._fail(VigilConnectionError(message=f"the connection to {self.host}:{self.port} failed: {error}"))
-        except Exception as error:  # a decoding error: the stream cannot be trusted
-            self._fail(ProtocolError(message=f"could not read the server's frames: {error}"))
+        except Exception as error:  # a payload that does not decode: the stream cannot be trusted
+            self._fail(ProtocolError(message=f"could not decode a frame from the server: {error}"))
 
     def _dispatch(self, frame_type: int, flags: int, stream_id: int, payload: bytes) -> None:
         if frame_type == FrameType.MESSAGE:
@@ -528,6 +548,7 @@ class Connection:
         `enforce_frame_limit` is False (then the server refuses it).
         `send_request=False` sends HEADERS alone (for tests of the protocol).
         """
+        self._reap()
         flags = END_STREAM
         payload = request
         limit = self.welcome.max_frame_size or (4 * 1024 * 1024)
@@ -578,14 +599,23 @@ class Connection:
                     while self._pending_control:
                         self._sock.sendall(self._pending_control.popleft())
                 except OSError as error:
-                    failure = VigilConnectionError(message=f"writing to {self.host}:{self.port} failed: {error}")
-                    self._fail(failure)
-                    raise failure from None
+                    # The call is registered: it fails with the connection's error
+                    # (this one, or the reader's if it saw the reason first).
+                    self._fail(VigilConnectionError(message=f"writing to {self.host}:{self.port} failed: {error}"))
         finally:
             if slot_owned:
                 self._slots.release()
         self._flush_control()
         return call
+
+    def _reap(self) -> None:
+        """Cancels the calls abandoned by finalizers (they hold call slots)."""
+        while self._abandoned:
+            try:
+                call = self._abandoned.popleft()
+            except IndexError:
+                break
+            call.cancel("abandoned by the client")
 
     def send_raw_frame(self, frame_type: int, flags: int, stream_id: int, payload: bytes) -> None:
         """Writes any frame as is (for protocol tests)."""
