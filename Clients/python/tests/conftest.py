@@ -22,7 +22,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 import pytest
 
@@ -61,12 +61,12 @@ def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "a
 class ServerProcess:
     """`vigil serve` on 127.0.0.1 with a data directory; restartable on the same port."""
 
-    def __init__(self, binary: str, directory: Path) -> None:
+    def __init__(self, binary: str, directory: Path, args: Sequence[str] = ()) -> None:
         self.binary = binary
         self.directory = directory
         self.data_dir = directory / "data"
         self.log_path = directory / "server.log"
-        self.extra_args = shlex.split(os.environ.get("VIGIL_SERVER_ARGS", ""))
+        self.extra_args = [*shlex.split(os.environ.get("VIGIL_SERVER_ARGS", "")), *args]
         self.port = 0
         self.process: Optional[subprocess.Popen] = None  # type: ignore[type-arg]
 
@@ -151,6 +151,23 @@ def fresh_server(tmp_path: Path) -> Iterator[ServerProcess]:
     process.start()
     yield process
     process.stop()
+
+
+@pytest.fixture
+def server_with(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Starts servers of the test's own with extra `vigil serve` flags: ``server_with("--heartbeat-interval", "1")``."""
+    started: List[ServerProcess] = []
+
+    def start(*args: str) -> ServerProcess:
+        process = ServerProcess(_binary_or_skip(), tmp_path / f"server-{len(started)}", args)
+        process.directory.mkdir()
+        started.append(process)
+        process.start()
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import gc
 import os
 import zlib
 import threading
-from typing import List
+from typing import Any, List
 
 import pytest
 from conftest import ServerProcess, make_events
@@ -313,3 +313,15 @@ def test_abandoned_and_closed_iterators_cancel_their_calls(client: Client, tenan
     assert live.next_event(timeout=20) is not None
     live.close()
     assert connection.open_calls == 0 and live.next_event(timeout=0) is None
+
+
+def test_heartbeats_carry_a_position(server_with: Any, token: str, tenant: str, base_time: dt.datetime) -> None:
+    quick = server_with("--heartbeat-interval", "1")
+    with Client(quick.address, token=token) as client:
+        with client.subscribe(tenants=[tenant], from_now=True, window=1) as live:
+            beats = [live.next_item(timeout=10) for _ in range(2)]  # more than the window: credit is granted back
+            assert all(b is not None and b.is_heartbeat and b.heartbeat_at and b.cursor for b in beats)
+            position = live.cursor
+        client.ingest(make_events(tenant, 2, base_time))
+        with client.subscribe(tenants=[tenant], cursor=position) as again:  # from the heartbeat's position
+            assert _ids([again.next_event(timeout=10), again.next_event(timeout=10)]) == ["r-00000", "r-00001"]  # type: ignore[list-item]

@@ -504,12 +504,12 @@ class Client:
         must not be missed.
         """
         request = pb.SubscribeRequest(filter=make_filter(filter, **conditions))
-        starts = sum(1 for given in (since is not None, cursor is not None, from_now) if given)
+        starts = sum(1 for given in (since is not None, bool(cursor), from_now) if given)
         if starts > 1:
             raise ValueError("give at most one of since, cursor and from_now")
         if since is not None:
             request.since.CopyFrom(to_timestamp(since))
-        elif cursor is not None:
+        elif cursor:
             request.cursor = cursor
         else:
             request.from_now = True

@@ -202,7 +202,10 @@ class Call:
         """WINDOW: lets the server send `messages` more response messages."""
         if messages <= 0 or self.done:
             return
-        self.connection._send_call_frame(FrameType.WINDOW, self.stream_id, pb.Window(messages=messages))
+        try:
+            self.connection._send_call_frame(FrameType.WINDOW, self.stream_id, pb.Window(messages=messages))
+        except VigilError:
+            pass  # the connection failed: the next receive() raises why
 
     def cancel(self, reason: str = "") -> None:
         """CANCEL: the server stops the call and sends nothing more on it. Idempotent."""
