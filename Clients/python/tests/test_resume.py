@@ -73,12 +73,13 @@ def test_subscribe_resumes_after_graceful_shutdown(
             on_reconnect=lambda error, attempt, delay, cursor: interruptions.append(error),
         )
         assert _ids([live.next_event(timeout=20) for _ in range(10)]) == _names(0, 10)
-        assert fresh_server.terminate() == 0  # GOAWAY; the subscription ends with UNAVAILABLE and a cursor
+        assert fresh_server.terminate() == 0  # GOAWAY; the subscription ends with UNAVAILABLE
         fresh_server.restart()
         client.ingest(make_events(tenant, 5, base_time, start=10))
         assert _ids([live.next_event(timeout=30) for _ in range(5)]) == _names(10, 15)
-        first = interruptions[0]
-        assert isinstance(first, Unavailable) and first.from_server and first.cursor
+        # UNAVAILABLE: the subscription's trailers (with vigil.cursor), or the connection closing
+        # after GOAWAY when the server's close overtakes those trailers; either way nothing is lost.
+        assert isinstance(interruptions[0], Unavailable)
         live.close()
 
 

@@ -106,7 +106,10 @@ class BatchingIngester:
     # MARK: Adding
 
     def add(self, event: EventLike) -> None:
-        """Buffers one event (a message or a dict in the JSON form); may send a batch."""
+        """Buffers one event (a message or a dict in the JSON form); may send a batch.
+
+        Raises the failure of an earlier batch first, if any (the event is then not buffered).
+        """
         self._raise_pending()
         message = to_event(event)
         size = message.ByteSize() + 8
@@ -120,8 +123,7 @@ class BatchingIngester:
                     break
             self._flush_once()  # the event would make the batch too large for a frame
         if full:
-            self._flush_once()
-        self._raise_pending()
+            self._flush_once()  # a failure is raised by the next add, flush or close
 
     def add_many(self, events: Iterable[EventLike]) -> None:
         for event in events:
