@@ -52,6 +52,8 @@ public struct ServerConfiguration: Sendable {
     /// Events per second a token may ingest when it has no rate of its own;
     /// nil means no limit.
     public var defaultIngestEventsPerSecond: UInt64?
+    /// Privacy rules applied to every event before it is stored.
+    public var redaction: RedactionPolicy?
 
     public init() {}
 }

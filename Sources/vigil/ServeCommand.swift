@@ -101,6 +101,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Events per second each token may ingest unless the token has its own rate (0: no limit); over it, RESOURCE_EXHAUSTED with vigil.retry-after-ms.")
     var ingestRateLimit: UInt64 = 0
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Privacy rules (JSON) applied to every event before it is stored: drop metadata keys, hash or mask fields, per tenant or for all. See the README.",
+        valueName: "file"))
+    var redactionRules: String?
+
     @Flag(name: .long, help: "Start even if the write-ahead log is corrupt in the middle: cut it at the last good record (the cut-off records are lost; the files are kept as *.corrupt).")
     var repairWal = false
 
@@ -171,6 +176,13 @@ struct ServeCommand: AsyncParsableCommand {
         storage.liveFeedBytes = liveFeedMb * 1_048_576
         storage.segmentMaxRows = segmentMaxEvents
         storage.repair = repairWal
+        if let redactionRules {
+            do {
+                configuration.redaction = try RedactionPolicy.load(path: redactionRules)
+            } catch {
+                throw ValidationError("--redaction-rules: \(error)")
+            }
+        }
         var alertRules: [AlertRule] = []
         if let rules {
             do {

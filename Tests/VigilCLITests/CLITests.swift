@@ -264,6 +264,7 @@ struct CLITests {
             (["--max-connections", "0"], "--max-connections"),
             (["--idle-timeout", "-1"], "--idle-timeout"),
             (["--no-auth", "--admin-token-file", "/tmp/x"], "--admin-token-file"),
+            (["--redaction-rules", "/nonexistent/redaction.json"], "--redaction-rules"),
         ])
     func badServeFlags(_ flags: [String], _ named: String) throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-flags-\(UUID().uuidString)").path

@@ -114,6 +114,9 @@ struct AuditService: Sendable {
         if case .only = caller.principal.tenants {
             for event in events { try caller.principal.require(tenant: event.tenant, for: .ingest) }
         }
+        if let redaction = configuration.redaction {
+            for index in events.indices { redaction.apply(to: &events[index]) }
+        }
         if let waitMilliseconds = access.rateLimiter.admit(caller.principal, events: events.count) {
             throw VigilError(
                 .resourceExhausted,
