@@ -65,7 +65,10 @@ final class ServerProcess {
 
     /// Without `authenticated`, the server runs with `--no-auth` (most tests
     /// are about something else); with it, `adminToken` is its admin token.
-    init(dataDir: String, extraArguments: [String] = [], authenticated: Bool = false, environment: [String: String]? = nil) throws {
+    init(
+        dataDir: String, extraArguments: [String] = [], authenticated: Bool = false, environment: [String: String]? = nil,
+        stdoutPath: String? = nil
+    ) throws {
         self.dataDir = dataDir
         process.executableURL = VigilBinary.url
         // A long handshake timeout: on a loaded 2-core machine running the
@@ -75,7 +78,12 @@ final class ServerProcess {
         if let environment { process.environment = environment }
         let err = Pipe()
         process.standardError = err
-        process.standardOutput = FileHandle.nullDevice
+        if let stdoutPath {
+            _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
+            process.standardOutput = FileHandle(forWritingAtPath: stdoutPath)
+        } else {
+            process.standardOutput = FileHandle.nullDevice
+        }
         try process.run()
         // The server logs "listening on 127.0.0.1:PORT" once it is bound: read up to it.
         var seen = ""
