@@ -170,7 +170,7 @@ struct TLSTests {
         }
     }
 
-    @Test("on the TLS port, a plain Vigil preface gets the preface and GOAWAY FAILED_PRECONDITION; other bytes a bare close")
+    @Test("on the TLS port, a plain Vigil preface gets the preface and GOAWAY FAILED_PRECONDITION, HTTP a 400, other bytes a bare close")
     func plainBytesOnTLSPort() async throws {
         let tls = try TLSFixtures.server()
         try await withTestServer(configure: { $0.tls = tls; $0.handshakeTimeout = .seconds(60) }) { server in
@@ -189,6 +189,12 @@ struct TLSTests {
             }
             try await RawByteConnection.with(port: server.port) { connection in
                 try await connection.send(bytes: Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+                let reply = String(decoding: try await connection.readUntilClosed(), as: UTF8.self)
+                #expect(reply.hasPrefix("HTTP/1.1 400 Bad Request\r\n"), "\(reply)")
+                #expect(reply.contains("over TLS"), "\(reply)")
+            }
+            try await RawByteConnection.with(port: server.port) { connection in
+                try await connection.send(bytes: Array(repeating: 0x42, count: 16))
                 let reply = try await connection.readUntilClosed()
                 #expect(reply.isEmpty)
             }

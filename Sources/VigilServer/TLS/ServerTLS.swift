@@ -80,13 +80,19 @@ public struct ServerTLS: Sendable {
 /// First in a TLS port's pipeline: lets a TLS handshake through to the TLS
 /// handler and removes itself; answers a plain-text Vigil client with its
 /// preface and a GOAWAY that says this port speaks TLS (so the client reports
-/// that, instead of a bare hang-up), and closes anything else.
+/// that, instead of a bare hang-up), an HTTP request with a 400 that says the
+/// same, and closes anything else.
 final class PlaintextOnTLSPortHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     static let refusal = "this port speaks the Vigil protocol over TLS: connect with TLS (vigil: --tls, or --tls-ca FILE for a private CA)"
+
+    static let httpRefusal: String = {
+        let body = "This port speaks the Vigil audit-log protocol over TLS (a binary protocol), not HTTP. Use a Vigil client with TLS, for example `vigil query --server HOST:PORT --tls`.\n"
+        return "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n" + body
+    }()
 
     private var buffered: ByteBuffer?
     private var refused = false
@@ -116,15 +122,20 @@ final class PlaintextOnTLSPortHandler: ChannelInboundHandler, RemovableChannelHa
         guard let start = buffer.getBytes(at: buffer.readerIndex, length: Preface.size) else { return }
         refused = true
         buffered = nil
-        guard case .vigil = Preface.classify(start) else {
+        var answer = context.channel.allocator.buffer(capacity: 256)
+        switch Preface.classify(start) {
+        case .vigil:
+            logger.info("refused a plain-text client on the TLS port")
+            Preface.current.write(to: &answer)
+            Frame.goAway(lastStreamID: 0, code: .failedPrecondition, message: Self.refusal).write(to: &answer)
+        case .http:
+            logger.info("refused a plain-text HTTP request on the TLS port")
+            answer.writeString(Self.httpRefusal)
+        case .tls, .garbage:
             logger.debug("closing a connection that speaks neither TLS nor the protocol on the TLS port")
             context.close(promise: nil)
             return
         }
-        logger.info("refused a plain-text client on the TLS port")
-        var answer = context.channel.allocator.buffer(capacity: 128)
-        Preface.current.write(to: &answer)
-        Frame.goAway(lastStreamID: 0, code: .failedPrecondition, message: Self.refusal).write(to: &answer)
         // Then only the sending side is closed: the client reads the answer and
         // hangs up. A full close with its HELLO unread would reset the connection
         // and could lose the answer; the handshake timeout cuts a client that stays.
@@ -167,9 +178,33 @@ final class TLSHandshakeLogger: ChannelInboundHandler, RemovableChannelHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if !handshakeCompleted, case NIOSSLError.handshakeFailed(let reason) = error {
-            logger.info("TLS handshake failed", metadata: ["vigil.error": "\(reason)"])
+            if case .sslError(let stack) = reason, stack == [.eofDuringHandshake] {
+                // A port check, or a client that gave up: nothing an operator must act on.
+                logger.debug("the client hung up during the TLS handshake")
+            } else {
+                logger.info("TLS handshake failed", metadata: ["vigil.reason": "\(Self.explain(reason))"])
+            }
         }
         context.fireErrorCaught(error)
+    }
+
+    /// What a handshake failure means, from BoringSSL's reason names
+    /// (`error:…:SSL routines:OPENSSL_internal:NAME at file:line`).
+    static func explain(_ error: BoringSSLError) -> String {
+        let text = "\(error)"
+        let names = text.split(separator: "OPENSSL_internal:").dropFirst().map { $0.prefix { $0 != " " && $0 != "]" } }
+        let name = names.first.map(String.init) ?? text
+        let meaning: String? = switch name {
+        case "PEER_DID_NOT_RETURN_A_CERTIFICATE": "the client presented no certificate (mutual TLS requires one)"
+        case "CERTIFICATE_VERIFY_FAILED": "the client's certificate is not signed by a --tls-client-ca CA, or has expired"
+        case "TLSV1_ALERT_UNKNOWN_CA", "SSLV3_ALERT_BAD_CERTIFICATE", "SSLV3_ALERT_CERTIFICATE_UNKNOWN":
+            "the client does not trust this server's certificate"
+        case "WRONG_VERSION_NUMBER", "HTTP_REQUEST", "HTTPS_PROXY_REQUEST", "UNSUPPORTED_PROTOCOL":
+            "the client does not speak a TLS version this server accepts (1.2 or 1.3)"
+        case "NO_SHARED_CIPHER", "NO_SHARED_GROUP": "the client shares no cipher or group with this server"
+        default: nil
+        }
+        return meaning.map { "\($0) (\(name))" } ?? name
     }
 }
 
