@@ -122,7 +122,8 @@ enum ClientTLSFailure {
         switch error {
         case NIOSSLError.handshakeFailed(let reason):
             if case .sslError(let stack) = reason, stack == [.eofDuringHandshake] {
-                return VigilError(.unavailable,
+                // Not retried (as UNAVAILABLE would be): a new connection meets the same port.
+                return VigilError(.failedPrecondition,
                     "the server does not speak TLS on this port (it hung up during the TLS handshake): connect without TLS, or to its TLS port")
             }
             return describeAlert(reason) ?? VigilError(.unavailable, "TLS handshake failed: \(reason)")
@@ -133,7 +134,8 @@ enum ClientTLSFailure {
                 "the server's TLS certificate is not valid for this name (\(error)); use --tls-server-name with a name the certificate carries")
         case let error as NIOSSLError:
             if case .uncleanShutdown = error {
-                return VigilError(.unavailable, "the server closed the TLS connection without a TLS goodbye")
+                // The peer went away without a TLS close: as a plain connection's hang-up.
+                return VigilError(.unavailable, "the connection to the server was closed")
             }
             return VigilError(.unavailable, "TLS error: \(error)")
         default:
@@ -147,7 +149,7 @@ enum ClientTLSFailure {
         let text = "\(error)"
         if text.contains("CERTIFICATE_VERIFY_FAILED") {
             return VigilError(.unavailable,
-                "the server's TLS certificate is not trusted (\(verifyReason(text))): give the CA that signed it with --tls-ca")
+                "the server's TLS certificate is not trusted (not signed by a CA this client trusts, or expired): give the CA that signed it with --tls-ca")
         }
         if text.contains("ALERT_CERTIFICATE_REQUIRED") || text.contains("PEER_DID_NOT_RETURN_A_CERTIFICATE") {
             return VigilError(.unauthenticated,
@@ -160,18 +162,8 @@ enum ClientTLSFailure {
                 "the server refused this client's TLS certificate: it is not signed by a CA the server trusts (--tls-client-ca), or has expired")
         }
         if text.contains("WRONG_VERSION_NUMBER") || text.contains("PACKET_LENGTH_TOO_LONG") || text.contains("RECORD_TOO_LARGE") {
-            return VigilError(.unavailable, "the server does not speak TLS on this port: connect without TLS, or to its TLS port")
+            return VigilError(.failedPrecondition, "the server does not speak TLS on this port: connect without TLS, or to its TLS port")
         }
         return nil
-    }
-
-    private static func verifyReason(_ text: String) -> String {
-        for (needle, words) in [
-            ("UNABLE_TO_GET_ISSUER", "signed by an unknown CA"), ("SELF_SIGNED", "self-signed"),
-            ("CERT_HAS_EXPIRED", "expired"), ("CERT_NOT_YET_VALID", "not yet valid"),
-        ] where text.contains(needle) {
-            return words
-        }
-        return "its chain does not lead to a trusted CA"
     }
 }

@@ -115,7 +115,9 @@ public enum PEMFile {
             }
             if count == 0 { break }
             bytes.append(contentsOf: chunk[..<count])
-            guard bytes.count <= limit else { throw LoadError(path: path, reason: .notPEM) }
+            guard bytes.count <= limit else {
+                throw LoadError(path: path, reason: .wrongContent("is over 1 MiB: too large to be a PEM certificate or key"))
+            }
         }
         return bytes
     }

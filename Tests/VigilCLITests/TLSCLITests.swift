@@ -54,7 +54,7 @@ struct TLSCLITests {
 
         let (status, log) = server.stop()
         #expect(status == 0, "\(log)")
-        #expect(log.contains("TLS on"), "\(log)")
+        #expect(log.contains("refused a plain-text client on the TLS port"), "\(log)")
         server = try ServerProcess(dataDir: directory + "/data2")
         let tlsOnPlain = try VigilBinary.run(["query", "--server", server.address, "--tls-ca", Self.fixture("ca.pem")])
         #expect(tlsOnPlain.status != 0)

@@ -206,7 +206,7 @@ struct TLSTests {
         try await withTestServer(configure: { $0.handshakeTimeout = .seconds(60) }) { server in
             try await expectRefused(
                 port: server.port, tls: TLSFixtures.client(),
-                code: .unavailable, saying: "the server does not speak TLS on this port")
+                code: .failedPrecondition, saying: "the server does not speak TLS on this port")
         }
     }
 
