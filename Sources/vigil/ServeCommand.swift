@@ -22,8 +22,10 @@ struct ServeCommand: AsyncParsableCommand {
             TLS: --tls-cert and --tls-key serve TLS on the --listen port (plain-text
             clients are refused with a message saying so); --tls-client-ca adds mutual
             TLS, where every client must present a certificate signed by that CA:
-              vigil serve --listen 0.0.0.0:7700 --tls-cert server.pem --tls-key server-key.pem
-              vigil serve ... --tls-cert server.pem --tls-key server-key.pem --tls-client-ca clients-ca.pem
+              vigil serve --listen 0.0.0.0:7700 --tls-cert server.pem \\
+                  --tls-key server-key.pem
+              vigil serve --listen 0.0.0.0:7700 --tls-cert server.pem \\
+                  --tls-key server-key.pem --tls-client-ca clients-ca.pem
             Clients then connect with --tls (system CAs) or --tls-ca ca.pem, and for
             mutual TLS --tls-cert client.pem --tls-key client-key.pem.
             """

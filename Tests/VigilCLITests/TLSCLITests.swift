@@ -151,7 +151,7 @@ struct TLSCLITests {
     @Test("serve --help explains the TLS flags with an example")
     func serveHelp() throws {
         let help = try VigilBinary.run(["serve", "--help"])
-        for text in ["--tls-cert", "--tls-key", "--tls-client-ca", "vigil serve --listen 0.0.0.0:7700 --tls-cert"] {
+        for text in ["--tls-cert", "--tls-key", "--tls-client-ca", "vigil serve --listen 0.0.0.0:7700 --tls-cert server.pem", "--tls-client-ca clients-ca.pem"] {
             #expect(help.stdout.contains(text), "\(text) in \(help.stdout)")
         }
         let client = try VigilBinary.run(["query", "--help"])
