@@ -129,7 +129,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        fail(error as? VigilError ?? VigilError(.unavailable, "connection error: \(error)"), context: context)
+        fail(error as? VigilError ?? ClientTLSFailure.describe(error) ?? VigilError(.unavailable, "connection error: \(error)"), context: context)
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -20,6 +20,8 @@ public final class VigilClient: Sendable {
         public var connectTimeout: Duration = .seconds(10)
         /// The largest frame this client accepts from the server.
         public var maxFrameSize = 16 * 1024 * 1024
+        /// TLS (and mutual TLS); nil for plain TCP.
+        public var tls: TLS?
 
         public init(host: String = "127.0.0.1", port: Int = 7700) {
             self.host = host
@@ -80,6 +82,7 @@ public final class VigilClient: Sendable {
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let sync = channel.pipeline.syncOperations
+                        if let tls = configuration.tls { try sync.addHandler(tls.makeHandler(host: configuration.host)) }
                         try sync.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameSize: configuration.maxFrameSize)))
                         try sync.addHandler(MessageToByteHandler(WireEncoder()))
                         try sync.addHandler(ClientConnectionHandler(welcome: welcome))
@@ -88,6 +91,7 @@ public final class VigilClient: Sendable {
                 .connect(host: configuration.host, port: configuration.port).get()
         } catch {
             welcome.fail(error)
+            if let error = error as? VigilError { throw error }
             throw VigilError(.unavailable, "cannot connect to \(configuration.host):\(configuration.port): \(error); is `vigil serve` running there?")
         }
         var hello = Vigil_V1_Hello()

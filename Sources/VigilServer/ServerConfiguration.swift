@@ -38,6 +38,8 @@ public struct ServerConfiguration: Sendable {
     /// Most conditions (list entries, counted over every list) in a
     /// subscription's filter: a live filter runs against every committed batch.
     public var maxSubscriptionFilterEntries = 256
+    /// TLS (and mutual TLS) on the protocol port; nil for plain TCP.
+    public var tls: ServerTLS?
 
     /// Who may connect. `vigil serve` uses tokens unless told `--no-auth`;
     /// the library default (tests, embedding) is none.

@@ -44,6 +44,11 @@ public final class VigilServer: Service, Sendable {
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                 .bind(host: configuration.host, port: configuration.port) { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if let tls = configuration.tls {
+                            var tlsLogger = self.logger
+                            tlsLogger[metadataKey: "vigil.peer"] = "\(channel.remoteAddress.map { "\($0)" } ?? "?")"
+                            try tls.addHandlers(to: channel.pipeline.syncOperations, logger: tlsLogger)
+                        }
                         try channel.pipeline.syncOperations.addHandler(
                             ByteToMessageHandler(FrameDecoder(maxFrameSize: configuration.maxFrameSize)))
                         try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(WireEncoder()))
@@ -60,6 +65,9 @@ public final class VigilServer: Service, Sendable {
         address.succeed(local)
         let printable = local.ipAddress.map { local.protocol == .inet6 ? "[\($0)]" : $0 } ?? "\(local)"
         logger.info("listening on \(printable):\(local.port ?? 0)")
+        if let tls = configuration.tls {
+            logger.info(tls.requiresClientCertificate ? "TLS on, client certificates required (mutual TLS)" : "TLS on")
+        }
 
         let service = AuditService(store: store, configuration: configuration, logger: logger)
         let logger = logger

@@ -13,6 +13,8 @@ struct ClientOptions: ParsableArguments {
     @Option(name: .long, help: "Seconds each call may take before it fails with DEADLINE_EXCEEDED.")
     var timeout = 60
 
+    @OptionGroup(title: "TLS") var tls: ClientTLSOptions
+
     /// Connects; `maxFrameSize` (when given) is the largest frame the server
     /// may send, which also caps the bytes of one query page.
     func connect(maxFrameSize: Int? = nil) async throws -> VigilClient {
@@ -20,6 +22,7 @@ struct ClientOptions: ParsableArguments {
         if let maxFrameSize { configuration.maxFrameSize = maxFrameSize }
         configuration.token = token ?? environment("VIGIL_TOKEN") ?? ""
         configuration.clientName = "vigil-cli"
+        configuration.tls = try tls.clientTLS()
         return try await VigilClient.connect(configuration)
     }
 

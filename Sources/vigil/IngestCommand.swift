@@ -68,6 +68,7 @@ struct IngestCommand: AsyncParsableCommand {
         configuration.token = client.token ?? environment("VIGIL_TOKEN") ?? ""
         configuration.clientName = "vigil-cli"
         configuration.compressRequests = compress
+        configuration.tls = try client.tls.clientTLS()
         let start = ContinuousClock.now
         let progress = Progress(enabled: !quiet && isatty(STDERR_FILENO) == 1)
         let connection: VigilClient

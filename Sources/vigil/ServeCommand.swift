@@ -19,6 +19,16 @@ struct ServeCommand: AsyncParsableCommand {
             Listens for the Vigil protocol and keeps events under --data-dir. Every
             acknowledged batch is on disk (fsynced) before the acknowledgement is sent.
             Stops gracefully on SIGINT or SIGTERM: no new calls, calls in flight finish.
+
+            TLS: --tls-cert and --tls-key serve TLS on the --listen port (plain-text
+            clients are refused with a message saying so); --tls-client-ca adds mutual
+            TLS, where every client must present a certificate signed by that CA:
+              vigil serve --listen 0.0.0.0:7700 --tls-cert server.pem \\
+                  --tls-key server-key.pem
+              vigil serve --listen 0.0.0.0:7700 --tls-cert server.pem \\
+                  --tls-key server-key.pem --tls-client-ca clients-ca.pem
+            Clients then connect with --tls (system CAs) or --tls-ca ca.pem, and for
+            mutual TLS --tls-cert client.pem --tls-key client-key.pem.
             """
     )
 
@@ -109,6 +119,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Start even if the write-ahead log is corrupt in the middle: cut it at the last good record (the cut-off records are lost; the files are kept as *.corrupt).")
     var repairWal = false
 
+    @OptionGroup(title: "TLS") var tls: ServerTLSOptions
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
@@ -156,6 +168,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.maxConnections = maxConnections
         configuration.idleTimeout = idleTimeout == 0 ? nil : .seconds(idleTimeout)
         configuration.defaultIngestEventsPerSecond = ingestRateLimit == 0 ? nil : ingestRateLimit
+        configuration.tls = try tls.serverTLS()
 
         var storage = StorageOptions(directory: dataDir)
         guard let policy = SyncPolicy(parsing: fsync) else {

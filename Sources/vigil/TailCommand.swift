@@ -109,6 +109,7 @@ struct TailCommand: AsyncParsableCommand {
         configuration.token = client.token ?? environment("VIGIL_TOKEN") ?? ""
         configuration.clientName = "vigil-cli"
         configuration.connectTimeout = client.callTimeout
+        configuration.tls = try client.tls.clientTLS()
         // Reconnect after a drop, but an unreachable server at the start is an error.
         var policy = ReconnectPolicy()
         policy.retryInitialConnection = false
