@@ -94,9 +94,16 @@ struct AbuseLimitTests {
     func idleTimeout() async throws {
         try await withTestServer(configure: { $0.idleTimeout = .milliseconds(300) }) { server in
             try await RawConnection.with(port: server.port) { connection in
-                try await connection.handshake()
+                // Preface, HELLO and a call in one flight: no idle gap before the call.
+                try await connection.sendPreface()
+                try await connection.send(Frame(type: .hello, streamID: 0, message: Vigil_V1_Hello.with { $0.majorVersion = 1 }))
+                try await connection.startCall(
+                    streamID: 1, method: .ingest, request: Vigil_V1_IngestRequest.with { $0.events = [makeTestEvent()] })
+                #expect(try await connection.read() == .preface(.vigil(.current)))
+                #expect(try await connection.readFrame().type == .hello)
                 // A call resets the clock; the timeout counts from its end.
-                _ = try await connection.ingest([makeTestEvent()], streamID: 1)
+                let (status, _) = try await connection.readCall(streamID: 1)
+                #expect(status.statusCode == .ok)
                 try await ConnectionTests.expectFatalGoAway(on: connection, code: .unavailable, lastStreamID: 1)
             }
         }
@@ -109,10 +116,14 @@ struct AbuseLimitTests {
             $0.heartbeatInterval = .seconds(1)
         }) { server in
             try await RawConnection.with(port: server.port) { connection in
-                try await connection.handshake()
                 var request = Vigil_V1_SubscribeRequest()
                 request.fromNow = true
+                // Preface, HELLO and the subscription in one flight: no idle gap before it.
+                try await connection.sendPreface()
+                try await connection.send(Frame(type: .hello, streamID: 0, message: Vigil_V1_Hello.with { $0.majorVersion = 1 }))
                 try await connection.startCall(streamID: 1, method: .subscribe, request: request)
+                #expect(try await connection.read() == .preface(.vigil(.current)))
+                #expect(try await connection.readFrame().type == .hello)
                 // The first thing to arrive must be the heartbeat (after 1 s), not a GOAWAY (after 0.2 s).
                 let frame = try await connection.readFrame()
                 #expect(frame.type == .message && frame.streamID == 1, "\(frame)")

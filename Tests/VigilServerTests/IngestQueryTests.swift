@@ -315,17 +315,17 @@ struct IngestQueryTests {
         }
     }
 
-    @Test("methods of later versions answer UNIMPLEMENTED")
-    func unimplementedMethods() async throws {
+    @Test("GetStats reports the events stored, the last seq, bytes on disk and the start time")
+    func getStats() async throws {
         try await withTestServer { server in
             let client = try await server.connect()
-            let error = await expectVigilError(.unimplemented) {
-                let _: Vigil_V1_GetStatsResponse = try await client.unary(.getStats, Vigil_V1_GetStatsRequest())
-            }
-            #expect(error?.message.contains("GetStats") == true)
-            _ = await expectVigilError(.unimplemented) {
-                let _: Vigil_V1_VerifyResponse = try await client.unary(.verify, Vigil_V1_VerifyRequest())
-            }
+            let before = currentUnixNanos()
+            let stored = try await client.ingest((0..<25).map { makeEvent(actor: "u-\($0)") })
+            let stats = try await client.stats()
+            #expect(stats.eventsStored == 25)
+            #expect(stats.lastSeq == stored.lastSeq)
+            #expect(stats.bytesOnDisk > 0, "the WAL holds the batch")
+            #expect(stats.startedAt.unixNanos <= before)
             await client.close()
         }
     }
