@@ -20,8 +20,10 @@ public final class TokenRegistry: Sendable {
 
     private struct State {
         var tokens: [Vigil_V1_StoredToken]
-        /// Hex SHA-256 of a secret → index in `tokens`.
+        /// SHA-256 of a secret → index in `tokens`.
         var byHash: [Data: Int]
+        /// Ids of tokens that are not revoked: checked on every call.
+        var active: Set<String>
     }
 
     private let path: String
@@ -50,13 +52,17 @@ public final class TokenRegistry: Sendable {
                 throw VigilError(.dataLoss, "\(path) is damaged (\(error)); restore it from a backup or remove it to start with no tokens")
             }
         }
-        state = Mutex(State(tokens: tokens, byHash: Self.index(tokens)))
+        state = Mutex(State(tokens: tokens, byHash: Self.index(tokens), active: Self.activeIDs(tokens)))
     }
 
     private static func index(_ tokens: [Vigil_V1_StoredToken]) -> [Data: Int] {
         var byHash: [Data: Int] = [:]
         for (index, token) in tokens.enumerated() { byHash[token.secretSha256] = index }
         return byHash
+    }
+
+    private static func activeIDs(_ tokens: [Vigil_V1_StoredToken]) -> Set<String> {
+        Set(tokens.filter { $0.revokedAtNanos == 0 }.map(\.id))
     }
 
     static func hash(_ secret: String) -> Data {
@@ -77,7 +83,7 @@ public final class TokenRegistry: Sendable {
     /// Whether the token `id` exists and is not revoked: checked on every
     /// call, so a revocation also stops connections opened before it.
     public func isActive(_ id: String) -> Bool {
-        state.withLock { state in state.tokens.contains { $0.id == id && $0.revokedAtNanos == 0 } }
+        state.withLock { $0.active.contains(id) }
     }
 
     static func principal(of token: Vigil_V1_StoredToken) -> Principal {
@@ -124,6 +130,7 @@ public final class TokenRegistry: Sendable {
             try save(next)
             state.tokens = next
             state.byHash[token.secretSha256] = next.count - 1
+            state.active.insert(token.id)
         }
         return (token, secret)
     }
@@ -140,6 +147,7 @@ public final class TokenRegistry: Sendable {
             next[index].revokedAtNanos = now
             try save(next)
             state.tokens = next
+            state.active.remove(id)
             return next[index]
         }
     }
