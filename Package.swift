@@ -190,6 +190,26 @@ let package = Package(
     ]
 )
 
+// The libFuzzer targets (Tests/Fuzz/run.sh) exist only when VIGIL_FUZZ=1: they
+// need `-sanitize=fuzzer`, which only run.sh passes (in its own scratch path,
+// .build-fuzz), so a normal `swift build` / `swift test` never sees them.
+if Context.environment["VIGIL_FUZZ"] == "1" {
+    package.targets += [
+        // libFuzzer's `LLVMFuzzerRunDriver`, which vigil-fuzz's `main` calls.
+        .systemLibrary(name: "CLibFuzzer", path: "Tests/Fuzz/CLibFuzzer"),
+        .executableTarget(
+            name: "vigil-fuzz",
+            dependencies: [
+                "CLibFuzzer", "VigilCore", "VigilProto", "VigilWire", "VigilStorage",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            path: "Tests/Fuzz/Sources"
+        ),
+    ]
+}
+
 for target in package.targets where target.type != .system {
     target.swiftSettings = (target.swiftSettings ?? []) + strictSettings
 }
