@@ -25,7 +25,7 @@ root=$PWD
 scratch=${VIGIL_FUZZ_SCRATCH:-$root/.build-fuzz}
 work=$scratch/fuzz
 targets=(frame event part)
-build_flags=(--scratch-path "$scratch" -c debug -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library -Xswiftc -use-ld=lld)
+build_flags=(--scratch-path "$scratch" -c debug)
 
 # The Swift backtracer would catch the crash before libFuzzer writes the input.
 export SWIFT_BACKTRACE=enable=no
