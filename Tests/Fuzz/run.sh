@@ -18,11 +18,17 @@
 #
 # A longer run, e.g. an hour per target on two cores:
 #   Tests/Fuzz/run.sh part 3600 -jobs=2 -workers=2
+#
+# VIGIL_FUZZ_SCRATCH=.build reuses the dependencies a `swift build`/`swift test`
+# already compiled there (CI, after its tests: the build takes about a minute
+# instead of several, swift-crypto's C code being most of a clean build); the
+# next normal build then recompiles Vigil's own modules once.
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
 root=$PWD
-scratch=${VIGIL_FUZZ_SCRATCH:-$root/.build-fuzz}
+scratch=${VIGIL_FUZZ_SCRATCH:-.build-fuzz}
+[[ $scratch == /* ]] || scratch=$root/$scratch
 work=$scratch/fuzz
 targets=(frame event part)
 build_flags=(--scratch-path "$scratch" -c debug)
@@ -33,7 +39,7 @@ export SWIFT_BACKTRACE=enable=no
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:allocator_may_return_null=0}
 
 usage() {
-  sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
