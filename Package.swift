@@ -192,6 +192,35 @@ let package = Package(
     ]
 )
 
+// The libFuzzer targets (Tests/Fuzz/run.sh) exist only when VIGIL_FUZZ=1, which
+// run.sh sets for its own scratch path (.build-fuzz): the project's modules that
+// read untrusted bytes are then built with libFuzzer's coverage instrumentation
+// and AddressSanitizer, the dependencies as usual. A normal `swift build` /
+// `swift test` never sees any of it.
+if Context.environment["VIGIL_FUZZ"] == "1" {
+    let sanitizers = "-sanitize=fuzzer,address"
+    for target in package.targets where ["VigilProto", "VigilCore", "VigilWire", "VigilStorage"].contains(target.name) {
+        target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags([sanitizers])]
+    }
+    package.targets += [
+        // libFuzzer's `LLVMFuzzerRunDriver`, which vigil-fuzz's `main` calls.
+        .systemLibrary(name: "CLibFuzzer", path: "Tests/Fuzz/CLibFuzzer"),
+        .executableTarget(
+            name: "vigil-fuzz",
+            dependencies: [
+                "CLibFuzzer", "VigilCore", "VigilProto", "VigilWire", "VigilStorage",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            path: "Tests/Fuzz/Sources",
+            swiftSettings: [.unsafeFlags([sanitizers, "-parse-as-library"])],
+            // lld: gold fails on the duplicate `main` (libFuzzer's and this target's).
+            linkerSettings: [.unsafeFlags([sanitizers, "-use-ld=lld"])]
+        ),
+    ]
+}
+
 for target in package.targets where target.type != .system {
     target.swiftSettings = (target.swiftSettings ?? []) + strictSettings
 }

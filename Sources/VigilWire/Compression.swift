@@ -41,7 +41,9 @@ public enum MessageCompression {
             stream.avail_in = uInt(source.count)
             while true {
                 // Room for one byte past the limit, so that going over it is seen.
-                let room = min(chunk, maxSize + 1 - output.readableBytes)
+                // (The loop goes on only while the output is within the limit, so
+                // this does not overflow, even for a limit of Int.max.)
+                let room = min(chunk - 1, maxSize - output.readableBytes) + 1
                 output.writeWithUnsafeMutableBytes(minimumWritableBytes: room) { destination in
                     stream.next_out = destination.baseAddress!.assumingMemoryBound(to: Bytef.self)
                     stream.avail_out = uInt(room)

@@ -478,8 +478,8 @@ enum ColumnEncoding {
             largest = max(largest, code)
             codes.append(UInt16(truncatingIfNeeded: code))
         }
-        if largest >= entryCount {
-            let row = codes.firstIndex { Int($0) >= entryCount } ?? 0
+        // `largest` is 0 for a chunk of no rows, whose dictionary may be empty too.
+        if largest >= entryCount, let row = codes.firstIndex(where: { Int($0) >= entryCount }) {
             throw PartFormatError("dictionary code \(codes[row]) of row \(row) is not below \(entryCount)", at: reader.offset - bytes.count + row * width)
         }
         try reader.expectEnd("the dictionary codes")
