@@ -483,8 +483,9 @@ out:
 
 int vigil_agent_log(vigil_agent *a, const vigil_event *ev) {
     if (!a || !ev) return VIGIL_ERR_ARGUMENT;
-    if (event_check(ev)) return VIGIL_ERR_ARGUMENT;
-    size_t n = event_encoded_size(ev);
+    ev_prep pr;
+    size_t n = event_prepare(ev, &pr);
+    if (event_check_prepared(ev, &pr)) return VIGIL_ERR_ARGUMENT;
     size_t total = 1 + varint_size(n) + n;
     if (total + KEY_ROOM > a->cfg.batch_bytes) return VIGIL_ERR_ARGUMENT;
     uint8_t stackbuf[4096];
@@ -493,7 +494,7 @@ int vigil_agent_log(vigil_agent *a, const vigil_event *ev) {
     uint8_t *p = buf;
     *p++ = 0x0a;
     p = put_varint(p, n);
-    event_write(ev, p);
+    event_write_prepared(ev, &pr, p);
     int r = append_event(a, buf, total);
     if (buf != stackbuf) free(buf);
     return r;

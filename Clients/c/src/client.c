@@ -8,8 +8,6 @@
 #include <string.h>
 #include <time.h>
 
-vigil_event *owned_event_new(Vigil__V1__GetResponse *resp);
-
 struct vigil_client {
     vigil_options opts;
     char *address, *token, *client_name;

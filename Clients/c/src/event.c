@@ -79,10 +79,6 @@ static size_t timestamp_body(int64_t ns) {
     return (s ? 1 + varint_size((uint64_t)s) : 0) + (n ? 1 + varint_size((uint64_t)n) : 0);
 }
 
-static size_t actor_body(const vigil_actor *a) {
-    return str_size(1, a->id) + enum_size(2, (int)a->type) + str_size(3, a->name) + str_size(4, a->email);
-}
-
 static size_t resource_body(const vigil_resource *r) {
     return str_size(1, r->type) + str_size(2, r->id) + str_size(3, r->name);
 }
@@ -93,25 +89,54 @@ static size_t change_body(const vigil_change *c) {
 
 static size_t kv_body(const vigil_kv *kv) { return str_size_always(1, kv->key) + str_size_always(2, kv->value); }
 
-size_t event_encoded_size(const vigil_event *e) {
-    size_t n = str_size(EV_ID, e->id);
-    if (e->occurred_at_ns) n += msg_size(EV_OCCURRED_AT, timestamp_body(e->occurred_at_ns));
-    n += str_size(EV_TENANT, e->tenant);
-    size_t ab = actor_body(&e->actor);
-    if (ab) n += msg_size(EV_ACTOR, ab);
-    n += str_size(EV_ACTION, e->action);
+/* Lengths of the event's single strings, computed once for the checks, the
+ * size and the writing. */
+enum { L_ID, L_TENANT, L_AID, L_ANAME, L_AEMAIL, L_ACTION, L_RTYPE, L_RID, L_RNAME, L_REASON, L_IP, L_UA, L_TRACE,
+       L_REQUEST, L_DESC, L_COUNT };
+
+static inline size_t lstr_size(unsigned field, size_t n) { return n ? tag_size(field) + varint_size(n) + n : 0; }
+static inline uint8_t *put_lstr(uint8_t *p, unsigned field, const char *s, size_t n) {
+    if (!n) return p;
+    p = put_tag(p, field, WT_LEN);
+    p = put_varint(p, n);
+    memcpy(p, s, n);
+    return p + n;
+}
+
+static size_t prepare(const vigil_event *e, ev_prep *pr) {
+    const char *const strs[L_COUNT] = {e->id,         e->tenant,     e->actor.id,       e->actor.name,
+                                       e->actor.email, e->action,    e->resource.type,  e->resource.id,
+                                       e->resource.name, e->reason,  e->source_ip,      e->user_agent,
+                                       e->trace_id,   e->request_id, e->description};
+    for (int i = 0; i < L_COUNT; i++) pr->len[i] = slen(strs[i]);
+    const size_t *L = pr->len;
+    pr->actor_body = lstr_size(1, L[L_AID]) + enum_size(2, (int)e->actor.type) + lstr_size(3, L[L_ANAME]) +
+                     lstr_size(4, L[L_AEMAIL]);
+    pr->resource_body = lstr_size(1, L[L_RTYPE]) + lstr_size(2, L[L_RID]) + lstr_size(3, L[L_RNAME]);
+    pr->ts_body = e->occurred_at_ns ? timestamp_body(e->occurred_at_ns) : 0;
+    size_t n = lstr_size(EV_ID, L[L_ID]);
+    if (e->occurred_at_ns) n += msg_size(EV_OCCURRED_AT, pr->ts_body);
+    n += lstr_size(EV_TENANT, L[L_TENANT]);
+    if (pr->actor_body) n += msg_size(EV_ACTOR, pr->actor_body);
+    n += lstr_size(EV_ACTION, L[L_ACTION]);
     n += enum_size(EV_CATEGORY, (int)e->category);
-    size_t rb = resource_body(&e->resource);
-    if (rb) n += msg_size(EV_RESOURCE, rb);
+    if (pr->resource_body) n += msg_size(EV_RESOURCE, pr->resource_body);
     for (size_t i = 0; i < e->n_targets; i++) n += msg_size(EV_TARGETS, resource_body(&e->targets[i]));
     n += enum_size(EV_OUTCOME, (int)e->outcome);
-    n += str_size(EV_REASON, e->reason) + str_size(EV_SOURCE_IP, e->source_ip) +
-         str_size(EV_USER_AGENT, e->user_agent) + str_size(EV_TRACE_ID, e->trace_id) +
-         str_size(EV_REQUEST_ID, e->request_id);
+    n += lstr_size(EV_REASON, L[L_REASON]) + lstr_size(EV_SOURCE_IP, L[L_IP]) + lstr_size(EV_USER_AGENT, L[L_UA]) +
+         lstr_size(EV_TRACE_ID, L[L_TRACE]) + lstr_size(EV_REQUEST_ID, L[L_REQUEST]);
     for (size_t i = 0; i < e->n_changes; i++) n += msg_size(EV_CHANGES, change_body(&e->changes[i]));
     for (size_t i = 0; i < e->n_metadata; i++) n += msg_size(EV_METADATA, kv_body(&e->metadata[i]));
-    n += str_size(EV_DESCRIPTION, e->description);
+    n += lstr_size(EV_DESCRIPTION, L[L_DESC]);
+    pr->size = n;
     return n;
+}
+
+size_t event_prepare(const vigil_event *e, ev_prep *pr) { return prepare(e, pr); }
+
+size_t event_encoded_size(const vigil_event *e) {
+    ev_prep pr;
+    return prepare(e, &pr);
 }
 
 static uint8_t *put_resource(uint8_t *p, unsigned field, const vigil_resource *r, bool always) {
@@ -123,13 +148,14 @@ static uint8_t *put_resource(uint8_t *p, unsigned field, const vigil_resource *r
     return put_str(p, 3, r->name);
 }
 
-uint8_t *event_write(const vigil_event *e, uint8_t *p) {
-    p = put_str(p, EV_ID, e->id);
+uint8_t *event_write_prepared(const vigil_event *e, const ev_prep *pr, uint8_t *p) {
+    const size_t *L = pr->len;
+    p = put_lstr(p, EV_ID, e->id, L[L_ID]);
     if (e->occurred_at_ns) {
         int64_t s;
         int32_t n;
         split_ns(e->occurred_at_ns, &s, &n);
-        p = put_msg_header(p, EV_OCCURRED_AT, timestamp_body(e->occurred_at_ns));
+        p = put_msg_header(p, EV_OCCURRED_AT, pr->ts_body);
         if (s) {
             *p++ = 0x08;
             p = put_varint(p, (uint64_t)s);
@@ -139,25 +165,29 @@ uint8_t *event_write(const vigil_event *e, uint8_t *p) {
             p = put_varint(p, (uint64_t)n);
         }
     }
-    p = put_str(p, EV_TENANT, e->tenant);
-    size_t ab = actor_body(&e->actor);
-    if (ab) {
-        p = put_msg_header(p, EV_ACTOR, ab);
-        p = put_str(p, 1, e->actor.id);
+    p = put_lstr(p, EV_TENANT, e->tenant, L[L_TENANT]);
+    if (pr->actor_body) {
+        p = put_msg_header(p, EV_ACTOR, pr->actor_body);
+        p = put_lstr(p, 1, e->actor.id, L[L_AID]);
         p = put_enum(p, 2, (int)e->actor.type);
-        p = put_str(p, 3, e->actor.name);
-        p = put_str(p, 4, e->actor.email);
+        p = put_lstr(p, 3, e->actor.name, L[L_ANAME]);
+        p = put_lstr(p, 4, e->actor.email, L[L_AEMAIL]);
     }
-    p = put_str(p, EV_ACTION, e->action);
+    p = put_lstr(p, EV_ACTION, e->action, L[L_ACTION]);
     p = put_enum(p, EV_CATEGORY, (int)e->category);
-    p = put_resource(p, EV_RESOURCE, &e->resource, false);
+    if (pr->resource_body) {
+        p = put_msg_header(p, EV_RESOURCE, pr->resource_body);
+        p = put_lstr(p, 1, e->resource.type, L[L_RTYPE]);
+        p = put_lstr(p, 2, e->resource.id, L[L_RID]);
+        p = put_lstr(p, 3, e->resource.name, L[L_RNAME]);
+    }
     for (size_t i = 0; i < e->n_targets; i++) p = put_resource(p, EV_TARGETS, &e->targets[i], true);
     p = put_enum(p, EV_OUTCOME, (int)e->outcome);
-    p = put_str(p, EV_REASON, e->reason);
-    p = put_str(p, EV_SOURCE_IP, e->source_ip);
-    p = put_str(p, EV_USER_AGENT, e->user_agent);
-    p = put_str(p, EV_TRACE_ID, e->trace_id);
-    p = put_str(p, EV_REQUEST_ID, e->request_id);
+    p = put_lstr(p, EV_REASON, e->reason, L[L_REASON]);
+    p = put_lstr(p, EV_SOURCE_IP, e->source_ip, L[L_IP]);
+    p = put_lstr(p, EV_USER_AGENT, e->user_agent, L[L_UA]);
+    p = put_lstr(p, EV_TRACE_ID, e->trace_id, L[L_TRACE]);
+    p = put_lstr(p, EV_REQUEST_ID, e->request_id, L[L_REQUEST]);
     for (size_t i = 0; i < e->n_changes; i++) {
         const vigil_change *c = &e->changes[i];
         p = put_msg_header(p, EV_CHANGES, change_body(c));
@@ -171,13 +201,20 @@ uint8_t *event_write(const vigil_event *e, uint8_t *p) {
         p = put_str_always(p, 1, kv->key);
         p = put_str_always(p, 2, kv->value);
     }
-    return put_str(p, EV_DESCRIPTION, e->description);
+    return put_lstr(p, EV_DESCRIPTION, e->description, L[L_DESC]);
+}
+
+uint8_t *event_write(const vigil_event *e, uint8_t *p) {
+    ev_prep pr;
+    prepare(e, &pr);
+    return event_write_prepared(e, &pr, p);
 }
 
 size_t vigil_event_encode(const vigil_event *event, uint8_t *buf, size_t capacity) {
     if (!event) return 0;
-    size_t n = event_encoded_size(event);
-    if (n <= capacity && buf) event_write(event, buf);
+    ev_prep pr;
+    size_t n = prepare(event, &pr);
+    if (n <= capacity && buf) event_write_prepared(event, &pr, buf);
     return n;
 }
 
@@ -228,20 +265,20 @@ bool utf8_valid(const uint8_t *s, size_t n) {
 
 static bool str_ok(const char *s) { return !s || utf8_valid((const uint8_t *)s, strlen(s)); }
 
-const char *event_check(const vigil_event *e) {
+const char *event_check_prepared(const vigil_event *e, const ev_prep *pr) {
     if (!e) return "event is NULL";
     if (!e->occurred_at_ns) return "occurred_at is required";
-    if (!e->tenant || !*e->tenant) return "tenant is required";
-    if (!e->action || !*e->action) return "action is required";
+    if (!pr->len[L_TENANT]) return "tenant is required";
+    if (!pr->len[L_ACTION]) return "action is required";
     if (e->n_targets && !e->targets) return "targets is NULL";
     if (e->n_changes && !e->changes) return "changes is NULL";
     if (e->n_metadata && !e->metadata) return "metadata is NULL";
-    const char *const strs[] = {e->id,        e->tenant,         e->actor.id,      e->actor.name, e->actor.email,
-                                e->action,    e->resource.type,  e->resource.id,   e->resource.name,
-                                e->reason,    e->source_ip,      e->user_agent,    e->trace_id,
-                                e->request_id, e->description};
-    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
-        if (!str_ok(strs[i])) return "a string is not valid UTF-8";
+    const char *const strs[L_COUNT] = {e->id,         e->tenant,     e->actor.id,       e->actor.name,
+                                       e->actor.email, e->action,    e->resource.type,  e->resource.id,
+                                       e->resource.name, e->reason,  e->source_ip,      e->user_agent,
+                                       e->trace_id,   e->request_id, e->description};
+    for (int i = 0; i < L_COUNT; i++)
+        if (pr->len[i] && !utf8_valid((const uint8_t *)strs[i], pr->len[i])) return "a string is not valid UTF-8";
     for (size_t i = 0; i < e->n_targets; i++)
         if (!str_ok(e->targets[i].type) || !str_ok(e->targets[i].id) || !str_ok(e->targets[i].name))
             return "a target's string is not valid UTF-8";
@@ -252,6 +289,13 @@ const char *event_check(const vigil_event *e) {
         if (!str_ok(e->metadata[i].key) || !str_ok(e->metadata[i].value))
             return "a metadata string is not valid UTF-8";
     return NULL;
+}
+
+const char *event_check(const vigil_event *e) {
+    if (!e) return "event is NULL";
+    ev_prep pr;
+    prepare(e, &pr);
+    return event_check_prepared(e, &pr);
 }
 
 /* ---- decoded events ---- */
@@ -324,7 +368,6 @@ typedef struct owned_event {
     arena mem;
 } owned_event;
 
-vigil_event *owned_event_new(Vigil__V1__GetResponse *resp);
 vigil_event *owned_event_new(Vigil__V1__GetResponse *resp) {
     owned_event *o = calloc(1, sizeof *o);
     if (!o) return NULL;

@@ -120,6 +120,17 @@ void status_free(vstatus *s);
 
 /* ---- Events ------------------------------------------------------------ */
 
+/* An event's string lengths and sizes, computed once (event_prepare) for the
+ * checks, the size and the writing. */
+typedef struct ev_prep {
+    size_t len[15];
+    size_t actor_body, resource_body, ts_body, size;
+} ev_prep;
+size_t event_prepare(const vigil_event *e, ev_prep *pr); /* returns the encoded size */
+const char *event_check_prepared(const vigil_event *e, const ev_prep *pr);
+uint8_t *event_write_prepared(const vigil_event *e, const ev_prep *pr, uint8_t *p);
+vigil_event *owned_event_new(Vigil__V1__GetResponse *resp);
+
 /* Exact encoded size of an event (vigil.v1.AuditEvent). */
 size_t event_encoded_size(const vigil_event *e);
 /* Writes the event at p (event_encoded_size bytes); returns the end. */

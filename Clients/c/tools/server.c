@@ -20,8 +20,6 @@ static void sleep_ms(long ms) {
 }
 
 int server_start(vserver *s, const char *const *extra) {
-    s->starts++;
-    snprintf(s->log_path, sizeof s->log_path, "%s.log%d", s->data_dir, s->starts);
     char listen[64];
     snprintf(listen, sizeof listen, "127.0.0.1:%d", s->port);
     const char *argv[64];
@@ -36,6 +34,12 @@ int server_start(vserver *s, const char *const *extra) {
     argv[n++] = "forever";
     for (int i = 0; extra && extra[i] && n < 62; i++) argv[n++] = extra[i];
     argv[n] = NULL;
+    return process_start(s, argv);
+}
+
+int process_start(vserver *s, const char *const *argv) {
+    s->starts++;
+    snprintf(s->log_path, sizeof s->log_path, "%s.log%d", s->data_dir, s->starts);
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) return -1;
@@ -48,7 +52,7 @@ int server_start(vserver *s, const char *const *extra) {
         }
         int devnull = open("/dev/null", O_RDONLY);
         if (devnull >= 0) dup2(devnull, 0);
-        execv(s->bin, (char *const *)(uintptr_t)argv);
+        execv(argv[0], (char *const *)(uintptr_t)argv);
         _exit(127);
     }
     s->pid = pid;

@@ -19,6 +19,9 @@ typedef struct vserver {
 /* Starts the server on `port` (0: a free one) with the data directory;
  * extra arguments end with NULL. Waits for "listening on". 0 or -1. */
 int server_start(vserver *s, const char *const *extra);
+/* Starts any program that logs "listening on HOST:PORT" (argv ends with
+ * NULL); its log goes to data_dir.logN. */
+int process_start(vserver *s, const char *const *argv);
 /* Sends the signal and waits for the process to end. */
 void server_stop(vserver *s, int sig);
 /* Removes a directory tree. */

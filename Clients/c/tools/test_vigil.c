@@ -882,6 +882,64 @@ static void test_agent_threads(void) {
     CHECK(!problem, "%s", problem);
 }
 
+/* ---- protocol details, against vigil-sink ---- */
+
+static char sink_bin[600];
+
+static void test_sink_protocol(void) {
+    /* The sink PINGs every 3 calls, compresses its responses, fails every
+     * 7th call with UNAVAILABLE and sends GOAWAY after 10 calls. */
+    vserver sink = {0};
+    snprintf(sink.data_dir, sizeof sink.data_dir, "%s/sink", tmpdir);
+    const char *argv[] = {sink_bin, "--ping-every", "3", "--compress", "--fail-every", "7", "--goaway-after", "10", NULL};
+    CHECK(process_start(&sink, argv) == 0, "cannot start %s", sink_bin);
+    int n = small ? 5000 : 30000;
+    agent_log l = {0};
+    vigil_agent_config cfg;
+    agent_config(&cfg, &l);
+    cfg.connection.address = sink.address;
+    cfg.batch_events = 100;
+    cfg.compress_level = 6;
+    cfg.backoff_min_ms = 5;
+    vigil_agent *a = NULL;
+    int r = vigil_agent_open(&cfg, &a);
+    if (r == VIGIL_OK) r = log_range(a, "sink", 0, n);
+    if (r == VIGIL_OK) r = vigil_agent_flush(a, 30000);
+    vigil_agent_stats st;
+    memset(&st, 0, sizeof st);
+    if (a) vigil_agent_close(a, 1000, &st);
+    /* The sync client too: compressed answers and PINGs. */
+    vigil_options o;
+    vigil_options_init(&o);
+    o.address = sink.address;
+    vigil_client *c = vigil_client_new(&o);
+    ev_store s1;
+    make_event(&s1, "sink", 0);
+    int cr = VIGIL_OK;
+    vigil_ingest_result ir = {0};
+    for (int i = 0; i < 12 && cr == VIGIL_OK; i++) {
+        cr = vigil_ingest(c, &s1.ev, 1, NULL, &ir);
+        if (cr == VIGIL_UNAVAILABLE) cr = VIGIL_OK; /* the 7th call, or the call after GOAWAY */
+    }
+    vigil_client_free(c);
+    server_stop(&sink, SIGTERM);
+    unsigned long long pings = 0, pongs = 0;
+    FILE *f = fopen(sink.log_path, "r");
+    char line[512];
+    while (f && fgets(line, sizeof line, f)) {
+        char *p = strstr(line, "payload bytes; ");
+        if (p) sscanf(p, "payload bytes; %llu pings, %llu pongs", &pings, &pongs);
+    }
+    if (f) fclose(f);
+    /* A PING sent just before GOAWAY may find the connection closing. */
+    CHECK(pings > 0 && pongs * 2 > pings, "%llu pings, %llu pongs", pings, pongs);
+    CHECK_CODE(r, VIGIL_OK, (vigil_client *)NULL);
+    CHECK(st.events_acked == (uint64_t)n && st.batches_retried > 0 && st.connects > 1,
+          "acked %" PRIu64 ", retried %" PRIu64 ", connects %" PRIu64, st.events_acked, st.batches_retried, st.connects);
+    CHECK_CODE(cr, VIGIL_OK, (vigil_client *)NULL);
+    CHECK(ir.count == 1, "count %u", ir.count);
+}
+
 /* ---- main ---- */
 
 typedef struct test {
@@ -903,6 +961,7 @@ static const test tests[] = {
     {"agent_graceful_restart", test_agent_graceful_restart, true},
     {"agent_spill", test_agent_spill, true},
     {"agent_block", test_agent_block, true},
+    {"sink_protocol", test_sink_protocol, false},
 };
 
 int main(int argc, char **argv) {
@@ -919,6 +978,10 @@ int main(int argc, char **argv) {
         return 2;
     }
     snprintf(srv.data_dir, sizeof srv.data_dir, "%s/data", tmpdir);
+    /* vigil-sink sits next to this program. */
+    snprintf(sink_bin, sizeof sink_bin, "%s", argv[0]);
+    char *slash = strrchr(sink_bin, '/');
+    snprintf(slash ? slash + 1 : sink_bin, sizeof sink_bin - (size_t)(slash ? slash + 1 - sink_bin : 0), "vigil-sink");
     int64_t t0 = now_ms();
     int ran = 0;
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
