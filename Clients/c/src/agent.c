@@ -784,8 +784,9 @@ static void refuse_events(vigil_agent *a, batch *b, const Vigil__V1__Status *st)
         return;
     }
     /* The new batch takes the old one's place (serial, spill accounting). */
-    snprintf(o->key, sizeof o->key, "%s~f", b->key);
-    kl = strlen(o->key);
+    memcpy(o->key, b->key, kl); /* kl + 2 <= KEY_MAX: checked above */
+    memcpy(o->key + kl, "~f", 3);
+    kl += 2;
     uint8_t *q = o->buf + o->len;
     *q++ = 0x12;
     q = put_varint(q, kl);

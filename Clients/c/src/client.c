@@ -15,6 +15,7 @@ struct vigil_client {
     bool connected;
     bool ever_connected;
     vstatus status;
+    bool not_processed; /* the last call was refused by a GOAWAY: it never ran */
     vbuf out;      /* frames being written */
     vbuf response; /* the last unary response message */
     arena page;    /* events of one page / one message */
@@ -209,6 +210,7 @@ static int call_next(vigil_client *c, uint32_t stream, int64_t deadline, vframe 
             vigil__v1__go_away__free_unpacked(g, NULL);
             if (stream > c->conn.goaway_last) {
                 /* The server will not run this call. */
+                c->not_processed = true;
                 status_set(&c->status, VIGIL_UNAVAILABLE, "the server is going away (%s); retry on a new connection",
                            c->conn.goaway_message);
                 return VIGIL_UNAVAILABLE;
@@ -242,9 +244,11 @@ static int take_trailers(vigil_client *c, const vframe *f) {
 }
 
 /* A unary call: the response message's bytes land in c->response. */
-static int unary(vigil_client *c, const char *method, const ProtobufCMessage *req, const uint8_t *raw,
-                 size_t raw_len) {
+static int unary_once(vigil_client *c, const char *method, const ProtobufCMessage *req, const uint8_t *raw,
+                      size_t raw_len, bool *answered) {
     status_reset(&c->status);
+    c->not_processed = false;
+    *answered = false;
     uint32_t stream;
     int timeout = c->opts.call_timeout_ms;
     int r = call_open(c, method, timeout, 0, req, raw, raw_len, &stream);
@@ -256,6 +260,7 @@ static int unary(vigil_client *c, const char *method, const ProtobufCMessage *re
         vframe f;
         r = call_next(c, stream, deadline, &f);
         if (r != VIGIL_OK) return r;
+        *answered = true;
         if (f.type == FRAME_MESSAGE) {
             c->response.len = 0;
             if (vbuf_append(&c->response, f.payload, f.len) != 0) return VIGIL_ERR_NOMEM;
@@ -269,6 +274,24 @@ static int unary(vigil_client *c, const char *method, const ProtobufCMessage *re
         }
         return r;
     }
+}
+
+/* Whether a call that got no answer may be sent again on a new connection:
+ * when a GOAWAY says the server never ran it, or when running it twice does
+ * no harm (reads; an Ingest with an idempotency key) and the connection was
+ * lost (typically: the server closed an idle connection after its GOAWAY
+ * while the call was on its way). */
+static bool may_retry(const vigil_client *c, int r, bool idempotent) {
+    if (r == VIGIL_UNAVAILABLE && c->not_processed) return true;
+    return idempotent && r == VIGIL_ERR_CLOSED;
+}
+
+static int unary(vigil_client *c, const char *method, const ProtobufCMessage *req, const uint8_t *raw,
+                 size_t raw_len, bool idempotent) {
+    bool answered;
+    int r = unary_once(c, method, req, raw, raw_len, &answered);
+    if (!answered && may_retry(c, r, idempotent)) r = unary_once(c, method, req, raw, raw_len, &answered);
+    return r;
 }
 
 /* ---- Ingest ---- */
@@ -302,7 +325,7 @@ int vigil_ingest(vigil_client *c, const vigil_event *events, size_t n, const cha
         memcpy(p, key, keylen);
         req.len = (size_t)(p + keylen - req.p);
     }
-    int r = unary(c, METHOD_INGEST, NULL, req.p ? req.p : (const uint8_t *)"", req.len);
+    int r = unary(c, METHOD_INGEST, NULL, req.p ? req.p : (const uint8_t *)"", req.len, keylen > 0);
     vbuf_free(&req);
     if (r != VIGIL_OK) return r;
     Vigil__V1__IngestResponse *resp = vigil__v1__ingest_response__unpack(NULL, c->response.len, c->response.p);
@@ -325,7 +348,7 @@ int vigil_get(vigil_client *c, const char *id, vigil_event **event) {
     *event = NULL;
     Vigil__V1__GetRequest req = VIGIL__V1__GET_REQUEST__INIT;
     req.id = (char *)(uintptr_t)id;
-    int r = unary(c, METHOD_GET, &req.base, NULL, 0);
+    int r = unary(c, METHOD_GET, &req.base, NULL, 0, true);
     if (r != VIGIL_OK) return r;
     Vigil__V1__GetResponse *resp = vigil__v1__get_response__unpack(NULL, c->response.len, c->response.p);
     if (!resp) return conn_lost(c, VIGIL_ERR_PROTOCOL, "malformed GetResponse");
@@ -362,7 +385,7 @@ int vigil_aggregate(vigil_client *c, const vigil_aggregate_params *p, vigil_aggr
         arena_reset(&tmp);
         return VIGIL_ERR_NOMEM;
     }
-    int r = unary(c, METHOD_AGGREGATE, &req.base, NULL, 0);
+    int r = unary(c, METHOD_AGGREGATE, &req.base, NULL, 0, true);
     arena_reset(&tmp);
     if (r != VIGIL_OK) return r;
     Vigil__V1__AggregateResponse *resp = vigil__v1__aggregate_response__unpack(NULL, c->response.len, c->response.p);
@@ -432,15 +455,33 @@ int vigil_query(vigil_client *c, const vigil_query_params *p, vigil_page_fn on_p
     uint32_t window = p->window ? p->window : 4;
     uint32_t stream;
     int timeout = c->opts.call_timeout_ms;
+    bool answered = false, retried = false;
+    c->not_processed = false;
     int r = call_open(c, METHOD_QUERY, timeout, window, &req.base, NULL, 0, &stream);
-    arena_reset(&tmp);
-    if (r != VIGIL_OK) return r;
+    if (r != VIGIL_OK && may_retry(c, r, true)) {
+        retried = true;
+        r = call_open(c, METHOD_QUERY, timeout, window, &req.base, NULL, 0, &stream);
+    }
+    if (r != VIGIL_OK) {
+        arena_reset(&tmp);
+        return r;
+    }
     int64_t deadline = call_deadline(timeout);
     char *last_cursor = NULL;
     for (;;) {
         vframe f;
         r = call_next(c, stream, deadline, &f);
+        if (r != VIGIL_OK && !answered && !retried && may_retry(c, r, true)) {
+            /* Lost before any answer: once more, on a new connection. */
+            retried = true;
+            c->not_processed = false;
+            r = call_open(c, METHOD_QUERY, timeout, window, &req.base, NULL, 0, &stream);
+            if (r != VIGIL_OK) break;
+            deadline = call_deadline(timeout);
+            continue;
+        }
         if (r != VIGIL_OK) break;
+        answered = true;
         if (f.type == FRAME_TRAILERS) {
             r = take_trailers(c, &f);
             break;
@@ -479,6 +520,7 @@ int vigil_query(vigil_client *c, const vigil_query_params *p, vigil_page_fn on_p
         }
     }
     free(last_cursor);
+    arena_reset(&tmp);
     return r;
 }
 

@@ -640,7 +640,7 @@ static void test_agent_basic(void) {
     vigil_agent_stats st;
     vigil_agent_get_stats(a, &st);
     CHECK(st.events_logged == (uint64_t)n && st.events_acked == (uint64_t)n && st.events_pending == 0 &&
-              st.batches_acked == (uint64_t)l.acks && st.batches_acked == (uint64_t)(n / 1000),
+              st.batches_acked == (uint64_t)l.acks && st.batches_acked >= (uint64_t)(n / 1000),
           "logged %" PRIu64 " acked %" PRIu64 " batches %" PRIu64 " acks %d", st.events_logged, st.events_acked,
           st.batches_acked, l.acks);
     /* A partial batch goes out after batch_ms. */
@@ -754,6 +754,7 @@ static void test_agent_spill(void) {
     CHECK(st.batches_spilled >= 27 && file_size(spill) > 0 && took < 5000,
           "%" PRIu64 " batches spilled, file %lld bytes, %lld ms", st.batches_spilled, (long long)file_size(spill),
           (long long)took);
+    for (int i = 0; i < 100 && !l.conn_errors; i++) sleep_ms(20); /* the agent's thread tries to connect */
     CHECK(l.conn_errors > 0, "connection failures are reported");
     /* Closing while the server is down keeps everything in the spill file. */
     CHECK_CODE(vigil_agent_close(a, 200, &st), VIGIL_OK, (vigil_client *)NULL);
