@@ -3,6 +3,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,7 +83,36 @@ const vigil_welcome *vigil_client_welcome(const vigil_client *c) {
 
 const vigil_status *vigil_client_status(const vigil_client *c) { return c ? &c->status.pub : NULL; }
 
+static int conn_lost(vigil_client *c, int code, const char *what);
+static int conn_frame(vigil_client *c, const vframe *f);
+
+/* Between calls: reads what the server sent meanwhile (a GOAWAY, a PING,
+ * late frames of cancelled calls, or the end of the connection), so that a
+ * call is not sent on a connection the server already closed. */
+static void check_idle(vigil_client *c) {
+    for (;;) {
+        struct pollfd pfd = {.fd = c->conn.fd, .events = POLLIN};
+        if (poll(&pfd, 1, 0) <= 0) return;
+        int r = vconn_fill(&c->conn);
+        if (r < 0) {
+            conn_lost(c, VIGIL_ERR_CLOSED, "the server closed the connection");
+            return;
+        }
+        vframe f;
+        char err[256];
+        int n;
+        while ((n = vconn_next(&c->conn, &f, err, sizeof err)) == 1)
+            if (conn_frame(c, &f) < 0) return;
+        if (n < 0) {
+            conn_lost(c, VIGIL_ERR_PROTOCOL, err);
+            return;
+        }
+        if (r == 0) return;
+    }
+}
+
 static int ensure_connected(vigil_client *c) {
+    if (c->connected) check_idle(c);
     if (c->connected && !c->conn.goaway) return VIGIL_OK;
     return vigil_client_connect(c);
 }
@@ -167,6 +197,39 @@ static int call_open(vigil_client *c, const char *method, int timeout_ms, uint32
     return VIGIL_OK;
 }
 
+/* A connection-level frame: PING (answered), PONG, GOAWAY (noted). 0, or -1
+ * when the connection was lost (status set). */
+static int conn_frame(vigil_client *c, const vframe *f) {
+    if (f->stream != 0) {
+        conn_lost(c, VIGIL_ERR_PROTOCOL, "a connection frame on a call stream");
+        return -1;
+    }
+    if (f->type == FRAME_PING) {
+        vbuf b = {0};
+        if (vbuf_reserve(&b, FRAME_HEADER_SIZE + f->len) != 0) return 0;
+        put_frame_header(b.p, (uint32_t)f->len, FRAME_PONG, 0, 0);
+        memcpy(b.p + FRAME_HEADER_SIZE, f->payload, f->len);
+        int w = vconn_write_all(&c->conn, b.p, FRAME_HEADER_SIZE + f->len, mono_ms() + 5000);
+        vbuf_free(&b);
+        if (w != 0) {
+            conn_lost(c, VIGIL_ERR_CLOSED, "connection closed");
+            return -1;
+        }
+    } else if (f->type == FRAME_GOAWAY) {
+        Vigil__V1__GoAway *g = vigil__v1__go_away__unpack(NULL, f->len, f->payload);
+        if (!g) {
+            conn_lost(c, VIGIL_ERR_PROTOCOL, "malformed GOAWAY");
+            return -1;
+        }
+        c->conn.goaway = true;
+        c->conn.goaway_last = g->last_stream_id;
+        c->conn.goaway_code = g->code;
+        snprintf(c->conn.goaway_message, sizeof c->conn.goaway_message, "%s", g->message ? g->message : "");
+        vigil__v1__go_away__free_unpacked(g, NULL);
+    }
+    return 0;
+}
+
 /* Waits for the next MESSAGE or TRAILERS of `stream`, answering PINGs and
  * noting GOAWAY on the way. Returns VIGIL_OK with the frame, or an error
  * (status set; the connection is closed for connection-level errors). */
@@ -184,31 +247,10 @@ static int call_next(vigil_client *c, uint32_t stream, int64_t deadline, vframe 
             if (vconn_fill(&c->conn) < 0) return conn_lost(c, VIGIL_ERR_CLOSED, "the server closed the connection");
             continue;
         }
-        switch (f->type) {
-        case FRAME_PING:
-            if (f->stream != 0) return conn_lost(c, VIGIL_ERR_PROTOCOL, "PING on a call stream");
-            {
-                vbuf b = {0};
-                if (vbuf_reserve(&b, FRAME_HEADER_SIZE + f->len) != 0) return VIGIL_ERR_NOMEM;
-                put_frame_header(b.p, (uint32_t)f->len, FRAME_PONG, 0, 0);
-                memcpy(b.p + FRAME_HEADER_SIZE, f->payload, f->len);
-                int w = vconn_write_all(&c->conn, b.p, FRAME_HEADER_SIZE + f->len, mono_ms() + 5000);
-                vbuf_free(&b);
-                if (w != 0) return conn_lost(c, VIGIL_ERR_CLOSED, "connection closed");
-            }
-            continue;
-        case FRAME_PONG:
-            continue;
-        case FRAME_GOAWAY: {
-            if (f->stream != 0) return conn_lost(c, VIGIL_ERR_PROTOCOL, "GOAWAY on a call stream");
-            Vigil__V1__GoAway *g = vigil__v1__go_away__unpack(NULL, f->len, f->payload);
-            if (!g) return conn_lost(c, VIGIL_ERR_PROTOCOL, "malformed GOAWAY");
-            c->conn.goaway = true;
-            c->conn.goaway_last = g->last_stream_id;
-            c->conn.goaway_code = g->code;
-            snprintf(c->conn.goaway_message, sizeof c->conn.goaway_message, "%s", g->message ? g->message : "");
-            vigil__v1__go_away__free_unpacked(g, NULL);
-            if (stream > c->conn.goaway_last) {
+        if (f->type == FRAME_PING || f->type == FRAME_PONG || f->type == FRAME_GOAWAY) {
+            int cr = conn_frame(c, f);
+            if (cr < 0) return c->status.pub.code;
+            if (f->type == FRAME_GOAWAY && stream > c->conn.goaway_last) {
                 /* The server will not run this call. */
                 c->not_processed = true;
                 status_set(&c->status, VIGIL_UNAVAILABLE, "the server is going away (%s); retry on a new connection",
@@ -217,6 +259,7 @@ static int call_next(vigil_client *c, uint32_t stream, int64_t deadline, vframe 
             }
             continue;
         }
+        switch (f->type) {
         case FRAME_MESSAGE:
         case FRAME_TRAILERS:
             if (f->stream == stream) return VIGIL_OK;
