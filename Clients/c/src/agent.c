@@ -188,7 +188,7 @@ static batch *batch_get(vigil_agent *a) {
 
 static void batch_put(vigil_agent *a, batch *b) {
     if (!b) return;
-    if (a->n_free < FREE_BATCHES_MAX && b->cap <= (size_t)a->bytes_max + KEY_ROOM) {
+    if (a->n_free < FREE_BATCHES_MAX && b->cap <= 2 * ((size_t)a->bytes_max + KEY_ROOM)) {
         b->next = a->free_list;
         a->free_list = b;
         a->n_free++;
