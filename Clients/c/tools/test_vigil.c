@@ -1,0 +1,1083 @@
+/* Tests of libvigil against a real server that this program starts (a
+ * temporary data directory, a free port) and kills and restarts.
+ *
+ *   VIGIL_BIN=/path/to/vigil build/test_vigil [name...]
+ *
+ * VIGIL_TEST_SCALE=small uses fewer events (for valgrind). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "json.h"
+#include "server.h"
+#include "vigil.h"
+#include "vigil/v1/event.pb-c.h"
+
+static vserver srv;
+static char tmpdir[256];
+static int failures, checks;
+static bool small;
+/* The server's flags: a 1 s heartbeat, plus $VIGIL_TEST_SERVER_ARGS (split at
+ * spaces), e.g. "--admin-token-file /path" for a server that requires a
+ * token (the clients send $VIGIL_TOKEN). */
+static const char *server_args[32] = {"--heartbeat-interval", "1", NULL};
+
+#define CHECK(cond, ...)                                                         \
+    do {                                                                         \
+        checks++;                                                                \
+        if (!(cond)) {                                                           \
+            fprintf(stderr, "  FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);    \
+            fprintf(stderr, __VA_ARGS__);                                        \
+            fputc('\n', stderr);                                                 \
+            failures++;                                                          \
+            return;                                                              \
+        }                                                                        \
+    } while (0)
+
+#define CHECK_CODE(expr, want, client)                                                                  \
+    do {                                                                                                \
+        int got_ = (expr);                                                                              \
+        CHECK(got_ == (want), "got %s (%s), want %s", vigil_code_name(got_),                            \
+              (client) ? vigil_client_status(client)->message : "", vigil_code_name(want));             \
+    } while (0)
+
+static void sleep_ms(long ms) {
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- events ---- */
+
+/* 2026-11-19T00:00:00Z + i seconds, so that event i sorts by its number. */
+static const int64_t base_ns = 1795046400LL * 1000000000;
+
+typedef struct ev_store {
+    char request_id[32], actor[16], trace[40];
+    vigil_kv meta[2];
+    vigil_change change;
+    vigil_resource target;
+    vigil_event ev;
+} ev_store;
+
+static void make_event(ev_store *s, const char *tenant, int i) {
+    memset(s, 0, sizeof *s);
+    snprintf(s->request_id, sizeof s->request_id, "r-%d", i);
+    snprintf(s->actor, sizeof s->actor, "u-%d", i % 7);
+    snprintf(s->trace, sizeof s->trace, "%032x", i);
+    s->meta[0] = (vigil_kv){"region", i % 2 ? "eu-west" : "us-east"};
+    s->meta[1] = (vigil_kv){"n", s->request_id};
+    s->change = (vigil_change){"role", "viewer", "admin"};
+    s->target = (vigil_resource){"group", "g-1", "admins"};
+    vigil_event *e = &s->ev;
+    e->occurred_at_ns = base_ns + (int64_t)i * 1000000000 + 123;
+    e->tenant = tenant;
+    e->actor = (vigil_actor){s->actor, VIGIL_ACTOR_USER, "User", "user@example.test"};
+    e->action = i % 3 ? "user.update" : "auth.login";
+    e->category = i % 3 ? VIGIL_UPDATE : VIGIL_LOGIN;
+    e->resource = (vigil_resource){"user", "u-77", "alice"};
+    e->targets = &s->target;
+    e->n_targets = 1;
+    e->outcome = i % 5 ? VIGIL_SUCCESS : VIGIL_FAILURE;
+    e->reason = i % 5 ? NULL : "bad password";
+    e->source_ip = "203.0.113.9";
+    e->user_agent = "test/1.0";
+    e->trace_id = s->trace;
+    e->request_id = s->request_id;
+    e->changes = &s->change;
+    e->n_changes = 1;
+    e->metadata = s->meta;
+    e->n_metadata = 2;
+    e->description = "a test event: ünïcödé ✓";
+}
+
+static vigil_client *new_client(void) {
+    vigil_options o;
+    vigil_options_init(&o);
+    o.address = srv.address;
+    o.call_timeout_ms = 30000;
+    return vigil_client_new(&o);
+}
+
+static uint64_t count_tenant(vigil_client *c, const char *tenant) {
+    vigil_aggregate_params p;
+    memset(&p, 0, sizeof p);
+    const char *t[] = {tenant};
+    p.filter.tenants = t;
+    p.filter.n_tenants = 1;
+    vigil_aggregate_result *r = NULL;
+    int code = vigil_aggregate(c, &p, &r);
+    if (code != VIGIL_OK) {
+        fprintf(stderr, "  aggregate: %s: %s\n", vigil_code_name(code), vigil_client_status(c)->message);
+        return UINT64_MAX;
+    }
+    uint64_t n = r->count;
+    vigil_aggregate_result_free(r);
+    return n;
+}
+
+/* Reads a tenant's events oldest first and counts each request id "r-N". */
+typedef struct seen {
+    int *count; /* per N */
+    int max;
+    int total, bad;
+    int pages;
+    int64_t last_occurred;
+    bool out_of_order;
+} seen;
+
+static int on_page_seen(const vigil_event *evs, size_t n, const char *cursor, void *user) {
+    seen *s = user;
+    (void)cursor;
+    s->pages++;
+    for (size_t i = 0; i < n; i++) {
+        int k = -1;
+        if (sscanf(evs[i].request_id, "r-%d", &k) != 1 || k < 0 || k >= s->max) {
+            s->bad++;
+            continue;
+        }
+        s->count[k]++;
+        s->total++;
+        if (evs[i].occurred_at_ns < s->last_occurred) s->out_of_order = true;
+        s->last_occurred = evs[i].occurred_at_ns;
+    }
+    return 0;
+}
+
+/* Every r-0..r-(n-1) exactly once: returns the first problem, or NULL. */
+static const char *exactly_once(vigil_client *c, const char *tenant, int n, char *msg, size_t msgsize) {
+    seen s = {.count = calloc((size_t)n + 1, sizeof(int)), .max = n};
+    vigil_query_params q;
+    memset(&q, 0, sizeof q);
+    const char *t[] = {tenant};
+    q.filter.tenants = t;
+    q.filter.n_tenants = 1;
+    q.order = VIGIL_OLDEST_FIRST;
+    q.page_size = 5000;
+    int code = vigil_query(c, &q, on_page_seen, &s);
+    const char *problem = NULL;
+    if (code != VIGIL_OK) {
+        snprintf(msg, msgsize, "query: %s: %s", vigil_code_name(code), vigil_client_status(c)->message);
+        problem = msg;
+    }
+    for (int i = 0; !problem && i < n; i++) {
+        if (s.count[i] != 1) {
+            snprintf(msg, msgsize, "r-%d stored %d times (total %d of %d)", i, s.count[i], s.total, n);
+            problem = msg;
+        }
+    }
+    if (!problem && (s.bad || s.total != n)) {
+        snprintf(msg, msgsize, "%d events, %d unexpected", s.total, s.bad);
+        problem = msg;
+    }
+    free(s.count);
+    return problem;
+}
+
+/* ---- offline tests ---- */
+
+static void test_encoding(void) {
+    ev_store s;
+    make_event(&s, "acme", 11);
+    s.ev.id = "0190f3c2-5b1e-7c3a-9f00-1a2b3c4d5e6f";
+    s.ev.occurred_at_ns = -1500000000; /* before the epoch: negative seconds */
+    uint8_t buf[2048];
+    size_t n = vigil_event_encode(&s.ev, buf, sizeof buf);
+    CHECK(n > 0 && n < sizeof buf, "size %zu", n);
+    CHECK(vigil_event_encode(&s.ev, NULL, 0) == n, "size query");
+    Vigil__V1__AuditEvent *pe = vigil__v1__audit_event__unpack(NULL, n, buf);
+    CHECK(pe, "protobuf-c cannot decode the hand-encoded event");
+    CHECK(protobuf_c_message_get_packed_size(&pe->base) == n, "re-encoded size %zu vs %zu",
+          protobuf_c_message_get_packed_size(&pe->base), n);
+    uint8_t *again = malloc(n);
+    protobuf_c_message_pack(&pe->base, again);
+    bool same = memcmp(again, buf, n) == 0;
+    free(again);
+    bool fields = strcmp(pe->id, s.ev.id) == 0 && pe->occurred_at->seconds == -2 &&
+                  pe->occurred_at->nanos == 500000000 && strcmp(pe->tenant, "acme") == 0 &&
+                  strcmp(pe->actor->id, "u-4") == 0 && pe->actor->type == VIGIL__V1__ACTOR_TYPE__USER &&
+                  strcmp(pe->action, "user.update") == 0 && pe->category == VIGIL__V1__CATEGORY__UPDATE &&
+                  pe->n_targets == 1 && strcmp(pe->targets[0]->name, "admins") == 0 &&
+                  pe->outcome == VIGIL__V1__OUTCOME__SUCCESS && strcmp(pe->request_id, "r-11") == 0 &&
+                  pe->n_changes == 1 && strcmp(pe->changes[0]->new_, "admin") == 0 && pe->n_metadata == 2 &&
+                  strcmp(pe->metadata[1]->value, "r-11") == 0 && strcmp(pe->description, s.ev.description) == 0;
+    vigil__v1__audit_event__free_unpacked(pe, NULL);
+    CHECK(same, "protobuf-c encodes the decoded event differently (not canonical)");
+    CHECK(fields, "decoded fields differ");
+
+    /* Times. */
+    int64_t t;
+    CHECK(vigil_parse_time("2026-11-18T12:00:00Z", &t) == VIGIL_OK && t == 1795003200LL * 1000000000, "%" PRId64, t);
+    CHECK(vigil_parse_time("2026-11-18T13:00:00.25+01:00", &t) == VIGIL_OK && t == 1795003200250000000LL, "offset");
+    CHECK(vigil_parse_time("2026-11-18", &t) == VIGIL_OK && t == 1794960000LL * 1000000000, "date");
+    CHECK(vigil_parse_time("2026-11-18T12:00", &t) == VIGIL_ERR_ARGUMENT, "partial time accepted");
+    char tb[64];
+    vigil_format_time(1795003200250000000LL, tb, sizeof tb);
+    CHECK(strcmp(tb, "2026-11-18T12:00:00.25Z") == 0, "%s", tb);
+    CHECK(strcmp(vigil_code_name(VIGIL_NOT_FOUND), "NOT_FOUND") == 0, "names");
+    CHECK(strcmp(vigil_code_name(VIGIL_ERR_CONNECT), "ERR_CONNECT") == 0, "names");
+    CHECK(*vigil_strerror(VIGIL_ERR_TIMEOUT) && strcmp(vigil_code_name(999), "?") == 0, "strerror");
+
+    /* JSON reading of an event, and writing it back. */
+    const char *js = "{\"occurredAt\":\"2026-11-18T11:07:49Z\",\"tenant\":\"T\",\"actor\":{\"id\":\"u-1\",\"type\":"
+                     "\"USER\"},\"action\":\"user.create\",\"category\":\"CREATE\",\"outcome\":\"DENIED\","
+                     "\"metadata\":{\"region\":\"eu\\u00e9\"},\"requestId\":\"conf-0001\"}";
+    jval v;
+    char err[200];
+    CHECK(json_parse(js, strlen(js), &v, err, sizeof err) == 0, "%s", err);
+    vigil_event je;
+    int jr = json_to_event(&v, &je, err, sizeof err);
+    bool jok = jr == 0 && je.actor.type == VIGIL_ACTOR_USER && je.category == VIGIL_CREATE &&
+               je.outcome == VIGIL_DENIED && je.n_metadata == 1 && strcmp(je.metadata[0].value, "eu\xc3\xa9") == 0 &&
+               je.occurred_at_ns == 1795000069LL * 1000000000;
+    json_event_free(&je);
+    json_free(&v);
+    CHECK(jok, "json_to_event: %s", err);
+}
+
+/* ---- against the server ---- */
+
+typedef struct got {
+    int n;
+    bool ok;
+    char why[200];
+} got;
+
+static int on_page(const vigil_event *e, size_t n, const char *cursor, void *user) {
+    got *g = user;
+    (void)cursor;
+    for (size_t i = 0; i < n; i++, g->n++) {
+        ev_store s;
+        make_event(&s, "rt", g->n);
+        const vigil_event *x = &e[i], *y = &s.ev;
+#define SAME(field) (strcmp(x->field, y->field ? y->field : "") == 0)
+        bool ok = x->seq > 0 && x->received_at_ns > 0 && *x->id && x->occurred_at_ns == y->occurred_at_ns &&
+                  SAME(tenant) && SAME(actor.id) && x->actor.type == y->actor.type && SAME(actor.name) &&
+                  SAME(actor.email) && SAME(action) && x->category == y->category && SAME(resource.type) &&
+                  SAME(resource.id) && SAME(resource.name) && x->n_targets == 1 &&
+                  strcmp(x->targets[0].name, "admins") == 0 && x->outcome == y->outcome && SAME(reason) &&
+                  SAME(source_ip) && SAME(user_agent) && SAME(trace_id) && SAME(request_id) && x->n_changes == 1 &&
+                  strcmp(x->changes[0].old_value, "viewer") == 0 && strcmp(x->changes[0].new_value, "admin") == 0 &&
+                  x->n_metadata == 2 && SAME(description);
+#undef SAME
+        if (!ok) {
+            g->ok = false;
+            snprintf(g->why, sizeof g->why, "event %d differs (request_id %s)", g->n, x->request_id);
+        }
+    }
+    return 0;
+}
+
+static void test_round_trip(void) {
+    vigil_client *c = new_client();
+    CHECK_CODE(vigil_client_connect(c), VIGIL_OK, c);
+    const vigil_welcome *w = vigil_client_welcome(c);
+    CHECK(w && w->max_batch_events > 0 && *w->principal, "welcome");
+    ev_store s[3];
+    vigil_event evs[3];
+    for (int i = 0; i < 3; i++) {
+        make_event(&s[i], "rt", i);
+        evs[i] = s[i].ev;
+    }
+    evs[2].id = "0190f3c2-5b1e-7c3a-9f00-1a2b3c4d5e6f";
+    vigil_ingest_result r;
+    CHECK_CODE(vigil_ingest(c, evs, 3, "rt-batch-1", &r), VIGIL_OK, c);
+    CHECK(r.count == 3 && r.last_seq == r.first_seq + 2 && !r.replayed && r.received_at_ns > 0, "result %u", r.count);
+    vigil_ingest_result again;
+    CHECK_CODE(vigil_ingest(c, evs, 3, "rt-batch-1", &again), VIGIL_OK, c);
+    CHECK(again.replayed && again.first_seq == r.first_seq && again.count == 3, "replay");
+    CHECK(count_tenant(c, "rt") == 3, "a replayed batch was stored twice");
+
+    /* Query back: every field as sent. */
+    got g = {.ok = true};
+    vigil_query_params q;
+    memset(&q, 0, sizeof q);
+    const char *t[] = {"rt"};
+    q.filter.tenants = t;
+    q.filter.n_tenants = 1;
+    q.order = VIGIL_OLDEST_FIRST;
+    CHECK_CODE(vigil_query(c, &q, on_page, &g), VIGIL_OK, c);
+    CHECK(g.n == 3 && g.ok, "%d events; %s", g.n, g.why);
+    CHECK(strcmp(vigil_status_get(vigil_client_status(c), "vigil.exhausted"), "true") == 0, "exhausted");
+    CHECK(vigil_status_get(vigil_client_status(c), "vigil.cursor") != NULL, "trailers' cursor");
+
+    /* Get by id. */
+    vigil_event *ev = NULL;
+    CHECK_CODE(vigil_get(c, "0190f3c2-5b1e-7c3a-9f00-1a2b3c4d5e6f", &ev), VIGIL_OK, c);
+    bool same = strcmp(ev->request_id, "r-2") == 0 && ev->seq == r.first_seq + 2 && ev->n_changes == 1;
+    vigil_event_free(ev);
+    CHECK(same, "Get returned another event");
+
+    /* Aggregate by action. */
+    vigil_aggregate_params ap;
+    memset(&ap, 0, sizeof ap);
+    ap.filter = q.filter;
+    ap.group_by = VIGIL_GROUP_ACTION;
+    vigil_aggregate_result *ar = NULL;
+    CHECK_CODE(vigil_aggregate(c, &ap, &ar), VIGIL_OK, c);
+    bool agg = ar->count == 3 && ar->n_groups == 2 && strcmp(ar->groups[0].key, "user.update") == 0 &&
+               ar->groups[0].count == 2 && ar->group_total == 2;
+    vigil_aggregate_result_free(ar);
+    CHECK(agg, "aggregate");
+    vigil_client_free(c);
+}
+
+static void ingest_n(vigil_client *c, const char *tenant, int from, int to, int batch, int *code) {
+    *code = VIGIL_OK;
+    int cap = batch;
+    ev_store *s = malloc((size_t)cap * sizeof *s);
+    vigil_event *evs = malloc((size_t)cap * sizeof *evs);
+    for (int i = from; i < to && *code == VIGIL_OK; i += batch) {
+        int n = to - i < batch ? to - i : batch;
+        for (int k = 0; k < n; k++) {
+            make_event(&s[k], tenant, i + k);
+            evs[k] = s[k].ev;
+        }
+        *code = vigil_ingest(c, evs, (size_t)n, NULL, NULL);
+    }
+    free(s);
+    free(evs);
+}
+
+typedef struct pager {
+    int events, pages;
+    char ids[2000];
+} pager;
+
+static int count_pages(const vigil_event *e, size_t n, const char *cursor, void *user) {
+    pager *p = user;
+    (void)e;
+    (void)cursor;
+    p->pages++;
+    p->events += (int)n;
+    return 0;
+}
+
+static int stop_after_one(const vigil_event *e, size_t n, const char *cursor_, void *user) {
+    (void)e;
+    (void)n;
+    (void)cursor_;
+    ++*(int *)user;
+    return 1;
+}
+
+static void test_paging(void) {
+    vigil_client *c = new_client();
+    int code;
+    ingest_n(c, "paging", 0, 1234, 500, &code);
+    CHECK_CODE(code, VIGIL_OK, c);
+    char msg[200];
+    const char *problem = exactly_once(c, "paging", 1234, msg, sizeof msg);
+    CHECK(!problem, "%s", problem);
+
+    vigil_query_params q;
+    memset(&q, 0, sizeof q);
+    const char *t[] = {"paging"};
+    q.filter.tenants = t;
+    q.filter.n_tenants = 1;
+    q.page_size = 100;
+    pager p = {0};
+    CHECK_CODE(vigil_query(c, &q, count_pages, &p), VIGIL_OK, c);
+    CHECK(p.pages == 13 && p.events == 1234, "%d pages, %d events", p.pages, p.events);
+
+    /* limit 250 per call, resumed with the trailers' cursor until a call returns nothing. */
+    seen s = {.count = calloc(1234, sizeof(int)), .max = 1234, .last_occurred = INT64_MIN};
+    q.order = VIGIL_OLDEST_FIRST;
+    q.limit = 250;
+    q.page_size = 60;
+    char *cursor = NULL;
+    int calls = 0;
+    for (;;) {
+        q.cursor = cursor;
+        int before = s.total;
+        code = vigil_query(c, &q, on_page_seen, &s);
+        calls++;
+        if (code != VIGIL_OK) break;
+        free(cursor);
+        const char *tc = vigil_status_get(vigil_client_status(c), "vigil.cursor");
+        cursor = tc ? strdup(tc) : NULL;
+        if (s.total == before || !cursor || calls > 20) break;
+    }
+    free(cursor);
+    int dup = 0;
+    for (int i = 0; i < 1234; i++)
+        if (s.count[i] != 1) dup++;
+    free(s.count);
+    CHECK_CODE(code, VIGIL_OK, c);
+    CHECK(calls == 6 && s.total == 1234 && dup == 0 && !s.out_of_order && s.bad == 0,
+          "%d calls, %d events, %d not exactly once, order %s", calls, s.total, dup, s.out_of_order ? "bad" : "ok");
+
+    /* Stopping in the callback cancels the call and gives the page's cursor. */
+    q.limit = 0;
+    q.cursor = NULL;
+    q.page_size = 10;
+    int pages = 0;
+    CHECK_CODE(vigil_query(c, &q, stop_after_one, &pages), VIGIL_OK, c);
+    const char *cur = vigil_status_get(vigil_client_status(c), "vigil.cursor");
+    CHECK(pages == 1 && cur && *cur, "stop");
+    char *resume = strdup(cur);
+    q.cursor = resume;
+    q.limit = 5;
+    seen s2 = {.count = calloc(1234, sizeof(int)), .max = 1234};
+    code = vigil_query(c, &q, on_page_seen, &s2);
+    bool next = s2.total == 5 && s2.count[10] == 1 && s2.count[14] == 1;
+    free(s2.count);
+    free(resume);
+    CHECK_CODE(code, VIGIL_OK, c);
+    CHECK(next, "resuming after a stopped call did not continue at r-10");
+    vigil_client_free(c);
+}
+
+static int on_message_count(const vigil_event *e, int64_t hb, const char *cursor, void *user) {
+    (void)e;
+    (void)hb;
+    (void)cursor;
+    ++*(int *)user;
+    return 0;
+}
+
+static void test_errors(void) {
+    vigil_client *c = new_client();
+    ev_store s[3];
+    vigil_event evs[3];
+    for (int i = 0; i < 3; i++) {
+        make_event(&s[i], "errors", i);
+        evs[i] = s[i].ev;
+    }
+    evs[1].action = NULL;
+    CHECK_CODE(vigil_ingest(c, evs, 3, "errors-1", NULL), VIGIL_INVALID_ARGUMENT, c);
+    const vigil_status *st = vigil_client_status(c);
+    CHECK(st->n_event_errors == 1 && st->event_errors[0].index == 1 && strcmp(st->event_errors[0].field, "action") == 0 &&
+              *st->event_errors[0].reason && *st->message,
+          "%zu event errors", st->n_event_errors);
+    CHECK(count_tenant(c, "errors") == 0, "a refused batch stored something");
+
+    vigil_event *ev = NULL;
+    CHECK_CODE(vigil_get(c, "00000000-0000-7000-8000-000000000000", &ev), VIGIL_NOT_FOUND, c);
+    CHECK(ev == NULL && *vigil_client_status(c)->message, "NOT_FOUND message");
+    CHECK_CODE(vigil_get(c, "not-a-uuid", &ev), VIGIL_INVALID_ARGUMENT, c);
+
+    vigil_query_params q;
+    memset(&q, 0, sizeof q);
+    q.page_size = 20000;
+    CHECK_CODE(vigil_query(c, &q, NULL, NULL), VIGIL_INVALID_ARGUMENT, c);
+    const char *bad_ip[] = {"not-an-ip"};
+    q.page_size = 0;
+    q.filter.source_ips = bad_ip;
+    q.filter.n_source_ips = 1;
+    CHECK_CODE(vigil_query(c, &q, NULL, NULL), VIGIL_INVALID_ARGUMENT, c);
+    CHECK(strstr(vigil_client_status(c)->message, "sourceIps") != NULL, "%s", vigil_client_status(c)->message);
+
+    /* A deadline: a subscription on which nothing happens. */
+    vigil_subscribe_params sp;
+    memset(&sp, 0, sizeof sp);
+    const char *quiet[] = {"nobody-writes-here"};
+    sp.filter.tenants = quiet;
+    sp.filter.n_tenants = 1;
+    sp.timeout_ms = 1500;
+    int msgs = 0;
+    CHECK_CODE(vigil_subscribe(c, &sp, on_message_count, &msgs), VIGIL_DEADLINE_EXCEEDED, c);
+    CHECK(vigil_status_get(vigil_client_status(c), "vigil.cursor"), "a cursor after the deadline");
+
+    /* The connection still works after all that. */
+    CHECK(count_tenant(c, "errors") == 0, "after errors");
+    vigil_client_free(c);
+
+    /* Client-side errors. */
+    vigil_options o;
+    vigil_options_init(&o);
+    o.address = "127.0.0.1:1";
+    c = vigil_client_new(&o);
+    CHECK_CODE(vigil_client_connect(c), VIGIL_ERR_CONNECT, c);
+    CHECK(strstr(vigil_client_status(c)->message, "127.0.0.1:1") != NULL, "%s", vigil_client_status(c)->message);
+    CHECK_CODE(vigil_get(c, "x", &ev), VIGIL_ERR_CONNECT, c);
+    vigil_client_free(c);
+    o.address = "no-port";
+    c = vigil_client_new(&o);
+    CHECK_CODE(vigil_client_connect(c), VIGIL_ERR_ARGUMENT, c);
+    vigil_client_free(c);
+}
+
+typedef struct sub_state {
+    int want, events, heartbeats;
+    int ids[200];
+    char cursor[512];
+} sub_state;
+
+static int on_sub(const vigil_event *e, int64_t hb, const char *cursor, void *user) {
+    sub_state *s = user;
+    if (!e) {
+        s->heartbeats++;
+        snprintf(s->cursor, sizeof s->cursor, "%s", cursor);
+        return s->want == 0; /* waiting for a heartbeat */
+    }
+    (void)hb;
+    int k = -1;
+    sscanf(e->request_id, "r-%d", &k);
+    if (s->events < 200) s->ids[s->events] = k;
+    s->events++;
+    snprintf(s->cursor, sizeof s->cursor, "%s", cursor);
+    return s->events >= s->want;
+}
+
+static void test_subscribe(void) {
+    vigil_client *c = new_client();
+    int code;
+    ingest_n(c, "sub", 0, 30, 30, &code);
+    CHECK_CODE(code, VIGIL_OK, c);
+    vigil_subscribe_params p;
+    memset(&p, 0, sizeof p);
+    const char *t[] = {"sub"};
+    p.filter.tenants = t;
+    p.filter.n_tenants = 1;
+    p.start = VIGIL_SINCE;
+    p.since_ns = base_ns;
+    p.window = 4;
+    sub_state s = {.want = 20};
+    CHECK_CODE(vigil_subscribe(c, &p, on_sub, &s), VIGIL_OK, c);
+    CHECK(s.events == 20, "%d events", s.events);
+    for (int i = 0; i < 20; i++) CHECK(s.ids[i] == i, "event %d is r-%d", i, s.ids[i]);
+    const char *cur = vigil_status_get(vigil_client_status(c), "vigil.cursor");
+    CHECK(cur && strcmp(cur, s.cursor) == 0, "the returned cursor is the last message's");
+    char *kept = strdup(cur);
+
+    /* More events, then resume: the 10 left and the 10 new, in order, once. */
+    ingest_n(c, "sub", 30, 40, 10, &code);
+    CHECK_CODE(code, VIGIL_OK, c);
+    p.start = VIGIL_CURSOR;
+    p.cursor = kept;
+    sub_state s2 = {.want = 20};
+    code = vigil_subscribe(c, &p, on_sub, &s2);
+    free(kept);
+    CHECK_CODE(code, VIGIL_OK, c);
+    for (int i = 0; i < 20; i++) CHECK(s2.ids[i] == 20 + i, "resumed event %d is r-%d", i, s2.ids[i]);
+
+    /* Live: an event ingested on another connection arrives. Heartbeats
+     * (the test server sends one after 1 s without a match). */
+    sub_state s3 = {.want = 0};
+    memset(&p, 0, sizeof p);
+    const char *quiet[] = {"sub-quiet"};
+    p.filter.tenants = quiet;
+    p.filter.n_tenants = 1;
+    int64_t t0 = now_ms();
+    CHECK_CODE(vigil_subscribe(c, &p, on_sub, &s3), VIGIL_OK, c);
+    CHECK(s3.heartbeats == 1 && *s3.cursor && now_ms() - t0 < 5000, "heartbeat");
+    vigil_client_free(c);
+}
+
+/* A subscription that resumes by itself across a server's kill -9 and restart. */
+typedef struct resume_job {
+    int want, got, dup, gap;
+    int last;
+    int rc;
+} resume_job;
+
+static int on_resume(const vigil_event *e, int64_t hb, const char *cursor, void *user) {
+    resume_job *j = user;
+    (void)hb;
+    (void)cursor;
+    if (!e) return 0;
+    int k = -1;
+    sscanf(e->request_id, "r-%d", &k);
+    if (k <= j->last) j->dup++;
+    else if (k != j->last + 1) j->gap++;
+    j->last = k;
+    return ++j->got >= j->want;
+}
+
+static void *run_resume(void *arg) {
+    resume_job *j = arg;
+    vigil_client *c = new_client();
+    vigil_subscribe_params p;
+    memset(&p, 0, sizeof p);
+    const char *t[] = {"resume"};
+    p.filter.tenants = t;
+    p.filter.n_tenants = 1;
+    p.start = VIGIL_SINCE;
+    p.since_ns = base_ns;
+    p.auto_resume = true;
+    p.timeout_ms = 30000; /* a bound on the test, not needed otherwise */
+    j->rc = vigil_subscribe(c, &p, on_resume, j);
+    vigil_client_free(c);
+    return NULL;
+}
+
+static void test_subscribe_resume(void) {
+    vigil_client *c = new_client();
+    int code;
+    ingest_n(c, "resume", 0, 30, 30, &code);
+    CHECK_CODE(code, VIGIL_OK, c);
+    resume_job j = {.want = 60, .last = -1};
+    pthread_t th;
+    pthread_create(&th, NULL, run_resume, &j);
+    sleep_ms(300);
+    server_stop(&srv, SIGKILL);
+    sleep_ms(300);
+    if (server_start(&srv, server_args) != 0) {
+        failures++;
+        fprintf(stderr, "  FAIL restart\n");
+    }
+    ingest_n(c, "resume", 30, 60, 30, &code);
+    pthread_join(th, NULL);
+    vigil_client_free(c);
+    CHECK_CODE(code, VIGIL_OK, (vigil_client *)NULL);
+    CHECK_CODE(j.rc, VIGIL_OK, (vigil_client *)NULL);
+    CHECK(j.got == 60 && j.dup == 0 && j.gap == 0 && j.last == 59, "%d events, %d repeated, %d gaps", j.got, j.dup,
+          j.gap);
+}
+
+/* ---- the agent ---- */
+
+typedef struct agent_log {
+    atomic_int acks, errors, bad_events, conn_errors;
+    int bad_index[16];
+    char bad_request[16][32];
+    char bad_field[16][32];
+} agent_log;
+
+static void on_agent_error(const vigil_agent_error *e, void *user) {
+    agent_log *l = user;
+    atomic_fetch_add(&l->errors, 1);
+    if (e->event) {
+        int k = atomic_fetch_add(&l->bad_events, 1);
+        if (k < 16) {
+            l->bad_index[k] = (int)e->index;
+            snprintf(l->bad_request[k], sizeof l->bad_request[k], "%s", e->event->request_id);
+            snprintf(l->bad_field[k], sizeof l->bad_field[k], "%s", e->field);
+        }
+    } else if (!e->idempotency_key) {
+        atomic_fetch_add(&l->conn_errors, 1);
+    }
+}
+
+static void on_agent_ack(const char *key, const vigil_ingest_result *r, void *user) {
+    agent_log *l = user;
+    (void)key;
+    (void)r;
+    atomic_fetch_add(&l->acks, 1);
+}
+
+static void agent_config(vigil_agent_config *cfg, agent_log *l) {
+    vigil_agent_config_init(cfg);
+    cfg->connection.address = srv.address;
+    cfg->on_error = on_agent_error;
+    cfg->on_ack = on_agent_ack;
+    cfg->user = l;
+}
+
+static int log_range(vigil_agent *a, const char *tenant, int from, int to) {
+    for (int i = from; i < to; i++) {
+        ev_store s;
+        make_event(&s, tenant, i);
+        int r = vigil_agent_log(a, &s.ev);
+        if (r != VIGIL_OK) return r;
+    }
+    return VIGIL_OK;
+}
+
+static void test_agent_basic(void) {
+    int n = small ? 3000 : 20000;
+    agent_log l = {0};
+    vigil_agent_config cfg;
+    agent_config(&cfg, &l);
+    cfg.compress_level = 1;
+    cfg.batch_ms = 50;
+    vigil_agent *a;
+    CHECK_CODE(vigil_agent_open(&cfg, &a), VIGIL_OK, (vigil_client *)NULL);
+    CHECK_CODE(log_range(a, "agent", 0, n), VIGIL_OK, (vigil_client *)NULL);
+    CHECK_CODE(vigil_agent_flush(a, 30000), VIGIL_OK, (vigil_client *)NULL);
+    vigil_agent_stats st;
+    vigil_agent_get_stats(a, &st);
+    CHECK(st.events_logged == (uint64_t)n && st.events_acked == (uint64_t)n && st.events_pending == 0 &&
+              st.batches_acked == (uint64_t)l.acks && st.batches_acked >= (uint64_t)(n / 1000),
+          "logged %" PRIu64 " acked %" PRIu64 " batches %" PRIu64 " acks %d", st.events_logged, st.events_acked,
+          st.batches_acked, l.acks);
+    /* A partial batch goes out after batch_ms. */
+    CHECK_CODE(log_range(a, "agent", n, n + 7), VIGIL_OK, (vigil_client *)NULL);
+    sleep_ms(400);
+    vigil_agent_get_stats(a, &st);
+    CHECK(st.events_acked == (uint64_t)n + 7, "partial batch not sent by age: %" PRIu64, st.events_acked);
+    /* Events refused before they are queued. */
+    ev_store s;
+    make_event(&s, "agent", 0);
+    s.ev.action = "";
+    CHECK_CODE(vigil_agent_log(a, &s.ev), VIGIL_ERR_ARGUMENT, (vigil_client *)NULL);
+    make_event(&s, "agent", 0);
+    s.ev.description = "\xff\xfe not UTF-8";
+    CHECK_CODE(vigil_agent_log(a, &s.ev), VIGIL_ERR_ARGUMENT, (vigil_client *)NULL);
+    CHECK_CODE(vigil_agent_close(a, 10000, &st), VIGIL_OK, (vigil_client *)NULL);
+    CHECK(l.errors == 0 && st.bytes_sent > 0 && st.bytes_sent < (uint64_t)n * 100, "errors %d, %" PRIu64 " bytes (compressed)",
+          l.errors, st.bytes_sent);
+    vigil_client *c = new_client();
+    char msg[200];
+    const char *problem = exactly_once(c, "agent", n + 7, msg, sizeof msg);
+    vigil_client_free(c);
+    CHECK(!problem, "%s", problem);
+}
+
+static void test_agent_bad_events(void) {
+    agent_log l = {0};
+    vigil_agent_config cfg;
+    agent_config(&cfg, &l);
+    cfg.batch_events = 100;
+    vigil_agent *a;
+    CHECK_CODE(vigil_agent_open(&cfg, &a), VIGIL_OK, (vigil_client *)NULL);
+    for (int i = 0; i < 100; i++) {
+        ev_store s;
+        make_event(&s, "agentbad", i);
+        if (i == 10 || i == 50 || i == 99) s.ev.source_ip = "not-an-ip";
+        CHECK_CODE(vigil_agent_log(a, &s.ev), VIGIL_OK, (vigil_client *)NULL);
+    }
+    CHECK_CODE(vigil_agent_flush(a, 30000), VIGIL_OK, (vigil_client *)NULL);
+    vigil_agent_stats st;
+    CHECK_CODE(vigil_agent_close(a, 10000, &st), VIGIL_OK, (vigil_client *)NULL);
+    CHECK(st.events_rejected == 3 && st.events_acked == 97 && l.bad_events == 3, "rejected %" PRIu64 ", acked %" PRIu64
+          ", reported %d", st.events_rejected, st.events_acked, (int)l.bad_events);
+    CHECK(l.bad_index[0] == 10 && l.bad_index[1] == 50 && l.bad_index[2] == 99 &&
+              strcmp(l.bad_request[2], "r-99") == 0 && strcmp(l.bad_field[0], "sourceIp") == 0,
+          "reported %d/%s/%s", l.bad_index[0], l.bad_request[2], l.bad_field[0]);
+    vigil_client *c = new_client();
+    uint64_t n = count_tenant(c, "agentbad");
+    vigil_client_free(c);
+    CHECK(n == 97, "%" PRIu64 " stored", n);
+}
+
+static void test_agent_kill_restart(void) {
+    int n = small ? 6000 : 60000;
+    agent_log l = {0};
+    vigil_agent_config cfg;
+    agent_config(&cfg, &l);
+    cfg.batch_events = 500;
+    cfg.batch_ms = 20;
+    cfg.max_in_flight = 8;
+    cfg.queue_batches = 256; /* room for everything logged while the server is down */
+    vigil_agent *a;
+    CHECK_CODE(vigil_agent_open(&cfg, &a), VIGIL_OK, (vigil_client *)NULL);
+    CHECK_CODE(log_range(a, "restart", 0, n / 2), VIGIL_OK, (vigil_client *)NULL);
+    vigil_agent_stats before;
+    vigil_agent_get_stats(a, &before);
+    server_stop(&srv, SIGKILL);
+    sleep_ms(300);
+    /* Logging goes on while the server is down. */
+    CHECK_CODE(log_range(a, "restart", n / 2, n / 2 + 1000), VIGIL_OK, (vigil_client *)NULL);
+    CHECK(server_start(&srv, server_args) == 0, "restart failed");
+    CHECK_CODE(log_range(a, "restart", n / 2 + 1000, n), VIGIL_OK, (vigil_client *)NULL);
+    CHECK_CODE(vigil_agent_flush(a, 60000), VIGIL_OK, (vigil_client *)NULL);
+    vigil_agent_stats st;
+    CHECK_CODE(vigil_agent_close(a, 10000, &st), VIGIL_OK, (vigil_client *)NULL);
+    fprintf(stderr, "    at the kill: %" PRIu64 " of %d acked; then %" PRIu64 " batches sent again, %" PRIu64
+                    " events acked as replays, %" PRIu64 " connects\n",
+            before.events_acked, n / 2, st.batches_retried, st.events_replayed, st.connects);
+    CHECK(st.events_acked == (uint64_t)n && st.connects >= 2, "acked %" PRIu64, st.events_acked);
+    vigil_client *c = new_client();
+    char msg[200];
+    const char *problem = exactly_once(c, "restart", n, msg, sizeof msg);
+    vigil_client_free(c);
+    CHECK(!problem, "%s", problem);
+}
+
+static off_t file_size(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 ? sb.st_size : -1;
+}
+
+static void test_agent_spill(void) {
+    char spill[400];
+    snprintf(spill, sizeof spill, "%s/spill.bin", tmpdir);
+    server_stop(&srv, SIGKILL);
+    agent_log l = {0};
+    vigil_agent_config cfg;
+    agent_config(&cfg, &l);
+    cfg.policy = VIGIL_SPILL;
+    cfg.spill_path = spill;
+    cfg.queue_batches = 2;
+    cfg.batch_events = 100;
+    cfg.backoff_max_ms = 200;
+    vigil_agent *a;
+    CHECK_CODE(vigil_agent_open(&cfg, &a), VIGIL_OK, (vigil_client *)NULL);
+    int64_t t0 = now_ms();
+    CHECK_CODE(log_range(a, "spill", 0, 3000), VIGIL_OK, (vigil_client *)NULL);
+    int64_t took = now_ms() - t0;
+    vigil_agent_stats st;
+    vigil_agent_get_stats(a, &st);
+    CHECK(st.batches_spilled >= 27 && file_size(spill) > 0 && took < 5000,
+          "%" PRIu64 " batches spilled, file %lld bytes, %lld ms", st.batches_spilled, (long long)file_size(spill),
+          (long long)took);
+    for (int i = 0; i < 100 && !l.conn_errors; i++) sleep_ms(20); /* the agent's thread tries to connect */
+    CHECK(l.conn_errors > 0, "connection failures are reported");
+    /* Closing while the server is down keeps everything in the spill file. */
+    CHECK_CODE(vigil_agent_close(a, 200, &st), VIGIL_OK, (vigil_client *)NULL);
+    CHECK(st.events_pending == 3000, "%" PRIu64 " pending", st.events_pending);
+
+    /* A new agent on the same file sends them once the server is back, and
+     * takes new events too. */
+    agent_log l2 = {0};
+    agent_config(&cfg, &l2);
+    cfg.policy = VIGIL_SPILL;
+    cfg.spill_path = spill;
+    cfg.queue_batches = 2;
+    cfg.batch_events = 100;
+    cfg.backoff_max_ms = 200;
+    CHECK_CODE(vigil_agent_open(&cfg, &a), VIGIL_OK, (vigil_client *)NULL);
+    vigil_agent_get_stats(a, &st);
+    CHECK(st.events_pending == 3000, "inherited %" PRIu64, st.events_pending);
+    CHECK_CODE(log_range(a, "spill", 3000, 3500), VIGIL_OK, (vigil_client *)NULL);
+    CHECK(server_start(&srv, server_args) == 0, "restart failed");
+    CHECK_CODE(vigil_agent_flush(a, 60000), VIGIL_OK, (vigil_client *)NULL);
+    CHECK(file_size(spill) == 0, "the spill file is not empty after everything was sent: %lld",
+          (long long)file_size(spill));
+    CHECK_CODE(vigil_agent_close(a, 10000, &st), VIGIL_OK, (vigil_client *)NULL);
+    CHECK(st.events_acked == 3500 && st.batches_unspilled >= 27, "acked %" PRIu64 ", unspilled %" PRIu64,
+          st.events_acked, st.batches_unspilled);
+    vigil_client *c = new_client();
+    char msg[200];
+    const char *problem = exactly_once(c, "spill", 3500, msg, sizeof msg);
+    vigil_client_free(c);
+    CHECK(!problem, "%s", problem);
+}
+
+static void test_agent_block(void) {
+    server_stop(&srv, SIGKILL);
+    agent_log l = {0};
+    vigil_agent_config cfg;
+    agent_config(&cfg, &l);
+    cfg.queue_batches = 1;
+    cfg.batch_events = 10;
+    cfg.block_timeout_ms = 100;
+    cfg.backoff_max_ms = 200;
+    vigil_agent *a;
+    CHECK_CODE(vigil_agent_open(&cfg, &a), VIGIL_OK, (vigil_client *)NULL);
+    int accepted = 0, r = VIGIL_OK;
+    int64_t t0 = now_ms(), took = 0;
+    for (; accepted < 1000; accepted++) {
+        ev_store s;
+        make_event(&s, "block", accepted);
+        t0 = now_ms();
+        r = vigil_agent_log(a, &s.ev);
+        took = now_ms() - t0;
+        if (r != VIGIL_OK) break;
+    }
+    CHECK(r == VIGIL_ERR_FULL && accepted == 20 && took >= 95, "%s after %d events (%lld ms)", vigil_code_name(r),
+          accepted, (long long)took);
+    CHECK(server_start(&srv, server_args) == 0, "restart failed");
+    CHECK_CODE(vigil_agent_flush(a, 30000), VIGIL_OK, (vigil_client *)NULL);
+    vigil_agent_stats st;
+    CHECK_CODE(vigil_agent_close(a, 10000, &st), VIGIL_OK, (vigil_client *)NULL);
+    vigil_client *c = new_client();
+    char msg[200];
+    const char *problem = exactly_once(c, "block", accepted, msg, sizeof msg);
+    vigil_client_free(c);
+    CHECK(!problem, "%s", problem);
+}
+
+static void test_agent_graceful_restart(void) {
+    /* SIGTERM: the server sends GOAWAY, finishes the calls in flight and
+     * exits; the agent goes elsewhere (here: the restarted server). */
+    int n = small ? 4000 : 20000;
+    agent_log l = {0};
+    vigil_agent_config cfg;
+    agent_config(&cfg, &l);
+    cfg.batch_events = 250;
+    cfg.backoff_max_ms = 300;
+    vigil_agent *a;
+    CHECK_CODE(vigil_agent_open(&cfg, &a), VIGIL_OK, (vigil_client *)NULL);
+    CHECK_CODE(log_range(a, "graceful", 0, n / 2), VIGIL_OK, (vigil_client *)NULL);
+    server_stop(&srv, SIGTERM);
+    CHECK(server_start(&srv, server_args) == 0, "restart failed");
+    CHECK_CODE(log_range(a, "graceful", n / 2, n), VIGIL_OK, (vigil_client *)NULL);
+    CHECK_CODE(vigil_agent_flush(a, 60000), VIGIL_OK, (vigil_client *)NULL);
+    vigil_agent_stats st;
+    CHECK_CODE(vigil_agent_close(a, 10000, &st), VIGIL_OK, (vigil_client *)NULL);
+    vigil_client *c = new_client();
+    char msg[200];
+    const char *problem = exactly_once(c, "graceful", n, msg, sizeof msg);
+    vigil_client_free(c);
+    CHECK(!problem, "%s", problem);
+}
+
+typedef struct job {
+    vigil_agent *a;
+    int from, to, rc;
+} job;
+
+static void *run_job(void *arg) {
+    job *j = arg;
+    j->rc = log_range(j->a, "threads", j->from, j->to);
+    return NULL;
+}
+
+static void test_agent_threads(void) {
+    /* Several producer threads share one agent. */
+    enum { THREADS = 4 };
+    int per = small ? 500 : 5000;
+    agent_log l = {0};
+    vigil_agent_config cfg;
+    agent_config(&cfg, &l);
+    vigil_agent *a;
+    CHECK_CODE(vigil_agent_open(&cfg, &a), VIGIL_OK, (vigil_client *)NULL);
+    pthread_t th[THREADS];
+    job jobs[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        jobs[i] = (job){a, i * per, (i + 1) * per, 0};
+        pthread_create(&th[i], NULL, run_job, &jobs[i]);
+    }
+    for (int i = 0; i < THREADS; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < THREADS; i++) CHECK_CODE(jobs[i].rc, VIGIL_OK, (vigil_client *)NULL);
+    vigil_agent_stats st;
+    CHECK_CODE(vigil_agent_close(a, 30000, &st), VIGIL_OK, (vigil_client *)NULL);
+    vigil_client *c = new_client();
+    char msg[200];
+    const char *problem = exactly_once(c, "threads", THREADS * per, msg, sizeof msg);
+    vigil_client_free(c);
+    CHECK(!problem, "%s", problem);
+}
+
+/* ---- protocol details, against vigil-sink ---- */
+
+static char sink_bin[600];
+
+static void test_sink_protocol(void) {
+    /* The sink PINGs every 3 calls, compresses its responses, fails every
+     * 7th call with UNAVAILABLE and sends GOAWAY after 10 calls. */
+    vserver sink = {0};
+    snprintf(sink.data_dir, sizeof sink.data_dir, "%s/sink", tmpdir);
+    const char *argv[] = {sink_bin, "--ping-every", "3", "--compress", "--fail-every", "7", "--goaway-after", "10", NULL};
+    CHECK(process_start(&sink, argv) == 0, "cannot start %s", sink_bin);
+    int n = small ? 5000 : 30000;
+    agent_log l = {0};
+    vigil_agent_config cfg;
+    agent_config(&cfg, &l);
+    cfg.connection.address = sink.address;
+    cfg.batch_events = 100;
+    cfg.compress_level = 6;
+    cfg.backoff_min_ms = 5;
+    vigil_agent *a = NULL;
+    int r = vigil_agent_open(&cfg, &a);
+    if (r == VIGIL_OK) r = log_range(a, "sink", 0, n);
+    if (r == VIGIL_OK) r = vigil_agent_flush(a, 30000);
+    vigil_agent_stats st;
+    memset(&st, 0, sizeof st);
+    if (a) vigil_agent_close(a, 1000, &st);
+    /* The sync client too: compressed answers and PINGs. */
+    vigil_options o;
+    vigil_options_init(&o);
+    o.address = sink.address;
+    vigil_client *c = vigil_client_new(&o);
+    ev_store s1;
+    make_event(&s1, "sink", 0);
+    int cr = VIGIL_OK;
+    vigil_ingest_result ir = {0};
+    for (int i = 0; i < 12 && cr == VIGIL_OK; i++) {
+        cr = vigil_ingest(c, &s1.ev, 1, NULL, &ir);
+        if (cr == VIGIL_UNAVAILABLE) cr = VIGIL_OK; /* the 7th call, or the call after GOAWAY */
+    }
+    vigil_client_free(c);
+    server_stop(&sink, SIGTERM);
+    unsigned long long pings = 0, pongs = 0;
+    FILE *f = fopen(sink.log_path, "r");
+    char line[512];
+    while (f && fgets(line, sizeof line, f)) {
+        char *p = strstr(line, "payload bytes; ");
+        if (p) sscanf(p, "payload bytes; %llu pings, %llu pongs", &pings, &pongs);
+    }
+    if (f) fclose(f);
+    /* A PING sent just before GOAWAY may find the connection closing. */
+    CHECK(pings > 0 && pongs * 2 > pings, "%llu pings, %llu pongs", pings, pongs);
+    CHECK_CODE(r, VIGIL_OK, (vigil_client *)NULL);
+    CHECK(st.events_acked == (uint64_t)n && st.batches_retried > 0 && st.connects > 1,
+          "acked %" PRIu64 ", retried %" PRIu64 ", connects %" PRIu64, st.events_acked, st.batches_retried, st.connects);
+    CHECK_CODE(cr, VIGIL_OK, (vigil_client *)NULL);
+    CHECK(ir.count == 1, "count %u", ir.count);
+}
+
+/* ---- main ---- */
+
+typedef struct test {
+    const char *name;
+    void (*fn)(void);
+    bool needs_server;
+} test;
+
+static const test tests[] = {
+    {"encoding", test_encoding, false},
+    {"round_trip", test_round_trip, true},
+    {"paging", test_paging, true},
+    {"errors", test_errors, true},
+    {"subscribe", test_subscribe, true},
+    {"subscribe_resume", test_subscribe_resume, true},
+    {"agent_basic", test_agent_basic, true},
+    {"agent_bad_events", test_agent_bad_events, true},
+    {"agent_threads", test_agent_threads, true},
+    {"agent_kill_restart", test_agent_kill_restart, true},
+    {"agent_graceful_restart", test_agent_graceful_restart, true},
+    {"agent_spill", test_agent_spill, true},
+    {"agent_block", test_agent_block, true},
+    {"sink_protocol", test_sink_protocol, false},
+};
+
+int main(int argc, char **argv) {
+    signal(SIGPIPE, SIG_IGN);
+    srv.bin = getenv("VIGIL_BIN");
+    small = getenv("VIGIL_TEST_SCALE") && strcmp(getenv("VIGIL_TEST_SCALE"), "small") == 0;
+    if (!srv.bin) {
+        fprintf(stderr, "set VIGIL_BIN to the vigil server binary\n");
+        return 2;
+    }
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/vigil-ctest-XXXXXX");
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        return 2;
+    }
+    snprintf(srv.data_dir, sizeof srv.data_dir, "%s/data", tmpdir);
+    static char extra_args[1024];
+    if (getenv("VIGIL_TEST_SERVER_ARGS")) {
+        snprintf(extra_args, sizeof extra_args, "%s", getenv("VIGIL_TEST_SERVER_ARGS"));
+        int k = 2;
+        for (char *tok = strtok(extra_args, " "); tok && k < 31; tok = strtok(NULL, " ")) server_args[k++] = tok;
+        server_args[k] = NULL;
+    }
+    /* vigil-sink sits next to this program. */
+    snprintf(sink_bin, sizeof sink_bin, "%s", argv[0]);
+    char *slash = strrchr(sink_bin, '/');
+    snprintf(slash ? slash + 1 : sink_bin, sizeof sink_bin - (size_t)(slash ? slash + 1 - sink_bin : 0), "vigil-sink");
+    int64_t t0 = now_ms();
+    int ran = 0;
+    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+        bool wanted = argc < 2;
+        for (int k = 1; k < argc; k++)
+            if (strcmp(argv[k], tests[i].name) == 0) wanted = true;
+        if (!wanted) continue;
+        if (tests[i].needs_server && srv.pid <= 0 && server_start(&srv, server_args) != 0) {
+            fprintf(stderr, "cannot start the server (%s)\n", srv.bin);
+            failures++;
+            break;
+        }
+        int before = failures;
+        int64_t t = now_ms();
+        fprintf(stderr, "%-24s ...\n", tests[i].name);
+        tests[i].fn();
+        fprintf(stderr, "%-24s %s (%.1f s)\n", tests[i].name, failures == before ? "ok" : "FAILED",
+                (double)(now_ms() - t) / 1000);
+        ran++;
+    }
+    server_stop(&srv, SIGTERM);
+    if (failures == 0) remove_tree(tmpdir);
+    else fprintf(stderr, "data and server logs kept in %s\n", tmpdir);
+    fprintf(stderr, "%d tests, %d checks, %d failures, %.1f s\n", ran, checks, failures, (double)(now_ms() - t0) / 1000);
+    return failures ? 1 : 0;
+}
