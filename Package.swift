@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "vigil", targets: ["vigil"]),
         .library(name: "VigilClient", targets: ["VigilClient"]),
         .executable(name: "vigil-bench", targets: ["vigil-bench"]),
+        .executable(name: "vigil-conformance", targets: ["vigil-conformance"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -137,6 +138,18 @@ let package = Package(
             path: "Sources/VigilBench"
         ),
 
+        // The conformance scenario (Clients/conformance/SCENARIO.md) with the Swift
+        // client; Clients/conformance/run.sh compares it with the other clients.
+        .executableTarget(
+            name: "vigil-conformance",
+            dependencies: [
+                "VigilClient", "VigilCore", "VigilProto",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            path: "Sources/VigilConformance"
+        ),
+
         .testTarget(
             name: "VigilCoreTests",
             dependencies: ["VigilCore", "VigilProto"],
@@ -177,7 +190,7 @@ let package = Package(
         .testTarget(
             name: "VigilCLITests",
             dependencies: [
-                "vigil", "VigilClient", "VigilProto", "VigilCore",
+                "vigil", "vigil-conformance", "VigilClient", "VigilProto", "VigilCore",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ]

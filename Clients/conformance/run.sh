@@ -7,12 +7,17 @@
 # Environment:
 #   VIGIL_BIN                 the server binary (default: .build/debug/vigil in the
 #                             repository, else .build/release/vigil, else `vigil` on PATH)
-#   VIGIL_SERVER_ARGS         extra flags for `vigil serve` (word-split), e.g.
-#                             "--admin-token-file /path/to/token"
-#   VIGIL_TOKEN               the API token the clients send (passed as --token too)
+#   VIGIL_SERVER_ARGS         extra flags for `vigil serve` (word-split), e.g. "--no-auth";
+#                             when unset or empty the server gets `--admin-token-file` in the
+#                             temporary directory and the clients its admin token
+#   VIGIL_TOKEN               with VIGIL_SERVER_ARGS set: the API token the clients send
+#                             (as --token and in their environment; default none)
 #   VIGIL_C_CONFORMANCE       the C client's program (default: built by
 #                             `make -C Clients/c conformance` when Clients/c has a Makefile)
-#   VIGIL_SWIFT_CONFORMANCE   the Swift client's program (run only when set)
+#   VIGIL_SWIFT_CONFORMANCE   the Swift client's program (default: vigil-conformance in
+#                             .build/debug, else .build/release, else in
+#                             `swift build --show-bin-path`; built by
+#                             `swift build --product vigil-conformance`)
 #   PYTHON                    the Python interpreter (default python3)
 #   VIGIL_CONFORMANCE_CLIENTS only these clients, e.g. "python" or "python c" (default: every
 #                             client that is available)
@@ -65,8 +70,15 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 2' INT TERM
 
-# One server on a free port (port 0: the server picks one and logs it).
-read -r -a extra <<<"${VIGIL_SERVER_ARGS:-}"
+# One server on a free port (port 0: the server picks one and logs it). By default
+# it requires a token, and the clients send its admin token.
+if [[ -n ${VIGIL_SERVER_ARGS:-} ]]; then
+    read -r -a extra <<<"$VIGIL_SERVER_ARGS"
+    token=${VIGIL_TOKEN:-}
+else
+    extra=(--admin-token-file "$work/admin-token")
+    token=""
+fi
 "$bin" serve --listen 127.0.0.1:0 --data-dir "$work/data" --retention forever ${extra[@]+"${extra[@]}"} \
     >"$work/server.log" 2>&1 &
 server_pid=$!
@@ -80,12 +92,28 @@ for _ in $(seq 300); do  # up to 30 s
     sleep 0.1
 done
 [[ -n $address ]] || { say "the server did not start listening within 30 s"; tail -n 20 "$work/server.log" >&2; status=2; exit 2; }
-say "server $bin on $address"
+if [[ -z ${VIGIL_SERVER_ARGS:-} ]]; then
+    token=$(head -n 1 "$work/admin-token" 2>/dev/null || true)
+    [[ -n $token ]] || { say "the server wrote no admin token to $work/admin-token"; status=2; exit 2; }
+    say "server $bin on $address (clients authenticate with its admin token)"
+else
+    say "server $bin on $address (VIGIL_SERVER_ARGS=$VIGIL_SERVER_ARGS${token:+; clients send \$VIGIL_TOKEN})"
+fi
 
 token_args=()
-[[ -n ${VIGIL_TOKEN:-} ]] && token_args=(--token "$VIGIL_TOKEN")
+if [[ -n $token ]]; then
+    token_args=(--token "$token")
+    export VIGIL_TOKEN=$token
+else
+    unset VIGIL_TOKEN
+fi
+# Every client reads the same events.
+export VIGIL_CONFORMANCE_EVENTS=${VIGIL_CONFORMANCE_EVENTS:-$here/events.jsonl}
 
-# The clients that are available (and wanted).
+# The clients that are available (and wanted). A client runs for at most 5 minutes
+# where `timeout` exists.
+limit=()
+command -v timeout >/dev/null 2>&1 && limit=(timeout 300)
 wanted() { [[ -z ${VIGIL_CONFORMANCE_CLIENTS:-} || " ${VIGIL_CONFORMANCE_CLIENTS//,/ } " == *" $1 "* ]]; }
 names=()
 if ! wanted python; then
@@ -93,7 +121,7 @@ if ! wanted python; then
 elif "$python" -c 'import google.protobuf' 2>/dev/null; then
     names+=(python)
 else
-    say "python: skipped ($python cannot import google.protobuf; pip install protobuf)"
+    say "python: skipped ($python cannot import google.protobuf: apt-get install python3-protobuf, or pip install protobuf; PYTHON picks the interpreter)"
 fi
 c_program=${VIGIL_C_CONFORMANCE:-}
 wanted c || c_program=""
@@ -116,21 +144,33 @@ if [[ -n $c_program ]]; then
     [[ -x $c_program ]] || { say "VIGIL_C_CONFORMANCE=$c_program is not an executable"; exit 1; }
     names+=(c)
 fi
-if wanted swift && [[ -n ${VIGIL_SWIFT_CONFORMANCE:-} ]]; then
-    [[ -x $VIGIL_SWIFT_CONFORMANCE ]] || { say "VIGIL_SWIFT_CONFORMANCE=$VIGIL_SWIFT_CONFORMANCE is not an executable"; exit 1; }
+swift_program=${VIGIL_SWIFT_CONFORMANCE:-}
+wanted swift || swift_program=""
+if wanted swift && [[ -z $swift_program ]]; then
+    for candidate in "$repo/.build/debug/vigil-conformance" "$repo/.build/release/vigil-conformance"; do
+        if [[ -f $candidate && -x $candidate ]]; then swift_program=$candidate; break; fi
+    done
+    if [[ -z $swift_program ]] && command -v swift >/dev/null 2>&1 \
+        && bin_path=$(cd "$repo" && ${limit[@]+"${limit[@]}"} swift build --show-bin-path 2>/dev/null) \
+        && [[ -f $bin_path/vigil-conformance && -x $bin_path/vigil-conformance ]]; then
+        swift_program=$bin_path/vigil-conformance
+    fi
+    [[ -n $swift_program ]] || say "swift: skipped (no vigil-conformance: swift build --product vigil-conformance, or set VIGIL_SWIFT_CONFORMANCE)"
+fi
+if [[ -n $swift_program ]]; then
+    [[ -x $swift_program ]] || { say "VIGIL_SWIFT_CONFORMANCE=$swift_program is not an executable"; exit 1; }
+    say "swift: $swift_program"
     names+=(swift)
 fi
 
 # Runs one client with the scenario's flags (at most 5 minutes where `timeout` exists).
-limit=()
-command -v timeout >/dev/null 2>&1 && limit=(timeout 300)
 run_client() {
     local name=$1
     shift
     case $name in
         python) PYTHONPATH="$repo/Clients/python${PYTHONPATH:+:$PYTHONPATH}" ${limit[@]+"${limit[@]}"} "$python" -m vigil_client.conformance "$@" ;;
         c) ${limit[@]+"${limit[@]}"} "$c_program" "$@" ;;
-        swift) ${limit[@]+"${limit[@]}"} "$VIGIL_SWIFT_CONFORMANCE" "$@" ;;
+        swift) ${limit[@]+"${limit[@]}"} "$swift_program" "$@" ;;
     esac
 }
 [[ ${#names[@]} -gt 0 ]] || { say "no client to run"; exit 2; }

@@ -56,8 +56,10 @@ extension VigilClient {
     /// `VigilError.metadata["vigil.cursor"]` resumes from there. For a
     /// subscription that reconnects and resumes by itself, see
     /// `VigilClient.resilientSubscription(_:configuration:window:reconnect:onConnectionEvent:)`.
-    public func subscribe(_ request: Vigil_V1_SubscribeRequest, window: UInt32 = 64) -> Subscription {
-        Subscription(client: self, request: request, window: max(1, window))
+    /// A `timeout` is a deadline for the whole call (none by default: a
+    /// subscription is meant to last).
+    public func subscribe(_ request: Vigil_V1_SubscribeRequest, window: UInt32 = 64, timeout: Duration? = nil) -> Subscription {
+        Subscription(client: self, request: request, window: max(1, window), timeout: timeout)
     }
 
     /// A subscription that owns its connections and survives them: after a
@@ -87,6 +89,8 @@ public struct Subscription: AsyncSequence, Sendable {
     let client: VigilClient
     public let request: Vigil_V1_SubscribeRequest
     public let window: UInt32
+    /// The call's deadline, if any.
+    public let timeout: Duration?
 
     public func makeAsyncIterator() -> Iterator {
         Iterator(sequence: self)
@@ -117,7 +121,7 @@ public struct Subscription: AsyncSequence, Sendable {
             guard call == nil, !finished else { return }
             do {
                 let opened = try await sequence.client.openCall(
-                    .subscribe, request: sequence.request, timeout: nil, initialWindow: sequence.window)
+                    .subscribe, request: sequence.request, timeout: sequence.timeout, initialWindow: sequence.window)
                 call = (opened.streamID, opened.events.makeAsyncIterator())
             } catch {
                 finished = true
