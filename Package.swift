@@ -175,7 +175,8 @@ let package = Package(
         .testTarget(
             name: "VigilCLITests",
             dependencies: [
-                "vigil", "VigilClient", "VigilProto", "VigilCore",
+                "vigil", "VigilClient", "VigilProto", "VigilCore", "VigilStorage",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ]

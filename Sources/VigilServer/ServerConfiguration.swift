@@ -1,4 +1,5 @@
 import VigilCore
+import VigilStorage
 
 /// Everything a server needs to know, with the defaults `vigil serve` uses.
 public struct ServerConfiguration: Sendable {
@@ -35,6 +36,9 @@ public struct ServerConfiguration: Sendable {
     /// Most conditions (list entries, counted over every list) in a
     /// subscription's filter: a live filter runs against every committed batch.
     public var maxSubscriptionFilterEntries = 256
+    /// Signed checkpoints of the hash chain: the key and where they go (nil:
+    /// none are written or checked).
+    public var checkpoints: CheckpointConfiguration?
 
     public init() {}
 }

@@ -175,6 +175,10 @@ public protocol EventStore: Sendable {
     /// The hash chain's head through every durable event (for checkpoints).
     func chainHead() async throws(VigilError) -> (seq: UInt64, head: ChainDigest)
 
+    /// Where the chain starts after retention removed every event up to
+    /// `seq` (nil when it starts at the beginning): the checkpoint at the cut.
+    func chainCut() -> (seq: UInt64, head: ChainDigest)?
+
     /// Recomputes the chain over what is stored and reports every problem.
     func verify(_ options: VerificationOptions) async throws(VigilError) -> IntegrityReport
 }

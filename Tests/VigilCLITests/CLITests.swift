@@ -61,6 +61,8 @@ final class ServerProcess {
     let process = Process()
     let port: Int
     let dataDir: String
+    /// What the server logged up to "listening on".
+    let startupLog: String
     private let stderrReader: ReadAll
 
     init(dataDir: String, extraArguments: [String] = []) throws {
@@ -91,6 +93,7 @@ final class ServerProcess {
             throw CLITestError("the server did not start: \(seen)")
         }
         self.port = port
+        startupLog = seen
         stderrReader = ReadAll(handle)
     }
 

@@ -48,7 +48,9 @@ struct AuditService: Sendable {
             try await aggregate(request.decodeMessage(), sender: sender)
         case .subscribe:
             try await subscribe(request.decodeMessage(), sender: sender)
-        case .verify, .createToken, .listTokens, .revokeToken, .setRetention, .getStats:
+        case .verify:
+            try await verify(request.decodeMessage(), sender: sender)
+        case .createToken, .listTokens, .revokeToken, .setRetention, .getStats:
             throw VigilError(.unimplemented, "\(method.rawValue) is not implemented by this server version (\(vigilVersion)) yet")
         }
     }
@@ -66,8 +68,10 @@ struct AuditService: Sendable {
                 "\(bad) of \(request.events.count) events are invalid; nothing was stored",
                 eventErrors: errors)
         }
-        let result = try await store.append(events, idempotencyKey: request.idempotencyKey.isEmpty ? nil : request.idempotencyKey)
+        let result = try await store.append(
+            events, idempotencyKey: request.idempotencyKey.isEmpty ? nil : request.idempotencyKey, wantReceipts: request.wantReceipts)
         var response = Vigil_V1_IngestResponse()
+        if let receipt = result.receipt { response.set(receipt) }
         response.firstSeq = result.firstSeq
         response.lastSeq = result.lastSeq
         response.count = UInt32(result.count)

@@ -367,10 +367,12 @@ public final class ColumnarEventStore: EventStore {
         }
     }
 
-    /// Where the chain starts: events at or below `seq` were removed by
-    /// retention (or predate the chain), and `head` is the head after them.
-    public var chainStart: (seq: UInt64, head: ChainDigest, byRetention: Bool) {
-        chain.withLock { ($0.ledger.startSeq, $0.ledger.startHead, $0.ledger.startReason == .retention) }
+    /// Where retention cut the chain: every event at or below `seq` was
+    /// removed, and `head` is the head after them.
+    public func chainCut() -> (seq: UInt64, head: ChainDigest)? {
+        chain.withLock { state in
+            state.ledger.startSeq > 0 && state.ledger.startReason == .retention ? (state.ledger.startSeq, state.ledger.startHead) : nil
+        }
     }
 
     /// The remembered answer for `key`, once the batch it answers is durable.

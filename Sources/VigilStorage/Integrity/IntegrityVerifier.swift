@@ -95,6 +95,8 @@ struct IntegrityVerifier {
     private var orderChecked = Set<Int>()
     private var unflushedIndex = 0
     private var expiredIndex = 0
+    /// The head is reported at this seq (the range asked for may end inside an anchored range).
+    private var reportThrough: UInt64 = .max
 
     private mutating func add(_ problem: IntegrityProblem) {
         report.add(problem, limit: options.maxProblems)
@@ -144,6 +146,7 @@ struct IntegrityVerifier {
                 headBefore = ledger.endHead
             }
         }
+        reportThrough = requestedTo
         var high = requestedTo
         if let range = ranges.first(where: { $0.last >= requestedTo }), range.first <= requestedTo { high = range.last }
         pureHead = headBefore
@@ -461,8 +464,10 @@ struct IntegrityVerifier {
                 endMissingRun(&self)
                 pureHead = HashChain.next(pureHead, leaves[index])
                 localHead = HashChain.next(localHead, leaves[index])
-                report.headSeq = seq
-                report.headHash = pureHead
+                if seq <= reportThrough {
+                    report.headSeq = seq
+                    report.headHash = pureHead
+                }
                 for checkpoint in checkpoints[seq] ?? [] {
                     if let broken = pureBrokenAt {
                         report.notes.append("checkpoint \(checkpoint.location) (seq \(seq)) cannot be confirmed: events are missing from seq \(broken)")
@@ -482,7 +487,7 @@ struct IntegrityVerifier {
                 // Later checkpoints are checked from the anchor's (unsigned) head.
                 pureHead = anchor.headAfter
                 pureBrokenAt = nil
-                report.headHash = pureHead
+                if anchor.last <= reportThrough { report.headHash = pureHead }
             }
         }
         endMissingRun(&self)
@@ -519,7 +524,8 @@ struct IntegrityVerifier {
             } else if times[row - 1] != times[row] {
                 before = times[row - 1] < times[row]
             } else {
-                before = seqs[row - 1] < seqs[row]
+                // Equal seqs are a duplicate, which the chain reports (INSERTED).
+                before = seqs[row - 1] <= seqs[row]
             }
             if !before {
                 add(IntegrityProblem(
