@@ -15,8 +15,8 @@ import VigilProto
 /// order, checking each range against its anchor and the chain against the
 /// signed checkpoints.
 ///
-/// Memory: one window's leaves (33 bytes per seq, plus 8 bytes per seq of
-/// row references), one decoded block, the leaves of events not yet in
+/// Memory: one window's table (42 bytes per seq: the leaf, its source, a
+/// flag and where its row is), one decoded block, the leaves of events not yet in
 /// parts (32 bytes each) and of expired events still inside anchored
 /// ranges (40 bytes each). A block whose seqs span several windows is
 /// decoded once per window.
@@ -56,6 +56,23 @@ struct IntegrityVerifier {
         var part: Int
         var block: Int
         var row: Int
+
+        /// Packed into 8 bytes for the window's table: part (20 bits), block (28), row (16; rows < 65,536).
+        var packed: UInt64 { UInt64(part) << 44 | UInt64(block) << 16 | UInt64(row) }
+
+        init(part: Int, block: Int, row: Int) {
+            self.part = part
+            self.block = block
+            self.row = row
+        }
+
+        /// nil for `RowRef.none`.
+        init?(packed: UInt64) {
+            guard packed != RowRef.none else { return nil }
+            self.init(part: Int(packed >> 44), block: Int(packed >> 16 & 0xFFF_FFFF), row: Int(packed & 0xFFFF))
+        }
+
+        static let none = UInt64.max
     }
 
     /// A stored event whose leaf does not match the truncated leaf stored with it.
@@ -129,7 +146,9 @@ struct IntegrityVerifier {
         let partsMax = input.parts.map(\.reader.metadata.maxSeq).max() ?? 0
         let checkpointMax = checkpoints.keys.max() ?? 0
         knownEnd = max(anchorsEnd, input.unflushed.last?.lastSeq ?? 0, checkpointMax, input.ledgerDamaged ? partsMax : 0)
-        let end = max(knownEnd, partsMax)
+        // Events past the chain's end are found by a pass of their own (their
+        // seqs may be anything: the walk stops at the chain's end).
+        let end = knownEnd
 
         // The seqs to walk, widened to whole anchored ranges.
         let ranges = input.ledgerDamaged ? [] : ledger.ranges
@@ -185,6 +204,7 @@ struct IntegrityVerifier {
             group.append(span)
         }
         if !group.isEmpty { try verify(group) }
+        if partsMax > knownEnd && requestedTo == end { try checkBeyondEnd() }
         if let broken = pureBrokenAt {
             report.notes.append("the head after seq \(report.headSeq) could not be recomputed from the events: events are missing from seq \(broken)")
         }
@@ -228,6 +248,28 @@ struct IntegrityVerifier {
             "the chain recomputed from the stored events reaches head \(head.hex) at this seq, but the signed checkpoint says \(checkpoint.head.hex)"))
     }
 
+    /// Events past every seq the chain covers (its anchors, WAL records and checkpoints).
+    private mutating func checkBeyondEnd() throws(VigilError) {
+        for (index, part) in input.parts.enumerated() where part.reader.metadata.maxSeq > knownEnd {
+            for block in part.reader.blocks where block.maxSeq > knownEnd {
+                try checkCancelled()
+                let decoded: DecodedBlock
+                do {
+                    decoded = try part.reader.readColumns(block: block.index, [.seq, .id])
+                } catch {
+                    add(IntegrityProblem(.checksum, location: "\(part.path) block \(block.index)", error.message))
+                    continue
+                }
+                for row in 0..<decoded.rowCount where decoded.seq![row] > knownEnd {
+                    add(IntegrityProblem(
+                        .inserted, seq: decoded.seq![row], eventID: decoded.id![row],
+                        location: location(RowRef(part: index, block: block.index, row: row)),
+                        "the chain ends at seq \(knownEnd) (no anchor, WAL record or checkpoint covers this seq): the event was added"))
+                }
+            }
+        }
+    }
+
     /// Events at or below the chain's start: retention removed everything up
     /// to there, so such an event was put back (or the start moved).
     private mutating func checkBeforeStart() throws(VigilError) {
@@ -235,6 +277,10 @@ struct IntegrityVerifier {
         for (index, part) in input.parts.enumerated() where part.reader.metadata.minSeq <= start && part.reader.metadata.rowCount > 0 {
             for block in part.reader.blocks where block.minSeq <= start {
                 try checkCancelled()
+                if input.ledger.startReason == .predatesChain && block.maxSeq <= start {
+                    unchained += UInt64(block.rowCount)
+                    continue
+                }
                 let decoded: DecodedBlock
                 do {
                     decoded = try part.reader.readColumns(block: block.index, [.seq, .id])
@@ -269,7 +315,7 @@ struct IntegrityVerifier {
         var sources = [Source](repeating: .none, count: size)
         /// Per seq: whether its stored truncated leaf matched (part rows).
         var consistent = [Bool](repeating: true, count: size)
-        var refs = [RowRef?](repeating: nil, count: size)
+        var refs = [UInt64](repeating: RowRef.none, count: size)
         var mismatches: [Mismatch] = []
         var duplicates: [UInt64: [Candidate]] = [:]
 
@@ -318,7 +364,7 @@ struct IntegrityVerifier {
                     leaves[index] = leaf
                     sources[index] = .part
                     consistent[index] = matches
-                    refs[index] = ref
+                    refs[index] = ref.packed
                 }
             }
         }
@@ -340,7 +386,7 @@ struct IntegrityVerifier {
                 case .part:
                     // A seq not yet flushed cannot be in a part: the part's copy was added.
                     add(IntegrityProblem(
-                        .inserted, seq: seq, location: refs[index].map(location),
+                        .inserted, seq: seq, location: RowRef(packed: refs[index]).map(location),
                         "this seq belongs to a batch not yet flushed (\(batch.location)), yet a part holds an event with it"))
                     leaves[index] = leaf
                     sources[index] = .unflushed
@@ -369,7 +415,7 @@ struct IntegrityVerifier {
                 // (a retention pass interrupted before its MANIFEST).
                 if leaves[index] != entry.leaf {
                     add(IntegrityProblem(
-                        .altered, seq: entry.seq, location: refs[index].map(location),
+                        .altered, seq: entry.seq, location: RowRef(packed: refs[index]).map(location),
                         "the event differs from the leaf recorded when retention removed it"))
                 }
             }
@@ -381,8 +427,8 @@ struct IntegrityVerifier {
         for (seq, others) in duplicates.sorted(by: { $0.key < $1.key }) {
             let index = Int(seq - low)
             let first = Candidate(
-                leaf: leaves[index], eventID: refs[index].flatMap { eventID(at: $0) } ?? "",
-                location: refs[index].map(location) ?? "", consistent: consistent[index])
+                leaf: leaves[index], eventID: RowRef(packed: refs[index]).flatMap { eventID(at: $0) } ?? "",
+                location: RowRef(packed: refs[index]).map(location) ?? "", consistent: consistent[index])
             let candidates = [first] + others
             mismatches.removeAll { $0.seq == seq }
             let matching = candidates.indices.filter { candidates[$0].consistent }
