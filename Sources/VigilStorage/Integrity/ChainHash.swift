@@ -39,11 +39,14 @@ public struct ChainDigest: Sendable, Hashable, CustomStringConvertible {
     }
 
     init(_ digest: SHA256.Digest) {
-        var values: [UInt64] = [0, 0, 0, 0]
-        digest.withUnsafeBytes { raw in
-            for index in 0..<32 { values[index / 8] = values[index / 8] << 8 | UInt64(raw[index]) }
+        words = digest.withUnsafeBytes { raw in
+            (
+                UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
+                UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)),
+                UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self)),
+                UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
+            )
         }
-        words = (values[0], values[1], values[2], values[3])
     }
 
     public var bytes: [UInt8] {
@@ -54,9 +57,8 @@ public struct ChainDigest: Sendable, Hashable, CustomStringConvertible {
     }
 
     func appendBytes(to out: inout [UInt8]) {
-        for word in [words.0, words.1, words.2, words.3] {
-            for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: word >> UInt64(shift))) }
-        }
+        var bigEndian = (words.0.bigEndian, words.1.bigEndian, words.2.bigEndian, words.3.bigEndian)
+        withUnsafeBytes(of: &bigEndian) { out.append(contentsOf: $0) }
     }
 
     /// The first 4 bytes, big-endian: what a part stores per event.
@@ -121,11 +123,14 @@ public enum HashChain {
 
     /// The head after appending `leaf` to `head`.
     public static func next(_ head: ChainDigest, _ leaf: ChainDigest) -> ChainDigest {
-        var input: [UInt8] = [0x01]
-        input.reserveCapacity(65)
-        head.appendBytes(to: &input)
-        leaf.appendBytes(to: &input)
-        return ChainDigest(SHA256.hash(data: input))
+        var hasher = SHA256()
+        hasher.update(data: headPrefix)
+        var words = (
+            head.words.0.bigEndian, head.words.1.bigEndian, head.words.2.bigEndian, head.words.3.bigEndian,
+            leaf.words.0.bigEndian, leaf.words.1.bigEndian, leaf.words.2.bigEndian, leaf.words.3.bigEndian
+        )
+        withUnsafeBytes(of: &words) { hasher.update(bufferPointer: $0) }
+        return ChainDigest(hasher.finalize())
     }
 
     /// The head after appending every leaf in order.
@@ -136,6 +141,7 @@ public enum HashChain {
     }
 
     private static let leafPrefix: [UInt8] = [0x00]
+    private static let headPrefix: [UInt8] = [0x01]
 }
 
 /// The canonical bytes of an event: its protobuf encoding with every field in
