@@ -74,6 +74,9 @@ struct IntegrityChainTests {
                 return bytes
             }
             let fromMemory = memoryCanonical(store!)
+            for chunk in store!.snapshot().chunks {
+                for row in 0..<chunk.count { #expect(CanonicalEvent.bytes(of: chunk.event(at: row)) == CanonicalEvent.reference(chunk.event(at: row))) }
+            }
             #expect(fromMemory.count == input.count)
             for (seq, bytes) in fromMemory { #expect(HashChain.leaf(canonical: bytes) == receipts[seq], "receipt of seq \(seq)") }
 
@@ -106,6 +109,36 @@ struct IntegrityChainTests {
         }
     }
 
+    @Test("the canonical encoder writes what swift-protobuf's deterministic serialization writes, for every kind of event")
+    func canonicalEncoderMatchesSwiftProtobuf() throws {
+        var rng = SplitMix64(seed: 11)
+        var events = (0..<5_000).map { _ in PartEvents.random(&rng) }
+        events += PartEvents.realistic(count: 2_000, seed: 3)
+        // Negative times, empty sub-messages, unrecognized enums, every string field, map entries with empty keys and values.
+        var odd = AuditEvent()
+        odd.occurredAt = .init(seconds: -5, nanos: 7)
+        odd.receivedAt = .init()
+        odd.actor = .init()
+        odd.resource = .init()
+        odd.targets = [.init(), .init()]
+        odd.changes = [.init()]
+        odd.category = .UNRECOGNIZED(-3)
+        odd.outcome = .UNRECOGNIZED(Int(Int32.max))
+        odd.metadata = ["": "", "k": ""]
+        events.append(odd)
+        for event in events {
+            #expect(CanonicalEvent.bytes(of: event) == CanonicalEvent.reference(event))
+        }
+        // Unknown fields (possible inside targets and changes) go through swift-protobuf.
+        var withUnknown = events[0]
+        var target = Vigil_V1_Resource()
+        target.id = "t"
+        target.unknownFields = try Vigil_V1_Resource(serializedBytes: [0xA0, 0x06, 0x01]).unknownFields
+        withUnknown.targets = [target]
+        #expect(CanonicalEvent.bytes(of: withUnknown) == CanonicalEvent.reference(withUnknown))
+        #expect(try AuditEvent(serializedBytes: CanonicalEvent.bytes(of: withUnknown)).targets == [target])
+    }
+
     @Test("canonical bytes sort metadata keys by their UTF-8 bytes, as protobuf's deterministic mode does in Go and C++")
     func canonicalMetadataOrder() throws {
         var event = engineEvent("u", at: 1_780_000_000_000_000_000)
@@ -115,8 +148,8 @@ struct IntegrityChainTests {
         // ASCII keys: the spliced encoding equals swift-protobuf's deterministic one.
         var options = BinaryEncodingOptions()
         options.useDeterministicOrdering = true
-        #expect(CanonicalEvent.spliced(event) == (try event.serializedBytes(options: options)))
-        #expect(CanonicalEvent.bytes(of: event) == CanonicalEvent.spliced(event))
+        #expect(CanonicalEvent.reference(event) == (try event.serializedBytes(options: options)))
+        #expect(CanonicalEvent.bytes(of: event) == CanonicalEvent.reference(event))
         // Non-ASCII keys: byte order. Swift orders "e\u{301}" as "é" (after "f"); its bytes 65 CC 81 come before "f" (66).
         event.metadata = ["e\u{301}": "decomposed", "f": "plain", "é!": "precomposed"]
         let bytes = CanonicalEvent.bytes(of: event)
