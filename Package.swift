@@ -190,7 +190,8 @@ let package = Package(
         .testTarget(
             name: "VigilCLITests",
             dependencies: [
-                "vigil", "vigil-conformance", "VigilClient", "VigilProto", "VigilCore",
+                "vigil", "vigil-conformance", "VigilClient", "VigilProto", "VigilCore", "VigilStorage",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ]

@@ -21,12 +21,13 @@ struct VigilBench: AsyncParsableCommand {
               vigil-bench storage      bytes/event on disk, per column, vs JSON
               vigil-bench subscribe    Subscribe (UNIMPLEMENTED by the server yet)
               vigil-bench all --quick  a small run of everything (CI smoke)
+              vigil-bench chain        CPU per event of the hash chain (no server)
               vigil-bench generate --events 100000 > events.jsonl
             For real numbers build in release: swift build -c release.
             """,
         subcommands: [
             IngestWorkload.self, QueryWorkload.self, SubscribeWorkload.self, StorageWorkload.self, AllWorkload.self,
-            GenerateCommand.self,
+            GenerateCommand.self, ChainWorkload.self,
         ]
     )
 }

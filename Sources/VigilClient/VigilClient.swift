@@ -199,11 +199,21 @@ public final class VigilClient: Sendable {
     /// Stores a batch of events (atomically: all or none). With an
     /// idempotency key, a retry after an error or a dropped connection never
     /// stores the batch twice.
-    public func ingest(_ events: [AuditEvent], idempotencyKey: String? = nil, timeout: Duration? = nil) async throws -> Vigil_V1_IngestResponse {
+    /// With `wantReceipts`, the response carries each event's leaf hash and
+    /// the hash-chain head after the batch (`leafHashes`, `chainHead`).
+    public func ingest(
+        _ events: [AuditEvent], idempotencyKey: String? = nil, wantReceipts: Bool = false, timeout: Duration? = nil
+    ) async throws -> Vigil_V1_IngestResponse {
         var request = Vigil_V1_IngestRequest()
         request.events = events
         request.idempotencyKey = idempotencyKey ?? ""
+        request.wantReceipts = wantReceipts
         return try await unary(.ingest, request, timeout: timeout)
+    }
+
+    /// Asks the server to recompute its hash chain and report every problem.
+    public func verify(_ request: Vigil_V1_VerifyRequest = .init(), timeout: Duration? = nil) async throws -> Vigil_V1_VerifyResponse {
+        try await unary(.verify, request, timeout: timeout)
     }
 
     /// One event by id; throws NOT_FOUND when there is none.

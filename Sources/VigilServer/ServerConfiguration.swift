@@ -1,4 +1,5 @@
 import VigilCore
+import VigilStorage
 
 /// Everything a server needs to know, with the defaults `vigil serve` uses.
 public struct ServerConfiguration: Sendable {
@@ -56,6 +57,9 @@ public struct ServerConfiguration: Sendable {
     public var defaultIngestEventsPerSecond: UInt64?
     /// Privacy rules applied to every event before it is stored.
     public var redaction: RedactionPolicy?
+    /// Signed checkpoints of the hash chain: the key and where they go (nil:
+    /// none are written or checked).
+    public var checkpoints: CheckpointConfiguration?
 
     public init() {}
 }

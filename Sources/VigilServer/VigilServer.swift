@@ -72,12 +72,18 @@ public final class VigilServer: Service, Sendable {
         let service = AuditService(store: store, configuration: configuration, logger: logger)
         let logger = logger
         let store = store
+        let checkpointer = configuration.checkpoints.flatMap { checkpoints in
+            checkpoints.key.map { Checkpointer(key: $0, configuration: checkpoints, store: store, logger: logger) }
+        }
         // Flushing, merging and retention run beside the connections, and stop
         // only after the last connection has drained.
         try await withThrowingTaskGroup(of: Void.self) { maintenance in
             maintenance.addTask { try await store.runMaintenance() }
+            if let checkpointer { maintenance.addTask { await checkpointer.run() } }
             defer { maintenance.cancelAll() }
             try await serve(serverChannel, service: service, logger: logger)
+            // Every call has drained: the last checkpoint covers every acknowledged event.
+            await checkpointer?.writeIfMoved()
         }
         try await store.close()
         logger.info("stopped")

@@ -11,6 +11,8 @@ public struct AppendResult: Sendable, Hashable {
     public var receivedAt: UnixNanos
     /// True when this is the remembered answer to an earlier batch with the same idempotency key.
     public var replayed: Bool
+    /// With `wantReceipts` (and not replayed): the batch's leaf hashes and the chain head after it.
+    public var receipt: ChainReceipt?
 
     public init(firstSeq: UInt64, lastSeq: UInt64, count: Int, receivedAt: UnixNanos, replayed: Bool) {
         self.firstSeq = firstSeq
@@ -18,6 +20,18 @@ public struct AppendResult: Sendable, Hashable {
         self.count = count
         self.receivedAt = receivedAt
         self.replayed = replayed
+    }
+}
+
+/// The proof that a batch is in the hash chain: each event's leaf hash, in
+/// batch order, and the head after the batch's last event.
+public struct ChainReceipt: Sendable, Hashable {
+    public var leaves: [ChainDigest]
+    public var head: ChainDigest
+
+    public init(leaves: [ChainDigest], head: ChainDigest) {
+        self.leaves = leaves
+        self.head = head
     }
 }
 
@@ -128,8 +142,9 @@ public protocol EventStore: Sendable {
     /// none. Assigns each event's seq, its id when empty, and received_at.
     /// Returns only once the events are durable and visible to `scan` and `get`.
     /// With an idempotency key seen before (within the store's window), stores
-    /// nothing and returns the first answer with `replayed` set.
-    func append(_ events: [AuditEvent], idempotencyKey: String?) async throws(VigilError) -> AppendResult
+    /// nothing and returns the first answer with `replayed` set. With
+    /// `wantReceipts`, a new batch's result carries its `receipt`.
+    func append(_ events: [AuditEvent], idempotencyKey: String?, wantReceipts: Bool) async throws(VigilError) -> AppendResult
 
     /// Up to `limit` events that match `filter`, in `order`, strictly after
     /// `cursor` when one is given — and then only events with a seq up to the
@@ -156,6 +171,16 @@ public protocol EventStore: Sendable {
     /// Flushes and releases what the store holds; called once on shutdown,
     /// after `runMaintenance` has ended.
     func close() async throws(VigilError)
+
+    /// The hash chain's head through every durable event (for checkpoints).
+    func chainHead() async throws(VigilError) -> (seq: UInt64, head: ChainDigest)
+
+    /// Where the chain starts after retention removed every event up to
+    /// `seq` (nil when it starts at the beginning): the checkpoint at the cut.
+    func chainCut() -> (seq: UInt64, head: ChainDigest)?
+
+    /// Recomputes the chain over what is stored and reports every problem.
+    func verify(_ options: VerificationOptions) async throws(VigilError) -> IntegrityReport
 
     /// Sets how long `tenant`'s events are kept (nil tenant: the default).
     /// For a tenant, nil removes its own setting; for the default, nil keeps
@@ -187,5 +212,10 @@ extension EventStore {
 
     public func statistics() async throws(VigilError) -> StoreStatistics {
         throw VigilError(.unimplemented, "this store keeps no statistics")
+    }
+
+    /// `append` without receipts.
+    public func append(_ events: [AuditEvent], idempotencyKey: String?) async throws(VigilError) -> AppendResult {
+        try await append(events, idempotencyKey: idempotencyKey, wantReceipts: false)
     }
 }

@@ -116,6 +116,8 @@ struct ServeCommand: AsyncParsableCommand {
         valueName: "file"))
     var redactionRules: String?
 
+    @OptionGroup var checkpoints: CheckpointOptions
+
     @Flag(name: .long, help: "Start even if the write-ahead log is corrupt in the middle: cut it at the last good record (the cut-off records are lost; the files are kept as *.corrupt).")
     var repairWal = false
 
@@ -204,6 +206,7 @@ struct ServeCommand: AsyncParsableCommand {
                 throw ValidationError("--rules: \(error)")
             }
         }
+        configuration.checkpoints = try checkpoints.configuration(dataDirectory: dataDir, logger: logger)
         let store: ColumnarEventStore
         do {
             store = try ColumnarEventStore(options: storage)

@@ -20,7 +20,7 @@ struct Vigil: AsyncParsableCommand {
         version: vigilVersion,
         subcommands: [
             ServeCommand.self, IngestCommand.self, QueryCommand.self, CountCommand.self, ExportCommand.self, TailCommand.self, GetCommand.self,
-            InspectCommand.self, TokenCommand.self, RetentionCommand.self,
+            InspectCommand.self, TokenCommand.self, RetentionCommand.self, VerifyCommand.self, KeygenCommand.self,
         ]
     )
 }

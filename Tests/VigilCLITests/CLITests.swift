@@ -61,6 +61,8 @@ final class ServerProcess {
     let process = Process()
     let port: Int
     let dataDir: String
+    /// What the server logged up to "listening on".
+    let startupLog: String
     private let stderrReader: ReadAll
 
     /// Without `authenticated`, the server runs with `--no-auth` (most tests
@@ -103,6 +105,7 @@ final class ServerProcess {
             throw CLITestError("the server did not start: \(seen)")
         }
         self.port = port
+        startupLog = seen
         stderrReader = ReadAll(handle)
     }
 

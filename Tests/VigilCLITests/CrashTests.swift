@@ -94,6 +94,9 @@ struct CrashTests {
         try check(stored, acknowledged: acknowledged, round: 20)
         #expect(acknowledged.count >= 20, "every round ingested something (\(acknowledged.count) batches)")
         _ = server.stop()
+        // Twenty kills, some during flushes and WAL rotation: the hash chain is whole.
+        let verify = try VigilBinary.run(["verify", "--data-dir", directory])
+        #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
     }
 
     /// Exactly once, and batches whole or absent.

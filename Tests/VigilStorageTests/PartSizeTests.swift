@@ -20,7 +20,7 @@ struct PartSizeTests {
             var report = "realistic data set: \(count) events, \(metadata.blockCount) blocks, \(metadata.fileBytes) bytes, "
             report += "\(format(perEvent)) bytes/event (footer \(format(Double(metadata.footerBytes) / Double(count))))\n"
             let sizes = reader.columnSizes()
-            for column in PartColumn.allCases {
+            for column in PartColumn.required {
                 let size = sizes[column]!
                 report += "  \(column.name + String(repeating: " ", count: max(0, 13 - column.name.count))) "
                 report += "\(format(Double(size.compressed) / Double(count))) bytes/event stored, "
@@ -44,6 +44,33 @@ struct PartSizeTests {
             print(report)
             #expect(perEvent <= 62)
             #expect(try PartTestSupport.readAll(path) == PartTestSupport.sortedLikePart(events))
+        }
+    }
+
+    /// What tamper evidence adds to a part: the truncated leaf hashes, 4
+    /// random bytes per event stored as they are, and one chunk entry per block.
+    @Test("the leaf column costs 4 bytes per event, and nothing else changes")
+    func leafColumnCost() throws {
+        let count = 20_000
+        let events = PartEvents.realistic(count: count)
+        let leaves = events.map { HashChain.leaf(of: $0).truncated }
+        try PartTestSupport.withDirectory { directory in
+            let without = try PartWriter.write(events, to: directory + "/without.vprt")
+            let with = try PartWriter.write(events, leaves: leaves, to: directory + "/with.vprt")
+            let reader = try PartReader(path: directory + "/with.vprt")
+            defer { reader.close() }
+            let leafBytes = reader.columnSizes()[.leaf]!
+            #expect(leafBytes.compressed >= count * 4 && leafBytes.compressed <= count * 4 + reader.blocks.count * 4, "4 bytes per row plus each chunk's 2-4 byte header")
+            let added = Double(with.fileBytes - without.fileBytes) / Double(count)
+            print("the leaf column adds \(format(added)) bytes/event (\(with.fileBytes - without.fileBytes) bytes for \(count) events)")
+            #expect(added < 4.05)
+            // Every stored leaf is the event's, row by row.
+            var stored: [UInt64: UInt32] = [:]
+            for block in reader.blocks.indices {
+                let decoded = try reader.allColumns(block: block)
+                for row in 0..<decoded.rowCount { stored[decoded.seq![row]] = decoded.leaf![row] }
+            }
+            #expect(events.allSatisfy { stored[$0.seq] == HashChain.leaf(of: $0).truncated })
         }
     }
 

@@ -36,7 +36,7 @@ struct PartStatisticsTests {
             #expect(block.tenantIndexes.count == tenants.count)
             if let previousLast { #expect(block.tenantIndexes.lowerBound >= previousLast) }
             previousLast = block.tenantIndexes.upperBound - 1
-            #expect(Set(block.columns.keys) == Set(PartColumn.allCases))
+            #expect(Set(block.columns.keys) == Set(PartColumn.required))
         }
     }
 

@@ -92,7 +92,7 @@ struct AuditService: Sendable {
             return try await self.subscribe(subscribe, sender: sender)
         case .verify:
             try await authorizeAdmin(method, caller: caller) { () throws(VigilError) in try principal.requireServerAdmin(for: method) }
-            throw VigilError(.unimplemented, "\(method.rawValue) is not implemented by this server version (\(vigilVersion)) yet")
+            return try await verify(request.decodeMessage(), sender: sender)
         case .createToken, .listTokens, .revokeToken, .setRetention, .getStats:
             return try await admin(method, request: request, sender: sender, caller: caller)
         }
@@ -123,8 +123,10 @@ struct AuditService: Sendable {
                 "this token's ingest rate limit is used up; retry in \(waitMilliseconds) ms (vigil.retry-after-ms)",
                 metadata: ["vigil.retry-after-ms": String(waitMilliseconds)])
         }
-        let result = try await store.append(events, idempotencyKey: request.idempotencyKey.isEmpty ? nil : request.idempotencyKey)
+        let result = try await store.append(
+            events, idempotencyKey: request.idempotencyKey.isEmpty ? nil : request.idempotencyKey, wantReceipts: request.wantReceipts)
         var response = Vigil_V1_IngestResponse()
+        if let receipt = result.receipt { response.set(receipt) }
         response.firstSeq = result.firstSeq
         response.lastSeq = result.lastSeq
         response.count = UInt32(result.count)

@@ -12,6 +12,11 @@ enum ChecksummedFile {
 
     static func write(_ message: some SwiftProtobuf.Message, magic: String, to path: String) throws(VigilError) {
         let payload: [UInt8] = (try? message.serializedBytes()) ?? []
+        try write(payload: payload, magic: magic, to: path)
+    }
+
+    /// The envelope around any payload (the chain files use their own binary payloads).
+    static func write(payload: [UInt8], magic: String, to path: String) throws(VigilError) {
         var bytes = Array(magic.utf8)
         precondition(bytes.count == 4)
         bytes += [formatVersion, 0, 0, 0]
@@ -23,6 +28,16 @@ enum ChecksummedFile {
     }
 
     static func read<M: SwiftProtobuf.Message>(_ type: M.Type, magic: String, from path: String) throws(VigilError) -> M {
+        let payload = try readPayload(magic: magic, from: path)
+        do {
+            return try M(serializedBytes: payload)
+        } catch {
+            throw VigilError(.dataLoss, "\(path): not a valid \(M.protoMessageName)")
+        }
+    }
+
+    /// The checked payload of an envelope.
+    static func readPayload(magic: String, from path: String) throws(VigilError) -> [UInt8] {
         let file = try FileHandleDescriptor.open(path, flags: O_RDONLY)
         defer { file.close() }
         let size = try file.size()
@@ -37,11 +52,7 @@ enum ChecksummedFile {
         guard headerSize + length == size else { throw VigilError(.dataLoss, "\(path): length \(length) does not match the file size \(size)") }
         let payload = bytes[headerSize...]
         guard CRC32C.checksum(payload) == word(12) else { throw VigilError(.dataLoss, "\(path): checksum mismatch") }
-        do {
-            return try M(serializedBytes: Array(payload))
-        } catch {
-            throw VigilError(.dataLoss, "\(path): not a valid \(M.protoMessageName)")
-        }
+        return Array(payload)
     }
 }
 

@@ -21,8 +21,13 @@ import VigilProto
 ///   MANIFEST replacement plus one swap of the in-memory list under the lock,
 ///   so a query sees every event exactly once.
 ///
+/// - Tamper evidence: a flush hashes its events into the chain (in seq order)
+///   and records the range's anchor in `chain/<n>.chain`; parts store each
+///   event's truncated leaf. Retention keeps what verification of the rest needs.
+///
 /// Directory layout: `MANIFEST`, `LOCK`, `wal/<n>.wal`, `parts/<day>/<n>.part`,
-/// `keys/<n>-<t>.keys`. See the VigilStorage documentation for the formats.
+/// `keys/<n>-<t>.keys`, `chain/<n>.chain`, `chain/<n>.expired`. See the
+/// VigilStorage documentation for the formats.
 public final class ColumnarEventStore: EventStore {
     static let manifestMagic = "VMAN"
     static let keysMagic = "VKEY"
@@ -66,6 +71,15 @@ public final class ColumnarEventStore: EventStore {
         var closed = false
     }
 
+    /// The chain's files, owned by maintenance work like the manifest.
+    struct ChainState: Sendable {
+        var ledger = ChainLedger()
+        /// Relative path of the live chain file.
+        var ledgerPath: String?
+        /// Live expired-leaves files and the highest seq in each.
+        var expiredFiles: [(path: String, maxSeq: UInt64)] = []
+    }
+
     /// A query's view: what existed when it started.
     struct Snapshot: Sendable {
         var chunks: [MemoryChunk]
@@ -77,8 +91,12 @@ public final class ColumnarEventStore: EventStore {
     let wal: WriteAheadLog
     private let state: Mutex<State>
     /// The manifest, owned by maintenance work (flush, merge, retention, close), one at a time.
-    private let manifest: Mutex<Vigil_V1_Manifest>
-    private let maintenanceLock = AsyncLock()
+    let manifest: Mutex<Vigil_V1_Manifest>
+    let maintenanceLock = AsyncLock()
+    /// The chain's ledger and files, owned by maintenance work.
+    let chain: Mutex<ChainState>
+    /// The chain's head through batches in memory (receipts, checkpoints).
+    let chainTracker: ChainTracker
     /// Flushes, merges and retention run here, off the cooperative pool.
     private let blockingWork: BlockingWorkExecutor
     /// Queries decode blocks here, one thread per core, off the cooperative pool.
@@ -102,10 +120,16 @@ public final class ColumnarEventStore: EventStore {
         public var walEventsReplayed = 0
         public var walReport: WALReplayReport?
         public var garbageRemoved: [String] = []
+        /// The chain's last anchored seq when the store opened.
+        public var chainSeq: UInt64 = 0
+        /// Set when the directory had events but no chain yet (stored by an
+        /// earlier version): the chain starts after them.
+        public var chainStartedAfter: UInt64?
         public var description: String {
             var text = "\(parts) parts (\(partRows) events), replayed \(walEventsReplayed) events from \(walRecordsReplayed) WAL records"
             if let tail = walReport?.truncatedTail { text += "; cut a torn WAL tail: \(tail)" }
             if !garbageRemoved.isEmpty { text += "; removed \(garbageRemoved.count) unfinished files" }
+            if let seq = chainStartedAfter { text += "; the hash chain starts after seq \(seq) (older events predate tamper evidence)" }
             return text
         }
     }
@@ -132,7 +156,7 @@ public final class ColumnarEventStore: EventStore {
         manifest.formatVersion = 1
         manifest.nextPartNumber = 1
         let manifestPath = directory + "/MANIFEST"
-        do {
+        do throws(VigilError) {
             if FileIO.exists(manifestPath) {
                 manifest = try ChecksummedFile.read(Vigil_V1_Manifest.self, magic: Self.manifestMagic, from: manifestPath)
             }
@@ -168,6 +192,31 @@ public final class ColumnarEventStore: EventStore {
                 try FileIO.remove(directory + "/keys/" + name)
                 report.garbageRemoved.append("keys/" + name)
             }
+            // The chain: its live files, and the garbage of operations that never committed.
+            let chainListing = try ChainFiles.list(directory, nextPartNumber: manifest.nextPartNumber)
+            for path in chainListing.garbage {
+                try FileIO.remove(directory + "/" + path)
+                report.garbageRemoved.append(path)
+            }
+            var chainState = ChainState()
+            if let path = chainListing.ledger {
+                chainState.ledger = try ChainLedger.read(from: directory + "/" + path)
+                chainState.ledgerPath = path
+            } else if manifest.flushedThroughSeq > 0 {
+                chainState.ledger.startSeq = manifest.flushedThroughSeq
+                chainState.ledger.startReason = .predatesChain
+                report.chainStartedAfter = manifest.flushedThroughSeq
+            }
+            for path in chainListing.expired {
+                let maxSeq = try ExpiredLeaves.read(from: directory + "/" + path).maxSeq
+                chainState.expiredFiles.append((path, maxSeq))
+            }
+            guard chainState.ledger.endSeq >= manifest.flushedThroughSeq else {
+                throw VigilError(
+                    .dataLoss,
+                    "\(chainState.ledgerPath ?? "chain/"): the hash chain ends at seq \(chainState.ledger.endSeq), but the MANIFEST says events through seq \(manifest.flushedThroughSeq) are in parts; run vigil verify")
+            }
+            report.chainSeq = chainState.ledger.endSeq
 
             // The WAL: everything not yet in a part.
             var walOptions = WALOptions(directory: directory + "/wal")
@@ -199,6 +248,8 @@ public final class ColumnarEventStore: EventStore {
             }
             report.walReport = walReport
             self.wal = wal
+            chain = Mutex(chainState)
+            chainTracker = ChainTracker(seq: chainState.ledger.endSeq, head: chainState.ledger.endHead)
             var initial = State(nextSeq: lastSeq + 1, visibleSeq: lastSeq, parts: parts, idempotency: idempotency)
             initial.active = chunks
             initial.activeBytes = chunks.reduce(0) { $0 + $1.estimatedBytes }
@@ -226,7 +277,7 @@ public final class ColumnarEventStore: EventStore {
 
     // MARK: Ingest
 
-    public func append(_ events: [AuditEvent], idempotencyKey: String?) async throws(VigilError) -> AppendResult {
+    public func append(_ events: [AuditEvent], idempotencyKey: String?, wantReceipts: Bool) async throws(VigilError) -> AppendResult {
         let key = idempotencyKey ?? ""
         if !key.isEmpty, let earlier = try await earlierAnswer(for: key) { return earlier }
         try await waitForMemory()
@@ -238,12 +289,12 @@ public final class ColumnarEventStore: EventStore {
         body.idempotencyKey = key
         let bodyBytes: [UInt8] = (try? body.serializedBytes()) ?? []
 
-        let (result, location) = try state.withLock { state throws(VigilError) -> (AppendResult, WALLocation?) in
+        let (result, location, chunk) = try state.withLock { state throws(VigilError) -> (AppendResult, WALLocation?, MemoryChunk?) in
             guard !state.closed else { throw VigilError(.unavailable, "the store is shutting down") }
             let now = currentUnixNanos()
             if !key.isEmpty, var earlier = state.idempotency.answer(for: key, now: now) {
                 earlier.replayed = true
-                return (earlier, state.lastWrite)
+                return (earlier, state.lastWrite, nil)
             }
             let firstSeq = state.nextSeq
             // Protobuf messages concatenate: the tail adds the fields known only now.
@@ -265,7 +316,7 @@ public final class ColumnarEventStore: EventStore {
             if state.activeRows >= options.segmentMaxRows || state.activeBytes >= min(options.segmentMaxBytes, options.memoryBudgetBytes / 2) {
                 try sealActive(&state)
             }
-            return (result, location)
+            return (result, location, chunk)
         }
         if let location { try await wal.waitDurable(location) }
         if !result.replayed {
@@ -280,7 +331,51 @@ public final class ColumnarEventStore: EventStore {
                 state.unpublished.removeFirst(durable.count)
             }
         }
+        if wantReceipts, let chunk {
+            var withReceipt = result
+            withReceipt.receipt = try await receipt(for: chunk)
+            return withReceipt
+        }
         return result
+    }
+
+    /// The leaves of a durable batch and the chain head after it.
+    private func receipt(for chunk: MemoryChunk) async throws(VigilError) -> ChainReceipt {
+        let leaves = chunk.leaves()
+        let tracker = chainTracker
+        try await tracker.lock.withLock { () async throws(VigilError) in
+            let before = state.withLock { state in
+                (state.sealed.flatMap(\.chunks) + state.active).filter { $0.lastSeq <= chunk.lastSeq }
+            }
+            _ = try tracker.advance(through: before, known: [chunk.firstSeq: leaves])
+        }
+        guard let head = chunk.chainMark.withLock({ $0?.headAfter }) else {
+            throw VigilError(.internal, "the hash chain did not reach seq \(chunk.lastSeq)")
+        }
+        return ChainReceipt(leaves: leaves, head: head)
+    }
+
+    /// The chain head through every durable event: what a checkpoint signs.
+    /// Hashes the batches in memory that no flush or receipt hashed yet.
+    public func chainHead() async throws(VigilError) -> (seq: UInt64, head: ChainDigest) {
+        let tracker = chainTracker
+        return try await withTaskExecutorPreference(queryWork) { () async throws(VigilError) -> (seq: UInt64, head: ChainDigest) in
+            try await tracker.lock.withLock { () async throws(VigilError) -> (seq: UInt64, head: ChainDigest) in
+                let chunks = state.withLock { state in
+                    (state.sealed.flatMap(\.chunks) + state.active).filter { $0.lastSeq <= state.visibleSeq }
+                }
+                let position = try tracker.advance(through: chunks)
+                return (position.seq, position.head)
+            }
+        }
+    }
+
+    /// Where retention cut the chain: every event at or below `seq` was
+    /// removed, and `head` is the head after them.
+    public func chainCut() -> (seq: UInt64, head: ChainDigest)? {
+        chain.withLock { state in
+            state.ledger.startSeq > 0 && state.ledger.startReason == .retention ? (state.ledger.startSeq, state.ledger.startHead) : nil
+        }
     }
 
     /// The remembered answer for `key`, once the batch it answers is durable.
@@ -428,12 +523,38 @@ public final class ColumnarEventStore: EventStore {
     private func flush(_ segment: SealedSegment) async throws(VigilError) {
         if let location = segment.lastLocation { try await wal.waitDurable(location) }
         var byDay: [String: [AuditEvent]] = [:]
+        var leavesByDay: [String: [UInt32]] = [:]
         var maxReceived: Int64 = 0
         var keys = Vigil_V1_IdempotencyKeys()
+        // The chain, in seq order: from the last anchor through this segment.
+        var ledger = chain.withLock { $0.ledger }
+        var head = ledger.endHead
+        if let first = segment.chunks.first, first.firstSeq != ledger.endSeq + 1 {
+            throw VigilError(.internal, "the hash chain ends at seq \(ledger.endSeq) but the segment to flush starts at \(first.firstSeq)")
+        }
         for chunk in segment.chunks {
+            // Hashed already for a receipt or a checkpoint?
+            let mark = chunk.chainMark.withLock { $0 }
+            var truncated: [UInt32] = []
+            if mark == nil { truncated.reserveCapacity(chunk.count) }
             for row in 0..<chunk.count {
                 let event = chunk.event(at: row)
-                byDay[dayName(of: event.occurredAt.unixNanos), default: []].append(event)
+                let day = dayName(of: event.occurredAt.unixNanos)
+                byDay[day, default: []].append(event)
+                if let mark {
+                    leavesByDay[day, default: []].append(mark.truncated[row])
+                } else {
+                    let leaf = HashChain.leaf(of: event)
+                    head = HashChain.next(head, leaf)
+                    truncated.append(leaf.truncated)
+                    leavesByDay[day, default: []].append(leaf.truncated)
+                }
+            }
+            if let mark {
+                head = mark.headAfter
+            } else {
+                let after = head
+                chunk.chainMark.withLock { $0 = ChainMark(truncated: truncated, headAfter: after) }
             }
             maxReceived = max(maxReceived, chunk.receivedAt)
             if !chunk.idempotencyKey.isEmpty {
@@ -449,7 +570,7 @@ public final class ColumnarEventStore: EventStore {
         var next = manifest.withLock { $0 }
         var written: [LivePart] = []
         for (day, events) in byDay.sorted(by: { $0.key < $1.key }) {
-            written.append(try writePart(events, day: day, level: 0, manifest: &next))
+            written.append(try writePart(events, leaves: leavesByDay[day], day: day, level: 0, manifest: &next))
         }
         if !keys.entries.isEmpty {
             let name = "\(hex16(next.nextPartNumber))-\(hex16(UInt64(max(0, maxReceived)))).keys"
@@ -459,7 +580,11 @@ public final class ColumnarEventStore: EventStore {
         }
         next.parts += written.map(\.entry)
         next.flushedThroughSeq = max(next.flushedThroughSeq, segment.lastSeq)
+        ledger.append(lastSeq: segment.lastSeq, head: head)
+        let ledgerPath = try writeLedger(ledger, manifest: &next)
         try commit(next)
+        try replaceLedger(ledger, at: ledgerPath)
+        chainTracker.flushed(through: .init(seq: segment.lastSeq, head: head))
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
             state.sealed.removeFirst()
             state.sealedBytes -= segment.bytes
@@ -471,7 +596,9 @@ public final class ColumnarEventStore: EventStore {
         try wal.removeSegments(before: segment.walBoundary)
     }
 
-    private func writePart(_ events: [AuditEvent], day: String, level: UInt8, manifest: inout Vigil_V1_Manifest) throws(VigilError) -> LivePart {
+    private func writePart(
+        _ events: [AuditEvent], leaves: [UInt32]?, day: String, level: UInt8, manifest: inout Vigil_V1_Manifest
+    ) throws(VigilError) -> LivePart {
         let number = manifest.nextPartNumber
         manifest.nextPartNumber += 1
         let relative = "parts/\(day)/\(hex16(number)).part"
@@ -480,7 +607,7 @@ public final class ColumnarEventStore: EventStore {
         writerOptions.rowsPerBlock = options.rowsPerBlock
         writerOptions.level = level
         writerOptions.generation = number
-        let metadata = try PartWriter.write(events, to: options.directory + "/" + relative, options: writerOptions)
+        let metadata = try PartWriter.write(events, leaves: leaves, to: options.directory + "/" + relative, options: writerOptions)
         var entry = Vigil_V1_ManifestPart()
         entry.path = relative
         entry.rows = UInt64(metadata.rowCount)
@@ -496,6 +623,40 @@ public final class ColumnarEventStore: EventStore {
     private func commit(_ next: Vigil_V1_Manifest) throws(VigilError) {
         try ChecksummedFile.write(next, magic: Self.manifestMagic, to: options.directory + "/MANIFEST")
         manifest.withLock { $0 = next }
+    }
+
+    /// Writes `ledger` as a new chain file numbered from the manifest (which
+    /// must then be committed for the file to count). Returns its path.
+    private func writeLedger(_ ledger: ChainLedger, manifest: inout Vigil_V1_Manifest) throws(VigilError) -> String {
+        let path = ChainFiles.name(manifest.nextPartNumber, ChainFiles.chainExtension)
+        manifest.nextPartNumber += 1
+        try FileIO.makeDirectory(options.directory + "/" + ChainFiles.directoryName)
+        try ledger.write(to: options.directory + "/" + path)
+        return path
+    }
+
+    /// After the commit: the new chain file is live, the one before is not.
+    private func replaceLedger(_ ledger: ChainLedger, at path: String) throws(VigilError) {
+        let old = chain.withLock { state -> String? in
+            defer {
+                state.ledger = ledger
+                state.ledgerPath = path
+            }
+            return state.ledgerPath
+        }
+        if let old { try FileIO.remove(options.directory + "/" + old) }
+    }
+
+    /// Writes the leaves of events that retention removed while others of
+    /// their anchored range remain, numbered from the manifest.
+    private func writeExpired(_ entries: [ExpiredLeaves.Entry], manifest: inout Vigil_V1_Manifest) throws(VigilError) -> (path: String, maxSeq: UInt64)? {
+        guard !entries.isEmpty else { return nil }
+        let path = ChainFiles.name(manifest.nextPartNumber, ChainFiles.expiredExtension)
+        manifest.nextPartNumber += 1
+        try FileIO.makeDirectory(options.directory + "/" + ChainFiles.directoryName)
+        let file = ExpiredLeaves(entries: entries)
+        try file.write(to: options.directory + "/" + path)
+        return (path, file.maxSeq)
     }
 
     /// Merges the parts of a day once it has `mergeFanIn` of them, smallest
@@ -518,22 +679,38 @@ public final class ColumnarEventStore: EventStore {
             }
             guard chosen.count >= 2 else { continue }
             let now = currentUnixNanos()
+            let chainStart = chain.withLock { $0.ledger.startSeq }
             var events: [AuditEvent] = []
+            var leaves: [UInt32] = []
+            var expired: [ExpiredLeaves.Entry] = []
             events.reserveCapacity(Int(rows))
+            leaves.reserveCapacity(Int(rows))
             for part in chosen {
                 for block in part.reader.blocks.indices {
-                    for event in try part.reader.events(block: block) where !isExpired(event, now: now) {
+                    let decoded = try part.reader.allColumns(block: block)
+                    for row in 0..<decoded.rowCount {
+                        let event = decoded.event(at: row)
+                        if isExpired(event, now: now) {
+                            // Its range stays verifiable through its full leaf.
+                            if event.seq > chainStart { expired.append(.init(seq: event.seq, leaf: HashChain.leaf(of: event))) }
+                            continue
+                        }
                         events.append(event)
+                        // The stored leaf moves with its event (recomputing it
+                        // would hide a change made to the input part).
+                        leaves.append(decoded.leaf?[row] ?? HashChain.leaf(of: event).truncated)
                     }
                 }
             }
             var next = manifest.withLock { $0 }
             let level = UInt8(min(255, (chosen.map(\.entry.level).max() ?? 0) + 1))
-            let merged: LivePart? = events.isEmpty ? nil : try writePart(events, day: day, level: level, manifest: &next)
+            let merged: LivePart? = events.isEmpty ? nil : try writePart(events, leaves: leaves, day: day, level: level, manifest: &next)
             let removed = Set(chosen.map(\.entry.path))
             next.parts.removeAll { removed.contains($0.path) }
             if let merged { next.parts.append(merged.entry) }
+            let expiredFile = try writeExpired(expired, manifest: &next)
             try commit(next)
+            if let expiredFile { chain.withLock { $0.expiredFiles.append(expiredFile) } }
             state.withLock { state in
                 state.parts.removeAll { removed.contains($0.entry.path) }
                 if let merged { state.parts.append(merged) }
@@ -569,7 +746,37 @@ public final class ColumnarEventStore: EventStore {
         let removed = Set(expired.map(\.entry.path))
         next.parts.removeAll { removed.contains($0.path) }
         next.idempotencyFiles.removeAll { oldKeys.contains($0) }
+
+        // The chain: when every event up to an anchor's end is gone, that
+        // anchor's head becomes the start. Removed events above the start
+        // keep their full leaves, so that their ranges still verify.
+        var ledger = chain.withLock { $0.ledger }
+        let kept = parts.filter { !removed.contains($0.entry.path) && $0.entry.rows > 0 }
+        let lowestKept = min(kept.map(\.entry.minSeq).min() ?? .max, next.flushedThroughSeq + 1)
+        let cut = ledger.anchors.last { $0.lastSeq < lowestKept }?.lastSeq ?? ledger.startSeq
+        var leaves: [ExpiredLeaves.Entry] = []
+        for part in expired where part.entry.maxSeq > max(cut, ledger.startSeq) {
+            for block in part.reader.blocks where block.maxSeq > cut {
+                for event in try part.reader.events(block: block.index) where event.seq > max(cut, ledger.startSeq) {
+                    leaves.append(.init(seq: event.seq, leaf: HashChain.leaf(of: event)))
+                }
+            }
+        }
+        let expiredFile = try writeExpired(leaves, manifest: &next)
+        var ledgerPath: String?
+        if cut > ledger.startSeq {
+            ledger.cut(at: cut, expired: cut - ledger.startSeq)
+            ledgerPath = try writeLedger(ledger, manifest: &next)
+        }
         try commit(next)
+        if let ledgerPath { try replaceLedger(ledger, at: ledgerPath) }
+        let unneeded = chain.withLock { state -> [String] in
+            if let expiredFile { state.expiredFiles.append(expiredFile) }
+            let start = state.ledger.startSeq
+            defer { state.expiredFiles.removeAll { $0.maxSeq <= start } }
+            return state.expiredFiles.filter { $0.maxSeq <= start }.map(\.path)
+        }
+        for path in unneeded { try FileIO.remove(options.directory + "/" + path) }
         state.withLock { $0.parts.removeAll { removed.contains($0.entry.path) } }
         for path in removed {
             if let archive = options.archiveDirectory {

@@ -1,3 +1,4 @@
+import Synchronization
 import SwiftProtobuf
 import VigilCore
 import VigilProto
@@ -80,6 +81,9 @@ public final class MemoryChunk: Sendable {
     }
 
     let columns: Columns
+    /// The chain through this batch, once computed ahead of the flush (for a
+    /// receipt or a checkpoint), so that the flush does not hash it again.
+    let chainMark = Mutex<ChainMark?>(nil)
     public let firstSeq: UInt64
     public let receivedAt: Int64
     public let idempotencyKey: String
@@ -182,4 +186,11 @@ public final class MemoryChunk: Sendable {
         return holder.metadata
     }
 
+}
+
+/// What the chain knows of a batch: its events' truncated leaves (for the
+/// part's `leaf` column) and the head after its last event.
+struct ChainMark: Sendable {
+    var truncated: [UInt32]
+    var headAfter: ChainDigest
 }

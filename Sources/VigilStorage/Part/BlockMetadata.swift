@@ -308,7 +308,7 @@ public final class BlockMetadata: Sendable {
                 column: column, encoding: encoding, codec: codec, offset: Int(offset),
                 storedLength: stored, rawLength: raw, checksum: checksum)
         }
-        for column in PartColumn.allCases where columns[column] == nil {
+        for column in PartColumn.required where columns[column] == nil {
             throw PartFormatError("block \(index) has no chunk of column \(column.name)", at: start)
         }
 

@@ -757,4 +757,21 @@ enum ColumnEncoding {
         }
         return values
     }
+
+    // MARK: - Fixed 32-bit values (truncated leaf hashes)
+
+    /// Encodes one UInt32 per row, big-endian.
+    static func encodeFixed32(_ values: [UInt32], into out: inout ByteWriter) -> ChunkEncoding {
+        writeHeader(.fixed32, rows: values.count, into: &out)
+        for value in values { out.u32(value) }
+        return .fixed32
+    }
+
+    static func decodeFixed32(_ reader: inout ByteReader, rows: Int) throws(PartFormatError) -> [UInt32] {
+        try reader.need(rows * 4, "\(rows) 4-byte values")
+        var values: [UInt32] = []
+        values.reserveCapacity(rows)
+        for _ in 0..<rows { values.append(try reader.u32()) }
+        return values
+    }
 }

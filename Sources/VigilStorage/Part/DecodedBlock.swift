@@ -35,6 +35,9 @@ public struct DecodedBlock: Sendable {
     public var extras: [AuditEvent]?
     /// Per row, the `PartPresence` bits.
     public var presence: [UInt8]?
+    /// Per row, the first 4 bytes of the event's leaf hash (nil for parts
+    /// written before tamper evidence).
+    public var leaf: [UInt32]?
 
     public init(rowCount: Int) {
         self.rowCount = rowCount

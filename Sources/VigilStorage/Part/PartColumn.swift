@@ -29,6 +29,10 @@ public enum PartColumn: UInt8, CaseIterable, Sendable, Hashable, Comparable {
     /// Which optional sub-messages the event had set (a bit mask per row,
     /// see `PartPresence`), so that events round trip exactly.
     case presence = 23
+    /// The first 4 bytes (big-endian) of each event's leaf hash in the hash
+    /// chain, so that verification can name the exact event that was altered.
+    /// Optional: parts written before tamper evidence have no such chunks.
+    case leaf = 24
 
     /// How the column's values are encoded.
     enum Kind {
@@ -43,6 +47,8 @@ public enum PartColumn: UInt8, CaseIterable, Sendable, Hashable, Comparable {
         case correlationID
         /// Opaque bytes, plain.
         case bytes
+        /// A 32-bit value per row, big-endian.
+        case fixed32
     }
 
     var kind: Kind {
@@ -52,6 +58,7 @@ public enum PartColumn: UInt8, CaseIterable, Sendable, Hashable, Comparable {
         case .id: .eventID
         case .traceID, .requestID: .correlationID
         case .extras: .bytes
+        case .leaf: .fixed32
         case .tenant, .actorID, .actorName, .actorEmail, .action, .resourceType, .resourceID,
             .resourceName, .reason, .sourceIP, .userAgent, .description:
             .string
@@ -68,6 +75,7 @@ public enum PartColumn: UInt8, CaseIterable, Sendable, Hashable, Comparable {
         case .eventID: [.eventID]
         case .correlationID: [.correlationID]
         case .bytes: [.plain]
+        case .fixed32: [.fixed32]
         }
     }
 
@@ -97,8 +105,12 @@ public enum PartColumn: UInt8, CaseIterable, Sendable, Hashable, Comparable {
         case .description: "description"
         case .extras: "extras"
         case .presence: "presence"
+        case .leaf: "leaf"
         }
     }
+
+    /// The columns every block must have (all but `leaf`).
+    static let required: [PartColumn] = allCases.filter { $0 != .leaf }
 
     /// Columns that carry a bloom filter per block (when the block has values).
     static let bloomColumns: Set<PartColumn> = [.id, .actorID, .resourceID, .traceID, .requestID, .sourceIP]
@@ -136,6 +148,8 @@ public enum ChunkEncoding: UInt8, Sendable, Hashable, CaseIterable {
     /// Text split into a prefix and a decimal suffix: a dictionary of
     /// prefixes, then a code and a digit count per row, then the numbers.
     case prefixNumber = 11
+    /// Four bytes per row, big-endian (the truncated leaf hashes).
+    case fixed32 = 12
 
     /// Whether the chunk is mostly binary (varints, codes, raw bytes), which
     /// zlib's run-length strategy compresses as well as full matching, and

@@ -195,7 +195,7 @@ struct PartFooter {
         let blockCountAt = reader.offset
         let blockCount = Int(try reader.u32("block count"))
         // Each block entry takes at least its fixed fields and one chunk entry per column.
-        let minimumEntry = 4 + 32 + 8 + 1 + PartColumn.allCases.count * ChunkInfo.encodedSize + 1
+        let minimumEntry = 4 + 32 + 8 + 1 + PartColumn.required.count * ChunkInfo.encodedSize + 1
         guard blockCount <= reader.remaining / minimumEntry, UInt64(blockCount) <= rowCount else {
             throw PartFormatError("block count \(blockCount) is impossible", at: blockCountAt)
         }

@@ -186,8 +186,9 @@ public final class PartReader: Sendable {
             wanted.insert(.receivedAt)
             wanted.insert(.seq)
         }
-        // Column order puts seq and receivedAt before id.
-        let chunks = wanted.sorted().map { block.columns[$0]! }
+        // Column order puts seq and receivedAt before id. Only `leaf` may be
+        // absent (parts written before tamper evidence): it stays nil.
+        let chunks = wanted.sorted().compactMap { block.columns[$0] }
         var result = DecodedBlock(rowCount: block.rowCount)
         guard !chunks.isEmpty else { return result }
 
@@ -263,6 +264,8 @@ public final class PartReader: Sendable {
                             TextColumn(stored: try ColumnEncoding.decodeEventIDRows(&reader, rows: rows, receivedAt: receivedAt, seq: seq, owner: owner)))
                     case .bytes:
                         return .extras(try ColumnEncoding.decodeExtrasRows(&reader, rows: rows, owner: owner))
+                    case .fixed32:
+                        return .enums(try ColumnEncoding.decodeFixed32(&reader, rows: rows).map { Int32(bitPattern: $0) })
                     }
                 }
             } catch {
@@ -288,8 +291,16 @@ public final class PartReader: Sendable {
 
     /// Every event of one block, in stored order.
     public func events(block index: Int) throws(VigilError) -> [AuditEvent] {
-        try readColumns(block: index, Set(PartColumn.allCases)).events()
+        try readColumns(block: index, Set(PartColumn.required)).events()
     }
+
+    /// Every column of one block, `leaf` included when the part has it.
+    public func allColumns(block index: Int) throws(VigilError) -> DecodedBlock {
+        try readColumns(block: index, Set(PartColumn.allCases))
+    }
+
+    /// Whether every block stores the truncated leaf hashes of its events.
+    public var hasLeaves: Bool { blocks.allSatisfy { $0.columns[.leaf] != nil } }
 
     /// Compressed and raw bytes per column over all blocks (for `vigil inspect`).
     public func columnSizes() -> [PartColumn: ColumnSize] {
@@ -380,6 +391,8 @@ public final class PartReader: Sendable {
             result.setStrings(column, try ColumnEncoding.decodeCorrelationIDs(&reader, rows: rows))
         case .bytes:
             result.extras = try ColumnEncoding.decodeExtras(&reader, rows: rows)
+        case .fixed32:
+            result.leaf = try ColumnEncoding.decodeFixed32(&reader, rows: rows)
         }
     }
 

@@ -31,13 +31,20 @@ public struct PartWriter {
     /// Writes `events` (which the writer sorts by (tenant, occurredAt, seq) if
     /// they are not) to `path` durably: a temporary file `path + ".tmp"`,
     /// fsync, rename, fsync of the directory. Returns the metadata.
+    /// `leaves`, when given, holds each event's truncated leaf hash (same
+    /// order as `events`) for the `leaf` column; without it the part has none.
     ///
     /// Throws INVALID_ARGUMENT for options out of range or an event the format
     /// cannot hold (an enum raw value outside Int32, a tenant over 65,535
     /// bytes, a single event of more than 64 MiB); UNAVAILABLE or
     /// RESOURCE_EXHAUSTED when the disk fails. On any error no file is left
     /// at `path` or `path + ".tmp"`.
-    public static func write(_ events: [AuditEvent], to path: String, options: Options = .init()) throws(VigilError) -> PartMetadata {
+    public static func write(
+        _ events: [AuditEvent], leaves: [UInt32]? = nil, to path: String, options: Options = .init()
+    ) throws(VigilError) -> PartMetadata {
+        if let leaves, leaves.count != events.count {
+            throw VigilError(.invalidArgument, "\(leaves.count) leaves for \(events.count) events")
+        }
         guard (1...ColumnEncoding.maxRows).contains(options.rowsPerBlock) else {
             throw VigilError(.invalidArgument, "rowsPerBlock is \(options.rowsPerBlock); it must be 1...\(ColumnEncoding.maxRows)")
         }
@@ -56,7 +63,7 @@ public struct PartWriter {
                 output: PartOutput(file: file), level: options.compressionLevel,
                 deflater: options.compressionLevel == 0 ? nil : try ZlibDeflater())
             try sink.output.write(PartFormat.header())
-            var footer = try encodeBlocks(events, plan: plan, options: options, sink: &sink)
+            var footer = try encodeBlocks(events, leaves: leaves, plan: plan, options: options, sink: &sink)
             footer.createdAt = currentUnixNanos()
             let footerBytes = footer.encode()
             guard footerBytes.count <= PartFormat.maxFooterBytes else {
@@ -94,7 +101,7 @@ public struct PartWriter {
 
     /// Encodes every block into `sink`; returns the footer (without createdAt).
     static func encodeBlocks(
-        _ events: [AuditEvent], plan: SortPlan, options: Options, sink: inout ChunkSink
+        _ events: [AuditEvent], leaves: [UInt32]? = nil, plan: SortPlan, options: Options, sink: inout ChunkSink
     ) throws(VigilError) -> PartFooter {
         var columns = BlockColumns()
         var raw = ByteWriter(capacity: 1 << 16)
@@ -111,6 +118,7 @@ public struct PartWriter {
                 try columns.append(
                     events[index], tenant: plan.tenants[Int(plan.tenantRank[index])],
                     occurredAt: plan.occurredAt[index], seq: plan.seq[index])
+                if let leaves { columns.leaf.append(leaves[index]) }
                 position += 1
                 if columns.rowCount == options.rowsPerBlock || columns.rowBytes >= options.maxBlockBytes { break }
             }
@@ -118,6 +126,7 @@ public struct PartWriter {
             var chunks: [PartColumn: ChunkInfo] = [:]
             var statistics: [PartColumn: ColumnStatistic] = [:]
             for column in PartColumn.allCases {
+                if column == .leaf && leaves == nil { continue }
                 raw.removeAll()
                 var encoding: ChunkEncoding
                 var rawTail = 0
@@ -185,6 +194,8 @@ public struct PartWriter {
                     statistics[column] = .bloom(bloom(of: hashes))
                 case .bytes:
                     encoding = columns.extras.withRows { ColumnEncoding.encodePlainBytes($0, into: &raw) }
+                case .fixed32:
+                    encoding = ColumnEncoding.encodeFixed32(columns.leaf, into: &raw)
                 }
                 chunks[column] = try sink.emit(column, encoding, raw.bytes, rawTail: rawTail, block: blockIndex)
             }
@@ -323,6 +334,7 @@ struct BlockColumns {
     var category: [Int32] = []
     var outcome: [Int32] = []
     var presence: [Int32] = []
+    var leaf: [UInt32] = []
     /// Text columns by `slot(_:)`.
     var text: [ByteColumn] = Array(repeating: ByteColumn(), count: 15)
     var extras = ByteColumn()
@@ -359,6 +371,7 @@ struct BlockColumns {
         category.removeAll(keepingCapacity: true)
         outcome.removeAll(keepingCapacity: true)
         presence.removeAll(keepingCapacity: true)
+        leaf.removeAll(keepingCapacity: true)
         for slot in text.indices { text[slot].removeAll() }
         extras.removeAll()
     }
@@ -487,7 +500,8 @@ struct ChunkSink {
             throw VigilError(.invalidArgument, "column \(column.name) of block \(block) would hold \(raw.count) bytes, over the limit of \(ChunkInfo.maxRawLength); lower maxBlockBytes")
         }
         var codec = ChunkCodec.none
-        if let deflater {
+        // Hashes are random: zlib could not make them smaller.
+        if let deflater, encoding != .fixed32 {
             let strategy = encoding.isBinary ? Z_RLE : Z_DEFAULT_STRATEGY
             raw.withUnsafeBytes {
                 deflater.compress($0, level: level, strategy: strategy, storedTail: rawTail, into: &compressed)

@@ -1,0 +1,600 @@
+import VigilCore
+import VigilProto
+
+/// Recomputes the hash chain from the stored events and reports every
+/// difference (see the README's "Tamper evidence" and the DataDirectory
+/// article).
+///
+/// The seqs are walked in *windows*: consecutive anchored ranges holding at
+/// most `VerificationOptions.windowSeqs` seqs (a larger range is a window of
+/// its own), then the unanchored tail (WAL records) in pieces of that size.
+/// For each window every part block whose seq range overlaps it is decoded
+/// (checking its CRCs) and the leaf hash of each of its events in the window
+/// recomputed and compared with the part's stored truncated leaf; WAL and
+/// expired leaves fill in the rest; then the window's seqs are chained in
+/// order, checking each range against its anchor and the chain against the
+/// signed checkpoints.
+///
+/// Memory: one window's table (42 bytes per seq: the leaf, its source, a
+/// flag and where its row is), one decoded block, the leaves of events not yet in
+/// parts (32 bytes each) and of expired events still inside anchored
+/// ranges (40 bytes each). A block whose seqs span several windows is
+/// decoded once per window.
+struct IntegrityVerifier {
+    let input: VerificationInput
+    let options: VerificationOptions
+    var report = IntegrityReport()
+
+    static func run(_ input: VerificationInput, options: VerificationOptions) throws(VigilError) -> IntegrityReport {
+        var verifier = IntegrityVerifier(input: input, options: options)
+        try verifier.run()
+        return verifier.report
+    }
+
+    private init(input: VerificationInput, options: VerificationOptions) {
+        self.input = input
+        self.options = options
+    }
+
+    // MARK: State of a run
+
+    private struct Checkpoint {
+        var seq: UInt64
+        var head: ChainDigest
+        var location: String
+    }
+
+    /// A seq range walked as a unit: an anchored range, or a piece of the tail.
+    private struct Span {
+        var first: UInt64
+        var last: UInt64
+        var anchor: ChainLedger.Range?
+    }
+
+    /// An event in a part: where it is.
+    private struct RowRef {
+        var part: Int
+        var block: Int
+        var row: Int
+
+        /// Packed into 8 bytes for the window's table: part (20 bits), block (28), row (16; rows < 65,536).
+        var packed: UInt64 { UInt64(part) << 44 | UInt64(block) << 16 | UInt64(row) }
+
+        init(part: Int, block: Int, row: Int) {
+            self.part = part
+            self.block = block
+            self.row = row
+        }
+
+        /// nil for `RowRef.none`.
+        init?(packed: UInt64) {
+            guard packed != RowRef.none else { return nil }
+            self.init(part: Int(packed >> 44), block: Int(packed >> 16 & 0xFFF_FFFF), row: Int(packed & 0xFFFF))
+        }
+
+        static let none = UInt64.max
+    }
+
+    /// A stored event whose leaf does not match the truncated leaf stored with it.
+    private struct Mismatch {
+        var seq: UInt64
+        var event: AuditEvent
+        var stored: UInt32
+        var location: String
+    }
+
+    /// A second (or later) event holding a seq.
+    private struct Candidate {
+        var leaf: ChainDigest
+        var eventID: String
+        var location: String
+        /// Its stored truncated leaf matches its bytes (or it has none stored).
+        var consistent: Bool
+    }
+
+    private enum Source: UInt8 {
+        case none = 0
+        case part = 1
+        case unflushed = 2
+        case expired = 3
+    }
+
+    /// Seqs the chain covers: (start, anchorsEnd] in parts, and WAL records.
+    private var start: UInt64 = 0
+    private var anchorsEnd: UInt64 = 0
+    private var knownEnd: UInt64 = 0
+    private var checkpoints: [UInt64: [Checkpoint]] = [:]
+    private var pureHead = ChainDigest.zero
+    /// The first missing seq since the last resynchronisation: the recomputed
+    /// head is unknown from there until the next anchor.
+    private var pureBrokenAt: UInt64?
+    private var localHead = ChainDigest.zero
+    private var orderChecked = Set<Int>()
+    private var unflushedIndex = 0
+    private var expiredIndex = 0
+    /// The head is reported at this seq (the range asked for may end inside an anchored range).
+    private var reportThrough: UInt64 = .max
+
+    private mutating func add(_ problem: IntegrityProblem) {
+        report.add(problem, limit: options.maxProblems)
+    }
+
+    private func location(_ ref: RowRef) -> String {
+        "\(input.parts[ref.part].path) block \(ref.block) row \(ref.row)"
+    }
+
+    private func checkCancelled() throws(VigilError) {
+        if options.isCancelled() { throw VigilError(.cancelled, "verification was cancelled") }
+    }
+
+    // MARK: The run
+
+    private mutating func run() throws(VigilError) {
+        let ledger = input.ledger
+        report.partsChecked = UInt64(input.parts.count + input.problems.filter { $0.location?.hasPrefix("parts/") == true }.count)
+        report.walRecordsChecked = input.walRecords
+        report.notes = input.notes
+        for problem in input.problems { add(problem) }
+        if input.ledgerLocation == nil, input.parts.contains(where: { $0.reader.hasLeaves }) {
+            add(IntegrityProblem(.checksum, location: ChainFiles.directoryName + "/", "there is no chain file, but parts were written with leaf hashes: the chain's anchors were removed"))
+        }
+        start = input.ledgerDamaged ? 0 : ledger.startSeq
+        anchorsEnd = input.ledgerDamaged ? 0 : ledger.endSeq
+        report.eventsExpired = input.ledgerDamaged ? 0 : ledger.expiredBeforeStart
+
+        readCheckpoints()
+        let partsMax = input.parts.map(\.reader.metadata.maxSeq).max() ?? 0
+        let checkpointMax = checkpoints.keys.max() ?? 0
+        knownEnd = max(anchorsEnd, input.unflushed.last?.lastSeq ?? 0, checkpointMax, input.ledgerDamaged ? partsMax : 0)
+        // Events past the chain's end are found by a pass of their own (their
+        // seqs may be anything: the walk stops at the chain's end).
+        let end = knownEnd
+
+        // The seqs to walk, widened to whole anchored ranges.
+        let ranges = input.ledgerDamaged ? [] : ledger.ranges
+        let requestedFrom = max(options.fromSeq, start + 1)
+        let requestedTo = options.toSeq == 0 ? end : min(options.toSeq, end)
+        var low = start + 1
+        var headBefore = input.ledgerDamaged ? .zero : ledger.startHead
+        if requestedFrom > start + 1 {
+            if let range = ranges.first(where: { $0.last >= requestedFrom }) {
+                low = range.first
+                headBefore = range.headBefore
+            } else {
+                low = anchorsEnd + 1
+                headBefore = ledger.endHead
+            }
+        }
+        reportThrough = requestedTo
+        var high = requestedTo
+        if let range = ranges.first(where: { $0.last >= requestedTo }), range.first <= requestedTo { high = range.last }
+        pureHead = headBefore
+        localHead = headBefore
+        report.headSeq = low - 1
+        report.headHash = headBefore
+
+        if start > 0 && low == start + 1 { try checkBeforeStart() }
+        // Checkpoints at the seq before the walk (the start, or a range's end).
+        for checkpoint in checkpoints[low - 1] ?? [] { compare(checkpoint, with: headBefore) }
+        let skipped = checkpoints.keys.filter { $0 < low - 1 }.count
+        if skipped > 0 {
+            report.notes.append(low == start + 1
+                ? "\(skipped) checkpoint(s) lie at or below the chain's start (seq \(start)), which retention moved past them: they cannot be checked"
+                : "\(skipped) checkpoint(s) lie before the range checked")
+        }
+        if ledger.startReason == .predatesChain && start > 0 && !input.ledgerDamaged {
+            report.notes.append("events up to seq \(start) were stored before this data directory had a hash chain: they are not verified")
+        }
+        guard high >= low else { return }
+
+        var spans: [Span] = ranges.filter { $0.last >= low && $0.first <= high }.map { Span(first: $0.first, last: $0.last, anchor: $0) }
+        var tail = max(low, anchorsEnd + 1)
+        let window = UInt64(max(1, options.windowSeqs))
+        while tail <= high {
+            let last = min(high, tail + window - 1)
+            spans.append(Span(first: tail, last: last, anchor: nil))
+            tail = last + 1
+        }
+        var group: [Span] = []
+        for span in spans {
+            if let first = group.first, span.last - first.first + 1 > window {
+                try verify(group)
+                group = []
+            }
+            group.append(span)
+        }
+        if !group.isEmpty { try verify(group) }
+        if partsMax > knownEnd && requestedTo == end { try checkBeyondEnd() }
+        if let broken = pureBrokenAt {
+            report.notes.append("the head after seq \(report.headSeq) could not be recomputed from the events: events are missing from seq \(broken)")
+        }
+    }
+
+    /// Checks the signatures of the checkpoints; keeps the good ones by seq.
+    private mutating func readCheckpoints() {
+        var keys = Set<CheckpointPublicKey>()
+        for stored in input.checkpoints {
+            let location = input.checkpointPrefix + stored.name
+            switch stored.checkpoint {
+            case .failure(let error):
+                report.checkpointsChecked += 1
+                add(IntegrityProblem(.checkpoint, location: location, "the checkpoint cannot be read: \(error.message)"))
+            case .success(let checkpoint):
+                report.checkpointsChecked += 1
+                if let problem = Checkpoints.problem(with: checkpoint, trusted: options.trustedKey) {
+                    add(IntegrityProblem(.checkpoint, seq: checkpoint.seq, location: location, problem))
+                    continue
+                }
+                keys.insert(CheckpointPublicKey(raw: Array(checkpoint.publicKey))!)
+                checkpoints[checkpoint.seq, default: []].append(
+                    Checkpoint(seq: checkpoint.seq, head: ChainDigest(bytes: Array(checkpoint.head))!, location: location))
+            }
+        }
+        if input.checkpoints.isEmpty {
+            report.notes.append("no signed checkpoints: this proves the stored events and the chain agree with each other, not that they are what the server signed")
+        } else if options.trustedKey == nil {
+            if keys.count > 1 {
+                add(IntegrityProblem(.checkpoint, location: input.checkpointPrefix, "the checkpoints are signed with \(keys.count) different keys (\(keys.map(\.hex).sorted().joined(separator: ", "))); pass the server's public key to tell which are genuine"))
+            } else if let key = keys.first {
+                report.notes.append("checkpoints were checked with the key they carry, \(key.hex); pass the server's public key (--public-key) to pin it")
+            }
+        }
+    }
+
+    private mutating func compare(_ checkpoint: Checkpoint, with head: ChainDigest) {
+        guard head != checkpoint.head else { return }
+        add(IntegrityProblem(
+            .checkpoint, seq: checkpoint.seq, location: checkpoint.location,
+            "the chain recomputed from the stored events reaches head \(head.hex) at this seq, but the signed checkpoint says \(checkpoint.head.hex)"))
+    }
+
+    /// Events past every seq the chain covers (its anchors, WAL records and checkpoints).
+    private mutating func checkBeyondEnd() throws(VigilError) {
+        for (index, part) in input.parts.enumerated() where part.reader.metadata.maxSeq > knownEnd {
+            for block in part.reader.blocks where block.maxSeq > knownEnd {
+                try checkCancelled()
+                let decoded: DecodedBlock
+                do {
+                    decoded = try part.reader.readColumns(block: block.index, [.seq, .id])
+                } catch {
+                    add(IntegrityProblem(.checksum, location: "\(part.path) block \(block.index)", error.message))
+                    continue
+                }
+                for row in 0..<decoded.rowCount where decoded.seq![row] > knownEnd {
+                    add(IntegrityProblem(
+                        .inserted, seq: decoded.seq![row], eventID: decoded.id![row],
+                        location: location(RowRef(part: index, block: block.index, row: row)),
+                        "the chain ends at seq \(knownEnd) (no anchor, WAL record or checkpoint covers this seq): the event was added"))
+                }
+            }
+        }
+    }
+
+    /// Events at or below the chain's start: retention removed everything up
+    /// to there, so such an event was put back (or the start moved).
+    private mutating func checkBeforeStart() throws(VigilError) {
+        var unchained: UInt64 = 0
+        for (index, part) in input.parts.enumerated() where part.reader.metadata.minSeq <= start && part.reader.metadata.rowCount > 0 {
+            for block in part.reader.blocks where block.minSeq <= start {
+                try checkCancelled()
+                if input.ledger.startReason == .predatesChain && block.maxSeq <= start {
+                    unchained += UInt64(block.rowCount)
+                    continue
+                }
+                let decoded: DecodedBlock
+                do {
+                    decoded = try part.reader.readColumns(block: block.index, [.seq, .id])
+                } catch {
+                    add(IntegrityProblem(.checksum, location: "\(part.path) block \(block.index)", error.message))
+                    continue
+                }
+                for row in 0..<decoded.rowCount where decoded.seq![row] <= start {
+                    if input.ledger.startReason == .predatesChain {
+                        unchained += 1
+                        continue
+                    }
+                    add(IntegrityProblem(
+                        .inserted, seq: decoded.seq![row], eventID: decoded.id![row],
+                        location: location(RowRef(part: index, block: block.index, row: row)),
+                        "the chain starts after seq \(start) (retention removed every event up to there), yet this event is stored"))
+                }
+            }
+        }
+        if unchained > 0 {
+            report.notes.append("\(unchained) stored events predate the hash chain (stored before tamper evidence)")
+        }
+    }
+
+    // MARK: One window
+
+    private mutating func verify(_ spans: [Span]) throws(VigilError) {
+        let low = spans.first!.first
+        let high = spans.last!.last
+        let size = Int(high - low + 1)
+        var leaves = [ChainDigest](repeating: .zero, count: size)
+        var sources = [Source](repeating: .none, count: size)
+        /// Per seq: whether its stored truncated leaf matched (part rows).
+        var consistent = [Bool](repeating: true, count: size)
+        var refs = [UInt64](repeating: RowRef.none, count: size)
+        var mismatches: [Mismatch] = []
+        var duplicates: [UInt64: [Candidate]] = [:]
+
+        // Parts.
+        for (partIndex, part) in input.parts.enumerated() {
+            for block in part.reader.blocks where block.maxSeq >= low && block.minSeq <= high {
+                try checkCancelled()
+                let decoded: DecodedBlock
+                do {
+                    decoded = try part.reader.allColumns(block: block.index)
+                } catch {
+                    let key = partIndex << 32 | block.index
+                    if orderChecked.insert(key).inserted {
+                        add(IntegrityProblem(
+                            .checksum, seq: block.minSeq, lastSeq: block.maxSeq, location: "\(part.path) block \(block.index)",
+                            "the block cannot be read (\(error.message)); its events count as missing"))
+                    }
+                    continue
+                }
+                checkOrder(decoded, part: partIndex, block: block.index)
+                let seqs = decoded.seq!
+                for row in 0..<decoded.rowCount {
+                    let seq = seqs[row]
+                    guard seq >= low && seq <= high && seq > start else { continue }
+                    let ref = RowRef(part: partIndex, block: block.index, row: row)
+                    let event = decoded.event(at: row)
+                    let leaf = HashChain.leaf(of: event)
+                    report.eventsChecked += 1
+                    let stored = decoded.leaf?[row]
+                    let matches = stored == nil || stored == leaf.truncated
+                    guard input.ledgerDamaged || seq <= anchorsEnd else {
+                        add(IntegrityProblem(
+                            .inserted, seq: seq, eventID: event.id, location: location(ref),
+                            "no anchor covers this seq (the flushed chain ends at seq \(anchorsEnd)): the event was added to the part"))
+                        continue
+                    }
+                    let index = Int(seq - low)
+                    if sources[index] != .none {
+                        duplicates[seq, default: []].append(
+                            Candidate(leaf: leaf, eventID: event.id, location: location(ref), consistent: matches))
+                        continue
+                    }
+                    if !matches, let stored {
+                        mismatches.append(Mismatch(seq: seq, event: event, stored: stored, location: location(ref)))
+                    }
+                    leaves[index] = leaf
+                    sources[index] = .part
+                    consistent[index] = matches
+                    refs[index] = ref.packed
+                }
+            }
+        }
+
+        // Events not yet in parts.
+        while unflushedIndex < input.unflushed.count, input.unflushed[unflushedIndex].lastSeq < low { unflushedIndex += 1 }
+        var batchIndex = unflushedIndex
+        while batchIndex < input.unflushed.count, input.unflushed[batchIndex].firstSeq <= high {
+            let batch = input.unflushed[batchIndex]
+            batchIndex += 1
+            for seq in max(batch.firstSeq, low)...min(batch.lastSeq, high) where seq > start {
+                let index = Int(seq - low)
+                let leaf = batch.leaves[Int(seq - batch.firstSeq)]
+                report.eventsChecked += 1
+                switch sources[index] {
+                case .none:
+                    leaves[index] = leaf
+                    sources[index] = .unflushed
+                case .part:
+                    // A seq not yet flushed cannot be in a part: the part's copy was added.
+                    add(IntegrityProblem(
+                        .inserted, seq: seq, location: RowRef(packed: refs[index]).map(location),
+                        "this seq belongs to a batch not yet flushed (\(batch.location)), yet a part holds an event with it"))
+                    leaves[index] = leaf
+                    sources[index] = .unflushed
+                    mismatches.removeAll { $0.seq == seq }
+                    consistent[index] = true
+                default:
+                    add(IntegrityProblem(.inserted, seq: seq, location: batch.location, "a second WAL record holds this seq"))
+                }
+            }
+        }
+
+        // Leaves of events retention removed.
+        while expiredIndex < input.expired.count, input.expired[expiredIndex].seq < low { expiredIndex += 1 }
+        var entryIndex = expiredIndex
+        while entryIndex < input.expired.count, input.expired[entryIndex].seq <= high {
+            let entry = input.expired[entryIndex]
+            entryIndex += 1
+            let index = Int(entry.seq - low)
+            switch sources[index] {
+            case .none:
+                leaves[index] = entry.leaf
+                sources[index] = .expired
+                report.eventsExpired += 1
+            default:
+                // Removed by retention yet still stored: harmless when it is the same event
+                // (a retention pass interrupted before its MANIFEST).
+                if leaves[index] != entry.leaf {
+                    add(IntegrityProblem(
+                        .altered, seq: entry.seq, location: RowRef(packed: refs[index]).map(location),
+                        "the event differs from the leaf recorded when retention removed it"))
+                }
+            }
+        }
+
+        // Several events holding one seq: the one whose stored leaf matches
+        // belongs; when that does not decide, the span's anchor does (below).
+        var unresolved: [UInt64: [Candidate]] = [:]
+        for (seq, others) in duplicates.sorted(by: { $0.key < $1.key }) {
+            let index = Int(seq - low)
+            let first = Candidate(
+                leaf: leaves[index], eventID: RowRef(packed: refs[index]).flatMap { eventID(at: $0) } ?? "",
+                location: RowRef(packed: refs[index]).map(location) ?? "", consistent: consistent[index])
+            let candidates = [first] + others
+            mismatches.removeAll { $0.seq == seq }
+            let matching = candidates.indices.filter { candidates[$0].consistent }
+            if matching.count == 1 {
+                settle(seq, candidates, chosen: matching[0], low: low, leaves: &leaves, consistent: &consistent)
+            } else {
+                unresolved[seq] = candidates
+            }
+        }
+
+        // Exchanged seqs: each event's stored leaf matches it at the other's seq.
+        var reordered = Set<UInt64>()
+        if mismatches.count >= 2 && mismatches.count <= 64 {
+            for a in mismatches.indices where !reordered.contains(mismatches[a].seq) {
+                for b in mismatches.indices where b != a && !reordered.contains(mismatches[b].seq) {
+                    let (x, y) = (mismatches[a], mismatches[b])
+                    if Self.leaf(of: x.event, atSeq: y.seq).truncated == x.stored && Self.leaf(of: y.event, atSeq: x.seq).truncated == y.stored {
+                        reordered.insert(x.seq)
+                        reordered.insert(y.seq)
+                        add(IntegrityProblem(
+                            .reordered, seq: x.seq, eventID: x.event.id, location: x.location,
+                            "this event was chained at seq \(y.seq), and the event at seq \(y.seq) (\(y.location)) at seq \(x.seq): the two were swapped"))
+                        break
+                    }
+                }
+            }
+        }
+        for mismatch in mismatches where !reordered.contains(mismatch.seq) {
+            add(IntegrityProblem(
+                .altered, seq: mismatch.seq, eventID: mismatch.event.id, location: mismatch.location,
+                "the event's bytes hash to a leaf (\(Self.hex8(HashChain.leaf(of: mismatch.event).truncated))…) other than the one stored with it (\(Self.hex8(mismatch.stored))…)"))
+        }
+
+        // Chain the window, span by span.
+        var missingRun: (first: UInt64, last: UInt64)?
+        func endMissingRun(_ verifier: inout IntegrityVerifier) {
+            guard let run = missingRun else { return }
+            verifier.add(IntegrityProblem(
+                .missing, seq: run.first, lastSeq: run.last,
+                run.first == run.last ? "the chain covers this seq, but no event holds it" : "the chain covers these seqs (\(run.last - run.first + 1) events), but no event holds them"))
+            missingRun = nil
+        }
+        for span in spans {
+            try checkCancelled()
+            var spanProblems = false
+            // Duplicates the stored leaves could not decide: the candidate that
+            // makes the span reach its anchor belongs.
+            for (seq, candidates) in unresolved.sorted(by: { $0.key < $1.key }) where seq >= span.first && seq <= span.last {
+                spanProblems = true
+                var chosen = 0
+                if let anchor = span.anchor {
+                    for (candidateIndex, candidate) in candidates.enumerated() {
+                        var head = anchor.headBefore
+                        for other in span.first...span.last where sources[Int(other - low)] != .none {
+                            head = HashChain.next(head, other == seq ? candidate.leaf : leaves[Int(other - low)])
+                        }
+                        if head == anchor.headAfter {
+                            chosen = candidateIndex
+                            break
+                        }
+                    }
+                }
+                settle(seq, candidates, chosen: chosen, low: low, leaves: &leaves, consistent: &consistent)
+            }
+            for seq in span.first...span.last {
+                let index = Int(seq - low)
+                if !consistent[index] || reordered.contains(seq) || duplicates[seq] != nil { spanProblems = true }
+                if sources[index] == .none {
+                    if seq > start && seq <= knownEnd {
+                        if let run = missingRun, run.last == seq - 1 { missingRun!.last = seq } else {
+                            endMissingRun(&self)
+                            missingRun = (seq, seq)
+                        }
+                        if pureBrokenAt == nil { pureBrokenAt = seq }
+                        spanProblems = true
+                    }
+                    continue
+                }
+                endMissingRun(&self)
+                pureHead = HashChain.next(pureHead, leaves[index])
+                localHead = HashChain.next(localHead, leaves[index])
+                if seq <= reportThrough {
+                    report.headSeq = seq
+                    report.headHash = pureHead
+                }
+                for checkpoint in checkpoints[seq] ?? [] {
+                    if let broken = pureBrokenAt {
+                        report.notes.append("checkpoint \(checkpoint.location) (seq \(seq)) cannot be confirmed: events are missing from seq \(broken)")
+                    } else {
+                        compare(checkpoint, with: pureHead)
+                    }
+                }
+            }
+            guard let anchor = span.anchor else { continue }
+            if localHead != anchor.headAfter && !spanProblems {
+                add(IntegrityProblem(
+                    .altered, seq: span.first, lastSeq: span.last, location: input.ledgerLocation,
+                    "the chain over these seqs does not reach the head its anchor records (\(anchor.headAfter.hex)): an event in the range was changed along with its stored leaf"))
+            }
+            localHead = anchor.headAfter
+            if pureBrokenAt != nil {
+                // Later checkpoints are checked from the anchor's (unsigned) head.
+                pureHead = anchor.headAfter
+                pureBrokenAt = nil
+                if anchor.last <= reportThrough { report.headHash = pureHead }
+            }
+        }
+        endMissingRun(&self)
+        options.progress?(report.eventsChecked, knownEnd > start ? knownEnd - start : 0)
+    }
+
+    /// Keeps candidate `chosen` for `seq` and reports the others as inserted.
+    private mutating func settle(
+        _ seq: UInt64, _ candidates: [Candidate], chosen: Int, low: UInt64, leaves: inout [ChainDigest], consistent: inout [Bool]
+    ) {
+        let index = Int(seq - low)
+        for (candidateIndex, candidate) in candidates.enumerated() where candidateIndex != chosen {
+            add(IntegrityProblem(
+                .inserted, seq: seq, eventID: candidate.eventID, location: candidate.location,
+                "another event (\(candidates[chosen].location)) holds this seq and is the one the chain covers"))
+        }
+        leaves[index] = candidates[chosen].leaf
+        consistent[index] = true
+    }
+
+    private func eventID(at ref: RowRef) -> String? {
+        try? input.parts[ref.part].reader.readColumns(block: ref.block, [.id]).id?[ref.row]
+    }
+
+    /// A part's rows must be in (tenant bytes, occurred_at, seq) order.
+    private mutating func checkOrder(_ decoded: DecodedBlock, part: Int, block: Int) {
+        guard orderChecked.insert(part << 32 | block).inserted, let tenants = decoded.tenant, let times = decoded.occurredAt,
+            let seqs = decoded.seq
+        else { return }
+        for row in 1..<max(1, decoded.rowCount) {
+            let before: Bool
+            if !sameUTF8(tenants[row - 1], tenants[row]) {
+                before = utf8Less(tenants[row - 1], tenants[row])
+            } else if times[row - 1] != times[row] {
+                before = times[row - 1] < times[row]
+            } else {
+                // Equal seqs are a duplicate, which the chain reports (INSERTED).
+                before = seqs[row - 1] <= seqs[row]
+            }
+            if !before {
+                add(IntegrityProblem(
+                    .reordered, seq: seqs[row], eventID: decoded.id?[row],
+                    location: location(RowRef(part: part, block: block, row: row)),
+                    "rows \(row - 1) and \(row) (seqs \(seqs[row - 1]) and \(seqs[row])) break the part's (tenant, time, seq) order"))
+                return
+            }
+        }
+    }
+
+    /// The leaf of `event` had it been stored at `seq` (its derived id moves with it).
+    static func leaf(of event: AuditEvent, atSeq seq: UInt64) -> ChainDigest {
+        var moved = event
+        if event.id == derivedEventID(receivedAt: event.receivedAt.unixNanos, seq: event.seq).description {
+            moved.id = derivedEventID(receivedAt: event.receivedAt.unixNanos, seq: seq).description
+        }
+        moved.seq = seq
+        return HashChain.leaf(of: moved)
+    }
+
+    static func hex8(_ value: UInt32) -> String {
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: 8 - digits.count) + digits
+    }
+}

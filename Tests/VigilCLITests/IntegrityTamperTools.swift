@@ -1,0 +1,1 @@
+../VigilStorageTests/IntegrityTamperTools.swift
