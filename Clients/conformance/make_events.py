@@ -17,7 +17,7 @@ actions = [
     ("invoice.approve", "APPROVE", "invoice"), ("pod.restart", "EXECUTE", "pod"),
     ("acl.update", "UPDATE", "acl"), ("credential.token_refresh", "UPDATE", "credential"),
 ]
-base = 1_795_000_000  # 2026-11-18T08:26:40Z, in seconds
+base = 1_795_000_000  # 2026-11-18T11:06:40Z, in seconds
 for n in range(1, 261):
     action, category, rtype = actions[rng.randrange(len(actions))]
     actor = f"u-{rng.randrange(1, 12)}"
