@@ -132,6 +132,8 @@ struct ServeCommand: AsyncParsableCommand {
         }
         guard maxFrameSize >= 131_072 else { throw ValidationError("--max-frame-size must be at least 131072 bytes") }
         guard maxMessageSize >= maxFrameSize else { throw ValidationError("--max-message-size must be at least --max-frame-size") }
+        // Welcome carries both as u32; beyond 1 GiB one message would be a memory hazard anyway.
+        guard maxMessageSize <= 1 << 30 else { throw ValidationError("--max-message-size must be at most 1073741824 bytes (1 GiB)") }
         guard (1...65_536).contains(liveFeedMb) else { throw ValidationError("--live-feed-mb must be 1 to 65536 (MiB)") }
         guard (1...3_600).contains(heartbeatInterval) else { throw ValidationError("--heartbeat-interval must be 1 to 3600 seconds") }
         guard (0...1_048_576).contains(queryCacheMb) else { throw ValidationError("--query-cache-mb must be 0 to 1048576 (MiB)") }

@@ -273,6 +273,7 @@ struct CLITests {
             (["--heartbeat-interval", "0"], "--heartbeat-interval"),
             (["--rules", "/nonexistent/rules.json"], "--rules"),
             (["--max-connections", "0"], "--max-connections"),
+            (["--max-message-size", "8589934592"], "--max-message-size"),
             (["--idle-timeout", "-1"], "--idle-timeout"),
             (["--no-auth", "--admin-token-file", "/tmp/x"], "--admin-token-file"),
             (["--redaction-rules", "/nonexistent/redaction.json"], "--redaction-rules"),
