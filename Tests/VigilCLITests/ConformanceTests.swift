@@ -50,8 +50,12 @@ struct ConformanceTests {
         let err = Pipe()
         process.standardOutput = out
         process.standardError = err
-        process.standardInput = FileHandle.nullDevice
+        // A pipe closed at once, not FileHandle.nullDevice: the shared
+        // null-device handle must not be handed to Process from several tests.
+        let input = Pipe()
+        process.standardInput = input
         do { try process.run() } catch { return nil }
+        try? input.fileHandleForWriting.close()
         let errData = ReadAll(err.fileHandleForReading)
         let outData = out.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()

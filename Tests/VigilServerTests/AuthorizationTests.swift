@@ -90,7 +90,7 @@ struct AuthorizationTests {
         case .listTokens: return isAdmin ? .ok : .permissionDenied
         case .revokeToken: return !isAdmin ? .permissionDenied : ownsTenant ? .ok : .notFound
         case .setDefaultRetention, .getStats: return isAdmin && allTenants ? .ok : .permissionDenied
-        case .verify: return isAdmin && allTenants ? .unimplemented : .permissionDenied
+        case .verify: return isAdmin && allTenants ? .ok : .permissionDenied
         }
     }
 
