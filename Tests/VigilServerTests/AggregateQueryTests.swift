@@ -214,7 +214,8 @@ struct AggregateQueryTests {
                     for try await _ in client.query(request, timeout: .milliseconds(1)) {}
                 }
             }
-            #expect(ContinuousClock.now - started < .seconds(5))
+            // Generous: it only has to be far below a full scan's time on a loaded 2-core machine.
+            #expect(ContinuousClock.now - started < .seconds(20))
             let count = try await aggregate(client) { _ in }
             #expect(count.count == UInt64(events.count))
         }
