@@ -234,6 +234,9 @@ enum PartFuzz {
                         &reader, rows: rows, receivedAt: receivedAt, seq: seq, owner: raw)))
                 case .bytes:
                     return .extras(try ColumnEncoding.decodeExtrasRows(&reader, rows: rows, owner: raw))
+                case .fixed32:
+                    // The truncated leaves of the hash chain.
+                    return .integers(try ColumnEncoding.decodeFixed32(&reader, rows: rows).map { Int64($0) })
                 }
             }
             materialize(values, rows: rows)
