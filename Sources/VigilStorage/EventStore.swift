@@ -184,8 +184,9 @@ public protocol EventStore: Sendable {
 
     /// Sets how long `tenant`'s events are kept (nil tenant: the default).
     /// For a tenant, nil removes its own setting; for the default, nil keeps
-    /// everything. Returns the retention now in effect (nil: forever).
-    func setRetention(tenant: String?, nanos: Int64?) async throws(VigilError) -> Int64?
+    /// everything. Returns the retention in effect for it before and after
+    /// (nil: forever).
+    func setRetention(tenant: String?, nanos: Int64?) async throws(VigilError) -> (before: Int64?, after: Int64?)
 
     /// Counts and sizes for `GetStats`.
     func statistics() async throws(VigilError) -> StoreStatistics
@@ -206,7 +207,7 @@ public struct StoreStatistics: Sendable {
 extension EventStore {
     public func runMaintenance() async throws {}
 
-    public func setRetention(tenant: String?, nanos: Int64?) async throws(VigilError) -> Int64? {
+    public func setRetention(tenant: String?, nanos: Int64?) async throws(VigilError) -> (before: Int64?, after: Int64?) {
         throw VigilError(.unimplemented, "this store does not support changing retention")
     }
 

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Synchronization
 import VigilCore
 
@@ -11,7 +8,7 @@ import VigilCore
 final class IngestRateLimiter: Sendable {
     private struct Bucket {
         var tokens: Double
-        var updatedAt: UInt64
+        var updatedAt: ContinuousClock.Instant
     }
 
     private let buckets = Mutex<[String: Bucket]>([:])
@@ -24,14 +21,14 @@ final class IngestRateLimiter: Sendable {
 
     /// Charges `events` to the principal. Returns nil when admitted, or the
     /// milliseconds to wait before retrying.
-    func admit(_ principal: Principal, events: Int, now: UInt64 = ContinuousClock.nanosecondsNow) -> UInt64? {
+    func admit(_ principal: Principal, events: Int, now: ContinuousClock.Instant = .now) -> UInt64? {
         guard let tokenID = principal.tokenID,
             let rate = principal.ingestEventsPerSecond ?? defaultEventsPerSecond, rate > 0
         else { return nil }
         let perSecond = Double(rate)
         return buckets.withLock { buckets -> UInt64? in
             var bucket = buckets[tokenID] ?? Bucket(tokens: perSecond, updatedAt: now)
-            let elapsed = Double(now &- bucket.updatedAt) / 1e9
+            let elapsed = (now - bucket.updatedAt) / .seconds(1)
             bucket.tokens = min(perSecond, bucket.tokens + elapsed * perSecond)
             bucket.updatedAt = now
             defer { buckets[tokenID] = bucket }
@@ -41,14 +38,5 @@ final class IngestRateLimiter: Sendable {
             bucket.tokens -= Double(events)
             return nil
         }
-    }
-}
-
-extension ContinuousClock {
-    /// Nanoseconds on a monotonic clock.
-    static var nanosecondsNow: UInt64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &spec)
-        return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
     }
 }

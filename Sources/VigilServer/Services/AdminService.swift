@@ -173,8 +173,7 @@ extension AuditService {
                 throw VigilError(.invalidArgument, "retention must be at least 1 day (86400 s); unset it to keep events forever")
             }
         }
-        let before = store.retentionInEffect(tenant: tenant)
-        let after = try await store.setRetention(tenant: tenant, nanos: nanos)
+        let (before, after) = try await store.setRetention(tenant: tenant, nanos: nanos)
         await access.systemLog.record(
             .init(
                 action: "retention.update", category: .update, resourceType: "retention", resourceID: tenant ?? "*",
@@ -187,9 +186,8 @@ extension AuditService {
         try await sender.send(response)
     }
 
-    static func describe(_ nanos: Int64??) -> String {
-        guard case .some(let value) = nanos else { return "unknown" }
-        guard let value else { return "forever" }
+    static func describe(_ nanos: Int64?) -> String {
+        guard let value = nanos else { return "forever" }
         let seconds = value / 1_000_000_000
         return seconds % 86_400 == 0 ? "\(seconds / 86_400)d" : "\(seconds)s"
     }
@@ -204,15 +202,5 @@ extension AuditService {
         response.bytesOnDisk = statistics.bytesOnDisk
         response.startedAt = .init(unixNanos: startedAt)
         try await sender.send(response)
-    }
-}
-
-extension EventStore {
-    /// The retention in effect for `tenant` (nil: the default), when the
-    /// store can tell; `.none` when it cannot.
-    func retentionInEffect(tenant: String?) -> Int64?? {
-        guard let columnar = self as? ColumnarEventStore else { return .none }
-        let values = columnar.retentionSettings.current
-        return .some(tenant.map { values.of($0) } ?? values.defaultNanos)
     }
 }

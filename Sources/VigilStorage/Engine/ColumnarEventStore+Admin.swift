@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 extension ColumnarEventStore {
-    public func setRetention(tenant: String?, nanos: Int64?) async throws(VigilError) -> Int64? {
+    public func setRetention(tenant: String?, nanos: Int64?) async throws(VigilError) -> (before: Int64?, after: Int64?) {
         try retentionSettings.set(tenant: tenant, nanos: nanos)
     }
 

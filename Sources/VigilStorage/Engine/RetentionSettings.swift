@@ -65,10 +65,11 @@ public final class RetentionSettings: Sendable {
 
     /// Sets the retention of `tenant` (nil: the default). For a tenant, nil
     /// `nanos` removes its own setting; for the default, nil means forever.
-    /// Returns the retention now in effect for it (nil: forever).
+    /// Returns the retention in effect for it before and after (nil: forever).
     @discardableResult
-    public func set(tenant: String?, nanos: Int64?) throws(VigilError) -> Int64? {
-        try values.withLock { (values: inout Values) throws(VigilError) -> Int64? in
+    public func set(tenant: String?, nanos: Int64?) throws(VigilError) -> (before: Int64?, after: Int64?) {
+        try values.withLock { (values: inout Values) throws(VigilError) -> (before: Int64?, after: Int64?) in
+            let before = tenant.map { values.of($0) } ?? values.defaultNanos
             var next = values
             if let tenant {
                 if let nanos { next.tenantNanos[tenant] = nanos } else { next.tenantNanos[tenant] = nil }
@@ -77,7 +78,7 @@ public final class RetentionSettings: Sendable {
             }
             try save(next)
             values = next
-            return tenant.map { next.of($0) } ?? next.defaultNanos
+            return (before, tenant.map { next.of($0) } ?? next.defaultNanos)
         }
     }
 
