@@ -529,6 +529,8 @@ public final class ColumnarEventStore: EventStore {
         // The chain, in seq order: from the last anchor through this segment.
         var ledger = chain.withLock { $0.ledger }
         var head = ledger.endHead
+        var scratch: [UInt8] = []
+        scratch.reserveCapacity(1024)
         if let first = segment.chunks.first, first.firstSeq != ledger.endSeq + 1 {
             throw VigilError(.internal, "the hash chain ends at seq \(ledger.endSeq) but the segment to flush starts at \(first.firstSeq)")
         }
@@ -544,7 +546,7 @@ public final class ColumnarEventStore: EventStore {
                 if let mark {
                     leavesByDay[day, default: []].append(mark.truncated[row])
                 } else {
-                    let leaf = HashChain.leaf(of: event)
+                    let leaf = HashChain.leaf(of: event, scratch: &scratch)
                     head = HashChain.next(head, leaf)
                     truncated.append(leaf.truncated)
                     leavesByDay[day, default: []].append(leaf.truncated)

@@ -15,14 +15,28 @@ import VigilProto
 /// same through swift-protobuf; the tests hold the two equal.
 public enum CanonicalEvent {
     public static func bytes(of event: AuditEvent) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(512)
+        write(event, into: &out)
+        return out
+    }
+
+    /// Replaces the contents of `out` (keeping its capacity) with the
+    /// canonical bytes of `event`: a caller hashing many events reuses one buffer.
+    public static func write(_ event: AuditEvent, into out: inout [UInt8]) {
         // Unknown fields cannot come out of the store's columns, except inside
         // targets and changes (kept as protobuf bytes): leave those to swift-protobuf.
         guard event.unknownFields.data.isEmpty,
             event.targets.allSatisfy({ $0.unknownFields.data.isEmpty }),
             event.changes.allSatisfy({ $0.unknownFields.data.isEmpty })
-        else { return reference(event) }
+        else {
+            out = reference(event)
+            return
+        }
         var writer = Writer()
-        writer.out.reserveCapacity(512)
+        out.removeAll(keepingCapacity: true)
+        swap(&writer.out, &out)
+        defer { swap(&writer.out, &out) }
         writer.string(1, event.id)
         writer.uint64(2, event.seq)
         if event.hasOccurredAt { writer.timestamp(3, event.occurredAt) }
@@ -62,7 +76,6 @@ public enum CanonicalEvent {
             }
         }
         writer.string(19, event.description_p)
-        return writer.out
     }
 
     /// The same bytes through swift-protobuf's deterministic serialization,

@@ -121,6 +121,12 @@ public enum HashChain {
         leaf(canonical: CanonicalEvent.bytes(of: event))
     }
 
+    /// The same, encoding into `scratch` (reused from event to event).
+    public static func leaf(of event: AuditEvent, scratch: inout [UInt8]) -> ChainDigest {
+        CanonicalEvent.write(event, into: &scratch)
+        return leaf(canonical: scratch)
+    }
+
     /// The head after appending `leaf` to `head`.
     public static func next(_ head: ChainDigest, _ leaf: ChainDigest) -> ChainDigest {
         var hasher = SHA256()

@@ -318,6 +318,7 @@ struct IntegrityVerifier {
         var refs = [UInt64](repeating: RowRef.none, count: size)
         var mismatches: [Mismatch] = []
         var duplicates: [UInt64: [Candidate]] = [:]
+        var scratch: [UInt8] = []
 
         // Parts.
         for (partIndex, part) in input.parts.enumerated() {
@@ -342,7 +343,7 @@ struct IntegrityVerifier {
                     guard seq >= low && seq <= high && seq > start else { continue }
                     let ref = RowRef(part: partIndex, block: block.index, row: row)
                     let event = decoded.event(at: row)
-                    let leaf = HashChain.leaf(of: event)
+                    let leaf = HashChain.leaf(of: event, scratch: &scratch)
                     report.eventsChecked += 1
                     let stored = decoded.leaf?[row]
                     let matches = stored == nil || stored == leaf.truncated

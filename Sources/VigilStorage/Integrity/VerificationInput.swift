@@ -213,6 +213,7 @@ struct VerificationInput: Sendable {
 extension MemoryChunk {
     /// The leaf hash of every row, in seq order.
     func leaves() -> [ChainDigest] {
-        (0..<count).map { HashChain.leaf(of: event(at: $0)) }
+        var scratch: [UInt8] = []
+        return (0..<count).map { HashChain.leaf(of: event(at: $0), scratch: &scratch) }
     }
 }
