@@ -288,6 +288,34 @@ struct DiskFullTests {
         }
     }
 
+    @Test("a merge whose MANIFEST cannot be replaced removes its output and keeps its inputs; the retry merges")
+    func failedMergeKeepsItsInputs() async throws {
+        try await withTemporaryDirectory { directory in
+            let store = try ColumnarEventStore(options: options(directory, recorder: StorageEventRecorder()) { $0.mergeFanIn = 3 })
+            var acked: [String] = []
+            for number in 0..<3 {
+                _ = try await store.append(batch("a\(number)"), idempotencyKey: "a\(number)", wantReceipts: false)
+                acked.append("a\(number)")
+                try await store.flushNow()
+            }
+            let inputs = Set((try FileIO.list(directory + "/parts")).flatMap { day in (try? FileIO.list(directory + "/parts/" + day)) ?? [] })
+            #expect(inputs.count == 3)
+            try FileManager.default.createDirectory(atPath: directory + "/MANIFEST.tmp", withIntermediateDirectories: false)
+            #expect(await WALTest.asyncVigilError { try await store.mergeNow() } != nil)
+            let after = Set((try FileIO.list(directory + "/parts")).flatMap { day in (try? FileIO.list(directory + "/parts/" + day)) ?? [] })
+            #expect(after == inputs, "the merged part is removed, the inputs are untouched")
+            #expect(store.statistics.parts == 3)
+            expectExactly(acked, in: try await storedActors(store))
+
+            try FileManager.default.removeItem(atPath: directory + "/MANIFEST.tmp")
+            try await store.mergeNow()
+            #expect(store.statistics.parts == 1)
+            #expect(try strayFiles(directory) == [])
+            expectExactly(acked, in: try await storedActors(store))
+            try await store.close()
+        }
+    }
+
     @Test("a failed WAL fsync: not acknowledged, writes refused until restart (health says why), queries work, the restart replays")
     func failedFsyncRefusesUntilRestart() async throws {
         try await withTemporaryDirectory { directory in
