@@ -79,7 +79,45 @@ public enum FileIO {
     static func error(_ operation: String, _ path: String) -> VigilError {
         let code = errno
         let reason = String(cString: strerror(code))
-        return VigilError(code == ENOSPC ? .resourceExhausted : .unavailable, "\(operation) \(path): \(reason)")
+        let full = code == ENOSPC || code == EDQUOT
+        return VigilError(
+            full ? .resourceExhausted : .unavailable, "\(operation) \(path): \(reason)",
+            metadata: [errnoKey: errnoName(code)])
+    }
+
+    /// The metadata key of a storage I/O error that names its errno (`ENOSPC`, `EIO`, …).
+    public static let errnoKey = "vigil.errno"
+
+    /// Whether `error` is a storage write that failed for want of space or
+    /// quota: the one I/O failure that goes away by itself when space returns.
+    public static func isDiskFull(_ error: VigilError) -> Bool {
+        error.metadata[errnoKey] == "ENOSPC" || error.metadata[errnoKey] == "EDQUOT"
+    }
+
+    /// Whether `error` came from a system call on a storage file (and not,
+    /// say, from a closed store or a bad argument).
+    public static func isIOError(_ error: VigilError) -> Bool {
+        error.metadata[errnoKey] != nil
+    }
+
+    static func errnoName(_ code: Int32) -> String {
+        switch code {
+        case ENOSPC: "ENOSPC"
+        case EDQUOT: "EDQUOT"
+        case EIO: "EIO"
+        case EROFS: "EROFS"
+        case EACCES: "EACCES"
+        case ENOENT: "ENOENT"
+        default: "errno \(code)"
+        }
+    }
+
+    /// Bytes available to an unprivileged writer on the file system that holds `path`.
+    public static func freeBytes(_ path: String) throws(VigilError) -> Int {
+        var info = statvfs()
+        guard statvfs(path, &info) == 0 else { throw error("statvfs", path) }
+        let bytes = UInt64(info.f_bavail).multipliedReportingOverflow(by: UInt64(info.f_frsize))
+        return bytes.overflow ? Int.max : Int(clamping: bytes.partialValue)
     }
 
     /// Creates `path` and its parents (like `mkdir -p`).
@@ -134,8 +172,14 @@ public enum FileIO {
     }
 
     /// Writes `bytes` to `path` durably and atomically: a temporary file,
-    /// fsync, rename over `path`, fsync of the directory.
-    public static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644) throws(VigilError) {
+    /// fsync, rename over `path`, fsync of the directory. When it throws
+    /// before the rename (a full disk, say), `path` is untouched and the
+    /// temporary file is gone. With `syncDirectory: false` the caller fsyncs
+    /// the directory itself, to tell a failed write (nothing changed) from a
+    /// failed directory fsync (the new file is in place but maybe not durable).
+    public static func writeAtomically(
+        _ bytes: [UInt8], to path: String, mode: mode_t = 0o644, syncDirectory: Bool = true
+    ) throws(VigilError) {
         let temporary = path + ".tmp"
         let file = try FileHandleDescriptor.open(temporary, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: mode)
         do throws(VigilError) {
@@ -145,13 +189,17 @@ public enum FileIO {
             }
             if let written { throw written }
             try file.sync()
-            file.close()
         } catch {
             file.close()
+            try? remove(temporary)
             throw error
         }
-        try rename(temporary, to: path)
-        try syncDirectory(directoryName(of: path))
+        file.close()
+        do throws(VigilError) { try rename(temporary, to: path) } catch {
+            try? remove(temporary)
+            throw error
+        }
+        if syncDirectory { try Self.syncDirectory(directoryName(of: path)) }
     }
 
     public static func directoryName(of path: String) -> String {

@@ -94,6 +94,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Events in memory before they are flushed to a part.")
     var segmentMaxEvents = StorageOptions(directory: "").segmentMaxRows
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Free space, in MiB, that ingest leaves on the data directory's disk: below it, Ingest is refused with UNAVAILABLE (\"the data disk is full\") while flushes, merges and retention still have room; ingest resumes by itself once space is free again. 0: refuse only when a write fails. Example: --min-free-disk-mb 1024.",
+        valueName: "MiB"))
+    var minFreeDiskMb = StorageOptions(directory: "").minFreeDiskBytes / 1_048_576
+
     @Flag(name: .long, help: "Run without authentication: every connection may do everything, in every tenant. Only for a server nothing untrusted can reach (tests, a laptop).")
     var noAuth = false
 
@@ -129,6 +134,9 @@ struct ServeCommand: AsyncParsableCommand {
     func validate() throws {
         guard (try? parseHostPort(listen)) != nil else {
             throw ValidationError("--listen '\(listen)' is not HOST:PORT, for example 127.0.0.1:7700 or 0.0.0.0:7700")
+        }
+        guard (0...(1 << 30)).contains(minFreeDiskMb) else {
+            throw ValidationError("--min-free-disk-mb must be 0...\(1 << 30) (MiB), not \(minFreeDiskMb)")
         }
         guard maxFrameSize >= 131_072 else { throw ValidationError("--max-frame-size must be at least 131072 bytes") }
         guard maxMessageSize >= maxFrameSize else { throw ValidationError("--max-message-size must be at least --max-frame-size") }
@@ -193,6 +201,8 @@ struct ServeCommand: AsyncParsableCommand {
         storage.liveFeedBytes = liveFeedMb * 1_048_576
         storage.segmentMaxRows = segmentMaxEvents
         storage.repair = repairWal
+        storage.minFreeDiskBytes = minFreeDiskMb * 1_048_576
+        storage.eventHandler = StorageEventLog.handler(logger)
         if let redactionRules {
             do {
                 configuration.redaction = try RedactionPolicy.load(path: redactionRules)

@@ -10,13 +10,13 @@ enum ChecksummedFile {
     static let headerSize = 16
     static let formatVersion: UInt8 = 1
 
-    static func write(_ message: some SwiftProtobuf.Message, magic: String, to path: String) throws(VigilError) {
+    static func write(_ message: some SwiftProtobuf.Message, magic: String, to path: String, syncDirectory: Bool = true) throws(VigilError) {
         let payload: [UInt8] = (try? message.serializedBytes()) ?? []
-        try write(payload: payload, magic: magic, to: path)
+        try write(payload: payload, magic: magic, to: path, syncDirectory: syncDirectory)
     }
 
     /// The envelope around any payload (the chain files use their own binary payloads).
-    static func write(payload: [UInt8], magic: String, to path: String) throws(VigilError) {
+    static func write(payload: [UInt8], magic: String, to path: String, syncDirectory: Bool = true) throws(VigilError) {
         var bytes = Array(magic.utf8)
         precondition(bytes.count == 4)
         bytes += [formatVersion, 0, 0, 0]
@@ -24,7 +24,7 @@ enum ChecksummedFile {
             bytes += [UInt8(value >> 24), UInt8(value >> 16 & 0xFF), UInt8(value >> 8 & 0xFF), UInt8(value & 0xFF)]
         }
         bytes += payload
-        try FileIO.writeAtomically(bytes, to: path)
+        try FileIO.writeAtomically(bytes, to: path, syncDirectory: syncDirectory)
     }
 
     static func read<M: SwiftProtobuf.Message>(_ type: M.Type, magic: String, from path: String) throws(VigilError) -> M {

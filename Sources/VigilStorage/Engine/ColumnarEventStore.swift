@@ -112,6 +112,8 @@ public final class ColumnarEventStore: EventStore {
     public let feed: CommitFeed
     /// What opening found, for the server's log.
     public let recovery: RecoveryReport
+    /// Whether writes are refused (disk full, I/O failure), and why.
+    let availability: Mutex<WriteAvailability>
 
     public struct RecoveryReport: Sendable, CustomStringConvertible {
         public var parts = 0
@@ -262,6 +264,7 @@ public final class ColumnarEventStore: EventStore {
         }
         self.manifest = Mutex(manifest)
         recovery = report
+        availability = Mutex(WriteAvailability(directory: directory, reserveBytes: max(0, options.minFreeDiskBytes)))
         feed = CommitFeed(head: state.withLock { $0.visibleSeq }, capacityBytes: options.liveFeedBytes)
         blockingWork = try BlockingWorkExecutor()
         queryThreads = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
@@ -280,6 +283,8 @@ public final class ColumnarEventStore: EventStore {
     public func append(_ events: [AuditEvent], idempotencyKey: String?, wantReceipts: Bool) async throws(VigilError) -> AppendResult {
         let key = idempotencyKey ?? ""
         if !key.isEmpty, let earlier = try await earlierAnswer(for: key) { return earlier }
+        // A full disk refuses at once, before the batch waits for memory a flush cannot free.
+        try admitWrite()
         try await waitForMemory()
 
         // The costly work happens before the lock: columns, and the WAL record's events.
@@ -289,36 +294,30 @@ public final class ColumnarEventStore: EventStore {
         body.idempotencyKey = key
         let bodyBytes: [UInt8] = (try? body.serializedBytes()) ?? []
 
-        let (result, location, chunk) = try state.withLock { state throws(VigilError) -> (AppendResult, WALLocation?, MemoryChunk?) in
-            guard !state.closed else { throw VigilError(.unavailable, "the store is shutting down") }
-            let now = currentUnixNanos()
-            if !key.isEmpty, var earlier = state.idempotency.answer(for: key, now: now) {
-                earlier.replayed = true
-                return (earlier, state.lastWrite, nil)
+        let written = state.withLock { state -> Result<LockedAppend, VigilError> in
+            do throws(VigilError) {
+                return .success(try appendLocked(&state, columns: columns, bodyBytes: bodyBytes, key: key))
+            } catch {
+                return .failure(error)
             }
-            let firstSeq = state.nextSeq
-            // Protobuf messages concatenate: the tail adds the fields known only now.
-            var tail = Vigil_V1_WalBatch()
-            tail.firstSeq = firstSeq
-            tail.receivedAtNanos = now
-            let location = try wal.write(bodyBytes + ((try? tail.serializedBytes()) ?? []))
-            state.lastWrite = location
-            state.nextSeq += UInt64(columns.count)
-            let chunk = MemoryChunk(columns: columns, firstSeq: firstSeq, receivedAt: now, idempotencyKey: key)
-            state.active.append(chunk)
-            state.unpublished.append(chunk)
-            state.activeBytes += chunk.estimatedBytes
-            state.activeRows += chunk.count
-            if state.activeSince == nil { state.activeSince = .now }
-            let result = AppendResult(firstSeq: firstSeq, lastSeq: chunk.lastSeq, count: chunk.count, receivedAt: now, replayed: false)
-            if !key.isEmpty { state.idempotency.remember(result, for: key, now: now) }
-            // Half the budget at most, so that one segment can fill while another flushes.
-            if state.activeRows >= options.segmentMaxRows || state.activeBytes >= min(options.segmentMaxBytes, options.memoryBudgetBytes / 2) {
-                try sealActive(&state)
-            }
-            return (result, location, chunk)
         }
-        if let location { try await wal.waitDurable(location) }
+        let (result, location, chunk): (AppendResult, WALLocation?, MemoryChunk?)
+        switch written {
+        case .success(let value):
+            let sealFailure: VigilError?
+            (result, location, chunk, sealFailure) = value
+            if chunk != nil { noteWriteSucceeded() }
+            if let sealFailure { noteFailure(sealFailure) }
+        case .failure(let error):
+            throw refusalAfter(walWriteFailure: error)
+        }
+        if let location {
+            do throws(VigilError) { try await wal.waitDurable(location) } catch {
+                // The WAL is poisoned by a failed fsync: this batch is not acknowledged.
+                if FileIO.isIOError(error) { report(availability.withLock { $0.failed(error) }) }
+                throw error
+            }
+        }
         if !result.replayed {
             let feed = feed
             state.withLock { state in
@@ -337,6 +336,110 @@ public final class ColumnarEventStore: EventStore {
             return withReceipt
         }
         return result
+    }
+
+    // MARK: Write availability
+
+    /// Why ingest is refused now (the data disk is full, or an I/O error
+    /// stopped writes until restart); nil while the store takes writes.
+    public var writeUnavailableReason: String? {
+        availability.withLock { $0.reason }
+    }
+
+    /// Throws the refusal while writes are refused (unless this call is the
+    /// probe that tries again); looks at the free space first when due.
+    private func admitWrite() throws(VigilError) {
+        let now = ContinuousClock.now
+        if availability.withLock({ $0.spaceCheckDue(now: now) }) {
+            // statvfs outside the lock. A check that fails decides nothing: the write will tell.
+            if let free = try? FileIO.freeBytes(options.directory) {
+                report(availability.withLock { $0.spaceChecked(freeBytes: free, now: now) })
+            }
+        }
+        try availability.withLock { (value: inout WriteAvailability) throws(VigilError) in try value.admit(now: now) }
+    }
+
+    private func noteWriteSucceeded() {
+        report(availability.withLock { $0.writeSucceeded(now: .now) })
+    }
+
+    /// Records a failed write of maintenance or sealing: a full disk refuses
+    /// ingest until space returns; a poisoned WAL refuses it until restart.
+    /// Other failures are retried by maintenance and refuse nothing.
+    func noteFailure(_ error: VigilError) {
+        if let poison = wal.failure {
+            report(availability.withLock { $0.failed(poison) })
+        } else if FileIO.isDiskFull(error) {
+            report(availability.withLock { $0.diskFull(error, now: .now) })
+        }
+    }
+
+    /// The error a batch whose WAL write failed gets: a full disk or an I/O
+    /// error becomes the store's refusal (its reason says what to do); any
+    /// other error is the batch's own.
+    private func refusalAfter(walWriteFailure error: VigilError) -> VigilError {
+        guard FileIO.isIOError(error) else { return error }
+        if let poison = wal.failure {
+            // A failed fsync (whatever its errno) poisoned the log: only a restart helps.
+            report(availability.withLock { $0.failed(poison) })
+        } else if FileIO.isDiskFull(error) {
+            report(availability.withLock { $0.diskFull(error, now: .now) })
+        } else {
+            // EIO and the like: the WAL cut the partial record, but the disk is failing.
+            report(availability.withLock { $0.failed(error) })
+        }
+        return availability.withLock { $0.refusal } ?? error
+    }
+
+    private func report(_ change: WriteAvailability.Change?) {
+        guard let change, let handler = options.eventHandler else { return }
+        switch change {
+        case .refused(let reason): handler(.writesRefused(reason: reason))
+        case .resumed(let after): handler(.writesResumed(after: after))
+        }
+    }
+
+    /// What `appendLocked` did: the answer, the WAL record to wait for, the
+    /// new chunk (nil for a remembered answer), and a seal that failed.
+    typealias LockedAppend = (AppendResult, WALLocation?, MemoryChunk?, VigilError?)
+
+    /// Assigns the batch its seqs and writes its WAL record, under the state
+    /// lock (so WAL order is seq order). Throws when the WAL write fails;
+    /// then nothing changed.
+    private func appendLocked(
+        _ state: inout State, columns: MemoryChunk.Columns, bodyBytes: [UInt8], key: String
+    ) throws(VigilError) -> LockedAppend {
+        guard !state.closed else { throw VigilError(.unavailable, "the store is shutting down") }
+        let now = currentUnixNanos()
+        if !key.isEmpty, var earlier = state.idempotency.answer(for: key, now: now) {
+            earlier.replayed = true
+            return (earlier, state.lastWrite, nil, nil)
+        }
+        let firstSeq = state.nextSeq
+        // Protobuf messages concatenate: the tail adds the fields known only now.
+        var tail = Vigil_V1_WalBatch()
+        tail.firstSeq = firstSeq
+        tail.receivedAtNanos = now
+        // A failed write leaves the WAL as it was (the partial record is cut away).
+        let location = try wal.write(bodyBytes + ((try? tail.serializedBytes()) ?? []))
+        state.lastWrite = location
+        state.nextSeq += UInt64(columns.count)
+        let chunk = MemoryChunk(columns: columns, firstSeq: firstSeq, receivedAt: now, idempotencyKey: key)
+        state.active.append(chunk)
+        state.unpublished.append(chunk)
+        state.activeBytes += chunk.estimatedBytes
+        state.activeRows += chunk.count
+        if state.activeSince == nil { state.activeSince = .now }
+        let result = AppendResult(firstSeq: firstSeq, lastSeq: chunk.lastSeq, count: chunk.count, receivedAt: now, replayed: false)
+        if !key.isEmpty { state.idempotency.remember(result, for: key, now: now) }
+        // Half the budget at most, so that one segment can fill while another flushes.
+        var sealFailure: VigilError?
+        if state.activeRows >= options.segmentMaxRows || state.activeBytes >= min(options.segmentMaxBytes, options.memoryBudgetBytes / 2) {
+            // The batch is written: a seal that fails (no room for the next
+            // WAL segment) does not fail it. Maintenance seals by age later.
+            do throws(VigilError) { try sealActive(&state) } catch { sealFailure = error }
+        }
+        return (result, location, chunk, sealFailure)
     }
 
     /// The leaves of a durable batch and the chain head after it.
@@ -475,10 +578,21 @@ public final class ColumnarEventStore: EventStore {
                 }
             }
             var lastRetention = ContinuousClock.now - .seconds(3600)
+            var backoff = MaintenanceBackoff()
             for await _ in wakeups {
                 if Task.isCancelled { break }
-                try await maintain(retention: ContinuousClock.now - lastRetention >= .seconds(60))
-                if ContinuousClock.now - lastRetention >= .seconds(60) { lastRetention = .now }
+                guard backoff.isDue(now: .now) else { continue }
+                let retention = ContinuousClock.now - lastRetention >= .seconds(60)
+                do throws(VigilError) {
+                    try await maintain(retention: retention)
+                    backoff.succeeded()
+                    if retention { lastRetention = .now }
+                } catch {
+                    // A full disk or a failing one must not stop maintenance for
+                    // good: what failed stays in memory and the WAL, and is retried.
+                    let delay = backoff.failed(now: .now)
+                    options.eventHandler?(.maintenanceFailed(error, retryIn: delay))
+                }
             }
             group.cancelAll()
         }
@@ -487,37 +601,60 @@ public final class ColumnarEventStore: EventStore {
     /// One round of maintenance: seal by age, flush, merge, and (when asked) retention.
     public func maintain(retention: Bool = true) async throws(VigilError) {
         try await maintenanceLock.withLock { () async throws(VigilError) in
-            try state.withLock { state throws(VigilError) in
-                if let since = state.activeSince, ContinuousClock.now - since >= options.segmentMaxAge {
-                    try sealActive(&state)
+            try await writing { () async throws(VigilError) in
+                try state.withLock { state throws(VigilError) in
+                    if let since = state.activeSince, ContinuousClock.now - since >= options.segmentMaxAge {
+                        try sealActive(&state)
+                    }
                 }
+                while let segment = state.withLock({ $0.sealed.first }) {
+                    try await flush(segment)
+                }
+                try mergeIfNeeded()
+                if retention { try applyRetention(now: currentUnixNanos()) }
             }
-            while let segment = state.withLock({ $0.sealed.first }) {
-                try await flush(segment)
-            }
-            try mergeIfNeeded()
-            if retention { try applyRetention(now: currentUnixNanos()) }
         }
     }
 
     /// Seals whatever is in memory and flushes it now.
     public func flushNow() async throws(VigilError) {
         try await maintenanceLock.withLock { () async throws(VigilError) in
-            try state.withLock { state throws(VigilError) in try sealActive(&state) }
-            while let segment = state.withLock({ $0.sealed.first }) {
-                try await flush(segment)
+            try await writing { () async throws(VigilError) in
+                try state.withLock { state throws(VigilError) in try sealActive(&state) }
+                while let segment = state.withLock({ $0.sealed.first }) {
+                    try await flush(segment)
+                }
             }
         }
     }
 
     /// Merges now (tests and `vigil` tools; the maintenance loop does it by itself).
     public func mergeNow() async throws(VigilError) {
-        try await maintenanceLock.withLock { () async throws(VigilError) in try mergeIfNeeded() }
+        try await maintenanceLock.withLock { () async throws(VigilError) in
+            try await writing { () throws(VigilError) in try mergeIfNeeded() }
+        }
     }
 
     /// Applies retention now as of `now`.
     public func retainNow(now: Int64) async throws(VigilError) {
-        try await maintenanceLock.withLock { () async throws(VigilError) in try applyRetention(now: now) }
+        try await maintenanceLock.withLock { () async throws(VigilError) in
+            try await writing { () throws(VigilError) in try applyRetention(now: now) }
+        }
+    }
+
+    /// Runs maintenance work that writes: not at all after an I/O failure
+    /// (the page cache is not to be trusted, and a MANIFEST whose commit is
+    /// uncertain must not be built on); a failure is recorded (a full disk
+    /// refuses ingest) and thrown. Whatever failed before its MANIFEST commit
+    /// left no file behind and is retried.
+    private func writing(_ body: () async throws(VigilError) -> Void) async throws(VigilError) {
+        if let refusal = availability.withLock({ $0.failure == nil ? nil : $0.refusal }) { throw refusal }
+        do throws(VigilError) {
+            try await body()
+        } catch {
+            noteFailure(error)
+            throw error
+        }
     }
 
     private func flush(_ segment: SealedSegment) async throws(VigilError) {
@@ -570,21 +707,33 @@ public final class ColumnarEventStore: EventStore {
             }
         }
         var next = manifest.withLock { $0 }
+        var files = UncommittedFiles(directory: options.directory)
         var written: [LivePart] = []
-        for (day, events) in byDay.sorted(by: { $0.key < $1.key }) {
-            written.append(try writePart(events, leaves: leavesByDay[day], day: day, level: 0, manifest: &next))
+        let ledgerPath: String
+        // On a failure before the commit (a full disk), the segment stays in
+        // memory and its WAL segments stay on disk: nothing is lost, and the
+        // next maintenance round tries again from scratch.
+        do throws(VigilError) {
+            for (day, events) in byDay.sorted(by: { $0.key < $1.key }) {
+                written.append(try writePart(events, leaves: leavesByDay[day], day: day, level: 0, manifest: &next, files: &files))
+            }
+            if !keys.entries.isEmpty {
+                let name = "\(hex16(next.nextPartNumber))-\(hex16(UInt64(max(0, maxReceived)))).keys"
+                next.nextPartNumber += 1
+                files.add("keys/" + name)
+                try ChecksummedFile.write(keys, magic: Self.keysMagic, to: options.directory + "/keys/" + name)
+                next.idempotencyFiles.append(name)
+            }
+            next.parts += written.map(\.entry)
+            next.flushedThroughSeq = max(next.flushedThroughSeq, segment.lastSeq)
+            ledger.append(lastSeq: segment.lastSeq, head: head)
+            ledgerPath = try writeLedger(ledger, manifest: &next, files: &files)
+            try commit(next, files: &files)
+        } catch {
+            files.discard()
+            throw error
         }
-        if !keys.entries.isEmpty {
-            let name = "\(hex16(next.nextPartNumber))-\(hex16(UInt64(max(0, maxReceived)))).keys"
-            next.nextPartNumber += 1
-            try ChecksummedFile.write(keys, magic: Self.keysMagic, to: options.directory + "/keys/" + name)
-            next.idempotencyFiles.append(name)
-        }
-        next.parts += written.map(\.entry)
-        next.flushedThroughSeq = max(next.flushedThroughSeq, segment.lastSeq)
-        ledger.append(lastSeq: segment.lastSeq, head: head)
-        let ledgerPath = try writeLedger(ledger, manifest: &next)
-        try commit(next)
+        noteWriteSucceeded()
         try replaceLedger(ledger, at: ledgerPath)
         chainTracker.flushed(through: .init(seq: segment.lastSeq, head: head))
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
@@ -599,11 +748,13 @@ public final class ColumnarEventStore: EventStore {
     }
 
     private func writePart(
-        _ events: [AuditEvent], leaves: [UInt32]?, day: String, level: UInt8, manifest: inout Vigil_V1_Manifest
+        _ events: [AuditEvent], leaves: [UInt32]?, day: String, level: UInt8, manifest: inout Vigil_V1_Manifest,
+        files: inout UncommittedFiles
     ) throws(VigilError) -> LivePart {
         let number = manifest.nextPartNumber
         manifest.nextPartNumber += 1
         let relative = "parts/\(day)/\(hex16(number)).part"
+        files.add(relative)
         try FileIO.makeDirectory(options.directory + "/parts/" + day)
         var writerOptions = PartWriter.Options()
         writerOptions.rowsPerBlock = options.rowsPerBlock
@@ -622,16 +773,35 @@ public final class ColumnarEventStore: EventStore {
         return LivePart(entry: entry, reader: try PartReader(path: options.directory + "/" + relative))
     }
 
-    private func commit(_ next: Vigil_V1_Manifest) throws(VigilError) {
-        try ChecksummedFile.write(next, magic: Self.manifestMagic, to: options.directory + "/MANIFEST")
+    /// Replaces MANIFEST with `next`. A failure to write it (a full disk)
+    /// changes nothing, and `files` are removed. Once the rename is done the
+    /// new MANIFEST is the one a reader sees, and owns `files`; if the
+    /// directory fsync after it fails, whether it survives a crash is
+    /// unknown, so the store stops writing until restart (nothing may build
+    /// on it, such as deleting the WAL segments it replaces) and throws.
+    private func commit(_ next: Vigil_V1_Manifest, files: inout UncommittedFiles) throws(VigilError) {
+        do throws(VigilError) {
+            try ChecksummedFile.write(next, magic: Self.manifestMagic, to: options.directory + "/MANIFEST", syncDirectory: false)
+        } catch {
+            files.discard()
+            throw error
+        }
         manifest.withLock { $0 = next }
+        files.committed()
+        do throws(VigilError) { try FileIO.syncDirectory(options.directory) } catch {
+            report(availability.withLock { $0.failed(error) })
+            throw error
+        }
     }
 
     /// Writes `ledger` as a new chain file numbered from the manifest (which
     /// must then be committed for the file to count). Returns its path.
-    private func writeLedger(_ ledger: ChainLedger, manifest: inout Vigil_V1_Manifest) throws(VigilError) -> String {
+    private func writeLedger(
+        _ ledger: ChainLedger, manifest: inout Vigil_V1_Manifest, files: inout UncommittedFiles
+    ) throws(VigilError) -> String {
         let path = ChainFiles.name(manifest.nextPartNumber, ChainFiles.chainExtension)
         manifest.nextPartNumber += 1
+        files.add(path)
         try FileIO.makeDirectory(options.directory + "/" + ChainFiles.directoryName)
         try ledger.write(to: options.directory + "/" + path)
         return path
@@ -651,10 +821,13 @@ public final class ColumnarEventStore: EventStore {
 
     /// Writes the leaves of events that retention removed while others of
     /// their anchored range remain, numbered from the manifest.
-    private func writeExpired(_ entries: [ExpiredLeaves.Entry], manifest: inout Vigil_V1_Manifest) throws(VigilError) -> (path: String, maxSeq: UInt64)? {
+    private func writeExpired(
+        _ entries: [ExpiredLeaves.Entry], manifest: inout Vigil_V1_Manifest, files: inout UncommittedFiles
+    ) throws(VigilError) -> (path: String, maxSeq: UInt64)? {
         guard !entries.isEmpty else { return nil }
         let path = ChainFiles.name(manifest.nextPartNumber, ChainFiles.expiredExtension)
         manifest.nextPartNumber += 1
+        files.add(path)
         try FileIO.makeDirectory(options.directory + "/" + ChainFiles.directoryName)
         let file = ExpiredLeaves(entries: entries)
         try file.write(to: options.directory + "/" + path)
@@ -706,12 +879,21 @@ public final class ColumnarEventStore: EventStore {
             }
             var next = manifest.withLock { $0 }
             let level = UInt8(min(255, (chosen.map(\.entry.level).max() ?? 0) + 1))
-            let merged: LivePart? = events.isEmpty ? nil : try writePart(events, leaves: leaves, day: day, level: level, manifest: &next)
             let removed = Set(chosen.map(\.entry.path))
-            next.parts.removeAll { removed.contains($0.path) }
-            if let merged { next.parts.append(merged.entry) }
-            let expiredFile = try writeExpired(expired, manifest: &next)
-            try commit(next)
+            var files = UncommittedFiles(directory: options.directory)
+            let merged: LivePart?
+            let expiredFile: (path: String, maxSeq: UInt64)?
+            // A merge that fails before its commit leaves the input parts as they were.
+            do throws(VigilError) {
+                merged = events.isEmpty ? nil : try writePart(events, leaves: leaves, day: day, level: level, manifest: &next, files: &files)
+                next.parts.removeAll { removed.contains($0.path) }
+                if let merged { next.parts.append(merged.entry) }
+                expiredFile = try writeExpired(expired, manifest: &next, files: &files)
+                try commit(next, files: &files)
+            } catch {
+                files.discard()
+                throw error
+            }
             if let expiredFile { chain.withLock { $0.expiredFiles.append(expiredFile) } }
             state.withLock { state in
                 state.parts.removeAll { removed.contains($0.entry.path) }
@@ -764,13 +946,21 @@ public final class ColumnarEventStore: EventStore {
                 }
             }
         }
-        let expiredFile = try writeExpired(leaves, manifest: &next)
+        var files = UncommittedFiles(directory: options.directory)
+        let expiredFile: (path: String, maxSeq: UInt64)?
         var ledgerPath: String?
-        if cut > ledger.startSeq {
-            ledger.cut(at: cut, expired: cut - ledger.startSeq)
-            ledgerPath = try writeLedger(ledger, manifest: &next)
+        // Retention that fails before its commit removes nothing; it runs again later.
+        do throws(VigilError) {
+            expiredFile = try writeExpired(leaves, manifest: &next, files: &files)
+            if cut > ledger.startSeq {
+                ledger.cut(at: cut, expired: cut - ledger.startSeq)
+                ledgerPath = try writeLedger(ledger, manifest: &next, files: &files)
+            }
+            try commit(next, files: &files)
+        } catch {
+            files.discard()
+            throw error
         }
-        try commit(next)
         if let ledgerPath { try replaceLedger(ledger, at: ledgerPath) }
         let unneeded = chain.withLock { state -> [String] in
             if let expiredFile { state.expiredFiles.append(expiredFile) }
@@ -823,10 +1013,22 @@ public final class ColumnarEventStore: EventStore {
             queryWork.shutdown()
             flock(lockFile, LOCK_UN)
         }
-        try await withTaskExecutorPreference(blockingWork) { () async throws(VigilError) in
-            try await flushNow()
+        var flushFailure: VigilError?
+        do throws(VigilError) {
+            try await withTaskExecutorPreference(blockingWork) { () async throws(VigilError) in
+                try await flushNow()
+            }
+        } catch {
+            flushFailure = error
         }
+        // The WAL closes either way: what did not reach a part is replayed from it at the next start.
         try wal.close()
+        if let flushFailure {
+            throw VigilError(
+                flushFailure.code,
+                "could not flush the events in memory to parts (\(flushFailure.message)); they are safe in the WAL and are replayed at the next start",
+                metadata: flushFailure.metadata)
+        }
     }
 
     // MARK: Reading

@@ -51,6 +51,18 @@ public struct StorageOptions: Sendable {
     /// Most idempotency keys remembered.
     public var idempotencyMaxKeys = 1_000_000
 
+    /// Ingest is refused (UNAVAILABLE, "the data disk is full") while the
+    /// data directory's file system has less than this free, so that the
+    /// flushes, merges, checkpoints and retention that free or need space can
+    /// still finish. 64 MiB holds the part of a full memory segment (about
+    /// 75 bytes per event for 500,000 events) plus its metadata. 0: no
+    /// reserve, ingest stops only when a write fails with ENOSPC.
+    public var minFreeDiskBytes = 64 * 1024 * 1024
+    /// Told about refusals starting and ending and about failed maintenance
+    /// (the server logs them). Called on the thread that noticed the change:
+    /// it must return quickly and must not call back into the store.
+    public var eventHandler: (@Sendable (StorageEvent) -> Void)?
+
     public init(directory: String) {
         self.directory = directory
     }

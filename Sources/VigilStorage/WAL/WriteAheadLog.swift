@@ -193,6 +193,11 @@ public final class WriteAheadLog: Sendable {
         }
     }
 
+    /// The fsync (or cut) failure that poisoned the log, if any: writes fail until it is reopened.
+    public var failure: VigilError? {
+        core.state.withLock { $0.failure }
+    }
+
     /// The numbers of the segment files, oldest first (including the current one once it exists).
     public var segmentNumbers: [UInt64] {
         core.state.withLock { $0.segments.map(\.number) }

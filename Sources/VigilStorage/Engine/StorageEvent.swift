@@ -1,0 +1,15 @@
+import VigilCore
+
+/// What the store tells its host (the server logs it): changes in whether it
+/// takes writes, and background work that failed and will be retried. The
+/// store reports a refusal once when it starts and once when it ends, not
+/// once per refused call.
+public enum StorageEvent: Sendable {
+    /// Ingest is refused from now on, for `reason` (what `writeUnavailableReason` says).
+    case writesRefused(reason: String)
+    /// Ingest is accepted again, after having been refused for `after`.
+    case writesResumed(after: Duration)
+    /// A flush, merge or retention pass failed; it is tried again after
+    /// `retryIn`. Unflushed events stay in memory and in the WAL meanwhile.
+    case maintenanceFailed(VigilError, retryIn: Duration)
+}

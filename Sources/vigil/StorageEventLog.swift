@@ -1,0 +1,28 @@
+import Foundation
+import Logging
+import VigilCore
+import VigilStorage
+
+/// Logs what the store reports: a refusal of writes when it starts and when
+/// it ends (once each, not per refused call), and failed maintenance.
+enum StorageEventLog {
+    static func handler(_ logger: Logger) -> @Sendable (StorageEvent) -> Void {
+        { event in
+            switch event {
+            case .writesRefused(let reason):
+                logger.error("ingest is refused: \(reason)")
+            case .writesResumed(let after):
+                logger.notice("ingest resumed: writes succeed again after \(seconds(after)) s of refusals")
+            case .maintenanceFailed(let error, let retryIn):
+                logger.error(
+                    "a flush, merge or retention pass failed; its events stay in memory and the WAL, retrying in \(seconds(retryIn)) s",
+                    metadata: ["vigil.error": "\(error)"])
+            }
+        }
+    }
+
+    private static func seconds(_ duration: Duration) -> String {
+        let (seconds, attoseconds) = duration.components
+        return String(format: "%.1f", Double(seconds) + Double(attoseconds) / 1e18)
+    }
+}
