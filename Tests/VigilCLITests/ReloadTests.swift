@@ -106,6 +106,13 @@ struct ReloadTests {
         #expect(refused.stderr.contains("UNAUTHENTICATED"), "\(refused.stderr)")
         #expect(try VigilBinary.run(["count", "--server", server.address, "--token", admin]).status == 0)
         #expect(!server.log.contains(agent) && !server.log.contains(admin), "no secret in the log")
+
+        // A missing tokens file is a mistake, not "no tokens": refused, the tokens stay.
+        try FileManager.default.removeItem(atPath: data + "/tokens")
+        server.signal(SIGHUP)
+        let refused2 = try server.waitForLog("the refusal") { $0.contains("reload refused") }
+        #expect(refused2.contains("tokens is missing; restore it"), "\(refused2)")
+        #expect(try VigilBinary.run(["count", "--server", server.address, "--token", admin]).status == 0)
         #expect(server.stop() == 0)
     }
 }

@@ -56,8 +56,12 @@ public final class TokenRegistry: Sendable {
 
     /// Reads `<data-dir>/tokens` again (an operator restored or edited it) and
     /// makes it the registry's tokens; connections of tokens no longer active
-    /// are closed. A damaged file changes nothing.
+    /// are closed. A damaged or missing file changes nothing.
     public func reload() throws(VigilError) -> Reload {
+        // At the first start a missing file means "no tokens yet"; on a reload it is a mistake.
+        guard FileIO.exists(path) else {
+            throw VigilError(.failedPrecondition, "\(path) is missing; restore it (the tokens stay as they were until then)")
+        }
         // Read under the lock: a token created meanwhile is in the file, not lost.
         let (before, after) = try state.withLock { (state: inout State) throws(VigilError) in
             let tokens = try Self.read(path)
