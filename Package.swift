@@ -30,6 +30,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         // TLS and mutual TLS for the protocol port.
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        // `vigil serve --config vigil.toml`.
+        .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
     ],
     targets: [
         // zlib from the system (Debian: zlib1g-dev), for COMPRESSED frames and disk parts.
@@ -106,6 +108,8 @@ let package = Package(
             dependencies: [
                 "CVigilSystem", "VigilCore", "VigilProto", "VigilServer", "VigilClient", "VigilStorage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),

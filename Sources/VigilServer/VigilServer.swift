@@ -105,6 +105,7 @@ public final class VigilServer: Service, Sendable {
                         group.addTask { await Self.refuseFull(connection, limit: configuration.maxConnections) }
                         continue
                     }
+                    connectionLogger[metadataKey: "vigil.connection"] = "\(slot)"
                     let handler = ConnectionHandler(
                         channel: connection, service: service, configuration: configuration, logger: connectionLogger, slot: slot)
                     group.addTask {

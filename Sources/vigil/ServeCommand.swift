@@ -3,6 +3,7 @@ import Foundation
 import CVigilSystem
 import Logging
 import ServiceLifecycle
+import UnixSignals
 import VigilCore
 import VigilServer
 import VigilStorage
@@ -29,6 +30,14 @@ struct ServeCommand: AsyncParsableCommand {
                   --tls-key server-key.pem --tls-client-ca clients-ca.pem
             Clients then connect with --tls (system CAs) or --tls-ca ca.pem, and for
             mutual TLS --tls-cert client.pem --tls-key client-key.pem.
+
+            Configuration file: --config vigil.toml sets any of these flags, named without
+            their -- (`vigil config example` prints a documented file; flags on the
+            command line win over it):
+              vigil config check /etc/vigil/vigil.toml
+              vigil serve --config /etc/vigil/vigil.toml --log-level debug
+            SIGHUP reloads the tokens file, retention, alert rules and the log level;
+            other changed settings are logged as needing a restart.
             """
     )
 
@@ -131,7 +140,17 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
+    @Option(name: .long, help: "Log format: text (for people) or json (one object per line, for log collectors).")
+    var logFormat: LogFormat = .text
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Read settings from this TOML file: the flags without --, e.g. data-dir = \"/var/lib/vigil\". Flags given here win over it.",
+        valueName: "file"))
+    var config: String?
+
     func validate() throws {
+        // The file may set any of these: they are checked with its settings (`resolve`).
+        if config != nil && !Self.resolving { return }
         guard (try? parseHostPort(listen)) != nil else {
             throw ValidationError("--listen '\(listen)' is not HOST:PORT, for example 127.0.0.1:7700 or 0.0.0.0:7700")
         }
@@ -152,18 +171,54 @@ struct ServeCommand: AsyncParsableCommand {
         if noAuth && adminTokenFile != nil {
             throw ValidationError("--admin-token-file has no use with --no-auth; give one or the other")
         }
+        guard SyncPolicy(parsing: fsync) != nil else {
+            throw ValidationError("--fsync '\(fsync)' is not always, never or interval:<milliseconds>")
+        }
+        _ = try retentionSettings()
+    }
+
+    /// --retention and --tenant-retention in nanoseconds (nil: forever; a
+    /// tenant's forever is `Int64.max`).
+    func retentionSettings() throws -> (defaultNanos: Int64?, tenantNanos: [String: Int64]) {
+        var tenants: [String: Int64] = [:]
+        for entry in tenantRetention {
+            let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty else {
+                throw ValidationError("--tenant-retention '\(entry)' is not TENANT=DURATION, e.g. acme=30d")
+            }
+            tenants[parts[0]] = try parseRetention(parts[1], flag: "--tenant-retention") ?? Int64.max
+        }
+        return (try parseRetention(retention, flag: "--retention"), tenants)
     }
 
     func run() async throws {
+        let arguments = Self.commandLineArguments
+        let resolved: (command: ServeCommand, settings: EffectiveSettings)
+        do {
+            resolved = try config == nil
+                ? (self, EffectiveSettings(file: nil, commandLine: EffectiveSettings.values(in: arguments)))
+                : Self.resolve(arguments)
+        } catch let error as ConfigFileError {
+            FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
+            throw Self.configurationExitCode
+        }
+        try await resolved.command.serve(settings: resolved.settings, arguments: arguments)
+    }
+
+    /// Runs the server with these (resolved) settings; `arguments` are
+    /// resolved again on SIGHUP.
+    func serve(settings: EffectiveSettings, arguments: [String]) async throws {
         // Fewer malloc arenas: glibc's default (8 per core) lets freed memory of
         // busy threads pile up, and resident memory must track the budget.
         _ = mallopt(M_ARENA_MAX, 2)
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = logLevel
-            return handler
+        let levelControl = LogLevelControl(logLevel)
+        LoggingSystem.bootstrap { [logFormat] label in
+            VigilLogHandler(label: label, format: logFormat, control: levelControl)
         }
         let logger = Logger(label: "vigil")
+        // Trapped before anything listens: an early SIGHUP must not end the process.
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        if let config { logger.info("read the configuration from \(config)") }
         let (host, port) = try parseHostPort(listen)
 
         var configuration = ServerConfiguration()
@@ -187,14 +242,7 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("--fsync '\(fsync)' is not always, never or interval:<milliseconds>")
         }
         storage.sync = policy
-        storage.retentionNanos = try parseRetention(retention, flag: "--retention")
-        for entry in tenantRetention {
-            let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2, !parts[0].isEmpty else {
-                throw ValidationError("--tenant-retention '\(entry)' is not TENANT=DURATION, e.g. acme=30d")
-            }
-            storage.tenantRetentionNanos[parts[0]] = try parseRetention(parts[1], flag: "--tenant-retention") ?? Int64.max
-        }
+        (storage.retentionNanos, storage.tenantRetentionNanos) = try retentionSettings()
         storage.archiveDirectory = archiveDir
         storage.memoryBudgetBytes = memoryBudgetMb * 1_048_576
         storage.queryCacheBytes = queryCacheMb * 1_048_576
@@ -227,18 +275,29 @@ struct ServeCommand: AsyncParsableCommand {
             throw CLIError(error)
         }
         logger.info("opened \(dataDir): \(store.recovery)")
+        var registry: TokenRegistry?
         if noAuth {
             logger.warning("authentication is off (--no-auth): every connection may read and write every tenant")
         } else {
-            configuration.authentication = .tokens(try bootstrapTokens(logger: logger))
+            let tokens = try bootstrapTokens(logger: logger)
+            registry = tokens
+            configuration.authentication = .tokens(tokens)
         }
         let server = VigilServer(configuration: configuration, store: store, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: server)]
-        if !alertRules.isEmpty {
-            // Listed after the server, so it stops first on shutdown (services stop in reverse order).
-            services.append(.init(service: AlertEngine(rules: alertRules, store: store, logger: logger)))
-            logger.info("loaded \(alertRules.count) alert rules from \(rules ?? "")")
+        var ruleSet: AlertRuleSet?
+        if let rules {
+            // Runs even with no rules, so a reload can add some. Listed after
+            // the server, so it stops first on shutdown (services stop in reverse order).
+            let loaded = AlertRuleSet(alertRules)
+            ruleSet = loaded
+            services.append(.init(service: AlertEngine(ruleSet: loaded, store: store, logger: logger)))
+            logger.info("loaded \(alertRules.count) alert rules from \(rules)")
         }
+        services.append(.init(service: ConfigurationReloader(
+            hangups: hangups, arguments: arguments, initial: (self, settings),
+            targets: .init(levelControl: levelControl, registry: registry, store: store, ruleSet: ruleSet),
+            logger: logger)))
         var groupConfiguration = ServiceGroupConfiguration(
             services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],

@@ -11,7 +11,8 @@ import VigilStorage
 /// when the engine counts it again after a restart (it rebuilds its counts
 /// from the stored events of the open windows before it follows the feed).
 public struct AlertEngine: Service {
-    let rules: [AlertRule]
+    /// The rules, which a reload may replace while the engine runs.
+    let ruleSet: AlertRuleSet
     let store: any EventStore
     let logger: Logger
 
@@ -20,7 +21,11 @@ public struct AlertEngine: Service {
     static let maxTrackedGroups = 100_000
 
     public init(rules: [AlertRule], store: any EventStore, logger: Logger) {
-        self.rules = rules
+        self.init(ruleSet: AlertRuleSet(rules), store: store, logger: logger)
+    }
+
+    public init(ruleSet: AlertRuleSet, store: any EventStore, logger: Logger) {
+        self.ruleSet = ruleSet
         self.store = store
         self.logger = logger
     }
@@ -42,36 +47,40 @@ public struct AlertEngine: Service {
     }
 
     public func run() async throws {
-        guard !rules.isEmpty else { return }
         let feed = store.feed
         feed.addReader()
         defer { feed.removeReader() }
-        var windows = [Windows](repeating: Windows(), count: rules.count)
-        let matchers = rules.map { LiveMatcher(filter: $0.filter) }
+        let (generation, rules) = ruleSet.snapshot
         // From what the store held when it opened: whatever was stored since
         // (before this service got going) is read back from the store below.
         let position = feed.initialHead
-        // Rebuild the open windows from what is stored.
-        let now = currentUnixNanos()
-        for (index, rule) in rules.enumerated() {
-            guard let window = rule.window else { continue }
-            var filter = rule.filter
-            filter.since = max(filter.since, now - 2 * window)
-            var after: UInt64 = 0
-            while true {
-                let page = try await store.scanBySeq(filter: filter, after: after, through: position, limit: 5_000)
-                for event in page.events { try await count(event, rule: rule, windows: &windows[index]) }
-                guard let last = page.events.last, !page.exhausted else { break }
-                after = last.seq
-            }
-        }
+        var windows: [Windows] = []
+        for rule in rules { windows.append(try await rebuild(rule, through: position)) }
         logger.info("alert rules running", metadata: ["vigil.rules": "\(rules.map(\.name).joined(separator: ","))"])
         let start = position
         let rebuilt = windows
         try await cancelWhenGracefulShutdown {
             var position = start
             var windows = rebuilt
+            var generation = generation
+            var rules = rules
+            var matchers = rules.map { LiveMatcher(filter: $0.filter) }
             while !Task.isCancelled && !feed.isClosed {
+                let current = ruleSet.snapshot
+                if current.generation != generation {
+                    // A reload: a rule defined as before keeps its windows; a new
+                    // or changed one counts its open windows from the store.
+                    var next: [Windows] = []
+                    for rule in current.rules {
+                        if let old = rules.firstIndex(where: { $0.sameDefinition(as: rule) }) {
+                            next.append(windows[old])
+                        } else {
+                            next.append(try await rebuild(rule, through: position))
+                        }
+                    }
+                    (generation, rules, windows) = (current.generation, current.rules, next)
+                    matchers = rules.map { LiveMatcher(filter: $0.filter) }
+                }
                 switch feed.read(after: position) {
                 case .batches(let batches) where batches.isEmpty:
                     await feed.waitForNew(after: position)
@@ -99,6 +108,22 @@ public struct AlertEngine: Service {
                 }
             }
         }
+    }
+
+    /// The open windows of `rule`, counted from the stored events through `position`.
+    private func rebuild(_ rule: AlertRule, through position: UInt64) async throws -> Windows {
+        var windows = Windows()
+        guard let window = rule.window else { return windows }
+        var filter = rule.filter
+        filter.since = max(filter.since, currentUnixNanos() - 2 * window)
+        var after: UInt64 = 0
+        while true {
+            let page = try await store.scanBySeq(filter: filter, after: after, through: position, limit: 5_000)
+            for event in page.events { try await count(event, rule: rule, windows: &windows) }
+            guard let last = page.events.last, !page.exhausted else { break }
+            after = last.seq
+        }
+        return windows
     }
 
     /// Counts one matching event; fires the rule when its window reaches the threshold.

@@ -28,10 +28,59 @@ public final class TokenRegistry: Sendable {
 
     private let path: String
     private let state: Mutex<State>
+    /// Called with the ids of tokens a reload made inactive (to close their connections).
+    private let deactivationHandlers = Mutex<[@Sendable (String) -> Void]>([])
 
     /// Loads the token file in `directory` (none yet: no tokens).
     public init(directory: String) throws(VigilError) {
         path = directory + "/tokens"
+        let tokens = try Self.read(path)
+        state = Mutex(State(tokens: tokens, byHash: Self.index(tokens), active: Self.activeIDs(tokens)))
+    }
+
+    /// What a reload of the token file changed.
+    public struct Reload: Sendable, CustomStringConvertible {
+        /// Tokens that are active now and were not before (created elsewhere, or restored).
+        public var activated: [String]
+        /// Tokens that were active and are not now (revoked, or missing from the file).
+        public var deactivated: [String]
+        public var active: Int
+
+        public var description: String {
+            var text = "\(active) active"
+            if !activated.isEmpty { text += ", newly active: \(activated.sorted().joined(separator: ","))" }
+            if !deactivated.isEmpty { text += ", no longer active: \(deactivated.sorted().joined(separator: ","))" }
+            return text
+        }
+    }
+
+    /// Reads `<data-dir>/tokens` again (an operator restored or edited it) and
+    /// makes it the registry's tokens; connections of tokens no longer active
+    /// are closed. A damaged or missing file changes nothing.
+    public func reload() throws(VigilError) -> Reload {
+        // At the first start a missing file means "no tokens yet"; on a reload it is a mistake.
+        guard FileIO.exists(path) else {
+            throw VigilError(.failedPrecondition, "\(path) is missing; restore it (the tokens stay as they were until then)")
+        }
+        // Read under the lock: a token created meanwhile is in the file, not lost.
+        let (before, after) = try state.withLock { (state: inout State) throws(VigilError) in
+            let tokens = try Self.read(path)
+            let before = state.active
+            state = State(tokens: tokens, byHash: Self.index(tokens), active: Self.activeIDs(tokens))
+            return (before, state.active)
+        }
+        let deactivated = before.subtracting(after)
+        let handlers = deactivationHandlers.withLock { $0 }
+        for id in deactivated { for handler in handlers { handler(id) } }
+        return Reload(activated: Array(after.subtracting(before)), deactivated: Array(deactivated), active: after.count)
+    }
+
+    /// Registers `handler` to be called with each token id a reload deactivates.
+    func onDeactivation(_ handler: @escaping @Sendable (String) -> Void) {
+        deactivationHandlers.withLock { $0.append(handler) }
+    }
+
+    private static func read(_ path: String) throws(VigilError) -> [Vigil_V1_StoredToken] {
         var tokens: [Vigil_V1_StoredToken] = []
         if FileIO.exists(path) {
             let bytes: [UInt8]
@@ -52,7 +101,7 @@ public final class TokenRegistry: Sendable {
                 throw VigilError(.dataLoss, "\(path) is damaged (\(error)); restore it from a backup or remove it to start with no tokens")
             }
         }
-        state = Mutex(State(tokens: tokens, byHash: Self.index(tokens), active: Self.activeIDs(tokens)))
+        return tokens
     }
 
     private static func index(_ tokens: [Vigil_V1_StoredToken]) -> [Data: Int] {

@@ -53,10 +53,13 @@ struct AuditService: Sendable {
         case .disabled: nil
         case .tokens(let registry): registry
         }
+        let connections = LiveConnections(limit: configuration.maxConnections)
+        // A token file reloaded on SIGHUP may no longer hold a token: its connections close as on a revocation.
+        registry?.onDeactivation { tokenID in connections.revoke(tokenID: tokenID) }
         self.access = AccessControl(
             registry: registry,
             rateLimiter: IngestRateLimiter(defaultEventsPerSecond: configuration.defaultIngestEventsPerSecond),
-            connections: LiveConnections(limit: configuration.maxConnections),
+            connections: connections,
             systemLog: SystemAuditLog(store: store, logger: logger))
         self.startedAt = currentUnixNanos()
     }
@@ -64,17 +67,21 @@ struct AuditService: Sendable {
     /// Runs one call for `caller`, once its token's scopes and tenants allow
     /// it. Returns the metadata for the OK trailers.
     func handle(
-        _ method: AuditMethod, request: ByteBuffer, sender: some ResponseSender, caller: Caller = .anonymous
+        _ method: AuditMethod, request: ByteBuffer, sender: some ResponseSender, caller: Caller = .anonymous,
+        tenants: CallTenants? = nil
     ) async throws -> [String: String] {
         let principal = caller.principal
         try access.checkActive(principal)
         switch method {
         case .ingest:
             try principal.require(.ingest, for: method)
-            return try await ingest(request.decodeMessage(), sender: sender, caller: caller)
+            let ingest: Vigil_V1_IngestRequest = try request.decodeMessage()
+            tenants?.record(.events(ingest.events))
+            return try await self.ingest(ingest, sender: sender, caller: caller)
         case .query:
             try principal.require(.read, for: method)
             var query: Vigil_V1_QueryRequest = try request.decodeMessage()
+            tenants?.record(.list(query.filter.tenants))
             query.filter = try principal.scoped(query.filter, for: method)
             return try await self.query(query, sender: sender)
         case .get:
@@ -83,11 +90,13 @@ struct AuditService: Sendable {
         case .aggregate:
             try principal.require(.read, for: method)
             var aggregate: Vigil_V1_AggregateRequest = try request.decodeMessage()
+            tenants?.record(.list(aggregate.filter.tenants))
             aggregate.filter = try principal.scoped(aggregate.filter, for: method)
             return try await self.aggregate(aggregate, sender: sender)
         case .subscribe:
             try principal.require(.read, for: method)
             var subscribe: Vigil_V1_SubscribeRequest = try request.decodeMessage()
+            tenants?.record(.list(subscribe.filter.tenants))
             subscribe.filter = try principal.scoped(subscribe.filter, for: method)
             return try await self.subscribe(subscribe, sender: sender)
         case .verify:

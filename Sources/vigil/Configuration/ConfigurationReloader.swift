@@ -1,0 +1,120 @@
+import ArgumentParser
+import Logging
+import ServiceLifecycle
+import UnixSignals
+import VigilServer
+import VigilStorage
+
+/// Reloads on SIGHUP what can change while the server runs: the tokens file,
+/// retention and tenant retention, the alert rules, the log level. Any other
+/// setting that changed is logged as needing a restart. A file with problems
+/// is logged with them, and nothing is applied.
+struct ConfigurationReloader: Service, CustomStringConvertible {
+    /// The parts of the running server a reload changes.
+    struct Targets: Sendable {
+        let levelControl: LogLevelControl
+        let registry: TokenRegistry?
+        let store: any EventStore
+        /// nil when the server runs no alert engine (no --rules at start).
+        let ruleSet: AlertRuleSet?
+    }
+
+    let hangups: UnixSignalsSequence
+    /// `vigil serve`'s command line, resolved again (with the file) on each reload.
+    let arguments: [String]
+    let initial: (command: ServeCommand, settings: EffectiveSettings)
+    let targets: Targets
+    let logger: Logger
+
+    /// ServiceLifecycle logs services by description: a name, not every setting.
+    var description: String { "ConfigurationReloader" }
+
+    func run() async throws {
+        var current = initial
+        for await _ in hangups.cancelOnGracefulShutdown() {
+            current = await reload(from: current)
+        }
+    }
+
+    /// One reload: returns the settings now in force.
+    func reload(from current: (command: ServeCommand, settings: EffectiveSettings)) async -> (command: ServeCommand, settings: EffectiveSettings) {
+        let source = current.command.config.map { "\($0)" } ?? "the command line (no --config)"
+        logger.notice("SIGHUP: reloading", metadata: ["vigil.config": "\(source)"])
+        // Everything is read and checked first; nothing is applied unless all of it is good.
+        let next: (command: ServeCommand, settings: EffectiveSettings)
+        let retention: (defaultNanos: Int64?, tenantNanos: [String: Int64])
+        var rules: [AlertRule]?
+        do {
+            next = try ServeCommand.resolve(arguments)
+            retention = try next.command.retentionSettings()
+            if targets.ruleSet != nil, let path = next.command.rules {
+                do { rules = try AlertRule.load(path: path) } catch { throw ValidationError("--rules: \(error)") }
+            }
+        } catch {
+            let problems = (error as? ConfigFileError)?.description ?? ServeCommand.message(for: error)
+            logger.error("reload refused; nothing was changed", metadata: ["vigil.problems": "\(problems)"])
+            return current
+        }
+        var applied: [String] = []
+        if let registry = targets.registry {
+            do {
+                let tokens = try registry.reload()
+                if !tokens.activated.isEmpty || !tokens.deactivated.isEmpty { applied.append("tokens: \(tokens)") }
+            } catch {
+                logger.error("reload refused; nothing was changed", metadata: ["vigil.problems": "\(error.message)"])
+                return current
+            }
+        }
+
+        let changed = current.settings.changedKeys(to: next.settings)
+        var needsRestart: [String] = []
+        for key in changed {
+            let change = "\(key): \(current.settings.display(key)) -> \(next.settings.display(key))"
+            switch key {
+            case "log-level":
+                targets.levelControl.current = next.command.logLevel
+                applied.append(change)
+            case "retention":
+                await setRetention(tenant: nil, nanos: retention.defaultNanos)
+                applied.append(change)
+            case "tenant-retention":
+                let before = (try? current.command.retentionSettings().tenantNanos) ?? [:]
+                for tenant in Set(before.keys).union(retention.tenantNanos.keys).sorted()
+                where before[tenant] != retention.tenantNanos[tenant] {
+                    // A tenant no longer listed falls back to the default retention.
+                    // (Int64.max is a tenant's forever.)
+                    await setRetention(tenant: tenant, nanos: retention.tenantNanos[tenant])
+                }
+                applied.append(change)
+            case "rules" where targets.ruleSet != nil && next.command.rules != nil:
+                applied.append(change)
+            default:
+                needsRestart.append(key)
+                logger.warning(
+                    "\(key) changed in the configuration; it takes effect after a restart",
+                    metadata: ["vigil.setting": "\(key)", "vigil.running": "\(current.settings.display(key))", "vigil.configured": "\(next.settings.display(key))"])
+            }
+        }
+        if let ruleSet = targets.ruleSet, let rules {
+            let changes = ruleSet.replace(with: rules)
+            if !changes.isEmpty { applied.append("alert rules: \(changes)") }
+        }
+        if applied.isEmpty {
+            logger.notice("reloaded: nothing to change", metadata: needsRestart.isEmpty ? [:] : ["vigil.needs-restart": "\(needsRestart.joined(separator: ","))"])
+        } else {
+            var metadata: Logger.Metadata = ["vigil.changed": "\(applied.joined(separator: "; "))"]
+            if !needsRestart.isEmpty { metadata["vigil.needs-restart"] = "\(needsRestart.joined(separator: ","))" }
+            logger.notice("reloaded: \(applied.joined(separator: "; "))", metadata: metadata)
+        }
+        // Settings that need a restart keep their running value, so the next reload reports them again.
+        return (next.command, next.settings.keeping(needsRestart, from: current.settings))
+    }
+
+    private func setRetention(tenant: String?, nanos: Int64?) async {
+        do {
+            _ = try await targets.store.setRetention(tenant: tenant, nanos: nanos)
+        } catch {
+            logger.error("could not change the retention", metadata: ["vigil.tenant": "\(tenant ?? "*")", "vigil.error": "\(error.message)"])
+        }
+    }
+}

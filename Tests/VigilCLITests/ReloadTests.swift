@@ -1,0 +1,118 @@
+import Foundation
+import Testing
+
+@Suite("SIGHUP reloads the configuration of a running vigil serve")
+struct ReloadTests {
+    static func event(action: String, occurredAt: Date, actor: String = "u-1") -> String {
+        #"{"occurredAt":"\#(occurredAt.ISO8601Format())","tenant":"acme","actor":{"id":"\#(actor)"},"action":"\#(action)"}"#
+    }
+
+    static func rules(threshold: Int) -> String {
+        #"{"rules": [{"name": "logins", "filter": {"actions": ["auth.login"]}, "threshold": \#(threshold), "window": "1h"}]}"#
+    }
+
+    @Test("log level, retention and a rule change on SIGHUP; a max-connections change is logged as needing a restart; a bad file changes nothing")
+    func reloadEndToEnd() throws {
+        let directory = try ConfigFileTests.temporaryDirectory("reload")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let config = directory + "/vigil.toml"
+        let rulesPath = directory + "/rules.json"
+        try Self.rules(threshold: 3).write(toFile: rulesPath, atomically: true, encoding: .utf8)
+        try """
+            data-dir = "\(directory)/data"
+            no-auth = true
+            log-level = "info"
+            retention = "90d"
+            rules = "\(rulesPath)"
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let server = try LoggedServer(arguments: ["--config", config, "--listen", "127.0.0.1:0"], directory: directory)
+        func vigil(_ arguments: [String], input: String? = nil) throws -> VigilBinary.Output {
+            try VigilBinary.run(arguments + ["--server", server.address], input: input)
+        }
+
+        // An event 40 days old: kept under 90d.
+        let old = try vigil(["ingest", "-"], input: Self.event(action: "user.update", occurredAt: Date().addingTimeInterval(-40 * 86_400)) + "\n")
+        #expect(old.status == 0, "\(old.stderr)")
+        #expect(try vigil(["count", "--tenant", "acme"]).stdout.contains("1 event"))
+        #expect(!server.log.contains("call finished"), "OK calls are logged at debug, and the level is info")
+
+        try """
+            data-dir = "\(directory)/data"
+            no-auth = true
+            log-level = "debug"
+            retention = "30d"
+            tenant-retention = ["globex=7d"]
+            rules = "\(rulesPath)"
+            max-connections = 100
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        try Self.rules(threshold: 2).write(toFile: rulesPath, atomically: true, encoding: .utf8)
+        server.signal(SIGHUP)
+        let log = try server.waitForLog("the reload") { $0.contains("reloaded: ") }
+        let reloaded = try #require(log.split(separator: "\n").first { $0.contains("reloaded: ") })
+        #expect(reloaded.contains("log-level: info -> debug"), "\(reloaded)")
+        #expect(reloaded.contains("retention: 90d -> 30d"), "\(reloaded)")
+        #expect(reloaded.contains("tenant-retention: [] -> [globex=7d]"), "\(reloaded)")
+        #expect(reloaded.contains("alert rules: changed logins; 0 unchanged"), "\(reloaded)")
+        #expect(reloaded.contains("vigil.needs-restart=max-connections"), "\(reloaded)")
+        #expect(log.contains("max-connections changed in the configuration; it takes effect after a restart"), "\(log)")
+
+        // The new behaviour: the 40-day-old event is past the new retention;
+        // OK calls are logged; two logins now fire the rule.
+        let count = try vigil(["count", "--tenant", "acme", "--format", "json"])
+        #expect(count.status == 0, "\(count.stderr)")
+        let counted = try #require(try JSONSerialization.jsonObject(with: Data(count.stdout.utf8)) as? [String: Any], "\(count.stdout)")
+        #expect((counted["count"] as? NSNumber)?.intValue == 0 || counted["count"] as? String == "0", "\(count.stdout)")
+        try server.waitForLog("a call at debug") { $0.contains("call finished") }
+        let logins = (1...2).map { Self.event(action: "auth.login", occurredAt: Date(), actor: "u-\($0)") }.joined(separator: "\n")
+        #expect(try vigil(["ingest", "-"], input: logins + "\n").status == 0)
+        try server.waitForLog("the alert") { $0.contains("alert fired") }
+
+        // A bad file: refused with its problem named, nothing applied.
+        try "log-level = \"error\"\nmax-frame-size = \"big\"\n".write(toFile: config, atomically: true, encoding: .utf8)
+        server.signal(SIGHUP)
+        let refused = try server.waitForLog("the refusal") { $0.contains("reload refused") }
+        #expect(refused.contains("max-frame-size must be an integer, not a string"), "\(refused)")
+        let callsBefore = server.log.components(separatedBy: "call finished").count
+        #expect(try vigil(["count", "--tenant", "acme"]).status == 0)
+        try server.waitForLog("a call still at debug") { $0.components(separatedBy: "call finished").count > callsBefore }
+        #expect(server.process.isRunning)
+        #expect(server.stop() == 0)
+    }
+
+    @Test("SIGHUP re-reads the tokens file: a token restored from an older copy works, one missing from it stops")
+    func reloadTokens() throws {
+        let directory = try ConfigFileTests.temporaryDirectory("reload-tokens")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let tokenFile = directory + "/admin.token"
+        let data = directory + "/data"
+        let server = try LoggedServer(
+            arguments: ["--data-dir", data, "--listen", "127.0.0.1:0", "--admin-token-file", tokenFile], directory: directory)
+        let admin = try String(contentsOfFile: tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let withAdmin = try Data(contentsOf: URL(fileURLWithPath: data + "/tokens"))
+        let created = try VigilBinary.run([
+            "token", "create", "--name", "agent", "--scope", "read", "--quiet", "--server", server.address, "--token", admin,
+        ])
+        #expect(created.status == 0, "\(created.stderr)")
+        let agent = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try VigilBinary.run(["count", "--server", server.address, "--token", agent]).status == 0)
+
+        // The operator restores the older tokens file (without the agent's token).
+        try withAdmin.write(to: URL(fileURLWithPath: data + "/tokens"))
+        server.signal(SIGHUP)
+        let log = try server.waitForLog("the token reload") { $0.contains("reloaded: ") }
+        #expect(log.contains("tokens: 1 active, no longer active: tok_"), "\(log)")
+        let refused = try VigilBinary.run(["count", "--server", server.address, "--token", agent])
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("UNAUTHENTICATED"), "\(refused.stderr)")
+        #expect(try VigilBinary.run(["count", "--server", server.address, "--token", admin]).status == 0)
+        #expect(!server.log.contains(agent) && !server.log.contains(admin), "no secret in the log")
+
+        // A missing tokens file is a mistake, not "no tokens": refused, the tokens stay.
+        try FileManager.default.removeItem(atPath: data + "/tokens")
+        server.signal(SIGHUP)
+        let refused2 = try server.waitForLog("the refusal") { $0.contains("reload refused") }
+        #expect(refused2.contains("tokens is missing; restore it"), "\(refused2)")
+        #expect(try VigilBinary.run(["count", "--server", server.address, "--token", admin]).status == 0)
+        #expect(server.stop() == 0)
+    }
+}
