@@ -134,6 +134,52 @@ struct MetricsTests {
         }
     }
 
+    @Test("subscribers and their lag: a subscriber that stops reading 20 events in stays behind; closing it clears both")
+    func subscriberLag() async throws {
+        try await withMetricsServer { server, scraper in
+            let writer = try await server.connect()
+            _ = try await writer.ingest((0..<20).map { makeTestEvent(index: $0) })
+            let reader = try await server.connect()
+            var request = Vigil_V1_SubscribeRequest()
+            request.since = .init(unixNanos: 0)
+            // A window of 1: the server may send one or two events past what was read, then waits.
+            var subscription = reader.subscribe(request, window: 1).makeAsyncIterator()
+            _ = try await subscription.next()
+            let behind = try await eventually {
+                let text = try await scraper.scrape()
+                guard text.value("vigil_subscribers") == 1, let lag = text.value("vigil_subscriber_lag_max_events"), lag < 20 else {
+                    throw HTTPProbe.Failure(description: "not yet: \(text.value("vigil_subscriber_lag_max_events") ?? -1)")
+                }
+                return lag
+            }
+            #expect((18...19).contains(behind), "seq 1 or 2 delivered of 20")
+            await reader.close()
+            let cleared = try await eventually {
+                let text = try await scraper.scrape()
+                guard text.value("vigil_subscribers") == 0 else { throw HTTPProbe.Failure(description: "still subscribed") }
+                return text
+            }
+            #expect(cleared.value("vigil_subscriber_lag_max_events") == 0)
+            await writer.close()
+        }
+    }
+
+    @Test(
+        "the test's Prometheus parser refuses what a scraper would",
+        arguments: [
+            "vigil_x 1\n",  // no TYPE
+            "# TYPE vigil_x counter\nvigil_x{a=\"b\" 1\n",  // unterminated labels
+            "# TYPE vigil_x counter\nvigil_x one\n",  // bad value
+            "# TYPE vigil_x counter\nvigil_x -1\n",  // negative counter
+            "# TYPE vigil_x counter\n# TYPE vigil_x gauge\n",  // two TYPEs
+            "# TYPE vigil_h histogram\nvigil_h_bucket 1\n",  // bucket without le
+            "# TYPE vigil_x counter\nvigil_x{1a=\"b\"} 1\n",  // bad label name
+            "# TYPE vigil_x counter\nvigil_x 1",  // no final newline
+        ])
+    func parserIsStrict(_ text: String) {
+        #expect(throws: PrometheusText.ParseError.self) { try PrometheusText(text) }
+    }
+
     @Test("/healthz, /readyz, 404 for other paths, 405 for other methods")
     func endpoints() async throws {
         try await withMetricsServer { _, scraper in
