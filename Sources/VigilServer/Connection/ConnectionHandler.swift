@@ -266,7 +266,6 @@ struct ConnectionHandler: Sendable {
 
         func runCall(_ call: ConnectionStateMachine.Call, request: Frame, service: AuditService) async {
             service.vitals.callStarted()
-            defer { service.vitals.callEnded() }
             let context = call.context
             let streamID = context.streamID
             let clientFrameSize = state.with { $0.clientFrameSize }
@@ -325,7 +324,9 @@ struct ConnectionHandler: Sendable {
                 status = nil
             }
             // Free the call's slot before its TRAILERS go out, so a client that
-            // opens its next call on seeing them is not refused for the limit.
+            // opens its next call on seeing them is not refused for the limit
+            // (and is not counted in flight by what it asks next).
+            service.vitals.callEnded()
             let finished = state.with { $0.callFinished(streamID: streamID, trailersPending: status != nil) }
             identity.touch()
             if let status {
