@@ -11,6 +11,7 @@ public enum AuditMethod: String, Sendable, CaseIterable {
     case revokeToken = "vigil.v1.Audit/RevokeToken"
     case setRetention = "vigil.v1.Audit/SetRetention"
     case getStats = "vigil.v1.Audit/GetStats"
+    case health = "vigil.v1.Audit/Health"
 
     /// Whether the server answers with a stream of messages (under WINDOW credit)
     /// rather than exactly one.

@@ -60,8 +60,26 @@ public struct ServerConfiguration: Sendable {
     /// Signed checkpoints of the hash chain: the key and where they go (nil:
     /// none are written or checked).
     public var checkpoints: CheckpointConfiguration?
+    /// Where the HTTP listener for /metrics, /healthz and /readyz listens;
+    /// nil (the default): nowhere.
+    public var metricsListen: ListenAddress?
+    /// The server's metrics registry (made with the tenant label bound you
+    /// want, and passed to the store's `StorageOptions.metrics` too); nil:
+    /// the server makes its own, without the storage engine's metrics.
+    public var metrics: VigilMetrics?
 
     public init() {}
+}
+
+/// A HOST:PORT to listen on (port 0: any free port).
+public struct ListenAddress: Sendable, Hashable {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
 }
 
 /// How connections authenticate.

@@ -190,6 +190,10 @@ public protocol EventStore: Sendable {
 
     /// Counts and sizes for `GetStats`.
     func statistics() async throws(VigilError) -> StoreStatistics
+
+    /// Why the store cannot serve right now, one sentence each (empty: it
+    /// can). The server's `Health` call and `/readyz` report them.
+    var healthProblems: [String] { get }
 }
 
 /// What `GetStats` reports of the store.
@@ -200,8 +204,27 @@ public struct StoreStatistics: Sendable {
     /// Parts and WAL.
     public var bytesOnDisk: UInt64 = 0
     public var parts = 0
+    /// Events (and their approximate bytes) in memory, not yet in parts.
+    public var memoryEvents: UInt64 = 0
+    public var memoryBytes: UInt64 = 0
+    /// Parts by merge level (0: as flushed), levels without parts left out.
+    public var partLevels: [PartLevelStatistics] = []
+    /// Parts waiting for a merge: those of days that reached the merge fan-in.
+    public var mergeBacklogParts: UInt64 = 0
 
     public init() {}
+}
+
+/// The parts at one merge level.
+public struct PartLevelStatistics: Sendable, Hashable {
+    public var level: UInt32
+    public var parts: UInt64 = 0
+    public var events: UInt64 = 0
+    public var bytes: UInt64 = 0
+
+    public init(level: UInt32) {
+        self.level = level
+    }
 }
 
 extension EventStore {
@@ -214,6 +237,8 @@ extension EventStore {
     public func statistics() async throws(VigilError) -> StoreStatistics {
         throw VigilError(.unimplemented, "this store keeps no statistics")
     }
+
+    public var healthProblems: [String] { [] }
 
     /// `append` without receipts.
     public func append(_ events: [AuditEvent], idempotencyKey: String?) async throws(VigilError) -> AppendResult {

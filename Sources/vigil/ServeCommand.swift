@@ -38,6 +38,13 @@ struct ServeCommand: AsyncParsableCommand {
               vigil serve --config /etc/vigil/vigil.toml --log-level debug
             SIGHUP reloads the tokens file, retention, alert rules and the log level;
             other changed settings are logged as needing a restart.
+
+            Metrics and probes: --metrics-listen opens a second, plain-HTTP port with
+            /metrics (Prometheus), /healthz (the process runs) and /readyz (503 with the
+            reasons while the server is not serving). It has no authentication: keep it
+            on a loopback or internal address.
+              vigil serve --metrics-listen 127.0.0.1:7701
+              curl -s http://127.0.0.1:7701/metrics | grep vigil_ingest_events_total
             """
     )
 
@@ -137,6 +144,14 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup(title: "TLS") var tls: ServerTLSOptions
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Serve /metrics (Prometheus), /healthz and /readyz over HTTP on HOST:PORT, e.g. 127.0.0.1:7701. Off unless given.",
+        valueName: "host:port"))
+    var metricsListen: String?
+
+    @Option(name: .long, help: "Distinct tenants that get their own tenant label in metrics; later ones are counted as tenant=\"_other\".")
+    var metricsTenantLabels = VigilMetrics.defaultMaxTenantLabels
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
@@ -168,6 +183,18 @@ struct ServeCommand: AsyncParsableCommand {
         guard maxBatchEvents >= 1 else { throw ValidationError("--max-batch-events must be at least 1") }
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
         guard idleTimeout >= 0 else { throw ValidationError("--idle-timeout must be 0 (never) or a number of seconds") }
+        if let metricsListen {
+            // The port is required: the protocol's default (7700) would be the wrong one.
+            guard metricsListen.contains(":"), !metricsListen.hasSuffix("]"), let metricsAddress = try? parseHostPort(metricsListen) else {
+                throw ValidationError("--metrics-listen '\(metricsListen)' is not HOST:PORT, for example 127.0.0.1:7701")
+            }
+            if let protocolAddress = try? parseHostPort(listen), metricsAddress.port != 0, metricsAddress.port == protocolAddress.port {
+                throw ValidationError("--metrics-listen must use another port than --listen (\(protocolAddress.port)), for example 7701")
+            }
+        }
+        guard (0...10_000).contains(metricsTenantLabels) else {
+            throw ValidationError("--metrics-tenant-labels must be 0 to 10000")
+        }
         if noAuth && adminTokenFile != nil {
             throw ValidationError("--admin-token-file has no use with --no-auth; give one or the other")
         }
@@ -236,6 +263,14 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.idleTimeout = idleTimeout == 0 ? nil : .seconds(idleTimeout)
         configuration.defaultIngestEventsPerSecond = ingestRateLimit == 0 ? nil : ingestRateLimit
         configuration.tls = try tls.serverTLS()
+        // One registry for the server and its store: the store records WAL
+        // fsyncs and bytes written into it.
+        let metrics = VigilMetrics(maxTenantLabels: metricsTenantLabels)
+        configuration.metrics = metrics
+        if let metricsListen {
+            let (metricsHost, metricsPort) = try parseHostPort(metricsListen)
+            configuration.metricsListen = ListenAddress(host: metricsHost, port: metricsPort)
+        }
 
         var storage = StorageOptions(directory: dataDir)
         guard let policy = SyncPolicy(parsing: fsync) else {
@@ -251,6 +286,8 @@ struct ServeCommand: AsyncParsableCommand {
         storage.repair = repairWal
         storage.minFreeDiskBytes = minFreeDiskMb * 1_048_576
         storage.eventHandler = StorageEventLog.handler(logger)
+
+        storage.metrics = metrics.storage
         if let redactionRules {
             do {
                 configuration.redaction = try RedactionPolicy.load(path: redactionRules)

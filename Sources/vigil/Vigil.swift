@@ -15,6 +15,7 @@ struct Vigil: AsyncParsableCommand {
               vigil count --last 7d --by action
               vigil export --tenant acme --since 2026-11-01 --output acme.csv
               vigil get 0190f3c2-5b1e-7c3a-9f00-1a2b3c4d5e6f
+              vigil status                       the server on one screen (admin token)
             Every client command takes --server HOST:PORT (default 127.0.0.1:7700).
             """,
         version: vigilVersion,
@@ -22,6 +23,7 @@ struct Vigil: AsyncParsableCommand {
             ServeCommand.self, IngestCommand.self, QueryCommand.self, CountCommand.self, ExportCommand.self, TailCommand.self, GetCommand.self,
             InspectCommand.self, TokenCommand.self, RetentionCommand.self, VerifyCommand.self, KeygenCommand.self,
             ConfigCommand.self,
+            StatusCommand.self,
         ]
     )
 }

@@ -68,6 +68,13 @@ struct DiskFullCLITests {
         #expect(refused.message.hasSuffix(
             ".wal: No space left on device; free space under \(dataDir) or lower retention; ingest resumes by itself"), "\(refused.message)")
         #expect(refused.metadata["vigil.retry-after-ms"] == "1000")
+        // The Health call says why, and `vigil status` shows it.
+        let health = try await client.health()
+        #expect(health.status == .notServing)
+        #expect(health.reasons == [refused.message], "\(health.reasons)")
+        let status = try VigilBinary.run(["status", "--server", server.address, "--format", "json"])
+        #expect(status.status == 0, "\(status.stderr)")
+        #expect(status.stdout.contains("the data disk is full"), "\(status.stdout)")
         // Queries keep answering, with every acknowledged event.
         var actors = try await storedActors(client)
         #expect(actors.count == expected(acked).count)
@@ -93,10 +100,11 @@ struct DiskFullCLITests {
         acked.append("b0")
         _ = try await client.ingest(batch("b1"), idempotencyKey: "b1")
         acked.append("b1")
+        #expect(try await client.health().status == .serving)
         await client.close()
 
-        let (status, log) = server.stop()
-        #expect(status == 0, "\(log)")
+        let (exitStatus, log) = server.stop()
+        #expect(exitStatus == 0, "\(log)")
         #expect(log.components(separatedBy: "ingest is refused: the data disk is full").count == 2, "logged once on entering: \(log)")
         #expect(log.components(separatedBy: "ingest resumed").count == 2, "logged once on leaving: \(log)")
 

@@ -72,6 +72,7 @@ struct AuthorizationTests {
     enum Operation: String, CaseIterable, Sendable {
         case ingest, query, aggregate, subscribe, get
         case createToken, listTokens, revokeToken, setTenantRetention, setDefaultRetention, getStats, verify
+        case health
     }
 
     /// What a principal may do: the rule the matrix checks the server against.
@@ -91,6 +92,7 @@ struct AuthorizationTests {
         case .revokeToken: return !isAdmin ? .permissionDenied : ownsTenant ? .ok : .notFound
         case .setDefaultRetention, .getStats: return isAdmin && allTenants ? .ok : .permissionDenied
         case .verify: return isAdmin && allTenants ? .ok : .permissionDenied
+        case .health: return .ok
         }
     }
 
@@ -171,6 +173,9 @@ struct AuthorizationTests {
             _ = try await client.stats()
         case .verify:
             let _: Vigil_V1_VerifyResponse = try await client.unary(.verify, Vigil_V1_VerifyRequest())
+        case .health:
+            let health = try await client.health()
+            #expect(health.status == .serving)
         }
     }
 

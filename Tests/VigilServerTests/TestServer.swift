@@ -47,6 +47,7 @@ func withTestServer<R: Sendable>(
     var storage = StorageOptions(directory: directory)
     storage.segmentMaxRows = 2_000
     storage.retentionNanos = nil
+    if let metrics = configuration.metrics { storage.metrics = metrics.storage }
     let store = try store ?? ColumnarEventStore(options: storage)
     let server = VigilServer(configuration: configuration, store: store, logger: logger)
     let group = ServiceGroup(services: [server], logger: logger)

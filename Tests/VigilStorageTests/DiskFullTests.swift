@@ -133,6 +133,7 @@ struct DiskFullTests {
             ".wal: No space left on device; free space under \(directory) or lower retention; ingest resumes by itself"), "\(refused.message)")
         #expect(refused.metadata["vigil.retry-after-ms"] == "1000")
         #expect(store!.writeUnavailableReason == refused.message)
+        #expect(store!.healthProblems == [refused.message], "health says why")
         // A refused call right after gets the same answer (without touching the disk until the next probe).
         let again = await WALTest.asyncVigilError { _ = try await store!.append(batch("refused"), idempotencyKey: "refused", wantReceipts: false) }
         #expect(again == refused)
@@ -150,6 +151,7 @@ struct DiskFullTests {
         try await appendUntilAccepted(store!, tag: "b0")
         acked.append("b0")
         #expect(store!.writeUnavailableReason == nil)
+        #expect(store!.healthProblems == [])
         _ = try await store!.append(batch("b1"), idempotencyKey: "b1", wantReceipts: false)
         acked.append("b1")
         #expect(recorder.refusals == [refused.message], "entering the state is reported once")

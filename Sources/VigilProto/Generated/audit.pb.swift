@@ -1036,31 +1036,232 @@ public nonisolated struct Vigil_V1_GetStatsRequest: Sendable {
   public init() {}
 }
 
-public nonisolated struct Vigil_V1_GetStatsResponse: Sendable {
+public nonisolated struct Vigil_V1_GetStatsResponse: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var eventsStored: UInt64 = 0
+  public var eventsStored: UInt64 {
+    get {_storage._eventsStored}
+    set {_uniqueStorage()._eventsStored = newValue}
+  }
 
-  public var lastSeq: UInt64 = 0
+  public var lastSeq: UInt64 {
+    get {_storage._lastSeq}
+    set {_uniqueStorage()._lastSeq = newValue}
+  }
 
-  public var bytesOnDisk: UInt64 = 0
+  public var bytesOnDisk: UInt64 {
+    get {_storage._bytesOnDisk}
+    set {_uniqueStorage()._bytesOnDisk = newValue}
+  }
 
   public var startedAt: SwiftProtobuf.Google_Protobuf_Timestamp {
-    get {_startedAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
-    set {_startedAt = newValue}
+    get {_storage._startedAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_uniqueStorage()._startedAt = newValue}
   }
   /// Returns true if `startedAt` has been explicitly set.
-  public var hasStartedAt: Bool {self._startedAt != nil}
+  public var hasStartedAt: Bool {_storage._startedAt != nil}
   /// Clears the value of `startedAt`. Subsequent reads from it will return its default value.
-  public mutating func clearStartedAt() {self._startedAt = nil}
+  public mutating func clearStartedAt() {_uniqueStorage()._startedAt = nil}
+
+  /// What `vigil status` shows besides the above.
+  public var serverVersion: String {
+    get {_storage._serverVersion}
+    set {_uniqueStorage()._serverVersion = newValue}
+  }
+
+  /// The server's clock when it answered (uptime = now - started_at).
+  public var now: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_storage._now ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_uniqueStorage()._now = newValue}
+  }
+  /// Returns true if `now` has been explicitly set.
+  public var hasNow: Bool {_storage._now != nil}
+  /// Clears the value of `now`. Subsequent reads from it will return its default value.
+  public mutating func clearNow() {_uniqueStorage()._now = nil}
+
+  /// Events acknowledged per second, averaged over the last minute (or
+  /// since start, when the server is younger than that).
+  public var ingestEventsPerSecond: Double {
+    get {_storage._ingestEventsPerSecond}
+    set {_uniqueStorage()._ingestEventsPerSecond = newValue}
+  }
+
+  /// Events (and their approximate bytes) in memory, not yet in parts.
+  public var memoryEvents: UInt64 {
+    get {_storage._memoryEvents}
+    set {_uniqueStorage()._memoryEvents = newValue}
+  }
+
+  public var memoryBytes: UInt64 {
+    get {_storage._memoryBytes}
+    set {_uniqueStorage()._memoryBytes = newValue}
+  }
+
+  /// Parts on disk, one entry per merge level that has parts (level 0: as
+  /// flushed; each merge makes a part one level above its inputs).
+  public var parts: [Vigil_V1_PartLevelCount] {
+    get {_storage._parts}
+    set {_uniqueStorage()._parts = newValue}
+  }
+
+  /// Parts waiting for a merge (in days that have reached the merge fan-in).
+  public var mergeBacklogParts: UInt64 {
+    get {_storage._mergeBacklogParts}
+    set {_uniqueStorage()._mergeBacklogParts = newValue}
+  }
+
+  public var connections: UInt32 {
+    get {_storage._connections}
+    set {_uniqueStorage()._connections = newValue}
+  }
+
+  public var callsInFlight: UInt32 {
+    get {_storage._callsInFlight}
+    set {_uniqueStorage()._callsInFlight = newValue}
+  }
+
+  public var subscribers: UInt32 {
+    get {_storage._subscribers}
+    set {_uniqueStorage()._subscribers = newValue}
+  }
+
+  /// The last signed checkpoint this server wrote; unset when none.
+  public var lastCheckpoint: Vigil_V1_CheckpointInfo {
+    get {_storage._lastCheckpoint ?? Vigil_V1_CheckpointInfo()}
+    set {_uniqueStorage()._lastCheckpoint = newValue}
+  }
+  /// Returns true if `lastCheckpoint` has been explicitly set.
+  public var hasLastCheckpoint: Bool {_storage._lastCheckpoint != nil}
+  /// Clears the value of `lastCheckpoint`. Subsequent reads from it will return its default value.
+  public mutating func clearLastCheckpoint() {_uniqueStorage()._lastCheckpoint = nil}
+
+  public var health: Vigil_V1_HealthResponse {
+    get {_storage._health ?? Vigil_V1_HealthResponse()}
+    set {_uniqueStorage()._health = newValue}
+  }
+  /// Returns true if `health` has been explicitly set.
+  public var hasHealth: Bool {_storage._health != nil}
+  /// Clears the value of `health`. Subsequent reads from it will return its default value.
+  public mutating func clearHealth() {_uniqueStorage()._health = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _startedAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+public nonisolated struct Vigil_V1_HealthRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Vigil_V1_HealthResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var status: Vigil_V1_HealthResponse.Status = .unspecified
+
+  /// Why the server is not serving, one sentence each, e.g. "shutting down:
+  /// draining connections". Empty when serving.
+  public var reasons: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum Status: SwiftProtobuf.Enum, Swift.CaseIterable {
+    public typealias RawValue = Int
+    case unspecified // = 0
+
+    /// The server accepts and answers calls.
+    case serving // = 1
+
+    /// It does not (or not all of them): `reasons` says why.
+    case notServing // = 2
+    case UNRECOGNIZED(Int)
+
+    public init() {
+      self = .unspecified
+    }
+
+    public init?(rawValue: Int) {
+      switch rawValue {
+      case 0: self = .unspecified
+      case 1: self = .serving
+      case 2: self = .notServing
+      default: self = .UNRECOGNIZED(rawValue)
+      }
+    }
+
+    public var rawValue: Int {
+      switch self {
+      case .unspecified: return 0
+      case .serving: return 1
+      case .notServing: return 2
+      case .UNRECOGNIZED(let i): return i
+      }
+    }
+
+    // The compiler won't synthesize support with the UNRECOGNIZED case.
+    public static let allCases: [Vigil_V1_HealthResponse.Status] = [
+      .unspecified,
+      .serving,
+      .notServing,
+    ]
+
+  }
+
+  public init() {}
+}
+
+/// Parts at one merge level (GetStatsResponse.parts).
+public nonisolated struct Vigil_V1_PartLevelCount: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var level: UInt32 = 0
+
+  public var parts: UInt64 = 0
+
+  public var events: UInt64 = 0
+
+  public var bytes: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A signed checkpoint of the hash chain (GetStatsResponse.last_checkpoint).
+public nonisolated struct Vigil_V1_CheckpointInfo: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var seq: UInt64 = 0
+
+  public var createdAt: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_createdAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_createdAt = newValue}
+  }
+  /// Returns true if `createdAt` has been explicitly set.
+  public var hasCreatedAt: Bool {self._createdAt != nil}
+  /// Clears the value of `createdAt`. Subsequent reads from it will return its default value.
+  public mutating func clearCreatedAt() {self._createdAt = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _createdAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
 }
 
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
@@ -2426,7 +2627,201 @@ nonisolated extension Vigil_V1_GetStatsRequest: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Vigil_V1_GetStatsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GetStatsResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}events_stored\0\u{3}last_seq\0\u{3}bytes_on_disk\0\u{3}started_at\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}events_stored\0\u{3}last_seq\0\u{3}bytes_on_disk\0\u{3}started_at\0\u{3}server_version\0\u{1}now\0\u{3}ingest_events_per_second\0\u{3}memory_events\0\u{3}memory_bytes\0\u{1}parts\0\u{3}merge_backlog_parts\0\u{1}connections\0\u{3}calls_in_flight\0\u{1}subscribers\0\u{3}last_checkpoint\0\u{1}health\0")
+
+  fileprivate class _StorageClass {
+    var _eventsStored: UInt64 = 0
+    var _lastSeq: UInt64 = 0
+    var _bytesOnDisk: UInt64 = 0
+    var _startedAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+    var _serverVersion: String = String()
+    var _now: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+    var _ingestEventsPerSecond: Double = 0
+    var _memoryEvents: UInt64 = 0
+    var _memoryBytes: UInt64 = 0
+    var _parts: [Vigil_V1_PartLevelCount] = []
+    var _mergeBacklogParts: UInt64 = 0
+    var _connections: UInt32 = 0
+    var _callsInFlight: UInt32 = 0
+    var _subscribers: UInt32 = 0
+    var _lastCheckpoint: Vigil_V1_CheckpointInfo? = nil
+    var _health: Vigil_V1_HealthResponse? = nil
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _eventsStored = source._eventsStored
+      _lastSeq = source._lastSeq
+      _bytesOnDisk = source._bytesOnDisk
+      _startedAt = source._startedAt
+      _serverVersion = source._serverVersion
+      _now = source._now
+      _ingestEventsPerSecond = source._ingestEventsPerSecond
+      _memoryEvents = source._memoryEvents
+      _memoryBytes = source._memoryBytes
+      _parts = source._parts
+      _mergeBacklogParts = source._mergeBacklogParts
+      _connections = source._connections
+      _callsInFlight = source._callsInFlight
+      _subscribers = source._subscribers
+      _lastCheckpoint = source._lastCheckpoint
+      _health = source._health
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularUInt64Field(value: &_storage._eventsStored) }()
+        case 2: try { try decoder.decodeSingularUInt64Field(value: &_storage._lastSeq) }()
+        case 3: try { try decoder.decodeSingularUInt64Field(value: &_storage._bytesOnDisk) }()
+        case 4: try { try decoder.decodeSingularMessageField(value: &_storage._startedAt) }()
+        case 5: try { try decoder.decodeSingularStringField(value: &_storage._serverVersion) }()
+        case 6: try { try decoder.decodeSingularMessageField(value: &_storage._now) }()
+        case 7: try { try decoder.decodeSingularDoubleField(value: &_storage._ingestEventsPerSecond) }()
+        case 8: try { try decoder.decodeSingularUInt64Field(value: &_storage._memoryEvents) }()
+        case 9: try { try decoder.decodeSingularUInt64Field(value: &_storage._memoryBytes) }()
+        case 10: try { try decoder.decodeRepeatedMessageField(value: &_storage._parts) }()
+        case 11: try { try decoder.decodeSingularUInt64Field(value: &_storage._mergeBacklogParts) }()
+        case 12: try { try decoder.decodeSingularUInt32Field(value: &_storage._connections) }()
+        case 13: try { try decoder.decodeSingularUInt32Field(value: &_storage._callsInFlight) }()
+        case 14: try { try decoder.decodeSingularUInt32Field(value: &_storage._subscribers) }()
+        case 15: try { try decoder.decodeSingularMessageField(value: &_storage._lastCheckpoint) }()
+        case 16: try { try decoder.decodeSingularMessageField(value: &_storage._health) }()
+        default: break
+        }
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if _storage._eventsStored != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._eventsStored, fieldNumber: 1)
+      }
+      if _storage._lastSeq != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._lastSeq, fieldNumber: 2)
+      }
+      if _storage._bytesOnDisk != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._bytesOnDisk, fieldNumber: 3)
+      }
+      try { if let v = _storage._startedAt {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+      } }()
+      if !_storage._serverVersion.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._serverVersion, fieldNumber: 5)
+      }
+      try { if let v = _storage._now {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+      } }()
+      if _storage._ingestEventsPerSecond.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._ingestEventsPerSecond, fieldNumber: 7)
+      }
+      if _storage._memoryEvents != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._memoryEvents, fieldNumber: 8)
+      }
+      if _storage._memoryBytes != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._memoryBytes, fieldNumber: 9)
+      }
+      if !_storage._parts.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._parts, fieldNumber: 10)
+      }
+      if _storage._mergeBacklogParts != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._mergeBacklogParts, fieldNumber: 11)
+      }
+      if _storage._connections != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._connections, fieldNumber: 12)
+      }
+      if _storage._callsInFlight != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._callsInFlight, fieldNumber: 13)
+      }
+      if _storage._subscribers != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._subscribers, fieldNumber: 14)
+      }
+      try { if let v = _storage._lastCheckpoint {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
+      } }()
+      try { if let v = _storage._health {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
+      } }()
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vigil_V1_GetStatsResponse, rhs: Vigil_V1_GetStatsResponse) -> Bool {
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._eventsStored != rhs_storage._eventsStored {return false}
+        if _storage._lastSeq != rhs_storage._lastSeq {return false}
+        if _storage._bytesOnDisk != rhs_storage._bytesOnDisk {return false}
+        if _storage._startedAt != rhs_storage._startedAt {return false}
+        if _storage._serverVersion != rhs_storage._serverVersion {return false}
+        if _storage._now != rhs_storage._now {return false}
+        if _storage._ingestEventsPerSecond != rhs_storage._ingestEventsPerSecond {return false}
+        if _storage._memoryEvents != rhs_storage._memoryEvents {return false}
+        if _storage._memoryBytes != rhs_storage._memoryBytes {return false}
+        if _storage._parts != rhs_storage._parts {return false}
+        if _storage._mergeBacklogParts != rhs_storage._mergeBacklogParts {return false}
+        if _storage._connections != rhs_storage._connections {return false}
+        if _storage._callsInFlight != rhs_storage._callsInFlight {return false}
+        if _storage._subscribers != rhs_storage._subscribers {return false}
+        if _storage._lastCheckpoint != rhs_storage._lastCheckpoint {return false}
+        if _storage._health != rhs_storage._health {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vigil_V1_HealthRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".HealthRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vigil_V1_HealthRequest, rhs: Vigil_V1_HealthRequest) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vigil_V1_HealthResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".HealthResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}reasons\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2434,10 +2829,92 @@ nonisolated extension Vigil_V1_GetStatsResponse: SwiftProtobuf.Message, SwiftPro
       // allocates stack space for every case branch when no optimizations are
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
-      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.eventsStored) }()
-      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.lastSeq) }()
-      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.bytesOnDisk) }()
-      case 4: try { try decoder.decodeSingularMessageField(value: &self._startedAt) }()
+      case 1: try { try decoder.decodeSingularEnumField(value: &self.status) }()
+      case 2: try { try decoder.decodeRepeatedStringField(value: &self.reasons) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.status != .unspecified {
+      try visitor.visitSingularEnumField(value: self.status, fieldNumber: 1)
+    }
+    if !self.reasons.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.reasons, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vigil_V1_HealthResponse, rhs: Vigil_V1_HealthResponse) -> Bool {
+    if lhs.status != rhs.status {return false}
+    if lhs.reasons != rhs.reasons {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vigil_V1_HealthResponse.Status: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0STATUS_UNSPECIFIED\0\u{1}SERVING\0\u{1}NOT_SERVING\0")
+}
+
+nonisolated extension Vigil_V1_PartLevelCount: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PartLevelCount"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}level\0\u{1}parts\0\u{1}events\0\u{1}bytes\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.level) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.parts) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.events) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.bytes) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.level != 0 {
+      try visitor.visitSingularUInt32Field(value: self.level, fieldNumber: 1)
+    }
+    if self.parts != 0 {
+      try visitor.visitSingularUInt64Field(value: self.parts, fieldNumber: 2)
+    }
+    if self.events != 0 {
+      try visitor.visitSingularUInt64Field(value: self.events, fieldNumber: 3)
+    }
+    if self.bytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.bytes, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vigil_V1_PartLevelCount, rhs: Vigil_V1_PartLevelCount) -> Bool {
+    if lhs.level != rhs.level {return false}
+    if lhs.parts != rhs.parts {return false}
+    if lhs.events != rhs.events {return false}
+    if lhs.bytes != rhs.bytes {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vigil_V1_CheckpointInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CheckpointInfo"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}created_at\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.seq) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._createdAt) }()
       default: break
       }
     }
@@ -2448,26 +2925,18 @@ nonisolated extension Vigil_V1_GetStatsResponse: SwiftProtobuf.Message, SwiftPro
     // allocates stack space for every if/case branch local when no optimizations
     // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
     // https://github.com/apple/swift-protobuf/issues/1182
-    if self.eventsStored != 0 {
-      try visitor.visitSingularUInt64Field(value: self.eventsStored, fieldNumber: 1)
+    if self.seq != 0 {
+      try visitor.visitSingularUInt64Field(value: self.seq, fieldNumber: 1)
     }
-    if self.lastSeq != 0 {
-      try visitor.visitSingularUInt64Field(value: self.lastSeq, fieldNumber: 2)
-    }
-    if self.bytesOnDisk != 0 {
-      try visitor.visitSingularUInt64Field(value: self.bytesOnDisk, fieldNumber: 3)
-    }
-    try { if let v = self._startedAt {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    try { if let v = self._createdAt {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
     } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: Vigil_V1_GetStatsResponse, rhs: Vigil_V1_GetStatsResponse) -> Bool {
-    if lhs.eventsStored != rhs.eventsStored {return false}
-    if lhs.lastSeq != rhs.lastSeq {return false}
-    if lhs.bytesOnDisk != rhs.bytesOnDisk {return false}
-    if lhs._startedAt != rhs._startedAt {return false}
+  public static func ==(lhs: Vigil_V1_CheckpointInfo, rhs: Vigil_V1_CheckpointInfo) -> Bool {
+    if lhs.seq != rhs.seq {return false}
+    if lhs._createdAt != rhs._createdAt {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -54,7 +54,8 @@ struct ConnectionHandler: Sendable {
                     channel: channel.channel, outbound: outbound, state: state, configuration: configuration, logger: logger,
                     subscriptions: SubscriptionSlots(limit: configuration.maxSubscriptionsPerConnection),
                     identity: identity, access: service.access, slot: slot,
-                    pages: OutputGate(permits: configuration.pagesInFlightPerConnection))
+                    pages: OutputGate(permits: configuration.pagesInFlightPerConnection),
+                    metrics: service.metrics)
                 try await withThrowingDiscardingTaskGroup { group in
                     group.addTask {
                         // Preface and HELLO must arrive in time; a silent peer is cut.
@@ -128,6 +129,8 @@ struct ConnectionHandler: Sendable {
         let slot: UInt64
         /// Pages being built on this connection (see `OutputGate`).
         let pages: OutputGate
+        /// Counts refused calls and connections.
+        let metrics: VigilMetrics
 
         func write(_ frame: Frame) async {
             do {
@@ -171,6 +174,7 @@ struct ConnectionHandler: Sendable {
                     await perform(state.with { $0.authenticated() })
                 case .failure(let error):
                     logger.info("authentication failed", metadata: ["vigil.client": "\(clientName.prefix(128))", "vigil.reason": "\(error.message)"])
+                    metrics.recordRejectedConnection(.unauthenticated)
                     await perform(state.with { $0.authenticationFailed(error.message) })
                 }
             case .revoke(let lastStreamID, let contexts, let error):
@@ -209,6 +213,7 @@ struct ConnectionHandler: Sendable {
                     case .endRunningCall(let context, let ending):
                         context.end(ending)
                     case .endCall(let streamID, let status):
+                        io.metrics.recordRejectedCall(status.code.status)
                         // No task exists for this call yet, so nothing else writes on its stream.
                         channel.writeAndFlush(WireOutbound.frame(.trailers(streamID: streamID, status: status.status)), promise: nil)
                         io.closeIfNeeded()
@@ -217,6 +222,7 @@ struct ConnectionHandler: Sendable {
                     }
                 }
             case .endCall(let streamID, let status):
+                metrics.recordRejectedCall(status.code.status)
                 await write(.trailers(streamID: streamID, status: status.status))
             case .endRunningCall(let context, let ending):
                 context.end(ending)
@@ -286,6 +292,7 @@ struct ConnectionHandler: Sendable {
         }
 
         func runCall(_ call: ConnectionStateMachine.Call, request: Frame, service: AuditService) async {
+            service.vitals.callStarted()
             let context = call.context
             let streamID = context.streamID
             let clientFrameSize = state.with { $0.clientFrameSize }
@@ -347,11 +354,14 @@ struct ConnectionHandler: Sendable {
                 status = nil
             }
             // Free the call's slot before its TRAILERS go out, so a client that
-            // opens its next call on seeing them is not refused for the limit.
+            // opens its next call on seeing them is not refused for the limit
+            // (and is not counted in flight by what it asks next).
+            service.vitals.callEnded()
             let finished = state.with { $0.callFinished(streamID: streamID, trailersPending: status != nil) }
             identity.touch()
             logFinished(call, status: status, duration: ContinuousClock.now - started, tenants: tenants)
             if let status {
+                if status.code != 0 { metrics.recordRejectedCall(StatusCode(wireValue: status.code)) }
                 await write(.trailers(streamID: streamID, status: status))
             }
             await perform(finished)

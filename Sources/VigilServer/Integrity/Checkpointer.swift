@@ -30,12 +30,15 @@ final class Checkpointer: Sendable {
     let logger: Logger
     /// The seq of the last checkpoint written (or found).
     private let lastSeq = Mutex<UInt64?>(nil)
+    /// Told of every checkpoint written, for `vigil status`.
+    let vitals: ServerVitals?
 
-    init(key: CheckpointKey, configuration: CheckpointConfiguration, store: any EventStore, logger: Logger) {
+    init(key: CheckpointKey, configuration: CheckpointConfiguration, store: any EventStore, logger: Logger, vitals: ServerVitals? = nil) {
         self.key = key
         self.configuration = configuration
         self.store = store
         self.logger = logger
+        self.vitals = vitals
     }
 
     /// Until cancelled.
@@ -68,5 +71,6 @@ final class Checkpointer: Sendable {
             logger.info("signed checkpoint", metadata: ["vigil.seq": "\(seq)", "vigil.head": "\(head.hex)"])
         }
         lastSeq.withLock { $0 = max($0 ?? 0, seq) }
+        vitals?.checkpointWritten(seq: seq, createdAt: checkpoint.createdAtNanos)
     }
 }

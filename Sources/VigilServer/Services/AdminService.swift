@@ -201,6 +201,28 @@ extension AuditService {
         response.lastSeq = statistics.lastSeq
         response.bytesOnDisk = statistics.bytesOnDisk
         response.startedAt = .init(unixNanos: startedAt)
+        response.serverVersion = vigilVersion
+        response.now = .init(unixNanos: currentUnixNanos())
+        response.ingestEventsPerSecond = vitals.ingestRate.eventsPerSecond()
+        response.memoryEvents = statistics.memoryEvents
+        response.memoryBytes = statistics.memoryBytes
+        response.parts = statistics.partLevels.map { level in
+            var entry = Vigil_V1_PartLevelCount()
+            entry.level = level.level
+            entry.parts = level.parts
+            entry.events = level.events
+            entry.bytes = level.bytes
+            return entry
+        }
+        response.mergeBacklogParts = statistics.mergeBacklogParts
+        response.connections = UInt32(clamping: access.connections.count)
+        response.callsInFlight = UInt32(clamping: vitals.callsInFlight)
+        response.subscribers = UInt32(clamping: subscriptions.count)
+        if let checkpoint = vitals.lastCheckpoint {
+            response.lastCheckpoint.seq = checkpoint.seq
+            response.lastCheckpoint.createdAt = .init(unixNanos: checkpoint.createdAt)
+        }
+        response.health = healthResponse()
         try await sender.send(response)
     }
 }

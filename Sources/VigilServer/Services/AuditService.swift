@@ -43,8 +43,16 @@ struct AuditService: Sendable {
     let subscriptions: SubscriptionSlots
     let access: AccessControl
     let startedAt: UnixNanos
+    let metrics: VigilMetrics
+    /// The server's own state, for Health and GetStats.
+    let vitals: ServerVitals
 
-    init(store: any EventStore, configuration: ServerConfiguration, logger: Logger = Logger(label: "vigil")) {
+    init(
+        store: any EventStore, configuration: ServerConfiguration, logger: Logger = Logger(label: "vigil"),
+        metrics: VigilMetrics = VigilMetrics(), vitals: ServerVitals = ServerVitals()
+    ) {
+        self.metrics = metrics
+        self.vitals = vitals
         self.store = store
         self.configuration = configuration
         self.validator = EventValidator(limits: configuration.eventLimits)
@@ -61,7 +69,7 @@ struct AuditService: Sendable {
             rateLimiter: IngestRateLimiter(defaultEventsPerSecond: configuration.defaultIngestEventsPerSecond),
             connections: connections,
             systemLog: SystemAuditLog(store: store, logger: logger))
-        self.startedAt = currentUnixNanos()
+        self.startedAt = vitals.startedAt
     }
 
     /// Runs one call for `caller`, once its token's scopes and tenants allow
@@ -77,22 +85,23 @@ struct AuditService: Sendable {
             try principal.require(.ingest, for: method)
             let ingest: Vigil_V1_IngestRequest = try request.decodeMessage()
             tenants?.record(.events(ingest.events))
-            return try await self.ingest(ingest, sender: sender, caller: caller)
+            return try await measuredIngest(ingest, sender: sender, caller: caller)
         case .query:
             try principal.require(.read, for: method)
             var query: Vigil_V1_QueryRequest = try request.decodeMessage()
             tenants?.record(.list(query.filter.tenants))
             query.filter = try principal.scoped(query.filter, for: method)
-            return try await self.query(query, sender: sender)
+            return try await measured(method) { try await self.query(query, sender: sender) }
         case .get:
             try principal.require(.read, for: method)
-            return try await get(request.decodeMessage(), sender: sender, principal: principal)
+            let get: Vigil_V1_GetRequest = try request.decodeMessage()
+            return try await measured(method) { try await self.get(get, sender: sender, principal: principal) }
         case .aggregate:
             try principal.require(.read, for: method)
             var aggregate: Vigil_V1_AggregateRequest = try request.decodeMessage()
             tenants?.record(.list(aggregate.filter.tenants))
             aggregate.filter = try principal.scoped(aggregate.filter, for: method)
-            return try await self.aggregate(aggregate, sender: sender)
+            return try await measured(method) { try await self.aggregate(aggregate, sender: sender) }
         case .subscribe:
             try principal.require(.read, for: method)
             var subscribe: Vigil_V1_SubscribeRequest = try request.decodeMessage()
@@ -104,7 +113,44 @@ struct AuditService: Sendable {
             return try await verify(request.decodeMessage(), sender: sender)
         case .createToken, .listTokens, .revokeToken, .setRetention, .getStats:
             return try await admin(method, request: request, sender: sender, caller: caller)
+        case .health:
+            // Any authenticated principal: a probe needs no scope.
+            let _: Vigil_V1_HealthRequest = try request.decodeMessage()
+            try await sender.send(healthResponse())
+            return [:]
         }
+    }
+
+    /// Ingest, counted by tenant and outcome (and timed when acknowledged).
+    func measuredIngest(_ request: Vigil_V1_IngestRequest, sender: some ResponseSender, caller: Caller) async throws -> [String: String] {
+        let started = ContinuousClock.now
+        do {
+            let metadata = try await ingest(request, sender: sender, caller: caller)
+            let events = request.events.count
+            metrics.recordIngest(request.events, code: .ok, duration: .now - started)
+            vitals.ingestRate.record(events)
+            return metadata
+        } catch {
+            let code: StatusCode = (error as? VigilError)?.code.status ?? (error is CancellationError ? .cancelled : .internal)
+            metrics.recordIngest(request.events, code: code, duration: nil)
+            throw error
+        }
+    }
+
+    /// Runs a read call, recording its duration and blocks when it succeeds.
+    func measured(_ method: AuditMethod, _ body: () async throws -> [String: String]) async throws -> [String: String] {
+        let started = ContinuousClock.now
+        let trailers = try await body()
+        metrics.recordQuery(method, duration: .now - started, trailers: trailers)
+        return trailers
+    }
+
+    /// Serving, or not and why: the server's reasons, then the store's.
+    func healthResponse() -> Vigil_V1_HealthResponse {
+        var response = Vigil_V1_HealthResponse()
+        response.reasons = vitals.problems + store.healthProblems
+        response.status = response.reasons.isEmpty ? .serving : .notServing
+        return response
     }
 
     func ingest(_ request: Vigil_V1_IngestRequest, sender: some ResponseSender, caller: Caller = .anonymous) async throws -> [String: String] {

@@ -90,6 +90,8 @@ extension AuditService {
         defer { feed.removeReader() }
         let start = begin
         let position = SubscriptionPosition(seq: start.seq)
+        let registration = vitals.addSubscription(position)
+        defer { vitals.removeSubscription(registration) }
         func cursor() -> String {
             var cursor = start
             cursor.seq = position.seq

@@ -23,6 +23,38 @@ extension ColumnarEventStore {
             if stat(walDirectory + "/" + name, &info) == 0 { bytes += UInt64(info.st_size) }
         }
         statistics.bytesOnDisk = bytes
+        let memory = self.statistics
+        statistics.memoryEvents = UInt64(memory.memoryEvents)
+        statistics.memoryBytes = UInt64(memory.memoryBytes)
+        var levels: [UInt32: PartLevelStatistics] = [:]
+        for part in snapshot.parts {
+            levels[part.entry.level, default: PartLevelStatistics(level: part.entry.level)].parts += 1
+            levels[part.entry.level]!.events += part.entry.rows
+            levels[part.entry.level]!.bytes += part.entry.bytes
+        }
+        statistics.partLevels = levels.values.sorted { $0.level < $1.level }
+        // What `mergeIfNeeded` would take up: days at the fan-in.
+        statistics.mergeBacklogParts = Dictionary(grouping: snapshot.parts, by: \.day).values
+            .filter { $0.count >= options.mergeFanIn }
+            .reduce(0) { $0 + UInt64($1.count) }
         return statistics
+    }
+
+    /// Why the store cannot take events now: closed, or refusing writes
+    /// (a full data disk until space returns, an I/O error until restart).
+    public var healthProblems: [String] {
+        var problems: [String] = []
+        if isClosed { problems.append("the store is closed (the server is shutting down)") }
+        problems += diskProblems
+        return problems
+    }
+
+    /// The data disk's problems: the refusal ingest gets now (a full disk, or
+    /// an I/O error), or a write-ahead log poisoned by a failed fsync that no
+    /// write has run into yet (every ingest fails until a restart replays it).
+    var diskProblems: [String] {
+        if let reason = writeUnavailableReason { return [reason] }
+        guard let failure = wal.failure else { return [] }
+        return ["the write-ahead log failed and refuses writes until the server restarts: \(failure.message)"]
     }
 }

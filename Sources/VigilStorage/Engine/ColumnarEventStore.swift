@@ -224,6 +224,7 @@ public final class ColumnarEventStore: EventStore {
             var walOptions = WALOptions(directory: directory + "/wal")
             walOptions.segmentBytes = options.walSegmentBytes
             walOptions.sync = options.sync
+            walOptions.metrics = options.metrics
             let wal = try WriteAheadLog(options: walOptions)
             var chunks: [MemoryChunk] = []
             var lastSeq = manifest.flushedThroughSeq
@@ -761,6 +762,7 @@ public final class ColumnarEventStore: EventStore {
         writerOptions.level = level
         writerOptions.generation = number
         let metadata = try PartWriter.write(events, leaves: leaves, to: options.directory + "/" + relative, options: writerOptions)
+        options.metrics.partBytesWritten.increment(by: metadata.fileBytes)
         var entry = Vigil_V1_ManifestPart()
         entry.path = relative
         entry.rows = UInt64(metadata.rowCount)
@@ -1129,6 +1131,9 @@ public final class ColumnarEventStore: EventStore {
         public var walBytes: Int
         public var lastSeq: UInt64
     }
+
+    /// Whether `close` (or `abandon`) ran.
+    var isClosed: Bool { state.withLock { $0.closed } }
 
     public var statistics: Statistics {
         let walBytes = wal.totalBytes

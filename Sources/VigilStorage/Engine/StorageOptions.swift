@@ -50,6 +50,9 @@ public struct StorageOptions: Sendable {
     public var idempotencyWindowNanos: Int64 = 24 * 3600 * 1_000_000_000
     /// Most idempotency keys remembered.
     public var idempotencyMaxKeys = 1_000_000
+    /// Where the engine records its measurements (WAL fsyncs, bytes
+    /// written); the server passes its registry's factory.
+    public var metrics: StorageMetrics = .disabled
 
     /// Ingest is refused (UNAVAILABLE, "the data disk is full") while the
     /// data directory's file system has less than this free, so that the

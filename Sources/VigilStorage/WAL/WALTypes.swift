@@ -50,6 +50,8 @@ public struct WALOptions: Sendable {
     /// A record larger than this gets a segment of its own.
     public var segmentBytes: Int = 64 * 1024 * 1024
     public var sync: SyncPolicy = .always
+    /// Where fsync durations, group sizes and bytes written are recorded.
+    public var metrics: StorageMetrics = .disabled
 
     public init(directory: String) {
         self.directory = directory

@@ -50,8 +50,8 @@ public final class WriteAheadLog: Sendable {
         let listing = try WALDirectory.scan(directory)
         let state = WALState(
             directory: directory, segmentBytes: options.segmentBytes, policy: options.sync,
-            segments: listing.segments, nextNumber: listing.nextNumber)
-        core = WALCore(state: state, policy: options.sync)
+            segments: listing.segments, nextNumber: listing.nextNumber, metrics: options.metrics)
+        core = WALCore(state: state, policy: options.sync, metrics: options.metrics)
         if options.sync != .never {
             let core = self.core
             let thread = try WALThread.start { core.runSyncThread() }
@@ -86,7 +86,9 @@ public final class WriteAheadLog: Sendable {
             }
         }
         WALCore.resume(releases)
-        return try result.get()
+        let location = try result.get()
+        core.metrics.walBytesWritten.increment(by: header.count + payload.count)
+        return location
     }
 
     public func write(_ payload: [UInt8]) throws(VigilError) -> WALLocation {
@@ -336,8 +338,14 @@ struct WALState: Sendable {
     var syncCount = 0
     var injectedSyncFailure: VigilError?
     var syncThreadPaused = false
+    /// Where the fsyncs made under the lock (rotation, segment creation) are measured.
+    let metrics: StorageMetrics
 
-    init(directory: String, segmentBytes: Int, policy: SyncPolicy, segments: [WALSegmentInfo], nextNumber: UInt64) {
+    init(
+        directory: String, segmentBytes: Int, policy: SyncPolicy, segments: [WALSegmentInfo], nextNumber: UInt64,
+        metrics: StorageMetrics = .disabled
+    ) {
+        self.metrics = metrics
         self.directory = directory
         self.segmentBytes = segmentBytes
         self.policy = policy
@@ -407,7 +415,9 @@ struct WALState: Sendable {
     mutating func sync(_ file: WALSegmentFile) throws(VigilError) {
         syncCount += 1
         if let injectedSyncFailure { throw injectedSyncFailure }
+        let started = ContinuousClock.now
         try file.descriptor.sync()
+        metrics.walFsyncDuration.recordNanoseconds(WALCore.nanoseconds(ContinuousClock.now - started))
     }
 
     /// fsyncs and drops the current segment; its waiters are released. A
@@ -418,7 +428,10 @@ struct WALState: Sendable {
             fail(error, releases: &releases)
             throw error
         }
+        let released = releases.count
         markDurable(WALLocation(segment: file.number, offset: end), releases: &releases)
+        // A rotation's fsync acknowledges the batches waiting on the closed segment: a group too.
+        if releases.count > released { metrics.walFsyncBatches.record(releases.count - released) }
         current = nil
         end = 0
     }
@@ -478,10 +491,12 @@ final class WALCore: Sendable {
     let doorbell = WALDoorbell()
     let directory: String
     let policy: SyncPolicy
+    let metrics: StorageMetrics
 
-    init(state: WALState, policy: SyncPolicy) {
+    init(state: WALState, policy: SyncPolicy, metrics: StorageMetrics) {
         directory = state.directory
         self.policy = policy
+        self.metrics = metrics
         self.state = Mutex(state)
     }
 
@@ -554,7 +569,9 @@ final class WALCore: Sendable {
     private func sync(_ file: WALSegmentFile, through end: WALLocation, injected: VigilError?) {
         var error = injected
         if error == nil {
+            let started = ContinuousClock.now
             do { try file.descriptor.sync() } catch let failure { error = failure }
+            metrics.walFsyncDuration.recordNanoseconds(Self.nanoseconds(ContinuousClock.now - started))
         }
         let releases = state.withLock { state -> [WALRelease] in
             var releases: [WALRelease] = []
@@ -565,7 +582,14 @@ final class WALCore: Sendable {
             }
             return releases
         }
+        // The group commit's size: every batch this one fsync acknowledged.
+        if error == nil && !releases.isEmpty { metrics.walFsyncBatches.record(releases.count) }
         Self.resume(releases)
+    }
+
+    static func nanoseconds(_ duration: Duration) -> Int64 {
+        let (seconds, attoseconds) = duration.components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 }
 

@@ -49,6 +49,14 @@ class AggregateResponse(_message.Message):
     other_count: int
     def __init__(self, count: _Optional[int] = ..., groups: _Optional[_Iterable[_Union[GroupCount, _Mapping]]] = ..., histogram: _Optional[_Iterable[_Union[HistogramBucket, _Mapping]]] = ..., other_count: _Optional[int] = ..., group_total: _Optional[int] = ...) -> None: ...
 
+class CheckpointInfo(_message.Message):
+    __slots__ = ["created_at", "seq"]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    created_at: _timestamp_pb2.Timestamp
+    seq: int
+    def __init__(self, seq: _Optional[int] = ..., created_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
 class CreateTokenRequest(_message.Message):
     __slots__ = ["ingest_events_per_second", "name", "scopes", "tenants"]
     INGEST_EVENTS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
@@ -130,16 +138,40 @@ class GetStatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetStatsResponse(_message.Message):
-    __slots__ = ["bytes_on_disk", "events_stored", "last_seq", "started_at"]
+    __slots__ = ["bytes_on_disk", "calls_in_flight", "connections", "events_stored", "health", "ingest_events_per_second", "last_checkpoint", "last_seq", "memory_bytes", "memory_events", "merge_backlog_parts", "now", "parts", "server_version", "started_at", "subscribers"]
     BYTES_ON_DISK_FIELD_NUMBER: _ClassVar[int]
+    CALLS_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
     EVENTS_STORED_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_FIELD_NUMBER: _ClassVar[int]
+    INGEST_EVENTS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    LAST_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    MERGE_BACKLOG_PARTS_FIELD_NUMBER: _ClassVar[int]
+    NOW_FIELD_NUMBER: _ClassVar[int]
+    PARTS_FIELD_NUMBER: _ClassVar[int]
+    SERVER_VERSION_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIBERS_FIELD_NUMBER: _ClassVar[int]
     bytes_on_disk: int
+    calls_in_flight: int
+    connections: int
     events_stored: int
+    health: HealthResponse
+    ingest_events_per_second: float
+    last_checkpoint: CheckpointInfo
     last_seq: int
+    memory_bytes: int
+    memory_events: int
+    merge_backlog_parts: int
+    now: _timestamp_pb2.Timestamp
+    parts: _containers.RepeatedCompositeFieldContainer[PartLevelCount]
+    server_version: str
     started_at: _timestamp_pb2.Timestamp
-    def __init__(self, events_stored: _Optional[int] = ..., last_seq: _Optional[int] = ..., bytes_on_disk: _Optional[int] = ..., started_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    subscribers: int
+    def __init__(self, events_stored: _Optional[int] = ..., last_seq: _Optional[int] = ..., bytes_on_disk: _Optional[int] = ..., started_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., server_version: _Optional[str] = ..., now: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., ingest_events_per_second: _Optional[float] = ..., memory_events: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., parts: _Optional[_Iterable[_Union[PartLevelCount, _Mapping]]] = ..., merge_backlog_parts: _Optional[int] = ..., connections: _Optional[int] = ..., calls_in_flight: _Optional[int] = ..., subscribers: _Optional[int] = ..., last_checkpoint: _Optional[_Union[CheckpointInfo, _Mapping]] = ..., health: _Optional[_Union[HealthResponse, _Mapping]] = ...) -> None: ...
 
 class GroupCount(_message.Message):
     __slots__ = ["count", "key"]
@@ -148,6 +180,23 @@ class GroupCount(_message.Message):
     count: int
     key: str
     def __init__(self, key: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
+
+class HealthRequest(_message.Message):
+    __slots__ = []
+    def __init__(self) -> None: ...
+
+class HealthResponse(_message.Message):
+    __slots__ = ["reasons", "status"]
+    class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = []
+    NOT_SERVING: HealthResponse.Status
+    REASONS_FIELD_NUMBER: _ClassVar[int]
+    SERVING: HealthResponse.Status
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    STATUS_UNSPECIFIED: HealthResponse.Status
+    reasons: _containers.RepeatedScalarFieldContainer[str]
+    status: HealthResponse.Status
+    def __init__(self, status: _Optional[_Union[HealthResponse.Status, str]] = ..., reasons: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ["at"]
@@ -223,6 +272,18 @@ class ListTokensResponse(_message.Message):
     TOKENS_FIELD_NUMBER: _ClassVar[int]
     tokens: _containers.RepeatedCompositeFieldContainer[TokenInfo]
     def __init__(self, tokens: _Optional[_Iterable[_Union[TokenInfo, _Mapping]]] = ...) -> None: ...
+
+class PartLevelCount(_message.Message):
+    __slots__ = ["bytes", "events", "level", "parts"]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    PARTS_FIELD_NUMBER: _ClassVar[int]
+    bytes: int
+    events: int
+    level: int
+    parts: int
+    def __init__(self, level: _Optional[int] = ..., parts: _Optional[int] = ..., events: _Optional[int] = ..., bytes: _Optional[int] = ...) -> None: ...
 
 class QueryRequest(_message.Message):
     __slots__ = ["cursor", "filter", "limit", "order", "page_size"]

@@ -1,0 +1,39 @@
+import Synchronization
+import VigilCore
+
+/// The values the `tenant` label may take, bounded.
+///
+/// Every label value is a time series that Prometheus keeps (and a set of
+/// counters this process keeps) for as long as it exists, and tenants are
+/// chosen by clients: a server with a hundred thousand tenants, or a client
+/// making up names, would otherwise grow both without limit. So the first
+/// `limit` distinct tenants seen get their own value and every later one is
+/// counted under `_other`; names that are not valid tenants (in refused
+/// batches) under `_invalid`. Both start with '_', which client tenants
+/// cannot, so they never collide with a real tenant. A restart re-admits.
+final class TenantLabels: Sendable {
+    static let other = "_other"
+    static let invalid = "_invalid"
+    /// Longer names are counted as `_invalid`: the validator refuses them too.
+    static let maxBytes = 128
+
+    let limit: Int
+    private let admitted = Mutex<Set<String>>([])
+
+    init(limit: Int) {
+        self.limit = max(0, limit)
+    }
+
+    /// The label value for `tenant`: itself while there is room, else `_other`.
+    func label(for tenant: String) -> String {
+        guard tenant.utf8.count <= Self.maxBytes, EventValidator.tenantProblem(tenant, allowReserved: true) == nil else {
+            return Self.invalid
+        }
+        return admitted.withLock { admitted in
+            if admitted.contains(tenant) { return tenant }
+            guard admitted.count < limit else { return Self.other }
+            admitted.insert(tenant)
+            return tenant
+        }
+    }
+}
