@@ -190,6 +190,9 @@ public protocol EventStore: Sendable {
 
     /// Counts and sizes for `GetStats`.
     func statistics() async throws(VigilError) -> StoreStatistics
+
+    /// Writes a consistent backup to `options.destination` while ingest goes on.
+    func backup(_ options: BackupOptions) async throws(VigilError) -> BackupResult
 }
 
 /// What `GetStats` reports of the store.
@@ -213,6 +216,10 @@ extension EventStore {
 
     public func statistics() async throws(VigilError) -> StoreStatistics {
         throw VigilError(.unimplemented, "this store keeps no statistics")
+    }
+
+    public func backup(_ options: BackupOptions) async throws(VigilError) -> BackupResult {
+        throw VigilError(.unimplemented, "this store cannot be backed up")
     }
 
     /// `append` without receipts.
