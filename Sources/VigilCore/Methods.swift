@@ -11,12 +11,13 @@ public enum AuditMethod: String, Sendable, CaseIterable {
     case revokeToken = "vigil.v1.Audit/RevokeToken"
     case setRetention = "vigil.v1.Audit/SetRetention"
     case getStats = "vigil.v1.Audit/GetStats"
+    case backup = "vigil.v1.Audit/Backup"
 
     /// Whether the server answers with a stream of messages (under WINDOW credit)
     /// rather than exactly one.
     public var isServerStreaming: Bool {
         switch self {
-        case .query, .subscribe: true
+        case .query, .subscribe, .backup: true
         default: false
         }
     }

@@ -71,7 +71,7 @@ func statusOf(_ body: () async throws -> Void) async -> StatusCode {
 struct AuthorizationTests {
     enum Operation: String, CaseIterable, Sendable {
         case ingest, query, aggregate, subscribe, get
-        case createToken, listTokens, revokeToken, setTenantRetention, setDefaultRetention, getStats, verify
+        case createToken, listTokens, revokeToken, setTenantRetention, setDefaultRetention, getStats, verify, backup
     }
 
     /// What a principal may do: the rule the matrix checks the server against.
@@ -91,6 +91,7 @@ struct AuthorizationTests {
         case .revokeToken: return !isAdmin ? .permissionDenied : ownsTenant ? .ok : .notFound
         case .setDefaultRetention, .getStats: return isAdmin && allTenants ? .ok : .permissionDenied
         case .verify: return isAdmin && allTenants ? .ok : .permissionDenied
+        case .backup: return isAdmin && allTenants ? .ok : .permissionDenied
         }
     }
 
@@ -171,6 +172,10 @@ struct AuthorizationTests {
             _ = try await client.stats()
         case .verify:
             let _: Vigil_V1_VerifyResponse = try await client.unary(.verify, Vigil_V1_VerifyRequest())
+        case .backup:
+            let destination = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-backup-matrix-\(UUID().uuidString)").path
+            defer { try? FileManager.default.removeItem(atPath: destination) }
+            _ = try await client.backup(destination: destination)
         }
     }
 

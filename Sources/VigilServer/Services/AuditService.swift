@@ -95,6 +95,9 @@ struct AuditService: Sendable {
             return try await verify(request.decodeMessage(), sender: sender)
         case .createToken, .listTokens, .revokeToken, .setRetention, .getStats:
             return try await admin(method, request: request, sender: sender, caller: caller)
+        case .backup:
+            try await authorizeAdmin(method, caller: caller) { () throws(VigilError) in try principal.requireServerAdmin(for: method) }
+            return try await backup(request.decodeMessage(), sender: sender, caller: caller)
         }
     }
 
