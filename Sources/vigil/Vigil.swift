@@ -21,6 +21,7 @@ struct Vigil: AsyncParsableCommand {
         subcommands: [
             ServeCommand.self, IngestCommand.self, QueryCommand.self, CountCommand.self, ExportCommand.self, TailCommand.self, GetCommand.self,
             InspectCommand.self, TokenCommand.self, RetentionCommand.self, VerifyCommand.self, KeygenCommand.self,
+            BackupCommand.self, RestoreCommand.self,
         ]
     )
 }

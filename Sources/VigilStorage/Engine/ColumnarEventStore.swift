@@ -494,7 +494,12 @@ public final class ColumnarEventStore: EventStore {
                     try sealActive(&state)
                 }
             }
-            while let segment = state.withLock({ $0.sealed.first }) {
+            // Only the segments sealed before this round: under an ingest that
+            // seals faster than flushes finish, the loop would never end, and
+            // a backup or verification waiting for the lock would never get it.
+            let sealed = state.withLock { $0.sealed.count }
+            for _ in 0..<sealed {
+                guard let segment = state.withLock({ $0.sealed.first }) else { break }
                 try await flush(segment)
             }
             try mergeIfNeeded()
