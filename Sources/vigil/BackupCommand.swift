@@ -50,7 +50,9 @@ struct BackupCommand: AsyncParsableCommand {
             summary = try await client.withClient { connection in
                 // No deadline by default: a large backup takes as long as its copies.
                 try await connection.backup(destination: destination, timeout: nil) { message in
-                    display.show(filesDone: message.filesDone, filesTotal: message.filesTotal, bytesDone: message.bytesDone, bytesTotal: message.bytesTotal)
+                    display.show(
+                        filesDone: message.filesDone, filesTotal: message.filesTotal, bytesDone: message.bytesDone, bytesTotal: message.bytesTotal,
+                        force: message.hasSummary)
                 }
             }
         }
@@ -58,7 +60,7 @@ struct BackupCommand: AsyncParsableCommand {
         print("""
             backup complete: \(summary.destination)
               cut at seq \(summary.cutSeq): every event through it is in the backup, none after
-              \(summary.files) files, \(TransferProgress.megabytes(summary.bytes)) (\(summary.linkedFiles) hard-linked, \(summary.copiedFiles) copied)
+              \(summary.files) files, \(TransferProgress.size(summary.bytes)) (\(summary.linkedFiles) hard-linked, \(summary.copiedFiles) copied)
             check it:   vigil verify --backup \(summary.destination)
             restore it: vigil restore \(summary.destination) NEW_DATA_DIR
             """)

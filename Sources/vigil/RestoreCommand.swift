@@ -30,7 +30,7 @@ struct RestoreCommand: ParsableCommand {
     var progress = false
 
     func run() throws {
-        let display = TransferProgress(verb: "restore", forced: progress)
+        let display = TransferProgress(verb: "restore (check, then copy)", forced: progress)
         let manifest: Vigil_V1_BackupManifest
         do {
             manifest = try BackupRestore.restore(backup: backup, to: dataDir) { report in
@@ -41,10 +41,12 @@ struct RestoreCommand: ParsableCommand {
             display.finish()
             throw CLIError(error)
         }
-        display.finish()
         let bytes = manifest.files.reduce(0) { $0 + $1.size }
+        let files = UInt64(manifest.files.count)
+        display.show(filesDone: files, filesTotal: files, bytesDone: bytes * 2, bytesTotal: bytes * 2, force: true)
+        display.finish()
         print("""
-            restored \(manifest.files.count) files (\(TransferProgress.megabytes(bytes))) into \(dataDir): events through seq \(manifest.cutSeq)
+            restored \(manifest.files.count) files (\(TransferProgress.size(bytes))) into \(dataDir): events through seq \(manifest.cutSeq)
             start it:  vigil serve --data-dir \(dataDir)
             """)
     }

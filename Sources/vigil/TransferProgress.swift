@@ -29,7 +29,7 @@ final class TransferProgress: Sendable {
         }
         guard due else { return }
         let percent = bytesTotal > 0 ? Int(bytesDone * 100 / bytesTotal) : 100
-        let text = "\(verb): \(filesDone) of \(filesTotal) files, \(Self.megabytes(bytesDone)) of \(Self.megabytes(bytesTotal)) (\(percent)%)"
+        let text = "\(verb): \(filesDone) of \(filesTotal) files, \(Self.size(bytesDone)) of \(Self.size(bytesTotal)) (\(percent)%)"
         writeStandardError(terminal ? "\r\u{1B}[K" + text : text + "\n")
     }
 
@@ -38,8 +38,17 @@ final class TransferProgress: Sendable {
         if enabled && terminal { writeStandardError("\r\u{1B}[K") }
     }
 
-    static func megabytes(_ bytes: UInt64) -> String {
-        let tenths = (bytes * 10 + 524_288) / 1_048_576
-        return "\(tenths / 10).\(tenths % 10) MiB"
+    /// 512 B, 12.3 KiB, 4.0 MiB, 1.2 GiB.
+    static func size(_ bytes: UInt64) -> String {
+        guard bytes >= 1024 else { return "\(bytes) B" }
+        var unit = 1024 as UInt64
+        for name in ["KiB", "MiB", "GiB"] {
+            if bytes < unit * 1024 || name == "GiB" {
+                let tenths = (bytes * 10 + unit / 2) / unit
+                return "\(tenths / 10).\(tenths % 10) \(name)"
+            }
+            unit *= 1024
+        }
+        return "\(bytes) B"
     }
 }

@@ -24,14 +24,14 @@ public enum BackupRestore {
         }
         let manifest = try BackupManifestFile.read(from: backup)
         var report = BackupProgressReport()
-        report.filesTotal = manifest.files.count * 2
+        // Files count as they are written; bytes as they are checked and again as they are written.
+        report.filesTotal = manifest.files.count
         report.bytesTotal = manifest.files.reduce(0) { $0 + $1.size } * 2
         let check = try BackupCheck.run(directory: backup) { bytes in
             report.bytesDone += UInt64(bytes)
             progress?(report)
         }
         try check.requireIntact(backup)
-        report.filesDone = manifest.files.count
         try BackupFileOperations.makeEmptyDirectory(target, what: "the data directory")
         var directories: Set<String> = [target]
         for file in manifest.files {
