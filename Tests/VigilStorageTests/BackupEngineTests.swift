@@ -81,6 +81,41 @@ struct BackupEngineTests {
         }
     }
 
+    @Test("a backup that fails part-way leaves nothing in its destination and says why; the store goes on")
+    func failedBackupCleansUp() async throws {
+        try await withTemporaryDirectory { root in
+            let data = root + "/data"
+            let store = try ColumnarEventStore(options: options(data))
+            _ = try await store.append((0..<10).map { engineEvent("e\($0)", at: currentUnixNanos()) }, idempotencyKey: nil)
+            try await store.flushNow()
+            _ = try await store.append([engineEvent("in-wal", at: currentUnixNanos())], idempotencyKey: nil)
+            var request = BackupOptions(destination: root + "/backup")
+            request.afterPinning = {
+                // The pin vanishes (as a full or failing disk might make a copy fail).
+                for name in (try? FileManager.default.contentsOfDirectory(atPath: data)) ?? [] where name.hasPrefix(BackupPin.namePrefix) {
+                    try? FileManager.default.removeItem(atPath: data + "/" + name)
+                }
+            }
+            do throws(VigilError) {
+                _ = try await store.backup(request)
+                Issue.record("the backup succeeded without its files")
+            } catch {
+                #expect(error.code == .unavailable, "\(error)")
+                #expect(error.message.contains(BackupPin.namePrefix), "the failing file is named: \(error.message)")
+            }
+            #expect(!FileManager.default.fileExists(atPath: root + "/backup"), "the new destination is removed again")
+            // An empty destination that existed stays, empty.
+            try FileManager.default.createDirectory(atPath: root + "/empty", withIntermediateDirectories: true)
+            request.destination = root + "/empty"
+            await #expect(throws: VigilError.self) { try await store.backup(request) }
+            #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/empty").isEmpty)
+            // Without the sabotage it works.
+            let result = try await store.backup(BackupOptions(destination: root + "/empty"))
+            #expect(result.cutSeq == 11)
+            try await store.close()
+        }
+    }
+
     @Test("destinations: relative or inside the data directory INVALID_ARGUMENT, non-empty or a file ALREADY_EXISTS; nothing is written")
     func refusedDestinations() async throws {
         try await withTemporaryDirectory { root in

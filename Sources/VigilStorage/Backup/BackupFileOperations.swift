@@ -17,7 +17,7 @@ enum BackupFileOperations {
         if Glibc.link(source, destination) == 0 { return true }
         switch errno {
         case EXDEV, EPERM, EMLINK, EOPNOTSUPP: return false
-        default: throw FileIO.error("link", destination)
+        default: throw FileIO.error("link \(source) to", destination)
         }
     }
 
@@ -102,6 +102,19 @@ enum BackupFileOperations {
             }
         }
         return files
+    }
+
+    /// Removes everything inside `directory` (best effort), keeping the directory.
+    static func removeContents(of directory: String) {
+        for name in (try? FileIO.list(directory)) ?? [] {
+            let path = directory + "/" + name
+            if isDirectory(path) {
+                removeContents(of: path)
+                try? FileIO.removeDirectory(path)
+            } else {
+                try? FileIO.remove(path)
+            }
+        }
     }
 
     /// Makes `path` a new, empty directory: refuses one that exists with

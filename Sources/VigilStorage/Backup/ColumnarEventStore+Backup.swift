@@ -25,7 +25,20 @@ extension ColumnarEventStore {
     public func backup(_ request: BackupOptions) async throws(VigilError) -> BackupResult {
         let directory = options.directory
         let destination = try Self.checkBackupDestination(request.destination, dataDirectory: directory)
+        let existed = FileIO.exists(destination)
         try BackupFileOperations.makeEmptyDirectory(destination, what: "the backup destination")
+        do throws(VigilError) {
+            return try await writeBackup(request, to: destination)
+        } catch {
+            // A failed backup leaves nothing behind (the destination was new or empty).
+            BackupFileOperations.removeContents(of: destination)
+            if !existed { try? FileIO.removeDirectory(destination) }
+            throw error
+        }
+    }
+
+    private func writeBackup(_ request: BackupOptions, to destination: String) async throws(VigilError) -> BackupResult {
+        let directory = options.directory
         let createdAt = currentUnixNanos()
         let pin = BackupPin(directory: directory + "/" + BackupPin.namePrefix + hex16(UInt64(createdAt)))
         try FileIO.makeDirectory(pin.directory)
