@@ -12,12 +12,13 @@ public enum AuditMethod: String, Sendable, CaseIterable {
     case setRetention = "vigil.v1.Audit/SetRetention"
     case getStats = "vigil.v1.Audit/GetStats"
     case health = "vigil.v1.Audit/Health"
+    case backup = "vigil.v1.Audit/Backup"
 
     /// Whether the server answers with a stream of messages (under WINDOW credit)
     /// rather than exactly one.
     public var isServerStreaming: Bool {
         switch self {
-        case .query, .subscribe: true
+        case .query, .subscribe, .backup: true
         default: false
         }
     }

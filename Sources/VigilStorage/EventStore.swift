@@ -194,6 +194,9 @@ public protocol EventStore: Sendable {
     /// Why the store cannot serve right now, one sentence each (empty: it
     /// can). The server's `Health` call and `/readyz` report them.
     var healthProblems: [String] { get }
+
+    /// Writes a consistent backup to `options.destination` while ingest goes on.
+    func backup(_ options: BackupOptions) async throws(VigilError) -> BackupResult
 }
 
 /// What `GetStats` reports of the store.
@@ -239,6 +242,10 @@ extension EventStore {
     }
 
     public var healthProblems: [String] { [] }
+
+    public func backup(_ options: BackupOptions) async throws(VigilError) -> BackupResult {
+        throw VigilError(.unimplemented, "this store cannot be backed up")
+    }
 
     /// `append` without receipts.
     public func append(_ events: [AuditEvent], idempotencyKey: String?) async throws(VigilError) -> AppendResult {

@@ -16,6 +16,9 @@ struct VerifyCommand: AsyncParsableCommand {
               vigil verify --data-dir ./vigil-data --public-key checkpoint.key.pub
             Online, through the server's Verify call (--server, --token, --timeout):
               vigil verify --server 127.0.0.1:7700
+            A backup made by `vigil backup`: every file against the backup's manifest (size
+            and SHA-256; none missing, none added), then the hash chain over its contents:
+              vigil verify --backup /backups/vigil-2026-12-03
             Reports each altered, missing, inserted or reordered event by seq, event id and
             file, each part or WAL record that fails its checksum, and each signed checkpoint
             that is forged or that the recomputed chain does not reach.
@@ -29,6 +32,9 @@ struct VerifyCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp("Verify this data directory directly (offline).", valueName: "path"))
     var dataDir: String?
+
+    @Option(name: .long, help: ArgumentHelp("Verify this backup (from vigil backup): its files against its manifest, then its hash chain.", valueName: "path"))
+    var backup: String?
 
     @Option(name: .long, help: ArgumentHelp("Offline: where the signed checkpoints are (default: <data-dir>/checkpoints).", valueName: "path"))
     var checkpointDir: String?
@@ -55,8 +61,14 @@ struct VerifyCommand: AsyncParsableCommand {
         var notes: [String] = []
         do {
             guard to == 0 || from <= to else { throw VigilError(.invalidArgument, "--from \(from) is after --to \(to)") }
-            if let dataDir {
-                let report = try verifyOffline(dataDir)
+            if let backup {
+                guard dataDir == nil else { throw VigilError(.invalidArgument, "give --backup or --data-dir, not both") }
+                let report = try verifyOffline(backup, isBackup: true)
+                response = report.proto
+                notes = report.notes
+            } else if let dataDir {
+                // A backup given as a data directory is verified as a backup.
+                let report = try verifyOffline(dataDir, isBackup: BackupVerification.isBackup(dataDir))
                 response = report.proto
                 notes = report.notes
             } else {
@@ -94,7 +106,7 @@ struct VerifyCommand: AsyncParsableCommand {
         if !response.intact { throw ExitCode(1) }
     }
 
-    private func verifyOffline(_ directory: String) throws(VigilError) -> IntegrityReport {
+    private func verifyOffline(_ directory: String, isBackup: Bool = false) throws(VigilError) -> IntegrityReport {
         var options = VerificationOptions()
         options.fromSeq = from
         options.toSeq = to
@@ -114,7 +126,9 @@ struct VerifyCommand: AsyncParsableCommand {
                 writeStandardError("\rverified \(checked) of about \(expected) events…")
             }
         }
-        let report = try DirectoryVerification.verify(directory: directory, options: options)
+        let report = isBackup
+            ? try BackupVerification.verify(directory: directory, options: options)
+            : try DirectoryVerification.verify(directory: directory, options: options)
         if progress || isatty(STDERR_FILENO) == 1 { writeStandardError("\r\u{1B}[K") }
         return report
     }

@@ -24,6 +24,7 @@ struct Vigil: AsyncParsableCommand {
             InspectCommand.self, TokenCommand.self, RetentionCommand.self, VerifyCommand.self, KeygenCommand.self,
             ConfigCommand.self,
             StatusCommand.self,
+            BackupCommand.self, RestoreCommand.self,
         ]
     )
 }

@@ -23,6 +23,7 @@ struct ConfigFileTests {
         "checkpoint-interval": ["1m"],
         "log-level": ["debug"],
         "log-format": ["json"],
+        "metrics-listen": ["127.0.0.1:7701"],
     ]
 
     static func sample(for option: ServeOption) -> [String]? {

@@ -71,7 +71,7 @@ func statusOf(_ body: () async throws -> Void) async -> StatusCode {
 struct AuthorizationTests {
     enum Operation: String, CaseIterable, Sendable {
         case ingest, query, aggregate, subscribe, get
-        case createToken, listTokens, revokeToken, setTenantRetention, setDefaultRetention, getStats, verify
+        case createToken, listTokens, revokeToken, setTenantRetention, setDefaultRetention, getStats, verify, backup
         case health
     }
 
@@ -93,6 +93,7 @@ struct AuthorizationTests {
         case .setDefaultRetention, .getStats: return isAdmin && allTenants ? .ok : .permissionDenied
         case .verify: return isAdmin && allTenants ? .ok : .permissionDenied
         case .health: return .ok
+        case .backup: return isAdmin && allTenants ? .ok : .permissionDenied
         }
     }
 
@@ -176,6 +177,10 @@ struct AuthorizationTests {
         case .health:
             let health = try await client.health()
             #expect(health.status == .serving)
+        case .backup:
+            let destination = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-backup-matrix-\(UUID().uuidString)").path
+            defer { try? FileManager.default.removeItem(atPath: destination) }
+            _ = try await client.backup(destination: destination)
         }
     }
 

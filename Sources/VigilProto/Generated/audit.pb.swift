@@ -1264,6 +1264,89 @@ public nonisolated struct Vigil_V1_CheckpointInfo: Sendable {
   fileprivate var _createdAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
 }
 
+/// Admin (server-wide). `destination` is an absolute path on the server's host
+/// that does not exist or is an empty directory (INVALID_ARGUMENT for a
+/// relative path or one inside the data directory, ALREADY_EXISTS for a
+/// non-empty directory or a file).
+public nonisolated struct Vigil_V1_BackupRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var destination: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Progress of a backup: files and bytes written so far of the total.
+public nonisolated struct Vigil_V1_BackupProgress: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var filesDone: UInt64 = 0
+
+  public var filesTotal: UInt64 = 0
+
+  public var bytesDone: UInt64 = 0
+
+  public var bytesTotal: UInt64 = 0
+
+  /// Set on the last message only, once the backup is complete.
+  public var summary: Vigil_V1_BackupSummary {
+    get {_summary ?? Vigil_V1_BackupSummary()}
+    set {_summary = newValue}
+  }
+  /// Returns true if `summary` has been explicitly set.
+  public var hasSummary: Bool {self._summary != nil}
+  /// Clears the value of `summary`. Subsequent reads from it will return its default value.
+  public mutating func clearSummary() {self._summary = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _summary: Vigil_V1_BackupSummary? = nil
+}
+
+public nonisolated struct Vigil_V1_BackupSummary: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var destination: String = String()
+
+  /// Every event with a seq at or below it is in the backup, none above it.
+  public var cutSeq: UInt64 = 0
+
+  public var files: UInt64 = 0
+
+  public var bytes: UInt64 = 0
+
+  /// Files hard-linked (the destination is on the data directory's file
+  /// system) and files copied.
+  public var linkedFiles: UInt64 = 0
+
+  public var copiedFiles: UInt64 = 0
+
+  public var createdAt: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_createdAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_createdAt = newValue}
+  }
+  /// Returns true if `createdAt` has been explicitly set.
+  public var hasCreatedAt: Bool {self._createdAt != nil}
+  /// Clears the value of `createdAt`. Subsequent reads from it will return its default value.
+  public mutating func clearCreatedAt() {self._createdAt = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _createdAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "vigil.v1"
@@ -2936,6 +3019,154 @@ nonisolated extension Vigil_V1_CheckpointInfo: SwiftProtobuf.Message, SwiftProto
 
   public static func ==(lhs: Vigil_V1_CheckpointInfo, rhs: Vigil_V1_CheckpointInfo) -> Bool {
     if lhs.seq != rhs.seq {return false}
+    if lhs._createdAt != rhs._createdAt {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vigil_V1_BackupRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BackupRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}destination\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.destination) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.destination.isEmpty {
+      try visitor.visitSingularStringField(value: self.destination, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vigil_V1_BackupRequest, rhs: Vigil_V1_BackupRequest) -> Bool {
+    if lhs.destination != rhs.destination {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vigil_V1_BackupProgress: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BackupProgress"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}files_done\0\u{3}files_total\0\u{3}bytes_done\0\u{3}bytes_total\0\u{1}summary\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.filesDone) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.filesTotal) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.bytesDone) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.bytesTotal) }()
+      case 5: try { try decoder.decodeSingularMessageField(value: &self._summary) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.filesDone != 0 {
+      try visitor.visitSingularUInt64Field(value: self.filesDone, fieldNumber: 1)
+    }
+    if self.filesTotal != 0 {
+      try visitor.visitSingularUInt64Field(value: self.filesTotal, fieldNumber: 2)
+    }
+    if self.bytesDone != 0 {
+      try visitor.visitSingularUInt64Field(value: self.bytesDone, fieldNumber: 3)
+    }
+    if self.bytesTotal != 0 {
+      try visitor.visitSingularUInt64Field(value: self.bytesTotal, fieldNumber: 4)
+    }
+    try { if let v = self._summary {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vigil_V1_BackupProgress, rhs: Vigil_V1_BackupProgress) -> Bool {
+    if lhs.filesDone != rhs.filesDone {return false}
+    if lhs.filesTotal != rhs.filesTotal {return false}
+    if lhs.bytesDone != rhs.bytesDone {return false}
+    if lhs.bytesTotal != rhs.bytesTotal {return false}
+    if lhs._summary != rhs._summary {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vigil_V1_BackupSummary: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BackupSummary"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}destination\0\u{3}cut_seq\0\u{1}files\0\u{1}bytes\0\u{3}linked_files\0\u{3}copied_files\0\u{3}created_at\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.destination) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.cutSeq) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.files) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.bytes) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.linkedFiles) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.copiedFiles) }()
+      case 7: try { try decoder.decodeSingularMessageField(value: &self._createdAt) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.destination.isEmpty {
+      try visitor.visitSingularStringField(value: self.destination, fieldNumber: 1)
+    }
+    if self.cutSeq != 0 {
+      try visitor.visitSingularUInt64Field(value: self.cutSeq, fieldNumber: 2)
+    }
+    if self.files != 0 {
+      try visitor.visitSingularUInt64Field(value: self.files, fieldNumber: 3)
+    }
+    if self.bytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.bytes, fieldNumber: 4)
+    }
+    if self.linkedFiles != 0 {
+      try visitor.visitSingularUInt64Field(value: self.linkedFiles, fieldNumber: 5)
+    }
+    if self.copiedFiles != 0 {
+      try visitor.visitSingularUInt64Field(value: self.copiedFiles, fieldNumber: 6)
+    }
+    try { if let v = self._createdAt {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vigil_V1_BackupSummary, rhs: Vigil_V1_BackupSummary) -> Bool {
+    if lhs.destination != rhs.destination {return false}
+    if lhs.cutSeq != rhs.cutSeq {return false}
+    if lhs.files != rhs.files {return false}
+    if lhs.bytes != rhs.bytes {return false}
+    if lhs.linkedFiles != rhs.linkedFiles {return false}
+    if lhs.copiedFiles != rhs.copiedFiles {return false}
     if lhs._createdAt != rhs._createdAt {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true

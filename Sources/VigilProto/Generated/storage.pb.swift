@@ -213,6 +213,68 @@ public nonisolated struct Vigil_V1_SignedCheckpoint: Sendable {
   public init() {}
 }
 
+/// A backup's table of contents: `backup.json` at the top of the backup
+/// directory, this message in protobuf's JSON form (written last, so a backup
+/// without it is unfinished). See the VigilStorage documentation, "Backups".
+public nonisolated struct Vigil_V1_BackupManifest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// 1.
+  public var formatVersion: UInt32 = 0
+
+  /// When the snapshot was taken (ns since the Unix epoch, UTC).
+  public var createdAtNanos: Int64 = 0
+
+  /// The `vigil` version that wrote it.
+  public var serverVersion: String = String()
+
+  /// The data directory it was taken from (on the server's host).
+  public var sourceDirectory: String = String()
+
+  /// The cut: every event with a seq at or below it is in the backup (in a
+  /// part or in the WAL cut), and none above it.
+  public var cutSeq: UInt64 = 0
+
+  /// MANIFEST's `flushed_through_seq`: events above it are in the WAL cut.
+  public var flushedThroughSeq: UInt64 = 0
+
+  /// Every file of the backup but this one, by path relative to the backup.
+  public var files: [Vigil_V1_BackupFile] = []
+
+  /// The retention in effect when the backup was taken, one line per setting
+  /// (`*` or a tenant, a tab, a duration or `forever`), for the operator: the
+  /// server reads retention from its flags and `RETENTION` (which, when the
+  /// API changed retention, is among `files`).
+  public var retention: [String] = []
+
+  /// Lowercase hex SHA-256 of this message in protobuf binary form with this
+  /// field empty: an edited manifest is detected.
+  public var checksum: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Vigil_V1_BackupFile: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var path: String = String()
+
+  public var size: UInt64 = 0
+
+  /// Lowercase hex SHA-256 of the file's bytes.
+  public var sha256: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "vigil.v1"
@@ -612,6 +674,116 @@ nonisolated extension Vigil_V1_SignedCheckpoint: SwiftProtobuf.Message, SwiftPro
     if lhs.createdAtNanos != rhs.createdAtNanos {return false}
     if lhs.publicKey != rhs.publicKey {return false}
     if lhs.signature != rhs.signature {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vigil_V1_BackupManifest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BackupManifest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}format_version\0\u{3}created_at_nanos\0\u{3}server_version\0\u{3}source_directory\0\u{3}cut_seq\0\u{3}flushed_through_seq\0\u{1}files\0\u{1}retention\0\u{1}checksum\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.formatVersion) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.createdAtNanos) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.serverVersion) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.sourceDirectory) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.cutSeq) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.flushedThroughSeq) }()
+      case 7: try { try decoder.decodeRepeatedMessageField(value: &self.files) }()
+      case 8: try { try decoder.decodeRepeatedStringField(value: &self.retention) }()
+      case 9: try { try decoder.decodeSingularStringField(value: &self.checksum) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.formatVersion != 0 {
+      try visitor.visitSingularUInt32Field(value: self.formatVersion, fieldNumber: 1)
+    }
+    if self.createdAtNanos != 0 {
+      try visitor.visitSingularInt64Field(value: self.createdAtNanos, fieldNumber: 2)
+    }
+    if !self.serverVersion.isEmpty {
+      try visitor.visitSingularStringField(value: self.serverVersion, fieldNumber: 3)
+    }
+    if !self.sourceDirectory.isEmpty {
+      try visitor.visitSingularStringField(value: self.sourceDirectory, fieldNumber: 4)
+    }
+    if self.cutSeq != 0 {
+      try visitor.visitSingularUInt64Field(value: self.cutSeq, fieldNumber: 5)
+    }
+    if self.flushedThroughSeq != 0 {
+      try visitor.visitSingularUInt64Field(value: self.flushedThroughSeq, fieldNumber: 6)
+    }
+    if !self.files.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.files, fieldNumber: 7)
+    }
+    if !self.retention.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.retention, fieldNumber: 8)
+    }
+    if !self.checksum.isEmpty {
+      try visitor.visitSingularStringField(value: self.checksum, fieldNumber: 9)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vigil_V1_BackupManifest, rhs: Vigil_V1_BackupManifest) -> Bool {
+    if lhs.formatVersion != rhs.formatVersion {return false}
+    if lhs.createdAtNanos != rhs.createdAtNanos {return false}
+    if lhs.serverVersion != rhs.serverVersion {return false}
+    if lhs.sourceDirectory != rhs.sourceDirectory {return false}
+    if lhs.cutSeq != rhs.cutSeq {return false}
+    if lhs.flushedThroughSeq != rhs.flushedThroughSeq {return false}
+    if lhs.files != rhs.files {return false}
+    if lhs.retention != rhs.retention {return false}
+    if lhs.checksum != rhs.checksum {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vigil_V1_BackupFile: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BackupFile"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}path\0\u{1}size\0\u{1}sha256\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.path) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.size) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.sha256) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.path.isEmpty {
+      try visitor.visitSingularStringField(value: self.path, fieldNumber: 1)
+    }
+    if self.size != 0 {
+      try visitor.visitSingularUInt64Field(value: self.size, fieldNumber: 2)
+    }
+    if !self.sha256.isEmpty {
+      try visitor.visitSingularStringField(value: self.sha256, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vigil_V1_BackupFile, rhs: Vigil_V1_BackupFile) -> Bool {
+    if lhs.path != rhs.path {return false}
+    if lhs.size != rhs.size {return false}
+    if lhs.sha256 != rhs.sha256 {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

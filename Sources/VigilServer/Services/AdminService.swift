@@ -28,6 +28,7 @@ extension AuditService {
         case .setRetention: "retention.update"
         case .getStats: "stats.read"
         case .verify: "integrity.verify"
+        case .backup: "backup.create"
         default: method.shortName
         }
     }

@@ -118,6 +118,9 @@ struct AuditService: Sendable {
             let _: Vigil_V1_HealthRequest = try request.decodeMessage()
             try await sender.send(healthResponse())
             return [:]
+        case .backup:
+            try await authorizeAdmin(method, caller: caller) { () throws(VigilError) in try principal.requireServerAdmin(for: method) }
+            return try await backup(request.decodeMessage(), sender: sender, caller: caller)
         }
     }
 

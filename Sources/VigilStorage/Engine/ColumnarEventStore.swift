@@ -179,6 +179,8 @@ public final class ColumnarEventStore: EventStore {
                     report.garbageRemoved.append("parts/\(day)/\(name)")
                 }
             }
+            // Pins of backups the process died in the middle of.
+            report.garbageRemoved += try BackupPin.removeLeftovers(in: directory)
             // Idempotency keys of flushed batches.
             var idempotency = IdempotencyWindow(maxKeys: options.idempotencyMaxKeys, maxAge: options.idempotencyWindowNanos)
             let now = currentUnixNanos()
@@ -608,7 +610,12 @@ public final class ColumnarEventStore: EventStore {
                         try sealActive(&state)
                     }
                 }
-                while let segment = state.withLock({ $0.sealed.first }) {
+                // Only the segments sealed before this round: under an ingest that
+                // seals faster than flushes finish, the loop would never end, and
+                // a backup or verification waiting for the lock would never get it.
+                let sealed = state.withLock { $0.sealed.count }
+                for _ in 0..<sealed {
+                    guard let segment = state.withLock({ $0.sealed.first }) else { break }
                     try await flush(segment)
                 }
                 try mergeIfNeeded()
@@ -1117,6 +1124,23 @@ public final class ColumnarEventStore: EventStore {
 
     private func visible(_ event: AuditEvent, now: Int64) -> AuditEvent? {
         isExpired(event, now: now) ? nil : event
+    }
+
+    /// The WAL cut of a backup: the last seq assigned and the size of each
+    /// WAL segment, taken under the lock that assigns seqs and writes WAL
+    /// records, so that the segments hold exactly the records through that seq.
+    func walCut() throws(VigilError) -> WALCutPosition {
+        let walDirectory = options.directory + "/wal"
+        return try state.withLock { state throws(VigilError) -> WALCutPosition in
+            var segments: [WALCutPosition.Segment] = []
+            for number in wal.segmentNumbers {
+                let name = WALFormat.fileName(of: number)
+                // A segment with no record yet adds nothing.
+                guard let bytes = try BackupFileOperations.size(of: walDirectory + "/" + name), bytes > WALFormat.headerSize else { continue }
+                segments.append(.init(name: name, bytes: bytes))
+            }
+            return WALCutPosition(seq: state.nextSeq - 1, lastWrite: state.lastWrite, segments: segments)
+        }
     }
 
     // MARK: Introspection

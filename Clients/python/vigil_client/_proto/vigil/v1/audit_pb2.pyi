@@ -49,6 +49,44 @@ class AggregateResponse(_message.Message):
     other_count: int
     def __init__(self, count: _Optional[int] = ..., groups: _Optional[_Iterable[_Union[GroupCount, _Mapping]]] = ..., histogram: _Optional[_Iterable[_Union[HistogramBucket, _Mapping]]] = ..., other_count: _Optional[int] = ..., group_total: _Optional[int] = ...) -> None: ...
 
+class BackupProgress(_message.Message):
+    __slots__ = ["bytes_done", "bytes_total", "files_done", "files_total", "summary"]
+    BYTES_DONE_FIELD_NUMBER: _ClassVar[int]
+    BYTES_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    FILES_DONE_FIELD_NUMBER: _ClassVar[int]
+    FILES_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    bytes_done: int
+    bytes_total: int
+    files_done: int
+    files_total: int
+    summary: BackupSummary
+    def __init__(self, files_done: _Optional[int] = ..., files_total: _Optional[int] = ..., bytes_done: _Optional[int] = ..., bytes_total: _Optional[int] = ..., summary: _Optional[_Union[BackupSummary, _Mapping]] = ...) -> None: ...
+
+class BackupRequest(_message.Message):
+    __slots__ = ["destination"]
+    DESTINATION_FIELD_NUMBER: _ClassVar[int]
+    destination: str
+    def __init__(self, destination: _Optional[str] = ...) -> None: ...
+
+class BackupSummary(_message.Message):
+    __slots__ = ["bytes", "copied_files", "created_at", "cut_seq", "destination", "files", "linked_files"]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    COPIED_FILES_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    CUT_SEQ_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    LINKED_FILES_FIELD_NUMBER: _ClassVar[int]
+    bytes: int
+    copied_files: int
+    created_at: _timestamp_pb2.Timestamp
+    cut_seq: int
+    destination: str
+    files: int
+    linked_files: int
+    def __init__(self, destination: _Optional[str] = ..., cut_seq: _Optional[int] = ..., files: _Optional[int] = ..., bytes: _Optional[int] = ..., linked_files: _Optional[int] = ..., copied_files: _Optional[int] = ..., created_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
 class CheckpointInfo(_message.Message):
     __slots__ = ["created_at", "seq"]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]

@@ -7,6 +7,38 @@ from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Map
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class BackupFile(_message.Message):
+    __slots__ = ["path", "sha256", "size"]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    sha256: str
+    size: int
+    def __init__(self, path: _Optional[str] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
+
+class BackupManifest(_message.Message):
+    __slots__ = ["checksum", "created_at_nanos", "cut_seq", "files", "flushed_through_seq", "format_version", "retention", "server_version", "source_directory"]
+    CHECKSUM_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_NANOS_FIELD_NUMBER: _ClassVar[int]
+    CUT_SEQ_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    FLUSHED_THROUGH_SEQ_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    RETENTION_FIELD_NUMBER: _ClassVar[int]
+    SERVER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_DIRECTORY_FIELD_NUMBER: _ClassVar[int]
+    checksum: str
+    created_at_nanos: int
+    cut_seq: int
+    files: _containers.RepeatedCompositeFieldContainer[BackupFile]
+    flushed_through_seq: int
+    format_version: int
+    retention: _containers.RepeatedScalarFieldContainer[str]
+    server_version: str
+    source_directory: str
+    def __init__(self, format_version: _Optional[int] = ..., created_at_nanos: _Optional[int] = ..., server_version: _Optional[str] = ..., source_directory: _Optional[str] = ..., cut_seq: _Optional[int] = ..., flushed_through_seq: _Optional[int] = ..., files: _Optional[_Iterable[_Union[BackupFile, _Mapping]]] = ..., retention: _Optional[_Iterable[str]] = ..., checksum: _Optional[str] = ...) -> None: ...
+
 class IdempotencyEntry(_message.Message):
     __slots__ = ["count", "first_seq", "key", "last_seq", "received_at_nanos"]
     COUNT_FIELD_NUMBER: _ClassVar[int]

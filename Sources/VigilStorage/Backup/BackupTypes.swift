@@ -1,0 +1,43 @@
+import VigilCore
+import VigilProto
+
+/// What a backup is asked to do.
+public struct BackupOptions: Sendable {
+    /// An absolute path that does not exist or is an empty directory.
+    public var destination: String
+    /// Signed checkpoints to include (as `checkpoints/`), wherever they are.
+    public var checkpointDirectory: String?
+    /// Recorded in the manifest.
+    public var serverVersion = ""
+    /// Called as files are written (often; cheap to call).
+    public var progress: (@Sendable (BackupProgressReport) -> Void)?
+    /// Runs once the snapshot is pinned and before anything is copied (tests:
+    /// a flush, merge or retention pass that deletes pinned files meanwhile).
+    var afterPinning: (@Sendable () async -> Void)?
+
+    public init(destination: String) {
+        self.destination = destination
+    }
+}
+
+/// How far a backup (or restore) is.
+public struct BackupProgressReport: Sendable, Equatable {
+    public var filesDone = 0
+    public var filesTotal = 0
+    public var bytesDone: UInt64 = 0
+    public var bytesTotal: UInt64 = 0
+
+    public init() {}
+}
+
+/// A finished backup.
+public struct BackupResult: Sendable {
+    public var destination: String
+    /// Every event with a seq at or below it is in the backup, none above it.
+    public var cutSeq: UInt64
+    public var files: Int
+    public var bytes: UInt64
+    public var linkedFiles: Int
+    public var copiedFiles: Int
+    public var createdAtNanos: Int64
+}

@@ -1,0 +1,300 @@
+import Foundation
+import SwiftProtobuf
+import Synchronization
+import Testing
+import VigilClient
+import VigilCore
+import VigilProto
+
+/// Runs `vigil ARGS` on a thread of its own, so that the test's tasks (the
+/// ingesters) keep running on the cooperative pool meanwhile.
+func runVigilDetached(_ arguments: [String]) async throws -> VigilBinary.Output {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread {
+            continuation.resume(with: Result { try VigilBinary.run(arguments) })
+        }
+    }
+}
+
+/// `vigil backup`, `vigil restore` and `vigil verify --backup` against real
+/// server processes and real files.
+@Suite("Backup and restore with real processes", .serialized)
+struct BackupCLITests {
+    /// Acknowledged events: client-chosen id → the seq the server gave it.
+    final class Acknowledged: Sendable {
+        let seqs = Mutex<[String: UInt64]>([:])
+        let stopped = Atomic<Bool>(false)
+        var snapshot: [String: UInt64] { seqs.withLock { $0 } }
+        var count: Int { seqs.withLock { $0.count } }
+    }
+
+    static func temporaryDirectory(_ name: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-\(name)-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    static func batch(_ tag: String, size: Int) -> [AuditEvent] {
+        let now = currentUnixNanos()
+        return (0..<size).map { index in
+            var event = AuditEvent()
+            event.id = UUID().uuidString.lowercased()
+            event.occurredAt = .init(unixNanos: now - Int64(index) * 1_000_000)
+            event.tenant = "backup"
+            event.actor.id = "\(tag)/\(index)"
+            event.action = "backup.test"
+            return event
+        }
+    }
+
+    /// Every event of tenant `backup` on the server: id → seq.
+    static func stored(_ address: String) async throws -> [String: UInt64] {
+        let client = try await VigilClient.connect(VigilClient.Configuration(server: address))
+        var request = Vigil_V1_QueryRequest()
+        request.pageSize = 5_000
+        request.filter.tenants = ["backup"]
+        var events: [String: UInt64] = [:]
+        for try await event in client.query(request) {
+            #expect(events.updateValue(event.seq, forKey: event.id) == nil, "\(event.id) is stored once")
+        }
+        await client.close()
+        return events
+    }
+
+    static func cutSeq(of output: VigilBinary.Output) throws -> UInt64 {
+        let range = try #require(output.stdout.range(of: "cut at seq "), "\(output.stdout)")
+        return try #require(UInt64(output.stdout[range.upperBound...].prefix { $0.isNumber }), "\(output.stdout)")
+    }
+
+    @Test("four connections ingest through a backup; the restored server holds exactly the acknowledged events through the cut, by id")
+    func backupDuringIngestRestoresTheAckedSet() async throws {
+        let root = try Self.temporaryDirectory("backup-ingest")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        // Small memory segments: flushes (and merges of their parts) go on during the backup.
+        let server = try ServerProcess(dataDir: root + "/data", extraArguments: ["--segment-max-events", "1000"])
+        let address = server.address
+        let acknowledged = Acknowledged()
+        let (progress, signal) = AsyncStream.makeStream(of: Int.self, bufferingPolicy: .bufferingNewest(1))
+
+        let (output, ackedBefore) = try await withThrowingTaskGroup(of: Void.self) { group in
+            for connection in 0..<4 {
+                group.addTask {
+                    do {
+                        let client = try await VigilClient.connect(VigilClient.Configuration(server: address))
+                        var number = 0
+                        while !acknowledged.stopped.load(ordering: .relaxed) {
+                            let events = Self.batch("c\(connection)b\(number)", size: 25)
+                            let response = try await client.ingest(events, idempotencyKey: "c\(connection)b\(number)")
+                            acknowledged.seqs.withLock { seqs in
+                                for (index, event) in events.enumerated() { seqs[event.id] = response.firstSeq + UInt64(index) }
+                            }
+                            signal.yield(acknowledged.count)
+                            number += 1
+                        }
+                        await client.close()
+                    } catch {
+                        signal.finish()  // never leave the test waiting for acknowledgements
+                        throw error
+                    }
+                }
+            }
+            // Events before the backup, then the backup while ingest goes on, then more after it.
+            var counts = progress.makeAsyncIterator()
+            while let count = await counts.next(), count < 2_000 {}
+            let ackedBefore = acknowledged.snapshot
+            let output = try await runVigilDetached(["backup", "--server", address, "--progress", root + "/backup"])
+            let afterBackup = acknowledged.count
+            while let count = await counts.next(), count < afterBackup + 1_000 {}
+            acknowledged.stopped.store(true, ordering: .relaxed)
+            try await group.waitForAll()
+            return (output, ackedBefore)
+        }
+        #expect(output.status == 0, "\(output.stderr)")
+        let cut = try Self.cutSeq(of: output)
+        #expect(output.stderr.contains("backup: "), "progress is shown: \(output.stderr)")
+        #expect(!ackedBefore.isEmpty)
+        #expect(ackedBefore.values.allSatisfy { $0 <= cut }, "every event acknowledged before the backup began is before the cut")
+        let all = acknowledged.snapshot
+        let expected = all.filter { $0.value <= cut }
+        #expect(expected.count < all.count, "some events were acknowledged after the cut")
+        #expect(!expected.isEmpty)
+        _ = server.stop()
+
+        let verify = try VigilBinary.run(["verify", "--backup", root + "/backup"])
+        #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
+        #expect(verify.stdout.contains("intact"), "\(verify.stdout)")
+
+        let restore = try VigilBinary.run(["restore", root + "/backup", root + "/restored"])
+        #expect(restore.status == 0, "\(restore.stderr)")
+        #expect(restore.stdout.contains("events through seq \(cut)"), "\(restore.stdout)")
+
+        let restored = try ServerProcess(dataDir: root + "/restored")
+        let events = try await Self.stored(restored.address)
+        _ = restored.stop()
+        #expect(events.count == expected.count)
+        #expect(events == expected, "exactly the acknowledged events through the cut, with their seqs")
+        #expect(events.values.allSatisfy { $0 <= cut })
+        #expect(Set(events.keys).isSubset(of: Set(all.keys)), "nothing that was not acknowledged")
+    }
+
+    @Test("a damaged backup — a flipped byte in a part, a deleted file, an edited manifest, an added file — is refused by verify (exit 1) and restore (DATA_LOSS), naming the file")
+    func corruptedBackupsAreRefused() async throws {
+        let root = try Self.temporaryDirectory("backup-corrupt")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let server = try ServerProcess(dataDir: root + "/data", extraArguments: ["--segment-max-events", "100"])
+        let client = try await VigilClient.connect(VigilClient.Configuration(server: server.address))
+        // 250 events: flushed parts of 100, and 50 in the WAL only.
+        for number in 0..<5 { _ = try await client.ingest(Self.batch("b\(number)", size: 50)) }
+        await client.close()
+        let backup = try VigilBinary.run(["backup", "--server", server.address, root + "/good"])
+        #expect(backup.status == 0, "\(backup.stderr)")
+        _ = server.stop()
+        let manifestText = try String(contentsOfFile: root + "/good/backup.json", encoding: .utf8)
+        let manifest = try Vigil_V1_BackupManifest(jsonString: manifestText)
+        let part = try #require(manifest.files.first { $0.path.hasPrefix("parts/") }?.path)
+        let wal = try #require(manifest.files.first { $0.path.hasPrefix("wal/") }?.path)
+
+        typealias Damage = (name: String, file: String, message: String, damage: (String) throws -> Void)
+        let damages: [Damage] = [
+            ("flipped byte in a part", part, "SHA-256", { backup in
+                guard let handle = FileHandle(forUpdatingAtPath: backup + "/" + part) else { throw CLITestError("cannot open \(part)") }
+                try handle.seek(toOffset: 100)
+                let byte = try #require(try handle.read(upToCount: 1)).first ?? 0
+                try handle.seek(toOffset: 100)
+                try handle.write(contentsOf: Data([byte ^ 0x01]))
+                try handle.close()
+            }),
+            ("deleted WAL segment", wal, "missing", { backup in try FileManager.default.removeItem(atPath: backup + "/" + wal) }),
+            ("edited manifest", "backup.json", "changed after the backup was written", { backup in
+                var edited = manifest
+                edited.cutSeq += 1
+                var options = JSONEncodingOptions()
+                options.preserveProtoFieldNames = true
+                try Data(try edited.jsonString(options: options).utf8).write(to: URL(fileURLWithPath: backup + "/backup.json"))
+            }),
+            ("added file", "parts/extra.part", "not listed in the manifest", { backup in
+                try Data("extra".utf8).write(to: URL(fileURLWithPath: backup + "/parts/extra.part"))
+            }),
+        ]
+        for (index, damage) in damages.enumerated() {
+            let copy = root + "/damaged-\(index)"
+            try FileManager.default.copyItem(atPath: root + "/good", toPath: copy)
+            try damage.damage(copy)
+
+            let verify = try VigilBinary.run(["verify", "--backup", copy])
+            #expect(verify.status == 1, "\(damage.name): \(verify.stdout)\(verify.stderr)")
+            #expect(verify.stdout.contains("NOT INTACT"), "\(damage.name): \(verify.stdout)")
+            #expect(verify.stdout.contains("CHECKSUM in \(damage.file)"), "\(damage.name): \(verify.stdout)")
+            #expect(verify.stdout.contains(damage.message), "\(damage.name): \(verify.stdout)")
+            // The same when it is given as a data directory: the manifest is noticed.
+            let asDataDir = try VigilBinary.run(["verify", "--data-dir", copy])
+            #expect(asDataDir.status == 1, "\(damage.name): \(asDataDir.stdout)")
+
+            let target = root + "/restored-\(index)"
+            let restore = try VigilBinary.run(["restore", copy, target])
+            #expect(restore.status == 1, "\(damage.name): \(restore.stderr)")
+            #expect(restore.stderr.contains("DATA_LOSS"), "\(damage.name): \(restore.stderr)")
+            #expect(restore.stderr.contains(damage.file), "\(damage.name): \(restore.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: target), "\(damage.name): nothing was written")
+        }
+
+        // The undamaged backup still verifies and restores.
+        let verify = try VigilBinary.run(["verify", "--backup", root + "/good"])
+        #expect(verify.status == 0, "\(verify.stdout)")
+        let restore = try VigilBinary.run(["restore", root + "/good", root + "/restored-good"])
+        #expect(restore.status == 0, "\(restore.stderr)")
+    }
+
+    @Test("refusals with exact codes: relative, non-empty and in-data-dir destinations, a non-empty restore target, not a backup, an offline backup of a running server, non-admin tokens")
+    func refusals() async throws {
+        let root = try Self.temporaryDirectory("backup-refusals")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let tokenFile = root + "/admin.token"
+        let server = try ServerProcess(dataDir: root + "/data", extraArguments: ["--admin-token-file", tokenFile], authenticated: true)
+        defer { _ = server.stop() }
+        let admin = try String(contentsOfFile: tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        func backup(_ destination: String, token: String = admin) throws -> VigilBinary.Output {
+            try VigilBinary.run(["backup", "--server", server.address, "--token", token, destination])
+        }
+        try FileManager.default.createDirectory(atPath: root + "/full", withIntermediateDirectories: true)
+        try Data("x".utf8).write(to: URL(fileURLWithPath: root + "/full/notes.txt"))
+
+        let relative = try backup("backups/today")
+        #expect(relative.status == 1)
+        #expect(relative.stderr.contains("INVALID_ARGUMENT") && relative.stderr.contains("must be an absolute path on the server's host"), "\(relative.stderr)")
+        let nonEmpty = try backup(root + "/full")
+        #expect(nonEmpty.status == 1)
+        #expect(nonEmpty.stderr.contains("ALREADY_EXISTS") && nonEmpty.stderr.contains("\(root)/full exists and is not empty"), "\(nonEmpty.stderr)")
+        let inside = try backup(root + "/data/backup")
+        #expect(inside.status == 1)
+        #expect(inside.stderr.contains("INVALID_ARGUMENT") && inside.stderr.contains("overlaps the data directory"), "\(inside.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: root + "/data/backup"))
+
+        // Tokens: only an admin of every tenant may back up the whole server.
+        for (name, scopes, tenants) in [("reader", ["read"], [String]()), ("tenant-admin", ["admin"], ["acme"])] {
+            let created = try VigilBinary.run(
+                ["token", "create", "--server", server.address, "--token", admin, "--name", name, "--quiet"]
+                    + scopes.flatMap { ["--scope", $0] } + tenants.flatMap { ["--tenant", $0] })
+            #expect(created.status == 0, "\(created.stderr)")
+            let token = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            let refused = try backup(root + "/by-\(name)", token: token)
+            #expect(refused.status == 1)
+            #expect(refused.stderr.contains("PERMISSION_DENIED"), "\(name): \(refused.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: root + "/by-\(name)"), "\(name): nothing was written")
+        }
+        let noToken = try VigilBinary.run(["backup", "--server", server.address, "--token", "vgl_tok_0000000000000000_nope", root + "/by-nobody"])
+        #expect(noToken.status != 0)
+        #expect(noToken.stderr.contains("UNAUTHENTICATED"), "\(noToken.stderr)")
+
+        // Offline while the server holds the LOCK.
+        let offline = try VigilBinary.run(["backup", "--data-dir", root + "/data", root + "/offline"])
+        #expect(offline.status == 1)
+        #expect(offline.stderr.contains("FAILED_PRECONDITION") && offline.stderr.contains("vigil backup --server"), "\(offline.stderr)")
+
+        // A good backup, then restore refusals.
+        let good = try backup(root + "/good")
+        #expect(good.status == 0, "\(good.stderr)")
+        #expect(FileManager.default.fileExists(atPath: root + "/good/tokens"), "the tokens file (hashes only) is in the backup")
+        let intoFull = try VigilBinary.run(["restore", root + "/good", root + "/full"])
+        #expect(intoFull.status == 1)
+        #expect(intoFull.stderr.contains("ALREADY_EXISTS") && intoFull.stderr.contains("\(root)/full exists and is not empty"), "\(intoFull.stderr)")
+        let notBackup = try VigilBinary.run(["restore", root + "/full", root + "/restored"])
+        #expect(notBackup.status == 1)
+        #expect(notBackup.stderr.contains("NOT_FOUND") && notBackup.stderr.contains("is not a Vigil backup"), "\(notBackup.stderr)")
+        let verifyNotBackup = try VigilBinary.run(["verify", "--backup", root + "/full"])
+        #expect(verifyNotBackup.status == 2, "\(verifyNotBackup.stderr)")
+        #expect(verifyNotBackup.stderr.contains("NOT_FOUND"), "\(verifyNotBackup.stderr)")
+
+        // The restored tokens work: the same admin token on a server started on the restore.
+        let restore = try VigilBinary.run(["restore", root + "/good", root + "/restored"])
+        #expect(restore.status == 0, "\(restore.stderr)")
+        let restored = try ServerProcess(dataDir: root + "/restored", authenticated: true)
+        let list = try VigilBinary.run(["token", "list", "--server", restored.address, "--token", admin])
+        #expect(list.status == 0, "\(list.stderr)")
+        #expect(list.stdout.contains("reader") && list.stdout.contains("tenant-admin"), "\(list.stdout)")
+        _ = restored.stop()
+    }
+
+    @Test("offline: vigil backup --data-dir of a stopped server's directory, then restore; the same events")
+    func offlineBackup() async throws {
+        let root = try Self.temporaryDirectory("backup-offline")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let server = try ServerProcess(dataDir: root + "/data")
+        let client = try await VigilClient.connect(VigilClient.Configuration(server: server.address))
+        for number in 0..<4 { _ = try await client.ingest(Self.batch("o\(number)", size: 30)) }
+        await client.close()
+        let before = try await Self.stored(server.address)
+        server.kill9()  // not even a clean stop: the events are in the WAL only
+
+        let backup = try VigilBinary.run(["backup", "--data-dir", root + "/data", root + "/backup"])
+        #expect(backup.status == 0, "\(backup.stderr)")
+        #expect(try Self.cutSeq(of: backup) == 120)
+        let restore = try VigilBinary.run(["restore", root + "/backup", root + "/restored"])
+        #expect(restore.status == 0, "\(restore.stderr)")
+        let restored = try ServerProcess(dataDir: root + "/restored")
+        let after = try await Self.stored(restored.address)
+        _ = restored.stop()
+        #expect(after == before)
+        #expect(after.count == 120)
+    }
+}

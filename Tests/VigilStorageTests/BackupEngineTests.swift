@@ -1,0 +1,149 @@
+import Foundation
+import Testing
+import VigilCore
+import VigilProto
+@testable import VigilStorage
+
+@Suite("Backups of a running store")
+struct BackupEngineTests {
+    static let day: Int64 = 86_400 * 1_000_000_000
+
+    func options(_ directory: String, _ configure: (inout StorageOptions) -> Void = { _ in }) -> StorageOptions {
+        var options = StorageOptions(directory: directory)
+        options.retentionNanos = nil
+        configure(&options)
+        return options
+    }
+
+    @Test("a flush, a merge and retention that delete the pinned files mid-backup change nothing in it; it verifies and restores exactly")
+    func pinnedAgainstMergeAndRetention() async throws {
+        try await withTemporaryDirectory { root in
+            let data = root + "/data"
+            let backup = root + "/backup"
+            let now = currentUnixNanos()
+            let store = try ColumnarEventStore(options: options(data) {
+                $0.mergeFanIn = 2
+                $0.tenantRetentionNanos = ["old": 30 * Self.day]
+            })
+            var expected: [String: UInt64] = [:]
+            func ingest(_ events: [AuditEvent]) async throws {
+                let result = try await store.append(events, idempotencyKey: nil)
+                for (index, event) in events.enumerated() { expected[event.actor.id] = result.firstSeq + UInt64(index) }
+            }
+            // Four parts of one day (a merge candidate), one part that retention will expire...
+            for round in 0..<4 {
+                try await ingest((0..<50).map { engineEvent("r\(round)-\($0)", at: now - 3_600_000_000_000 + Int64($0)) })
+                try await store.flushNow()
+            }
+            try await ingest((0..<30).map { engineEvent("old-\($0)", tenant: "old", at: now - 40 * Self.day + Int64($0)) })
+            try await store.flushNow()
+            // ...and events only in the WAL.
+            try await ingest((0..<20).map { engineEvent("wal-\($0)", at: now - 1_000_000_000 + Int64($0)) })
+            #expect(store.statistics.parts == 5)
+            #expect(store.statistics.memoryEvents == 20)
+            let partsBefore = Set(store.manifest.withLock { $0.parts.map(\.path) })
+
+            var request = BackupOptions(destination: backup)
+            request.afterPinning = {
+                // After the cut: more events, then a flush, a merge and a retention pass.
+                _ = try? await store.append((0..<10).map { engineEvent("late-\($0)", at: now + Int64($0)) }, idempotencyKey: nil)
+                try? await store.flushNow()
+                try? await store.mergeNow()
+                try? await store.retainNow(now: currentUnixNanos())
+            }
+            let result = try await store.backup(request)
+            #expect(result.cutSeq == 250)
+            // The maintenance really replaced what the backup had pinned.
+            let partsAfter = Set(store.manifest.withLock { $0.parts.map(\.path) })
+            #expect(partsBefore.isDisjoint(with: partsAfter), "merge and retention replaced every part: \(partsAfter)")
+            for path in partsBefore { #expect(!FileManager.default.fileExists(atPath: data + "/" + path)) }
+            #expect(try FileManager.default.contentsOfDirectory(atPath: data).allSatisfy { !$0.hasPrefix(BackupPin.namePrefix) }, "the pin is removed")
+            #expect(result.linkedFiles > 0, "same file system: parts are hard-linked")
+            try await store.close()
+
+            let manifest = try BackupManifestFile.read(from: backup)
+            #expect(manifest.cutSeq == 250)
+            #expect(manifest.files.contains { $0.path.hasPrefix("wal/") }, "the WAL cut holds the unflushed events")
+            #expect(Set(manifest.files.filter { $0.path.hasPrefix("parts/") }.map(\.path)) == partsBefore)
+            let report = try BackupVerification.verify(directory: backup, options: VerificationOptions())
+            #expect(report.intact, "\(report.problems.map(\.line))")
+            #expect(report.eventsChecked == 250)
+
+            _ = try BackupRestore.restore(backup: backup, to: root + "/restored")
+            let restored = try ColumnarEventStore(options: options(root + "/restored"))
+            let events = try await allEvents(restored)
+            #expect(events.count == expected.count)
+            #expect(Dictionary(events.map { ($0.actor.id, $0.seq) }, uniquingKeysWith: { first, _ in first }) == expected)
+            // It carries on after the cut.
+            let next = try await restored.append([engineEvent("after-restore", at: now)], idempotencyKey: nil)
+            #expect(next.firstSeq == 251)
+            try await restored.close()
+        }
+    }
+
+    @Test("a backup that fails part-way leaves nothing in its destination and says why; the store goes on")
+    func failedBackupCleansUp() async throws {
+        try await withTemporaryDirectory { root in
+            let data = root + "/data"
+            let store = try ColumnarEventStore(options: options(data))
+            _ = try await store.append((0..<10).map { engineEvent("e\($0)", at: currentUnixNanos()) }, idempotencyKey: nil)
+            try await store.flushNow()
+            _ = try await store.append([engineEvent("in-wal", at: currentUnixNanos())], idempotencyKey: nil)
+            var request = BackupOptions(destination: root + "/backup")
+            request.afterPinning = {
+                // The pin vanishes (as a full or failing disk might make a copy fail).
+                for name in (try? FileManager.default.contentsOfDirectory(atPath: data)) ?? [] where name.hasPrefix(BackupPin.namePrefix) {
+                    try? FileManager.default.removeItem(atPath: data + "/" + name)
+                }
+            }
+            do throws(VigilError) {
+                _ = try await store.backup(request)
+                Issue.record("the backup succeeded without its files")
+            } catch {
+                #expect(error.code == .unavailable, "\(error)")
+                #expect(error.message.contains(BackupPin.namePrefix), "the failing file is named: \(error.message)")
+            }
+            #expect(!FileManager.default.fileExists(atPath: root + "/backup"), "the new destination is removed again")
+            // An empty destination that existed stays, empty.
+            try FileManager.default.createDirectory(atPath: root + "/empty", withIntermediateDirectories: true)
+            request.destination = root + "/empty"
+            await #expect(throws: VigilError.self) { try await store.backup(request) }
+            #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/empty").isEmpty)
+            // Without the sabotage it works.
+            let result = try await store.backup(BackupOptions(destination: root + "/empty"))
+            #expect(result.cutSeq == 11)
+            try await store.close()
+        }
+    }
+
+    @Test("destinations: relative or inside the data directory INVALID_ARGUMENT, non-empty or a file ALREADY_EXISTS; nothing is written")
+    func refusedDestinations() async throws {
+        try await withTemporaryDirectory { root in
+            let data = root + "/data"
+            let store = try ColumnarEventStore(options: options(data))
+            _ = try await store.append([engineEvent("one", at: currentUnixNanos())], idempotencyKey: nil)
+            try FileManager.default.createDirectory(atPath: root + "/full", withIntermediateDirectories: true)
+            try Data("x".utf8).write(to: URL(fileURLWithPath: root + "/full/file"))
+            try Data("x".utf8).write(to: URL(fileURLWithPath: root + "/plain-file"))
+            let cases: [(String, VigilError.Code, String)] = [
+                ("relative/backup", .invalidArgument, "must be an absolute path on the server's host"),
+                (data + "/backups/today", .invalidArgument, "overlaps the data directory"),
+                (root, .invalidArgument, "overlaps the data directory"),
+                (root + "/full", .alreadyExists, "exists and is not empty"),
+                (root + "/plain-file", .alreadyExists, "exists and is not a directory"),
+            ]
+            for (destination, code, message) in cases {
+                do throws(VigilError) {
+                    _ = try await store.backup(BackupOptions(destination: destination))
+                    Issue.record("\(destination) was accepted")
+                } catch {
+                    #expect(error.code == code, "\(destination): \(error)")
+                    #expect(error.message.contains(message), "\(destination): \(error.message)")
+                }
+            }
+            #expect(!FileManager.default.fileExists(atPath: data + "/backups"))
+            #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/full") == ["file"])
+            try await store.close()
+        }
+    }
+}
