@@ -156,8 +156,10 @@ public struct EventValidator: Sendable {
         }
 
         // Set by the server; a client's values (say, from `vigil query --format json`) are ignored.
-        event.seq = 0
-        event.clearReceivedAt()
+        // Only written when set: any write copies the event's storage, which the
+        // decoded request still shares.
+        if event.seq != 0 { event.seq = 0 }
+        if event.hasReceivedAt { event.clearReceivedAt() }
     }
 
     private func checkResource(
