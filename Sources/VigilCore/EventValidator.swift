@@ -15,6 +15,14 @@ public struct EventValidator: Sendable {
     /// Validates and normalizes `events` in place. Returns every problem found
     /// (empty when the batch may be stored). `now` is the server's clock.
     public func validate(_ events: inout [AuditEvent], now: UnixNanos) -> [EventError] {
+        var rewritten = false
+        return validate(&events, now: now, rewritten: &rewritten)
+    }
+
+    /// `validate`, also telling whether it rewrote any event (an id or an
+    /// address into canonical form, a client's seq or received_at cleared):
+    /// when it did not, the events still match the bytes they were decoded from.
+    public func validate(_ events: inout [AuditEvent], now: UnixNanos, rewritten: inout Bool) -> [EventError] {
         var errors: [EventError] = []
         if events.isEmpty {
             errors.append(.init(index: 0, field: "events", reason: "a batch needs at least one event"))
@@ -29,7 +37,7 @@ public struct EventValidator: Sendable {
         var suppliedIDs: [EventID: Int] = [:]
         for index in events.indices {
             let before = errors.count
-            validate(&events[index], index: UInt32(index), now: now, into: &errors)
+            validate(&events[index], index: UInt32(index), now: now, into: &errors, rewritten: &rewritten)
             if errors.count == before, !events[index].id.isEmpty, let id = EventID(events[index].id) {
                 if let first = suppliedIDs.updateValue(index, forKey: id) {
                     errors.append(.init(index: UInt32(index), field: "id", reason: "repeats the id of event \(first)"))
@@ -45,7 +53,7 @@ public struct EventValidator: Sendable {
             ? "idempotency_key is \(key.utf8.count) bytes; the limit is \(limits.maxIdempotencyKeyBytes)" : nil
     }
 
-    private func validate(_ event: inout AuditEvent, index: UInt32, now: UnixNanos, into errors: inout [EventError]) {
+    private func validate(_ event: inout AuditEvent, index: UInt32, now: UnixNanos, into errors: inout [EventError], rewritten: inout Bool) {
         // Field paths such as "changes[3].old" are built only for a problem:
         // building them for every field of every event was a tenth of ingest's CPU.
         func fail(_ field: @autoclosure () -> String, _ reason: @autoclosure () -> String) {
@@ -61,7 +69,10 @@ public struct EventValidator: Sendable {
         if !event.id.isEmpty {
             if let id = EventID(event.id) {
                 let canonical = id.description
-                if canonical != event.id { event.id = canonical }
+                if canonical != event.id {
+                    event.id = canonical
+                    rewritten = true
+                }
             } else {
                 fail("id", "must be a UUID in 8-4-4-4-12 hex form, or empty to let the server assign one")
             }
@@ -87,13 +98,14 @@ public struct EventValidator: Sendable {
             fail("tenant", problem)
         }
 
-        if event.actor.id.isEmpty && event.actor.type != .anonymous {
+        let actor = event.actor  // once: the getter copies the message
+        if actor.id.isEmpty && actor.type != .anonymous {
             fail("actor.id", "is required unless actor.type is ANONYMOUS")
         }
-        total += checkLength(event.actor.id, "actor.id", max: limits.maxActorFieldBytes)
-        total += checkLength(event.actor.name, "actor.name", max: limits.maxActorFieldBytes)
-        total += checkLength(event.actor.email, "actor.email", max: limits.maxActorFieldBytes)
-        if case .UNRECOGNIZED(let value) = event.actor.type { fail("actor.type", "unknown actor type \(value)") }
+        total += checkLength(actor.id, "actor.id", max: limits.maxActorFieldBytes)
+        total += checkLength(actor.name, "actor.name", max: limits.maxActorFieldBytes)
+        total += checkLength(actor.email, "actor.email", max: limits.maxActorFieldBytes)
+        if case .UNRECOGNIZED(let value) = actor.type { fail("actor.type", "unknown actor type \(value)") }
 
         total += checkLength(event.action, "action", max: limits.maxActionBytes)
         if event.action.isEmpty {
@@ -119,7 +131,10 @@ public struct EventValidator: Sendable {
             if let address = IPAddress(event.sourceIp) {
                 let canonical = address.description
                 // Assigning only a change keeps the message's storage unshared and untouched.
-                if canonical != event.sourceIp { event.sourceIp = canonical }
+                if canonical != event.sourceIp {
+                    event.sourceIp = canonical
+                    rewritten = true
+                }
             } else {
                 fail("sourceIp", "'\(event.sourceIp.prefix(64))' is not an IPv4 or IPv6 address")
             }
@@ -158,8 +173,11 @@ public struct EventValidator: Sendable {
         // Set by the server; a client's values (say, from `vigil query --format json`) are ignored.
         // Only written when set: any write copies the event's storage, which the
         // decoded request still shares.
-        if event.seq != 0 { event.seq = 0 }
-        if event.hasReceivedAt { event.clearReceivedAt() }
+        if event.seq != 0 || event.hasReceivedAt {
+            event.seq = 0
+            event.clearReceivedAt()
+            rewritten = true
+        }
     }
 
     private func checkResource(

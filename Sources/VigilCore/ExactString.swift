@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A string compared and hashed by its UTF-8 bytes.
 ///
 /// Swift's `String` equality is canonical equivalence: "Café" spelled with a
@@ -13,7 +21,15 @@ public struct ExactString: Hashable, Sendable, CustomStringConvertible {
     }
 
     public static func == (a: ExactString, b: ExactString) -> Bool {
-        a.value.utf8.elementsEqual(b.value.utf8)
+        // Lengths first, then the bytes in one memcmp: the generic
+        // `utf8.elementsEqual` walked them one at a time, and dictionary-coding
+        // the columns of every ingested batch compares a great many.
+        guard a.value.utf8.count == b.value.utf8.count else { return false }
+        var left = a.value
+        var right = b.value
+        return left.withUTF8 { l in
+            right.withUTF8 { r in l.count == 0 || memcmp(l.baseAddress!, r.baseAddress!, l.count) == 0 }
+        }
     }
 
     public func hash(into hasher: inout Hasher) {

@@ -146,6 +146,13 @@ public protocol EventStore: Sendable {
     /// `wantReceipts`, a new batch's result carries its `receipt`.
     func append(_ events: [AuditEvent], idempotencyKey: String?, wantReceipts: Bool) async throws(VigilError) -> AppendResult
 
+    /// `append`, given the events' protobuf encoding as well (taken from the
+    /// request), which a store that logs them may write instead of encoding
+    /// them again. `encoded` must hold exactly `events`.
+    func append(
+        _ events: [AuditEvent], encoded: EncodedEvents?, idempotencyKey: String?, wantReceipts: Bool
+    ) async throws(VigilError) -> AppendResult
+
     /// Up to `limit` events that match `filter`, in `order`, strictly after
     /// `cursor` when one is given — and then only events with a seq up to the
     /// cursor's `visibleSeq`, so that every page reads the first page's snapshot.
@@ -245,6 +252,12 @@ extension EventStore {
 
     public func backup(_ options: BackupOptions) async throws(VigilError) -> BackupResult {
         throw VigilError(.unimplemented, "this store cannot be backed up")
+    }
+
+    public func append(
+        _ events: [AuditEvent], encoded: EncodedEvents?, idempotencyKey: String?, wantReceipts: Bool
+    ) async throws(VigilError) -> AppendResult {
+        try await append(events, idempotencyKey: idempotencyKey, wantReceipts: wantReceipts)
     }
 
     /// `append` without receipts.

@@ -85,7 +85,7 @@ struct AuditService: Sendable {
             try principal.require(.ingest, for: method)
             let ingest: Vigil_V1_IngestRequest = try request.decodeMessage()
             tenants?.record(.events(ingest.events))
-            return try await measuredIngest(ingest, sender: sender, caller: caller)
+            return try await measuredIngest(ingest, bytes: request, sender: sender, caller: caller)
         case .query:
             try principal.require(.read, for: method)
             var query: Vigil_V1_QueryRequest = try request.decodeMessage()
@@ -125,10 +125,12 @@ struct AuditService: Sendable {
     }
 
     /// Ingest, counted by tenant and outcome (and timed when acknowledged).
-    func measuredIngest(_ request: Vigil_V1_IngestRequest, sender: some ResponseSender, caller: Caller) async throws -> [String: String] {
+    func measuredIngest(
+        _ request: Vigil_V1_IngestRequest, bytes: ByteBuffer?, sender: some ResponseSender, caller: Caller
+    ) async throws -> [String: String] {
         let started = ContinuousClock.now
         do {
-            let metadata = try await ingest(request, sender: sender, caller: caller)
+            let metadata = try await ingest(request, bytes: bytes, sender: sender, caller: caller)
             let events = request.events.count
             metrics.recordIngest(request.events, code: .ok, duration: .now - started)
             vitals.ingestRate.record(events)
@@ -156,12 +158,17 @@ struct AuditService: Sendable {
         return response
     }
 
-    func ingest(_ request: Vigil_V1_IngestRequest, sender: some ResponseSender, caller: Caller = .anonymous) async throws -> [String: String] {
+    /// `bytes`: the request as it arrived, whose events the WAL can take as
+    /// they are when nothing rewrites them.
+    func ingest(
+        _ request: Vigil_V1_IngestRequest, bytes: ByteBuffer? = nil, sender: some ResponseSender, caller: Caller = .anonymous
+    ) async throws -> [String: String] {
         if let problem = validator.checkIdempotencyKey(request.idempotencyKey) {
             throw VigilError(.invalidArgument, problem)
         }
         var events = request.events
-        let errors = validator.validate(&events, now: currentUnixNanos())
+        var rewritten = false
+        let errors = validator.validate(&events, now: currentUnixNanos(), rewritten: &rewritten)
         if !errors.isEmpty {
             let bad = Set(errors.map(\.index)).count
             throw VigilError(
@@ -181,8 +188,11 @@ struct AuditService: Sendable {
                 "this token's ingest rate limit is used up; retry in \(waitMilliseconds) ms (vigil.retry-after-ms)",
                 metadata: ["vigil.retry-after-ms": String(waitMilliseconds)])
         }
+        let encoded = rewritten || configuration.redaction != nil
+            ? nil : bytes?.withUnsafeReadableBytes { EncodedEvents(eventsOf: $0) }
         let result = try await store.append(
-            events, idempotencyKey: request.idempotencyKey.isEmpty ? nil : request.idempotencyKey, wantReceipts: request.wantReceipts)
+            events, encoded: encoded, idempotencyKey: request.idempotencyKey.isEmpty ? nil : request.idempotencyKey,
+            wantReceipts: request.wantReceipts)
         var response = Vigil_V1_IngestResponse()
         if let receipt = result.receipt { response.set(receipt) }
         response.firstSeq = result.firstSeq

@@ -284,6 +284,12 @@ public final class ColumnarEventStore: EventStore {
     // MARK: Ingest
 
     public func append(_ events: [AuditEvent], idempotencyKey: String?, wantReceipts: Bool) async throws(VigilError) -> AppendResult {
+        try await append(events, encoded: nil, idempotencyKey: idempotencyKey, wantReceipts: wantReceipts)
+    }
+
+    public func append(
+        _ events: [AuditEvent], encoded: EncodedEvents?, idempotencyKey: String?, wantReceipts: Bool
+    ) async throws(VigilError) -> AppendResult {
         let key = idempotencyKey ?? ""
         if !key.isEmpty, let earlier = try await earlierAnswer(for: key) { return earlier }
         // A full disk refuses at once, before the batch waits for memory a flush cannot free.
@@ -292,10 +298,13 @@ public final class ColumnarEventStore: EventStore {
 
         // The costly work happens before the lock: columns, and the WAL record's events.
         let columns = MemoryChunk.Columns(events)
-        var body = Vigil_V1_WalBatch()
-        body.events = events
-        body.idempotencyKey = key
-        let bodyBytes: [UInt8] = (try? body.serializedBytes()) ?? []
+        // The record's body: the events (as the client sent them, when given), then the key.
+        var keyField = Vigil_V1_WalBatch()
+        keyField.idempotencyKey = key
+        let bodyBytes = (encoded ?? EncodedEvents(encoding: events)).bytes + ((try? keyField.serializedBytes()) ?? [])
+        assert(
+            (try? Vigil_V1_WalBatch(serializedBytes: bodyBytes))?.events == events,
+            "the encoded events given to append are not the events")
 
         let written = state.withLock { state -> Result<LockedAppend, VigilError> in
             do throws(VigilError) {

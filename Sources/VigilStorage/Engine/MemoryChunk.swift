@@ -45,20 +45,48 @@ public final class MemoryChunk: Sendable {
             occurredAt = events.map { $0.occurredAt.unixNanos }
             let ids = events.map { $0.id.isEmpty ? nil : EventID($0.id) }
             explicitIDs = ids.contains { $0 != nil } ? ids : nil
-            tenant = TextColumn(dictionaryOf: events.lazy.map(\.tenant))
-            actorID = TextColumn(dictionaryOf: events.lazy.map(\.actor.id))
-            actorType = events.map { Int32(truncatingIfNeeded: $0.actor.type.rawValue) }
-            actorName = TextColumn(dictionaryOf: events.lazy.map(\.actor.name))
-            actorEmail = TextColumn(dictionaryOf: events.lazy.map(\.actor.email))
-            action = TextColumn(dictionaryOf: events.lazy.map(\.action))
-            category = events.map { Int32(truncatingIfNeeded: $0.category.rawValue) }
-            resourceType = TextColumn(dictionaryOf: events.lazy.map(\.resource.type))
-            resourceID = TextColumn(dictionaryOf: events.lazy.map(\.resource.id))
-            resourceName = TextColumn(dictionaryOf: events.lazy.map(\.resource.name))
-            outcome = events.map { Int32(truncatingIfNeeded: $0.outcome.rawValue) }
-            reason = TextColumn(dictionaryOf: events.lazy.map(\.reason))
-            sourceIP = TextColumn(dictionaryOf: events.lazy.map(\.sourceIp))
-            userAgent = TextColumn(dictionaryOf: events.lazy.map(\.userAgent))
+            // One pass, with the nested messages read once per event: every
+            // protobuf getter retains, and `actor` and `resource` copy theirs.
+            var tenant = TextColumn.DictionaryBuilder(capacity: count)
+            var actorID = tenant, actorName = tenant, actorEmail = tenant, action = tenant
+            var resourceType = tenant, resourceID = tenant, resourceName = tenant
+            var reason = tenant, sourceIP = tenant, userAgent = tenant
+            var actorType: [Int32] = [], category: [Int32] = [], outcome: [Int32] = []
+            actorType.reserveCapacity(count)
+            category.reserveCapacity(count)
+            outcome.reserveCapacity(count)
+            for event in events {
+                tenant.append(event.tenant)
+                let actor = event.actor
+                actorID.append(actor.id)
+                actorType.append(Int32(truncatingIfNeeded: actor.type.rawValue))
+                actorName.append(actor.name)
+                actorEmail.append(actor.email)
+                action.append(event.action)
+                category.append(Int32(truncatingIfNeeded: event.category.rawValue))
+                let resource = event.resource
+                resourceType.append(resource.type)
+                resourceID.append(resource.id)
+                resourceName.append(resource.name)
+                outcome.append(Int32(truncatingIfNeeded: event.outcome.rawValue))
+                reason.append(event.reason)
+                sourceIP.append(event.sourceIp)
+                userAgent.append(event.userAgent)
+            }
+            self.tenant = tenant.column
+            self.actorID = actorID.column
+            self.actorType = actorType
+            self.actorName = actorName.column
+            self.actorEmail = actorEmail.column
+            self.action = action.column
+            self.category = category
+            self.resourceType = resourceType.column
+            self.resourceID = resourceID.column
+            self.resourceName = resourceName.column
+            self.outcome = outcome
+            self.reason = reason.column
+            self.sourceIP = sourceIP.column
+            self.userAgent = userAgent.column
             traceID = TextColumn(identity: events.map(\.traceID))
             requestID = TextColumn(identity: events.map(\.requestID))
             descriptionText = TextColumn(identity: events.map(\.description_p))
@@ -73,8 +101,8 @@ public final class MemoryChunk: Sendable {
             minOccurredAt = occurredAt.min() ?? 0
             maxOccurredAt = occurredAt.max() ?? 0
             let text = [
-                tenant, actorID, actorName, actorEmail, action, resourceType, resourceID, resourceName, reason, sourceIP,
-                userAgent, traceID, requestID, descriptionText,
+                self.tenant, self.actorID, self.actorName, self.actorEmail, self.action, self.resourceType, self.resourceID,
+                self.resourceName, self.reason, self.sourceIP, self.userAgent, traceID, requestID, descriptionText,
             ].reduce(0) { $0 + $1.estimatedBytes }
             estimatedBytes = 256 + text + extras.reduce(0) { $0 + $1.count + 24 } + count * (8 + 12 + 9)
         }

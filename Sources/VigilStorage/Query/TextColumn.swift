@@ -77,22 +77,44 @@ struct TextColumn: Sendable {
     /// Builds the dictionary of `strings`, in order of first appearance
     /// (distinct by bytes: canonically equivalent spellings stay apart).
     init(dictionaryOf strings: some Sequence<String>) {
-        var index: [ExactString: UInt32] = [:]
-        var values: [String] = []
-        var codes: [UInt32] = []
-        for string in strings {
+        var builder = DictionaryBuilder(capacity: strings.underestimatedCount)
+        for string in strings { builder.append(string) }
+        self = builder.column
+    }
+
+    /// A dictionary column built a row at a time, so that several columns can
+    /// be filled in one pass over the events (each protobuf getter retains).
+    struct DictionaryBuilder {
+        private var index: [ExactString: UInt32] = [:]
+        private var values: [String] = []
+        private var codes: [UInt32] = []
+        /// The previous row's value and code: runs of one value (a batch of
+        /// one tenant, one agent's user agent) skip the hash lookup.
+        private var last: (value: String, code: UInt32)?
+
+        init(capacity: Int) {
+            codes.reserveCapacity(capacity)
+        }
+
+        mutating func append(_ string: String) {
+            if let last, ExactString(last.value) == ExactString(string) {
+                codes.append(last.code)
+                return
+            }
             let key = ExactString(string)
-            if let code = index[key] {
-                codes.append(code)
+            let code: UInt32
+            if let known = index[key] {
+                code = known
             } else {
-                let code = UInt32(values.count)
+                code = UInt32(values.count)
                 index[key] = code
                 values.append(string)
-                codes.append(code)
             }
+            codes.append(code)
+            last = (string, code)
         }
-        self.values = values
-        self.codes = .wide(codes)
+
+        var column: TextColumn { TextColumn(values: values, codes: .wide(codes)) }
     }
 
     /// For each row in `rows`, whether `allowed` holds for its value: decided
