@@ -360,6 +360,8 @@ struct QueryEngineCLITests {
             (["query", "--last", "1h", "--since", "2026-11-20"], ["--last or --since"]),
             (["query", "--since", "2026-13-01"], ["--since '2026-13-01'", "RFC 3339", "2026-11-20"]),
             (["query", "--until", "last tuesday"], ["--until 'last tuesday'", "RFC 3339"]),
+            (["query", "--since", "30d"], ["--since '30d' is a duration", "use --last 30d"]),
+            (["count", "--since", "12h"], ["--since '12h' is a duration", "use --last 12h"]),
             (["query", "--since", "2026-11-02", "--until", "2026-11-01"], ["--until must be later than --since"]),
             (["query", "--actor-type", "robot"], ["--actor-type 'robot'", "user, service, api-token, system or anonymous"]),
             (["query", "--category", "explode"], ["--category 'explode'", "create, read, update"]),

@@ -2,6 +2,7 @@ import NIOCore
 import SwiftProtobuf
 import VigilCore
 import VigilProto
+import VigilStorage
 import VigilWire
 
 /// Protobuf → events → `EventValidator`; filters → `EventFilter`; cursor text
@@ -74,8 +75,17 @@ enum EventFuzz {
         let validator = EventValidator(limits: limits)
         _ = validator.checkIdempotencyKey(request.idempotencyKey)
         var events = request.events
-        let errors = validator.validate(&events, now: now)
+        var rewritten = false
+        let errors = validator.validate(&events, now: now, rewritten: &rewritten)
         precondition(events.count == request.events.count, "validation changed the number of events")
+        if !rewritten { precondition(events == request.events, "validation rewrote an event and did not say so") }
+        // The WAL copies the request's event bytes when nothing was rewritten:
+        // they must decode to exactly the events (nil only for what it cannot
+        // copy, such as a group field, where the store encodes the events itself).
+        if errors.isEmpty, !rewritten, let encoded = bytes.withUnsafeBytes({ EncodedEvents(eventsOf: $0) }) {
+            let batch = try? Vigil_V1_WalBatch(serializedBytes: encoded.bytes)
+            precondition(batch?.events == events, "the request's event bytes do not decode to its events")
+        }
         for error in errors {
             precondition(Int(error.index) < max(1, events.count), "error for event \(error.index) of \(events.count)")
             precondition(!error.reason.isEmpty, "an error without a reason")
