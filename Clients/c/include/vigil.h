@@ -311,6 +311,12 @@ int vigil_query(vigil_client *client, const vigil_query_params *params,
  * vigil_event_free. */
 int vigil_get(vigil_client *client, const char *id, vigil_event **event);
 
+/* Health: whether the server serves (any token may ask). *serving is set to 1
+ * or 0; when it is 0, the reasons (a full data disk, shutting down, ...) are
+ * written to reasons as lines ending in '\n', cut at size - 1 bytes (reasons
+ * may be NULL when size is 0). */
+int vigil_health(vigil_client *client, int *serving, char *reasons, size_t size);
+
 typedef enum vigil_group_by {
     VIGIL_GROUP_NONE = 0,
     VIGIL_GROUP_ACTION = 1,

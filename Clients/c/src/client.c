@@ -408,6 +408,28 @@ int vigil_get(vigil_client *c, const char *id, vigil_event **event) {
     return VIGIL_OK;
 }
 
+/* ---- Health ---- */
+
+int vigil_health(vigil_client *c, int *serving, char *reasons, size_t size) {
+    if (!c || !serving || (size > 0 && !reasons)) return VIGIL_ERR_ARGUMENT;
+    *serving = 0;
+    if (size > 0) reasons[0] = '\0';
+    Vigil__V1__HealthRequest req = VIGIL__V1__HEALTH_REQUEST__INIT;
+    int r = unary(c, METHOD_HEALTH, &req.base, NULL, 0, true);
+    if (r != VIGIL_OK) return r;
+    Vigil__V1__HealthResponse *resp = vigil__v1__health_response__unpack(NULL, c->response.len, c->response.p);
+    if (!resp) return conn_lost(c, VIGIL_ERR_PROTOCOL, "malformed HealthResponse");
+    *serving = resp->status == VIGIL__V1__HEALTH_RESPONSE__STATUS__SERVING;
+    size_t used = 0;
+    for (size_t i = 0; i < resp->n_reasons && size > 0; i++) {
+        int n = snprintf(reasons + used, size - used, "%s\n", resp->reasons[i]);
+        if (n < 0 || (size_t)n >= size - used) break; /* cut: snprintf kept what fits */
+        used += (size_t)n;
+    }
+    vigil__v1__health_response__free_unpacked(resp, NULL);
+    return VIGIL_OK;
+}
+
 /* ---- Aggregate ---- */
 
 typedef struct owned_aggregate {

@@ -38,6 +38,7 @@ enum { FLAG_END_STREAM = 0x01, FLAG_COMPRESSED = 0x02 };
 #define METHOD_INGEST "vigil.v1.Audit/Ingest"
 #define METHOD_QUERY "vigil.v1.Audit/Query"
 #define METHOD_GET "vigil.v1.Audit/Get"
+#define METHOD_HEALTH "vigil.v1.Audit/Health"
 #define METHOD_AGGREGATE "vigil.v1.Audit/Aggregate"
 #define METHOD_SUBSCRIBE "vigil.v1.Audit/Subscribe"
 

@@ -288,6 +288,11 @@ static void test_round_trip(void) {
     CHECK_CODE(vigil_client_connect(c), VIGIL_OK, c);
     const vigil_welcome *w = vigil_client_welcome(c);
     CHECK(w && w->max_batch_events > 0 && *w->principal, "welcome");
+    int serving = 0;
+    char reasons[256];
+    CHECK_CODE(vigil_health(c, &serving, reasons, sizeof reasons), VIGIL_OK, c);
+    CHECK(serving == 1 && reasons[0] == '\0', "health: serving %d, reasons '%s'", serving, reasons);
+    CHECK_CODE(vigil_health(c, NULL, NULL, 0), VIGIL_ERR_ARGUMENT, c);
     ev_store s[3];
     vigil_event evs[3];
     for (int i = 0; i < 3; i++) {

@@ -154,6 +154,12 @@ def test_aggregate(client: Client, tenant: str, base_time: dt.datetime) -> None:
     assert failures.count == 10
 
 
+def test_health(client: Client) -> None:
+    health = client.health()
+    assert health.status == pb.HealthResponse.SERVING
+    assert list(health.reasons) == []
+
+
 def test_get_and_not_found(client: Client, tenant: str, base_time: dt.datetime) -> None:
     client.ingest(make_events(tenant, 2, base_time))
     stored = list(client.query(tenants=[tenant]))

@@ -352,6 +352,12 @@ class Client:
             request.want_receipts = True
         return IngestResult.from_proto(self.unary(Method.INGEST, request, pb.IngestResponse, timeout=timeout))
 
+    def health(self, *, timeout: TimeoutArg = DEFAULT) -> pb.HealthResponse:
+        """Whether the server serves: `status` is `pb.HealthResponse.SERVING`, or
+        `NOT_SERVING` with the `reasons` (a full data disk, shutting down, …).
+        Any token may ask; no scope is needed."""
+        return self.unary(Method.HEALTH, pb.HealthRequest(), pb.HealthResponse, timeout=timeout)
+
     def get(self, id: str, *, timeout: TimeoutArg = DEFAULT) -> pb.AuditEvent:
         """One event by id; raises `NotFound` when there is none (`InvalidArgument` for a non-UUID)."""
         return self.unary(Method.GET, pb.GetRequest(id=id), pb.GetResponse, timeout=timeout).event

@@ -76,6 +76,7 @@ class Method:
     REVOKE_TOKEN: Final = "vigil.v1.Audit/RevokeToken"
     SET_RETENTION: Final = "vigil.v1.Audit/SetRetention"
     GET_STATS: Final = "vigil.v1.Audit/GetStats"
+    HEALTH: Final = "vigil.v1.Audit/Health"
 
 
 def encode_header(length: int, frame_type: int, flags: int, stream_id: int) -> bytes:
