@@ -677,7 +677,6 @@ public final class ColumnarEventStore: EventStore {
     private func flush(_ segment: SealedSegment) async throws(VigilError) {
         if let location = segment.lastLocation { try await wal.waitDurable(location) }
         var byDay: [String: [AuditEvent]] = [:]
-        var extrasByDay: [String: [[UInt8]]] = [:]
         var leavesByDay: [String: [UInt32]] = [:]
         var maxReceived: Int64 = 0
         var keys = Vigil_V1_IdempotencyKeys()
@@ -698,7 +697,6 @@ public final class ColumnarEventStore: EventStore {
                 let event = chunk.event(at: row)
                 let day = dayName(of: event.occurredAt.unixNanos)
                 byDay[day, default: []].append(event)
-                extrasByDay[day, default: []].append(chunk.columns.extras[row])
                 if let mark {
                     leavesByDay[day, default: []].append(mark.truncated[row])
                 } else {
@@ -734,8 +732,7 @@ public final class ColumnarEventStore: EventStore {
         // next maintenance round tries again from scratch.
         do throws(VigilError) {
             for (day, events) in byDay.sorted(by: { $0.key < $1.key }) {
-                written.append(try writePart(
-                    events, extras: extrasByDay[day], leaves: leavesByDay[day], day: day, level: 0, manifest: &next, files: &files))
+                written.append(try writePart(events, leaves: leavesByDay[day], day: day, level: 0, manifest: &next, files: &files))
             }
             if !keys.entries.isEmpty {
                 let name = "\(hex16(next.nextPartNumber))-\(hex16(UInt64(max(0, maxReceived)))).keys"
@@ -768,8 +765,8 @@ public final class ColumnarEventStore: EventStore {
     }
 
     private func writePart(
-        _ events: [AuditEvent], extras: [[UInt8]]? = nil, leaves: [UInt32]?, day: String, level: UInt8,
-        manifest: inout Vigil_V1_Manifest, files: inout UncommittedFiles
+        _ events: [AuditEvent], leaves: [UInt32]?, day: String, level: UInt8, manifest: inout Vigil_V1_Manifest,
+        files: inout UncommittedFiles
     ) throws(VigilError) -> LivePart {
         let number = manifest.nextPartNumber
         manifest.nextPartNumber += 1
@@ -780,8 +777,7 @@ public final class ColumnarEventStore: EventStore {
         writerOptions.rowsPerBlock = options.rowsPerBlock
         writerOptions.level = level
         writerOptions.generation = number
-        let metadata = try PartWriter.write(
-            events, extras: extras, leaves: leaves, to: options.directory + "/" + relative, options: writerOptions)
+        let metadata = try PartWriter.write(events, leaves: leaves, to: options.directory + "/" + relative, options: writerOptions)
         options.metrics.partBytesWritten.increment(by: metadata.fileBytes)
         var entry = Vigil_V1_ManifestPart()
         entry.path = relative

@@ -34,8 +34,7 @@ public final class MemoryChunk: Sendable {
         let traceID: TextColumn
         let requestID: TextColumn
         let descriptionText: TextColumn
-        /// targets, changes and metadata as the protobuf bytes of an event holding only them
-        /// (`ColumnEncoding.extrasBytes(of:)`, exactly what the part's `extras` column stores); empty when none.
+        /// targets, changes and metadata as the protobuf bytes of an event holding only them; empty when none.
         let extras: [[UInt8]]
         let minOccurredAt: Int64
         let maxOccurredAt: Int64
@@ -91,9 +90,14 @@ public final class MemoryChunk: Sendable {
             traceID = TextColumn(identity: events.map(\.traceID))
             requestID = TextColumn(identity: events.map(\.requestID))
             descriptionText = TextColumn(identity: events.map(\.description_p))
-            // In the part's form (deterministic: map entries in key order), so
-            // that a flush hands these bytes to the part as they are.
-            extras = events.map(ColumnEncoding.extrasBytes(of:))
+            extras = events.map { event in
+                guard !event.targets.isEmpty || !event.changes.isEmpty || !event.metadata.isEmpty else { return [] }
+                var holder = AuditEvent()
+                holder.targets = event.targets
+                holder.changes = event.changes
+                holder.metadata = event.metadata
+                return (try? holder.serializedBytes()) ?? []
+            }
             minOccurredAt = occurredAt.min() ?? 0
             maxOccurredAt = occurredAt.max() ?? 0
             let text = [

@@ -39,17 +39,11 @@ public struct PartWriter {
     /// bytes, a single event of more than 64 MiB); UNAVAILABLE or
     /// RESOURCE_EXHAUSTED when the disk fails. On any error no file is left
     /// at `path` or `path + ".tmp"`.
-    /// `extras`, when given, holds each event's `ColumnEncoding.extrasBytes(of:)`
-    /// already computed (a flush has them in its memory chunks), so that they
-    /// are not encoded again.
     public static func write(
-        _ events: [AuditEvent], extras: [[UInt8]]? = nil, leaves: [UInt32]? = nil, to path: String, options: Options = .init()
+        _ events: [AuditEvent], leaves: [UInt32]? = nil, to path: String, options: Options = .init()
     ) throws(VigilError) -> PartMetadata {
         if let leaves, leaves.count != events.count {
             throw VigilError(.invalidArgument, "\(leaves.count) leaves for \(events.count) events")
-        }
-        if let extras, extras.count != events.count {
-            throw VigilError(.invalidArgument, "\(extras.count) extras for \(events.count) events")
         }
         guard (1...ColumnEncoding.maxRows).contains(options.rowsPerBlock) else {
             throw VigilError(.invalidArgument, "rowsPerBlock is \(options.rowsPerBlock); it must be 1...\(ColumnEncoding.maxRows)")
@@ -69,7 +63,7 @@ public struct PartWriter {
                 output: PartOutput(file: file), level: options.compressionLevel,
                 deflater: options.compressionLevel == 0 ? nil : try ZlibDeflater())
             try sink.output.write(PartFormat.header())
-            var footer = try encodeBlocks(events, extras: extras, leaves: leaves, plan: plan, options: options, sink: &sink)
+            var footer = try encodeBlocks(events, leaves: leaves, plan: plan, options: options, sink: &sink)
             footer.createdAt = currentUnixNanos()
             let footerBytes = footer.encode()
             guard footerBytes.count <= PartFormat.maxFooterBytes else {
@@ -107,8 +101,7 @@ public struct PartWriter {
 
     /// Encodes every block into `sink`; returns the footer (without createdAt).
     static func encodeBlocks(
-        _ events: [AuditEvent], extras: [[UInt8]]? = nil, leaves: [UInt32]? = nil, plan: SortPlan, options: Options,
-        sink: inout ChunkSink
+        _ events: [AuditEvent], leaves: [UInt32]? = nil, plan: SortPlan, options: Options, sink: inout ChunkSink
     ) throws(VigilError) -> PartFooter {
         var columns = BlockColumns()
         var raw = ByteWriter(capacity: 1 << 16)
@@ -123,7 +116,7 @@ public struct PartWriter {
             while position < count {
                 let index = plan.eventIndex(at: position)
                 try columns.append(
-                    events[index], extras: extras?[index], tenant: plan.tenants[Int(plan.tenantRank[index])],
+                    events[index], tenant: plan.tenants[Int(plan.tenantRank[index])],
                     occurredAt: plan.occurredAt[index], seq: plan.seq[index])
                 if let leaves { columns.leaf.append(leaves[index]) }
                 position += 1
@@ -397,9 +390,7 @@ struct BlockColumns {
         return value
     }
 
-    mutating func append(
-        _ event: AuditEvent, extras extrasBytes: [UInt8]? = nil, tenant: String, occurredAt time: Int64, seq number: UInt64
-    ) throws(VigilError) {
+    mutating func append(_ event: AuditEvent, tenant: String, occurredAt time: Int64, seq number: UInt64) throws(VigilError) {
         let before = totalBytes
         // The has… getters copy the sub-message, so they are asked only when
         // the value read is the default, the one case they tell apart.
@@ -439,12 +430,7 @@ struct BlockColumns {
         text[12].append(event.id)
         text[13].append(event.traceID)
         text[14].append(event.requestID)
-        if let extrasBytes {
-            assert(extrasBytes == ColumnEncoding.extrasBytes(of: event), "the extras given for an event are not its own")
-            extras.append(bytes: extrasBytes)
-        } else {
-            extras.append(bytes: ColumnEncoding.extrasBytes(of: event))
-        }
+        extras.append(bytes: ColumnEncoding.extrasBytes(of: event))
         let after = totalBytes
         let bytes = after - before + 64
         guard bytes < ChunkInfo.maxRawLength / 2 else {
