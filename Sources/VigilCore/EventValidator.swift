@@ -64,6 +64,11 @@ public struct EventValidator: Sendable {
             if length > max { fail(field(), "is \(length) bytes; the limit is \(max)") }
             return length
         }
+        func checkResource(_ resource: Vigil_V1_Resource, _ path: @autoclosure () -> String) -> Int {
+            checkLength(resource.type, "\(path()).type", max: limits.maxResourceTypeBytes)
+                + checkLength(resource.id, "\(path()).id", max: limits.maxResourceFieldBytes)
+                + checkLength(resource.name, "\(path()).name", max: limits.maxResourceFieldBytes)
+        }
         var total = 0
 
         if !event.id.isEmpty {
@@ -117,13 +122,13 @@ public struct EventValidator: Sendable {
         if case .UNRECOGNIZED(let value) = event.outcome { fail("outcome", "unknown outcome \(value)") }
 
         if event.hasResource {
-            total += checkResource(event.resource, "resource", into: &errors, index: index)
+            total += checkResource(event.resource, "resource")
         }
         if event.targets.count > limits.maxTargets {
             fail("targets", "has \(event.targets.count) entries; the limit is \(limits.maxTargets)")
         }
         for (position, target) in event.targets.enumerated() {
-            total += checkResource(target, "targets[\(position)]", into: &errors, index: index)
+            total += checkResource(target, "targets[\(position)]")
         }
 
         total += checkLength(event.reason, "reason", max: limits.maxReasonBytes)
@@ -178,18 +183,6 @@ public struct EventValidator: Sendable {
             event.clearReceivedAt()
             rewritten = true
         }
-    }
-
-    private func checkResource(
-        _ resource: Vigil_V1_Resource, _ path: @autoclosure () -> String, into errors: inout [EventError], index: UInt32
-    ) -> Int {
-        func check(_ value: String, _ field: StaticString, _ max: Int) -> Int {
-            let length = value.utf8.count
-            if length > max { errors.append(.init(index: index, field: "\(path()).\(field)", reason: "is \(length) bytes; the limit is \(max)")) }
-            return length
-        }
-        return check(resource.type, "type", limits.maxResourceTypeBytes) + check(resource.id, "id", limits.maxResourceFieldBytes)
-            + check(resource.name, "name", limits.maxResourceFieldBytes)
     }
 
     static func isKeyByte(_ byte: UInt8) -> Bool {

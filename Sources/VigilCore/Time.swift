@@ -25,6 +25,16 @@ extension Google_Protobuf_Timestamp {
     }
 }
 
+extension Duration {
+    /// Whole nanoseconds, saturating at Int64's range (what timers,
+    /// swift-metrics and NIO's TimeAmount take).
+    public var wholeNanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        return overflow ? (seconds < 0 ? .min : .max) : whole &+ attoseconds / 1_000_000_000
+    }
+}
+
 /// The current time as nanoseconds since the epoch.
 public func currentUnixNanos() -> UnixNanos {
     var spec = timespec()

@@ -81,14 +81,6 @@ struct BackupCommand: AsyncParsableCommand {
         } catch {
             throw CLIError(error)
         }
-        var summary = Vigil_V1_BackupSummary()
-        summary.destination = result.destination
-        summary.cutSeq = result.cutSeq
-        summary.files = UInt64(result.files)
-        summary.bytes = result.bytes
-        summary.linkedFiles = UInt64(result.linkedFiles)
-        summary.copiedFiles = UInt64(result.copiedFiles)
-        summary.createdAt = .init(unixNanos: result.createdAtNanos)
-        return summary
+        return Vigil_V1_BackupSummary(result)
     }
 }

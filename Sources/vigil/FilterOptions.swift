@@ -48,7 +48,14 @@ struct FilterOptions: ParsableArguments {
             }
             filter.last = try Self.parseDuration(last, flag: "--last")
         }
-        if let since { filter.since = try Self.parseTime(since, flag: "--since") }
+        if let since {
+            if Self.durationSeconds(since) != nil {
+                // `--since 7d` is what people type first: point at the flag that means it.
+                throw ValidationError(
+                    "--since '\(since)' is a duration, not a time: for the events of the last \(since) use --last \(since); --since takes RFC 3339 such as 2026-11-20T10:00:00Z or a date such as 2026-11-20")
+            }
+            filter.since = try Self.parseTime(since, flag: "--since")
+        }
         if let until { filter.until = try Self.parseTime(until, flag: "--until") }
         return try Self.checked(filter)
     }
@@ -96,11 +103,6 @@ struct FilterOptions: ParsableArguments {
             normalized = String(normalized.map { $0 == "t" ? "T" : $0 == "z" ? "Z" : $0 })
         }
         guard !text.contains("\""), let timestamp = try? Google_Protobuf_Timestamp(jsonString: "\"\(normalized)\"") else {
-            if durationSeconds(text) != nil, flag != "--until" {
-                // `--since 7d` is what people type first: point at the flag that means it.
-                throw ValidationError(
-                    "\(flag) '\(text)' is a duration, not a time: for the events of the last \(text) use --last \(text); \(flag) takes RFC 3339 such as 2026-11-20T10:00:00Z or a date such as 2026-11-20")
-            }
             throw ValidationError(
                 "\(flag) '\(text)' is not a time: give RFC 3339 such as 2026-11-20T10:00:00Z (or with an offset, 2026-11-20T11:00:00+01:00), or a date such as 2026-11-20 (UTC midnight)")
         }

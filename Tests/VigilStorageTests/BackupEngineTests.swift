@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import VigilCore
 import VigilProto
@@ -144,6 +145,69 @@ struct BackupEngineTests {
             #expect(!FileManager.default.fileExists(atPath: data + "/backups"))
             #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/full") == ["file"])
             try await store.close()
+        }
+    }
+
+    @Test("two backups to one destination at once: the second is refused with ALREADY_EXISTS and the first is whole")
+    func concurrentBackupsToOneDestination() async throws {
+        try await withTemporaryDirectory { root in
+            let store = try ColumnarEventStore(options: options(root + "/data"))
+            _ = try await store.append((0..<20).map { engineEvent("e\($0)", at: currentUnixNanos()) }, idempotencyKey: nil)
+            let destination = root + "/backup"
+            let second = Mutex<VigilError?>(nil)
+            var request = BackupOptions(destination: destination)
+            request.afterPinning = {
+                // The first holds the destination now, with nothing of its own written yet.
+                do throws(VigilError) {
+                    _ = try await store.backup(BackupOptions(destination: destination))
+                } catch {
+                    second.withLock { $0 = error }
+                }
+            }
+            let first = try await store.backup(request)
+            let refusal = try #require(second.withLock { $0 }, "the second backup was accepted")
+            #expect(refusal.code == .alreadyExists, "\(refusal)")
+            #expect(refusal.message.contains("another backup is being written to \(destination)") || refusal.message.contains("exists and is not empty"), "\(refusal.message)")
+            #expect(first.cutSeq == 20)
+            try BackupCheck.run(directory: destination).requireIntact(destination)
+            #expect(!FileManager.default.fileExists(atPath: destination + "/" + ColumnarEventStore.backupClaimName))
+            try await store.close()
+        }
+    }
+
+    @Test("a manifest signed again after naming a path outside the backup is DATA_LOSS; an unknown format version FAILED_PRECONDITION")
+    func manifestRefusals() async throws {
+        try await withTemporaryDirectory { root in
+            let store = try ColumnarEventStore(options: options(root + "/data"))
+            _ = try await store.append([engineEvent("one", at: currentUnixNanos())], idempotencyKey: nil)
+            let backup = root + "/backup"
+            _ = try await store.backup(BackupOptions(destination: backup))
+            try await store.close()
+            let good = try BackupManifestFile.read(from: backup)
+            let cases: [(String, VigilError.Code, String, (inout Vigil_V1_BackupManifest) -> Void)] = [
+                ("../outside", .dataLoss, "'../outside', which is not a plain path inside the backup", { $0.files[0].path = "../outside" }),
+                ("/etc/passwd", .dataLoss, "which is not a plain path inside the backup", { $0.files[0].path = "/etc/passwd" }),
+                ("a//b", .dataLoss, "which is not a plain path inside the backup", { $0.files[0].path = "a//b" }),
+                ("version 2", .failedPrecondition, "has backup format version 2; this vigil reads version 1", { $0.formatVersion = 2 }),
+            ]
+            for (name, code, message, change) in cases {
+                var manifest = good
+                change(&manifest)
+                try BackupManifestFile.write(manifest, to: backup)
+                do throws(VigilError) {
+                    _ = try BackupManifestFile.read(from: backup)
+                    Issue.record("\(name): accepted")
+                } catch {
+                    #expect(error.code == code, "\(name): \(error)")
+                    #expect(error.message.contains(message), "\(name): \(error.message)")
+                }
+                do throws(VigilError) {
+                    _ = try BackupRestore.restore(backup: backup, to: root + "/restored-\(code)")
+                    Issue.record("\(name): restored")
+                } catch {
+                    #expect(error.code == code, "\(name), restore: \(error)")
+                }
+            }
         }
     }
 }

@@ -258,8 +258,7 @@ struct ConnectionHandler: Sendable {
             outbound.finish()
             let channel = channel
             let grace = grace ?? configuration.closeGracePeriod
-            let nanoseconds = grace.components.seconds * 1_000_000_000 + grace.components.attoseconds / 1_000_000_000
-            channel.eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) {
+            channel.eventLoop.scheduleTask(in: .nanoseconds(grace.wholeNanoseconds)) {
                 channel.close(promise: nil)
             }
         }

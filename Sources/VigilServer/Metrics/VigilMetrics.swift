@@ -124,7 +124,7 @@ public final class VigilMetrics: Sendable {
             counters.events.increment(by: count)
             counters.batches.increment()
         }
-        if let duration { ingestAckDuration.recordNanoseconds(duration.nanoseconds) }
+        if let duration { ingestAckDuration.recordNanoseconds(duration.wholeNanoseconds) }
     }
 
     private func ingestCounters(tenant: String, code: StatusCode) -> (events: CoreMetrics.Counter, batches: CoreMetrics.Counter) {
@@ -144,7 +144,7 @@ public final class VigilMetrics: Sendable {
     /// trailer metadata, the blocks it read and skipped.
     func recordQuery(_ method: AuditMethod, duration: Duration, trailers: [String: String]) {
         guard let handles = queries[method] else { return }
-        handles.duration.recordNanoseconds(duration.nanoseconds)
+        handles.duration.recordNanoseconds(duration.wholeNanoseconds)
         if let scanned = trailers["vigil.blocks-scanned"].flatMap(Int.init) { handles.blocksScanned.increment(by: scanned) }
         if let skipped = trailers["vigil.blocks-skipped"].flatMap(Int.init) { handles.blocksSkipped.increment(by: skipped) }
     }
@@ -202,14 +202,5 @@ public final class VigilMetrics: Sendable {
         buffer.reserveCapacity(16 * 1024)
         registry.emit(into: &buffer)
         return buffer
-    }
-}
-
-extension Duration {
-    /// Whole nanoseconds, saturating (what swift-metrics' timers take).
-    var nanoseconds: Int64 {
-        let (seconds, attoseconds) = components
-        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        return overflow ? (seconds < 0 ? .min : .max) : whole &+ attoseconds / 1_000_000_000
     }
 }

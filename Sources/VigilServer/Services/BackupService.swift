@@ -27,32 +27,45 @@ extension AuditService {
             do throws(VigilError) { return .success(try await store.backup(backupOptions)) } catch { return .failure(error) }
         }()
         var lastSent: ContinuousClock.Instant?
-        for await report in reports {
+        // A client that goes away does not stop the backup (nothing cancels
+        // it midway), so its end is awaited and logged either way.
+        var sendFailure: (any Error)?
+        for await report in reports where sendFailure == nil {
             if let lastSent, ContinuousClock.now - lastSent < Self.backupProgressInterval { continue }
             lastSent = .now
-            try await sender.send(Vigil_V1_BackupProgress(report))
+            do { try await sender.send(Vigil_V1_BackupProgress(report)) } catch { sendFailure = error }
         }
-        let result = try await outcome.get()
-        await access.systemLog.record(
-            .init(
-                action: "backup.create", category: .create, resourceType: "backup", resourceID: result.destination,
-                metadata: ["cut_seq": String(result.cutSeq), "files": String(result.files), "bytes": String(result.bytes)],
-                description: "\(caller.principal.displayName) backed up the data directory to \(result.destination) (through seq \(result.cutSeq))"),
-            by: caller.principal, peerIP: caller.peerIP)
+        let finished = await outcome
+        await access.systemLog.record(Self.logEntry(finished, destination: request.destination, by: caller.principal), by: caller.principal, peerIP: caller.peerIP)
+        if let sendFailure { throw sendFailure }
+        let result = try finished.get()
         var last = Vigil_V1_BackupProgress()
         last.filesDone = UInt64(result.files)
         last.filesTotal = UInt64(result.files)
         last.bytesDone = result.bytes
         last.bytesTotal = result.bytes
-        last.summary.destination = result.destination
-        last.summary.cutSeq = result.cutSeq
-        last.summary.files = UInt64(result.files)
-        last.summary.bytes = result.bytes
-        last.summary.linkedFiles = UInt64(result.linkedFiles)
-        last.summary.copiedFiles = UInt64(result.copiedFiles)
-        last.summary.createdAt = .init(unixNanos: result.createdAtNanos)
+        last.summary = Vigil_V1_BackupSummary(result)
         try await sender.send(last)
         return ["vigil.cut-seq": String(result.cutSeq)]
+    }
+}
+
+extension AuditService {
+    /// `backup.create` in the system tenant: a backup copies every tenant's events.
+    static func logEntry(_ outcome: Result<BackupResult, VigilError>, destination: String, by principal: Principal) -> SystemAuditLog.Entry {
+        switch outcome {
+        case .success(let result):
+            return .init(
+                action: "backup.create", category: .create, resourceType: "backup", resourceID: result.destination,
+                metadata: ["cut_seq": String(result.cutSeq), "files": String(result.files), "bytes": String(result.bytes)],
+                description: "\(principal.displayName) backed up the data directory to \(result.destination) (through seq \(result.cutSeq))")
+        case .failure(let error):
+            return .init(
+                action: "backup.create", category: .create, outcome: .failure, resourceType: "backup",
+                resourceID: String(destination.prefix(1_024)),
+                description: "\(principal.displayName) tried to back up the data directory to \(destination.prefix(1_024))",
+                reason: "\(error.code.status.name): \(error.message)")
+        }
     }
 }
 

@@ -117,19 +117,36 @@ enum BackupFileOperations {
         }
     }
 
+    /// Refuses a `path` that exists and is a file or a directory with
+    /// anything in it (ALREADY_EXISTS). `what` names it in errors.
+    static func requireAbsentOrEmpty(_ path: String, what: String) throws(VigilError) {
+        guard FileIO.exists(path) else { return }
+        guard isDirectory(path) else {
+            throw VigilError(.alreadyExists, "\(what) \(path) exists and is not a directory; give a new or empty directory")
+        }
+        guard try FileIO.list(path).isEmpty else {
+            throw VigilError(.alreadyExists, "\(what) \(path) exists and is not empty; give a new or empty directory")
+        }
+    }
+
     /// Makes `path` a new, empty directory: refuses one that exists with
     /// anything in it (ALREADY_EXISTS), or a file. `what` names it in errors.
     static func makeEmptyDirectory(_ path: String, what: String) throws(VigilError) {
-        if FileIO.exists(path) {
-            guard isDirectory(path) else {
-                throw VigilError(.alreadyExists, "\(what) \(path) exists and is not a directory; give a new or empty directory")
-            }
-            guard try FileIO.list(path).isEmpty else {
-                throw VigilError(.alreadyExists, "\(what) \(path) exists and is not empty; give a new or empty directory")
-            }
-            return
-        }
+        try requireAbsentOrEmpty(path, what: what)
+        guard !FileIO.exists(path) else { return }
         try FileIO.makeDirectory(path)
         try FileIO.syncDirectory(FileIO.directoryName(of: path))
+    }
+
+    /// Creates the directory `file` goes in, under `root` (which exists), and
+    /// adds it and every directory created on the way to `created`: each of
+    /// them must be fsynced for the files below to survive a crash.
+    static func makeParent(of file: String, under root: String, recordingIn created: inout Set<String>) throws(VigilError) {
+        var directory = FileIO.directoryName(of: file)
+        guard directory != root, !created.contains(directory) else { return }
+        try FileIO.makeDirectory(directory)
+        while directory.count > root.count, created.insert(directory).inserted {
+            directory = FileIO.directoryName(of: directory)
+        }
     }
 }

@@ -16,12 +16,7 @@ public enum BackupRestore {
         var target = dataDirectory
         while target.count > 1 && target.hasSuffix("/") { target.removeLast() }
         // Refuse a non-empty target before reading a large backup.
-        if FileIO.exists(target) {
-            let empty = BackupFileOperations.isDirectory(target) ? try FileIO.list(target).isEmpty : false
-            guard empty else {
-                throw VigilError(.alreadyExists, "the data directory \(target) exists and is not empty; restore into a new or empty directory")
-            }
-        }
+        try BackupFileOperations.requireAbsentOrEmpty(target, what: "the data directory")
         let manifest = try BackupManifestFile.read(from: backup)
         var report = BackupProgressReport()
         // Files count as they are written; bytes as they are checked and again as they are written.
@@ -36,8 +31,7 @@ public enum BackupRestore {
         var directories: Set<String> = [target]
         for file in manifest.files {
             let destination = target + "/" + file.path
-            let parent = FileIO.directoryName(of: destination)
-            if directories.insert(parent).inserted { try FileIO.makeDirectory(parent) }
+            try BackupFileOperations.makeParent(of: destination, under: target, recordingIn: &directories)
             let copied = try BackupFileOperations.copy(backup + "/" + file.path, to: destination) { bytes in
                 report.bytesDone += UInt64(bytes)
                 progress?(report)

@@ -41,3 +41,17 @@ public struct BackupResult: Sendable {
     public var copiedFiles: Int
     public var createdAtNanos: Int64
 }
+
+extension Vigil_V1_BackupSummary {
+    /// What the `Backup` call's last message and `vigil backup` report of a finished backup.
+    public init(_ result: BackupResult) {
+        self.init()
+        destination = result.destination
+        cutSeq = result.cutSeq
+        files = UInt64(result.files)
+        bytes = result.bytes
+        linkedFiles = UInt64(result.linkedFiles)
+        copiedFiles = UInt64(result.copiedFiles)
+        createdAt = .init(unixNanos: result.createdAtNanos)
+    }
+}

@@ -27,8 +27,17 @@ extension ColumnarEventStore {
         let destination = try Self.checkBackupDestination(request.destination, dataDirectory: directory)
         let existed = FileIO.exists(destination)
         try BackupFileOperations.makeEmptyDirectory(destination, what: "the backup destination")
+        // Claimed with O_EXCL, so that of two backups racing to one empty
+        // destination the second is refused and its cleanup cannot touch the first's files.
+        let claim = destination + "/" + Self.backupClaimName
         do throws(VigilError) {
-            return try await writeBackup(request, to: destination)
+            try FileHandleDescriptor.open(claim, flags: O_WRONLY | O_CREAT | O_EXCL).close()
+        } catch {
+            throw VigilError(.alreadyExists, "another backup is being written to \(destination); give another destination")
+        }
+        do throws(VigilError) {
+            let result = try await writeBackup(request, to: destination)
+            return result
         } catch {
             // A failed backup leaves nothing behind (the destination was new or empty).
             BackupFileOperations.removeContents(of: destination)
@@ -84,6 +93,7 @@ extension ColumnarEventStore {
             manifest.flushedThroughSeq = cut.flushedThroughSeq
             manifest.files = written.files
             manifest.retention = Self.describe(retention)
+            try FileIO.remove(destination + "/" + Self.backupClaimName)
             try BackupManifestFile.write(manifest, to: destination)
             try FileIO.syncDirectory(FileIO.directoryName(of: destination))
             written.result.destination = destination
@@ -92,6 +102,9 @@ extension ColumnarEventStore {
             return written.result
         }
     }
+
+    /// The file that marks a destination as taken while a backup is written there.
+    static let backupClaimName = ".backup-in-progress"
 
     /// An absolute destination outside the data directory, without a trailing slash.
     static func checkBackupDestination(_ path: String, dataDirectory: String) throws(VigilError) -> String {
@@ -192,8 +205,7 @@ struct BackupPin: Sendable {
         var directories = Set<String>()
         for entry in all {
             let target = destination + "/" + entry.path
-            let parent = FileIO.directoryName(of: target)
-            if directories.insert(parent).inserted { try FileIO.makeDirectory(parent) }
+            try BackupFileOperations.makeParent(of: target, under: destination, recordingIn: &directories)
             let digest: (size: Int, sha256: String)
             let count: (Int) -> Void = { bytes in
                 report.bytesDone += UInt64(bytes)
@@ -256,14 +268,16 @@ extension ColumnarEventStore {
         guard FileIO.exists(directory + "/MANIFEST") || FileIO.exists(directory + "/wal") else {
             throw VigilError(.notFound, "\(directory) is not a Vigil data directory (it has no MANIFEST and no wal/)")
         }
-        let store: ColumnarEventStore
-        do {
-            store = try ColumnarEventStore(options: StorageOptions(directory: directory))
-        } catch let error where error.code == .failedPrecondition && FileIO.exists(directory + "/LOCK") {
+        // Asked first, as `verify(directory:)` does, so that only a held LOCK gets this advice.
+        let lock = Glibc.open(directory + "/LOCK", O_RDONLY | O_CLOEXEC)
+        let held = lock >= 0 && flock(lock, LOCK_EX | LOCK_NB) != 0
+        if lock >= 0 { Glibc.close(lock) }
+        if held {
             throw VigilError(
                 .failedPrecondition,
                 "\(directory) is in use by a running server (its LOCK is held); back it up through the server instead: vigil backup --server HOST:PORT DEST")
         }
+        let store = try ColumnarEventStore(options: StorageOptions(directory: directory))
         defer { try? store.abandon() }
         return try await store.backup(request)
     }

@@ -74,16 +74,10 @@ struct TextColumn: Sendable {
         self.codes = codes
     }
 
-    /// Builds the dictionary of `strings`, in order of first appearance
-    /// (distinct by bytes: canonically equivalent spellings stay apart).
-    init(dictionaryOf strings: some Sequence<String>) {
-        var builder = DictionaryBuilder(capacity: strings.underestimatedCount)
-        for string in strings { builder.append(string) }
-        self = builder.column
-    }
-
-    /// A dictionary column built a row at a time, so that several columns can
-    /// be filled in one pass over the events (each protobuf getter retains).
+    /// A dictionary column built a row at a time, in order of first
+    /// appearance (distinct by bytes: canonically equivalent spellings stay
+    /// apart), so that several columns can be filled in one pass over the
+    /// events (each protobuf getter retains).
     struct DictionaryBuilder {
         private var index: [ExactString: UInt32] = [:]
         private var values: [String] = []

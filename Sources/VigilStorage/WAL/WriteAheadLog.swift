@@ -417,7 +417,7 @@ struct WALState: Sendable {
         if let injectedSyncFailure { throw injectedSyncFailure }
         let started = ContinuousClock.now
         try file.descriptor.sync()
-        metrics.walFsyncDuration.recordNanoseconds(WALCore.nanoseconds(ContinuousClock.now - started))
+        metrics.walFsyncDuration.recordNanoseconds((ContinuousClock.now - started).wholeNanoseconds)
     }
 
     /// fsyncs and drops the current segment; its waiters are released. A
@@ -571,7 +571,7 @@ final class WALCore: Sendable {
         if error == nil {
             let started = ContinuousClock.now
             do { try file.descriptor.sync() } catch let failure { error = failure }
-            metrics.walFsyncDuration.recordNanoseconds(Self.nanoseconds(ContinuousClock.now - started))
+            metrics.walFsyncDuration.recordNanoseconds((ContinuousClock.now - started).wholeNanoseconds)
         }
         let releases = state.withLock { state -> [WALRelease] in
             var releases: [WALRelease] = []
@@ -585,11 +585,6 @@ final class WALCore: Sendable {
         // The group commit's size: every batch this one fsync acknowledged.
         if error == nil && !releases.isEmpty { metrics.walFsyncBatches.record(releases.count) }
         Self.resume(releases)
-    }
-
-    static func nanoseconds(_ duration: Duration) -> Int64 {
-        let (seconds, attoseconds) = duration.components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 }
 
