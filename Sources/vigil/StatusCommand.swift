@@ -123,10 +123,10 @@ struct StatusReport: Encodable {
         let rows: [(String, String)] = [
             ("version", version),
             ("uptime", "\(Self.duration(uptimeSeconds)) (since \(startedAt))"),
-            ("events stored", "\(Self.grouped(eventsStored)) (last seq \(lastSeq))"),
+            ("events stored", "\(grouped(eventsStored)) (last seq \(lastSeq))"),
             ("ingest rate", "\(String(format: "%.1f", ingestEventsPerSecond)) events/s (last minute)"),
-            ("disk use", Self.bytes(diskBytes)),
-            ("in memory", "\(Self.grouped(memoryEvents)) events (\(Self.bytes(memoryBytes)))"),
+            ("disk use", TransferProgress.size(diskBytes)),
+            ("in memory", "\(grouped(memoryEvents)) events (\(TransferProgress.size(memoryBytes)))"),
             ("parts", totalParts == 0 ? "0" : "\(totalParts) (\(levels)), merge backlog \(mergeBacklogParts)"),
             ("connections", "\(connections) (\(callsInFlight) \(callsInFlight == 1 ? "call" : "calls") in flight)"),
             ("subscribers", "\(subscribers)"),
@@ -152,26 +152,5 @@ struct StatusReport: Encodable {
             left %= size
         }
         return parts.joined(separator: " ")
-    }
-
-    static func bytes(_ count: UInt64) -> String {
-        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
-        var value = Double(count)
-        var unit = 0
-        while value >= 1024 && unit < units.count - 1 {
-            value /= 1024
-            unit += 1
-        }
-        return unit == 0 ? "\(count) B" : String(format: "%.1f", value) + " " + units[unit]
-    }
-
-    static func grouped(_ number: UInt64) -> String {
-        let digits = Array(String(number))
-        var out = ""
-        for (index, digit) in digits.enumerated() {
-            if index > 0 && (digits.count - index) % 3 == 0 { out.append(",") }
-            out.append(digit)
-        }
-        return out
     }
 }

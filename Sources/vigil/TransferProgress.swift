@@ -38,12 +38,12 @@ final class TransferProgress: Sendable {
         if enabled && terminal { writeStandardError("\r\u{1B}[K") }
     }
 
-    /// 512 B, 12.3 KiB, 4.0 MiB, 1.2 GiB.
+    /// 512 B, 12.3 KiB, 4.0 MiB, 1.2 GiB, 3.4 TiB.
     static func size(_ bytes: UInt64) -> String {
         guard bytes >= 1024 else { return "\(bytes) B" }
         var unit = 1024 as UInt64
-        for name in ["KiB", "MiB", "GiB"] {
-            if bytes < unit * 1024 || name == "GiB" {
+        for name in ["KiB", "MiB", "GiB", "TiB"] {
+            if bytes < unit * 1024 || name == "TiB" {
                 let tenths = (bytes * 10 + unit / 2) / unit
                 return "\(tenths / 10).\(tenths % 10) \(name)"
             }

@@ -95,7 +95,7 @@ struct StatusCLITests {
 
         // Without a token: refused, with the reason.
         let anonymous = try VigilBinary.run(["status", "--server", server.address], input: nil)
-        #expect(anonymous.status != 0)
+        #expect(anonymous.status == 1)
         #expect(anonymous.stderr.contains("UNAUTHENTICATED"), "\(anonymous.stderr)")
 
         // The process's metrics listener answers (curl is the scraper here).

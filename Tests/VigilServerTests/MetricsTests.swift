@@ -116,21 +116,34 @@ struct MetricsTests {
         }
     }
 
-    @Test("tenant labels are bounded: with room for 3, five more tenants count as tenant=\"_other\"")
+    @Test("tenant labels are bounded: with room for 3, five more tenants count as tenant=\"_other\"; refused batches take no slot")
     func tenantLabelsAreBounded() async throws {
         try await withMetricsServer(maxTenantLabels: 3) { server, scraper in
             let client = try await server.connect()
+            // Refused batches first: their tenants take no slot (a reserved name counts as _invalid).
+            for tenant in ["junk-1", "junk-2", "junk-3", "junk-4", "_other"] {
+                var bad = makeTestEvent(tenant: tenant)
+                bad.action = "not dot notation!"
+                await #expect(throws: VigilError.self) { _ = try await client.ingest([bad]) }
+            }
             for index in 0..<8 {
                 _ = try await client.ingest([makeTestEvent(tenant: "tenant-\(index)")])
             }
+            // A refused batch of an admitted tenant keeps its label.
+            var bad = makeTestEvent(tenant: "tenant-0")
+            bad.action = "not dot notation!"
+            await #expect(throws: VigilError.self) { _ = try await client.ingest([bad]) }
             let text = try await scraper.scrape()
+            #expect(text.value("vigil_ingest_events_total", ["tenant": "_other", "status": "INVALID_ARGUMENT"]) == 4)
+            #expect(text.value("vigil_ingest_events_total", ["tenant": "_invalid", "status": "INVALID_ARGUMENT"]) == 1)
+            #expect(text.value("vigil_ingest_events_total", ["tenant": "tenant-0", "status": "INVALID_ARGUMENT"]) == 1)
             for index in 0..<3 {
                 #expect(text.value("vigil_ingest_events_total", ["tenant": "tenant-\(index)", "status": "OK"]) == 1)
             }
             #expect(text.value("vigil_ingest_events_total", ["tenant": "_other", "status": "OK"]) == 5)
             #expect(text.value("vigil_ingest_batches_total", ["tenant": "_other", "status": "OK"]) == 5)
             let tenants = Set(text.labelSets("vigil_ingest_events_total").compactMap { $0["tenant"] })
-            #expect(tenants == ["tenant-0", "tenant-1", "tenant-2", "_other"])
+            #expect(tenants == ["tenant-0", "tenant-1", "tenant-2", "_other", "_invalid"])
             await client.close()
         }
     }
@@ -274,7 +287,7 @@ struct MetricsTests {
         await #expect(throws: (any Error).self) { _ = try await HTTPProbe.request("GET", "/healthz", port: port) }
     }
 
-    @Test("a metrics port already in use: the server does not start, and says which address")
+    @Test("a metrics port already in use: the server does not start, and says which address", .timeLimit(.minutes(2)))
     func metricsPortInUse() async throws {
         try await withMetricsServer { _, scraper in
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-metrics-\(UUID().uuidString)").path

@@ -111,12 +111,13 @@ public final class VigilMetrics: Sendable {
     /// batch once under each of its tenants, and (when OK) its latency.
     func recordIngest(_ events: [AuditEvent], code: StatusCode, duration: Duration?) {
         var byLabel: [String: Int] = [:]
+        let admit = code == .ok
         if let first = events.first?.tenant, events.allSatisfy({ $0.tenant == first }) {
-            byLabel[tenantLabels.label(for: first)] = events.count
+            byLabel[tenantLabels.label(for: first, admit: admit)] = events.count
         } else {
             var byTenant: [String: Int] = [:]
             for event in events { byTenant[event.tenant, default: 0] += 1 }
-            for (tenant, count) in byTenant { byLabel[tenantLabels.label(for: tenant), default: 0] += count }
+            for (tenant, count) in byTenant { byLabel[tenantLabels.label(for: tenant, admit: admit), default: 0] += count }
         }
         if byLabel.isEmpty { byLabel[TenantLabels.invalid] = 0 }
         for (label, count) in byLabel {
