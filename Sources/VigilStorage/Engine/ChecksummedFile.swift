@@ -60,11 +60,16 @@ enum ChecksummedFile {
 import Glibc
 #endif
 
+/// Days since 1970-01-01 UTC of a time (floor: before 1970 is negative).
+func dayNumber(of nanos: Int64) -> Int64 {
+    let dayNanos: Int64 = 86_400_000_000_000
+    return nanos >= 0 ? nanos / dayNanos : (nanos + 1) / dayNanos - 1
+}
+
 /// The UTC calendar day of a time, as "YYYY-MM-DD" (parts are grouped by day,
 /// so that retention removes whole parts).
 func dayName(of nanos: Int64) -> String {
-    let dayNanos: Int64 = 86_400_000_000_000
-    let days = nanos >= 0 ? nanos / dayNanos : (nanos + 1) / dayNanos - 1
+    let days = dayNumber(of: nanos)
     // Howard Hinnant's civil_from_days.
     let z = days + 719_468
     let era = (z >= 0 ? z : z - 146_096) / 146_097

@@ -676,7 +676,8 @@ public final class ColumnarEventStore: EventStore {
 
     private func flush(_ segment: SealedSegment) async throws(VigilError) {
         if let location = segment.lastLocation { try await wal.waitDurable(location) }
-        var byDay: [String: [AuditEvent]] = [:]
+        // Parts are written from the chunks' columns: no event is rebuilt.
+        var byDay: [String: MemoryChunkRows] = [:]
         var leavesByDay: [String: [UInt32]] = [:]
         var maxReceived: Int64 = 0
         var keys = Vigil_V1_IdempotencyKeys()
@@ -685,6 +686,7 @@ public final class ColumnarEventStore: EventStore {
         var head = ledger.endHead
         var scratch: [UInt8] = []
         scratch.reserveCapacity(1024)
+        var day: (number: Int64, name: String) = (.min, "")
         if let first = segment.chunks.first, first.firstSeq != ledger.endSeq + 1 {
             throw VigilError(.internal, "the hash chain ends at seq \(ledger.endSeq) but the segment to flush starts at \(first.firstSeq)")
         }
@@ -694,16 +696,16 @@ public final class ColumnarEventStore: EventStore {
             var truncated: [UInt32] = []
             if mark == nil { truncated.reserveCapacity(chunk.count) }
             for row in 0..<chunk.count {
-                let event = chunk.event(at: row)
-                let day = dayName(of: event.occurredAt.unixNanos)
-                byDay[day, default: []].append(event)
+                let time = chunk.columns.occurredAt[row]
+                if dayNumber(of: time) != day.number { day = (dayNumber(of: time), dayName(of: time)) }
+                byDay[day.name, default: MemoryChunkRows()].add(chunk, row: row)
                 if let mark {
-                    leavesByDay[day, default: []].append(mark.truncated[row])
+                    leavesByDay[day.name, default: []].append(mark.truncated[row])
                 } else {
-                    let leaf = HashChain.leaf(of: event, scratch: &scratch)
+                    let leaf = chunk.leaf(at: row, scratch: &scratch)
                     head = HashChain.next(head, leaf)
                     truncated.append(leaf.truncated)
-                    leavesByDay[day, default: []].append(leaf.truncated)
+                    leavesByDay[day.name, default: []].append(leaf.truncated)
                 }
             }
             if let mark {
@@ -764,8 +766,8 @@ public final class ColumnarEventStore: EventStore {
         try wal.removeSegments(before: segment.walBoundary)
     }
 
-    private func writePart(
-        _ events: [AuditEvent], leaves: [UInt32]?, day: String, level: UInt8, manifest: inout Vigil_V1_Manifest,
+    private func writePart<Rows: PartRowSource>(
+        _ events: Rows, leaves: [UInt32]?, day: String, level: UInt8, manifest: inout Vigil_V1_Manifest,
         files: inout UncommittedFiles
     ) throws(VigilError) -> LivePart {
         let number = manifest.nextPartNumber
@@ -777,7 +779,7 @@ public final class ColumnarEventStore: EventStore {
         writerOptions.rowsPerBlock = options.rowsPerBlock
         writerOptions.level = level
         writerOptions.generation = number
-        let metadata = try PartWriter.write(events, leaves: leaves, to: options.directory + "/" + relative, options: writerOptions)
+        let metadata = try PartWriter.write(rows: events, leaves: leaves, to: options.directory + "/" + relative, options: writerOptions)
         options.metrics.partBytesWritten.increment(by: metadata.fileBytes)
         var entry = Vigil_V1_ManifestPart()
         entry.path = relative

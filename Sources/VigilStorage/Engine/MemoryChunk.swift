@@ -11,8 +11,10 @@ import VigilProto
 /// seq is implicit (first_seq + row); received_at is one value for the batch;
 /// ids assigned by the server are derived from (received_at, seq) and not stored.
 public final class MemoryChunk: Sendable {
-    /// A batch's columns, built before the engine takes its lock (the costly part).
-    public struct Columns: Sendable {
+    /// A batch's columns, built before the engine takes its lock (the costly
+    /// part). A class: a flush or a scan reads rows from many chunks, and
+    /// copying a struct of two dozen arrays per row cost more than the reads.
+    public final class Columns: Sendable {
         let count: Int
         let occurredAt: [Int64]
         /// nil for rows whose id the server assigns (derived); otherwise the client's.
@@ -34,7 +36,7 @@ public final class MemoryChunk: Sendable {
         let traceID: TextColumn
         let requestID: TextColumn
         let descriptionText: TextColumn
-        /// targets, changes and metadata as the protobuf bytes of an event holding only them; empty when none.
+        /// targets, changes and metadata as `ColumnEncoding.extrasBytes(of:)` writes them (the part's form).
         let extras: [[UInt8]]
         let minOccurredAt: Int64
         let maxOccurredAt: Int64
@@ -90,14 +92,8 @@ public final class MemoryChunk: Sendable {
             traceID = TextColumn(identity: events.map(\.traceID))
             requestID = TextColumn(identity: events.map(\.requestID))
             descriptionText = TextColumn(identity: events.map(\.description_p))
-            extras = events.map { event in
-                guard !event.targets.isEmpty || !event.changes.isEmpty || !event.metadata.isEmpty else { return [] }
-                var holder = AuditEvent()
-                holder.targets = event.targets
-                holder.changes = event.changes
-                holder.metadata = event.metadata
-                return (try? holder.serializedBytes()) ?? []
-            }
+            // In the part's form already, so that a flush copies them as they are.
+            extras = events.map(ColumnEncoding.extrasBytes(of:))
             minOccurredAt = occurredAt.min() ?? 0
             maxOccurredAt = occurredAt.max() ?? 0
             let text = [

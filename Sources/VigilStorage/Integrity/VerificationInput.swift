@@ -209,11 +209,3 @@ struct VerificationInput: Sendable {
         }
     }
 }
-
-extension MemoryChunk {
-    /// The leaf hash of every row, in seq order.
-    func leaves() -> [ChainDigest] {
-        var scratch: [UInt8] = []
-        return (0..<count).map { HashChain.leaf(of: event(at: $0), scratch: &scratch) }
-    }
-}

@@ -723,18 +723,42 @@ enum ColumnEncoding {
     }
 
     /// The extras of an event: the protobuf bytes of an `AuditEvent` holding
-    /// only its targets, changes and metadata (map entries in key order, so
-    /// that equal events give equal bytes); empty when all three are empty.
+    /// only its targets, changes and metadata (map entries in the UTF-8 byte
+    /// order of their keys, each writing its key and value, so that equal
+    /// events give equal bytes); empty when all three are empty.
+    ///
+    /// Written field by field: swift-protobuf's serializer (a sizing pass,
+    /// then generic visitors) took a fifth of the cost of taking a batch in.
+    /// Unknown fields inside a target or change follow its known fields, as
+    /// swift-protobuf writes them.
     static func extrasBytes(of event: AuditEvent) -> [UInt8] {
-        if event.targets.isEmpty && event.changes.isEmpty && event.metadata.isEmpty { return [] }
-        var partial = AuditEvent()
-        partial.targets = event.targets
-        partial.changes = event.changes
-        partial.metadata = event.metadata
-        var options = BinaryEncodingOptions()
-        options.useDeterministicOrdering = true
-        // Serializing a message built from valid fields cannot fail.
-        return (try? partial.serializedBytes(options: options)) ?? []
+        let targets = event.targets, changes = event.changes, metadata = event.metadata
+        if targets.isEmpty && changes.isEmpty && metadata.isEmpty { return [] }
+        typealias Writer = CanonicalEvent.Writer
+        var writer = Writer()
+        for target in targets {
+            let unknown = target.unknownFields.data
+            writer.messageHeader(10, size: Writer.stringSize(1, target.type) + Writer.stringSize(2, target.id) + Writer.stringSize(3, target.name) + unknown.count)
+            writer.string(1, target.type)
+            writer.string(2, target.id)
+            writer.string(3, target.name)
+            writer.out.append(contentsOf: unknown)
+        }
+        for change in changes {
+            let unknown = change.unknownFields.data
+            writer.messageHeader(17, size: Writer.stringSize(1, change.field) + Writer.stringSize(2, change.old) + Writer.stringSize(3, change.new) + unknown.count)
+            writer.string(1, change.field)
+            writer.string(2, change.old)
+            writer.string(3, change.new)
+            writer.out.append(contentsOf: unknown)
+        }
+        let entries = metadata.count > 1 ? metadata.sorted { utf8Less($0.key, $1.key) } : Array(metadata)
+        for (key, value) in entries {
+            writer.messageHeader(18, size: Writer.stringSize(1, key, always: true) + Writer.stringSize(2, value, always: true))
+            writer.string(1, key, always: true)
+            writer.string(2, value, always: true)
+        }
+        return writer.out
     }
 
     /// Decodes an extras chunk into partial events (only targets, changes and

@@ -24,6 +24,8 @@ public struct PartWriter {
         /// and extras, so that no chunk comes near the 64 MiB a reader accepts
         /// and decoding one block stays cheap however large the events are.
         public var maxBlockBytes = 8 << 20
+        /// The footer's creation time; nil for now. Set, equal rows give byte-identical parts.
+        public var createdAt: Int64?
 
         public init() {}
     }
@@ -42,8 +44,16 @@ public struct PartWriter {
     public static func write(
         _ events: [AuditEvent], leaves: [UInt32]? = nil, to path: String, options: Options = .init()
     ) throws(VigilError) -> PartMetadata {
-        if let leaves, leaves.count != events.count {
-            throw VigilError(.invalidArgument, "\(leaves.count) leaves for \(events.count) events")
+        try write(rows: events, leaves: leaves, to: path, options: options)
+    }
+
+    /// `write(_:leaves:to:options:)` from any row source.
+    static func write<Rows: PartRowSource>(
+        rows events: Rows, leaves: [UInt32]? = nil, to path: String, options: Options = .init()
+    ) throws(VigilError) -> PartMetadata {
+        let count = events.rowCount
+        if let leaves, leaves.count != count {
+            throw VigilError(.invalidArgument, "\(leaves.count) leaves for \(count) events")
         }
         guard (1...ColumnEncoding.maxRows).contains(options.rowsPerBlock) else {
             throw VigilError(.invalidArgument, "rowsPerBlock is \(options.rowsPerBlock); it must be 1...\(ColumnEncoding.maxRows)")
@@ -64,10 +74,10 @@ public struct PartWriter {
                 deflater: options.compressionLevel == 0 ? nil : try ZlibDeflater())
             try sink.output.write(PartFormat.header())
             var footer = try encodeBlocks(events, leaves: leaves, plan: plan, options: options, sink: &sink)
-            footer.createdAt = currentUnixNanos()
+            footer.createdAt = options.createdAt ?? currentUnixNanos()
             let footerBytes = footer.encode()
             guard footerBytes.count <= PartFormat.maxFooterBytes else {
-                throw VigilError(.invalidArgument, "a part of \(events.count) events needs a footer of \(footerBytes.count) bytes, over the limit of \(PartFormat.maxFooterBytes); write fewer events per part")
+                throw VigilError(.invalidArgument, "a part of \(count) events needs a footer of \(footerBytes.count) bytes, over the limit of \(PartFormat.maxFooterBytes); write fewer events per part")
             }
             let footerOffset = sink.output.offset
             try sink.output.write(footerBytes)
@@ -100,8 +110,8 @@ public struct PartWriter {
     }
 
     /// Encodes every block into `sink`; returns the footer (without createdAt).
-    static func encodeBlocks(
-        _ events: [AuditEvent], leaves: [UInt32]? = nil, plan: SortPlan, options: Options, sink: inout ChunkSink
+    static func encodeBlocks<Rows: PartRowSource>(
+        _ events: Rows, leaves: [UInt32]? = nil, plan: SortPlan, options: Options, sink: inout ChunkSink
     ) throws(VigilError) -> PartFooter {
         var columns = BlockColumns()
         var raw = ByteWriter(capacity: 1 << 16)
@@ -109,14 +119,14 @@ public struct PartWriter {
         var hashes: [UInt64] = []
         var blocks: [BlockMetadata] = []
         var position = 0
-        let count = events.count
+        let count = events.rowCount
         while position < count {
             columns.removeAll()
             let first = position
             while position < count {
                 let index = plan.eventIndex(at: position)
-                try columns.append(
-                    events[index], tenant: plan.tenants[Int(plan.tenantRank[index])],
+                try events.appendRow(
+                    index, to: &columns, tenant: plan.tenants[Int(plan.tenantRank[index])],
                     occurredAt: plan.occurredAt[index], seq: plan.seq[index])
                 if let leaves { columns.leaf.append(leaves[index]) }
                 position += 1
@@ -240,8 +250,18 @@ struct SortPlan {
     /// Input positions in row order; nil when the input is in order.
     var order: [Int32]?
 
-    init(_ events: [AuditEvent]) throws(VigilError) {
-        let count = events.count
+    private struct Key: Comparable {
+        var rank: Int32
+        var occurredAt: Int64
+        var seq: UInt64
+        var index: Int32
+        static func < (a: Key, b: Key) -> Bool {
+            (a.rank, a.occurredAt, a.seq, a.index) < (b.rank, b.occurredAt, b.seq, b.index)
+        }
+    }
+
+    init<Rows: PartRowSource>(_ events: Rows) throws(VigilError) {
+        let count = events.rowCount
         guard count <= Int(Int32.max) else {
             throw VigilError(.invalidArgument, "a part holds at most \(Int32.max) events")
         }
@@ -254,10 +274,10 @@ struct SortPlan {
         seq = []
         seq.reserveCapacity(count)
         var previous = -1
-        for event in events {
-            occurredAt.append(event.occurredAt.unixNanos)
-            seq.append(event.seq)
-            let tenant = event.tenant
+        for index in 0..<count {
+            let (tenant, time, number) = events.sortKey(at: index)
+            occurredAt.append(time)
+            seq.append(number)
             let code = withUTF8Bytes(tenant) { bytes in
                 previous >= 0 && table.equals(previous, bytes) ? previous : table.insert(bytes)
             }
@@ -295,15 +315,6 @@ struct SortPlan {
         if sorted {
             order = nil
             return
-        }
-        struct Key: Comparable {
-            var rank: Int32
-            var occurredAt: Int64
-            var seq: UInt64
-            var index: Int32
-            static func < (a: Key, b: Key) -> Bool {
-                (a.rank, a.occurredAt, a.seq, a.index) < (b.rank, b.occurredAt, b.seq, b.index)
-            }
         }
         var keys = [Key]()
         keys.reserveCapacity(count)
@@ -377,7 +388,7 @@ struct BlockColumns {
     }
 
     /// Bytes of text and extras gathered so far.
-    private var totalBytes: Int {
+    var totalBytes: Int {
         var total = extras.bytes.count
         for column in text { total += column.bytes.count }
         return total
@@ -431,8 +442,13 @@ struct BlockColumns {
         text[13].append(event.traceID)
         text[14].append(event.requestID)
         extras.append(bytes: ColumnEncoding.extrasBytes(of: event))
-        let after = totalBytes
-        let bytes = after - before + 64
+        try noteRow(bytesSince: before)
+    }
+
+    /// Counts the row just appended, whose text and extras took the bytes
+    /// after `before`; refuses one too large for a chunk.
+    mutating func noteRow(bytesSince before: Int) throws(VigilError) {
+        let bytes = totalBytes - before + 64
         guard bytes < ChunkInfo.maxRawLength / 2 else {
             throw VigilError(.invalidArgument, "an event of \(bytes) bytes is too large for a part")
         }

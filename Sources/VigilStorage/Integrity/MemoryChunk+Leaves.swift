@@ -1,0 +1,201 @@
+import VigilCore
+import VigilProto
+
+extension MemoryChunk {
+    /// The leaf hash of every row, in seq order.
+    func leaves() -> [ChainDigest] {
+        var scratch: [UInt8] = []
+        return (0..<count).map { leaf(at: $0, scratch: &scratch) }
+    }
+
+    /// The leaf hash of row `row`: its canonical bytes written straight from
+    /// the columns, or, for the rare row whose extras hold something that
+    /// path does not write (unknown fields), from the event rebuilt whole.
+    func leaf(at row: Int, scratch: inout [UInt8]) -> ChainDigest {
+        if !CanonicalEvent.write(row: row, of: self, into: &scratch) {
+            CanonicalEvent.write(event(at: row), into: &scratch)
+        }
+        return HashChain.leaf(canonical: scratch)
+    }
+}
+
+extension CanonicalEvent {
+    /// Writes the canonical bytes of `chunk.event(at: row)` into `out` without
+    /// building that event (a flush hashes every row it has not hashed yet).
+    /// Returns false, with `out` undefined, when the row's extras hold
+    /// anything but plain targets, changes and metadata entries; the caller
+    /// then takes the event path, which handles every case.
+    static func write(row: Int, of chunk: MemoryChunk, into out: inout [UInt8]) -> Bool {
+        let c = chunk.columns
+        let extras = c.extras[row]
+        var layout = ExtrasLayout()
+        if !extras.isEmpty {
+            let parsed = extras.withUnsafeBufferPointer { layout.parse($0) }
+            guard parsed else { return false }
+        }
+        var writer = Writer()
+        out.removeAll(keepingCapacity: true)
+        swap(&writer.out, &out)
+        defer { swap(&writer.out, &out) }
+        // As `event(at:)` builds it: both times set, actor and resource only when not empty.
+        writer.string(1, CanonicalEventID.format(chunk.id(at: row)))
+        writer.uint64(2, chunk.seq(at: row))
+        writer.timestamp(3, .init(unixNanos: c.occurredAt[row]))
+        writer.timestamp(4, .init(unixNanos: chunk.receivedAt))
+        writer.string(5, c.tenant.value(at: row))
+        let actorType = Int64(c.actorType[row])
+        let actorID = c.actorID.value(at: row), actorName = c.actorName.value(at: row), actorEmail = c.actorEmail.value(at: row)
+        if actorType != 0 || !actorID.isEmpty || !actorName.isEmpty || !actorEmail.isEmpty {
+            writer.messageHeader(6, size: Writer.stringSize(1, actorID) + Writer.enumSize(2, actorType) + Writer.stringSize(3, actorName) + Writer.stringSize(4, actorEmail))
+            writer.string(1, actorID)
+            writer.enumeration(2, actorType)
+            writer.string(3, actorName)
+            writer.string(4, actorEmail)
+        }
+        writer.string(7, c.action.value(at: row))
+        writer.enumeration(8, Int64(c.category[row]))
+        let resourceType = c.resourceType.value(at: row), resourceID = c.resourceID.value(at: row)
+        let resourceName = c.resourceName.value(at: row)
+        if !resourceType.isEmpty || !resourceID.isEmpty || !resourceName.isEmpty {
+            writer.messageHeader(9, size: Writer.stringSize(1, resourceType) + Writer.stringSize(2, resourceID) + Writer.stringSize(3, resourceName))
+            writer.string(1, resourceType)
+            writer.string(2, resourceID)
+            writer.string(3, resourceName)
+        }
+        extras.withUnsafeBufferPointer { bytes in
+            for range in layout.targets { writer.embedded(10, bytes[range]) }
+        }
+        writer.enumeration(11, Int64(c.outcome[row]))
+        writer.string(12, c.reason.value(at: row))
+        writer.string(13, c.sourceIP.value(at: row))
+        writer.string(14, c.userAgent.value(at: row))
+        writer.string(15, c.traceID.value(at: row))
+        writer.string(16, c.requestID.value(at: row))
+        extras.withUnsafeBufferPointer { bytes in
+            for range in layout.changes { writer.embedded(17, bytes[range]) }
+            for entry in layout.metadata {
+                let key = bytes[entry.key], value = bytes[entry.value]
+                writer.messageHeader(18, size: Writer.bytesSize(1, key.count) + Writer.bytesSize(2, value.count))
+                writer.bytes(1, key)
+                writer.bytes(2, value)
+            }
+        }
+        writer.string(19, c.descriptionText.value(at: row))
+        return true
+    }
+}
+
+/// Where an extras value (the protobuf bytes of an `AuditEvent` holding only
+/// targets, changes and metadata) keeps each of them, when every target and
+/// change is already canonical: only its own string fields, in field order,
+/// none empty — which is how swift-protobuf writes them unless they carry
+/// unknown fields. Metadata entries are sorted by key bytes.
+struct ExtrasLayout {
+    /// Payloads of the field-10 (targets) and field-17 (changes) messages.
+    var targets: [Range<Int>] = []
+    var changes: [Range<Int>] = []
+    /// Keys and values of the field-18 entries, in key byte order.
+    var metadata: [(key: Range<Int>, value: Range<Int>)] = []
+
+    /// False when the bytes hold anything else (then nothing is promised).
+    mutating func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        var reader = WireReader(bytes: bytes, position: 0, end: bytes.count)
+        while !reader.atEnd {
+            guard let (field, payload) = reader.lengthDelimited() else { return false }
+            switch field {
+            case 10:
+                guard Self.plainStrings(bytes, payload, maxField: 3) else { return false }
+                targets.append(payload)
+            case 17:
+                guard Self.plainStrings(bytes, payload, maxField: 3) else { return false }
+                changes.append(payload)
+            case 18:
+                var entry = WireReader(bytes: bytes, position: payload.lowerBound, end: payload.upperBound)
+                var key = payload.lowerBound..<payload.lowerBound, value = key
+                var last = 0
+                while !entry.atEnd {
+                    guard let (number, range) = entry.lengthDelimited(), number > last, number <= 2 else { return false }
+                    if number == 1 { key = range } else { value = range }
+                    last = number
+                }
+                metadata.append((key, value))
+            default:
+                return false
+            }
+        }
+        if metadata.count > 1 {
+            metadata.sort { a, b in Self.less(bytes[a.key], bytes[b.key]) }
+            // A map keeps the last of equal keys: leave such bytes to the event path.
+            for index in 1..<metadata.count where bytes[metadata[index - 1].key].elementsEqual(bytes[metadata[index].key]) {
+                return false
+            }
+        }
+        return true
+    }
+
+    /// Whether `payload` holds only non-empty length-delimited fields 1...maxField, in increasing order.
+    private static func plainStrings(_ bytes: UnsafeBufferPointer<UInt8>, _ payload: Range<Int>, maxField: Int) -> Bool {
+        var reader = WireReader(bytes: bytes, position: payload.lowerBound, end: payload.upperBound)
+        var last = 0
+        while !reader.atEnd {
+            guard let (number, range) = reader.lengthDelimited(), number > last, number <= maxField, !range.isEmpty else { return false }
+            last = number
+        }
+        return true
+    }
+
+    private static func less(_ a: Slice<UnsafeBufferPointer<UInt8>>, _ b: Slice<UnsafeBufferPointer<UInt8>>) -> Bool {
+        a.lexicographicallyPrecedes(b)
+    }
+}
+
+/// Reads protobuf fields of wire type 2 (all the extras hold).
+private struct WireReader {
+    let bytes: UnsafeBufferPointer<UInt8>
+    var position: Int
+    let end: Int
+
+    var atEnd: Bool { position >= end }
+
+    private mutating func varint() -> UInt64? {
+        var value: UInt64 = 0
+        var shift: UInt64 = 0
+        while position < end, shift < 64 {
+            let byte = bytes[position]
+            position += 1
+            value |= UInt64(byte & 0x7F) << shift
+            // Minimal varints only, as protobuf encoders write them: the payloads are copied as they are.
+            if byte < 0x80 { return byte == 0 && shift > 0 ? nil : value }
+            shift += 7
+        }
+        return nil
+    }
+
+    /// The next field's number and payload range; nil for another wire type or bytes that end early.
+    mutating func lengthDelimited() -> (Int, Range<Int>)? {
+        guard let tag = varint(), tag & 7 == 2, tag >> 3 > 0, tag >> 3 < 1 << 29, let length = varint(),
+            length <= UInt64(end - position)
+        else { return nil }
+        let start = position
+        position += Int(length)
+        return (Int(tag >> 3), start..<position)
+    }
+}
+
+extension CanonicalEvent.Writer {
+    /// A length-delimited field whose payload is already canonical.
+    mutating func embedded(_ field: Int, _ payload: Slice<UnsafeBufferPointer<UInt8>>) {
+        messageHeader(field, size: payload.count)
+        out.append(contentsOf: payload)
+    }
+
+    /// A bytes or string field written even when empty (map entries).
+    mutating func bytes(_ field: Int, _ value: Slice<UnsafeBufferPointer<UInt8>>) {
+        messageHeader(field, size: value.count)
+        out.append(contentsOf: value)
+    }
+
+    static func bytesSize(_ field: Int, _ count: Int) -> Int {
+        varintSize(UInt64(field << 3)) + varintSize(UInt64(count)) + count
+    }
+}

@@ -1,0 +1,100 @@
+import VigilCore
+import VigilProto
+
+/// The rows a part is written from, in input order: decoded events (merges,
+/// tests) or rows of memory chunks (flushes, which so never rebuild their
+/// events as protobuf messages). `PartWriter` sorts them by (tenant,
+/// occurredAt, seq) and asks each row into a block's columns; both sources
+/// must give a row the same column values, which the tests hold them to by
+/// writing one part both ways and comparing the files.
+protocol PartRowSource {
+    var rowCount: Int { get }
+    /// Row `index`'s tenant, occurred-at (nanoseconds) and seq: the sort key.
+    func sortKey(at index: Int) -> (tenant: String, occurredAt: Int64, seq: UInt64)
+    /// Appends every column of row `index` but the leaf.
+    func appendRow(_ index: Int, to columns: inout BlockColumns, tenant: String, occurredAt: Int64, seq: UInt64) throws(VigilError)
+}
+
+extension Array: PartRowSource where Element == AuditEvent {
+    var rowCount: Int { count }
+
+    func sortKey(at index: Int) -> (tenant: String, occurredAt: Int64, seq: UInt64) {
+        let event = self[index]
+        return (event.tenant, event.occurredAt.unixNanos, event.seq)
+    }
+
+    func appendRow(_ index: Int, to columns: inout BlockColumns, tenant: String, occurredAt: Int64, seq: UInt64) throws(VigilError) {
+        try columns.append(self[index], tenant: tenant, occurredAt: occurredAt, seq: seq)
+    }
+}
+
+/// Rows of memory chunks, by (chunk, row), in the order a flush met them.
+struct MemoryChunkRows: PartRowSource {
+    private(set) var chunks: [MemoryChunk] = []
+    /// Per row: its chunk's index in `chunks` and its row in that chunk.
+    private var chunkIndexes: [Int32] = []
+    private var rows: [Int32] = []
+
+    var rowCount: Int { rows.count }
+
+    /// Adds row `row` of `chunk`; a chunk's rows are added together, in order.
+    mutating func add(_ chunk: MemoryChunk, row: Int) {
+        if chunks.last !== chunk { chunks.append(chunk) }
+        chunkIndexes.append(Int32(chunks.count - 1))
+        rows.append(Int32(row))
+    }
+
+    func sortKey(at index: Int) -> (tenant: String, occurredAt: Int64, seq: UInt64) {
+        let chunk = chunks[Int(chunkIndexes[index])]
+        let row = Int(rows[index])
+        return (chunk.columns.tenant.value(at: row), chunk.columns.occurredAt[row], chunk.seq(at: row))
+    }
+
+    func appendRow(_ index: Int, to columns: inout BlockColumns, tenant: String, occurredAt: Int64, seq: UInt64) throws(VigilError) {
+        let chunk = chunks[Int(chunkIndexes[index])]
+        try columns.append(row: Int(rows[index]), of: chunk, tenant: tenant, occurredAt: occurredAt, seq: seq)
+    }
+}
+
+extension BlockColumns {
+    /// Row `row` of a memory chunk, with exactly the values `append(_:…)`
+    /// takes from `chunk.event(at: row)`: that event always has occurred-at
+    /// and received-at set, and an actor or resource only when one of its
+    /// fields is set; its extras are already in the part's form.
+    mutating func append(row: Int, of chunk: MemoryChunk, tenant: String, occurredAt time: Int64, seq number: UInt64) throws(VigilError) {
+        let before = totalBytes
+        let c = chunk.columns
+        occurredAt.append(time)
+        receivedAt.append(chunk.receivedAt)
+        seq.append(number)
+        seqBits.append(Int64(bitPattern: number))
+        category.append(c.category[row])
+        outcome.append(c.outcome[row])
+        var bits = PartPresence.occurredAt | PartPresence.receivedAt
+        let actorTypeValue = c.actorType[row]
+        actorType.append(actorTypeValue)
+        let actorID = c.actorID.value(at: row), actorName = c.actorName.value(at: row), actorEmail = c.actorEmail.value(at: row)
+        text[1].append(actorID)
+        text[2].append(actorName)
+        text[3].append(actorEmail)
+        if actorTypeValue != 0 || !actorID.isEmpty || !actorName.isEmpty || !actorEmail.isEmpty { bits |= PartPresence.actor }
+        let resourceType = c.resourceType.value(at: row), resourceID = c.resourceID.value(at: row)
+        let resourceName = c.resourceName.value(at: row)
+        text[5].append(resourceType)
+        text[6].append(resourceID)
+        text[7].append(resourceName)
+        if !resourceType.isEmpty || !resourceID.isEmpty || !resourceName.isEmpty { bits |= PartPresence.resource }
+        presence.append(Int32(bits))
+        text[0].append(tenant)
+        text[4].append(c.action.value(at: row))
+        text[8].append(c.reason.value(at: row))
+        text[9].append(c.sourceIP.value(at: row))
+        text[10].append(c.userAgent.value(at: row))
+        text[11].append(c.descriptionText.value(at: row))
+        text[12].append(CanonicalEventID.format(chunk.id(at: row)))
+        text[13].append(c.traceID.value(at: row))
+        text[14].append(c.requestID.value(at: row))
+        extras.append(bytes: c.extras[row])
+        try noteRow(bytesSince: before)
+    }
+}

@@ -1,0 +1,146 @@
+import Foundation
+import SwiftProtobuf
+import Testing
+import VigilCore
+import VigilProto
+
+@testable import VigilStorage
+
+/// A flush writes parts and hashes leaves from the memory chunks' columns,
+/// never rebuilding the events; these hold that path to the one that does.
+@Suite("Flushing from memory columns")
+struct MemoryFlushTests {
+    /// Chunks of random (awkward) and realistic events, 200 to a chunk.
+    static func chunks() -> [MemoryChunk] {
+        var rng = SplitMix64(seed: 21)
+        var events = (0..<2_000).map { _ in PartEvents.random(&rng) }
+        events += PartEvents.realistic(count: 2_000, seed: 5)
+        // Empty targets and changes, metadata with empty keys and values, a target with unknown fields.
+        var odd = events[0]
+        odd.targets = [.init(), .init()]
+        odd.changes = [.init()]
+        odd.metadata = ["": "", "k": "", "e\u{301}": "y", "z": "\u{10FFFF}", "\u{10FFFF}": ""]
+        events.append(odd)
+        var withUnknown = events[1]
+        var target = Vigil_V1_Resource()
+        target.id = "t"
+        target.unknownFields = (try? Vigil_V1_Resource(serializedBytes: [0xA0, 0x06, 0x01]))?.unknownFields ?? .init()
+        withUnknown.targets = [target]
+        events.append(withUnknown)
+        // Sub-messages with a single field set: each decides presence alone.
+        for field in 0..<7 {
+            var event = events[2 + field]
+            event.actor = .init()
+            event.resource = .init()
+            switch field {
+            case 0: event.actor.type = .user
+            case 1: event.actor.id = "a"
+            case 2: event.actor.name = "n"
+            case 3: event.actor.email = "e"
+            case 4: event.resource.type = "t"
+            case 5: event.resource.id = "r"
+            default: event.resource.name = "n"
+            }
+            events.append(event)
+        }
+        var chunks: [MemoryChunk] = []
+        var seq: UInt64 = 1
+        for start in stride(from: 0, to: events.count, by: 200) {
+            let batch = Array(events[start..<min(start + 200, events.count)])
+            let receivedAt = 1_780_000_000_000_000_000 + Int64(start) * 1_000_003
+            chunks.append(MemoryChunk(columns: .init(batch), firstSeq: seq, receivedAt: receivedAt, idempotencyKey: ""))
+            seq += UInt64(batch.count)
+        }
+        return chunks
+    }
+
+    @Test("a row's canonical bytes and leaf from the columns are those of the event rebuilt from the chunk")
+    func canonicalBytesFromColumns() {
+        var scratch: [UInt8] = []
+        var direct = 0, rows = 0
+        for chunk in Self.chunks() {
+            for row in 0..<chunk.count {
+                rows += 1
+                let event = chunk.event(at: row)
+                if CanonicalEvent.write(row: row, of: chunk, into: &scratch) {
+                    direct += 1
+                    #expect(scratch == CanonicalEvent.bytes(of: event), "row \(row) of the chunk at seq \(chunk.firstSeq)")
+                }
+                #expect(chunk.leaf(at: row, scratch: &scratch) == HashChain.leaf(of: event))
+            }
+        }
+        // Only the row whose target carries unknown fields takes the event path.
+        #expect(direct == rows - 1)
+    }
+
+    @Test("a part written from memory chunk rows is byte for byte the part written from their events")
+    func partFromRowsEqualsPartFromEvents() throws {
+        try PartTestSupport.withDirectory { directory in
+            let chunks = Self.chunks()
+            var rows = MemoryChunkRows()
+            var events: [AuditEvent] = []
+            var leaves: [UInt32] = []
+            var scratch: [UInt8] = []
+            for chunk in chunks {
+                for row in 0..<chunk.count {
+                    rows.add(chunk, row: row)
+                    events.append(chunk.event(at: row))
+                    leaves.append(chunk.leaf(at: row, scratch: &scratch).truncated)
+                }
+            }
+            for rowsPerBlock in [4096, 333] {
+                var options = PartWriter.Options()
+                options.rowsPerBlock = rowsPerBlock
+                options.createdAt = 1_780_000_000_000_000_000
+                let fromRows = try PartWriter.write(rows: rows, leaves: leaves, to: directory + "/rows.part", options: options)
+                let fromEvents = try PartWriter.write(events, leaves: leaves, to: directory + "/events.part", options: options)
+                #expect(fromRows.rowCount == events.count)
+                #expect(fromRows.fileBytes == fromEvents.fileBytes)
+                let a = PartTestSupport.readFile(directory + "/rows.part"), b = PartTestSupport.readFile(directory + "/events.part")
+                let firstDifference = zip(a, b).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? (a.count == b.count ? nil : min(a.count, b.count))
+                #expect(firstDifference == nil, "\(rowsPerBlock) rows per block: the files differ from byte \(firstDifference ?? 0)")
+            }
+        }
+    }
+
+    @Test("extras bytes decode to the event's targets, changes and metadata, and are swift-protobuf's deterministic encoding where it orders keys by bytes too")
+    func extrasBytesMatchSwiftProtobuf() throws {
+        var rng = SplitMix64(seed: 4)
+        var events = (0..<3_000).map { _ in PartEvents.random(&rng) }
+        events += PartEvents.realistic(count: 1_000, seed: 8)
+        for chunk in Self.chunks() { events += (0..<chunk.count).map(chunk.event(at:)) }
+        var options = BinaryEncodingOptions()
+        options.useDeterministicOrdering = true
+        var compared = 0
+        for event in events {
+            let bytes = ColumnEncoding.extrasBytes(of: event)
+            let decoded = try AuditEvent(serializedBytes: bytes)
+            #expect(decoded.targets == event.targets && decoded.changes == event.changes && decoded.metadata == event.metadata)
+            guard event.metadata.keys.allSatisfy({ $0.utf8.allSatisfy { $0 < 0x80 } }) else { continue }
+            var partial = AuditEvent()
+            partial.targets = event.targets
+            partial.changes = event.changes
+            partial.metadata = event.metadata
+            #expect(bytes == (try partial.serializedBytes(options: options)))
+            compared += 1
+        }
+        #expect(compared > 4_000)
+    }
+
+    @Test("an extras value that is not plain targets, changes and metadata is left to the event path")
+    func unusualExtrasAreRefused() {
+        func parses(_ bytes: [UInt8]) -> Bool {
+            var layout = ExtrasLayout()
+            return bytes.withUnsafeBufferPointer { layout.parse($0) }
+        }
+        #expect(parses([0x52, 0x03, 0x0A, 0x01, 0x61]))  // a target of type "a"
+        #expect(parses([0x92, 0x01, 0x02, 0x0A, 0x00]))  // a metadata entry with an empty key
+        #expect(!parses([0x52, 0x03, 0x12, 0x01, 0x61, 0x0A]))  // bytes that end early
+        #expect(!parses([0x52, 0x02, 0x0A, 0x00]))  // an empty string written out
+        #expect(!parses([0x52, 0x06, 0x12, 0x01, 0x61, 0x0A, 0x01, 0x62]))  // fields out of order
+        #expect(!parses([0x52, 0x03, 0x22, 0x01, 0x61]))  // an unknown field in a target
+        #expect(!parses([0x52, 0x04, 0x0A, 0x81, 0x00, 0x61]))  // a length written in two bytes
+        #expect(!parses([0x58, 0x01]))  // a varint field
+        #expect(!parses([0x92, 0x01, 0x03, 0x0A, 0x01, 0x61, 0x92, 0x01, 0x03, 0x0A, 0x01, 0x61]))  // one key twice
+    }
+}
