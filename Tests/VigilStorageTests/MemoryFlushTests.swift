@@ -127,6 +127,24 @@ struct MemoryFlushTests {
         #expect(compared > 4_000)
     }
 
+    @Test("memory columns code each distinct byte string once, and keep canonically equivalent spellings apart")
+    func dictionaryColumns() {
+        let tenants = ["a", "b", "a", "\u{E9}", "e\u{301}", "a", "", "e\u{301}", String(repeating: "long-", count: 20)]
+        let events = tenants.map { tenant -> AuditEvent in
+            var event = AuditEvent()
+            event.tenant = tenant
+            return event
+        }
+        let column = MemoryChunk.Columns(events).tenant
+        #expect(column.values.count == 6)
+        guard case .wide(let codes) = column.codes else {
+            Issue.record("a memory chunk's tenant column has a dictionary")
+            return
+        }
+        #expect(codes == [0, 1, 0, 2, 3, 0, 4, 3, 5])
+        for (row, tenant) in tenants.enumerated() { #expect(Array(column.value(at: row).utf8) == Array(tenant.utf8)) }
+    }
+
     @Test("an extras value that is not plain targets, changes and metadata is left to the event path")
     func unusualExtrasAreRefused() {
         func parses(_ bytes: [UInt8]) -> Bool {
