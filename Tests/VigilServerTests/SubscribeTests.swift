@@ -124,6 +124,57 @@ struct SubscribeTests {
         }
     }
 
+    @Test("credit granted a few messages at a time: live events arrive once each, in seq order, never more than granted")
+    func creditInSmallSteps() async throws {
+        try await withTestServer { server in
+            let writer = try await server.connect()
+            try await RawConnection.with(port: server.port) { raw in
+                _ = try await raw.handshake()
+                // From an hour ago, so that a first event proves the subscription
+                // runs (and reads the live feed from then on), whenever it started.
+                let hourAgo = currentUnixNanos() - 3_600_000_000_000
+                try await raw.startCall(streamID: 1, method: .subscribe, request: Self.subscribeRequest { $0.since = .init(unixNanos: hourAgo) }, initialWindow: 1)
+                let first = try await writer.ingest(Self.batch("first", tenant: "acme", count: 1))
+                let started = try await Self.receive(raw, streamID: 1) { $0.events.count == 1 }
+                #expect(started.events.map(\.seq) == [first.firstSeq])
+                let ack = try await writer.ingest(Self.batch("steps", tenant: "acme", count: 40))
+                try await raw.sendWindow(streamID: 1, messages: 3)
+                var granted = 3
+                var received: [AuditEvent] = []
+                var cursors: [String] = []
+                while received.count < 40 {
+                    let frame = try await raw.readFrame()
+                    guard frame.streamID == 1, frame.type == .message else { continue }
+                    let response = try frame.decode(Vigil_V1_SubscribeResponse.self)
+                    guard case .event(let event) = response.item else { continue }
+                    received.append(event)
+                    cursors.append(response.cursor)
+                    #expect(received.count <= granted, "a message beyond the credit granted")
+                    if received.count == granted {
+                        // Credit used up: nothing more comes before a ping's answer.
+                        let early = try await raw.pingBarrier()
+                        #expect(!early.contains { $0.streamID == 1 && $0.type == .message }, "messages beyond the credit granted")
+                        let more = min(7, 40 - granted)
+                        if more > 0 {
+                            granted += more
+                            try await raw.sendWindow(streamID: 1, messages: UInt32(more))
+                        }
+                    }
+                }
+                #expect(received.map(\.seq) == Array(ack.firstSeq...ack.lastSeq))
+                #expect(received.map(\.id) == (try await Self.stored(writer)).dropFirst().map(\.id))
+                // Each message's cursor resumes right after its event.
+                let fingerprint = EventFilter.fingerprint(of: Vigil_V1_Filter())
+                #expect(try cursors.map { try SubscriptionCursor(decoding: $0, filterFingerprint: fingerprint).seq } == received.map(\.seq))
+                // No credit left: another batch sends nothing.
+                _ = try await writer.ingest(Self.batch("unread", tenant: "acme", count: 5))
+                let after = try await raw.pingBarrier()
+                #expect(!after.contains { $0.streamID == 1 && $0.type == .message })
+            }
+            await writer.close()
+        }
+    }
+
     @Test("a subscriber that grants no credit is cut off with RESOURCE_EXHAUSTED and a cursor; resuming gets everything")
     func slowSubscriberCutOff() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-sub-\(UUID().uuidString)").path

@@ -43,6 +43,15 @@ final class CallContext: Sendable {
         waiter?.resume()
     }
 
+    /// Takes up to `wanted` units of the credit there is now, without waiting; returns how many.
+    func takeCredit(upTo wanted: Int) -> Int {
+        state.withLock { state in
+            let taken = min(max(state.credit, 0), max(wanted, 0))
+            state.credit -= taken
+            return taken
+        }
+    }
+
     /// Takes one unit of credit, suspending until the client grants some.
     /// Throws `CancellationError` if the task is cancelled while it waits.
     func acquireCredit() async throws {

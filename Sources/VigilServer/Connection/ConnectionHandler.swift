@@ -400,4 +400,16 @@ struct FrameSender: ResponseSender {
         try Task.checkCancellation()
         try await outbound.write(.frame(Frame(type: .message, streamID: streamID, payload: serialized)))
     }
+
+    func sendSome(serialized messages: ArraySlice<ByteBuffer>) async throws -> Int {
+        guard !messages.isEmpty else { return 0 }
+        var count = messages.count
+        if streaming {
+            try await context.acquireCredit()
+            count = 1 + context.takeCredit(upTo: messages.count - 1)
+        }
+        try Task.checkCancellation()
+        try await outbound.write(contentsOf: messages.prefix(count).map { .frame(Frame(type: .message, streamID: streamID, payload: $0)) })
+        return count
+    }
 }

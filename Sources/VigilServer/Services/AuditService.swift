@@ -13,6 +13,11 @@ protocol ResponseSender: Sendable {
     func send(_ message: some SwiftProtobuf.Message) async throws
     /// Sends a message already in protobuf binary form.
     func send(serialized: ByteBuffer) async throws
+    /// Sends the first of `messages` (already serialized) and as many more as
+    /// the client's credit allows now, in one write (one flush, one system
+    /// call for all); returns how many it sent, at least one. Waits for
+    /// credit only for the first.
+    func sendSome(serialized messages: ArraySlice<ByteBuffer>) async throws -> Int
     /// The largest frame payload the client accepts.
     var maxFrameSize: Int { get }
     /// The subscriptions open on the call's connection.

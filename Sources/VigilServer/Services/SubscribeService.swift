@@ -1,3 +1,4 @@
+import NIOCore
 import ServiceLifecycle
 import Synchronization
 import VigilCore
@@ -179,13 +180,47 @@ extension AuditService {
                 position.state.withLock { $0.live = true }
                 for batch in batches {
                     // Live batches are past the start, so the `since` floor never applies.
-                    for event in matcher.events(in: batch, after: at) {
-                        try await send(.event(event), through: event.seq)
+                    // Events come encoded once for all subscribers, and go out
+                    // as many to a write as the client's credit allows.
+                    let matches = matcher.encodedEvents(in: batch, after: at)
+                    var cursor = start
+                    let messages = matches.map { match in
+                        cursor.seq = match.seq
+                        return Self.eventResponse(encodedEvent: match.bytes, cursor: cursor.encoded)
+                    }
+                    var sent = 0
+                    while sent < messages.count {
+                        sent += try await sender.sendSome(serialized: messages[sent...])
+                        let through = matches[sent - 1].seq
+                        position.state.withLock { $0.seq = through }
                     }
                     advance(to: batch.lastSeq)
                 }
             }
         }
+    }
+
+    /// A `SubscribeResponse` holding an event already in protobuf binary form:
+    /// field 1 (the event), then field 3 (the cursor), as swift-protobuf writes them.
+    static func eventResponse(encodedEvent event: [UInt8], cursor: String) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(event.count + cursor.utf8.count + 12)
+        func field(_ number: UInt8, length: Int) {
+            buffer.writeInteger(number << 3 | 2)
+            var value = UInt64(length)
+            while value >= 0x80 {
+                buffer.writeInteger(UInt8(truncatingIfNeeded: value) | 0x80)
+                value >>= 7
+            }
+            buffer.writeInteger(UInt8(value))
+        }
+        field(1, length: event.count)
+        buffer.writeBytes(event)
+        if !cursor.isEmpty {
+            field(3, length: cursor.utf8.count)
+            buffer.writeString(cursor)
+        }
+        return buffer
     }
 
     /// Waits for a batch after `seq`; false when the heartbeat interval passed first.

@@ -6,7 +6,10 @@ import VigilCore
 /// own position. While anyone reads, recent batches stay in a ring bounded
 /// by bytes; a reader whose position has fallen out of the ring reads the
 /// store instead (`ColumnarEventStore.scanBySeq`), so one slow reader never
-/// holds memory. With no reader the ring stays empty.
+/// holds memory. With no reader the ring stays empty. A batch in the ring
+/// counts twice its columns' bytes: the second share is room for its events
+/// encoded once for all subscribers (`DeliveryCache`), freed when it leaves.
+/// Each batch costs about as much encoded as in columns.
 public final class CommitFeed: Sendable {
     /// What a reader finds after its position.
     public enum Read: Sendable {
@@ -40,6 +43,9 @@ public final class CommitFeed: Sendable {
         state = Mutex(State(head: head))
     }
 
+    /// What a batch in the ring counts: its columns, and room for its encoded events.
+    private static func ringBytes(of batch: MemoryChunk) -> Int { 2 * batch.estimatedBytes }
+
     /// The last seq readers can see.
     public var head: UInt64 { state.withLock { $0.head } }
 
@@ -52,14 +58,17 @@ public final class CommitFeed: Sendable {
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
             for batch in batches where batch.firstSeq > state.head {
                 if state.readers > 0 {
+                    batch.enableDeliveryCache()
                     state.ring.append(batch)
-                    state.ringBytes += batch.estimatedBytes
+                    state.ringBytes += Self.ringBytes(of: batch)
                 }
                 state.head = batch.lastSeq
             }
             // Keep at least the newest batch, however large.
             while state.ringBytes > capacityBytes && state.ring.count > 1 {
-                state.ringBytes -= state.ring.removeFirst().estimatedBytes
+                let leaving = state.ring.removeFirst()
+                state.ringBytes -= Self.ringBytes(of: leaving)
+                leaving.dropDeliveryCache()
             }
             defer { state.waiters.removeAll() }
             return Array(state.waiters.values)
@@ -77,6 +86,7 @@ public final class CommitFeed: Sendable {
         state.withLock { state in
             state.readers -= 1
             if state.readers == 0 {
+                for batch in state.ring { batch.dropDeliveryCache() }
                 state.ring.removeAll()
                 state.ringBytes = 0
             }

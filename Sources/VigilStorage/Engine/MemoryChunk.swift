@@ -108,6 +108,8 @@ public final class MemoryChunk: Sendable {
     /// The chain through this batch, once computed ahead of the flush (for a
     /// receipt or a checkpoint), so that the flush does not hash it again.
     let chainMark = Mutex<ChainMark?>(nil)
+    /// Encoded events shared by live subscribers (see `DeliveryCache`).
+    let deliveryCache = Mutex(DeliveryCache())
     public let firstSeq: UInt64
     public let receivedAt: Int64
     public let idempotencyKey: String

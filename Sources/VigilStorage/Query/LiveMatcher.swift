@@ -14,11 +14,20 @@ public struct LiveMatcher: Sendable {
 
     /// The matching events of `batch` with a seq above `after`, in seq order.
     public func events(in batch: MemoryChunk, after: UInt64) -> [AuditEvent] {
+        rows(in: batch, after: after).map { batch.event(at: Int($0)) }
+    }
+
+    /// The same events in protobuf binary form, with their seqs: encoded
+    /// once per batch row for all subscribers (`MemoryChunk.encodedEvent(at:)`).
+    public func encodedEvents(in batch: MemoryChunk, after: UInt64) -> [(seq: UInt64, bytes: [UInt8])] {
+        rows(in: batch, after: after).map { row in (batch.seq(at: Int(row)), batch.encodedEvent(at: Int(row))) }
+    }
+
+    private func rows(in batch: MemoryChunk, after: UInt64) -> [Int32] {
         var statistics = ScanStatistics()
         var bounds = FilterEvaluation.Bounds(low: .min, high: .max, visibleSeq: .max)
         bounds.afterSeq = after
         // A memory chunk's columns are in memory: nothing here can fail.
-        let rows = (try? evaluation.select(batch, bounds, statistics: &statistics)) ?? []
-        return rows.map { batch.event(at: Int($0)) }
+        return (try? evaluation.select(batch, bounds, statistics: &statistics)) ?? []
     }
 }

@@ -1,0 +1,80 @@
+import SwiftProtobuf
+import Testing
+import VigilCore
+import VigilProto
+
+@testable import VigilStorage
+
+@Suite("Encoded events shared by live subscribers")
+struct DeliveryCacheTests {
+    static func chunk(firstSeq: UInt64 = 1, count: Int = 50) -> MemoryChunk {
+        MemoryChunk(columns: .init(PartEvents.realistic(count: count, seed: firstSeq)), firstSeq: firstSeq, receivedAt: 1_780_000_000_000_000_000, idempotencyKey: "")
+    }
+
+    static func cachedRows(_ chunk: MemoryChunk) -> Int {
+        chunk.deliveryCache.withLock { $0.rows.filter { !$0.isEmpty }.count }
+    }
+
+    @Test("a row's encoded event decodes to exactly the event, for awkward events too")
+    func encodedEventsDecodeToTheEvents() throws {
+        for chunk in MemoryFlushTests.chunks() {
+            for row in 0..<chunk.count {
+                let event = chunk.event(at: row)
+                let decoded = try AuditEvent(serializedBytes: chunk.encodedEvent(at: row))
+                #expect(decoded == event, "row \(row) of the chunk at seq \(chunk.firstSeq)")
+                #expect(decoded.hasActor == event.hasActor && decoded.hasResource == event.hasResource && decoded.hasOccurredAt)
+            }
+        }
+    }
+
+    @Test("a row's encoded event is kept only while the feed's ring holds the chunk")
+    func cachedOnlyInRing() throws {
+        let chunk = Self.chunk()
+        for row in 0..<chunk.count {
+            #expect(try AuditEvent(serializedBytes: chunk.encodedEvent(at: row)) == chunk.event(at: row))
+        }
+        #expect(Self.cachedRows(chunk) == 0, "not in a ring: nothing kept")
+
+        let feed = CommitFeed(head: 0, capacityBytes: 1 << 30)
+        feed.addReader()
+        feed.publish([chunk])
+        let first = chunk.encodedEvent(at: 3)
+        #expect(Self.cachedRows(chunk) == 1)
+        #expect(chunk.encodedEvent(at: 3) == first)
+        feed.removeReader()
+        #expect(Self.cachedRows(chunk) == 0, "the last reader left: the ring and its encodings are gone")
+    }
+
+    @Test("a chunk leaving the ring frees its encodings, and a subscriber still holding it keeps none")
+    func evictionDropsCache() {
+        let first = Self.chunk(firstSeq: 1)
+        let second = Self.chunk(firstSeq: 51)
+        // Room for one chunk (each counts twice its columns).
+        let feed = CommitFeed(head: 0, capacityBytes: 2 * first.estimatedBytes + 1)
+        feed.addReader()
+        feed.publish([first])
+        _ = first.encodedEvent(at: 0)
+        #expect(Self.cachedRows(first) == 1)
+        feed.publish([second])
+        #expect(feed.oldestInRing == 51, "the first chunk left the ring")
+        #expect(Self.cachedRows(first) == 0)
+        _ = first.encodedEvent(at: 1)
+        #expect(Self.cachedRows(first) == 0, "out of the ring: encoded, not kept")
+        _ = second.encodedEvent(at: 1)
+        #expect(Self.cachedRows(second) == 1)
+        feed.removeReader()
+    }
+
+    @Test("live matching returns each match's seq and encoded event")
+    func matcherEncodedEvents() throws {
+        let chunk = Self.chunk(count: 200)
+        var filter = EventFilter()
+        filter.tenants = ExactStringSet([chunk.columns.tenant.value(at: 0)])
+        let matcher = LiveMatcher(filter: filter)
+        let events = matcher.events(in: chunk, after: 10)
+        let encoded = matcher.encodedEvents(in: chunk, after: 10)
+        #expect(!events.isEmpty)
+        #expect(encoded.map(\.seq) == events.map(\.seq))
+        #expect(try encoded.map { try AuditEvent(serializedBytes: $0.bytes) } == events)
+    }
+}
