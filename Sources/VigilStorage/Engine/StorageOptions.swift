@@ -42,7 +42,8 @@ public struct StorageOptions: Sendable {
     /// over the same blocks skip reading and inflating them again. Counted
     /// apart from `memoryBudgetBytes` (it holds no unflushed events).
     public var queryCacheBytes = 256 * 1024 * 1024
-    /// Committed batches kept in memory for live subscribers (`CommitFeed`):
+    /// Committed batches kept in memory for live subscribers (`CommitFeed`),
+    /// counting their columns and their events encoded once for delivery:
     /// a subscriber further behind than this reads the store instead, so the
     /// slowest subscriber costs no more memory than this.
     public var liveFeedBytes = 64 * 1024 * 1024

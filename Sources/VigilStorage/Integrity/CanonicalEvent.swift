@@ -61,12 +61,7 @@ public enum CanonicalEvent {
         writer.string(14, event.userAgent)
         writer.string(15, event.traceID)
         writer.string(16, event.requestID)
-        for change in event.changes {
-            writer.messageHeader(17, size: Writer.stringSize(1, change.field) + Writer.stringSize(2, change.old) + Writer.stringSize(3, change.new))
-            writer.string(1, change.field)
-            writer.string(2, change.old)
-            writer.string(3, change.new)
-        }
+        for change in event.changes { writer.stringTriple(17, change.field, change.old, change.new) }
         let metadata = event.metadata
         if !metadata.isEmpty {
             for (key, value) in metadata.sorted(by: { utf8Less($0.key, $1.key) }) {
@@ -173,10 +168,17 @@ public enum CanonicalEvent {
         }
 
         mutating func resource(_ field: Int, _ resource: Vigil_V1_Resource) {
-            messageHeader(field, size: Self.stringSize(1, resource.type) + Self.stringSize(2, resource.id) + Self.stringSize(3, resource.name))
-            string(1, resource.type)
-            string(2, resource.id)
-            string(3, resource.name)
+            stringTriple(field, resource.type, resource.id, resource.name)
+        }
+
+        /// A message whose fields 1, 2 and 3 are strings (a resource, a
+        /// change), then `unknown` fields as they are (swift-protobuf's order).
+        mutating func stringTriple(_ field: Int, _ first: String, _ second: String, _ third: String, unknown: [UInt8] = []) {
+            messageHeader(field, size: Self.stringSize(1, first) + Self.stringSize(2, second) + Self.stringSize(3, third) + unknown.count)
+            string(1, first)
+            string(2, second)
+            string(3, third)
+            out.append(contentsOf: unknown)
         }
     }
 }

@@ -57,10 +57,7 @@ extension CanonicalEvent {
         let resourceType = c.resourceType.value(at: row), resourceID = c.resourceID.value(at: row)
         let resourceName = c.resourceName.value(at: row)
         if !resourceType.isEmpty || !resourceID.isEmpty || !resourceName.isEmpty {
-            writer.messageHeader(9, size: Writer.stringSize(1, resourceType) + Writer.stringSize(2, resourceID) + Writer.stringSize(3, resourceName))
-            writer.string(1, resourceType)
-            writer.string(2, resourceID)
-            writer.string(3, resourceName)
+            writer.stringTriple(9, resourceType, resourceID, resourceName)
         }
         extras.withUnsafeBufferPointer { bytes in
             for range in layout.targets { writer.embedded(10, bytes[range]) }

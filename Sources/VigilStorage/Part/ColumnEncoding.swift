@@ -737,20 +737,10 @@ enum ColumnEncoding {
         typealias Writer = CanonicalEvent.Writer
         var writer = Writer()
         for target in targets {
-            let unknown = target.unknownFields.data
-            writer.messageHeader(10, size: Writer.stringSize(1, target.type) + Writer.stringSize(2, target.id) + Writer.stringSize(3, target.name) + unknown.count)
-            writer.string(1, target.type)
-            writer.string(2, target.id)
-            writer.string(3, target.name)
-            writer.out.append(contentsOf: unknown)
+            writer.stringTriple(10, target.type, target.id, target.name, unknown: Array(target.unknownFields.data))
         }
         for change in changes {
-            let unknown = change.unknownFields.data
-            writer.messageHeader(17, size: Writer.stringSize(1, change.field) + Writer.stringSize(2, change.old) + Writer.stringSize(3, change.new) + unknown.count)
-            writer.string(1, change.field)
-            writer.string(2, change.old)
-            writer.string(3, change.new)
-            writer.out.append(contentsOf: unknown)
+            writer.stringTriple(17, change.field, change.old, change.new, unknown: Array(change.unknownFields.data))
         }
         let entries = metadata.count > 1 ? metadata.sorted { utf8Less($0.key, $1.key) } : Array(metadata)
         for (key, value) in entries {
