@@ -49,8 +49,9 @@ struct DeliveryCacheTests {
     func evictionDropsCache() {
         let first = Self.chunk(firstSeq: 1)
         let second = Self.chunk(firstSeq: 51)
-        // Room for one chunk (each counts twice its columns).
-        let feed = CommitFeed(head: 0, capacityBytes: 2 * first.estimatedBytes + 1)
+        // Room for one chunk and a few encodings, not for two chunks.
+        let feed = CommitFeed(head: 0, capacityBytes: first.estimatedBytes + 4_000)
+        #expect(second.estimatedBytes > 4_000)
         feed.addReader()
         feed.publish([first])
         _ = first.encodedEvent(at: 0)
@@ -63,6 +64,25 @@ struct DeliveryCacheTests {
         _ = second.encodedEvent(at: 1)
         #expect(Self.cachedRows(second) == 1)
         feed.removeReader()
+    }
+
+    @Test("encodings are kept only while the ring's columns and kept encodings fit its capacity")
+    func encodingsBoundedByCapacity() throws {
+        let chunk = Self.chunk(count: 200)
+        let room = 3_000
+        let feed = CommitFeed(head: 0, capacityBytes: chunk.estimatedBytes + room)
+        feed.addReader()
+        feed.publish([chunk])
+        var kept = 0
+        for row in 0..<chunk.count {
+            let bytes = chunk.encodedEvent(at: row)
+            #expect(try AuditEvent(serializedBytes: bytes) == chunk.event(at: row), "rows without room are still encoded right")
+            kept = chunk.deliveryCache.withLock { $0.bytes }
+            #expect(kept <= room)
+        }
+        #expect(Self.cachedRows(chunk) > 0 && Self.cachedRows(chunk) < chunk.count)
+        feed.removeReader()
+        #expect(chunk.deliveryCache.withLock { $0.bytes } == 0)
     }
 
     @Test("live matching returns each match's seq and encoded event")

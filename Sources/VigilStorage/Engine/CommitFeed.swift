@@ -6,10 +6,9 @@ import VigilCore
 /// own position. While anyone reads, recent batches stay in a ring bounded
 /// by bytes; a reader whose position has fallen out of the ring reads the
 /// store instead (`ColumnarEventStore.scanBySeq`), so one slow reader never
-/// holds memory. With no reader the ring stays empty. A batch in the ring
-/// counts twice its columns' bytes: the second share is room for its events
-/// encoded once for all subscribers (`DeliveryCache`), freed when it leaves.
-/// Each batch costs about as much encoded as in columns.
+/// holds memory. With no reader the ring stays empty. The ring's bytes count
+/// its batches' columns and their events encoded once for all subscribers
+/// (`DeliveryCache`), which are kept only while there is room.
 public final class CommitFeed: Sendable {
     /// What a reader finds after its position.
     public enum Read: Sendable {
@@ -22,7 +21,6 @@ public final class CommitFeed: Sendable {
 
     private struct State {
         var ring: [MemoryChunk] = []
-        var ringBytes = 0
         /// The last seq published (or stored before the feed began).
         var head: UInt64
         var closed = false
@@ -36,15 +34,15 @@ public final class CommitFeed: Sendable {
     /// The head when the store opened: everything after it was stored by this process.
     public let initialHead: UInt64
     private let state: Mutex<State>
+    /// The ring's columns and kept encodings, against `capacityBytes`.
+    private let ringBytes: RingBytes
 
     init(head: UInt64, capacityBytes: Int) {
         self.capacityBytes = capacityBytes
+        ringBytes = RingBytes(capacity: capacityBytes)
         initialHead = head
         state = Mutex(State(head: head))
     }
-
-    /// What a batch in the ring counts: its columns, and room for its encoded events.
-    private static func ringBytes(of batch: MemoryChunk) -> Int { 2 * batch.estimatedBytes }
 
     /// The last seq readers can see.
     public var head: UInt64 { state.withLock { $0.head } }
@@ -58,16 +56,16 @@ public final class CommitFeed: Sendable {
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
             for batch in batches where batch.firstSeq > state.head {
                 if state.readers > 0 {
-                    batch.enableDeliveryCache()
+                    batch.enableDeliveryCache(ringBytes)
                     state.ring.append(batch)
-                    state.ringBytes += Self.ringBytes(of: batch)
+                    ringBytes.add(batch.estimatedBytes)
                 }
                 state.head = batch.lastSeq
             }
             // Keep at least the newest batch, however large.
-            while state.ringBytes > capacityBytes && state.ring.count > 1 {
+            while ringBytes.value > capacityBytes && state.ring.count > 1 {
                 let leaving = state.ring.removeFirst()
-                state.ringBytes -= Self.ringBytes(of: leaving)
+                ringBytes.add(-leaving.estimatedBytes)
                 leaving.dropDeliveryCache()
             }
             defer { state.waiters.removeAll() }
@@ -86,9 +84,11 @@ public final class CommitFeed: Sendable {
         state.withLock { state in
             state.readers -= 1
             if state.readers == 0 {
-                for batch in state.ring { batch.dropDeliveryCache() }
+                for batch in state.ring {
+                    ringBytes.add(-batch.estimatedBytes)
+                    batch.dropDeliveryCache()
+                }
                 state.ring.removeAll()
-                state.ringBytes = 0
             }
         }
     }

@@ -1,18 +1,47 @@
 import SwiftProtobuf
+import Synchronization
 import VigilProto
 
 /// A memory chunk's events in protobuf binary form, encoded once for every
 /// live subscriber that delivers them rather than once per subscriber
 /// (lives in `MemoryChunk.deliveryCache`). Filled only while the chunk is in
-/// the commit feed's ring, which counts room for it in its byte bound, and
-/// emptied when the ring lets the chunk go: a subscriber still holding the
-/// chunk then encodes for itself, and nothing pins the bytes.
+/// the commit feed's ring, and only while the ring's bytes (columns and
+/// kept encodings together) stay within its capacity; emptied when the ring
+/// lets the chunk go. A row that finds no room is encoded and sent, not kept.
 struct DeliveryCache {
-    /// Whether rows may be kept (the chunk is in the ring).
-    var enabled = false
-    /// Per row: the encoded event, or empty when not encoded yet (an event's
+    /// The ring holding the chunk, whose bytes the kept rows count in; nil outside it.
+    var ring: RingBytes?
+    /// Per row: the encoded event, or empty when not kept (an event's
     /// encoding is never empty: it always holds an id and a seq).
     var rows: [[UInt8]] = []
+    /// Bytes of the kept rows.
+    var bytes = 0
+}
+
+/// The bytes a commit feed's ring holds — its batches' columns and their kept
+/// encodings — against its capacity. Shared by the feed and the chunks in it.
+final class RingBytes: Sendable {
+    let capacity: Int
+    private let total = Mutex(0)
+
+    init(capacity: Int) {
+        self.capacity = capacity
+    }
+
+    var value: Int { total.withLock { $0 } }
+
+    func add(_ bytes: Int) {
+        total.withLock { $0 += bytes }
+    }
+
+    /// Adds `bytes` if the total stays within the capacity.
+    func reserve(_ bytes: Int) -> Bool {
+        total.withLock { total in
+            guard total + bytes <= capacity else { return false }
+            total += bytes
+            return true
+        }
+    }
 }
 
 extension MemoryChunk {
@@ -28,20 +57,24 @@ extension MemoryChunk {
             bytes = (try? event(at: row).serializedBytes()) ?? []
         }
         deliveryCache.withLock { cache in
-            guard cache.enabled else { return }
+            guard let ring = cache.ring, cache.rows.isEmpty || cache.rows[row].isEmpty, ring.reserve(bytes.count) else { return }
             if cache.rows.isEmpty { cache.rows = Array(repeating: [], count: count) }
             cache.rows[row] = bytes
+            cache.bytes += bytes.count
         }
         return bytes
     }
 
-    /// The ring took the chunk: subscribers may share encodings.
-    func enableDeliveryCache() {
-        deliveryCache.withLock { $0.enabled = true }
+    /// The ring took the chunk: subscribers may share encodings, counted in `ring`.
+    func enableDeliveryCache(_ ring: RingBytes) {
+        deliveryCache.withLock { $0.ring = ring }
     }
 
-    /// The ring let the chunk go: its encodings are freed.
+    /// The ring let the chunk go: its encodings are freed (and uncounted).
     func dropDeliveryCache() {
-        deliveryCache.withLock { $0 = DeliveryCache() }
+        deliveryCache.withLock { cache in
+            cache.ring?.add(-cache.bytes)
+            cache = DeliveryCache()
+        }
     }
 }
