@@ -124,6 +124,57 @@ struct SubscribeTests {
         }
     }
 
+    /// Reads `events` events of `streamID`, granting 7 more messages each
+    /// time the credit (`granted` so far) is used up — after checking, with a
+    /// ping round trip, that nothing beyond it arrives. Returns the events and
+    /// their messages' cursors.
+    static func receiveGranting(
+        _ raw: RawConnection, streamID: UInt32, events count: Int, granted initial: Int
+    ) async throws -> (events: [AuditEvent], cursors: [String]) {
+        var granted = initial
+        var received: [AuditEvent] = []
+        var cursors: [String] = []
+        while received.count < count {
+            let frame = try await raw.readFrame()
+            guard frame.streamID == streamID, frame.type == .message else { continue }
+            let response = try frame.decode(Vigil_V1_SubscribeResponse.self)
+            guard case .event(let event) = response.item else { continue }
+            received.append(event)
+            cursors.append(response.cursor)
+            #expect(received.count <= granted, "a message beyond the credit granted")
+            if received.count == granted {
+                // Credit used up: nothing more comes before a ping's answer.
+                let early = try await raw.pingBarrier()
+                #expect(!early.contains { $0.streamID == streamID && $0.type == .message }, "messages beyond the credit granted")
+                let more = min(7, count - granted)
+                if more > 0 {
+                    granted += more
+                    try await raw.sendWindow(streamID: streamID, messages: UInt32(more))
+                }
+            }
+        }
+        return (received, cursors)
+    }
+
+    @Test("catch-up with credit granted a few messages at a time: stored events arrive once each, in seq order, never more than granted")
+    func catchUpCreditInSmallSteps() async throws {
+        try await withTestServer { server in
+            let writer = try await server.connect()
+            let ack = try await writer.ingest(Self.batch("stored", tenant: "acme", count: 40))
+            try await RawConnection.with(port: server.port) { raw in
+                _ = try await raw.handshake()
+                let hourAgo = currentUnixNanos() - 3_600_000_000_000
+                try await raw.startCall(streamID: 1, method: .subscribe, request: Self.subscribeRequest { $0.since = .init(unixNanos: hourAgo) }, initialWindow: 3)
+                let (received, cursors) = try await Self.receiveGranting(raw, streamID: 1, events: 40, granted: 3)
+                #expect(received.map(\.seq) == Array(ack.firstSeq...ack.lastSeq))
+                #expect(received.map(\.id) == (try await Self.stored(writer)).map(\.id))
+                let fingerprint = EventFilter.fingerprint(of: Vigil_V1_Filter())
+                #expect(try cursors.map { try SubscriptionCursor(decoding: $0, filterFingerprint: fingerprint).seq } == received.map(\.seq))
+            }
+            await writer.close()
+        }
+    }
+
     @Test("credit granted a few messages at a time: live events arrive once each, in seq order, never more than granted")
     func creditInSmallSteps() async throws {
         try await withTestServer { server in
@@ -139,28 +190,7 @@ struct SubscribeTests {
                 #expect(started.events.map(\.seq) == [first.firstSeq])
                 let ack = try await writer.ingest(Self.batch("steps", tenant: "acme", count: 40))
                 try await raw.sendWindow(streamID: 1, messages: 3)
-                var granted = 3
-                var received: [AuditEvent] = []
-                var cursors: [String] = []
-                while received.count < 40 {
-                    let frame = try await raw.readFrame()
-                    guard frame.streamID == 1, frame.type == .message else { continue }
-                    let response = try frame.decode(Vigil_V1_SubscribeResponse.self)
-                    guard case .event(let event) = response.item else { continue }
-                    received.append(event)
-                    cursors.append(response.cursor)
-                    #expect(received.count <= granted, "a message beyond the credit granted")
-                    if received.count == granted {
-                        // Credit used up: nothing more comes before a ping's answer.
-                        let early = try await raw.pingBarrier()
-                        #expect(!early.contains { $0.streamID == 1 && $0.type == .message }, "messages beyond the credit granted")
-                        let more = min(7, 40 - granted)
-                        if more > 0 {
-                            granted += more
-                            try await raw.sendWindow(streamID: 1, messages: UInt32(more))
-                        }
-                    }
-                }
+                let (received, cursors) = try await Self.receiveGranting(raw, streamID: 1, events: 40, granted: 3)
                 #expect(received.map(\.seq) == Array(ack.firstSeq...ack.lastSeq))
                 #expect(received.map(\.id) == (try await Self.stored(writer)).dropFirst().map(\.id))
                 // Each message's cursor resumes right after its event.

@@ -151,6 +151,16 @@ extension AuditService {
         func advance(to seq: UInt64) {
             position.state.withLock { $0.seq = max($0.seq, seq) }
         }
+        /// Sends events' messages (in seq order), as many to a write as the
+        /// client's credit allows, moving the position past each write.
+        func sendEvents(_ messages: [ByteBuffer], seqs: [UInt64]) async throws {
+            var sent = 0
+            while sent < messages.count {
+                sent += try await sender.sendSome(serialized: messages[sent...])
+                let through = seqs[sent - 1]
+                position.state.withLock { $0.seq = through }
+            }
+        }
         while true {
             try Task.checkCancellation()
             if feed.isClosed { throw VigilError(.unavailable, "the server is shutting down; resume from the cursor") }
@@ -165,9 +175,15 @@ extension AuditService {
                 let through = inFloor ? start.floorThrough : head
                 let page = try await store.scanBySeq(
                     filter: inFloor ? floored : filter, after: at, through: through, limit: Self.catchUpPage)
-                for event in page.events {
-                    try await send(.event(event), through: event.seq)
+                var cursor = start
+                let messages = page.events.map { event in
+                    var response = Vigil_V1_SubscribeResponse()
+                    response.event = event
+                    cursor.seq = event.seq
+                    response.cursor = cursor.encoded
+                    return response.serializedBuffer()
                 }
+                try await sendEvents(messages, seqs: page.events.map(\.seq))
                 if page.exhausted { advance(to: through) }
             case .batches(let batches) where batches.isEmpty:
                 position.state.withLock { $0.live = true }
@@ -188,12 +204,7 @@ extension AuditService {
                         cursor.seq = match.seq
                         return Self.eventResponse(encodedEvent: match.bytes, cursor: cursor.encoded)
                     }
-                    var sent = 0
-                    while sent < messages.count {
-                        sent += try await sender.sendSome(serialized: messages[sent...])
-                        let through = matches[sent - 1].seq
-                        position.state.withLock { $0.seq = through }
-                    }
+                    try await sendEvents(messages, seqs: matches.map(\.seq))
                     advance(to: batch.lastSeq)
                 }
             }
