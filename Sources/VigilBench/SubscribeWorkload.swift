@@ -323,21 +323,26 @@ struct SubscribeWorkload: AsyncParsableCommand {
         var lastSeq: UInt64 = 0
         var iterator = client.subscribe(filter.request, window: window).makeAsyncIterator()
         do {
-            while let item = try await iterator.next() {
+            // Messages are read raw: only seq, tenant and action are needed.
+            while let payload = try await iterator.nextPayload() {
                 let now = monotonicNanos()
-                if let event = item.event {
-                    result.seqs.append(event.seq)
+                guard let message = payload.withUnsafeReadableBytes({ SubscribeResponseScan($0) }) else {
+                    result.error = "a subscription message that is not a SubscribeResponse"
+                    break
+                }
+                if let seq = message.seq {
+                    result.seqs.append(seq)
                     result.times.append(now)
-                    if event.seq <= lastSeq { result.outOfOrder += 1 }
-                    lastSeq = event.seq
-                    if !filter.matches(tenant: event.tenant, action: event.action) { result.wrongFilter += 1 }
+                    if seq <= lastSeq { result.outOfOrder += 1 }
+                    lastSeq = seq
+                    if !filter.matches(tenant: message.tenant, action: message.action) { result.wrongFilter += 1 }
                     state.delivered.add(1, ordering: .relaxed)
                 } else {
                     result.heartbeats += 1
                 }
                 state.ready.store(true, ordering: .relaxed)
             }
-            if !Task.isCancelled { result.error = "the server ended the subscription" }
+            if !Task.isCancelled && result.error == nil { result.error = "the server ended the subscription" }
         } catch {
             if !Task.isCancelled && !(error is CancellationError) { result.error = "\(error)" }
         }

@@ -130,6 +130,26 @@ public struct Subscription: AsyncSequence, Sendable {
         }
 
         public mutating func next() async throws -> SubscriptionItem? {
+            while let payload = try await nextPayload() {
+                let response: Vigil_V1_SubscribeResponse
+                do {
+                    response = try payload.decodeMessage(Vigil_V1_SubscribeResponse.self)
+                } catch {
+                    finished = true
+                    throw error
+                }
+                if !response.cursor.isEmpty { cursor = response.cursor }
+                if let item = SubscriptionItem(response) { return item }
+            }
+            return nil
+        }
+
+        /// The next message as it came, a `SubscribeResponse` in protobuf
+        /// binary form, not decoded: for consumers that read only a few fields
+        /// (a load generator). Ends, and throws, as `next()` does. `cursor`
+        /// then moves only with the trailers: keep the messages' own cursors
+        /// to resume.
+        public mutating func nextPayload() async throws -> ByteBuffer? {
             try await open()
             while !finished {
                 let event: ClientConnectionHandler.CallEvent?
@@ -146,17 +166,15 @@ public struct Subscription: AsyncSequence, Sendable {
                 }
                 switch event {
                 case .message(let frame):
-                    let response: Vigil_V1_SubscribeResponse
+                    let payload: ByteBuffer
                     do {
-                        response = try frame.messagePayload(maxMessageSize: sequence.client.maxMessageSize)
-                            .decodeMessage(Vigil_V1_SubscribeResponse.self)
+                        payload = try frame.messagePayload(maxMessageSize: sequence.client.maxMessageSize)
                     } catch {
                         finished = true
                         throw error
                     }
                     grantCredit()
-                    if !response.cursor.isEmpty { cursor = response.cursor }
-                    if let item = SubscriptionItem(response) { return item }
+                    return payload
                 case .trailers(let status):
                     finished = true
                     trailers = status.metadata
