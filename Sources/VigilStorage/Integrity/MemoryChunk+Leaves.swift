@@ -96,9 +96,9 @@ struct ExtrasLayout {
 
     /// False when the bytes hold anything else (then nothing is promised).
     mutating func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-        var reader = WireReader(bytes: bytes, position: 0, end: bytes.count)
+        var reader = ProtobufFieldReader(extras: bytes)
         while !reader.atEnd {
-            guard let (field, payload) = reader.lengthDelimited() else { return false }
+            guard let (field, payload) = reader.lengthDelimitedField() else { return false }
             switch field {
             case 10:
                 guard Self.plainStrings(bytes, payload, maxField: 3) else { return false }
@@ -107,11 +107,11 @@ struct ExtrasLayout {
                 guard Self.plainStrings(bytes, payload, maxField: 3) else { return false }
                 changes.append(payload)
             case 18:
-                var entry = WireReader(bytes: bytes, position: payload.lowerBound, end: payload.upperBound)
+                var entry = ProtobufFieldReader(extras: bytes, range: payload)
                 var key = payload.lowerBound..<payload.lowerBound, value = key
                 var last = 0
                 while !entry.atEnd {
-                    guard let (number, range) = entry.lengthDelimited(), number > last, number <= 2 else { return false }
+                    guard let (number, range) = entry.lengthDelimitedField(), number > last, number <= 2 else { return false }
                     if number == 1 { key = range } else { value = range }
                     last = number
                 }
@@ -132,10 +132,10 @@ struct ExtrasLayout {
 
     /// Whether `payload` holds only non-empty length-delimited fields 1...maxField, in increasing order.
     private static func plainStrings(_ bytes: UnsafeBufferPointer<UInt8>, _ payload: Range<Int>, maxField: Int) -> Bool {
-        var reader = WireReader(bytes: bytes, position: payload.lowerBound, end: payload.upperBound)
+        var reader = ProtobufFieldReader(extras: bytes, range: payload)
         var last = 0
         while !reader.atEnd {
-            guard let (number, range) = reader.lengthDelimited(), number > last, number <= maxField, !range.isEmpty else { return false }
+            guard let (number, range) = reader.lengthDelimitedField(), number > last, number <= maxField, !range.isEmpty else { return false }
             last = number
         }
         return true
@@ -146,36 +146,17 @@ struct ExtrasLayout {
     }
 }
 
-/// Reads protobuf fields of wire type 2 (all the extras hold).
-private struct WireReader {
-    let bytes: UnsafeBufferPointer<UInt8>
-    var position: Int
-    let end: Int
-
-    var atEnd: Bool { position >= end }
-
-    private mutating func varint() -> UInt64? {
-        var value: UInt64 = 0
-        var shift: UInt64 = 0
-        while position < end, shift < 64 {
-            let byte = bytes[position]
-            position += 1
-            value |= UInt64(byte & 0x7F) << shift
-            // Minimal varints only, as protobuf encoders write them: the payloads are copied as they are.
-            if byte < 0x80 { return byte == 0 && shift > 0 ? nil : value }
-            shift += 7
-        }
-        return nil
+extension ProtobufFieldReader {
+    /// Over `range` of an extras value: minimal varints only, as protobuf
+    /// encoders write them, since the payloads are copied as they are.
+    init(extras bytes: UnsafeBufferPointer<UInt8>, range: Range<Int>? = nil) {
+        self.init(UnsafeRawBufferPointer(bytes), range: range, minimalVarints: true)
     }
 
-    /// The next field's number and payload range; nil for another wire type or bytes that end early.
-    mutating func lengthDelimited() -> (Int, Range<Int>)? {
-        guard let tag = varint(), tag & 7 == 2, tag >> 3 > 0, tag >> 3 < 1 << 29, let length = varint(),
-            length <= UInt64(end - position)
-        else { return nil }
-        let start = position
-        position += Int(length)
-        return (Int(tag >> 3), start..<position)
+    /// The next field's number and payload, when it is length-delimited (all the extras hold).
+    mutating func lengthDelimitedField() -> (Int, Range<Int>)? {
+        guard let (field, wireType) = tag(), wireType == 2, let payload = lengthDelimited() else { return nil }
+        return (field, payload)
     }
 }
 

@@ -20,33 +20,11 @@ public struct EncodedEvents: Sendable, Equatable {
     public init?(eventsOf message: UnsafeRawBufferPointer) {
         var entries: [UInt8] = []
         entries.reserveCapacity(message.count)
-        var offset = 0
-        func varint() -> UInt64? {
-            var value: UInt64 = 0
-            var shift: UInt64 = 0
-            while offset < message.count, shift < 64 {
-                let byte = message[offset]
-                offset += 1
-                value |= UInt64(byte & 0x7F) << shift
-                if byte < 0x80 { return value }
-                shift += 7
-            }
-            return nil
-        }
-        while offset < message.count {
-            let start = offset
-            guard let tag = varint() else { return nil }
-            switch tag & 7 {
-            case 0: guard varint() != nil else { return nil }
-            case 1: offset += 8
-            case 2:
-                guard let length = varint(), length <= UInt64(message.count - offset) else { return nil }
-                offset += Int(length)
-            case 5: offset += 4
-            default: return nil  // groups (3, 4) and invalid wire types
-            }
-            guard offset <= message.count else { return nil }
-            if tag == 1 << 3 | 2 { entries.append(contentsOf: UnsafeRawBufferPointer(rebasing: message[start..<offset])) }
+        var reader = ProtobufFieldReader(message)
+        while !reader.atEnd {
+            let start = reader.position
+            guard let (field, wireType) = reader.tag(), reader.skip(wireType: wireType) else { return nil }
+            if field == 1 && wireType == 2 { entries.append(contentsOf: UnsafeRawBufferPointer(rebasing: message[start..<reader.position])) }
         }
         bytes = entries
     }
