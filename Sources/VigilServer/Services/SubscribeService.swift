@@ -151,13 +151,19 @@ extension AuditService {
         func advance(to seq: UInt64) {
             position.state.withLock { $0.seq = max($0.seq, seq) }
         }
-        /// Sends events' messages (in seq order), as many to a write as the
-        /// client's credit allows, moving the position past each write.
-        func sendEvents(_ messages: [ByteBuffer], seqs: [UInt64]) async throws {
+        /// Sends encoded events (in seq order), each with the cursor after it,
+        /// as many to a write as the client's credit allows, moving the
+        /// position past each write.
+        func sendEvents(_ events: [(seq: UInt64, bytes: [UInt8])]) async throws {
+            var cursor = start
+            let messages = events.map { event in
+                cursor.seq = event.seq
+                return Self.eventResponse(encodedEvent: event.bytes, cursor: cursor.encoded)
+            }
             var sent = 0
             while sent < messages.count {
                 sent += try await sender.sendSome(serialized: messages[sent...])
-                let through = seqs[sent - 1]
+                let through = events[sent - 1].seq
                 position.state.withLock { $0.seq = through }
             }
         }
@@ -175,15 +181,7 @@ extension AuditService {
                 let through = inFloor ? start.floorThrough : head
                 let page = try await store.scanBySeq(
                     filter: inFloor ? floored : filter, after: at, through: through, limit: Self.catchUpPage)
-                var cursor = start
-                let messages = page.events.map { event in
-                    var response = Vigil_V1_SubscribeResponse()
-                    response.event = event
-                    cursor.seq = event.seq
-                    response.cursor = cursor.encoded
-                    return response.serializedBuffer()
-                }
-                try await sendEvents(messages, seqs: page.events.map(\.seq))
+                try await sendEvents(page.events.map { event in (event.seq, (try? event.serializedBytes()) ?? []) })
                 if page.exhausted { advance(to: through) }
             case .batches(let batches) where batches.isEmpty:
                 position.state.withLock { $0.live = true }
@@ -198,13 +196,7 @@ extension AuditService {
                     // Live batches are past the start, so the `since` floor never applies.
                     // Events come encoded once for all subscribers, and go out
                     // as many to a write as the client's credit allows.
-                    let matches = matcher.encodedEvents(in: batch, after: at)
-                    var cursor = start
-                    let messages = matches.map { match in
-                        cursor.seq = match.seq
-                        return Self.eventResponse(encodedEvent: match.bytes, cursor: cursor.encoded)
-                    }
-                    try await sendEvents(messages, seqs: matches.map(\.seq))
+                    try await sendEvents(matcher.encodedEvents(in: batch, after: at))
                     advance(to: batch.lastSeq)
                 }
             }
