@@ -119,7 +119,13 @@ extension ColumnEncoding {
 
     /// An extras chunk (after its header), rows checked to be well-formed
     /// protobuf only when parsed.
-    static func decodeExtrasRows(_ reader: inout ByteReader, rows: Int, owner: [UInt8]) throws(PartFormatError) -> StoredExtras {
+    static func decodeExtrasRows(
+        _ reader: inout ByteReader, encoding: ChunkEncoding, rows: Int, owner: [UInt8]
+    ) throws(PartFormatError) -> StoredExtras {
+        if encoding == .extrasColumns {
+            let rebuilt = try ExtrasColumns.decode(&reader, rows: rows)
+            return StoredExtras(starts: rebuilt.starts, lengths: rebuilt.lengths, bytes: rebuilt.bytes)
+        }
         let (starts, lengths) = try plainRowSpans(&reader, rows: rows)
         return StoredExtras(starts: starts, lengths: lengths, bytes: owner)
     }

@@ -753,11 +753,13 @@ enum ColumnEncoding {
 
     /// Decodes an extras chunk into partial events (only targets, changes and
     /// metadata set; the shared empty event for rows without extras).
-    static func decodeExtras(_ reader: inout ByteReader, rows: Int) throws(PartFormatError) -> [AuditEvent] {
+    static func decodeExtras(
+        _ reader: inout ByteReader, encoding: ChunkEncoding, rows: Int
+    ) throws(PartFormatError) -> [AuditEvent] {
         var values = [AuditEvent]()
         values.reserveCapacity(rows)
         let start = reader.offset
-        try decodePlainBytes(&reader, rows: rows) { (row, bytes) throws(PartFormatError) in
+        func append(_ row: Int, _ bytes: UnsafeRawBufferPointer) throws(PartFormatError) {
             if bytes.isEmpty {
                 values.append(AuditEvent())
                 return
@@ -769,6 +771,17 @@ enum ColumnEncoding {
                 throw PartFormatError("extras of row \(row) are not a valid protobuf message (\(error))", at: start)
             }
         }
+        if encoding == .extrasColumns {
+            let rebuilt = try ExtrasColumns.decode(&reader, rows: rows)
+            try withBytes(rebuilt.bytes) { (all) throws(PartFormatError) in
+                for row in 0..<rows {
+                    let from = Int(rebuilt.starts[row])
+                    try append(row, UnsafeRawBufferPointer(rebasing: all[from..<from + Int(rebuilt.lengths[row])]))
+                }
+            }
+            return values
+        }
+        try decodePlainBytes(&reader, rows: rows, append)
         return values
     }
 

@@ -74,7 +74,7 @@ public enum PartColumn: UInt8, CaseIterable, Sendable, Hashable, Comparable {
             self == .sourceIP ? [.plain, .dictionary, .prefixNumber, .ipDictionary] : [.plain, .dictionary, .prefixNumber]
         case .eventID: [.eventID]
         case .correlationID: [.correlationID]
-        case .bytes: [.plain]
+        case .bytes: [.plain, .extrasColumns]
         case .fixed32: [.fixed32]
         }
     }
@@ -150,13 +150,16 @@ public enum ChunkEncoding: UInt8, Sendable, Hashable, CaseIterable {
     case prefixNumber = 11
     /// Four bytes per row, big-endian (the truncated leaf hashes).
     case fixed32 = 12
+    /// The extras column taken apart into lists of strings (targets,
+    /// changes, metadata keys and values), each a text sub-chunk.
+    case extrasColumns = 13
 
     /// Whether the chunk is mostly binary (varints, codes, raw bytes), which
     /// zlib's run-length strategy compresses as well as full matching, and
     /// several times faster; text benefits from full LZ77 matching.
     var isBinary: Bool {
         switch self {
-        case .plain, .dictionary: false
+        case .plain, .dictionary, .extrasColumns: false
         default: true
         }
     }

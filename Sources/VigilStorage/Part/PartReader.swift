@@ -263,7 +263,7 @@ public final class PartReader: Sendable {
                         return .text(
                             TextColumn(stored: try ColumnEncoding.decodeEventIDRows(&reader, rows: rows, receivedAt: receivedAt, seq: seq, owner: owner)))
                     case .bytes:
-                        return .extras(try ColumnEncoding.decodeExtrasRows(&reader, rows: rows, owner: owner))
+                        return .extras(try ColumnEncoding.decodeExtrasRows(&reader, encoding: encoding, rows: rows, owner: owner))
                     case .fixed32:
                         return .enums(try ColumnEncoding.decodeFixed32(&reader, rows: rows).map { Int32(bitPattern: $0) })
                     }
@@ -390,7 +390,7 @@ public final class PartReader: Sendable {
         case .correlationID:
             result.setStrings(column, try ColumnEncoding.decodeCorrelationIDs(&reader, rows: rows))
         case .bytes:
-            result.extras = try ColumnEncoding.decodeExtras(&reader, rows: rows)
+            result.extras = try ColumnEncoding.decodeExtras(&reader, encoding: encoding, rows: rows)
         case .fixed32:
             result.leaf = try ColumnEncoding.decodeFixed32(&reader, rows: rows)
         }

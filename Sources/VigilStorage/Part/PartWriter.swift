@@ -203,7 +203,9 @@ public struct PartWriter {
                     }
                     statistics[column] = .bloom(bloom(of: hashes))
                 case .bytes:
-                    encoding = columns.extras.withRows { ColumnEncoding.encodePlainBytes($0, into: &raw) }
+                    encoding = columns.extras.withRows { rows in
+                        ExtrasColumns.encode(rows, into: &raw) ? .extrasColumns : ColumnEncoding.encodePlainBytes(rows, into: &raw)
+                    }
                 case .fixed32:
                     encoding = ColumnEncoding.encodeFixed32(columns.leaf, into: &raw)
                 }
