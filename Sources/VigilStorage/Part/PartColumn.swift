@@ -71,7 +71,9 @@ public enum PartColumn: UInt8, CaseIterable, Sendable, Hashable, Comparable {
         case .integer: [.delta, .deltaOfDelta]
         case .enumeration: [.byte, .runLength, .varint]
         case .string:
-            self == .sourceIP ? [.plain, .dictionary, .prefixNumber, .ipDictionary] : [.plain, .dictionary, .prefixNumber]
+            if self == .sourceIP { [.plain, .dictionary, .prefixNumber, .ipDictionary] }
+            else if keyColumn != nil { [.plain, .dictionary, .prefixNumber, .keyed] }
+            else { [.plain, .dictionary, .prefixNumber] }
         case .eventID: [.eventID]
         case .correlationID: [.correlationID]
         case .bytes: [.plain, .extrasColumns]
@@ -106,6 +108,17 @@ public enum PartColumn: UInt8, CaseIterable, Sendable, Hashable, Comparable {
         case .extras: "extras"
         case .presence: "presence"
         case .leaf: "leaf"
+        }
+    }
+
+    /// The column whose value this one usually follows from within a block
+    /// (an actor's name and email from its id, a resource's name from its
+    /// id): such a column may be stored `keyed` to it.
+    var keyColumn: PartColumn? {
+        switch self {
+        case .actorName, .actorEmail: .actorID
+        case .resourceName: .resourceID
+        default: nil
         }
     }
 
@@ -153,13 +166,16 @@ public enum ChunkEncoding: UInt8, Sendable, Hashable, CaseIterable {
     /// The extras column taken apart into lists of strings (targets,
     /// changes, metadata keys and values), each a text sub-chunk.
     case extrasColumns = 13
+    /// Text that follows from another column of the row (`PartColumn.keyColumn`):
+    /// one value per distinct key, no per-row codes.
+    case keyed = 14
 
     /// Whether the chunk is mostly binary (varints, codes, raw bytes), which
     /// zlib's run-length strategy compresses as well as full matching, and
     /// several times faster; text benefits from full LZ77 matching.
     var isBinary: Bool {
         switch self {
-        case .plain, .dictionary, .extrasColumns: false
+        case .plain, .dictionary, .extrasColumns, .keyed: false
         default: true
         }
     }

@@ -186,6 +186,10 @@ public final class PartReader: Sendable {
             wanted.insert(.receivedAt)
             wanted.insert(.seq)
         }
+        // A keyed column decodes with its key column, which comes first in column order.
+        for column in wanted {
+            if let key = column.keyColumn, block.columns[column]?.encoding == .keyed { wanted.insert(key) }
+        }
         // Column order puts seq and receivedAt before id. Only `leaf` may be
         // absent (parts written before tamper evidence): it stays nil.
         let chunks = wanted.sorted().compactMap { block.columns[$0] }
@@ -219,7 +223,7 @@ public final class PartReader: Sendable {
     /// dictionary). Returns the values and the bytes inflated to get them.
     /// `id` needs the block's `receivedAt` and `seq` (bit patterns) values.
     func readColumn(
-        block index: Int, _ column: PartColumn, receivedAt: [Int64]? = nil, seq: [Int64]? = nil
+        block index: Int, _ column: PartColumn, receivedAt: [Int64]? = nil, seq: [Int64]? = nil, key: TextColumn? = nil
     ) throws(VigilError) -> (ColumnValues, inflated: Int) {
         guard blocks.indices.contains(index) else {
             throw VigilError(.outOfRange, "\(path): block \(index) does not exist; the part has \(blocks.count)")
@@ -227,6 +231,13 @@ public final class PartReader: Sendable {
         let block = blocks[index]
         guard let chunk = block.columns[column] else {
             throw VigilError(.dataLoss, "\(path): block \(index) has no chunk of column \(column.name)")
+        }
+        if chunk.encoding == .keyed && key == nil, let keyColumn = column.keyColumn {
+            // Read the key column first (the caller may pass it from its cache instead).
+            let (keyValues, keyInflated) = try readColumn(block: index, keyColumn)
+            guard case .text(let keys) = keyValues else { preconditionFailure("key columns are text") }
+            let (values, inflated) = try readColumn(block: index, column, key: keys)
+            return (values, inflated + keyInflated)
         }
         let stored = try withFile { (file) throws(VigilError) in try file.read(count: chunk.storedLength, at: chunk.offset) }
         let name = "block \(block.index) column \(column.name)"
@@ -250,6 +261,10 @@ public final class PartReader: Sendable {
                     case .string:
                         if column == .description && encoding == .plain {
                             return .text(TextColumn(stored: try ColumnEncoding.decodePlainRows(&reader, rows: rows, owner: owner)))
+                        }
+                        if encoding == .keyed {
+                            guard let key else { throw PartFormatError("keyed column \(column.name) needs its key column", at: 0) }
+                            return .text(try KeyedText.decode(&reader, rows: rows, keys: key))
                         }
                         return .text(try ColumnEncoding.decodeText(&reader, encoding: encoding, rows: rows))
                     case .correlationID:
@@ -383,7 +398,14 @@ public final class PartReader: Sendable {
                 result.presence = bits
             }
         case .string:
-            result.setStrings(column, try ColumnEncoding.decodeStrings(&reader, encoding: encoding, rows: rows))
+            if encoding == .keyed {
+                guard let key = column.keyColumn, let keys = result.strings(key) else {
+                    throw reader.error("keyed column \(column.name) needs its key column decoded first")
+                }
+                result.setStrings(column, try KeyedText.decode(&reader, rows: rows, keys: keys))
+            } else {
+                result.setStrings(column, try ColumnEncoding.decodeStrings(&reader, encoding: encoding, rows: rows))
+            }
         case .eventID:
             result.id = try ColumnEncoding.decodeEventIDs(
                 &reader, rows: rows, receivedAt: result.receivedAt!, seq: result.seq!)

@@ -116,6 +116,7 @@ public struct PartWriter {
         var columns = BlockColumns()
         var raw = ByteWriter(capacity: 1 << 16)
         var text = ColumnEncoding.TextScratch()
+        var keyTable = ByteStringTable()
         var hashes: [UInt64] = []
         var blocks: [BlockMetadata] = []
         var position = 0
@@ -173,6 +174,17 @@ public struct PartWriter {
                         if distinct.count <= ColumnStatistic.maxValues { statistics[column] = .enumCounts(distinct, counts) }
                     }
                 case .string:
+                    if let key = column.keyColumn,
+                        columns.text[BlockColumns.slot(column)].withRows({ rows in
+                            columns.text[BlockColumns.slot(key)].withRows { keys in
+                                KeyedText.encode(rows, keys: keys, table: &keyTable, into: &raw)
+                            }
+                        })
+                    {
+                        // Keyed columns carry no statistics.
+                        encoding = .keyed
+                        break
+                    }
                     encoding = columns.text[BlockColumns.slot(column)].withRows { rows in
                         ColumnEncoding.encodeStrings(rows, scratch: &text, addresses: column == .sourceIP, into: &raw)
                     }

@@ -71,6 +71,8 @@ final class PartBlockSource: RowSource {
                 case .integers(let seq) = try self.column(.seq)
             else { preconditionFailure("integer columns decode as integers") }
             read = try reader.readColumn(block: block.index, .id, receivedAt: receivedAt, seq: seq)
+        } else if let key = column.keyColumn, block.columns[column]?.encoding == .keyed {
+            read = try reader.readColumn(block: block.index, column, key: try text(key))
         } else {
             read = try reader.readColumn(block: block.index, column)
         }
