@@ -19,12 +19,21 @@ struct KeyedTextTests {
             actor.id = user == 0 ? "" : "u-\(user)"
             actor.name = user % 5 == 0 ? "" : "User \(user)"
             actor.email = "user\(user)@acme.example"
+            actor.type = user % 3 == 0 ? .apiToken : .user
+            let verb = index % 4
+            event.action = "document.\(["read", "update", "delete", "login"][verb])"
+            event.category = [.read, .update, .delete, .login][verb]
             var resource = Vigil_V1_Resource()
-            resource.id = "doc-\(index % 11)"
-            resource.name = "Document \(index % 11)"
+            resource.type = verb == 3 ? "user" : "document"
+            // Logins act on the actor themselves: the resource id is the actor's.
+            resource.id = verb == 3 ? actor.id : "doc-\(index % 11)"
+            resource.name = verb == 3 ? actor.email : "Document \(index % 11)"
             if index == breakRow {
                 actor.name = "Someone Else"
                 actor.email = "someone@acme.example"
+                actor.type = .system
+                event.category = .other
+                resource.type = "folder"
                 resource.name = "Renamed"
             }
             event.actor = actor
@@ -39,9 +48,36 @@ struct KeyedTextTests {
         return try PartReader(path: path)
     }
 
-    static let keyedColumns: [PartColumn] = [.actorName, .actorEmail, .resourceName]
+    static let keyedColumns: [PartColumn] = [.actorName, .actorEmail, .actorType, .category, .resourceType, .resourceName]
 
-    @Test("names and emails that follow from ids are stored keyed and read back exactly, as events and as query columns")
+    /// Each event's value of a text or enum column, as the query form holds it.
+    static func expected(_ column: PartColumn, _ events: [AuditEvent]) -> ColumnValues {
+        switch column {
+        case .actorType: .enums(events.map { Int32($0.actor.type.rawValue) })
+        case .category: .enums(events.map { Int32($0.category.rawValue) })
+        default:
+            .text(TextColumn(identity: events.map { event in
+                switch column {
+                case .actorName: event.actor.name
+                case .actorEmail: event.actor.email
+                case .actorID: event.actor.id
+                case .resourceType: event.resource.type
+                case .resourceID: event.resource.id
+                default: event.resource.name
+                }
+            }))
+        }
+    }
+
+    static func same(_ a: ColumnValues, _ b: ColumnValues) -> Bool {
+        switch (a, b) {
+        case (.enums(let x), .enums(let y)): x == y
+        case (.text(let x), .text(let y)): x.allValues == y.allValues
+        default: false
+        }
+    }
+
+    @Test("names, emails, types and categories that follow from their keys are stored keyed, resource ids that are the actor's copied, and all read back exactly")
     func keyedRoundTrip() throws {
         let events = Self.events(count: 500)
         try PartTestSupport.withDirectory { directory in
@@ -51,22 +87,33 @@ struct KeyedTextTests {
             for column in Self.keyedColumns {
                 #expect(block.columns[column]?.encoding == .keyed, "\(column.name)")
             }
+            // A quarter of the resource ids are the actor's own.
+            #expect(block.columns[.resourceID]?.encoding == .copied)
             #expect(try reader.events(block: 0) == events)
             // Only the keyed column asked for: its key column is read with it.
             let partial = try reader.readColumns(block: 0, [.actorEmail])
             #expect(partial.actorEmail == events.map(\.actor.email))
+            // Only resourceName asked for: resourceID comes with it, and actorID with that.
+            let chained = try reader.readColumns(block: 0, [.resourceName])
+            #expect(chained.resourceName == events.map(\.resource.name))
+            #expect(chained.resourceID == events.map(\.resource.id))
             // Query form, with the key read by readColumn itself and passed in.
-            for column in Self.keyedColumns {
-                let expected = events.map { column == .resourceName ? $0.resource.name : column == .actorName ? $0.actor.name : $0.actor.email }
-                guard case .text(let alone) = try reader.readColumn(block: 0, column).0 else { Issue.record("not text"); continue }
-                #expect(alone.allValues == expected)
-                guard case .text(let key) = try reader.readColumn(block: 0, column.keyColumn!).0,
-                    case .text(let given) = try reader.readColumn(block: 0, column, key: key).0
-                else { Issue.record("not text"); continue }
-                #expect(given.allValues == expected)
-                // Dictionary form: one value per distinct key.
-                #expect(given.values.count == Set(events.map { column == .resourceName ? $0.resource.id : $0.actor.id }).count)
+            for column in Self.keyedColumns + [.resourceID] {
+                let expected = Self.expected(column, events)
+                #expect(Self.same(try reader.readColumn(block: 0, column).0, expected), "\(column.name)")
+                guard case .text(let key) = try reader.readColumn(block: 0, column.keyColumn!).0 else { Issue.record("not text"); continue }
+                let given = try reader.readColumn(block: 0, column, key: key).0
+                #expect(Self.same(given, expected), "\(column.name)")
+                if case .text(let text) = given, column != .resourceID {
+                    // Dictionary form: one value per distinct key.
+                    #expect(text.values.count == key.allValues.map(ExactString.init).reduce(into: Set()) { $0.insert($1) }.count)
+                }
             }
+            // Statistics are kept whatever the encoding.
+            #expect(block.valueCounts(of: .resourceType).map { Set($0.values) } == ["document", "user"])
+            #expect(block.enumCounts(of: .category)?.counts.reduce(0, +) == 500)
+            #expect(block.enumCounts(of: .actorType).map { Set($0.values) } == [1, 3])
+            #expect(block.mayContain(.resourceID, "doc-3") && block.mayContain(.resourceID, "u-7"))
         }
     }
 
@@ -140,5 +187,56 @@ struct KeyedTextTests {
         }
         #expect(!mixed)
         #expect(other.count == 0)
+    }
+
+    @Test("keyed enum chunks out of Int32 range or of the wrong length are refused")
+    func enumDamage() throws {
+        let keys = TextColumn(identity: ["a", "b", "a"])
+        func decode(_ body: [UInt8]) throws -> [Int32] {
+            try withBytes(body) { (raw) throws(PartFormatError) in
+                var reader = ByteReader(raw)
+                return try KeyedText.decodeEnums(&reader, rows: 3, keys: keys)
+            }
+        }
+        // Two entries, zigzag 2 (1) and 6 (3).
+        #expect(try decode([2, 2, 6]) == [1, 3, 1])
+        #expect(throws: PartFormatError.self) { try decode([3, 2, 6, 2]) }
+        #expect(throws: PartFormatError.self) { try decode([2, 2]) }
+        #expect(throws: PartFormatError.self) { try decode([2, 2, 6, 0]) }
+        // 2^32 as a zigzag varint: outside Int32.
+        #expect(throws: PartFormatError.self) { try decode([2, 2, 0x80, 0x80, 0x80, 0x80, 0x20]) }
+    }
+
+    @Test("copied chunks with bad flags or counts are refused; nothing equal to its key is not copied")
+    func copiedDamage() throws {
+        let keys = ["u-1", "u-2", "u-3", "u-4"]
+        let values = ["u-1", "doc-9", "u-3", "doc-8"]
+        var out = ByteWriter()
+        #expect(ByteColumn(values).withRows { rows in ByteColumn(keys).withRows { CopiedText.encode(rows, keys: $0, into: &out) } })
+        func decode(_ raw: [UInt8]) throws -> [String] {
+            try withBytes(raw) { (bytes) throws(PartFormatError) in
+                var reader = ByteReader(bytes)
+                _ = try ColumnEncoding.readHeader(&reader, column: .resourceID, expected: .copied, rows: 4)
+                return try CopiedText.decode(&reader, rows: 4, keys: TextColumn(identity: keys)).allValues
+            }
+        }
+        #expect(try decode(out.bytes) == values)
+        // Header: encoding and row count (2 bytes); then 4 flags; then the plain sub-chunk.
+        var badFlag = out.bytes
+        badFlag[2] = 2
+        #expect(throws: PartFormatError.self) { try decode(badFlag) }
+        var flippedFlag = out.bytes
+        flippedFlag[3] = 1
+        #expect(throws: PartFormatError.self) { try decode(flippedFlag) }
+        var notPlain = out.bytes
+        notPlain[6] = ChunkEncoding.dictionary.rawValue
+        #expect(throws: PartFormatError.self) { try decode(notPlain) }
+        for length in 0..<out.count {
+            #expect(throws: PartFormatError.self) { try decode(Array(out.bytes.prefix(length))) }
+        }
+        #expect(throws: PartFormatError.self) { try decode(out.bytes + [0x41]) }
+        var none = ByteWriter()
+        #expect(!ByteColumn(["x", "y", "z", "w"]).withRows { rows in ByteColumn(keys).withRows { CopiedText.encode(rows, keys: $0, into: &none) } })
+        #expect(none.count == 0)
     }
 }

@@ -1,12 +1,13 @@
 import Foundation
 import VigilCore
 
-/// The `keyed` encoding of a text column whose value follows from another
-/// column of the same row within the block: an actor's name and email from
-/// its id, a resource's name from its id. The chunk stores one value per
-/// distinct key, in the order the keys first appear, and no per-row codes at
-/// all: on the bench's events that takes `actorName`, `actorEmail` and
-/// `resourceName` from 5.8 to about 3 bytes per event together.
+/// The `keyed` encoding of a column whose value follows from another
+/// column of the same row within the block: an actor's name, email and type
+/// from its id, a resource's name from its id, the category and resource type
+/// from the action. The chunk stores one value per distinct key, in the order
+/// the keys first appear, and no per-row codes at all: on the bench's events
+/// that takes `actorName`, `actorEmail` and `resourceName` from 5.8 to about 3
+/// bytes per event together.
 ///
 /// Persisted in chunks of the columns with a `PartColumn.keyColumn`
 /// (PartFormat, "keyed"). Keys are compared by their UTF-8 bytes. The writer
@@ -18,28 +19,47 @@ enum KeyedText {
     static func encode(
         _ rows: ByteRows, keys: ByteRows, table: inout ByteStringTable, into out: inout ByteWriter
     ) -> Bool {
-        let count = rows.count
-        guard keys.count == count else { return false }
+        guard let firstRows = firstRows(keys: keys, count: rows.count, table: &table, same: { a, b in
+            let left = rows[a], right = rows[b]
+            return left.count == right.count && (left.count == 0 || memcmp(left.baseAddress!, right.baseAddress!, left.count) == 0)
+        }) else { return false }
+        ColumnEncoding.writeHeader(.keyed, rows: rows.count, into: &out)
+        out.varint(firstRows.count)
+        for row in firstRows { out.varint(rows[row].count) }
+        for row in firstRows { out.append(rows[row]) }
+        return true
+    }
+
+    /// The same for an enum column: one zigzag varint per distinct key.
+    static func encode(
+        enums values: UnsafeBufferPointer<Int32>, keys: ByteRows, table: inout ByteStringTable, into out: inout ByteWriter
+    ) -> Bool {
+        guard let firstRows = firstRows(keys: keys, count: values.count, table: &table, same: { values[$0] == values[$1] }) else {
+            return false
+        }
+        ColumnEncoding.writeHeader(.keyed, rows: values.count, into: &out)
+        out.varint(firstRows.count)
+        for row in firstRows { out.zigzag(Int64(values[row])) }
+        return true
+    }
+
+    /// For each distinct key in order of first appearance, the first row
+    /// that has it; nil when a later row with that key differs from it.
+    private static func firstRows(
+        keys: ByteRows, count: Int, table: inout ByteStringTable, same: (Int, Int) -> Bool
+    ) -> [Int]? {
+        guard keys.count == count else { return nil }
         table.reset(capacity: count)
-        // For each distinct key, the first row that has it.
         var firstRows: [Int] = []
         for row in 0..<count {
             let rank = table.insert(keys[row])
             if rank == firstRows.count {
                 firstRows.append(row)
-                continue
-            }
-            let value = rows[row]
-            let first = rows[firstRows[rank]]
-            guard value.count == first.count, value.count == 0 || memcmp(value.baseAddress!, first.baseAddress!, value.count) == 0 else {
-                return false
+            } else if !same(firstRows[rank], row) {
+                return nil
             }
         }
-        ColumnEncoding.writeHeader(.keyed, rows: count, into: &out)
-        out.varint(firstRows.count)
-        for row in firstRows { out.varint(rows[row].count) }
-        for row in firstRows { out.append(rows[row]) }
-        return true
+        return firstRows
     }
 
     /// Decodes a keyed body (after the chunk header) in dictionary form: the
@@ -56,6 +76,31 @@ enum KeyedText {
     /// Decodes a keyed body into one value per row.
     static func decode(_ reader: inout ByteReader, rows: Int, keys: [String]) throws(PartFormatError) -> [String] {
         try decode(&reader, rows: rows, keys: TextColumn(identity: keys)).allValues
+    }
+
+    /// Decodes a keyed enum body (protobuf raw values) into one value per row.
+    static func decodeEnums(_ reader: inout ByteReader, rows: Int, keys: TextColumn) throws(PartFormatError) -> [Int32] {
+        guard keys.count == rows else {
+            throw reader.error("the key column holds \(keys.count) rows, the block \(rows)")
+        }
+        let (ranks, distinct) = self.ranks(keys)
+        let countOffset = reader.offset
+        let count = try reader.count("entry count", limit: ColumnEncoding.maxRows)
+        guard count == distinct else {
+            throw PartFormatError("\(count) entries for \(distinct) distinct keys", at: countOffset)
+        }
+        var entries: [Int32] = []
+        entries.reserveCapacity(count)
+        for entry in 0..<count {
+            let offset = reader.offset
+            let value = try reader.zigzag("entry \(entry)")
+            guard let narrow = Int32(exactly: value) else {
+                throw PartFormatError("entry \(entry) is \(value), outside Int32", at: offset)
+            }
+            entries.append(narrow)
+        }
+        try reader.expectEnd("the last entry")
+        return ranks.map { entries[Int($0)] }
     }
 
     /// Each row's key rank, in order of first appearance by UTF-8 bytes, and

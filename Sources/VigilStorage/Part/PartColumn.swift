@@ -69,10 +69,10 @@ public enum PartColumn: UInt8, CaseIterable, Sendable, Hashable, Comparable {
     var allowedEncodings: Set<ChunkEncoding> {
         switch kind {
         case .integer: [.delta, .deltaOfDelta]
-        case .enumeration: [.byte, .runLength, .varint]
+        case .enumeration: keyRelation == .keyed ? [.byte, .runLength, .varint, .keyed] : [.byte, .runLength, .varint]
         case .string:
             if self == .sourceIP { [.plain, .dictionary, .prefixNumber, .ipDictionary] }
-            else if keyColumn != nil { [.plain, .dictionary, .prefixNumber, .keyed] }
+            else if let relation = keyRelation { [.plain, .dictionary, .prefixNumber, relation] }
             else { [.plain, .dictionary, .prefixNumber] }
         case .eventID: [.eventID]
         case .correlationID: [.correlationID]
@@ -112,14 +112,27 @@ public enum PartColumn: UInt8, CaseIterable, Sendable, Hashable, Comparable {
     }
 
     /// The column whose value this one usually follows from within a block
-    /// (an actor's name and email from its id, a resource's name from its
-    /// id): such a column may be stored `keyed` to it.
+    /// (an actor's name, email and type from its id, a resource's name from
+    /// its id, the category and resource type from the action), or, for
+    /// `resourceID`, often equals (the actor's id): chunks stored `keyed` or
+    /// `copied` are decoded with it. Every key column precedes its dependents
+    /// in column order.
     var keyColumn: PartColumn? {
         switch self {
-        case .actorName, .actorEmail: .actorID
+        case .actorName, .actorEmail, .actorType: .actorID
         case .resourceName: .resourceID
+        case .resourceType, .category: .action
+        case .resourceID: .actorID
         default: nil
         }
+    }
+
+    /// How a chunk of this column may be stored relative to its key column:
+    /// `keyed` (a value per distinct key), or for `resourceID` `copied` (rows
+    /// equal to the actor's id are flagged).
+    var keyRelation: ChunkEncoding? {
+        guard keyColumn != nil else { return nil }
+        return self == .resourceID ? .copied : .keyed
     }
 
     /// The columns every block must have (all but `leaf`).
@@ -169,13 +182,19 @@ public enum ChunkEncoding: UInt8, Sendable, Hashable, CaseIterable {
     /// Text that follows from another column of the row (`PartColumn.keyColumn`):
     /// one value per distinct key, no per-row codes.
     case keyed = 14
+    /// Text that often equals its key column's value in the same row: a flag
+    /// per row, then the other rows' values, plain.
+    case copied = 15
+
+    /// Whether decoding the chunk needs its column's `PartColumn.keyColumn`.
+    var readsKeyColumn: Bool { self == .keyed || self == .copied }
 
     /// Whether the chunk is mostly binary (varints, codes, raw bytes), which
     /// zlib's run-length strategy compresses as well as full matching, and
     /// several times faster; text benefits from full LZ77 matching.
     var isBinary: Bool {
         switch self {
-        case .plain, .dictionary, .extrasColumns, .keyed: false
+        case .plain, .dictionary, .extrasColumns, .keyed, .copied: false
         default: true
         }
     }

@@ -186,9 +186,11 @@ public final class PartReader: Sendable {
             wanted.insert(.receivedAt)
             wanted.insert(.seq)
         }
-        // A keyed column decodes with its key column, which comes first in column order.
-        for column in wanted {
-            if let key = column.keyColumn, block.columns[column]?.encoding == .keyed { wanted.insert(key) }
+        // A keyed or copied column decodes with its key column, which comes
+        // first in column order (and may itself need its own: resourceName,
+        // resourceID, actorID).
+        for column in PartColumn.allCases.reversed() where wanted.contains(column) {
+            if let key = column.keyColumn, block.columns[column]?.encoding.readsKeyColumn == true { wanted.insert(key) }
         }
         // Column order puts seq and receivedAt before id. Only `leaf` may be
         // absent (parts written before tamper evidence): it stays nil.
@@ -232,7 +234,7 @@ public final class PartReader: Sendable {
         guard let chunk = block.columns[column] else {
             throw VigilError(.dataLoss, "\(path): block \(index) has no chunk of column \(column.name)")
         }
-        if chunk.encoding == .keyed && key == nil, let keyColumn = column.keyColumn {
+        if chunk.encoding.readsKeyColumn && key == nil, let keyColumn = column.keyColumn {
             // Read the key column first (the caller may pass it from its cache instead).
             let (keyValues, keyInflated) = try readColumn(block: index, keyColumn)
             guard case .text(let keys) = keyValues else { preconditionFailure("key columns are text") }
@@ -257,14 +259,21 @@ public final class PartReader: Sendable {
                     case .integer:
                         return .integers(try ColumnEncoding.decodeIntegers(&reader, encoding: encoding, rows: rows))
                     case .enumeration:
+                        if encoding == .keyed {
+                            guard let key else { throw PartFormatError("keyed column \(column.name) needs its key column", at: 0) }
+                            return .enums(try KeyedText.decodeEnums(&reader, rows: rows, keys: key))
+                        }
                         return .enums(try ColumnEncoding.decodeEnums(&reader, encoding: encoding, rows: rows))
                     case .string:
                         if column == .description && encoding == .plain {
                             return .text(TextColumn(stored: try ColumnEncoding.decodePlainRows(&reader, rows: rows, owner: owner)))
                         }
-                        if encoding == .keyed {
-                            guard let key else { throw PartFormatError("keyed column \(column.name) needs its key column", at: 0) }
-                            return .text(try KeyedText.decode(&reader, rows: rows, keys: key))
+                        if encoding.readsKeyColumn {
+                            guard let key else { throw PartFormatError("column \(column.name) needs its key column", at: 0) }
+                            return .text(
+                                encoding == .keyed
+                                    ? try KeyedText.decode(&reader, rows: rows, keys: key)
+                                    : try CopiedText.decode(&reader, rows: rows, keys: key))
                         }
                         return .text(try ColumnEncoding.decodeText(&reader, encoding: encoding, rows: rows))
                     case .correlationID:
@@ -381,7 +390,15 @@ public final class PartReader: Sendable {
             default: result.seq = values.map { UInt64(bitPattern: $0) }
             }
         case .enumeration:
-            let values = try ColumnEncoding.decodeEnums(&reader, encoding: encoding, rows: rows)
+            let values: [Int32]
+            if encoding == .keyed {
+                guard let key = column.keyColumn, let keys = result.strings(key) else {
+                    throw reader.error("keyed column \(column.name) needs its key column decoded first")
+                }
+                values = try KeyedText.decodeEnums(&reader, rows: rows, keys: TextColumn(identity: keys))
+            } else {
+                values = try ColumnEncoding.decodeEnums(&reader, encoding: encoding, rows: rows)
+            }
             switch column {
             case .actorType: result.actorType = values
             case .category: result.category = values
@@ -398,11 +415,15 @@ public final class PartReader: Sendable {
                 result.presence = bits
             }
         case .string:
-            if encoding == .keyed {
+            if encoding.readsKeyColumn {
                 guard let key = column.keyColumn, let keys = result.strings(key) else {
-                    throw reader.error("keyed column \(column.name) needs its key column decoded first")
+                    throw reader.error("column \(column.name) needs its key column decoded first")
                 }
-                result.setStrings(column, try KeyedText.decode(&reader, rows: rows, keys: keys))
+                result.setStrings(
+                    column,
+                    encoding == .keyed
+                        ? try KeyedText.decode(&reader, rows: rows, keys: keys)
+                        : try CopiedText.decode(&reader, rows: rows, keys: TextColumn(identity: keys)).values)
             } else {
                 result.setStrings(column, try ColumnEncoding.decodeStrings(&reader, encoding: encoding, rows: rows))
             }

@@ -71,7 +71,7 @@ final class PartBlockSource: RowSource {
                 case .integers(let seq) = try self.column(.seq)
             else { preconditionFailure("integer columns decode as integers") }
             read = try reader.readColumn(block: block.index, .id, receivedAt: receivedAt, seq: seq)
-        } else if let key = column.keyColumn, block.columns[column]?.encoding == .keyed {
+        } else if let key = column.keyColumn, block.columns[column]?.encoding.readsKeyColumn == true {
             read = try reader.readColumn(block: block.index, column, key: try text(key))
         } else {
             read = try reader.readColumn(block: block.index, column)
