@@ -194,3 +194,35 @@ struct ExtrasColumnsTests {
         }
     }
 }
+
+@Suite("Compression with block boundaries")
+struct ZlibBoundaryTests {
+    @Test("a stream cut into deflate blocks at any boundaries inflates to the same bytes, and helps mixed content")
+    func boundariesRoundTrip() throws {
+        var rng = SplitMix64(seed: 3)
+        // Text, then binary codes, then text again.
+        var input = Array((0..<3_000).flatMap { "region-\($0 % 7);".utf8 })
+        let textEnd = input.count
+        input += (0..<8_000).map { _ in UInt8.random(in: 0...15, using: &rng) }
+        let codesEnd = input.count
+        input += Array((0..<2_000).flatMap { "user\($0 % 50)@example.com".utf8 })
+        let deflater = try ZlibDeflater()
+        let inflater = ZlibInflater()
+        func roundTrip(_ boundaries: [Int]) -> Int {
+            var output: [UInt8] = []
+            input.withUnsafeBytes { deflater.compress($0, level: 6, strategy: 0, boundaries: boundaries, into: &output) }
+            var inflated = [UInt8](repeating: 0, count: input.count)
+            let problem = output.withUnsafeBytes { compressed in
+                inflated.withUnsafeMutableBytes { inflater.decompress(compressed, into: $0) }
+            }
+            #expect(problem == nil)
+            #expect(inflated == input, "boundaries \(boundaries)")
+            return output.count
+        }
+        let plain = roundTrip([])
+        let split = roundTrip([textEnd, codesEnd])
+        _ = roundTrip([0, 1, 1, textEnd, textEnd, codesEnd, input.count - 1, input.count, input.count + 10])
+        _ = roundTrip(Array(stride(from: 100, to: input.count, by: 997)))
+        #expect(split < plain, "split \(split) bytes, whole \(plain)")
+    }
+}

@@ -3,6 +3,11 @@
 /// blocks with `removeAll()`, which keeps the capacity.
 struct ByteWriter {
     var bytes: [UInt8]
+    /// Offsets where a chunk changes from one kind of content to another
+    /// (dictionary entries, then codes): the compressor starts a new deflate
+    /// block at each, so that each part gets Huffman codes of its own. Not
+    /// part of the format; any zlib stream is valid.
+    private(set) var boundaries: [Int] = []
 
     init(capacity: Int = 0) {
         bytes = []
@@ -13,6 +18,23 @@ struct ByteWriter {
 
     mutating func removeAll() {
         bytes.removeAll(keepingCapacity: true)
+        boundaries.removeAll(keepingCapacity: true)
+    }
+
+    /// Marks the current end as a boundary between kinds of content.
+    mutating func markBoundary() {
+        if let last = boundaries.last, last == bytes.count { return }
+        if bytes.isEmpty { return }
+        boundaries.append(bytes.count)
+    }
+
+    /// Appends another writer's bytes with its boundaries, and marks one before and after.
+    mutating func append(section other: ByteWriter) {
+        markBoundary()
+        let base = bytes.count
+        bytes.append(contentsOf: other.bytes)
+        for boundary in other.boundaries { boundaries.append(base + boundary) }
+        markBoundary()
     }
 
     @inline(__always)

@@ -315,6 +315,7 @@ enum ColumnEncoding {
         switch encoding {
         case .plain:
             writePlainLengths(count: count, into: &out) { rows.ends[$0] &- rows.start($0) }
+            out.markBoundary()
             out.append(rows.all)
             return .plain
         case .prefixNumber:
@@ -322,8 +323,11 @@ enum ColumnEncoding {
             out.varint(prefixes.count)
             for entry in 0..<prefixes.count { out.varint(prefixes.length(of: entry)) }
             out.append(prefixes.arena)
+            out.markBoundary()
             writeCodes(scratch.prefixCodes, width: prefixes.count <= 256 ? 1 : 2, into: &out)
+            out.markBoundary()
             out.append(scratch.digitCounts)
+            out.markBoundary()
             for (index, digits) in scratch.digitCounts.enumerated() where digits > 0 {
                 out.varint(scratch.numbers[index])
             }
@@ -338,6 +342,8 @@ enum ColumnEncoding {
                 table.withValue(entry) { parsed.write($0, into: &out) }
             }
         }
+        // Entries are text, codes are binary: each gets Huffman codes of its own.
+        out.markBoundary()
         writeCodes(scratch.codes, width: width, into: &out)
         return encoding
     }
@@ -707,6 +713,7 @@ enum ColumnEncoding {
     static func encodePlainBytes(_ rows: ByteRows, into out: inout ByteWriter) -> ChunkEncoding {
         writeHeader(.plain, rows: rows.count, into: &out)
         writePlainLengths(count: rows.count, into: &out) { rows.ends[$0] &- rows.start($0) }
+        out.markBoundary()
         out.append(rows.all)
         return .plain
     }

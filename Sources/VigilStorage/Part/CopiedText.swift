@@ -31,6 +31,7 @@ enum CopiedText {
         guard copied > 0 else { return false }
         ColumnEncoding.writeHeader(.copied, rows: count, into: &out)
         out.append(flags)
+        out.markBoundary()
         // The rows of their own, as a plain text sub-chunk.
         ColumnEncoding.writeHeader(.plain, rows: count - copied, into: &out)
         out.appendSpace(ownLengths) { pointer in
@@ -39,6 +40,7 @@ enum CopiedText {
                 position += Varint.write(UInt64(rows[row].count), to: pointer + position)
             }
         }
+        out.markBoundary()
         for row in 0..<count where flags[row] == 0 { out.append(rows[row]) }
         return true
     }

@@ -26,6 +26,7 @@ enum KeyedText {
         ColumnEncoding.writeHeader(.keyed, rows: rows.count, into: &out)
         out.varint(firstRows.count)
         for row in firstRows { out.varint(rows[row].count) }
+        out.markBoundary()
         for row in firstRows { out.append(rows[row]) }
         return true
     }

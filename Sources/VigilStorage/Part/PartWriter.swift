@@ -118,6 +118,7 @@ public struct PartWriter {
         var text = ColumnEncoding.TextScratch()
         var keyTable = ByteStringTable()
         var alternative = ByteWriter(capacity: 1 << 16)
+        var copiedRaw = ByteWriter(capacity: 1 << 16)
         var hashes: [UInt64] = []
         var blocks: [BlockMetadata] = []
         var position = 0
@@ -203,24 +204,24 @@ public struct PartWriter {
                         encoding = rows.withRows {
                             ColumnEncoding.encodeStrings($0, scratch: &text, addresses: column == .sourceIP, into: &raw)
                         }
-                        var candidates: [(ChunkEncoding, [UInt8])] = []
+                        var candidates: [(ChunkEncoding, ByteWriter)] = []
                         if encoding == .dictionary && text.table.count > 256 {
                             // Two-byte codes of many distinct values often compress
                             // worse than the values written out, which zlib matches
                             // itself (resource ids: 5.3 against 4.7 bytes per event).
                             alternative.removeAll()
                             _ = rows.withRows { ColumnEncoding.encodePlainBytes($0, into: &alternative) }
-                            candidates.append((.plain, alternative.bytes))
+                            candidates.append((.plain, alternative))
                         }
                         if column.keyRelation == .copied, let key = column.keyColumn {
-                            alternative.removeAll()
+                            copiedRaw.removeAll()
                             let copied = rows.withRows { rows in
-                                columns.text[BlockColumns.slot(key)].withRows { keys in CopiedText.encode(rows, keys: keys, into: &alternative) }
+                                columns.text[BlockColumns.slot(key)].withRows { keys in CopiedText.encode(rows, keys: keys, into: &copiedRaw) }
                             }
-                            if copied { candidates.append((.copied, alternative.bytes)) }
+                            if copied { candidates.append((.copied, copiedRaw)) }
                         }
                         if !candidates.isEmpty {
-                            chosen = try sink.emitSmallest(column, [(encoding, raw.bytes)] + candidates, block: blockIndex)
+                            chosen = try sink.emitSmallest(column, [(encoding, raw)] + candidates, block: blockIndex)
                         }
                     }
                     let table = text.table
@@ -259,7 +260,7 @@ public struct PartWriter {
                 if let chosen {
                     chunks[column] = chosen
                 } else {
-                    chunks[column] = try sink.emit(column, encoding, raw.bytes, rawTail: rawTail, block: blockIndex)
+                    chunks[column] = try sink.emit(column, encoding, raw.bytes, rawTail: rawTail, boundaries: raw.boundaries, block: blockIndex)
                 }
             }
             let firstRank = Int(plan.tenantRank[plan.eventIndex(at: first)])
@@ -563,14 +564,18 @@ struct ChunkSink {
     /// Stores whichever raw chunk of one column is smallest once compressed
     /// (the earliest of equals; the first without compression).
     mutating func emitSmallest(
-        _ column: PartColumn, _ candidates: [(ChunkEncoding, [UInt8])], block: Int
+        _ column: PartColumn, _ candidates: [(ChunkEncoding, ByteWriter)], block: Int
     ) throws(VigilError) -> ChunkInfo {
-        guard let deflater, candidates.count > 1 else { return try emit(column, candidates[0].0, candidates[0].1, block: block) }
+        guard let deflater, candidates.count > 1 else {
+            return try emit(column, candidates[0].0, candidates[0].1.bytes, boundaries: candidates[0].1.boundaries, block: block)
+        }
         var best = 0
         var bestSize = Int.max
         for (index, candidate) in candidates.enumerated() {
-            candidate.1.withUnsafeBytes {
-                deflater.compress($0, level: level, strategy: candidate.0.isBinary ? Z_RLE : Z_DEFAULT_STRATEGY, into: &compressed)
+            candidate.1.bytes.withUnsafeBytes {
+                deflater.compress(
+                    $0, level: level, strategy: candidate.0.isBinary ? Z_RLE : Z_DEFAULT_STRATEGY,
+                    boundaries: candidate.1.boundaries, into: &compressed)
             }
             let size = min(compressed.count, candidate.1.count)
             if size < bestSize {
@@ -578,13 +583,13 @@ struct ChunkSink {
                 bestSize = size
             }
         }
-        return try emit(column, candidates[best].0, candidates[best].1, block: block)
+        return try emit(column, candidates[best].0, candidates[best].1.bytes, boundaries: candidates[best].1.boundaries, block: block)
     }
 
     /// Stores one raw chunk. `rawTail` bytes at its end are incompressible
     /// (random ids) and go into stored zlib blocks.
     mutating func emit(
-        _ column: PartColumn, _ encoding: ChunkEncoding, _ raw: [UInt8], rawTail: Int = 0, block: Int
+        _ column: PartColumn, _ encoding: ChunkEncoding, _ raw: [UInt8], rawTail: Int = 0, boundaries: [Int] = [], block: Int
     ) throws(VigilError) -> ChunkInfo {
         guard raw.count <= ChunkInfo.maxRawLength else {
             throw VigilError(.invalidArgument, "column \(column.name) of block \(block) would hold \(raw.count) bytes, over the limit of \(ChunkInfo.maxRawLength); lower maxBlockBytes")
@@ -594,7 +599,7 @@ struct ChunkSink {
         if let deflater, encoding != .fixed32 {
             let strategy = encoding.isBinary ? Z_RLE : Z_DEFAULT_STRATEGY
             raw.withUnsafeBytes {
-                deflater.compress($0, level: level, strategy: strategy, storedTail: rawTail, into: &compressed)
+                deflater.compress($0, level: level, strategy: strategy, storedTail: rawTail, boundaries: boundaries, into: &compressed)
             }
             if compressed.count < raw.count { codec = .zlib }
         }

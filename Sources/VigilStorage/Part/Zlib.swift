@@ -27,16 +27,20 @@ final class ZlibDeflater {
     /// stream, at `level` with `strategy`, except that the last `storedTail`
     /// bytes (known to be incompressible) go into stored blocks, which costs
     /// a copy instead of a search.
+    /// With `boundaries` (increasing offsets within the input), a new deflate
+    /// block starts at each (`Z_BLOCK`), with Huffman codes of its own.
     func compress(
         _ input: UnsafeRawBufferPointer, level: Int32, strategy: Int32, storedTail: Int = 0,
-        into output: inout [UInt8]
+        boundaries: [Int] = [], into output: inout [UInt8]
     ) {
         precondition(storedTail >= 0 && storedTail <= input.count, "the stored tail lies within the input")
+        precondition(storedTail == 0 || boundaries.isEmpty, "boundaries and a stored tail do not mix")
         deflateReset(stream)
         var status = deflateParams(stream, level, strategy)
         precondition(status == Z_OK, "deflateParams(\(level), \(strategy)) returned \(status)")
-        // deflateBound plus the framing of stored blocks (5 bytes per block of at most 64 KiB).
-        let bound = Int(deflateBound(stream, uLong(input.count))) + input.count / 8_192 + 256
+        // deflateBound plus the framing of stored blocks (5 bytes per block of
+        // at most 64 KiB), plus a block's end and header per boundary.
+        let bound = Int(deflateBound(stream, uLong(input.count))) + input.count / 8_192 + 256 + boundaries.count * 64
         if output.count < bound {
             // Within the capacity kept from earlier chunks: no reallocation.
             output.appendZeros(bound - output.count)
@@ -50,9 +54,16 @@ final class ZlibDeflater {
                 } ?? dummyPointer
                 let head = input.count - storedTail
                 stream.pointee.next_in = source
-                stream.pointee.avail_in = uInt(head)
                 stream.pointee.next_out = destination.baseAddress!.assumingMemoryBound(to: Bytef.self)
                 stream.pointee.avail_out = uInt(destination.count)
+                var fed = 0
+                for boundary in boundaries where boundary > fed && boundary < head {
+                    stream.pointee.avail_in = uInt(boundary - fed)
+                    status = deflate(stream, Z_BLOCK)
+                    precondition(status == Z_OK && stream.pointee.avail_in == 0, "deflate(Z_BLOCK) returned \(status)")
+                    fed = boundary
+                }
+                stream.pointee.avail_in = uInt(head - fed)
                 if storedTail > 0 {
                     status = deflate(stream, Z_NO_FLUSH)
                     precondition(status == Z_OK || status == Z_BUF_ERROR, "deflate returned \(status)")
