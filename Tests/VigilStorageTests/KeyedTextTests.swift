@@ -189,6 +189,78 @@ struct KeyedTextTests {
         #expect(other.count == 0)
     }
 
+    @Test("source IPs that are mostly each actor's usual address are stored as usual addresses and exceptions, exactly")
+    func usualAddresses() throws {
+        var rng = SplitMix64(seed: 12)
+        let events: [AuditEvent] = (0..<4_096).map { index in
+            var event = AuditEvent()
+            event.tenant = "acme"
+            event.seq = UInt64(index + 1)
+            event.occurredAt = PartTestSupport.timestamp(1_780_000_000_000_000_000 + Int64(index) * 1_000_000)
+            let user = Int.random(in: 0..<120, using: &rng)
+            event.actor.id = "u-\(user)"
+            let home: String
+            switch user % 4 {
+            case 0: home = "2001:db8::\(String(user, radix: 16))"
+            case 1: home = "010.0.0.\(user)"  // not canonical: stored as text
+            default: home = "192.0.2.\(user)"
+            }
+            event.sourceIp = Int.random(in: 0..<10, using: &rng) < 8 ? home : (user == 7 ? "" : "198.51.100.\(Int.random(in: 0..<250, using: &rng))")
+            return event
+        }
+        try PartTestSupport.withDirectory { directory in
+            let path = directory + "/usual.vprt"
+            _ = try PartWriter.write(events, to: path)
+            let reader = try PartReader(path: path)
+            defer { reader.close() }
+            #expect(reader.blocks[0].columns[.sourceIP]?.encoding == .usual)
+            #expect(try reader.events(block: 0).map(\.sourceIp) == events.map(\.sourceIp))
+            #expect(try reader.readColumns(block: 0, [.sourceIP]).sourceIP == events.map(\.sourceIp))
+            guard case .text(let alone) = try reader.readColumn(block: 0, .sourceIP).0 else { Issue.record("not text"); return }
+            #expect(alone.allValues == events.map(\.sourceIp))
+            #expect(reader.blocks[0].mayContain(.sourceIP, "192.0.2.6") && reader.blocks[0].mayContain(.sourceIP, "010.0.0.5"))
+        }
+    }
+
+    @Test("usual chunks with bad flags, counts or nested encodings are refused")
+    func usualDamage() throws {
+        let keys = ["u-1", "u-2", "u-1", "u-1"]
+        let values = ["192.0.2.1", "192.0.2.2", "198.51.100.7", "192.0.2.1"]
+        var out = ByteWriter()
+        var keyTable = ByteStringTable(), valueTable = ByteStringTable()
+        var scratch = ColumnEncoding.TextScratch()
+        ByteColumn(values).withRows { rows in
+            ByteColumn(keys).withRows { UsualText.encode(rows, keys: $0, keyTable: &keyTable, valueTable: &valueTable, scratch: &scratch, into: &out) }
+        }
+        func decode(_ raw: [UInt8]) throws -> [String] {
+            try withBytes(raw) { (bytes) throws(PartFormatError) in
+                var reader = ByteReader(bytes)
+                _ = try ColumnEncoding.readHeader(&reader, column: .sourceIP, expected: .usual, rows: 4)
+                return try UsualText.decode(&reader, rows: 4, keys: TextColumn(identity: keys)).allValues
+            }
+        }
+        #expect(try decode(out.bytes) == values)
+        // Header (2 bytes), entry count, two IPv4 entries of 5 bytes, then 4 flags.
+        let flags = 3 + 10
+        #expect(Array(out.bytes[flags..<flags + 4]) == [0, 0, 1, 0])
+        var badFlag = out.bytes
+        badFlag[flags] = 2
+        #expect(throws: PartFormatError.self) { try decode(badFlag) }
+        var moreOthers = out.bytes
+        moreOthers[flags] = 1
+        #expect(throws: PartFormatError.self) { try decode(moreOthers) }
+        var nested = out.bytes
+        nested[flags + 4] = ChunkEncoding.usual.rawValue
+        #expect(throws: PartFormatError.self) { try decode(nested) }
+        var fewerEntries = out.bytes
+        fewerEntries[2] = 1
+        #expect(throws: PartFormatError.self) { try decode(fewerEntries) }
+        for length in 0..<out.count {
+            #expect(throws: PartFormatError.self) { try decode(Array(out.bytes.prefix(length))) }
+        }
+        #expect(throws: PartFormatError.self) { try decode(out.bytes + [0]) }
+    }
+
     @Test("keyed enum chunks out of Int32 range or of the wrong length are refused")
     func enumDamage() throws {
         let keys = TextColumn(identity: ["a", "b", "a"])

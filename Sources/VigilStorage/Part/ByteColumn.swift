@@ -35,6 +35,11 @@ struct ByteColumn {
         ends.append(bytes.count)
     }
 
+    mutating func append(raw value: UnsafeRawBufferPointer) {
+        bytes.append(contentsOf: value)
+        ends.append(bytes.count)
+    }
+
     /// Calls `body` with pointer access to the rows.
     func withRows<R>(_ body: (ByteRows) -> R) -> R {
         bytes.withUnsafeBytes { bytes in

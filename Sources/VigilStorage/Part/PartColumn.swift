@@ -71,7 +71,7 @@ public enum PartColumn: UInt8, CaseIterable, Sendable, Hashable, Comparable {
         case .integer: [.delta, .deltaOfDelta]
         case .enumeration: keyRelation == .keyed ? [.byte, .runLength, .varint, .keyed] : [.byte, .runLength, .varint]
         case .string:
-            if self == .sourceIP { [.plain, .dictionary, .prefixNumber, .ipDictionary] }
+            if self == .sourceIP { [.plain, .dictionary, .prefixNumber, .ipDictionary, .usual] }
             else if let relation = keyRelation { [.plain, .dictionary, .prefixNumber, relation] }
             else { [.plain, .dictionary, .prefixNumber] }
         case .eventID: [.eventID]
@@ -113,26 +113,30 @@ public enum PartColumn: UInt8, CaseIterable, Sendable, Hashable, Comparable {
 
     /// The column whose value this one usually follows from within a block
     /// (an actor's name, email and type from its id, a resource's name from
-    /// its id, the category and resource type from the action), or, for
-    /// `resourceID`, often equals (the actor's id): chunks stored `keyed` or
-    /// `copied` are decoded with it. Every key column precedes its dependents
+    /// its id, the category and resource type from the action), often equals
+    /// (a resource id, the actor's), or usually determines (a source IP, the
+    /// actor): chunks stored `keyed`, `copied` or `usual` are decoded with it. Every key column precedes its dependents
     /// in column order.
     var keyColumn: PartColumn? {
         switch self {
         case .actorName, .actorEmail, .actorType: .actorID
         case .resourceName: .resourceID
         case .resourceType, .category: .action
-        case .resourceID: .actorID
+        case .resourceID, .sourceIP: .actorID
         default: nil
         }
     }
 
     /// How a chunk of this column may be stored relative to its key column:
-    /// `keyed` (a value per distinct key), or for `resourceID` `copied` (rows
-    /// equal to the actor's id are flagged).
+    /// `keyed` (a value per distinct key), for `resourceID` `copied` (rows
+    /// equal to the actor's id are flagged), for `sourceIP` `usual` (each
+    /// actor's usual address, and the rows that differ).
     var keyRelation: ChunkEncoding? {
-        guard keyColumn != nil else { return nil }
-        return self == .resourceID ? .copied : .keyed
+        switch self {
+        case .resourceID: .copied
+        case .sourceIP: .usual
+        default: keyColumn == nil ? nil : .keyed
+        }
     }
 
     /// The columns every block must have (all but `leaf`).
@@ -185,16 +189,18 @@ public enum ChunkEncoding: UInt8, Sendable, Hashable, CaseIterable {
     /// Text that often equals its key column's value in the same row: a flag
     /// per row, then the other rows' values, plain.
     case copied = 15
+    /// Source IPs: each key's usual address, a flag per row, then the other rows' addresses.
+    case usual = 16
 
     /// Whether decoding the chunk needs its column's `PartColumn.keyColumn`.
-    var readsKeyColumn: Bool { self == .keyed || self == .copied }
+    var readsKeyColumn: Bool { self == .keyed || self == .copied || self == .usual }
 
     /// Whether the chunk is mostly binary (varints, codes, raw bytes), which
     /// zlib's run-length strategy compresses as well as full matching, and
     /// several times faster; text benefits from full LZ77 matching.
     var isBinary: Bool {
         switch self {
-        case .plain, .dictionary, .extrasColumns, .keyed, .copied: false
+        case .plain, .dictionary, .extrasColumns, .keyed, .copied, .usual: false
         default: true
         }
     }

@@ -270,10 +270,11 @@ public final class PartReader: Sendable {
                         }
                         if encoding.readsKeyColumn {
                             guard let key else { throw PartFormatError("column \(column.name) needs its key column", at: 0) }
-                            return .text(
-                                encoding == .keyed
-                                    ? try KeyedText.decode(&reader, rows: rows, keys: key)
-                                    : try CopiedText.decode(&reader, rows: rows, keys: key))
+                            switch encoding {
+                            case .keyed: return .text(try KeyedText.decode(&reader, rows: rows, keys: key))
+                            case .copied: return .text(try CopiedText.decode(&reader, rows: rows, keys: key))
+                            default: return .text(try UsualText.decode(&reader, rows: rows, keys: key))
+                            }
                         }
                         return .text(try ColumnEncoding.decodeText(&reader, encoding: encoding, rows: rows))
                     case .correlationID:
@@ -419,11 +420,13 @@ public final class PartReader: Sendable {
                 guard let key = column.keyColumn, let keys = result.strings(key) else {
                     throw reader.error("column \(column.name) needs its key column decoded first")
                 }
-                result.setStrings(
-                    column,
-                    encoding == .keyed
-                        ? try KeyedText.decode(&reader, rows: rows, keys: keys)
-                        : try CopiedText.decode(&reader, rows: rows, keys: TextColumn(identity: keys)).values)
+                let values: [String]
+                switch encoding {
+                case .keyed: values = try KeyedText.decode(&reader, rows: rows, keys: keys)
+                case .copied: values = try CopiedText.decode(&reader, rows: rows, keys: TextColumn(identity: keys)).values
+                default: values = try UsualText.decode(&reader, rows: rows, keys: TextColumn(identity: keys)).values
+                }
+                result.setStrings(column, values)
             } else {
                 result.setStrings(column, try ColumnEncoding.decodeStrings(&reader, encoding: encoding, rows: rows))
             }

@@ -119,6 +119,9 @@ public struct PartWriter {
         var keyTable = ByteStringTable()
         var alternative = ByteWriter(capacity: 1 << 16)
         var copiedRaw = ByteWriter(capacity: 1 << 16)
+        var usualRaw = ByteWriter(capacity: 1 << 16)
+        var valueTable = ByteStringTable()
+        var usualScratch = ColumnEncoding.TextScratch()
         var hashes: [UInt64] = []
         var blocks: [BlockMetadata] = []
         var position = 0
@@ -219,6 +222,16 @@ public struct PartWriter {
                                 columns.text[BlockColumns.slot(key)].withRows { keys in CopiedText.encode(rows, keys: keys, into: &copiedRaw) }
                             }
                             if copied { candidates.append((.copied, copiedRaw)) }
+                        }
+                        if column.keyRelation == .usual, let key = column.keyColumn {
+                            usualRaw.removeAll()
+                            rows.withRows { rows in
+                                columns.text[BlockColumns.slot(key)].withRows { keys in
+                                    UsualText.encode(
+                                        rows, keys: keys, keyTable: &keyTable, valueTable: &valueTable, scratch: &usualScratch, into: &usualRaw)
+                                }
+                            }
+                            candidates.append((.usual, usualRaw))
                         }
                         if !candidates.isEmpty {
                             chosen = try sink.emitSmallest(column, [(encoding, raw)] + candidates, block: blockIndex)
