@@ -21,9 +21,8 @@ struct ExtrasColumnsTests {
             _ = try ColumnEncoding.readHeader(&reader, column: .extras, expected: encoding, rows: rows.count)
             return try ColumnEncoding.decodeExtrasRows(&reader, encoding: encoding, rows: rows.count, owner: out.bytes)
         }
-        let storedRows = (0..<rows.count).map { row in
-            Array(stored.bytes[Int(stored.starts[row])..<Int(stored.starts[row]) + Int(stored.lengths[row])])
-        }
+        #expect(stored.count == rows.count)
+        let storedRows = (0..<rows.count).map { stored.bytes(at: $0) }
         return (encoding, out.bytes, events, storedRows)
     }
 

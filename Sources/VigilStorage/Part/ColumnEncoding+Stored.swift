@@ -123,8 +123,7 @@ extension ColumnEncoding {
         _ reader: inout ByteReader, encoding: ChunkEncoding, rows: Int, owner: [UInt8]
     ) throws(PartFormatError) -> StoredExtras {
         if encoding == .extrasColumns {
-            let rebuilt = try ExtrasColumns.decode(&reader, rows: rows)
-            return StoredExtras(starts: rebuilt.starts, lengths: rebuilt.lengths, bytes: rebuilt.bytes)
+            return StoredExtras(lists: try ExtrasColumns.decodeLists(&reader, rows: rows, owner: owner))
         }
         let (starts, lengths) = try plainRowSpans(&reader, rows: rows)
         return StoredExtras(starts: starts, lengths: lengths, bytes: owner)

@@ -261,7 +261,7 @@ enum ColumnEncoding {
     ///   canonical IPv4 or IPv6 addresses stored as 4 or 16 raw bytes.
     /// Leaves the chunk's distinct values in `scratch.table`.
     static func encodeStrings(
-        _ rows: ByteRows, scratch: inout TextScratch, addresses: Bool = false, into out: inout ByteWriter
+        _ rows: ByteRows, scratch: inout TextScratch, addresses: Bool = false, numbers: Bool = true, into out: inout ByteWriter
     ) -> ChunkEncoding {
         let count = rows.count
         precondition(count <= maxRows, "a chunk holds at most \(maxRows) rows")
@@ -297,7 +297,7 @@ enum ColumnEncoding {
         var best = min(plainSize, dictionarySize, addressSize)
         // Splitting off numbers pays only when most values are distinct.
         var numberSize = Int.max
-        if table.count * 4 > count && count >= 16 {
+        if numbers && table.count * 4 > count && count >= 16 {
             numberSize = splitNumbers(rows, scratch: &scratch)
         }
         let encoding: ChunkEncoding
@@ -429,6 +429,50 @@ enum ColumnEncoding {
             throw reader.error("lengths add up to \(total) bytes but \(reader.remaining) follow")
         }
         return lengths
+    }
+
+    /// Where each value of a plain or dictionary text body lies in the
+    /// decoded chunk (offsets from its first byte), appended to `starts` and
+    /// `lengths`; every length, count and code checked.
+    static func readSpans(
+        _ reader: inout ByteReader, dictionary: Bool, rows: Int, starts: inout [Int32], lengths: inout [Int32]
+    ) throws(PartFormatError) {
+        if !dictionary {
+            let plain = try readPlainLengths(&reader, rows: rows)
+            var position = reader.offset
+            for length in plain {
+                starts.append(Int32(position))
+                lengths.append(Int32(length))
+                position += length
+            }
+            try reader.skip(reader.remaining)
+            return
+        }
+        let entryCount = try reader.count("dictionary size", limit: rows)
+        guard entryCount > 0 || rows == 0 else { throw reader.error("empty dictionary for \(rows) rows") }
+        var entryLengths: [Int] = []
+        entryLengths.reserveCapacity(entryCount)
+        for entry in 0..<entryCount {
+            entryLengths.append(try reader.count("length of dictionary entry \(entry)", limit: reader.remaining))
+        }
+        var entryStarts: [Int] = []
+        entryStarts.reserveCapacity(entryCount)
+        for (entry, length) in entryLengths.enumerated() {
+            entryStarts.append(reader.offset)
+            try reader.skip(length, "dictionary entry \(entry)")
+        }
+        let width = entryCount <= 256 ? 1 : 2
+        let codesOffset = reader.offset
+        let codes = try reader.bytes(rows * width, "dictionary codes")
+        for row in 0..<rows {
+            let code = width == 1 ? Int(codes[row]) : Int(codes[2 * row]) << 8 | Int(codes[2 * row + 1])
+            guard code < entryCount else {
+                throw PartFormatError("dictionary code \(code) of row \(row) is not below \(entryCount)", at: codesOffset + row * width)
+            }
+            starts.append(Int32(entryStarts[code]))
+            lengths.append(Int32(entryLengths[code]))
+        }
+        try reader.expectEnd("the dictionary codes")
     }
 
     static func decodeStrings(
@@ -779,12 +823,11 @@ enum ColumnEncoding {
             }
         }
         if encoding == .extrasColumns {
-            let rebuilt = try ExtrasColumns.decode(&reader, rows: rows)
-            try withBytes(rebuilt.bytes) { (all) throws(PartFormatError) in
-                for row in 0..<rows {
-                    let from = Int(rebuilt.starts[row])
-                    try append(row, UnsafeRawBufferPointer(rebasing: all[from..<from + Int(rebuilt.lengths[row])]))
-                }
+            // Offsets count from the chunk's first byte, as in the reader.
+            let owner = Array(UnsafeRawBufferPointer(rebasing: reader.bytes[0...]))
+            let lists = try ExtrasColumns.decodeLists(&reader, rows: rows, owner: owner)
+            for row in 0..<rows {
+                try withBytes(lists.bytes(of: row)) { (bytes) throws(PartFormatError) in try append(row, bytes) }
             }
             return values
         }

@@ -68,6 +68,22 @@ enum CopiedText {
             throw PartFormatError("\(count) rows of their own where \(own) flags say so", at: countOffset)
         }
         let values = try ColumnEncoding.decodeText(&reader, encoding: .plain, rows: own).values
+        if !keys.isPerRow {
+            // Dictionary form over the key's entries and then the own values
+            // (a value may appear in both: filters and groups go by bytes).
+            var codes: [UInt32] = []
+            codes.reserveCapacity(rows)
+            var next = UInt32(keys.values.count)
+            for row in 0..<rows {
+                if flags[row] == 1 {
+                    codes.append(UInt32(keys.code(at: row)))
+                } else {
+                    codes.append(next)
+                    next += 1
+                }
+            }
+            return TextColumn(values: keys.values + values, codes: .wide(codes))
+        }
         var result: [String] = []
         result.reserveCapacity(rows)
         var next = 0

@@ -39,8 +39,17 @@ public struct DecodedBlock: Sendable {
     /// written before tamper evidence).
     public var leaf: [UInt32]?
 
+    /// Key columns (`PartColumn.keyColumns`) as decoded, in dictionary form,
+    /// for decoding the columns keyed to them without hashing every row.
+    var keyTexts: [PartColumn: TextColumn] = [:]
+
     public init(rowCount: Int) {
         self.rowCount = rowCount
+    }
+
+    /// A key column's values, in dictionary form when it was decoded here.
+    func keyText(_ column: PartColumn) -> TextColumn? {
+        keyTexts[column] ?? strings(column).map { TextColumn(identity: $0) }
     }
 
     /// The decoded values of a text column, by column.

@@ -97,114 +97,84 @@ enum ExtrasColumns {
         // alike: a session id's hex, a region's names).
         for list in lists + valuesByKey {
             sub.removeAll()
-            _ = list.withRows { ColumnEncoding.encodeStrings($0, scratch: &scratch, into: &sub) }
+            _ = list.withRows { ColumnEncoding.encodeStrings($0, scratch: &scratch, numbers: false, into: &sub) }
             out.varint(sub.count)
             out.append(section: sub)
         }
         return true
     }
 
-    /// Decodes an `extrasColumns` body (after the chunk header) into every
-    /// row's extras bytes, back to back, with each row's start and length.
-    static func decode(
-        _ reader: inout ByteReader, rows: Int
-    ) throws(PartFormatError) -> (bytes: [UInt8], starts: [Int32], lengths: [Int32]) {
+    /// Reads an `extrasColumns` body (after the chunk header) of `owner` (the
+    /// decoded chunk the reader reads, offsets counted from its first byte):
+    /// where every list's values lie, checked, and which values belong to
+    /// which row. A row's bytes are rebuilt only when asked for
+    /// (`ExtrasLists.bytes(of:)`): materializing the 100 events of a page
+    /// must not rebuild the 4,096 rows of their block.
+    static func decodeLists(_ reader: inout ByteReader, rows: Int, owner: [UInt8]) throws(PartFormatError) -> ExtrasLists {
         // Per row: targets, changes, metadata entries. Each list holds at
         // most maxRows strings, which bounds every count before it sizes anything.
-        var counts = [[Int]](repeating: [], count: 3)
-        var totals = [0, 0, 0]
+        var firsts = [[Int32]](repeating: [0], count: 3)
         for kind in 0..<3 {
-            counts[kind].reserveCapacity(rows)
+            firsts[kind].reserveCapacity(rows + 1)
+            var total = 0
             for row in 0..<rows {
-                let value = try reader.count("count of row \(row)", limit: ColumnEncoding.maxRows - totals[kind])
-                counts[kind].append(value)
-                totals[kind] += value
+                total += try reader.count("count of row \(row)", limit: ColumnEncoding.maxRows - total)
+                firsts[kind].append(Int32(total))
             }
         }
-        func readList(_ index: Int, expected: Int) throws(PartFormatError) -> TextColumn {
+        var starts: [Int32] = []
+        var lengths: [Int32] = []
+        var listFirst: [Int32] = []
+        func readList(_ index: Int, expected: Int) throws(PartFormatError) {
+            listFirst.append(Int32(starts.count))
             let length = try reader.count("length of list \(index)", limit: reader.remaining)
             let start = reader.offset
-            let body = try reader.bytes(length)
-            var sub = ByteReader(body, base: start)
+            var sub = ByteReader(try reader.bytes(length), base: start)
             let raw = try sub.u8("encoding of list \(index)")
-            guard let encoding = ChunkEncoding(rawValue: raw), [.plain, .dictionary, .prefixNumber].contains(encoding) else {
-                throw PartFormatError("unknown encoding \(raw) of list \(index)", at: start)
+            guard raw == ChunkEncoding.plain.rawValue || raw == ChunkEncoding.dictionary.rawValue else {
+                throw PartFormatError("list \(index) has encoding \(raw), not plain or dictionary", at: start)
             }
             let countOffset = sub.offset
             let listCount = try sub.varint("count of list \(index)")
             guard listCount == UInt64(expected) else {
                 throw PartFormatError("list \(index) holds \(listCount) strings where \(expected) belong", at: countOffset)
             }
-            return try ColumnEncoding.decodeText(&sub, encoding: encoding, rows: expected)
+            try ColumnEncoding.readSpans(&sub, dictionary: raw == ChunkEncoding.dictionary.rawValue, rows: expected, starts: &starts, lengths: &lengths)
         }
-        var lists: [TextColumn] = []
         for list in List.allCases {
-            lists.append(try readList(list.rawValue, expected: totals[list.rawValue / 3]))
+            try readList(list.rawValue, expected: Int(firsts[list.rawValue / 3][rows]))
         }
-
         // Which value list each metadata entry's value is in: one per distinct key.
-        let keyList = lists[List.metadataKey.rawValue]
-        var groupOfKey: [String: Int] = [:]
+        let keysFirst = Int(listFirst[List.metadataKey.rawValue])
+        let entryCount = Int(firsts[2][rows])
+        var keys = ByteStringTable()
+        keys.reset(capacity: 64)
         var groupSizes: [Int] = []
-        var groupOfEntry: [Int] = []
-        groupOfEntry.reserveCapacity(keyList.count)
-        for entry in 0..<keyList.count {
-            let key = keyList.value(at: entry)
-            let group: Int
-            if let known = groupOfKey[key] {
-                group = known
-            } else {
-                group = groupSizes.count
-                groupOfKey[key] = group
-                groupSizes.append(0)
+        var valueIndex: [Int32] = []
+        valueIndex.reserveCapacity(entryCount)
+        var groupOfEntry: [Int32] = []
+        groupOfEntry.reserveCapacity(entryCount)
+        try withBytes(owner) { (all) throws(PartFormatError) in
+            for entry in 0..<entryCount {
+                let at = keysFirst + entry
+                let group = keys.insert(UnsafeRawBufferPointer(rebasing: all[Int(starts[at])..<Int(starts[at]) + Int(lengths[at])]))
+                if group == groupSizes.count { groupSizes.append(0) }
+                groupOfEntry.append(Int32(group))
+                valueIndex.append(Int32(groupSizes[group]))
+                groupSizes[group] += 1
             }
-            groupOfEntry.append(group)
-            groupSizes[group] += 1
         }
-        var valueLists: [TextColumn] = []
         for (group, size) in groupSizes.enumerated() {
-            valueLists.append(try readList(List.allCases.count + group, expected: size))
+            try readList(List.allCases.count + group, expected: size)
         }
         try reader.expectEnd("the last list")
-        var nextValue = [Int](repeating: 0, count: groupSizes.count)
-
-        var writer = CanonicalEvent.Writer()
-        var starts: [Int32] = []
-        var lengths: [Int32] = []
-        starts.reserveCapacity(rows)
-        lengths.reserveCapacity(rows)
-        var next = [0, 0, 0]
-        for row in 0..<rows {
-            let start = writer.out.count
-            for kind in 0..<2 {
-                let base = kind * 3
-                for _ in 0..<counts[kind][row] {
-                    let item = next[kind]
-                    writer.stringTriple(
-                        kind == 0 ? 10 : 17, lists[base].value(at: item), lists[base + 1].value(at: item),
-                        lists[base + 2].value(at: item))
-                    next[kind] += 1
-                }
-            }
-            for _ in 0..<counts[2][row] {
-                let entry = next[2]
-                let key = keyList.value(at: entry)
-                let group = groupOfEntry[entry]
-                let value = valueLists[group].value(at: nextValue[group])
-                nextValue[group] += 1
-                typealias Writer = CanonicalEvent.Writer
-                writer.messageHeader(18, size: Writer.stringSize(1, key, always: true) + Writer.stringSize(2, value, always: true))
-                writer.string(1, key, always: true)
-                writer.string(2, value, always: true)
-                next[2] += 1
-            }
-            guard writer.out.count <= Int(Int32.max) else {
-                throw PartFormatError("extras of the block exceed 2 GiB", at: reader.offset)
-            }
-            starts.append(Int32(start))
-            lengths.append(Int32(writer.out.count - start))
+        // valueIndex becomes the flat index of each entry's value.
+        for entry in 0..<entryCount {
+            valueIndex[entry] += listFirst[List.allCases.count + Int(groupOfEntry[entry])]
         }
-        return (writer.out, starts, lengths)
+        return ExtrasLists(
+            owner: owner, starts: starts, lengths: lengths, listFirst: listFirst, targetFirst: firsts[0], changeFirst: firsts[1],
+            entryFirst: firsts[2], valueOfEntry: valueIndex)
     }
 
     /// Whether `range` of `bytes` is valid UTF-8 (what `String` keeps byte for byte).
@@ -212,6 +182,50 @@ enum ExtrasColumns {
         let slice = bytes[range]
         if slice.allSatisfy({ $0 < 0x80 }) { return true }
         return String(validating: slice, as: UTF8.self) != nil
+    }
+}
+
+/// The decoded lists of an `extrasColumns` chunk: each value as a span of
+/// the chunk's bytes, and each row's share of every list.
+struct ExtrasLists: Sendable {
+    let owner: [UInt8]
+    /// Every list's values in list order, as spans of `owner`.
+    let starts: [Int32]
+    let lengths: [Int32]
+    /// Where each list's first value is in `starts`.
+    let listFirst: [Int32]
+    /// Row r's targets, changes and entries are items `first[r] ..< first[r + 1]`
+    /// of their lists.
+    let targetFirst: [Int32]
+    let changeFirst: [Int32]
+    let entryFirst: [Int32]
+    /// Each entry's value, as an index into `starts`.
+    let valueOfEntry: [Int32]
+
+    var rowCount: Int { targetFirst.count - 1 }
+    var estimatedBytes: Int { 64 + owner.count + starts.count * 8 + (targetFirst.count * 3 + valueOfEntry.count) * 4 }
+
+    /// Row `row`'s extras bytes, rebuilt in canonical form.
+    func bytes(of row: Int) -> [UInt8] {
+        var writer = CanonicalEvent.Writer()
+        owner.withUnsafeBufferPointer { all in
+            func span(_ index: Int) -> Range<Int> {
+                let start = Int(starts[index])
+                return start..<start + Int(lengths[index])
+            }
+            for (firsts, list, field) in [(targetFirst, ExtrasColumns.List.targetType, 10), (changeFirst, .changeField, 17)] {
+                let base = Int(listFirst[list.rawValue])
+                let stride = Int(listFirst[list.rawValue + 1]) - base
+                for item in Int(firsts[row])..<Int(firsts[row + 1]) {
+                    writer.triple(field, all, [span(base + item), span(base + stride + item), span(base + 2 * stride + item)])
+                }
+            }
+            let keys = Int(listFirst[ExtrasColumns.List.metadataKey.rawValue])
+            for entry in Int(entryFirst[row])..<Int(entryFirst[row + 1]) {
+                writer.entry(all, key: span(keys + entry), value: span(Int(valueOfEntry[entry])))
+            }
+        }
+        return writer.out
     }
 }
 
@@ -224,7 +238,7 @@ extension ByteColumn {
 
 extension CanonicalEvent.Writer {
     /// A message of up to three strings (fields 1, 2, 3; empty ones left out).
-    fileprivate mutating func triple(_ field: Int, _ bytes: UnsafeBufferPointer<UInt8>, _ strings: [Range<Int>]) {
+    mutating func triple(_ field: Int, _ bytes: UnsafeBufferPointer<UInt8>, _ strings: [Range<Int>]) {
         var size = 0
         for (index, range) in strings.enumerated() where !range.isEmpty {
             size += Self.bytesSize(index + 1, range.count)
@@ -236,7 +250,7 @@ extension CanonicalEvent.Writer {
     }
 
     /// A map entry with its key and value both written.
-    fileprivate mutating func entry(_ bytes: UnsafeBufferPointer<UInt8>, key: Range<Int>, value: Range<Int>) {
+    mutating func entry(_ bytes: UnsafeBufferPointer<UInt8>, key: Range<Int>, value: Range<Int>) {
         messageHeader(18, size: Self.bytesSize(1, key.count) + Self.bytesSize(2, value.count))
         self.bytes(1, bytes[key])
         self.bytes(2, bytes[value])

@@ -127,6 +127,9 @@ public enum PartColumn: UInt8, CaseIterable, Sendable, Hashable, Comparable {
         }
     }
 
+    /// The columns other columns are keyed to.
+    static let keyColumns: Set<PartColumn> = Set(allCases.compactMap(\.keyColumn))
+
     /// How a chunk of this column may be stored relative to its key column:
     /// `keyed` (a value per distinct key), for `resourceID` `copied` (rows
     /// equal to the actor's id are flagged), for `sourceIP` `usual` (each

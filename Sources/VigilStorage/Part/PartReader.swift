@@ -393,10 +393,10 @@ public final class PartReader: Sendable {
         case .enumeration:
             let values: [Int32]
             if encoding == .keyed {
-                guard let key = column.keyColumn, let keys = result.strings(key) else {
+                guard let key = column.keyColumn, let keys = result.keyText(key) else {
                     throw reader.error("keyed column \(column.name) needs its key column decoded first")
                 }
-                values = try KeyedText.decodeEnums(&reader, rows: rows, keys: TextColumn(identity: keys))
+                values = try KeyedText.decodeEnums(&reader, rows: rows, keys: keys)
             } else {
                 values = try ColumnEncoding.decodeEnums(&reader, encoding: encoding, rows: rows)
             }
@@ -416,20 +416,22 @@ public final class PartReader: Sendable {
                 result.presence = bits
             }
         case .string:
+            let text: TextColumn
             if encoding.readsKeyColumn {
-                guard let key = column.keyColumn, let keys = result.strings(key) else {
+                guard let key = column.keyColumn, let keys = result.keyText(key) else {
                     throw reader.error("column \(column.name) needs its key column decoded first")
                 }
-                let values: [String]
                 switch encoding {
-                case .keyed: values = try KeyedText.decode(&reader, rows: rows, keys: keys)
-                case .copied: values = try CopiedText.decode(&reader, rows: rows, keys: TextColumn(identity: keys)).values
-                default: values = try UsualText.decode(&reader, rows: rows, keys: TextColumn(identity: keys)).values
+                case .keyed: text = try KeyedText.decode(&reader, rows: rows, keys: keys)
+                case .copied: text = try CopiedText.decode(&reader, rows: rows, keys: keys)
+                default: text = try UsualText.decode(&reader, rows: rows, keys: keys)
                 }
-                result.setStrings(column, values)
             } else {
-                result.setStrings(column, try ColumnEncoding.decodeStrings(&reader, encoding: encoding, rows: rows))
+                text = try ColumnEncoding.decodeText(&reader, encoding: encoding, rows: rows)
             }
+            // Key columns stay in dictionary form too, for the columns keyed to them.
+            if PartColumn.keyColumns.contains(column) { result.keyTexts[column] = text }
+            result.setStrings(column, text.allValues)
         case .eventID:
             result.id = try ColumnEncoding.decodeEventIDs(
                 &reader, rows: rows, receivedAt: result.receivedAt!, seq: result.seq!)

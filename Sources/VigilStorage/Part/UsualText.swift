@@ -92,18 +92,19 @@ enum UsualText {
         guard subCount == UInt64(others) else {
             throw PartFormatError("\(subCount) other values where \(others) flags say so", at: subCountOffset)
         }
-        let values = try ColumnEncoding.decodeText(&reader, encoding: encoding, rows: others)
-        var result: [String] = []
-        result.reserveCapacity(rows)
-        var next = 0
+        let values = try ColumnEncoding.decodeText(&reader, encoding: encoding, rows: others).allValues
+        // Dictionary form: the usual addresses, then the others.
+        var codes: [UInt32] = []
+        codes.reserveCapacity(rows)
+        var next = UInt32(entries.count)
         for row in 0..<rows {
             if flags[row] == 0 {
-                result.append(entries[Int(ranks[row])])
+                codes.append(UInt32(ranks[row]))
             } else {
-                result.append(values.value(at: next))
+                codes.append(next)
                 next += 1
             }
         }
-        return TextColumn(identity: result)
+        return TextColumn(values: entries + values, codes: .wide(codes))
     }
 }

@@ -128,27 +128,56 @@ final class StoredTextRows: Sendable {
     }
 }
 
-/// The extras column kept as stored bytes: a row's targets, changes and
-/// metadata are parsed only when the row is materialized or its metadata is
-/// filtered on.
+/// The extras column kept as stored: a row's targets, changes and metadata
+/// are rebuilt and parsed only when the row is materialized or its metadata
+/// is filtered on.
 final class StoredExtras: Sendable {
-    let starts: [Int32]
-    let lengths: [Int32]
-    let bytes: [UInt8]
-
-    init(starts: [Int32], lengths: [Int32], bytes: [UInt8]) {
-        self.starts = starts
-        self.lengths = lengths
-        self.bytes = bytes
+    private enum Storage: Sendable {
+        /// A plain chunk: each row's bytes as they are.
+        case rows(starts: [Int32], lengths: [Int32], bytes: [UInt8])
+        /// An extrasColumns chunk: rows rebuilt from its lists.
+        case lists(ExtrasLists)
     }
 
-    var estimatedBytes: Int { 64 + bytes.count + starts.count * 8 }
+    private let storage: Storage
+
+    init(starts: [Int32], lengths: [Int32], bytes: [UInt8]) {
+        storage = .rows(starts: starts, lengths: lengths, bytes: bytes)
+    }
+
+    init(lists: ExtrasLists) {
+        storage = .lists(lists)
+    }
+
+    var count: Int {
+        switch storage {
+        case .rows(let starts, _, _): starts.count
+        case .lists(let lists): lists.rowCount
+        }
+    }
+
+    var estimatedBytes: Int {
+        switch storage {
+        case .rows(let starts, _, let bytes): 64 + bytes.count + starts.count * 8
+        case .lists(let lists): lists.estimatedBytes
+        }
+    }
+
+    /// The row's extras bytes (the canonical form for rebuilt rows).
+    func bytes(at row: Int) -> [UInt8] {
+        switch storage {
+        case .rows(let starts, let lengths, let bytes):
+            let start = Int(starts[row])
+            return Array(bytes[start..<start + Int(lengths[row])])
+        case .lists(let lists):
+            return lists.bytes(of: row)
+        }
+    }
 
     /// An event holding only the row's targets, changes and metadata.
     func partial(at row: Int) -> AuditEvent {
-        let length = Int(lengths[row])
-        guard length > 0 else { return AuditEvent() }
-        let start = Int(starts[row])
-        return (try? AuditEvent(serializedBytes: Array(bytes[start..<start + length]))) ?? AuditEvent()
+        let bytes = bytes(at: row)
+        guard !bytes.isEmpty else { return AuditEvent() }
+        return (try? AuditEvent(serializedBytes: bytes)) ?? AuditEvent()
     }
 }

@@ -116,7 +116,7 @@ enum PartFuzz {
                 for row in 0..<rows { _ = stored.matches(row, TextSearch("e")) }
             }
         case .extras(let extras):
-            precondition(extras.starts.count == rows && extras.lengths.count == rows)
+            precondition(extras.count == rows)
             for row in 0..<rows { _ = extras.partial(at: row) }
         }
     }
@@ -213,6 +213,21 @@ enum PartFuzz {
         } catch {
             _ = error.what
         }
+        // Keyed, copied and usual chunks decode against a key column: one with a few distinct keys.
+        let keys = TextColumn(identity: (0..<rows).map { "key-\($0 % 3)" })
+        var keyed = DecodedBlock(rowCount: rows)
+        keyed.actorID = keys.allValues
+        keyed.action = keys.allValues
+        keyed.resourceID = keys.allValues
+        keyed.receivedAt = receivedAt
+        keyed.seq = seq
+        do throws(PartFormatError) {
+            try withBytes(raw) { (bytes) throws(PartFormatError) in
+                try PartReader.decodeColumn(bytes, chunk: chunk, rows: rows, into: &keyed)
+            }
+        } catch {
+            _ = error.what
+        }
         do throws(PartFormatError) {
             let values = try withBytes(raw) { (whole) throws(PartFormatError) -> ColumnValues in
                 var reader = ByteReader(whole)
@@ -221,8 +236,17 @@ enum PartFuzz {
                 case .integer:
                     return .integers(try ColumnEncoding.decodeIntegers(&reader, encoding: encoding, rows: rows))
                 case .enumeration:
+                    if encoding == .keyed {
+                        return .enums(try KeyedText.decodeEnums(&reader, rows: rows, keys: keys))
+                    }
                     return .enums(try ColumnEncoding.decodeEnums(&reader, encoding: encoding, rows: rows))
                 case .string:
+                    switch encoding {
+                    case .keyed: return .text(try KeyedText.decode(&reader, rows: rows, keys: keys))
+                    case .copied: return .text(try CopiedText.decode(&reader, rows: rows, keys: keys))
+                    case .usual: return .text(try UsualText.decode(&reader, rows: rows, keys: keys))
+                    default: break
+                    }
                     if column == .description && encoding == .plain {
                         return .text(TextColumn(stored: try ColumnEncoding.decodePlainRows(&reader, rows: rows, owner: raw)))
                     }
@@ -233,7 +257,7 @@ enum PartFuzz {
                     return .text(TextColumn(stored: try ColumnEncoding.decodeEventIDRows(
                         &reader, rows: rows, receivedAt: receivedAt, seq: seq, owner: raw)))
                 case .bytes:
-                    return .extras(try ColumnEncoding.decodeExtrasRows(&reader, rows: rows, owner: raw))
+                    return .extras(try ColumnEncoding.decodeExtrasRows(&reader, encoding: encoding, rows: rows, owner: raw))
                 case .fixed32:
                     // The truncated leaves of the hash chain.
                     return .integers(try ColumnEncoding.decodeFixed32(&reader, rows: rows).map { Int64($0) })
