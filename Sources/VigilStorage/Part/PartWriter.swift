@@ -200,9 +200,13 @@ public struct PartWriter {
                         })
                     {
                         encoding = .keyed
-                        // Only for the statistics below (the table and codes it leaves).
-                        alternative.removeAll()
-                        _ = rows.withRows { ColumnEncoding.encodeStrings($0, scratch: &text, into: &alternative) }
+                        // resourceType keeps its value counts: the table and codes
+                        // this leaves are what the statistics below read. (The
+                        // other keyed columns carry no statistics.)
+                        if PartColumn.valueSetColumns.contains(column) {
+                            alternative.removeAll()
+                            _ = rows.withRows { ColumnEncoding.encodeStrings($0, scratch: &text, into: &alternative) }
+                        }
                     } else {
                         encoding = rows.withRows {
                             ColumnEncoding.encodeStrings($0, scratch: &text, addresses: column == .sourceIP, into: &raw)
