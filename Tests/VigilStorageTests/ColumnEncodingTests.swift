@@ -430,15 +430,7 @@ struct ColumnEncodingTests {
         var rng = SplitMix64(seed: 11)
         var events: [AuditEvent] = [AuditEvent()]
         for _ in 0..<50 { events.append(PartEvents.random(&rng)) }
-        var big = AuditEvent()
-        big.metadata = Dictionary(uniqueKeysWithValues: (0..<32).map { ("key-\($0)", String(repeating: "v", count: 1024)) })
-        big.changes = (0..<64).map { index in
-            var change = Vigil_V1_Change()
-            change.field = "field.\(index)"
-            change.old = "🦤 old \0"
-            change.new = "e\u{301} new"
-            return change
-        }
+        let big = PartEvents.largeExtras()
         events.append(big)
         let decoded = try ColumnCodec.extras(events)
         for (partial, event) in zip(decoded, events) {

@@ -134,6 +134,21 @@ enum PartEvents {
     /// A random event exercising every field, including unknown enum values,
     /// explicit, derived, empty and non-canonical ids, extreme times and seqs,
     /// absent sub-messages and extras.
+    /// An event with large extras: 32 metadata entries of 1 KiB and 64
+    /// changes with emoji, NUL and a decomposed accent.
+    static func largeExtras() -> AuditEvent {
+        var big = AuditEvent()
+        big.metadata = Dictionary(uniqueKeysWithValues: (0..<32).map { ("key-\($0)", String(repeating: "v", count: 1024)) })
+        big.changes = (0..<64).map { index in
+            var change = Vigil_V1_Change()
+            change.field = "field.\(index)"
+            change.old = "🦤 old \0"
+            change.new = "e\u{301} new"
+            return change
+        }
+        return big
+    }
+
     static func random(_ rng: inout SplitMix64, tenants: Int = 5) -> AuditEvent {
         func pick<T>(_ values: [T]) -> T { values[Int.random(in: 0..<values.count, using: &rng)] }
         func chance(_ percent: Int) -> Bool { Int.random(in: 0..<100, using: &rng) < percent }

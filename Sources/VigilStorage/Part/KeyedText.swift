@@ -66,11 +66,8 @@ enum KeyedText {
     /// Decodes a keyed body (after the chunk header) in dictionary form: the
     /// values are the entries, each row's code is its key's rank.
     static func decode(_ reader: inout ByteReader, rows: Int, keys: TextColumn) throws(PartFormatError) -> TextColumn {
-        guard keys.count == rows else {
-            throw reader.error("the key column holds \(keys.count) rows, the block \(rows)")
-        }
-        let (ranks, distinct) = self.ranks(keys)
-        let entries = try readEntries(&reader, expected: distinct)
+        let (ranks, count) = try keyRanks(&reader, rows: rows, keys: keys)
+        let entries = try readEntries(&reader, count: count)
         return TextColumn(values: entries, codes: .narrow(ranks))
     }
 
@@ -81,15 +78,7 @@ enum KeyedText {
 
     /// Decodes a keyed enum body (protobuf raw values) into one value per row.
     static func decodeEnums(_ reader: inout ByteReader, rows: Int, keys: TextColumn) throws(PartFormatError) -> [Int32] {
-        guard keys.count == rows else {
-            throw reader.error("the key column holds \(keys.count) rows, the block \(rows)")
-        }
-        let (ranks, distinct) = self.ranks(keys)
-        let countOffset = reader.offset
-        let count = try reader.count("entry count", limit: ColumnEncoding.maxRows)
-        guard count == distinct else {
-            throw PartFormatError("\(count) entries for \(distinct) distinct keys", at: countOffset)
-        }
+        let (ranks, count) = try keyRanks(&reader, rows: rows, keys: keys)
         var entries: [Int32] = []
         entries.reserveCapacity(count)
         for entry in 0..<count {
@@ -147,12 +136,24 @@ enum KeyedText {
         return (ranks, table.count)
     }
 
-    private static func readEntries(_ reader: inout ByteReader, expected: Int) throws(PartFormatError) -> [String] {
+    /// Each row's key rank (see `ranks`) and the chunk's entry count, read
+    /// and checked against the key column: one entry per distinct key.
+    static func keyRanks(
+        _ reader: inout ByteReader, rows: Int, keys: TextColumn
+    ) throws(PartFormatError) -> (ranks: [UInt16], entries: Int) {
+        guard keys.count == rows else {
+            throw reader.error("the key column holds \(keys.count) rows, the block \(rows)")
+        }
+        let (ranks, distinct) = self.ranks(keys)
         let countOffset = reader.offset
         let count = try reader.count("entry count", limit: ColumnEncoding.maxRows)
-        guard count == expected else {
-            throw PartFormatError("\(count) entries for \(expected) distinct keys", at: countOffset)
+        guard count == distinct else {
+            throw PartFormatError("\(count) entries for \(distinct) distinct keys", at: countOffset)
         }
+        return (ranks, count)
+    }
+
+    private static func readEntries(_ reader: inout ByteReader, count: Int) throws(PartFormatError) -> [String] {
         var lengths: [Int] = []
         lengths.reserveCapacity(count)
         for entry in 0..<count {

@@ -63,15 +63,7 @@ enum UsualText {
 
     /// Decodes a usual body (after the chunk header): one value per row.
     static func decode(_ reader: inout ByteReader, rows: Int, keys: TextColumn) throws(PartFormatError) -> TextColumn {
-        guard keys.count == rows else {
-            throw reader.error("the key column holds \(keys.count) rows, the block \(rows)")
-        }
-        let (ranks, distinct) = KeyedText.ranks(keys)
-        let countOffset = reader.offset
-        let entryCount = try reader.count("entry count", limit: ColumnEncoding.maxRows)
-        guard entryCount == distinct else {
-            throw PartFormatError("\(entryCount) entries for \(distinct) distinct keys", at: countOffset)
-        }
+        let (ranks, entryCount) = try KeyedText.keyRanks(&reader, rows: rows, keys: keys)
         var entries: [String] = []
         entries.reserveCapacity(entryCount)
         for entry in 0..<entryCount { entries.append(try IPEntry.read(&reader, entry: entry)) }
