@@ -4,7 +4,7 @@ import Foundation
 /// as its key column in the same row: a resource id that is the actor's own
 /// id (a login, a logout, a token refresh: a third of the bench's events).
 /// A flag per row says "the key column's value"; the other rows' values
-/// follow, plain. On the bench's events `resourceID` takes 3.9 bytes per
+/// follow, plain. On the bench's events `resourceID` takes 3.7 bytes per
 /// event this way instead of 4.7.
 ///
 /// Persisted in chunks of `resourceID` (PartFormat, "copied"), keyed to

@@ -6,7 +6,7 @@ import VigilCore
 /// from its id, a resource's name from its id, the category and resource type
 /// from the action. The chunk stores one value per distinct key, in the order
 /// the keys first appear, and no per-row codes at all: on the bench's events
-/// that takes `actorName`, `actorEmail` and `resourceName` from 5.8 to about 3
+/// that takes `actorName`, `actorEmail` and `resourceName` from 5.8 to 2.6
 /// bytes per event together.
 ///
 /// Persisted in chunks of the columns with a `PartColumn.keyColumn`
