@@ -475,14 +475,6 @@ enum ColumnEncoding {
         try reader.expectEnd("the dictionary codes")
     }
 
-    static func decodeStrings(
-        _ reader: inout ByteReader, encoding: ChunkEncoding, rows: Int
-    ) throws(PartFormatError) -> [String] {
-        let column = try decodeText(&reader, encoding: encoding, rows: rows)
-        if case .identity = column.codes { return column.values }
-        return (0..<rows).map { column.value(at: $0) }
-    }
-
     /// Decodes a text chunk keeping its dictionary (plain and prefixNumber
     /// chunks come back with one value per row).
     static func decodeText(

@@ -71,11 +71,6 @@ enum KeyedText {
         return TextColumn(values: entries, codes: .narrow(ranks))
     }
 
-    /// Decodes a keyed body into one value per row.
-    static func decode(_ reader: inout ByteReader, rows: Int, keys: [String]) throws(PartFormatError) -> [String] {
-        try decode(&reader, rows: rows, keys: TextColumn(identity: keys)).allValues
-    }
-
     /// Decodes a keyed enum body (protobuf raw values) into one value per row.
     static func decodeEnums(_ reader: inout ByteReader, rows: Int, keys: TextColumn) throws(PartFormatError) -> [Int32] {
         let (ranks, count) = try keyRanks(&reader, rows: rows, keys: keys)
