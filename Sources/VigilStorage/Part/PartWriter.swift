@@ -165,7 +165,7 @@ public struct PartWriter {
                     case .outcome: values = columns.outcome
                     default: values = columns.presence
                     }
-                    if let key = column.keyColumn,
+                    if column.keyRelation == .keyed, let key = column.keyColumn,
                         values.withUnsafeBufferPointer({ values in
                             columns.text[BlockColumns.slot(key)].withRows { keys in
                                 KeyedText.encode(enums: values, keys: keys, table: &keyTable, into: &raw)
@@ -579,28 +579,25 @@ struct ChunkSink {
     }
 
     /// Stores whichever raw chunk of one column is smallest once compressed
-    /// (the earliest of equals; the first without compression).
+    /// (the earliest of equals). Each candidate is compressed once; the
+    /// winner's compressed bytes are the ones stored.
     mutating func emitSmallest(
         _ column: PartColumn, _ candidates: [(ChunkEncoding, ByteWriter)], block: Int
     ) throws(VigilError) -> ChunkInfo {
-        guard let deflater, candidates.count > 1 else {
-            return try emit(column, candidates[0].0, candidates[0].1.bytes, boundaries: candidates[0].1.boundaries, block: block)
-        }
         var best = 0
         var bestSize = Int.max
+        var bestCompressed: [UInt8] = []
         for (index, candidate) in candidates.enumerated() {
-            candidate.1.bytes.withUnsafeBytes {
-                deflater.compress(
-                    $0, level: level, strategy: candidate.0.isBinary ? Z_RLE : Z_DEFAULT_STRATEGY,
-                    boundaries: candidate.1.boundaries, into: &compressed)
-            }
-            let size = min(compressed.count, candidate.1.count)
+            compress(candidate.1.bytes, encoding: candidate.0, boundaries: candidate.1.boundaries)
+            let size = deflater == nil ? candidate.1.count : min(compressed.count, candidate.1.count)
             if size < bestSize {
                 best = index
                 bestSize = size
+                swap(&bestCompressed, &compressed)
             }
         }
-        return try emit(column, candidates[best].0, candidates[best].1.bytes, boundaries: candidates[best].1.boundaries, block: block)
+        swap(&bestCompressed, &compressed)
+        return try store(column, candidates[best].0, candidates[best].1.bytes, block: block)
     }
 
     /// Stores one raw chunk. `rawTail` bytes at its end are incompressible
@@ -608,18 +605,27 @@ struct ChunkSink {
     mutating func emit(
         _ column: PartColumn, _ encoding: ChunkEncoding, _ raw: [UInt8], rawTail: Int = 0, boundaries: [Int] = [], block: Int
     ) throws(VigilError) -> ChunkInfo {
+        compress(raw, encoding: encoding, rawTail: rawTail, boundaries: boundaries)
+        return try store(column, encoding, raw, block: block)
+    }
+
+    /// Compresses `raw` into `compressed` (nothing for stored parts and for
+    /// hashes, which are random: zlib could not make them smaller).
+    private mutating func compress(_ raw: [UInt8], encoding: ChunkEncoding, rawTail: Int = 0, boundaries: [Int]) {
+        compressed.removeAll(keepingCapacity: true)
+        guard let deflater, encoding != .fixed32 else { return }
+        let strategy = encoding.isBinary ? Z_RLE : Z_DEFAULT_STRATEGY
+        raw.withUnsafeBytes {
+            deflater.compress($0, level: level, strategy: strategy, storedTail: rawTail, boundaries: boundaries, into: &compressed)
+        }
+    }
+
+    /// Writes `raw`, or `compressed` (its zlib form) when that is smaller.
+    private mutating func store(_ column: PartColumn, _ encoding: ChunkEncoding, _ raw: [UInt8], block: Int) throws(VigilError) -> ChunkInfo {
         guard raw.count <= ChunkInfo.maxRawLength else {
             throw VigilError(.invalidArgument, "column \(column.name) of block \(block) would hold \(raw.count) bytes, over the limit of \(ChunkInfo.maxRawLength); lower maxBlockBytes")
         }
-        var codec = ChunkCodec.none
-        // Hashes are random: zlib could not make them smaller.
-        if let deflater, encoding != .fixed32 {
-            let strategy = encoding.isBinary ? Z_RLE : Z_DEFAULT_STRATEGY
-            raw.withUnsafeBytes {
-                deflater.compress($0, level: level, strategy: strategy, storedTail: rawTail, boundaries: boundaries, into: &compressed)
-            }
-            if compressed.count < raw.count { codec = .zlib }
-        }
+        let codec: ChunkCodec = !compressed.isEmpty && compressed.count < raw.count ? .zlib : .none
         let stored = codec == .zlib ? compressed : raw
         let offset = output.offset
         try output.write(stored)
