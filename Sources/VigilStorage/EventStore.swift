@@ -153,6 +153,9 @@ public protocol EventStore: Sendable {
         _ events: [AuditEvent], encoded: EncodedEvents?, idempotencyKey: String?, wantReceipts: Bool
     ) async throws(VigilError) -> AppendResult
 
+    /// `append` of a batch decoded straight into columns (`IngestWireDecoder`).
+    func append(_ batch: WireIngestBatch) async throws(VigilError) -> AppendResult
+
     /// Up to `limit` events that match `filter`, in `order`, strictly after
     /// `cursor` when one is given — and then only events with a seq up to the
     /// cursor's `visibleSeq`, so that every page reads the first page's snapshot.
@@ -239,6 +242,19 @@ public struct PartLevelStatistics: Sendable, Hashable {
 
 extension EventStore {
     public func runMaintenance() async throws {}
+
+    /// A store without a column path takes the batch's events, decoded again.
+    public func append(_ batch: WireIngestBatch) async throws(VigilError) -> AppendResult {
+        let events: [AuditEvent]
+        do {
+            events = try Vigil_V1_WalBatch(serializedBytes: batch.encoded.bytes).events
+        } catch {
+            throw VigilError(.internal, "the decoded batch's events do not decode again: \(error)")
+        }
+        return try await append(
+            events, encoded: batch.encoded, idempotencyKey: batch.idempotencyKey.isEmpty ? nil : batch.idempotencyKey,
+            wantReceipts: batch.wantReceipts)
+    }
 
     public func setRetention(tenant: String?, nanos: Int64?) async throws(VigilError) -> (before: Int64?, after: Int64?) {
         throw VigilError(.unimplemented, "this store does not support changing retention")

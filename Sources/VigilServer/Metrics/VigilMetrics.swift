@@ -107,18 +107,26 @@ public final class VigilMetrics: Sendable {
 
     // MARK: Recording
 
+    /// A batch's tenants in order of first appearance, each with its events.
+    static func tenantCounts(of events: [AuditEvent]) -> [(tenant: String, events: Int)] {
+        if let first = events.first?.tenant, events.allSatisfy({ $0.tenant == first }) {
+            return [(first, events.count)]
+        }
+        var order: [String] = []
+        var counts: [String: Int] = [:]
+        for event in events {
+            if counts[event.tenant] == nil { order.append(event.tenant) }
+            counts[event.tenant, default: 0] += 1
+        }
+        return order.map { ($0, counts[$0]!) }
+    }
+
     /// One Ingest call that ended with `code`: its events by tenant, the
     /// batch once under each of its tenants, and (when OK) its latency.
-    func recordIngest(_ events: [AuditEvent], code: StatusCode, duration: Duration?) {
+    func recordIngest(_ tenantCounts: [(tenant: String, events: Int)], code: StatusCode, duration: Duration?) {
         var byLabel: [String: Int] = [:]
         let admit = code == .ok
-        if let first = events.first?.tenant, events.allSatisfy({ $0.tenant == first }) {
-            byLabel[tenantLabels.label(for: first, admit: admit)] = events.count
-        } else {
-            var byTenant: [String: Int] = [:]
-            for event in events { byTenant[event.tenant, default: 0] += 1 }
-            for (tenant, count) in byTenant { byLabel[tenantLabels.label(for: tenant, admit: admit), default: 0] += count }
-        }
+        for (tenant, count) in tenantCounts { byLabel[tenantLabels.label(for: tenant, admit: admit), default: 0] += count }
         if byLabel.isEmpty { byLabel[TenantLabels.invalid] = 0 }
         for (label, count) in byLabel {
             let counters = ingestCounters(tenant: label, code: code)

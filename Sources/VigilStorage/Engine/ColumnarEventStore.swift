@@ -295,20 +295,35 @@ public final class ColumnarEventStore: EventStore {
         // A full disk refuses at once, before the batch waits for memory a flush cannot free.
         try admitWrite()
         try await waitForMemory()
-
         // The costly work happens before the lock: columns, and the WAL record's events.
-        let columns = MemoryChunk.Columns(events)
+        let encoded = encoded ?? EncodedEvents(encoding: events)
+        assert(
+            (try? Vigil_V1_WalBatch(serializedBytes: encoded.bytes))?.events == events,
+            "the encoded events given to append are not the events")
+        return try await append(columns: MemoryChunk.Columns(events), encoded: encoded, key: key, wantReceipts: wantReceipts)
+    }
+
+    public func append(_ batch: WireIngestBatch) async throws(VigilError) -> AppendResult {
+        let key = batch.idempotencyKey
+        if !key.isEmpty, let earlier = try await earlierAnswer(for: key) { return earlier }
+        try admitWrite()
+        try await waitForMemory()
+        return try await append(columns: batch.columns, encoded: batch.encoded, key: key, wantReceipts: batch.wantReceipts)
+    }
+
+    /// Logs and publishes a batch whose columns are built; the caller has
+    /// checked the idempotency key and waited for memory.
+    private func append(
+        columns: MemoryChunk.Columns, encoded: EncodedEvents, key: String, wantReceipts: Bool
+    ) async throws(VigilError) -> AppendResult {
         // The record's body: the events (as the client sent them, when given), then the key.
         var keyField = Vigil_V1_WalBatch()
         keyField.idempotencyKey = key
-        let bodyBytes = (encoded ?? EncodedEvents(encoding: events)).bytes + ((try? keyField.serializedBytes()) ?? [])
-        assert(
-            (try? Vigil_V1_WalBatch(serializedBytes: bodyBytes))?.events == events,
-            "the encoded events given to append are not the events")
+        let keyBytes: [UInt8] = (try? keyField.serializedBytes()) ?? []
 
         let written = state.withLock { state -> Result<LockedAppend, VigilError> in
             do throws(VigilError) {
-                return .success(try appendLocked(&state, columns: columns, bodyBytes: bodyBytes, key: key))
+                return .success(try appendLocked(&state, columns: columns, events: encoded, keyBytes: keyBytes, key: key))
             } catch {
                 return .failure(error)
             }
@@ -419,7 +434,7 @@ public final class ColumnarEventStore: EventStore {
     /// lock (so WAL order is seq order). Throws when the WAL write fails;
     /// then nothing changed.
     private func appendLocked(
-        _ state: inout State, columns: MemoryChunk.Columns, bodyBytes: [UInt8], key: String
+        _ state: inout State, columns: MemoryChunk.Columns, events: EncodedEvents, keyBytes: [UInt8], key: String
     ) throws(VigilError) -> LockedAppend {
         guard !state.closed else { throw VigilError(.unavailable, "the store is shutting down") }
         let now = currentUnixNanos()
@@ -433,7 +448,7 @@ public final class ColumnarEventStore: EventStore {
         tail.firstSeq = firstSeq
         tail.receivedAtNanos = now
         // A failed write leaves the WAL as it was (the partial record is cut away).
-        let location = try wal.write(bodyBytes + ((try? tail.serializedBytes()) ?? []))
+        let location = try wal.write(pieces: [events.bytes, keyBytes, (try? tail.serializedBytes()) ?? []])
         state.lastWrite = location
         state.nextSeq += UInt64(columns.count)
         let chunk = MemoryChunk(columns: columns, firstSeq: firstSeq, receivedAt: now, idempotencyKey: key)

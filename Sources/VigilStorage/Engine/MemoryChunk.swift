@@ -42,13 +42,10 @@ public final class MemoryChunk: Sendable {
         let maxOccurredAt: Int64
         let estimatedBytes: Int
 
-        public init(_ events: [AuditEvent]) {
-            count = events.count
-            occurredAt = events.map { $0.occurredAt.unixNanos }
-            let ids = events.map { $0.id.isEmpty ? nil : EventID($0.id) }
-            explicitIDs = ids.contains { $0 != nil } ? ids : nil
+        public convenience init(_ events: [AuditEvent]) {
             // One pass, with the nested messages read once per event: every
             // protobuf getter retains, and `actor` and `resource` copy theirs.
+            let count = events.count
             var tenant = TextColumn.DictionaryBuilder(capacity: count)
             var actorID = tenant, actorName = tenant, actorEmail = tenant, action = tenant
             var resourceType = tenant, resourceID = tenant, resourceName = tenant
@@ -75,30 +72,56 @@ public final class MemoryChunk: Sendable {
                 sourceIP.append(event.sourceIp)
                 userAgent.append(event.userAgent)
             }
-            self.tenant = tenant.column
-            self.actorID = actorID.column
+            let ids = events.map { $0.id.isEmpty ? nil : EventID($0.id) }
+            self.init(
+                occurredAt: events.map { $0.occurredAt.unixNanos },
+                explicitIDs: ids.contains { $0 != nil } ? ids : nil,
+                tenant: tenant.column, actorID: actorID.column, actorType: actorType, actorName: actorName.column,
+                actorEmail: actorEmail.column, action: action.column, category: category,
+                resourceType: resourceType.column, resourceID: resourceID.column, resourceName: resourceName.column,
+                outcome: outcome, reason: reason.column, sourceIP: sourceIP.column, userAgent: userAgent.column,
+                traceID: TextColumn(identity: events.map(\.traceID)),
+                requestID: TextColumn(identity: events.map(\.requestID)),
+                descriptionText: TextColumn(identity: events.map(\.description_p)),
+                // In the part's form already, so that a flush copies them as they are.
+                extras: events.map(ColumnEncoding.extrasBytes(of:)))
+        }
+
+        /// The columns as built (by `init(_:)`, or straight from an Ingest
+        /// request's bytes by `IngestWireDecoder`); every column has a row per event.
+        init(
+            occurredAt: [Int64], explicitIDs: [EventID?]?, tenant: TextColumn, actorID: TextColumn, actorType: [Int32],
+            actorName: TextColumn, actorEmail: TextColumn, action: TextColumn, category: [Int32],
+            resourceType: TextColumn, resourceID: TextColumn, resourceName: TextColumn, outcome: [Int32],
+            reason: TextColumn, sourceIP: TextColumn, userAgent: TextColumn, traceID: TextColumn, requestID: TextColumn,
+            descriptionText: TextColumn, extras: [[UInt8]]
+        ) {
+            count = occurredAt.count
+            self.occurredAt = occurredAt
+            self.explicitIDs = explicitIDs
+            self.tenant = tenant
+            self.actorID = actorID
             self.actorType = actorType
-            self.actorName = actorName.column
-            self.actorEmail = actorEmail.column
-            self.action = action.column
+            self.actorName = actorName
+            self.actorEmail = actorEmail
+            self.action = action
             self.category = category
-            self.resourceType = resourceType.column
-            self.resourceID = resourceID.column
-            self.resourceName = resourceName.column
+            self.resourceType = resourceType
+            self.resourceID = resourceID
+            self.resourceName = resourceName
             self.outcome = outcome
-            self.reason = reason.column
-            self.sourceIP = sourceIP.column
-            self.userAgent = userAgent.column
-            traceID = TextColumn(identity: events.map(\.traceID))
-            requestID = TextColumn(identity: events.map(\.requestID))
-            descriptionText = TextColumn(identity: events.map(\.description_p))
-            // In the part's form already, so that a flush copies them as they are.
-            extras = events.map(ColumnEncoding.extrasBytes(of:))
+            self.reason = reason
+            self.sourceIP = sourceIP
+            self.userAgent = userAgent
+            self.traceID = traceID
+            self.requestID = requestID
+            self.descriptionText = descriptionText
+            self.extras = extras
             minOccurredAt = occurredAt.min() ?? 0
             maxOccurredAt = occurredAt.max() ?? 0
             let text = [
-                self.tenant, self.actorID, self.actorName, self.actorEmail, self.action, self.resourceType, self.resourceID,
-                self.resourceName, self.reason, self.sourceIP, self.userAgent, traceID, requestID, descriptionText,
+                tenant, actorID, actorName, actorEmail, action, resourceType, resourceID,
+                resourceName, reason, sourceIP, userAgent, traceID, requestID, descriptionText,
             ].reduce(0) { $0 + $1.estimatedBytes }
             estimatedBytes = 256 + text + extras.reduce(0) { $0 + $1.count + 24 } + count * (8 + 12 + 9)
         }
@@ -219,4 +242,35 @@ public final class MemoryChunk: Sendable {
 struct ChainMark: Sendable {
     var truncated: [UInt32]
     var headAfter: ChainDigest
+}
+
+extension MemoryChunk.Columns {
+    /// The first row and column where `self` and `other` hold different
+    /// values (text by bytes, extras byte for byte), or nil: how the tests
+    /// and the fuzzer hold `IngestWireDecoder` to `init(_:)`.
+    func firstDifference(from other: MemoryChunk.Columns) -> String? {
+        guard count == other.count else { return "\(count) rows against \(other.count)" }
+        if (explicitIDs == nil) != (other.explicitIDs == nil) { return "explicit ids" }
+        let text: [(String, KeyPath<MemoryChunk.Columns, TextColumn>)] = [
+            ("tenant", \.tenant), ("actorID", \.actorID), ("actorName", \.actorName), ("actorEmail", \.actorEmail),
+            ("action", \.action), ("resourceType", \.resourceType), ("resourceID", \.resourceID),
+            ("resourceName", \.resourceName), ("reason", \.reason), ("sourceIP", \.sourceIP), ("userAgent", \.userAgent),
+            ("traceID", \.traceID), ("requestID", \.requestID), ("description", \.descriptionText),
+        ]
+        let numbers: [(String, KeyPath<MemoryChunk.Columns, [Int32]>)] = [
+            ("actorType", \.actorType), ("category", \.category), ("outcome", \.outcome),
+        ]
+        for row in 0..<count {
+            if occurredAt[row] != other.occurredAt[row] { return "row \(row): occurredAt" }
+            if explicitIDs?[row] != other.explicitIDs?[row] { return "row \(row): id" }
+            for (name, path) in text where !sameUTF8(self[keyPath: path].value(at: row), other[keyPath: path].value(at: row)) {
+                return "row \(row): \(name)"
+            }
+            for (name, path) in numbers where self[keyPath: path][row] != other[keyPath: path][row] {
+                return "row \(row): \(name)"
+            }
+            if extras[row] != other.extras[row] { return "row \(row): extras" }
+        }
+        return nil
+    }
 }

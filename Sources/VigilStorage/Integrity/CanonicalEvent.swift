@@ -136,6 +136,19 @@ public enum CanonicalEvent {
             }
         }
 
+        /// A string field from its UTF-8 bytes, as `string(_:_:always:)` writes it.
+        mutating func string(_ field: Int, bytes: UnsafeRawBufferPointer, always: Bool = false) {
+            guard always || !bytes.isEmpty else { return }
+            varint(UInt64(field << 3 | 2))
+            varint(UInt64(bytes.count))
+            out.append(contentsOf: bytes)
+        }
+
+        static func stringSize(_ field: Int, byteCount count: Int, always: Bool = false) -> Int {
+            guard always || count > 0 else { return 0 }
+            return varintSize(UInt64(field << 3)) + varintSize(UInt64(count)) + count
+        }
+
         static func stringSize(_ field: Int, _ text: String, always: Bool = false) -> Int {
             let count = text.utf8.count
             guard always || count > 0 else { return 0 }

@@ -105,6 +105,36 @@ struct TextColumn: Sendable {
             last = code
         }
 
+        /// Appends the value with UTF-8 bytes `bytes`. A value not seen before
+        /// is made a `String` only if its bytes are valid UTF-8, and kept only
+        /// if `accept` takes it; false (and the builder left unusable) otherwise.
+        /// Each distinct value is so checked once, not once per row.
+        @inline(__always)
+        mutating func append(bytes: UnsafeRawBufferPointer, accept: (String) -> Bool) -> Bool {
+            if last >= 0 && index.equals(last, bytes) {
+                codes.append(UInt32(last))
+                return true
+            }
+            let known = index.count
+            let code = index.insert(bytes)
+            if code == known {
+                guard let string = validUTF8String(bytes), accept(string) else { return false }
+                values.append(string)
+            }
+            codes.append(UInt32(code))
+            last = code
+            return true
+        }
+
+        /// How many rows have each value, by code.
+        var countsByCode: [Int] {
+            var counts = [Int](repeating: 0, count: values.count)
+            for code in codes { counts[Int(code)] += 1 }
+            return counts
+        }
+
+        var distinctValues: [String] { values }
+
         var column: TextColumn { TextColumn(values: values, codes: .wide(codes)) }
     }
 

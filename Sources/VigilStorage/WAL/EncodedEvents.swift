@@ -29,6 +29,11 @@ public struct EncodedEvents: Sendable, Equatable {
         bytes = entries
     }
 
+    /// Field-1 entries already gathered (by `IngestWireDecoder`).
+    init(bytes: [UInt8]) {
+        self.bytes = bytes
+    }
+
     /// Encodes `events` (what the store does when it is given no bytes).
     public init(encoding events: [AuditEvent]) {
         var batch = Vigil_V1_WalBatch()

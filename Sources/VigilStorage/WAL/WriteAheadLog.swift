@@ -69,17 +69,32 @@ public final class WriteAheadLog: Sendable {
     /// rotates first if the segment is full) and returns its location.
     /// Synchronous and fast: it never waits for an fsync, except the one that
     /// closes a full segment.
-    public func write(_ payload: UnsafeRawBufferPointer) throws(VigilError) -> WALLocation {
-        guard payload.count <= WALFormat.maximumPayload else {
-            throw VigilError(.invalidArgument, "a WAL record of \(payload.count) bytes is above the \(WALFormat.maximumPayload)-byte limit")
+    public func write(_ payload: [UInt8]) throws(VigilError) -> WALLocation {
+        try write(pieces: [payload])
+    }
+
+    /// `write(_:)` of the payload `pieces` joined. Large records are written
+    /// piece by piece rather than joined first: a batch's record is a few
+    /// hundred kilobytes, and copying it into one buffer (a fresh mapping,
+    /// faulted in page by page) cost more than the extra write() calls.
+    public func write(pieces: [[UInt8]]) throws(VigilError) -> WALLocation {
+        let size = pieces.reduce(0) { $0 + $1.count }
+        guard size <= WALFormat.maximumPayload else {
+            throw VigilError(.invalidArgument, "a WAL record of \(size) bytes is above the \(WALFormat.maximumPayload)-byte limit")
         }
         // The checksum and the copy happen before the lock.
-        let header = WALFormat.recordHeader(payload)
-        let record: [UInt8]? = payload.count <= WALCore.copyLimit ? header + payload : nil
+        let header = WALFormat.recordHeader(pieces: pieces)
+        var record: [UInt8]?
+        if size <= WALCore.copyLimit {
+            var joined = header
+            joined.reserveCapacity(header.count + size)
+            for piece in pieces { joined.append(contentsOf: piece) }
+            record = joined
+        }
         let (result, releases) = core.state.withLock { state -> (Result<WALLocation, VigilError>, [WALRelease]) in
             var releases: [WALRelease] = []
             do throws(VigilError) {
-                let location = try state.append(header: header, payload: payload, record: record, releases: &releases)
+                let location = try state.append(header: header, pieces: pieces, record: record, releases: &releases)
                 return (.success(location), releases)
             } catch {
                 return (.failure(error), releases)
@@ -87,15 +102,8 @@ public final class WriteAheadLog: Sendable {
         }
         WALCore.resume(releases)
         let location = try result.get()
-        core.metrics.walBytesWritten.increment(by: header.count + payload.count)
+        core.metrics.walBytesWritten.increment(by: header.count + size)
         return location
-    }
-
-    public func write(_ payload: [UInt8]) throws(VigilError) -> WALLocation {
-        let result: Result<WALLocation, VigilError> = payload.withUnsafeBytes { raw in
-            do throws(VigilError) { return .success(try write(raw)) } catch { return .failure(error) }
-        }
-        return try result.get()
     }
 
     /// Returns once the record at `location` is durable per the sync policy:
@@ -378,9 +386,9 @@ struct WALState: Sendable {
 
     /// Writes one record at the end of the current segment (rotating or
     /// creating it first as needed).
-    mutating func append(header: [UInt8], payload: UnsafeRawBufferPointer, record: [UInt8]?, releases: inout [WALRelease]) throws(VigilError) -> WALLocation {
+    mutating func append(header: [UInt8], pieces: [[UInt8]], record: [UInt8]?, releases: inout [WALRelease]) throws(VigilError) -> WALLocation {
         try checkWritable()
-        let size = WALFormat.recordHeaderSize + payload.count
+        let size = WALFormat.recordHeaderSize + pieces.reduce(0) { $0 + $1.count }
         if current != nil, end > WALFormat.headerSize, end + size > segmentBytes {
             try closeCurrent(releases: &releases)
         }
@@ -392,7 +400,11 @@ struct WALState: Sendable {
                 try Self.write(record, to: file, at: start)
             } else {
                 try Self.write(header, to: file, at: start)
-                try file.descriptor.write(payload, at: start + WALFormat.recordHeaderSize)
+                var offset = start + WALFormat.recordHeaderSize
+                for piece in pieces {
+                    try Self.write(piece, to: file, at: offset)
+                    offset += piece.count
+                }
             }
         } catch {
             // Cut a partial record so that the next one does not follow garbage.

@@ -2,10 +2,11 @@ import NIOCore
 import SwiftProtobuf
 import VigilCore
 import VigilProto
-import VigilStorage
+@testable import VigilStorage
 import VigilWire
 
-/// Protobuf → events → `EventValidator`; filters → `EventFilter`; cursor text
+/// Protobuf → events → `EventValidator` (and `IngestWireDecoder`, which must
+/// agree with it); filters → `EventFilter`; cursor text
 /// → `QueryCursor` / `SubscriptionCursor`: the paths a request's bytes take in
 /// the server before anything is stored or scanned.
 ///
@@ -71,12 +72,26 @@ enum EventFuzz {
     // MARK: - Ingest
 
     static func ingest(_ bytes: [UInt8], limits: EventLimits) {
-        guard let request = decode(bytes, Vigil_V1_IngestRequest.self) else { return }
+        // The server's fast path must take only what the general path takes unchanged, and agree with it.
+        let wire = bytes.withUnsafeBytes { IngestWireDecoder.decode($0, limits: limits, now: now) }
+        guard let request = decode(bytes, Vigil_V1_IngestRequest.self) else {
+            precondition(wire == nil, "IngestWireDecoder took a request swift-protobuf refuses")
+            return
+        }
         let validator = EventValidator(limits: limits)
-        _ = validator.checkIdempotencyKey(request.idempotencyKey)
+        let keyProblem = validator.checkIdempotencyKey(request.idempotencyKey)
         var events = request.events
         var rewritten = false
         let errors = validator.validate(&events, now: now, rewritten: &rewritten)
+        if let wire {
+            precondition(keyProblem == nil && errors.isEmpty && !rewritten, "IngestWireDecoder took a batch the validator refuses or rewrites")
+            if let difference = wire.columns.firstDifference(from: MemoryChunk.Columns(events)) {
+                preconditionFailure("IngestWireDecoder's columns differ: \(difference)")
+            }
+            precondition(wire.encoded == bytes.withUnsafeBytes { EncodedEvents(eventsOf: $0) }, "IngestWireDecoder's WAL bytes differ")
+            precondition(wire.idempotencyKey == request.idempotencyKey && wire.wantReceipts == request.wantReceipts)
+            precondition(wire.tenantCounts.reduce(0) { $0 + $1.events } == events.count)
+        }
         precondition(events.count == request.events.count, "validation changed the number of events")
         if !rewritten { precondition(events == request.events, "validation rewrote an event and did not say so") }
         // The WAL copies the request's event bytes when nothing was rewritten:
