@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Dispatch
 import Synchronization
 import SwiftProtobuf
 import VigilCore
@@ -748,8 +749,25 @@ public final class ColumnarEventStore: EventStore {
         // memory and its WAL segments stay on disk: nothing is lost, and the
         // next maintenance round tries again from scratch.
         do throws(VigilError) {
-            for (day, events) in byDay.sorted(by: { $0.key < $1.key }) {
-                written.append(try writePart(events, leaves: leavesByDay[day], day: day, level: 0, manifest: &next, files: &files))
+            // One part per day, written on every core: the flush is what
+            // ingest waits on once the memory budget is full.
+            let days = byDay.sorted(by: { $0.key < $1.key })
+            let reserved = try days.map { (day, _) throws(VigilError) in try reservePart(day: day, manifest: &next, files: &files) }
+            let results = Mutex([Result<LivePart, VigilError>?](repeating: nil, count: days.count))
+            let leavesByDay = leavesByDay
+            DispatchQueue.concurrentPerform(iterations: days.count) { index in
+                let (day, events) = days[index]
+                let result: Result<LivePart, VigilError>
+                do throws(VigilError) {
+                    result = .success(try writeReservedPart(events, leaves: leavesByDay[day], at: reserved[index], level: 0))
+                } catch {
+                    result = .failure(error)
+                }
+                results.withLock { $0[index] = result }
+            }
+            for result in results.withLock({ $0 }) {
+                guard let result else { throw VigilError(.internal, "a part of the flush was not written") }
+                written.append(try result.get())
             }
             if !keys.entries.isEmpty {
                 let name = "\(hex16(next.nextPartNumber))-\(hex16(UInt64(max(0, maxReceived)))).keys"
@@ -785,15 +803,38 @@ public final class ColumnarEventStore: EventStore {
         _ events: Rows, leaves: [UInt32]?, day: String, level: UInt8, manifest: inout Vigil_V1_Manifest,
         files: inout UncommittedFiles
     ) throws(VigilError) -> LivePart {
+        let reserved = try reservePart(day: day, manifest: &manifest, files: &files)
+        return try writeReservedPart(events, leaves: leaves, at: reserved, level: level)
+    }
+
+    /// A new part's number and path (relative to the data directory), its
+    /// day's directory made, and the file registered in `files`.
+    private func reservePart(
+        day: String, manifest: inout Vigil_V1_Manifest, files: inout UncommittedFiles
+    ) throws(VigilError) -> (number: UInt64, relative: String) {
         let number = manifest.nextPartNumber
         manifest.nextPartNumber += 1
         let relative = "parts/\(day)/\(hex16(number)).part"
         files.add(relative)
         try FileIO.makeDirectory(options.directory + "/parts/" + day)
+        return (number, relative)
+    }
+
+    /// zlib's level for parts a flush writes. Flushes are what ingest waits
+    /// on; level 4 takes about a third less time than 6 for 0.5% more bytes,
+    /// and merges, which rewrite a day's parts at the default 6 in the
+    /// background, take that back.
+    static let flushCompressionLevel: Int32 = 4
+
+    private func writeReservedPart<Rows: PartRowSource>(
+        _ events: Rows, leaves: [UInt32]?, at reserved: (number: UInt64, relative: String), level: UInt8
+    ) throws(VigilError) -> LivePart {
+        let relative = reserved.relative
         var writerOptions = PartWriter.Options()
         writerOptions.rowsPerBlock = options.rowsPerBlock
         writerOptions.level = level
-        writerOptions.generation = number
+        writerOptions.generation = reserved.number
+        if level == 0 { writerOptions.compressionLevel = Self.flushCompressionLevel }
         let metadata = try PartWriter.write(rows: events, leaves: leaves, to: options.directory + "/" + relative, options: writerOptions)
         options.metrics.partBytesWritten.increment(by: metadata.fileBytes)
         var entry = Vigil_V1_ManifestPart()
