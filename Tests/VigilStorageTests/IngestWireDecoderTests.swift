@@ -304,4 +304,21 @@ struct IngestWireDecoderTests {
         }
         #expect(taken > 0 && taken < 300, "\(taken) of 300 taken: the total decided nothing")
     }
+
+    @Test("an address taken as canonical IPv4 without parsing is exactly what IPAddress formats")
+    func canonicalIPv4() {
+        var rng = SplitMix64(seed: 4)
+        var samples = [
+            "0.0.0.0", "255.255.255.255", "1.2.3.4", "10.0.0.1", "01.2.3.4", "1.2.3", "1.2.3.4.5", "256.1.1.1",
+            "1..2.3", ".1.2.3", "1.2.3.", "1.2.3.04", "1.2.3.4 ", "a.b.c.d", "", "1.2.3.1000", "::1", "1.2.3.00",
+        ]
+        for _ in 0..<2_000 {
+            let parts = (0..<4).map { _ in Int.random(in: 0...300, using: &rng) }
+            samples.append(parts.map { Int.random(in: 0..<10, using: &rng) == 0 ? "0\($0)" : String($0) }.joined(separator: "."))
+        }
+        for text in samples {
+            let canonical = IPAddress(text)?.description == text && !text.contains(":")
+            #expect(isCanonicalIPv4(text) == canonical, "\(text)")
+        }
+    }
 }

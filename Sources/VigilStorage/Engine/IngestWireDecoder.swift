@@ -325,7 +325,7 @@ public enum IngestWireDecoder {
             guard
                 tenant.append(bytes: raw(tenantSpan), accept: { EventValidator.tenantProblem($0) == nil }),
                 action.append(bytes: raw(actionSpan), accept: EventValidator.isDotNotation),
-                sourceIP.append(bytes: raw(sourceIPSpan), accept: { $0.isEmpty || IPAddress($0)?.description == $0 }),
+                sourceIP.append(bytes: raw(sourceIPSpan), accept: { $0.isEmpty || isCanonicalIPv4($0) || IPAddress($0)?.description == $0 }),
                 actorID.append(bytes: raw(actorIDSpan), accept: { _ in true }),
                 actorName.append(bytes: raw(actorNameSpan), accept: { _ in true }),
                 actorEmail.append(bytes: raw(actorEmailSpan), accept: { _ in true }),
@@ -403,6 +403,32 @@ public enum IngestWireDecoder {
             writer.string(3, bytes: raw(third))
         }
     }
+}
+
+/// Whether `text` is an IPv4 address in canonical form (four decimal
+/// numbers 0-255 without leading zeros): most addresses, checked without
+/// parsing them into an `IPAddress` and formatting them back.
+func isCanonicalIPv4(_ text: String) -> Bool {
+    var parts = 0
+    var value = 0
+    var digits = 0
+    var leadingZero = false
+    for byte in text.utf8 {
+        if byte == UInt8(ascii: ".") {
+            guard digits > 0, parts < 3 else { return false }
+            parts += 1
+            value = 0
+            digits = 0
+        } else if byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") {
+            if digits == 0 { leadingZero = byte == UInt8(ascii: "0") } else if leadingZero { return false }
+            value = value * 10 + Int(byte - UInt8(ascii: "0"))
+            digits += 1
+            guard value <= 255 else { return false }
+        } else {
+            return false
+        }
+    }
+    return parts == 3 && digits > 0
 }
 
 /// Byte order of two byte strings (a shorter prefix first).

@@ -38,7 +38,7 @@ extension CanonicalEvent {
         swap(&writer.out, &out)
         defer { swap(&writer.out, &out) }
         // As `event(at:)` builds it: both times set, actor and resource only when not empty.
-        writer.string(1, CanonicalEventID.format(chunk.id(at: row)))
+        CanonicalEventID.withFormatted(chunk.id(at: row)) { writer.string(1, bytes: $0) }
         writer.uint64(2, chunk.seq(at: row))
         writer.timestamp(3, .init(unixNanos: c.occurredAt[row]))
         writer.timestamp(4, .init(unixNanos: chunk.receivedAt))

@@ -53,19 +53,30 @@ enum CanonicalEventID {
 
     /// The canonical lowercase text (one allocation).
     static func format(_ id: EventID) -> String {
-        String(unsafeUninitializedCapacity: 36) { buffer in
-            var position = 0
-            for nibble in 0..<32 {
-                if nibble == 8 || nibble == 12 || nibble == 16 || nibble == 20 {
-                    buffer[position] = UInt8(ascii: "-")
-                    position += 1
-                }
-                let word = nibble < 16 ? id.high : id.low
-                buffer[position] = hexDigit(UInt8(truncatingIfNeeded: word >> UInt64(60 - (nibble & 15) * 4)) & 0xF)
+        String(unsafeUninitializedCapacity: 36) { write(id, into: $0) }
+    }
+
+    /// Calls `body` with the canonical text's bytes, formatted on the stack (no allocation).
+    static func withFormatted<R>(_ id: EventID, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 36) { buffer in
+            let count = write(id, into: buffer)
+            return body(UnsafeRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[0..<count]))
+        }
+    }
+
+    /// Writes the 36 bytes of the canonical text into `buffer`; returns 36.
+    private static func write(_ id: EventID, into buffer: UnsafeMutableBufferPointer<UInt8>) -> Int {
+        var position = 0
+        for nibble in 0..<32 {
+            if nibble == 8 || nibble == 12 || nibble == 16 || nibble == 20 {
+                buffer[position] = UInt8(ascii: "-")
                 position += 1
             }
-            return 36
+            let word = nibble < 16 ? id.high : id.low
+            buffer[position] = hexDigit(UInt8(truncatingIfNeeded: word >> UInt64(60 - (nibble & 15) * 4)) & 0xF)
+            position += 1
         }
+        return 36
     }
 }
 

@@ -91,7 +91,7 @@ extension BlockColumns {
         text[9].append(c.sourceIP.value(at: row))
         text[10].append(c.userAgent.value(at: row))
         text[11].append(c.descriptionText.value(at: row))
-        text[12].append(CanonicalEventID.format(chunk.id(at: row)))
+        CanonicalEventID.withFormatted(chunk.id(at: row)) { text[12].append(raw: $0) }
         text[13].append(c.traceID.value(at: row))
         text[14].append(c.requestID.value(at: row))
         extras.append(bytes: c.extras[row])
