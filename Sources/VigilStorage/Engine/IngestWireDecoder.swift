@@ -101,9 +101,9 @@ public enum IngestWireDecoder {
         var actorType: [Int32] = []
         var category: [Int32] = []
         var outcome: [Int32] = []
-        var traceID: [String] = []
-        var requestID: [String] = []
-        var descriptionText: [String] = []
+        var traceID: StoredTextRows.Builder
+        var requestID: StoredTextRows.Builder
+        var descriptionText: StoredTextRows.Builder
         var extras: [[UInt8]] = []
         /// Scratch for one event's metadata entries (key, value), reused.
         var metadata: [(key: Span, value: Span)] = []
@@ -131,9 +131,9 @@ public enum IngestWireDecoder {
             actorType.reserveCapacity(capacity)
             category.reserveCapacity(capacity)
             outcome.reserveCapacity(capacity)
-            traceID.reserveCapacity(capacity)
-            requestID.reserveCapacity(capacity)
-            descriptionText.reserveCapacity(capacity)
+            traceID = StoredTextRows.Builder(capacity: capacity)
+            requestID = traceID
+            descriptionText = traceID
             extras.reserveCapacity(capacity)
         }
 
@@ -143,8 +143,8 @@ public enum IngestWireDecoder {
                 actorType: actorType, actorName: actorName.column, actorEmail: actorEmail.column, action: action.column,
                 category: category, resourceType: resourceType.column, resourceID: resourceID.column,
                 resourceName: resourceName.column, outcome: outcome, reason: reason.column, sourceIP: sourceIP.column,
-                userAgent: userAgent.column, traceID: TextColumn(identity: traceID),
-                requestID: TextColumn(identity: requestID), descriptionText: TextColumn(identity: descriptionText),
+                userAgent: userAgent.column, traceID: traceID.column,
+                requestID: requestID.column, descriptionText: descriptionText.column,
                 extras: extras)
         }
 
@@ -317,9 +317,9 @@ public enum IngestWireDecoder {
             guard total <= limits.maxEventBytes else { return false }
 
             // Per-row text: valid UTF-8 each time.
-            guard let trace = validUTF8String(raw(traceSpan)), let request = validUTF8String(raw(requestSpan)),
-                let description = validUTF8String(raw(descriptionSpan))
-            else { return false }
+            guard isValidUTF8(raw(traceSpan)), isValidUTF8(raw(requestSpan)), isValidUTF8(raw(descriptionSpan)) else {
+                return false
+            }
 
             // Dictionary columns: each new value is checked once, when first seen.
             guard
@@ -339,9 +339,9 @@ public enum IngestWireDecoder {
             actorType.append(actorTypeValue)
             category.append(categoryValue)
             outcome.append(outcomeValue)
-            traceID.append(trace)
-            requestID.append(request)
-            descriptionText.append(description)
+            traceID.append(raw(traceSpan))
+            requestID.append(raw(requestSpan))
+            descriptionText.append(raw(descriptionSpan))
             extras.append(extra)
             events += 1
             return true

@@ -80,11 +80,18 @@ public final class MemoryChunk: Sendable {
                 actorEmail: actorEmail.column, action: action.column, category: category,
                 resourceType: resourceType.column, resourceID: resourceID.column, resourceName: resourceName.column,
                 outcome: outcome, reason: reason.column, sourceIP: sourceIP.column, userAgent: userAgent.column,
-                traceID: TextColumn(identity: events.map(\.traceID)),
-                requestID: TextColumn(identity: events.map(\.requestID)),
-                descriptionText: TextColumn(identity: events.map(\.description_p)),
+                traceID: Self.perRow(events.map(\.traceID)),
+                requestID: Self.perRow(events.map(\.requestID)),
+                descriptionText: Self.perRow(events.map(\.description_p)),
                 // In the part's form already, so that a flush copies them as they are.
                 extras: events.map(ColumnEncoding.extrasBytes(of:)))
+        }
+
+        /// A column with a value per row, kept as bytes (`StoredTextRows`).
+        static func perRow(_ values: [String]) -> TextColumn {
+            var builder = StoredTextRows.Builder(capacity: values.count)
+            for value in values { withUTF8Bytes(value) { builder.append($0) } }
+            return builder.column
         }
 
         /// The columns as built (by `init(_:)`, or straight from an Ingest

@@ -66,8 +66,8 @@ extension CanonicalEvent {
         writer.string(12, c.reason.value(at: row))
         writer.string(13, c.sourceIP.value(at: row))
         writer.string(14, c.userAgent.value(at: row))
-        writer.string(15, c.traceID.value(at: row))
-        writer.string(16, c.requestID.value(at: row))
+        c.traceID.withBytes(at: row) { writer.string(15, bytes: $0) }
+        c.requestID.withBytes(at: row) { writer.string(16, bytes: $0) }
         extras.withUnsafeBufferPointer { bytes in
             for range in layout.changes { writer.embedded(17, bytes[range]) }
             for entry in layout.metadata {
@@ -77,7 +77,7 @@ extension CanonicalEvent {
                 writer.bytes(2, value)
             }
         }
-        writer.string(19, c.descriptionText.value(at: row))
+        c.descriptionText.withBytes(at: row) { writer.string(19, bytes: $0) }
         return true
     }
 }

@@ -90,10 +90,10 @@ extension BlockColumns {
         text[8].append(c.reason.value(at: row))
         text[9].append(c.sourceIP.value(at: row))
         text[10].append(c.userAgent.value(at: row))
-        text[11].append(c.descriptionText.value(at: row))
+        c.descriptionText.withBytes(at: row) { text[11].append(raw: $0) }
         CanonicalEventID.withFormatted(chunk.id(at: row)) { text[12].append(raw: $0) }
-        text[13].append(c.traceID.value(at: row))
-        text[14].append(c.requestID.value(at: row))
+        c.traceID.withBytes(at: row) { text[13].append(raw: $0) }
+        c.requestID.withBytes(at: row) { text[14].append(raw: $0) }
         extras.append(bytes: c.extras[row])
         try noteRow(bytesSince: before)
     }

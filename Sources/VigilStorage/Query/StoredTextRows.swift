@@ -72,6 +72,49 @@ final class StoredTextRows: Sendable {
         }
     }
 
+    /// Calls `body` with row `row`'s UTF-8 bytes when the row holds them as
+    /// they are (text, or empty); nil for rows shown in another form.
+    @inline(__always)
+    func withTextBytes<R>(_ row: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R? {
+        switch forms[row] {
+        case Form.text.rawValue:
+            let start = Int(starts[row])
+            return bytes.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[start..<start + Int(lengths[row])])) }
+        case Form.empty.rawValue:
+            return body(UnsafeRawBufferPointer(start: nil, count: 0))
+        default:
+            return nil
+        }
+    }
+
+    /// Text rows gathered one at a time: how a memory chunk keeps the
+    /// columns with a value per row (trace and request ids, descriptions)
+    /// without a `String`, and so an allocation, per row.
+    struct Builder {
+        private var forms: [UInt8] = []
+        private var starts: [Int32] = []
+        private var lengths: [Int32] = []
+        private var bytes: [UInt8] = []
+
+        init(capacity: Int) {
+            forms.reserveCapacity(capacity)
+            starts.reserveCapacity(capacity)
+            lengths.reserveCapacity(capacity)
+        }
+
+        /// Appends a row of valid UTF-8 (an empty one as `empty`, as `filter(_:in:)` expects).
+        @inline(__always)
+        mutating func append(_ value: UnsafeRawBufferPointer) {
+            forms.append(value.isEmpty ? Form.empty.rawValue : Form.text.rawValue)
+            starts.append(Int32(truncatingIfNeeded: bytes.count))
+            lengths.append(Int32(truncatingIfNeeded: value.count))
+            bytes.append(contentsOf: value)
+        }
+
+        var rows: StoredTextRows { StoredTextRows(forms: forms, starts: starts, lengths: lengths, bytes: bytes) }
+        var column: TextColumn { TextColumn(stored: rows) }
+    }
+
     /// Whether row `row` contains `search` (text rows are searched in place).
     func matches(_ row: Int, _ search: TextSearch) -> Bool {
         guard forms[row] == Form.text.rawValue else { return search.matches(value(at: row)) }

@@ -58,6 +58,14 @@ struct TextColumn: Sendable {
         }
     }
 
+    /// Calls `body` with row `row`'s UTF-8 bytes: in place for stored text
+    /// rows, else those of its `String`.
+    @inline(__always)
+    func withBytes<R>(at row: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        if case .stored(let rows) = codes, let result = rows.withTextBytes(row, body) { return result }
+        return withUTF8Bytes(value(at: row), body)
+    }
+
     init(stored rows: StoredTextRows) {
         values = []
         codes = .stored(rows)
