@@ -36,7 +36,17 @@ public enum IngestWireDecoder {
     /// The batch, or nil when the general path must decide. `now` is the server's clock.
     public static func decode(_ request: UnsafeRawBufferPointer, limits: EventLimits, now: UnixNanos) -> WireIngestBatch? {
         guard request.baseAddress != nil else { return nil }
-        var state = State(bytes: request, limits: limits, now: now)
+        // Count the events first, so that every column is allocated once at
+        // its size: a guess from the request's size overshoots for large events,
+        // and the memory budget counts what the columns hold, not their capacity.
+        var counter = ProtobufFieldReader(request)
+        var events = 0
+        while !counter.atEnd {
+            guard let (field, wireType) = counter.tag(), counter.skip(wireType: wireType) else { return nil }
+            if field == 1 { events += 1 }
+        }
+        guard events > 0, events <= limits.maxBatchEvents else { return nil }
+        var state = State(bytes: request, limits: limits, now: now, events: events)
         var reader = ProtobufFieldReader(request)
         var key: String?
         var wantReceipts: Bool?
@@ -108,13 +118,11 @@ public enum IngestWireDecoder {
         /// Scratch for one event's metadata entries (key, value), reused.
         var metadata: [(key: Span, value: Span)] = []
 
-        init(bytes: UnsafeRawBufferPointer, limits: EventLimits, now: UnixNanos) {
+        init(bytes: UnsafeRawBufferPointer, limits: EventLimits, now: UnixNanos, events capacity: Int) {
             self.bytes = bytes
             self.limits = limits
             let (latest, overflow) = now.addingReportingOverflow(limits.maxClockSkewNanos)
             self.latest = overflow ? .max : latest
-            // A guess from the request's size; the builders grow as needed.
-            let capacity = min(bytes.count / 64 + 1, limits.maxBatchEvents)
             tenant = TextColumn.DictionaryBuilder(capacity: capacity)
             actorID = tenant
             actorName = tenant

@@ -111,7 +111,18 @@ final class StoredTextRows: Sendable {
             bytes.append(contentsOf: value)
         }
 
-        var rows: StoredTextRows { StoredTextRows(forms: forms, starts: starts, lengths: lengths, bytes: bytes) }
+        /// The rows, their bytes in an array of exactly their size: held in
+        /// memory until flushed, where doubling's spare capacity would be
+        /// memory the budget does not see.
+        var rows: StoredTextRows {
+            var exact = bytes
+            if bytes.capacity > bytes.count + bytes.count / 16 + 64 {
+                exact = [UInt8](unsafeUninitializedCapacity: bytes.count) { buffer, count in
+                    count = bytes.withUnsafeBufferPointer { buffer.initialize(fromContentsOf: $0) }
+                }
+            }
+            return StoredTextRows(forms: forms, starts: starts, lengths: lengths, bytes: exact)
+        }
         var column: TextColumn { TextColumn(stored: rows) }
     }
 
