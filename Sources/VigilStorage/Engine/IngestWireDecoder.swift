@@ -439,16 +439,6 @@ func isCanonicalIPv4(_ text: String) -> Bool {
     return parts == 3 && digits > 0
 }
 
-/// Byte order of two byte strings (a shorter prefix first).
-func memoryLess(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
-    let common = min(a.count, b.count)
-    if common > 0 {
-        let order = memcmp(a.baseAddress!, b.baseAddress!, common)
-        if order != 0 { return order < 0 }
-    }
-    return a.count < b.count
-}
-
 /// Whether `bytes` are valid UTF-8 (what swift-protobuf requires of a string field).
 @inline(__always)
 func isValidUTF8(_ bytes: UnsafeRawBufferPointer) -> Bool {
@@ -478,11 +468,3 @@ func isASCII(_ bytes: UnsafeRawBufferPointer) -> Bool {
     }
     return high & 0x8080_8080_8080_8080 == 0
 }
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif

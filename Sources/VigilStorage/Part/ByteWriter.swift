@@ -126,16 +126,18 @@ func sameUTF8(_ a: String, _ b: String) -> Bool {
 /// scalar values), the order of tenants in a part.
 @inline(__always)
 func utf8Less(_ a: String, _ b: String) -> Bool {
-    withUTF8Bytes(a) { a in
-        withUTF8Bytes(b) { b in
-            let common = min(a.count, b.count)
-            if common > 0 {
-                let order = memcmp(a.baseAddress!, b.baseAddress!, common)
-                if order != 0 { return order < 0 }
-            }
-            return a.count < b.count
-        }
+    withUTF8Bytes(a) { a in withUTF8Bytes(b) { b in memoryLess(a, b) } }
+}
+
+/// Byte-wise lexicographic order of two byte strings (a prefix first).
+@inline(__always)
+func memoryLess(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+    let common = min(a.count, b.count)
+    if common > 0 {
+        let order = memcmp(a.baseAddress!, b.baseAddress!, common)
+        if order != 0 { return order < 0 }
     }
+    return a.count < b.count
 }
 
 /// Calls `body` with the bytes of `array`, passing a typed error through
