@@ -42,6 +42,8 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // C library functions Glibc's Swift module leaves out (mallopt).
         .systemLibrary(name: "CVigilSystem"),
+        // CRC-32C by the CPU's instruction (SSE 4.2), header-only.
+        .systemLibrary(name: "CCRC32C"),
 
         // Generated protobuf code (Protos/generate.sh). DO NOT EDIT by hand.
         .target(
@@ -73,7 +75,7 @@ let package = Package(
         .target(
             name: "VigilStorage",
             dependencies: [
-                "VigilCore", "VigilProto", "CZlib",
+                "VigilCore", "VigilProto", "CZlib", "CCRC32C",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),

@@ -1,7 +1,14 @@
+import CCRC32C
+
 /// CRC-32C (Castagnoli), the checksum of every WAL record and every part
 /// section. Chosen over zlib's CRC-32 for its better error detection on
-/// storage (it is what ext4, iSCSI and LevelDB use). Slicing-by-8, table driven.
+/// storage (it is what ext4, iSCSI and LevelDB use), and because x86-64 CPUs
+/// compute it with one instruction (SSE 4.2), used when present; otherwise
+/// slicing-by-8, table driven.
 public enum CRC32C {
+    /// Whether the CPU has the `crc32` instruction (asked once).
+    static let hardware = vigil_crc32c_hardware_available() != 0
+
     private static let tables: [[UInt32]] = {
         var tables = [[UInt32]](repeating: [UInt32](repeating: 0, count: 256), count: 8)
         for byte in 0..<256 {
@@ -20,6 +27,14 @@ public enum CRC32C {
 
     /// The checksum of `bytes`, continuing from `crc` (0 to start).
     public static func checksum(_ bytes: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
+        if hardware, let base = bytes.baseAddress {
+            return ~vigil_crc32c_hardware(~crc, base.assumingMemoryBound(to: UInt8.self), bytes.count)
+        }
+        return tableChecksum(bytes, continuing: crc)
+    }
+
+    /// `checksum` by the tables, whatever the CPU (the tests hold the two equal).
+    static func tableChecksum(_ bytes: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
         var crc = ~crc
         var index = 0
         let count = bytes.count
