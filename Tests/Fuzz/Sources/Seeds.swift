@@ -109,6 +109,14 @@ enum Seeds {
         request.events = sampleEvents()
         request.idempotencyKey = "batch-7"
         let ingest = bytes(request)
+        // Events the server's fast path (IngestWireDecoder) takes as they are:
+        // canonical addresses, no client ids; so the fuzzer starts from both paths.
+        var fast = Vigil_V1_IngestRequest()
+        fast.events = sampleEvents().enumerated().filter { $0.offset % 2 == 0 && $0.offset != 2 && $0.offset < 6 }.map(\.element)
+        fast.wantReceipts = true
+        precondition(
+            bytes(fast).withUnsafeBytes { IngestWireDecoder.decode($0, limits: .default, now: EventFuzz.now) } != nil,
+            "the ingest-fast seed does not take the fast path")
 
         var filter = Vigil_V1_Filter()
         filter.since = Google_Protobuf_Timestamp(unixNanos: EventFuzz.now - 86_400_000_000_000)
@@ -150,6 +158,7 @@ enum Seeds {
         return [
             ("ingest", [0] + ingest),
             ("ingest-tight", [4] + ingest),
+            ("ingest-fast", [0] + bytes(fast)),
             ("query", [2] + bytes(query)),
             ("query-last", [2] + bytes(relative)),
             ("subscribe", [3] + bytes(subscribe)),
