@@ -78,7 +78,7 @@ struct WALTests {
 
         // A record: length, CRC-32C of (length bytes + payload), payload. Big-endian.
         let payload: [UInt8] = Array("hello".utf8)
-        let recordHeader = payload.withUnsafeBytes { WALFormat.recordHeader($0) }
+        let recordHeader = WALFormat.recordHeader(pieces: [payload])
         let recordCRC = CRC32C.checksum([0, 0, 0, 5] + payload)
         #expect(recordHeader == [0, 0, 0, 5, UInt8(recordCRC >> 24), UInt8(recordCRC >> 16 & 0xFF), UInt8(recordCRC >> 8 & 0xFF), UInt8(recordCRC & 0xFF)])
         // The CRC-32C check value, and the only valid header of an empty record.

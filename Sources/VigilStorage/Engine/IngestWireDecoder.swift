@@ -55,9 +55,7 @@ public enum IngestWireDecoder {
             guard let (field, wireType) = reader.tag() else { return nil }
             switch (field, wireType) {
             case (1, 2):
-                guard let range = reader.lengthDelimited(), state.events < limits.maxBatchEvents,
-                    state.event(range)
-                else { return nil }
+                guard let range = reader.lengthDelimited(), state.event(range) else { return nil }
                 state.encoded.append(contentsOf: UnsafeRawBufferPointer(rebasing: request[start..<reader.position]))
             case (2, 2):
                 guard key == nil, let range = reader.lengthDelimited(), range.count <= limits.maxIdempotencyKeyBytes,
@@ -71,21 +69,12 @@ public enum IngestWireDecoder {
                 return nil
             }
         }
-        guard state.events > 0 else { return nil }
         let tenants = state.tenant.distinctValues
         let counts = state.tenant.countsByCode
         return WireIngestBatch(
             columns: state.columns(), encoded: EncodedEvents(bytes: state.encoded), idempotencyKey: key ?? "",
             wantReceipts: wantReceipts ?? false,
             tenantCounts: tenants.indices.map { (tenant: tenants[$0], events: counts[$0]) })
-    }
-
-    /// A string field's bytes: `start..<end` of the request.
-    private struct Span {
-        var start = 0
-        var end = 0
-        var count: Int { end - start }
-        var isEmpty: Bool { end == start }
     }
 
     /// The columns as they fill, event by event.
@@ -116,10 +105,13 @@ public enum IngestWireDecoder {
         var descriptionText: StoredTextRows.Builder
         var extras: [[UInt8]] = []
         /// Scratch for one event's metadata entries (key, value), reused.
-        var metadata: [(key: Span, value: Span)] = []
+        var metadata: [(key: Range<Int>, value: Range<Int>)] = []
+        /// `bytes` typed, for the extras writers.
+        let typed: UnsafeBufferPointer<UInt8>
 
         init(bytes: UnsafeRawBufferPointer, limits: EventLimits, now: UnixNanos, events capacity: Int) {
             self.bytes = bytes
+            typed = bytes.assumingMemoryBound(to: UInt8.self)
             self.limits = limits
             let (latest, overflow) = now.addingReportingOverflow(limits.maxClockSkewNanos)
             self.latest = overflow ? .max : latest
@@ -157,15 +149,15 @@ public enum IngestWireDecoder {
         }
 
         @inline(__always)
-        func raw(_ span: Span) -> UnsafeRawBufferPointer {
-            UnsafeRawBufferPointer(rebasing: bytes[span.start..<span.end])
+        func raw(_ range: Range<Int>) -> UnsafeRawBufferPointer {
+            UnsafeRawBufferPointer(rebasing: bytes[range])
         }
 
-        /// A string field's span; nil for the wrong wire type or a cut value.
+        /// A string field's bytes; nil for the wrong wire type or a cut value.
         @inline(__always)
-        static func string(_ reader: inout ProtobufFieldReader, wireType: Int) -> Span? {
-            guard wireType == 2, let range = reader.lengthDelimited() else { return nil }
-            return Span(start: range.lowerBound, end: range.upperBound)
+        static func string(_ reader: inout ProtobufFieldReader, wireType: Int) -> Range<Int>? {
+            guard wireType == 2 else { return nil }
+            return reader.lengthDelimited()
         }
 
         /// An enum field's value when it is one of `0...max`.
@@ -180,14 +172,15 @@ public enum IngestWireDecoder {
         mutating func event(_ range: Range<Int>) -> Bool {
             var reader = ProtobufFieldReader(bytes, range: range)
             var seen: UInt32 = 0
-            var tenantSpan = Span(), actionSpan = Span(), reasonSpan = Span(), sourceIPSpan = Span()
-            var userAgentSpan = Span(), traceSpan = Span(), requestSpan = Span(), descriptionSpan = Span()
-            var actorIDSpan = Span(), actorNameSpan = Span(), actorEmailSpan = Span()
-            var resourceTypeSpan = Span(), resourceIDSpan = Span(), resourceNameSpan = Span()
+            let none = 0..<0
+            var tenantSpan = none, actionSpan = none, reasonSpan = none, sourceIPSpan = none
+            var userAgentSpan = none, traceSpan = none, requestSpan = none, descriptionSpan = none
+            var actorIDSpan = none, actorNameSpan = none, actorEmailSpan = none
+            var resourceTypeSpan = none, resourceIDSpan = none, resourceNameSpan = none
             var actorTypeValue: Int32 = 0, categoryValue: Int32 = 0, outcomeValue: Int32 = 0
             var occurred: Int64?
-            var targets: [Span] = []
-            var changes: [Span] = []
+            var targets: [Range<Int>] = []
+            var changes: [Range<Int>] = []
             metadata.removeAll(keepingCapacity: true)
             while !reader.atEnd {
                 guard let (field, wireType) = reader.tag() else { return false }
@@ -234,7 +227,7 @@ public enum IngestWireDecoder {
                     (resourceTypeSpan, resourceIDSpan, resourceNameSpan) = (type, id, name)
                 case 10:
                     guard wireType == 2, let value = reader.lengthDelimited() else { return false }
-                    targets.append(Span(start: value.lowerBound, end: value.upperBound))
+                    targets.append(value)
                 case 11:
                     guard let value = Self.enumeration(&reader, wireType: wireType, max: 3) else { return false }
                     outcomeValue = value
@@ -245,7 +238,7 @@ public enum IngestWireDecoder {
                 case 16: guard let span = Self.string(&reader, wireType: wireType) else { return false }; requestSpan = span
                 case 17:
                     guard wireType == 2, let value = reader.lengthDelimited() else { return false }
-                    changes.append(Span(start: value.lowerBound, end: value.upperBound))
+                    changes.append(value)
                 case 18:
                     guard wireType == 2, let value = reader.lengthDelimited(), let entry = mapEntry(value) else { return false }
                     metadata.append(entry)
@@ -282,26 +275,27 @@ public enum IngestWireDecoder {
             if !targets.isEmpty || !changes.isEmpty || !metadata.isEmpty {
                 var writer = CanonicalEvent.Writer()
                 for target in targets {
-                    guard let (type, id, name) = stringTriple(target.start..<target.end), type.count <= limits.maxResourceTypeBytes,
+                    guard let (type, id, name) = stringTriple(target), type.count <= limits.maxResourceTypeBytes,
                         id.count <= limits.maxResourceFieldBytes, name.count <= limits.maxResourceFieldBytes,
                         isValidUTF8(raw(type)), isValidUTF8(raw(id)), isValidUTF8(raw(name))
                     else { return false }
                     total += type.count + id.count + name.count
-                    writeTriple(10, type, id, name, into: &writer)
+                    writer.triple(10, typed, [type, id, name])
                 }
                 for change in changes {
-                    guard let (field, old, new) = stringTriple(change.start..<change.end), !field.isEmpty,
+                    guard let (field, old, new) = stringTriple(change), !field.isEmpty,
                         field.count <= limits.maxChangeFieldBytes, old.count <= limits.maxChangeValueBytes,
                         new.count <= limits.maxChangeValueBytes,
                         isValidUTF8(raw(field)), isValidUTF8(raw(old)), isValidUTF8(raw(new))
                     else { return false }
                     total += field.count + old.count + new.count
-                    writeTriple(17, field, old, new, into: &writer)
+                    writer.triple(17, typed, [field, old, new])
                 }
                 if metadata.count > 1 {
                     let bytes = bytes
-                    metadata.sort { memoryLess(UnsafeRawBufferPointer(rebasing: bytes[$0.key.start..<$0.key.end]),
-                                               UnsafeRawBufferPointer(rebasing: bytes[$1.key.start..<$1.key.end])) }
+                    metadata.sort {
+                        memoryLess(UnsafeRawBufferPointer(rebasing: bytes[$0.key]), UnsafeRawBufferPointer(rebasing: bytes[$1.key]))
+                    }
                 }
                 for (position, (key, value)) in metadata.enumerated() {
                     let keyBytes = raw(key)
@@ -312,13 +306,7 @@ public enum IngestWireDecoder {
                         value.count <= limits.maxMetadataValueBytes, isValidUTF8(raw(value))
                     else { return false }
                     total += key.count + value.count
-                    typealias Writer = CanonicalEvent.Writer
-                    writer.messageHeader(
-                        18,
-                        size: Writer.stringSize(1, byteCount: key.count, always: true)
-                            + Writer.stringSize(2, byteCount: value.count, always: true))
-                    writer.string(1, bytes: keyBytes, always: true)
-                    writer.string(2, bytes: raw(value), always: true)
+                    writer.entry(typed, key: key, value: value)
                 }
                 extra = writer.out
             }
@@ -375,13 +363,14 @@ public enum IngestWireDecoder {
             return time <= latest ? time : nil
         }
 
-        /// Fields 1, 2 and 3 of a Resource or a Change, each a string at most once.
-        func stringTriple(_ range: Range<Int>) -> (Span, Span, Span)? {
+        /// Fields 1, 2 and 3 (up to `maxField`) of a Resource, a Change or a
+        /// map entry, each a string at most once; missing ones are empty.
+        func stringTriple(_ range: Range<Int>, maxField: Int = 3) -> (Range<Int>, Range<Int>, Range<Int>)? {
             var reader = ProtobufFieldReader(bytes, range: range)
-            var spans = (Span(), Span(), Span())
+            var spans = (0..<0, 0..<0, 0..<0)
             var seen: UInt8 = 0
             while !reader.atEnd {
-                guard let (field, wireType) = reader.tag(), field <= 3, seen & (1 << UInt8(field)) == 0,
+                guard let (field, wireType) = reader.tag(), field <= maxField, seen & (1 << UInt8(field)) == 0,
                     let span = Self.string(&reader, wireType: wireType)
                 else { return nil }
                 seen |= 1 << UInt8(field)
@@ -395,20 +384,9 @@ public enum IngestWireDecoder {
         }
 
         /// A metadata map entry: key (1) and value (2), each at most once.
-        func mapEntry(_ range: Range<Int>) -> (key: Span, value: Span)? {
-            guard let (key, value, extra) = stringTriple(range), extra.isEmpty, extra.start == 0 else { return nil }
+        func mapEntry(_ range: Range<Int>) -> (key: Range<Int>, value: Range<Int>)? {
+            guard let (key, value, _) = stringTriple(range, maxField: 2) else { return nil }
             return (key, value)
-        }
-
-        func writeTriple(_ field: Int, _ first: Span, _ second: Span, _ third: Span, into writer: inout CanonicalEvent.Writer) {
-            typealias Writer = CanonicalEvent.Writer
-            writer.messageHeader(
-                field,
-                size: Writer.stringSize(1, byteCount: first.count) + Writer.stringSize(2, byteCount: second.count)
-                    + Writer.stringSize(3, byteCount: third.count))
-            writer.string(1, bytes: raw(first))
-            writer.string(2, bytes: raw(second))
-            writer.string(3, bytes: raw(third))
         }
     }
 }
@@ -437,34 +415,4 @@ func isCanonicalIPv4(_ text: String) -> Bool {
         }
     }
     return parts == 3 && digits > 0
-}
-
-/// Whether `bytes` are valid UTF-8 (what swift-protobuf requires of a string field).
-@inline(__always)
-func isValidUTF8(_ bytes: UnsafeRawBufferPointer) -> Bool {
-    isASCII(bytes) || String(validating: bytes, as: UTF8.self) != nil
-}
-
-/// `bytes` as a String when they are valid UTF-8.
-@inline(__always)
-func validUTF8String(_ bytes: UnsafeRawBufferPointer) -> String? {
-    if bytes.isEmpty { return "" }
-    if isASCII(bytes) { return String(decoding: bytes, as: UTF8.self) }
-    return String(validating: bytes, as: UTF8.self)
-}
-
-/// Whether every byte is below 0x80, eight at a time.
-@inline(__always)
-func isASCII(_ bytes: UnsafeRawBufferPointer) -> Bool {
-    var index = 0
-    var high: UInt64 = 0
-    while index + 8 <= bytes.count {
-        high |= bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)
-        index += 8
-    }
-    while index < bytes.count {
-        high |= UInt64(bytes[index])
-        index += 1
-    }
-    return high & 0x8080_8080_8080_8080 == 0
 }

@@ -127,13 +127,7 @@ public enum CanonicalEvent {
 
         /// A string field; an empty one is left out unless `always` (map entries).
         mutating func string(_ field: Int, _ text: String, always: Bool = false) {
-            var text = text
-            text.withUTF8 { bytes in
-                guard always || !bytes.isEmpty else { return }
-                varint(UInt64(field << 3 | 2))
-                varint(UInt64(bytes.count))
-                out.append(contentsOf: bytes)
-            }
+            withUTF8Bytes(text) { string(field, bytes: $0, always: always) }
         }
 
         /// A string field from its UTF-8 bytes, as `string(_:_:always:)` writes it.
@@ -142,11 +136,6 @@ public enum CanonicalEvent {
             varint(UInt64(field << 3 | 2))
             varint(UInt64(bytes.count))
             out.append(contentsOf: bytes)
-        }
-
-        static func stringSize(_ field: Int, byteCount count: Int, always: Bool = false) -> Int {
-            guard always || count > 0 else { return 0 }
-            return varintSize(UInt64(field << 3)) + varintSize(UInt64(count)) + count
         }
 
         static func stringSize(_ field: Int, _ text: String, always: Bool = false) -> Int {

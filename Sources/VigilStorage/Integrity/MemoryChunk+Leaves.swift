@@ -169,8 +169,7 @@ extension CanonicalEvent.Writer {
 
     /// A bytes or string field written even when empty (map entries).
     mutating func bytes(_ field: Int, _ value: Slice<UnsafeBufferPointer<UInt8>>) {
-        messageHeader(field, size: value.count)
-        out.append(contentsOf: value)
+        string(field, bytes: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: value)), always: true)
     }
 
     static func bytesSize(_ field: Int, _ count: Int) -> Int {

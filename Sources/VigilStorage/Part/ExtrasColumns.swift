@@ -179,9 +179,7 @@ enum ExtrasColumns {
 
     /// Whether `range` of `bytes` is valid UTF-8 (what `String` keeps byte for byte).
     private static func isValidUTF8(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Bool {
-        let slice = bytes[range]
-        if slice.allSatisfy({ $0 < 0x80 }) { return true }
-        return String(validating: slice, as: UTF8.self) != nil
+        VigilStorage.isValidUTF8(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[range])))
     }
 }
 

@@ -102,15 +102,7 @@ struct TextColumn: Sendable {
         }
 
         mutating func append(_ string: String) {
-            let code = withUTF8Bytes(string) { bytes -> Int in
-                if last >= 0 && index.equals(last, bytes) { return last }
-                let known = index.count
-                let code = index.insert(bytes)
-                if code == known { values.append(string) }
-                return code
-            }
-            codes.append(UInt32(code))
-            last = code
+            _ = withUTF8Bytes(string) { append(bytes: $0, value: { string }) }
         }
 
         /// Appends the value with UTF-8 bytes `bytes`. A value not seen before
@@ -119,6 +111,13 @@ struct TextColumn: Sendable {
         /// Each distinct value is so checked once, not once per row.
         @inline(__always)
         mutating func append(bytes: UnsafeRawBufferPointer, accept: (String) -> Bool) -> Bool {
+            append(bytes: bytes) { validUTF8String(bytes).flatMap { accept($0) ? $0 : nil } }
+        }
+
+        /// Appends `bytes`' code; `value` makes the `String` of a value not
+        /// seen before (nil refuses it).
+        @inline(__always)
+        private mutating func append(bytes: UnsafeRawBufferPointer, value: () -> String?) -> Bool {
             if last >= 0 && index.equals(last, bytes) {
                 codes.append(UInt32(last))
                 return true
@@ -126,7 +125,7 @@ struct TextColumn: Sendable {
             let known = index.count
             let code = index.insert(bytes)
             if code == known {
-                guard let string = validUTF8String(bytes), accept(string) else { return false }
+                guard let string = value() else { return false }
                 values.append(string)
             }
             codes.append(UInt32(code))

@@ -85,26 +85,16 @@ enum WALFormat {
 
     // MARK: Records
 
-    /// The 8-byte record header for `payload`: its length, then the CRC-32C
-    /// of (the 4 length bytes + the payload).
-    static func recordHeader(_ payload: UnsafeRawBufferPointer) -> [UInt8] {
-        recordHeader(count: payload.count) { CRC32C.checksum(payload, continuing: $0) }
-    }
-
-    /// The header for the payload `pieces` joined.
+    /// The 8-byte record header for the payload `pieces` joined: its length,
+    /// then the CRC-32C of (the 4 length bytes + the payload).
     static func recordHeader(pieces: [[UInt8]]) -> [UInt8] {
-        recordHeader(count: pieces.reduce(0) { $0 + $1.count }) { crc in
-            pieces.reduce(crc) { crc, piece in piece.withUnsafeBytes { CRC32C.checksum($0, continuing: crc) } }
-        }
-    }
-
-    private static func recordHeader(count: Int, payloadCRC: (UInt32) -> UInt32) -> [UInt8] {
-        let length = UInt32(count)
+        let length = UInt32(pieces.reduce(0) { $0 + $1.count })
         let lengthCRC = withUnsafeBytes(of: length.bigEndian) { CRC32C.checksum($0) }
+        let crc = pieces.reduce(lengthCRC) { crc, piece in piece.withUnsafeBytes { CRC32C.checksum($0, continuing: crc) } }
         var header: [UInt8] = []
         header.reserveCapacity(recordHeaderSize)
         appendBigEndian(length, to: &header)
-        appendBigEndian(payloadCRC(lengthCRC), to: &header)
+        appendBigEndian(crc, to: &header)
         return header
     }
 

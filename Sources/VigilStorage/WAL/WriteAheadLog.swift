@@ -94,7 +94,7 @@ public final class WriteAheadLog: Sendable {
         let (result, releases) = core.state.withLock { state -> (Result<WALLocation, VigilError>, [WALRelease]) in
             var releases: [WALRelease] = []
             do throws(VigilError) {
-                let location = try state.append(header: header, pieces: pieces, record: record, releases: &releases)
+                let location = try state.append(header: header, pieces: pieces, size: size, record: record, releases: &releases)
                 return (.success(location), releases)
             } catch {
                 return (.failure(error), releases)
@@ -385,10 +385,13 @@ struct WALState: Sendable {
     }
 
     /// Writes one record at the end of the current segment (rotating or
-    /// creating it first as needed).
-    mutating func append(header: [UInt8], pieces: [[UInt8]], record: [UInt8]?, releases: inout [WALRelease]) throws(VigilError) -> WALLocation {
+    /// creating it first as needed): `payloadSize` bytes in `pieces`, or the
+    /// whole record, header included, in `record`.
+    mutating func append(
+        header: [UInt8], pieces: [[UInt8]], size payloadSize: Int, record: [UInt8]?, releases: inout [WALRelease]
+    ) throws(VigilError) -> WALLocation {
         try checkWritable()
-        let size = WALFormat.recordHeaderSize + pieces.reduce(0) { $0 + $1.count }
+        let size = WALFormat.recordHeaderSize + payloadSize
         if current != nil, end > WALFormat.headerSize, end + size > segmentBytes {
             try closeCurrent(releases: &releases)
         }
