@@ -22,15 +22,23 @@ final class BlockingWorkExecutor: TaskExecutor, Sendable {
     private let bell = WALDoorbell()
     private let threads = Mutex<[pthread_t]>([])
 
-    init(threads count: Int = 1) throws(VigilError) {
+    /// `niceness` above 0 lowers the threads' scheduling priority (Linux
+    /// `nice`): work that waits on them yields the cores to everything else.
+    init(threads count: Int = 1, niceness: Int32 = 0) throws(VigilError) {
         for _ in 0..<max(1, count) {
-            try startThread()
+            try startThread(niceness: niceness)
         }
     }
 
-    private func startThread() throws(VigilError) {
+    private func startThread(niceness: Int32) throws(VigilError) {
         // The thread holds the executor until `shutdown`.
         let started = try WALThread.start { [self] in
+            #if os(Linux)
+            // Linux keeps `nice` per thread, and `who` 0 is the calling thread.
+            // Should it fail, the thread keeps the default priority: slower
+            // acknowledgements while it works, nothing worse.
+            if niceness > 0 { _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, niceness) }
+            #endif
             while true {
                 let ticket = bell.ticket()
                 let next = self.queue.withLock { queue -> (job: UnownedJob?, stopped: Bool) in

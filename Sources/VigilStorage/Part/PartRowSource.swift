@@ -29,7 +29,7 @@ extension Array: PartRowSource where Element == AuditEvent {
 }
 
 /// Rows of memory chunks, by (chunk, row), in the order a flush met them.
-struct MemoryChunkRows: PartRowSource {
+struct MemoryChunkRows: PartRowSource, Sendable {
     private(set) var chunks: [MemoryChunk] = []
     /// Per row: its chunk's index in `chunks` and its row in that chunk.
     private var chunkIndexes: [Int32] = []

@@ -1,0 +1,86 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Testing
+import VigilCore
+
+@testable import VigilStorage
+
+/// Flushes and merges run in the background (a low-priority thread) unless
+/// ingest is fast enough to be waiting for them.
+@Suite("Maintenance priority")
+struct MaintenancePriorityTests {
+    /// The nice value of the thread that runs this.
+    static func currentNiceness() -> Int32 {
+        errno = 0
+        return getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0)
+    }
+
+    @Test("a background executor runs its jobs at nice 10; the others at the nice of the thread that made them")
+    func executorNiceness() async throws {
+        let inherited = Self.currentNiceness()
+        let background = try BlockingWorkExecutor(niceness: 10)
+        let normal = try BlockingWorkExecutor()
+        defer {
+            background.shutdown()
+            normal.shutdown()
+        }
+        let inBackground = await withTaskExecutorPreference(background) { Self.currentNiceness() }
+        let inNormal = await withTaskExecutorPreference(normal) { Self.currentNiceness() }
+        #if os(Linux)
+        #expect(inBackground == max(10, inherited))
+        #endif
+        #expect(inNormal == inherited)
+    }
+
+    @Test("a segment is flushed in the background only when it took at least the threshold to fill")
+    func backgroundFlushPolicy() {
+        func background(_ filledIn: Duration?) -> Bool {
+            ColumnarEventStore.SealedSegment.flushesInBackground(filledIn: filledIn, threshold: StorageOptions(directory: "").backgroundFlushFillTime)
+        }
+        #expect(StorageOptions(directory: "").backgroundFlushFillTime == .seconds(5))
+        // Unknown (say, replayed from the WAL at startup): normal priority.
+        #expect(!background(nil))
+        // 500,000 rows in 1 s is ingest at 500,000 events/s: it would outrun a flush that yields.
+        #expect(!background(.seconds(1)))
+        #expect(!background(.milliseconds(4_999)))
+        #expect(background(.seconds(5)))
+        // Sealed by age (60 s by default): a quiet server.
+        #expect(background(.seconds(60)))
+    }
+
+    @Test("flushes in the background and at normal priority write the same events, a part per day, readable after a reopen")
+    func backgroundFlushWritesEverything() async throws {
+        try await withTemporaryDirectory { directory in
+            var options = StorageOptions(directory: directory)
+            options.retentionNanos = nil
+            options.segmentMaxRows = 300
+            // Every segment qualifies; only the last one sealed is flushed in the
+            // background (the others have a segment sealed behind them).
+            options.backgroundFlushFillTime = .zero
+            let day: Int64 = 86_400_000_000_000
+            let base = currentUnixNanos() - 10 * day
+            var store: ColumnarEventStore? = try ColumnarEventStore(options: options)
+            for batch in 0..<12 {
+                let events = (0..<100).map { row in
+                    engineEvent("a\(batch)-\(row)", tenant: "t\(row % 4)", at: base + Int64(row % 5) * day + Int64(batch * 100 + row) * 1_000_000)
+                }
+                _ = try await store!.append(events, idempotencyKey: "key-\(batch)")
+            }
+            let fromMemory = try await allEvents(store!)
+            #expect(fromMemory.count == 1_200)
+            try await store!.maintain(retention: false)
+            #expect(store!.statistics.memoryEvents == 0)
+            // 4 flushes of 300 rows over 5 days each.
+            #expect(store!.statistics.parts >= 5)
+            #expect(try await allEvents(store!) == fromMemory)
+            try await store!.close()
+            store = nil
+            let reopened = try ColumnarEventStore(options: options)
+            #expect(try await allEvents(reopened) == fromMemory)
+            let report = try await reopened.verify(VerificationOptions())
+            #expect(report.problems.isEmpty, "\(report.problems)")
+            try await reopened.close()
+        }
+    }
+}
