@@ -133,7 +133,7 @@ struct IntegrityTamperTests {
             try sink.output.write(bytes)
             try sink.output.write(PartFormat.trailer(footerOffset: offset, footerLength: bytes.count, footerChecksum: CRC32C.checksum(bytes)))
             try sink.output.flush()
-            sink.output.file.close()
+            sink.output.file?.close()
             try FileIO.rename(part.path + ".x", to: part.path)
             let report = try IntegrityTestSupport.verify(directory)
             let reordered = IntegrityTestSupport.problems(report, .reordered)

@@ -83,4 +83,29 @@ struct MaintenancePriorityTests {
             try await reopened.close()
         }
     }
+
+    @Test("a flush of a single day, its part encoded on every core, reads back whole and verifies")
+    func oneDayFlushOnEveryCore() async throws {
+        try await withTemporaryDirectory { directory in
+            var options = StorageOptions(directory: directory)
+            options.retentionNanos = nil
+            // 50-row blocks: the 3,000 rows make 8 tasks of 8 blocks.
+            options.rowsPerBlock = 50
+            let base = currentUnixNanos() - 3_600_000_000_000
+            let store = try ColumnarEventStore(options: options)
+            for batch in 0..<10 {
+                let events = (0..<300).map { row in
+                    engineEvent("a\(batch)-\(row)", tenant: "t\(row % 7)", at: base + Int64((row * 7_919 + batch) % 3_000) * 1_000_000)
+                }
+                _ = try await store.append(events, idempotencyKey: nil)
+            }
+            let fromMemory = try await allEvents(store)
+            try await store.flushNow()
+            #expect(store.statistics.parts == 1)
+            #expect(try await allEvents(store) == fromMemory)
+            let report = try await store.verify(VerificationOptions())
+            #expect(report.problems.isEmpty, "\(report.problems)")
+            try await store.close()
+        }
+    }
 }

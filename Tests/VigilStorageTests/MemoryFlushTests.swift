@@ -103,6 +103,63 @@ struct MemoryFlushTests {
         }
     }
 
+    @Test("a part encoded in tasks on several cores is byte for byte the part encoded as one task")
+    func partInTasksEqualsPartInOneTask() throws {
+        try PartTestSupport.withDirectory { directory in
+            var rows = MemoryChunkRows()
+            for chunk in Self.chunks() {
+                for row in 0..<chunk.count { rows.add(chunk, row: row) }
+            }
+            let leaves = (0..<rows.rowCount).map { UInt32(truncatingIfNeeded: $0 &* 2_654_435_761) }
+            for rowsPerBlock in [100, 333] {
+                var options = PartWriter.Options()
+                options.rowsPerBlock = rowsPerBlock
+                options.createdAt = 1_780_000_000_000_000_000
+                _ = try PartWriter.write(rows: rows, leaves: leaves, to: directory + "/one.part", options: options)
+                let one = PartTestSupport.readFile(directory + "/one.part")
+                // 1 block per task: 41 or 13 tasks, in waves of a task per core; 3: 14 or 5 tasks, the last one short.
+                for blocksPerTask in [1, 3] {
+                    options.parallelTasks = true
+                    options.blocksPerTask = blocksPerTask
+                    let metadata = try PartWriter.write(rows: rows, leaves: leaves, to: directory + "/tasks.part", options: options)
+                    #expect(metadata.blockCount == (rows.rowCount + rowsPerBlock - 1) / rowsPerBlock)
+                    let tasks = PartTestSupport.readFile(directory + "/tasks.part")
+                    let firstDifference = zip(one, tasks).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+                        ?? (one.count == tasks.count ? nil : min(one.count, tasks.count))
+                    #expect(firstDifference == nil, "\(rowsPerBlock) rows per block, \(blocksPerTask) per task: the files differ from byte \(firstDifference ?? 0)")
+                }
+            }
+        }
+    }
+
+    @Test("blocks cut by size inside tasks: every row comes back, in order, with its leaf")
+    func partInTasksWithBlocksCutBySize() throws {
+        try PartTestSupport.withDirectory { directory in
+            let events = Self.chunks().flatMap { chunk in (0..<chunk.count).map(chunk.event(at:)) }
+            let leaves = events.map { HashChain.leaf(of: $0).truncated }
+            var options = PartWriter.Options()
+            options.rowsPerBlock = 500
+            options.maxBlockBytes = 20_000
+            options.parallelTasks = true
+            options.blocksPerTask = 2
+            let metadata = try PartWriter.write(events, leaves: leaves, to: directory + "/cut.part", options: options)
+            // Cut by size far more often than every 500 rows.
+            #expect(metadata.blockCount > 2 * events.count / 500)
+            let reader = try PartReader(path: directory + "/cut.part")
+            defer { reader.close() }
+            var read: [AuditEvent] = [], readLeaves: [UInt32] = []
+            for block in 0..<metadata.blockCount {
+                let decoded = try reader.allColumns(block: block)
+                read += decoded.events()
+                readLeaves += decoded.leaf ?? []
+            }
+            let order = PartTestSupport.sortedLikePart(events)
+            #expect(read == order)
+            let leafOf = Dictionary(uniqueKeysWithValues: zip(events.map(\.seq), leaves))
+            #expect(readLeaves == order.map { leafOf[$0.seq]! })
+        }
+    }
+
     @Test("extras bytes decode to the event's targets, changes and metadata, and are swift-protobuf's deterministic encoding where it orders keys by bytes too")
     func extrasBytesMatchSwiftProtobuf() throws {
         var rng = SplitMix64(seed: 4)

@@ -124,6 +124,8 @@ public final class ColumnarEventStore: EventStore {
     private let lockFile: Int32
     /// Threads of `queryWork`: how many lanes one large aggregate is split into.
     let queryThreads: Int
+    /// Cores online when the store opened.
+    private let cores: Int
     /// Decoded part columns shared by all queries.
     let columnCache: ColumnCache
     /// Committed batches as they become durable, for live subscribers.
@@ -291,6 +293,7 @@ public final class ColumnarEventStore: EventStore {
         blockingWork = try BlockingWorkExecutor()
         // A thread per core, for a background flush's parts (one per day) side by side.
         backgroundWork = try BlockingWorkExecutor(threads: cores, niceness: 10)
+        self.cores = cores
         queryThreads = cores
         queryWork = try BlockingWorkExecutor(threads: queryThreads)
         (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
@@ -790,10 +793,14 @@ public final class ColumnarEventStore: EventStore {
             let days = byDay.sorted(by: { $0.key < $1.key })
             let reserved = try days.map { (day, _) throws(VigilError) in try reservePart(day: day, manifest: &next, files: &files) }
             let leavesByDay = leavesByDay
+            // Fewer days than cores (a live agent's events all fall on today):
+            // each part is encoded on every core instead, unless in the
+            // background, where a part is written by one low-priority thread.
+            let parallel = !background && days.count < cores
             let write = { @Sendable (index: Int) -> Result<LivePart, VigilError> in
                 let (day, events) = days[index]
                 do throws(VigilError) {
-                    return .success(try self.writeReservedPart(events, leaves: leavesByDay[day], at: reserved[index], level: 0))
+                    return .success(try self.writeReservedPart(events, leaves: leavesByDay[day], at: reserved[index], level: 0, parallel: parallel))
                 } catch {
                     return .failure(error)
                 }
@@ -880,11 +887,15 @@ public final class ColumnarEventStore: EventStore {
     /// several.
     static let flushCompressionLevel: Int32 = 4
 
+    /// `parallel`: the part's blocks are encoded on every core
+    /// (`PartWriter.Options.parallelTasks`).
     private func writeReservedPart<Rows: PartRowSource>(
-        _ events: Rows, leaves: [UInt32]?, at reserved: (number: UInt64, relative: String), level: UInt8
+        _ events: Rows, leaves: [UInt32]?, at reserved: (number: UInt64, relative: String), level: UInt8,
+        parallel: Bool = false
     ) throws(VigilError) -> LivePart {
         let relative = reserved.relative
         var writerOptions = PartWriter.Options()
+        writerOptions.parallelTasks = parallel
         writerOptions.rowsPerBlock = options.rowsPerBlock
         writerOptions.level = level
         writerOptions.generation = reserved.number

@@ -101,6 +101,21 @@ public final class BlockMetadata: Sendable {
         self.blooms = blooms
     }
 
+    /// The same block as block `index` of a part, its chunks `offset` bytes
+    /// further into the file (a task's blocks joining the part).
+    func moved(toIndex index: Int, offsetBy offset: Int) -> BlockMetadata {
+        BlockMetadata(
+            index: index, rowCount: rowCount, minOccurredAt: minOccurredAt, maxOccurredAt: maxOccurredAt,
+            minSeq: minSeq, maxSeq: maxSeq, tenantIndexes: tenantIndexes, tenants: tenants,
+            columns: columns.mapValues { chunk in
+                var chunk = chunk
+                chunk.offset += offset
+                return chunk
+            },
+            statistics: statistics,
+            unknownChunks: unknownChunks.map { ($0.lowerBound + offset)..<($0.upperBound + offset) })
+    }
+
     /// Whether the block may hold a row whose `column` equals `value`
     /// (compared by UTF-8 bytes). False only when its statistics rule it out:
     /// the tenant list, a value set, or a bloom filter; for `id`, a derived id

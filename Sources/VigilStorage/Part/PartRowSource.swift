@@ -7,7 +7,7 @@ import VigilProto
 /// occurredAt, seq) and asks each row into a block's columns; both sources
 /// must give a row the same column values, which the tests hold them to by
 /// writing one part both ways and comparing the files.
-protocol PartRowSource {
+protocol PartRowSource: Sendable {
     var rowCount: Int { get }
     /// Row `index`'s tenant, occurred-at (nanoseconds) and seq: the sort key.
     func sortKey(at index: Int) -> (tenant: String, occurredAt: Int64, seq: UInt64)
@@ -29,7 +29,7 @@ extension Array: PartRowSource where Element == AuditEvent {
 }
 
 /// Rows of memory chunks, by (chunk, row), in the order a flush met them.
-struct MemoryChunkRows: PartRowSource, Sendable {
+struct MemoryChunkRows: PartRowSource {
     private(set) var chunks: [MemoryChunk] = []
     /// Per row: its chunk's index in `chunks` and its row in that chunk.
     private var chunkIndexes: [Int32] = []

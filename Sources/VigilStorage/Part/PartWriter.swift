@@ -6,6 +6,9 @@ import Musl
 import Darwin
 #endif
 import CZlib
+import Dispatch
+import Foundation
+import Synchronization
 import VigilCore
 import VigilProto
 
@@ -26,6 +29,11 @@ public struct PartWriter {
         public var maxBlockBytes = 8 << 20
         /// The footer's creation time; nil for now. Set, equal rows give byte-identical parts.
         public var createdAt: Int64?
+        /// Whether a large part is encoded on every core (see `encodeBlocks`):
+        /// for a flush that writes one part while ingest waits for it.
+        var parallelTasks = false
+        /// Blocks per task when `parallelTasks`.
+        var blocksPerTask = 8
 
         public init() {}
     }
@@ -110,26 +118,99 @@ public struct PartWriter {
     }
 
     /// Encodes every block into `sink`; returns the footer (without createdAt).
+    ///
+    /// With `Options.parallelTasks`, a large part is encoded on every core:
+    /// its rows are cut into tasks of `Options.blocksPerTask` blocks, each
+    /// encoded into memory by its own `BlockEncoder`, then appended to the
+    /// file in order with their offsets moved. A task always starts a block,
+    /// so the bytes never depend on the number of cores (and are those of one
+    /// task unless a block was cut by `maxBlockBytes`).
     static func encodeBlocks<Rows: PartRowSource>(
         _ events: Rows, leaves: [UInt32]? = nil, plan: SortPlan, options: Options, sink: inout ChunkSink
     ) throws(VigilError) -> PartFooter {
-        var columns = BlockColumns()
-        var raw = ByteWriter(capacity: 1 << 16)
-        var text = ColumnEncoding.TextScratch()
-        var keyTable = ByteStringTable()
-        var alternative = ByteWriter(capacity: 1 << 16)
-        var copiedRaw = ByteWriter(capacity: 1 << 16)
-        var usualRaw = ByteWriter(capacity: 1 << 16)
-        var valueTable = ByteStringTable()
-        var usualScratch = ColumnEncoding.TextScratch()
-        var hashes: [UInt64] = []
-        var blocks: [BlockMetadata] = []
-        var position = 0
         let count = events.rowCount
-        while position < count {
+        let taskRows = options.rowsPerBlock.multipliedReportingOverflow(by: max(1, options.blocksPerTask))
+        let rowsPerTask = options.parallelTasks && !taskRows.overflow ? taskRows.partialValue : Int.max
+        var blocks: [BlockMetadata] = []
+        if count <= rowsPerTask {
+            var encoder = BlockEncoder()
+            blocks = try encoder.encode(events, positions: 0..<count, leaves: leaves, plan: plan, options: options, sink: &sink)
+        } else {
+            let tasks = stride(from: 0, to: count, by: rowsPerTask).map { $0..<min($0 + rowsPerTask, count) }
+            // A wave of a task per core at a time: what waits in memory for the
+            // file stays a few tasks' compressed bytes.
+            let width = max(1, ProcessInfo.processInfo.activeProcessorCount)
+            let level = sink.level
+            let compressing = sink.deflater != nil
+            for waveStart in stride(from: 0, to: tasks.count, by: width) {
+                let wave = Array(tasks[waveStart..<min(waveStart + width, tasks.count)])
+                let results = Mutex([Result<(bytes: [UInt8], blocks: [BlockMetadata]), VigilError>?](repeating: nil, count: wave.count))
+                DispatchQueue.concurrentPerform(iterations: wave.count) { index in
+                    let result: Result<(bytes: [UInt8], blocks: [BlockMetadata]), VigilError>
+                    do throws(VigilError) {
+                        var taskSink = ChunkSink(output: PartOutput(), level: level, deflater: compressing ? try ZlibDeflater() : nil)
+                        var encoder = BlockEncoder()
+                        let encoded = try encoder.encode(
+                            events, positions: wave[index], leaves: leaves, plan: plan, options: options, sink: &taskSink)
+                        result = .success((taskSink.output.takeBytes(), encoded))
+                    } catch {
+                        result = .failure(error)
+                    }
+                    results.withLock { $0[index] = result }
+                }
+                for result in results.withLock({ $0 }) {
+                    guard let (bytes, encoded) = try result?.get() else {
+                        throw VigilError(.internal, "a task of the part was not encoded")
+                    }
+                    let base = sink.output.offset
+                    try sink.output.write(bytes)
+                    for block in encoded { blocks.append(block.moved(toIndex: blocks.count, offsetBy: base)) }
+                }
+            }
+        }
+        return PartFooter(
+            rowCount: count,
+            minOccurredAt: blocks.lazy.map(\.minOccurredAt).min() ?? 0,
+            maxOccurredAt: blocks.lazy.map(\.maxOccurredAt).max() ?? 0,
+            minSeq: blocks.lazy.map(\.minSeq).min() ?? 0,
+            maxSeq: blocks.lazy.map(\.maxSeq).max() ?? 0,
+            createdAt: 0, level: options.level, generation: options.generation,
+            rowsPerBlock: options.rowsPerBlock, tenants: plan.tenants, blocks: blocks)
+    }
+
+    static func bloom(of hashes: [UInt64]) -> BloomFilter {
+        var filter = BloomFilter(expectedCount: hashes.count)
+        for hash in hashes { filter.insert(hash: hash) }
+        return filter
+    }
+}
+
+/// The scratch one task reuses from block to block while it encodes rows
+/// into a sink.
+struct BlockEncoder {
+    var columns = BlockColumns()
+    var raw = ByteWriter(capacity: 1 << 16)
+    var text = ColumnEncoding.TextScratch()
+    var keyTable = ByteStringTable()
+    var alternative = ByteWriter(capacity: 1 << 16)
+    var copiedRaw = ByteWriter(capacity: 1 << 16)
+    var usualRaw = ByteWriter(capacity: 1 << 16)
+    var valueTable = ByteStringTable()
+    var usualScratch = ColumnEncoding.TextScratch()
+    var hashes: [UInt64] = []
+
+    /// Encodes the rows at sorted `positions` as blocks into `sink`; returns
+    /// them, numbered from 0, with offsets in `sink`.
+    mutating func encode<Rows: PartRowSource>(
+        _ events: Rows, positions: Range<Int>, leaves: [UInt32]?, plan: SortPlan, options: PartWriter.Options,
+        sink: inout ChunkSink
+    ) throws(VigilError) -> [BlockMetadata] {
+        var blocks: [BlockMetadata] = []
+        var position = positions.lowerBound
+        while position < positions.upperBound {
             columns.removeAll()
             let first = position
-            while position < count {
+            while position < positions.upperBound {
                 let index = plan.eventIndex(at: position)
                 try events.appendRow(
                     index, to: &columns, tenant: plan.tenants[Int(plan.tenantRank[index])],
@@ -260,13 +341,13 @@ public struct PartWriter {
                             }
                         }
                     }
-                    statistics[column] = .bloom(bloom(of: hashes))
+                    statistics[column] = .bloom(PartWriter.bloom(of: hashes))
                 case .correlationID:
                     hashes.removeAll(keepingCapacity: true)
                     (encoding, rawTail) = columns.text[BlockColumns.slot(column)].withRows {
                         ColumnEncoding.encodeCorrelationIDs($0, into: &raw, bloomHashes: &hashes)
                     }
-                    statistics[column] = .bloom(bloom(of: hashes))
+                    statistics[column] = .bloom(PartWriter.bloom(of: hashes))
                 case .bytes:
                     encoding = columns.extras.withRows { rows in
                         ExtrasColumns.encode(rows, into: &raw) ? .extrasColumns : ColumnEncoding.encodePlainBytes(rows, into: &raw)
@@ -289,20 +370,7 @@ public struct PartWriter {
                 tenantIndexes: firstRank..<lastRank + 1, tenants: Array(plan.tenants[firstRank...lastRank]),
                 columns: chunks, statistics: statistics))
         }
-        return PartFooter(
-            rowCount: count,
-            minOccurredAt: blocks.lazy.map(\.minOccurredAt).min() ?? 0,
-            maxOccurredAt: blocks.lazy.map(\.maxOccurredAt).max() ?? 0,
-            minSeq: blocks.lazy.map(\.minSeq).min() ?? 0,
-            maxSeq: blocks.lazy.map(\.maxSeq).max() ?? 0,
-            createdAt: 0, level: options.level, generation: options.generation,
-            rowsPerBlock: options.rowsPerBlock, tenants: plan.tenants, blocks: blocks)
-    }
-
-    private static func bloom(of hashes: [UInt64]) -> BloomFilter {
-        var filter = BloomFilter(expectedCount: hashes.count)
-        for hash in hashes { filter.insert(hash: hash) }
-        return filter
+        return blocks
     }
 }
 
@@ -530,7 +598,8 @@ struct BlockColumns {
 
 /// Buffered sequential output to the part's temporary file.
 struct PartOutput {
-    let file: FileHandleDescriptor
+    /// nil: everything stays in memory, for `takeBytes()`.
+    let file: FileHandleDescriptor?
     /// Bytes written so far, buffered or not: the offset of the next byte.
     private(set) var offset = 0
     private var flushed = 0
@@ -542,10 +611,26 @@ struct PartOutput {
         buffer.reserveCapacity(Self.bufferSize)
     }
 
+    /// Output kept in memory (a task of a part encoded on several cores).
+    init() {
+        file = nil
+    }
+
+    /// Everything written to an output kept in memory.
+    mutating func takeBytes() -> [UInt8] {
+        precondition(file == nil, "takeBytes() is for output kept in memory")
+        defer { buffer = [] }
+        return buffer
+    }
+
     mutating func write(_ bytes: [UInt8]) throws(VigilError) {
+        guard let file else {
+            buffer.append(contentsOf: bytes)
+            offset += bytes.count
+            return
+        }
         if buffer.count + bytes.count > Self.bufferSize { try flush() }
         if bytes.count >= Self.bufferSize {
-            let file = self.file
             try withBytes(bytes) { (raw) throws(VigilError) in try file.write(raw, at: flushed) }
             flushed += bytes.count
         } else {
@@ -555,8 +640,7 @@ struct PartOutput {
     }
 
     mutating func flush() throws(VigilError) {
-        guard !buffer.isEmpty else { return }
-        let file = self.file
+        guard !buffer.isEmpty, let file else { return }
         let at = flushed
         try withBytes(buffer) { (raw) throws(VigilError) in try file.write(raw, at: at) }
         flushed += buffer.count
