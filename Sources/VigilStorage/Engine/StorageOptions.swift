@@ -20,8 +20,8 @@ public struct StorageOptions: Sendable {
     /// A sealed segment that took at least this long to fill is flushed in
     /// the background: on threads at a low priority (nice 10), so that acks,
     /// live deliveries and queries take the cores first (vigil-bench
-    /// subscribe, 100 subscribers at 50,000 events/s: delivery p99 6–7 ms,
-    /// not 240–660; ack p99 12–20 ms, not 145–214). One
+    /// subscribe, 100 subscribers at 50,000 events/s: delivery p99 7–12 ms,
+    /// not 240–660; ack p99 24–44 ms, not 145–214). One
     /// that filled faster is flushed at normal priority: ingest that fast
     /// (here over 100,000 events/s) would outrun a flush that yields to it,
     /// fill the memory budget and then wait for that flush (vigil-bench
