@@ -6,10 +6,18 @@ import VigilCore
 
 @testable import VigilStorage
 
-/// Flushes and merges run in the background (a low-priority thread) unless
-/// ingest is fast enough to be waiting for them.
+/// Flushes run in the background (on low-priority threads) unless ingest is
+/// fast enough to be waiting for them.
 @Suite("Maintenance priority")
 struct MaintenancePriorityTests {
+    /// Options for a store in `directory` that keeps events forever.
+    static func options(_ directory: String, _ configure: (inout StorageOptions) -> Void) -> StorageOptions {
+        var options = StorageOptions(directory: directory)
+        options.retentionNanos = nil
+        configure(&options)
+        return options
+    }
+
     /// The nice value of the thread that runs this.
     static func currentNiceness() -> Int32 {
         errno = 0
@@ -52,12 +60,12 @@ struct MaintenancePriorityTests {
     @Test("flushes in the background and at normal priority write the same events, a part per day, readable after a reopen")
     func backgroundFlushWritesEverything() async throws {
         try await withTemporaryDirectory { directory in
-            var options = StorageOptions(directory: directory)
-            options.retentionNanos = nil
-            options.segmentMaxRows = 300
-            // Every segment qualifies; only the last one sealed is flushed in the
-            // background (the others have a segment sealed behind them).
-            options.backgroundFlushFillTime = .zero
+            let options = Self.options(directory) {
+                $0.segmentMaxRows = 300
+                // Every segment qualifies; only the last one sealed is flushed in the
+                // background (the others have a segment sealed behind them).
+                $0.backgroundFlushFillTime = .zero
+            }
             let day: Int64 = 86_400_000_000_000
             let base = currentUnixNanos() - 10 * day
             var store: ColumnarEventStore? = try ColumnarEventStore(options: options)
@@ -87,10 +95,8 @@ struct MaintenancePriorityTests {
     @Test("a flush of a single day, its part encoded on every core, reads back whole and verifies")
     func oneDayFlushOnEveryCore() async throws {
         try await withTemporaryDirectory { directory in
-            var options = StorageOptions(directory: directory)
-            options.retentionNanos = nil
-            // 50-row blocks: the 3,000 rows make 8 tasks of 8 blocks.
-            options.rowsPerBlock = 50
+            // 50-row blocks: the 3,000 rows make 8 tasks of 8 blocks (the last one short).
+            let options = Self.options(directory) { $0.rowsPerBlock = 50 }
             let base = currentUnixNanos() - 3_600_000_000_000
             let store = try ColumnarEventStore(options: options)
             for batch in 0..<10 {
