@@ -108,9 +108,9 @@ public final class ColumnarEventStore: EventStore {
     let chain: Mutex<ChainState>
     /// The chain's head through batches in memory (receipts, checkpoints).
     let chainTracker: ChainTracker
-    /// Flushes, merges and retention run here, off the cooperative pool:
-    /// merges, retention, flushes that ingest is catching up with, closing,
-    /// and the calls that ask for it (`flushNow`, `mergeNow`, …).
+    /// Work off the cooperative pool at normal priority: merges, retention,
+    /// flushes that ingest is waiting for, closing, and the calls that ask
+    /// for it (`flushNow`, `mergeNow`, …).
     private let blockingWork: BlockingWorkExecutor
     /// The maintenance loop runs here, at a low priority (nice 10), and so
     /// do the flushes that have time (`StorageOptions.backgroundFlushFillTime`),
