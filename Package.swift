@@ -204,7 +204,7 @@ let package = Package(
         .testTarget(
             name: "VigilCLITests",
             dependencies: [
-                "vigil", "vigil-conformance", "VigilClient", "VigilProto", "VigilCore", "VigilStorage",
+                "vigil", "vigil-conformance", "vigil-bench", "VigilClient", "VigilProto", "VigilCore", "VigilStorage",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -6,9 +6,9 @@ struct AllWorkload: AsyncParsableCommand {
         commandName: "all",
         abstract: "Every workload in turn: ingest, query, subscribe, storage.",
         discussion: """
-            With --quick, small sizes that check everything runs (CI smoke), not how fast: well under a
-            minute even in a debug build. Without it, each workload with its defaults (minutes).
-            One JSON file holds every workload's results (default bench-results/all-<timestamp>.json).
+            With --quick, small sizes that check everything runs (CI smoke), not how fast: well under a \
+            minute even in a debug build. Without it, each workload with its defaults (minutes). \
+            One JSON file holds every workload's results (default bench-results/all-<timestamp>.json). \
             A workload that fails is reported and the others still run; the exit status is then 1.
             """
     )

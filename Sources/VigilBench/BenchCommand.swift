@@ -12,14 +12,14 @@ struct VigilBench: AsyncParsableCommand {
         commandName: "vigil-bench",
         abstract: "Benchmarks for Vigil on realistic, generated audit events.",
         discussion: """
-            Each workload starts its own `vigil serve` (the binary next to vigil-bench,
-            or --vigil PATH) on 127.0.0.1 with a fresh temporary data directory, prints
-            a table, and writes every figure with the machine, build and git revision
+            Each workload starts its own `vigil serve` (the binary next to vigil-bench, \
+            or --vigil PATH) on 127.0.0.1 with a fresh temporary data directory, prints \
+            a table, and writes every figure with the machine, build and git revision \
             to --json PATH (default bench-results/<workload>-<timestamp>.json).
               vigil-bench ingest       events/s, MB/s, ack latency, server RSS
               vigil-bench query        a fixed query suite, warm and cold
               vigil-bench storage      bytes/event on disk, per column, vs JSON
-              vigil-bench subscribe    Subscribe (UNIMPLEMENTED by the server yet)
+              vigil-bench subscribe    live delivery latency while ingesting
               vigil-bench all --quick  a small run of everything (CI smoke)
               vigil-bench chain        CPU per event of the hash chain (no server)
               vigil-bench generate --events 100000 > events.jsonl

@@ -12,10 +12,10 @@ struct ChainWorkload: AsyncParsableCommand {
         commandName: "chain",
         abstract: "CPU per event of the hash chain: canonical bytes, leaf hash, chain step.",
         discussion: """
-            Generates --events events, turns them into the form the store returns (seq,
-            received_at and id set, via the memory segment's columns, as a flush does), and
-            times what a flush adds for each: the canonical (deterministic protobuf) bytes,
-            SHA-256 of them (the leaf), and the chain step. No server; the best of
+            Generates --events events, turns them into the form the store returns (seq, \
+            received_at and id set, via the memory segment's columns, as a flush does), and \
+            times what a flush adds for each: the canonical (deterministic protobuf) bytes, \
+            SHA-256 of them (the leaf), and the chain step. No server; the best of \
             --repetitions runs is reported.
             """
     )

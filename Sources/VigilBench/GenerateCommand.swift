@@ -10,10 +10,11 @@ struct GenerateCommand: ParsableCommand {
         abstract: "Write generated events: JSON lines (for `vigil ingest`) or encoded Ingest batches.",
         discussion: """
             The same --seed, --events and --end give the same output, byte for byte.
-              vigil-bench generate --events 100000 --end 2026-11-20T00:00:00Z > events.jsonl
+              vigil-bench generate --events 100000 --end 2026-11-20T00:00:00Z \\
+                  > events.jsonl
               vigil ingest events.jsonl
-            --format batches writes IngestRequest messages of --batch-size events in protobuf's
-            length-delimited form (a varint length, then the message), as SwiftProtobuf's
+            --format batches writes IngestRequest messages of --batch-size events in protobuf's \
+            length-delimited form (a varint length, then the message), as SwiftProtobuf's \
             BinaryDelimited reads them.
             """
     )

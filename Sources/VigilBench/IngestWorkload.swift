@@ -13,11 +13,11 @@ struct IngestWorkload: AsyncParsableCommand {
         commandName: "ingest",
         abstract: "Ingest throughput and acknowledgement latency.",
         discussion: """
-            Opens --connections connections with --in-flight Ingest calls each, and sends --events
-            events in batches of --batch-size. The batches are generated and encoded before the clock
-            starts, from a pool of --pool-events distinct events that is replayed, so the client spends
-            little CPU per call. Ack latency is from sending a call to its answer (HdrHistogram).
-            Without --server it starts `vigil serve --fsync <policy>` on a fresh data directory and
+            Opens --connections connections with --in-flight Ingest calls each, and sends --events \
+            events in batches of --batch-size. The batches are generated and encoded before the clock \
+            starts, from a pool of --pool-events distinct events that is replayed, so the client spends \
+            little CPU per call. Ack latency is from sending a call to its answer (HdrHistogram). \
+            Without --server it starts `vigil serve --fsync <policy>` on a fresh data directory and \
             also reports the server's memory (VmRSS, VmHWM) and CPU time.
             Targets: 1,000,000 events/s with --fsync always and an ack p99 of 20 ms.
             """

@@ -11,14 +11,14 @@ struct QueryWorkload: AsyncParsableCommand {
         commandName: "query",
         abstract: "A fixed suite of queries over a generated data set, warm and cold.",
         discussion: """
-            Loads --events generated events into a server (or reuses the data set in --data-dir from
-            an earlier run), restarts it so the events are in parts, then runs each query of the suite
-            --repetitions times on the running server (warm, after one unmeasured run) and
-            --cold-repetitions times each right after a server restart (cold: the server's caches are
-            empty; the OS page cache is not dropped). Every query runs over the real protocol, end to
-            end: Q1, Q3-Q6 as Query calls (every page read), Q2, Q7 and Q8 as Aggregate calls. A time is
-            from opening the call to its trailers. Each query also reports what its trailers say it read
-            (rows examined, blocks scanned, skipped and answered from statistics, bytes decompressed)
+            Loads --events generated events into a server (or reuses the data set in --data-dir from \
+            an earlier run), restarts it so the events are in parts, then runs each query of the suite \
+            --repetitions times on the running server (warm, after one unmeasured run) and \
+            --cold-repetitions times each right after a server restart (cold: the server's caches are \
+            empty; the OS page cache is not dropped). Every query runs over the real protocol, end to \
+            end: Q1, Q3-Q6 as Query calls (every page read), Q2, Q7 and Q8 as Aggregate calls. A time is \
+            from opening the call to its trailers. Each query also reports what its trailers say it read \
+            (rows examined, blocks scanned, skipped and answered from statistics, bytes decompressed) \
             and its target (p50 at 10 million events), met or missed by the warm p50.
             """
     )

@@ -9,11 +9,11 @@ struct StorageWorkload: AsyncParsableCommand {
         commandName: "storage",
         abstract: "Bytes per event on disk, per column, and against JSON lines.",
         discussion: """
-            Ingests --events generated events into a fresh server, stops it gracefully (which flushes
-            memory to parts), then merges each day's parts into one (opening the data directory with
-            the storage engine in-process, merge fan-in 2: the state the server's background merge
-            converges to). Reports bytes per event at each step (parts only, and parts plus WAL), the
-            per-column breakdown of the merged parts, and the compression ratio against the
+            Ingests --events generated events into a fresh server, stops it gracefully (which flushes \
+            memory to parts), then merges each day's parts into one (opening the data directory with \
+            the storage engine in-process, merge fan-in 2: the state the server's background merge \
+            converges to). Reports bytes per event at each step (parts only, and parts plus WAL), the \
+            per-column breakdown of the merged parts, and the compression ratio against the \
             JSON-lines form of the same events. Target: at most 60 bytes/event after merge.
             """
     )

@@ -13,18 +13,18 @@ struct SubscribeWorkload: AsyncParsableCommand {
         commandName: "subscribe",
         abstract: "Subscription delivery latency while ingesting at a fixed rate.",
         discussion: """
-            First ingests at --rate events/s for --baseline-seconds with no subscriber (the baseline).
-            Then opens --subscribers subscriptions, one connection each, with different filters
-            (subscriber i follows one tenant, every fourth one also an action prefix such as
-            "auth.*"), waits until each has its first heartbeat (so each is registered), and ingests
-            at the same rate for --seconds. Batches are generated and encoded before the clock
-            starts and sent on a fixed schedule (open loop). Delivery latency is from the
-            acknowledgement of the Ingest call whose batch holds an event (first_seq...last_seq) to
-            the moment a subscriber receives that event (HdrHistogram); an event that arrives
-            before its batch's acknowledgement counts as 0 and is counted. Also reports events
-            delivered per subscriber against the number of matching events sent, ingest
-            throughput and ack p99 with subscribers against the baseline (target: within 10%),
-            and the server's memory. Issue 6 asks for 200,000 events/s with 100 subscribers;
+            First ingests at --rate events/s for --baseline-seconds with no subscriber (the baseline). \
+            Then opens --subscribers subscriptions, one connection each, with different filters \
+            (subscriber i follows one tenant, every fourth one also an action prefix such as \
+            "auth.*"), waits until each has its first heartbeat (so each is registered), and ingests \
+            at the same rate for --seconds. Batches are generated and encoded before the clock \
+            starts and sent on a fixed schedule (open loop). Delivery latency is from the \
+            acknowledgement of the Ingest call whose batch holds an event (first_seq...last_seq) to \
+            the moment a subscriber receives that event (HdrHistogram); an event that arrives \
+            before its batch's acknowledgement counts as 0 and is counted. Also reports events \
+            delivered per subscriber against the number of matching events sent, ingest \
+            throughput and ack p99 with subscribers against the baseline (target: within 10%), \
+            and the server's memory. Issue 6 asks for 200,000 events/s with 100 subscribers; \
             the default --rate is 50,000 because the server and vigil-bench share 2 cores here.
             """
     )

@@ -11,15 +11,15 @@ struct BackupCommand: AsyncParsableCommand {
         commandName: "backup",
         abstract: "Take a consistent backup of a server's data while it keeps ingesting.",
         discussion: """
-            The server writes the backup itself, to DEST on its own host (an absolute path
+            The server writes the backup itself, to DEST on its own host (an absolute path \
             that does not exist or is an empty directory); an admin token is needed:
               vigil backup --server 127.0.0.1:7700 --token $ADMIN /backups/vigil-2026-12-03
-            On the data directory's file system, parts are hard-linked (instant, no extra
-            space); elsewhere they are copied. The backup holds every event acknowledged
-            before it began — through the "cut" seq it reports — and nothing after.
+            On the data directory's file system, parts are hard-linked (instant, no extra \
+            space); elsewhere they are copied. The backup holds every event acknowledged \
+            before it began — through the "cut" seq it reports — and nothing after. \
             Offline, for a stopped server (refused while a server holds the LOCK):
               vigil backup --data-dir ./vigil-data /backups/vigil-2026-12-03
-            Check a backup with `vigil verify --backup DEST`; restore it with
+            Check a backup with `vigil verify --backup DEST`; restore it with \
             `vigil restore DEST NEW_DATA_DIR`.
             """
     )

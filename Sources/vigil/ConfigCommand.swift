@@ -9,7 +9,7 @@ struct ConfigCommand: ParsableCommand {
         commandName: "config",
         abstract: "Check a configuration file for `vigil serve --config`, or print an example.",
         discussion: """
-            A configuration file is TOML; its keys are the `vigil serve` flags without
+            A configuration file is TOML; its keys are the `vigil serve` flags without \
             their --. Start from the example, check it, then serve with it:
               vigil config example > /etc/vigil/vigil.toml
               vigil config check /etc/vigil/vigil.toml
@@ -22,10 +22,10 @@ struct ConfigCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check a configuration file and print the settings it gives.",
             discussion: """
-                Exit status 0 prints every setting (those the file leaves out marked with
+                Exit status 0 prints every setting (those the file leaves out marked with \
                 their default); 78 lists every problem, each naming its key:
                   vigil config check vigil.toml
-                Files the settings name (rules, redaction rules, TLS, checkpoint key) are
+                Files the settings name (rules, redaction rules, TLS, checkpoint key) are \
                 read and checked too, as `vigil serve` would.
                 """)
 

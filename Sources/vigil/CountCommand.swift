@@ -17,13 +17,13 @@ struct CountCommand: AsyncParsableCommand {
               vigil count --action 'auth.*' --outcome failure --by ip --top 20
               vigil count --since 2026-11-20 --until 2026-11-21 --histogram 1h
               vigil count --outcome '!success' --by actor --histogram 1d --format json
-            --by action|actor|resource-type|outcome|tenant|category|ip groups the
-            events: the table shows each group's count and share of the total,
+            --by action|actor|resource-type|outcome|tenant|category|ip groups the \
+            events: the table shows each group's count and share of the total, \
             largest first, and the events of the groups past --top as "(other)".
-            --histogram 15m|1h|1d|... counts per interval (s, m, h, d, w), from the
-            first to the last interval with a match, aligned to the Unix epoch; at
+            --histogram 15m|1h|1d|... counts per interval (s, m, h, d, w), from the \
+            first to the last interval with a match, aligned to the Unix epoch; at \
             most 100,000 intervals, so bound long ranges with --since/--until/--last.
-            --format json prints {"count", "groups": [{"key", "count"}], "otherCount",
+            --format json prints {"count", "groups": [{"key", "count"}], "otherCount", \
             "groupTotal", "histogram": [{"start", "count"}]}, numbers as numbers.
             """
     )

@@ -16,25 +16,25 @@ struct ExportCommand: AsyncParsableCommand {
         commandName: "export",
         abstract: "Write every matching event as CSV or JSON lines, oldest first, page by page; resumable.",
         discussion: """
-            Streams the result page by page to stdout or --output FILE: an export of
+            Streams the result page by page to stdout or --output FILE: an export of \
             any size uses little memory. Oldest first by default (--order newest).
             \(FilterOptions.discussion)
             Examples:
               vigil export --tenant acme --since 2026-11-01 --output acme.csv
               vigil export --last 7d --action 'auth.*' --format jsonl | gzip > a.gz
               vigil export --outcome '!success' --format jsonl -o failures.jsonl
-            csv: a header row, then a row per event with every field. RFC 4180
-            quoting (a field with a comma, quote or line break is quoted, quotes
-            doubled), UTF-8, rows end with LF (CRLF with --crlf). Times are UTC
-            RFC 3339, with the fraction of a second when there is one. targets,
+            csv: a header row, then a row per event with every field. RFC 4180 \
+            quoting (a field with a comma, quote or line break is quoted, quotes \
+            doubled), UTF-8, rows end with LF (CRLF with --crlf). Times are UTC \
+            RFC 3339, with the fraction of a second when there is one. targets, \
             changes and metadata are JSON text, a column each.
             jsonl: one event a line, the protobuf JSON form `vigil ingest` reads.
-            Resuming: when the export ends (done, --limit reached, an error, Ctrl-C
-            or SIGTERM), the cursor after the last event written and the command that
-            continues from there are printed on stderr. With --cursor, --output FILE
-            is appended to, and the CSV header is written only into an empty file.
-            An interrupted export exits with status 130 (SIGINT) or 143 (SIGTERM).
-            Progress (events written, rate) goes to stderr when it is a terminal, or
+            Resuming: when the export ends (done, --limit reached, an error, Ctrl-C \
+            or SIGTERM), the cursor after the last event written and the command that \
+            continues from there are printed on stderr. With --cursor, --output FILE \
+            is appended to, and the CSV header is written only into an empty file. \
+            An interrupted export exits with status 130 (SIGINT) or 143 (SIGTERM). \
+            Progress (events written, rate) goes to stderr when it is a terminal, or \
             with --progress.
             """
     )

@@ -26,7 +26,7 @@ struct FilterOptions: ParsableArguments {
 
     /// The help every filtering command adds to its discussion.
     static let discussion = """
-        Filters: every flag narrows the result; repeat a flag to allow any of its
+        Filters: every flag narrows the result; repeat a flag to allow any of its \
         values (--outcome failure --outcome denied), up to 1,000 a flag.
         """
 

@@ -13,12 +13,14 @@ struct IngestCommand: AsyncParsableCommand {
         commandName: "ingest",
         abstract: "Send events from a JSON-lines file (or stdin) to the server.",
         discussion: """
-            Each line is one event in the protobuf JSON form shown in the README, for example
-              {"occurredAt":"2026-11-20T10:15:00Z","tenant":"acme","actor":{"id":"u-42","type":"USER"},"action":"user.create","outcome":"SUCCESS"}
-            Output of `vigil query --format json` can be fed back in (seq and receivedAt are ignored).
-            Events are sent in batches; each batch is stored atomically and carries an
-            idempotency key derived from its content, so running the same file again within
-            the server's idempotency window (24 h) stores nothing twice.
+            Each line is one event in the protobuf JSON form (the README's "The event, as \
+            JSON"). The smallest event has the four required fields; on one line:
+              {"occurredAt":"2026-11-20T10:15:00Z","tenant":"acme",
+               "actor":{"id":"u-42"},"action":"user.create"}
+            Output of `vigil query --format json` can be fed back in (seq and receivedAt are ignored). \
+            Events are sent in batches; each batch is stored atomically and carries an \
+            idempotency key derived from its content, so running the same file again within \
+            the server's idempotency window (24 h) stores nothing twice. \
             A bad line stops the run with its line number; batches sent before it stay stored.
             """
     )

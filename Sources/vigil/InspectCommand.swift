@@ -7,7 +7,7 @@ struct InspectCommand: ParsableCommand {
         commandName: "inspect",
         abstract: "Describe a data directory: parts, blocks, rows, time ranges, sizes, compression per column.",
         discussion: """
-            Reads the directory directly (no server needed; it may be running). Checks every
+            Reads the directory directly (no server needed; it may be running). Checks every \
             part's checksums as it reads them and reports corruption instead of data.
               vigil inspect ./vigil-data
               vigil inspect ./vigil-data --blocks        # one line per block too

@@ -7,13 +7,14 @@ struct KeygenCommand: ParsableCommand {
         commandName: "keygen",
         abstract: "Create the Ed25519 key that signs checkpoints of the hash chain.",
         discussion: """
-            Writes the private key to --out (PEM, PKCS#8, mode 600; an existing file is
-            never overwritten) and its public half to --out.pub, and prints the public key.
-            Keep the private key outside the data directory, and the public key wherever
+            Writes the private key to --out (PEM, PKCS#8, mode 600; an existing file is \
+            never overwritten) and its public half to --out.pub, and prints the public key. \
+            Keep the private key outside the data directory, and the public key wherever \
             you verify:
               vigil keygen --out /etc/vigil/checkpoint.key
               vigil serve --checkpoint-key /etc/vigil/checkpoint.key
-              vigil verify --data-dir ./vigil-data --public-key /etc/vigil/checkpoint.key.pub
+              vigil verify --data-dir ./vigil-data \\
+                  --public-key /etc/vigil/checkpoint.key.pub
             """
     )
 

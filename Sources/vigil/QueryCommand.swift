@@ -18,10 +18,10 @@ struct QueryCommand: AsyncParsableCommand {
               vigil query --meta project=alpha --meta env=prod --search invoice
               vigil query --trace 4bf92f3577b34da6a3ce929d0e0e4736 --order oldest
               vigil query --show 0190f3c2-5b1e-7c3a-9f00-1a2b3c4d5e6f
-            Times: RFC 3339 (2026-11-20T10:00:00Z, or with an offset) or a date
-            (2026-11-20: UTC midnight). --last counts back from the server's clock
-            (90s, 30m, 24h, 7d, 2w).
-            When --limit cuts the result, the cursor to continue from is printed on
+            Times: RFC 3339 (2026-11-20T10:00:00Z, or with an offset) or a date \
+            (2026-11-20: UTC midnight). --last counts back from the server's clock \
+            (90s, 30m, 24h, 7d, 2w). \
+            When --limit cuts the result, the cursor to continue from is printed on \
             stderr: run the same command with --cursor CURSOR for the next events.
             Every matching event: `vigil export`. Counts: `vigil count`.
             """

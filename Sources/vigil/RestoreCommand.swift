@@ -8,14 +8,14 @@ struct RestoreCommand: ParsableCommand {
         commandName: "restore",
         abstract: "Rebuild a data directory from a backup made by `vigil backup`.",
         discussion: """
-            Checks every file of the backup against its manifest first (a damaged backup is
-            refused, naming the file, and nothing is written), then copies the files into
-            DATA_DIR — which must not exist or be empty — and makes them durable. Then start
+            Checks every file of the backup against its manifest first (a damaged backup is \
+            refused, naming the file, and nothing is written), then copies the files into \
+            DATA_DIR — which must not exist or be empty — and makes them durable. Then start \
             a server on it; it replays the backup's WAL cut like after a clean stop:
               vigil restore /backups/vigil-2026-12-03 ./vigil-data-restored
               vigil serve --data-dir ./vigil-data-restored
-            The tokens file (hashes of the tokens, never the tokens themselves) comes back
-            with the data, so the same tokens work. Signed checkpoints go to
+            The tokens file (hashes of the tokens, never the tokens themselves) comes back \
+            with the data, so the same tokens work. Signed checkpoints go to \
             DATA_DIR/checkpoints; move them if the server uses another --checkpoint-dir.
             """
     )

@@ -17,31 +17,31 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Run the Vigil server.",
         discussion: """
-            Listens for the Vigil protocol and keeps events under --data-dir. Every
-            acknowledged batch is on disk (fsynced) before the acknowledgement is sent.
+            Listens for the Vigil protocol and keeps events under --data-dir. Every \
+            acknowledged batch is on disk (fsynced) before the acknowledgement is sent. \
             Stops gracefully on SIGINT or SIGTERM: no new calls, calls in flight finish.
 
-            TLS: --tls-cert and --tls-key serve TLS on the --listen port (plain-text
-            clients are refused with a message saying so); --tls-client-ca adds mutual
+            TLS: --tls-cert and --tls-key serve TLS on the --listen port (plain-text \
+            clients are refused with a message saying so); --tls-client-ca adds mutual \
             TLS, where every client must present a certificate signed by that CA:
               vigil serve --listen 0.0.0.0:7700 --tls-cert server.pem \\
                   --tls-key server-key.pem
               vigil serve --listen 0.0.0.0:7700 --tls-cert server.pem \\
                   --tls-key server-key.pem --tls-client-ca clients-ca.pem
-            Clients then connect with --tls (system CAs) or --tls-ca ca.pem, and for
+            Clients then connect with --tls (system CAs) or --tls-ca ca.pem, and for \
             mutual TLS --tls-cert client.pem --tls-key client-key.pem.
 
-            Configuration file: --config vigil.toml sets any of these flags, named without
-            their -- (`vigil config example` prints a documented file; flags on the
+            Configuration file: --config vigil.toml sets any of these flags, named without \
+            their -- (`vigil config example` prints a documented file; flags on the \
             command line win over it):
               vigil config check /etc/vigil/vigil.toml
               vigil serve --config /etc/vigil/vigil.toml --log-level debug
-            SIGHUP reloads the tokens file, retention, alert rules and the log level;
+            SIGHUP reloads the tokens file, retention, alert rules and the log level; \
             other changed settings are logged as needing a restart.
 
-            Metrics and probes: --metrics-listen opens a second, plain-HTTP port with
-            /metrics (Prometheus), /healthz (the process runs) and /readyz (503 with the
-            reasons while the server is not serving). It has no authentication: keep it
+            Metrics and probes: --metrics-listen opens a second, plain-HTTP port with \
+            /metrics (Prometheus), /healthz (the process runs) and /readyz (503 with the \
+            reasons while the server is not serving). It has no authentication: keep it \
             on a loopback or internal address.
               vigil serve --metrics-listen 127.0.0.1:7701
               curl -s http://127.0.0.1:7701/metrics | grep vigil_ingest_events_total

@@ -11,8 +11,8 @@ struct StatusCommand: AsyncParsableCommand {
             Asks the server (GetStats; needs an admin token that is not bound to tenants):
               vigil status
               vigil status --server 10.0.0.5:7700 --format json
-            The ingest rate is computed by the server: events acknowledged per second
-            over the last minute. For probes without a token, use --metrics-listen's
+            The ingest rate is computed by the server: events acknowledged per second \
+            over the last minute. For probes without a token, use --metrics-listen's \
             /readyz (see `vigil serve --help`).
             """)
 

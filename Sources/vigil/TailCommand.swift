@@ -17,17 +17,17 @@ struct TailCommand: AsyncParsableCommand {
         abstract: "Follow the events that match a filter as they are stored, like tail -f.",
         discussion: """
             Prints every matching event once the server has stored it, one line each:
-            time, tenant, actor, action, resource, outcome and source address, in
+            time, tenant, actor, action, resource, outcome and source address, in \
             colour on a terminal (--no-color, or NO_COLOR set, turns colour off).
-            --format json prints one event per line in the protobuf JSON form
-            (`vigil ingest` reads it back).
-            Starts from now. --since catches up first: the stored events that
-            occurred at or after a time (a duration back from now, 90s, 30m, 1h, 7d,
-            2w, or RFC 3339, or a date), then the live ones. --cursor resumes exactly
-            after an earlier tail stopped (give the same filter flags).
-            When the connection drops, or the server restarts or sheds a subscriber
-            that fell behind, tail reconnects by itself and resumes without repeating
-            or skipping an event; a note goes to stderr. Ctrl-C (or SIGTERM) stops
+            --format json prints one event per line in the protobuf JSON form \
+            (`vigil ingest` reads it back). \
+            Starts from now. --since catches up first: the stored events that \
+            occurred at or after a time (a duration back from now, 90s, 30m, 1h, 7d, \
+            2w, or RFC 3339, or a date), then the live ones. --cursor resumes exactly \
+            after an earlier tail stopped (give the same filter flags). \
+            When the connection drops, or the server restarts or sheds a subscriber \
+            that fell behind, tail reconnects by itself and resumes without repeating \
+            or skipping an event; a note goes to stderr. Ctrl-C (or SIGTERM) stops \
             it and prints the cursor and the command that resumes from there.
             \(FilterOptions.discussion)
             Examples:

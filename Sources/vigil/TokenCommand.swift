@@ -11,12 +11,12 @@ struct TokenCommand: AsyncParsableCommand {
         commandName: "token",
         abstract: "Create, list and revoke API tokens (needs an admin token).",
         discussion: """
-            Scopes: ingest (write events), read (query, count, export, tail, get), admin
-            (tokens, retention, stats, verify; includes ingest and read). A token bound
-            to tenants (--tenant, repeatable) works only in those; without --tenant it
-            works in every tenant, including the server's own _system and _alerts.
-            The server keeps only a hash of each token: a token's secret is shown once,
-            when it is created. Creating and revoking tokens is recorded in _system.
+            Scopes: ingest (write events), read (query, count, export, tail, get), admin \
+            (tokens, retention, stats, verify; includes ingest and read). A token bound \
+            to tenants (--tenant, repeatable) works only in those; without --tenant it \
+            works in every tenant, including the server's own _system and _alerts. \
+            The server keeps only a hash of each token: a token's secret is shown once, \
+            when it is created. Creating and revoking tokens is recorded in _system. \
             Examples:
               vigil token create --name web-agent --scope ingest --tenant acme
               vigil token create --name soc --scope read
@@ -151,11 +151,12 @@ struct RetentionCommand: AsyncParsableCommand {
         commandName: "retention",
         abstract: "Change how long events are kept (needs an admin token).",
         discussion: """
-            vigil retention 30d --tenant acme     acme's events are kept 30 days
-            vigil retention default --tenant acme acme follows the default again
-            vigil retention 365d                  the default for every other tenant
-            vigil retention forever               keep everything (the default only)
-            Events older than the retention stop being returned at once and are deleted
+            Examples:
+              vigil retention 30d --tenant acme     acme's events are kept 30 days
+              vigil retention default --tenant acme acme follows the default again
+              vigil retention 365d                  the default for every other tenant
+              vigil retention forever               keep everything (the default only)
+            Events older than the retention stop being returned at once and are deleted \
             with their parts later. The change survives restarts and is recorded in _system.
             """)
 

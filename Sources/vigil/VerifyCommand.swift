@@ -11,16 +11,16 @@ struct VerifyCommand: AsyncParsableCommand {
         commandName: "verify",
         abstract: "Recompute the hash chain over the stored events and report every problem.",
         discussion: """
-            Offline, over a data directory no server has open (it is refused while a
+            Offline, over a data directory no server has open (it is refused while a \
             server holds its LOCK; ask that server instead):
               vigil verify --data-dir ./vigil-data --public-key checkpoint.key.pub
             Online, through the server's Verify call (--server, --token, --timeout):
               vigil verify --server 127.0.0.1:7700
-            A backup made by `vigil backup`: every file against the backup's manifest (size
+            A backup made by `vigil backup`: every file against the backup's manifest (size \
             and SHA-256; none missing, none added), then the hash chain over its contents:
               vigil verify --backup /backups/vigil-2026-12-03
-            Reports each altered, missing, inserted or reordered event by seq, event id and
-            file, each part or WAL record that fails its checksum, and each signed checkpoint
+            Reports each altered, missing, inserted or reordered event by seq, event id and \
+            file, each part or WAL record that fails its checksum, and each signed checkpoint \
             that is forged or that the recomputed chain does not reach.
             Exit status: 0 intact, 1 problems found, 2 verification could not run.
             """

@@ -7,8 +7,8 @@ struct Vigil: AsyncParsableCommand {
         commandName: "vigil",
         abstract: "Vigil: a self-hosted audit-log server and its command line.",
         discussion: """
-            Run a server with `vigil serve` (it listens on 127.0.0.1:7700 and keeps its
-            data in ./vigil-data).
+            Run a server with `vigil serve` (it listens on 127.0.0.1:7700 and keeps its \
+            data in ./vigil-data). \
             Then, from another shell:
               vigil ingest events.jsonl          send JSON-lines events
               vigil query --last 24h --action 'auth.*'

@@ -1,10 +1,13 @@
 import Foundation
 import Testing
 
-/// Runs the real `vigil` executable (built next to the test bundle).
+/// Runs the real `vigil` executable (or another of the package's, all built
+/// next to the test bundle).
 enum VigilBinary {
-    static var url: URL {
-        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("vigil")
+    static var url: URL { url(of: "vigil") }
+
+    static func url(of executable: String) -> URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent(executable)
     }
 
     struct Output {
@@ -13,10 +16,10 @@ enum VigilBinary {
         var stderr: String
     }
 
-    /// Runs `vigil ARGS` to completion, feeding `input` to its stdin.
-    static func run(_ arguments: [String], input: String? = nil) throws -> Output {
+    /// Runs `vigil ARGS` (or `executable ARGS`) to completion, feeding `input` to its stdin.
+    static func run(_ arguments: [String], input: String? = nil, executable: String = "vigil") throws -> Output {
         let process = Process()
-        process.executableURL = url
+        process.executableURL = url(of: executable)
         process.arguments = arguments
         let out = Pipe()
         let err = Pipe()
