@@ -75,7 +75,7 @@ let package = Package(
         .target(
             name: "VigilStorage",
             dependencies: [
-                "VigilCore", "VigilProto", "CZlib", "CCRC32C",
+                "VigilCore", "VigilProto", "CZlib", "CCRC32C", "CVigilSystem",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),

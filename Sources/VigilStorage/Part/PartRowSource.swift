@@ -1,3 +1,4 @@
+import CVigilSystem
 import VigilCore
 import VigilProto
 
@@ -13,6 +14,15 @@ protocol PartRowSource: Sendable {
     func sortKey(at index: Int) -> (tenant: String, occurredAt: Int64, seq: UInt64)
     /// Appends every column of row `index` but the leaf.
     func appendRow(_ index: Int, to columns: inout BlockColumns, tenant: String, occurredAt: Int64, seq: UInt64) throws(VigilError)
+    /// Asks memory for what `appendRow(index, …)` will read, a few rows
+    /// before it is called, in three stages that each need the one before
+    /// in the caches: 0 where the row is, 1 its codes and fixed-size values,
+    /// 2 the values the codes point to. Changes nothing else.
+    func prefetch(_ index: Int, stage: Int)
+}
+
+extension PartRowSource {
+    func prefetch(_ index: Int, stage: Int) {}
 }
 
 extension Array: PartRowSource where Element == AuditEvent {
@@ -53,6 +63,56 @@ struct MemoryChunkRows: PartRowSource {
     func appendRow(_ index: Int, to columns: inout BlockColumns, tenant: String, occurredAt: Int64, seq: UInt64) throws(VigilError) {
         let chunk = chunks[Int(chunkIndexes[index])]
         try columns.append(row: Int(rows[index]), of: chunk, tenant: tenant, occurredAt: occurredAt, seq: seq)
+    }
+
+    /// A flush's rows, sorted by tenant, come a few at a time from each of
+    /// hundreds of chunks, so nearly every value `appendRow` reads misses the
+    /// caches, and each miss waits for the one before it (row, then code,
+    /// then value). Asked for rows ahead, these loads overlap.
+    func prefetch(_ index: Int, stage: Int) {
+        if stage == 0 {
+            prefetchElement(of: chunkIndexes, at: index)
+            prefetchElement(of: rows, at: index)
+            return
+        }
+        let c = chunks[Int(chunkIndexes[index])].columns
+        let row = Int(rows[index])
+        // Each text column by name: through `MemoryChunk.text(_:)` every
+        // call would retain and release the column's arrays.
+        if stage == 1 {
+            c.actorID.prefetchCode(at: row)
+            c.actorName.prefetchCode(at: row)
+            c.actorEmail.prefetchCode(at: row)
+            c.action.prefetchCode(at: row)
+            c.resourceType.prefetchCode(at: row)
+            c.resourceID.prefetchCode(at: row)
+            c.resourceName.prefetchCode(at: row)
+            c.reason.prefetchCode(at: row)
+            c.sourceIP.prefetchCode(at: row)
+            c.userAgent.prefetchCode(at: row)
+            c.descriptionText.prefetchCode(at: row)
+            c.traceID.prefetchCode(at: row)
+            c.requestID.prefetchCode(at: row)
+            prefetchElement(of: c.actorType, at: row)
+            prefetchElement(of: c.category, at: row)
+            prefetchElement(of: c.outcome, at: row)
+            prefetchElement(of: c.extras, at: row)
+        } else {
+            c.actorID.prefetchValue(at: row)
+            c.actorName.prefetchValue(at: row)
+            c.actorEmail.prefetchValue(at: row)
+            c.action.prefetchValue(at: row)
+            c.resourceType.prefetchValue(at: row)
+            c.resourceID.prefetchValue(at: row)
+            c.resourceName.prefetchValue(at: row)
+            c.reason.prefetchValue(at: row)
+            c.sourceIP.prefetchValue(at: row)
+            c.userAgent.prefetchValue(at: row)
+            c.descriptionText.prefetchValue(at: row)
+            c.traceID.prefetchValue(at: row)
+            c.requestID.prefetchValue(at: row)
+            vigil_prefetch(c.extras.withUnsafeBufferPointer { $0[row].withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress) } })
+        }
     }
 }
 

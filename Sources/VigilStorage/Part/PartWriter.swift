@@ -198,6 +198,9 @@ struct BlockEncoder {
     var valueTable = ByteStringTable()
     var usualScratch = ColumnEncoding.TextScratch()
     var hashes: [UInt64] = []
+    /// How many rows ahead of the one appended each `PartRowSource.prefetch`
+    /// stage is asked for.
+    static let prefetchDistances = [12, 8, 4]
 
     /// Encodes the rows at sorted `positions` as blocks into `sink`; returns
     /// them, numbered from 0, with offsets in `sink`.
@@ -211,6 +214,9 @@ struct BlockEncoder {
             columns.removeAll()
             let first = position
             while position < positions.upperBound {
+                for (stage, ahead) in Self.prefetchDistances.enumerated() where position + ahead < positions.upperBound {
+                    events.prefetch(plan.eventIndex(at: position + ahead), stage: stage)
+                }
                 let index = plan.eventIndex(at: position)
                 try events.appendRow(
                     index, to: &columns, tenant: plan.tenants[Int(plan.tenantRank[index])],

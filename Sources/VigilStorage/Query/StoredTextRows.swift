@@ -72,6 +72,22 @@ final class StoredTextRows: Sendable {
         }
     }
 
+    /// Asks memory for where row `row` is (see `TextColumn.prefetchCode`).
+    @inline(__always)
+    func prefetchRow(_ row: Int) {
+        prefetchElement(of: forms, at: row)
+        prefetchElement(of: starts, at: row)
+        prefetchElement(of: lengths, at: row)
+    }
+
+    /// Asks memory for row `row`'s bytes, once `prefetchRow` brought its start.
+    @inline(__always)
+    func prefetchBytes(_ row: Int) {
+        let start = Int(starts[row])
+        guard start < bytes.count else { return }
+        prefetchElement(of: bytes, at: start)
+    }
+
     /// Calls `body` with row `row`'s UTF-8 bytes when the row holds them as
     /// they are (text, or empty); nil for rows shown in another form.
     @inline(__always)

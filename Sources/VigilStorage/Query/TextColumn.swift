@@ -58,6 +58,30 @@ struct TextColumn: Sendable {
         }
     }
 
+    /// Asks memory for row `row`'s code, or where its stored bytes are
+    /// (memory chunks' columns: wide codes or stored rows).
+    @inline(__always)
+    func prefetchCode(at row: Int) {
+        switch codes {
+        case .wide(let codes): prefetchElement(of: codes, at: row)
+        case .stored(let rows): rows.prefetchRow(row)
+        case .identity, .narrow: break
+        }
+    }
+
+    /// Asks memory for row `row`'s value (its `String`, or its stored
+    /// bytes), once `prefetchCode` brought its code.
+    @inline(__always)
+    func prefetchValue(at row: Int) {
+        switch codes {
+        case .wide(let codes):
+            let code = Int(codes[row])
+            prefetchElement(of: values, at: code)
+        case .stored(let rows): rows.prefetchBytes(row)
+        case .identity, .narrow: break
+        }
+    }
+
     /// Calls `body` with row `row`'s UTF-8 bytes: in place for stored text
     /// rows, else those of its `String`.
     @inline(__always)
