@@ -103,7 +103,9 @@ public enum IngestWireDecoder {
         var traceID: StoredTextRows.Builder
         var requestID: StoredTextRows.Builder
         var descriptionText: StoredTextRows.Builder
-        var extras: [[UInt8]] = []
+        var extras = ByteColumn()
+        /// Writes one event's extras; its buffer is reused from event to event.
+        var extrasWriter = CanonicalEvent.Writer()
         /// Scratch for one event's metadata entries (key, value), reused.
         var metadata: [(key: Range<Int>, value: Range<Int>)] = []
         /// `bytes` typed, for the extras writers.
@@ -134,7 +136,7 @@ public enum IngestWireDecoder {
             traceID = StoredTextRows.Builder(capacity: capacity)
             requestID = traceID
             descriptionText = traceID
-            extras.reserveCapacity(capacity)
+            extras.ends.reserveCapacity(capacity)
         }
 
         func columns() -> MemoryChunk.Columns {
@@ -271,16 +273,15 @@ public enum IngestWireDecoder {
                 + reasonSpan.count + userAgentSpan.count + traceSpan.count + requestSpan.count + descriptionSpan.count
 
             // Extras: checked, then written in the part's form (`ColumnEncoding.extrasBytes(of:)`).
-            var extra: [UInt8] = []
+            extrasWriter.out.removeAll(keepingCapacity: true)
             if !targets.isEmpty || !changes.isEmpty || !metadata.isEmpty {
-                var writer = CanonicalEvent.Writer()
                 for target in targets {
                     guard let (type, id, name) = stringTriple(target), type.count <= limits.maxResourceTypeBytes,
                         id.count <= limits.maxResourceFieldBytes, name.count <= limits.maxResourceFieldBytes,
                         isValidUTF8(raw(type)), isValidUTF8(raw(id)), isValidUTF8(raw(name))
                     else { return false }
                     total += type.count + id.count + name.count
-                    writer.triple(10, typed, [type, id, name])
+                    extrasWriter.triple(10, typed, [type, id, name])
                 }
                 for change in changes {
                     guard let (field, old, new) = stringTriple(change), !field.isEmpty,
@@ -289,7 +290,7 @@ public enum IngestWireDecoder {
                         isValidUTF8(raw(field)), isValidUTF8(raw(old)), isValidUTF8(raw(new))
                     else { return false }
                     total += field.count + old.count + new.count
-                    writer.triple(17, typed, [field, old, new])
+                    extrasWriter.triple(17, typed, [field, old, new])
                 }
                 if metadata.count > 1 {
                     let bytes = bytes
@@ -306,9 +307,8 @@ public enum IngestWireDecoder {
                         value.count <= limits.maxMetadataValueBytes, isValidUTF8(raw(value))
                     else { return false }
                     total += key.count + value.count
-                    writer.entry(typed, key: key, value: value)
+                    extrasWriter.entry(typed, key: key, value: value)
                 }
-                extra = writer.out
             }
             guard total <= limits.maxEventBytes else { return false }
 
@@ -338,7 +338,7 @@ public enum IngestWireDecoder {
             traceID.append(raw(traceSpan))
             requestID.append(raw(requestSpan))
             descriptionText.append(raw(descriptionSpan))
-            extras.append(extra)
+            extras.append(bytes: extrasWriter.out)
             events += 1
             return true
         }

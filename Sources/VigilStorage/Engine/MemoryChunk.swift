@@ -37,7 +37,7 @@ public final class MemoryChunk: Sendable {
         let requestID: TextColumn
         let descriptionText: TextColumn
         /// targets, changes and metadata as `ColumnEncoding.extrasBytes(of:)` writes them (the part's form).
-        let extras: [[UInt8]]
+        let extras: ByteColumn
         let minOccurredAt: Int64
         let maxOccurredAt: Int64
         let estimatedBytes: Int
@@ -84,7 +84,7 @@ public final class MemoryChunk: Sendable {
                 requestID: Self.perRow(events.map(\.requestID)),
                 descriptionText: Self.perRow(events.map(\.description_p)),
                 // In the part's form already, so that a flush copies them as they are.
-                extras: events.map(ColumnEncoding.extrasBytes(of:)))
+                extras: ByteColumn(bytes: events.map(ColumnEncoding.extrasBytes(of:))))
         }
 
         /// A column with a value per row, kept as bytes (`StoredTextRows`).
@@ -101,7 +101,7 @@ public final class MemoryChunk: Sendable {
             actorName: TextColumn, actorEmail: TextColumn, action: TextColumn, category: [Int32],
             resourceType: TextColumn, resourceID: TextColumn, resourceName: TextColumn, outcome: [Int32],
             reason: TextColumn, sourceIP: TextColumn, userAgent: TextColumn, traceID: TextColumn, requestID: TextColumn,
-            descriptionText: TextColumn, extras: [[UInt8]]
+            descriptionText: TextColumn, extras: ByteColumn
         ) {
             count = occurredAt.count
             self.occurredAt = occurredAt
@@ -130,7 +130,7 @@ public final class MemoryChunk: Sendable {
                 tenant, actorID, actorName, actorEmail, action, resourceType, resourceID,
                 resourceName, reason, sourceIP, userAgent, traceID, requestID, descriptionText,
             ].reduce(0) { $0 + $1.estimatedBytes }
-            estimatedBytes = 256 + text + extras.reduce(0) { $0 + $1.count + 24 } + count * (8 + 12 + 9)
+            estimatedBytes = 256 + text + extras.bytes.count + count * (8 + 12 + 9 + 8)
         }
     }
 
@@ -169,7 +169,7 @@ public final class MemoryChunk: Sendable {
     public func event(at row: Int) -> AuditEvent {
         let c = columns
         var event = AuditEvent()
-        let extra = c.extras[row]
+        let extra = c.extras.row(row)
         if !extra.isEmpty, let holder = try? AuditEvent(serializedBytes: extra) {
             event.targets = holder.targets
             event.changes = holder.changes
@@ -237,7 +237,7 @@ public final class MemoryChunk: Sendable {
 
     /// The metadata of `row`.
     func metadata(at row: Int) -> [String: String] {
-        let extra = columns.extras[row]
+        let extra = columns.extras.row(row)
         guard !extra.isEmpty, let holder = try? AuditEvent(serializedBytes: extra) else { return [:] }
         return holder.metadata
     }
@@ -276,7 +276,7 @@ extension MemoryChunk.Columns {
             for (name, path) in numbers where self[keyPath: path][row] != other[keyPath: path][row] {
                 return "row \(row): \(name)"
             }
-            if extras[row] != other.extras[row] { return "row \(row): extras" }
+            if extras.row(row) != other.extras.row(row) { return "row \(row): extras" }
         }
         return nil
     }

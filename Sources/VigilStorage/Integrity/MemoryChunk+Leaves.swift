@@ -26,12 +26,15 @@ extension CanonicalEvent {
     /// anything but plain targets, changes and metadata entries; the caller
     /// then takes the event path, which handles every case.
     static func write(row: Int, of chunk: MemoryChunk, into out: inout [UInt8]) -> Bool {
+        chunk.columns.extras.withRow(row) { write(row: row, of: chunk, extras: $0, into: &out) }
+    }
+
+    /// `write(row:of:into:)` with the row's extras at hand.
+    private static func write(row: Int, of chunk: MemoryChunk, extras: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) -> Bool {
         let c = chunk.columns
-        let extras = c.extras[row]
         var layout = ExtrasLayout()
         if !extras.isEmpty {
-            let parsed = extras.withUnsafeBufferPointer { layout.parse($0) }
-            guard parsed else { return false }
+            guard layout.parse(extras) else { return false }
         }
         var writer = Writer()
         out.removeAll(keepingCapacity: true)
@@ -59,23 +62,19 @@ extension CanonicalEvent {
         if !resourceType.isEmpty || !resourceID.isEmpty || !resourceName.isEmpty {
             writer.stringTriple(9, resourceType, resourceID, resourceName)
         }
-        extras.withUnsafeBufferPointer { bytes in
-            for range in layout.targets { writer.embedded(10, bytes[range]) }
-        }
+        for range in layout.targets { writer.embedded(10, extras[range]) }
         writer.enumeration(11, Int64(c.outcome[row]))
         writer.string(12, c.reason.value(at: row))
         writer.string(13, c.sourceIP.value(at: row))
         writer.string(14, c.userAgent.value(at: row))
         c.traceID.withBytes(at: row) { writer.string(15, bytes: $0) }
         c.requestID.withBytes(at: row) { writer.string(16, bytes: $0) }
-        extras.withUnsafeBufferPointer { bytes in
-            for range in layout.changes { writer.embedded(17, bytes[range]) }
-            for entry in layout.metadata {
-                let key = bytes[entry.key], value = bytes[entry.value]
-                writer.messageHeader(18, size: Writer.bytesSize(1, key.count) + Writer.bytesSize(2, value.count))
-                writer.bytes(1, key)
-                writer.bytes(2, value)
-            }
+        for range in layout.changes { writer.embedded(17, extras[range]) }
+        for entry in layout.metadata {
+            let key = extras[entry.key], value = extras[entry.value]
+            writer.messageHeader(18, size: Writer.bytesSize(1, key.count) + Writer.bytesSize(2, value.count))
+            writer.bytes(1, key)
+            writer.bytes(2, value)
         }
         c.descriptionText.withBytes(at: row) { writer.string(19, bytes: $0) }
         return true

@@ -1,8 +1,9 @@
-/// One block's values of a text or bytes column as their bytes back to back
-/// with end offsets: what the encoders read. Gathering copies each value's
-/// UTF-8 bytes once, so the encoders work on raw memory (no `String` per row
-/// to retain, hash or compare) and the buffers are reused from block to block.
-struct ByteColumn {
+/// Values of a text or bytes column as their bytes back to back with end
+/// offsets. A block's gathered columns are kept so: the encoders work on raw
+/// memory (no `String` per row to retain, hash or compare) and the buffers
+/// are reused from block to block. So are a memory chunk's extras: one
+/// allocation per batch, not one per event.
+struct ByteColumn: Sendable {
     var bytes: [UInt8] = []
     /// `ends[i]`: where row i ends in `bytes` (it starts at `ends[i - 1]`, or 0).
     var ends: [Int] = []
@@ -38,6 +39,18 @@ struct ByteColumn {
     mutating func append(raw value: UnsafeRawBufferPointer) {
         bytes.append(contentsOf: value)
         ends.append(bytes.count)
+    }
+
+    /// Calls `body` with row `row`'s bytes.
+    @inline(__always)
+    func withRow<R>(_ row: Int, _ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
+        let start = row == 0 ? 0 : ends[row - 1]
+        return try bytes.withUnsafeBufferPointer { try body(UnsafeBufferPointer(rebasing: $0[start..<ends[row]])) }
+    }
+
+    /// Row `row`'s bytes, copied.
+    func row(_ row: Int) -> [UInt8] {
+        withRow(row) { Array($0) }
     }
 
     /// Calls `body` with pointer access to the rows.

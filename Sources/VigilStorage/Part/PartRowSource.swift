@@ -96,7 +96,7 @@ struct MemoryChunkRows: PartRowSource {
             prefetchElement(of: c.actorType, at: row)
             prefetchElement(of: c.category, at: row)
             prefetchElement(of: c.outcome, at: row)
-            prefetchElement(of: c.extras, at: row)
+            prefetchElement(of: c.extras.ends, at: row)
         } else {
             c.actorID.prefetchValue(at: row)
             c.actorName.prefetchValue(at: row)
@@ -111,7 +111,8 @@ struct MemoryChunkRows: PartRowSource {
             c.descriptionText.prefetchValue(at: row)
             c.traceID.prefetchValue(at: row)
             c.requestID.prefetchValue(at: row)
-            vigil_prefetch(c.extras.withUnsafeBufferPointer { $0[row].withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress) } })
+            let start = row == 0 ? 0 : c.extras.ends[row - 1]
+            if start < c.extras.bytes.count { prefetchElement(of: c.extras.bytes, at: start) }
         }
     }
 }
@@ -154,7 +155,7 @@ extension BlockColumns {
         CanonicalEventID.withFormatted(chunk.id(at: row)) { text[12].append(raw: $0) }
         c.traceID.withBytes(at: row) { text[13].append(raw: $0) }
         c.requestID.withBytes(at: row) { text[14].append(raw: $0) }
-        extras.append(bytes: c.extras[row])
+        c.extras.withRow(row) { extras.append(raw: UnsafeRawBufferPointer($0)) }
         try noteRow(bytesSince: before)
     }
 }
