@@ -739,8 +739,8 @@ public final class ColumnarEventStore: EventStore {
         // The chain, in seq order: from the last anchor through this segment.
         var ledger = chain.withLock { $0.ledger }
         var head = ledger.endHead
-        var scratch: [UInt8] = []
-        scratch.reserveCapacity(1024)
+        var scratch = LeafScratch()
+        scratch.bytes.reserveCapacity(1024)
         var day: (number: Int64, name: String) = (.min, "")
         if let first = segment.chunks.first, first.firstSeq != ledger.endSeq + 1 {
             throw VigilError(.internal, "the hash chain ends at seq \(ledger.endSeq) but the segment to flush starts at \(first.firstSeq)")

@@ -281,7 +281,7 @@ public enum IngestWireDecoder {
                         isValidUTF8(raw(type)), isValidUTF8(raw(id)), isValidUTF8(raw(name))
                     else { return false }
                     total += type.count + id.count + name.count
-                    extrasWriter.triple(10, typed, [type, id, name])
+                    extrasWriter.triple(10, typed, type, id, name)
                 }
                 for change in changes {
                     guard let (field, old, new) = stringTriple(change), !field.isEmpty,
@@ -290,7 +290,7 @@ public enum IngestWireDecoder {
                         isValidUTF8(raw(field)), isValidUTF8(raw(old)), isValidUTF8(raw(new))
                     else { return false }
                     total += field.count + old.count + new.count
-                    extrasWriter.triple(17, typed, [field, old, new])
+                    extrasWriter.triple(17, typed, field, old, new)
                 }
                 if metadata.count > 1 {
                     let bytes = bytes

@@ -4,19 +4,26 @@ import VigilProto
 extension MemoryChunk {
     /// The leaf hash of every row, in seq order.
     func leaves() -> [ChainDigest] {
-        var scratch: [UInt8] = []
+        var scratch = LeafScratch()
         return (0..<count).map { leaf(at: $0, scratch: &scratch) }
     }
 
     /// The leaf hash of row `row`: its canonical bytes written straight from
     /// the columns, or, for the rare row whose extras hold something that
     /// path does not write (unknown fields), from the event rebuilt whole.
-    func leaf(at row: Int, scratch: inout [UInt8]) -> ChainDigest {
-        if !CanonicalEvent.write(row: row, of: self, into: &scratch) {
-            CanonicalEvent.write(event(at: row), into: &scratch)
+    func leaf(at row: Int, scratch: inout LeafScratch) -> ChainDigest {
+        if !CanonicalEvent.write(row: row, of: self, layout: &scratch.layout, into: &scratch.bytes) {
+            CanonicalEvent.write(event(at: row), into: &scratch.bytes)
         }
-        return HashChain.leaf(canonical: scratch)
+        return HashChain.leaf(canonical: scratch.bytes)
     }
+}
+
+/// What hashing one row after another reuses: the canonical bytes' buffer
+/// and the extras' layout (no allocation per row).
+struct LeafScratch {
+    var bytes: [UInt8] = []
+    var layout = ExtrasLayout()
 }
 
 extension CanonicalEvent {
@@ -26,13 +33,21 @@ extension CanonicalEvent {
     /// anything but plain targets, changes and metadata entries; the caller
     /// then takes the event path, which handles every case.
     static func write(row: Int, of chunk: MemoryChunk, into out: inout [UInt8]) -> Bool {
-        chunk.columns.extras.withRow(row) { write(row: row, of: chunk, extras: $0, into: &out) }
+        var layout = ExtrasLayout()
+        return write(row: row, of: chunk, layout: &layout, into: &out)
+    }
+
+    /// `write(row:of:into:)` with a layout reused from row to row.
+    static func write(row: Int, of chunk: MemoryChunk, layout: inout ExtrasLayout, into out: inout [UInt8]) -> Bool {
+        chunk.columns.extras.withRow(row) { write(row: row, of: chunk, extras: $0, layout: &layout, into: &out) }
     }
 
     /// `write(row:of:into:)` with the row's extras at hand.
-    private static func write(row: Int, of chunk: MemoryChunk, extras: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) -> Bool {
+    private static func write(
+        row: Int, of chunk: MemoryChunk, extras: UnsafeBufferPointer<UInt8>, layout: inout ExtrasLayout, into out: inout [UInt8]
+    ) -> Bool {
         let c = chunk.columns
-        var layout = ExtrasLayout()
+        layout.removeAll()
         if !extras.isEmpty {
             guard layout.parse(extras) else { return false }
         }
@@ -94,7 +109,9 @@ struct ExtrasLayout {
     var metadata: [(key: Range<Int>, value: Range<Int>)] = []
 
     /// False when the bytes hold anything else (then nothing is promised).
+    /// A layout is reused from row to row: its lists keep their memory.
     mutating func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        removeAll()
         var reader = ProtobufFieldReader(extras: bytes)
         while !reader.atEnd {
             guard let (field, payload) = reader.lengthDelimitedField() else { return false }
@@ -127,6 +144,13 @@ struct ExtrasLayout {
             }
         }
         return true
+    }
+
+    /// The layout of empty extras, keeping the lists' memory.
+    mutating func removeAll() {
+        targets.removeAll(keepingCapacity: true)
+        changes.removeAll(keepingCapacity: true)
+        metadata.removeAll(keepingCapacity: true)
     }
 
     /// Whether `payload` holds only non-empty length-delimited fields 1...maxField, in increasing order.

@@ -41,6 +41,7 @@ enum ExtrasColumns {
         keys.reset(capacity: 64)
         var valuesByKey: [ByteColumn] = []
         var rebuilt = CanonicalEvent.Writer()
+        var layout = ExtrasLayout()
 
         for row in 0..<count {
             let raw = rows[row]
@@ -51,23 +52,29 @@ enum ExtrasColumns {
                 continue
             }
             let bytes = raw.assumingMemoryBound(to: UInt8.self)
-            var layout = ExtrasLayout()
             guard layout.parse(bytes) else { return false }
             rebuilt.out.removeAll(keepingCapacity: true)
-            for (payload, first) in [(layout.targets, List.targetType), (layout.changes, List.changeField)] {
-                for range in payload {
-                    var strings = [Range<Int>](repeating: range.lowerBound..<range.lowerBound, count: 3)
+            for first in [List.targetType, .changeField] {
+                for range in first == .targetType ? layout.targets : layout.changes {
+                    let none = range.lowerBound..<range.lowerBound
+                    var strings = (none, none, none)
                     var reader = ProtobufFieldReader(extras: bytes, range: range)
                     while !reader.atEnd {
                         // ExtrasLayout checked: fields 1...3, increasing, non-empty.
                         guard let (number, value) = reader.lengthDelimitedField() else { return false }
-                        strings[number - 1] = value
+                        switch number {
+                        case 1: strings.0 = value
+                        case 2: strings.1 = value
+                        default: strings.2 = value
+                        }
                     }
-                    for index in 0..<3 {
-                        guard isValidUTF8(bytes, strings[index]) else { return false }
-                        lists[first.rawValue + index].append(slice: bytes, strings[index])
+                    guard isValidUTF8(bytes, strings.0), isValidUTF8(bytes, strings.1), isValidUTF8(bytes, strings.2) else {
+                        return false
                     }
-                    rebuilt.triple(first == .targetType ? 10 : 17, bytes, strings)
+                    lists[first.rawValue].append(slice: bytes, strings.0)
+                    lists[first.rawValue + 1].append(slice: bytes, strings.1)
+                    lists[first.rawValue + 2].append(slice: bytes, strings.2)
+                    rebuilt.triple(first == .targetType ? 10 : 17, bytes, strings.0, strings.1, strings.2)
                 }
             }
             for (key, value) in layout.metadata {
@@ -215,7 +222,7 @@ struct ExtrasLists: Sendable {
                 let base = Int(listFirst[list.rawValue])
                 let stride = Int(listFirst[list.rawValue + 1]) - base
                 for item in Int(firsts[row])..<Int(firsts[row + 1]) {
-                    writer.triple(field, all, [span(base + item), span(base + stride + item), span(base + 2 * stride + item)])
+                    writer.triple(field, all, span(base + item), span(base + stride + item), span(base + 2 * stride + item))
                 }
             }
             let keys = Int(listFirst[ExtrasColumns.List.metadataKey.rawValue])
@@ -235,16 +242,18 @@ extension ByteColumn {
 }
 
 extension CanonicalEvent.Writer {
-    /// A message of up to three strings (fields 1, 2, 3; empty ones left out).
-    mutating func triple(_ field: Int, _ bytes: UnsafeBufferPointer<UInt8>, _ strings: [Range<Int>]) {
+    /// A message of up to three strings (fields 1, 2, 3; empty ones left
+    /// out). Three ranges, not an array of them: this runs for every target
+    /// and change at ingest and at flush, and an array would be allocated each time.
+    mutating func triple(_ field: Int, _ bytes: UnsafeBufferPointer<UInt8>, _ first: Range<Int>, _ second: Range<Int>, _ third: Range<Int>) {
         var size = 0
-        for (index, range) in strings.enumerated() where !range.isEmpty {
-            size += Self.bytesSize(index + 1, range.count)
-        }
+        if !first.isEmpty { size += Self.bytesSize(1, first.count) }
+        if !second.isEmpty { size += Self.bytesSize(2, second.count) }
+        if !third.isEmpty { size += Self.bytesSize(3, third.count) }
         messageHeader(field, size: size)
-        for (index, range) in strings.enumerated() where !range.isEmpty {
-            self.bytes(index + 1, bytes[range])
-        }
+        if !first.isEmpty { self.bytes(1, bytes[first]) }
+        if !second.isEmpty { self.bytes(2, bytes[second]) }
+        if !third.isEmpty { self.bytes(3, bytes[third]) }
     }
 
     /// A map entry with its key and value both written.
