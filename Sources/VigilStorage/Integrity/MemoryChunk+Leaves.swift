@@ -47,8 +47,9 @@ extension CanonicalEvent {
         row: Int, of chunk: MemoryChunk, extras: UnsafeBufferPointer<UInt8>, layout: inout ExtrasLayout, into out: inout [UInt8]
     ) -> Bool {
         let c = chunk.columns
-        layout.removeAll()
-        if !extras.isEmpty {
+        if extras.isEmpty {
+            layout.removeAll()
+        } else {
             guard layout.parse(extras) else { return false }
         }
         var writer = Writer()

@@ -23,6 +23,9 @@ enum ExtrasColumns {
         case targetType, targetID, targetName
         case changeField, changeOld, changeNew
         case metadataKey
+
+        /// The first list of each kind of three-string message: targets, then changes.
+        static let messageLists: [List] = [.targetType, .changeField]
     }
 
     /// Encodes `rows` (each an extras value) as `extrasColumns`, or writes
@@ -54,7 +57,7 @@ enum ExtrasColumns {
             let bytes = raw.assumingMemoryBound(to: UInt8.self)
             guard layout.parse(bytes) else { return false }
             rebuilt.out.removeAll(keepingCapacity: true)
-            for first in [List.targetType, .changeField] {
+            for first in List.messageLists {
                 for range in first == .targetType ? layout.targets : layout.changes {
                     let none = range.lowerBound..<range.lowerBound
                     var strings = (none, none, none)
