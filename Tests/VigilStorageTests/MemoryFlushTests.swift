@@ -90,9 +90,11 @@ struct MemoryFlushTests {
                     leaves.append(chunk.leaf(at: row, scratch: &scratch).truncated)
                 }
             }
-            for rowsPerBlock in [4096, 333] {
+            // The last: blocks cut by size, where a derived id must count as its text would.
+            for (rowsPerBlock, maxBlockBytes) in [(4096, PartWriter.Options().maxBlockBytes), (333, PartWriter.Options().maxBlockBytes), (4096, 60_000)] {
                 var options = PartWriter.Options()
                 options.rowsPerBlock = rowsPerBlock
+                options.maxBlockBytes = maxBlockBytes
                 options.createdAt = 1_780_000_000_000_000_000
                 let fromRows = try PartWriter.write(rows: rows, leaves: leaves, to: directory + "/rows.part", options: options)
                 let fromEvents = try PartWriter.write(events, leaves: leaves, to: directory + "/events.part", options: options)
@@ -100,7 +102,8 @@ struct MemoryFlushTests {
                 #expect(fromRows.fileBytes == fromEvents.fileBytes)
                 let a = PartTestSupport.readFile(directory + "/rows.part"), b = PartTestSupport.readFile(directory + "/events.part")
                 let firstDifference = zip(a, b).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? (a.count == b.count ? nil : min(a.count, b.count))
-                #expect(firstDifference == nil, "\(rowsPerBlock) rows per block: the files differ from byte \(firstDifference ?? 0)")
+                #expect(firstDifference == nil, "\(rowsPerBlock) rows, \(maxBlockBytes) bytes per block: the files differ from byte \(firstDifference ?? 0)")
+                if maxBlockBytes < 1 << 20 { #expect(fromRows.blockCount > events.count / rowsPerBlock + 1, "blocks were cut by size") }
             }
         }
     }

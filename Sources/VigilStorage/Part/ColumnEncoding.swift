@@ -605,9 +605,12 @@ enum ColumnEncoding {
     /// Encodes ids: a mode byte per row, then the rows' payloads in order.
     /// Appends the XXH64 of every id that is not derived to `bloomHashes`
     /// (derived ids are found through their seq instead).
+    /// `derived`, when not empty, says per row that its id is the one derived
+    /// from its received-at and seq (its row in `ids` is then empty): a flush
+    /// of memory chunks knows it, and need not format the id for this to parse it back.
     static func encodeEventIDs(
-        _ ids: ByteRows, receivedAt: UnsafeBufferPointer<Int64>, seq: UnsafeBufferPointer<UInt64>,
-        into out: inout ByteWriter, bloomHashes: inout [UInt64]
+        _ ids: ByteRows, derived: UnsafeBufferPointer<Bool> = .init(start: nil, count: 0), receivedAt: UnsafeBufferPointer<Int64>,
+        seq: UnsafeBufferPointer<UInt64>, into out: inout ByteWriter, bloomHashes: inout [UInt64]
     ) -> ChunkEncoding {
         let count = ids.count
         writeHeader(.eventID, rows: count, into: &out)
@@ -616,7 +619,9 @@ enum ColumnEncoding {
         for index in 0..<count {
             let bytes = ids[index]
             let mode: IDMode
-            if bytes.isEmpty {
+            if index < derived.count && derived[index] {
+                mode = .derived
+            } else if bytes.isEmpty {
                 mode = .empty
             } else if let id = CanonicalEventID.parse(bytes) {
                 if id == derivedEventID(receivedAt: receivedAt[index], seq: seq[index]) {

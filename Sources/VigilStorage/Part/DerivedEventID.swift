@@ -51,6 +51,9 @@ enum CanonicalEventID {
         withUTF8Bytes(text) { parse($0) }
     }
 
+    /// The length of the canonical text (8-4-4-4-12 hex digits).
+    static let textLength = 36
+
     /// The canonical lowercase text (one allocation).
     static func format(_ id: EventID) -> String {
         String(unsafeUninitializedCapacity: 36) { write(id, into: $0) }

@@ -152,10 +152,21 @@ extension BlockColumns {
         text[9].append(c.sourceIP.value(at: row))
         text[10].append(c.userAgent.value(at: row))
         c.descriptionText.withBytes(at: row) { text[11].append(raw: $0) }
-        CanonicalEventID.withFormatted(chunk.id(at: row)) { text[12].append(raw: $0) }
+        // A derived id is marked, not formatted (the encoder would parse it
+        // back), but counts its text's bytes toward the block's size as
+        // the same event's would.
+        var idBytes = 0
+        if let id = c.explicitIDs?[row] {
+            CanonicalEventID.withFormatted(id) { text[12].append(raw: $0) }
+            derivedID.append(false)
+        } else {
+            text[12].append(raw: UnsafeRawBufferPointer(start: nil, count: 0))
+            derivedID.append(true)
+            idBytes = CanonicalEventID.textLength
+        }
         c.traceID.withBytes(at: row) { text[13].append(raw: $0) }
         c.requestID.withBytes(at: row) { text[14].append(raw: $0) }
         c.extras.withRow(row) { extras.append(raw: UnsafeRawBufferPointer($0)) }
-        try noteRow(bytesSince: before)
+        try noteRow(bytesSince: before - idBytes)
     }
 }

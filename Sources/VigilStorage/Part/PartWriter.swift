@@ -341,9 +341,12 @@ struct BlockEncoder {
                 case .eventID:
                     hashes.removeAll(keepingCapacity: true)
                     encoding = columns.text[BlockColumns.slot(.id)].withRows { ids in
-                        columns.receivedAt.withUnsafeBufferPointer { receivedAt in
-                            columns.seq.withUnsafeBufferPointer { seq in
-                                ColumnEncoding.encodeEventIDs(ids, receivedAt: receivedAt, seq: seq, into: &raw, bloomHashes: &hashes)
+                        columns.derivedID.withUnsafeBufferPointer { derived in
+                            columns.receivedAt.withUnsafeBufferPointer { receivedAt in
+                                columns.seq.withUnsafeBufferPointer { seq in
+                                    ColumnEncoding.encodeEventIDs(
+                                        ids, derived: derived, receivedAt: receivedAt, seq: seq, into: &raw, bloomHashes: &hashes)
+                                }
                             }
                         }
                     }
@@ -491,6 +494,10 @@ struct BlockColumns {
     var outcome: [Int32] = []
     var presence: [Int32] = []
     var leaf: [UInt32] = []
+    /// Per row, when gathered from memory chunks: whether its id is derived
+    /// from its received-at and seq (its `id` text is then empty). Empty
+    /// when the rows came as events (their ids are text).
+    var derivedID: [Bool] = []
     /// Text columns by `slot(_:)`.
     var text: [ByteColumn] = Array(repeating: ByteColumn(), count: 15)
     var extras = ByteColumn()
@@ -528,6 +535,7 @@ struct BlockColumns {
         outcome.removeAll(keepingCapacity: true)
         presence.removeAll(keepingCapacity: true)
         leaf.removeAll(keepingCapacity: true)
+        derivedID.removeAll(keepingCapacity: true)
         for slot in text.indices { text[slot].removeAll() }
         extras.removeAll()
     }
