@@ -22,7 +22,7 @@ enum CanonicalEventID {
     /// lowercase hex. Nil for anything else (including uppercase), which is
     /// then stored as text so that it round trips byte for byte.
     static func parse(_ bytes: UnsafeRawBufferPointer) -> EventID? {
-        guard bytes.count == 36, let base = bytes.baseAddress else { return nil }
+        guard bytes.count == textLength, let base = bytes.baseAddress else { return nil }
         guard base.load(fromByteOffset: 8, as: UInt8.self) == UInt8(ascii: "-"),
             base.load(fromByteOffset: 13, as: UInt8.self) == UInt8(ascii: "-"),
             base.load(fromByteOffset: 18, as: UInt8.self) == UInt8(ascii: "-"),
@@ -56,18 +56,18 @@ enum CanonicalEventID {
 
     /// The canonical lowercase text (one allocation).
     static func format(_ id: EventID) -> String {
-        String(unsafeUninitializedCapacity: 36) { write(id, into: $0) }
+        String(unsafeUninitializedCapacity: textLength) { write(id, into: $0) }
     }
 
     /// Calls `body` with the canonical text's bytes, formatted on the stack (no allocation).
     static func withFormatted<R>(_ id: EventID, _ body: (UnsafeRawBufferPointer) -> R) -> R {
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 36) { buffer in
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: textLength) { buffer in
             let count = write(id, into: buffer)
             return body(UnsafeRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[0..<count]))
         }
     }
 
-    /// Writes the 36 bytes of the canonical text into `buffer`; returns 36.
+    /// Writes the canonical text into `buffer`; returns its length, `textLength`.
     private static func write(_ id: EventID, into buffer: UnsafeMutableBufferPointer<UInt8>) -> Int {
         var position = 0
         for nibble in 0..<32 {
@@ -79,7 +79,7 @@ enum CanonicalEventID {
             buffer[position] = hexDigit(UInt8(truncatingIfNeeded: word >> UInt64(60 - (nibble & 15) * 4)) & 0xF)
             position += 1
         }
-        return 36
+        return textLength
     }
 }
 
