@@ -87,13 +87,13 @@ public enum IngestWireDecoder {
         var encoded: [UInt8] = []
         var occurredAt: [Int64] = []
         var tenant: TextColumn.DictionaryBuilder
-        var actorID: TextColumn.DictionaryBuilder
-        var actorName: TextColumn.DictionaryBuilder
-        var actorEmail: TextColumn.DictionaryBuilder
+        var actorID: AdaptiveTextBuilder
+        var actorName: AdaptiveTextBuilder
+        var actorEmail: AdaptiveTextBuilder
         var action: TextColumn.DictionaryBuilder
         var resourceType: TextColumn.DictionaryBuilder
-        var resourceID: TextColumn.DictionaryBuilder
-        var resourceName: TextColumn.DictionaryBuilder
+        var resourceID: AdaptiveTextBuilder
+        var resourceName: AdaptiveTextBuilder
         var reason: TextColumn.DictionaryBuilder
         var sourceIP: TextColumn.DictionaryBuilder
         var userAgent: TextColumn.DictionaryBuilder
@@ -118,13 +118,8 @@ public enum IngestWireDecoder {
             let (latest, overflow) = now.addingReportingOverflow(limits.maxClockSkewNanos)
             self.latest = overflow ? .max : latest
             tenant = TextColumn.DictionaryBuilder(capacity: capacity)
-            actorID = tenant
-            actorName = tenant
-            actorEmail = tenant
             action = tenant
             resourceType = tenant
-            resourceID = tenant
-            resourceName = tenant
             reason = tenant
             sourceIP = tenant
             userAgent = tenant
@@ -134,6 +129,11 @@ public enum IngestWireDecoder {
             category.reserveCapacity(capacity)
             outcome.reserveCapacity(capacity)
             traceID = StoredTextRows.Builder(capacity: capacity)
+            actorID = AdaptiveTextBuilder(capacity: capacity)
+            actorName = actorID
+            actorEmail = actorID
+            resourceID = actorID
+            resourceName = actorID
             requestID = traceID
             descriptionText = traceID
             extras.ends.reserveCapacity(capacity)
@@ -322,14 +322,15 @@ public enum IngestWireDecoder {
                 tenant.append(bytes: raw(tenantSpan), accept: { EventValidator.tenantProblem($0) == nil }),
                 action.append(bytes: raw(actionSpan), accept: EventValidator.isDotNotation),
                 sourceIP.append(bytes: raw(sourceIPSpan), accept: { $0.isEmpty || isCanonicalIPv4($0) || IPAddress($0)?.description == $0 }),
-                actorID.append(bytes: raw(actorIDSpan), accept: { _ in true }),
-                actorName.append(bytes: raw(actorNameSpan), accept: { _ in true }),
-                actorEmail.append(bytes: raw(actorEmailSpan), accept: { _ in true }),
                 resourceType.append(bytes: raw(resourceTypeSpan), accept: { _ in true }),
-                resourceID.append(bytes: raw(resourceIDSpan), accept: { _ in true }),
-                resourceName.append(bytes: raw(resourceNameSpan), accept: { _ in true }),
                 reason.append(bytes: raw(reasonSpan), accept: { _ in true }),
-                userAgent.append(bytes: raw(userAgentSpan), accept: { _ in true })
+                userAgent.append(bytes: raw(userAgentSpan), accept: { _ in true }),
+                // Mostly distinct within a batch, often: a dictionary or stored rows, as the batch shows.
+                actorID.append(bytes: raw(actorIDSpan)),
+                actorName.append(bytes: raw(actorNameSpan)),
+                actorEmail.append(bytes: raw(actorEmailSpan)),
+                resourceID.append(bytes: raw(resourceIDSpan)),
+                resourceName.append(bytes: raw(resourceNameSpan))
             else { return false }
             occurredAt.append(occurred)
             actorType.append(actorTypeValue)

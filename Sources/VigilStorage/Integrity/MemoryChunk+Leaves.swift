@@ -63,20 +63,37 @@ extension CanonicalEvent {
         writer.timestamp(4, .init(unixNanos: chunk.receivedAt))
         writer.string(5, c.tenant.value(at: row))
         let actorType = Int64(c.actorType[row])
-        let actorID = c.actorID.value(at: row), actorName = c.actorName.value(at: row), actorEmail = c.actorEmail.value(at: row)
-        if actorType != 0 || !actorID.isEmpty || !actorName.isEmpty || !actorEmail.isEmpty {
-            writer.messageHeader(6, size: Writer.stringSize(1, actorID) + Writer.enumSize(2, actorType) + Writer.stringSize(3, actorName) + Writer.stringSize(4, actorEmail))
-            writer.string(1, actorID)
-            writer.enumeration(2, actorType)
-            writer.string(3, actorName)
-            writer.string(4, actorEmail)
+        // In place: a column of stored rows makes no `String`.
+        c.actorID.withBytes(at: row) { actorID in
+            c.actorName.withBytes(at: row) { actorName in
+                c.actorEmail.withBytes(at: row) { actorEmail in
+                    guard actorType != 0 || !actorID.isEmpty || !actorName.isEmpty || !actorEmail.isEmpty else { return }
+                    writer.messageHeader(
+                        6,
+                        size: Writer.bytesStringSize(1, actorID.count) + Writer.enumSize(2, actorType)
+                            + Writer.bytesStringSize(3, actorName.count) + Writer.bytesStringSize(4, actorEmail.count))
+                    writer.string(1, bytes: actorID)
+                    writer.enumeration(2, actorType)
+                    writer.string(3, bytes: actorName)
+                    writer.string(4, bytes: actorEmail)
+                }
+            }
         }
         writer.string(7, c.action.value(at: row))
         writer.enumeration(8, Int64(c.category[row]))
-        let resourceType = c.resourceType.value(at: row), resourceID = c.resourceID.value(at: row)
-        let resourceName = c.resourceName.value(at: row)
-        if !resourceType.isEmpty || !resourceID.isEmpty || !resourceName.isEmpty {
-            writer.stringTriple(9, resourceType, resourceID, resourceName)
+        c.resourceType.withBytes(at: row) { resourceType in
+            c.resourceID.withBytes(at: row) { resourceID in
+                c.resourceName.withBytes(at: row) { resourceName in
+                    guard !resourceType.isEmpty || !resourceID.isEmpty || !resourceName.isEmpty else { return }
+                    writer.messageHeader(
+                        9,
+                        size: Writer.bytesStringSize(1, resourceType.count) + Writer.bytesStringSize(2, resourceID.count)
+                            + Writer.bytesStringSize(3, resourceName.count))
+                    writer.string(1, bytes: resourceType)
+                    writer.string(2, bytes: resourceID)
+                    writer.string(3, bytes: resourceName)
+                }
+            }
         }
         for range in layout.targets { writer.embedded(10, extras[range]) }
         writer.enumeration(11, Int64(c.outcome[row]))
@@ -198,5 +215,10 @@ extension CanonicalEvent.Writer {
 
     static func bytesSize(_ field: Int, _ count: Int) -> Int {
         varintSize(UInt64(field << 3)) + varintSize(UInt64(count)) + count
+    }
+
+    /// The size of a string field of `count` bytes as `string(_:bytes:)` writes it (nothing when empty).
+    static func bytesStringSize(_ field: Int, _ count: Int) -> Int {
+        count == 0 ? 0 : bytesSize(field, count)
     }
 }

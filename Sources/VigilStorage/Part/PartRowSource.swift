@@ -134,17 +134,13 @@ extension BlockColumns {
         var bits = PartPresence.occurredAt | PartPresence.receivedAt
         let actorTypeValue = c.actorType[row]
         actorType.append(actorTypeValue)
-        let actorID = c.actorID.value(at: row), actorName = c.actorName.value(at: row), actorEmail = c.actorEmail.value(at: row)
-        text[1].append(actorID)
-        text[2].append(actorName)
-        text[3].append(actorEmail)
-        if actorTypeValue != 0 || !actorID.isEmpty || !actorName.isEmpty || !actorEmail.isEmpty { bits |= PartPresence.actor }
-        let resourceType = c.resourceType.value(at: row), resourceID = c.resourceID.value(at: row)
-        let resourceName = c.resourceName.value(at: row)
-        text[5].append(resourceType)
-        text[6].append(resourceID)
-        text[7].append(resourceName)
-        if !resourceType.isEmpty || !resourceID.isEmpty || !resourceName.isEmpty { bits |= PartPresence.resource }
+        // Every column is appended: no short-circuit.
+        let actorID = appendText(1, c.actorID, row), actorName = appendText(2, c.actorName, row)
+        let actorEmail = appendText(3, c.actorEmail, row)
+        if actorTypeValue != 0 || actorID || actorName || actorEmail { bits |= PartPresence.actor }
+        let resourceType = appendText(5, c.resourceType, row), resourceID = appendText(6, c.resourceID, row)
+        let resourceName = appendText(7, c.resourceName, row)
+        if resourceType || resourceID || resourceName { bits |= PartPresence.resource }
         presence.append(Int32(bits))
         text[0].append(tenant)
         text[4].append(c.action.value(at: row))
@@ -168,5 +164,22 @@ extension BlockColumns {
         c.requestID.withBytes(at: row) { text[14].append(raw: $0) }
         c.extras.withRow(row) { extras.append(raw: UnsafeRawBufferPointer($0)) }
         try noteRow(bytesSince: before - idBytes)
+    }
+
+    /// Appends row `row` of `column` to text column `index`: in place from
+    /// stored rows, else from its `String`. Whether the value is not empty.
+    @inline(__always)
+    private mutating func appendText(_ index: Int, _ column: TextColumn, _ row: Int) -> Bool {
+        if case .stored(let rows) = column.codes,
+            let count = rows.withTextBytes(row, { bytes -> Int in
+                text[index].append(raw: bytes)
+                return bytes.count
+            })
+        {
+            return count > 0
+        }
+        let value = column.value(at: row)
+        text[index].append(value)
+        return !value.isEmpty
     }
 }

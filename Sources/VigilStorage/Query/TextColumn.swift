@@ -166,6 +166,14 @@ struct TextColumn: Sendable {
 
         var distinctValues: [String] { values }
 
+        var rowCount: Int { codes.count }
+        var distinctCount: Int { values.count }
+
+        /// Calls `body` with each row's bytes, in row order.
+        func forEachRow(_ body: (UnsafeRawBufferPointer) -> Void) {
+            for code in codes { index.withValue(Int(code), body) }
+        }
+
         var column: TextColumn { TextColumn(values: values, codes: .wide(codes)) }
     }
 
