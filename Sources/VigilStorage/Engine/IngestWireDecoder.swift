@@ -1,3 +1,4 @@
+import CVigilSystem
 import VigilCore
 import VigilProto
 
@@ -41,7 +42,18 @@ public enum IngestWireDecoder {
         // and the memory budget counts what the columns hold, not their capacity.
         var counter = ProtobufFieldReader(request)
         var events = 0
+        // This pass is the first to read the request, which is seldom in this
+        // core's caches yet, and it reads one line per event, each address
+        // known only from the line before: without asking ahead, it waited
+        // on every line in turn (nearly all of its time, in `perf annotate`).
+        let base = request.baseAddress!
+        var asked = 0
         while !counter.atEnd {
+            let ahead = min(counter.position &+ Self.prefetchDistance, request.count)
+            while asked < ahead {
+                vigil_prefetch(base + asked)
+                asked &+= 64
+            }
             guard let (field, wireType) = counter.tag(), counter.skip(wireType: wireType) else { return nil }
             if field == 1 { events += 1 }
         }
@@ -76,6 +88,10 @@ public enum IngestWireDecoder {
             wantReceipts: wantReceipts ?? false,
             tenantCounts: tenants.indices.map { (tenant: tenants[$0], events: counts[$0]) })
     }
+
+    /// How far ahead of the counting pass the request's bytes are asked for:
+    /// about a dozen events of the generator's size.
+    static let prefetchDistance = 4_096
 
     /// The columns as they fill, event by event.
     private struct State {
