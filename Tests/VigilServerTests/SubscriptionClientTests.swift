@@ -202,9 +202,10 @@ struct SubscriptionClientTests {
         filter.actions = ["auth.*"]
         let record = SubscriptionRecord()
 
-        // The first server picks a free port; the second listens on the same one.
+        // Both servers listen on one port, outside the range port 0 draws from.
         var consumer: Task<Void, any Error>?
-        let port: Int = try await withTestServer(store: try ColumnarEventStore(options: options)) { server in
+        let port = try portBelowEphemeralRange()
+        try await withTestServer(configure: { $0.port = port }, store: try ColumnarEventStore(options: options)) { server in
             let writer = try await server.connect()
             _ = try await writer.ingest(Self.events("one", count: 40))
             let subscription = VigilClient.resilientSubscription(
@@ -218,7 +219,6 @@ struct SubscriptionClientTests {
             _ = try await writer.ingest(Self.events("two", count: 40))
             try await waitUntil("the live matches arrived") { record.events.count == 40 }
             await writer.close()
-            return server.port
         }
         // Shut down gracefully: the subscription ended with UNAVAILABLE and a cursor.
         try await waitUntil("the subscription saw the shutdown") { !record.interruptions.isEmpty }

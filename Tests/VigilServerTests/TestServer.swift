@@ -67,3 +67,26 @@ func withTestServer<R: Sendable>(
         }
     }
 }
+
+/// A free port on 127.0.0.1 below Linux's ephemeral range (32768–60999 by
+/// default), for a test that restarts a server on the same port. A port the
+/// kernel handed out for port 0 may, once the first server is gone, become
+/// the local port of any other test's outgoing connection, and the restart
+/// then fails with EADDRINUSE; ports below the range are never handed out so.
+func portBelowEphemeralRange() throws -> Int {
+    for _ in 0..<200 {
+        let port = Int.random(in: 20_000..<32_000)
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { break }
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port)).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        if bound == 0 { return port }
+    }
+    throw POSIXError(.EADDRINUSE)
+}
