@@ -105,7 +105,8 @@ public struct FrameDecoder: NIOSingleStepByteToMessageDecoder {
 public enum WireOutbound: Sendable, Hashable {
     case preface(Preface)
     case frame(Frame)
-    /// Raw bytes, for the HTTP refusal.
+    /// Raw bytes: the HTTP refusal, or frames already written back to back
+    /// (a streaming call's batch of messages, sent as one write).
     case raw(ByteBuffer)
 }
 

@@ -409,7 +409,19 @@ struct FrameSender: ResponseSender {
             count = 1 + context.takeCredit(upTo: messages.count - 1)
         }
         try Task.checkCancellation()
-        try await outbound.write(contentsOf: messages.prefix(count).map { .frame(Frame(type: .message, streamID: streamID, payload: $0)) })
+        let sending = messages.prefix(count)
+        if sending.count == 1, let only = sending.first {
+            try await outbound.write(.frame(Frame(type: .message, streamID: streamID, payload: only)))
+            return count
+        }
+        // The frames written into one buffer, one write: per write the
+        // pipeline's encoder allocates a buffer and the channel queues an
+        // item, which a subscriber's many small messages made most of the
+        // sending's cost.
+        var frames = ByteBuffer()
+        frames.reserveCapacity(sending.reduce(0) { $0 + FrameHeader.size + $1.readableBytes })
+        for message in sending { Frame(type: .message, streamID: streamID, payload: message).write(to: &frames) }
+        try await outbound.write(.raw(frames))
         return count
     }
 }
