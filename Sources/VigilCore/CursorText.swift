@@ -2,18 +2,28 @@
 /// and big-endian 64-bit words, as lowercase hex.
 enum CursorText {
     static func encode(header: [UInt8], words: [UInt64]) -> String {
-        var bytes = header
-        for word in words {
-            for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: word >> UInt64(shift))) }
+        // Written straight into the string: a subscription sends a cursor
+        // with every event, and building it through byte arrays cost five
+        // allocations each time.
+        String(unsafeUninitializedCapacity: (header.count + words.count * 8) * 2) { text in
+            var index = 0
+            func put(_ byte: UInt8) {
+                text[index] = digit(byte >> 4)
+                text[index + 1] = digit(byte & 0xF)
+                index += 2
+            }
+            for byte in header { put(byte) }
+            for word in words {
+                for shift in stride(from: 56, through: 0, by: -8) { put(UInt8(truncatingIfNeeded: word >> UInt64(shift))) }
+            }
+            return index
         }
-        let digits = Array("0123456789abcdef".utf8)
-        var text = [UInt8]()
-        text.reserveCapacity(bytes.count * 2)
-        for byte in bytes {
-            text.append(digits[Int(byte >> 4)])
-            text.append(digits[Int(byte & 0xF)])
-        }
-        return String(decoding: text, as: UTF8.self)
+    }
+
+    /// The lowercase hex digit of `nibble` (0...15).
+    @inline(__always)
+    private static func digit(_ nibble: UInt8) -> UInt8 {
+        nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
     }
 
     /// The bytes of `text`, or nil unless it is exactly `length` lowercase hex digits.

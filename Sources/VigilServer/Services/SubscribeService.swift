@@ -156,9 +156,19 @@ extension AuditService {
         /// position past each write.
         func sendEvents(_ events: [(seq: UInt64, bytes: [UInt8])]) async throws {
             var cursor = start
-            let messages = events.map { event in
+            // Every message in one buffer, each sent as a slice of it: one allocation, not one per event.
+            var all = ByteBuffer()
+            all.reserveCapacity(events.reduce(0) { $0 + $1.bytes.count + 64 })
+            var ends: [Int] = []
+            ends.reserveCapacity(events.count)
+            for event in events {
                 cursor.seq = event.seq
-                return Self.eventResponse(encodedEvent: event.bytes, cursor: cursor.encoded)
+                Self.writeEventResponse(encodedEvent: event.bytes, cursor: cursor.encoded, into: &all)
+                ends.append(all.writerIndex)
+            }
+            let messages = ends.indices.map { index in
+                let start = index == 0 ? 0 : ends[index - 1]
+                return all.getSlice(at: start, length: ends[index] - start)!
             }
             var sent = 0
             while sent < messages.count {
@@ -203,11 +213,9 @@ extension AuditService {
         }
     }
 
-    /// A `SubscribeResponse` holding an event already in protobuf binary form:
-    /// field 1 (the event), then field 3 (the cursor), as swift-protobuf writes them.
-    static func eventResponse(encodedEvent event: [UInt8], cursor: String) -> ByteBuffer {
-        var buffer = ByteBuffer()
-        buffer.reserveCapacity(event.count + cursor.utf8.count + 12)
+    /// Appends a `SubscribeResponse` holding an event already in protobuf binary
+    /// form: field 1 (the event), then field 3 (the cursor), as swift-protobuf writes them.
+    static func writeEventResponse(encodedEvent event: [UInt8], cursor: String, into buffer: inout ByteBuffer) {
         func field(_ number: UInt8, length: Int) {
             buffer.writeInteger(number << 3 | 2)
             var value = UInt64(length)
@@ -223,7 +231,6 @@ extension AuditService {
             field(3, length: cursor.utf8.count)
             buffer.writeString(cursor)
         }
-        return buffer
     }
 
     /// Waits for a batch after `seq`; false when the heartbeat interval passed first.
