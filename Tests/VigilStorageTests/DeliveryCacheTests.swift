@@ -97,4 +97,31 @@ struct DeliveryCacheTests {
         #expect(encoded.map(\.seq) == events.map(\.seq))
         #expect(try encoded.map { try AuditEvent(serializedBytes: $0.bytes) } == events)
     }
+
+    @Test("a flush hashes a kept row from its kept bytes, to the leaf of the columns; a row that is not canonical is never kept")
+    func keptRowsGiveTheSameLeaves() throws {
+        let chunks = MemoryFlushTests.chunks()
+        let feed = CommitFeed(head: 0, capacityBytes: 1 << 30)
+        feed.addReader()
+        feed.publish(chunks)
+        var notCanonical = 0
+        var scratch = LeafScratch()
+        for chunk in chunks {
+            for row in 0..<chunk.count { _ = chunk.encodedEvent(at: row) }
+            let kept = chunk.deliveryCache.withLock { $0.rows }
+            for row in 0..<chunk.count {
+                var canonical: [UInt8] = []
+                if !CanonicalEvent.write(row: row, of: chunk, into: &canonical) {
+                    notCanonical += 1
+                    #expect(kept[row].isEmpty, "row \(row) of the chunk at seq \(chunk.firstSeq): bytes that are not canonical were kept")
+                } else {
+                    #expect(kept[row] == canonical)
+                }
+                let expected = HashChain.leaf(of: chunk.event(at: row))
+                #expect(chunk.leaf(at: row, kept: kept, scratch: &scratch) == expected, "row \(row) of the chunk at seq \(chunk.firstSeq)")
+            }
+        }
+        #expect(notCanonical == 1, "the chunks hold one row whose target has unknown fields")
+        feed.removeReader()
+    }
 }

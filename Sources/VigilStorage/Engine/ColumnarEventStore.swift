@@ -748,6 +748,8 @@ public final class ColumnarEventStore: EventStore {
         for chunk in segment.chunks {
             // Hashed already for a receipt or a checkpoint?
             let mark = chunk.chainMark.withLock { $0 }
+            // Canonical bytes live subscribers have written already.
+            let kept = mark == nil ? chunk.deliveryCache.withLock { $0.rows } : []
             var truncated: [UInt32] = []
             if mark == nil { truncated.reserveCapacity(chunk.count) }
             for row in 0..<chunk.count {
@@ -757,7 +759,7 @@ public final class ColumnarEventStore: EventStore {
                 if let mark {
                     leavesByDay[day.name, default: []].append(mark.truncated[row])
                 } else {
-                    let leaf = chunk.leaf(at: row, scratch: &scratch)
+                    let leaf = chunk.leaf(at: row, kept: kept, scratch: &scratch)
                     head = HashChain.next(head, leaf)
                     truncated.append(leaf.truncated)
                     leavesByDay[day.name, default: []].append(leaf.truncated)

@@ -12,7 +12,9 @@ struct DeliveryCache {
     /// The ring holding the chunk, whose bytes the kept rows count in; nil outside it.
     var ring: RingBytes?
     /// Per row: the encoded event, or empty when not kept (an event's
-    /// encoding is never empty: it always holds an id and a seq).
+    /// encoding is never empty: it always holds an id and a seq). Only
+    /// canonical bytes (`CanonicalEvent`) are kept, so that a flush can hash
+    /// a kept row's leaf from them instead of writing them again.
     var rows: [[UInt8]] = []
     /// Bytes of the kept rows.
     var bytes = 0
@@ -53,8 +55,9 @@ extension MemoryChunk {
         // The canonical bytes are a protobuf encoding of exactly `event(at:)`,
         // written from the columns at a fraction of swift-protobuf's cost.
         var bytes: [UInt8] = []
-        if !CanonicalEvent.write(row: row, of: self, into: &bytes) {
-            bytes = (try? event(at: row).serializedBytes()) ?? []
+        guard CanonicalEvent.write(row: row, of: self, into: &bytes) else {
+            // Not canonical bytes (extras with unknown fields): sent, never kept.
+            return (try? event(at: row).serializedBytes()) ?? []
         }
         deliveryCache.withLock { cache in
             guard let ring = cache.ring, cache.rows.isEmpty || cache.rows[row].isEmpty, ring.reserve(bytes.count) else { return }

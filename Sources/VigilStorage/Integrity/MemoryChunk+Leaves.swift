@@ -17,6 +17,14 @@ extension MemoryChunk {
         }
         return HashChain.leaf(canonical: scratch.bytes)
     }
+
+    /// The same, hashed from `kept` (the chunk's `DeliveryCache.rows`, taken
+    /// once for all its rows) when live subscribers left the row's canonical
+    /// bytes there: they need not be written a second time.
+    func leaf(at row: Int, kept: [[UInt8]], scratch: inout LeafScratch) -> ChainDigest {
+        if row < kept.count, !kept[row].isEmpty { return HashChain.leaf(canonical: kept[row]) }
+        return leaf(at: row, scratch: &scratch)
+    }
 }
 
 /// What hashing one row after another reuses: the canonical bytes' buffer
