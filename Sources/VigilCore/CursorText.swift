@@ -8,8 +8,8 @@ enum CursorText {
         String(unsafeUninitializedCapacity: (header.count + words.count * 8) * 2) { text in
             var index = 0
             func put(_ byte: UInt8) {
-                text[index] = digit(byte >> 4)
-                text[index + 1] = digit(byte & 0xF)
+                text[index] = hexDigit(byte >> 4)
+                text[index + 1] = hexDigit(byte & 0xF)
                 index += 2
             }
             for byte in header { put(byte) }
@@ -18,12 +18,6 @@ enum CursorText {
             }
             return index
         }
-    }
-
-    /// The lowercase hex digit of `nibble` (0...15).
-    @inline(__always)
-    private static func digit(_ nibble: UInt8) -> UInt8 {
-        nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
     }
 
     /// The bytes of `text`, or nil unless it is exactly `length` lowercase hex digits.

@@ -158,7 +158,8 @@ extension AuditService {
             var cursor = start
             // Every message in one buffer, each sent as a slice of it: one allocation, not one per event.
             var all = ByteBuffer()
-            all.reserveCapacity(events.reduce(0) { $0 + $1.bytes.count + 64 })
+            // Each message: the event and the cursor, with their two fields' tags and lengths.
+            all.reserveCapacity(events.reduce(0) { $0 + $1.bytes.count + SubscriptionCursor.encodedLength + 16 })
             var ends: [Int] = []
             ends.reserveCapacity(events.count)
             for event in events {

@@ -83,12 +83,6 @@ enum CanonicalEventID {
     }
 }
 
-/// The lowercase hex digit of a nibble.
-@inline(__always)
-func hexDigit(_ nibble: UInt8) -> UInt8 {
-    nibble &+ (nibble < 10 ? UInt8(ascii: "0") : UInt8(ascii: "a") &- 10)
-}
-
 enum HexDigits {
     /// The value of a lowercase hex digit, and 1 in `invalid` for any other byte.
     @inline(__always)
