@@ -41,6 +41,37 @@ public struct FileHandleDescriptor: Sendable {
         }
     }
 
+    /// Writes `pieces` one after another from `offset`, in one pwritev()
+    /// when the kernel takes them all (it may stop short; the rest follows).
+    public func write(_ pieces: [UnsafeRawBufferPointer], at offset: Int) throws(VigilError) {
+        var vectors = pieces.compactMap { piece in
+            piece.isEmpty ? nil : iovec(iov_base: UnsafeMutableRawPointer(mutating: piece.baseAddress!), iov_len: piece.count)
+        }
+        var first = 0
+        var position = offset
+        while first < vectors.count {
+            let count = vectors.withUnsafeMutableBufferPointer { all in
+                pwritev(fd, all.baseAddress! + first, Int32(min(all.count - first, Self.maximumVectors)), off_t(position))
+            }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { throw FileIO.error("write", path) }
+            position += count
+            // Step past what was written: whole pieces, then into a partial one.
+            var left = count
+            while first < vectors.count, left >= vectors[first].iov_len {
+                left -= vectors[first].iov_len
+                first += 1
+            }
+            if left > 0 {
+                vectors[first].iov_base += left
+                vectors[first].iov_len -= left
+            }
+        }
+    }
+
+    /// IOV_MAX on Linux (a macro Swift does not import): the most pieces one pwritev() takes.
+    static let maximumVectors = 1024
+
     /// Appends all of `bytes` (for files opened with O_APPEND).
     public func append(_ bytes: UnsafeRawBufferPointer) throws(VigilError) {
         var done = 0

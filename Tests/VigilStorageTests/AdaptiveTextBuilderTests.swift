@@ -82,7 +82,7 @@ struct AdaptiveTextBuilderTests {
             request.events = batch
             let bytes: [UInt8] = try request.serializedBytes()
             let now: UnixNanos = 1_790_000_000_000_000_000
-            let wire = try #require(bytes.withUnsafeBytes { IngestWireDecoder.decode($0, limits: .default, now: now) })
+            let wire = try #require(IngestWireDecoder.decode(bytes, limits: .default, now: now))
             var stored = 0
             for column in [wire.columns.actorID, wire.columns.actorEmail, wire.columns.resourceID] {
                 if case .stored = column.codes { stored += 1 }

@@ -31,7 +31,7 @@ struct EncodedEventsTests {
         request.events[0] = withUnknown
         let bytes: [UInt8] = try request.serializedBytes() + [0xF8, 0x07, 0x2A]
 
-        let encoded = try #require(bytes.withUnsafeBytes { EncodedEvents(eventsOf: $0) })
+        let encoded = try #require(EncodedEvents(eventsOf: bytes))
         let batch = try Self.walBatch(encoded, key: "batch-1")
         #expect(batch.events == request.events)
         #expect(batch.idempotencyKey == "batch-1")
@@ -44,7 +44,7 @@ struct EncodedEventsTests {
         var empty = Vigil_V1_IngestRequest()
         empty.idempotencyKey = "k"
         let emptyBytes: [UInt8] = try empty.serializedBytes()
-        let none = try #require(emptyBytes.withUnsafeBytes { EncodedEvents(eventsOf: $0) })
+        let none = try #require(EncodedEvents(eventsOf: emptyBytes))
         #expect(none.bytes.isEmpty)
 
         let request: [UInt8] = try {
@@ -60,7 +60,42 @@ struct EncodedEventsTests {
             [0x08],  // a varint field with no value
             [0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01],  // a tag varint over 64 bits
         ] {
-            #expect(bad.withUnsafeBytes { EncodedEvents(eventsOf: $0) } == nil, "\(bad.prefix(12))")
+            #expect(EncodedEvents(eventsOf: bad) == nil, "\(bad.prefix(12))")
         }
+    }
+
+    @Test("events in one run are read in place from the request; events split by other fields are gathered in order")
+    func inPlaceOrGathered() throws {
+        var request = Vigil_V1_IngestRequest()
+        request.events = IngestWireDecoderTests.validEvents(20, seed: 5)
+        request.idempotencyKey = "k"
+        let sorted: [UInt8] = try request.serializedBytes()
+        let expected = EncodedEvents(encoding: request.events).bytes
+
+        // Events first, then the key: the entries are the request's first bytes, not a copy of them.
+        let inPlace = try #require(EncodedEvents(eventsOf: sorted))
+        #expect(inPlace.bytes == expected)
+        #expect(inPlace.withUnsafeBytes { $0.baseAddress } == sorted.withUnsafeBytes { $0.baseAddress })
+        let decoded = try #require(IngestWireDecoder.decode(sorted, limits: .default, now: IngestWireDecoderTests.now))
+        #expect(decoded.encoded.withUnsafeBytes { $0.baseAddress } == sorted.withUnsafeBytes { $0.baseAddress })
+        #expect(decoded.encoded == inPlace)
+
+        // The key first, and want_receipts between two events: the entries are gathered.
+        var keyField = Vigil_V1_IngestRequest()
+        keyField.idempotencyKey = "k"
+        var receipts = Vigil_V1_IngestRequest()
+        receipts.wantReceipts = true
+        var first = Vigil_V1_IngestRequest()
+        first.events = Array(request.events[..<7])
+        var rest = Vigil_V1_IngestRequest()
+        rest.events = Array(request.events[7...])
+        let split: [UInt8] =
+            try keyField.serializedBytes() + first.serializedBytes() + receipts.serializedBytes() + rest.serializedBytes()
+        let gathered = try #require(EncodedEvents(eventsOf: split))
+        #expect(gathered.bytes == expected)
+        #expect(gathered == inPlace)
+        let splitDecoded = try #require(IngestWireDecoder.decode(split, limits: .default, now: IngestWireDecoderTests.now))
+        #expect(splitDecoded.encoded.bytes == expected)
+        #expect(splitDecoded.wantReceipts && splitDecoded.idempotencyKey == "k")
     }
 }

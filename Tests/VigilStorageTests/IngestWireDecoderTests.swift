@@ -75,7 +75,7 @@ struct IngestWireDecoderTests {
     }
 
     static func decode(_ bytes: [UInt8], limits: EventLimits = .default) -> WireIngestBatch? {
-        bytes.withUnsafeBytes { IngestWireDecoder.decode($0, limits: limits, now: now) }
+        IngestWireDecoder.decode(bytes, limits: limits, now: now)
     }
 
     /// What the general path makes of `bytes`: the validated events, or why
@@ -112,7 +112,7 @@ struct IngestWireDecoderTests {
         }
         let expected = MemoryChunk.Columns(events)
         #expect(fast.columns.firstDifference(from: expected) == nil, sourceLocation: sourceLocation)
-        #expect(fast.encoded == bytes.withUnsafeBytes { EncodedEvents(eventsOf: $0) }, sourceLocation: sourceLocation)
+        #expect(fast.encoded == EncodedEvents(eventsOf: bytes), sourceLocation: sourceLocation)
         #expect(fast.idempotencyKey == request.idempotencyKey, sourceLocation: sourceLocation)
         #expect(fast.wantReceipts == request.wantReceipts, sourceLocation: sourceLocation)
         var order: [String] = []

@@ -79,6 +79,19 @@ enum WALTest {
     }
 
     /// The error `body` throws, as a VigilError.
+    /// `pieces` as raw buffers, each in memory of its own (so that a write
+    /// that ran past one piece into the next could not pass by accident).
+    static func withRawPieces<Result>(_ pieces: [[UInt8]], _ body: ([UnsafeRawBufferPointer]) throws -> Result) rethrows -> Result {
+        let buffers = pieces.map { piece in
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: piece.count + 1, alignment: 1)
+            buffer.copyBytes(from: piece)
+            buffer[piece.count] = 0xEE
+            return buffer
+        }
+        defer { for buffer in buffers { buffer.deallocate() } }
+        return try body(zip(buffers, pieces).map { UnsafeRawBufferPointer(rebasing: $0[..<$1.count]) })
+    }
+
     static func vigilError(_ body: () throws -> Void) -> VigilError? {
         do {
             try body()

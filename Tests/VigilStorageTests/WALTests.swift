@@ -78,7 +78,7 @@ struct WALTests {
 
         // A record: length, CRC-32C of (length bytes + payload), payload. Big-endian.
         let payload: [UInt8] = Array("hello".utf8)
-        let recordHeader = WALFormat.recordHeader(pieces: [payload])
+        let recordHeader = payload.withUnsafeBytes { WALFormat.recordHeader(pieces: [$0]) }
         let recordCRC = CRC32C.checksum([0, 0, 0, 5] + payload)
         #expect(recordHeader == [0, 0, 0, 5, UInt8(recordCRC >> 24), UInt8(recordCRC >> 16 & 0xFF), UInt8(recordCRC >> 8 & 0xFF), UInt8(recordCRC & 0xFF)])
         // The CRC-32C check value, and the only valid header of an empty record.
@@ -227,6 +227,37 @@ struct WALTests {
             options.sync = .never
             options.segmentBytes = 0
             #expect(WALTest.vigilError { _ = try WriteAheadLog(options: options) }?.code == .invalidArgument)
+        }
+    }
+
+    @Test("a record written in pieces, empty ones among them, replays as the pieces joined")
+    func recordInPieces() async throws {
+        try await WALTest.withDirectory { directory in
+            var random = WALTestBytes(seed: 3)
+            let pieces: [[UInt8]] = [random.bytes(300_000), [], random.bytes(9), [], random.bytes(70_000)]
+            let wal = try WALTest.open(directory)
+            let location = try WALTest.withRawPieces(pieces) { try wal.write(pieces: $0) }
+            #expect(location.offset == WALFormat.headerSize + WALFormat.recordHeaderSize + pieces.joined().count)
+            let alone = try wal.write([5])
+            try wal.close()
+            #expect(try WALTest.replay(directory).payloads == [Array(pieces.joined()), [5]])
+            #expect(alone.offset == location.offset + WALFormat.recordHeaderSize + 1)
+        }
+    }
+
+    @Test("a write of more pieces than one pwritev() takes writes them all, in order")
+    func manyPiecesInOneWrite() async throws {
+        try await WALTest.withDirectory { directory in
+            var random = WALTestBytes(seed: 4)
+            // Past FileHandleDescriptor.maximumVectors, so the write takes several calls.
+            let pieces = (0..<(FileHandleDescriptor.maximumVectors * 2 + 77)).map { _ in random.bytes(random.size(in: 0..<40)) }
+            #expect(mkdir(directory, 0o755) == 0)
+            let path = directory + "/pieces"
+            let file = try FileHandleDescriptor.open(path, flags: O_RDWR | O_CREAT | O_EXCL)
+            defer { file.close() }
+            try WALTest.withRawPieces([[9, 9, 9]]) { try file.write($0, at: 0) }
+            try WALTest.withRawPieces(pieces) { try file.write($0, at: 3) }
+            #expect(try file.read(count: try file.size(), at: 0) == [9, 9, 9] + Array(pieces.joined()))
         }
     }
 

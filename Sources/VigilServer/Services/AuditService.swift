@@ -91,9 +91,7 @@ struct AuditService: Sendable {
             // Most batches go straight from bytes to columns; the rest (an
             // error to explain, a value to rewrite, redaction) take the general path.
             if configuration.redaction == nil,
-                let batch = request.withUnsafeReadableBytes({
-                    IngestWireDecoder.decode($0, limits: validator.limits, now: currentUnixNanos())
-                })
+                let batch = IngestWireDecoder.decode(RequestBytes(request), limits: validator.limits, now: currentUnixNanos())
             {
                 tenants?.record(.list(batch.tenantCounts.map(\.tenant)))
                 return try await measuredIngest(tenantCounts: batch.tenantCounts) {
@@ -205,7 +203,7 @@ struct AuditService: Sendable {
             throw rateLimited(waitMilliseconds)
         }
         let encoded = rewritten || configuration.redaction != nil
-            ? nil : bytes?.withUnsafeReadableBytes { EncodedEvents(eventsOf: $0) }
+            ? nil : bytes.flatMap { EncodedEvents(eventsOf: RequestBytes($0)) }
         let result = try await store.append(
             events, encoded: encoded, idempotencyKey: request.idempotencyKey.isEmpty ? nil : request.idempotencyKey,
             wantReceipts: request.wantReceipts)

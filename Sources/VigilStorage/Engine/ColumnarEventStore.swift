@@ -473,7 +473,16 @@ public final class ColumnarEventStore: EventStore {
         tail.firstSeq = firstSeq
         tail.receivedAtNanos = now
         // A failed write leaves the WAL as it was (the partial record is cut away).
-        let location = try wal.write(pieces: [events.bytes, keyBytes, (try? tail.serializedBytes()) ?? []])
+        let tailBytes: [UInt8] = (try? tail.serializedBytes()) ?? []
+        // The events are the request's own bytes, read in place.
+        let written = events.withUnsafeBytes { events in
+            keyBytes.withUnsafeBytes { key in
+                tailBytes.withUnsafeBytes { tail -> Result<WALLocation, VigilError> in
+                    do throws(VigilError) { return .success(try wal.write(pieces: [events, key, tail])) } catch { return .failure(error) }
+                }
+            }
+        }
+        let location = try written.get()
         state.lastWrite = location
         state.nextSeq += UInt64(columns.count)
         let chunk = MemoryChunk(columns: columns, firstSeq: firstSeq, receivedAt: now, idempotencyKey: key)

@@ -34,8 +34,26 @@ public struct WireIngestBatch: Sendable {
 /// refusal, only to be sure of an acceptance; the tests hold both paths to
 /// the same columns and the same WAL bytes.
 public enum IngestWireDecoder {
-    /// The batch, or nil when the general path must decide. `now` is the server's clock.
-    public static func decode(_ request: UnsafeRawBufferPointer, limits: EventLimits, now: UnixNanos) -> WireIngestBatch? {
+    /// The batch, or nil when the general path must decide. `now` is the
+    /// server's clock. The batch's WAL bytes are read in place from
+    /// `request`, which they keep.
+    public static func decode(_ request: some ByteOwner, limits: EventLimits, now: UnixNanos) -> WireIngestBatch? {
+        guard let (batch, entries) = request.withUnsafeBytes({ decode($0, limits: limits, now: now) }) else { return nil }
+        return WireIngestBatch(
+            columns: batch.columns, encoded: EncodedEvents(entries, of: request), idempotencyKey: batch.idempotencyKey,
+            wantReceipts: batch.wantReceipts, tenantCounts: batch.tenantCounts)
+    }
+
+    /// What `decode` finds in the request's bytes: the batch but for its
+    /// WAL bytes, and where those are.
+    private struct Decoded {
+        let columns: MemoryChunk.Columns
+        let idempotencyKey: String
+        let wantReceipts: Bool
+        let tenantCounts: [(tenant: String, events: Int)]
+    }
+
+    private static func decode(_ request: UnsafeRawBufferPointer, limits: EventLimits, now: UnixNanos) -> (Decoded, EncodedEvents.Entries)? {
         guard request.baseAddress != nil else { return nil }
         // Count the events first, so that every column is allocated once at
         // its size: a guess from the request's size overshoots for large events,
@@ -60,6 +78,7 @@ public enum IngestWireDecoder {
         guard events > 0, events <= limits.maxBatchEvents else { return nil }
         var state = State(bytes: request, limits: limits, now: now, events: events)
         var reader = ProtobufFieldReader(request)
+        var entries = EncodedEvents.Entries()
         var key: String?
         var wantReceipts: Bool?
         while !reader.atEnd {
@@ -68,7 +87,7 @@ public enum IngestWireDecoder {
             switch (field, wireType) {
             case (1, 2):
                 guard let range = reader.lengthDelimited(), state.event(range) else { return nil }
-                state.encoded.append(contentsOf: UnsafeRawBufferPointer(rebasing: request[start..<reader.position]))
+                entries.add(start..<reader.position, of: request)
             case (2, 2):
                 guard key == nil, let range = reader.lengthDelimited(), range.count <= limits.maxIdempotencyKeyBytes,
                     let text = validUTF8String(UnsafeRawBufferPointer(rebasing: request[range]))
@@ -83,10 +102,10 @@ public enum IngestWireDecoder {
         }
         let tenants = state.tenant.distinctValues
         let counts = state.tenant.countsByCode
-        return WireIngestBatch(
-            columns: state.columns(), encoded: EncodedEvents(bytes: state.encoded), idempotencyKey: key ?? "",
-            wantReceipts: wantReceipts ?? false,
+        let decoded = Decoded(
+            columns: state.columns(), idempotencyKey: key ?? "", wantReceipts: wantReceipts ?? false,
             tenantCounts: tenants.indices.map { (tenant: tenants[$0], events: counts[$0]) })
+        return (decoded, entries)
     }
 
     /// How far ahead of the counting pass the request's bytes are asked for:
@@ -100,7 +119,6 @@ public enum IngestWireDecoder {
         /// The latest acceptable occurred-at: the server's clock plus the allowed skew.
         let latest: Int64
         var events = 0
-        var encoded: [UInt8] = []
         var occurredAt: [Int64] = []
         var tenant: TextColumn.DictionaryBuilder
         var actorID: AdaptiveTextBuilder
@@ -139,7 +157,6 @@ public enum IngestWireDecoder {
             reason = tenant
             sourceIP = tenant
             userAgent = tenant
-            encoded.reserveCapacity(bytes.count)
             occurredAt.reserveCapacity(capacity)
             actorType.reserveCapacity(capacity)
             category.reserveCapacity(capacity)

@@ -87,10 +87,10 @@ enum WALFormat {
 
     /// The 8-byte record header for the payload `pieces` joined: its length,
     /// then the CRC-32C of (the 4 length bytes + the payload).
-    static func recordHeader(pieces: [[UInt8]]) -> [UInt8] {
+    static func recordHeader(pieces: [UnsafeRawBufferPointer]) -> [UInt8] {
         let length = UInt32(pieces.reduce(0) { $0 + $1.count })
         let lengthCRC = withUnsafeBytes(of: length.bigEndian) { CRC32C.checksum($0) }
-        let crc = pieces.reduce(lengthCRC) { crc, piece in piece.withUnsafeBytes { CRC32C.checksum($0, continuing: crc) } }
+        let crc = pieces.reduce(lengthCRC) { crc, piece in CRC32C.checksum(piece, continuing: crc) }
         var header: [UInt8] = []
         header.reserveCapacity(recordHeaderSize)
         appendBigEndian(length, to: &header)

@@ -65,36 +65,32 @@ public final class WriteAheadLog: Sendable {
 
     // MARK: Writing
 
-    /// Appends a record in order (one write() into the current segment;
+    /// Appends a record in order (one pwritev() into the current segment;
     /// rotates first if the segment is full) and returns its location.
     /// Synchronous and fast: it never waits for an fsync, except the one that
     /// closes a full segment.
     public func write(_ payload: [UInt8]) throws(VigilError) -> WALLocation {
-        try write(pieces: [payload])
+        let result = payload.withUnsafeBytes { raw -> Result<WALLocation, VigilError> in
+            do throws(VigilError) { return .success(try write(pieces: [raw])) } catch { return .failure(error) }
+        }
+        return try result.get()
     }
 
-    /// `write(_:)` of the payload `pieces` joined. Large records are written
-    /// piece by piece rather than joined first: a batch's record is a few
-    /// hundred kilobytes, and copying it into one buffer (a fresh mapping,
-    /// faulted in page by page) cost more than the extra write() calls.
-    public func write(pieces: [[UInt8]]) throws(VigilError) -> WALLocation {
+    /// `write(_:)` of the payload `pieces` joined. The pieces go to the file
+    /// as they are, header first, in one pwritev(): a batch's record is a
+    /// few hundred kilobytes, and copying it into one buffer (a fresh
+    /// mapping, faulted in page by page) cost more than the write itself.
+    public func write(pieces: [UnsafeRawBufferPointer]) throws(VigilError) -> WALLocation {
         let size = pieces.reduce(0) { $0 + $1.count }
         guard size <= WALFormat.maximumPayload else {
             throw VigilError(.invalidArgument, "a WAL record of \(size) bytes is above the \(WALFormat.maximumPayload)-byte limit")
         }
-        // The checksum and the copy happen before the lock.
+        // The checksum happens before the lock.
         let header = WALFormat.recordHeader(pieces: pieces)
-        var record: [UInt8]?
-        if size <= WALCore.copyLimit {
-            var joined = header
-            joined.reserveCapacity(header.count + size)
-            for piece in pieces { joined.append(contentsOf: piece) }
-            record = joined
-        }
         let (result, releases) = core.state.withLock { state -> (Result<WALLocation, VigilError>, [WALRelease]) in
             var releases: [WALRelease] = []
             do throws(VigilError) {
-                let location = try state.append(header: header, pieces: pieces, size: size, record: record, releases: &releases)
+                let location = try state.append(header: header, pieces: pieces, size: size, releases: &releases)
                 return (.success(location), releases)
             } catch {
                 return (.failure(error), releases)
@@ -385,10 +381,9 @@ struct WALState: Sendable {
     }
 
     /// Writes one record at the end of the current segment (rotating or
-    /// creating it first as needed): `payloadSize` bytes in `pieces`, or the
-    /// whole record, header included, in `record`.
+    /// creating it first as needed): `header`, then `payloadSize` bytes in `pieces`.
     mutating func append(
-        header: [UInt8], pieces: [[UInt8]], size payloadSize: Int, record: [UInt8]?, releases: inout [WALRelease]
+        header: [UInt8], pieces: [UnsafeRawBufferPointer], size payloadSize: Int, releases: inout [WALRelease]
     ) throws(VigilError) -> WALLocation {
         try checkWritable()
         let size = WALFormat.recordHeaderSize + payloadSize
@@ -398,18 +393,10 @@ struct WALState: Sendable {
         if current == nil { try openSegment(releases: &releases) }
         guard let file = current else { throw VigilError(.internal, "no current WAL segment") }
         let start = end
-        do throws(VigilError) {
-            if let record {
-                try Self.write(record, to: file, at: start)
-            } else {
-                try Self.write(header, to: file, at: start)
-                var offset = start + WALFormat.recordHeaderSize
-                for piece in pieces {
-                    try Self.write(piece, to: file, at: offset)
-                    offset += piece.count
-                }
-            }
-        } catch {
+        let written = header.withUnsafeBytes { header -> Result<Void, VigilError> in
+            do throws(VigilError) { return .success(try file.descriptor.write([header] + pieces, at: start)) } catch { return .failure(error) }
+        }
+        if case .failure(let error) = written {
             // Cut a partial record so that the next one does not follow garbage.
             do throws(VigilError) { try file.descriptor.truncate(to: start) } catch { fail(error, releases: &releases) }
             throw error
@@ -499,9 +486,6 @@ struct WALState: Sendable {
 /// What the log and its sync thread share. The thread holds this, not the
 /// `WriteAheadLog`, so that dropping the log stops the thread.
 final class WALCore: Sendable {
-    /// Records up to this size are copied behind their header for a single write().
-    static let copyLimit = 256 * 1024
-
     let state: Mutex<WALState>
     let doorbell = WALDoorbell()
     let directory: String

@@ -73,7 +73,7 @@ enum EventFuzz {
 
     static func ingest(_ bytes: [UInt8], limits: EventLimits) {
         // The server's fast path must take only what the general path takes unchanged, and agree with it.
-        let wire = bytes.withUnsafeBytes { IngestWireDecoder.decode($0, limits: limits, now: now) }
+        let wire = IngestWireDecoder.decode(bytes, limits: limits, now: now)
         guard let request = decode(bytes, Vigil_V1_IngestRequest.self) else {
             precondition(wire == nil, "IngestWireDecoder took a request swift-protobuf refuses")
             return
@@ -88,7 +88,7 @@ enum EventFuzz {
             if let difference = wire.columns.firstDifference(from: MemoryChunk.Columns(events)) {
                 preconditionFailure("IngestWireDecoder's columns differ: \(difference)")
             }
-            precondition(wire.encoded == bytes.withUnsafeBytes { EncodedEvents(eventsOf: $0) }, "IngestWireDecoder's WAL bytes differ")
+            precondition(wire.encoded == EncodedEvents(eventsOf: bytes), "IngestWireDecoder's WAL bytes differ")
             precondition(wire.idempotencyKey == request.idempotencyKey && wire.wantReceipts == request.wantReceipts)
             precondition(wire.tenantCounts.reduce(0) { $0 + $1.events } == events.count)
         }
@@ -97,7 +97,7 @@ enum EventFuzz {
         // The WAL copies the request's event bytes when nothing was rewritten:
         // they must decode to exactly the events (nil only for what it cannot
         // copy, such as a group field, where the store encodes the events itself).
-        if errors.isEmpty, !rewritten, let encoded = bytes.withUnsafeBytes({ EncodedEvents(eventsOf: $0) }) {
+        if errors.isEmpty, !rewritten, let encoded = EncodedEvents(eventsOf: bytes) {
             let batch = try? Vigil_V1_WalBatch(serializedBytes: encoded.bytes)
             precondition(batch?.events == events, "the request's event bytes do not decode to its events")
         }

@@ -115,7 +115,7 @@ enum Seeds {
         fast.events = sampleEvents().enumerated().filter { $0.offset % 2 == 0 && $0.offset != 2 && $0.offset < 6 }.map(\.element)
         fast.wantReceipts = true
         precondition(
-            bytes(fast).withUnsafeBytes { IngestWireDecoder.decode($0, limits: .default, now: EventFuzz.now) } != nil,
+            IngestWireDecoder.decode(bytes(fast), limits: .default, now: EventFuzz.now) != nil,
             "the ingest-fast seed does not take the fast path")
 
         var filter = Vigil_V1_Filter()
