@@ -185,6 +185,8 @@ public struct EventValidator: Sendable {
         }
     }
 
+    /// Inlinable: the ingest decoder checks every byte of every metadata key with it.
+    @inlinable
     public static func isKeyByte(_ byte: UInt8) -> Bool {
         switch byte {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),

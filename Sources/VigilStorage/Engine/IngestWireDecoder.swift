@@ -142,6 +142,9 @@ public enum IngestWireDecoder {
         var extrasWriter = CanonicalEvent.Writer()
         /// Scratch for one event's metadata entries (key, value), reused.
         var metadata: [(key: Range<Int>, value: Range<Int>)] = []
+        /// Scratch for one event's targets and changes, reused.
+        var targets: [Range<Int>] = []
+        var changes: [Range<Int>] = []
         /// `bytes` typed, for the extras writers.
         let typed: UnsafeBufferPointer<UInt8>
 
@@ -214,8 +217,8 @@ public enum IngestWireDecoder {
             var resourceTypeSpan = none, resourceIDSpan = none, resourceNameSpan = none
             var actorTypeValue: Int32 = 0, categoryValue: Int32 = 0, outcomeValue: Int32 = 0
             var occurred: Int64?
-            var targets: [Range<Int>] = []
-            var changes: [Range<Int>] = []
+            targets.removeAll(keepingCapacity: true)
+            changes.removeAll(keepingCapacity: true)
             metadata.removeAll(keepingCapacity: true)
             while !reader.atEnd {
                 guard let (field, wireType) = reader.tag() else { return false }
