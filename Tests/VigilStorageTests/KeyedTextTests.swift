@@ -189,6 +189,48 @@ struct KeyedTextTests {
         #expect(other.count == 0)
     }
 
+    @Test("the text encodings a block tries are tried in the first block of every task; the task's other blocks take the one that won")
+    func encodingSearchOncePerTask() throws {
+        var rng = SplitMix64(seed: 21)
+        let rowsPerBlock = 256
+        // 24 blocks: each actor's usual address, except in block 4 and in blocks 8..<16 (one of three, whoever the actor).
+        let events: [AuditEvent] = (0..<(24 * rowsPerBlock)).map { index in
+            var event = AuditEvent()
+            event.tenant = "acme"
+            event.seq = UInt64(index + 1)
+            event.occurredAt = PartTestSupport.timestamp(1_780_000_000_000_000_000 + Int64(index) * 1_000_000)
+            let user = Int.random(in: 0..<60, using: &rng)
+            event.actor.id = "u-\(user)"
+            let block = index / rowsPerBlock
+            event.sourceIp = block == 4 || (8..<16).contains(block)
+                ? "198.51.100.\(Int.random(in: 1...3, using: &rng))" : "192.0.2.\(user)"
+            return event
+        }
+        try PartTestSupport.withDirectory { directory in
+            func encodings(blocksPerTask: Int) throws -> [ChunkEncoding?] {
+                var options = PartWriter.Options()
+                options.rowsPerBlock = rowsPerBlock
+                options.blocksPerTask = blocksPerTask
+                let path = directory + "/search-\(blocksPerTask).vprt"
+                _ = try PartWriter.write(events, to: path, options: options)
+                let reader = try PartReader(path: path)
+                defer { reader.close() }
+                #expect(try reader.blocks.indices.flatMap { try reader.events(block: $0) } == events)
+                return reader.blocks.map { $0.columns[.sourceIP]?.encoding }
+            }
+            // Tried in every block: the usual addresses lose wherever the addresses are not the actors'.
+            let everyBlock = try encodings(blocksPerTask: 1)
+            #expect(everyBlock[0] == .usual && everyBlock[16] == .usual)
+            #expect(everyBlock[4] != .usual && everyBlock[8] != .usual)
+            // Tried in blocks 0, 8 and 16: block 4 keeps block 0's choice, blocks 9..<16 block 8's.
+            let perTask = try encodings(blocksPerTask: 8)
+            #expect(perTask[0..<8].allSatisfy { $0 == .usual })
+            #expect(perTask[8] == everyBlock[8])
+            #expect(perTask[8..<16].allSatisfy { $0 == perTask[8] })
+            #expect(perTask[16..<24].allSatisfy { $0 == .usual })
+        }
+    }
+
     @Test("source IPs that are mostly each actor's usual address are stored as usual addresses and exceptions, exactly")
     func usualAddresses() throws {
         var rng = SplitMix64(seed: 12)

@@ -117,15 +117,16 @@ struct MemoryFlushTests {
             }
             let leaves = (0..<rows.rowCount).map { UInt32(truncatingIfNeeded: $0 &* 2_654_435_761) }
             for rowsPerBlock in [100, 333] {
-                var options = PartWriter.Options()
-                options.rowsPerBlock = rowsPerBlock
-                options.createdAt = 1_780_000_000_000_000_000
-                _ = try PartWriter.write(rows: rows, leaves: leaves, to: directory + "/one.part", options: options)
-                let one = PartTestSupport.readFile(directory + "/one.part")
                 // 1 block per task: 41 or 13 tasks, in waves of a task per core; 3: 14 or 5 tasks, the last one short.
                 for blocksPerTask in [1, 3] {
-                    options.parallelTasks = true
+                    var options = PartWriter.Options()
+                    options.rowsPerBlock = rowsPerBlock
+                    options.createdAt = 1_780_000_000_000_000_000
+                    // One task tries other text encodings every `blocksPerTask` blocks, as the tasks do.
                     options.blocksPerTask = blocksPerTask
+                    _ = try PartWriter.write(rows: rows, leaves: leaves, to: directory + "/one.part", options: options)
+                    let one = PartTestSupport.readFile(directory + "/one.part")
+                    options.parallelTasks = true
                     let metadata = try PartWriter.write(rows: rows, leaves: leaves, to: directory + "/tasks.part", options: options)
                     #expect(metadata.blockCount == (rows.rowCount + rowsPerBlock - 1) / rowsPerBlock)
                     let tasks = PartTestSupport.readFile(directory + "/tasks.part")
