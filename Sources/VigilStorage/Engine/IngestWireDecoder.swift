@@ -337,7 +337,7 @@ public enum IngestWireDecoder {
                 for (position, (key, value)) in metadata.enumerated() {
                     let keyBytes = raw(key)
                     // A repeated key: protobuf keeps the last, which the general path sorts out.
-                    if position > 0 && keyBytes.elementsEqual(raw(metadata[position - 1].key)) { return false }
+                    if position > 0 && memoryEqual(keyBytes, raw(metadata[position - 1].key)) { return false }
                     guard !key.isEmpty, key.count <= limits.maxMetadataKeyBytes,
                         keyBytes.allSatisfy(EventValidator.isKeyByte),
                         value.count <= limits.maxMetadataValueBytes, isValidUTF8(raw(value))

@@ -165,7 +165,7 @@ struct ExtrasLayout {
         if metadata.count > 1 {
             metadata.sort { a, b in Self.less(bytes[a.key], bytes[b.key]) }
             // A map keeps the last of equal keys: leave such bytes to the event path.
-            for index in 1..<metadata.count where bytes[metadata[index - 1].key].elementsEqual(bytes[metadata[index].key]) {
+            for index in 1..<metadata.count where memoryEqual(Self.raw(bytes[metadata[index - 1].key]), Self.raw(bytes[metadata[index].key])) {
                 return false
             }
         }
@@ -191,7 +191,12 @@ struct ExtrasLayout {
     }
 
     private static func less(_ a: Slice<UnsafeBufferPointer<UInt8>>, _ b: Slice<UnsafeBufferPointer<UInt8>>) -> Bool {
-        a.lexicographicallyPrecedes(b)
+        memoryLess(raw(a), raw(b))
+    }
+
+    @inline(__always)
+    private static func raw(_ slice: Slice<UnsafeBufferPointer<UInt8>>) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: slice))
     }
 }
 

@@ -117,9 +117,15 @@ func withUTF8Bytes<R>(_ text: String, _ body: (UnsafeRawBufferPointer) -> R) -> 
 func sameUTF8(_ a: String, _ b: String) -> Bool {
     withUTF8Bytes(a) { a in
         withUTF8Bytes(b) { b in
-            a.count == b.count && (a.count == 0 || memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0)
+            memoryEqual(a, b)
         }
     }
+}
+
+/// Whether two byte strings are the same bytes.
+@inline(__always)
+func memoryEqual(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+    a.count == b.count && (a.count == 0 || memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0)
 }
 
 /// Byte-wise lexicographic order of the UTF-8 bytes (the order of Unicode

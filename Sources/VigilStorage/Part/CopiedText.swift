@@ -21,7 +21,7 @@ enum CopiedText {
         var ownLengths = 0
         for row in 0..<count {
             let value = rows[row], key = keys[row]
-            if value.count == key.count && (value.count == 0 || memcmp(value.baseAddress!, key.baseAddress!, value.count) == 0) {
+            if memoryEqual(value, key) {
                 flags[row] = 1
                 copied += 1
             } else {

@@ -90,7 +90,7 @@ enum ExtrasColumns {
             }
             // Rebuilding must give the row's bytes back (entries in key order,
             // keys and values written, sub-messages in field order).
-            guard rebuilt.out.elementsEqual(bytes) else { return false }
+            guard rebuilt.out.withUnsafeBytes({ memoryEqual($0, raw) }) else { return false }
             targetCounts.append(layout.targets.count)
             changeCounts.append(layout.changes.count)
             metadataCounts.append(layout.metadata.count)

@@ -20,8 +20,7 @@ enum KeyedText {
         _ rows: ByteRows, keys: ByteRows, table: inout ByteStringTable, into out: inout ByteWriter
     ) -> Bool {
         guard let firstRows = firstRows(keys: keys, count: rows.count, table: &table, same: { a, b in
-            let left = rows[a], right = rows[b]
-            return left.count == right.count && (left.count == 0 || memcmp(left.baseAddress!, right.baseAddress!, left.count) == 0)
+            memoryEqual(rows[a], rows[b])
         }) else { return false }
         ColumnEncoding.writeHeader(.keyed, rows: rows.count, into: &out)
         out.varint(firstRows.count)

@@ -29,7 +29,7 @@ public struct EncodedEvents: Sendable, Equatable {
     public var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
 
     public static func == (lhs: EncodedEvents, rhs: EncodedEvents) -> Bool {
-        lhs.withUnsafeBytes { left in rhs.withUnsafeBytes { right in left.elementsEqual(right) } }
+        lhs.withUnsafeBytes { left in rhs.withUnsafeBytes { right in memoryEqual(left, right) } }
     }
 
     /// The field-1 entries of a serialized message, in order, byte for byte
