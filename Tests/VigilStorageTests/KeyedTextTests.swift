@@ -189,18 +189,24 @@ struct KeyedTextTests {
         #expect(other.count == 0)
     }
 
+    /// Event `index` of tenant "acme", one millisecond after the one before, by user `user`.
+    static func userEvent(_ index: Int, user: Int) -> AuditEvent {
+        var event = AuditEvent()
+        event.tenant = "acme"
+        event.seq = UInt64(index + 1)
+        event.occurredAt = PartTestSupport.timestamp(1_780_000_000_000_000_000 + Int64(index) * 1_000_000)
+        event.actor.id = "u-\(user)"
+        return event
+    }
+
     @Test("the text encodings a block tries are tried in the first block of every task; the task's other blocks take the one that won")
     func encodingSearchOncePerTask() throws {
         var rng = SplitMix64(seed: 21)
         let rowsPerBlock = 256
         // 24 blocks: each actor's usual address, except in block 4 and in blocks 8..<16 (one of three, whoever the actor).
         let events: [AuditEvent] = (0..<(24 * rowsPerBlock)).map { index in
-            var event = AuditEvent()
-            event.tenant = "acme"
-            event.seq = UInt64(index + 1)
-            event.occurredAt = PartTestSupport.timestamp(1_780_000_000_000_000_000 + Int64(index) * 1_000_000)
             let user = Int.random(in: 0..<60, using: &rng)
-            event.actor.id = "u-\(user)"
+            var event = Self.userEvent(index, user: user)
             let block = index / rowsPerBlock
             event.sourceIp = block == 4 || (8..<16).contains(block)
                 ? "198.51.100.\(Int.random(in: 1...3, using: &rng))" : "192.0.2.\(user)"
@@ -235,12 +241,8 @@ struct KeyedTextTests {
     func usualAddresses() throws {
         var rng = SplitMix64(seed: 12)
         let events: [AuditEvent] = (0..<4_096).map { index in
-            var event = AuditEvent()
-            event.tenant = "acme"
-            event.seq = UInt64(index + 1)
-            event.occurredAt = PartTestSupport.timestamp(1_780_000_000_000_000_000 + Int64(index) * 1_000_000)
             let user = Int.random(in: 0..<120, using: &rng)
-            event.actor.id = "u-\(user)"
+            var event = Self.userEvent(index, user: user)
             let home: String
             switch user % 4 {
             case 0: home = "2001:db8::\(String(user, radix: 16))"
