@@ -237,6 +237,53 @@ struct KeyedTextTests {
         }
     }
 
+    @Test("a block that takes a keyed encoding where the others are tried does not pass an older choice to the blocks after it: one task writes what many do")
+    func encodingSearchAfterKeyedBlock() throws {
+        var rng = SplitMix64(seed: 22)
+        let rowsPerBlock = 512
+        // actorEmail follows actorID (keyed), except in blocks 0 and 9: there many
+        // distinct addresses, written so that block 0 and block 9 store them differently.
+        // Block 9's 260 long ones repeat further apart than zlib's window: a dictionary wins.
+        let longAddresses = (0..<260).map { _ in
+            (0..<12).map { _ in String(UInt64.random(in: 0...UInt64.max, using: &rng), radix: 16) }.joined() + "@x.example"
+        }
+        let events: [AuditEvent] = (0..<(10 * rowsPerBlock)).map { index in
+            let user = Int.random(in: 0..<60, using: &rng)
+            var event = Self.userEvent(index, user: user)
+            switch index / rowsPerBlock {
+            case 0: event.actor.email = "\(UInt64.random(in: 0...UInt64.max, using: &rng))@x.example"
+            case 9: event.actor.email = longAddresses[index % longAddresses.count]
+            default: event.actor.email = "user\(user)@x.example"
+            }
+            return event
+        }
+        try PartTestSupport.withDirectory { directory in
+            func write(_ name: String, blocksPerTask: Int, parallel: Bool) throws -> (bytes: [UInt8], emails: [ChunkEncoding?]) {
+                var options = PartWriter.Options()
+                options.rowsPerBlock = rowsPerBlock
+                options.blocksPerTask = blocksPerTask
+                options.parallelTasks = parallel
+                options.createdAt = 1_780_000_000_000_000_000
+                let path = directory + "/" + name
+                _ = try PartWriter.write(events, to: path, options: options)
+                let reader = try PartReader(path: path)
+                defer { reader.close() }
+                #expect(try reader.blocks.indices.flatMap { try reader.events(block: $0) } == events)
+                return (PartTestSupport.readFile(path), reader.blocks.map { $0.columns[.actorEmail]?.encoding })
+            }
+            // Tried in every block: plain for block 0's addresses, a dictionary for block 9's.
+            let everyBlock = try write("every.vprt", blocksPerTask: 1, parallel: false)
+            #expect(everyBlock.emails[0] == .plain && everyBlock.emails[9] == .dictionary)
+            #expect(everyBlock.emails[1..<9].allSatisfy { $0 == .keyed })
+            // Tried in blocks 0 and 8 (keyed there): block 9 tries them again, in one task as in a task of its own.
+            let one = try write("one.vprt", blocksPerTask: 8, parallel: false)
+            let tasks = try write("tasks.vprt", blocksPerTask: 8, parallel: true)
+            #expect(one.emails == everyBlock.emails)
+            #expect(tasks.emails == everyBlock.emails)
+            #expect(one.bytes.elementsEqual(tasks.bytes), "one task and tasks of 8 blocks write the same part")
+        }
+    }
+
     @Test("source IPs that are mostly each actor's usual address are stored as usual addresses and exceptions, exactly")
     func usualAddresses() throws {
         var rng = SplitMix64(seed: 12)

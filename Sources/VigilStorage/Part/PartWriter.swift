@@ -233,6 +233,11 @@ struct BlockEncoder {
                 if columns.rowCount == options.rowsPerBlock || columns.rowBytes >= options.maxBlockBytes { break }
             }
             let blockIndex = blocks.count
+            // A block that tries the other encodings starts afresh: a column that
+            // takes none of them here (keyed, say) must not carry an older choice
+            // into the blocks after, which a task starting here would not have.
+            let tries = blockIndex % max(1, options.blocksPerTask) == 0
+            if tries { winners.removeAll(keepingCapacity: true) }
             var chunks: [PartColumn: ChunkInfo] = [:]
             var statistics: [PartColumn: ColumnStatistic] = [:]
             for column in PartColumn.allCases {
@@ -308,7 +313,7 @@ struct BlockEncoder {
                         // The other encodings are tried (each encoded and compressed) in
                         // the first block of every task; the rest of the task's blocks,
                         // rows of the same part in the same order, take the encoding that won.
-                        let wanted = blockIndex % options.blocksPerTask == 0 ? nil : winners[column]
+                        let wanted = tries ? nil : winners[column]
                         var candidates: [(ChunkEncoding, ByteWriter)] = []
                         if encoding == .dictionary && text.table.count > 256, wanted == nil || wanted == .plain {
                             // Two-byte codes of many distinct values often compress
@@ -341,7 +346,7 @@ struct BlockEncoder {
                             }
                             winners[column] = chosen?.encoding ?? encoding
                         } else if let (only, bytes) = candidates.first {
-                            // The winner, when this block can take it (else the usual encoding).
+                            // The winner, when this block can take it (else the first encoding).
                             chosen = try sink.emit(column, only, bytes.bytes, boundaries: bytes.boundaries, block: blockIndex)
                         }
                     }
