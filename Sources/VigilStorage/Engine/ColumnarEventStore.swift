@@ -1007,25 +1007,32 @@ public final class ColumnarEventStore: EventStore {
             guard chosen.count >= 2 else { continue }
             let now = currentUnixNanos()
             let chainStart = chain.withLock { $0.ledger.startSeq }
-            var events: [AuditEvent] = []
+            // The rows stay in their decoded blocks; an event is built only
+            // where one is needed (an expired row's full leaf, a part without
+            // a stored leaf or presence column).
+            var events = DecodedBlockRows()
+            var columnwise = true
             var leaves: [UInt32] = []
             var expired: [ExpiredLeaves.Entry] = []
-            events.reserveCapacity(Int(rows))
             leaves.reserveCapacity(Int(rows))
             for part in chosen {
                 for block in part.reader.blocks.indices {
                     let decoded = try part.reader.allColumns(block: block)
+                    events.add(decoded)
+                    columnwise = columnwise && DecodedBlockRows.canWrite(from: decoded)
+                    let tenants = decoded.tenant ?? []
                     for row in 0..<decoded.rowCount {
-                        let event = decoded.event(at: row)
-                        if isExpired(event, now: now) {
+                        let tenant = row < tenants.count ? tenants[row] : ""
+                        if isExpired(tenant: tenant, occurredAt: decoded.occurredAtIfPresent(row), now: now) {
                             // Its range stays verifiable through its full leaf.
+                            let event = decoded.event(at: row)
                             if event.seq > chainStart { expired.append(.init(seq: event.seq, leaf: HashChain.leaf(of: event))) }
                             continue
                         }
-                        events.append(event)
+                        events.add(row: row)
                         // The stored leaf moves with its event (recomputing it
                         // would hide a change made to the input part).
-                        leaves.append(decoded.leaf?[row] ?? HashChain.leaf(of: event).truncated)
+                        leaves.append(decoded.leaf?[row] ?? HashChain.leaf(of: decoded.event(at: row)).truncated)
                     }
                 }
             }
@@ -1037,7 +1044,14 @@ public final class ColumnarEventStore: EventStore {
             let expiredFile: (path: String, maxSeq: UInt64)?
             // A merge that fails before its commit leaves the input parts as they were.
             do throws(VigilError) {
-                merged = events.isEmpty ? nil : try writePart(events, leaves: leaves, day: day, level: level, manifest: &next, files: &files)
+                if events.rowCount == 0 {
+                    merged = nil
+                } else if columnwise {
+                    merged = try writePart(events, leaves: leaves, day: day, level: level, manifest: &next, files: &files)
+                } else {
+                    let built = (0..<events.rowCount).map(events.event(at:))
+                    merged = try writePart(built, leaves: leaves, day: day, level: level, manifest: &next, files: &files)
+                }
                 next.parts.removeAll { removed.contains($0.path) }
                 if let merged { next.parts.append(merged.entry) }
                 expiredFile = try writeExpired(expired, manifest: &next, files: &files)
@@ -1135,8 +1149,12 @@ public final class ColumnarEventStore: EventStore {
     }
 
     func isExpired(_ event: AuditEvent, now: Int64) -> Bool {
-        guard let retention = retentionSettings.current.of(event.tenant) else { return false }
-        return event.occurredAt.unixNanos < now &- retention
+        isExpired(tenant: event.tenant, occurredAt: event.occurredAt.unixNanos, now: now)
+    }
+
+    func isExpired(tenant: String, occurredAt: Int64, now: Int64) -> Bool {
+        guard let retention = retentionSettings.current.of(tenant) else { return false }
+        return occurredAt < now &- retention
     }
 
     /// Stops as a crash would (for tests): the WAL is closed and the

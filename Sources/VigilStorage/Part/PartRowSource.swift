@@ -183,3 +183,99 @@ extension BlockColumns {
         return !value.isEmpty
     }
 }
+
+/// Rows of decoded blocks, by (block, row), in the order a merge met them:
+/// a merge writes its part from these, column by column. Building each row
+/// as an `AuditEvent` and reading it back took more of a merge's time than
+/// encoding the part. Every block must hold every column but the leaf
+/// (`canWrite(from:)`); parts without the presence column go through events.
+struct DecodedBlockRows: PartRowSource {
+    private(set) var blocks: [DecodedBlock] = []
+    /// Per row: its block's index in `blocks` and its row in that block.
+    private var blockIndexes: [Int32] = []
+    private var rows: [Int32] = []
+
+    var rowCount: Int { rows.count }
+
+    /// Whether `block` holds every column `appendRow` reads.
+    static func canWrite(from block: DecodedBlock) -> Bool {
+        block.presence != nil && block.occurredAt != nil && block.receivedAt != nil && block.seq != nil && block.id != nil
+            && block.tenant != nil && block.actorID != nil && block.actorType != nil && block.actorName != nil
+            && block.actorEmail != nil && block.action != nil && block.category != nil && block.resourceType != nil
+            && block.resourceID != nil && block.resourceName != nil && block.outcome != nil && block.reason != nil
+            && block.sourceIP != nil && block.userAgent != nil && block.traceID != nil && block.requestID != nil
+            && block.descriptionText != nil && block.extras != nil
+    }
+
+    /// Adds `block`, whose rows are then added with `add(row:)`.
+    mutating func add(_ block: DecodedBlock) {
+        blocks.append(block)
+    }
+
+    /// Adds row `row` of the block added last.
+    mutating func add(row: Int) {
+        blockIndexes.append(Int32(blocks.count - 1))
+        rows.append(Int32(row))
+    }
+
+    /// Row `index` as the event `DecodedBlock.event(at:)` builds (for parts
+    /// that cannot be written column by column, and for expired rows' leaves).
+    func event(at index: Int) -> AuditEvent {
+        blocks[Int(blockIndexes[index])].event(at: Int(rows[index]))
+    }
+
+    func sortKey(at index: Int) -> (tenant: String, occurredAt: Int64, seq: UInt64) {
+        let block = blocks[Int(blockIndexes[index])]
+        let row = Int(rows[index])
+        return (block.tenant![row], block.occurredAtIfPresent(row), block.seq![row])
+    }
+
+    func appendRow(_ index: Int, to columns: inout BlockColumns, tenant: String, occurredAt: Int64, seq: UInt64) throws(VigilError) {
+        try columns.append(row: Int(rows[index]), of: blocks[Int(blockIndexes[index])], tenant: tenant, occurredAt: occurredAt, seq: seq)
+    }
+}
+
+extension DecodedBlock {
+    /// Row `row`'s occurred-at, 0 when the event has none (as in `event(at:)`).
+    @inline(__always)
+    func occurredAtIfPresent(_ row: Int) -> Int64 {
+        presence.map { $0[row] & PartPresence.occurredAt } == 0 ? 0 : occurredAt![row]
+    }
+}
+
+extension BlockColumns {
+    /// Row `row` of a decoded block, with exactly the values
+    /// `append(_:…)` takes from `block.event(at: row)`: an actor's or a
+    /// resource's values only where the presence bits say it is there.
+    mutating func append(row: Int, of block: DecodedBlock, tenant: String, occurredAt time: Int64, seq number: UInt64) throws(VigilError) {
+        let before = totalBytes
+        let bits = block.presence![row]
+        occurredAt.append(time)
+        receivedAt.append(bits & PartPresence.receivedAt != 0 ? block.receivedAt![row] : 0)
+        seq.append(number)
+        seqBits.append(Int64(bitPattern: number))
+        category.append(block.category![row])
+        outcome.append(block.outcome![row])
+        let hasActor = bits & PartPresence.actor != 0
+        actorType.append(hasActor ? block.actorType![row] : 0)
+        text[1].append(hasActor ? block.actorID![row] : "")
+        text[2].append(hasActor ? block.actorName![row] : "")
+        text[3].append(hasActor ? block.actorEmail![row] : "")
+        let hasResource = bits & PartPresence.resource != 0
+        text[5].append(hasResource ? block.resourceType![row] : "")
+        text[6].append(hasResource ? block.resourceID![row] : "")
+        text[7].append(hasResource ? block.resourceName![row] : "")
+        presence.append(Int32(bits & PartPresence.all))
+        text[0].append(tenant)
+        text[4].append(block.action![row])
+        text[8].append(block.reason![row])
+        text[9].append(block.sourceIP![row])
+        text[10].append(block.userAgent![row])
+        text[11].append(block.descriptionText![row])
+        text[12].append(block.id![row])
+        text[13].append(block.traceID![row])
+        text[14].append(block.requestID![row])
+        extras.append(bytes: ColumnEncoding.extrasBytes(of: block.extras![row]))
+        try noteRow(bytesSince: before)
+    }
+}
