@@ -56,8 +56,10 @@ struct PartRoundTripTests {
         }
     }
 
-    @Test("a merge's rows written column by column from decoded blocks make the part their events make, byte for byte")
-    func decodedBlockRowsWriteTheEventsPart() throws {
+    @Test(
+        "a merge's rows written column by column from decoded blocks make the part their events make, byte for byte",
+        arguments: [false, true])
+    func decodedBlockRowsWriteTheEventsPart(extrasAsBytes: Bool) throws {
         var rng = SplitMix64(seed: 31)
         // Three parts' worth of events of every shape (unknown enum values, empty
         // actors and resources, no times, extras with unknown fields), as a merge reads them.
@@ -70,8 +72,9 @@ struct PartRoundTripTests {
                 let reader = try PartReader(path: path)
                 defer { reader.close() }
                 for block in reader.blocks.indices {
-                    let decoded = try reader.allColumns(block: block)
+                    let decoded = try reader.allColumns(block: block, extrasAsBytes: extrasAsBytes)
                     #expect(DecodedBlockRows.canWrite(from: decoded))
+                    #expect((decoded.extrasBytes != nil) == extrasAsBytes)
                     rows.add(decoded)
                     // Every other row, as if the rest had expired.
                     for row in 0..<decoded.rowCount where row % 2 == 0 || index == 1 { rows.add(row: row) }

@@ -1017,7 +1017,7 @@ public final class ColumnarEventStore: EventStore {
             leaves.reserveCapacity(Int(rows))
             for part in chosen {
                 for block in part.reader.blocks.indices {
-                    let decoded = try part.reader.allColumns(block: block)
+                    let decoded = try part.reader.allColumns(block: block, extrasAsBytes: true)
                     events.add(decoded)
                     columnwise = columnwise && DecodedBlockRows.canWrite(from: decoded)
                     let tenants = decoded.tenant ?? []

@@ -832,6 +832,23 @@ enum ColumnEncoding {
         return values
     }
 
+    /// Each row's extras bytes as the part stores them: what `decodeExtras`
+    /// parses, and what `extrasBytes(of:)` gives back for the parsed event.
+    static func decodeExtrasBytes(
+        _ reader: inout ByteReader, encoding: ChunkEncoding, rows: Int
+    ) throws(PartFormatError) -> [[UInt8]] {
+        if encoding == .extrasColumns {
+            // Offsets count from the chunk's first byte, as in the reader.
+            let owner = Array(UnsafeRawBufferPointer(rebasing: reader.bytes[0...]))
+            let lists = try ExtrasColumns.decodeLists(&reader, rows: rows, owner: owner)
+            return (0..<rows).map { lists.bytes(of: $0) }
+        }
+        var values = [[UInt8]]()
+        values.reserveCapacity(rows)
+        try decodePlainBytes(&reader, rows: rows) { (_, bytes) throws(PartFormatError) in values.append(Array(bytes)) }
+        return values
+    }
+
     // MARK: - Fixed 32-bit values (truncated leaf hashes)
 
     /// Encodes one UInt32 per row, big-endian.

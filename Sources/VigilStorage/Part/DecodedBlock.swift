@@ -33,6 +33,12 @@ public struct DecodedBlock: Sendable {
     public var descriptionText: [String]?
     /// Per row, an event holding only `targets`, `changes` and `metadata`.
     public var extras: [AuditEvent]?
+    /// Per row, the same as the part stores it (`ColumnEncoding.extrasBytes(of:)`),
+    /// instead of `extras` when the block was read with `extrasAsBytes`: a
+    /// merge copies them as they are rather than parse and encode them again.
+    var extrasBytes: [[UInt8]]?
+    /// Whether the extras column decodes to `extrasBytes` (set by `PartReader.readColumns`).
+    var wantsExtrasBytes = false
     /// Per row, the `PartPresence` bits.
     public var presence: [UInt8]?
     /// Per row, the first 4 bytes of the event's leaf hash (nil for parts
@@ -157,8 +163,7 @@ public struct DecodedBlock: Sendable {
         if let traceID { event.traceID = traceID[row] }
         if let requestID { event.requestID = requestID[row] }
         if let descriptionText { event.description_p = descriptionText[row] }
-        if let extras {
-            let partial = extras[row]
+        if let partial = extras?[row] ?? extrasBytes.flatMap({ try? AuditEvent(serializedBytes: $0[row]) }) {
             if !partial.targets.isEmpty { event.targets = partial.targets }
             if !partial.changes.isEmpty { event.changes = partial.changes }
             if !partial.metadata.isEmpty { event.metadata = partial.metadata }

@@ -176,7 +176,9 @@ public final class PartReader: Sendable {
     /// Decodes the named columns of one block (verifying each chunk's CRC).
     /// Decoding `id` also decodes `receivedAt` and `seq`, which derived ids
     /// are rebuilt from.
-    public func readColumns(block index: Int, _ columns: Set<PartColumn>) throws(VigilError) -> DecodedBlock {
+    /// With `extrasAsBytes`, the extras column comes as each row's stored
+    /// bytes (`DecodedBlock.extrasBytes`), not as events.
+    public func readColumns(block index: Int, _ columns: Set<PartColumn>, extrasAsBytes: Bool = false) throws(VigilError) -> DecodedBlock {
         guard blocks.indices.contains(index) else {
             throw VigilError(.outOfRange, "\(path): block \(index) does not exist; the part has \(blocks.count)")
         }
@@ -196,6 +198,7 @@ public final class PartReader: Sendable {
         // absent (parts written before tamper evidence): it stays nil.
         let chunks = wanted.sorted().compactMap { block.columns[$0] }
         var result = DecodedBlock(rowCount: block.rowCount)
+        result.wantsExtrasBytes = extrasAsBytes
         guard !chunks.isEmpty else { return result }
 
         // One read for the whole span when the chunks lie close together.
@@ -320,8 +323,8 @@ public final class PartReader: Sendable {
     }
 
     /// Every column of one block, `leaf` included when the part has it.
-    public func allColumns(block index: Int) throws(VigilError) -> DecodedBlock {
-        try readColumns(block: index, Set(PartColumn.allCases))
+    public func allColumns(block index: Int, extrasAsBytes: Bool = false) throws(VigilError) -> DecodedBlock {
+        try readColumns(block: index, Set(PartColumn.allCases), extrasAsBytes: extrasAsBytes)
     }
 
     /// Whether every block stores the truncated leaf hashes of its events.
@@ -438,7 +441,11 @@ public final class PartReader: Sendable {
         case .correlationID:
             result.setStrings(column, try ColumnEncoding.decodeCorrelationIDs(&reader, rows: rows))
         case .bytes:
-            result.extras = try ColumnEncoding.decodeExtras(&reader, encoding: encoding, rows: rows)
+            if result.wantsExtrasBytes {
+                result.extrasBytes = try ColumnEncoding.decodeExtrasBytes(&reader, encoding: encoding, rows: rows)
+            } else {
+                result.extras = try ColumnEncoding.decodeExtras(&reader, encoding: encoding, rows: rows)
+            }
         case .fixed32:
             result.leaf = try ColumnEncoding.decodeFixed32(&reader, rows: rows)
         }

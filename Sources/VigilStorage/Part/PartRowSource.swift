@@ -204,7 +204,7 @@ struct DecodedBlockRows: PartRowSource {
             && block.actorEmail != nil && block.action != nil && block.category != nil && block.resourceType != nil
             && block.resourceID != nil && block.resourceName != nil && block.outcome != nil && block.reason != nil
             && block.sourceIP != nil && block.userAgent != nil && block.traceID != nil && block.requestID != nil
-            && block.descriptionText != nil && block.extras != nil
+            && block.descriptionText != nil && (block.extras != nil || block.extrasBytes != nil)
     }
 
     /// Adds `block`, whose rows are then added with `add(row:)`.
@@ -275,7 +275,11 @@ extension BlockColumns {
         text[12].append(block.id![row])
         text[13].append(block.traceID![row])
         text[14].append(block.requestID![row])
-        extras.append(bytes: ColumnEncoding.extrasBytes(of: block.extras![row]))
+        if let stored = block.extrasBytes {
+            extras.append(bytes: stored[row])
+        } else {
+            extras.append(bytes: ColumnEncoding.extrasBytes(of: block.extras![row]))
+        }
         try noteRow(bytesSince: before)
     }
 }
