@@ -10,9 +10,10 @@ import VigilProto
 enum ColumnCodec {
     static func decode(
         _ raw: [UInt8], column: PartColumn, encoding: ChunkEncoding, rows: Int,
-        receivedAt: [Int64]? = nil, seq: [UInt64]? = nil
+        receivedAt: [Int64]? = nil, seq: [UInt64]? = nil, extrasAsBytes: Bool = false
     ) throws -> DecodedBlock {
         var block = DecodedBlock(rowCount: rows)
+        block.wantsExtrasBytes = extrasAsBytes
         block.receivedAt = receivedAt
         block.seq = seq
         let chunk = ChunkInfo(

@@ -16,6 +16,13 @@ struct ExtrasColumnsTests {
         }
         // (Rows of invalid UTF-8 decode as stored rows only: swift-protobuf refuses them.)
         let events = decodeEvents ? try ColumnCodec.decode(out.bytes, column: .extras, encoding: encoding, rows: rows.count).extras! : []
+        if decodeEvents {
+            // As a merge reads them: each row's bytes as stored, the bytes each event gives back.
+            let asBytes = try ColumnCodec.decode(out.bytes, column: .extras, encoding: encoding, rows: rows.count, extrasAsBytes: true)
+            #expect(asBytes.extras == nil)
+            #expect(asBytes.extrasBytes == events.map(ColumnEncoding.extrasBytes(of:)))
+            if encoding == .extrasColumns { #expect(asBytes.extrasBytes == rows) }
+        }
         let stored = try withBytes(out.bytes) { (raw) throws(PartFormatError) -> StoredExtras in
             var reader = ByteReader(raw)
             _ = try ColumnEncoding.readHeader(&reader, column: .extras, expected: encoding, rows: rows.count)
@@ -182,6 +189,19 @@ struct ExtrasColumnsTests {
                 damaged[Int.random(in: 0..<damaged.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
             }
             _ = try? decode(damaged)
+        }
+    }
+
+    @Test("a stored row that is not a protobuf message is refused alike, read as events or as bytes")
+    func badPlainRowRefusedBothWays() throws {
+        let good = ColumnEncoding.extrasBytes(of: Self.awkwardEvents()[1])
+        var out = ByteWriter()
+        let rows: [[UInt8]] = [good, [0x0A, 0x05, 0x01]]  // the second: a length past its end
+        let encoding = ByteColumn(bytes: rows).withRows { ColumnEncoding.encodePlainBytes($0, into: &out) }
+        for asBytes in [false, true] {
+            #expect(throws: PartFormatError.self) {
+                _ = try ColumnCodec.decode(out.bytes, column: .extras, encoding: encoding, rows: rows.count, extrasAsBytes: asBytes)
+            }
         }
     }
 }

@@ -843,10 +843,10 @@ enum ColumnEncoding {
             let lists = try ExtrasColumns.decodeLists(&reader, rows: rows, owner: owner)
             return (0..<rows).map { lists.bytes(of: $0) }
         }
-        var values = [[UInt8]]()
-        values.reserveCapacity(rows)
-        try decodePlainBytes(&reader, rows: rows) { (_, bytes) throws(PartFormatError) in values.append(Array(bytes)) }
-        return values
+        // Plain rows (the rare chunk whose rows do not round trip as lists)
+        // go through `decodeExtras`: the same bad bytes fail the same way, and
+        // the bytes kept are those the parsed event gives back.
+        return try decodeExtras(&reader, encoding: encoding, rows: rows).map(extrasBytes(of:))
     }
 
     // MARK: - Fixed 32-bit values (truncated leaf hashes)

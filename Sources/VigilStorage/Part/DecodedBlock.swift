@@ -33,9 +33,10 @@ public struct DecodedBlock: Sendable {
     public var descriptionText: [String]?
     /// Per row, an event holding only `targets`, `changes` and `metadata`.
     public var extras: [AuditEvent]?
-    /// Per row, the same as the part stores it (`ColumnEncoding.extrasBytes(of:)`),
-    /// instead of `extras` when the block was read with `extrasAsBytes`: a
-    /// merge copies them as they are rather than parse and encode them again.
+    /// Per row, the bytes `ColumnEncoding.extrasBytes(of:)` gives for the
+    /// row's extras (a list chunk stores exactly these), instead of `extras`
+    /// when the block was read with `extrasAsBytes`: a merge copies them
+    /// rather than parse and encode them again.
     var extrasBytes: [[UInt8]]?
     /// Whether the extras column decodes to `extrasBytes` (set by `PartReader.readColumns`).
     var wantsExtrasBytes = false
