@@ -2,12 +2,13 @@ import CVigilSystem
 import VigilCore
 import VigilProto
 
-/// The rows a part is written from, in input order: decoded events (merges,
-/// tests) or rows of memory chunks (flushes, which so never rebuild their
-/// events as protobuf messages). `PartWriter` sorts them by (tenant,
-/// occurredAt, seq) and asks each row into a block's columns; both sources
+/// The rows a part is written from, in input order: events (tests, and
+/// merges of parts without presence bits), rows of decoded blocks (merges)
+/// or rows of memory chunks (flushes); the last two never rebuild their
+/// events as protobuf messages. `PartWriter` sorts them by (tenant,
+/// occurredAt, seq) and asks each row into a block's columns; every source
 /// must give a row the same column values, which the tests hold them to by
-/// writing one part both ways and comparing the files.
+/// writing one part two ways and comparing the files.
 protocol PartRowSource: Sendable {
     var rowCount: Int { get }
     /// Row `index`'s tenant, occurred-at (nanoseconds) and seq: the sort key.
