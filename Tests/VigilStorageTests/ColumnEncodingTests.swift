@@ -384,6 +384,25 @@ struct ColumnEncodingTests {
         #expect(derivedEventID(receivedAt: -1, seq: .max).low == 0xBFFF_FFFF_FFFF_FFFF)
     }
 
+    @Test("the canonical text of an id, formatted eight digits at a time, is its description, every nibble from 0 to f in every place")
+    func formattedIDs() {
+        var ids = [EventID(high: 0, low: 0), EventID(high: .max, low: .max), EventID(high: 0x0123_4567_89AB_CDEF, low: 0xFEDC_BA98_7654_3210)]
+        // Each digit value in each of the 32 places.
+        for place in 0..<32 {
+            for digit in UInt64(0)...15 {
+                let shifted = digit << UInt64(60 - (place % 16) * 4)
+                ids.append(place < 16 ? EventID(high: shifted, low: ~0) : EventID(high: ~0, low: shifted))
+            }
+        }
+        var rng = SplitMix64(seed: 9)
+        for _ in 0..<1_000 { ids.append(EventID(high: rng.next(), low: rng.next())) }
+        for id in ids {
+            #expect(CanonicalEventID.format(id) == id.description)
+            #expect(CanonicalEventID.withFormatted(id) { Array($0) } == Array(id.description.utf8))
+            #expect(CanonicalEventID.parse(CanonicalEventID.format(id)) == id)
+        }
+    }
+
     // MARK: Trace and request ids
 
     @Test("trace ids: lowercase hex as bytes, everything else as text, exactly")

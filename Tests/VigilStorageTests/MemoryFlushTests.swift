@@ -27,6 +27,14 @@ struct MemoryFlushTests {
         target.unknownFields = (try? Vigil_V1_Resource(serializedBytes: [0xA0, 0x06, 0x01]))?.unknownFields ?? .init()
         withUnknown.targets = [target]
         events.append(withUnknown)
+        // Rows far larger than the 1,024 bytes a `CanonicalScratch` starts
+        // with: it grows in the middle of a row, in a string and in the extras.
+        var long = events[10]
+        long.description_p = String(repeating: "d", count: 5_000)
+        events.append(long)
+        var entries = events[11]
+        entries.metadata = Dictionary(uniqueKeysWithValues: (0..<300).map { ("key \($0)", String(repeating: "v", count: $0 % 40)) })
+        events.append(entries)
         // Sub-messages with a single field set: each decides presence alone.
         for field in 0..<7 {
             var event = events[2 + field]

@@ -749,7 +749,6 @@ public final class ColumnarEventStore: EventStore {
         var ledger = chain.withLock { $0.ledger }
         var head = ledger.endHead
         var scratch = LeafScratch()
-        scratch.bytes.reserveCapacity(1024)
         var day: (number: Int64, name: String) = (.min, "")
         if let first = segment.chunks.first, first.firstSeq != ledger.endSeq + 1 {
             throw VigilError(.internal, "the hash chain ends at seq \(ledger.endSeq) but the segment to flush starts at \(first.firstSeq)")

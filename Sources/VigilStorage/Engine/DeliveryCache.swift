@@ -49,16 +49,22 @@ final class RingBytes: Sendable {
 extension MemoryChunk {
     /// The event at `row` in protobuf binary form (what `event(at:)` serializes to).
     public func encodedEvent(at row: Int) -> [UInt8] {
+        var scratch = LeafScratch()
+        return encodedEvent(at: row, scratch: &scratch)
+    }
+
+    /// The same, writing into `scratch` (reused from row to row).
+    func encodedEvent(at row: Int, scratch: inout LeafScratch) -> [UInt8] {
         let cached = deliveryCache.withLock { $0.rows.isEmpty ? [] : $0.rows[row] }
         if !cached.isEmpty { return cached }
         // Encoded outside the lock: two subscribers may both encode a row, once.
         // The canonical bytes are a protobuf encoding of exactly `event(at:)`,
         // written from the columns at a fraction of swift-protobuf's cost.
-        var bytes: [UInt8] = []
-        guard CanonicalEvent.write(row: row, of: self, into: &bytes) else {
+        guard CanonicalEvent.write(row: row, of: self, layout: &scratch.layout, into: scratch.bytes) else {
             // Not canonical bytes (extras with unknown fields): sent, never kept.
             return (try? event(at: row).serializedBytes()) ?? []
         }
+        let bytes = scratch.bytes.array
         deliveryCache.withLock { cache in
             guard let ring = cache.ring, cache.rows.isEmpty || cache.rows[row].isEmpty, ring.reserve(bytes.count) else { return }
             if cache.rows.isEmpty { cache.rows = Array(repeating: [], count: count) }

@@ -110,9 +110,14 @@ private func hexValue(_ digit: UInt8) -> UInt8? {
 public enum HashChain {
     /// The leaf hash of an event's canonical bytes.
     public static func leaf(canonical bytes: [UInt8]) -> ChainDigest {
+        bytes.withUnsafeBytes { leaf(canonical: $0) }
+    }
+
+    /// The same, from bytes in place.
+    public static func leaf(canonical bytes: UnsafeRawBufferPointer) -> ChainDigest {
         var hasher = SHA256()
-        hasher.update(data: leafPrefix)
-        hasher.update(data: bytes)
+        withUnsafeBytes(of: leafPrefix) { hasher.update(bufferPointer: $0) }
+        hasher.update(bufferPointer: bytes)
         return ChainDigest(hasher.finalize())
     }
 
@@ -130,7 +135,7 @@ public enum HashChain {
     /// The head after appending `leaf` to `head`.
     public static func next(_ head: ChainDigest, _ leaf: ChainDigest) -> ChainDigest {
         var hasher = SHA256()
-        hasher.update(data: headPrefix)
+        withUnsafeBytes(of: headPrefix) { hasher.update(bufferPointer: $0) }
         var words = (
             head.words.0.bigEndian, head.words.1.bigEndian, head.words.2.bigEndian, head.words.3.bigEndian,
             leaf.words.0.bigEndian, leaf.words.1.bigEndian, leaf.words.2.bigEndian, leaf.words.3.bigEndian
@@ -146,6 +151,6 @@ public enum HashChain {
         return head
     }
 
-    private static let leafPrefix: [UInt8] = [0x00]
-    private static let headPrefix: [UInt8] = [0x01]
+    private static let leafPrefix: UInt8 = 0x00
+    private static let headPrefix: UInt8 = 0x01
 }

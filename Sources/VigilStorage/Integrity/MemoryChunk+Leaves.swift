@@ -12,10 +12,11 @@ extension MemoryChunk {
     /// the columns, or, for the rare row whose extras hold something that
     /// path does not write (unknown fields), from the event rebuilt whole.
     func leaf(at row: Int, scratch: inout LeafScratch) -> ChainDigest {
-        if !CanonicalEvent.write(row: row, of: self, layout: &scratch.layout, into: &scratch.bytes) {
-            CanonicalEvent.write(event(at: row), into: &scratch.bytes)
+        if CanonicalEvent.write(row: row, of: self, layout: &scratch.layout, into: scratch.bytes) {
+            return HashChain.leaf(canonical: scratch.bytes.bytes)
         }
-        return HashChain.leaf(canonical: scratch.bytes)
+        CanonicalEvent.write(event(at: row), into: &scratch.eventBytes)
+        return HashChain.leaf(canonical: scratch.eventBytes)
     }
 
     /// The same, hashed from `kept` (the chunk's `DeliveryCache.rows`, taken
@@ -27,11 +28,13 @@ extension MemoryChunk {
     }
 }
 
-/// What hashing one row after another reuses: the canonical bytes' buffer
-/// and the extras' layout (no allocation per row).
+/// What hashing one row after another reuses: the canonical bytes' memory
+/// and the extras' layout (no allocation per row). One thread at a time.
 struct LeafScratch {
-    var bytes: [UInt8] = []
+    var bytes = CanonicalScratch()
     var layout = ExtrasLayout()
+    /// For the rows written from their events.
+    var eventBytes: [UInt8] = []
 }
 
 extension CanonicalEvent {
@@ -42,17 +45,20 @@ extension CanonicalEvent {
     /// then takes the event path, which handles every case.
     static func write(row: Int, of chunk: MemoryChunk, into out: inout [UInt8]) -> Bool {
         var layout = ExtrasLayout()
-        return write(row: row, of: chunk, layout: &layout, into: &out)
+        let scratch = CanonicalScratch()
+        guard write(row: row, of: chunk, layout: &layout, into: scratch) else { return false }
+        out = scratch.array
+        return true
     }
 
-    /// `write(row:of:into:)` with a layout reused from row to row.
-    static func write(row: Int, of chunk: MemoryChunk, layout: inout ExtrasLayout, into out: inout [UInt8]) -> Bool {
-        chunk.columns.extras.withRow(row) { write(row: row, of: chunk, extras: $0, layout: &layout, into: &out) }
+    /// `write(row:of:into:)` into `scratch`, with a layout reused from row to row.
+    static func write(row: Int, of chunk: MemoryChunk, layout: inout ExtrasLayout, into scratch: CanonicalScratch) -> Bool {
+        chunk.columns.extras.withRow(row) { write(row: row, of: chunk, extras: $0, layout: &layout, into: scratch) }
     }
 
     /// `write(row:of:into:)` with the row's extras at hand.
     private static func write(
-        row: Int, of chunk: MemoryChunk, extras: UnsafeBufferPointer<UInt8>, layout: inout ExtrasLayout, into out: inout [UInt8]
+        row: Int, of chunk: MemoryChunk, extras: UnsafeBufferPointer<UInt8>, layout: inout ExtrasLayout, into scratch: CanonicalScratch
     ) -> Bool {
         let c = chunk.columns
         if extras.isEmpty {
@@ -60,15 +66,12 @@ extension CanonicalEvent {
         } else {
             guard layout.parse(extras) else { return false }
         }
-        var writer = Writer()
-        out.removeAll(keepingCapacity: true)
-        swap(&writer.out, &out)
-        defer { swap(&writer.out, &out) }
+        var writer = ScratchWriter(scratch)
         // As `event(at:)` builds it: both times set, actor and resource only when not empty.
         CanonicalEventID.withFormatted(chunk.id(at: row)) { writer.string(1, bytes: $0) }
         writer.uint64(2, chunk.seq(at: row))
-        writer.timestamp(3, .init(unixNanos: c.occurredAt[row]))
-        writer.timestamp(4, .init(unixNanos: chunk.receivedAt))
+        writer.timestamp(3, unixNanos: c.occurredAt[row])
+        writer.timestamp(4, unixNanos: chunk.receivedAt)
         writer.string(5, c.tenant.value(at: row))
         let actorType = Int64(c.actorType[row])
         // In place: a column of stored rows makes no `String`.
@@ -118,6 +121,7 @@ extension CanonicalEvent {
             writer.bytes(2, value)
         }
         c.descriptionText.withBytes(at: row) { writer.string(19, bytes: $0) }
+        writer.finish()
         return true
     }
 }
@@ -215,12 +219,6 @@ extension ProtobufFieldReader {
 }
 
 extension CanonicalEvent.Writer {
-    /// A length-delimited field whose payload is already canonical.
-    mutating func embedded(_ field: Int, _ payload: Slice<UnsafeBufferPointer<UInt8>>) {
-        messageHeader(field, size: payload.count)
-        out.append(contentsOf: payload)
-    }
-
     /// A bytes or string field written even when empty (map entries).
     mutating func bytes(_ field: Int, _ value: Slice<UnsafeBufferPointer<UInt8>>) {
         string(field, bytes: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: value)), always: true)

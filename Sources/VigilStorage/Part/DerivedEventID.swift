@@ -68,18 +68,41 @@ enum CanonicalEventID {
     }
 
     /// Writes the canonical text into `buffer`; returns its length, `textLength`.
+    /// Eight digits at a time in a word (a flush formats every row's id to hash it).
     private static func write(_ id: EventID, into buffer: UnsafeMutableBufferPointer<UInt8>) -> Int {
-        var position = 0
-        for nibble in 0..<32 {
-            if nibble == 8 || nibble == 12 || nibble == 16 || nibble == 20 {
-                buffer[position] = UInt8(ascii: "-")
-                position += 1
-            }
-            let word = nibble < 16 ? id.high : id.low
-            buffer[position] = hexDigit(UInt8(truncatingIfNeeded: word >> UInt64(60 - (nibble & 15) * 4)) & 0xF)
-            position += 1
-        }
+        precondition(buffer.count >= textLength)
+        let out = UnsafeMutableRawPointer(buffer.baseAddress!)
+        let a = hexDigits(UInt32(truncatingIfNeeded: id.high >> 32)), b = hexDigits(UInt32(truncatingIfNeeded: id.high))
+        let c = hexDigits(UInt32(truncatingIfNeeded: id.low >> 32)), d = hexDigits(UInt32(truncatingIfNeeded: id.low))
+        let dash = UInt8(ascii: "-")
+        // 8-4-4-4-12: a, b's halves, c's halves, d.
+        out.storeBytes(of: a.littleEndian, toByteOffset: 0, as: UInt64.self)
+        out.storeBytes(of: dash, toByteOffset: 8, as: UInt8.self)
+        out.storeBytes(of: UInt32(truncatingIfNeeded: b).littleEndian, toByteOffset: 9, as: UInt32.self)
+        out.storeBytes(of: dash, toByteOffset: 13, as: UInt8.self)
+        out.storeBytes(of: UInt32(truncatingIfNeeded: b >> 32).littleEndian, toByteOffset: 14, as: UInt32.self)
+        out.storeBytes(of: dash, toByteOffset: 18, as: UInt8.self)
+        out.storeBytes(of: UInt32(truncatingIfNeeded: c).littleEndian, toByteOffset: 19, as: UInt32.self)
+        out.storeBytes(of: dash, toByteOffset: 23, as: UInt8.self)
+        out.storeBytes(of: UInt32(truncatingIfNeeded: c >> 32).littleEndian, toByteOffset: 24, as: UInt32.self)
+        out.storeBytes(of: d.littleEndian, toByteOffset: 28, as: UInt64.self)
         return textLength
+    }
+
+    /// The 8 lowercase hex digits of `value`, most significant first, as the
+    /// bytes of a word from its lowest: each nibble is spread to a byte of
+    /// its own, then turned into "0"..."9" or "a"..."f" all at once.
+    @inline(__always)
+    static func hexDigits(_ value: UInt32) -> UInt64 {
+        var spread = UInt64(value)
+        spread = ((spread & 0xFFFF_0000) << 16) | (spread & 0xFFFF)
+        spread = ((spread & 0x0000_FF00_0000_FF00) << 8) | (spread & 0x0000_00FF_0000_00FF)
+        spread = ((spread & 0x00F0_00F0_00F0_00F0) << 4) | (spread & 0x000F_000F_000F_000F)
+        // Byte i now holds nibble i from the lowest; the text starts with the highest.
+        spread = spread.byteSwapped
+        // 1 in each byte whose nibble is 10 or more: 6 more carries it into bit 4.
+        let letters = ((spread &+ 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101
+        return spread &+ 0x3030_3030_3030_3030 &+ letters &* 0x27
     }
 }
 

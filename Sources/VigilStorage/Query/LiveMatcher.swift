@@ -20,7 +20,8 @@ public struct LiveMatcher: Sendable {
     /// The same events in protobuf binary form, with their seqs: encoded
     /// once per batch row for all subscribers (`MemoryChunk.encodedEvent(at:)`).
     public func encodedEvents(in batch: MemoryChunk, after: UInt64) -> [(seq: UInt64, bytes: [UInt8])] {
-        rows(in: batch, after: after).map { row in (batch.seq(at: Int(row)), batch.encodedEvent(at: Int(row))) }
+        var scratch = LeafScratch()
+        return rows(in: batch, after: after).map { row in (batch.seq(at: Int(row)), batch.encodedEvent(at: Int(row), scratch: &scratch)) }
     }
 
     private func rows(in batch: MemoryChunk, after: UInt64) -> [Int32] {
