@@ -4,7 +4,7 @@ import Foundation
 struct AllWorkload: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "all",
-        abstract: "Every workload in turn: ingest, query, subscribe, storage.",
+        abstract: "Every workload in turn: ingest, query, subscribe, storage, flush.",
         discussion: """
             With --quick, small sizes that check everything runs (CI smoke), not how fast: well under a \
             minute even in a debug build. Without it, each workload with its defaults (minutes). \
@@ -26,8 +26,9 @@ struct AllWorkload: AsyncParsableCommand {
                 ("query", ["--events", "5000", "--repetitions", "3", "--cold-repetitions", "1"]),
                 ("subscribe", ["--quick"]),
                 ("storage", ["--events", "5000", "--batch-size", "1000"]),
+                ("flush", ["--events", "5000", "--repetitions", "1"]),
             ]
-            : [("ingest", []), ("query", []), ("subscribe", []), ("storage", [])]
+            : [("ingest", []), ("query", []), ("subscribe", []), ("storage", []), ("flush", [])]
     }
 
     func run() async throws {
@@ -46,6 +47,7 @@ struct AllWorkload: AsyncParsableCommand {
                 case "ingest": try await IngestWorkload.parse(arguments).execute()
                 case "query": try await QueryWorkload.parse(arguments).execute()
                 case "subscribe": try await SubscribeWorkload.parse(arguments).execute()
+                case "flush": try await FlushWorkload.parse(arguments).execute()
                 default: try await StorageWorkload.parse(arguments).execute()
                 }
             } catch {

@@ -27,7 +27,7 @@ struct VigilBench: AsyncParsableCommand {
             """,
         subcommands: [
             IngestWorkload.self, QueryWorkload.self, SubscribeWorkload.self, StorageWorkload.self, AllWorkload.self,
-            GenerateCommand.self, ChainWorkload.self,
+            GenerateCommand.self, ChainWorkload.self, FlushWorkload.self,
         ]
     )
 }

@@ -153,7 +153,7 @@ struct BenchSmokeTests {
         let build = try #require(document["build"] as? [String: Any])
         #expect(["debug", "release"].contains(build["configuration"] as? String ?? ""))
         let results = try #require(document["results"] as? [String: Any])
-        #expect(Set(results.keys) == ["ingest", "query", "subscribe", "storage"])
+        #expect(Set(results.keys) == ["ingest", "query", "subscribe", "storage", "flush"])
 
         let ingest = try #require((results["ingest"] as? [String: Any])?["results"] as? [String: Any])
         #expect(ingest["eventsAcknowledged"] as? Int == 20_000)
@@ -193,6 +193,12 @@ struct BenchSmokeTests {
         #expect(subscribeResults["eventsDelivered"] as? Int == expectedEvents)
         let delivery = try #require(subscribeResults["deliveryLatencyMs"] as? [String: Any])
         #expect(Set(["p50", "p99", "p999"]).isSubset(of: delivery.keys))
+
+        let flush = try #require((results["flush"] as? [String: Any])?["results"] as? [String: Any])
+        #expect(flush["eventsFlushed"] as? Int == 5_000)
+        #expect((flush["parts"] as? Int ?? 0) >= 1)
+        #expect((flush["partBytes"] as? Int ?? 0) > 0)
+        #expect((flush["appendMicros"] as? Double ?? 0) > 0 && (flush["flushMicros"] as? Double ?? 0) > 0, "\(flush)")
 
         let storage = try #require((results["storage"] as? [String: Any])?["results"] as? [String: Any])
         #expect(storage["events"] as? Int == 5_000)
