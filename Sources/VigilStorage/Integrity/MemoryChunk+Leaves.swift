@@ -72,7 +72,7 @@ extension CanonicalEvent {
         writer.uint64(2, chunk.seq(at: row))
         writer.timestamp(3, unixNanos: c.occurredAt[row])
         writer.timestamp(4, unixNanos: chunk.receivedAt)
-        writer.string(5, c.tenant.value(at: row))
+        c.tenant.withBytes(at: row) { writer.string(5, bytes: $0) }
         let actorType = Int64(c.actorType[row])
         // In place: a column of stored rows makes no `String`.
         c.actorID.withBytes(at: row) { actorID in
@@ -90,7 +90,7 @@ extension CanonicalEvent {
                 }
             }
         }
-        writer.string(7, c.action.value(at: row))
+        c.action.withBytes(at: row) { writer.string(7, bytes: $0) }
         writer.enumeration(8, Int64(c.category[row]))
         c.resourceType.withBytes(at: row) { resourceType in
             c.resourceID.withBytes(at: row) { resourceID in
@@ -108,9 +108,9 @@ extension CanonicalEvent {
         }
         for range in layout.targets { writer.embedded(10, extras[range]) }
         writer.enumeration(11, Int64(c.outcome[row]))
-        writer.string(12, c.reason.value(at: row))
-        writer.string(13, c.sourceIP.value(at: row))
-        writer.string(14, c.userAgent.value(at: row))
+        c.reason.withBytes(at: row) { writer.string(12, bytes: $0) }
+        c.sourceIP.withBytes(at: row) { writer.string(13, bytes: $0) }
+        c.userAgent.withBytes(at: row) { writer.string(14, bytes: $0) }
         c.traceID.withBytes(at: row) { writer.string(15, bytes: $0) }
         c.requestID.withBytes(at: row) { writer.string(16, bytes: $0) }
         for range in layout.changes { writer.embedded(17, extras[range]) }

@@ -144,10 +144,10 @@ extension BlockColumns {
         if resourceType || resourceID || resourceName { bits |= PartPresence.resource }
         presence.append(Int32(bits))
         text[0].append(tenant)
-        text[4].append(c.action.value(at: row))
-        text[8].append(c.reason.value(at: row))
-        text[9].append(c.sourceIP.value(at: row))
-        text[10].append(c.userAgent.value(at: row))
+        c.action.withBytes(at: row) { text[4].append(raw: $0) }
+        c.reason.withBytes(at: row) { text[8].append(raw: $0) }
+        c.sourceIP.withBytes(at: row) { text[9].append(raw: $0) }
+        c.userAgent.withBytes(at: row) { text[10].append(raw: $0) }
         c.descriptionText.withBytes(at: row) { text[11].append(raw: $0) }
         // A derived id is marked, not formatted (the encoder would parse it
         // back), but counts its text's bytes toward the block's size as
@@ -167,21 +167,14 @@ extension BlockColumns {
         try noteRow(bytesSince: before - idBytes)
     }
 
-    /// Appends row `row` of `column` to text column `index`: in place from
-    /// stored rows, else from its `String`. Whether the value is not empty.
+    /// Appends row `row` of `column` to text column `index`, from its bytes in
+    /// place (`TextColumn.withBytes`). Whether the value is not empty.
     @inline(__always)
     private mutating func appendText(_ index: Int, _ column: TextColumn, _ row: Int) -> Bool {
-        if case .stored(let rows) = column.codes,
-            let count = rows.withTextBytes(row, { bytes -> Int in
-                text[index].append(raw: bytes)
-                return bytes.count
-            })
-        {
-            return count > 0
+        column.withBytes(at: row) { bytes in
+            text[index].append(raw: bytes)
+            return !bytes.isEmpty
         }
-        let value = column.value(at: row)
-        text[index].append(value)
-        return !value.isEmpty
     }
 }
 
