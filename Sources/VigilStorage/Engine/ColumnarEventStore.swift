@@ -750,6 +750,8 @@ public final class ColumnarEventStore: EventStore {
         var head = ledger.endHead
         var scratch = LeafScratch()
         var day: (number: Int64, name: String) = (.min, "")
+        var dayRows = MemoryChunkRows()
+        var dayLeaves: [UInt32] = []
         if let first = segment.chunks.first, first.firstSeq != ledger.endSeq + 1 {
             throw VigilError(.internal, "the hash chain ends at seq \(ledger.endSeq) but the segment to flush starts at \(first.firstSeq)")
         }
@@ -762,15 +764,25 @@ public final class ColumnarEventStore: EventStore {
             if mark == nil { truncated.reserveCapacity(chunk.count) }
             for row in 0..<chunk.count {
                 let time = chunk.columns.occurredAt[row]
-                if dayNumber(of: time) != day.number { day = (dayNumber(of: time), dayName(of: time)) }
-                byDay[day.name, default: MemoryChunkRows()].add(chunk, row: row)
+                if dayNumber(of: time) != day.number {
+                    // The day's rows and leaves are taken out of the dictionaries
+                    // while its rows last (no lookup per row), and put back after.
+                    if day.number != .min {
+                        byDay[day.name] = dayRows
+                        leavesByDay[day.name] = dayLeaves
+                    }
+                    day = (dayNumber(of: time), dayName(of: time))
+                    dayRows = byDay.removeValue(forKey: day.name) ?? MemoryChunkRows()
+                    dayLeaves = leavesByDay.removeValue(forKey: day.name) ?? []
+                }
+                dayRows.add(chunk, row: row)
                 if let mark {
-                    leavesByDay[day.name, default: []].append(mark.truncated[row])
+                    dayLeaves.append(mark.truncated[row])
                 } else {
                     let leaf = chunk.leaf(at: row, kept: kept, scratch: &scratch)
                     head = HashChain.next(head, leaf)
                     truncated.append(leaf.truncated)
-                    leavesByDay[day.name, default: []].append(leaf.truncated)
+                    dayLeaves.append(leaf.truncated)
                 }
             }
             if let mark {
@@ -789,6 +801,10 @@ public final class ColumnarEventStore: EventStore {
                 entry.receivedAtNanos = chunk.receivedAt
                 keys.entries.append(entry)
             }
+        }
+        if day.number != .min {
+            byDay[day.name] = dayRows
+            leavesByDay[day.name] = dayLeaves
         }
         var next = manifest.withLock { $0 }
         var files = UncommittedFiles(directory: options.directory)
