@@ -20,8 +20,10 @@ public struct LiveMatcher: Sendable {
     /// The same events in protobuf binary form, with their seqs: encoded
     /// once per batch row for all subscribers (`MemoryChunk.encodedEvent(at:)`).
     public func encodedEvents(in batch: MemoryChunk, after: UInt64) -> [(seq: UInt64, bytes: [UInt8])] {
+        let matches = rows(in: batch, after: after)
+        guard !matches.isEmpty else { return [] }
         var scratch = LeafScratch()
-        return rows(in: batch, after: after).map { row in (batch.seq(at: Int(row)), batch.encodedEvent(at: Int(row), scratch: &scratch)) }
+        return matches.map { row in (batch.seq(at: Int(row)), batch.encodedEvent(at: Int(row), scratch: &scratch)) }
     }
 
     private func rows(in batch: MemoryChunk, after: UInt64) -> [Int32] {
