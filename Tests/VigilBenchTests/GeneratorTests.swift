@@ -114,7 +114,7 @@ struct BenchSmokeTests {
     }
 
     @Test("`vigil-bench all --quick` runs every workload and writes the JSON results")
-    func allQuick() throws {
+    func allQuick() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-bench-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -130,11 +130,16 @@ struct BenchSmokeTests {
         process.standardOutput = handle
         process.standardError = handle
         process.standardInput = FileHandle.nullDevice
+        // Waited for without blocking a thread: the run takes seconds to a minute, and a
+        // blocked thread is one of the two the cooperative pool has for every async test
+        // of this process (two blocked at once stall them all).
+        let (exited, exit) = AsyncStream<Void>.makeStream()
+        process.terminationHandler = { _ in exit.finish() }
         try process.run()
         // A bound on the run, whatever happens: vigil-bench stops its servers when terminated.
         let watchdog = DispatchWorkItem { if process.isRunning { process.terminate() } }
         DispatchQueue.global().asyncAfter(deadline: .now() + 240, execute: watchdog)
-        process.waitUntilExit()
+        for await _ in exited {}
         watchdog.cancel()
         try handle.close()
         let text = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
