@@ -3,9 +3,10 @@
 /// deliver). Grown as a row needs, never shrunk; one writer at a time.
 ///
 /// Writing through a pointer checked once per field, instead of appending
-/// to an `[UInt8]` (a uniqueness and a capacity check per byte), halves the
-/// time a row takes: the canonical bytes are a flush's largest cost after
-/// gathering its columns.
+/// to an `[UInt8]` (a uniqueness and a capacity check per byte), took a
+/// quarter off the time a row takes (in `perf` under a live agent, 9.6% of
+/// the server's CPU against 7.1%): the canonical bytes are a flush's largest
+/// cost after gathering its columns.
 final class CanonicalScratch {
     fileprivate(set) var base: UnsafeMutablePointer<UInt8>
     fileprivate(set) var capacity: Int
@@ -108,10 +109,6 @@ extension CanonicalEvent {
             putVarint(UInt64(field << 3 | 2))
             putVarint(UInt64(bytes.count))
             put(bytes)
-        }
-
-        mutating func string(_ field: Int, _ text: String) {
-            withUTF8Bytes(text) { string(field, bytes: $0) }
         }
 
         mutating func uint64(_ field: Int, _ value: UInt64) {
