@@ -22,6 +22,7 @@ struct VigilBench: AsyncParsableCommand {
               vigil-bench subscribe    live delivery latency while ingesting
               vigil-bench all --quick  a small run of everything (CI smoke)
               vigil-bench chain        CPU per event of the hash chain (no server)
+              vigil-bench flush        CPU per event of decoding and flushing (no server)
               vigil-bench generate --events 100000 > events.jsonl
             For real numbers build in release: swift build -c release.
             """,
