@@ -42,9 +42,11 @@ struct FlushWorkload: AsyncParsableCommand {
     var repetitions = 3
 
     func validate() throws {
-        guard events > 0, days > 0, batchSize > 0, repetitions > 0 else {
-            throw ValidationError("--events, --days, --batch-size and --repetitions must be positive")
-        }
+        guard events >= 1 else { throw ValidationError("--events must be positive") }
+        guard (1...3_650).contains(days) else { throw ValidationError("--days must be 1 to 3650") }
+        // The server's own limit on events per Ingest request.
+        guard (1...10_000).contains(batchSize) else { throw ValidationError("--batch-size must be 1 to 10000") }
+        guard (1...1_000).contains(repetitions) else { throw ValidationError("--repetitions must be 1 to 1000") }
     }
 
     func run() async throws {

@@ -113,6 +113,38 @@ struct BenchSmokeTests {
         URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     }
 
+    @Test(
+        "bad options are refused before anything runs: exit status 64 and the option named",
+        arguments: [
+            (["flush", "--events", "0"], "--events must be positive"),
+            (["flush", "--days", "0"], "--days must be 1 to 3650"),
+            (["flush", "--batch-size", "10001"], "--batch-size must be 1 to 10000"),
+            (["flush", "--repetitions", "0"], "--repetitions must be 1 to 1000"),
+            (["ingest", "--in-flight", "0"], "--in-flight must be 1 to 128"),
+            (["storage", "--events", "0"], "--events must be positive"),
+            (["subscribe", "--subscribers", "0"], "--subscribers must be 1 to 5000"),
+            (["query", "--cold-repetitions", "1001"], "--cold-repetitions must be 0 to 1000"),
+        ])
+    func badOptions(_ arguments: [String], _ message: String) async throws {
+        let process = Process()
+        process.executableURL = Self.binaryDirectory.appendingPathComponent("vigil-bench")
+        process.arguments = arguments
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-bench-options-\(UUID().uuidString)")
+        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: output) }
+        let handle = try FileHandle(forWritingTo: output)
+        process.standardOutput = handle
+        process.standardError = handle
+        let (exited, exit) = AsyncStream<Void>.makeStream()
+        process.terminationHandler = { _ in exit.finish() }
+        try process.run()
+        for await _ in exited {}
+        try handle.close()
+        let text = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
+        #expect(process.terminationStatus == 64, "\(text)")
+        #expect(text.contains(message), "\(text)")
+    }
+
     @Test("`vigil-bench all --quick` runs every workload and writes the JSON results")
     func allQuick() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-bench-test-\(UUID().uuidString)")

@@ -515,14 +515,6 @@ struct SortPlan {
         order = keys.map(\.index)
     }
 
-    /// The order one sort of every row by (tenant rank, occurred-at, seq,
-    /// input position) gives: what `order` must be (tests).
-    func referenceOrder() -> [Int32] {
-        var keys = (0..<tenantRank.count).map { Key(rank: tenantRank[$0], occurredAt: occurredAt[$0], seq: seq[$0], index: Int32($0)) }
-        keys.sort()
-        return keys.map(\.index)
-    }
-
     @inline(__always)
     func eventIndex(at position: Int) -> Int {
         if let order { return Int(order[position]) }

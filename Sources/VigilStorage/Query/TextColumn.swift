@@ -85,21 +85,17 @@ struct TextColumn: Sendable {
     /// Calls `body` with row `row`'s UTF-8 bytes: in place for stored text
     /// rows, else those of its `String`.
     ///
-    /// A dictionary's value is read where the array holds it, without a copy
-    /// of its `String`: a copy retains the string's storage, and a flush's
-    /// tasks gathering rows side by side retain the same values, each retain
-    /// an atomic write to a cache line the other core holds.
+    /// A dictionary's value is read through the array's buffer rather than
+    /// returned as a `String`: fewer retains of storage that a flush's tasks,
+    /// gathering rows side by side, share (each an atomic write to a cache
+    /// line the other core holds). Reading the UTF-8 view still retains once.
     @inline(__always)
     func withBytes<R>(at row: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
-        let index: Int
-        switch codes {
-        case .identity: index = row
-        case .narrow(let codes): index = Int(codes[row])
-        case .wide(let codes): index = Int(codes[row])
-        case .stored(let rows):
+        if case .stored(let rows) = codes {
             if let result = rows.withTextBytes(row, body) { return result }
             return withUTF8Bytes(rows.value(at: row), body)
         }
+        let index = code(at: row)
         if let result = values.withUnsafeBufferPointer({ values in
             values[index].utf8.withContiguousStorageIfAvailable { body(UnsafeRawBufferPointer($0)) }
         }) {
