@@ -44,6 +44,8 @@ let package = Package(
         .systemLibrary(name: "CVigilSystem"),
         // CRC-32C by the CPU's instruction (SSE 4.2), header-only.
         .systemLibrary(name: "CCRC32C"),
+        // SHA-256 by the CPU's SHA extensions, header-only: the hash chain's leaves and heads.
+        .systemLibrary(name: "CSHA256"),
 
         // Generated protobuf code (Protos/generate.sh). DO NOT EDIT by hand.
         .target(
@@ -75,7 +77,7 @@ let package = Package(
         .target(
             name: "VigilStorage",
             dependencies: [
-                "VigilCore", "VigilProto", "CZlib", "CCRC32C", "CVigilSystem",
+                "VigilCore", "VigilProto", "CZlib", "CCRC32C", "CSHA256", "CVigilSystem",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),

@@ -1,3 +1,4 @@
+import CSHA256
 import Crypto
 import SwiftProtobuf
 import VigilCore
@@ -115,10 +116,7 @@ public enum HashChain {
 
     /// The same, from bytes in place.
     public static func leaf(canonical bytes: UnsafeRawBufferPointer) -> ChainDigest {
-        var hasher = SHA256()
-        withUnsafeBytes(of: leafPrefix) { hasher.update(bufferPointer: $0) }
-        hasher.update(bufferPointer: bytes)
-        return ChainDigest(hasher.finalize())
+        withUnsafeBytes(of: leafPrefix) { sha256($0, bytes) }
     }
 
     /// The leaf hash of an event as the store returns it.
@@ -134,14 +132,11 @@ public enum HashChain {
 
     /// The head after appending `leaf` to `head`.
     public static func next(_ head: ChainDigest, _ leaf: ChainDigest) -> ChainDigest {
-        var hasher = SHA256()
-        withUnsafeBytes(of: headPrefix) { hasher.update(bufferPointer: $0) }
-        var words = (
+        let words = (
             head.words.0.bigEndian, head.words.1.bigEndian, head.words.2.bigEndian, head.words.3.bigEndian,
             leaf.words.0.bigEndian, leaf.words.1.bigEndian, leaf.words.2.bigEndian, leaf.words.3.bigEndian
         )
-        withUnsafeBytes(of: &words) { hasher.update(bufferPointer: $0) }
-        return ChainDigest(hasher.finalize())
+        return withUnsafeBytes(of: headPrefix) { prefix in withUnsafeBytes(of: words) { sha256(prefix, $0) } }
     }
 
     /// The head after appending every leaf in order.
@@ -153,4 +148,34 @@ public enum HashChain {
 
     private static let leafPrefix: UInt8 = 0x00
     private static let headPrefix: UInt8 = 0x01
+
+    /// Whether the CPU has the SHA extensions (asked once).
+    static let hardware = vigil_sha256_hardware_available() != 0
+
+    /// SHA-256 of `first` followed by `second`: by the SHA extensions when the
+    /// CPU has them (`CSHA256`, one call per hash, no allocation), otherwise
+    /// by swift-crypto (`softwareSHA256`; the tests hold the two equal).
+    static func sha256(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) -> ChainDigest {
+        guard hardware else { return softwareSHA256(first, second) }
+        var state: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) = (0, 0, 0, 0, 0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &state) { out in
+            vigil_sha256_hardware(
+                first.baseAddress?.assumingMemoryBound(to: UInt8.self), first.count,
+                second.baseAddress?.assumingMemoryBound(to: UInt8.self), second.count,
+                out.baseAddress!.assumingMemoryBound(to: UInt32.self))
+        }
+        return ChainDigest(
+            words: (
+                UInt64(state.0) << 32 | UInt64(state.1), UInt64(state.2) << 32 | UInt64(state.3),
+                UInt64(state.4) << 32 | UInt64(state.5), UInt64(state.6) << 32 | UInt64(state.7)
+            ))
+    }
+
+    /// `sha256` by swift-crypto, whatever the CPU.
+    static func softwareSHA256(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) -> ChainDigest {
+        var hasher = SHA256()
+        hasher.update(bufferPointer: first)
+        hasher.update(bufferPointer: second)
+        return ChainDigest(hasher.finalize())
+    }
 }
