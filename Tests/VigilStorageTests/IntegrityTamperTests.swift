@@ -124,8 +124,7 @@ struct IntegrityTamperTests {
             // Written block by block in the given (now wrong) order.
             var sink = ChunkSink(output: PartOutput(file: try FileHandleDescriptor.open(part.path + ".x", flags: O_WRONLY | O_CREAT | O_TRUNC)), level: 6, deflater: try ZlibDeflater())
             try sink.output.write(PartFormat.header())
-            var plan = try SortPlan(events)
-            plan.order = nil
+            let plan = try SortPlan(events, inputOrder: true)
             var footer = try PartWriter.encodeBlocks(events, leaves: leaves, plan: plan, options: .init(), sink: &sink)
             footer.createdAt = 1
             let bytes = footer.encode()

@@ -20,12 +20,28 @@ struct SortPlanTests {
         }
     }
 
+    /// Each event's sort key: its tenant's rank in `tenants`, its time and seq.
+    static func keys(_ events: [AuditEvent], tenants: [String]) -> [(rank: Int32, time: Int64, seq: UInt64)] {
+        let rankOfTenant = Dictionary(uniqueKeysWithValues: tenants.enumerated().map { (Array($1.utf8), Int32($0)) })
+        return events.map { (rankOfTenant[Array($0.tenant.utf8)]!, $0.occurredAt.unixNanos, $0.seq) }
+    }
+
     /// The order one sort of every row by (tenant rank, occurred-at, seq,
     /// input position) gives: what the plan's `order` must be.
-    static func referenceOrder(_ plan: SortPlan) -> [Int32] {
-        (0..<Int32(plan.tenantRank.count)).sorted { a, b in
-            (plan.tenantRank[Int(a)], plan.occurredAt[Int(a)], plan.seq[Int(a)], a)
-                < (plan.tenantRank[Int(b)], plan.occurredAt[Int(b)], plan.seq[Int(b)], b)
+    static func referenceOrder(_ events: [AuditEvent], _ plan: SortPlan) -> [Int32] {
+        let keys = keys(events, tenants: plan.tenants)
+        return (0..<Int32(events.count)).sorted { a, b in
+            (keys[Int(a)].rank, keys[Int(a)].time, keys[Int(a)].seq, a) < (keys[Int(b)].rank, keys[Int(b)].time, keys[Int(b)].seq, b)
+        }
+    }
+
+    /// Whether the plan's per-row keys are those of the rows in its order.
+    static func keysInRowOrder(_ events: [AuditEvent], _ plan: SortPlan) -> Bool {
+        let keys = keys(events, tenants: plan.tenants)
+        let order = plan.order ?? (0..<Int32(events.count)).map { $0 }
+        return order.indices.allSatisfy { row in
+            let key = keys[Int(order[row])]
+            return plan.tenantRank[row] == key.rank && plan.occurredAt[row] == key.time && plan.seq[row] == key.seq
         }
     }
 
@@ -41,7 +57,8 @@ struct SortPlanTests {
         let events = Self.events(count: count, tenants: tenants, seed: UInt64(count + tenantCount), timeSpread: timeSpread, seqSpread: seqSpread)
         let plan = try SortPlan(events)
         let order = plan.order ?? (0..<Int32(count)).map { $0 }
-        #expect(order == Self.referenceOrder(plan))
+        #expect(order == Self.referenceOrder(events, plan))
+        #expect(Self.keysInRowOrder(events, plan))
         let present = Set(events.map { Array($0.tenant.utf8) })
         #expect(plan.tenants.map { Array($0.utf8) } == present.sorted { $0.lexicographicallyPrecedes($1) })
     }
@@ -49,10 +66,15 @@ struct SortPlanTests {
     @Test("rows already in order need no order; one row out of place is moved")
     func inputInOrder() throws {
         var events = Self.events(count: 1_000, tenants: ["t"], seed: 1, timeSpread: 1, seqSpread: 0)
-        #expect(try SortPlan(events).order == nil)
+        let inOrder = try SortPlan(events)
+        #expect(inOrder.order == nil && Self.keysInRowOrder(events, inOrder))
         events.swapAt(10, 11)
         let plan = try SortPlan(events)
-        #expect(plan.order == Self.referenceOrder(plan))
+        #expect(plan.order == Self.referenceOrder(events, plan))
         #expect(plan.order?[10] == 11 && plan.order?[11] == 10)
+        #expect(Self.keysInRowOrder(events, plan))
+        // Kept in input order on request: order nil, keys as given.
+        let asGiven = try SortPlan(events, inputOrder: true)
+        #expect(asGiven.order == nil && Self.keysInRowOrder(events, asGiven))
     }
 }
