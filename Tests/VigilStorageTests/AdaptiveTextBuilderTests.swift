@@ -12,12 +12,18 @@ import VigilProto
 @Suite("Adaptive text columns")
 struct AdaptiveTextBuilderTests {
     static func build(_ values: [String]) -> (TextColumn, Bool) {
-        var builder = AdaptiveTextBuilder(capacity: values.count)
-        for value in values {
-            let taken = withUTF8Bytes(value) { builder.append(bytes: $0) }
+        // Beside another column of the same table, as the decoder fills them.
+        var shared = StoredTextRows.SharedBuilder(columns: 2, rows: values.count)
+        var builder = AdaptiveTextBuilder(capacity: values.count, sharedColumn: 1)
+        for (row, value) in values.enumerated() {
+            let taken = withUTF8Bytes(value) { builder.append(bytes: $0, shared: &shared) }
             #expect(taken)
+            withUTF8Bytes("other-\(row)") { shared.set(row: row, column: 0, $0) }
         }
-        let column = builder.column
+        let table = shared.finish()
+        let column = builder.column(in: table)
+        let other = table.rows(column: 0)
+        #expect((0..<values.count).allSatisfy { other.value(at: $0) == "other-\($0)" })
         if case .stored = column.codes { return (column, true) }
         return (column, false)
     }
@@ -50,11 +56,12 @@ struct AdaptiveTextBuilderTests {
     func invalidUTF8() {
         let bad: [UInt8] = [0x61, 0xFF, 0x62]
         for rowsBefore in [3, AdaptiveTextBuilder.sampleRows + 10] {
-            var builder = AdaptiveTextBuilder(capacity: 100)
+            var shared = StoredTextRows.SharedBuilder(columns: 1, rows: 100)
+            var builder = AdaptiveTextBuilder(capacity: 100, sharedColumn: 0)
             for index in 0..<rowsBefore {
-                _ = withUTF8Bytes("value-\(index)") { builder.append(bytes: $0) }
+                _ = withUTF8Bytes("value-\(index)") { builder.append(bytes: $0, shared: &shared) }
             }
-            #expect(bad.withUnsafeBytes { builder.append(bytes: $0) } == false, "after \(rowsBefore) rows")
+            #expect(bad.withUnsafeBytes { builder.append(bytes: $0, shared: &shared) } == false, "after \(rowsBefore) rows")
         }
     }
 

@@ -134,9 +134,10 @@ public enum IngestWireDecoder {
         var actorType: [Int32] = []
         var category: [Int32] = []
         var outcome: [Int32] = []
-        var traceID: StoredTextRows.Builder
-        var requestID: StoredTextRows.Builder
-        var descriptionText: StoredTextRows.Builder
+        /// The columns with a value per row (trace and request ids,
+        /// descriptions, and the adaptive columns once stored), in one table:
+        /// a row's values side by side (`StoredTextRows`).
+        var perRow: StoredTextRows.SharedBuilder
         var extras = ByteColumn()
         /// Writes one event's extras; its buffer is reused from event to event.
         var extrasWriter = CanonicalEvent.Writer()
@@ -164,25 +165,33 @@ public enum IngestWireDecoder {
             actorType.reserveCapacity(capacity)
             category.reserveCapacity(capacity)
             outcome.reserveCapacity(capacity)
-            traceID = StoredTextRows.Builder(capacity: capacity)
-            actorID = AdaptiveTextBuilder(capacity: capacity)
-            actorName = actorID
-            actorEmail = actorID
-            resourceID = actorID
-            resourceName = actorID
-            requestID = traceID
-            descriptionText = traceID
+            perRow = StoredTextRows.SharedBuilder(columns: PerRowColumn.count, rows: capacity)
+            actorID = AdaptiveTextBuilder(capacity: capacity, sharedColumn: PerRowColumn.actorID)
+            actorName = AdaptiveTextBuilder(capacity: capacity, sharedColumn: PerRowColumn.actorName)
+            actorEmail = AdaptiveTextBuilder(capacity: capacity, sharedColumn: PerRowColumn.actorEmail)
+            resourceID = AdaptiveTextBuilder(capacity: capacity, sharedColumn: PerRowColumn.resourceID)
+            resourceName = AdaptiveTextBuilder(capacity: capacity, sharedColumn: PerRowColumn.resourceName)
             extras.ends.reserveCapacity(capacity)
         }
 
+        /// Columns of `perRow`, in the order a row's values are read.
+        enum PerRowColumn {
+            static let actorID = 0, actorName = 1, actorEmail = 2, resourceID = 3, resourceName = 4
+            static let traceID = 5, requestID = 6, descriptionText = 7
+            static let count = 8
+        }
+
         func columns() -> MemoryChunk.Columns {
-            MemoryChunk.Columns(
-                occurredAt: occurredAt, explicitIDs: nil, tenant: tenant.column, actorID: actorID.column,
-                actorType: actorType, actorName: actorName.column, actorEmail: actorEmail.column, action: action.column,
-                category: category, resourceType: resourceType.column, resourceID: resourceID.column,
-                resourceName: resourceName.column, outcome: outcome, reason: reason.column, sourceIP: sourceIP.column,
-                userAgent: userAgent.column, traceID: traceID.column,
-                requestID: requestID.column, descriptionText: descriptionText.column,
+            let table = perRow.finish()
+            return MemoryChunk.Columns(
+                occurredAt: occurredAt, explicitIDs: nil, tenant: tenant.column, actorID: actorID.column(in: table),
+                actorType: actorType, actorName: actorName.column(in: table), actorEmail: actorEmail.column(in: table),
+                action: action.column, category: category, resourceType: resourceType.column,
+                resourceID: resourceID.column(in: table), resourceName: resourceName.column(in: table), outcome: outcome,
+                reason: reason.column, sourceIP: sourceIP.column, userAgent: userAgent.column,
+                traceID: TextColumn(stored: table.rows(column: PerRowColumn.traceID)),
+                requestID: TextColumn(stored: table.rows(column: PerRowColumn.requestID)),
+                descriptionText: TextColumn(stored: table.rows(column: PerRowColumn.descriptionText)),
                 extras: extras)
         }
 
@@ -362,19 +371,19 @@ public enum IngestWireDecoder {
                 reason.append(bytes: raw(reasonSpan), accept: { _ in true }),
                 userAgent.append(bytes: raw(userAgentSpan), accept: { _ in true }),
                 // Mostly distinct within a batch, often: a dictionary or stored rows, as the batch shows.
-                actorID.append(bytes: raw(actorIDSpan)),
-                actorName.append(bytes: raw(actorNameSpan)),
-                actorEmail.append(bytes: raw(actorEmailSpan)),
-                resourceID.append(bytes: raw(resourceIDSpan)),
-                resourceName.append(bytes: raw(resourceNameSpan))
+                actorID.append(bytes: raw(actorIDSpan), shared: &perRow),
+                actorName.append(bytes: raw(actorNameSpan), shared: &perRow),
+                actorEmail.append(bytes: raw(actorEmailSpan), shared: &perRow),
+                resourceID.append(bytes: raw(resourceIDSpan), shared: &perRow),
+                resourceName.append(bytes: raw(resourceNameSpan), shared: &perRow)
             else { return false }
             occurredAt.append(occurred)
             actorType.append(actorTypeValue)
             category.append(categoryValue)
             outcome.append(outcomeValue)
-            traceID.append(raw(traceSpan))
-            requestID.append(raw(requestSpan))
-            descriptionText.append(raw(descriptionSpan))
+            perRow.set(row: events, column: PerRowColumn.traceID, raw(traceSpan))
+            perRow.set(row: events, column: PerRowColumn.requestID, raw(requestSpan))
+            perRow.set(row: events, column: PerRowColumn.descriptionText, raw(descriptionSpan))
             extras.append(bytes: extrasWriter.out)
             events += 1
             return true

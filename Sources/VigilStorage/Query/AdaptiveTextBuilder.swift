@@ -20,36 +20,45 @@ struct AdaptiveTextBuilder {
     static let storedAbove = 48
 
     private var dictionary: TextColumn.DictionaryBuilder
-    private var stored: StoredTextRows.Builder
     private var isStored = false
-    private let capacity: Int
+    /// Its column in the batch's `StoredTextRows.SharedBuilder`, which holds
+    /// its rows once stored.
+    private let sharedColumn: Int
+    private var rows = 0
 
-    init(capacity: Int) {
-        self.capacity = capacity
+    init(capacity: Int, sharedColumn: Int) {
+        self.sharedColumn = sharedColumn
         dictionary = TextColumn.DictionaryBuilder(capacity: capacity)
-        stored = StoredTextRows.Builder(capacity: 0)
     }
 
     /// Appends a value given as its bytes; false when they are not valid UTF-8.
     @inline(__always)
-    mutating func append(bytes: UnsafeRawBufferPointer) -> Bool {
+    mutating func append(bytes: UnsafeRawBufferPointer, shared: inout StoredTextRows.SharedBuilder) -> Bool {
         if isStored {
             guard isValidUTF8(bytes) else { return false }
-            stored.append(bytes)
+            shared.set(row: rows, column: sharedColumn, bytes)
+            rows += 1
             return true
         }
         guard dictionary.append(bytes: bytes, accept: { _ in true }) else { return false }
-        if dictionary.rowCount == Self.sampleRows && dictionary.distinctCount > Self.storedAbove { switchToStored() }
+        rows += 1
+        if dictionary.rowCount == Self.sampleRows && dictionary.distinctCount > Self.storedAbove { switchToStored(&shared) }
         return true
     }
 
     /// The sampled rows move to stored rows, which take every row after them.
-    private mutating func switchToStored() {
-        stored = StoredTextRows.Builder(capacity: capacity)
-        dictionary.forEachRow { stored.append($0) }
+    private mutating func switchToStored(_ shared: inout StoredTextRows.SharedBuilder) {
+        var row = 0
+        dictionary.forEachRow { value in
+            shared.set(row: row, column: sharedColumn, value)
+            row += 1
+        }
         dictionary = TextColumn.DictionaryBuilder(capacity: 0)
         isStored = true
     }
 
-    var column: TextColumn { isStored ? stored.column : dictionary.column }
+    /// The column, its stored rows from `table` (what the shared builder filled).
+    func column(in table: StoredTextRows.Table) -> TextColumn {
+        isStored ? TextColumn(stored: table.rows(column: sharedColumn)) : dictionary.column
+    }
 }

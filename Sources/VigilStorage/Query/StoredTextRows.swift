@@ -20,32 +20,81 @@ final class StoredTextRows: Sendable {
         case empty = 4
     }
 
-    let forms: [UInt8]
-    let starts: [Int32]
-    let lengths: [Int32]
-    /// The decoded chunk the rows point into.
+    /// Per row, where its bytes lie in `bytes` and their form (`Entry`):
+    /// row r's is `entries[r * stride + column]`. A memory chunk's per-row
+    /// columns share one table (`SharedBuilder`), so that a row's entries
+    /// sit in one or two cache lines and its values side by side: a flush
+    /// gathers its rows a few at a time from hundreds of chunks, and with a
+    /// form, a start and a length array per column, and the bytes apart,
+    /// each of those was a cache miss per column per row.
+    private let entries: [UInt64]
+    private let stride: Int
+    private let column: Int
+    let count: Int
+    /// The decoded chunk, or the batch's per-row values, the rows point into.
     let bytes: [UInt8]
+    /// Bytes of this column's own rows (a shared table's bytes hold others' too).
+    private let ownBytes: Int
     /// For derived ids.
     let receivedAt: [Int64]
     let seq: [UInt64]
 
-    init(forms: [UInt8], starts: [Int32], lengths: [Int32], bytes: [UInt8], receivedAt: [Int64] = [], seq: [UInt64] = []) {
-        self.forms = forms
-        self.starts = starts
-        self.lengths = lengths
+    /// A row's form, start and length in one word: start in bits 0–31,
+    /// length in bits 32–60, form in bits 61–63. Chunks and batches are far
+    /// below 4 GiB, and a value below 512 MiB.
+    enum Entry {
+        static let empty = make(.empty, start: 0, length: 0)
+
+        @inline(__always)
+        static func make(_ form: Form, start: Int, length: Int) -> UInt64 {
+            precondition(start >= 0 && start <= Int(UInt32.max) && length >= 0 && length < 1 << 29, "stored text row out of range")
+            return UInt64(start) | UInt64(length) << 32 | UInt64(form.rawValue) << 61
+        }
+
+        @inline(__always)
+        static func form(_ entry: UInt64) -> UInt8 { UInt8(truncatingIfNeeded: entry >> 61) }
+        @inline(__always)
+        static func start(_ entry: UInt64) -> Int { Int(truncatingIfNeeded: entry & 0xFFFF_FFFF) }
+        @inline(__always)
+        static func length(_ entry: UInt64) -> Int { Int(truncatingIfNeeded: (entry >> 32) & 0x1FFF_FFFF) }
+    }
+
+    /// Rows of one column, from their forms, starts and lengths.
+    convenience init(forms: [UInt8], starts: [Int32], lengths: [Int32], bytes: [UInt8], receivedAt: [Int64] = [], seq: [UInt64] = []) {
+        let entries = forms.indices.map { row in
+            Entry.make(Form(rawValue: forms[row]) ?? .empty, start: Int(starts[row]), length: Int(lengths[row]))
+        }
+        self.init(entries: entries, stride: 1, column: 0, count: forms.count, bytes: bytes, ownBytes: bytes.count, receivedAt: receivedAt, seq: seq)
+    }
+
+    private init(
+        entries: [UInt64], stride: Int, column: Int, count: Int, bytes: [UInt8], ownBytes: Int, receivedAt: [Int64] = [],
+        seq: [UInt64] = []
+    ) {
+        precondition(entries.count >= count * stride && column < stride, "a stored text table too small for its rows")
+        self.entries = entries
+        self.stride = stride
+        self.column = column
+        self.count = count
         self.bytes = bytes
+        self.ownBytes = ownBytes
         self.receivedAt = receivedAt
         self.seq = seq
     }
 
-    var count: Int { forms.count }
+    var estimatedBytes: Int { 96 + ownBytes + count * 8 + receivedAt.count * 16 }
 
-    var estimatedBytes: Int { 96 + bytes.count + forms.count * 9 + receivedAt.count * 16 }
+    @inline(__always)
+    private func entry(_ row: Int) -> UInt64 {
+        precondition(row >= 0 && row < count, "row out of range")
+        return entries[row &* stride &+ column]
+    }
 
     func value(at row: Int) -> String {
-        let start = Int(starts[row])
-        let length = Int(lengths[row])
-        switch Form(rawValue: forms[row]) {
+        let entry = entry(row)
+        let start = Entry.start(entry)
+        let length = Entry.length(entry)
+        switch Form(rawValue: Entry.form(entry)) {
         case .text:
             return bytes.withUnsafeBufferPointer { String(decoding: UnsafeBufferPointer(rebasing: $0[start..<start + length]), as: UTF8.self) }
         case .hex:
@@ -75,15 +124,13 @@ final class StoredTextRows: Sendable {
     /// Asks memory for where row `row` is (see `TextColumn.prefetchCode`).
     @inline(__always)
     func prefetchRow(_ row: Int) {
-        prefetchElement(of: forms, at: row)
-        prefetchElement(of: starts, at: row)
-        prefetchElement(of: lengths, at: row)
+        prefetchElement(of: entries, at: row &* stride &+ column)
     }
 
-    /// Asks memory for row `row`'s bytes, once `prefetchRow` brought its start.
+    /// Asks memory for row `row`'s bytes, once `prefetchRow` brought its entry.
     @inline(__always)
     func prefetchBytes(_ row: Int) {
-        let start = Int(starts[row])
+        let start = Entry.start(entries[row &* stride &+ column])
         guard start < bytes.count else { return }
         prefetchElement(of: bytes, at: start)
     }
@@ -92,10 +139,11 @@ final class StoredTextRows: Sendable {
     /// they are (text, or empty); nil for rows shown in another form.
     @inline(__always)
     func withTextBytes<R>(_ row: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R? {
-        switch forms[row] {
+        let entry = entry(row)
+        switch Entry.form(entry) {
         case Form.text.rawValue:
-            let start = Int(starts[row])
-            return bytes.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[start..<start + Int(lengths[row])])) }
+            let start = Entry.start(entry)
+            return bytes.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[start..<start + Entry.length(entry)])) }
         case Form.empty.rawValue:
             return body(UnsafeRawBufferPointer(start: nil, count: 0))
         default:
@@ -103,50 +151,96 @@ final class StoredTextRows: Sendable {
         }
     }
 
-    /// Text rows gathered one at a time: how a memory chunk keeps the
-    /// columns with a value per row (trace and request ids, descriptions)
-    /// without a `String`, and so an allocation, per row.
+    /// Text rows gathered one at a time, a column of their own: how a memory
+    /// chunk built from events keeps the columns with a value per row (trace
+    /// and request ids, descriptions) without a `String`, and so an
+    /// allocation, per row.
     struct Builder {
-        private var forms: [UInt8] = []
-        private var starts: [Int32] = []
-        private var lengths: [Int32] = []
+        private var entries: [UInt64] = []
         private var bytes: [UInt8] = []
 
         init(capacity: Int) {
-            forms.reserveCapacity(capacity)
-            starts.reserveCapacity(capacity)
-            lengths.reserveCapacity(capacity)
+            entries.reserveCapacity(capacity)
         }
 
         /// Appends a row of valid UTF-8 (an empty one as `empty`, as `filter(_:in:)` expects).
         @inline(__always)
         mutating func append(_ value: UnsafeRawBufferPointer) {
-            forms.append(value.isEmpty ? Form.empty.rawValue : Form.text.rawValue)
-            starts.append(Int32(truncatingIfNeeded: bytes.count))
-            lengths.append(Int32(truncatingIfNeeded: value.count))
+            entries.append(value.isEmpty ? Entry.empty : Entry.make(.text, start: bytes.count, length: value.count))
             bytes.append(contentsOf: value)
         }
 
-        /// The rows, their bytes in an array of exactly their size: held in
-        /// memory until flushed, where doubling's spare capacity would be
-        /// memory the budget does not see.
         var rows: StoredTextRows {
-            var exact = bytes
-            if bytes.capacity > bytes.count + bytes.count / 16 + 64 {
-                exact = [UInt8](unsafeUninitializedCapacity: bytes.count) { buffer, count in
-                    count = bytes.withUnsafeBufferPointer { buffer.initialize(fromContentsOf: $0) }
-                }
-            }
-            return StoredTextRows(forms: forms, starts: starts, lengths: lengths, bytes: exact)
+            let exact = StoredTextRows.exactSize(bytes)
+            return StoredTextRows(
+                entries: entries, stride: 1, column: 0, count: entries.count, bytes: exact, ownBytes: exact.count)
         }
         var column: TextColumn { TextColumn(stored: rows) }
     }
 
+    /// The per-row text columns of one batch, filled row by row into one
+    /// table: a row's entries side by side, its values one after the other.
+    /// Every row starts empty in every column.
+    struct SharedBuilder {
+        let columns: Int
+        let rows: Int
+        private var entries: [UInt64]
+        private var bytes: [UInt8] = []
+        private var ownBytes: [Int]
+
+        init(columns: Int, rows: Int) {
+            self.columns = columns
+            self.rows = rows
+            entries = [UInt64](repeating: Entry.empty, count: columns * rows)
+            ownBytes = [Int](repeating: 0, count: columns)
+        }
+
+        /// Sets row `row` of `column` to `value`, valid UTF-8 (empty: nothing to set).
+        @inline(__always)
+        mutating func set(row: Int, column: Int, _ value: UnsafeRawBufferPointer) {
+            guard !value.isEmpty else { return }
+            precondition(row < rows && column < columns, "a stored text row outside its table")
+            entries[row &* columns &+ column] = Entry.make(.text, start: bytes.count, length: value.count)
+            bytes.append(contentsOf: value)
+            ownBytes[column] += value.count
+        }
+
+        /// The table, for `Table.rows(column:)`.
+        func finish() -> Table {
+            Table(entries: entries, columns: columns, rows: rows, bytes: StoredTextRows.exactSize(bytes), ownBytes: ownBytes)
+        }
+    }
+
+    /// What a `SharedBuilder` filled; its columns' rows share its arrays.
+    struct Table {
+        fileprivate let entries: [UInt64]
+        let columns: Int
+        let rows: Int
+        fileprivate let bytes: [UInt8]
+        fileprivate let ownBytes: [Int]
+
+        func rows(column: Int) -> StoredTextRows {
+            StoredTextRows(
+                entries: entries, stride: columns, column: column, count: rows, bytes: bytes, ownBytes: ownBytes[column])
+        }
+    }
+
+    /// `bytes` in an array of exactly their size: held in memory until
+    /// flushed, where doubling's spare capacity would be memory the budget
+    /// does not see.
+    fileprivate static func exactSize(_ bytes: [UInt8]) -> [UInt8] {
+        guard bytes.capacity > bytes.count + bytes.count / 16 + 64 else { return bytes }
+        return [UInt8](unsafeUninitializedCapacity: bytes.count) { buffer, count in
+            count = bytes.withUnsafeBufferPointer { buffer.initialize(fromContentsOf: $0) }
+        }
+    }
+
     /// Whether row `row` contains `search` (text rows are searched in place).
     func matches(_ row: Int, _ search: TextSearch) -> Bool {
-        guard forms[row] == Form.text.rawValue else { return search.matches(value(at: row)) }
-        let start = Int(starts[row])
-        let length = Int(lengths[row])
+        let entry = entry(row)
+        guard Entry.form(entry) == Form.text.rawValue else { return search.matches(value(at: row)) }
+        let start = Entry.start(entry)
+        let length = Entry.length(entry)
         return bytes.withUnsafeBufferPointer { search.matches(utf8: UnsafeBufferPointer(rebasing: $0[start..<start + length])) }
     }
 
@@ -170,9 +264,10 @@ final class StoredTextRows: Sendable {
         }
         return bytes.withUnsafeBufferPointer { stored in
             rows.filter { row in
-                let form = forms[Int(row)]
-                let start = Int(starts[Int(row)])
-                let length = Int(lengths[Int(row)])
+                let entry = entry(Int(row))
+                let form = Entry.form(entry)
+                let start = Entry.start(entry)
+                let length = Entry.length(entry)
                 for candidate in wanted where candidate.form == form && candidate.bytes.count == length {
                     var index = 0
                     while index < length && candidate.bytes[index] == stored[start + index] { index += 1 }
@@ -188,7 +283,7 @@ final class StoredTextRows: Sendable {
         var raw: [UInt8] = []
         raw.reserveCapacity(utf8.count / 2)
         var invalid: UInt8 = 0
-        for pair in stride(from: 0, to: utf8.count, by: 2) {
+        for pair in Swift.stride(from: 0, to: utf8.count, by: 2) {
             let high = HexDigits.decode(utf8[pair])
             let low = HexDigits.decode(utf8[pair + 1])
             invalid |= high.invalid | low.invalid
