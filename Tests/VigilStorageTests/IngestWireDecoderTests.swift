@@ -139,6 +139,22 @@ struct IngestWireDecoderTests {
         }
     }
 
+    @Test("the per-row table's memory is counted whole, whichever adaptive columns kept their dictionaries")
+    func perRowTableCounted() throws {
+        // 40 events: the adaptive columns stay dictionaries (fewer rows than
+        // their sample), yet the table holds entries for them too.
+        let events = Self.validEvents(40, seed: 3)
+        let batch = try #require(Self.decode(try Self.requestBytes(events)))
+        let stored = [batch.columns.traceID, batch.columns.requestID, batch.columns.descriptionText]
+        let text = stored.reduce(0) { $0 + $1.estimatedBytes }
+        let perRowBytes = events.reduce(0) { $0 + $1.traceID.utf8.count + $1.requestID.utf8.count + $1.description_p.utf8.count }
+        // Eight entries of 8 bytes per row, and the three columns' bytes.
+        #expect(text >= 40 * 8 * 8 + perRowBytes, "\(text) bytes counted")
+        for column in [batch.columns.actorID, batch.columns.resourceID] {
+            if case .stored = column.codes { Issue.record("a 40-row column was stored") }
+        }
+    }
+
     @Test("fields in any order, and explicitly empty ones, decode as swift-protobuf decodes them")
     func fieldOrder() throws {
         let events = Self.validEvents(30, seed: 99)

@@ -183,13 +183,14 @@ public enum IngestWireDecoder {
 
         func columns() -> MemoryChunk.Columns {
             let table = perRow.finish()
+            let dictionaries = [actorID, actorName, actorEmail, resourceID, resourceName].count { !$0.isStored }
             return MemoryChunk.Columns(
                 occurredAt: occurredAt, explicitIDs: nil, tenant: tenant.column, actorID: actorID.column(in: table),
                 actorType: actorType, actorName: actorName.column(in: table), actorEmail: actorEmail.column(in: table),
                 action: action.column, category: category, resourceType: resourceType.column,
                 resourceID: resourceID.column(in: table), resourceName: resourceName.column(in: table), outcome: outcome,
                 reason: reason.column, sourceIP: sourceIP.column, userAgent: userAgent.column,
-                traceID: TextColumn(stored: table.rows(column: PerRowColumn.traceID)),
+                traceID: TextColumn(stored: table.rows(column: PerRowColumn.traceID, alsoCountingUnused: dictionaries)),
                 requestID: TextColumn(stored: table.rows(column: PerRowColumn.requestID)),
                 descriptionText: TextColumn(stored: table.rows(column: PerRowColumn.descriptionText)),
                 extras: extras)

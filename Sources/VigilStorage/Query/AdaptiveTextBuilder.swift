@@ -20,7 +20,7 @@ struct AdaptiveTextBuilder {
     static let storedAbove = 48
 
     private var dictionary: TextColumn.DictionaryBuilder
-    private var isStored = false
+    private(set) var isStored = false
     /// Its column in the batch's `StoredTextRows.SharedBuilder`, which holds
     /// its rows once stored.
     private let sharedColumn: Int

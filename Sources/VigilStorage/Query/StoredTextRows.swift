@@ -219,9 +219,14 @@ final class StoredTextRows: Sendable {
         fileprivate let bytes: [UInt8]
         fileprivate let ownBytes: [Int]
 
-        func rows(column: Int) -> StoredTextRows {
+        /// Column `column`'s rows. Each column's `estimatedBytes` counts its
+        /// own entries and bytes; the entries of `unused` columns that hold
+        /// no rows (an adaptive column that kept its dictionary) are counted
+        /// in the one asked for with them.
+        func rows(column: Int, alsoCountingUnused unused: Int = 0) -> StoredTextRows {
             StoredTextRows(
-                entries: entries, stride: columns, column: column, count: rows, bytes: bytes, ownBytes: ownBytes[column])
+                entries: entries, stride: columns, column: column, count: rows, bytes: bytes,
+                ownBytes: ownBytes[column] + unused * rows * 8)
         }
     }
 
