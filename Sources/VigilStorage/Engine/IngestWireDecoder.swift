@@ -227,9 +227,9 @@ public enum IngestWireDecoder {
             var resourceTypeSpan = none, resourceIDSpan = none, resourceNameSpan = none
             var actorTypeValue: Int32 = 0, categoryValue: Int32 = 0, outcomeValue: Int32 = 0
             var occurred: Int64?
-            targets.removeAll(keepingCapacity: true)
-            changes.removeAll(keepingCapacity: true)
-            metadata.removeAll(keepingCapacity: true)
+            targets.removeAllKeepingCapacity()
+            changes.removeAllKeepingCapacity()
+            metadata.removeAllKeepingCapacity()
             while !reader.atEnd {
                 guard let (field, wireType) = reader.tag() else { return false }
                 // Repeated fields (10, 17, 18) may come many times; a singular one only once.
@@ -319,7 +319,7 @@ public enum IngestWireDecoder {
                 + reasonSpan.count + userAgentSpan.count + traceSpan.count + requestSpan.count + descriptionSpan.count
 
             // Extras: checked, then written in the part's form (`ColumnEncoding.extrasBytes(of:)`).
-            extrasWriter.out.removeAll(keepingCapacity: true)
+            extrasWriter.out.removeAllKeepingCapacity()
             if !targets.isEmpty || !changes.isEmpty || !metadata.isEmpty {
                 for target in targets {
                     guard let (type, id, name) = stringTriple(target), type.count <= limits.maxResourceTypeBytes,
@@ -364,10 +364,11 @@ public enum IngestWireDecoder {
             }
 
             // Dictionary columns: each new value is checked once, when first seen.
+            let address = raw(sourceIPSpan)
             guard
                 tenant.append(bytes: raw(tenantSpan), accept: { EventValidator.tenantProblem($0) == nil }),
                 action.append(bytes: raw(actionSpan), accept: EventValidator.isDotNotation),
-                sourceIP.append(bytes: raw(sourceIPSpan), accept: { $0.isEmpty || isCanonicalIPv4($0) || IPAddress($0)?.description == $0 }),
+                sourceIP.append(bytes: address, accept: { $0.isEmpty || isCanonicalIPv4(bytes: address) || IPAddress($0)?.description == $0 }),
                 resourceType.append(bytes: raw(resourceTypeSpan), accept: { _ in true }),
                 reason.append(bytes: raw(reasonSpan), accept: { _ in true }),
                 userAgent.append(bytes: raw(userAgentSpan), accept: { _ in true }),
@@ -442,11 +443,16 @@ public enum IngestWireDecoder {
 /// numbers 0-255 without leading zeros): most addresses, checked without
 /// parsing them into an `IPAddress` and formatting them back.
 func isCanonicalIPv4(_ text: String) -> Bool {
+    withUTF8Bytes(text) { isCanonicalIPv4(bytes: $0) }
+}
+
+/// The same over UTF-8 bytes (the decoder's, before any `String`).
+func isCanonicalIPv4(bytes text: UnsafeRawBufferPointer) -> Bool {
     var parts = 0
     var value = 0
     var digits = 0
     var leadingZero = false
-    for byte in text.utf8 {
+    for byte in text {
         if byte == UInt8(ascii: ".") {
             guard digits > 0, parts < 3 else { return false }
             parts += 1

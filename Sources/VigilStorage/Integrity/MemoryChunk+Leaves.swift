@@ -178,9 +178,9 @@ struct ExtrasLayout {
 
     /// The layout of empty extras, keeping the lists' memory.
     mutating func removeAll() {
-        targets.removeAll(keepingCapacity: true)
-        changes.removeAll(keepingCapacity: true)
-        metadata.removeAll(keepingCapacity: true)
+        targets.removeAllKeepingCapacity()
+        changes.removeAllKeepingCapacity()
+        metadata.removeAllKeepingCapacity()
     }
 
     /// Whether `payload` holds only non-empty length-delimited fields 1...maxField, in increasing order.
