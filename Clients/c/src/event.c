@@ -79,16 +79,6 @@ static size_t timestamp_body(int64_t ns) {
     return (s ? 1 + varint_size((uint64_t)s) : 0) + (n ? 1 + varint_size((uint64_t)n) : 0);
 }
 
-static size_t resource_body(const vigil_resource *r) {
-    return str_size(1, r->type) + str_size(2, r->id) + str_size(3, r->name);
-}
-
-static size_t change_body(const vigil_change *c) {
-    return str_size(1, c->field) + str_size(2, c->old_value) + str_size(3, c->new_value);
-}
-
-static size_t kv_body(const vigil_kv *kv) { return str_size_always(1, kv->key) + str_size_always(2, kv->value); }
-
 /* Lengths of the event's single strings, computed once for the checks, the
  * size and the writing. */
 enum { L_ID, L_TENANT, L_AID, L_ANAME, L_AEMAIL, L_ACTION, L_RTYPE, L_RID, L_RNAME, L_REASON, L_IP, L_UA, L_TRACE,
@@ -103,12 +93,53 @@ static inline uint8_t *put_lstr(uint8_t *p, unsigned field, const char *s, size_
     return p + n;
 }
 
+/* The extras' strings, measured once into pr->xlen when they fit (see
+ * ev_prep), and their sizes from there. */
+static void measure_extras(const vigil_event *e, ev_prep *pr) {
+    size_t need = 3 * e->n_targets + 3 * e->n_changes + 2 * e->n_metadata;
+    pr->xn = 0;
+    if (need == 0 || need > EV_PREP_EXTRAS) return;
+    size_t k = 0;
+    for (size_t i = 0; i < e->n_targets; i++) {
+        const vigil_resource *r = &e->targets[i];
+        pr->xlen[k++] = (uint32_t)slen(r->type);
+        pr->xlen[k++] = (uint32_t)slen(r->id);
+        pr->xlen[k++] = (uint32_t)slen(r->name);
+    }
+    for (size_t i = 0; i < e->n_changes; i++) {
+        const vigil_change *c = &e->changes[i];
+        pr->xlen[k++] = (uint32_t)slen(c->field);
+        pr->xlen[k++] = (uint32_t)slen(c->old_value);
+        pr->xlen[k++] = (uint32_t)slen(c->new_value);
+    }
+    for (size_t i = 0; i < e->n_metadata; i++) {
+        pr->xlen[k++] = (uint32_t)slen(e->metadata[i].key);
+        pr->xlen[k++] = (uint32_t)slen(e->metadata[i].value);
+    }
+    pr->xn = k;
+}
+
+/* The length of the string at `s`, extras string number `k`: cached when measured. */
+static inline size_t xlen(const ev_prep *pr, size_t k, const char *s) { return pr->xn ? pr->xlen[k] : slen(s); }
+
+static inline size_t triple_body(size_t a, size_t b, size_t c) { return lstr_size(1, a) + lstr_size(2, b) + lstr_size(3, c); }
+static inline size_t kv_body_len(size_t k, size_t v) {
+    return tag_size(1) + varint_size(k) + k + tag_size(2) + varint_size(v) + v;
+}
+static inline uint8_t *put_lstr_always(uint8_t *p, unsigned field, const char *s, size_t n) {
+    p = put_tag(p, field, WT_LEN);
+    p = put_varint(p, n);
+    if (n) memcpy(p, s, n);
+    return p + n;
+}
+
 static size_t prepare(const vigil_event *e, ev_prep *pr) {
     const char *const strs[L_COUNT] = {e->id,         e->tenant,     e->actor.id,       e->actor.name,
                                        e->actor.email, e->action,    e->resource.type,  e->resource.id,
                                        e->resource.name, e->reason,  e->source_ip,      e->user_agent,
                                        e->trace_id,   e->request_id, e->description};
     for (int i = 0; i < L_COUNT; i++) pr->len[i] = slen(strs[i]);
+    measure_extras(e, pr);
     const size_t *L = pr->len;
     pr->actor_body = lstr_size(1, L[L_AID]) + enum_size(2, (int)e->actor.type) + lstr_size(3, L[L_ANAME]) +
                      lstr_size(4, L[L_AEMAIL]);
@@ -121,12 +152,23 @@ static size_t prepare(const vigil_event *e, ev_prep *pr) {
     n += lstr_size(EV_ACTION, L[L_ACTION]);
     n += enum_size(EV_CATEGORY, (int)e->category);
     if (pr->resource_body) n += msg_size(EV_RESOURCE, pr->resource_body);
-    for (size_t i = 0; i < e->n_targets; i++) n += msg_size(EV_TARGETS, resource_body(&e->targets[i]));
+    size_t k = 0;
+    for (size_t i = 0; i < e->n_targets; i++, k += 3) {
+        const vigil_resource *r = &e->targets[i];
+        n += msg_size(EV_TARGETS, triple_body(xlen(pr, k, r->type), xlen(pr, k + 1, r->id), xlen(pr, k + 2, r->name)));
+    }
     n += enum_size(EV_OUTCOME, (int)e->outcome);
     n += lstr_size(EV_REASON, L[L_REASON]) + lstr_size(EV_SOURCE_IP, L[L_IP]) + lstr_size(EV_USER_AGENT, L[L_UA]) +
          lstr_size(EV_TRACE_ID, L[L_TRACE]) + lstr_size(EV_REQUEST_ID, L[L_REQUEST]);
-    for (size_t i = 0; i < e->n_changes; i++) n += msg_size(EV_CHANGES, change_body(&e->changes[i]));
-    for (size_t i = 0; i < e->n_metadata; i++) n += msg_size(EV_METADATA, kv_body(&e->metadata[i]));
+    for (size_t i = 0; i < e->n_changes; i++, k += 3) {
+        const vigil_change *c = &e->changes[i];
+        n += msg_size(EV_CHANGES,
+                      triple_body(xlen(pr, k, c->field), xlen(pr, k + 1, c->old_value), xlen(pr, k + 2, c->new_value)));
+    }
+    for (size_t i = 0; i < e->n_metadata; i++, k += 2) {
+        const vigil_kv *kv = &e->metadata[i];
+        n += msg_size(EV_METADATA, kv_body_len(xlen(pr, k, kv->key), xlen(pr, k + 1, kv->value)));
+    }
     n += lstr_size(EV_DESCRIPTION, L[L_DESC]);
     pr->size = n;
     return n;
@@ -137,15 +179,6 @@ size_t event_prepare(const vigil_event *e, ev_prep *pr) { return prepare(e, pr);
 size_t event_encoded_size(const vigil_event *e) {
     ev_prep pr;
     return prepare(e, &pr);
-}
-
-static uint8_t *put_resource(uint8_t *p, unsigned field, const vigil_resource *r, bool always) {
-    size_t b = resource_body(r);
-    if (!b && !always) return p;
-    p = put_msg_header(p, field, b);
-    p = put_str(p, 1, r->type);
-    p = put_str(p, 2, r->id);
-    return put_str(p, 3, r->name);
 }
 
 uint8_t *event_write_prepared(const vigil_event *e, const ev_prep *pr, uint8_t *p) {
@@ -181,25 +214,35 @@ uint8_t *event_write_prepared(const vigil_event *e, const ev_prep *pr, uint8_t *
         p = put_lstr(p, 2, e->resource.id, L[L_RID]);
         p = put_lstr(p, 3, e->resource.name, L[L_RNAME]);
     }
-    for (size_t i = 0; i < e->n_targets; i++) p = put_resource(p, EV_TARGETS, &e->targets[i], true);
+    size_t k = 0;
+    for (size_t i = 0; i < e->n_targets; i++, k += 3) {
+        const vigil_resource *r = &e->targets[i];
+        size_t a = xlen(pr, k, r->type), b = xlen(pr, k + 1, r->id), c = xlen(pr, k + 2, r->name);
+        p = put_msg_header(p, EV_TARGETS, triple_body(a, b, c));
+        p = put_lstr(p, 1, r->type, a);
+        p = put_lstr(p, 2, r->id, b);
+        p = put_lstr(p, 3, r->name, c);
+    }
     p = put_enum(p, EV_OUTCOME, (int)e->outcome);
     p = put_lstr(p, EV_REASON, e->reason, L[L_REASON]);
     p = put_lstr(p, EV_SOURCE_IP, e->source_ip, L[L_IP]);
     p = put_lstr(p, EV_USER_AGENT, e->user_agent, L[L_UA]);
     p = put_lstr(p, EV_TRACE_ID, e->trace_id, L[L_TRACE]);
     p = put_lstr(p, EV_REQUEST_ID, e->request_id, L[L_REQUEST]);
-    for (size_t i = 0; i < e->n_changes; i++) {
+    for (size_t i = 0; i < e->n_changes; i++, k += 3) {
         const vigil_change *c = &e->changes[i];
-        p = put_msg_header(p, EV_CHANGES, change_body(c));
-        p = put_str(p, 1, c->field);
-        p = put_str(p, 2, c->old_value);
-        p = put_str(p, 3, c->new_value);
+        size_t a = xlen(pr, k, c->field), b = xlen(pr, k + 1, c->old_value), d = xlen(pr, k + 2, c->new_value);
+        p = put_msg_header(p, EV_CHANGES, triple_body(a, b, d));
+        p = put_lstr(p, 1, c->field, a);
+        p = put_lstr(p, 2, c->old_value, b);
+        p = put_lstr(p, 3, c->new_value, d);
     }
-    for (size_t i = 0; i < e->n_metadata; i++) {
+    for (size_t i = 0; i < e->n_metadata; i++, k += 2) {
         const vigil_kv *kv = &e->metadata[i];
-        p = put_msg_header(p, EV_METADATA, kv_body(kv));
-        p = put_str_always(p, 1, kv->key);
-        p = put_str_always(p, 2, kv->value);
+        size_t a = xlen(pr, k, kv->key), b = xlen(pr, k + 1, kv->value);
+        p = put_msg_header(p, EV_METADATA, kv_body_len(a, b));
+        p = put_lstr_always(p, 1, kv->key, a);
+        p = put_lstr_always(p, 2, kv->value, b);
     }
     return put_lstr(p, EV_DESCRIPTION, e->description, L[L_DESC]);
 }
@@ -231,6 +274,16 @@ bool utf8_valid(const uint8_t *s, size_t n) {
             i += 8;
         }
         if (i >= n) break;
+        if (i + 8 > n) {
+            /* Fewer than 8 bytes left: one load of the last 8 (it may cover
+             * bytes already checked) or of what is left, not one per byte. */
+            uint64_t w = 0;
+            if (n >= 8)
+                memcpy(&w, s + n - 8, 8);
+            else
+                memcpy(&w, s + i, n - i);
+            if (!(w & 0x8080808080808080ull)) return true;
+        }
         uint8_t c = s[i];
         if (c < 0x80) {
             i++;
@@ -263,7 +316,7 @@ bool utf8_valid(const uint8_t *s, size_t n) {
     return true;
 }
 
-static bool str_ok(const char *s) { return !s || utf8_valid((const uint8_t *)s, strlen(s)); }
+static bool str_ok(const char *s, size_t n) { return !s || utf8_valid((const uint8_t *)s, n); }
 
 const char *event_check_prepared(const vigil_event *e, const ev_prep *pr) {
     if (!e) return "event is NULL";
@@ -279,15 +332,24 @@ const char *event_check_prepared(const vigil_event *e, const ev_prep *pr) {
                                        e->trace_id,   e->request_id, e->description};
     for (int i = 0; i < L_COUNT; i++)
         if (pr->len[i] && !utf8_valid((const uint8_t *)strs[i], pr->len[i])) return "a string is not valid UTF-8";
-    for (size_t i = 0; i < e->n_targets; i++)
-        if (!str_ok(e->targets[i].type) || !str_ok(e->targets[i].id) || !str_ok(e->targets[i].name))
+    size_t k = 0;
+    for (size_t i = 0; i < e->n_targets; i++, k += 3) {
+        const vigil_resource *r = &e->targets[i];
+        if (!str_ok(r->type, xlen(pr, k, r->type)) || !str_ok(r->id, xlen(pr, k + 1, r->id)) ||
+            !str_ok(r->name, xlen(pr, k + 2, r->name)))
             return "a target's string is not valid UTF-8";
-    for (size_t i = 0; i < e->n_changes; i++)
-        if (!str_ok(e->changes[i].field) || !str_ok(e->changes[i].old_value) || !str_ok(e->changes[i].new_value))
+    }
+    for (size_t i = 0; i < e->n_changes; i++, k += 3) {
+        const vigil_change *c = &e->changes[i];
+        if (!str_ok(c->field, xlen(pr, k, c->field)) || !str_ok(c->old_value, xlen(pr, k + 1, c->old_value)) ||
+            !str_ok(c->new_value, xlen(pr, k + 2, c->new_value)))
             return "a change's string is not valid UTF-8";
-    for (size_t i = 0; i < e->n_metadata; i++)
-        if (!str_ok(e->metadata[i].key) || !str_ok(e->metadata[i].value))
+    }
+    for (size_t i = 0; i < e->n_metadata; i++, k += 2) {
+        const vigil_kv *kv = &e->metadata[i];
+        if (!str_ok(kv->key, xlen(pr, k, kv->key)) || !str_ok(kv->value, xlen(pr, k + 1, kv->value)))
             return "a metadata string is not valid UTF-8";
+    }
     return NULL;
 }
 

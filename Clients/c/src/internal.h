@@ -122,10 +122,16 @@ void status_free(vstatus *s);
 /* ---- Events ------------------------------------------------------------ */
 
 /* An event's string lengths and sizes, computed once (event_prepare) for the
- * checks, the size and the writing. */
+ * checks, the size and the writing. The strings of its targets, changes and
+ * metadata (3, 3 and 2 each, in that order) are measured once too when there
+ * are at most EV_PREP_EXTRAS of them (xn); otherwise xn is 0 and they are
+ * measured where needed. */
+#define EV_PREP_EXTRAS 64
 typedef struct ev_prep {
     size_t len[15];
     size_t actor_body, resource_body, ts_body, size;
+    size_t xn;
+    uint32_t xlen[EV_PREP_EXTRAS];
 } ev_prep;
 size_t event_prepare(const vigil_event *e, ev_prep *pr); /* returns the encoded size */
 const char *event_check_prepared(const vigil_event *e, const ev_prep *pr);

@@ -250,6 +250,96 @@ static void test_encoding(void) {
     CHECK(jok, "json_to_event: %s", err);
 }
 
+/* The library's UTF-8 check and event check (src/event.c), tested directly. */
+bool utf8_valid(const uint8_t *s, size_t n);
+const char *event_check(const vigil_event *e);
+
+/* RFC 3629 UTF-8, one byte at a time: what utf8_valid must agree with. */
+static bool utf8_reference(const uint8_t *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = s[i];
+        size_t len = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+        if (!len || i + len > n) return false;
+        uint32_t cp = len == 1 ? c : len == 2 ? c & 0x1F : len == 3 ? c & 0x0F : c & 0x07;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) return false;
+            cp = cp << 6 | (s[i + k] & 0x3F);
+        }
+        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += len;
+    }
+    return true;
+}
+
+static void test_utf8(void) {
+    /* Pieces, valid and not, joined at random so that every kind falls at
+     * every distance from the end (the check reads the last bytes at once). */
+    static const char *const pieces[] = {
+        "a", "abcdefg", "0123456789abcdef", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", /* valid */
+        "\x80", "\xc3", "\xe2\x82", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xc0\xaf", "\xe0\x80\xaf", "\xff",
+    };
+    size_t n_pieces = sizeof pieces / sizeof pieces[0];
+    uint32_t seed = 12345;
+    int disagreements = 0, invalid = 0;
+    for (int round = 0; round < 50000; round++) {
+        uint8_t buf[128];
+        size_t n = 0;
+        int parts = (int)((seed = seed * 1103515245u + 12345u) >> 16) % 6;
+        for (int k = 0; k < parts; k++) {
+            seed = seed * 1103515245u + 12345u;
+            /* Mostly valid pieces, an invalid one now and then. */
+            size_t which = (seed >> 16) % 100 < 85 ? (seed >> 8) % 6 : 6 + (seed >> 8) % (n_pieces - 6);
+            size_t len = strlen(pieces[which]);
+            memcpy(buf + n, pieces[which], len);
+            n += len;
+        }
+        bool expected = utf8_reference(buf, n);
+        if (!expected) invalid++;
+        /* Also from an odd address: the check loads 8 bytes unaligned. */
+        uint8_t shifted[129];
+        memcpy(shifted + 1, buf, n);
+        if (utf8_valid(buf, n) != expected || utf8_valid(shifted + 1, n) != expected) disagreements++;
+    }
+    CHECK(disagreements == 0, "%d strings judged unlike the reference", disagreements);
+    CHECK(invalid > 5000, "only %d invalid strings generated", invalid);
+
+    /* An event's target, change and metadata strings are measured once when
+     * at most 64 of them (cached) and where needed beyond: the same bytes,
+     * and the same checks, either way. */
+    for (size_t entries = 29; entries <= 33; entries += 4) { /* 1*3 + 1*3 + 2*29 = 64 strings; 72 */
+        ev_store s;
+        make_event(&s, "acme", 3);
+        vigil_kv meta[33];
+        char keys[33][8];
+        for (size_t i = 0; i < entries; i++) {
+            snprintf(keys[i], sizeof keys[i], "k%02zu", i);
+            meta[i] = (vigil_kv){keys[i], i % 2 ? "v\xc3\xa9" : "w"};
+        }
+        s.ev.metadata = meta;
+        s.ev.n_metadata = entries;
+        uint8_t buf[4096];
+        size_t n = vigil_event_encode(&s.ev, buf, sizeof buf);
+        Vigil__V1__AuditEvent *pe = vigil__v1__audit_event__unpack(NULL, n, buf);
+        CHECK(pe && pe->n_metadata == entries && pe->n_changes == 1 && pe->n_targets == 1, "%zu entries: decoded", entries);
+        if (pe) {
+            uint8_t *again = malloc(n);
+            protobuf_c_message_pack(&pe->base, again);
+            CHECK(protobuf_c_message_get_packed_size(&pe->base) == n && memcmp(again, buf, n) == 0,
+                  "%zu entries: protobuf-c encodes the event differently", entries);
+            free(again);
+            vigil__v1__audit_event__free_unpacked(pe, NULL);
+        }
+        CHECK(event_check(&s.ev) == NULL, "%zu entries: a valid event refused", entries);
+        meta[entries - 1].value = "bad \xff";
+        CHECK(event_check(&s.ev) != NULL, "%zu entries: invalid UTF-8 in the last value taken", entries);
+        meta[entries - 1].value = "";
+        s.change.new_value = "\xc3";
+        CHECK(event_check(&s.ev) != NULL, "%zu entries: invalid UTF-8 in a change taken", entries);
+    }
+}
+
 /* ---- against the server ---- */
 
 typedef struct got {
@@ -1020,6 +1110,7 @@ typedef struct test {
 
 static const test tests[] = {
     {"encoding", test_encoding, false},
+    {"utf8", test_utf8, false},
     {"round_trip", test_round_trip, true},
     {"paging", test_paging, true},
     {"errors", test_errors, true},
