@@ -8,6 +8,13 @@
  *               [--batch N] [--linger MS] [--in-flight M] [--queue Q]
  *               [--policy block|spill] [--spill PATH] [--compress LEVEL]
  *               [--rate EVENTS_PER_S] [--jsonl FILE|-] [--tenants K] [--threads T]
+ *               [--interval SECONDS]
+ *
+ * With --interval, it also prints the events acknowledged in each interval
+ * and reports the settled rate: the intervals of the run's second half. A run
+ * that stops at its last acknowledgement leaves out the flushes the server
+ * still owes (up to its memory budget), so the settled rate of a long run
+ * (10,000,000 events and more) is what one agent sustains.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -47,7 +54,44 @@ typedef struct opts {
     double rate;
     const char *jsonl;
     int tenants, threads;
+    double interval;
 } opts;
+
+/* --interval: the acknowledged events of each interval, from another thread. */
+enum { MAX_INTERVALS = 100000 };
+typedef struct reporter {
+    vigil_agent *agent;
+    double every, start;
+    atomic_bool stop;
+    double *rates;
+    int n;
+} reporter;
+
+static void *run_reporter(void *arg) {
+    reporter *r = arg;
+    vigil_agent_stats st;
+    vigil_agent_get_stats(r->agent, &st);
+    uint64_t previous = st.events_acked;
+    double from = now_s();
+    while (!atomic_load(&r->stop)) {
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+        double now = now_s();
+        if (now - from < r->every) continue;
+        vigil_agent_get_stats(r->agent, &st);
+        double rate = (double)(st.events_acked - previous) / (now - from);
+        fprintf(stderr, "  %8.1f s  %12" PRIu64 " acknowledged  %9.0f events/s\n", now - r->start, st.events_acked, rate);
+        if (r->n < MAX_INTERVALS) r->rates[r->n++] = rate;
+        previous = st.events_acked;
+        from = now;
+    }
+    return NULL;
+}
+
+static int compare_doubles(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
 
 static atomic_long errors_reported;
 
@@ -69,7 +113,7 @@ static void usage(const char *argv0) {
     fprintf(stderr,
             "usage: %s [--address HOST:PORT] [--token TOKEN] [--events N] [--batch N] [--linger MS]\n"
             "          [--in-flight M] [--queue Q] [--policy block|spill] [--spill PATH] [--compress LEVEL]\n"
-            "          [--rate EVENTS_PER_S] [--jsonl FILE|-] [--tenants K] [--threads T]\n",
+            "          [--rate EVENTS_PER_S] [--jsonl FILE|-] [--tenants K] [--threads T] [--interval SECONDS]\n",
             argv0);
     exit(2);
 }
@@ -170,9 +214,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--jsonl")) o.jsonl = v;
         else if (!strcmp(a, "--tenants")) o.tenants = atoi(v);
         else if (!strcmp(a, "--threads")) o.threads = atoi(v);
+        else if (!strcmp(a, "--interval")) o.interval = atof(v);
         else usage(argv[0]);
     }
-    if (o.tenants < 1 || o.threads < 1 || o.events < 0) usage(argv[0]);
+    if (o.tenants < 1 || o.threads < 1 || o.events < 0 || o.interval < 0) usage(argv[0]);
     if (o.cfg.batch_events > 1000) o.cfg.batch_bytes = o.cfg.batch_events * 1024u > (4u << 20) ? (4u << 20) - 4096
                                                                                              : o.cfg.batch_events * 1024u;
 
@@ -183,6 +228,15 @@ int main(int argc, char **argv) {
         return 1;
     }
     gen_event *pool = NULL;
+    reporter rep = {.agent = agent, .every = o.interval, .start = now_s()};
+    pthread_t reporter_thread;
+    if (o.interval > 0) {
+        rep.rates = malloc(MAX_INTERVALS * sizeof *rep.rates);
+        if (!rep.rates || pthread_create(&reporter_thread, NULL, run_reporter, &rep) != 0) {
+            fprintf(stderr, "cannot start the interval reporter\n");
+            return 1;
+        }
+    }
     double t0 = now_s(), c0 = cpu_s();
     long logged = 0;
     int rc = VIGIL_OK;
@@ -211,6 +265,10 @@ int main(int argc, char **argv) {
     if (rc != VIGIL_OK) fprintf(stderr, "vigil_agent_log: %s\n", vigil_code_name(rc));
     int fr = vigil_agent_flush(agent, 600000);
     double t2 = now_s(), c2 = cpu_s();
+    if (o.interval > 0) {
+        atomic_store(&rep.stop, true);
+        pthread_join(reporter_thread, NULL);
+    }
     vigil_agent_stats st;
     int cr = vigil_agent_close(agent, 10000, &st);
     free(pool);
@@ -237,6 +295,18 @@ int main(int argc, char **argv) {
            per_event_us, total_s > 0 ? cpu / total_s : 0);
     printf("                         one core of this client would sustain %.0f events/s\n",
            per_event_us > 0 ? 1e6 / per_event_us : 0);
+    if (o.interval > 0) {
+        /* The second half of the intervals: the server's flushes keep up by then in a long run. */
+        int half = rep.n / 2, k = rep.n - half;
+        if (k > 0) {
+            qsort(rep.rates + half, (size_t)k, sizeof *rep.rates, compare_doubles);
+            printf("  settled                %.0f–%.0f events/s acknowledged, median %.0f (the last %d of %d intervals of %.1f s)\n",
+                   rep.rates[half], rep.rates[rep.n - 1], rep.rates[half + k / 2], k, rep.n, o.interval);
+        } else {
+            printf("  settled                no whole interval of %.1f s\n", o.interval);
+        }
+        free(rep.rates);
+    }
     if (atomic_load(&errors_reported)) printf("  errors reported        %ld\n", atomic_load(&errors_reported));
     if (fr != VIGIL_OK) printf("  flush: %s\n", vigil_code_name(fr));
     if (cr != VIGIL_OK) printf("  close: %s\n", vigil_code_name(cr));
