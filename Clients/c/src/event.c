@@ -133,6 +133,20 @@ static inline uint8_t *put_lstr_always(uint8_t *p, unsigned field, const char *s
     return p + n;
 }
 
+/* A message of three strings (a target, a change) whose lengths are extras
+ * strings k, k + 1 and k + 2: its body's size, and the message written. */
+static inline size_t triple_size(const ev_prep *pr, size_t k, const char *a, const char *b, const char *c) {
+    return triple_body(xlen(pr, k, a), xlen(pr, k + 1, b), xlen(pr, k + 2, c));
+}
+static uint8_t *put_triple(uint8_t *p, unsigned field, const ev_prep *pr, size_t k, const char *a, const char *b,
+                           const char *c) {
+    size_t la = xlen(pr, k, a), lb = xlen(pr, k + 1, b), lc = xlen(pr, k + 2, c);
+    p = put_msg_header(p, field, triple_body(la, lb, lc));
+    p = put_lstr(p, 1, a, la);
+    p = put_lstr(p, 2, b, lb);
+    return put_lstr(p, 3, c, lc);
+}
+
 static size_t prepare(const vigil_event *e, ev_prep *pr) {
     const char *const strs[L_COUNT] = {e->id,         e->tenant,     e->actor.id,       e->actor.name,
                                        e->actor.email, e->action,    e->resource.type,  e->resource.id,
@@ -155,15 +169,14 @@ static size_t prepare(const vigil_event *e, ev_prep *pr) {
     size_t k = 0;
     for (size_t i = 0; i < e->n_targets; i++, k += 3) {
         const vigil_resource *r = &e->targets[i];
-        n += msg_size(EV_TARGETS, triple_body(xlen(pr, k, r->type), xlen(pr, k + 1, r->id), xlen(pr, k + 2, r->name)));
+        n += msg_size(EV_TARGETS, triple_size(pr, k, r->type, r->id, r->name));
     }
     n += enum_size(EV_OUTCOME, (int)e->outcome);
     n += lstr_size(EV_REASON, L[L_REASON]) + lstr_size(EV_SOURCE_IP, L[L_IP]) + lstr_size(EV_USER_AGENT, L[L_UA]) +
          lstr_size(EV_TRACE_ID, L[L_TRACE]) + lstr_size(EV_REQUEST_ID, L[L_REQUEST]);
     for (size_t i = 0; i < e->n_changes; i++, k += 3) {
         const vigil_change *c = &e->changes[i];
-        n += msg_size(EV_CHANGES,
-                      triple_body(xlen(pr, k, c->field), xlen(pr, k + 1, c->old_value), xlen(pr, k + 2, c->new_value)));
+        n += msg_size(EV_CHANGES, triple_size(pr, k, c->field, c->old_value, c->new_value));
     }
     for (size_t i = 0; i < e->n_metadata; i++, k += 2) {
         const vigil_kv *kv = &e->metadata[i];
@@ -217,11 +230,7 @@ uint8_t *event_write_prepared(const vigil_event *e, const ev_prep *pr, uint8_t *
     size_t k = 0;
     for (size_t i = 0; i < e->n_targets; i++, k += 3) {
         const vigil_resource *r = &e->targets[i];
-        size_t a = xlen(pr, k, r->type), b = xlen(pr, k + 1, r->id), c = xlen(pr, k + 2, r->name);
-        p = put_msg_header(p, EV_TARGETS, triple_body(a, b, c));
-        p = put_lstr(p, 1, r->type, a);
-        p = put_lstr(p, 2, r->id, b);
-        p = put_lstr(p, 3, r->name, c);
+        p = put_triple(p, EV_TARGETS, pr, k, r->type, r->id, r->name);
     }
     p = put_enum(p, EV_OUTCOME, (int)e->outcome);
     p = put_lstr(p, EV_REASON, e->reason, L[L_REASON]);
@@ -231,11 +240,7 @@ uint8_t *event_write_prepared(const vigil_event *e, const ev_prep *pr, uint8_t *
     p = put_lstr(p, EV_REQUEST_ID, e->request_id, L[L_REQUEST]);
     for (size_t i = 0; i < e->n_changes; i++, k += 3) {
         const vigil_change *c = &e->changes[i];
-        size_t a = xlen(pr, k, c->field), b = xlen(pr, k + 1, c->old_value), d = xlen(pr, k + 2, c->new_value);
-        p = put_msg_header(p, EV_CHANGES, triple_body(a, b, d));
-        p = put_lstr(p, 1, c->field, a);
-        p = put_lstr(p, 2, c->old_value, b);
-        p = put_lstr(p, 3, c->new_value, d);
+        p = put_triple(p, EV_CHANGES, pr, k, c->field, c->old_value, c->new_value);
     }
     for (size_t i = 0; i < e->n_metadata; i++, k += 2) {
         const vigil_kv *kv = &e->metadata[i];
