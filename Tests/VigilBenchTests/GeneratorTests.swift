@@ -199,6 +199,11 @@ struct BenchSmokeTests {
         }
         let latency = try #require(ingest["ackLatencyMs"] as? [String: Any])
         #expect(Set(["p50", "p99", "p999"]).isSubset(of: latency.keys))
+        // With the flushes the run left the server: never sooner than the last acknowledgement.
+        let flushed = try #require(ingest["withOwedFlushes"] as? [String: Any], "ingest lacks withOwedFlushes")
+        let acknowledgedSeconds = try #require(ingest["seconds"] as? Double)
+        #expect((flushed["seconds"] as? Double ?? 0) >= acknowledgedSeconds)
+        #expect((flushed["eventsPerSecond"] as? Double ?? 0) > 0)
 
         let query = try #require((results["query"] as? [String: Any])?["results"] as? [String: Any])
         let queries = try #require(query["queries"] as? [[String: Any]])
