@@ -334,7 +334,7 @@ struct IngestWireDecoderTests {
         }
         for text in samples {
             let canonical = IPAddress(text)?.description == text && !text.contains(":")
-            #expect(isCanonicalIPv4(text) == canonical, "\(text)")
+            #expect(withUTF8Bytes(text) { isCanonicalIPv4(bytes: $0) } == canonical, "\(text)")
         }
     }
 }

@@ -439,14 +439,9 @@ public enum IngestWireDecoder {
     }
 }
 
-/// Whether `text` is an IPv4 address in canonical form (four decimal
-/// numbers 0-255 without leading zeros): most addresses, checked without
-/// parsing them into an `IPAddress` and formatting them back.
-func isCanonicalIPv4(_ text: String) -> Bool {
-    withUTF8Bytes(text) { isCanonicalIPv4(bytes: $0) }
-}
-
-/// The same over UTF-8 bytes (the decoder's, before any `String`).
+/// Whether the UTF-8 bytes `text` are an IPv4 address in canonical form
+/// (four decimal numbers 0-255 without leading zeros): most addresses,
+/// checked without parsing them into an `IPAddress` and formatting them back.
 func isCanonicalIPv4(bytes text: UnsafeRawBufferPointer) -> Bool {
     var parts = 0
     var value = 0
