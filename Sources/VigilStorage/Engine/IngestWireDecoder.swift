@@ -193,7 +193,7 @@ public enum IngestWireDecoder {
                 traceID: TextColumn(stored: table.rows(column: PerRowColumn.traceID, alsoCountingUnused: dictionaries)),
                 requestID: TextColumn(stored: table.rows(column: PerRowColumn.requestID)),
                 descriptionText: TextColumn(stored: table.rows(column: PerRowColumn.descriptionText)),
-                extras: extras)
+                extras: extras, extrasCanonical: true)
         }
 
         @inline(__always)

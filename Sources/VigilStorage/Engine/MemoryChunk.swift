@@ -38,6 +38,12 @@ public final class MemoryChunk: Sendable {
         let descriptionText: TextColumn
         /// targets, changes and metadata as `ColumnEncoding.extrasBytes(of:)` writes them (the part's form).
         let extras: ByteColumn
+        /// Whether every row's extras is known to be in the form the
+        /// `extrasColumns` encoding rebuilds (valid UTF-8, targets and changes
+        /// with only their non-empty strings, entries sorted by key): true
+        /// for `IngestWireDecoder`'s columns, which it wrote that way. A
+        /// flush then skips checking each row again (`ExtrasColumns.encode`).
+        let extrasCanonical: Bool
         let minOccurredAt: Int64
         let maxOccurredAt: Int64
         let estimatedBytes: Int
@@ -101,7 +107,7 @@ public final class MemoryChunk: Sendable {
             actorName: TextColumn, actorEmail: TextColumn, action: TextColumn, category: [Int32],
             resourceType: TextColumn, resourceID: TextColumn, resourceName: TextColumn, outcome: [Int32],
             reason: TextColumn, sourceIP: TextColumn, userAgent: TextColumn, traceID: TextColumn, requestID: TextColumn,
-            descriptionText: TextColumn, extras: ByteColumn
+            descriptionText: TextColumn, extras: ByteColumn, extrasCanonical: Bool = false
         ) {
             count = occurredAt.count
             self.occurredAt = occurredAt
@@ -124,6 +130,7 @@ public final class MemoryChunk: Sendable {
             self.requestID = requestID
             self.descriptionText = descriptionText
             self.extras = extras
+            self.extrasCanonical = extrasCanonical
             minOccurredAt = occurredAt.min() ?? 0
             maxOccurredAt = occurredAt.max() ?? 0
             let text = [
@@ -278,6 +285,27 @@ extension MemoryChunk.Columns {
             }
             if extras.row(row) != other.extras.row(row) { return "row \(row): extras" }
         }
+        return canonicalExtrasProblem() ?? other.canonicalExtrasProblem()
+    }
+
+    /// When these columns say their extras are canonical: nil if that is so,
+    /// that is if the shortcuts it allows give what checking every row
+    /// gives (the `extrasColumns` chunk, and every row's leaf); else what differs.
+    func canonicalExtrasProblem() -> String? {
+        guard extrasCanonical else { return nil }
+        let checked = MemoryChunk.Columns(
+            occurredAt: occurredAt, explicitIDs: explicitIDs, tenant: tenant, actorID: actorID, actorType: actorType,
+            actorName: actorName, actorEmail: actorEmail, action: action, category: category, resourceType: resourceType,
+            resourceID: resourceID, resourceName: resourceName, outcome: outcome, reason: reason, sourceIP: sourceIP,
+            userAgent: userAgent, traceID: traceID, requestID: requestID, descriptionText: descriptionText, extras: extras)
+        var trusted = ByteWriter(), full = ByteWriter()
+        let encoded = extras.withRows { ExtrasColumns.encode($0, canonical: true, into: &trusted) }
+        guard extras.withRows({ ExtrasColumns.encode($0, into: &full) }), encoded, trusted.bytes == full.bytes else {
+            return "extras said canonical do not encode as checked extras do"
+        }
+        let leaves = MemoryChunk(columns: self, firstSeq: 1, receivedAt: 1, idempotencyKey: "").leaves()
+        let expected = MemoryChunk(columns: checked, firstSeq: 1, receivedAt: 1, idempotencyKey: "").leaves()
+        if let row = leaves.indices.first(where: { leaves[$0] != expected[$0] }) { return "row \(row): leaf" }
         return nil
     }
 }

@@ -148,6 +148,12 @@ extension CanonicalEvent {
             put(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: payload)))
         }
 
+        /// Bytes already canonical, as they are.
+        mutating func verbatim(_ bytes: Slice<UnsafeBufferPointer<UInt8>>) {
+            reserve(payload: bytes.count)
+            put(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes)))
+        }
+
         /// A bytes or string field written even when empty (map entries).
         mutating func bytes(_ field: Int, _ value: Slice<UnsafeBufferPointer<UInt8>>) {
             string(field, bytes: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: value)), always: true)

@@ -61,8 +61,15 @@ extension CanonicalEvent {
         row: Int, of chunk: MemoryChunk, extras: UnsafeBufferPointer<UInt8>, layout: inout ExtrasLayout, into scratch: CanonicalScratch
     ) -> Bool {
         let c = chunk.columns
+        // Extras already canonical are fields 10, 17 and 18 in that order,
+        // each as the canonical bytes hold it: copied in two pieces, the
+        // targets before the outcome, the rest after the request id.
+        var targetsEnd = 0
         if extras.isEmpty {
             layout.removeAll()
+        } else if c.extrasCanonical {
+            guard let end = leadingTargetsEnd(extras) else { return false }
+            targetsEnd = end
         } else {
             guard layout.parse(extras) else { return false }
         }
@@ -106,24 +113,44 @@ extension CanonicalEvent {
                 }
             }
         }
-        for range in layout.targets { writer.embedded(10, extras[range]) }
+        if c.extrasCanonical {
+            writer.verbatim(extras[0..<targetsEnd])
+        } else {
+            for range in layout.targets { writer.embedded(10, extras[range]) }
+        }
         writer.enumeration(11, Int64(c.outcome[row]))
         c.reason.withBytes(at: row) { writer.string(12, bytes: $0) }
         c.sourceIP.withBytes(at: row) { writer.string(13, bytes: $0) }
         c.userAgent.withBytes(at: row) { writer.string(14, bytes: $0) }
         c.traceID.withBytes(at: row) { writer.string(15, bytes: $0) }
         c.requestID.withBytes(at: row) { writer.string(16, bytes: $0) }
-        for range in layout.changes { writer.embedded(17, extras[range]) }
-        for entry in layout.metadata {
-            let key = extras[entry.key], value = extras[entry.value]
-            writer.messageHeader(18, size: Writer.bytesSize(1, key.count) + Writer.bytesSize(2, value.count))
-            writer.bytes(1, key)
-            writer.bytes(2, value)
+        if c.extrasCanonical {
+            writer.verbatim(extras[targetsEnd...])
+        } else {
+            for range in layout.changes { writer.embedded(17, extras[range]) }
+            for entry in layout.metadata {
+                let key = extras[entry.key], value = extras[entry.value]
+                writer.messageHeader(18, size: Writer.bytesSize(1, key.count) + Writer.bytesSize(2, value.count))
+                writer.bytes(1, key)
+                writer.bytes(2, value)
+            }
         }
         c.descriptionText.withBytes(at: row) { writer.string(19, bytes: $0) }
         writer.finish()
         return true
     }
+}
+
+/// Where the leading targets (field 10) of canonical extras end; nil when
+/// the bytes do not parse.
+private func leadingTargetsEnd(_ extras: UnsafeBufferPointer<UInt8>) -> Int? {
+    var reader = ProtobufFieldReader(extras: extras)
+    while !reader.atEnd {
+        let start = reader.position
+        guard let (field, _) = reader.lengthDelimitedField() else { return nil }
+        if field != 10 { return start }
+    }
+    return extras.count
 }
 
 /// Where an extras value (the protobuf bytes of an `AuditEvent` holding only

@@ -164,6 +164,7 @@ extension BlockColumns {
         c.traceID.withBytes(at: row) { text[13].append(raw: $0) }
         c.requestID.withBytes(at: row) { text[14].append(raw: $0) }
         c.extras.withRow(row) { extras.append(raw: UnsafeRawBufferPointer($0)) }
+        if !c.extrasCanonical { extrasCanonical = false }
         try noteRow(bytesSince: before - idBytes)
     }
 
@@ -269,6 +270,7 @@ extension BlockColumns {
         text[12].append(block.id![row])
         text[13].append(block.traceID![row])
         text[14].append(block.requestID![row])
+        extrasCanonical = false
         if let stored = block.extrasBytes {
             extras.append(bytes: stored[row])
         } else {

@@ -383,7 +383,7 @@ struct BlockEncoder {
                     statistics[column] = .bloom(PartWriter.bloom(of: hashes))
                 case .bytes:
                     encoding = columns.extras.withRows { rows in
-                        ExtrasColumns.encode(rows, into: &raw) ? .extrasColumns : ColumnEncoding.encodePlainBytes(rows, into: &raw)
+                        ExtrasColumns.encode(rows, canonical: columns.extrasCanonical, into: &raw) ? .extrasColumns : ColumnEncoding.encodePlainBytes(rows, into: &raw)
                     }
                 case .fixed32:
                     encoding = ColumnEncoding.encodeFixed32(columns.leaf, into: &raw)
@@ -555,6 +555,9 @@ struct BlockColumns {
     /// Text columns by `slot(_:)`.
     var text: [ByteColumn] = Array(repeating: ByteColumn(), count: 15)
     var extras = ByteColumn()
+    /// Whether every row's extras came from chunks that hold them in the form
+    /// `extrasColumns` rebuilds (`MemoryChunk.Columns.extrasCanonical`).
+    var extrasCanonical = true
 
     static func slot(_ column: PartColumn) -> Int {
         switch column {
@@ -592,6 +595,7 @@ struct BlockColumns {
         derivedID.removeAll(keepingCapacity: true)
         for slot in text.indices { text[slot].removeAll() }
         extras.removeAll()
+        extrasCanonical = true
     }
 
     /// Bytes of text and extras gathered so far.
@@ -649,6 +653,7 @@ struct BlockColumns {
         text[13].append(event.traceID)
         text[14].append(event.requestID)
         extras.append(bytes: ColumnEncoding.extrasBytes(of: event))
+        extrasCanonical = false
         try noteRow(bytesSince: before)
     }
 
