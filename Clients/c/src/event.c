@@ -268,6 +268,25 @@ size_t vigil_event_encode(const vigil_event *event, uint8_t *buf, size_t capacit
 
 /* ---- checks ---- */
 
+/* The bytes s[0..<n] (n < 8) as one word, with overlapping loads rather
+ * than a variable-length memcpy: for the short strings of an event (ids,
+ * names), that memcpy was a call into libc each time. */
+static inline uint64_t load_short(const uint8_t *s, size_t n) {
+    if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, s, 4);
+        memcpy(&b, s + n - 4, 4);
+        return (uint64_t)a | (uint64_t)b << 32;
+    }
+    if (n >= 2) {
+        uint16_t a, b;
+        memcpy(&a, s, 2);
+        memcpy(&b, s + n - 2, 2);
+        return (uint64_t)a | (uint64_t)b << 16;
+    }
+    return n ? s[0] : 0;
+}
+
 bool utf8_valid(const uint8_t *s, size_t n) {
     size_t i = 0;
     while (i < n) {
@@ -282,11 +301,11 @@ bool utf8_valid(const uint8_t *s, size_t n) {
         if (i + 8 > n) {
             /* Fewer than 8 bytes left: one load of the last 8 (it may cover
              * bytes already checked) or of what is left, not one per byte. */
-            uint64_t w = 0;
+            uint64_t w;
             if (n >= 8)
                 memcpy(&w, s + n - 8, 8);
             else
-                memcpy(&w, s + i, n - i);
+                w = load_short(s + i, n - i);
             if (!(w & 0x8080808080808080ull)) return true;
         }
         uint8_t c = s[i];
