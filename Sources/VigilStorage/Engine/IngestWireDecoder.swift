@@ -344,7 +344,9 @@ public enum IngestWireDecoder {
                         memoryLess(UnsafeRawBufferPointer(rebasing: bytes[$0.key]), UnsafeRawBufferPointer(rebasing: bytes[$1.key]))
                     }
                 }
-                for (position, (key, value)) in metadata.enumerated() {
+                // By index: `enumerated()` over these tuples was not inlined (a call per entry).
+                for position in metadata.indices {
+                    let (key, value) = metadata[position]
                     let keyBytes = raw(key)
                     // A repeated key: protobuf keeps the last, which the general path sorts out.
                     if position > 0 && memoryEqual(keyBytes, raw(metadata[position - 1].key)) { return false }

@@ -203,6 +203,28 @@ struct ExtrasLayout {
         return true
     }
 
+    /// `parse` of extras known to be canonical (`MemoryChunk.Columns.extrasCanonical`):
+    /// the same lists, without checking each message's strings or sorting
+    /// the entries, which are sorted already.
+    mutating func parseCanonical(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        removeAll()
+        var reader = ProtobufFieldReader(extras: bytes)
+        while !reader.atEnd {
+            guard let (field, payload) = reader.lengthDelimitedField() else { return false }
+            switch field {
+            case 10: targets.append(payload)
+            case 17: changes.append(payload)
+            case 18:
+                var entry = ProtobufFieldReader(extras: bytes, range: payload)
+                guard let (_, key) = entry.lengthDelimitedField(), let (_, value) = entry.lengthDelimitedField() else { return false }
+                metadata.append((key, value))
+            default:
+                return false
+            }
+        }
+        return true
+    }
+
     /// The layout of empty extras, keeping the lists' memory.
     mutating func removeAll() {
         targets.removeAllKeepingCapacity()
