@@ -1042,6 +1042,46 @@ static void test_agent_threads(void) {
     CHECK(!problem, "%s", problem);
 }
 
+/* ---- the example agent's own report ---- */
+
+static char agent_bin[600];
+
+static void test_agent_tool_report(void) {
+    /* vigil-agent --interval prints the events acknowledged in each interval,
+     * then its report with a "settled" line. --rate spreads 6,000 events over
+     * about 1.5 s, so that several intervals of 0.25 s pass. */
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s --address %s --events 6000 --batch 100 --rate 4000 --interval 0.25 --tenants 3 2>&1",
+             agent_bin, srv.address);
+    FILE *p = popen(cmd, "r");
+    CHECK(p != NULL, "cannot run %s", agent_bin);
+    if (!p) return;
+    char line[512];
+    int intervals = 0;
+    unsigned long long last = 0, acked = 0;
+    bool monotonic = true, settled = false;
+    while (fgets(line, sizeof line, p)) {
+        double at, rate;
+        unsigned long long n;
+        if (sscanf(line, " %lf s %llu acknowledged %lf events/s", &at, &n, &rate) == 3) {
+            intervals++;
+            if (n < last) monotonic = false;
+            last = n;
+        } else if (sscanf(line, " acknowledged %llu", &n) == 1) {
+            acked = n;
+        } else if (strstr(line, "settled") && strstr(line, "median")) {
+            settled = true;
+        }
+    }
+    int status = pclose(p);
+    CHECK(status == 0, "vigil-agent exited with status %d", status);
+    CHECK(acked == 6000, "the report says %llu acknowledged, not 6000", acked);
+    CHECK(intervals >= 4, "%d interval lines, expected at least 4 over about 1.5 s", intervals);
+    CHECK(monotonic, "the acknowledged counts of the intervals went down");
+    CHECK(last <= 6000, "an interval counted %llu acknowledged of 6000", last);
+    CHECK(settled, "no settled line with a median");
+}
+
 /* ---- protocol details, against vigil-sink ---- */
 
 static char sink_bin[600];
@@ -1123,6 +1163,7 @@ static const test tests[] = {
     {"agent_graceful_restart", test_agent_graceful_restart, true},
     {"agent_spill", test_agent_spill, true},
     {"agent_block", test_agent_block, true},
+    {"agent_tool_report", test_agent_tool_report, true},
     {"sink_protocol", test_sink_protocol, false},
 };
 
@@ -1151,6 +1192,10 @@ int main(int argc, char **argv) {
     snprintf(sink_bin, sizeof sink_bin, "%s", argv[0]);
     char *slash = strrchr(sink_bin, '/');
     snprintf(slash ? slash + 1 : sink_bin, sizeof sink_bin - (size_t)(slash ? slash + 1 - sink_bin : 0), "vigil-sink");
+    /* So does the example agent. */
+    snprintf(agent_bin, sizeof agent_bin, "%s", sink_bin);
+    slash = strrchr(agent_bin, '/');
+    snprintf(slash ? slash + 1 : agent_bin, sizeof agent_bin - (size_t)(slash ? slash + 1 - agent_bin : 0), "vigil-agent");
     int64_t t0 = now_ms();
     int ran = 0;
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
