@@ -167,17 +167,20 @@ struct ExtrasLayout {
 
     /// False when the bytes hold anything else (then nothing is promised).
     /// A layout is reused from row to row: its lists keep their memory.
-    mutating func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+    /// `canonical`: the bytes are known to be canonical
+    /// (`MemoryChunk.Columns.extrasCanonical`), so that each message's
+    /// strings are not checked again and the entries, sorted already, not sorted.
+    mutating func parse(_ bytes: UnsafeBufferPointer<UInt8>, canonical: Bool = false) -> Bool {
         removeAll()
         var reader = ProtobufFieldReader(extras: bytes)
         while !reader.atEnd {
             guard let (field, payload) = reader.lengthDelimitedField() else { return false }
             switch field {
             case 10:
-                guard Self.plainStrings(bytes, payload, maxField: 3) else { return false }
+                guard canonical || Self.plainStrings(bytes, payload, maxField: 3) else { return false }
                 targets.append(payload)
             case 17:
-                guard Self.plainStrings(bytes, payload, maxField: 3) else { return false }
+                guard canonical || Self.plainStrings(bytes, payload, maxField: 3) else { return false }
                 changes.append(payload)
             case 18:
                 var entry = ProtobufFieldReader(extras: bytes, range: payload)
@@ -193,32 +196,10 @@ struct ExtrasLayout {
                 return false
             }
         }
-        if metadata.count > 1 {
+        if metadata.count > 1 && !canonical {
             metadata.sort { a, b in Self.less(bytes[a.key], bytes[b.key]) }
             // A map keeps the last of equal keys: leave such bytes to the event path.
             for index in 1..<metadata.count where memoryEqual(Self.raw(bytes[metadata[index - 1].key]), Self.raw(bytes[metadata[index].key])) {
-                return false
-            }
-        }
-        return true
-    }
-
-    /// `parse` of extras known to be canonical (`MemoryChunk.Columns.extrasCanonical`):
-    /// the same lists, without checking each message's strings or sorting
-    /// the entries, which are sorted already.
-    mutating func parseCanonical(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-        removeAll()
-        var reader = ProtobufFieldReader(extras: bytes)
-        while !reader.atEnd {
-            guard let (field, payload) = reader.lengthDelimitedField() else { return false }
-            switch field {
-            case 10: targets.append(payload)
-            case 17: changes.append(payload)
-            case 18:
-                var entry = ProtobufFieldReader(extras: bytes, range: payload)
-                guard let (_, key) = entry.lengthDelimitedField(), let (_, value) = entry.lengthDelimitedField() else { return false }
-                metadata.append((key, value))
-            default:
                 return false
             }
         }

@@ -59,7 +59,7 @@ enum ExtrasColumns {
                 continue
             }
             let bytes = raw.assumingMemoryBound(to: UInt8.self)
-            guard canonical ? layout.parseCanonical(bytes) : layout.parse(bytes) else { return false }
+            guard layout.parse(bytes, canonical: canonical) else { return false }
             rebuilt.out.removeAll(keepingCapacity: true)
             for first in List.messageLists {
                 for range in first == .targetType ? layout.targets : layout.changes {
