@@ -32,8 +32,9 @@ enum ExtrasColumns {
     /// nothing and returns false when some row would not round trip.
     /// `canonical`: the rows are known to round trip (they were written in
     /// this form, from checked values), so that their strings are not
-    /// checked for UTF-8 nor each row rebuilt and compared: a quarter of a
-    /// flush's time in this function.
+    /// checked for UTF-8 nor each row rebuilt and compared (under a live
+    /// agent, `perf`: this function's share of the server's CPU went from
+    /// 6.2% to 4.4%).
     static func encode(_ rows: ByteRows, canonical: Bool = false, into out: inout ByteWriter) -> Bool {
         let count = rows.count
         var targetCounts: [Int] = []
