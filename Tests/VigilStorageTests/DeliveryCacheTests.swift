@@ -124,4 +124,23 @@ struct DeliveryCacheTests {
         #expect(notCanonical == 1, "the chunks hold one row whose target has unknown fields")
         feed.removeReader()
     }
+
+    @Test("rows hashed in pairs take kept bytes where a subscriber left them and write the others: every leaf as the event's")
+    func pairsOfKeptAndWrittenRows() throws {
+        let chunks = MemoryFlushTests.chunks()
+        let feed = CommitFeed(head: 0, capacityBytes: 1 << 30)
+        feed.addReader()
+        feed.publish(chunks)
+        var scratch = LeafScratch()
+        for chunk in chunks {
+            // Every third row kept: pairs of kept and written rows, both ways round, and of two written rows.
+            for row in stride(from: 0, to: chunk.count, by: 3) { _ = chunk.encodedEvent(at: row) }
+            let kept = chunk.deliveryCache.withLock { $0.rows }
+            #expect(kept.contains { !$0.isEmpty })
+            var leaves: [ChainDigest] = []
+            chunk.forEachLeaf(kept: kept, scratch: &scratch) { leaves.append($0) }
+            #expect(leaves == (0..<chunk.count).map { HashChain.leaf(of: chunk.event(at: $0)) }, "the chunk at seq \(chunk.firstSeq)")
+        }
+        feed.removeReader()
+    }
 }

@@ -61,6 +61,27 @@ struct SHA256Tests {
         print("SHA-256 by the CPU's SHA extensions: \(HashChain.hardware)")
     }
 
+    @Test("two leaves hashed side by side are the leaves hashed one at a time, for every pair of lengths around the block edges")
+    func leavesInPairs() {
+        var rng = SplitMix64(seed: 512)
+        let bytes = (0..<4_096).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        // Around 0, 55/56 (one block or two for the tail), 63/64 (the first whole block) and 119/120, 127/128, then longer.
+        let lengths = Array(0...140) + [190, 191, 247, 248, 255, 256, 389, 1_000, 2_000]
+        bytes.withUnsafeBytes { all in
+            for first in lengths {
+                for second in lengths where (first + second) % 5 == 0 || second == first || second == 0 {
+                    for start in [0, 3] {
+                        let a = UnsafeRawBufferPointer(rebasing: all[start..<start + first])
+                        let b = UnsafeRawBufferPointer(rebasing: all[2_000 + start..<2_000 + start + second])
+                        let pair = HashChain.leaves(canonical: a, b)
+                        let expected = [UInt8(0)].withUnsafeBytes { prefix in (HashChain.softwareSHA256(prefix, a), HashChain.softwareSHA256(prefix, b)) }
+                        #expect(pair.0 == expected.0 && pair.1 == expected.1, "lengths \(first) and \(second), start \(start)")
+                    }
+                }
+            }
+        }
+    }
+
     @Test("leaves and chain steps are the same through either implementation")
     func chainThroughEither() {
         var rng = SplitMix64(seed: 7)

@@ -761,7 +761,13 @@ public final class ColumnarEventStore: EventStore {
             // Canonical bytes live subscribers have written already.
             let kept = mark == nil ? chunk.deliveryCache.withLock { $0.rows } : []
             var truncated: [UInt32] = []
-            if mark == nil { truncated.reserveCapacity(chunk.count) }
+            if mark == nil {
+                truncated.reserveCapacity(chunk.count)
+                chunk.forEachLeaf(kept: kept, scratch: &scratch) { leaf in
+                    head = HashChain.next(head, leaf)
+                    truncated.append(leaf.truncated)
+                }
+            }
             for row in 0..<chunk.count {
                 let time = chunk.columns.occurredAt[row]
                 if dayNumber(of: time) != day.number {
@@ -776,14 +782,7 @@ public final class ColumnarEventStore: EventStore {
                     dayLeaves = leavesByDay.removeValue(forKey: day.name) ?? []
                 }
                 dayRows.add(chunk, row: row)
-                if let mark {
-                    dayLeaves.append(mark.truncated[row])
-                } else {
-                    let leaf = chunk.leaf(at: row, kept: kept, scratch: &scratch)
-                    head = HashChain.next(head, leaf)
-                    truncated.append(leaf.truncated)
-                    dayLeaves.append(leaf.truncated)
-                }
+                dayLeaves.append(mark?.truncated[row] ?? truncated[row])
             }
             if let mark {
                 head = mark.headAfter

@@ -79,6 +79,24 @@ public struct ChainDigest: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { hex }
 
+    /// From SHA-256's eight state words (`CSHA256`'s output).
+    init(state: HashChain.StateWords) {
+        words = (
+            UInt64(state.0) << 32 | UInt64(state.1), UInt64(state.2) << 32 | UInt64(state.3),
+            UInt64(state.4) << 32 | UInt64(state.5), UInt64(state.6) << 32 | UInt64(state.7)
+        )
+    }
+
+    /// As SHA-256's eight state words (`CSHA256`'s input).
+    var state: HashChain.StateWords {
+        (
+            UInt32(truncatingIfNeeded: words.0 >> 32), UInt32(truncatingIfNeeded: words.0),
+            UInt32(truncatingIfNeeded: words.1 >> 32), UInt32(truncatingIfNeeded: words.1),
+            UInt32(truncatingIfNeeded: words.2 >> 32), UInt32(truncatingIfNeeded: words.2),
+            UInt32(truncatingIfNeeded: words.3 >> 32), UInt32(truncatingIfNeeded: words.3)
+        )
+    }
+
     public static func == (a: ChainDigest, b: ChainDigest) -> Bool {
         a.words.0 == b.words.0 && a.words.1 == b.words.1 && a.words.2 == b.words.2 && a.words.3 == b.words.3
     }
@@ -119,6 +137,24 @@ public enum HashChain {
         withUnsafeBytes(of: leafPrefix) { sha256($0, bytes) }
     }
 
+    /// The leaf hashes of two events' canonical bytes, computed side by side
+    /// (a flush hashes its rows in pairs): the same digests as two `leaf`
+    /// calls, in a little over half their time with the SHA extensions.
+    public static func leaves(canonical first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) -> (ChainDigest, ChainDigest) {
+        guard hardware else { return (leaf(canonical: first), leaf(canonical: second)) }
+        var stateA: StateWords = (0, 0, 0, 0, 0, 0, 0, 0)
+        var stateB: StateWords = (0, 0, 0, 0, 0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &stateA) { a in
+            withUnsafeMutableBytes(of: &stateB) { b in
+                vigil_sha256_hardware_pair(
+                    leafPrefix, first.baseAddress?.assumingMemoryBound(to: UInt8.self), first.count,
+                    second.baseAddress?.assumingMemoryBound(to: UInt8.self), second.count,
+                    a.baseAddress!.assumingMemoryBound(to: UInt32.self), b.baseAddress!.assumingMemoryBound(to: UInt32.self))
+            }
+        }
+        return (ChainDigest(state: stateA), ChainDigest(state: stateB))
+    }
+
     /// The leaf hash of an event as the store returns it.
     public static func leaf(of event: AuditEvent) -> ChainDigest {
         leaf(canonical: CanonicalEvent.bytes(of: event))
@@ -132,6 +168,22 @@ public enum HashChain {
 
     /// The head after appending `leaf` to `head`.
     public static func next(_ head: ChainDigest, _ leaf: ChainDigest) -> ChainDigest {
+        if hardware {
+            // The two blocks laid out in C from the digests' words.
+            var headState = head.state
+            var leafState = leaf.state
+            var state: StateWords = (0, 0, 0, 0, 0, 0, 0, 0)
+            withUnsafeBytes(of: &headState) { head in
+                withUnsafeBytes(of: &leafState) { leaf in
+                    withUnsafeMutableBytes(of: &state) { out in
+                        vigil_sha256_hardware_digests(
+                            headPrefix, head.baseAddress!.assumingMemoryBound(to: UInt32.self),
+                            leaf.baseAddress!.assumingMemoryBound(to: UInt32.self), out.baseAddress!.assumingMemoryBound(to: UInt32.self))
+                    }
+                }
+            }
+            return ChainDigest(state: state)
+        }
         let words = (
             head.words.0.bigEndian, head.words.1.bigEndian, head.words.2.bigEndian, head.words.3.bigEndian,
             leaf.words.0.bigEndian, leaf.words.1.bigEndian, leaf.words.2.bigEndian, leaf.words.3.bigEndian
@@ -146,6 +198,9 @@ public enum HashChain {
         return head
     }
 
+    /// SHA-256's state, eight words (the digest once done).
+    typealias StateWords = (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32)
+
     private static let leafPrefix: UInt8 = 0x00
     private static let headPrefix: UInt8 = 0x01
 
@@ -157,18 +212,14 @@ public enum HashChain {
     /// by swift-crypto (`softwareSHA256`; the tests hold the two equal).
     static func sha256(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) -> ChainDigest {
         guard hardware else { return softwareSHA256(first, second) }
-        var state: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) = (0, 0, 0, 0, 0, 0, 0, 0)
+        var state: StateWords = (0, 0, 0, 0, 0, 0, 0, 0)
         withUnsafeMutableBytes(of: &state) { out in
             vigil_sha256_hardware(
                 first.baseAddress?.assumingMemoryBound(to: UInt8.self), first.count,
                 second.baseAddress?.assumingMemoryBound(to: UInt8.self), second.count,
                 out.baseAddress!.assumingMemoryBound(to: UInt32.self))
         }
-        return ChainDigest(
-            words: (
-                UInt64(state.0) << 32 | UInt64(state.1), UInt64(state.2) << 32 | UInt64(state.3),
-                UInt64(state.4) << 32 | UInt64(state.5), UInt64(state.6) << 32 | UInt64(state.7)
-            ))
+        return ChainDigest(state: state)
     }
 
     /// `sha256` by swift-crypto, whatever the CPU.

@@ -5,7 +5,38 @@ extension MemoryChunk {
     /// The leaf hash of every row, in seq order.
     func leaves() -> [ChainDigest] {
         var scratch = LeafScratch()
-        return (0..<count).map { leaf(at: $0, scratch: &scratch) }
+        var leaves: [ChainDigest] = []
+        leaves.reserveCapacity(count)
+        forEachLeaf(kept: [], scratch: &scratch) { leaves.append($0) }
+        return leaves
+    }
+
+    /// Calls `body` with the leaf hash of every row, in seq order, hashing
+    /// the rows two at a time (`HashChain.leaves(canonical:_:)`); `kept` as
+    /// in `leaf(at:kept:scratch:)`.
+    func forEachLeaf(kept: [[UInt8]], scratch: inout LeafScratch, _ body: (ChainDigest) -> Void) {
+        var row = 0
+        while row + 1 < count {
+            let first = canonicalBytes(row, kept: kept, into: scratch.bytes, layout: &scratch.layout)
+            let second = canonicalBytes(row + 1, kept: kept, into: scratch.secondBytes, layout: &scratch.layout)
+            if let first, let second {
+                let pair = first.withBytes(kept) { a in second.withBytes(kept) { b in HashChain.leaves(canonical: a, b) } }
+                body(pair.0)
+                body(pair.1)
+            } else {
+                body(leaf(at: row, kept: kept, scratch: &scratch))
+                body(leaf(at: row + 1, kept: kept, scratch: &scratch))
+            }
+            row += 2
+        }
+        if row < count { body(leaf(at: row, kept: kept, scratch: &scratch)) }
+    }
+
+    /// Where row `row`'s canonical bytes are once this returns: in `kept`,
+    /// or written into `scratch`; nil when only the event path can write them.
+    private func canonicalBytes(_ row: Int, kept: [[UInt8]], into scratch: CanonicalScratch, layout: inout ExtrasLayout) -> CanonicalBytes? {
+        if row < kept.count, !kept[row].isEmpty { return .kept(row) }
+        return CanonicalEvent.write(row: row, of: self, layout: &layout, into: scratch) ? .written(scratch) : nil
     }
 
     /// The leaf hash of row `row`: its canonical bytes written straight from
@@ -28,10 +59,28 @@ extension MemoryChunk {
     }
 }
 
+/// A row's canonical bytes, found or written by `forEachLeaf`.
+private enum CanonicalBytes {
+    /// Row `row` of the delivery cache's rows.
+    case kept(Int)
+    /// The bytes `scratch` holds.
+    case written(CanonicalScratch)
+
+    @inline(__always)
+    func withBytes<R>(_ kept: [[UInt8]], _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        switch self {
+        case .kept(let row): kept[row].withUnsafeBytes(body)
+        case .written(let scratch): body(scratch.bytes)
+        }
+    }
+}
+
 /// What hashing one row after another reuses: the canonical bytes' memory
 /// and the extras' layout (no allocation per row). One thread at a time.
 struct LeafScratch {
     var bytes = CanonicalScratch()
+    /// The second row of a pair (`MemoryChunk.forEachLeaf`).
+    var secondBytes = CanonicalScratch()
     var layout = ExtrasLayout()
     /// For the rows written from their events.
     var eventBytes: [UInt8] = []
