@@ -229,6 +229,8 @@ struct PartRoundTripTests {
             #expect(Set(sizes.keys) == Set(PartColumn.required))
             let chunkBytes = sizes.values.reduce(0) { $0 + $1.compressed }
             #expect(PartFormat.headerSize + chunkBytes + reader.metadata.footerBytes + PartFormat.trailerSize == reader.metadata.fileBytes)
+            // The decoded bytes a merge estimates its memory from, counted once when the part opens.
+            #expect(reader.rawColumnBytes == sizes.values.reduce(0) { $0 + $1.raw } && reader.rawColumnBytes > 0)
             #expect(throws: VigilError.self) { try reader.readColumns(block: 1, [.tenant]) }
             #expect(throws: VigilError.self) { try reader.readColumns(block: -1, [.tenant]) }
         }

@@ -1087,7 +1087,7 @@ public final class ColumnarEventStore: EventStore {
     /// Memory a part's events take once decoded: per-event object overhead plus
     /// the column bytes.
     static func mergeMemoryEstimate(_ part: LivePart) -> Int {
-        Int(part.entry.rows) * 512 + part.reader.columnSizes().values.reduce(0) { $0 + $1.raw } * 2
+        Int(part.entry.rows) * 512 + part.reader.rawColumnBytes * 2
     }
 
     /// Removes (or archives) every part whose events have all expired, and

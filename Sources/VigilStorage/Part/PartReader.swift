@@ -32,6 +32,10 @@ public final class PartReader: Sendable {
     let cacheID: UInt64 = PartReader.nextCacheID.add(1, ordering: .relaxed).newValue
     public let metadata: PartMetadata
     public let blocks: [BlockMetadata]
+    /// Decoded bytes of every column of every block: about what decoding
+    /// the whole part takes (a merge's memory estimate, asked for every part
+    /// of a day after each flush, so counted once here).
+    public let rawColumnBytes: Int
     private let file: FileHandleDescriptor
     private let state = Mutex(State())
     private let inflaters = Mutex<[InflaterBox]>([])
@@ -53,6 +57,7 @@ public final class PartReader: Sendable {
             throw error
         }
         self.file = file
+        rawColumnBytes = blocks.reduce(0) { total, block in block.columns.values.reduce(total) { $0 + $1.rawLength } }
     }
 
     deinit {
