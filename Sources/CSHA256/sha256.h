@@ -28,6 +28,23 @@ static inline int vigil_sha256_hardware_available(void) {
     return (ebx & bit_SHA) != 0;
 }
 
+/// SHA-256's round constants (FIPS 180-4, 4.2.2).
+static const uint32_t vigil_sha256_round_constants[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+};
+
+/// SHA-256's initial state (FIPS 180-4, 5.3.3).
+static const uint32_t vigil_sha256_initial_state[8] = {
+    0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+};
+
 /// Four rounds: message words `w` plus the round constants at `k`.
 #define VIGIL_SHA256_ROUNDS(w, k)                                              \
     do {                                                                       \
@@ -46,16 +63,7 @@ static inline int vigil_sha256_hardware_available(void) {
 /// Runs the compression function over `blocks` 64-byte blocks at `data`.
 __attribute__((target("sha,ssse3,sse4.1")))
 static inline void vigil_sha256_blocks(uint32_t state[8], const uint8_t *data, size_t blocks) {
-    static const uint32_t k[64] = {
-        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-        0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-        0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-        0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-        0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-        0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-        0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
-    };
+    const uint32_t *k = vigil_sha256_round_constants;
     // Message bytes are big-endian words.
     const __m128i byteSwap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
     // The instructions keep the state as (A, B, E, F) and (C, D, G, H).
@@ -170,16 +178,7 @@ __attribute__((target("sha,ssse3,sse4.1")))
 static inline void vigil_sha256_blocks_pair(
     uint32_t stateA[8], const vigil_sha256_message *a, uint32_t stateB[8], const vigil_sha256_message *b
 ) {
-    static const uint32_t k[64] = {
-        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-        0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-        0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-        0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-        0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-        0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-        0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
-    };
+    const uint32_t *k = vigil_sha256_round_constants;
     const __m128i byteSwap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
     __m128i low, high;
     // (A, B, E, F) and (C, D, G, H), as in vigil_sha256_blocks.
@@ -271,10 +270,7 @@ static inline void vigil_sha256_absorb(uint32_t state[8], uint8_t block[64], siz
 /// first.
 __attribute__((target("sha,ssse3,sse4.1")))
 static inline void vigil_sha256_hardware(const uint8_t *first, size_t firstCount, const uint8_t *second, size_t secondCount, uint32_t state[8]) {
-    static const uint32_t initial[8] = {
-        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
-    };
-    memcpy(state, initial, sizeof(initial));
+    memcpy(state, vigil_sha256_initial_state, sizeof(vigil_sha256_initial_state));
     uint8_t block[64];
     size_t filled = 0;
     if (firstCount > 0) vigil_sha256_absorb(state, block, &filled, first, firstCount);
@@ -299,14 +295,11 @@ __attribute__((target("sha,ssse3,sse4.1")))
 static inline void vigil_sha256_hardware_pair(
     uint8_t prefix, const uint8_t *a, size_t countA, const uint8_t *b, size_t countB, uint32_t stateA[8], uint32_t stateB[8]
 ) {
-    static const uint32_t initial[8] = {
-        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
-    };
     vigil_sha256_message messageA, messageB;
     vigil_sha256_prepare(&messageA, prefix, a, countA);
     vigil_sha256_prepare(&messageB, prefix, b, countB);
-    memcpy(stateA, initial, sizeof(initial));
-    memcpy(stateB, initial, sizeof(initial));
+    memcpy(stateA, vigil_sha256_initial_state, sizeof(vigil_sha256_initial_state));
+    memcpy(stateB, vigil_sha256_initial_state, sizeof(vigil_sha256_initial_state));
     vigil_sha256_blocks_pair(stateA, &messageA, stateB, &messageB);
 }
 
@@ -315,9 +308,6 @@ static inline void vigil_sha256_hardware_pair(
 /// a chain step, its two blocks laid out directly.
 __attribute__((target("sha,ssse3,sse4.1")))
 static inline void vigil_sha256_hardware_digests(uint8_t prefix, const uint32_t first[8], const uint32_t second[8], uint32_t state[8]) {
-    static const uint32_t initial[8] = {
-        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
-    };
     uint8_t blocks[128];
     memset(blocks, 0, sizeof(blocks));
     blocks[0] = prefix;
@@ -331,7 +321,7 @@ static inline void vigil_sha256_hardware_digests(uint8_t prefix, const uint32_t 
     // 65 bytes: 520 bits.
     blocks[126] = 0x02;
     blocks[127] = 0x08;
-    memcpy(state, initial, sizeof(initial));
+    memcpy(state, vigil_sha256_initial_state, sizeof(vigil_sha256_initial_state));
     vigil_sha256_blocks(state, blocks, 2);
 }
 #else

@@ -99,11 +99,22 @@ struct DeliveryCacheTests {
     }
 
     @Test("a flush hashes a kept row from its kept bytes, to the leaf of the columns; a row that is not canonical is never kept")
-    func keptRowsGiveTheSameLeaves() throws {
+    func keptRowsGiveTheSameLeaves() {
+        Self.withPublishedChunks(Self.checkKeptRows)
+    }
+
+    /// `MemoryFlushTests.chunks()`, published to a commit feed with a reader
+    /// (so that their rows' encoded events are kept) while `body` runs.
+    private static func withPublishedChunks(_ body: ([MemoryChunk]) throws -> Void) rethrows {
         let chunks = MemoryFlushTests.chunks()
         let feed = CommitFeed(head: 0, capacityBytes: 1 << 30)
         feed.addReader()
+        defer { feed.removeReader() }
         feed.publish(chunks)
+        try body(chunks)
+    }
+
+    private static func checkKeptRows(_ chunks: [MemoryChunk]) {
         var notCanonical = 0
         var scratch = LeafScratch()
         for chunk in chunks {
@@ -122,25 +133,21 @@ struct DeliveryCacheTests {
             }
         }
         #expect(notCanonical == 1, "the chunks hold one row whose target has unknown fields")
-        feed.removeReader()
     }
 
     @Test("rows hashed in pairs take kept bytes where a subscriber left them and write the others: every leaf as the event's")
-    func pairsOfKeptAndWrittenRows() throws {
-        let chunks = MemoryFlushTests.chunks()
-        let feed = CommitFeed(head: 0, capacityBytes: 1 << 30)
-        feed.addReader()
-        feed.publish(chunks)
-        var scratch = LeafScratch()
-        for chunk in chunks {
-            // Every third row kept: pairs of kept and written rows, both ways round, and of two written rows.
-            for row in stride(from: 0, to: chunk.count, by: 3) { _ = chunk.encodedEvent(at: row) }
-            let kept = chunk.deliveryCache.withLock { $0.rows }
-            #expect(kept.contains { !$0.isEmpty })
-            var leaves: [ChainDigest] = []
-            chunk.forEachLeaf(kept: kept, scratch: &scratch) { leaves.append($0) }
-            #expect(leaves == (0..<chunk.count).map { HashChain.leaf(of: chunk.event(at: $0)) }, "the chunk at seq \(chunk.firstSeq)")
+    func pairsOfKeptAndWrittenRows() {
+        Self.withPublishedChunks { chunks in
+            var scratch = LeafScratch()
+            for chunk in chunks {
+                // Every third row kept: pairs of kept and written rows, both ways round, and of two written rows.
+                for row in stride(from: 0, to: chunk.count, by: 3) { _ = chunk.encodedEvent(at: row) }
+                let kept = chunk.deliveryCache.withLock { $0.rows }
+                #expect(kept.contains { !$0.isEmpty })
+                var leaves: [ChainDigest] = []
+                chunk.forEachLeaf(kept: kept, scratch: &scratch) { leaves.append($0) }
+                #expect(leaves == (0..<chunk.count).map { HashChain.leaf(of: chunk.event(at: $0)) }, "the chunk at seq \(chunk.firstSeq)")
+            }
         }
-        feed.removeReader()
     }
 }
