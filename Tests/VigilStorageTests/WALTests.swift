@@ -168,8 +168,13 @@ struct WALTests {
             let syncs = wal.syncCount - baseline
             #expect(locations.count == 200)
             #expect(Set(locations).count == 200)
+            // How many fsyncs they share depends on how the appends reach the
+            // sync thread: 54 in a full parallel test run where this test took
+            // 31 s, a handful alone. That waiters share an fsync is shown
+            // exactly by groupCommitWhileTheSyncThreadIsBusy; here, never more
+            // than one per append.
             #expect(syncs >= 1)
-            #expect(syncs < 50, "200 concurrent appends took \(syncs) fsyncs")
+            #expect(syncs <= 200, "200 concurrent appends took \(syncs) fsyncs")
             try wal.close()
 
             let replayed = try WALTest.replay(directory)
