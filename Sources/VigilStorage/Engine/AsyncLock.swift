@@ -36,4 +36,35 @@ final class AsyncLock: Sendable {
         }
         return try await body()
     }
+
+    /// Tasks waiting for the lock now.
+    var waiterCount: Int { state.withLock { $0.waiters.count } }
+
+    /// For the holder, inside `withLock`: lets the tasks waiting now run
+    /// their locked work first, then returns holding the lock again (a merge
+    /// of millions of rows lets a backup or a verification in between its
+    /// windows). Returns false, without yielding, when `stop()` is true;
+    /// `stop` is asked while no task can join the waiters, so a task that set
+    /// what it reads before asking for the lock is never yielded to.
+    func yieldToWaiters(unless stop: () -> Bool) async -> Bool {
+        var stopped = false
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
+                if stop() {
+                    stopped = true
+                    return nil
+                }
+                guard !state.waiters.isEmpty else { return nil }
+                // The holder goes to the back of the queue; the first waiter gets the lock.
+                state.waiters.append(continuation)
+                return state.waiters.removeFirst()
+            }
+            if let next {
+                next.resume()
+            } else {
+                continuation.resume()
+            }
+        }
+        return !stopped
+    }
 }

@@ -80,6 +80,8 @@ public final class ColumnarEventStore: EventStore {
         /// Waiters whose time ran out before they registered.
         var expiredWaiters: Set<UInt64> = []
         var closed = false
+        /// Paths of the parts a merge is reading (other merges leave them alone).
+        var merging: Set<String> = []
     }
 
     /// The chain's files, owned by maintenance work like the manifest.
@@ -104,6 +106,10 @@ public final class ColumnarEventStore: EventStore {
     /// The manifest, owned by maintenance work (flush, merge, retention, close), one at a time.
     let manifest: Mutex<Vigil_V1_Manifest>
     let maintenanceLock = AsyncLock()
+    /// Called after each window a merge writes, before it flushes sealed
+    /// segments and lets waiting work in (tests: to seal a segment, ask for a
+    /// backup or close the store in the middle of a merge).
+    let afterMergeWindow = Mutex<(@Sendable () async -> Void)?>(nil)
     /// The chain's ledger and files, owned by maintenance work.
     let chain: Mutex<ChainState>
     /// The chain's head through batches in memory (receipts, checkpoints).
@@ -671,26 +677,31 @@ public final class ColumnarEventStore: EventStore {
                         try sealActive(&state)
                     }
                 }
-                // Only the segments sealed before this round: under an ingest that
-                // seals faster than flushes finish, the loop would never end, and
-                // a backup or verification waiting for the lock would never get it.
-                let sealed = state.withLock { $0.sealed.count }
-                for _ in 0..<sealed {
-                    guard let segment = state.withLock({ $0.sealed.first }) else { break }
-                    // In the background only while ingest is not waiting for it:
-                    // no segment sealed behind this one, nobody waiting for memory.
-                    let background = segment.flushesInBackground && state.withLock { $0.sealed.count == 1 && $0.memoryWaiters.isEmpty }
-                    try await withTaskExecutorPreference(background ? backgroundWork : blockingWork) { () async throws(VigilError) in
-                        try await flush(segment, background: background)
-                    }
-                }
+                try await flushSealed()
                 // Merges and retention at normal priority: in the background, on a
                 // busy machine, resident memory rose by 30 MiB (MemoryBoundTests
                 // beside the other CLI tests: peaks of 116–123 MiB, not 83–93).
-                try await withTaskExecutorPreference(blockingWork) { () throws(VigilError) in
-                    try mergeIfNeeded()
+                try await withTaskExecutorPreference(blockingWork) { () async throws(VigilError) in
+                    try await mergeIfNeeded()
                     if retention { try applyRetention(now: currentUnixNanos()) }
                 }
+            }
+        }
+    }
+
+    /// Flushes the segments sealed so far, oldest first.
+    private func flushSealed() async throws(VigilError) {
+        // Only the segments sealed before this round: under an ingest that
+        // seals faster than flushes finish, the loop would never end, and
+        // a backup or verification waiting for the lock would never get it.
+        let sealed = state.withLock { $0.sealed.count }
+        for _ in 0..<sealed {
+            guard let segment = state.withLock({ $0.sealed.first }) else { break }
+            // In the background only while ingest is not waiting for it:
+            // no segment sealed behind this one, nobody waiting for memory.
+            let background = segment.flushesInBackground && state.withLock { $0.sealed.count == 1 && $0.memoryWaiters.isEmpty }
+            try await withTaskExecutorPreference(background ? backgroundWork : blockingWork) { () async throws(VigilError) in
+                try await flush(segment, background: background)
             }
         }
     }
@@ -710,7 +721,7 @@ public final class ColumnarEventStore: EventStore {
     /// Merges now (tests and `vigil` tools; the maintenance loop does it by itself).
     public func mergeNow() async throws(VigilError) {
         try await maintenanceLock.withLock { () async throws(VigilError) in
-            try await writing { () throws(VigilError) in try mergeIfNeeded() }
+            try await writing { () async throws(VigilError) in try await mergeIfNeeded() }
         }
     }
 
@@ -918,14 +929,24 @@ public final class ColumnarEventStore: EventStore {
         _ events: Rows, leaves: [UInt32]?, at reserved: (number: UInt64, relative: String), level: UInt8,
         parallel: Bool = false
     ) throws(VigilError) -> LivePart {
-        let relative = reserved.relative
-        var writerOptions = PartWriter.Options()
+        var writerOptions = partWriterOptions(level: level, generation: reserved.number)
         writerOptions.parallelTasks = parallel
+        let metadata = try PartWriter.write(rows: events, leaves: leaves, to: options.directory + "/" + reserved.relative, options: writerOptions)
+        return try livePart(reserved.relative, metadata: metadata, level: level)
+    }
+
+    /// How a part of `level` numbered `generation` is written.
+    private func partWriterOptions(level: UInt8, generation: UInt64) -> PartWriter.Options {
+        var writerOptions = PartWriter.Options()
         writerOptions.rowsPerBlock = options.rowsPerBlock
         writerOptions.level = level
-        writerOptions.generation = reserved.number
+        writerOptions.generation = generation
         if level == 0 { writerOptions.compressionLevel = Self.flushCompressionLevel }
-        let metadata = try PartWriter.write(rows: events, leaves: leaves, to: options.directory + "/" + relative, options: writerOptions)
+        return writerOptions
+    }
+
+    /// The part just written at `relative` (under the data directory), opened.
+    private func livePart(_ relative: String, metadata: PartMetadata, level: UInt8) throws(VigilError) -> LivePart {
         options.metrics.partBytesWritten.increment(by: metadata.fileBytes)
         var entry = Vigil_V1_ManifestPart()
         entry.path = relative
@@ -1002,15 +1023,18 @@ public final class ColumnarEventStore: EventStore {
 
     /// Merges the parts of a day once it has `mergeFanIn` of them, smallest
     /// first, up to `mergeMaxRows` rows; expired rows are dropped on the way.
-    private func mergeIfNeeded() throws(VigilError) {
-        let parts = state.withLock { $0.parts }
+    private func mergeIfNeeded() async throws(VigilError) {
+        // Not the inputs of a merge paused for other work (see `merge`).
+        let parts = state.withLock { state in state.parts.filter { !state.merging.contains($0.entry.path) } }
         let byDay = Dictionary(grouping: parts, by: \.day)
         for (day, dayParts) in byDay.sorted(by: { $0.key < $1.key }) where dayParts.count >= options.mergeFanIn {
-            // A merge holds its rows in memory: bound it by rows and by half the memory budget.
+            // A merge holds a decoded block of each input part and the window it
+            // writes (`blocksPerTask` blocks): bound them by half the memory budget.
             let memoryLimit = max(8 << 20, options.memoryBudgetBytes / 2)
+            let window = PartWriter.Options().blocksPerTask * (dayParts.map(Self.mergeMemoryEstimate).max() ?? 0)
             var chosen: [LivePart] = []
             var rows: UInt64 = 0
-            var memory = 0
+            var memory = window
             for part in dayParts.sorted(by: { $0.entry.rows < $1.entry.rows }) {
                 let estimate = Self.mergeMemoryEstimate(part)
                 guard rows + part.entry.rows <= UInt64(options.mergeMaxRows), memory + estimate <= memoryLimit else { continue }
@@ -1019,75 +1043,127 @@ public final class ColumnarEventStore: EventStore {
                 memory += estimate
             }
             guard chosen.count >= 2 else { continue }
-            let now = currentUnixNanos()
-            let chainStart = chain.withLock { $0.ledger.startSeq }
-            // The rows stay in their decoded blocks; an event is built only
-            // where one is needed (an expired row's full leaf, a part without
-            // a stored leaf or presence column).
-            var events = DecodedBlockRows()
-            var columnwise = true
-            var leaves: [UInt32] = []
-            var expired: [ExpiredLeaves.Entry] = []
-            leaves.reserveCapacity(Int(rows))
-            for part in chosen {
-                for block in part.reader.blocks.indices {
-                    let decoded = try part.reader.allColumns(block: block, extrasAsBytes: true)
-                    events.add(decoded)
-                    columnwise = columnwise && DecodedBlockRows.canWrite(from: decoded)
-                    let tenants = decoded.tenant ?? []
-                    for row in 0..<decoded.rowCount {
-                        let tenant = row < tenants.count ? tenants[row] : ""
-                        if isExpired(tenant: tenant, occurredAt: decoded.occurredAtIfPresent(row), now: now) {
-                            // Its range stays verifiable through its full leaf.
-                            let event = decoded.event(at: row)
-                            if event.seq > chainStart { expired.append(.init(seq: event.seq, leaf: HashChain.leaf(of: event))) }
-                            continue
-                        }
-                        events.add(row: row)
-                        // The stored leaf moves with its event (recomputing it
-                        // would hide a change made to the input part).
-                        leaves.append(decoded.leaf?[row] ?? HashChain.leaf(of: decoded.event(at: row)).truncated)
-                    }
-                }
-            }
-            var next = manifest.withLock { $0 }
-            let level = UInt8(min(255, (chosen.map(\.entry.level).max() ?? 0) + 1))
-            let removed = Set(chosen.map(\.entry.path))
-            var files = UncommittedFiles(directory: options.directory)
-            let merged: LivePart?
-            let expiredFile: (path: String, maxSeq: UInt64)?
-            // A merge that fails before its commit leaves the input parts as they were.
-            do throws(VigilError) {
-                if events.rowCount == 0 {
-                    merged = nil
-                } else if columnwise {
-                    merged = try writePart(events, leaves: leaves, day: day, level: level, manifest: &next, files: &files)
-                } else {
-                    let built = (0..<events.rowCount).map(events.event(at:))
-                    merged = try writePart(built, leaves: leaves, day: day, level: level, manifest: &next, files: &files)
-                }
-                next.parts.removeAll { removed.contains($0.path) }
-                if let merged { next.parts.append(merged.entry) }
-                expiredFile = try writeExpired(expired, manifest: &next, files: &files)
-                try commit(next, files: &files)
-            } catch {
-                files.discard()
-                throw error
-            }
-            if let expiredFile { chain.withLock { $0.expiredFiles.append(expiredFile) } }
-            state.withLock { state in
-                state.parts.removeAll { removed.contains($0.entry.path) }
-                if let merged { state.parts.append(merged) }
-            }
-            // Queries that still hold the old readers keep their open files.
-            for path in removed { try FileIO.remove(options.directory + "/" + path) }
+            guard try await merge(chosen, day: day) else { return }
         }
     }
 
-    /// Memory a part's events take once decoded: per-event object overhead plus
-    /// the column bytes.
+    /// Merges `chosen` (parts of `day`) into one part, a window of rows at a
+    /// time, in (tenant, occurredAt, seq) order. Between windows, segments
+    /// sealed meanwhile are flushed first: a merge of millions of rows takes
+    /// seconds, and ingest must not wait for it once memory is full. Returns
+    /// false, changing nothing, when the store closes meanwhile.
+    private func merge(_ chosen: [LivePart], day: String) async throws(VigilError) -> Bool {
+        let now = currentUnixNanos()
+        let chainStart = chain.withLock { $0.ledger.startSeq }
+        let level = UInt8(min(255, (chosen.map(\.entry.level).max() ?? 0) + 1))
+        let removed = Set(chosen.map(\.entry.path))
+        state.withLock { $0.merging.formUnion(removed) }
+        defer { state.withLock { $0.merging.subtract(removed) } }
+        // The number is taken from the manifest in memory at once: a flush
+        // between windows commits it, and takes the next.
+        let number = manifest.withLock { manifest in
+            defer { manifest.nextPartNumber += 1 }
+            return manifest.nextPartNumber
+        }
+        let relative = "parts/\(day)/\(hex16(number)).part"
+        var files = UncommittedFiles(directory: options.directory)
+        files.add(relative)
+        let writerOptions = partWriterOptions(level: level, generation: number)
+        let windowRows = PartFileWriter.windowRows(writerOptions)
+        var merged: LivePart?
+        var expired: [ExpiredLeaves.Entry] = []
+        // A merge that fails or stops before its commit leaves the input parts as they were.
+        do throws(VigilError) {
+            try FileIO.makeDirectory(options.directory + "/parts/" + day)
+            let writer = try PartFileWriter(path: options.directory + "/" + relative, options: writerOptions)
+            var runs = try PartMergeRuns(chosen.map(\.reader))
+            var rows = DecodedBlockRows()
+            var leaves: [UInt32] = []
+            var columnwise = true
+            var written = 0
+            // The rows stay in their decoded blocks; an event is built only
+            // where one is needed (an expired row's full leaf, a part without
+            // a stored leaf or presence column).
+            func writeWindow() throws(VigilError) {
+                if columnwise {
+                    try writer.append(rows, leaves: leaves)
+                } else {
+                    try writer.append((0..<rows.rowCount).map(rows.event(at:)), leaves: leaves)
+                }
+                written += rows.rowCount
+                rows = DecodedBlockRows()
+                leaves.removeAll(keepingCapacity: true)
+                columnwise = true
+            }
+            while let run = try runs.next(maxRows: windowRows - rows.rowCount) {
+                let block = run.block
+                rows.add(block)
+                columnwise = columnwise && DecodedBlockRows.canWrite(from: block)
+                let tenants = block.tenant ?? []
+                for row in run.rows {
+                    let tenant = row < tenants.count ? tenants[row] : ""
+                    if isExpired(tenant: tenant, occurredAt: block.occurredAtIfPresent(row), now: now) {
+                        // Its range stays verifiable through its full leaf.
+                        let event = block.event(at: row)
+                        if event.seq > chainStart { expired.append(.init(seq: event.seq, leaf: HashChain.leaf(of: event))) }
+                        continue
+                    }
+                    rows.add(row: row)
+                    // The stored leaf moves with its event (recomputing it
+                    // would hide a change made to the input part).
+                    leaves.append(block.leaf?[row] ?? HashChain.leaf(of: block.event(at: row)).truncated)
+                }
+                guard rows.rowCount >= windowRows else { continue }
+                try writeWindow()
+                if let hook = afterMergeWindow.withLock({ $0 }) { await hook() }
+                if state.withLock({ !$0.sealed.isEmpty }) { try await flushSealed() }
+                // A backup, verification or flush asked for meanwhile goes first
+                // (none of them removes a part); not `close`, which must not
+                // find a merge paused in the middle once it has flushed.
+                guard await maintenanceLock.yieldToWaiters(unless: { isClosed }) else {
+                    writer.discard()
+                    files.discard()
+                    return false
+                }
+            }
+            if rows.rowCount > 0 { try writeWindow() }
+            if written > 0 {
+                let metadata = try writer.finish()
+                merged = try livePart(relative, metadata: metadata, level: level)
+            } else {
+                writer.discard()
+            }
+            var next = manifest.withLock { $0 }
+            // Retention asked for between windows (`retainNow`) may have
+            // removed an input: its rows must not come back through the merge.
+            guard next.parts.filter({ removed.contains($0.path) }).count == removed.count else {
+                files.discard()
+                return true
+            }
+            next.parts.removeAll { removed.contains($0.path) }
+            if let merged { next.parts.append(merged.entry) }
+            let expiredFile = try writeExpired(expired, manifest: &next, files: &files)
+            try commit(next, files: &files)
+            if let expiredFile { chain.withLock { $0.expiredFiles.append(expiredFile) } }
+        } catch {
+            files.discard()
+            throw error
+        }
+        state.withLock { state in
+            state.parts.removeAll { removed.contains($0.entry.path) }
+            if let merged { state.parts.append(merged) }
+        }
+        // Queries that still hold the old readers keep their open files.
+        for path in removed { try FileIO.remove(options.directory + "/" + path) }
+        return true
+    }
+
+    /// Memory a merge holds for a part: one decoded block at a time, its
+    /// per-event object overhead plus its column bytes.
     static func mergeMemoryEstimate(_ part: LivePart) -> Int {
-        Int(part.entry.rows) * 512 + part.reader.rawColumnBytes * 2
+        let blocks = max(1, part.reader.blocks.count)
+        let rowsPerBlock = (Int(part.entry.rows) + blocks - 1) / blocks
+        return rowsPerBlock * 512 + part.reader.rawColumnBytes * 2 / blocks
     }
 
     /// Removes (or archives) every part whose events have all expired, and

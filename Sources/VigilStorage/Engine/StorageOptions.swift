@@ -37,8 +37,10 @@ public struct StorageOptions: Sendable {
     public var rowsPerBlock = 4096
     /// A day with this many parts has them merged into one.
     public var mergeFanIn = 8
-    /// The most rows one merge rewrites: a merge holds its rows in memory
-    /// (also bounded by half of `memoryBudgetBytes`).
+    /// The most rows one merge rewrites: a bound on the parts merges make
+    /// and on the work of one merge, not on memory (a merge reads its parts
+    /// a block at a time; what it holds, a decoded block of each input and
+    /// the window it writes, is bounded by half of `memoryBudgetBytes`).
     public var mergeMaxRows = 2_000_000
     /// How long events are kept (by occurred_at); nil keeps them forever.
     public var retentionNanos: Int64? = 90 * 86_400 * 1_000_000_000

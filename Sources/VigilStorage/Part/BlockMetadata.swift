@@ -102,11 +102,14 @@ public final class BlockMetadata: Sendable {
     }
 
     /// The same block as block `index` of a part, its chunks `offset` bytes
-    /// further into the file (a task's blocks joining the part).
-    func moved(toIndex index: Int, offsetBy offset: Int) -> BlockMetadata {
+    /// further into the file (a task's blocks joining the part), its tenants
+    /// `tenantsFrom` places further into the part's list (a window's blocks
+    /// joining a part written a window at a time).
+    func moved(toIndex index: Int, offsetBy offset: Int, tenantsFrom tenantBase: Int = 0) -> BlockMetadata {
         BlockMetadata(
             index: index, rowCount: rowCount, minOccurredAt: minOccurredAt, maxOccurredAt: maxOccurredAt,
-            minSeq: minSeq, maxSeq: maxSeq, tenantIndexes: tenantIndexes, tenants: tenants,
+            minSeq: minSeq, maxSeq: maxSeq,
+            tenantIndexes: (tenantIndexes.lowerBound + tenantBase)..<(tenantIndexes.upperBound + tenantBase), tenants: tenants,
             columns: columns.mapValues { chunk in
                 var chunk = chunk
                 chunk.offset += offset

@@ -61,62 +61,9 @@ public struct PartWriter {
     static func write<Rows: PartRowSource>(
         rows events: Rows, leaves: [UInt32]? = nil, to path: String, options: Options = .init()
     ) throws(VigilError) -> PartMetadata {
-        let count = events.rowCount
-        if let leaves, leaves.count != count {
-            throw VigilError(.invalidArgument, "\(leaves.count) leaves for \(count) events")
-        }
-        guard (1...ColumnEncoding.maxRows).contains(options.rowsPerBlock) else {
-            throw VigilError(.invalidArgument, "rowsPerBlock is \(options.rowsPerBlock); it must be 1...\(ColumnEncoding.maxRows)")
-        }
-        guard (-1...9).contains(options.compressionLevel) else {
-            throw VigilError(.invalidArgument, "compressionLevel is \(options.compressionLevel); it must be -1...9")
-        }
-        guard options.maxBlockBytes > 0 else {
-            throw VigilError(.invalidArgument, "maxBlockBytes must be positive")
-        }
-        let plan = try SortPlan(events)
-        let temporary = path + ".tmp"
-        let file = try FileHandleDescriptor.open(temporary, flags: O_WRONLY | O_CREAT | O_TRUNC)
-        let metadata: PartMetadata
-        do throws(VigilError) {
-            var sink = ChunkSink(
-                output: PartOutput(file: file), level: options.compressionLevel,
-                deflater: options.compressionLevel == 0 ? nil : try ZlibDeflater())
-            try sink.output.write(PartFormat.header())
-            var footer = try encodeBlocks(events, leaves: leaves, plan: plan, options: options, sink: &sink)
-            footer.createdAt = options.createdAt ?? currentUnixNanos()
-            let footerBytes = footer.encode()
-            guard footerBytes.count <= PartFormat.maxFooterBytes else {
-                throw VigilError(.invalidArgument, "a part of \(count) events needs a footer of \(footerBytes.count) bytes, over the limit of \(PartFormat.maxFooterBytes); write fewer events per part")
-            }
-            let footerOffset = sink.output.offset
-            try sink.output.write(footerBytes)
-            try sink.output.write(PartFormat.trailer(
-                footerOffset: footerOffset, footerLength: footerBytes.count,
-                footerChecksum: CRC32C.checksum(footerBytes)))
-            try sink.output.flush()
-            try file.sync()
-            metadata = PartMetadata(
-                formatVersion: Int(PartFormat.version), rowCount: footer.rowCount,
-                minOccurredAt: footer.minOccurredAt, maxOccurredAt: footer.maxOccurredAt,
-                minSeq: footer.minSeq, maxSeq: footer.maxSeq, tenants: footer.tenants,
-                createdAt: footer.createdAt, level: footer.level, generation: footer.generation,
-                rowsPerBlock: footer.rowsPerBlock, blockCount: footer.blocks.count,
-                fileBytes: sink.output.offset, footerBytes: footerBytes.count)
-        } catch {
-            file.close()
-            try? FileIO.remove(temporary)
-            throw error
-        }
-        file.close()
-        do throws(VigilError) {
-            try FileIO.rename(temporary, to: path)
-        } catch {
-            try? FileIO.remove(temporary)
-            throw error
-        }
-        try FileIO.syncDirectory(FileIO.directoryName(of: path))
-        return metadata
+        let writer = try PartFileWriter(path: path, options: options)
+        try writer.append(events, leaves: leaves)
+        return try writer.finish()
     }
 
     /// Encodes every block into `sink`; returns the footer (without createdAt).

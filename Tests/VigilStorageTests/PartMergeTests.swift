@@ -1,0 +1,436 @@
+import Foundation
+import Synchronization
+import Testing
+import VigilCore
+import VigilProto
+@testable import VigilStorage
+
+/// Merges that read their parts a block at a time and write the merged part
+/// a window at a time.
+@Suite("Streaming merges")
+struct PartMergeTests {
+    static func writerOptions(rowsPerBlock: Int) -> PartWriter.Options {
+        var options = PartWriter.Options()
+        options.rowsPerBlock = rowsPerBlock
+        options.createdAt = 1_780_000_000_000_000_000
+        return options
+    }
+
+    /// Random events of every shape (awkward tenants, equal keys, no times)
+    /// in the order a part holds them.
+    static func sortedEvents(count: Int, seed: UInt64) -> [AuditEvent] {
+        var rng = SplitMix64(seed: seed)
+        return PartTestSupport.sortedLikePart((0..<count).map { _ in PartEvents.random(&rng, tenants: 12) })
+    }
+
+    @Test("a part written a window of whole tasks at a time is the part written at once, byte for byte")
+    func windowsOfTasksWriteTheSameBytes() throws {
+        let events = Self.sortedEvents(count: 2_000, seed: 7)
+        let leaves = (0..<events.count).map { UInt32(truncatingIfNeeded: $0 &* 2_654_435_761) }
+        let options = Self.writerOptions(rowsPerBlock: 32)
+        let window = PartFileWriter.windowRows(options)
+        #expect(window == 256)
+        try PartTestSupport.withDirectory { directory in
+            _ = try PartWriter.write(rows: events, leaves: leaves, to: directory + "/once.part", options: options)
+            let writer = try PartFileWriter(path: directory + "/windows.part", options: options)
+            for start in stride(from: 0, to: events.count, by: window) {
+                let range = start..<min(start + window, events.count)
+                try writer.append(Array(events[range]), leaves: Array(leaves[range]))
+            }
+            let metadata = try writer.finish()
+            let once = PartTestSupport.readFile(directory + "/once.part")
+            #expect(PartTestSupport.readFile(directory + "/windows.part") == once)
+            #expect(metadata.fileBytes == once.count)
+            #expect(metadata.rowCount == events.count)
+            #expect(!FileIO.exists(directory + "/windows.part.tmp"))
+        }
+    }
+
+    @Test("windows of any size make a part that reads back as its rows, each block's tenants where the part's list says", arguments: [1, 37, 97, 500])
+    func windowsOfAnySize(window: Int) throws {
+        let events = Self.sortedEvents(count: 1_500, seed: UInt64(window))
+        try PartTestSupport.withDirectory { directory in
+            let path = directory + "/part.vprt"
+            let writer = try PartFileWriter(path: path, options: Self.writerOptions(rowsPerBlock: 64))
+            for start in stride(from: 0, to: events.count, by: window) {
+                try writer.append(Array(events[start..<min(start + window, events.count)]), leaves: nil)
+            }
+            let written = try writer.finish()
+            let reader = try PartReader(path: path)
+            defer { reader.close() }
+            #expect(reader.metadata == written)
+            #expect(try PartTestSupport.readAll(path) == events)
+            let tenants = events.map(\.tenant).reduce(into: [String]()) { list, tenant in
+                if list.last.map({ !sameUTF8($0, tenant) }) ?? true { list.append(tenant) }
+            }
+            #expect(written.tenants.count == tenants.count)
+            #expect(zip(written.tenants, tenants).allSatisfy { sameUTF8($0, $1) })
+            for block in reader.blocks {
+                let listed = Array(written.tenants[block.tenantIndexes])
+                #expect(listed.count == block.tenants.count && zip(listed, block.tenants).allSatisfy { sameUTF8($0, $1) })
+                let rows = try reader.events(block: block.index).map(\.tenant)
+                #expect(sameUTF8(rows.first!, block.tenants.first!) && sameUTF8(rows.last!, block.tenants.last!))
+            }
+        }
+    }
+
+    @Test("a window that sorts before the rows already written is refused with INTERNAL; no file is left")
+    func windowsOutOfOrder() throws {
+        let events = Self.sortedEvents(count: 300, seed: 3)
+        try PartTestSupport.withDirectory { directory in
+            let path = directory + "/part.vprt"
+            let writer = try PartFileWriter(path: path, options: Self.writerOptions(rowsPerBlock: 64))
+            try writer.append(Array(events[150...]), leaves: nil)
+            #expect(FileIO.exists(path + ".tmp"))
+            let error = #expect(throws: VigilError.self) { try writer.append(Array(events[..<150]), leaves: nil) }
+            #expect(error?.code == .internal)
+            #expect(!FileIO.exists(path + ".tmp") && !FileIO.exists(path))
+            // Nothing more is taken.
+            #expect(throws: VigilError.self) { try writer.append(Array(events[299...]), leaves: nil) }
+            let finished = #expect(throws: VigilError.self) { _ = try writer.finish() }
+            #expect(finished?.code == .internal)
+            #expect(!FileIO.exists(path))
+        }
+    }
+
+    @Test("leaves in some windows and not in others are refused with INTERNAL; leaves that do not match the rows with INVALID_ARGUMENT")
+    func windowsWithAndWithoutLeaves() throws {
+        let events = Self.sortedEvents(count: 200, seed: 5)
+        try PartTestSupport.withDirectory { directory in
+            let path = directory + "/part.vprt"
+            let mixed = try PartFileWriter(path: path, options: Self.writerOptions(rowsPerBlock: 64))
+            try mixed.append(Array(events[..<100]), leaves: [UInt32](repeating: 1, count: 100))
+            let missing = #expect(throws: VigilError.self) { try mixed.append(Array(events[100...]), leaves: nil) }
+            #expect(missing?.code == .internal)
+            #expect(!FileIO.exists(path + ".tmp"))
+
+            let miscounted = try PartFileWriter(path: path, options: Self.writerOptions(rowsPerBlock: 64))
+            let short = #expect(throws: VigilError.self) { try miscounted.append(events, leaves: [1, 2, 3]) }
+            #expect(short?.code == .invalidArgument)
+            #expect(!FileIO.exists(path + ".tmp"))
+        }
+    }
+
+    @Test("a writer given up on removes its temporary file; options out of range are refused with INVALID_ARGUMENT")
+    func abandonedWriter() throws {
+        let events = Self.sortedEvents(count: 100, seed: 9)
+        try PartTestSupport.withDirectory { directory in
+            let path = directory + "/part.vprt"
+            do {
+                let writer = try PartFileWriter(path: path, options: Self.writerOptions(rowsPerBlock: 64))
+                try writer.append(events, leaves: nil)
+                #expect(FileIO.exists(path + ".tmp"))
+            }
+            #expect(!FileIO.exists(path + ".tmp") && !FileIO.exists(path))
+            var options = Self.writerOptions(rowsPerBlock: 0)
+            let rows = #expect(throws: VigilError.self) { _ = try PartFileWriter(path: path, options: options) }
+            #expect(rows?.code == .invalidArgument)
+            options.rowsPerBlock = 64
+            options.compressionLevel = 10
+            let level = #expect(throws: VigilError.self) { _ = try PartFileWriter(path: path, options: options) }
+            #expect(level?.code == .invalidArgument)
+            #expect(!FileIO.exists(path + ".tmp"))
+        }
+    }
+
+    @Test("parts merged run by run give every row once, in part order, in runs that never pass another part's next row", arguments: [1, 7, 1_000])
+    func runsInPartOrder(maxRows: Int) throws {
+        var rng = SplitMix64(seed: UInt64(maxRows))
+        // Five parts: overlapping tenants and times, one with a tenant of its own, one empty.
+        var inputs = (0..<4).map { _ in (0..<Int.random(in: 50...600, using: &rng)).map { _ in PartEvents.random(&rng, tenants: 6) } }
+        inputs[2] += (0..<40).map { _ in
+            var event = PartEvents.random(&rng)
+            event.tenant = "only-in-part-2"
+            return event
+        }
+        inputs.append([])
+        try PartTestSupport.withDirectory { directory in
+            let readers = try inputs.enumerated().map { index, events in
+                let path = directory + "/in-\(index).vprt"
+                _ = try PartWriter.write(events, to: path, options: Self.writerOptions(rowsPerBlock: 33))
+                return try PartReader(path: path)
+            }
+            defer { readers.forEach { $0.close() } }
+            var runs = try PartMergeRuns(readers)
+            var merged: [AuditEvent] = []
+            var runCount = 0
+            while let run = try runs.next(maxRows: maxRows) {
+                #expect(!run.rows.isEmpty && run.rows.count <= maxRows)
+                merged += run.rows.map(run.block.event(at:))
+                runCount += 1
+            }
+            #expect(try runs.next(maxRows: maxRows)?.rows == nil)
+            let expected = PartTestSupport.sortedLikePart(inputs.flatMap { $0 })
+            #expect(merged.count == expected.count)
+            #expect(merged == expected)
+            #expect(runCount >= (merged.count + maxRows - 1) / maxRows)
+        }
+    }
+
+    @Test("parts flushed one after another (each tenant's events of successive stretches of time) merge in a run per tenant, part and block")
+    func flushedPartsMergeInLongRuns() throws {
+        let tenants = ["acme", "globex", "initech", "umbrella"]
+        let inputs = (0..<3).map { part in
+            tenants.flatMap { tenant in
+                (0..<50).map { index in engineEvent("u\(index)", tenant: tenant, at: Int64(part * 1_000 + index)) }
+            }
+        }
+        try PartTestSupport.withDirectory { directory in
+            let readers = try inputs.enumerated().map { index, events in
+                let path = directory + "/in-\(index).vprt"
+                _ = try PartWriter.write(events, to: path, options: Self.writerOptions(rowsPerBlock: 64))
+                return try PartReader(path: path)
+            }
+            defer { readers.forEach { $0.close() } }
+            var runs = try PartMergeRuns(readers)
+            var merged: [AuditEvent] = []
+            var runCount = 0
+            while let run = try runs.next(maxRows: 10_000) {
+                merged += run.rows.map(run.block.event(at:))
+                runCount += 1
+            }
+            #expect(merged == PartTestSupport.sortedLikePart(inputs.flatMap { $0 }))
+            // 200 rows a part in blocks of 64: the 12 (tenant, part) stretches, cut where 3 blocks end inside them.
+            #expect(runCount == 12 + 3 * 3)
+        }
+    }
+
+    @Test("a block whose tenants disagree with its part's tenant list stops the merge with DATA_LOSS")
+    func tenantsOutOfOrder() throws {
+        var events = Self.sortedEvents(count: 50, seed: 11)
+        for index in events.indices { events[index].tenant = index % 2 == 0 ? "a" : "b" }
+        try PartTestSupport.withDirectory { directory in
+            let path = directory + "/unsorted.vprt"
+            // Written in input order (a test writer), so rows go a, b, a, b: out of the part's order.
+            let plan = try SortPlan(events, inputOrder: true)
+            var sink = ChunkSink(output: PartOutput(file: try FileHandleDescriptor.open(path, flags: O_WRONLY | O_CREAT | O_TRUNC)), level: 6, deflater: try ZlibDeflater())
+            try sink.output.write(PartFormat.header())
+            var footer = try PartWriter.encodeBlocks(events, plan: plan, options: .init(), sink: &sink)
+            footer.createdAt = 1
+            let bytes = footer.encode()
+            let offset = sink.output.offset
+            try sink.output.write(bytes)
+            try sink.output.write(PartFormat.trailer(footerOffset: offset, footerLength: bytes.count, footerChecksum: CRC32C.checksum(bytes)))
+            try sink.output.flush()
+            sink.output.file?.close()
+            let reader = try PartReader(path: path)
+            defer { reader.close() }
+            let error = #expect(throws: VigilError.self) {
+                var runs = try PartMergeRuns([reader])
+                while try runs.next(maxRows: 100) != nil {}
+            }
+            #expect(error?.code == .dataLoss)
+        }
+    }
+
+    // MARK: In the store
+
+    static func storeOptions(_ directory: String, _ configure: (inout StorageOptions) -> Void) -> StorageOptions {
+        var options = StorageOptions(directory: directory)
+        options.retentionNanos = nil
+        options.mergeFanIn = 2
+        configure(&options)
+        return options
+    }
+
+    /// `count` events of one day, `batch` a call, flushed into a part.
+    static func addPart(_ store: ColumnarEventStore, count: Int, first: Int, base: Int64) async throws {
+        for start in stride(from: first, to: first + count, by: 1_000) {
+            let batch = (start..<min(start + 1_000, first + count)).map { index in
+                engineEvent("actor-\(index % 97)", tenant: "tenant-\(index % 5)", at: base + Int64(index) * 1_000_000)
+            }
+            _ = try await store.append(batch, idempotencyKey: nil)
+        }
+        try await store.flushNow()
+    }
+
+    @Test("parts too large to hold in memory together are merged a block at a time; the merged part keeps every event and the chain")
+    func partsLargerThanTheMergeMemory() async throws {
+        try await withTemporaryDirectory { directory in
+            let options = Self.storeOptions(directory) {
+                $0.memoryBudgetBytes = 16 << 20
+                $0.rowsPerBlock = 256
+            }
+            let base = currentUnixNanos() / 86_400_000_000_000 * 86_400_000_000_000 - 86_400_000_000_000
+            let store = try ColumnarEventStore(options: options)
+            try await Self.addPart(store, count: 9_000, first: 0, base: base)
+            try await Self.addPart(store, count: 9_000, first: 9_000, base: base)
+            #expect(store.statistics.parts == 2)
+            // What holding both parts' rows at once would take: more than a merge may use.
+            let parts = store.snapshot().parts
+            let allRows = parts.reduce(0) { $0 + Int($1.entry.rows) * 512 + $1.reader.rawColumnBytes * 2 }
+            #expect(allRows > max(8 << 20, options.memoryBudgetBytes / 2))
+            let before = try await allEvents(store)
+            try await store.mergeNow()
+            #expect(store.statistics.parts == 1)
+            #expect(store.snapshot().parts.first?.entry.level == 1)
+            #expect(try await allEvents(store) == before)
+            try await store.close()
+            #expect(try IntegrityTestSupport.verify(directory).intact)
+            let reopened = try ColumnarEventStore(options: options)
+            #expect(try await allEvents(reopened) == before)
+            try await reopened.close()
+        }
+    }
+
+    @Test("a segment sealed in the middle of a merge is flushed between the merge's windows, not after the merge")
+    func flushBetweenWindows() async throws {
+        try await withTemporaryDirectory { directory in
+            let options = Self.storeOptions(directory) {
+                $0.rowsPerBlock = 16
+                $0.segmentMaxRows = 100
+            }
+            let base = currentUnixNanos() / 86_400_000_000_000 * 86_400_000_000_000 - 86_400_000_000_000
+            let store = try ColumnarEventStore(options: options)
+            try await Self.addPart(store, count: 300, first: 0, base: base)
+            try await Self.addPart(store, count: 300, first: 300, base: base)
+            let windows = Mutex(0)
+            let memoryAfterFirstWindow = Mutex<[Int]>([])
+            store.afterMergeWindow.withLock {
+                $0 = { @Sendable in
+                    let first = windows.withLock { count in
+                        count += 1
+                        return count == 1
+                    }
+                    guard first else {
+                        // The segment sealed at the first window is gone by the second.
+                        memoryAfterFirstWindow.withLock { $0.append(store.statistics.memoryEvents) }
+                        return
+                    }
+                    // 100 events: the active segment reaches segmentMaxRows and is sealed.
+                    let batch = (600..<700).map { engineEvent("late-\($0)", tenant: "tenant-\($0 % 5)", at: base + Int64($0) * 1_000_000) }
+                    _ = try? await store.append(batch, idempotencyKey: nil)
+                    #expect(store.statistics.sealedSegments == 1)
+                }
+            }
+            try await store.mergeNow()
+            // 600 rows in windows of 16 × 8: four windows and a last one.
+            #expect(windows.withLock { $0 } == 4)
+            #expect(memoryAfterFirstWindow.withLock { $0 } == [0, 0, 0])
+            #expect(store.statistics.memoryEvents == 0)
+            let levels = try await store.statistics().partLevels
+            #expect(levels.map(\.level) == [0, 1])
+            #expect(levels.map(\.events) == [100, 600])
+            let events = try await allEvents(store)
+            #expect(events.count == 700 && Set(events.map(\.seq)).count == 700)
+            try await store.close()
+            #expect(try IntegrityTestSupport.verify(directory).intact)
+            let reopened = try ColumnarEventStore(options: options)
+            #expect(try await allEvents(reopened) == events)
+            try await reopened.close()
+        }
+    }
+
+    @Test("closing the store in the middle of a merge stops the merge: its inputs stay, no file of it is left")
+    func closeDuringMerge() async throws {
+        try await withTemporaryDirectory { directory in
+            let options = Self.storeOptions(directory) { $0.rowsPerBlock = 16 }
+            let base = currentUnixNanos() / 86_400_000_000_000 * 86_400_000_000_000 - 86_400_000_000_000
+            let store = try ColumnarEventStore(options: options)
+            try await Self.addPart(store, count: 300, first: 0, base: base)
+            try await Self.addPart(store, count: 300, first: 300, base: base)
+            let before = try await allEvents(store)
+            let closing = Mutex<Task<Void, any Error>?>(nil)
+            store.afterMergeWindow.withLock {
+                $0 = { @Sendable in
+                    guard closing.withLock({ $0 }) == nil else { return }
+                    // close() marks the store closed before it waits for maintenance.
+                    let task = Task { try await store.close() }
+                    closing.withLock { $0 = task }
+                    while !store.isClosed { await Task.yield() }
+                }
+            }
+            try await store.mergeNow()
+            try await #require(closing.withLock { $0 }).value
+            let files = try FileManager.default.subpathsOfDirectory(atPath: directory + "/parts")
+            #expect(files.filter { $0.hasSuffix(".part") }.count == 2)
+            #expect(files.filter { $0.hasSuffix(".tmp") }.isEmpty)
+            let reopened = try ColumnarEventStore(options: options)
+            #expect(reopened.statistics.parts == 2)
+            #expect(try await allEvents(reopened) == before)
+            try await reopened.close()
+        }
+    }
+
+    @Test("a backup asked for in the middle of a merge pins its files between two windows, not after the merge")
+    func backupBetweenWindows() async throws {
+        try await withTemporaryDirectory { directory in
+            let destination = directory + "-backup"
+            defer { try? FileManager.default.removeItem(atPath: destination) }
+            let options = Self.storeOptions(directory) { $0.rowsPerBlock = 16 }
+            let base = currentUnixNanos() / 86_400_000_000_000 * 86_400_000_000_000 - 86_400_000_000_000
+            let store = try ColumnarEventStore(options: options)
+            try await Self.addPart(store, count: 300, first: 0, base: base)
+            try await Self.addPart(store, count: 300, first: 300, base: base)
+            let before = try await allEvents(store)
+            let backup = Mutex<Task<BackupResult, any Error>?>(nil)
+            let waitingAtSecondWindow = Mutex<Int?>(nil)
+            store.afterMergeWindow.withLock {
+                $0 = { @Sendable in
+                    if backup.withLock({ $0 }) == nil {
+                        let request = BackupOptions(destination: destination)
+                        let task = Task { try await store.backup(request) }
+                        backup.withLock { $0 = task }
+                        // Until the backup waits for the maintenance lock the merge holds.
+                        while store.maintenanceLock.waiterCount == 0 { await Task.yield() }
+                    } else if waitingAtSecondWindow.withLock({ $0 }) == nil {
+                        waitingAtSecondWindow.withLock { $0 = store.maintenanceLock.waiterCount }
+                    }
+                }
+            }
+            try await store.mergeNow()
+            // By the second window the backup had had the lock (it would still wait without the yield).
+            #expect(waitingAtSecondWindow.withLock { $0 } == 0)
+            let result = try await #require(backup.withLock { $0 }).value
+            #expect(result.cutSeq == 600)
+            #expect(store.statistics.parts == 1)
+            try await store.close()
+            // The backup holds the two input parts: it was taken before the merge's commit.
+            let pinnedParts = try FileManager.default.subpathsOfDirectory(atPath: destination).filter { $0.hasSuffix(".part") }
+            #expect(pinnedParts.count == 2)
+            let restored = try ColumnarEventStore(options: Self.storeOptions(destination) { _ in })
+            #expect(try await allEvents(restored) == before)
+            try await restored.close()
+        }
+    }
+
+    @Test("retention that removes a merge's input while the merge is paused: the merge commits nothing, the expired rows do not come back")
+    func retentionBetweenWindows() async throws {
+        try await withTemporaryDirectory { directory in
+            let day: Int64 = 86_400_000_000_000
+            let options = Self.storeOptions(directory) {
+                $0.rowsPerBlock = 16
+                $0.tenantRetentionNanos = ["short": 10 * day]
+            }
+            let base = currentUnixNanos() / day * day - day
+            let store = try ColumnarEventStore(options: options)
+            _ = try await store.append((0..<300).map { engineEvent("s\($0)", tenant: "short", at: base + Int64($0)) }, idempotencyKey: nil)
+            try await store.flushNow()
+            _ = try await store.append((0..<300).map { engineEvent("k\($0)", tenant: "keep", at: base + Int64($0)) }, idempotencyKey: nil)
+            try await store.flushNow()
+            let retention = Mutex<Task<Void, any Error>?>(nil)
+            store.afterMergeWindow.withLock {
+                $0 = { @Sendable in
+                    guard retention.withLock({ $0 }) == nil else { return }
+                    // 20 days on: every "short" event has expired, so its whole part goes.
+                    let task = Task { try await store.retainNow(now: base + 20 * day) }
+                    retention.withLock { $0 = task }
+                    while store.maintenanceLock.waiterCount == 0 { await Task.yield() }
+                }
+            }
+            try await store.mergeNow()
+            try await #require(retention.withLock { $0 }).value
+            let parts = store.snapshot().parts
+            #expect(parts.count == 1 && parts.first?.entry.level == 0 && parts.first?.entry.rows == 300)
+            let kept = try await allEvents(store)
+            #expect(kept.count == 300 && kept.allSatisfy { $0.tenant == "keep" })
+            try await store.close()
+            let files = try FileManager.default.subpathsOfDirectory(atPath: directory + "/parts")
+            #expect(files.filter { $0.hasSuffix(".part") }.count == 1)
+            #expect(files.filter { $0.hasSuffix(".tmp") }.isEmpty)
+            let reopened = try ColumnarEventStore(options: options)
+            #expect(try await allEvents(reopened) == kept)
+            try await reopened.close()
+        }
+    }
+}
