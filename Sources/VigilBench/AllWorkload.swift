@@ -4,7 +4,7 @@ import Foundation
 struct AllWorkload: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "all",
-        abstract: "Every workload in turn: ingest, query, subscribe, storage, flush.",
+        abstract: "Every workload in turn: ingest, query, subscribe, storage, flush, merge.",
         discussion: """
             With --quick, small sizes that check everything runs (CI smoke), not how fast: well under a \
             minute even in a debug build. Without it, each workload with its defaults (minutes). \
@@ -27,8 +27,9 @@ struct AllWorkload: AsyncParsableCommand {
                 ("subscribe", ["--quick"]),
                 ("storage", ["--events", "5000", "--batch-size", "1000"]),
                 ("flush", ["--events", "5000", "--repetitions", "1"]),
+                ("merge", ["--parts", "2", "--rows-per-part", "3000"]),
             ]
-            : [("ingest", []), ("query", []), ("subscribe", []), ("storage", []), ("flush", [])]
+            : [("ingest", []), ("query", []), ("subscribe", []), ("storage", []), ("flush", []), ("merge", [])]
     }
 
     func run() async throws {
@@ -48,6 +49,7 @@ struct AllWorkload: AsyncParsableCommand {
                 case "query": try await QueryWorkload.parse(arguments).execute()
                 case "subscribe": try await SubscribeWorkload.parse(arguments).execute()
                 case "flush": try await FlushWorkload.parse(arguments).execute()
+                case "merge": try await MergeWorkload.parse(arguments).execute()
                 default: try await StorageWorkload.parse(arguments).execute()
                 }
             } catch {

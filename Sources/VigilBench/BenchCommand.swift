@@ -23,12 +23,13 @@ struct VigilBench: AsyncParsableCommand {
               vigil-bench all --quick  a small run of everything (CI smoke)
               vigil-bench chain        CPU per event of the hash chain (no server)
               vigil-bench flush        CPU per event of decoding and flushing (no server)
+              vigil-bench merge        time, CPU and peak memory of one merge (no server)
               vigil-bench generate --events 100000 > events.jsonl
             For real numbers build in release: swift build -c release.
             """,
         subcommands: [
             IngestWorkload.self, QueryWorkload.self, SubscribeWorkload.self, StorageWorkload.self, AllWorkload.self,
-            GenerateCommand.self, ChainWorkload.self, FlushWorkload.self,
+            GenerateCommand.self, ChainWorkload.self, FlushWorkload.self, MergeWorkload.self,
         ]
     )
 }

@@ -120,6 +120,8 @@ struct BenchSmokeTests {
             (["flush", "--days", "0"], "--days must be 1 to 3650"),
             (["flush", "--batch-size", "10001"], "--batch-size must be 1 to 10000"),
             (["flush", "--repetitions", "0"], "--repetitions must be 1 to 1000"),
+            (["merge", "--parts", "1"], "--parts must be 2 to 64"),
+            (["merge", "--parts", "8", "--rows-per-part", "459000"], "over the 2000000 rows one merge takes"),
             (["ingest", "--in-flight", "0"], "--in-flight must be 1 to 128"),
             (["storage", "--events", "0"], "--events must be positive"),
             (["subscribe", "--subscribers", "0"], "--subscribers must be 1 to 5000"),
@@ -190,7 +192,7 @@ struct BenchSmokeTests {
         let build = try #require(document["build"] as? [String: Any])
         #expect(["debug", "release"].contains(build["configuration"] as? String ?? ""))
         let results = try #require(document["results"] as? [String: Any])
-        #expect(Set(results.keys) == ["ingest", "query", "subscribe", "storage", "flush"])
+        #expect(Set(results.keys) == ["ingest", "query", "subscribe", "storage", "flush", "merge"])
 
         let ingest = try #require((results["ingest"] as? [String: Any])?["results"] as? [String: Any])
         #expect(ingest["eventsAcknowledged"] as? Int == 20_000)
@@ -241,6 +243,15 @@ struct BenchSmokeTests {
         #expect((flush["parts"] as? Int ?? 0) >= 1)
         #expect((flush["partBytes"] as? Int ?? 0) > 0)
         #expect((flush["appendMicros"] as? Double ?? 0) > 0 && (flush["flushMicros"] as? Double ?? 0) > 0, "\(flush)")
+
+        let merge = try #require(results["merge"] as? [String: Any])
+        #expect(merge["status"] as? String == "ok", "\(merge)")
+        let merged = try #require(merge["results"] as? [String: Any])
+        #expect(merged["rows"] as? Int == 6_000)
+        #expect((merged["mergeCPUMicrosPerRow"] as? Double ?? 0) > 0 && (merged["partBytesAfter"] as? Int ?? 0) > 0, "\(merged)")
+        #if os(Linux)
+        #expect((merged["peakResidentBytes"] as? Int ?? 0) >= (merged["residentBeforeBytes"] as? Int ?? .max) / 2, "\(merged)")
+        #endif
 
         let storage = try #require((results["storage"] as? [String: Any])?["results"] as? [String: Any])
         #expect(storage["events"] as? Int == 5_000)
