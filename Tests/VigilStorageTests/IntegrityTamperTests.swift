@@ -122,17 +122,7 @@ struct IntegrityTamperTests {
             events.swapAt(0, 1)
             leaves.swapAt(0, 1)
             // Written block by block in the given (now wrong) order.
-            var sink = ChunkSink(output: PartOutput(file: try FileHandleDescriptor.open(part.path + ".x", flags: O_WRONLY | O_CREAT | O_TRUNC)), level: 6, deflater: try ZlibDeflater())
-            try sink.output.write(PartFormat.header())
-            let plan = try SortPlan(events, inputOrder: true)
-            var footer = try PartWriter.encodeBlocks(events, leaves: leaves, plan: plan, options: .init(), sink: &sink)
-            footer.createdAt = 1
-            let bytes = footer.encode()
-            let offset = sink.output.offset
-            try sink.output.write(bytes)
-            try sink.output.write(PartFormat.trailer(footerOffset: offset, footerLength: bytes.count, footerChecksum: CRC32C.checksum(bytes)))
-            try sink.output.flush()
-            sink.output.file?.close()
+            try PartTestSupport.writeInInputOrder(events, leaves: leaves, to: part.path + ".x")
             try FileIO.rename(part.path + ".x", to: part.path)
             let report = try IntegrityTestSupport.verify(directory)
             let reordered = IntegrityTestSupport.problems(report, .reordered)

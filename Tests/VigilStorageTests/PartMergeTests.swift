@@ -144,10 +144,20 @@ struct PartMergeTests {
             return event
         }
         inputs.append([])
+        let (merged, runCount) = try Self.mergeRuns(of: inputs, rowsPerBlock: 33, maxRows: maxRows)
+        let expected = PartTestSupport.sortedLikePart(inputs.flatMap { $0 })
+        #expect(merged.count == expected.count)
+        #expect(merged == expected)
+        #expect(runCount >= (merged.count + maxRows - 1) / maxRows)
+    }
+
+    /// Writes each of `inputs` as a part and merges them run by run; checks
+    /// every run's size. Returns the rows in the order the runs gave them.
+    static func mergeRuns(of inputs: [[AuditEvent]], rowsPerBlock: Int, maxRows: Int) throws -> (events: [AuditEvent], runs: Int) {
         try PartTestSupport.withDirectory { directory in
             let readers = try inputs.enumerated().map { index, events in
                 let path = directory + "/in-\(index).vprt"
-                _ = try PartWriter.write(events, to: path, options: Self.writerOptions(rowsPerBlock: 33))
+                _ = try PartWriter.write(events, to: path, options: writerOptions(rowsPerBlock: rowsPerBlock))
                 return try PartReader(path: path)
             }
             defer { readers.forEach { $0.close() } }
@@ -160,10 +170,7 @@ struct PartMergeTests {
                 runCount += 1
             }
             #expect(try runs.next(maxRows: maxRows)?.rows == nil)
-            let expected = PartTestSupport.sortedLikePart(inputs.flatMap { $0 })
-            #expect(merged.count == expected.count)
-            #expect(merged == expected)
-            #expect(runCount >= (merged.count + maxRows - 1) / maxRows)
+            return (merged, runCount)
         }
     }
 
@@ -175,24 +182,10 @@ struct PartMergeTests {
                 (0..<50).map { index in engineEvent("u\(index)", tenant: tenant, at: Int64(part * 1_000 + index)) }
             }
         }
-        try PartTestSupport.withDirectory { directory in
-            let readers = try inputs.enumerated().map { index, events in
-                let path = directory + "/in-\(index).vprt"
-                _ = try PartWriter.write(events, to: path, options: Self.writerOptions(rowsPerBlock: 64))
-                return try PartReader(path: path)
-            }
-            defer { readers.forEach { $0.close() } }
-            var runs = try PartMergeRuns(readers)
-            var merged: [AuditEvent] = []
-            var runCount = 0
-            while let run = try runs.next(maxRows: 10_000) {
-                merged += run.rows.map(run.block.event(at:))
-                runCount += 1
-            }
-            #expect(merged == PartTestSupport.sortedLikePart(inputs.flatMap { $0 }))
-            // 200 rows a part in blocks of 64: the 12 (tenant, part) stretches, cut where 3 blocks end inside them.
-            #expect(runCount == 12 + 3 * 3)
-        }
+        let (merged, runCount) = try Self.mergeRuns(of: inputs, rowsPerBlock: 64, maxRows: 10_000)
+        #expect(merged == PartTestSupport.sortedLikePart(inputs.flatMap { $0 }))
+        // 200 rows a part in blocks of 64: the 12 (tenant, part) stretches, cut where 3 blocks end inside them.
+        #expect(runCount == 12 + 3 * 3)
     }
 
     @Test("a block whose tenants disagree with its part's tenant list stops the merge with DATA_LOSS")
@@ -201,18 +194,8 @@ struct PartMergeTests {
         for index in events.indices { events[index].tenant = index % 2 == 0 ? "a" : "b" }
         try PartTestSupport.withDirectory { directory in
             let path = directory + "/unsorted.vprt"
-            // Written in input order (a test writer), so rows go a, b, a, b: out of the part's order.
-            let plan = try SortPlan(events, inputOrder: true)
-            var sink = ChunkSink(output: PartOutput(file: try FileHandleDescriptor.open(path, flags: O_WRONLY | O_CREAT | O_TRUNC)), level: 6, deflater: try ZlibDeflater())
-            try sink.output.write(PartFormat.header())
-            var footer = try PartWriter.encodeBlocks(events, plan: plan, options: .init(), sink: &sink)
-            footer.createdAt = 1
-            let bytes = footer.encode()
-            let offset = sink.output.offset
-            try sink.output.write(bytes)
-            try sink.output.write(PartFormat.trailer(footerOffset: offset, footerLength: bytes.count, footerChecksum: CRC32C.checksum(bytes)))
-            try sink.output.flush()
-            sink.output.file?.close()
+            // Written in input order, so rows go a, b, a, b: out of the part's order.
+            try PartTestSupport.writeInInputOrder(events, to: path)
             let reader = try PartReader(path: path)
             defer { reader.close() }
             let error = #expect(throws: VigilError.self) {
@@ -244,6 +227,26 @@ struct PartMergeTests {
         try await store.flushNow()
     }
 
+    /// A store in `options.directory` holding two parts of 300 events of
+    /// yesterday (`base`: its midnight), each flushed on its own.
+    static func storeWithTwoParts(_ options: StorageOptions) async throws -> (store: ColumnarEventStore, base: Int64) {
+        let base = currentUnixNanos() / 86_400_000_000_000 * 86_400_000_000_000 - 86_400_000_000_000
+        let store = try ColumnarEventStore(options: options)
+        try await addPart(store, count: 300, first: 0, base: base)
+        try await addPart(store, count: 300, first: 300, base: base)
+        return (store, base)
+    }
+
+    /// Closes `store`, verifies its directory's chain, and checks that a
+    /// reopened store reads `events` back.
+    static func closeVerifyReopen(_ store: ColumnarEventStore, _ options: StorageOptions, expecting events: [AuditEvent]) async throws {
+        try await store.close()
+        #expect(try IntegrityTestSupport.verify(options.directory).intact)
+        let reopened = try ColumnarEventStore(options: options)
+        #expect(try await allEvents(reopened) == events)
+        try await reopened.close()
+    }
+
     @Test("parts too large to hold in memory together are merged a block at a time; the merged part keeps every event and the chain")
     func partsLargerThanTheMergeMemory() async throws {
         try await withTemporaryDirectory { directory in
@@ -265,11 +268,7 @@ struct PartMergeTests {
             #expect(store.statistics.parts == 1)
             #expect(store.snapshot().parts.first?.entry.level == 1)
             #expect(try await allEvents(store) == before)
-            try await store.close()
-            #expect(try IntegrityTestSupport.verify(directory).intact)
-            let reopened = try ColumnarEventStore(options: options)
-            #expect(try await allEvents(reopened) == before)
-            try await reopened.close()
+            try await Self.closeVerifyReopen(store, options, expecting: before)
         }
     }
 
@@ -280,10 +279,7 @@ struct PartMergeTests {
                 $0.rowsPerBlock = 16
                 $0.segmentMaxRows = 100
             }
-            let base = currentUnixNanos() / 86_400_000_000_000 * 86_400_000_000_000 - 86_400_000_000_000
-            let store = try ColumnarEventStore(options: options)
-            try await Self.addPart(store, count: 300, first: 0, base: base)
-            try await Self.addPart(store, count: 300, first: 300, base: base)
+            let (store, base) = try await Self.storeWithTwoParts(options)
             let windows = Mutex(0)
             let memoryAfterFirstWindow = Mutex<[Int]>([])
             store.afterMergeWindow.withLock {
@@ -313,11 +309,7 @@ struct PartMergeTests {
             #expect(levels.map(\.events) == [100, 600])
             let events = try await allEvents(store)
             #expect(events.count == 700 && Set(events.map(\.seq)).count == 700)
-            try await store.close()
-            #expect(try IntegrityTestSupport.verify(directory).intact)
-            let reopened = try ColumnarEventStore(options: options)
-            #expect(try await allEvents(reopened) == events)
-            try await reopened.close()
+            try await Self.closeVerifyReopen(store, options, expecting: events)
         }
     }
 
@@ -325,10 +317,7 @@ struct PartMergeTests {
     func closeDuringMerge() async throws {
         try await withTemporaryDirectory { directory in
             let options = Self.storeOptions(directory) { $0.rowsPerBlock = 16 }
-            let base = currentUnixNanos() / 86_400_000_000_000 * 86_400_000_000_000 - 86_400_000_000_000
-            let store = try ColumnarEventStore(options: options)
-            try await Self.addPart(store, count: 300, first: 0, base: base)
-            try await Self.addPart(store, count: 300, first: 300, base: base)
+            let (store, _) = try await Self.storeWithTwoParts(options)
             let before = try await allEvents(store)
             let closing = Mutex<Task<Void, any Error>?>(nil)
             store.afterMergeWindow.withLock {
@@ -358,10 +347,7 @@ struct PartMergeTests {
             let destination = directory + "-backup"
             defer { try? FileManager.default.removeItem(atPath: destination) }
             let options = Self.storeOptions(directory) { $0.rowsPerBlock = 16 }
-            let base = currentUnixNanos() / 86_400_000_000_000 * 86_400_000_000_000 - 86_400_000_000_000
-            let store = try ColumnarEventStore(options: options)
-            try await Self.addPart(store, count: 300, first: 0, base: base)
-            try await Self.addPart(store, count: 300, first: 300, base: base)
+            let (store, _) = try await Self.storeWithTwoParts(options)
             let before = try await allEvents(store)
             let backup = Mutex<Task<BackupResult, any Error>?>(nil)
             let waitingAtSecondWindow = Mutex<Int?>(nil)

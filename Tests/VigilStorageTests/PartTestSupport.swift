@@ -59,6 +59,23 @@ enum PartTestSupport {
         }.map(\.element)
     }
 
+    /// Writes `events` as a part at `path` in the given order, sorted or not
+    /// (`PartWriter` would sort them): a part whose rows break the format's order.
+    static func writeInInputOrder(_ events: [AuditEvent], leaves: [UInt32]? = nil, to path: String) throws {
+        let file = try FileHandleDescriptor.open(path, flags: O_WRONLY | O_CREAT | O_TRUNC)
+        defer { file.close() }
+        var sink = ChunkSink(output: PartOutput(file: file), level: 6, deflater: try ZlibDeflater())
+        try sink.output.write(PartFormat.header())
+        let plan = try SortPlan(events, inputOrder: true)
+        var footer = try PartWriter.encodeBlocks(events, leaves: leaves, plan: plan, options: .init(), sink: &sink)
+        footer.createdAt = 1
+        let bytes = footer.encode()
+        let offset = sink.output.offset
+        try sink.output.write(bytes)
+        try sink.output.write(PartFormat.trailer(footerOffset: offset, footerLength: bytes.count, footerChecksum: CRC32C.checksum(bytes)))
+        try sink.output.flush()
+    }
+
     /// Every event of every block of the part at `path`.
     static func readAll(_ path: String) throws -> [AuditEvent] {
         let reader = try PartReader(path: path)
