@@ -246,6 +246,7 @@ struct ServeCommand: AsyncParsableCommand {
         // Trapped before anything listens: an early SIGHUP must not end the process.
         let hangups = await UnixSignalsSequence(trapping: .sighup)
         if let config { logger.info("read the configuration from \(config)") }
+        OpenFileLimit.raiseAndReport(logger)
         let (host, port) = try parseHostPort(listen)
 
         var configuration = ServerConfiguration()

@@ -9,13 +9,22 @@ final class LoggedServer {
     let outputPath: String
     let port: Int
 
-    init(arguments: [String], directory: String) throws {
+    /// `openFiles`: the server starts with these limits on open files
+    /// (through a shell's `ulimit`, which then execs it in the same process).
+    init(arguments: [String], directory: String, openFiles: (soft: Int, hard: Int?)? = nil) throws {
         logPath = directory + "/server.log"
         outputPath = directory + "/server.out"
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
-        process.executableURL = VigilBinary.url
-        process.arguments = ["serve", "--handshake-timeout", "120"] + arguments
+        let serve = ["serve", "--handshake-timeout", "120"] + arguments
+        if let openFiles {
+            let hard = openFiles.hard.map { "; ulimit -Hn \($0)" } ?? ""
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", "ulimit -Sn \(openFiles.soft)\(hard) && exec \"$0\" \"$@\"", VigilBinary.url.path] + serve
+        } else {
+            process.executableURL = VigilBinary.url
+            process.arguments = serve
+        }
         process.standardError = FileHandle(forWritingAtPath: logPath)
         process.standardOutput = FileHandle(forWritingAtPath: outputPath)
         try process.run()
