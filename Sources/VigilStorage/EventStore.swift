@@ -222,7 +222,8 @@ public struct StoreStatistics: Sendable {
     public var memoryBytes: UInt64 = 0
     /// Parts by merge level (0: as flushed), levels without parts left out.
     public var partLevels: [PartLevelStatistics] = []
-    /// Parts waiting for a merge: those of days that reached the merge fan-in.
+    /// Parts waiting for a merge: those of days that reached the merge
+    /// fan-in, but for parts too large to merge with any other of their day.
     public var mergeBacklogParts: UInt64 = 0
 
     public init() {}

@@ -419,4 +419,31 @@ struct PartMergeTests {
             try await reopened.close()
         }
     }
+
+    @Test("the merge backlog counts the parts a merge can still take, not those too large to merge with any other")
+    func mergeBacklog() async throws {
+        try await withTemporaryDirectory { directory in
+            func options(maxRows: Int) -> StorageOptions {
+                Self.storeOptions(directory) {
+                    $0.rowsPerBlock = 16
+                    $0.mergeMaxRows = maxRows
+                }
+            }
+            let (store, base) = try await Self.storeWithTwoParts(options(maxRows: 350))
+            try await Self.addPart(store, count: 100, first: 600, base: base)
+            // 300 + 100 rows is over 350: no part merges with any other.
+            #expect(try await store.statistics().mergeBacklogParts == 0)
+            try await store.mergeNow()
+            #expect(store.statistics.parts == 3)
+            try await store.close()
+
+            let roomier = try ColumnarEventStore(options: options(maxRows: 400))
+            // 300 + 100 fits, 300 + 300 does not: each 300 can take the 100.
+            #expect(try await roomier.statistics().mergeBacklogParts == 3)
+            try await roomier.mergeNow()
+            #expect(roomier.statistics.parts == 2)
+            #expect(try await roomier.statistics().mergeBacklogParts == 0)
+            try await roomier.close()
+        }
+    }
 }

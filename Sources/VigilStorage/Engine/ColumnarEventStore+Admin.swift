@@ -33,10 +33,18 @@ extension ColumnarEventStore {
             levels[part.entry.level]!.bytes += part.entry.bytes
         }
         statistics.partLevels = levels.values.sorted { $0.level < $1.level }
-        // What `mergeIfNeeded` would take up: days at the fan-in.
-        statistics.mergeBacklogParts = Dictionary(grouping: snapshot.parts, by: \.day).values
-            .filter { $0.count >= options.mergeFanIn }
-            .reduce(0) { $0 + UInt64($1.count) }
+        // Parts of days at the fan-in that can still merge: not those too
+        // large to merge with even the smallest other part (`mergeMaxRows`),
+        // which a busy day's merges leave for good.
+        statistics.mergeBacklogParts = Dictionary(grouping: snapshot.parts, by: \.day).values.reduce(0) { total, parts in
+            guard parts.count >= options.mergeFanIn else { return total }
+            let rows = parts.map(\.entry.rows).sorted()
+            let mergeable = parts.filter { part in
+                let smallestOther = part.entry.rows == rows[0] ? rows[1] : rows[0]
+                return part.entry.rows + smallestOther <= UInt64(options.mergeMaxRows)
+            }
+            return total + UInt64(mergeable.count)
+        }
         return statistics
     }
 

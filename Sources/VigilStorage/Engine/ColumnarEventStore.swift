@@ -1027,24 +1027,33 @@ public final class ColumnarEventStore: EventStore {
         // Not the inputs of a merge paused for other work (see `merge`).
         let parts = state.withLock { state in state.parts.filter { !state.merging.contains($0.entry.path) } }
         let byDay = Dictionary(grouping: parts, by: \.day)
-        for (day, dayParts) in byDay.sorted(by: { $0.key < $1.key }) where dayParts.count >= options.mergeFanIn {
-            // A merge holds a decoded block of each input part and the window it
-            // writes (`blocksPerTask` blocks): bound them by half the memory budget.
-            let memoryLimit = max(8 << 20, options.memoryBudgetBytes / 2)
-            let window = PartWriter.Options().blocksPerTask * (dayParts.map(Self.mergeMemoryEstimate).max() ?? 0)
-            var chosen: [LivePart] = []
-            var rows: UInt64 = 0
-            var memory = window
-            for part in dayParts.sorted(by: { $0.entry.rows < $1.entry.rows }) {
-                let estimate = Self.mergeMemoryEstimate(part)
-                guard rows + part.entry.rows <= UInt64(options.mergeMaxRows), memory + estimate <= memoryLimit else { continue }
-                chosen.append(part)
-                rows += part.entry.rows
-                memory += estimate
-            }
-            guard chosen.count >= 2 else { continue }
+        for (day, dayParts) in byDay.sorted(by: { $0.key < $1.key }) {
+            let chosen = mergeInputs(dayParts)
+            guard !chosen.isEmpty else { continue }
             guard try await merge(chosen, day: day) else { return }
         }
+    }
+
+    /// The parts of one day a merge takes now: none below `mergeFanIn`
+    /// parts; else the smallest first, up to `mergeMaxRows` rows and what
+    /// half the memory budget holds, if that is at least two.
+    private func mergeInputs(_ dayParts: [LivePart]) -> [LivePart] {
+        guard dayParts.count >= options.mergeFanIn else { return [] }
+        // A merge holds a decoded block of each input part and the window it
+        // writes (`blocksPerTask` blocks): bound them by half the memory budget.
+        let memoryLimit = max(8 << 20, options.memoryBudgetBytes / 2)
+        let window = PartWriter.Options().blocksPerTask * (dayParts.map(Self.mergeMemoryEstimate).max() ?? 0)
+        var chosen: [LivePart] = []
+        var rows: UInt64 = 0
+        var memory = window
+        for part in dayParts.sorted(by: { $0.entry.rows < $1.entry.rows }) {
+            let estimate = Self.mergeMemoryEstimate(part)
+            guard rows + part.entry.rows <= UInt64(options.mergeMaxRows), memory + estimate <= memoryLimit else { continue }
+            chosen.append(part)
+            rows += part.entry.rows
+            memory += estimate
+        }
+        return chosen.count >= 2 ? chosen : []
     }
 
     /// Merges `chosen` (parts of `day`) into one part, a window of rows at a
