@@ -1088,26 +1088,23 @@ public final class ColumnarEventStore: EventStore {
             var runs = try PartMergeRuns(chosen.map(\.reader))
             var rows = DecodedBlockRows()
             var leaves: [UInt32] = []
-            var columnwise = true
             var written = 0
             // The rows stay in their decoded blocks; an event is built only
             // where one is needed (an expired row's full leaf, a part without
-            // a stored leaf or presence column).
+            // a stored leaf).
             func writeWindow() throws(VigilError) {
-                if columnwise {
-                    try writer.append(rows, leaves: leaves)
-                } else {
-                    try writer.append((0..<rows.rowCount).map(rows.event(at:)), leaves: leaves)
-                }
+                try writer.append(rows, leaves: leaves)
                 written += rows.rowCount
                 rows = DecodedBlockRows()
                 leaves.removeAll(keepingCapacity: true)
-                columnwise = true
             }
             while let run = try runs.next(maxRows: windowRows - rows.rowCount) {
                 let block = run.block
+                // The reader refuses a block without one of these columns.
+                guard DecodedBlockRows.canWrite(from: block) else {
+                    throw VigilError(.internal, "a block of \(chosen[run.part].entry.path) was decoded without a column every part has")
+                }
                 rows.add(block)
-                columnwise = columnwise && DecodedBlockRows.canWrite(from: block)
                 let tenants = block.tenant ?? []
                 for row in run.rows {
                     let tenant = row < tenants.count ? tenants[row] : ""

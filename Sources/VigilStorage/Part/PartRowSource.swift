@@ -183,7 +183,7 @@ extension BlockColumns {
 /// a merge writes its part from these, column by column. Building each row
 /// as an `AuditEvent` and reading it back took more of a merge's time than
 /// encoding the part. Every block must hold every column but the leaf
-/// (`canWrite(from:)`); parts without the presence column go through events.
+/// (`canWrite(from:)`), as every block a part reader decodes does.
 struct DecodedBlockRows: PartRowSource {
     private(set) var blocks: [DecodedBlock] = []
     /// Per row: its block's index in `blocks` and its row in that block.
@@ -213,8 +213,8 @@ struct DecodedBlockRows: PartRowSource {
         rows.append(Int32(row))
     }
 
-    /// Row `index` as the event `DecodedBlock.event(at:)` builds (for parts
-    /// that cannot be written column by column, and for expired rows' leaves).
+    /// Row `index` as the event `DecodedBlock.event(at:)` builds (tests write
+    /// a part from these and from the rows, and compare the files).
     func event(at index: Int) -> AuditEvent {
         blocks[Int(blockIndexes[index])].event(at: Int(rows[index]))
     }
