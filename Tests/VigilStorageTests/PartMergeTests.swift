@@ -23,7 +23,7 @@ struct PartMergeTests {
         return PartTestSupport.sortedLikePart((0..<count).map { _ in PartEvents.random(&rng, tenants: 12) })
     }
 
-    @Test("a part written a window of whole tasks at a time is the part written at once, byte for byte")
+    @Test("a part written a window of whole tasks at a time, on one core or on all, is the part written at once, byte for byte")
     func windowsOfTasksWriteTheSameBytes() throws {
         let events = Self.sortedEvents(count: 2_000, seed: 7)
         let leaves = (0..<events.count).map { UInt32(truncatingIfNeeded: $0 &* 2_654_435_761) }
@@ -38,8 +38,16 @@ struct PartMergeTests {
                 try writer.append(Array(events[range]), leaves: Array(leaves[range]))
             }
             let metadata = try writer.finish()
+            // Windows of three tasks, each encoded on every core.
+            let parallel = try PartFileWriter(path: directory + "/parallel.part", options: options)
+            for start in stride(from: 0, to: events.count, by: 3 * window) {
+                let range = start..<min(start + 3 * window, events.count)
+                try parallel.append(Array(events[range]), leaves: Array(leaves[range]), parallel: true)
+            }
+            _ = try parallel.finish()
             let once = PartTestSupport.readFile(directory + "/once.part")
             #expect(PartTestSupport.readFile(directory + "/windows.part") == once)
+            #expect(PartTestSupport.readFile(directory + "/parallel.part") == once)
             #expect(metadata.fileBytes == once.count)
             #expect(metadata.rowCount == events.count)
             #expect(!FileIO.exists(directory + "/windows.part.tmp"))
@@ -300,9 +308,11 @@ struct PartMergeTests {
                 }
             }
             try await store.mergeNow()
-            // 600 rows in windows of 16 × 8: four windows and a last one.
-            #expect(windows.withLock { $0 } == 4)
-            #expect(memoryAfterFirstWindow.withLock { $0 } == [0, 0, 0])
+            // 600 rows in windows of 16 × 8 rows (× the cores while nothing is in
+            // memory): at least two windows and a last one.
+            let count = windows.withLock { $0 }
+            #expect(count >= 2)
+            #expect(memoryAfterFirstWindow.withLock { $0 } == Array(repeating: 0, count: count - 1))
             #expect(store.statistics.memoryEvents == 0)
             let levels = try await store.statistics().partLevels
             #expect(levels.map(\.level) == [0, 1])

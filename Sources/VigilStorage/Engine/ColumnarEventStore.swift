@@ -1089,16 +1089,21 @@ public final class ColumnarEventStore: EventStore {
             var rows = DecodedBlockRows()
             var leaves: [UInt32] = []
             var written = 0
+            // With nothing in memory (no ingest since the last flush), a window
+            // of a task per core, encoded on every core: the merges a burst
+            // leaves behind finish sooner. Under ingest, one task on one core.
+            func idle() -> Bool { state.withLock { $0.activeRows == 0 && $0.sealed.isEmpty } }
+            var parallel = cores > 1 && idle()
             // The rows stay in their decoded blocks; an event is built only
             // where one is needed (an expired row's full leaf, a part without
             // a stored leaf).
             func writeWindow() throws(VigilError) {
-                try writer.append(rows, leaves: leaves)
+                try writer.append(rows, leaves: leaves, parallel: parallel)
                 written += rows.rowCount
                 rows = DecodedBlockRows()
                 leaves.removeAll(keepingCapacity: true)
             }
-            while let run = try runs.next(maxRows: windowRows - rows.rowCount) {
+            while let run = try runs.next(maxRows: (parallel ? cores : 1) * windowRows - rows.rowCount) {
                 let block = run.block
                 // The reader refuses a block without one of these columns.
                 guard DecodedBlockRows.canWrite(from: block) else {
@@ -1119,7 +1124,7 @@ public final class ColumnarEventStore: EventStore {
                     // would hide a change made to the input part).
                     leaves.append(block.leaf?[row] ?? HashChain.leaf(of: block.event(at: row)).truncated)
                 }
-                guard rows.rowCount >= windowRows else { continue }
+                guard rows.rowCount >= (parallel ? cores : 1) * windowRows else { continue }
                 try writeWindow()
                 if let hook = afterMergeWindow.withLock({ $0 }) { await hook() }
                 if state.withLock({ !$0.sealed.isEmpty }) { try await flushSealed() }
@@ -1131,6 +1136,7 @@ public final class ColumnarEventStore: EventStore {
                     files.discard()
                     return false
                 }
+                parallel = cores > 1 && idle()
             }
             if rows.rowCount > 0 { try writeWindow() }
             if written > 0 {

@@ -76,23 +76,24 @@ final class PartFileWriter {
     /// Appends `rows` (sorted here by (tenant, occurredAt, seq) if they are
     /// not) as whole blocks. `leaves`, when given, holds each row's
     /// truncated leaf hash in `rows`' order; every window of a part gives
-    /// them or none does.
+    /// them or none does. `parallel`: the window's tasks are encoded on
+    /// every core (`PartWriter.Options.parallelTasks`; the same bytes).
     ///
     /// Throws INVALID_ARGUMENT for a row the format cannot hold or leaves
     /// that do not match the rows; INTERNAL for rows that sort before rows
     /// already written; UNAVAILABLE or RESOURCE_EXHAUSTED when the disk
     /// fails. After an error the writer takes nothing more.
-    func append<Rows: PartRowSource>(_ rows: Rows, leaves: [UInt32]?) throws(VigilError) {
+    func append<Rows: PartRowSource>(_ rows: Rows, leaves: [UInt32]?, parallel: Bool = false) throws(VigilError) {
         guard file != nil else { throw VigilError(.internal, "the part \(path) is finished or abandoned") }
         do throws(VigilError) {
-            try appendWindow(rows, leaves: leaves)
+            try appendWindow(rows, leaves: leaves, parallel: parallel)
         } catch {
             discard()
             throw error
         }
     }
 
-    private func appendWindow<Rows: PartRowSource>(_ rows: Rows, leaves: [UInt32]?) throws(VigilError) {
+    private func appendWindow<Rows: PartRowSource>(_ rows: Rows, leaves: [UInt32]?, parallel: Bool) throws(VigilError) {
         let count = rows.rowCount
         if let leaves, leaves.count != count {
             throw VigilError(.invalidArgument, "\(leaves.count) leaves for \(count) events")
@@ -109,6 +110,8 @@ final class PartFileWriter {
                 .internal,
                 "rows given to the part \(path) out of order: (\(first.tenant), \(first.occurredAt), \(first.seq)) after (\(lastKey.tenant), \(lastKey.occurredAt), \(lastKey.seq))")
         }
+        var options = options
+        options.parallelTasks = options.parallelTasks || parallel
         let footer = try PartWriter.encodeBlocks(rows, leaves: leaves, plan: plan, options: options, sink: &sink)
         // The window's tenant list joins the part's; the tenant both hold (the
         // last written and the first here) is listed once.
