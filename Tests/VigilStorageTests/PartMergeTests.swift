@@ -255,12 +255,15 @@ struct PartMergeTests {
         try await reopened.close()
     }
 
-    @Test("parts too large to hold in memory together are merged a block at a time; the merged part keeps every event and the chain")
-    func partsLargerThanTheMergeMemory() async throws {
+    @Test(
+        "parts too large to hold in memory together are merged a block at a time, on one core or (without ingest) on all; the merged part keeps every event and the chain",
+        arguments: [false, true])
+    func partsLargerThanTheMergeMemory(idle: Bool) async throws {
         try await withTemporaryDirectory { directory in
             let options = Self.storeOptions(directory) {
                 $0.memoryBudgetBytes = 16 << 20
                 $0.rowsPerBlock = 256
+                $0.mergeIdleNanos = idle ? 0 : .max
             }
             let base = currentUnixNanos() / 86_400_000_000_000 * 86_400_000_000_000 - 86_400_000_000_000
             let store = try ColumnarEventStore(options: options)

@@ -82,6 +82,8 @@ public final class ColumnarEventStore: EventStore {
         var closed = false
         /// Paths of the parts a merge is reading (other merges leave them alone).
         var merging: Set<String> = []
+        /// When the last batch was appended (Unix nanoseconds; 0: none since the start).
+        var lastAppendAt: Int64 = 0
     }
 
     /// The chain's files, owned by maintenance work like the manifest.
@@ -497,6 +499,7 @@ public final class ColumnarEventStore: EventStore {
         state.activeBytes += chunk.estimatedBytes
         state.activeRows += chunk.count
         if state.activeSince == nil { state.activeSince = .now }
+        state.lastAppendAt = now
         let result = AppendResult(firstSeq: firstSeq, lastSeq: chunk.lastSeq, count: chunk.count, receivedAt: now, replayed: false)
         if !key.isEmpty { state.idempotency.remember(result, for: key, now: now) }
         // Half the budget at most, so that one segment can fill while another flushes.
@@ -1089,10 +1092,13 @@ public final class ColumnarEventStore: EventStore {
             var rows = DecodedBlockRows()
             var leaves: [UInt32] = []
             var written = 0
-            // With nothing in memory (no ingest since the last flush), a window
+            // Without ingest (no batch for a second, no flush owed), a window
             // of a task per core, encoded on every core: the merges a burst
             // leaves behind finish sooner. Under ingest, one task on one core.
-            func idle() -> Bool { state.withLock { $0.activeRows == 0 && $0.sealed.isEmpty } }
+            func idle() -> Bool {
+                let now = currentUnixNanos()
+                return state.withLock { $0.sealed.isEmpty && now - $0.lastAppendAt >= options.mergeIdleNanos }
+            }
             var parallel = cores > 1 && idle()
             // The rows stay in their decoded blocks; an event is built only
             // where one is needed (an expired row's full leaf, a part without

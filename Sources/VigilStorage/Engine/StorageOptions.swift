@@ -42,6 +42,9 @@ public struct StorageOptions: Sendable {
     /// a block at a time; what it holds, a decoded block of each input and
     /// the window it writes, is bounded by half of `memoryBudgetBytes`).
     public var mergeMaxRows = 2_000_000
+    /// How long without an appended batch before a merge encodes on every
+    /// core instead of one (tests set 0 or `.max`).
+    var mergeIdleNanos: Int64 = 1_000_000_000
     /// How long events are kept (by occurred_at); nil keeps them forever.
     public var retentionNanos: Int64? = 90 * 86_400 * 1_000_000_000
     /// Per-tenant overrides of `retentionNanos`.
