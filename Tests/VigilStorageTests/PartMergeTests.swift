@@ -196,6 +196,28 @@ struct PartMergeTests {
         #expect(runCount == 12 + 3 * 3)
     }
 
+    @Test("a part whose rows go back in time (edited by hand) stops the merge with DATA_LOSS naming it")
+    func rowsOutOfOrder() throws {
+        var events = Self.sortedEvents(count: 200, seed: 13)
+        for index in events.indices {
+            events[index].tenant = "acme"
+            events[index].occurredAt = PartTestSupport.timestamp(1_780_000_000_000_000_000 + Int64(index))
+        }
+        events.swapAt(150, 151)
+        try PartTestSupport.withDirectory { directory in
+            let path = directory + "/moved.vprt"
+            try PartTestSupport.writeInInputOrder(events, to: path)
+            let reader = try PartReader(path: path)
+            defer { reader.close() }
+            let error = #expect(throws: VigilError.self) {
+                var runs = try PartMergeRuns([reader])
+                while try runs.next(maxRows: 100) != nil {}
+            }
+            #expect(error?.code == .dataLoss)
+            #expect(error?.message.contains("moved.vprt is out of its order at block 0 row 151") == true, "\(String(describing: error))")
+        }
+    }
+
     @Test("a block whose tenants disagree with its part's tenant list stops the merge with DATA_LOSS")
     func tenantsOutOfOrder() throws {
         var events = Self.sortedEvents(count: 50, seed: 11)

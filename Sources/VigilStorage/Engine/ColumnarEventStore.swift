@@ -1096,8 +1096,8 @@ public final class ColumnarEventStore: EventStore {
             // of a task per core, encoded on every core: the merges a burst
             // leaves behind finish sooner. Under ingest, one task on one core.
             func idle() -> Bool {
-                let now = currentUnixNanos()
-                return state.withLock { $0.sealed.isEmpty && now - $0.lastAppendAt >= options.mergeIdleNanos }
+                let time = currentUnixNanos()
+                return state.withLock { $0.sealed.isEmpty && time - $0.lastAppendAt >= options.mergeIdleNanos }
             }
             var parallel = cores > 1 && idle()
             // The rows stay in their decoded blocks; an event is built only
@@ -1135,8 +1135,8 @@ public final class ColumnarEventStore: EventStore {
                 if let hook = afterMergeWindow.withLock({ $0 }) { await hook() }
                 if state.withLock({ !$0.sealed.isEmpty }) { try await flushSealed() }
                 // A backup, verification or flush asked for meanwhile goes first
-                // (none of them removes a part); not `close`, which must not
-                // find a merge paused in the middle once it has flushed.
+                // (a retention pass too, checked for at the commit); not `close`,
+                // which must not find a merge paused in the middle once it has flushed.
                 guard await maintenanceLock.yieldToWaiters(unless: { isClosed }) else {
                     writer.discard()
                     files.discard()

@@ -31,6 +31,8 @@ struct PartMergeRuns {
         var occurredAt: [Int64] = []
         var seq: [UInt64] = []
         var row = 0
+        /// The last row's key of the block before (rows must not go back).
+        var lastKey: (Int32, Int64, UInt64)?
     }
 
     private var cursors: [Cursor]
@@ -116,9 +118,24 @@ struct PartMergeRuns {
                 }
                 ranks.append(cursors[index].ranks[local])
             }
+            let times = (0..<block.rowCount).map { block.occurredAtIfPresent($0) }
+            let seqs = block.seq ?? [UInt64](repeating: 0, count: block.rowCount)
+            // A part out of its own order (damaged, or edited by hand) would
+            // come out of the merge out of order: stopped here, by name.
+            var previous = cursors[index].lastKey
+            for row in 0..<block.rowCount {
+                let key = (ranks[row], times[row], seqs[row])
+                if let previous, key < previous {
+                    throw VigilError(
+                        .dataLoss,
+                        "part \(reader.path) is out of its order at block \(number) row \(row) (tenant, occurred-at, seq go back); vigil verify reports what changed")
+                }
+                previous = key
+            }
+            cursors[index].lastKey = previous
             cursors[index].tenantRank = ranks
-            cursors[index].occurredAt = (0..<block.rowCount).map { block.occurredAtIfPresent($0) }
-            cursors[index].seq = block.seq ?? [UInt64](repeating: 0, count: block.rowCount)
+            cursors[index].occurredAt = times
+            cursors[index].seq = seqs
             cursors[index].hasRows = true
             blocks[index] = block
             return
