@@ -204,17 +204,22 @@ struct PartMergeTests {
             events[index].occurredAt = PartTestSupport.timestamp(1_780_000_000_000_000_000 + Int64(index))
         }
         events.swapAt(150, 151)
+        let error = try Self.mergeError(writtenInInputOrder: events, as: "moved.vprt")
+        #expect(error?.code == .dataLoss)
+        #expect(error?.message.contains("moved.vprt is out of its order at block 0 row 151") == true, "\(String(describing: error))")
+    }
+
+    /// What merging the part `events` make, written in their order as given
+    /// (sorted or not), throws.
+    static func mergeError(writtenInInputOrder events: [AuditEvent], as name: String) throws -> VigilError? {
         try PartTestSupport.withDirectory { directory in
-            let path = directory + "/moved.vprt"
-            try PartTestSupport.writeInInputOrder(events, to: path)
-            let reader = try PartReader(path: path)
+            try PartTestSupport.writeInInputOrder(events, to: directory + "/" + name)
+            let reader = try PartReader(path: directory + "/" + name)
             defer { reader.close() }
-            let error = #expect(throws: VigilError.self) {
+            return #expect(throws: VigilError.self) {
                 var runs = try PartMergeRuns([reader])
                 while try runs.next(maxRows: 100) != nil {}
             }
-            #expect(error?.code == .dataLoss)
-            #expect(error?.message.contains("moved.vprt is out of its order at block 0 row 151") == true, "\(String(describing: error))")
         }
     }
 
@@ -222,18 +227,10 @@ struct PartMergeTests {
     func tenantsOutOfOrder() throws {
         var events = Self.sortedEvents(count: 50, seed: 11)
         for index in events.indices { events[index].tenant = index % 2 == 0 ? "a" : "b" }
-        try PartTestSupport.withDirectory { directory in
-            let path = directory + "/unsorted.vprt"
-            // Written in input order, so rows go a, b, a, b: out of the part's order.
-            try PartTestSupport.writeInInputOrder(events, to: path)
-            let reader = try PartReader(path: path)
-            defer { reader.close() }
-            let error = #expect(throws: VigilError.self) {
-                var runs = try PartMergeRuns([reader])
-                while try runs.next(maxRows: 100) != nil {}
-            }
-            #expect(error?.code == .dataLoss)
-        }
+        // Written in input order, so rows go a, b, a, b: out of the part's order.
+        let error = try Self.mergeError(writtenInInputOrder: events, as: "unsorted.vprt")
+        #expect(error?.code == .dataLoss)
+        #expect(error?.message.contains("holds tenant 'a' at row 2") == true, "\(String(describing: error))")
     }
 
     // MARK: In the store
