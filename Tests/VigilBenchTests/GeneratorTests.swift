@@ -121,6 +121,8 @@ struct BenchSmokeTests {
             (["flush", "--batch-size", "10001"], "--batch-size must be 1 to 10000"),
             (["flush", "--repetitions", "0"], "--repetitions must be 1 to 1000"),
             (["merge", "--parts", "1"], "--parts must be 2 to 64"),
+            (["merge", "--rows-per-part", "0"], "--rows-per-part must be positive"),
+            (["merge", "--memory-budget-mb", "8"], "--memory-budget-mb must be 16 to 1048576"),
             (["merge", "--parts", "8", "--rows-per-part", "459000"], "over the 2000000 rows one merge takes"),
             (["ingest", "--in-flight", "0"], "--in-flight must be 1 to 128"),
             (["storage", "--events", "0"], "--events must be positive"),
