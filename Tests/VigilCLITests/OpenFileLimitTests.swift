@@ -31,10 +31,10 @@ struct OpenFileLimitTests {
         return Int(limit.rlim_max)
     }
 
-    @Test("started with a soft limit of 256, the server raises it to the hard limit and says so")
+    // Both need a hard limit above the soft one they start with (any machine Vigil runs on).
+    @Test("started with a soft limit of 256, the server raises it to the hard limit and says so", .enabled(if: hardLimit > 256))
     func raisedToTheHardLimit() throws {
         let hard = Self.hardLimit
-        try #require(hard > 256)
         try Self.withDirectory { directory in
             let server = try LoggedServer(
                 arguments: ["--listen", "127.0.0.1:0", "--data-dir", directory + "/data", "--no-auth"], directory: directory,
@@ -46,9 +46,8 @@ struct OpenFileLimitTests {
         }
     }
 
-    @Test("with a hard limit of 512 the server raises the soft limit to it and warns that it is low, naming the fix")
+    @Test("with a hard limit of 512 the server raises the soft limit to it and warns that it is low, naming the fix", .enabled(if: hardLimit >= 512))
     func lowHardLimit() throws {
-        try #require(Self.hardLimit >= 512)
         try Self.withDirectory { directory in
             let server = try LoggedServer(
                 arguments: ["--listen", "127.0.0.1:0", "--data-dir", directory + "/data", "--no-auth"], directory: directory,
