@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import SwiftProtobuf
+import Synchronization
 import Testing
 import VigilClient
 import VigilCore
@@ -119,6 +120,56 @@ struct SubscribeTests {
                 let ack = try await writer.ingest(Self.batch("after", tenant: "acme", count: 5))
                 let live = try await Self.receive(raw, streamID: 1) { $0.events.count >= 5 }
                 #expect(live.events.map(\.seq) == Array(ack.firstSeq...ack.lastSeq))
+            }
+            await writer.close()
+        }
+    }
+
+    @Test("a subscription that matches nothing on a busy server still gets heartbeats, carrying the position past what it skipped")
+    func heartbeatsWhileOthersIngest() async throws {
+        try await withTestServer(configure: { $0.heartbeatInterval = .milliseconds(100) }) { server in
+            let writer = try await server.connect()
+            let before = try await writer.ingest(Self.batch("before", tenant: "acme", count: 5))
+            try await RawConnection.with(port: server.port) { raw in
+                _ = try await raw.handshake()
+                let request = Self.subscribeRequest {
+                    $0.filter.tenants = ["nobody"]
+                    $0.fromNow = true
+                }
+                try await raw.startCall(streamID: 1, method: .subscribe, request: request, initialWindow: 1_000)
+                // Batches of another tenant keep arriving, far more often than the
+                // heartbeat interval, until the subscriber has seen two heartbeats.
+                final class Progress: Sendable {
+                    let writing = Atomic(true)
+                    let written = Atomic(UInt64(0))
+                }
+                let progress = Progress()
+                let rounds = 5_000
+                let finishedWriting = try await withThrowingTaskGroup(of: Bool.self) { group in
+                    group.addTask {
+                        for round in 0..<rounds where progress.writing.load(ordering: .relaxed) {
+                            let ack = try await writer.ingest(Self.batch("busy\(round)", tenant: "acme", count: 1))
+                            progress.written.store(ack.lastSeq, ordering: .relaxed)
+                        }
+                        return progress.writing.load(ordering: .relaxed)
+                    }
+                    var heartbeats: [SubscriptionCursor] = []
+                    while heartbeats.count < 2 {
+                        let frame = try await raw.readFrame()
+                        guard frame.streamID == 1, frame.type == .message else { continue }
+                        let response = try frame.decode(Vigil_V1_SubscribeResponse.self)
+                        #expect(response.item.map { if case .heartbeat = $0 { true } else { false } } == true, "only heartbeats match nothing")
+                        let fingerprint = EventFilter.fingerprint(of: request.filter)
+                        heartbeats.append(try SubscriptionCursor(decoding: response.cursor, filterFingerprint: fingerprint))
+                    }
+                    progress.writing.store(false, ordering: .relaxed)
+                    let writerRanOut = try await group.next() ?? true
+                    // The second heartbeat went out after batches that did not match: its position is past them.
+                    #expect(heartbeats[1].seq > before.lastSeq, "the heartbeat's cursor moved past the batches it skipped")
+                    #expect(heartbeats[1].seq <= progress.written.load(ordering: .relaxed))
+                    return writerRanOut
+                }
+                #expect(!finishedWriting, "the heartbeats came while batches were still arriving, not after the \(rounds) batches")
             }
             await writer.close()
         }
@@ -383,8 +434,14 @@ struct SubscribeTests {
                 case "bad filter": request.filter.sourceIps = ["10.0.0.0/99"]
                 default:
                     expectedCode = .resourceExhausted
+                    // Two subscriptions that hold the connection's slots: each has
+                    // delivered a stored event before the third is asked for (calls
+                    // run concurrently, so merely sent first is not taken first).
+                    var holding = Vigil_V1_SubscribeRequest()
+                    holding.since = .init(unixNanos: 0)
                     for streamID in [UInt32(1), 3] {
-                        try await raw.startCall(streamID: streamID, method: .subscribe, request: Vigil_V1_SubscribeRequest(), initialWindow: 10)
+                        try await raw.startCall(streamID: streamID, method: .subscribe, request: holding, initialWindow: 10)
+                        _ = try await raw.readUntil(.message, streamID: streamID)
                     }
                 }
                 try await raw.startCall(streamID: 5, method: .subscribe, request: request, initialWindow: 10)

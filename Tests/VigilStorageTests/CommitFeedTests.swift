@@ -73,7 +73,7 @@ struct CommitFeedTests {
         try await withTemporaryDirectory { directory in
             let store = try ColumnarEventStore(options: Self.options(directory))
             let feed = store.feed
-            feed.addReader()
+            let registration = feed.addReader()
             let start = feed.head
             let total = 4 * 25 * 40
             let reader = Task { () -> [UInt64] in
@@ -108,7 +108,7 @@ struct CommitFeedTests {
             }
             let seqs = await reader.value
             #expect(seqs == Array(start + 1...start + UInt64(total)))
-            feed.removeReader()
+            feed.removeReader(registration)
             try await store.close()
         }
     }
@@ -119,7 +119,7 @@ struct CommitFeedTests {
             // A ring of about two batches.
             let store = try ColumnarEventStore(options: Self.options(directory, feedBytes: 40_000))
             let feed = store.feed
-            feed.addReader()
+            let reader = feed.addReader()
             let base = currentUnixNanos() - 60_000_000_000
             for batch in 0..<20 {
                 _ = try await store.append((0..<100).map { engineEvent("b\(batch)-\($0)", at: base + Int64($0)) }, idempotencyKey: nil)
@@ -139,7 +139,7 @@ struct CommitFeedTests {
                 return
             }
             #expect(batches.last?.lastSeq == 2_000)
-            feed.removeReader()
+            feed.removeReader(reader)
             #expect(feed.oldestInRing == feed.head + 1, "the ring empties when its last reader leaves")
             try await store.close()
         }
@@ -157,6 +157,71 @@ struct CommitFeedTests {
             try await store.close()
             await waiter.value
             #expect(feed.isClosed)
+        }
+    }
+
+    @Test("an interrupt ends a reader's wait with false, or its next wait when it comes early; a publish, close or cancel end it with true")
+    func interruptedWaits() async throws {
+        try await withTemporaryDirectory { directory in
+            let store = try ColumnarEventStore(options: Self.options(directory))
+            let feed = store.feed
+            let reader = feed.addReader()
+            let base = currentUnixNanos() - 60_000_000_000
+            // Early: the interrupt is kept for the next wait, and only for one.
+            feed.interrupt(reader)
+            #expect(await feed.waitForNew(after: feed.head, reader: reader) == false)
+            // Late or early, a waiting reader's interrupt ends its wait with false.
+            let interrupted = Task { await feed.waitForNew(after: feed.head, reader: reader) }
+            feed.interrupt(reader)
+            #expect(await interrupted.value == false)
+            // A publish ends it with true.
+            let head = feed.head
+            let published = Task { await feed.waitForNew(after: head, reader: reader) }
+            _ = try await store.append([engineEvent("p", at: base)], idempotencyKey: nil)
+            #expect(await published.value == true)
+            // Cancellation ends it with true: the caller looks again and sees it is cancelled.
+            let cancelled = Task { await feed.waitForNew(after: feed.head, reader: reader) }
+            cancelled.cancel()
+            #expect(await cancelled.value == true)
+            // Another reader's interrupt does not touch this one's wait; closing ends it.
+            let other = feed.addReader()
+            feed.interrupt(other)
+            let closing = Task { await feed.waitForNew(after: feed.head, reader: reader) }
+            try await store.close()
+            #expect(await closing.value == true)
+            #expect(await feed.waitForNew(after: feed.head, reader: other) == false, "the other reader's interrupt was kept for it")
+            feed.removeReader(other)
+            feed.removeReader(reader)
+        }
+    }
+
+    @Test("waitUntilBehind returns once the ring no longer holds the batch after the position, or when the feed closes")
+    func waitUntilBehind() async throws {
+        try await withTemporaryDirectory { directory in
+            // A ring of about two batches.
+            let store = try ColumnarEventStore(options: Self.options(directory, feedBytes: 40_000))
+            let feed = store.feed
+            let reader = feed.addReader()
+            let base = currentUnixNanos() - 60_000_000_000
+            _ = try await store.append((0..<100).map { engineEvent("a\($0)", at: base) }, idempotencyKey: nil)
+            let position = feed.head
+            let watcher = Task { await feed.waitUntilBehind(position) }
+            var batches = 0
+            while feed.oldestInRing <= position + 1 {
+                _ = try await store.append((0..<100).map { engineEvent("b\(batches)-\($0)", at: base) }, idempotencyKey: nil)
+                batches += 1
+            }
+            await watcher.value
+            #expect(batches >= 2, "the ring held the position for a batch or more")
+            #expect(feed.oldestInRing > position + 1)
+            // Behind already: returns at once.
+            await feed.waitUntilBehind(position)
+            // Held: returns when the feed closes.
+            let held = Task { await feed.waitUntilBehind(feed.head) }
+            try await store.close()
+            await held.value
+            #expect(feed.isClosed)
+            feed.removeReader(reader)
         }
     }
 }

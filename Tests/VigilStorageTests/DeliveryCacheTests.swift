@@ -36,12 +36,12 @@ struct DeliveryCacheTests {
         #expect(Self.cachedRows(chunk) == 0, "not in a ring: nothing kept")
 
         let feed = CommitFeed(head: 0, capacityBytes: 1 << 30)
-        feed.addReader()
+        let reader = feed.addReader()
         feed.publish([chunk])
         let first = chunk.encodedEvent(at: 3)
         #expect(Self.cachedRows(chunk) == 1)
         #expect(chunk.encodedEvent(at: 3) == first)
-        feed.removeReader()
+        feed.removeReader(reader)
         #expect(Self.cachedRows(chunk) == 0, "the last reader left: the ring and its encodings are gone")
     }
 
@@ -52,7 +52,7 @@ struct DeliveryCacheTests {
         // Room for one chunk and a few encodings, not for two chunks.
         let feed = CommitFeed(head: 0, capacityBytes: first.estimatedBytes + 4_000)
         #expect(second.estimatedBytes > 4_000)
-        feed.addReader()
+        let reader = feed.addReader()
         feed.publish([first])
         _ = first.encodedEvent(at: 0)
         #expect(Self.cachedRows(first) == 1)
@@ -63,7 +63,7 @@ struct DeliveryCacheTests {
         #expect(Self.cachedRows(first) == 0, "out of the ring: encoded, not kept")
         _ = second.encodedEvent(at: 1)
         #expect(Self.cachedRows(second) == 1)
-        feed.removeReader()
+        feed.removeReader(reader)
     }
 
     @Test("encodings are kept only while the ring's columns and kept encodings fit its capacity")
@@ -71,7 +71,7 @@ struct DeliveryCacheTests {
         let chunk = Self.chunk(count: 200)
         let room = 3_000
         let feed = CommitFeed(head: 0, capacityBytes: chunk.estimatedBytes + room)
-        feed.addReader()
+        let reader = feed.addReader()
         feed.publish([chunk])
         var kept = 0
         for row in 0..<chunk.count {
@@ -81,7 +81,7 @@ struct DeliveryCacheTests {
             #expect(kept <= room)
         }
         #expect(Self.cachedRows(chunk) > 0 && Self.cachedRows(chunk) < chunk.count)
-        feed.removeReader()
+        feed.removeReader(reader)
         #expect(chunk.deliveryCache.withLock { $0.bytes } == 0)
     }
 
@@ -108,8 +108,8 @@ struct DeliveryCacheTests {
     private static func withPublishedChunks(_ body: ([MemoryChunk]) throws -> Void) rethrows {
         let chunks = MemoryFlushTests.chunks()
         let feed = CommitFeed(head: 0, capacityBytes: 1 << 30)
-        feed.addReader()
-        defer { feed.removeReader() }
+        let reader = feed.addReader()
+        defer { feed.removeReader(reader) }
         feed.publish(chunks)
         try body(chunks)
     }

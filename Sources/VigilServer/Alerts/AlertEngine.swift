@@ -48,8 +48,8 @@ public struct AlertEngine: Service {
 
     public func run() async throws {
         let feed = store.feed
-        feed.addReader()
-        defer { feed.removeReader() }
+        let reader = feed.addReader()
+        defer { feed.removeReader(reader) }
         let (generation, rules) = ruleSet.snapshot
         // From what the store held when it opened: whatever was stored since
         // (before this service got going) is read back from the store below.

@@ -49,10 +49,31 @@ extension AuditService {
             var seq: UInt64
             /// Whether delivery reached the live feed.
             var live = false
+            /// When the subscriber was last sent a message (or the subscription began).
+            var lastSent = ContinuousClock.now
+            /// Nothing was sent for a heartbeat interval: the delivery loop sends a heartbeat.
+            var heartbeatDue = false
         }
         let state: Mutex<State>
         init(seq: UInt64) { state = Mutex(State(seq: seq)) }
         var seq: UInt64 { state.withLock { $0.seq } }
+
+        /// A message went out carrying the position through `seq`.
+        func sent(through seq: UInt64) {
+            state.withLock { state in
+                state.seq = seq
+                state.lastSent = .now
+                state.heartbeatDue = false
+            }
+        }
+
+        /// Whether a heartbeat is due, clearing it.
+        func takeHeartbeat() -> Bool {
+            state.withLock { state in
+                defer { state.heartbeatDue = false }
+                return state.heartbeatDue
+            }
+        }
     }
 
     func subscribe(_ request: Vigil_V1_SubscribeRequest, sender: some ResponseSender) async throws -> [String: String] {
@@ -87,8 +108,8 @@ extension AuditService {
         }
         defer { subscriptions.release() }
 
-        feed.addReader()
-        defer { feed.removeReader() }
+        let reader = feed.addReader()
+        defer { feed.removeReader(reader) }
         let start = begin
         let position = SubscriptionPosition(seq: start.seq)
         let registration = vitals.addSubscription(position)
@@ -100,19 +121,45 @@ extension AuditService {
         }
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await deliver(filter: filter, start: start, position: position, sender: sender) }
                 group.addTask {
-                    // The subscriber fell out of the feed while live: end it, rather than hold it.
-                    var seen = feed.head
+                    try await deliver(filter: filter, start: start, position: position, reader: reader, sender: sender)
+                }
+                group.addTask {
+                    // The subscriber fell out of the feed while live (it grants no
+                    // credit, so delivery waits in a send): end it, rather than hold it.
+                    // While live it wakes only when the ring drops the position it saw.
                     while !Task.isCancelled {
-                        await feed.waitForNew(after: seen)
-                        seen = feed.head
+                        let (delivered, live) = position.state.withLock { ($0.seq, $0.live) }
+                        if live {
+                            if delivered + 1 < feed.oldestInRing {
+                                throw VigilError(.resourceExhausted, "the subscriber fell too far behind the live stream; resume from the cursor")
+                            }
+                            await feed.waitUntilBehind(delivered)
+                        } else {
+                            await feed.waitForNew(after: feed.head)
+                        }
                         if feed.isClosed {
                             throw VigilError(.unavailable, "the server is shutting down; resume from the cursor on another server or later")
                         }
-                        let (delivered, live) = position.state.withLock { ($0.seq, $0.live) }
-                        if live && delivered + 1 < feed.oldestInRing {
-                            throw VigilError(.resourceExhausted, "the subscriber fell too far behind the live stream; resume from the cursor")
+                    }
+                }
+                group.addTask {
+                    // The heartbeat clock: when nothing was sent for an interval,
+                    // whether nothing was published or nothing matched, it has the
+                    // delivery loop send a heartbeat with the position.
+                    let interval = configuration.heartbeatInterval
+                    var fired = ContinuousClock.now
+                    while true {
+                        let lastSent = position.state.withLock { $0.lastSent }
+                        try await Task.sleep(until: max(lastSent, fired) + interval)
+                        let due = position.state.withLock { state in
+                            guard ContinuousClock.now - state.lastSent >= interval else { return false }
+                            state.heartbeatDue = true
+                            return true
+                        }
+                        if due {
+                            fired = .now
+                            feed.interrupt(reader)
                         }
                     }
                 }
@@ -133,7 +180,8 @@ extension AuditService {
     /// The delivery loop: catch-up reads while the subscriber is behind what
     /// the feed keeps, live batches after, heartbeats when idle.
     private func deliver(
-        filter: EventFilter, start: SubscriptionCursor, position: SubscriptionPosition, sender: some ResponseSender
+        filter: EventFilter, start: SubscriptionCursor, position: SubscriptionPosition, reader: CommitFeed.Reader,
+        sender: some ResponseSender
     ) async throws {
         let feed = store.feed
         let matcher = LiveMatcher(filter: filter)
@@ -146,7 +194,7 @@ extension AuditService {
             cursor.seq = seq
             response.cursor = cursor.encoded
             try await sender.send(response)
-            position.state.withLock { $0.seq = seq }
+            position.sent(through: seq)
         }
         func advance(to seq: UInt64) {
             position.state.withLock { $0.seq = max($0.seq, seq) }
@@ -174,8 +222,7 @@ extension AuditService {
             var sent = 0
             while sent < messages.count {
                 sent += try await sender.sendSome(serialized: messages[sent...])
-                let through = events[sent - 1].seq
-                position.state.withLock { $0.seq = through }
+                position.sent(through: events[sent - 1].seq)
             }
         }
         while true {
@@ -196,10 +243,9 @@ extension AuditService {
                 if page.exhausted { advance(to: through) }
             case .batches(let batches) where batches.isEmpty:
                 position.state.withLock { $0.live = true }
-                if try await !waitForNew(feed, after: at) {
-                    var heartbeat = Vigil_V1_Heartbeat()
-                    heartbeat.at = .init(unixNanos: currentUnixNanos())
-                    try await send(.heartbeat(heartbeat), through: position.seq)
+                if !position.state.withLock({ $0.heartbeatDue }) {
+                    // A publish, or the heartbeat clock (then one is due below).
+                    _ = await feed.waitForNew(after: at, reader: reader)
                 }
             case .batches(let batches):
                 position.state.withLock { $0.live = true }
@@ -212,6 +258,14 @@ extension AuditService {
                 for batch in batches { events += matcher.encodedEvents(in: batch, after: at) }
                 try await sendEvents(events)
                 if let last = batches.last { advance(to: last.lastSeq) }
+            }
+            // Nothing went out for an interval (nothing published, or nothing
+            // that matched): a heartbeat keeps the subscription alive and
+            // carries the position past what did not match.
+            if position.takeHeartbeat() {
+                var heartbeat = Vigil_V1_Heartbeat()
+                heartbeat.at = .init(unixNanos: currentUnixNanos())
+                try await send(.heartbeat(heartbeat), through: position.seq)
             }
         }
     }
@@ -233,24 +287,6 @@ extension AuditService {
         if !cursor.isEmpty {
             field(3, length: cursor.utf8.count)
             buffer.writeString(cursor)
-        }
-    }
-
-    /// Waits for a batch after `seq`; false when the heartbeat interval passed first.
-    private func waitForNew(_ feed: CommitFeed, after seq: UInt64) async throws -> Bool {
-        let interval = configuration.heartbeatInterval
-        return try await withThrowingTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                await feed.waitForNew(after: seq)
-                return true
-            }
-            group.addTask {
-                try await Task.sleep(for: interval)
-                return false
-            }
-            let first = try await group.next() ?? false
-            group.cancelAll()
-            return first
         }
     }
 }

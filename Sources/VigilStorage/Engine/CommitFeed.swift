@@ -25,8 +25,28 @@ public final class CommitFeed: Sendable {
         var head: UInt64
         var closed = false
         var readers = 0
-        var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        /// `waitForNew` calls, resumed with true by a publish (or close), with
+        /// false by `interrupt`.
+        var waiters: [UInt64: CheckedContinuation<Bool, Never>] = [:]
+        /// Interrupts that came while their reader was not waiting: its next wait returns at once.
+        var pendingInterrupts: Set<UInt64> = []
+        /// `waitUntilBehind` calls: the position each waits to fall out of the ring.
+        var behindWaiters: [UInt64: (position: UInt64, continuation: CheckedContinuation<Void, Never>)] = [:]
         var nextWaiter: UInt64 = 0
+
+        var oldestInRing: UInt64 { ring.first?.firstSeq ?? head + 1 }
+
+        /// Takes the `waitUntilBehind` calls whose position the ring no longer holds.
+        mutating func takeBehindWaiters() -> [CheckedContinuation<Void, Never>] {
+            guard !behindWaiters.isEmpty else { return [] }
+            let oldest = oldestInRing
+            var due: [CheckedContinuation<Void, Never>] = []
+            for (id, waiter) in behindWaiters where waiter.position + 1 < oldest {
+                due.append(waiter.continuation)
+                behindWaiters[id] = nil
+            }
+            return due
+        }
     }
 
     /// Bytes of batches the ring keeps.
@@ -48,12 +68,12 @@ public final class CommitFeed: Sendable {
     public var head: UInt64 { state.withLock { $0.head } }
 
     /// The first seq the ring still holds (head + 1 when empty).
-    public var oldestInRing: UInt64 { state.withLock { $0.ring.first?.firstSeq ?? $0.head + 1 } }
+    public var oldestInRing: UInt64 { state.withLock { $0.oldestInRing } }
 
     /// Appends durable batches (consecutive, in seq order) and wakes readers.
     func publish(_ batches: [MemoryChunk]) {
         guard !batches.isEmpty else { return }
-        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+        let (waiters, behind) = state.withLock { state -> ([CheckedContinuation<Bool, Never>], [CheckedContinuation<Void, Never>]) in
             for batch in batches where batch.firstSeq > state.head {
                 if state.readers > 0 {
                     batch.enableDeliveryCache(ringBytes)
@@ -69,28 +89,37 @@ public final class CommitFeed: Sendable {
                 leaving.dropDeliveryCache()
             }
             defer { state.waiters.removeAll() }
-            return Array(state.waiters.values)
+            return (Array(state.waiters.values), state.takeBehindWaiters())
         }
-        for waiter in waiters { waiter.resume() }
+        for waiter in waiters { waiter.resume(returning: true) }
+        for waiter in behind { waiter.resume() }
     }
 
     /// Registers a reader: from now on published batches are kept for it.
-    public func addReader() {
-        state.withLock { $0.readers += 1 }
+    /// Its name is for `waitForNew(after:reader:)` and `interrupt(_:)`.
+    @discardableResult
+    public func addReader() -> Reader {
+        state.withLock { state in
+            state.readers += 1
+            state.nextWaiter += 1
+            return Reader(id: state.nextWaiter)
+        }
     }
 
     /// Unregisters a reader; the last one leaving empties the ring.
-    public func removeReader() {
-        state.withLock { state in
+    public func removeReader(_ reader: Reader) {
+        let behind = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.pendingInterrupts.remove(reader.id)
             state.readers -= 1
-            if state.readers == 0 {
-                for batch in state.ring {
-                    ringBytes.add(-batch.estimatedBytes)
-                    batch.dropDeliveryCache()
-                }
-                state.ring.removeAll()
+            guard state.readers == 0 else { return [] }
+            for batch in state.ring {
+                ringBytes.add(-batch.estimatedBytes)
+                batch.dropDeliveryCache()
             }
+            state.ring.removeAll()
+            return state.takeBehindWaiters()
         }
+        for waiter in behind { waiter.resume() }
     }
 
     /// The batches after `position`, or `.behind` when the ring no longer
@@ -119,18 +148,72 @@ public final class CommitFeed: Sendable {
             state.nextWaiter += 1
             return state.nextWaiter
         }
+        _ = await waitForNew(after: position, id: id)
+    }
+
+    /// A reader of the feed (`addReader()`), named so that its waits can be interrupted.
+    public struct Reader: Sendable {
+        let id: UInt64
+    }
+
+    /// `waitForNew(after:)` that `interrupt(reader)` can end early: true when
+    /// something was published after `position` (or the feed closed, or the
+    /// task was cancelled), false when interrupted. An interrupt that comes
+    /// while the reader is not waiting ends its next wait at once.
+    public func waitForNew(after position: UInt64, reader: Reader) async -> Bool {
+        await waitForNew(after: position, id: reader.id)
+    }
+
+    /// Ends `reader`'s wait with false, or its next one if it is not waiting.
+    public func interrupt(_ reader: Reader) {
+        let waiter = state.withLock { state -> CheckedContinuation<Bool, Never>? in
+            guard let waiter = state.waiters.removeValue(forKey: reader.id) else {
+                state.pendingInterrupts.insert(reader.id)
+                return nil
+            }
+            return waiter
+        }
+        waiter?.resume(returning: false)
+    }
+
+    private func waitForNew(after position: UInt64, id: UInt64) async -> Bool {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+                let ready = state.withLock { state -> Bool? in
+                    if state.pendingInterrupts.remove(id) != nil { return false }
+                    if state.closed || state.head > position || Task.isCancelled { return true }
+                    state.waiters[id] = continuation
+                    return nil
+                }
+                if let ready { continuation.resume(returning: ready) }
+            }
+        } onCancel: {
+            let waiter = state.withLock { $0.waiters.removeValue(forKey: id) }
+            waiter?.resume(returning: true)
+        }
+    }
+
+    /// Suspends until the ring no longer holds the batch after `position` (a
+    /// reader there would have to read the store), the feed closes, or the
+    /// task is cancelled. A reader that stops taking batches (no credit) is
+    /// watched this way: its watcher wakes when it falls out, not at every batch.
+    public func waitUntilBehind(_ position: UInt64) async {
+        let id = state.withLock { state -> UInt64 in
+            state.nextWaiter += 1
+            return state.nextWaiter
+        }
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 let ready = state.withLock { state -> Bool in
-                    if state.closed || state.head > position || Task.isCancelled { return true }
-                    state.waiters[id] = continuation
+                    if state.closed || position + 1 < state.oldestInRing || Task.isCancelled { return true }
+                    state.behindWaiters[id] = (position, continuation)
                     return false
                 }
                 if ready { continuation.resume() }
             }
         } onCancel: {
-            let waiter = state.withLock { $0.waiters.removeValue(forKey: id) }
-            waiter?.resume()
+            let waiter = state.withLock { $0.behindWaiters.removeValue(forKey: id) }
+            waiter?.continuation.resume()
         }
     }
 
@@ -139,11 +222,15 @@ public final class CommitFeed: Sendable {
 
     /// Wakes every reader for good.
     func close() {
-        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+        let (waiters, behind) = state.withLock { state -> ([CheckedContinuation<Bool, Never>], [CheckedContinuation<Void, Never>]) in
             state.closed = true
-            defer { state.waiters.removeAll() }
-            return Array(state.waiters.values)
+            defer {
+                state.waiters.removeAll()
+                state.behindWaiters.removeAll()
+            }
+            return (Array(state.waiters.values), state.behindWaiters.values.map(\.continuation))
         }
-        for waiter in waiters { waiter.resume() }
+        for waiter in waiters { waiter.resume(returning: true) }
+        for waiter in behind { waiter.resume() }
     }
 }
