@@ -41,20 +41,35 @@ struct MaintenancePriorityTests {
         #expect(inNormal == inherited)
     }
 
-    @Test("a segment is flushed in the background only when it took at least the threshold to fill")
+    @Test("a segment is flushed in the background only when it took at least the minimum to fill and a background flush of it would end within half that time")
     func backgroundFlushPolicy() {
-        func background(_ filledIn: Duration?) -> Bool {
-            ColumnarEventStore.SealedSegment.flushesInBackground(filledIn: filledIn, threshold: StorageOptions(directory: "").backgroundFlushFillTime)
+        let minimum = StorageOptions(directory: "").backgroundFlushFillTime
+        let assumed = StorageOptions(directory: "").backgroundFlushAssumedNanosPerRow
+        func background(_ filledIn: Duration?, rows: Int = 342_000, nanosPerRow: Int64? = nil) -> Bool {
+            ColumnarEventStore.SealedSegment.flushesInBackground(
+                filledIn: filledIn, rows: rows, nanosPerRow: nanosPerRow ?? assumed, minimum: minimum)
         }
-        #expect(StorageOptions(directory: "").backgroundFlushFillTime == .seconds(5))
+        #expect(minimum == .seconds(2))
         // Unknown (say, replayed from the WAL at startup): normal priority.
         #expect(!background(nil))
         // 500,000 rows in 1 s is ingest at 500,000 events/s: it would outrun a flush that yields.
-        #expect(!background(.seconds(1)))
-        #expect(!background(.milliseconds(4_999)))
-        #expect(background(.seconds(5)))
+        #expect(!background(.seconds(1), rows: 500_000))
+        // Below the minimum, however cheap the flush.
+        #expect(!background(.milliseconds(1_999), rows: 1_000, nanosPerRow: 1))
+        #expect(background(.seconds(2), rows: 1_000, nanosPerRow: 1))
+        // Untimed, a background flush is assumed to take 5 µs a row: 342,000 rows take
+        // 1.71 s, so the segment must have taken 3.42 s to fill (100,000 events/s).
+        #expect(assumed == 5_000)
+        #expect(!background(.milliseconds(3_419)))
+        #expect(background(.milliseconds(3_420)))
+        // The last background flush's wall time per row decides once there is one:
+        // slower (contended) flushes need slower ingest, faster ones allow faster.
+        #expect(!background(.milliseconds(4_600), nanosPerRow: 7_000))
+        #expect(background(.milliseconds(4_788), nanosPerRow: 7_000))
+        #expect(background(.milliseconds(2_052), nanosPerRow: 3_000))
+        #expect(!background(.milliseconds(2_051), nanosPerRow: 3_000))
         // Sealed by age (60 s by default): a quiet server.
-        #expect(background(.seconds(60)))
+        #expect(background(.seconds(60), rows: 60_000))
     }
 
     @Test("flushes in the background and at normal priority write the same events, a part per day, readable after a reopen")
@@ -65,6 +80,7 @@ struct MaintenancePriorityTests {
                 // Every segment qualifies; only the last one sealed is flushed in the
                 // background (the others have a segment sealed behind them).
                 $0.backgroundFlushFillTime = .zero
+                $0.backgroundFlushAssumedNanosPerRow = 0
             }
             let day: Int64 = 86_400_000_000_000
             let base = currentUnixNanos() - 10 * day

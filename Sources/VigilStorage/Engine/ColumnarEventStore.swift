@@ -52,11 +52,16 @@ public final class ColumnarEventStore: EventStore {
         var flushesInBackground = false
         var lastSeq: UInt64 { chunks.last?.lastSeq ?? 0 }
 
-        /// Whether a segment that took `filledIn` to fill (nil: not known)
-        /// is flushed in the background.
-        static func flushesInBackground(filledIn: Duration?, threshold: Duration) -> Bool {
-            guard let filledIn else { return false }
-            return filledIn >= threshold
+        /// Whether a segment of `rows` rows that took `filledIn` to fill (nil:
+        /// not known) is flushed in the background: it filled in at least
+        /// `minimum`, and a background flush of it, at the wall time per row
+        /// the last one took (`nanosPerRow`, or an assumed one), would end within half the time
+        /// the next segment takes to fill at the same rate. A flush that yields
+        /// to an ingest that outruns it falls behind, and ingest then waits for it.
+        static func flushesInBackground(filledIn: Duration?, rows: Int, nanosPerRow: Int64, minimum: Duration) -> Bool {
+            guard let filledIn, filledIn >= minimum else { return false }
+            let expected = Duration.nanoseconds(Int64(rows) * nanosPerRow)
+            return expected * 2 <= filledIn
         }
     }
 
@@ -69,6 +74,9 @@ public final class ColumnarEventStore: EventStore {
         var unpublished: [MemoryChunk] = []
         var activeBytes = 0
         var activeRows = 0
+        /// The wall time per row of the last background flush: whether the
+        /// next segment's flush can yield and still keep up.
+        var backgroundFlushNanosPerRow: Int64?
         var activeSince: ContinuousClock.Instant?
         var sealed: [SealedSegment] = []
         var sealedBytes = 0
@@ -621,7 +629,9 @@ public final class ColumnarEventStore: EventStore {
         state.sealed.append(SealedSegment(
             chunks: state.active, walBoundary: boundary, lastLocation: state.lastWrite, bytes: state.activeBytes,
             flushesInBackground: SealedSegment.flushesInBackground(
-                filledIn: state.activeSince.map { ContinuousClock.now - $0 }, threshold: options.backgroundFlushFillTime)))
+                filledIn: state.activeSince.map { ContinuousClock.now - $0 }, rows: state.activeRows,
+                nanosPerRow: state.backgroundFlushNanosPerRow ?? options.backgroundFlushAssumedNanosPerRow,
+                minimum: options.backgroundFlushFillTime)))
         state.sealedBytes += state.activeBytes
         state.active = []
         state.activeBytes = 0
@@ -753,6 +763,7 @@ public final class ColumnarEventStore: EventStore {
     /// Writes `segment` to parts. `background`: the flush runs on
     /// `backgroundWork`, and its parts are written there too.
     private func flush(_ segment: SealedSegment, background: Bool = false) async throws(VigilError) {
+        let started = ContinuousClock.now
         if let location = segment.lastLocation { try await wal.waitDurable(location) }
         // Parts are written from the chunks' columns: no event is rebuilt.
         var byDay: [String: MemoryChunkRows] = [:]
@@ -889,6 +900,10 @@ public final class ColumnarEventStore: EventStore {
         chainTracker.flushed(through: .init(seq: segment.lastSeq, head: head))
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
             state.sealed.removeFirst()
+            let rows = segment.chunks.reduce(0) { $0 + $1.count }
+            if background && rows > 0 {
+                state.backgroundFlushNanosPerRow = (ContinuousClock.now - started).wholeNanoseconds / Int64(rows)
+            }
             state.sealedBytes -= segment.bytes
             state.parts += written
             defer { state.memoryWaiters.removeAll() }

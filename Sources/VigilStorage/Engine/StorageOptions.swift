@@ -17,16 +17,22 @@ public struct StorageOptions: Sendable {
     /// ...or when its oldest batch is this old, so that the WAL to replay after
     /// a crash stays short.
     public var segmentMaxAge: Duration = .seconds(60)
-    /// A sealed segment that took at least this long to fill is flushed in
-    /// the background: on threads at a low priority (nice 10), so that acks,
-    /// live deliveries and queries take the cores first (vigil-bench
-    /// subscribe, 100 subscribers at 50,000 events/s: delivery p99 7–12 ms,
-    /// not 240–660; ack p99 24–44 ms, not 145–214). One
-    /// that filled faster is flushed at normal priority: ingest that fast
-    /// (here over 100,000 events/s) would outrun a flush that yields to it,
-    /// fill the memory budget and then wait for that flush (vigil-bench
-    /// ingest with every flush in the background: ack p99 1.3 s, not 0.2).
-    public var backgroundFlushFillTime: Duration = .seconds(5)
+    /// A sealed segment is flushed in the background — on threads at a low
+    /// priority (nice 10), so that acks, live deliveries and queries take the
+    /// cores first — when it took at least this long to fill and a background
+    /// flush of it, at the wall time per row the last one took, would end
+    /// within half the time it took to fill (vigil-bench subscribe, 100
+    /// subscribers at 50,000 events/s: delivery p99 7–12 ms, not 240–660; at
+    /// 75,000, 2.9 ms, not 0.11–0.43 s, once segments that filled in 4.6 s
+    /// qualified). Other flushes run at normal priority: ingest that fast
+    /// would outrun a flush that yields to it, fill the memory budget and
+    /// then wait for that flush (vigil-bench ingest with every flush in the
+    /// background: ack p99 1.3 s, not 0.2).
+    public var backgroundFlushFillTime: Duration = .seconds(2)
+    /// The wall time per row a background flush is assumed to take before
+    /// one has been timed: about what one took on the 2-core machine of the
+    /// README beside 100 subscribers at 75,000 events/s.
+    var backgroundFlushAssumedNanosPerRow: Int64 = 5_000
     /// Memory for unflushed events (the active segment plus sealed ones waiting
     /// for their flush). Past it, ingest waits for a flush (backpressure), and
     /// after `backpressureTimeout` answers RESOURCE_EXHAUSTED.
