@@ -898,12 +898,11 @@ public final class ColumnarEventStore: EventStore {
         noteWriteSucceeded()
         try replaceLedger(ledger, at: ledgerPath)
         chainTracker.flushed(through: .init(seq: segment.lastSeq, head: head))
+        let rows = segment.chunks.reduce(0) { $0 + $1.count }
+        let backgroundNanosPerRow = background && rows > 0 ? (ContinuousClock.now - started).wholeNanoseconds / Int64(rows) : nil
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
             state.sealed.removeFirst()
-            let rows = segment.chunks.reduce(0) { $0 + $1.count }
-            if background && rows > 0 {
-                state.backgroundFlushNanosPerRow = (ContinuousClock.now - started).wholeNanoseconds / Int64(rows)
-            }
+            if let backgroundNanosPerRow { state.backgroundFlushNanosPerRow = backgroundNanosPerRow }
             state.sealedBytes -= segment.bytes
             state.parts += written
             defer { state.memoryWaiters.removeAll() }
