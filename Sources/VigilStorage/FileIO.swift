@@ -5,6 +5,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CVigilSystem
 import VigilCore
 
 /// Thin, throwing wrappers over the POSIX calls the storage engine needs, so
@@ -95,6 +96,16 @@ public struct FileHandleDescriptor: Sendable {
             done += got
         }
         return bytes
+    }
+
+    /// Starts writing `count` bytes from `offset` to the disk without waiting
+    /// (Linux: `sync_file_range(SYNC_FILE_RANGE_WRITE)`; elsewhere nothing),
+    /// so that a later `sync()` has less left to wait for. Advisory: false
+    /// when the kernel refused (not a regular file, say); a disk failure is
+    /// left for `sync()` to report.
+    @discardableResult
+    public func startWriteback(offset: Int, count: Int) -> Bool {
+        vigil_start_writeback(fd, Int64(offset), Int64(count)) == 0
     }
 
     public func sync() throws(VigilError) {

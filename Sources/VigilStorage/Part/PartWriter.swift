@@ -625,6 +625,14 @@ struct PartOutput {
     private var flushed = 0
     private var buffer: [UInt8] = []
     static let bufferSize = 1 << 20
+    /// Bytes before this offset have been handed to the disk (`startWriteback`).
+    private(set) var writebackFrom = 0
+    /// How much written data waits before its writeback is started. The
+    /// fsync at `finish()` otherwise found the whole part (tens of MiB after
+    /// a flush) still in the page cache and waited for all of it, while
+    /// ingest, held by the full memory budget, waited for the flush: both
+    /// cores idle for ~20 ms per flush (`perf sched timehist`).
+    static let writeBehindBytes = 4 << 20
 
     init(file: FileHandleDescriptor) {
         self.file = file
@@ -653,6 +661,7 @@ struct PartOutput {
         if bytes.count >= Self.bufferSize {
             try withBytes(bytes) { (raw) throws(VigilError) in try file.write(raw, at: flushed) }
             flushed += bytes.count
+            startWritebackIfDue(file)
         } else {
             buffer.append(contentsOf: bytes)
         }
@@ -665,6 +674,13 @@ struct PartOutput {
         try withBytes(buffer) { (raw) throws(VigilError) in try file.write(raw, at: at) }
         flushed += buffer.count
         buffer.removeAll(keepingCapacity: true)
+        startWritebackIfDue(file)
+    }
+
+    private mutating func startWritebackIfDue(_ file: FileHandleDescriptor) {
+        guard flushed - writebackFrom >= Self.writeBehindBytes else { return }
+        file.startWriteback(offset: writebackFrom, count: flushed - writebackFrom)
+        writebackFrom = flushed
     }
 }
 
