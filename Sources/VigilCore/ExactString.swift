@@ -41,15 +41,24 @@ public struct ExactString: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// A set of strings with byte-exact membership (see `ExactString`).
+///
+/// A set of a few strings also keeps them in an array and answers by
+/// comparing bytes: a live subscription to one tenant asks about each
+/// tenant of every batch, and hashing each (SipHash over its bytes) cost
+/// more than comparing lengths and, rarely, bytes.
 public struct ExactStringSet: Sendable, Hashable, Sequence, ExpressibleByArrayLiteral {
     private var members: Set<ExactString>
+    /// The members while there are at most `ExactStringSetLimits.few` of them; nil beyond.
+    private var few: [ExactString]?
 
     public init() {
         members = []
+        few = []
     }
 
     public init(_ strings: some Sequence<String>) {
         members = Set(strings.lazy.map(ExactString.init))
+        few = members.count <= ExactStringSetLimits.few ? Array(members) : nil
     }
 
     public init(arrayLiteral elements: String...) {
@@ -61,14 +70,28 @@ public struct ExactStringSet: Sendable, Hashable, Sequence, ExpressibleByArrayLi
 
     /// Whether `value`'s exact bytes are in the set.
     public func contains(_ value: String) -> Bool {
-        members.contains(ExactString(value))
+        let exact = ExactString(value)
+        if let few { return few.contains(exact) }
+        return members.contains(exact)
     }
 
     public mutating func insert(_ value: String) {
-        members.insert(ExactString(value))
+        let (inserted, member) = members.insert(ExactString(value))
+        guard inserted else { return }
+        if members.count > ExactStringSetLimits.few { few = nil } else { few?.append(member) }
     }
 
     public func makeIterator() -> some IteratorProtocol<String> {
         members.lazy.map(\.value).makeIterator()
     }
+
+    // The members alone decide (the array's order is the order of insertion).
+    public static func == (a: ExactStringSet, b: ExactStringSet) -> Bool { a.members == b.members }
+    public func hash(into hasher: inout Hasher) { hasher.combine(members) }
+}
+
+/// Sizes of `ExactStringSet`.
+public enum ExactStringSetLimits {
+    /// Sets up to this size also keep their members in an array and answer by comparing bytes.
+    public static let few = 4
 }

@@ -85,6 +85,45 @@ struct DeliveryCacheTests {
         #expect(chunk.deliveryCache.withLock { $0.bytes } == 0)
     }
 
+    @Test("a subscriber's rows are encoded and kept together; with room for only some, as many as fit are kept")
+    func rowsEncodedTogether() throws {
+        let chunk = Self.chunk(count: 200)
+        let rows: [Int32] = Array(stride(from: 0, to: 200, by: 3))
+        // Without a ring: encoded right, nothing kept.
+        let unkept = chunk.encodedEvents(rows: rows)
+        #expect(try unkept.map { try AuditEvent(serializedBytes: $0) } == rows.map { chunk.event(at: Int($0)) })
+        #expect(Self.cachedRows(chunk) == 0)
+        // In a ring with room for all: every row kept, counted once in the chunk and in the ring.
+        let feed = CommitFeed(head: 0, capacityBytes: 1 << 30)
+        let reader = feed.addReader()
+        feed.publish([chunk])
+        let kept = chunk.encodedEvents(rows: rows)
+        #expect(kept == unkept)
+        #expect(Self.cachedRows(chunk) == rows.count)
+        let keptBytes = kept.reduce(0) { $0 + $1.count }
+        #expect(chunk.deliveryCache.withLock { $0.bytes } == keptBytes)
+        // A second subscriber asking for some of the same rows and others: the kept ones come back, the others join them.
+        let more: [Int32] = [0, 1, 2, 3]
+        let again = chunk.encodedEvents(rows: more)
+        #expect(try again.map { try AuditEvent(serializedBytes: $0) } == more.map { chunk.event(at: Int($0)) })
+        #expect(Self.cachedRows(chunk) == rows.count + 2)
+        #expect(chunk.deliveryCache.withLock { $0.bytes } == keptBytes + again[1].count + again[2].count)
+        feed.removeReader(reader)
+
+        // A ring with room for a few rows only: the batch does not fit at once, the rows that fit are kept.
+        let small = Self.chunk(firstSeq: 1_000, count: 200)
+        let room = 3 * unkept[0].count
+        let tight = CommitFeed(head: 999, capacityBytes: small.estimatedBytes + room)
+        let tightReader = tight.addReader()
+        tight.publish([small])
+        let partial = small.encodedEvents(rows: rows)
+        #expect(try partial.map { try AuditEvent(serializedBytes: $0) } == rows.map { small.event(at: Int($0)) })
+        let partialBytes = small.deliveryCache.withLock { $0.bytes }
+        #expect(Self.cachedRows(small) > 0 && Self.cachedRows(small) < rows.count)
+        #expect(partialBytes <= room)
+        tight.removeReader(tightReader)
+    }
+
     @Test("live matching returns each match's seq and encoded event")
     func matcherEncodedEvents() throws {
         let chunk = Self.chunk(count: 200)

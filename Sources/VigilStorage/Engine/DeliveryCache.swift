@@ -49,29 +49,55 @@ final class RingBytes: Sendable {
 extension MemoryChunk {
     /// The event at `row` in protobuf binary form (what `event(at:)` serializes to).
     public func encodedEvent(at row: Int) -> [UInt8] {
-        var scratch = LeafScratch()
-        return encodedEvent(at: row, scratch: &scratch)
+        encodedEvents(rows: [Int32(row)])[0]
     }
 
-    /// The same, writing into `scratch` (reused from row to row).
-    func encodedEvent(at row: Int, scratch: inout LeafScratch) -> [UInt8] {
-        let cached = deliveryCache.withLock { $0.rows.isEmpty ? [] : $0.rows[row] }
-        if !cached.isEmpty { return cached }
+    /// The same for each of `rows`. The cache is read once and written once
+    /// for all of them, with one reservation in the ring: a hundred
+    /// subscribers on two cores each took the chunk's lock twice and the
+    /// ring's once per row they sent. The scratch the rows are written in
+    /// is made only when one is not kept yet (for the first subscriber).
+    func encodedEvents(rows: [Int32]) -> [[UInt8]] {
+        var encoded = deliveryCache.withLock { cache in
+            cache.rows.isEmpty ? [[UInt8]](repeating: [], count: rows.count) : rows.map { cache.rows[Int($0)] }
+        }
         // Encoded outside the lock: two subscribers may both encode a row, once.
         // The canonical bytes are a protobuf encoding of exactly `event(at:)`,
         // written from the columns at a fraction of swift-protobuf's cost.
-        guard CanonicalEvent.write(row: row, of: self, layout: &scratch.layout, into: scratch.bytes) else {
-            // Not canonical bytes (extras with unknown fields): sent, never kept.
-            return (try? event(at: row).serializedBytes()) ?? []
+        var fresh: [Int] = []
+        var freshBytes = 0
+        var scratch: LeafScratch?
+        for index in rows.indices where encoded[index].isEmpty {
+            let row = Int(rows[index])
+            if scratch == nil {
+                scratch = LeafScratch()
+                fresh.reserveCapacity(rows.count - index)
+            }
+            guard CanonicalEvent.write(row: row, of: self, layout: &scratch!.layout, into: scratch!.bytes) else {
+                // Not canonical bytes (extras with unknown fields): sent, never kept.
+                encoded[index] = (try? event(at: row).serializedBytes()) ?? []
+                continue
+            }
+            encoded[index] = scratch!.bytes.array
+            fresh.append(index)
+            freshBytes += encoded[index].count
         }
-        let bytes = scratch.bytes.array
+        guard !fresh.isEmpty else { return encoded }
         deliveryCache.withLock { cache in
-            guard let ring = cache.ring, cache.rows.isEmpty || cache.rows[row].isEmpty, ring.reserve(bytes.count) else { return }
+            guard let ring = cache.ring else { return }
             if cache.rows.isEmpty { cache.rows = Array(repeating: [], count: count) }
-            cache.rows[row] = bytes
-            cache.bytes += bytes.count
+            // Rows another subscriber kept meanwhile stay as they are.
+            let adding = fresh.filter { cache.rows[Int(rows[$0])].isEmpty }
+            let bytes = adding.count == fresh.count ? freshBytes : adding.reduce(0) { $0 + encoded[$1].count }
+            // All at once when they fit; else as many as fit, one by one.
+            let all = ring.reserve(bytes)
+            for index in adding {
+                if !all && !ring.reserve(encoded[index].count) { continue }
+                cache.rows[Int(rows[index])] = encoded[index]
+                cache.bytes += encoded[index].count
+            }
         }
-        return bytes
+        return encoded
     }
 
     /// The ring took the chunk: subscribers may share encodings, counted in `ring`.

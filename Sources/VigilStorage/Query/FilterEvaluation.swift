@@ -151,8 +151,37 @@ struct FilterEvaluation: Sendable {
         statistics.rowsExamined += source.rowCount
         var rows: [Int32]
         let times = try source.times()
+        // Tenants and retention: a verdict per tenant of the source (nil: its
+        // rows are out; else the oldest time kept).
+        let tenants = source.tenantsPresent
+        let tenantMatters = !f.tenants.isEmpty && !tenants.allSatisfy(f.tenants.contains)
+        let cutoffs = expiryCutoff.map { tenants.map($0) } ?? []
+        let retentionMatters = cutoffs.contains { $0.map { $0 > source.minOccurredAt } ?? false }
+        let tenantsMatter = tenantMatters || retentionMatters
+        func tenantVerdicts() throws(VigilError) -> (column: TextColumn, allowed: [Int64?]) {
+            let column = try source.text(.tenant)
+            let allowed = column.values.map { tenant -> Int64? in
+                if !f.tenants.isEmpty && !f.tenants.contains(tenant) { return nil }
+                return expiryCutoff?(tenant) ?? .min
+            }
+            return (column, allowed)
+        }
+        var tenantsApplied = false
         if source.minOccurredAt >= low && source.maxOccurredAt <= high {
-            rows = Array(0..<Int32(source.rowCount))
+            if tenantsMatter {
+                // Every row is in the time range (a live batch, say): the
+                // tenants decide in one pass over their codes, and a source
+                // without an allowed tenant costs no pass at all.
+                let (column, allowed) = try tenantVerdicts()
+                guard allowed.contains(where: { $0 != nil }) else { return [] }
+                rows = []
+                for row in 0..<times.count {
+                    if let cutoff = allowed[column.code(at: row)], times[row] >= cutoff { rows.append(Int32(row)) }
+                }
+                tenantsApplied = true
+            } else {
+                rows = Array(0..<Int32(source.rowCount))
+            }
         } else {
             rows = []
             rows.reserveCapacity(source.rowCount)
@@ -184,17 +213,9 @@ struct FilterEvaluation: Sendable {
                 rows = rows.filter { seqs[Int($0)] <= visible }
             }
         }
-        // Tenants and retention.
-        let tenants = source.tenantsPresent
-        let tenantMatters = !f.tenants.isEmpty && !tenants.allSatisfy(f.tenants.contains)
-        let cutoffs = expiryCutoff.map { tenants.map($0) } ?? []
-        let retentionMatters = cutoffs.contains { $0.map { $0 > source.minOccurredAt } ?? false }
-        if (tenantMatters || retentionMatters) && !rows.isEmpty {
-            let column = try source.text(.tenant)
-            let allowed = column.values.map { tenant -> Int64? in
-                if !f.tenants.isEmpty && !f.tenants.contains(tenant) { return nil }
-                return expiryCutoff?(tenant) ?? .min
-            }
+        // Tenants and retention, where the time range did not already take them.
+        if tenantsMatter && !tenantsApplied && !rows.isEmpty {
+            let (column, allowed) = try tenantVerdicts()
             rows = rows.filter { row in
                 guard let cutoff = allowed[column.code(at: Int(row))] else { return false }
                 return times[Int(row)] >= cutoff

@@ -18,12 +18,12 @@ public struct LiveMatcher: Sendable {
     }
 
     /// The same events in protobuf binary form, with their seqs: encoded
-    /// once per batch row for all subscribers (`MemoryChunk.encodedEvent(at:)`).
+    /// once per batch row for all subscribers (`MemoryChunk.encodedEvents(rows:)`).
     public func encodedEvents(in batch: MemoryChunk, after: UInt64) -> [(seq: UInt64, bytes: [UInt8])] {
         let matches = rows(in: batch, after: after)
         guard !matches.isEmpty else { return [] }
-        var scratch = LeafScratch()
-        return matches.map { row in (batch.seq(at: Int(row)), batch.encodedEvent(at: Int(row), scratch: &scratch)) }
+        let encoded = batch.encodedEvents(rows: matches)
+        return matches.indices.map { (batch.seq(at: Int(matches[$0])), encoded[$0]) }
     }
 
     private func rows(in batch: MemoryChunk, after: UInt64) -> [Int32] {
