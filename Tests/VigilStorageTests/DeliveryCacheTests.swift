@@ -122,6 +122,16 @@ struct DeliveryCacheTests {
         #expect(Self.cachedRows(small) > 0 && Self.cachedRows(small) < rows.count)
         #expect(partialBytes <= room)
         tight.removeReader(tightReader)
+
+        // No room at all: encoded right, nothing kept, not even the table of rows.
+        let full = Self.chunk(firstSeq: 2_000, count: 200)
+        let noRoom = CommitFeed(head: 1_999, capacityBytes: full.estimatedBytes)
+        let noRoomReader = noRoom.addReader()
+        noRoom.publish([full])
+        #expect(full.deliveryCache.withLock { $0.ring != nil }, "the chunk is in the ring")
+        #expect(try full.encodedEvents(rows: rows).map { try AuditEvent(serializedBytes: $0) } == rows.map { full.event(at: Int($0)) })
+        #expect(full.deliveryCache.withLock { $0.rows.isEmpty && $0.bytes == 0 })
+        noRoom.removeReader(noRoomReader)
     }
 
     @Test("live matching returns each match's seq and encoded event")

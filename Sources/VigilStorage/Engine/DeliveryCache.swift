@@ -85,14 +85,14 @@ extension MemoryChunk {
         guard !fresh.isEmpty else { return encoded }
         deliveryCache.withLock { cache in
             guard let ring = cache.ring else { return }
-            if cache.rows.isEmpty { cache.rows = Array(repeating: [], count: count) }
             // Rows another subscriber kept meanwhile stay as they are.
-            let adding = fresh.filter { cache.rows[Int(rows[$0])].isEmpty }
+            let adding = cache.rows.isEmpty ? fresh : fresh.filter { cache.rows[Int(rows[$0])].isEmpty }
             let bytes = adding.count == fresh.count ? freshBytes : adding.reduce(0) { $0 + encoded[$1].count }
             // All at once when they fit; else as many as fit, one by one.
             let all = ring.reserve(bytes)
             for index in adding {
                 if !all && !ring.reserve(encoded[index].count) { continue }
+                if cache.rows.isEmpty { cache.rows = Array(repeating: [], count: count) }
                 cache.rows[Int(rows[index])] = encoded[index]
                 cache.bytes += encoded[index].count
             }
