@@ -631,7 +631,8 @@ struct PartOutput {
     /// fsync at `finish()` otherwise found the whole part (tens of MiB after
     /// a flush) still in the page cache and waited for all of it, while
     /// ingest, held by the full memory budget, waited for the flush: both
-    /// cores idle for ~20 ms per flush (`perf sched timehist`).
+    /// cores idle for ~11 ms per flush on that wait alone, 2–3 ms with
+    /// writeback started as the part is written (`perf sched timehist`).
     static let writeBehindBytes = 4 << 20
 
     init(file: FileHandleDescriptor) {
