@@ -37,7 +37,26 @@ struct QueryWorkload: AsyncParsableCommand {
     @Option(name: .long, help: "Measured runs of each query right after a server restart (0 to skip).")
     var coldRepetitions = 3
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Run only these queries of the suite, by id, comma-separated (e.g. Q1,Q6: to profile one query).",
+            valueName: "ids"))
+    var only: String?
+
+    /// The ids `--only` names, upper-cased; nil for the whole suite.
+    var onlyIDs: Set<String>? {
+        only.map { Set($0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).uppercased() }) }
+    }
+
     func validate() throws {
+        if let ids = onlyIDs {
+            let known = (1...8).map { "Q\($0)" }
+            let unknown = ids.subtracting(known).sorted()
+            guard unknown.isEmpty, !ids.isEmpty else {
+                throw ValidationError("--only takes query ids from \(known.joined(separator: ", ")); unknown: \(unknown.joined(separator: ", "))")
+            }
+        }
         guard events >= 1 else { throw ValidationError("--events must be positive") }
         guard (1...10_000).contains(repetitions) else { throw ValidationError("--repetitions must be 1 to 10000") }
         guard (0...1_000).contains(coldRepetitions) else { throw ValidationError("--cold-repetitions must be 0 to 1000") }
@@ -291,7 +310,8 @@ struct QueryWorkload: AsyncParsableCommand {
         defer { if dataDir == nil { common.cleanUp(directory) } }
         let launcher = try common.launcher(["--retention", "forever"])
         let (dataset, reused) = try await prepare(directory, launcher: launcher)
-        let specs = Self.suite(dataset)
+        let onlyIDs = self.onlyIDs
+        let specs = Self.suite(dataset).filter { onlyIDs?.contains($0.id) ?? true }
 
         // Warm: one server, each query once unmeasured, then `repetitions` times.
         progress("warm runs: \(specs.count) queries × \(repetitions)")
@@ -362,7 +382,7 @@ struct QueryWorkload: AsyncParsableCommand {
         result.parameters = [
             "events": .int(dataset.events), "seed": .string(String(dataset.seed)), "repetitions": .int(repetitions),
             "coldRepetitions": .int(coldRepetitions), "dataDir": .optional(dataDir), "reusedDataSet": .bool(reused),
-            "dataSet": dataset.json,
+            "dataSet": dataset.json, "only": .optional(onlyIDs.map { $0.sorted().joined(separator: ",") }),
         ]
         var table = TextTable(
             title: """

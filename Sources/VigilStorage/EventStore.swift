@@ -74,8 +74,12 @@ public struct ScanStatistics: Sendable, Hashable {
 
 /// One page of a scan and what it cost.
 public struct ScanPage: Sendable {
-    /// Matching events in the requested order, at most the requested count.
+    /// Matching events in the requested order, at most the requested count
+    /// (none when the scan was asked for `encodedEvents` instead).
     public var events: [AuditEvent]
+    /// The same events as their protobuf encoding, when the scan was asked
+    /// for that (`EventStore.scanEncoded`); else empty.
+    public var encodedEvents: [EncodedEvent] = []
     /// True when no matching event follows the last one returned.
     public var exhausted: Bool
     /// The highest seq the scan read: the cursor's `visibleSeq` when one was
@@ -92,6 +96,22 @@ public struct ScanPage: Sendable {
         self.exhausted = exhausted
         self.visibleSeq = visibleSeq
         self.statistics = statistics
+    }
+}
+
+/// A stored event as protobuf bytes (`AuditEvent`'s encoding, canonical
+/// unless the event holds unknown fields), with the keys a query cursor is
+/// made of: what a query page sends, without building the event.
+public struct EncodedEvent: Sendable, Equatable {
+    public var bytes: [UInt8]
+    /// occurred_at in nanoseconds since the epoch.
+    public var occurredAt: Int64
+    public var seq: UInt64
+
+    public init(bytes: [UInt8], occurredAt: Int64, seq: UInt64) {
+        self.bytes = bytes
+        self.occurredAt = occurredAt
+        self.seq = seq
     }
 }
 
@@ -160,6 +180,10 @@ public protocol EventStore: Sendable {
     /// `cursor` when one is given — and then only events with a seq up to the
     /// cursor's `visibleSeq`, so that every page reads the first page's snapshot.
     func scan(filter: EventFilter, order: Vigil_V1_Order, after cursor: QueryCursor?, limit: Int) async throws(VigilError) -> ScanPage
+
+    /// `scan`, with the page's events in `encodedEvents` (as protobuf bytes)
+    /// instead of `events`: what the Query call sends.
+    func scanEncoded(filter: EventFilter, order: Vigil_V1_Order, after cursor: QueryCursor?, limit: Int) async throws(VigilError) -> ScanPage
 
     /// Counts the events `query.filter` selects, grouped and bucketed as
     /// asked. Ends with CANCELLED promptly when the calling task is cancelled.
@@ -243,6 +267,22 @@ public struct PartLevelStatistics: Sendable, Hashable {
 
 extension EventStore {
     public func runMaintenance() async throws {}
+
+    /// A store without a column path encodes the events `scan` builds.
+    public func scanEncoded(
+        filter: EventFilter, order: Vigil_V1_Order, after cursor: QueryCursor?, limit: Int
+    ) async throws(VigilError) -> ScanPage {
+        var page = try await scan(filter: filter, order: order, after: cursor, limit: limit)
+        do {
+            page.encodedEvents = try page.events.map { event in
+                EncodedEvent(bytes: try event.serializedBytes(), occurredAt: event.occurredAt.unixNanos, seq: event.seq)
+            }
+        } catch {
+            throw VigilError(.internal, "a stored event does not encode: \(error)")
+        }
+        page.events = []
+        return page
+    }
 
     /// A store without a column path takes the batch's events, decoded again.
     public func append(_ batch: WireIngestBatch) async throws(VigilError) -> AppendResult {

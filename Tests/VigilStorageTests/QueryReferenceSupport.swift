@@ -157,6 +157,8 @@ enum QueryReference {
         var notExhaustedAfter: [Int] = []
         /// What went wrong on the way (over-long page, a changed visibleSeq, no end).
         var problems: [String] = []
+        /// Pages also read as protobuf bytes (`scanEncoded`) and compared.
+        var encodedPagesCompared = 0
     }
 
     /// Pages through `filter` in `order` with pages of `pageSize`, as a
@@ -177,6 +179,18 @@ enum QueryReference {
             }
             let page = try await store.scan(filter: filter, order: order, after: cursor, limit: pageSize)
             paged.pages += 1
+            // The Query call's path: the same page as protobuf bytes written from the columns.
+            let encoded = try await store.scanEncoded(filter: filter, order: order, after: cursor, limit: pageSize)
+            if encoded.visibleSeq == page.visibleSeq {
+                let decoded = try encoded.encodedEvents.map { try AuditEvent(serializedBytes: $0.bytes) }
+                let keys = encoded.encodedEvents.map { [$0.occurredAt, Int64(bitPattern: $0.seq)] }
+                if !encoded.events.isEmpty || decoded != page.events || encoded.exhausted != page.exhausted
+                    || keys != page.events.map({ [$0.occurredAt.unixNanos, Int64(bitPattern: $0.seq)] })
+                {
+                    paged.problems.append("page \(paged.pages) encoded (\(decoded.count) events) differs from the page of events (\(page.events.count))")
+                }
+                paged.encodedPagesCompared += 1
+            }
             paged.statistics.add(page.statistics)
             if paged.pages == 1 {
                 paged.visibleSeq = page.visibleSeq

@@ -74,6 +74,8 @@ struct QueryReferenceTests {
                 store, filter, order: order, pageSize: size, anchor: anchor, maxPages: reference.count + 3)
             let problems = QueryReference.compare(paged, with: reference)
             #expect(problems.isEmpty, "\(label)\n\(order), pages of \(size):\n\(problems.joined(separator: "\n"))")
+            // Nothing ingests meanwhile: every page was read as bytes too.
+            #expect(paged.encodedPagesCompared == paged.pages)
         }
     }
 

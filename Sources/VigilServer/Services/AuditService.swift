@@ -264,17 +264,17 @@ struct AuditService: Sendable {
         while remaining > 0 {
             try Task.checkCancellation()
             let page = try await sender.withPageSlot {
-                let page = try await store.scan(
+                let page = try await store.scanEncoded(
                     filter: filter, order: request.order, after: cursor, limit: Int(min(UInt64(pageSize), remaining)))
                 let context = PageContext(order: request.order, filter: filter, anchor: anchor, visibleSeq: page.visibleSeq)
-                if let last = try await sendPage(page.events[...], context: context, sender: sender) {
+                if let last = try await sendPage(page.encodedEvents[...], context: context, sender: sender) {
                     cursor = last
                 }
                 return page
             }
             statistics.add(page.statistics)
-            returned += page.events.count
-            remaining -= UInt64(page.events.count)
+            returned += page.encodedEvents.count
+            remaining -= UInt64(page.encodedEvents.count)
             if page.exhausted {
                 exhausted = true
                 break
@@ -302,25 +302,56 @@ struct AuditService: Sendable {
 
     /// Sends `events` as one QueryResponse, or as several when one would not fit
     /// the client's frame limit. Returns the cursor after the last event.
+    ///
+    /// The response is written by hand around the events' bytes (field 1
+    /// per event, then the cursor as field 2): what swift-protobuf would
+    /// write for `QueryResponse` with those events, without building them.
     private func sendPage(
-        _ events: ArraySlice<AuditEvent>, context: PageContext, sender: some ResponseSender
+        _ events: ArraySlice<EncodedEvent>, context: PageContext, sender: some ResponseSender
     ) async throws -> QueryCursor? {
         guard let last = events.last else { return nil }
-        var response = Vigil_V1_QueryResponse()
-        response.events = Array(events)
         let cursor = QueryCursor(
-            order: context.order, occurredAt: last.occurredAt.unixNanos, seq: last.seq,
+            order: context.order, occurredAt: last.occurredAt, seq: last.seq,
             filterFingerprint: context.filter.fingerprint, anchor: context.anchor, visibleSeq: context.visibleSeq)
-        response.cursor = cursor.encoded
-        let bytes = response.serializedBuffer()
+        let cursorText = cursor.encoded
+        var size = Self.lengthDelimitedSize(cursorText.utf8.count)
+        for event in events { size += Self.lengthDelimitedSize(event.bytes.count) }
         // Rare: a page of large events. Halve until each part fits (one event always does).
-        if bytes.readableBytes > sender.maxFrameSize && events.count > 1 {
+        if size > sender.maxFrameSize && events.count > 1 {
             let middle = events.startIndex + events.count / 2
             _ = try await sendPage(events[..<middle], context: context, sender: sender)
             return try await sendPage(events[middle...], context: context, sender: sender)
         }
-        try await sender.send(serialized: bytes)
+        var buffer = ByteBufferAllocator().buffer(capacity: size)
+        for event in events {
+            Self.writeLengthDelimited(field: 1, count: event.bytes.count, into: &buffer)
+            buffer.writeBytes(event.bytes)
+        }
+        if !cursorText.isEmpty {
+            Self.writeLengthDelimited(field: 2, count: cursorText.utf8.count, into: &buffer)
+            buffer.writeString(cursorText)
+        }
+        try await sender.send(serialized: buffer)
         return cursor
+    }
+
+    /// Bytes of a length-delimited field below number 16 holding `count` bytes.
+    private static func lengthDelimitedSize(_ count: Int) -> Int {
+        1 + varintSize(UInt64(count)) + count
+    }
+
+    private static func varintSize(_ value: UInt64) -> Int {
+        value == 0 ? 1 : (64 - value.leadingZeroBitCount + 6) / 7
+    }
+
+    private static func writeLengthDelimited(field: Int, count: Int, into buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt8(field << 3 | 2))
+        var value = UInt64(count)
+        while value >= 0x80 {
+            buffer.writeInteger(UInt8(truncatingIfNeeded: value) | 0x80)
+            value >>= 7
+        }
+        buffer.writeInteger(UInt8(value))
     }
 
     /// Most groups an aggregate returns, and most histogram buckets: both

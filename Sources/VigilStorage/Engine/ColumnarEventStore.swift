@@ -1334,12 +1334,25 @@ public final class ColumnarEventStore: EventStore {
     }
 
     public func scan(filter: EventFilter, order: Vigil_V1_Order, after cursor: QueryCursor?, limit: Int) async throws(VigilError) -> ScanPage {
+        try await scan(filter: filter, order: order, after: cursor, limit: limit, encoded: false)
+    }
+
+    public func scanEncoded(
+        filter: EventFilter, order: Vigil_V1_Order, after cursor: QueryCursor?, limit: Int
+    ) async throws(VigilError) -> ScanPage {
+        try await scan(filter: filter, order: order, after: cursor, limit: limit, encoded: true)
+    }
+
+    private func scan(
+        filter: EventFilter, order: Vigil_V1_Order, after cursor: QueryCursor?, limit: Int, encoded: Bool
+    ) async throws(VigilError) -> ScanPage {
         var snapshot = snapshot()
         if let cursor { snapshot.visibleSeq = min(snapshot.visibleSeq, cursor.visibleSeq) }
-        let execution = QueryExecution(
+        var execution = QueryExecution(
             snapshot: snapshot, evaluation: evaluation(of: filter), cache: columnCache,
             ordering: .time(newestFirst: order != .oldestFirst, cursor: cursor), limit: limit, isCancelled: { Task.isCancelled },
             threads: queryThreads)
+        execution.encoded = encoded
         return try await withTaskExecutorPreference(queryWork) { () async throws(VigilError) in try await execution.run() }
     }
 

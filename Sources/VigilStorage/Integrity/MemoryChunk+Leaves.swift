@@ -192,7 +192,7 @@ extension CanonicalEvent {
 
 /// Where the leading targets (field 10) of canonical extras end; nil when
 /// the bytes do not parse.
-private func leadingTargetsEnd(_ extras: UnsafeBufferPointer<UInt8>) -> Int? {
+func leadingTargetsEnd(_ extras: UnsafeBufferPointer<UInt8>) -> Int? {
     var reader = ProtobufFieldReader(extras: extras)
     while !reader.atEnd {
         let start = reader.position

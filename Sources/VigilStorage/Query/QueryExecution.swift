@@ -30,6 +30,10 @@ struct QueryExecution: Sendable {
     /// Concurrent lanes for scans over many sources.
     let threads: Int
 
+    /// Whether the page's events come as `AuditEvent`s or as their protobuf
+    /// bytes (`ScanPage.encodedEvents`).
+    var encoded = false
+
     /// One source's matching rows.
     private struct Evaluated: @unchecked Sendable {
         // The source is made and read by one task, then handed over whole.
@@ -159,6 +163,11 @@ struct QueryExecution: Sendable {
         }
         sortAndTrim(&found, to: wanted)
         let more = found.count > limit  // also after an early stop, which needs a full page and one more
+        if encoded {
+            var page = ScanPage(events: [], exhausted: !more, visibleSeq: visibleSeq, statistics: statistics)
+            page.encodedEvents = try encodedEvents(found.prefix(limit), opened: opened, statistics: &page.statistics)
+            return page
+        }
         var events: [AuditEvent] = []
         events.reserveCapacity(min(limit, found.count))
         for entry in found.prefix(limit) {
@@ -168,6 +177,28 @@ struct QueryExecution: Sendable {
             statistics.bytesDecompressed += source.inflatedBytes - before
         }
         return ScanPage(events: events, exhausted: !more, visibleSeq: visibleSeq, statistics: statistics)
+    }
+
+    /// The page's rows as protobuf bytes, in page order: each source writes
+    /// its rows together (its columns looked up once).
+    private func encodedEvents(
+        _ page: ArraySlice<(key: Key, source: Int, row: Int32)>, opened: [Int: any RowSource], statistics: inout ScanStatistics
+    ) throws(VigilError) -> [EncodedEvent] {
+        var positions: [Int: [Int]] = [:]
+        for (position, entry) in zip(0..., page) { positions[entry.source, default: []].append(position) }
+        var encoded = [EncodedEvent](repeating: EncodedEvent(bytes: [], occurredAt: 0, seq: 0), count: page.count)
+        for (sourceIndex, sourcePositions) in positions {
+            guard let source = opened[sourceIndex] else { preconditionFailure("a found row's source was opened") }
+            let before = source.inflatedBytes
+            let rows = sourcePositions.map { page[page.startIndex + $0].row }
+            let bytes = try source.encodedEvents(rows: rows)
+            for (position, eventBytes) in zip(sourcePositions, bytes) {
+                let key = page[page.startIndex + position].key
+                encoded[position] = EncodedEvent(bytes: eventBytes, occurredAt: key.time, seq: key.seq)
+            }
+            statistics.bytesDecompressed += source.inflatedBytes - before
+        }
+        return encoded
     }
 
     private func sortAndTrim(_ found: inout [(key: Key, source: Int, row: Int32)], to count: Int) {

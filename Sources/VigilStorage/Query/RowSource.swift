@@ -22,6 +22,9 @@ protocol RowSource: AnyObject {
     func metadataReader() throws(VigilError) -> (Int) -> [String: String]
     /// The whole event of `row`.
     func event(at row: Int) throws(VigilError) -> AuditEvent
+    /// The protobuf encoding of `event(at:)` for each of `rows`: its
+    /// canonical bytes (`CanonicalEvent`), written from the columns.
+    func encodedEvents(rows: [Int32]) throws(VigilError) -> [[UInt8]]
 }
 
 extension MemoryChunk: RowSource {
@@ -82,7 +85,7 @@ final class PartBlockSource: RowSource {
         return read.0
     }
 
-    private func integers(_ name: PartColumn) throws(VigilError) -> [Int64] {
+    func integers(_ name: PartColumn) throws(VigilError) -> [Int64] {
         guard case .integers(let values) = try column(name) else { preconditionFailure("\(name.name) is an integer column") }
         return values
     }
@@ -101,7 +104,7 @@ final class PartBlockSource: RowSource {
         return values
     }
 
-    private func extras() throws(VigilError) -> StoredExtras {
+    func extras() throws(VigilError) -> StoredExtras {
         guard case .extras(let values) = try column(.extras) else { preconditionFailure("extras is a bytes column") }
         return values
     }

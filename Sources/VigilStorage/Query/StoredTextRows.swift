@@ -344,6 +344,18 @@ final class StoredExtras: Sendable {
         }
     }
 
+    /// Calls `body` with the row's extras bytes (in place for a plain chunk)
+    /// and whether they are known to be canonical (rows rebuilt from lists).
+    func withBytes<R>(at row: Int, _ body: (UnsafeBufferPointer<UInt8>, _ canonical: Bool) -> R) -> R {
+        switch storage {
+        case .rows(let starts, let lengths, let bytes):
+            let start = Int(starts[row])
+            return bytes.withUnsafeBufferPointer { body(UnsafeBufferPointer(rebasing: $0[start..<start + Int(lengths[row])]), false) }
+        case .lists(let lists):
+            return lists.bytes(of: row).withUnsafeBufferPointer { body($0, true) }
+        }
+    }
+
     /// An event holding only the row's targets, changes and metadata.
     func partial(at row: Int) -> AuditEvent {
         let bytes = bytes(at: row)
