@@ -43,8 +43,8 @@ public struct QueryPages: AsyncSequence, Sendable {
             }
             switch event {
             case .message(let frame):
-                let page = try frame.messagePayload(maxMessageSize: sequence.client.maxMessageSize)
-                    .decodeMessage(Vigil_V1_QueryResponse.self)
+                let payload = try frame.messagePayload(maxMessageSize: sequence.client.maxMessageSize)
+                let page = try EventDecoding.queryResponse(payload) ?? payload.decodeMessage(Vigil_V1_QueryResponse.self)
                 sequence.client.grantWindow(streamID: call!.streamID, messages: 1)
                 return page
             case .trailers(let status):
