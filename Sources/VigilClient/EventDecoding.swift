@@ -206,7 +206,6 @@ enum EventDecoding {
     /// The UTF-8 text in `range`; nil when it is not valid UTF-8.
     @inline(__always)
     private static func string(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> String? {
-        if range.isEmpty { return "" }
-        return String(validating: UnsafeRawBufferPointer(rebasing: bytes[range]).assumingMemoryBound(to: UInt8.self), as: UTF8.self)
+        validUTF8String(UnsafeRawBufferPointer(rebasing: bytes[range]))
     }
 }

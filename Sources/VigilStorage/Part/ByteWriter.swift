@@ -146,36 +146,6 @@ func memoryLess(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Boo
     return a.count < b.count
 }
 
-/// Whether `bytes` are valid UTF-8 (what swift-protobuf requires of a string field).
-@inline(__always)
-func isValidUTF8(_ bytes: UnsafeRawBufferPointer) -> Bool {
-    isASCII(bytes) || String(validating: bytes, as: UTF8.self) != nil
-}
-
-/// `bytes` as a String when they are valid UTF-8.
-@inline(__always)
-func validUTF8String(_ bytes: UnsafeRawBufferPointer) -> String? {
-    if bytes.isEmpty { return "" }
-    if isASCII(bytes) { return String(decoding: bytes, as: UTF8.self) }
-    return String(validating: bytes, as: UTF8.self)
-}
-
-/// Whether every byte is below 0x80, eight at a time.
-@inline(__always)
-func isASCII(_ bytes: UnsafeRawBufferPointer) -> Bool {
-    var index = 0
-    var high: UInt64 = 0
-    while index + 8 <= bytes.count {
-        high |= bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)
-        index += 8
-    }
-    while index < bytes.count {
-        high |= UInt64(bytes[index])
-        index += 1
-    }
-    return high & 0x8080_8080_8080_8080 == 0
-}
-
 /// Calls `body` with the bytes of `array`, passing a typed error through
 /// (`Array.withUnsafeBytes` only rethrows untyped errors).
 @inline(__always)

@@ -196,7 +196,7 @@ enum ExtrasColumns {
 
     /// Whether `range` of `bytes` is valid UTF-8 (what `String` keeps byte for byte).
     private static func isValidUTF8(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Bool {
-        VigilStorage.isValidUTF8(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[range])))
+        VigilCore.isValidUTF8(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[range])))
     }
 }
 

@@ -1,3 +1,5 @@
+import VigilCore
+
 /// A memory chunk's text column for values that may or may not repeat
 /// within a batch — actor ids, names and emails, resource ids and names: a
 /// dictionary while the first rows repeat, stored rows (`StoredTextRows`)
