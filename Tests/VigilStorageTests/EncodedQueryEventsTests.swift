@@ -59,4 +59,25 @@ struct EncodedQueryEventsTests {
             #expect(rebuiltExtrasBlocks > 0 && plainExtrasBlocks > 0, "\(rebuiltExtrasBlocks) blocks rebuild extras, \(plainExtrasBlocks) keep them as rows")
         }
     }
+
+    @Test("a stored row's bytes written out in every form are its value's UTF-8 bytes")
+    func storedRowBytesInEveryForm() {
+        // Rows: text, hex, a derived id, an explicit id, empty, text with non-ASCII, hex of no bytes.
+        let id: [UInt8] = [0x01, 0x8F, 0x3A, 0x00, 0x7C, 0x22, 0x70, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x2A]
+        let text = Array("alice".utf8), accented = Array("Café ✓".utf8), trace: [UInt8] = [0x4B, 0xF9, 0x2F, 0x35, 0x00, 0xFF]
+        let bytes = text + trace + id + accented
+        let forms: [StoredTextRows.Form] = [.text, .hex, .derivedID, .explicitID, .empty, .text, .hex]
+        let starts = [0, text.count, 0, text.count + trace.count, 0, text.count + trace.count + id.count, 0]
+        let lengths = [text.count, trace.count, 0, id.count, 0, accented.count, 0]
+        let rows = StoredTextRows(
+            forms: forms.map(\.rawValue), starts: starts.map(Int32.init), lengths: lengths.map(Int32.init), bytes: bytes,
+            receivedAt: Array(repeating: 1_780_000_000_123_456_789, count: forms.count), seq: (1...UInt64(forms.count)).map { $0 * 1_000_003 })
+        let column = TextColumn(stored: rows)
+        for row in 0..<forms.count {
+            let written = column.withBytes(at: row) { Array($0) }
+            #expect(written == Array(rows.value(at: row).utf8), "row \(row), \(forms[row])")
+        }
+        #expect(rows.value(at: 1) == "4bf92f3500ff")
+        #expect(rows.value(at: 3) == "018f3a00-7c22-7000-8000-00000000002a")
+    }
 }

@@ -121,6 +121,43 @@ final class StoredTextRows: Sendable {
         }
     }
 
+    /// Calls `body` with the UTF-8 bytes of `value(at: row)`, written into
+    /// temporary memory for the forms shown as text other than their bytes
+    /// (hex, ids): a row written out (a query page, a flush's leaves) makes
+    /// no `String` for its trace and request ids.
+    func withValueBytes<R>(_ row: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        let entry = entry(row)
+        let start = Entry.start(entry)
+        let length = Entry.length(entry)
+        switch Form(rawValue: Entry.form(entry)) {
+        case .text:
+            return bytes.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[start..<start + length])) }
+        case .hex:
+            return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(1, length * 2)) { buffer in
+                bytes.withUnsafeBufferPointer { source in
+                    for index in 0..<length {
+                        let byte = source[start + index]
+                        buffer[2 * index] = hexDigit(byte >> 4)
+                        buffer[2 * index + 1] = hexDigit(byte & 0xF)
+                    }
+                }
+                return body(UnsafeRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[0..<length * 2]))
+            }
+        case .derivedID:
+            return CanonicalEventID.withFormatted(derivedEventID(receivedAt: receivedAt[row], seq: seq[row]), body)
+        case .explicitID:
+            var high: UInt64 = 0
+            var low: UInt64 = 0
+            for index in 0..<8 {
+                high = high << 8 | UInt64(bytes[start + index])
+                low = low << 8 | UInt64(bytes[start + 8 + index])
+            }
+            return CanonicalEventID.withFormatted(EventID(high: high, low: low), body)
+        case .empty, nil:
+            return body(UnsafeRawBufferPointer(start: nil, count: 0))
+        }
+    }
+
     /// Asks memory for where row `row` is (see `TextColumn.prefetchCode`).
     @inline(__always)
     func prefetchRow(_ row: Int) {
@@ -133,22 +170,6 @@ final class StoredTextRows: Sendable {
         let start = Entry.start(entries[row &* stride &+ column])
         guard start < bytes.count else { return }
         prefetchElement(of: bytes, at: start)
-    }
-
-    /// Calls `body` with row `row`'s UTF-8 bytes when the row holds them as
-    /// they are (text, or empty); nil for rows shown in another form.
-    @inline(__always)
-    func withTextBytes<R>(_ row: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R? {
-        let entry = entry(row)
-        switch Entry.form(entry) {
-        case Form.text.rawValue:
-            let start = Entry.start(entry)
-            return bytes.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[start..<start + Entry.length(entry)])) }
-        case Form.empty.rawValue:
-            return body(UnsafeRawBufferPointer(start: nil, count: 0))
-        default:
-            return nil
-        }
     }
 
     /// Text rows gathered one at a time, a column of their own: how a memory

@@ -91,10 +91,7 @@ struct TextColumn: Sendable {
     /// line the other core holds). Reading the UTF-8 view still retains once.
     @inline(__always)
     func withBytes<R>(at row: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
-        if case .stored(let rows) = codes {
-            if let result = rows.withTextBytes(row, body) { return result }
-            return withUTF8Bytes(rows.value(at: row), body)
-        }
+        if case .stored(let rows) = codes { return rows.withValueBytes(row, body) }
         let index = code(at: row)
         if let result = values.withUnsafeBufferPointer({ values in
             values[index].utf8.withContiguousStorageIfAvailable { body(UnsafeRawBufferPointer($0)) }
