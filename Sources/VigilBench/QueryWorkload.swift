@@ -32,7 +32,7 @@ struct QueryWorkload: AsyncParsableCommand {
     var dataDir: String?
 
     @Option(name: .long, help: "Measured runs of each query on a warm server.")
-    var repetitions = 5
+    var repetitions = 20
 
     @Option(name: .long, help: "Measured runs of each query right after a server restart (0 to skip).")
     var coldRepetitions = 3

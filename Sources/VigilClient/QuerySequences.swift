@@ -22,6 +22,8 @@ public struct QueryPages: AsyncSequence, Sendable {
         let sequence: QueryPages
         var call: (streamID: UInt32, events: AsyncThrowingStream<ClientConnectionHandler.CallEvent, any Error>.AsyncIterator)?
         var finished = false
+        /// Pages taken whose credit is not given back yet.
+        var ungranted: UInt32 = 0
         /// The OK trailers' metadata (query statistics, `vigil.cursor`), once the call ended.
         public private(set) var trailers: [String: String] = [:]
 
@@ -45,7 +47,14 @@ public struct QueryPages: AsyncSequence, Sendable {
             case .message(let frame):
                 let payload = try frame.messagePayload(maxMessageSize: sequence.client.maxMessageSize)
                 let page = try EventDecoding.queryResponse(payload) ?? payload.decodeMessage(Vigil_V1_QueryResponse.self)
-                sequence.client.grantWindow(streamID: call!.streamID, messages: 1)
+                // Credit goes back half a window at a time, as subscriptions
+                // give it: a one-page answer (most queries) then costs no
+                // WINDOW frame, and a long one half as many.
+                ungranted += 1
+                if ungranted >= Swift.max(1, sequence.window / 2) {
+                    sequence.client.grantWindow(streamID: call!.streamID, messages: ungranted)
+                    ungranted = 0
+                }
                 return page
             case .trailers(let status):
                 finished = true
