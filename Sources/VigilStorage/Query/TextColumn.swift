@@ -219,8 +219,44 @@ struct TextColumn: Sendable {
                     wanted.contains { $0.count == bytes.count && $0.elementsEqual(bytes) }
                 }
             }
+        case .narrow(let codes) where set.count <= ExactStringSetLimits.few:
+            return Self.filter(rows, codes, matching: wantedCodes(set))
+        case .wide(let codes) where set.count <= ExactStringSetLimits.few:
+            return Self.filter(rows, codes, matching: wantedCodes(set))
         default:
             return filter(rows, set.contains)
+        }
+    }
+
+    /// The codes of the dictionary values in `set` (of a few members): found
+    /// by comparing lengths and then bytes, instead of asking the set about
+    /// each value. One actor's events among a block's thousands of distinct
+    /// actors hashed every one of them (`perf`, vigil-bench query Q3).
+    private func wantedCodes(_ set: ExactStringSet) -> [Int] {
+        let wanted = set.map { Array($0.utf8) }
+        var found: [Int] = []
+        for code in values.indices {
+            let length = values[code].utf8.count
+            guard wanted.contains(where: { $0.count == length }) else { continue }
+            var value = values[code]
+            let match = value.withUTF8 { bytes in
+                wanted.contains { $0.count == bytes.count && $0.withUnsafeBufferPointer { memoryEqual(UnsafeRawBufferPointer($0), UnsafeRawBufferPointer(bytes)) } }
+            }
+            if match { found.append(code) }
+        }
+        return found
+    }
+
+    private static func filter<Code: FixedWidthInteger>(_ rows: [Int32], _ codes: [Code], matching wanted: [Int]) -> [Int32] {
+        switch wanted.count {
+        case 0:
+            return []
+        case 1:
+            let only = Code(truncatingIfNeeded: wanted[0])
+            return codes.withUnsafeBufferPointer { codes in rows.filter { codes[Int($0)] == only } }
+        default:
+            let wanted = wanted.map { Code(truncatingIfNeeded: $0) }
+            return codes.withUnsafeBufferPointer { codes in rows.filter { wanted.contains(codes[Int($0)]) } }
         }
     }
 
