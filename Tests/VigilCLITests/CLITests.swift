@@ -136,6 +136,15 @@ final class ServerProcess {
         return "exit status \(process.terminationStatus) (\(process.terminationReason == .uncaughtSignal ? "signal" : "exit")):\n" + String(decoding: stderrReader.wait(), as: UTF8.self)
     }
 
+    /// The resident memory now, from /proc, in bytes.
+    var residentBytes: Int? {
+        guard let status = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8) else { return nil }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            return line.split(separator: " ").dropFirst().first.flatMap { Int($0) }.map { $0 * 1024 }
+        }
+        return nil
+    }
+
     /// The peak resident memory so far, from /proc, in bytes.
     var peakResidentBytes: Int? {
         guard let status = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8) else { return nil }

@@ -6,6 +6,28 @@ import VigilProto
 
 @Suite("Memory stays bounded with a real process")
 struct MemoryBoundTests {
+    @Test("calls with a long deadline leave nothing behind once they finish: resident memory stays flat over thousands of them")
+    func finishedCallsReleaseTheirDeadlines() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-deadlines-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let server = try ServerProcess(dataDir: directory)
+        let client = try await VigilClient.connect(VigilClient.Configuration(server: server.address))
+        // Health calls on one connection, each with a 10-minute deadline:
+        // until the fix, every finished call's deadline timer stayed armed,
+        // with its call's context, for the whole 10 minutes.
+        func calls(_ count: Int) async throws {
+            for _ in 0..<count { _ = try await client.health(timeout: .seconds(600)) }
+        }
+        try await calls(2_000)
+        let before = try #require(server.residentBytes)
+        try await calls(12_000)
+        let after = try #require(server.residentBytes)
+        await client.close()
+        _ = server.stop()
+        print("deadlines: resident \(before / 1_024) KiB before, \(after / 1_024) KiB after 12,000 calls")
+        #expect(after - before < 4 * 1_048_576, "12,000 finished calls added \((after - before) / 1_024) KiB of resident memory")
+    }
+
     @Test("ingesting far more than the memory budget keeps resident memory within it")
     func residentMemory() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-memory-\(UUID().uuidString)").path

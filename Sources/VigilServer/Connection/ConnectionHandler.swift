@@ -208,7 +208,7 @@ struct ConnectionHandler: Sendable {
             case .armDeadline(let context, let milliseconds):
                 let state = state
                 let io = self
-                channel.eventLoop.scheduleTask(in: .milliseconds(Int64(min(milliseconds, UInt64(Int64.max / 1_000_000))))) {
+                let timer = channel.eventLoop.scheduleTask(in: .milliseconds(Int64(min(milliseconds, UInt64(Int64.max / 1_000_000))))) {
                     switch state.with({ $0.deadlineExpired(streamID: context.streamID) }) {
                     case .endRunningCall(let context, let ending):
                         context.end(ending)
@@ -221,6 +221,7 @@ struct ConnectionHandler: Sendable {
                         break
                     }
                 }
+                context.armDeadline { timer.cancel() }
             case .endCall(let streamID, let status):
                 metrics.recordRejectedCall(status.code.status)
                 await write(.trailers(streamID: streamID, status: status.status))
@@ -336,6 +337,7 @@ struct ConnectionHandler: Sendable {
                 return nil
             }
 
+            context.disarmDeadline()
             var status: Vigil_V1_Status?
             switch outcome {
             case .finished(.success(let metadata)):
