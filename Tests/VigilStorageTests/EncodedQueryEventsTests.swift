@@ -72,12 +72,14 @@ struct EncodedQueryEventsTests {
         let rows = StoredTextRows(
             forms: forms.map(\.rawValue), starts: starts.map(Int32.init), lengths: lengths.map(Int32.init), bytes: bytes,
             receivedAt: Array(repeating: 1_780_000_000_123_456_789, count: forms.count), seq: (1...UInt64(forms.count)).map { $0 * 1_000_003 })
+        let derived = CanonicalEventID.format(derivedEventID(receivedAt: 1_780_000_000_123_456_789, seq: 3 * 1_000_003))
+        let expected = ["alice", "4bf92f3500ff", derived, "018f3a00-7c22-7000-8000-00000000002a", "", "Café ✓", ""]
         let column = TextColumn(stored: rows)
         for row in 0..<forms.count {
             let written = column.withBytes(at: row) { Array($0) }
-            #expect(written == Array(rows.value(at: row).utf8), "row \(row), \(forms[row])")
+            #expect(written == Array(expected[row].utf8), "row \(row), \(forms[row])")
+            #expect(rows.value(at: row) == expected[row], "row \(row), \(forms[row])")
         }
-        #expect(rows.value(at: 1) == "4bf92f3500ff")
-        #expect(rows.value(at: 3) == "018f3a00-7c22-7000-8000-00000000002a")
+        #expect(derived.count == 36)
     }
 }

@@ -110,81 +110,14 @@ extension CanonicalEvent {
         row: Int, of chunk: MemoryChunk, extras: UnsafeBufferPointer<UInt8>, layout: inout ExtrasLayout, into scratch: CanonicalScratch
     ) -> Bool {
         let c = chunk.columns
-        // Extras already canonical are fields 10, 17 and 18 in that order,
-        // each as the canonical bytes hold it: copied in two pieces, the
-        // targets before the outcome, the rest after the request id.
-        var targetsEnd = 0
-        if extras.isEmpty {
-            layout.removeAll()
-        } else if c.extrasCanonical {
-            guard let end = leadingTargetsEnd(extras) else { return false }
-            targetsEnd = end
-        } else {
-            guard layout.parse(extras) else { return false }
-        }
+        guard let extras = CanonicalRowExtras(extras, canonical: c.extrasCanonical, layout: &layout) else { return false }
         var writer = ScratchWriter(scratch)
         // As `event(at:)` builds it: both times set, actor and resource only when not empty.
         CanonicalEventID.withFormatted(chunk.id(at: row)) { writer.string(1, bytes: $0) }
         writer.uint64(2, chunk.seq(at: row))
         writer.timestamp(3, unixNanos: c.occurredAt[row])
         writer.timestamp(4, unixNanos: chunk.receivedAt)
-        c.tenant.withBytes(at: row) { writer.string(5, bytes: $0) }
-        let actorType = Int64(c.actorType[row])
-        // In place: a column of stored rows makes no `String`.
-        c.actorID.withBytes(at: row) { actorID in
-            c.actorName.withBytes(at: row) { actorName in
-                c.actorEmail.withBytes(at: row) { actorEmail in
-                    guard actorType != 0 || !actorID.isEmpty || !actorName.isEmpty || !actorEmail.isEmpty else { return }
-                    writer.messageHeader(
-                        6,
-                        size: Writer.bytesStringSize(1, actorID.count) + Writer.enumSize(2, actorType)
-                            + Writer.bytesStringSize(3, actorName.count) + Writer.bytesStringSize(4, actorEmail.count))
-                    writer.string(1, bytes: actorID)
-                    writer.enumeration(2, actorType)
-                    writer.string(3, bytes: actorName)
-                    writer.string(4, bytes: actorEmail)
-                }
-            }
-        }
-        c.action.withBytes(at: row) { writer.string(7, bytes: $0) }
-        writer.enumeration(8, Int64(c.category[row]))
-        c.resourceType.withBytes(at: row) { resourceType in
-            c.resourceID.withBytes(at: row) { resourceID in
-                c.resourceName.withBytes(at: row) { resourceName in
-                    guard !resourceType.isEmpty || !resourceID.isEmpty || !resourceName.isEmpty else { return }
-                    writer.messageHeader(
-                        9,
-                        size: Writer.bytesStringSize(1, resourceType.count) + Writer.bytesStringSize(2, resourceID.count)
-                            + Writer.bytesStringSize(3, resourceName.count))
-                    writer.string(1, bytes: resourceType)
-                    writer.string(2, bytes: resourceID)
-                    writer.string(3, bytes: resourceName)
-                }
-            }
-        }
-        if c.extrasCanonical {
-            writer.verbatim(extras[0..<targetsEnd])
-        } else {
-            for range in layout.targets { writer.embedded(10, extras[range]) }
-        }
-        writer.enumeration(11, Int64(c.outcome[row]))
-        c.reason.withBytes(at: row) { writer.string(12, bytes: $0) }
-        c.sourceIP.withBytes(at: row) { writer.string(13, bytes: $0) }
-        c.userAgent.withBytes(at: row) { writer.string(14, bytes: $0) }
-        c.traceID.withBytes(at: row) { writer.string(15, bytes: $0) }
-        c.requestID.withBytes(at: row) { writer.string(16, bytes: $0) }
-        if c.extrasCanonical {
-            writer.verbatim(extras[targetsEnd...])
-        } else {
-            for range in layout.changes { writer.embedded(17, extras[range]) }
-            for entry in layout.metadata {
-                let key = extras[entry.key], value = extras[entry.value]
-                writer.messageHeader(18, size: Writer.bytesSize(1, key.count) + Writer.bytesSize(2, value.count))
-                writer.bytes(1, key)
-                writer.bytes(2, value)
-            }
-        }
-        c.descriptionText.withBytes(at: row) { writer.string(19, bytes: $0) }
+        writer.rowFields(row, of: c, hasActor: nil, hasResource: nil, extras: extras, layout: layout)
         writer.finish()
         return true
     }

@@ -96,82 +96,17 @@ extension CanonicalEvent {
     /// row's extras hold anything but plain targets, changes and metadata
     /// entries; the caller then takes the event path.
     static func write(row: Int, of c: EncodedColumns, layout: inout ExtrasLayout, into scratch: CanonicalScratch) -> Bool {
-        c.extras.withBytes(at: row) { extras, canonical in
-            // Rebuilt extras are canonical already: fields 10, 17 and 18 in
-            // that order, copied in two pieces around fields 11-16.
-            var targetsEnd = 0
-            if extras.isEmpty {
-                layout.removeAll()
-            } else if canonical {
-                guard let end = leadingTargetsEnd(extras) else { return false }
-                targetsEnd = end
-            } else {
-                guard layout.parse(extras) else { return false }
-            }
+        c.extras.withBytes(at: row) { bytes, canonical in
+            guard let extras = CanonicalRowExtras(bytes, canonical: canonical, layout: &layout) else { return false }
             let bits = UInt8(truncatingIfNeeded: c.presence[row])
             var writer = ScratchWriter(scratch)
             c.id.withBytes(at: row) { writer.string(1, bytes: $0) }
             writer.uint64(2, UInt64(bitPattern: c.seq[row]))
             if bits & PartPresence.occurredAt != 0 { writer.timestamp(3, unixNanos: c.occurredAt[row]) }
             if bits & PartPresence.receivedAt != 0 { writer.timestamp(4, unixNanos: c.receivedAt[row]) }
-            c.tenant.withBytes(at: row) { writer.string(5, bytes: $0) }
-            if bits & PartPresence.actor != 0 {
-                let actorType = Int64(c.actorType[row])
-                c.actorID.withBytes(at: row) { actorID in
-                    c.actorName.withBytes(at: row) { actorName in
-                        c.actorEmail.withBytes(at: row) { actorEmail in
-                            writer.messageHeader(
-                                6,
-                                size: Writer.bytesStringSize(1, actorID.count) + Writer.enumSize(2, actorType)
-                                    + Writer.bytesStringSize(3, actorName.count) + Writer.bytesStringSize(4, actorEmail.count))
-                            writer.string(1, bytes: actorID)
-                            writer.enumeration(2, actorType)
-                            writer.string(3, bytes: actorName)
-                            writer.string(4, bytes: actorEmail)
-                        }
-                    }
-                }
-            }
-            c.action.withBytes(at: row) { writer.string(7, bytes: $0) }
-            writer.enumeration(8, Int64(c.category[row]))
-            if bits & PartPresence.resource != 0 {
-                c.resourceType.withBytes(at: row) { resourceType in
-                    c.resourceID.withBytes(at: row) { resourceID in
-                        c.resourceName.withBytes(at: row) { resourceName in
-                            writer.messageHeader(
-                                9,
-                                size: Writer.bytesStringSize(1, resourceType.count) + Writer.bytesStringSize(2, resourceID.count)
-                                    + Writer.bytesStringSize(3, resourceName.count))
-                            writer.string(1, bytes: resourceType)
-                            writer.string(2, bytes: resourceID)
-                            writer.string(3, bytes: resourceName)
-                        }
-                    }
-                }
-            }
-            if canonical {
-                writer.verbatim(extras[0..<targetsEnd])
-            } else {
-                for range in layout.targets { writer.embedded(10, extras[range]) }
-            }
-            writer.enumeration(11, Int64(c.outcome[row]))
-            c.reason.withBytes(at: row) { writer.string(12, bytes: $0) }
-            c.sourceIP.withBytes(at: row) { writer.string(13, bytes: $0) }
-            c.userAgent.withBytes(at: row) { writer.string(14, bytes: $0) }
-            c.traceID.withBytes(at: row) { writer.string(15, bytes: $0) }
-            c.requestID.withBytes(at: row) { writer.string(16, bytes: $0) }
-            if canonical {
-                writer.verbatim(extras[targetsEnd...])
-            } else {
-                for range in layout.changes { writer.embedded(17, extras[range]) }
-                for entry in layout.metadata {
-                    let key = extras[entry.key], value = extras[entry.value]
-                    writer.messageHeader(18, size: Writer.bytesSize(1, key.count) + Writer.bytesSize(2, value.count))
-                    writer.bytes(1, key)
-                    writer.bytes(2, value)
-                }
-            }
-            c.descriptionText.withBytes(at: row) { writer.string(19, bytes: $0) }
+            writer.rowFields(
+                row, of: c, hasActor: bits & PartPresence.actor != 0, hasResource: bits & PartPresence.resource != 0, extras: extras,
+                layout: layout)
             writer.finish()
             return true
         }

@@ -91,34 +91,7 @@ final class StoredTextRows: Sendable {
     }
 
     func value(at row: Int) -> String {
-        let entry = entry(row)
-        let start = Entry.start(entry)
-        let length = Entry.length(entry)
-        switch Form(rawValue: Entry.form(entry)) {
-        case .text:
-            return bytes.withUnsafeBufferPointer { String(decoding: UnsafeBufferPointer(rebasing: $0[start..<start + length]), as: UTF8.self) }
-        case .hex:
-            return String(unsafeUninitializedCapacity: length * 2) { buffer in
-                for index in 0..<length {
-                    let byte = bytes[start + index]
-                    buffer[2 * index] = hexDigit(byte >> 4)
-                    buffer[2 * index + 1] = hexDigit(byte & 0xF)
-                }
-                return length * 2
-            }
-        case .derivedID:
-            return CanonicalEventID.format(derivedEventID(receivedAt: receivedAt[row], seq: seq[row]))
-        case .explicitID:
-            var high: UInt64 = 0
-            var low: UInt64 = 0
-            for index in 0..<8 {
-                high = high << 8 | UInt64(bytes[start + index])
-                low = low << 8 | UInt64(bytes[start + 8 + index])
-            }
-            return CanonicalEventID.format(EventID(high: high, low: low))
-        case .empty, nil:
-            return ""
-        }
+        withValueBytes(row) { String(decoding: $0, as: UTF8.self) }
     }
 
     /// Calls `body` with the UTF-8 bytes of `value(at: row)`, written into
