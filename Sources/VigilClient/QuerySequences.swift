@@ -3,9 +3,9 @@ import VigilCore
 import VigilProto
 import VigilWire
 
-/// The pages of one `Query` call. Iterating opens the call; each page taken
-/// grants the server credit for one more (WINDOW), so at most `window` pages
-/// are ever buffered. The final status is in `trailers` once iteration ends.
+/// The pages of one `Query` call. Iterating opens the call; the pages taken
+/// give the server credit for as many more (WINDOW), half a window at a time,
+/// so at most `window` pages are ever buffered. The final status is in `trailers` once iteration ends.
 public struct QueryPages: AsyncSequence, Sendable {
     public typealias Element = Vigil_V1_QueryResponse
 
@@ -48,8 +48,8 @@ public struct QueryPages: AsyncSequence, Sendable {
                 let payload = try frame.messagePayload(maxMessageSize: sequence.client.maxMessageSize)
                 let page = try EventDecoding.queryResponse(payload) ?? payload.decodeMessage(Vigil_V1_QueryResponse.self)
                 // Credit goes back half a window at a time, as subscriptions
-                // give it: a one-page answer (most queries) then costs no
-                // WINDOW frame, and a long one half as many.
+                // give it: with the default window of 4, a one-page answer
+                // (most queries) costs no WINDOW frame, and a long one half as many.
                 ungranted += 1
                 if ungranted >= Swift.max(1, sequence.window / 2) {
                     sequence.client.grantWindow(streamID: call!.streamID, messages: ungranted)

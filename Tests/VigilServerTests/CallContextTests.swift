@@ -16,7 +16,8 @@ struct CallContextTests {
         running.disarmDeadline()
         #expect(cancelled.load(ordering: .relaxed) == 1)
 
-        // The read loop arms the timer; the call's task may finish first.
+        // The read loop arms the timer at HEADERS, before the call's task
+        // exists; finishing first is guarded anyway (arming could move later).
         let quick = CallContext(streamID: 3, initialCredit: 0)
         quick.disarmDeadline()
         quick.armDeadline { cancelled.add(1, ordering: .relaxed) }

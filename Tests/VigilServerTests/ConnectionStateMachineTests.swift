@@ -1,4 +1,5 @@
 import NIOCore
+import Synchronization
 import Testing
 import VigilCore
 import VigilProto
@@ -423,6 +424,33 @@ struct ConnectionStateMachineTests {
         Self.open(1, on: &machine, running: false)
         Self.expectNone(machine.frameReceived(Frame(type: .cancel, streamID: 1, message: Vigil_V1_Cancel())))
         #expect(machine.calls.isEmpty)
+    }
+
+    @Test("a call dropped before its request cancels its deadline timer: CANCEL, a MESSAGE without END_STREAM, an oversized MESSAGE, a revoked token")
+    func droppedCallsCancelTheirDeadlines() {
+        enum Drop: CaseIterable { case cancel, unfinishedMessage, oversized, revoked }
+        for drop in Drop.allCases {
+            var machine = Self.activeMachine()
+            let armed = machine.frameReceived(Self.headers(1, timeoutMs: 600_000))
+            guard case .armDeadline(let context, let milliseconds) = armed, milliseconds == 600_000 else {
+                Issue.record("\(drop): HEADERS with a timeout answered \(armed)")
+                continue
+            }
+            let cancelled = Mutex(0)
+            context.armDeadline { cancelled.withLock { $0 += 1 } }
+            switch drop {
+            case .cancel: _ = machine.frameReceived(Frame(type: .cancel, streamID: 1, message: Vigil_V1_Cancel()))
+            case .unfinishedMessage: _ = machine.frameReceived(Self.request(1, flags: []))
+            case .oversized: _ = machine.oversizedReceived(FrameHeader(length: 10_000_000, type: .message, streamID: 1), maxFrameSize: 131_072)
+            case .revoked: _ = machine.tokenRevoked()
+            }
+            #expect(machine.calls.isEmpty, "\(drop)")
+            #expect(cancelled.withLock { $0 } == 1, "\(drop): the deadline timer was cancelled once")
+        }
+        // One still waiting when the connection ends is reachable for the handler to cancel.
+        var machine = Self.activeMachine()
+        _ = machine.frameReceived(Self.headers(3, timeoutMs: 1_000))
+        #expect(machine.openContexts.map(\.streamID) == [3])
     }
 
     @Test("PING is answered with a PONG carrying the same payload")

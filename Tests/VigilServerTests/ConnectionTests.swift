@@ -629,9 +629,17 @@ struct ConnectionTests {
                 #expect(status.statusCode == .ok, "\(status)")
                 #expect(messages.count > 1)
                 #expect(messages.allSatisfy { $0.payload.readableBytes <= 131_072 })
-                let received = try messages.flatMap { try $0.payload.decodeMessage(Vigil_V1_QueryResponse.self).events }
+                let pages = try messages.map { try $0.payload.decodeMessage(Vigil_V1_QueryResponse.self) }
+                let received = pages.flatMap(\.events)
                 #expect(received.count == 20)
                 #expect(Set(received.map(\.id)).count == 20)
+                // Each part's cursor resumes after its own last event.
+                for page in pages {
+                    let cursor = try QueryCursor(
+                        decoding: page.cursor, order: request.order, filterFingerprint: EventFilter.fingerprint(of: request.filter))
+                    let last = try #require(page.events.last)
+                    #expect(cursor.occurredAt == last.occurredAt.unixNanos && cursor.seq == last.seq)
+                }
             }
         }
     }

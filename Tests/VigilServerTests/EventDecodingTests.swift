@@ -127,6 +127,18 @@ struct EventDecodingTests {
         }
     }
 
+    @Test("metadata entries without a key, a value or either decode as swift-protobuf decodes them")
+    func partialMapEntries() throws {
+        // Field 18 entries: key only, value only, neither, then key and value.
+        let entries: [[UInt8]] = [[0x0A, 0x01, 0x6B], [0x12, 0x01, 0x76], [], [0x0A, 0x01, 0x61, 0x12, 0x01, 0x62]]
+        var event: [UInt8] = [0x0A, 0x01, 0x65]
+        for entry in entries { event += [0x92, 0x01, UInt8(entry.count)] + entry }
+        let bytes: [UInt8] = [0x0A, UInt8(event.count)] + event
+        let decoded = try #require(Self.decode(bytes))
+        #expect(decoded == (try Vigil_V1_QueryResponse(serializedBytes: bytes)))
+        #expect(decoded.events.first?.metadata == ["k": "", "": "", "a": "b"])
+    }
+
     @Test("what this decoder leaves to swift-protobuf: unknown fields, a sub-message given twice, text that is not UTF-8, wrong wire types, truncated bytes")
     func refusals() throws {
         var event = AuditEvent()
@@ -148,6 +160,10 @@ struct EventDecodingTests {
         // seq (field 2) as a length-delimited field; the id (field 1) as a varint.
         #expect(Self.decode(page([0x12, 0x01, 0x01])) == nil)
         #expect(Self.decode(page([0x08, 0x01])) == nil)
+        // The outcome (an enum) as a length-delimited field; a varint of 11 bytes; a Timestamp with field 3.
+        #expect(Self.decode(page([0x5A, 0x01, 0x01])) == nil)
+        #expect(Self.decode(page([0x10] + Array(repeating: 0xFF, count: 10) + [0x01])) == nil)
+        #expect(Self.decode(page([0x1A, 0x04, 0x08, 0x01, 0x18, 0x01])) == nil)
         // Cut short: swift-protobuf reports the error.
         #expect(Self.decode(Array(page(plain).dropLast())) == nil)
         #expect(throws: (any Error).self) { try Vigil_V1_QueryResponse(serializedBytes: Array(page(plain).dropLast())) }

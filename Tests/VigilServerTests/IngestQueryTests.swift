@@ -185,6 +185,29 @@ struct IngestQueryTests {
         }
     }
 
+    @Test("a query of many pages reads every event once, in order, whatever the client's window (credit is given back half a window at a time)")
+    func pagesUnderEveryWindow() async throws {
+        try await withTestServer { server in
+            let client = try await server.connect()
+            let base = currentUnixNanos() - 3_600_000_000_000
+            _ = try await client.ingest((0..<50).map { makeEvent(actor: "u-\($0)", at: base + Int64($0) * 1_000) })
+            let request = queryRequest { $0.pageSize = 3 }
+            for window: UInt32 in [1, 2, 3, 4, 5] {
+                var pages = client.queryPages(request, window: window, timeout: .seconds(30)).makeAsyncIterator()
+                var actors: [String] = []
+                var count = 0
+                while let page = try await pages.next() {
+                    count += 1
+                    actors += page.events.map(\.actor.id)
+                }
+                #expect(count == 17, "window \(window)")
+                #expect(actors == (0..<50).reversed().map { "u-\($0)" }, "window \(window)")
+                #expect(pages.trailers["vigil.exhausted"] == "true", "window \(window)")
+            }
+            await client.close()
+        }
+    }
+
     @Test("a client-supplied id is kept; a repeated id within a batch is refused")
     func clientIDs() async throws {
         try await withTestServer { server in

@@ -102,6 +102,13 @@ struct DeliveryCacheTests {
         #expect(Self.cachedRows(chunk) == rows.count)
         let keptBytes = kept.reduce(0) { $0 + $1.count }
         #expect(chunk.deliveryCache.withLock { $0.bytes } == keptBytes)
+        // A query page reads what is kept and keeps nothing new: the ring's room is the subscribers'.
+        let page: [Int32] = [0, 1, 3, 4]
+        let pageEvents = chunk.pageEvents(rows: page)
+        #expect(try pageEvents.map { try AuditEvent(serializedBytes: $0) } == page.map { chunk.event(at: Int($0)) })
+        #expect(pageEvents[0] == kept[0] && pageEvents[2] == kept[1])
+        #expect(Self.cachedRows(chunk) == rows.count)
+        #expect(chunk.deliveryCache.withLock { $0.bytes } == keptBytes)
         // A second subscriber asking for some of the same rows and others: the kept ones come back, the others join them.
         let more: [Int32] = [0, 1, 2, 3]
         let again = chunk.encodedEvents(rows: more)

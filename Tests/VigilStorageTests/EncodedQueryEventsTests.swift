@@ -37,7 +37,7 @@ struct EncodedQueryEventsTests {
                 let source = PartBlockSource(reader: reader, block: block, cache: cache)
                 // Newest first, as a page asks for them: not in block order.
                 let picked = (0..<block.rowCount).reversed().map(Int32.init)
-                let encoded = try source.encodedEvents(rows: picked)
+                let encoded = try source.pageEvents(rows: picked)
                 #expect(encoded.count == picked.count)
                 let columns = try EncodedColumns(source)
                 for (row, bytes) in zip(picked, encoded) {

@@ -26,7 +26,7 @@ final class CallContext: Sendable {
     private let state: Mutex<State>
     /// The timer that ends the call at its deadline, cancelled when the call
     /// finishes: left armed, every finished call's timer (and the context it
-    /// holds) stayed in the event loop until the deadline, about 1 KB per call
+    /// holds) stayed in the event loop until the deadline, about 2 KB per call
     /// for as long as the client's timeout (vigil-bench's queries: 600 s).
     private let deadline = Mutex<(cancel: (@Sendable () -> Void)?, disarmed: Bool)>((nil, false))
 

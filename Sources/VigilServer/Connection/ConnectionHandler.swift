@@ -113,6 +113,8 @@ struct ConnectionHandler: Sendable {
         } catch {
             logger.debug("connection ended", metadata: ["vigil.error": "\(error)"])
         }
+        // Calls that never got their request have no task to cancel their deadline timers.
+        for context in state.with({ $0.openContexts }) { context.disarmDeadline() }
     }
 
     /// Carries out actions. Shared by the read loop, the calls and the timers.

@@ -157,7 +157,7 @@ struct ConnectionStateMachine {
         case .cancel:
             guard let call = calls[frame.streamID] else { return unknownStream(frame) }
             if call.phase == .awaitingRequest {
-                calls[frame.streamID] = nil
+                forget(call)
                 return closeIfDrained(or: .none)
             }
             return .endRunningCall(call.context, .cancelledByClient)
@@ -201,7 +201,7 @@ struct ConnectionStateMachine {
         switch call.phase {
         case .awaitingRequest:
             guard frame.flags.contains(.endStream) else {
-                calls[frame.streamID] = nil
+                forget(call)
                 return closeIfDrained(or: .endCall(
                     streamID: frame.streamID,
                     status: VigilError(.invalidArgument, "\(call.method.rawValue) takes one request message: send it in one MESSAGE frame with END_STREAM")))
@@ -232,11 +232,24 @@ struct ConnectionStateMachine {
         if header.type == .message, phase == .active || isDraining, let call = calls[header.streamID] {
             let error = VigilError(.resourceExhausted, message)
             if call.phase == .running { return .endRunningCall(call.context, .failed(error)) }
-            calls[header.streamID] = nil
+            forget(call)
             return closeIfDrained(or: .endCall(streamID: header.streamID, status: error))
         }
         return fatal(.resourceExhausted, message)
     }
+
+    /// Drops a call that never started (it has no task, so nothing else
+    /// would): its deadline timer is cancelled too, or it would hold the
+    /// call until the deadline. The one place with a side effect: cancelling
+    /// is safe from any thread and in any order (`CallContext`).
+    private mutating func forget(_ call: Call) {
+        calls[call.context.streamID] = nil
+        call.context.disarmDeadline()
+    }
+
+    /// The contexts of the calls still open, for the connection's end: those
+    /// that never started have deadline timers nothing else cancels.
+    var openContexts: [CallContext] { calls.values.map(\.context) }
 
     /// The call's task ended (it sent its trailers, or nothing for a client cancel).
     /// With `trailersPending`, the handler writes the call's TRAILERS next and
@@ -289,7 +302,7 @@ struct ConnectionStateMachine {
         case .active, .draining:
             let contexts = calls.values.filter { $0.phase == .running }.map(\.context)
             // Calls still waiting for their request have no task: forget them.
-            calls = calls.filter { $0.value.phase == .running }
+            for call in calls.values where call.phase == .awaitingRequest { forget(call) }
             drainReason = error
             phase = isQuiet ? .closed : .draining(lastStreamID: highestStreamID)
             return .revoke(lastStreamID: highestStreamID, contexts: contexts, error: error)

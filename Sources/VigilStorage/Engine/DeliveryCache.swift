@@ -57,7 +57,9 @@ extension MemoryChunk {
     /// subscribers on two cores each took the chunk's lock twice and the
     /// ring's once per row they sent. The scratch the rows are written in
     /// is made only when one is not kept yet (for the first subscriber).
-    func encodedEvents(rows: [Int32]) -> [[UInt8]] {
+    /// Without `keep` (a query page), rows kept already are used and new ones
+    /// are not kept: the ring's room is for the subscribers' batches.
+    func encodedEvents(rows: [Int32], keep: Bool = true) -> [[UInt8]] {
         var encoded = deliveryCache.withLock { cache in
             cache.rows.isEmpty ? [[UInt8]](repeating: [], count: rows.count) : rows.map { cache.rows[Int($0)] }
         }
@@ -82,7 +84,7 @@ extension MemoryChunk {
             fresh.append(index)
             freshBytes += encoded[index].count
         }
-        guard !fresh.isEmpty else { return encoded }
+        guard keep, !fresh.isEmpty else { return encoded }
         deliveryCache.withLock { cache in
             guard let ring = cache.ring else { return }
             // Rows another subscriber kept meanwhile stay as they are.

@@ -9,7 +9,7 @@ extension PartBlockSource {
     /// swift-protobuf) and serializing them again (`perf`, vigil-bench query Q1).
     /// A row whose extras hold anything but plain targets, changes and
     /// metadata entries (unknown fields) takes the event path.
-    func encodedEvents(rows: [Int32]) throws(VigilError) -> [[UInt8]] {
+    func pageEvents(rows: [Int32]) throws(VigilError) -> [[UInt8]] {
         guard !rows.isEmpty else { return [] }
         let columns = try EncodedColumns(self)
         var layout = ExtrasLayout()

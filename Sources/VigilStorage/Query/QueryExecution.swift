@@ -191,9 +191,11 @@ struct QueryExecution: Sendable {
             guard let source = opened[sourceIndex] else { preconditionFailure("a found row's source was opened") }
             let before = source.inflatedBytes
             let rows = sourcePositions.map { page[page.startIndex + $0].row }
-            let bytes = try source.encodedEvents(rows: rows)
+            let bytes = try source.pageEvents(rows: rows)
             for (position, eventBytes) in zip(sourcePositions, bytes) {
                 let key = page[page.startIndex + position].key
+                // Every stored event has a seq at least: no bytes means it did not encode.
+                guard !eventBytes.isEmpty else { throw VigilError(.internal, "the event at seq \(key.seq) did not encode") }
                 encoded[position] = EncodedEvent(bytes: eventBytes, occurredAt: key.time, seq: key.seq)
             }
             statistics.bytesDecompressed += source.inflatedBytes - before

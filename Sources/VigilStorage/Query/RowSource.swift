@@ -22,9 +22,9 @@ protocol RowSource: AnyObject {
     func metadataReader() throws(VigilError) -> (Int) -> [String: String]
     /// The whole event of `row`.
     func event(at row: Int) throws(VigilError) -> AuditEvent
-    /// The protobuf encoding of `event(at:)` for each of `rows`: its
-    /// canonical bytes (`CanonicalEvent`), written from the columns.
-    func encodedEvents(rows: [Int32]) throws(VigilError) -> [[UInt8]]
+    /// The protobuf encoding of `event(at:)` for each of `rows` (a query
+    /// page's): its canonical bytes (`CanonicalEvent`), written from the columns.
+    func pageEvents(rows: [Int32]) throws(VigilError) -> [[UInt8]]
 }
 
 extension MemoryChunk: RowSource {
@@ -36,6 +36,7 @@ extension MemoryChunk: RowSource {
     func times() -> [Int64] { columns.occurredAt }
     func seqs() -> [UInt64] { (0..<count).map { firstSeq + UInt64($0) } }
     func metadataReader() -> (Int) -> [String: String] { { self.metadata(at: $0) } }
+    func pageEvents(rows: [Int32]) -> [[UInt8]] { encodedEvents(rows: rows, keep: false) }
 }
 
 /// One block of a part as a row source. Columns come from the shared
