@@ -644,6 +644,47 @@ struct ConnectionTests {
         }
     }
 
+    @Test("an event larger than the client's frame limit ends a Query (after the events before it) and a Get with RESOURCE_EXHAUSTED")
+    func eventLargerThanClientFrame() async throws {
+        try await withTestServer(configure: { $0.eventLimits.maxEventBytes = 400_000 }) { server in
+            try await RawConnection.with(port: server.port, maxFrameSize: 131_072) { connection in
+                try await connection.handshake(maxFrameSize: 131_072)
+                var small = makeTestEvent(index: 0)
+                small.occurredAt = .init(unixNanos: currentUnixNanos() - 2_000_000_000)
+                var large = makeTestEvent(index: 1)
+                large.occurredAt = .init(unixNanos: currentUnixNanos() - 1_000_000_000)
+                large.id = "0190f3c2-5b1e-7c3a-9f00-1a2b3c4d5e6f"
+                // About 240 KB: within the raised event limit, over the client's 128 KiB frames.
+                large.changes = (0..<30).map { change in
+                    Vigil_V1_Change.with {
+                        $0.field = "field\(change)"
+                        $0.old = String(repeating: "o", count: 4_000)
+                        $0.new = String(repeating: "n", count: 4_000)
+                    }
+                }
+                _ = try await connection.ingest([small], streamID: 1)
+                _ = try await connection.ingest([large], streamID: 3)
+                // Oldest first with pages of one: the small event, then the large one.
+                let request = Vigil_V1_QueryRequest.with {
+                    $0.pageSize = 1
+                    $0.order = .oldestFirst
+                }
+                try await connection.startCall(streamID: 5, method: .query, request: request, initialWindow: 10)
+                let (status, messages) = try await connection.readCall(streamID: 5)
+                #expect(status.statusCode == .resourceExhausted, "\(status)")
+                #expect(status.message.contains("frame limit of 131072"), "\(status.message)")
+                #expect(messages.count == 1)
+                let page = try #require(messages.first).payload.decodeMessage(Vigil_V1_QueryResponse.self)
+                #expect(page.events.map(\.seq) == [1])
+                // Get of that event likewise; the connection stays up.
+                try await connection.startCall(streamID: 7, method: .get, request: Vigil_V1_GetRequest.with { $0.id = large.id })
+                let (getStatus, getMessages) = try await connection.readCall(streamID: 7)
+                #expect(getStatus.statusCode == .resourceExhausted, "\(getStatus)")
+                #expect(getMessages.isEmpty)
+            }
+        }
+    }
+
     // MARK: Graceful shutdown
 
     @Test("shutdown with a call in flight: GOAWAY UNAVAILABLE, new calls refused, the call completes, then the server closes")

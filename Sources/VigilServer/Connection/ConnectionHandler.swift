@@ -400,13 +400,26 @@ struct FrameSender: ResponseSender {
     }
 
     func send(serialized: ByteBuffer) async throws {
+        try fitsClientFrames(serialized)
         if streaming { try await context.acquireCredit() }
         try Task.checkCancellation()
         try await outbound.write(.frame(Frame(type: .message, streamID: streamID, payload: serialized)))
     }
 
+    /// A message larger than the client's frames would break its connection
+    /// instead of saying why (possible for an event only with
+    /// --max-event-bytes raised past the smallest frame limit, 128 KiB).
+    private func fitsClientFrames(_ message: ByteBuffer) throws {
+        guard message.readableBytes <= maxFrameSize else {
+            throw VigilError(
+                .resourceExhausted,
+                "the answer takes \(message.readableBytes) bytes, over this connection's frame limit of \(maxFrameSize) bytes: connect with a larger max frame size (HELLO max_frame_size)")
+        }
+    }
+
     func sendSome(serialized messages: ArraySlice<ByteBuffer>) async throws -> Int {
         guard !messages.isEmpty else { return 0 }
+        for message in messages { try fitsClientFrames(message) }
         var count = messages.count
         if streaming {
             try await context.acquireCredit()

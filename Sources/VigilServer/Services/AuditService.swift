@@ -316,8 +316,16 @@ struct AuditService: Sendable {
         let cursorText = cursor.encoded
         var size = Self.lengthDelimitedSize(cursorText.utf8.count)
         for event in events { size += Self.lengthDelimitedSize(event.bytes.count) }
-        // Rare: a page of large events. Halve until each part fits (one event always does).
-        if size > sender.maxFrameSize && events.count > 1 {
+        // Rare: a page of large events. Halve until each part fits.
+        if size > sender.maxFrameSize {
+            guard events.count > 1 else {
+                // Possible only with --max-event-bytes raised past the client's
+                // frame limit (128 KiB at least): sent, the frame would break
+                // the connection instead of saying why.
+                throw VigilError(
+                    .resourceExhausted,
+                    "the event at seq \(last.seq) takes \(size) bytes, over this connection's frame limit of \(sender.maxFrameSize) bytes: connect with a larger max frame size (HELLO max_frame_size) to read it")
+            }
             let middle = events.startIndex + events.count / 2
             _ = try await sendPage(events[..<middle], context: context, sender: sender)
             return try await sendPage(events[middle...], context: context, sender: sender)
