@@ -51,10 +51,10 @@ struct QueryWorkload: AsyncParsableCommand {
 
     func validate() throws {
         if let ids = onlyIDs {
-            let known = (1...8).map { "Q\($0)" }
-            let unknown = ids.subtracting(known).sorted()
-            guard unknown.isEmpty, !ids.isEmpty else {
-                throw ValidationError("--only takes query ids from \(known.joined(separator: ", ")); unknown: \(unknown.joined(separator: ", "))")
+            guard !ids.isEmpty else { throw ValidationError("--only needs at least one query id, Q1 to Q8") }
+            let unknown = ids.subtracting((1...8).map { "Q\($0)" }).sorted()
+            guard unknown.isEmpty else {
+                throw ValidationError("--only takes query ids Q1 to Q8, not \(unknown.joined(separator: ", "))")
             }
         }
         guard events >= 1 else { throw ValidationError("--events must be positive") }

@@ -128,6 +128,8 @@ struct BenchSmokeTests {
             (["storage", "--events", "0"], "--events must be positive"),
             (["subscribe", "--subscribers", "0"], "--subscribers must be 1 to 5000"),
             (["query", "--cold-repetitions", "1001"], "--cold-repetitions must be 0 to 1000"),
+            (["query", "--only", "Q1,q9"], "--only takes query ids Q1 to Q8, not Q9"),
+            (["query", "--only", ","], "--only needs at least one query id, Q1 to Q8"),
         ])
     func badOptions(_ arguments: [String], _ message: String) async throws {
         let process = Process()
