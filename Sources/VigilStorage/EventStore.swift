@@ -99,6 +99,22 @@ public struct ScanPage: Sendable {
     }
 }
 
+extension ScanPage {
+    /// The page with its `events` moved into `encodedEvents`, encoded by swift-protobuf.
+    func encodingEvents() throws(VigilError) -> ScanPage {
+        var page = self
+        do {
+            page.encodedEvents = try events.map { event in
+                EncodedEvent(bytes: try event.serializedBytes(), occurredAt: event.occurredAt.unixNanos, seq: event.seq)
+            }
+        } catch {
+            throw VigilError(.internal, "a stored event does not encode: \(error)")
+        }
+        page.events = []
+        return page
+    }
+}
+
 /// A stored event as protobuf bytes (`AuditEvent`'s encoding, canonical
 /// unless the event holds unknown fields), with the keys a query cursor is
 /// made of: what a query page sends, without building the event.
@@ -193,6 +209,10 @@ public protocol EventStore: Sendable {
     /// order (how a subscriber catches up).
     func scanBySeq(filter: EventFilter, after: UInt64, through: UInt64, limit: Int) async throws(VigilError) -> ScanPage
 
+    /// `scanBySeq`, with the page's events in `encodedEvents` instead of `events`:
+    /// what a subscription's catch-up sends.
+    func scanBySeqEncoded(filter: EventFilter, after: UInt64, through: UInt64, limit: Int) async throws(VigilError) -> ScanPage
+
     /// Durable batches as they commit, for live subscribers.
     var feed: CommitFeed { get }
 
@@ -272,16 +292,14 @@ extension EventStore {
     public func scanEncoded(
         filter: EventFilter, order: Vigil_V1_Order, after cursor: QueryCursor?, limit: Int
     ) async throws(VigilError) -> ScanPage {
-        var page = try await scan(filter: filter, order: order, after: cursor, limit: limit)
-        do {
-            page.encodedEvents = try page.events.map { event in
-                EncodedEvent(bytes: try event.serializedBytes(), occurredAt: event.occurredAt.unixNanos, seq: event.seq)
-            }
-        } catch {
-            throw VigilError(.internal, "a stored event does not encode: \(error)")
-        }
-        page.events = []
-        return page
+        try await scan(filter: filter, order: order, after: cursor, limit: limit).encodingEvents()
+    }
+
+    /// A store without a column path encodes the events `scanBySeq` builds.
+    public func scanBySeqEncoded(
+        filter: EventFilter, after: UInt64, through: UInt64, limit: Int
+    ) async throws(VigilError) -> ScanPage {
+        try await scanBySeq(filter: filter, after: after, through: through, limit: limit).encodingEvents()
     }
 
     /// A store without a column path takes the batch's events, decoded again.

@@ -23,6 +23,10 @@ struct CommitFeedTests {
         var position = after
         while true {
             let result = try await store.scanBySeq(filter: filter, after: position, through: through, limit: page)
+            // The catch-up's path: the same page as protobuf bytes written from the columns.
+            let encoded = try await store.scanBySeqEncoded(filter: filter, after: position, through: through, limit: page)
+            #expect(try encoded.encodedEvents.map { try AuditEvent(serializedBytes: $0.bytes) } == result.events)
+            #expect(encoded.encodedEvents.map(\.seq) == result.events.map(\.seq) && encoded.exhausted == result.exhausted)
             events += result.events
             if let last = result.events.last { position = last.seq }
             if result.exhausted { return events }

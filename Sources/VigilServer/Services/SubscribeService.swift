@@ -237,9 +237,10 @@ extension AuditService {
                 // Catch up from the store; the `since` floor covers only what was stored when the subscription began.
                 let inFloor = at < start.floorThrough
                 let through = inFloor ? start.floorThrough : head
-                let page = try await store.scanBySeq(
+                // Written from the columns, as a Query's pages are.
+                let page = try await store.scanBySeqEncoded(
                     filter: inFloor ? floored : filter, after: at, through: through, limit: Self.catchUpPage)
-                try await sendEvents(page.events.map { event in (event.seq, (try? event.serializedBytes()) ?? []) })
+                try await sendEvents(page.encodedEvents.map { ($0.seq, $0.bytes) })
                 if page.exhausted { advance(to: through) }
             case .batches(let batches) where batches.isEmpty:
                 position.state.withLock { $0.live = true }

@@ -1360,11 +1360,22 @@ public final class ColumnarEventStore: EventStore {
     /// above what is visible), in seq order: how a subscriber that is behind
     /// the live feed catches up. `exhausted` when none follow up to `through`.
     public func scanBySeq(filter: EventFilter, after: UInt64, through: UInt64, limit: Int) async throws(VigilError) -> ScanPage {
+        try await scanBySeq(filter: filter, after: after, through: through, limit: limit, encoded: false)
+    }
+
+    public func scanBySeqEncoded(filter: EventFilter, after: UInt64, through: UInt64, limit: Int) async throws(VigilError) -> ScanPage {
+        try await scanBySeq(filter: filter, after: after, through: through, limit: limit, encoded: true)
+    }
+
+    private func scanBySeq(
+        filter: EventFilter, after: UInt64, through: UInt64, limit: Int, encoded: Bool
+    ) async throws(VigilError) -> ScanPage {
         var snapshot = snapshot()
         snapshot.visibleSeq = min(snapshot.visibleSeq, through)
-        let execution = QueryExecution(
+        var execution = QueryExecution(
             snapshot: snapshot, evaluation: evaluation(of: filter), cache: columnCache, ordering: .seq(after: after),
             limit: limit, isCancelled: { Task.isCancelled }, threads: queryThreads)
+        execution.encoded = encoded
         return try await withTaskExecutorPreference(queryWork) { () async throws(VigilError) in try await execution.run() }
     }
 
