@@ -133,7 +133,7 @@ public struct Subscription: AsyncSequence, Sendable {
             while let payload = try await nextPayload() {
                 let response: Vigil_V1_SubscribeResponse
                 do {
-                    response = try payload.decodeMessage(Vigil_V1_SubscribeResponse.self)
+                    response = try EventDecoding.subscribeResponse(payload) ?? payload.decodeMessage(Vigil_V1_SubscribeResponse.self)
                 } catch {
                     finished = true
                     throw error

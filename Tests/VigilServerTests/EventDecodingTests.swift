@@ -127,6 +127,31 @@ struct EventDecodingTests {
         }
     }
 
+    @Test("subscription messages carrying an event decode to what swift-protobuf decodes; a heartbeat or an event given twice is left to it")
+    func subscribeResponses() throws {
+        var events = Events(state: 13)
+        func decode(_ bytes: [UInt8]) -> Vigil_V1_SubscribeResponse? {
+            var buffer = ByteBufferAllocator().buffer(capacity: bytes.count)
+            buffer.writeBytes(bytes)
+            return EventDecoding.subscribeResponse(buffer)
+        }
+        for index in 0..<300 {
+            var response = Vigil_V1_SubscribeResponse()
+            response.event = events.event()
+            if index % 3 != 0 { response.cursor = "s1.\(index)" }
+            let bytes: [UInt8] = try response.serializedBytes()
+            #expect(try #require(decode(bytes)) == response)
+        }
+        var heartbeat = Vigil_V1_SubscribeResponse()
+        heartbeat.heartbeat = .init()
+        heartbeat.cursor = "s1.x"
+        #expect(decode(try heartbeat.serializedBytes()) == nil)
+        var once = Vigil_V1_SubscribeResponse()
+        once.event.id = "e"
+        let event: [UInt8] = try once.serializedBytes()
+        #expect(decode(event + event) == nil)
+    }
+
     @Test("metadata entries without a key, a value or either decode as swift-protobuf decodes them")
     func partialMapEntries() throws {
         // Field 18 entries: key only, value only, neither, then key and value.
