@@ -326,11 +326,16 @@ struct QueryWorkload: AsyncParsableCommand {
         do {
             try await withClients(1, server.clientConfiguration) { clients in
                 let client = clients[0]
-                for spec in specs {
-                    _ = try await Self.runOnce(client, spec)
-                    for _ in 0..<repetitions {
-                        warm[spec.id, default: []].append(try await Self.runOnce(client, spec))
+                // One query after another, each on the connection's thread.
+                warm = try await withTaskExecutorPreference(client.executor) {
+                    var warm: [String: [Run]] = [:]
+                    for spec in specs {
+                        _ = try await Self.runOnce(client, spec)
+                        for _ in 0..<repetitions {
+                            warm[spec.id, default: []].append(try await Self.runOnce(client, spec))
+                        }
                     }
+                    return warm
                 }
             }
             memory = server.memory()

@@ -60,8 +60,18 @@ public final class VigilClient: Sendable {
     private let handler: NIOLoopBound<ClientConnectionHandler>
     private let configuration: Configuration
 
+    /// The connection's own thread, for a task that makes calls one after
+    /// another and wants each answer soonest: under
+    /// `withTaskExecutorPreference(client.executor) { … }` a call's request
+    /// leaves, and its answer is taken up, without a hand-off between
+    /// threads (about 0.1 ms of a small query's round trip on a 2-core
+    /// virtual machine). Keep heavy work out of such a task: it runs on the
+    /// thread that reads every call's answers.
+    public let executor: EventLoopTaskExecutor
+
     private init(channel: any Channel, handler: NIOLoopBound<ClientConnectionHandler>, welcome: Vigil_V1_Welcome, configuration: Configuration) {
         self.channel = channel
+        self.executor = EventLoopTaskExecutor(channel.eventLoop)
         self.handler = handler
         self.welcome = welcome
         self.configuration = configuration

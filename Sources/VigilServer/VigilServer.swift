@@ -160,7 +160,7 @@ public final class VigilServer: Service, Sendable {
                     connectionLogger[metadataKey: "vigil.connection"] = "\(slot)"
                     let handler = ConnectionHandler(
                         channel: connection, service: service, configuration: configuration, logger: connectionLogger, slot: slot)
-                    group.addTask {
+                    group.addTask(executorPreference: EventLoopTaskExecutor(connection.channel.eventLoop)) {
                         defer { service.access.connections.remove(slot) }
                         await handler.run()
                     }

@@ -185,6 +185,36 @@ struct IngestQueryTests {
         }
     }
 
+    @Test("calls made on the client's executor run on the connection's thread and answer as any others")
+    func callsOnTheClientsExecutor() async throws {
+        try await withTestServer { server in
+            let client = try await server.connect()
+            let base = currentUnixNanos() - 3_600_000_000_000
+            let elsewhere = try await client.ingest((0..<30).map { makeEvent(actor: "u-\($0)", at: base + Int64($0) * 1_000) })
+            let request = queryRequest { $0.pageSize = 7 }
+            let expected = try await collect(client, request)
+            let loop = client.executor.eventLoop
+            try await withTaskExecutorPreference(client.executor) {
+                let ack = try await client.ingest([makeEvent(actor: "u-30", at: base + 30_000)])
+                #expect(loop.inEventLoop)
+                #expect(ack.firstSeq == elsewhere.lastSeq + 1)
+                var events: [AuditEvent] = []
+                for try await page in client.queryPages(request, window: 2, timeout: .seconds(30)) {
+                    #expect(loop.inEventLoop)
+                    events += page.events
+                }
+                // Newest first: the event ingested here, then what a query elsewhere read.
+                #expect(events.first?.actor.id == "u-30")
+                #expect(Array(events.dropFirst()) == expected)
+                _ = try await client.health()
+                #expect(loop.inEventLoop)
+                _ = await expectVigilError(.notFound) { _ = try await client.get(id: EventID(high: 1, low: 2).description) }
+                #expect(loop.inEventLoop)
+            }
+            await client.close()
+        }
+    }
+
     @Test("a query of many pages reads every event once, in order, whatever the client's window (credit is given back half a window at a time)")
     func pagesUnderEveryWindow() async throws {
         try await withTestServer { server in

@@ -248,8 +248,17 @@ struct ConnectionHandler: Sendable {
                 return
             }
             let io = self
-            group.addTask {
-                await io.runCall(call, request: request, service: service)
+            switch call.method {
+            case .query, .aggregate, .get, .health:
+                // Short reads stay on the connection's event loop (their
+                // storage work runs on the store's own threads).
+                group.addTask {
+                    await io.runCall(call, request: request, service: service)
+                }
+            default:
+                group.addTask(executorPreference: globalConcurrentExecutor) {
+                    await io.runCall(call, request: request, service: service)
+                }
             }
         }
 

@@ -64,9 +64,12 @@ final class BlockingWorkExecutor: TaskExecutor, Sendable {
 
     func enqueue(_ job: UnownedJob) {
         queue.withLock { $0.jobs.append(job) }
-        // Every thread, not one: a signal can go to a thread that is about to
-        // look at the queue anyway, and leave a sleeping one asleep.
-        bell.ringAll()
+        // One thread: a thread that took its ticket before this ring and is
+        // not asleep yet sees the ring and looks again, so one that sleeps
+        // needs waking only if all do. Waking every thread cost the event
+        // loop that enqueues a query 12% of its time, and woke a thread that
+        // found the queue empty.
+        bell.ring()
     }
 
     /// Runs what is queued, then ends the threads (and waits for them, unless
