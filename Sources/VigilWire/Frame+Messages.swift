@@ -25,7 +25,48 @@ extension Frame {
     }
 
     public static func trailers(streamID: UInt32, status: Vigil_V1_Status) -> Frame {
-        Frame(type: .trailers, streamID: streamID, message: status)
+        Frame(type: .trailers, streamID: streamID, payload: trailersPayload(status))
+    }
+
+    /// A status's protobuf encoding. Every call ends with one, most with a
+    /// few metadata entries (a query's statistics): written here, field by
+    /// field, metadata in key order; swift-protobuf (its map encoding
+    /// generic and slow) only for what else a status may hold.
+    static func trailersPayload(_ status: Vigil_V1_Status) -> ByteBuffer {
+        guard status.eventErrors.isEmpty, status.unknownFields.data.isEmpty else { return status.serializedBuffer() }
+        var buffer = ByteBuffer()
+        func varint(_ value: UInt64) {
+            var value = value
+            while value >= 0x80 {
+                buffer.writeInteger(UInt8(truncatingIfNeeded: value) | 0x80)
+                value >>= 7
+            }
+            buffer.writeInteger(UInt8(value))
+        }
+        func size(_ value: Int) -> Int { value < 0x80 ? 1 : (64 - UInt64(value).leadingZeroBitCount + 6) / 7 }
+        if status.code != 0 {
+            varint(1 << 3)
+            varint(UInt64(status.code))
+        }
+        if !status.message.isEmpty {
+            varint(2 << 3 | 2)
+            varint(UInt64(status.message.utf8.count))
+            buffer.writeString(status.message)
+        }
+        for key in status.metadata.keys.sorted() {
+            let value = status.metadata[key] ?? ""
+            let keyBytes = key.utf8.count, valueBytes = value.utf8.count
+            // Map entries as swift-protobuf writes them: key and value always present.
+            varint(4 << 3 | 2)
+            varint(UInt64(2 + size(keyBytes) + keyBytes + size(valueBytes) + valueBytes))
+            varint(1 << 3 | 2)
+            varint(UInt64(keyBytes))
+            buffer.writeString(key)
+            varint(2 << 3 | 2)
+            varint(UInt64(valueBytes))
+            buffer.writeString(value)
+        }
+        return buffer
     }
 
     public static func goAway(lastStreamID: UInt32, code: StatusCode, message: String) -> Frame {

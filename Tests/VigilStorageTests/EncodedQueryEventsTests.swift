@@ -40,10 +40,11 @@ struct EncodedQueryEventsTests {
                 let encoded = try source.pageEvents(rows: picked)
                 #expect(encoded.count == picked.count)
                 let columns = try EncodedColumns(source)
+                var extrasScratch: [UInt8] = []  // reused from row to row, as pages do
                 for (row, bytes) in zip(picked, encoded) {
                     let event = try source.event(at: Int(row))
                     #expect(try AuditEvent(serializedBytes: bytes) == event, "row \(row) of block \(block.index)")
-                    if CanonicalEvent.write(row: Int(row), of: columns, layout: &layout, into: canonical) {
+                    if CanonicalEvent.write(row: Int(row), of: columns, layout: &layout, extrasScratch: &extrasScratch, into: canonical) {
                         fromColumns += 1
                         #expect(canonical.array == CanonicalEvent.bytes(of: event), "row \(row) of block \(block.index)")
                         #expect(bytes == CanonicalEvent.bytes(of: event))

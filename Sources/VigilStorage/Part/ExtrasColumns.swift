@@ -222,25 +222,39 @@ struct ExtrasLists: Sendable {
 
     /// Row `row`'s extras bytes, rebuilt in canonical form.
     func bytes(of row: Int) -> [UInt8] {
+        var bytes: [UInt8] = []
+        write(row, into: &bytes)
+        return bytes
+    }
+
+    /// Replaces `out`'s contents (keeping its capacity) with row `row`'s
+    /// extras bytes, rebuilt in canonical form.
+    func write(_ row: Int, into out: inout [UInt8]) {
         var writer = CanonicalEvent.Writer()
+        swap(&writer.out, &out)
+        writer.out.removeAll(keepingCapacity: true)
+        defer { swap(&writer.out, &out) }
         owner.withUnsafeBufferPointer { all in
             func span(_ index: Int) -> Range<Int> {
                 let start = Int(starts[index])
                 return start..<start + Int(lengths[index])
             }
-            for (firsts, list, field) in [(targetFirst, ExtrasColumns.List.targetType, 10), (changeFirst, .changeField, 17)] {
+            // Targets, then changes: three lists each (an array of the two
+            // would be allocated for every row written).
+            func triples(_ firsts: [Int32], _ list: ExtrasColumns.List, field: Int) {
                 let base = Int(listFirst[list.rawValue])
                 let stride = Int(listFirst[list.rawValue + 1]) - base
                 for item in Int(firsts[row])..<Int(firsts[row + 1]) {
                     writer.triple(field, all, span(base + item), span(base + stride + item), span(base + 2 * stride + item))
                 }
             }
+            triples(targetFirst, .targetType, field: 10)
+            triples(changeFirst, .changeField, field: 17)
             let keys = Int(listFirst[ExtrasColumns.List.metadataKey.rawValue])
             for entry in Int(entryFirst[row])..<Int(entryFirst[row + 1]) {
                 writer.entry(all, key: span(keys + entry), value: span(Int(valueOfEntry[entry])))
             }
         }
-        return writer.out
     }
 }
 

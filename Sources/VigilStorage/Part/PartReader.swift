@@ -19,6 +19,21 @@ public struct ColumnSize: Sendable, Hashable {
     }
 }
 
+/// A block's time and seq ranges (`BlockMetadata`'s), kept in an array.
+struct BlockBounds: Sendable {
+    var minOccurredAt: Int64
+    var maxOccurredAt: Int64
+    var minSeq: UInt64
+    var maxSeq: UInt64
+
+    init(_ block: BlockMetadata) {
+        minOccurredAt = block.minOccurredAt
+        maxOccurredAt = block.maxOccurredAt
+        minSeq = block.minSeq
+        maxSeq = block.maxSeq
+    }
+}
+
 /// Reads a part file. Opening reads and verifies the header, trailer and
 /// footer (so block metadata and statistics are in memory); chunks are read
 /// with `pread` when asked for and verified against their CRC32C before they
@@ -32,6 +47,11 @@ public final class PartReader: Sendable {
     let cacheID: UInt64 = PartReader.nextCacheID.add(1, ordering: .relaxed).newValue
     public let metadata: PartMetadata
     public let blocks: [BlockMetadata]
+    /// Each block's time and seq ranges, side by side: a query's planning
+    /// looks at every block of every part, and a plain array of them costs
+    /// no pointer chase and no reference count per block (12 µs of a
+    /// 0.5 ms query over 2,469 blocks).
+    let blockBounds: [BlockBounds]
     /// Decoded bytes of every column of every block: about what decoding
     /// the whole part takes (a merge's memory estimate, asked for every part
     /// of a day after each flush, so counted once here).
@@ -57,6 +77,7 @@ public final class PartReader: Sendable {
             throw error
         }
         self.file = file
+        blockBounds = blocks.map(BlockBounds.init)
         rawColumnBytes = blocks.reduce(0) { total, block in block.columns.values.reduce(total) { $0 + $1.rawLength } }
     }
 

@@ -13,12 +13,13 @@ extension PartBlockSource {
         guard !rows.isEmpty else { return [] }
         let columns = try EncodedColumns(self)
         var layout = ExtrasLayout()
+        var extrasScratch: [UInt8] = []
         let scratch = CanonicalScratch()
         var encoded: [[UInt8]] = []
         encoded.reserveCapacity(rows.count)
         for row in rows {
             let row = Int(row)
-            if CanonicalEvent.write(row: row, of: columns, layout: &layout, into: scratch) {
+            if CanonicalEvent.write(row: row, of: columns, layout: &layout, extrasScratch: &extrasScratch, into: scratch) {
                 encoded.append(scratch.array)
             } else {
                 let event = try event(at: row)
@@ -95,8 +96,10 @@ extension CanonicalEvent {
     /// even when empty). Returns false, with `scratch` undefined, when the
     /// row's extras hold anything but plain targets, changes and metadata
     /// entries; the caller then takes the event path.
-    static func write(row: Int, of c: EncodedColumns, layout: inout ExtrasLayout, into scratch: CanonicalScratch) -> Bool {
-        c.extras.withBytes(at: row) { bytes, canonical in
+    static func write(
+        row: Int, of c: EncodedColumns, layout: inout ExtrasLayout, extrasScratch: inout [UInt8], into scratch: CanonicalScratch
+    ) -> Bool {
+        c.extras.withBytes(at: row, scratch: &extrasScratch) { bytes, canonical in
             guard let extras = CanonicalRowExtras(bytes, canonical: canonical, layout: &layout) else { return false }
             let bits = UInt8(truncatingIfNeeded: c.presence[row])
             var writer = ScratchWriter(scratch)

@@ -266,16 +266,18 @@ struct SourcePlan {
                 statistics.blocksSkipped += reader.blocks.count
                 continue
             }
-            for (index, block) in reader.blocks.enumerated() {
-                guard block.maxOccurredAt >= low, block.minOccurredAt <= high, block.minSeq <= visibleSeq, block.maxSeq > afterSeq,
-                    evaluation.blockMayMatch(block)
-                else {
-                    statistics.blocksSkipped += 1
-                    continue
+            reader.blockBounds.withUnsafeBufferPointer { bounds in
+                for (index, block) in bounds.enumerated() {
+                    guard block.maxOccurredAt >= low, block.minOccurredAt <= high, block.minSeq <= visibleSeq, block.maxSeq > afterSeq,
+                        evaluation.blockMayMatch(reader.blocks[index])
+                    else {
+                        statistics.blocksSkipped += 1
+                        continue
+                    }
+                    sources.append(
+                        Candidate(
+                            newest: block.maxOccurredAt, oldest: block.minOccurredAt, minSeq: block.minSeq, origin: .block(reader, index)))
                 }
-                sources.append(
-                    Candidate(
-                        newest: block.maxOccurredAt, oldest: block.minOccurredAt, minSeq: block.minSeq, origin: .block(reader, index)))
             }
         }
     }

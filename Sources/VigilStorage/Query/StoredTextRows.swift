@@ -341,12 +341,20 @@ final class StoredExtras: Sendable {
     /// Calls `body` with the row's extras bytes (in place for a plain chunk)
     /// and whether they are known to be canonical (rows rebuilt from lists).
     func withBytes<R>(at row: Int, _ body: (UnsafeBufferPointer<UInt8>, _ canonical: Bool) -> R) -> R {
+        var scratch: [UInt8] = []
+        return withBytes(at: row, scratch: &scratch, body)
+    }
+
+    /// `withBytes(at:_:)`, rebuilding rows from lists in `scratch` (reused
+    /// from row to row: a page of 100 rows made 100 arrays).
+    func withBytes<R>(at row: Int, scratch: inout [UInt8], _ body: (UnsafeBufferPointer<UInt8>, _ canonical: Bool) -> R) -> R {
         switch storage {
         case .rows(let starts, let lengths, let bytes):
             let start = Int(starts[row])
             return bytes.withUnsafeBufferPointer { body(UnsafeBufferPointer(rebasing: $0[start..<start + Int(lengths[row])]), false) }
         case .lists(let lists):
-            return lists.bytes(of: row).withUnsafeBufferPointer { body($0, true) }
+            lists.write(row, into: &scratch)
+            return scratch.withUnsafeBufferPointer { body($0, true) }
         }
     }
 
