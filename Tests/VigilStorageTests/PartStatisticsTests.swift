@@ -65,6 +65,26 @@ struct PartStatisticsTests {
         }
     }
 
+    @Test("a block's enum value masks answer as its value sets do, values outside 0..<64 included")
+    func enumMasks() {
+        var rng = SplitMix64(seed: 29)
+        let universe = Array(Int32(-5)..<80)
+        for _ in 0..<300 {
+            let held = universe.filter { _ in rng.next() % 8 == 0 }
+            let kept: ColumnStatistic = rng.next() % 2 == 0 ? .enumValues(held) : .enumCounts(held, held.map { _ in 1 })
+            let block = BlockMetadata(
+                index: 0, rowCount: 1, minOccurredAt: 0, maxOccurredAt: 0, minSeq: 1, maxSeq: 1, tenantIndexes: 0..<1,
+                tenants: ["t"], columns: [:], statistics: [.outcome: kept])
+            let allowed = Set(universe.filter { _ in rng.next() % 4 == 0 })
+            let mask = allowed.reduce(UInt64(0)) { mask, value in value >= 0 && value < 64 ? mask | 1 << UInt64(value) : mask }
+            #expect(
+                block.mayHoldEnum(.outcome, allowed: mask, allows: allowed.contains) == held.contains(where: allowed.contains),
+                "held \(held), allowed \(allowed.sorted())")
+            // A column the block keeps no set for rules nothing out.
+            #expect(block.mayHoldEnum(.category, allowed: 0, allows: { _ in false }))
+        }
+    }
+
     @Test("statistics prune blocks that cannot match")
     func pruning() throws {
         let events = PartEvents.realistic(count: 20_000)

@@ -45,10 +45,14 @@ struct FilterEvaluation: Sendable {
     struct EnumTable: Sendable {
         let table: [Bool]
         let condition: @Sendable (Int32) -> Bool
+        /// Bit v set when raw value v (0..<64) is allowed, for blocks' value masks.
+        let lowMask: UInt64
 
         init(_ condition: @escaping @Sendable (Int32) -> Bool) {
             self.condition = condition
-            table = (0..<256).map { condition(Int32($0)) }
+            let table = (0..<256).map { condition(Int32($0)) }
+            self.table = table
+            lowMask = (0..<64).reduce(0) { mask, value in table[value] ? mask | 1 << UInt64(value) : mask }
         }
 
         @inline(__always)
@@ -96,17 +100,9 @@ struct FilterEvaluation: Sendable {
         {
             return false
         }
-        if !f.outcomes.isEmpty || !f.excludedOutcomes.isEmpty, let values = block.distinctEnumValues(of: .outcome),
-            !values.contains(where: f.allowsOutcome)
-        {
-            return false
-        }
-        if !f.categories.isEmpty, let values = block.distinctEnumValues(of: .category), !values.contains(where: f.categories.contains) {
-            return false
-        }
-        if !f.actorTypes.isEmpty, let values = block.distinctEnumValues(of: .actorType), !values.contains(where: f.actorTypes.contains) {
-            return false
-        }
+        if let outcomeTable, !block.mayHoldEnum(.outcome, allowed: outcomeTable.lowMask, allows: outcomeTable.allows) { return false }
+        if let categoryTable, !block.mayHoldEnum(.category, allowed: categoryTable.lowMask, allows: categoryTable.allows) { return false }
+        if let actorTypeTable, !block.mayHoldEnum(.actorType, allowed: actorTypeTable.lowMask, allows: actorTypeTable.allows) { return false }
         return true
     }
 
