@@ -16,8 +16,9 @@ struct QueryWorkload: AsyncParsableCommand {
             --repetitions times on the running server (warm, after one unmeasured run) and \
             --cold-repetitions times each right after a server restart (cold: the server's caches are \
             empty; the OS page cache is not dropped). Every query runs over the real protocol, end to \
-            end: Q1, Q3-Q6 as Query calls (every page read), Q2, Q7 and Q8 as Aggregate calls. A time is \
-            from opening the call to its trailers. Each query also reports what its trailers say it read \
+            end: Q1, Q3-Q6 as Query calls (every page read, each event decoded), Q2, Q7 and Q8 as \
+            Aggregate calls, one after another on one connection, the warm runs on that connection's \
+            thread (VigilClient.executor). A time is from opening the call to its trailers. Each query also reports what its trailers say it read \
             (rows examined, blocks scanned, skipped and answered from statistics, bytes decompressed) \
             and its target (p50 at 10 million events), met or missed by the warm p50.
             """
