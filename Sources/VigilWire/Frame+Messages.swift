@@ -35,35 +35,23 @@ extension Frame {
     static func trailersPayload(_ status: Vigil_V1_Status) -> ByteBuffer {
         guard status.eventErrors.isEmpty, status.unknownFields.data.isEmpty else { return status.serializedBuffer() }
         var buffer = ByteBuffer()
-        func varint(_ value: UInt64) {
-            var value = value
-            while value >= 0x80 {
-                buffer.writeInteger(UInt8(truncatingIfNeeded: value) | 0x80)
-                value >>= 7
-            }
-            buffer.writeInteger(UInt8(value))
-        }
-        func size(_ value: Int) -> Int { value < 0x80 ? 1 : (64 - UInt64(value).leadingZeroBitCount + 6) / 7 }
         if status.code != 0 {
-            varint(1 << 3)
-            varint(UInt64(status.code))
+            buffer.writeInteger(UInt8(1 << 3))
+            buffer.writeProtobufVarint(UInt64(status.code))
         }
         if !status.message.isEmpty {
-            varint(2 << 3 | 2)
-            varint(UInt64(status.message.utf8.count))
+            buffer.writeProtobufFieldHeader(field: 2, count: status.message.utf8.count)
             buffer.writeString(status.message)
         }
         for key in status.metadata.keys.sorted() {
             let value = status.metadata[key] ?? ""
             let keyBytes = key.utf8.count, valueBytes = value.utf8.count
             // Map entries as swift-protobuf writes them: key and value always present.
-            varint(4 << 3 | 2)
-            varint(UInt64(2 + size(keyBytes) + keyBytes + size(valueBytes) + valueBytes))
-            varint(1 << 3 | 2)
-            varint(UInt64(keyBytes))
+            buffer.writeProtobufFieldHeader(
+                field: 4, count: ByteBuffer.protobufFieldSize(count: keyBytes) + ByteBuffer.protobufFieldSize(count: valueBytes))
+            buffer.writeProtobufFieldHeader(field: 1, count: keyBytes)
             buffer.writeString(key)
-            varint(2 << 3 | 2)
-            varint(UInt64(valueBytes))
+            buffer.writeProtobufFieldHeader(field: 2, count: valueBytes)
             buffer.writeString(value)
         }
         return buffer

@@ -314,8 +314,8 @@ struct AuditService: Sendable {
             order: context.order, occurredAt: last.occurredAt, seq: last.seq,
             filterFingerprint: context.filter.fingerprint, anchor: context.anchor, visibleSeq: context.visibleSeq)
         let cursorText = cursor.encoded
-        var size = Self.lengthDelimitedSize(cursorText.utf8.count)
-        for event in events { size += Self.lengthDelimitedSize(event.bytes.count) }
+        var size = ByteBuffer.protobufFieldSize(count: cursorText.utf8.count)
+        for event in events { size += ByteBuffer.protobufFieldSize(count: event.bytes.count) }
         // Rare: a page of large events. Halve until each part fits.
         if size > sender.maxFrameSize {
             guard events.count > 1 else {
@@ -332,34 +332,15 @@ struct AuditService: Sendable {
         }
         var buffer = ByteBufferAllocator().buffer(capacity: size)
         for event in events {
-            Self.writeLengthDelimited(field: 1, count: event.bytes.count, into: &buffer)
+            buffer.writeProtobufFieldHeader(field: 1, count: event.bytes.count)
             buffer.writeBytes(event.bytes)
         }
         if !cursorText.isEmpty {
-            Self.writeLengthDelimited(field: 2, count: cursorText.utf8.count, into: &buffer)
+            buffer.writeProtobufFieldHeader(field: 2, count: cursorText.utf8.count)
             buffer.writeString(cursorText)
         }
         try await sender.send(serialized: buffer)
         return cursor
-    }
-
-    /// Bytes of a length-delimited field below number 16 holding `count` bytes.
-    private static func lengthDelimitedSize(_ count: Int) -> Int {
-        1 + varintSize(UInt64(count)) + count
-    }
-
-    private static func varintSize(_ value: UInt64) -> Int {
-        value == 0 ? 1 : (64 - value.leadingZeroBitCount + 6) / 7
-    }
-
-    private static func writeLengthDelimited(field: Int, count: Int, into buffer: inout ByteBuffer) {
-        buffer.writeInteger(UInt8(field << 3 | 2))
-        var value = UInt64(count)
-        while value >= 0x80 {
-            buffer.writeInteger(UInt8(truncatingIfNeeded: value) | 0x80)
-            value >>= 7
-        }
-        buffer.writeInteger(UInt8(value))
     }
 
     /// Most groups an aggregate returns, and most histogram buckets: both

@@ -274,19 +274,10 @@ extension AuditService {
     /// Appends a `SubscribeResponse` holding an event already in protobuf binary
     /// form: field 1 (the event), then field 3 (the cursor), as swift-protobuf writes them.
     static func writeEventResponse(encodedEvent event: [UInt8], cursor: String, into buffer: inout ByteBuffer) {
-        func field(_ number: UInt8, length: Int) {
-            buffer.writeInteger(number << 3 | 2)
-            var value = UInt64(length)
-            while value >= 0x80 {
-                buffer.writeInteger(UInt8(truncatingIfNeeded: value) | 0x80)
-                value >>= 7
-            }
-            buffer.writeInteger(UInt8(value))
-        }
-        field(1, length: event.count)
+        buffer.writeProtobufFieldHeader(field: 1, count: event.count)
         buffer.writeBytes(event)
         if !cursor.isEmpty {
-            field(3, length: cursor.utf8.count)
+            buffer.writeProtobufFieldHeader(field: 3, count: cursor.utf8.count)
             buffer.writeString(cursor)
         }
     }
