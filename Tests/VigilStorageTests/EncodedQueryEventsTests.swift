@@ -52,7 +52,7 @@ struct EncodedQueryEventsTests {
                         fromEvents += 1
                     }
                 }
-                if try source.extras().withBytes(at: 0, { $1 }) { rebuiltExtrasBlocks += 1 } else { plainExtrasBlocks += 1 }
+                if try source.extras().withBytes(at: 0, scratch: &extrasScratch, { $1 }) { rebuiltExtrasBlocks += 1 } else { plainExtrasBlocks += 1 }
             }
             #expect(fromColumns + fromEvents == rows.rowCount)
             // Only the row whose target carries unknown fields takes the event path.

@@ -339,14 +339,9 @@ final class StoredExtras: Sendable {
     }
 
     /// Calls `body` with the row's extras bytes (in place for a plain chunk)
-    /// and whether they are known to be canonical (rows rebuilt from lists).
-    func withBytes<R>(at row: Int, _ body: (UnsafeBufferPointer<UInt8>, _ canonical: Bool) -> R) -> R {
-        var scratch: [UInt8] = []
-        return withBytes(at: row, scratch: &scratch, body)
-    }
-
-    /// `withBytes(at:_:)`, rebuilding rows from lists in `scratch` (reused
-    /// from row to row: a page of 100 rows made 100 arrays).
+    /// and whether they are known to be canonical (rows rebuilt from lists,
+    /// in `scratch`: reused from row to row, where a page of 100 rows made
+    /// 100 arrays).
     func withBytes<R>(at row: Int, scratch: inout [UInt8], _ body: (UnsafeBufferPointer<UInt8>, _ canonical: Bool) -> R) -> R {
         switch storage {
         case .rows(let starts, let lengths, let bytes):
