@@ -103,7 +103,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         case .trailers:
             guard let call = calls.removeValue(forKey: frame.streamID) else { return }
             do {
-                call.yield(.trailers(try frame.decode(Vigil_V1_Status.self)))
+                call.yield(.trailers(try frame.decodeTrailers()))
                 call.finish()
             } catch {
                 call.finish(throwing: error)

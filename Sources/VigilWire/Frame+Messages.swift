@@ -57,6 +57,51 @@ extension Frame {
         return buffer
     }
 
+    /// A TRAILERS frame's status. Code, message and metadata are read field
+    /// by field (every call's answer ends with one, and swift-protobuf
+    /// decodes the metadata map through generic code: 5% of a small query's
+    /// round trip in the client); swift-protobuf for anything else a status
+    /// may hold (event errors, unknown fields, text that is not UTF-8).
+    public func decodeTrailers() throws(VigilError) -> Vigil_V1_Status {
+        if let status = payload.withUnsafeReadableBytes(Self.statusFieldByField) { return status }
+        return try decode(Vigil_V1_Status.self)
+    }
+
+    static func statusFieldByField(_ bytes: UnsafeRawBufferPointer) -> Vigil_V1_Status? {
+        var reader = ProtobufFieldReader(bytes)
+        var status = Vigil_V1_Status()
+        func text(_ range: Range<Int>) -> String? { validUTF8String(UnsafeRawBufferPointer(rebasing: bytes[range])) }
+        while !reader.atEnd {
+            guard let (field, wireType) = reader.tag() else { return nil }
+            switch (field, wireType) {
+            case (1, 0):
+                guard let code = reader.varint(), code <= UInt64(UInt32.max) else { return nil }
+                status.code = UInt32(code)
+            case (2, 2):
+                guard let range = reader.lengthDelimited(), let message = text(range) else { return nil }
+                status.message = message
+            case (4, 2):
+                guard let range = reader.lengthDelimited() else { return nil }
+                var entry = ProtobufFieldReader(bytes, range: range)
+                var key = "", value = ""
+                while !entry.atEnd {
+                    guard let (entryField, entryType) = entry.tag(), entryType == 2, let part = entry.lengthDelimited(),
+                        let string = text(part)
+                    else { return nil }
+                    switch entryField {
+                    case 1: key = string
+                    case 2: value = string
+                    default: return nil
+                    }
+                }
+                status.metadata[key] = value
+            default:
+                return nil
+            }
+        }
+        return status
+    }
+
     public static func goAway(lastStreamID: UInt32, code: StatusCode, message: String) -> Frame {
         var goAway = Vigil_V1_GoAway()
         goAway.lastStreamID = lastStreamID
