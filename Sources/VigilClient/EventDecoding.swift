@@ -113,7 +113,7 @@ enum EventDecoding {
                     guard let change = change(bytes, payload) else { return nil }
                     event.changes.append(change)
                 case 18:
-                    guard let (key, value) = mapEntry(bytes, payload) else { return nil }
+                    guard let (key, value) = ProtobufFieldReader.stringMapEntry(bytes, payload) else { return nil }
                     metadata[key] = value
                 default:
                     guard let text = string(bytes, payload) else { return nil }
@@ -191,23 +191,6 @@ enum EventDecoding {
             }
         }
         return change
-    }
-
-    /// A map entry's key and value (each empty when left out).
-    private static func mapEntry(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> (String, String)? {
-        var reader = ProtobufFieldReader(bytes, range: range)
-        var key = "", value = ""
-        while !reader.atEnd {
-            guard let (field, wireType) = reader.tag(), wireType == 2, let payload = reader.lengthDelimited(),
-                let text = string(bytes, payload)
-            else { return nil }
-            switch field {
-            case 1: key = text
-            case 2: value = text
-            default: return nil
-            }
-        }
-        return (key, value)
     }
 
     private static func timestamp(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Google_Protobuf_Timestamp? {

@@ -83,3 +83,26 @@ public struct ProtobufFieldReader {
         return next <= end
     }
 }
+
+extension ProtobufFieldReader {
+    /// A `map<string, string>` entry at `range` of `bytes`: its key (field 1)
+    /// and value (field 2), each empty when left out, the last given winning.
+    /// Nil for anything else in it (another field or wire type, text that is
+    /// not UTF-8, bytes that end early): the caller then leaves the message
+    /// to swift-protobuf.
+    public static func stringMapEntry(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> (key: String, value: String)? {
+        var reader = ProtobufFieldReader(bytes, range: range)
+        var key = "", value = ""
+        while !reader.atEnd {
+            guard let (field, wireType) = reader.tag(), wireType == 2, let payload = reader.lengthDelimited(),
+                let text = validUTF8String(UnsafeRawBufferPointer(rebasing: bytes[payload]))
+            else { return nil }
+            switch field {
+            case 1: key = text
+            case 2: value = text
+            default: return nil
+            }
+        }
+        return (key, value)
+    }
+}

@@ -70,7 +70,6 @@ extension Frame {
     static func statusFieldByField(_ bytes: UnsafeRawBufferPointer) -> Vigil_V1_Status? {
         var reader = ProtobufFieldReader(bytes)
         var status = Vigil_V1_Status()
-        func text(_ range: Range<Int>) -> String? { validUTF8String(UnsafeRawBufferPointer(rebasing: bytes[range])) }
         while !reader.atEnd {
             guard let (field, wireType) = reader.tag() else { return nil }
             switch (field, wireType) {
@@ -78,23 +77,12 @@ extension Frame {
                 guard let code = reader.varint(), code <= UInt64(UInt32.max) else { return nil }
                 status.code = UInt32(code)
             case (2, 2):
-                guard let range = reader.lengthDelimited(), let message = text(range) else { return nil }
+                guard let range = reader.lengthDelimited(), let message = validUTF8String(UnsafeRawBufferPointer(rebasing: bytes[range]))
+                else { return nil }
                 status.message = message
             case (4, 2):
-                guard let range = reader.lengthDelimited() else { return nil }
-                var entry = ProtobufFieldReader(bytes, range: range)
-                var key = "", value = ""
-                while !entry.atEnd {
-                    guard let (entryField, entryType) = entry.tag(), entryType == 2, let part = entry.lengthDelimited(),
-                        let string = text(part)
-                    else { return nil }
-                    switch entryField {
-                    case 1: key = string
-                    case 2: value = string
-                    default: return nil
-                    }
-                }
-                status.metadata[key] = value
+                guard let range = reader.lengthDelimited(), let entry = ProtobufFieldReader.stringMapEntry(bytes, range) else { return nil }
+                status.metadata[entry.key] = entry.value
             default:
                 return nil
             }

@@ -251,7 +251,9 @@ struct ConnectionHandler: Sendable {
             switch call.method {
             case .query, .aggregate, .get, .health:
                 // Short reads stay on the connection's event loop (their
-                // storage work runs on the store's own threads).
+                // storage work runs on the store's own threads). Not
+                // `addTask(executorPreference: nil)`: `perf` showed such
+                // tasks on the shared pool, not the loop.
                 group.addTask {
                     await io.runCall(call, request: request, service: service)
                 }
