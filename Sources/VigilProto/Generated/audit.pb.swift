@@ -1472,26 +1472,26 @@ nonisolated extension Vigil_V1_Filter: SwiftProtobuf.Message, SwiftProtobuf._Mes
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}since\0\u{1}until\0\u{1}tenants\0\u{3}actor_ids\0\u{1}actions\0\u{3}resource_types\0\u{3}resource_ids\0\u{1}outcomes\0\u{1}last\0\u{3}actor_emails\0\u{3}actor_names\0\u{3}actor_types\0\u{1}categories\0\u{3}resource_names\0\u{3}exclude_outcomes\0\u{3}source_ips\0\u{3}trace_ids\0\u{3}request_ids\0\u{1}metadata\0\u{1}search\0")
 
   fileprivate class _StorageClass {
-    var _since: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
-    var _until: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
-    var _tenants: [String] = []
-    var _actorIds: [String] = []
-    var _actions: [String] = []
-    var _resourceTypes: [String] = []
-    var _resourceIds: [String] = []
-    var _outcomes: [Vigil_V1_Outcome] = []
-    var _last: SwiftProtobuf.Google_Protobuf_Duration? = nil
-    var _actorEmails: [String] = []
-    var _actorNames: [String] = []
-    var _actorTypes: [Vigil_V1_ActorType] = []
-    var _categories: [Vigil_V1_Category] = []
-    var _resourceNames: [String] = []
-    var _excludeOutcomes: [Vigil_V1_Outcome] = []
-    var _sourceIps: [String] = []
-    var _traceIds: [String] = []
-    var _requestIds: [String] = []
-    var _metadata: [String] = []
-    var _search: String = String()
+    @exclusivity(unchecked) var _since: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+    @exclusivity(unchecked) var _until: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+    @exclusivity(unchecked) var _tenants: [String] = []
+    @exclusivity(unchecked) var _actorIds: [String] = []
+    @exclusivity(unchecked) var _actions: [String] = []
+    @exclusivity(unchecked) var _resourceTypes: [String] = []
+    @exclusivity(unchecked) var _resourceIds: [String] = []
+    @exclusivity(unchecked) var _outcomes: [Vigil_V1_Outcome] = []
+    @exclusivity(unchecked) var _last: SwiftProtobuf.Google_Protobuf_Duration? = nil
+    @exclusivity(unchecked) var _actorEmails: [String] = []
+    @exclusivity(unchecked) var _actorNames: [String] = []
+    @exclusivity(unchecked) var _actorTypes: [Vigil_V1_ActorType] = []
+    @exclusivity(unchecked) var _categories: [Vigil_V1_Category] = []
+    @exclusivity(unchecked) var _resourceNames: [String] = []
+    @exclusivity(unchecked) var _excludeOutcomes: [Vigil_V1_Outcome] = []
+    @exclusivity(unchecked) var _sourceIps: [String] = []
+    @exclusivity(unchecked) var _traceIds: [String] = []
+    @exclusivity(unchecked) var _requestIds: [String] = []
+    @exclusivity(unchecked) var _metadata: [String] = []
+    @exclusivity(unchecked) var _search: String = String()
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -2713,22 +2713,22 @@ nonisolated extension Vigil_V1_GetStatsResponse: SwiftProtobuf.Message, SwiftPro
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}events_stored\0\u{3}last_seq\0\u{3}bytes_on_disk\0\u{3}started_at\0\u{3}server_version\0\u{1}now\0\u{3}ingest_events_per_second\0\u{3}memory_events\0\u{3}memory_bytes\0\u{1}parts\0\u{3}merge_backlog_parts\0\u{1}connections\0\u{3}calls_in_flight\0\u{1}subscribers\0\u{3}last_checkpoint\0\u{1}health\0")
 
   fileprivate class _StorageClass {
-    var _eventsStored: UInt64 = 0
-    var _lastSeq: UInt64 = 0
-    var _bytesOnDisk: UInt64 = 0
-    var _startedAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
-    var _serverVersion: String = String()
-    var _now: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
-    var _ingestEventsPerSecond: Double = 0
-    var _memoryEvents: UInt64 = 0
-    var _memoryBytes: UInt64 = 0
-    var _parts: [Vigil_V1_PartLevelCount] = []
-    var _mergeBacklogParts: UInt64 = 0
-    var _connections: UInt32 = 0
-    var _callsInFlight: UInt32 = 0
-    var _subscribers: UInt32 = 0
-    var _lastCheckpoint: Vigil_V1_CheckpointInfo? = nil
-    var _health: Vigil_V1_HealthResponse? = nil
+    @exclusivity(unchecked) var _eventsStored: UInt64 = 0
+    @exclusivity(unchecked) var _lastSeq: UInt64 = 0
+    @exclusivity(unchecked) var _bytesOnDisk: UInt64 = 0
+    @exclusivity(unchecked) var _startedAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+    @exclusivity(unchecked) var _serverVersion: String = String()
+    @exclusivity(unchecked) var _now: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+    @exclusivity(unchecked) var _ingestEventsPerSecond: Double = 0
+    @exclusivity(unchecked) var _memoryEvents: UInt64 = 0
+    @exclusivity(unchecked) var _memoryBytes: UInt64 = 0
+    @exclusivity(unchecked) var _parts: [Vigil_V1_PartLevelCount] = []
+    @exclusivity(unchecked) var _mergeBacklogParts: UInt64 = 0
+    @exclusivity(unchecked) var _connections: UInt32 = 0
+    @exclusivity(unchecked) var _callsInFlight: UInt32 = 0
+    @exclusivity(unchecked) var _subscribers: UInt32 = 0
+    @exclusivity(unchecked) var _lastCheckpoint: Vigil_V1_CheckpointInfo? = nil
+    @exclusivity(unchecked) var _health: Vigil_V1_HealthResponse? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.

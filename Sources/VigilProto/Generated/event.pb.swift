@@ -443,25 +443,25 @@ nonisolated extension Vigil_V1_AuditEvent: SwiftProtobuf.Message, SwiftProtobuf.
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}seq\0\u{3}occurred_at\0\u{3}received_at\0\u{1}tenant\0\u{1}actor\0\u{1}action\0\u{1}category\0\u{1}resource\0\u{1}targets\0\u{1}outcome\0\u{1}reason\0\u{3}source_ip\0\u{3}user_agent\0\u{3}trace_id\0\u{3}request_id\0\u{1}changes\0\u{1}metadata\0\u{1}description\0")
 
   fileprivate class _StorageClass {
-    var _id: String = String()
-    var _seq: UInt64 = 0
-    var _occurredAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
-    var _receivedAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
-    var _tenant: String = String()
-    var _actor: Vigil_V1_Actor? = nil
-    var _action: String = String()
-    var _category: Vigil_V1_Category = .unspecified
-    var _resource: Vigil_V1_Resource? = nil
-    var _targets: [Vigil_V1_Resource] = []
-    var _outcome: Vigil_V1_Outcome = .unspecified
-    var _reason: String = String()
-    var _sourceIp: String = String()
-    var _userAgent: String = String()
-    var _traceID: String = String()
-    var _requestID: String = String()
-    var _changes: [Vigil_V1_Change] = []
-    var _metadata: Dictionary<String,String> = [:]
-    var _description_p: String = String()
+    @exclusivity(unchecked) var _id: String = String()
+    @exclusivity(unchecked) var _seq: UInt64 = 0
+    @exclusivity(unchecked) var _occurredAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+    @exclusivity(unchecked) var _receivedAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+    @exclusivity(unchecked) var _tenant: String = String()
+    @exclusivity(unchecked) var _actor: Vigil_V1_Actor? = nil
+    @exclusivity(unchecked) var _action: String = String()
+    @exclusivity(unchecked) var _category: Vigil_V1_Category = .unspecified
+    @exclusivity(unchecked) var _resource: Vigil_V1_Resource? = nil
+    @exclusivity(unchecked) var _targets: [Vigil_V1_Resource] = []
+    @exclusivity(unchecked) var _outcome: Vigil_V1_Outcome = .unspecified
+    @exclusivity(unchecked) var _reason: String = String()
+    @exclusivity(unchecked) var _sourceIp: String = String()
+    @exclusivity(unchecked) var _userAgent: String = String()
+    @exclusivity(unchecked) var _traceID: String = String()
+    @exclusivity(unchecked) var _requestID: String = String()
+    @exclusivity(unchecked) var _changes: [Vigil_V1_Change] = []
+    @exclusivity(unchecked) var _metadata: Dictionary<String,String> = [:]
+    @exclusivity(unchecked) var _description_p: String = String()
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
