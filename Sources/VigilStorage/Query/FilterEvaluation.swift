@@ -176,7 +176,11 @@ struct FilterEvaluation: Sendable {
                 }
                 tenantsApplied = true
             } else {
-                rows = Array(0..<Int32(source.rowCount))
+                rows = Array(unsafeUninitializedCapacity: source.rowCount) { buffer, count in
+                    // Not `Array(0..<n)`: its generic copy was 8% of a trace id query's time.
+                    for row in 0..<buffer.count { buffer[row] = Int32(truncatingIfNeeded: row) }
+                    count = buffer.count
+                }
             }
         } else {
             rows = []

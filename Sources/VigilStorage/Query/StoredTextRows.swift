@@ -250,7 +250,9 @@ final class StoredTextRows: Sendable {
         for value in set {
             let utf8 = Array(value.utf8)
             if utf8.isEmpty {
+                // Written as an empty entry; a part may hold it as empty text too.
                 wanted.append((Form.empty.rawValue, []))
+                wanted.append((Form.text.rawValue, []))
             } else if utf8.count % 2 == 0, utf8.count <= 2 * ColumnEncoding.maxHexBytes,
                 let raw = Self.hexBytes(utf8)
             {
