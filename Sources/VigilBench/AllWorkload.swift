@@ -23,7 +23,7 @@ struct AllWorkload: AsyncParsableCommand {
         quick
             ? [
                 ("ingest", ["--connections", "2", "--in-flight", "4", "--batch-size", "500", "--events", "20000", "--pool-events", "5000"]),
-                ("query", ["--events", "5000", "--repetitions", "3", "--cold-repetitions", "1"]),
+                ("query", ["--events", "5000", "--repetitions", "3", "--cold-repetitions", "1", "--rounds", "2"]),
                 ("subscribe", ["--quick"]),
                 ("storage", ["--events", "5000", "--batch-size", "1000"]),
                 ("flush", ["--events", "5000", "--repetitions", "1"]),
