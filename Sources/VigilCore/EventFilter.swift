@@ -79,8 +79,12 @@ public struct EventFilter: Sendable {
         requestIDs = []
         metadata = [:]
         search = nil
-        fingerprint = Self.fingerprint(of: Vigil_V1_Filter())
+        fingerprint = Self.emptyFingerprint
     }
+
+    /// The fingerprint of the filter that matches everything, computed once:
+    /// every filter starts from `init()`, one per call.
+    static let emptyFingerprint = fingerprint(of: Vigil_V1_Filter())
 
     /// Compiles `message`, or throws INVALID_ARGUMENT naming the bad field
     /// (as JSON spells it: `filter.sourceIps`). `anchor` is the time a
