@@ -18,7 +18,8 @@ struct QueryWorkload: AsyncParsableCommand {
             empty; the OS page cache is not dropped). Every query runs over the real protocol, end to \
             end: Q1, Q3-Q6 as Query calls (every page read, each event decoded), Q2, Q7 and Q8 as \
             Aggregate calls, one after another on one connection, the warm runs on that connection's \
-            thread (VigilClient.executor). A time is from opening the call to its trailers. Each query also reports what its trailers say it read \
+            thread (VigilClient.executor). A time is from opening the call to its trailers, the answer \
+            decoded and still held (freeing it falls after). Each query also reports what its trailers say it read \
             (rows examined, blocks scanned, skipped and answered from statistics, bytes decompressed) \
             and its target (p50 at 10 million events), met or missed by the warm p50.
 
@@ -241,11 +242,17 @@ struct QueryWorkload: AsyncParsableCommand {
             var pages = client.queryPages(request, window: 4, timeout: .seconds(600)).makeAsyncIterator()
             var count = 0
             var traces: Set<String> = []
+            // The pages are kept until the clock stops, as an application keeps
+            // the answer it asked for (and as the Aggregate path keeps its
+            // response): freeing 100 decoded events takes about 0.02 ms.
+            var received: [Vigil_V1_QueryResponse] = []
             while let page = try await pages.next() {
                 count += page.events.count
                 if !request.filter.traceIds.isEmpty { for event in page.events { traces.insert(event.traceID) } }
+                received.append(page)
             }
             let micros = (ContinuousClock.now - started).microseconds
+            withExtendedLifetime(received) {}
             return Run(micros: micros, events: count, traceIDs: traces, scan: ScanFigures(trailers: pages.trailers))
         case .aggregate(let request):
             let (response, trailers) = try await client.aggregateWithStatistics(request, timeout: .seconds(600))
