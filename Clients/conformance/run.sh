@@ -79,8 +79,11 @@ else
     extra=(--admin-token-file "$work/admin-token")
     token=""
 fi
+# The log exists before the server starts: the background command opens it in
+# its own process, and reading it first would fail (and end this script, set -e).
+: >"$work/server.log"
 "$bin" serve --listen 127.0.0.1:0 --data-dir "$work/data" --retention forever ${extra[@]+"${extra[@]}"} \
-    >"$work/server.log" 2>&1 &
+    >>"$work/server.log" 2>&1 &
 server_pid=$!
 address=""
 for _ in $(seq 300); do  # up to 30 s
