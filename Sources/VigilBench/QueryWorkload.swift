@@ -432,15 +432,18 @@ struct QueryWorkload: AsyncParsableCommand {
             let warmRuns = warm[spec.id] ?? []
             let coldRuns = cold[spec.id] ?? []
             let allRuns = warmRuns + coldRuns
-            func stats(_ runs: [Run]) -> JSONValue {
+            /// `runs`' figures; with `roundP50s`, p50 is their median and they are listed too.
+            func stats(_ runs: [Run], roundP50s: [Double]? = nil) -> JSONValue {
                 let micros = runs.map(\.micros)
                 guard !micros.isEmpty else { return .null }
-                return [
-                    "p50": .optional(percentile(micros, 50).map { $0 / 1000 }),
-                    "p99": .optional(percentile(micros, 99).map { $0 / 1000 }),
-                    "min": .optional(micros.min().map { $0 / 1000 }), "max": .optional(micros.max().map { $0 / 1000 }),
-                    "samples": .int(micros.count),
+                var pairs: [(String, JSONValue)] = [
+                    ("p50", .optional(percentile(roundP50s ?? micros, 50).map { $0 / 1000 })),
+                    ("p99", .optional(percentile(micros, 99).map { $0 / 1000 })),
+                    ("min", .optional(micros.min().map { $0 / 1000 })), ("max", .optional(micros.max().map { $0 / 1000 })),
+                    ("samples", .int(micros.count)),
                 ]
+                if let roundP50s { pairs.append(("roundP50s", .array(roundP50s.map { .double($0 / 1000) }))) }
+                return .object(pairs)
             }
             let sample = warmRuns.last ?? coldRuns.last
             let coldSample = coldRuns.last
@@ -448,19 +451,13 @@ struct QueryWorkload: AsyncParsableCommand {
             if let first = allRuns.first, allRuns.contains(where: { $0.events != first.events || $0.groups != first.groups }) {
                 problems.append("\(spec.id) answered differently across runs: \(allRuns.map { String($0.events) }.joined(separator: ", "))")
             }
-            // Each round's p50; with several, the query is judged by their median.
+            // Each round's p50: the query is judged by their median (with one
+            // round, that round's p50 is every run's).
             let roundP50s = warmRounds.compactMap { round in percentile((round[spec.id] ?? []).map(\.micros), 50) }
-            let warmP50Micros = warmRounds.count > 1 ? percentile(roundP50s, 50) : percentile(warmRuns.map(\.micros), 50)
+            let warmP50Micros = percentile(roundP50s, 50)
             let warmP50 = warmP50Micros.map { $0 / 1000 }
             let met = warmP50.map { $0 <= spec.targetMs }
             let coldP50 = percentile(coldRuns.map(\.micros), 50).map { $0 / 1000 }
-            var warmStats = stats(warmRuns)
-            if warmRounds.count > 1, case .object(var pairs) = warmStats {
-                // p50 as judged; every run's p50 pooled would mix the rounds.
-                pairs = pairs.map { $0.0 == "p50" ? ("p50", .optional(warmP50)) : $0 }
-                pairs.append(("roundP50s", .array(roundP50s.map { .double($0 / 1000) })))
-                warmStats = .object(pairs)
-            }
             var entry: [(String, JSONValue)] = [
                 ("id", .string(spec.id)), ("name", .string(spec.name)), ("description", .string(spec.description)),
                 ("method", .string(spec.call.method)), ("how", .string(spec.how)), ("request", .string(spec.call.requestJSON)),
@@ -473,7 +470,7 @@ struct QueryWorkload: AsyncParsableCommand {
             }
             entry += [
                 ("scanWarm", sample.map(\.scan.json) ?? .null), ("scanCold", coldSample.map(\.scan.json) ?? .null),
-                ("warmMs", warmStats), ("coldMs", stats(coldRuns)),
+                ("warmMs", stats(warmRuns, roundP50s: roundP50s)), ("coldMs", stats(coldRuns)),
                 ("target", [
                     "p50Ms": .double(spec.targetMs), "atEvents": .int(Self.targetEvents),
                     "metByWarmP50": met.map(JSONValue.bool) ?? .null,
