@@ -1306,6 +1306,8 @@ public final class ColumnarEventStore: EventStore {
             backgroundWork.shutdown()
             queryWork.shutdown()
             flock(lockFile, LOCK_UN)
+            // A test's hook usually captures the store: dropped, the closed store can be freed.
+            afterMergeWindow.withLock { $0 = nil }
         }
         var flushFailure: VigilError?
         do throws(VigilError) {
