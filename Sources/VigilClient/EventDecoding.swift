@@ -67,6 +67,18 @@ enum EventDecoding {
         }
     }
 
+    /// How many more times `field` occurs after `reader`'s position (a
+    /// count only: a malformed rest counts what came before it).
+    private static func remainingEntries(of field: Int, after reader: ProtobufFieldReader) -> Int {
+        var reader = reader
+        var count = 0
+        while !reader.atEnd {
+            guard let (next, wireType) = reader.tag(), reader.skip(wireType: wireType) else { break }
+            if next == field { count += 1 }
+        }
+        return count
+    }
+
     /// The `AuditEvent` in `range` of `bytes`, or nil.
     static func event(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> AuditEvent? {
         var reader = ProtobufFieldReader(bytes, range: range)
@@ -114,6 +126,9 @@ enum EventDecoding {
                     event.changes.append(change)
                 case 18:
                     guard let (key, value) = ProtobufFieldReader.stringMapEntry(bytes, payload) else { return nil }
+                    // Sized once for all its entries: grown from one, a map of
+                    // four was allocated and rehashed three times.
+                    if metadata.isEmpty { metadata.reserveCapacity(1 + remainingEntries(of: field, after: reader)) }
                     metadata[key] = value
                 default:
                     guard let text = string(bytes, payload) else { return nil }
