@@ -298,7 +298,7 @@ struct AuthorizationTests {
         }
     }
 
-    @Test("bad admin requests are refused with INVALID_ARGUMENT (3) or NOT_FOUND (5)")
+    @Test("bad admin requests are refused with INVALID_ARGUMENT (3), NOT_FOUND (5) or PERMISSION_DENIED (7)")
     func badAdminRequests() async throws {
         try await withAuthServer { fixture in
             let admin = try await fixture.connect("admin-all")
@@ -326,7 +326,53 @@ struct AuthorizationTests {
             var negative = Vigil_V1_SetRetentionRequest()
             negative.retention = .init(seconds: -86_400, nanos: 0)
             #expect(await statusOf { _ = try await admin.setRetention(negative) } == .invalidArgument)
+            var badRetentionTenant = Vigil_V1_SetRetentionRequest()
+            badRetentionTenant.tenant = "no spaces"
+            badRetentionTenant.retention = .init(seconds: 30 * 86_400, nanos: 0)
+            #expect(await statusOf { _ = try await admin.setRetention(badRetentionTenant) } == .invalidArgument)
+            var controlName = noName
+            controlName.name = "ci\u{7}agent"
+            #expect(await statusOf { _ = try await admin.createToken(controlName) } == .invalidArgument)
+            var manyTenants = noName
+            manyTenants.name = "x"
+            manyTenants.tenants = (0...TokenRegistry.maxTenants).map { "t\($0)" }
+            #expect(await statusOf { _ = try await admin.createToken(manyTenants) } == .invalidArgument)
+            // A tenant-bound admin must bind what it makes: a token for every tenant is beyond it.
+            let tenantAdmin = try await fixture.connect("admin-acme")
+            var unbound = noName
+            unbound.name = "x"
+            #expect(await statusOf { _ = try await tenantAdmin.createToken(unbound) } == .permissionDenied)
+            await tenantAdmin.close()
+            #expect(try await admin.listTokens().allSatisfy { $0.name != "x" }, "no refused request made a token")
             await admin.close()
+        }
+    }
+
+    @Test("token calls on a server without authentication: FAILED_PRECONDITION (9)")
+    func tokenCallsWithoutAuthentication() async throws {
+        try await withTestServer { server in
+            let client = try await server.connect()
+            var create = Vigil_V1_CreateTokenRequest()
+            create.name = "x"
+            create.scopes = [.read]
+            #expect(await statusOf { _ = try await client.createToken(create) } == .failedPrecondition)
+            #expect(await statusOf { _ = try await client.listTokens() } == .failedPrecondition)
+            #expect(await statusOf { _ = try await client.revokeToken(id: "tok_nonexistent") } == .failedPrecondition)
+            await client.close()
+        }
+    }
+
+    @Test("a call with a token revoked since HELLO, its connection still open: UNAUTHENTICATED (16)")
+    func callAfterRevocationInRegistry() async throws {
+        try await withAuthServer { fixture in
+            let reader = try await fixture.connect("read-acme")
+            #expect(await statusOf { _ = try await reader.aggregate(Vigil_V1_AggregateRequest()) } == .ok)
+            // Revoked in the registry alone, as by another server process sharing
+            // it: nothing closes the connection, so the next call is what refuses.
+            let id = try #require(fixture.registry.tokens.first { $0.name == "read-acme" }?.id)
+            _ = try fixture.registry.revoke(id: id)
+            #expect(await statusOf { _ = try await reader.aggregate(Vigil_V1_AggregateRequest()) } == .unauthenticated)
+            await reader.close()
         }
     }
 
@@ -385,7 +431,7 @@ struct AuthorizationTests {
         #expect(try TokenRegistry(directory: directory).authenticate(secret) == nil)
     }
 
-    @Test("ensureAdmin accepts a long external secret once and refuses short or revoked ones")
+    @Test("ensureAdmin accepts a long external secret once; refuses short or spaced ones (INVALID_ARGUMENT), revoked or non-admin ones (FAILED_PRECONDITION)")
     func bootstrapAdmin() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-tokens-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -396,7 +442,16 @@ struct AuthorizationTests {
         #expect(try registry.ensureAdmin(secret: secret, createdBy: "test"))
         #expect(try !registry.ensureAdmin(secret: secret, createdBy: "test"))
         #expect(registry.hasActiveAdmin)
-        #expect(throws: VigilError.self) { try registry.ensureAdmin(secret: "too-short", createdBy: "test") }
+        let short = #expect(throws: VigilError.self) { try registry.ensureAdmin(secret: "too-short", createdBy: "test") }
+        #expect(short?.code == .invalidArgument)
+        let spaced = #expect(throws: VigilError.self) {
+            try registry.ensureAdmin(secret: "a secret long enough but with spaces", createdBy: "test")
+        }
+        #expect(spaced?.code == .invalidArgument)
+        // A known token that is not an admin of every tenant cannot be the operator's.
+        let (_, readerSecret) = try registry.create(name: "reader", scopes: [.read], tenants: [], createdBy: "test")
+        let notAdmin = #expect(throws: VigilError.self) { try registry.ensureAdmin(secret: readerSecret, createdBy: "test") }
+        #expect(notAdmin?.code == .failedPrecondition)
         let id = try #require(registry.authenticate(secret)?.tokenID)
         _ = try registry.revoke(id: id)
         let error = #expect(throws: VigilError.self) { try registry.ensureAdmin(secret: secret, createdBy: "test") }

@@ -176,6 +176,23 @@ struct ConnectionTests {
         }
     }
 
+    @Test("a WINDOW frame whose payload is not a Window message: GOAWAY INVALID_ARGUMENT")
+    func malformedWindow() async throws {
+        try await withTestServer { server in
+            try await RawConnection.with(port: server.port) { connection in
+                try await connection.handshake()
+                // A subscription from now on an empty store: a call that stays open, sending nothing.
+                try await connection.startCall(streamID: 1, method: .subscribe, request: Vigil_V1_SubscribeRequest())
+                #expect(try await connection.pingBarrier().isEmpty)
+                // Tag 0xFF: field 31 with wire type 7, which protobuf does not have.
+                try await connection.send(Frame(type: .window, streamID: 1, payload: ByteBuffer(bytes: [0xFF, 0x01])))
+                let (goAway, _) = try await connection.readUntil(.goAway, streamID: 0)
+                try Self.expectGoAway(goAway, code: .invalidArgument, lastStreamID: 1)
+                _ = try await connection.readUntilClosed()
+            }
+        }
+    }
+
     @Test("a call on an even stream id: GOAWAY INVALID_ARGUMENT")
     func evenStreamID() async throws {
         try await withTestServer { server in

@@ -298,6 +298,11 @@ struct IngestQueryTests {
             let oldest = try await collect(client, queryRequest { $0.order = .oldestFirst; $0.limit = 3 })
             #expect(oldest.map(\.actor.id) == ["early", "u-0", "u-1"])
             _ = await expectVigilError(.invalidArgument) { _ = try await collect(client, queryRequest { $0.pageSize = 10_001 }) }
+            // An order this server does not know (a newer client's) is refused, not read as the default.
+            let unknownOrder = await expectVigilError(.invalidArgument) {
+                _ = try await collect(client, queryRequest { $0.order = .UNRECOGNIZED(7) })
+            }
+            #expect(unknownOrder?.message.contains("order 7") == true, "\(String(describing: unknownOrder))")
             await client.close()
         }
     }

@@ -412,6 +412,35 @@ struct SubscribeTests {
         }
     }
 
+    @Test("past the server-wide subscription limit: RESOURCE_EXHAUSTED, whatever the connection")
+    func serverSubscriptionLimit() async throws {
+        try await withTestServer(configure: { $0.maxSubscriptions = 2; $0.maxSubscriptionsPerConnection = 8 }) { server in
+            let writer = try await server.connect()
+            _ = try await writer.ingest(Self.batch("x", tenant: "acme", count: 1))
+            var holding = Vigil_V1_SubscribeRequest()
+            holding.since = .init(unixNanos: 0)
+            // Two subscriptions on two connections hold the server's slots: each
+            // has delivered the stored event before the third is asked for.
+            try await RawConnection.with(port: server.port) { first in
+                _ = try await first.handshake()
+                try await first.startCall(streamID: 1, method: .subscribe, request: holding, initialWindow: 10)
+                _ = try await first.readUntil(.message, streamID: 1)
+                try await RawConnection.with(port: server.port) { second in
+                    _ = try await second.handshake()
+                    try await second.startCall(streamID: 1, method: .subscribe, request: holding, initialWindow: 10)
+                    _ = try await second.readUntil(.message, streamID: 1)
+                    // The third, on a connection far below its own limit.
+                    try await second.startCall(streamID: 3, method: .subscribe, request: holding, initialWindow: 10)
+                    let (frame, _) = try await second.readUntil(.trailers, streamID: 3)
+                    let status = try frame.decode(Vigil_V1_Status.self)
+                    #expect(StatusCode(wireValue: status.code) == .resourceExhausted, "\(status)")
+                    #expect(status.message.contains("the server has 2 subscriptions open"), "\(status.message)")
+                }
+            }
+            await writer.close()
+        }
+    }
+
     @Test(
         "bad subscriptions are refused: INVALID_ARGUMENT for a bad cursor or filter, RESOURCE_EXHAUSTED past the per-connection limit",
         arguments: ["garbage cursor", "other filter's cursor", "cursor ahead", "filter too complex", "bad filter", "limit"])
