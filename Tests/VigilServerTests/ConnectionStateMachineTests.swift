@@ -548,6 +548,9 @@ struct ConnectionStateMachineTests {
             Self.expectNone(machine.frameReceived(Frame(type: .cancel, streamID: 1, message: Vigil_V1_Cancel())))
         case "deadline":
             Self.expectEndCall(machine.deadlineExpired(streamID: 1), streamID: 1, code: .deadlineExceeded)
+            // The timer writes these TRAILERS; the connection closes once they are written.
+            #expect(machine.isDraining, "the deadline's TRAILERS are still to be written")
+            _ = machine.trailersSent()
         default:
             Self.expectEndCall(
                 machine.oversizedReceived(FrameHeader(length: 10_000_000, type: .message, streamID: 1), maxFrameSize: 131_072),
@@ -572,6 +575,51 @@ struct ConnectionStateMachineTests {
         #expect(machine.phase == .active)
         // A late request for the forgotten call is ignored.
         Self.expectNone(machine.frameReceived(Self.request(1)))
+    }
+
+    @Test("TRAILERS a client has not read count against the call limit: RESOURCE_EXHAUSTED past it, until they are written")
+    func unreadTrailersBoundCalls() {
+        var machine = Self.activeMachine(maxConcurrentCalls: 2)
+        Self.open(1, on: &machine)
+        Self.open(3, on: &machine)
+        // Both finished, their TRAILERS waiting on a client that does not read.
+        Self.expectNone(machine.callFinished(streamID: 1, trailersPending: true))
+        Self.expectNone(machine.callFinished(streamID: 3, trailersPending: true))
+        #expect(machine.calls.isEmpty)
+        Self.expectEndCall(machine.frameReceived(Self.headers(5)), streamID: 5, code: .resourceExhausted)
+        _ = machine.trailersSent()
+        Self.expectNone(machine.frameReceived(Self.headers(7)))
+        #expect(machine.calls.count == 1)
+    }
+
+    @Test("a deadline's TRAILERS before the request count as pending until written, against the limit and for draining")
+    func deadlineTrailersArePending() {
+        var machine = Self.activeMachine(maxConcurrentCalls: 1)
+        _ = machine.frameReceived(Self.headers(1, timeoutMs: 1))
+        Self.expectEndCall(machine.deadlineExpired(streamID: 1), streamID: 1, code: .deadlineExceeded)
+        #expect(machine.pendingTrailers == 1)
+        Self.expectEndCall(machine.frameReceived(Self.headers(3, timeoutMs: 1)), streamID: 3, code: .resourceExhausted)
+        guard case .goAway = machine.shutdownRequested() else {
+            Issue.record("expected GOAWAY")
+            return
+        }
+        #expect(machine.isDraining, "the deadline's TRAILERS are still to be written")
+        _ = machine.trailersSent()
+        #expect(machine.phase == .closed)
+    }
+
+    @Test("a closed connection is handed to the handler to close once, however many frames follow")
+    func closeTakenOnce() {
+        var machine = Self.activeMachine()
+        let whileActive = machine.takeClose()
+        #expect(!whileActive, "an active connection is not closed")
+        _ = machine.shutdownRequested()
+        #expect(machine.phase == .closed)
+        let first = machine.takeClose()
+        #expect(first)
+        Self.expectNone(machine.frameReceived(Frame(type: .ping, streamID: 0, message: Vigil_V1_Ping())))
+        let again = machine.takeClose()
+        #expect(!again)
     }
 
     @Test("a deadline that passes while the call runs tells the call to end")

@@ -443,7 +443,7 @@ struct SubscribeTests {
 
     @Test(
         "bad subscriptions are refused: INVALID_ARGUMENT for a bad cursor or filter, RESOURCE_EXHAUSTED past the per-connection limit",
-        arguments: ["garbage cursor", "other filter's cursor", "cursor ahead", "filter too complex", "bad filter", "limit"])
+        arguments: ["garbage cursor", "other filter's cursor", "cursor ahead", "catch-up ahead", "filter too complex", "bad filter", "limit"])
     func badSubscriptions(_ problem: String) async throws {
         try await withTestServer(configure: { $0.maxSubscriptionsPerConnection = 2 }) { server in
             let writer = try await server.connect()
@@ -459,6 +459,14 @@ struct SubscribeTests {
                     request.cursor = SubscriptionCursor(seq: 1, filterFingerprint: EventFilter.fingerprint(of: Vigil_V1_Filter())).encoded
                 case "cursor ahead":
                     request.cursor = SubscriptionCursor(seq: 99, filterFingerprint: EventFilter.fingerprint(of: Vigil_V1_Filter())).encoded
+                case "catch-up ahead":
+                    // A forged cursor whose `since` catch-up runs to the end of
+                    // the seq space: taken, it moved the position to UInt64.max,
+                    // and the next ingest trapped the server adding 1 to it.
+                    request.filter.actions = ["nothing.matches"]
+                    request.cursor = SubscriptionCursor(
+                        seq: 0, filterFingerprint: EventFilter.fingerprint(of: request.filter), floorTime: 0, floorThrough: .max
+                    ).encoded
                 case "filter too complex": request.filter.actorIds = (0..<257).map { "u-\($0)" }
                 case "bad filter": request.filter.sourceIps = ["10.0.0.0/99"]
                 default:

@@ -217,8 +217,11 @@ struct ConnectionHandler: Sendable {
                     case .endCall(let streamID, let status):
                         io.metrics.recordRejectedCall(status.code.status)
                         // No task exists for this call yet, so nothing else writes on its stream.
-                        channel.writeAndFlush(WireOutbound.frame(.trailers(streamID: streamID, status: status.status)), promise: nil)
-                        io.closeIfNeeded()
+                        // Counted as pending until written (see `deadlineExpired`).
+                        channel.writeAndFlush(WireOutbound.frame(.trailers(streamID: streamID, status: status.status))).whenComplete { _ in
+                            _ = state.with { $0.trailersSent() }
+                            io.closeIfNeeded()
+                        }
                     default:
                         break
                     }
@@ -268,7 +271,7 @@ struct ConnectionHandler: Sendable {
         /// (a half-close after every queued frame is written), and cut the
         /// connection if the peer does not hang up within the grace period.
         func closeIfNeeded(grace: Duration? = nil) {
-            guard state.with({ $0.phase == .closed }) else { return }
+            guard state.with({ $0.takeClose() }) else { return }
             outbound.finish()
             let channel = channel
             let grace = grace ?? configuration.closeGracePeriod

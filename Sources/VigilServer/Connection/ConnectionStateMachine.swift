@@ -82,6 +82,8 @@ struct ConnectionStateMachine {
     private(set) var clientName = ""
     /// Calls that finished but whose TRAILERS are not written yet.
     private(set) var pendingTrailers = 0
+    /// The handler began closing the connection (`takeClose()`).
+    private var closeTaken = false
     /// Why the connection drains, for calls refused meanwhile.
     private(set) var drainReason = VigilError(.unavailable, "the server is shutting down; retry on a new connection")
     let limits: Limits
@@ -190,6 +192,18 @@ struct ConnectionStateMachine {
                 streamID: streamID,
                 status: VigilError(.resourceExhausted, "this connection already has \(limits.maxConcurrentCalls) calls in flight; wait for one to finish"))
         }
+        // A finished call leaves the count before its TRAILERS are written (so
+        // that a client answering them at once is not refused), and its task
+        // waits in that write while the client does not read. Without a bound
+        // here, a client that pipelines calls and never reads had the server
+        // start a task for each, without end.
+        guard pendingTrailers < limits.maxConcurrentCalls else {
+            return .endCall(
+                streamID: streamID,
+                status: VigilError(
+                    .resourceExhausted,
+                    "this connection has \(pendingTrailers) finished calls whose answers it has not read; read them before opening more"))
+        }
         let credit = headers.hasInitialWindow ? Int(headers.initialWindow) : limits.defaultWindow
         let context = CallContext(streamID: streamID, initialCredit: credit)
         calls[streamID] = Call(method: method, headers: headers, phase: .awaitingRequest, context: context)
@@ -273,8 +287,10 @@ struct ConnectionStateMachine {
         guard let call = calls[streamID] else { return .none }
         if call.phase == .awaitingRequest {
             calls[streamID] = nil
-            return closeIfDrained(or: .endCall(
-                streamID: streamID, status: VigilError(.deadlineExceeded, "the deadline passed before the request arrived")))
+            // The timer writes these TRAILERS itself, outside the read loop's
+            // backpressure: counted until `trailersSent()`, as a call's are.
+            pendingTrailers += 1
+            return .endCall(streamID: streamID, status: VigilError(.deadlineExceeded, "the deadline passed before the request arrived"))
         }
         // A running call ends itself with DEADLINE_EXCEEDED once told.
         return .endRunningCall(call.context, .deadlineExceeded)
@@ -364,6 +380,15 @@ struct ConnectionStateMachine {
     private mutating func fatal(_ code: StatusCode, _ message: String) -> Action {
         phase = .closed
         return .goAwayAndClose(lastStreamID: highestStreamID, code: code, message: message)
+    }
+
+    /// Whether the handler should start closing the connection now: once,
+    /// when it is closed. Every frame read after that still passes through
+    /// the handler, and each scheduled another close timer.
+    mutating func takeClose() -> Bool {
+        guard phase == .closed, !closeTaken else { return false }
+        closeTaken = true
+        return true
     }
 
     private mutating func closeIfDrained(or action: Action) -> Action {

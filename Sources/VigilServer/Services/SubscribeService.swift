@@ -94,6 +94,13 @@ extension AuditService {
             guard begin.seq <= head else {
                 throw VigilError(.invalidArgument, "cursor is ahead of this server's log (seq \(begin.seq) > \(head))")
             }
+            // A cursor is not signed: one whose catch-up would run past the
+            // log (forged, or from another server) would move the position
+            // past events not stored yet, up to where adding 1 traps.
+            guard begin.floorThrough <= head else {
+                throw VigilError(
+                    .invalidArgument, "cursor is ahead of this server's log (its catch-up runs to seq \(begin.floorThrough) > \(head))")
+            }
         case .since(let time):
             begin = SubscriptionCursor(seq: 0, filterFingerprint: fingerprint, floorTime: time.unixNanos, floorThrough: head)
         case .fromNow, nil:
