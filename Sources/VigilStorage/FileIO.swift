@@ -162,12 +162,21 @@ public enum FileIO {
         return bytes.overflow ? Int.max : Int(clamping: bytes.partialValue)
     }
 
-    /// Creates `path` and its parents (like `mkdir -p`).
+    /// Creates `path` and its parents (like `mkdir -p`), each new directory
+    /// durably: its parent is fsynced, or a file later made durable inside
+    /// it (a flush's part in a new day's directory, whose WAL records are
+    /// then deleted) could be lost with the directory's own entry.
     public static func makeDirectory(_ path: String) throws(VigilError) {
         var prefix = path.hasPrefix("/") ? "/" : ""
+        var parent = path.hasPrefix("/") ? "/" : "."
         for component in path.split(separator: "/") {
             prefix += component + "/"
-            if mkdir(prefix, 0o755) != 0 && errno != EEXIST { throw error("mkdir", prefix) }
+            if mkdir(prefix, 0o755) == 0 {
+                try syncDirectory(parent)
+            } else if errno != EEXIST {
+                throw error("mkdir", prefix)
+            }
+            parent = prefix
         }
     }
 
@@ -182,6 +191,12 @@ public enum FileIO {
     /// Atomically replaces `destination` with `source` (same file system).
     public static func rename(_ source: String, to destination: String) throws(VigilError) {
         guard Glibc.rename(source, destination) == 0 else { throw error("rename", source) }
+    }
+
+    /// A second name for `source` (same file system); an existing
+    /// `destination` is left as it is.
+    public static func link(_ source: String, to destination: String) throws(VigilError) {
+        guard Glibc.link(source, destination) == 0 || errno == EEXIST else { throw error("link", source) }
     }
 
     public static func remove(_ path: String) throws(VigilError) {

@@ -17,6 +17,9 @@ enum StorageEventLog {
                 logger.error(
                     "a flush, merge or retention pass failed; its events stay in memory and the WAL, retrying in \(seconds(retryIn)) s",
                     metadata: ["vigil.error": "\(error)"])
+            case .cleanupFailed(let error):
+                logger.warning(
+                    "a file no longer needed could not be removed; the next start removes it", metadata: ["vigil.error": "\(error)"])
             }
         }
     }

@@ -183,12 +183,26 @@ struct EngineTests {
             #expect(visible == ["old-kept", "recent", "short-new"])
             try await store.retainNow(now: now)
             #expect(store.statistics.parts == 3, "every part still holds a live event")
+            // An earlier pass that linked a part into the archive and then failed
+            // before its commit left that link: the next pass keeps it and goes on.
+            let livePaths = try FileManager.default.subpathsOfDirectory(atPath: directory).filter { $0.hasSuffix(".part") }
+            let leftover = try #require(livePaths.first { $0.hasPrefix("parts/" + dayName(of: now - day)) })
+            try FileManager.default.createDirectory(
+                atPath: archive + "/" + (leftover as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try FileIO.link(directory + "/" + leftover, to: archive + "/" + leftover)
             // 60 days on, only "keep" survives.
             try await store.retainNow(now: now + 30 * day)
             #expect(Set(try await allEvents(store).map(\.actor.id)) == ["old-kept"])
             #expect(store.statistics.parts == 1, "the day holding a kept tenant's event stays")
             let archived = try FileManager.default.subpathsOfDirectory(atPath: archive).filter { $0.hasSuffix(".part") }
             #expect(archived.count == 2)
+            // Archived parts left the data directory: one name each, in the archive.
+            let live = try FileManager.default.subpathsOfDirectory(atPath: directory).filter { $0.hasSuffix(".part") }
+            #expect(live.count == 1 && Set(live).isDisjoint(with: archived), "\(live) against \(archived)")
+            for path in archived {
+                let links = try FileManager.default.attributesOfItem(atPath: archive + "/" + path)[.referenceCount] as? Int
+                #expect(links == 1, "\(path) has \(String(describing: links)) names")
+            }
             try await store.close()
         }
     }

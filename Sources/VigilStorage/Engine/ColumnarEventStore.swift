@@ -896,7 +896,7 @@ public final class ColumnarEventStore: EventStore {
             throw error
         }
         noteWriteSucceeded()
-        try replaceLedger(ledger, at: ledgerPath)
+        replaceLedger(ledger, at: ledgerPath)
         chainTracker.flushed(through: .init(seq: segment.lastSeq, head: head))
         let rows = segment.chunks.reduce(0) { $0 + $1.count }
         let backgroundNanosPerRow = background && rows > 0 ? (ContinuousClock.now - started).wholeNanoseconds / Int64(rows) : nil
@@ -1012,7 +1012,7 @@ public final class ColumnarEventStore: EventStore {
     }
 
     /// After the commit: the new chain file is live, the one before is not.
-    private func replaceLedger(_ ledger: ChainLedger, at path: String) throws(VigilError) {
+    private func replaceLedger(_ ledger: ChainLedger, at path: String) {
         let old = chain.withLock { state -> String? in
             defer {
                 state.ledger = ledger
@@ -1020,7 +1020,19 @@ public final class ColumnarEventStore: EventStore {
             }
             return state.ledgerPath
         }
-        if let old { try FileIO.remove(options.directory + "/" + old) }
+        if let old { removeAfterCommit(old) }
+    }
+
+    /// Removes a file that a commit made unneeded. Its failure is reported,
+    /// not thrown: the commit stands, and a flush or retention pass that
+    /// threw here stopped before it let go of what it committed (a flush's
+    /// segment stayed in memory, refused by every later flush).
+    private func removeAfterCommit(_ relative: String) {
+        do throws(VigilError) {
+            try FileIO.remove(options.directory + "/" + relative)
+        } catch {
+            options.eventHandler?(.cleanupFailed(error))
+        }
     }
 
     /// Writes the leaves of events that retention removed while others of
@@ -1186,7 +1198,7 @@ public final class ColumnarEventStore: EventStore {
             if let merged { state.parts.append(merged) }
         }
         // Queries that still hold the old readers keep their open files.
-        for path in removed { try FileIO.remove(options.directory + "/" + path) }
+        for path in removed { removeAfterCommit(path) }
         return true
     }
 
@@ -1239,6 +1251,20 @@ public final class ColumnarEventStore: EventStore {
         var ledgerPath: String?
         // Retention that fails before its commit removes nothing; it runs again later.
         do throws(VigilError) {
+            // Archived parts are in the archive, durably, before the commit
+            // drops them: moved after it, a crash in between left them
+            // unlisted, and the next start's sweep deleted them. A link left
+            // by a retention that failed later is kept (parts never change).
+            if let archive = options.archiveDirectory {
+                var directories = Set<String>()
+                for path in removed {
+                    let destination = archive + "/" + path
+                    let directory = FileIO.directoryName(of: destination)
+                    if directories.insert(directory).inserted { try FileIO.makeDirectory(directory) }
+                    try FileIO.link(options.directory + "/" + path, to: destination)
+                }
+                for directory in directories { try FileIO.syncDirectory(directory) }
+            }
             expiredFile = try writeExpired(leaves, manifest: &next, files: &files)
             if cut > ledger.startSeq {
                 ledger.cut(at: cut, expired: cut - ledger.startSeq)
@@ -1249,25 +1275,19 @@ public final class ColumnarEventStore: EventStore {
             files.discard()
             throw error
         }
-        if let ledgerPath { try replaceLedger(ledger, at: ledgerPath) }
+        if let ledgerPath { replaceLedger(ledger, at: ledgerPath) }
         let unneeded = chain.withLock { state -> [String] in
             if let expiredFile { state.expiredFiles.append(expiredFile) }
             let start = state.ledger.startSeq
             defer { state.expiredFiles.removeAll { $0.maxSeq <= start } }
             return state.expiredFiles.filter { $0.maxSeq <= start }.map(\.path)
         }
-        for path in unneeded { try FileIO.remove(options.directory + "/" + path) }
+        for path in unneeded { removeAfterCommit(path) }
         state.withLock { $0.parts.removeAll { removed.contains($0.entry.path) } }
-        for path in removed {
-            if let archive = options.archiveDirectory {
-                let destination = archive + "/" + path
-                try FileIO.makeDirectory(FileIO.directoryName(of: destination))
-                try FileIO.rename(options.directory + "/" + path, to: destination)
-            } else {
-                try FileIO.remove(options.directory + "/" + path)
-            }
-        }
-        for name in oldKeys { try FileIO.remove(options.directory + "/keys/" + name) }
+        // Archived or not, the data directory's name goes (a crash first
+        // leaves it unlisted, for the next start's sweep).
+        for path in removed { removeAfterCommit(path) }
+        for name in oldKeys { removeAfterCommit("keys/" + name) }
     }
 
     func isExpired(_ event: AuditEvent, now: Int64) -> Bool {

@@ -12,4 +12,8 @@ public enum StorageEvent: Sendable {
     /// A flush, merge or retention pass failed; it is tried again after
     /// `retryIn`. Unflushed events stay in memory and in the WAL meanwhile.
     case maintenanceFailed(VigilError, retryIn: Duration)
+    /// A file that a committed flush, merge or retention pass no longer
+    /// needs could not be removed. Nothing is lost and the store goes on; the
+    /// next start removes every file its MANIFEST does not name.
+    case cleanupFailed(VigilError)
 }

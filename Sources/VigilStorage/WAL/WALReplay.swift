@@ -144,6 +144,17 @@ private struct SegmentReplay {
                 + "after its last good record, and keeps the cut bytes and any later segments as .corrupt files"
             throw VigilError(.dataLoss, message, metadata: ["vigil.wal-segment": file.path, "vigil.wal-offset": String(offset)])
         }
+        // The later segments go first, newest first, durably: cut first, this
+        // segment would end cleanly and a crash before the renames left the
+        // later ones to be replayed after a hole in the log at the next start.
+        // Interrupted here, the later segments left still follow the
+        // corruption, which the next start finds again.
+        for number in later.reversed() {
+            let laterName = WALFormat.fileName(of: number)
+            try FileIO.rename(directory + "/" + laterName, to: directory + "/" + laterName + WALFormat.corruptSuffix)
+            report.repaired.append("renamed \(laterName) to \(laterName)\(WALFormat.corruptSuffix): it follows the corruption")
+        }
+        if !later.isEmpty { try FileIO.syncDirectory(directory) }
         if offset == 0 {
             try FileIO.rename(file.path, to: file.path + WALFormat.corruptSuffix)
             report.repaired.append("renamed \(name) to \(name)\(WALFormat.corruptSuffix): \(problem)")
@@ -154,11 +165,6 @@ private struct SegmentReplay {
             try file.sync()
             report.repaired.append(
                 "cut \(name) at offset \(offset) (\(problem)); the \(bytes.count - offset) bytes cut are kept in \(saved)")
-        }
-        for number in later {
-            let laterName = WALFormat.fileName(of: number)
-            try FileIO.rename(directory + "/" + laterName, to: directory + "/" + laterName + WALFormat.corruptSuffix)
-            report.repaired.append("renamed \(laterName) to \(laterName)\(WALFormat.corruptSuffix): it follows the corruption")
         }
         try FileIO.syncDirectory(directory)
     }
