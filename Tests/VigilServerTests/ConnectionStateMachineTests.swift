@@ -608,6 +608,20 @@ struct ConnectionStateMachineTests {
         #expect(machine.phase == .closed)
     }
 
+    @Test("an oversized MESSAGE for a call that already ended is skipped; for a stream never opened it ends the connection")
+    func oversizedMessageForEndedCall() {
+        var machine = Self.activeMachine()
+        _ = machine.frameReceived(Self.headers(1, timeoutMs: 1))
+        Self.expectEndCall(machine.deadlineExpired(streamID: 1), streamID: 1, code: .deadlineExceeded)
+        Self.open(3, on: &machine)
+        let oversized = FrameHeader(length: 10_000_000, type: .message, streamID: 1)
+        Self.expectNone(machine.oversizedReceived(oversized, maxFrameSize: 131_072))
+        #expect(machine.phase == .active && machine.calls.count == 1, "the other call goes on")
+        Self.expectGoAwayAndClose(
+            machine.oversizedReceived(FrameHeader(length: 10_000_000, type: .message, streamID: 5), maxFrameSize: 131_072),
+            code: .resourceExhausted, lastStreamID: 3)
+    }
+
     @Test("a closed connection is handed to the handler to close once, however many frames follow")
     func closeTakenOnce() {
         var machine = Self.activeMachine()

@@ -249,6 +249,12 @@ struct ConnectionStateMachine {
             forget(call)
             return closeIfDrained(or: .endCall(streamID: header.streamID, status: error))
         }
+        // A call that already ended (its deadline passed while the client was
+        // still sending a large request): skipped, as its other frames are,
+        // rather than ending every call of the connection.
+        if header.type == .message, phase == .active || isDraining, header.streamID % 2 == 1, header.streamID <= highestStreamID {
+            return .none
+        }
         return fatal(.resourceExhausted, message)
     }
 

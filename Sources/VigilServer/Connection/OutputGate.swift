@@ -26,7 +26,13 @@ final class OutputGate: Sendable {
         }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let granted = state.withLock { state -> Bool in
+                // A task cancelled before this point ran `onCancel` already,
+                // finding no waiter to remove: it must not become one, or it
+                // waits for another page's release (a deadline or CANCEL
+                // that did not end the call). Checked under the lock that
+                // `onCancel` takes, so one of the two always sees the other.
+                let granted = state.withLock { state -> Bool? in
+                    if Task.isCancelled { return nil }
                     if state.available > 0 && state.waiters.isEmpty {
                         state.available -= 1
                         return true
@@ -34,7 +40,11 @@ final class OutputGate: Sendable {
                     state.waiters.append((id, continuation))
                     return false
                 }
-                if granted { continuation.resume() }
+                switch granted {
+                case nil: continuation.resume(throwing: CancellationError())
+                case true?: continuation.resume()
+                case false?: break
+                }
             }
         } onCancel: {
             let waiter = state.withLock { state -> CheckedContinuation<Void, any Error>? in
