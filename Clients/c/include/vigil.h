@@ -172,7 +172,9 @@ void vigil_format_time(int64_t ns, char *buf, size_t size);
 /*
  * Encodes one event as vigil.v1.AuditEvent protobuf bytes. Returns the
  * encoded length; nothing is written when it exceeds `capacity` (call with
- * capacity 0 to learn the length).
+ * capacity 0 to learn the length). Returns 0 for a NULL event or one with a
+ * count of targets, changes or metadata but a NULL array (vigil_ingest and
+ * vigil_agent_log refuse those with VIGIL_ERR_ARGUMENT).
  */
 size_t vigil_event_encode(const vigil_event *event, uint8_t *buf, size_t capacity);
 

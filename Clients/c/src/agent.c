@@ -483,6 +483,7 @@ out:
 
 int vigil_agent_log(vigil_agent *a, const vigil_event *ev) {
     if (!a || !ev) return VIGIL_ERR_ARGUMENT;
+    if (!event_arrays_ok(ev)) return VIGIL_ERR_ARGUMENT;
     ev_prep pr;
     size_t n = event_prepare(ev, &pr);
     if (event_check_prepared(ev, &pr)) return VIGIL_ERR_ARGUMENT;
@@ -502,6 +503,7 @@ int vigil_agent_log(vigil_agent *a, const vigil_event *ev) {
 
 int vigil_agent_log_encoded(vigil_agent *a, const void *bytes, size_t len) {
     if (!a || (!bytes && len)) return VIGIL_ERR_ARGUMENT;
+    if (len > a->cfg.batch_bytes) return VIGIL_ERR_ARGUMENT; /* before `total`, which would wrap near SIZE_MAX */
     size_t total = 1 + varint_size(len) + len;
     if (total + KEY_ROOM > a->cfg.batch_bytes) return VIGIL_ERR_ARGUMENT;
     uint8_t stackbuf[4096];
@@ -832,6 +834,9 @@ static void retry_later(vigil_agent *a, batch *b, int64_t delay_ms) {
     if (until > a->pause_until) a->pause_until = until;
 }
 
+/* The longest `vigil.retry-after-ms` the agent honours. */
+#define RETRY_AFTER_MAX_MS 3600000LL
+
 static void on_trailers(vigil_agent *a, batch *b, const Vigil__V1__Status *st) {
     if (st->code == VIGIL_OK) {
         finish_batch(a, b, true, 0);
@@ -844,8 +849,14 @@ static void on_trailers(vigil_agent *a, batch *b, const Vigil__V1__Status *st) {
     if (transient(st->code)) {
         int64_t delay = (int64_t)a->cfg.backoff_min_ms << (b->attempts < 7 ? b->attempts : 7);
         if (delay > a->cfg.backoff_max_ms) delay = a->cfg.backoff_max_ms;
+        /* The server's own wait (a rate limit's), at most an hour: one pause
+         * holds every batch, so an absurd value (or one that overflows the
+         * clock) would stall the agent, and flush and close with it. */
         for (size_t i = 0; i < st->n_metadata; i++)
-            if (strcmp(st->metadata[i]->key, "vigil.retry-after-ms") == 0) delay = atoll(st->metadata[i]->value);
+            if (strcmp(st->metadata[i]->key, "vigil.retry-after-ms") == 0) {
+                long long asked = atoll(st->metadata[i]->value);
+                delay = asked < 0 ? 0 : asked > RETRY_AFTER_MAX_MS ? RETRY_AFTER_MAX_MS : (int64_t)asked;
+            }
         char msg[600];
         snprintf(msg, sizeof msg, "%s (will retry in %" PRId64 " ms)", st->message ? st->message : "", delay);
         report(a, (int)st->code, msg, b->key, 0);

@@ -201,6 +201,12 @@ static int call_open(vigil_client *c, const char *method, int timeout_ms, uint32
  * when the connection was lost (status set). */
 static int conn_frame(vigil_client *c, const vframe *f) {
     if (f->stream != 0) {
+        /* Between calls: a MESSAGE or TRAILERS of a call that already ended
+         * here (a query whose callback stopped it, a client-side timeout) is
+         * ignored, as within a call; anything else is a protocol error. */
+        if ((f->type == FRAME_MESSAGE || f->type == FRAME_TRAILERS || f->type == FRAME_CANCEL) && f->stream % 2 == 1 &&
+            f->stream < c->conn.next_stream)
+            return 0;
         conn_lost(c, VIGIL_ERR_PROTOCOL, "a connection frame on a call stream");
         return -1;
     }
@@ -344,6 +350,8 @@ int vigil_ingest(vigil_client *c, const vigil_event *events, size_t n, const cha
     status_reset(&c->status);
     if (result) memset(result, 0, sizeof *result);
     size_t keylen = key ? strlen(key) : 0;
+    for (size_t i = 0; i < n; i++)
+        if (!event_arrays_ok(&events[i])) return VIGIL_ERR_ARGUMENT;
     vbuf req = {0};
     for (size_t i = 0; i < n; i++) {
         size_t len = event_encoded_size(&events[i]);

@@ -258,8 +258,12 @@ uint8_t *event_write(const vigil_event *e, uint8_t *p) {
     return event_write_prepared(e, &pr, p);
 }
 
+bool event_arrays_ok(const vigil_event *e) {
+    return (!e->n_targets || e->targets) && (!e->n_changes || e->changes) && (!e->n_metadata || e->metadata);
+}
+
 size_t vigil_event_encode(const vigil_event *event, uint8_t *buf, size_t capacity) {
-    if (!event) return 0;
+    if (!event || !event_arrays_ok(event)) return 0;
     ev_prep pr;
     size_t n = prepare(event, &pr);
     if (n <= capacity && buf) event_write_prepared(event, &pr, buf);

@@ -134,6 +134,9 @@ typedef struct ev_prep {
     uint32_t xlen[EV_PREP_EXTRAS];
 } ev_prep;
 size_t event_prepare(const vigil_event *e, ev_prep *pr); /* returns the encoded size */
+/* Whether every list with a count has its array: the encoder reads them
+ * before any other check, so this comes first. */
+bool event_arrays_ok(const vigil_event *e);
 const char *event_check_prepared(const vigil_event *e, const ev_prep *pr);
 uint8_t *event_write_prepared(const vigil_event *e, const ev_prep *pr, uint8_t *p);
 vigil_event *owned_event_new(Vigil__V1__GetResponse *resp);

@@ -589,6 +589,14 @@ static void test_errors(void) {
     CHECK_CODE(vigil_subscribe(c, &sp, on_message_count, &msgs), VIGIL_DEADLINE_EXCEEDED, c);
     CHECK(vigil_status_get(vigil_client_status(c), "vigil.cursor"), "a cursor after the deadline");
 
+    /* A list with a count but no array is refused before anything reads it
+     * (the encoder used to, and crashed on NULL). */
+    evs[1] = s[1].ev;
+    evs[1].targets = NULL;
+    CHECK(evs[1].n_targets == 1, "the test event has a target");
+    CHECK_CODE(vigil_ingest(c, evs, 3, "errors-2", NULL), VIGIL_ERR_ARGUMENT, c);
+    CHECK(vigil_event_encode(&evs[1], NULL, 0) == 0, "an event with NULL targets encodes to nothing");
+
     /* The connection still works after all that. */
     CHECK(count_tenant(c, "errors") == 0, "after errors");
     vigil_client_free(c);
@@ -832,6 +840,16 @@ static void test_agent_bad_events(void) {
     cfg.batch_events = 100;
     vigil_agent *a;
     CHECK_CODE(vigil_agent_open(&cfg, &a), VIGIL_OK, (vigil_client *)NULL);
+    /* Refused at once, nothing buffered: a list with a count but no array,
+     * and encoded bytes longer than a batch (a length near SIZE_MAX wrapped
+     * the size check and overflowed a stack buffer). */
+    ev_store nulls;
+    make_event(&nulls, "agentbad", 0);
+    nulls.ev.metadata = NULL;
+    CHECK(nulls.ev.n_metadata > 0, "the test event has metadata");
+    CHECK_CODE(vigil_agent_log(a, &nulls.ev), VIGIL_ERR_ARGUMENT, (vigil_client *)NULL);
+    uint8_t byte = 0;
+    CHECK_CODE(vigil_agent_log_encoded(a, &byte, SIZE_MAX), VIGIL_ERR_ARGUMENT, (vigil_client *)NULL);
     for (int i = 0; i < 100; i++) {
         ev_store s;
         make_event(&s, "agentbad", i);
