@@ -448,6 +448,7 @@ typedef struct vigil_agent_stats {
     uint64_t events_replayed;  /* ... of which acknowledged as replays (stored earlier) */
     uint64_t events_rejected;  /* refused by the server (reported through on_error) */
     uint64_t events_pending;   /* logged, not yet acknowledged nor refused */
+    uint64_t events_lost;      /* dropped unsent: the unread rest of a spill file found damaged (reported through on_error) */
     uint64_t batches_sent;     /* Ingest calls made, retries included */
     uint64_t batches_acked;
     uint64_t batches_retried;  /* sent again after a lost connection or a transient error */

@@ -85,9 +85,11 @@ struct vigil_agent {
     int spill_fd;
     uint64_t spill_end, spill_read;
     uint64_t spill_unread; /* records after spill_read */
+    uint64_t spill_unread_events; /* the events in them */
     uint64_t spill_loaded; /* read back, not finished */
     int deferred_code; /* a problem found under mu, reported by the I/O thread */
     char deferred_message[160];
+    uint32_t deferred_events; /* events it dropped */
 
     int wake_r, wake_w;
     pthread_t thread;
@@ -150,20 +152,23 @@ static void abs_deadline(struct timespec *ts, int timeout_ms) {
 }
 
 /* Notes a problem to report once mu is released (the first one wins). */
-static void defer_report(vigil_agent *a, int code, const char *message) {
+static void defer_report(vigil_agent *a, int code, const char *message, uint64_t dropped) {
     if (a->deferred_code) return;
     a->deferred_code = code;
+    a->deferred_events = dropped > UINT32_MAX ? UINT32_MAX : (uint32_t)dropped;
     snprintf(a->deferred_message, sizeof a->deferred_message, "%s", message);
 }
 
 static void report_deferred(vigil_agent *a) {
     pthread_mutex_lock(&a->mu);
     int code = a->deferred_code;
+    uint32_t dropped = a->deferred_events;
     char message[sizeof a->deferred_message];
     memcpy(message, a->deferred_message, sizeof message);
     a->deferred_code = 0;
+    a->deferred_events = 0;
     pthread_mutex_unlock(&a->mu);
-    if (code) report(a, code, message, NULL, 0);
+    if (code) report(a, code, message, NULL, dropped);
 }
 
 /* ---- batches ---- */
@@ -287,6 +292,7 @@ static int spill_append(vigil_agent *a, batch *b) {
     }
     a->spill_end += SPILL_HEADER + b->len;
     a->spill_unread++;
+    a->spill_unread_events += b->n_events;
     a->st.batches_spilled++;
     return VIGIL_OK;
 }
@@ -325,14 +331,24 @@ static batch *spill_load(vigil_agent *a) {
     uint32_t len;
     int r = spill_read_record(a, a->spill_read, a->spill_end, b, &len);
     if (r != 1) {
-        /* The file changed under us: forget the rest of it. */
+        /* The file changed under us (or a read failed): forget the rest of
+         * it, and its events, or flush and close would wait for them for ever. */
         batch_put(a, b);
+        uint64_t lost = a->spill_unread_events;
         a->spill_unread = 0;
+        a->spill_unread_events = 0;
         a->spill_end = a->spill_read;
-        defer_report(a, VIGIL_ERR_IO, "the spill file is damaged; the rest of it is skipped");
+        a->outstanding = a->outstanding >= lost ? a->outstanding - lost : 0;
+        a->st.events_lost += lost;
+        char message[160];
+        snprintf(message, sizeof message, "the spill file is damaged or unreadable; the rest of it (%" PRIu64 " events) is skipped",
+                 lost);
+        defer_report(a, VIGIL_ERR_IO, message, lost);
         pthread_cond_broadcast(&a->room_cv);
+        pthread_cond_broadcast(&a->done_cv);
         return NULL;
     }
+    a->spill_unread_events -= a->spill_unread_events >= b->n_events ? b->n_events : a->spill_unread_events;
     a->spill_read += SPILL_HEADER + len;
     if (--a->spill_unread == 0) pthread_cond_broadcast(&a->room_cv);
     a->spill_loaded++;
@@ -371,6 +387,7 @@ static int spill_open(vigil_agent *a) {
         if (r != 1) break;
         off += SPILL_HEADER + len;
         a->spill_unread++;
+        a->spill_unread_events += tmp.n_events;
         a->outstanding += tmp.n_events;
     }
     free(tmp.buf);
@@ -964,7 +981,7 @@ static void *agent_main(void *arg) {
             int64_t due = a->cur->opened_ms + a->cfg.batch_ms;
             if (now >= due) {
                 int r = place_cur(a);
-                if (r == VIGIL_ERR_IO) defer_report(a, VIGIL_ERR_IO, "cannot write the spill file");
+                if (r == VIGIL_ERR_IO) defer_report(a, VIGIL_ERR_IO, "cannot write the spill file", 0);
             } else if (due < timer) {
                 timer = due;
             }
@@ -1260,6 +1277,7 @@ static int spill_compact(vigil_agent *a) {
     a->spill_fd = fd;
     a->spill_end = 0;
     a->spill_unread = 0;
+    a->spill_unread_events = 0;
     int r = VIGIL_OK;
     if (a->cur && a->cur->n_events) {
         if (batch_finish(a, a->cur) != 0) r = VIGIL_ERR_NOMEM;

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "json.h"
@@ -747,7 +748,7 @@ static void test_subscribe_resume(void) {
 /* ---- the agent ---- */
 
 typedef struct agent_log {
-    atomic_int acks, errors, bad_events, conn_errors;
+    atomic_int acks, errors, bad_events, conn_errors, dropped;
     int bad_index[16];
     char bad_request[16][32];
     char bad_field[16][32];
@@ -756,6 +757,7 @@ typedef struct agent_log {
 static void on_agent_error(const vigil_agent_error *e, void *user) {
     agent_log *l = user;
     atomic_fetch_add(&l->errors, 1);
+    atomic_fetch_add(&l->dropped, (int)e->batch_events);
     if (e->event) {
         int k = atomic_fetch_add(&l->bad_events, 1);
         if (k < 16) {
@@ -962,6 +964,52 @@ static void test_agent_spill(void) {
     const char *problem = exactly_once(c, "spill", 3500, msg, sizeof msg);
     vigil_client_free(c);
     CHECK(!problem, "%s", problem);
+}
+
+/* A spill file damaged while the agent reads it back: the rest of it is
+ * skipped, its events counted lost and reported, and flush returns (it waited
+ * for them for ever). */
+static void test_agent_spill_damaged(void) {
+    char spill[400];
+    snprintf(spill, sizeof spill, "%s/spill-damaged.bin", tmpdir);
+    server_stop(&srv, SIGKILL);
+    agent_log l = {0};
+    vigil_agent_config cfg;
+    agent_config(&cfg, &l);
+    cfg.policy = VIGIL_SPILL;
+    cfg.spill_path = spill;
+    cfg.queue_batches = 2;
+    cfg.batch_events = 100;
+    cfg.backoff_max_ms = 200;
+    vigil_agent *a;
+    CHECK_CODE(vigil_agent_open(&cfg, &a), VIGIL_OK, (vigil_client *)NULL);
+    CHECK_CODE(log_range(a, "spilldamage", 0, 2000), VIGIL_OK, (vigil_client *)NULL);
+    vigil_agent_stats st;
+    CHECK_CODE(vigil_agent_close(a, 200, &st), VIGIL_OK, (vigil_client *)NULL);
+    CHECK(st.events_pending == 2000, "%" PRIu64 " pending", st.events_pending);
+
+    agent_log l2 = {0};
+    agent_config(&cfg, &l2);
+    cfg.policy = VIGIL_SPILL;
+    cfg.spill_path = spill;
+    cfg.queue_batches = 2;
+    cfg.batch_events = 100;
+    cfg.backoff_max_ms = 200;
+    CHECK_CODE(vigil_agent_open(&cfg, &a), VIGIL_OK, (vigil_client *)NULL);
+    /* Opened (every record checked), then damaged in the middle. */
+    long long size = file_size(spill);
+    int fd = open(spill, O_WRONLY);
+    uint8_t junk[64];
+    memset(junk, 0xA5, sizeof junk);
+    CHECK(fd >= 0 && pwrite(fd, junk, sizeof junk, (off_t)(size / 2)) == (ssize_t)sizeof junk, "damaging the spill file");
+    if (fd >= 0) close(fd);
+    CHECK(server_start(&srv, server_args) == 0, "restart failed");
+    CHECK_CODE(vigil_agent_flush(a, 60000), VIGIL_OK, (vigil_client *)NULL);
+    CHECK_CODE(vigil_agent_close(a, 10000, &st), VIGIL_OK, (vigil_client *)NULL);
+    CHECK(st.events_lost > 0 && st.events_acked > 0 && st.events_acked + st.events_lost == 2000 && st.events_pending == 0,
+          "acked %" PRIu64 ", lost %" PRIu64 ", pending %" PRIu64, st.events_acked, st.events_lost, st.events_pending);
+    CHECK((uint64_t)atomic_load(&l2.dropped) == st.events_lost, "reported %d dropped, lost %" PRIu64,
+          atomic_load(&l2.dropped), st.events_lost);
 }
 
 static void test_agent_block(void) {
@@ -1180,6 +1228,7 @@ static const test tests[] = {
     {"agent_kill_restart", test_agent_kill_restart, true},
     {"agent_graceful_restart", test_agent_graceful_restart, true},
     {"agent_spill", test_agent_spill, true},
+    {"agent_spill_damaged", test_agent_spill_damaged, true},
     {"agent_block", test_agent_block, true},
     {"agent_tool_report", test_agent_tool_report, true},
     {"sink_protocol", test_sink_protocol, false},
