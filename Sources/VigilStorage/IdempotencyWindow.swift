@@ -44,3 +44,32 @@ public struct IdempotencyWindow: Sendable {
         }
     }
 }
+
+extension IdempotencyWindow {
+    /// A client's idempotency key as the store keeps it: within the batch's
+    /// tenants. Keys are the clients' own names for their batches, and two
+    /// tenants' agents may well pick the same one ("batch-42"): kept
+    /// server-wide, the second batch was answered with the first's seqs and
+    /// silently not stored, and a tenant could learn whether another had used
+    /// a key, and when, and for how many events. A retry of a batch names the
+    /// same tenants, and a token writes only batches of tenants it may ingest
+    /// into, so the scope is exactly what may see the answer.
+    ///
+    /// One tenant (the usual batch): `<tenant> NUL <key>`. Several: `{` and
+    /// 32 hex digits of SHA-256 over the sorted names (NUL-separated), then
+    /// NUL and the key, so that the scope stays short however many tenants a
+    /// batch holds. A tenant name never starts with `{`, so the two forms
+    /// never meet. Empty keys stay empty (no idempotency asked).
+    public static func scoped(_ key: String, tenants: some Sequence<String>) -> String {
+        guard !key.isEmpty else { return key }
+        let names = Set(tenants).sorted()
+        if names.count == 1 { return names[0] + "\u{0}" + key }
+        let joined = Array(names.joined(separator: "\u{0}").utf8)
+        let digest = joined.withUnsafeBytes { HashChain.sha256($0, UnsafeRawBufferPointer(start: nil, count: 0)) }
+        let hex = [digest.words.0, digest.words.1].map { word in
+            let digits = String(word, radix: 16)
+            return String(repeating: "0", count: 16 - digits.count) + digits
+        }.joined()
+        return "{" + hex + "}" + "\u{0}" + key
+    }
+}

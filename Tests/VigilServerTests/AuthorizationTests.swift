@@ -348,6 +348,36 @@ struct AuthorizationTests {
         }
     }
 
+    @Test("an idempotency key is the batch's tenants' own: another tenant's batch with the same key is stored, and learns nothing")
+    func idempotencyKeysPerTenant() async throws {
+        try await withAuthServer { fixture in
+            let other = try fixture.makeToken("ingest-globex", [.ingest], tenants: ["globex"])
+            let acmeAgent = try await fixture.connect("ingest-acme")
+            let globexAgent = try await fixture.connect(secret: other.secret)
+            let acme = try await acmeAgent.ingest((0..<3).map { makeTestEvent(index: $0, tenant: "acme") }, idempotencyKey: "batch-42")
+            #expect(!acme.replayed)
+            // The same key, another tenant: a batch of its own, stored, not acme's answer.
+            let globex = try await globexAgent.ingest([makeTestEvent(index: 7, tenant: "globex")], idempotencyKey: "batch-42")
+            #expect(!globex.replayed && globex.count == 1 && globex.firstSeq == acme.lastSeq + 1, "\(globex)")
+            // Each tenant's retry still gets its own first answer.
+            let acmeRetry = try await acmeAgent.ingest((0..<3).map { makeTestEvent(index: $0, tenant: "acme") }, idempotencyKey: "batch-42")
+            #expect(acmeRetry.replayed && acmeRetry.firstSeq == acme.firstSeq && acmeRetry.count == 3)
+            let globexRetry = try await globexAgent.ingest([makeTestEvent(index: 7, tenant: "globex")], idempotencyKey: "batch-42")
+            #expect(globexRetry.replayed && globexRetry.firstSeq == globex.firstSeq && globexRetry.count == 1)
+            // A batch of both tenants is a third scope (an all-tenant token's).
+            let both = try await fixture.connect("ingest-all")
+            let mixed = try await both.ingest(
+                [makeTestEvent(index: 8, tenant: "acme"), makeTestEvent(index: 9, tenant: "globex")], idempotencyKey: "batch-42")
+            #expect(!mixed.replayed && mixed.count == 2)
+            let reader = try await fixture.connect("read-all")
+            var request = Vigil_V1_AggregateRequest()
+            request.groupBy = .tenant
+            let counts = try await reader.aggregate(request)
+            #expect(Dictionary(uniqueKeysWithValues: counts.groups.map { ($0.key, $0.count) }) == ["acme": 4, "globex": 2], "\(counts)")
+            for client in [acmeAgent, globexAgent, both, reader] { await client.close() }
+        }
+    }
+
     @Test("token calls on a server without authentication: FAILED_PRECONDITION (9)")
     func tokenCallsWithoutAuthentication() async throws {
         try await withTestServer { server in

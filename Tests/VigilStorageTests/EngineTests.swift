@@ -79,8 +79,10 @@ struct EngineTests {
             let reopened = try ColumnarEventStore(options: options(directory))
             let again = try await allEvents(reopened, order: .oldestFirst, pageSize: 50)
             #expect(again == mixed)
-            // Idempotency keys survive the flush and the restart.
-            let retry = try await reopened.append([engineEvent("x", at: base)], idempotencyKey: "key-4")
+            // Idempotency keys survive the flush and the restart (a retry names
+            // the batch's tenants, t0...t2: keys are scoped by them).
+            let retry = try await reopened.append(
+                (0..<3).map { engineEvent("x\($0)", tenant: "t\($0)", at: base) }, idempotencyKey: "key-4")
             #expect(retry.replayed && retry.firstSeq == acked[4].firstSeq)
             let next = try await reopened.append([engineEvent("y", at: base)], idempotencyKey: nil)
             #expect(next.firstSeq == 1002, "seqs continue")

@@ -331,7 +331,7 @@ public final class ColumnarEventStore: EventStore {
     public func append(
         _ events: [AuditEvent], encoded: EncodedEvents?, idempotencyKey: String?, wantReceipts: Bool
     ) async throws(VigilError) -> AppendResult {
-        let key = idempotencyKey ?? ""
+        let key = IdempotencyWindow.scoped(idempotencyKey ?? "", tenants: events.lazy.map(\.tenant))
         if !key.isEmpty, let earlier = try await earlierAnswer(for: key) { return earlier }
         // A full disk refuses at once, before the batch waits for memory a flush cannot free.
         try admitWrite()
@@ -345,7 +345,7 @@ public final class ColumnarEventStore: EventStore {
     }
 
     public func append(_ batch: WireIngestBatch) async throws(VigilError) -> AppendResult {
-        let key = batch.idempotencyKey
+        let key = IdempotencyWindow.scoped(batch.idempotencyKey, tenants: batch.tenantCounts.lazy.map(\.tenant))
         if !key.isEmpty, let earlier = try await earlierAnswer(for: key) { return earlier }
         try admitWrite()
         try await waitForMemory()
