@@ -145,6 +145,11 @@ public struct AggregateQuery: Sendable {
     /// Refuse (INVALID_ARGUMENT) a histogram that would have more buckets than
     /// this, before counting: the buckets are held in memory while counting.
     public var maxHistogramBuckets: Int?
+    /// Refuse (RESOURCE_EXHAUSTED) a group-by that finds more distinct values
+    /// than this, as soon as it does: every group is held in memory (per
+    /// counting lane) until the answer is built, and an actor, address or
+    /// id column over millions of events has millions of them.
+    public var maxGroups: Int?
 
     public init(filter: EventFilter, groupBy: GroupField? = nil, histogramWidth: Int64? = nil) {
         self.filter = filter

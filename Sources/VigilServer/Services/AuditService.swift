@@ -347,6 +347,9 @@ struct AuditService: Sendable {
     /// bound the size of the answer (a frame) and the work of building it.
     static let maxTop = 1_000
     static let maxHistogramBuckets = 100_000
+    /// Most distinct groups an aggregate counts (it answers `top` of them):
+    /// about 100 bytes each, per counting lane, while it counts.
+    static let maxGroups = 1_000_000
     static let histogramWidthRange: ClosedRange<Int64> = 1_000_000_000...(366 * 86_400 * 1_000_000_000)
 
     func aggregate(_ request: Vigil_V1_AggregateRequest, sender: some ResponseSender) async throws -> [String: String] {
@@ -380,6 +383,7 @@ struct AuditService: Sendable {
         }
         var query = AggregateQuery(filter: filter, groupBy: groupBy, histogramWidth: width)
         query.maxHistogramBuckets = Self.maxHistogramBuckets
+        query.maxGroups = Self.maxGroups
         let result = try await store.aggregate(query)
 
         var response = Vigil_V1_AggregateResponse()

@@ -71,10 +71,18 @@ struct AggregateExecution: Sendable {
             let counted = try partial.get()
             result.count += counted.count
             for (key, value) in counted.groups { result.groups[key, default: 0] += value }
+            try checkGroups(result.groups)
             for (key, value) in counted.histogram { result.histogram[key, default: 0] += value }
             result.statistics.add(counted.statistics)
         }
         return result
+    }
+
+    private func checkGroups(_ groups: [ExactString: UInt64]) throws(VigilError) {
+        guard let limit = query.maxGroups, groups.count > limit, let field = query.groupBy else { return }
+        throw VigilError(
+            .resourceExhausted,
+            "counting by \(field.column.name) found more than \(limit) distinct values; narrow the filter (tenants, a time range) or count by a field with fewer values")
     }
 
     private func count(_ sources: ArraySlice<SourcePlan.Candidate>, into result: inout AggregateResult) throws(VigilError) {
@@ -99,7 +107,10 @@ struct AggregateExecution: Sendable {
             let rows = try evaluation.select(source, bounds, statistics: &result.statistics)
             result.count += UInt64(rows.count)
             if !rows.isEmpty {
-                if let field = query.groupBy { try group(source, rows, by: field, into: &result.groups) }
+                if let field = query.groupBy {
+                    try group(source, rows, by: field, into: &result.groups)
+                    try checkGroups(result.groups)
+                }
                 if let width = query.histogramWidth {
                     let times = try source.times()
                     for row in rows {
