@@ -12,6 +12,8 @@ struct AuthFixture: Sendable {
     let registry: TokenRegistry
     /// Secrets by name: "ingest-acme", "read-acme", "admin-acme", "ingest-all", "read-all", "admin-all".
     let secrets: [String: String]
+    /// The registry's file, as an operator would edit or restore it.
+    let tokensPath: String
 
     func connect(_ name: String) async throws -> VigilClient {
         try await connect(secret: secrets[name]!)
@@ -50,7 +52,7 @@ func withAuthServer<R: Sendable>(
         configuration.authentication = .tokens(registry)
         configure(&configuration)
     }) { server in
-        try await body(AuthFixture(server: server, registry: registry, secrets: frozen))
+        try await body(AuthFixture(server: server, registry: registry, secrets: frozen, tokensPath: directory + "/tokens"))
     }
 }
 
@@ -251,6 +253,38 @@ struct AuthorizationTests {
             #expect(await statusOf { _ = try await fixture.connect("read-acme") } == .unauthenticated)
             await reader.close()
             await admin.close()
+        }
+    }
+
+    @Test("a token narrowed in the tokens file (then a reload) ends its open connections; it connects again with what it is now")
+    func reloadNarrowingClosesConnections() async throws {
+        try await withAuthServer { fixture in
+            let (id, secret) = try fixture.makeToken("two-tenants", [.read], tenants: ["acme", "globex"])
+            let writer = try await fixture.connect("ingest-all")
+            _ = try await writer.ingest([makeTestEvent(tenant: "acme"), makeTestEvent(index: 1, tenant: "globex")])
+            let reader = try await fixture.connect(secret: secret)
+            var request = Vigil_V1_SubscribeRequest()
+            request.since = .init(unixNanos: 0)
+            var iterator = reader.subscribe(request).makeAsyncIterator()
+            _ = try await iterator.next()  // running, with both tenants
+            // The operator takes globex away in the file and reloads.
+            var file = try Vigil_V1_TokenFile(serializedBytes: [UInt8](try #require(FileManager.default.contents(atPath: fixture.tokensPath))))
+            let index = try #require(file.tokens.firstIndex { $0.id == id })
+            file.tokens[index].tenants = ["acme"]
+            let bytes: [UInt8] = try file.serializedBytes()
+            try Data(bytes).write(to: URL(fileURLWithPath: fixture.tokensPath))
+            let reload = try fixture.registry.reload()
+            #expect(reload.changed == [id] && reload.deactivated.isEmpty, "\(reload)")
+            // Authorized for globex at HELLO, the open connection may not go on.
+            #expect(await statusOf { while try await iterator.next() != nil {} } == .unauthenticated)
+            await reader.close()
+            let again = try await fixture.connect(secret: secret)
+            var globex = Vigil_V1_AggregateRequest()
+            globex.filter.tenants = ["globex"]
+            #expect(await statusOf { _ = try await again.aggregate(globex) } == .permissionDenied)
+            #expect(try await again.aggregate(Vigil_V1_AggregateRequest()).count == 1, "acme's event only")
+            await again.close()
+            await writer.close()
         }
     }
 

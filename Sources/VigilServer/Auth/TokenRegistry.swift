@@ -44,35 +44,55 @@ public final class TokenRegistry: Sendable {
         public var activated: [String]
         /// Tokens that were active and are not now (revoked, or missing from the file).
         public var deactivated: [String]
+        /// Tokens active before and after whose scopes, tenants, rate or secret
+        /// changed: their open connections are closed too (they were
+        /// authorized at HELLO with what the token was then).
+        public var changed: [String] = []
         public var active: Int
 
         public var description: String {
             var text = "\(active) active"
             if !activated.isEmpty { text += ", newly active: \(activated.sorted().joined(separator: ","))" }
             if !deactivated.isEmpty { text += ", no longer active: \(deactivated.sorted().joined(separator: ","))" }
+            if !changed.isEmpty { text += ", changed: \(changed.sorted().joined(separator: ","))" }
             return text
         }
     }
 
     /// Reads `<data-dir>/tokens` again (an operator restored or edited it) and
-    /// makes it the registry's tokens; connections of tokens no longer active
-    /// are closed. A damaged or missing file changes nothing.
+    /// makes it the registry's tokens; connections of tokens no longer active,
+    /// or whose permissions changed, are closed. A damaged or missing file
+    /// changes nothing.
     public func reload() throws(VigilError) -> Reload {
         // At the first start a missing file means "no tokens yet"; on a reload it is a mistake.
         guard FileIO.exists(path) else {
             throw VigilError(.failedPrecondition, "\(path) is missing; restore it (the tokens stay as they were until then)")
         }
         // Read under the lock: a token created meanwhile is in the file, not lost.
-        let (before, after) = try state.withLock { (state: inout State) throws(VigilError) in
+        let (before, after, changed) = try state.withLock { (state: inout State) throws(VigilError) in
             let tokens = try Self.read(path)
             let before = state.active
+            let old = Dictionary(state.tokens.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
             state = State(tokens: tokens, byHash: Self.index(tokens), active: Self.activeIDs(tokens))
-            return (before, state.active)
+            let changed = tokens.filter { token in
+                guard token.revokedAtNanos == 0, before.contains(token.id), let earlier = old[token.id] else { return false }
+                return !Self.samePermissions(earlier, token)
+            }.map(\.id)
+            return (before, state.active, changed)
         }
         let deactivated = before.subtracting(after)
         let handlers = deactivationHandlers.withLock { $0 }
-        for id in deactivated { for handler in handlers { handler(id) } }
-        return Reload(activated: Array(after.subtracting(before)), deactivated: Array(deactivated), active: after.count)
+        for id in deactivated.union(changed) { for handler in handlers { handler(id) } }
+        var reload = Reload(activated: Array(after.subtracting(before)), deactivated: Array(deactivated), active: after.count)
+        reload.changed = changed
+        return reload
+    }
+
+    /// Whether a connection authorized with `old` may go on as `new`: the same
+    /// secret, scopes, tenants and ingest rate.
+    private static func samePermissions(_ old: Vigil_V1_StoredToken, _ new: Vigil_V1_StoredToken) -> Bool {
+        old.secretSha256 == new.secretSha256 && Set(old.scopes) == Set(new.scopes) && Set(old.tenants) == Set(new.tenants)
+            && old.ingestEventsPerSecond == new.ingestEventsPerSecond
     }
 
     /// Registers `handler` to be called with each token id a reload deactivates.

@@ -319,7 +319,7 @@ struct ConnectionStateMachine {
     /// UNAUTHENTICATED, no new call starts, and the connection closes once
     /// they have.
     mutating func tokenRevoked() -> Action {
-        let error = VigilError(.unauthenticated, "the connection's token was revoked")
+        let error = VigilError(.unauthenticated, "the connection's token was revoked, or its permissions changed; connect again with a valid token")
         switch phase {
         case .active, .draining:
             let contexts = calls.values.filter { $0.phase == .running }.map(\.context)

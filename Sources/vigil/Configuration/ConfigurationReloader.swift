@@ -59,7 +59,9 @@ struct ConfigurationReloader: Service, CustomStringConvertible {
         if let registry = targets.registry {
             do {
                 let tokens = try registry.reload()
-                if !tokens.activated.isEmpty || !tokens.deactivated.isEmpty { applied.append("tokens: \(tokens)") }
+                if !tokens.activated.isEmpty || !tokens.deactivated.isEmpty || !tokens.changed.isEmpty {
+                    applied.append("tokens: \(tokens)")
+                }
             } catch {
                 logger.error("reload refused; nothing was changed", metadata: ["vigil.problems": "\(error.message)"])
                 return current
