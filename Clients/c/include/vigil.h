@@ -484,7 +484,10 @@ int vigil_agent_flush(vigil_agent *agent, int timeout_ms);
 /* Flushes (up to timeout_ms), stops the thread and frees the agent. Batches
  * still undelivered are written to the spill file with VIGIL_SPILL (and sent
  * by the next agent on it); otherwise they are lost and VIGIL_ERR_TIMEOUT is
- * returned. `stats` (may be NULL) receives the final figures. */
+ * returned. `stats` (may be NULL) receives the final figures. Other threads
+ * blocked in vigil_agent_log or vigil_agent_flush return VIGIL_ERR_STOPPED,
+ * and close returns only after they have; calling either after close has
+ * begun is an error (the agent is freed). */
 int vigil_agent_close(vigil_agent *agent, int timeout_ms, vigil_agent_stats *stats);
 
 void vigil_agent_get_stats(vigil_agent *agent, vigil_agent_stats *stats);

@@ -79,6 +79,10 @@ struct vigil_agent {
     size_t n_free;
     uint64_t serial;
     uint64_t outstanding;
+    /* Threads inside vigil_agent_log or vigil_agent_flush, which may wait on
+     * the condition variables: close waits for them to leave before it frees
+     * the agent (a producer woken by close still had to take mu). */
+    int callers_inside;
     vigil_agent_stats st;
     bool stopping;
     /* Spill file. */
@@ -452,8 +456,14 @@ static int place_cur_wait(vigil_agent *a, bool nowait, const struct timespec *de
 
 /* ---- logging ---- */
 
+/* Leaves a call counted in callers_inside; close may be waiting for it. */
+static void caller_leaves(vigil_agent *a) {
+    if (--a->callers_inside == 0 && a->stopping) pthread_cond_broadcast(&a->done_cv);
+}
+
 static int append_event(vigil_agent *a, const uint8_t *bytes, size_t total) {
     pthread_mutex_lock(&a->mu);
+    a->callers_inside++;
     struct timespec dl, *deadline = NULL;
     bool nowait = a->cfg.block_timeout_ms == 0;
     if (a->cfg.block_timeout_ms > 0) {
@@ -494,6 +504,7 @@ static int append_event(vigil_agent *a, const uint8_t *bytes, size_t total) {
     a->st.events_logged++;
     if (b->n_events >= a->n_max) place_cur(a); /* no room: the next log waits */
 out:
+    caller_leaves(a);
     pthread_mutex_unlock(&a->mu);
     return r;
 }
@@ -1230,18 +1241,24 @@ int vigil_agent_flush(vigil_agent *a, int timeout_ms) {
     struct timespec dl;
     if (timeout_ms >= 0) abs_deadline(&dl, timeout_ms);
     pthread_mutex_lock(&a->mu);
+    a->callers_inside++;
     int r = VIGIL_OK;
     if (a->cur && a->cur->n_events) {
         r = place_cur_wait(a, false, timeout_ms >= 0 ? &dl : NULL);
         if (r == VIGIL_ERR_FULL) r = VIGIL_ERR_TIMEOUT;
     }
     /* Events another thread logs meanwhile are sealed by the I/O thread at
-     * their batch's age. */
+     * their batch's age. Another thread's close ends the wait. */
     while (r == VIGIL_OK && a->outstanding > 0) {
+        if (a->stopping) {
+            r = VIGIL_ERR_STOPPED;
+            break;
+        }
         int w = timeout_ms >= 0 ? pthread_cond_timedwait(&a->done_cv, &a->mu, &dl)
                                 : pthread_cond_wait(&a->done_cv, &a->mu);
         if (w == ETIMEDOUT && a->outstanding > 0) r = VIGIL_ERR_TIMEOUT;
     }
+    caller_leaves(a);
     pthread_mutex_unlock(&a->mu);
     return r;
 }
@@ -1319,6 +1336,9 @@ int vigil_agent_close(vigil_agent *a, int timeout_ms, vigil_agent_stats *stats) 
     a->stopping = true;
     pthread_cond_broadcast(&a->room_cv);
     pthread_cond_broadcast(&a->done_cv);
+    /* Threads still blocked in log or flush return VIGIL_ERR_STOPPED: wait
+     * until they have left, for the mutex and the agent are freed below. */
+    while (a->callers_inside > 0) pthread_cond_wait(&a->done_cv, &a->mu);
     pthread_mutex_unlock(&a->mu);
     wake(a);
     if (a->thread_started) pthread_join(a->thread, NULL);

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <fcntl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "json.h"
@@ -1046,6 +1047,73 @@ static void test_agent_block(void) {
     CHECK(!problem, "%s", problem);
 }
 
+typedef struct blocked_producer {
+    vigil_agent *a;
+    atomic_int logged, rc, tid;
+} blocked_producer;
+
+static void *log_until_refused(void *arg) {
+    blocked_producer *p = arg;
+    atomic_store(&p->tid, (int)syscall(SYS_gettid));
+    for (int i = 0;; i++) {
+        ev_store s;
+        make_event(&s, "blockclose", i);
+        int r = vigil_agent_log(p->a, &s.ev);
+        if (r != VIGIL_OK) {
+            atomic_store(&p->rc, r);
+            return NULL;
+        }
+        atomic_fetch_add(&p->logged, 1);
+    }
+}
+
+/* Whether thread `tid` of this process is asleep ('S' in /proc). */
+static bool thread_sleeping(int tid) {
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
+    FILE *f = fopen(path, "r");
+    if (!f) return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *end = strrchr(buf, ')'); /* the state follows the command's closing parenthesis */
+    return end && end[1] == ' ' && end[2] == 'S';
+}
+
+/* Close while another thread is blocked in vigil_agent_log (no timeout, the
+ * queue full, no server): that thread gets VIGIL_ERR_STOPPED, and close
+ * returns only after it left (it freed the agent under the woken thread). */
+static void test_agent_close_blocked(void) {
+    server_stop(&srv, SIGKILL);
+    agent_log l = {0};
+    vigil_agent_config cfg;
+    agent_config(&cfg, &l);
+    cfg.queue_batches = 1;
+    cfg.batch_events = 10;
+    cfg.block_timeout_ms = -1;
+    cfg.backoff_max_ms = 200;
+    blocked_producer p = {0};
+    CHECK_CODE(vigil_agent_open(&cfg, &p.a), VIGIL_OK, (vigil_client *)NULL);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, log_until_refused, &p) == 0, "thread");
+    /* 20 events fill the current batch and the queue; the 21st waits for
+     * room. Asleep twice in a row, it is in that wait (not passing through). */
+    int asleep = 0;
+    for (int i = 0; i < 1000 && asleep < 2; i++) {
+        sleep_ms(5);
+        asleep = atomic_load(&p.logged) == 20 && atomic_load(&p.tid) && thread_sleeping(atomic_load(&p.tid)) ? asleep + 1 : 0;
+    }
+    CHECK(asleep == 2 && atomic_load(&p.logged) == 20, "the producer did not block after 20 events (%d logged)",
+          atomic_load(&p.logged));
+    vigil_agent_stats st;
+    int r = vigil_agent_close(p.a, 100, &st);
+    CHECK(r == VIGIL_ERR_TIMEOUT && st.events_pending == 20, "close: %s, %" PRIu64 " pending", vigil_code_name(r),
+          st.events_pending);
+    pthread_join(t, NULL);
+    CHECK(atomic_load(&p.rc) == VIGIL_ERR_STOPPED, "the blocked log returned %s", vigil_code_name(atomic_load(&p.rc)));
+    CHECK(server_start(&srv, server_args) == 0, "restart failed");
+}
+
 static void test_agent_graceful_restart(void) {
     /* SIGTERM: the server sends GOAWAY, finishes the calls in flight and
      * exits; the agent goes elsewhere (here: the restarted server). */
@@ -1230,6 +1298,7 @@ static const test tests[] = {
     {"agent_spill", test_agent_spill, true},
     {"agent_spill_damaged", test_agent_spill_damaged, true},
     {"agent_block", test_agent_block, true},
+    {"agent_close_blocked", test_agent_close_blocked, true},
     {"agent_tool_report", test_agent_tool_report, true},
     {"sink_protocol", test_sink_protocol, false},
 };
