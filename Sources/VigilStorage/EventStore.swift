@@ -224,6 +224,11 @@ public protocol EventStore: Sendable {
     /// The event with this id, if stored.
     func get(id: EventID) async throws(VigilError) -> AuditEvent?
 
+    /// The event with this id among those of tenants `tenantAllowed` accepts.
+    /// Client-chosen ids are unique only within a batch, so another tenant's
+    /// event may carry the same id: skipped, it must not hide the caller's.
+    func get(id: EventID, tenantAllowed: @Sendable (String) -> Bool) async throws(VigilError) -> AuditEvent?
+
     /// Background work (flushing, merging, retention) until cancelled.
     func runMaintenance() async throws
 
@@ -292,6 +297,12 @@ public struct PartLevelStatistics: Sendable, Hashable {
 
 extension EventStore {
     public func runMaintenance() async throws {}
+
+    /// A store that keeps one event per id answers with it, if allowed.
+    public func get(id: EventID, tenantAllowed: @Sendable (String) -> Bool) async throws(VigilError) -> AuditEvent? {
+        guard let event = try await get(id: id), tenantAllowed(event.tenant) else { return nil }
+        return event
+    }
 
     /// A store without a column path encodes the events `scan` builds.
     public func scanEncoded(

@@ -432,7 +432,8 @@ struct AuditService: Sendable {
             throw VigilError(.invalidArgument, "id '\(request.id.prefix(64))' is not a UUID")
         }
         // Another tenant's event is "not found": its existence is not the caller's business.
-        guard let event = try await store.get(id: id), principal.tenants.allows(event.tenant) else {
+        let tenants = principal.tenants
+        guard let event = try await store.get(id: id, tenantAllowed: { tenants.allows($0) }) else {
             throw VigilError(.notFound, "no event has id \(id)")
         }
         var response = Vigil_V1_GetResponse()

@@ -1420,10 +1420,16 @@ public final class ColumnarEventStore: EventStore {
     }
 
     public func get(id: EventID) async throws(VigilError) -> AuditEvent? {
-        try await withTaskExecutorPreference(queryWork) { () async throws(VigilError) in try find(id: id) }
+        try await withTaskExecutorPreference(queryWork) { () async throws(VigilError) in try find(id: id, tenantAllowed: { _ in true }) }
     }
 
-    private func find(id: EventID) throws(VigilError) -> AuditEvent? {
+    public func get(id: EventID, tenantAllowed: @Sendable (String) -> Bool) async throws(VigilError) -> AuditEvent? {
+        try await withTaskExecutorPreference(queryWork) { () async throws(VigilError) in try find(id: id, tenantAllowed: tenantAllowed) }
+    }
+
+    /// The first event with `id` (visible, of an allowed tenant): a match of
+    /// another tenant is passed over, as the id may be taken there too.
+    private func find(id: EventID, tenantAllowed: (String) -> Bool) throws(VigilError) -> AuditEvent? {
         let snapshot = snapshot()
         let now = currentUnixNanos()
         let text = id.description
@@ -1431,7 +1437,7 @@ public final class ColumnarEventStore: EventStore {
         let seq = id.low & 0x3FFF_FFFF_FFFF_FFFF
         for chunk in snapshot.chunks where chunk.firstSeq <= seq && seq <= chunk.lastSeq && seq <= snapshot.visibleSeq {
             let row = Int(seq - chunk.firstSeq)
-            if chunk.id(at: row) == id { return visible(chunk.event(at: row), now: now) }
+            if chunk.id(at: row) == id, tenantAllowed(chunk.columns.tenant.value(at: row)) { return visible(chunk.event(at: row), now: now) }
         }
         // Parts: a block is read only when its statistics allow the id (a
         // derived id's seq in its seq range, or its bloom of explicit ids).
@@ -1440,13 +1446,15 @@ public final class ColumnarEventStore: EventStore {
                 let source = PartBlockSource(reader: part.reader, block: block, cache: columnCache)
                 let ids = try source.text(.id)
                 for row in 0..<block.rowCount where ids.value(at: row) == text {
-                    return visible(try source.event(at: row), now: now)
+                    let event = try source.event(at: row)
+                    if tenantAllowed(event.tenant) { return visible(event, now: now) }
                 }
             }
         }
         // A client-supplied id still in memory.
         for chunk in snapshot.chunks {
-            for row in 0..<chunk.count where chunk.seq(at: row) <= snapshot.visibleSeq && chunk.id(at: row) == id {
+            for row in 0..<chunk.count
+            where chunk.seq(at: row) <= snapshot.visibleSeq && chunk.id(at: row) == id && tenantAllowed(chunk.columns.tenant.value(at: row)) {
                 return visible(chunk.event(at: row), now: now)
             }
         }
