@@ -30,3 +30,35 @@ struct SharedIDTests {
         }
     }
 }
+
+@Suite("Filters of many ids")
+struct ManyIDFilterTests {
+    @Test("a list of many trace or request ids (hashed, not compared one by one) selects exactly their events, from memory and from parts")
+    func manyIDs() async throws {
+        try await QueryReference.withStore { store in
+            var events: [AuditEvent] = []
+            for index in 0..<300 {
+                var event = AggregateLimitTests.event(actor: index % 7, at: Int64(index))
+                // Hex trace ids (stored as raw bytes), text request ids, some of each empty.
+                if index % 10 != 0 { event.traceID = String(format: "%032x", index * 7_919) }
+                if index % 11 != 0 { event.requestID = "req-\(index)" }
+                events.append(event)
+            }
+            let stored = try await QueryReference.append(events, to: store)
+            var message = Vigil_V1_Filter()
+            message.traceIds = stride(from: 1, to: 300, by: 13).map { String(format: "%032x", $0 * 7_919) } + ["0123456789abcdef0123456789abcdef", "not-hex"]
+            var requests = Vigil_V1_Filter()
+            requests.requestIds = stride(from: 0, to: 300, by: 17).map { "req-\($0)" } + ["req-none"]
+            for place in ["memory", "parts"] {
+                if place == "parts" { try await store.flushNow() }
+                for (name, filterMessage) in [("trace ids", message), ("request ids", requests)] {
+                    let filter = try EventFilter(filterMessage)
+                    let reference = QueryReference.expected(stored, filter, order: .newestFirst)
+                    #expect(reference.count > 10, "\(name): the test selects something")
+                    let page = try await store.scan(filter: filter, order: .newestFirst, after: nil, limit: 1_000)
+                    #expect(page.events.map(\.seq) == reference.map(\.seq), "\(name) from \(place)")
+                }
+            }
+        }
+    }
+}

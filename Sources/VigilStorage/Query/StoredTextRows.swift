@@ -263,6 +263,25 @@ final class StoredTextRows: Sendable {
                 wanted.append((Form.text.rawValue, utf8))
             }
         }
+        if wanted.count > Self.linearCandidates {
+            // A list of many ids (a filter may hold 1,000): compared one by
+            // one, each row cost up to 2,000 comparisons, tens of CPU-seconds
+            // over ten million rows. Hashed once, each row costs one hash.
+            var byHash: [UInt64: [Int]] = [:]
+            for (index, candidate) in wanted.enumerated() {
+                byHash[candidate.bytes.withUnsafeBytes { XXHash64.hash($0, seed: UInt64(candidate.form)) }, default: []].append(index)
+            }
+            return bytes.withUnsafeBytes { stored in
+                rows.filter { row in
+                    let entry = entry(Int(row))
+                    let form = Entry.form(entry)
+                    let start = Entry.start(entry)
+                    let value = UnsafeRawBufferPointer(rebasing: stored[start..<start + Entry.length(entry)])
+                    guard let indexes = byHash[XXHash64.hash(value, seed: UInt64(form))] else { return false }
+                    return indexes.contains { wanted[$0].form == form && wanted[$0].bytes.elementsEqual(value) }
+                }
+            }
+        }
         return bytes.withUnsafeBufferPointer { stored in
             rows.filter { row in
                 let entry = entry(Int(row))
@@ -278,6 +297,9 @@ final class StoredTextRows: Sendable {
             }
         }
     }
+
+    /// Up to this many wanted values are compared one by one; more are hashed.
+    static let linearCandidates = 8
 
     /// Lowercase hex to bytes; nil for anything else (stored as text then).
     static func hexBytes(_ utf8: [UInt8]) -> [UInt8]? {
