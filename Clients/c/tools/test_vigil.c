@@ -912,18 +912,23 @@ static off_t file_size(const char *path) {
     return stat(path, &sb) == 0 ? sb.st_size : -1;
 }
 
+/* An agent spilling to `spill` once 2 batches of 100 wait, retrying fast. */
+static void spill_config(vigil_agent_config *cfg, agent_log *l, const char *spill) {
+    agent_config(cfg, l);
+    cfg->policy = VIGIL_SPILL;
+    cfg->spill_path = spill;
+    cfg->queue_batches = 2;
+    cfg->batch_events = 100;
+    cfg->backoff_max_ms = 200;
+}
+
 static void test_agent_spill(void) {
     char spill[400];
     snprintf(spill, sizeof spill, "%s/spill.bin", tmpdir);
     server_stop(&srv, SIGKILL);
     agent_log l = {0};
     vigil_agent_config cfg;
-    agent_config(&cfg, &l);
-    cfg.policy = VIGIL_SPILL;
-    cfg.spill_path = spill;
-    cfg.queue_batches = 2;
-    cfg.batch_events = 100;
-    cfg.backoff_max_ms = 200;
+    spill_config(&cfg, &l, spill);
     vigil_agent *a;
     CHECK_CODE(vigil_agent_open(&cfg, &a), VIGIL_OK, (vigil_client *)NULL);
     int64_t t0 = now_ms();
@@ -943,12 +948,7 @@ static void test_agent_spill(void) {
     /* A new agent on the same file sends them once the server is back, and
      * takes new events too. */
     agent_log l2 = {0};
-    agent_config(&cfg, &l2);
-    cfg.policy = VIGIL_SPILL;
-    cfg.spill_path = spill;
-    cfg.queue_batches = 2;
-    cfg.batch_events = 100;
-    cfg.backoff_max_ms = 200;
+    spill_config(&cfg, &l2, spill);
     CHECK_CODE(vigil_agent_open(&cfg, &a), VIGIL_OK, (vigil_client *)NULL);
     vigil_agent_get_stats(a, &st);
     CHECK(st.events_pending == 3000, "inherited %" PRIu64, st.events_pending);
@@ -976,12 +976,7 @@ static void test_agent_spill_damaged(void) {
     server_stop(&srv, SIGKILL);
     agent_log l = {0};
     vigil_agent_config cfg;
-    agent_config(&cfg, &l);
-    cfg.policy = VIGIL_SPILL;
-    cfg.spill_path = spill;
-    cfg.queue_batches = 2;
-    cfg.batch_events = 100;
-    cfg.backoff_max_ms = 200;
+    spill_config(&cfg, &l, spill);
     vigil_agent *a;
     CHECK_CODE(vigil_agent_open(&cfg, &a), VIGIL_OK, (vigil_client *)NULL);
     CHECK_CODE(log_range(a, "spilldamage", 0, 2000), VIGIL_OK, (vigil_client *)NULL);
@@ -990,12 +985,7 @@ static void test_agent_spill_damaged(void) {
     CHECK(st.events_pending == 2000, "%" PRIu64 " pending", st.events_pending);
 
     agent_log l2 = {0};
-    agent_config(&cfg, &l2);
-    cfg.policy = VIGIL_SPILL;
-    cfg.spill_path = spill;
-    cfg.queue_batches = 2;
-    cfg.batch_events = 100;
-    cfg.backoff_max_ms = 200;
+    spill_config(&cfg, &l2, spill);
     CHECK_CODE(vigil_agent_open(&cfg, &a), VIGIL_OK, (vigil_client *)NULL);
     /* Opened (every record checked), then damaged in the middle. */
     long long size = file_size(spill);
