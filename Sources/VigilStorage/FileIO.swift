@@ -193,10 +193,18 @@ public enum FileIO {
         guard Glibc.rename(source, destination) == 0 else { throw error("rename", source) }
     }
 
-    /// A second name for `source` (same file system); an existing
-    /// `destination` is left as it is.
+    /// A second name for `source` (same file system). An existing
+    /// `destination` that is already `source` (a link left by an earlier,
+    /// interrupted attempt) is fine; any other file there is refused, not
+    /// replaced or passed over.
     public static func link(_ source: String, to destination: String) throws(VigilError) {
-        guard Glibc.link(source, destination) == 0 || errno == EEXIST else { throw error("link", source) }
+        if Glibc.link(source, destination) == 0 { return }
+        guard errno == EEXIST else { throw error("link", source) }
+        var from = stat(), to = stat()
+        guard lstat(source, &from) == 0, lstat(destination, &to) == 0 else { throw error("stat", destination) }
+        guard from.st_dev == to.st_dev, from.st_ino == to.st_ino else {
+            throw VigilError(.failedPrecondition, "\(destination) already exists and is another file; move it away")
+        }
     }
 
     public static func remove(_ path: String) throws(VigilError) {
