@@ -1253,8 +1253,9 @@ public final class ColumnarEventStore: EventStore {
         do throws(VigilError) {
             // Archived parts are in the archive, durably, before the commit
             // drops them: moved after it, a crash in between left them
-            // unlisted, and the next start's sweep deleted them. A link left
-            // by a retention that failed later is kept (parts never change).
+            // unlisted, and the next start's sweep deleted them. A link to
+            // the same part, left by a pass that failed later, is taken as
+            // done; another file at that path stops the pass (`FileIO.link`).
             if let archive = options.archiveDirectory {
                 var directories = Set<String>()
                 for path in removed {
@@ -1420,7 +1421,7 @@ public final class ColumnarEventStore: EventStore {
     }
 
     public func get(id: EventID) async throws(VigilError) -> AuditEvent? {
-        try await withTaskExecutorPreference(queryWork) { () async throws(VigilError) in try find(id: id, tenantAllowed: { _ in true }) }
+        try await get(id: id, tenantAllowed: { _ in true })
     }
 
     public func get(id: EventID, tenantAllowed: @Sendable (String) -> Bool) async throws(VigilError) -> AuditEvent? {
