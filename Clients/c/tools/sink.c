@@ -5,7 +5,7 @@
  * handling of PING, COMPRESSED responses and GOAWAY.
  *
  *   vigil-sink [--listen HOST:PORT] [--ping-every N] [--compress]
- *              [--goaway-after N] [--fail-every N] [--for SECONDS]
+ *              [--goaway-after N] [--fail-every N [--retry-after MS]] [--for SECONDS]
  *
  * Prints "listening on HOST:PORT" on stderr, and totals when it ends (SIGINT,
  * SIGTERM, or --for). Every other method is answered UNIMPLEMENTED. */
@@ -47,6 +47,8 @@ typedef struct conn {
 static volatile sig_atomic_t stop;
 static uint64_t seq, total_events, total_batches, total_bytes, pings, pongs;
 static long ping_every, goaway_after, fail_every;
+/* Sent as the failures' vigil.retry-after-ms, when given (any text). */
+static const char *retry_after;
 static bool compress_responses;
 
 static void on_signal(int sig) {
@@ -214,7 +216,20 @@ static int serve(conn *c) {
                 break;
             }
             if (fail_every && c->answered % (uint64_t)fail_every == 0) {
-                status_out(c, stream, VIGIL_UNAVAILABLE, "vigil-sink: a transient failure, as asked");
+                if (retry_after) {
+                    Vigil__V1__Status st = VIGIL__V1__STATUS__INIT;
+                    Vigil__V1__Status__MetadataEntry entry = VIGIL__V1__STATUS__METADATA_ENTRY__INIT;
+                    Vigil__V1__Status__MetadataEntry *entries[] = {&entry};
+                    entry.key = (char *)(uintptr_t) "vigil.retry-after-ms";
+                    entry.value = (char *)(uintptr_t)retry_after;
+                    st.code = VIGIL_UNAVAILABLE;
+                    st.message = (char *)(uintptr_t) "vigil-sink: a transient failure, as asked";
+                    st.n_metadata = 1;
+                    st.metadata = entries;
+                    frame_out(c, FRAME_TRAILERS, 0, stream, &st.base);
+                } else {
+                    status_out(c, stream, VIGIL_UNAVAILABLE, "vigil-sink: a transient failure, as asked");
+                }
                 break;
             }
             Vigil__V1__IngestResponse r = VIGIL__V1__INGEST_RESPONSE__INIT;
@@ -255,10 +270,11 @@ int main(int argc, char **argv) {
         else if (i + 1 < argc && !strcmp(argv[i], "--ping-every")) ping_every = atol(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--goaway-after")) goaway_after = atol(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--fail-every")) fail_every = atol(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--retry-after")) retry_after = argv[++i];
         else if (i + 1 < argc && !strcmp(argv[i], "--for")) run_for = atof(argv[++i]);
         else {
             fprintf(stderr, "usage: %s [--listen HOST:PORT] [--ping-every N] [--compress] [--goaway-after N] "
-                            "[--fail-every N] [--for SECONDS]\n", argv[0]);
+                            "[--fail-every N [--retry-after MS]] [--for SECONDS]\n", argv[0]);
             return 2;
         }
     }

@@ -753,10 +753,12 @@ typedef struct agent_log {
     int bad_index[16];
     char bad_request[16][32];
     char bad_field[16][32];
+    char last_message[256]; /* of the last report (written by the agent's thread) */
 } agent_log;
 
 static void on_agent_error(const vigil_agent_error *e, void *user) {
     agent_log *l = user;
+    snprintf(l->last_message, sizeof l->last_message, "%s", e->message);
     atomic_fetch_add(&l->errors, 1);
     atomic_fetch_add(&l->dropped, (int)e->batch_events);
     if (e->event) {
@@ -1210,6 +1212,31 @@ static void test_agent_tool_report(void) {
 
 static char sink_bin[600];
 
+/* A server's vigil.retry-after-ms holds every batch: an absurd one is capped
+ * at an hour (it stalled the agent, and flush and close with it, for years). */
+static void test_sink_retry_after_cap(void) {
+    vserver sink = {0};
+    snprintf(sink.data_dir, sizeof sink.data_dir, "%s/sink-retry", tmpdir);
+    const char *argv[] = {sink_bin, "--fail-every", "1", "--retry-after", "99999999999", NULL};
+    CHECK(process_start(&sink, argv) == 0, "cannot start %s", sink_bin);
+    agent_log l = {0};
+    vigil_agent_config cfg;
+    agent_config(&cfg, &l);
+    cfg.connection.address = sink.address;
+    cfg.batch_events = 1;
+    vigil_agent *a = NULL;
+    CHECK_CODE(vigil_agent_open(&cfg, &a), VIGIL_OK, (vigil_client *)NULL);
+    ev_store s;
+    make_event(&s, "retry", 0);
+    CHECK_CODE(vigil_agent_log(a, &s.ev), VIGIL_OK, (vigil_client *)NULL);
+    for (int i = 0; i < 500 && !atomic_load(&l.errors); i++) sleep_ms(10); /* the first call's answer */
+    vigil_agent_stats st;
+    int r = vigil_agent_close(a, 100, &st); /* the batch waits out the pause: nothing acked */
+    server_stop(&sink, SIGTERM);
+    CHECK(r == VIGIL_ERR_TIMEOUT && st.events_pending == 1, "close: %s", vigil_code_name(r));
+    CHECK(strstr(l.last_message, "will retry in 3600000 ms") != NULL, "report: %s", l.last_message);
+}
+
 static void test_sink_protocol(void) {
     /* The sink PINGs every 3 calls, compresses its responses, fails every
      * 7th call with UNAVAILABLE and sends GOAWAY after 10 calls. */
@@ -1291,6 +1318,7 @@ static const test tests[] = {
     {"agent_close_blocked", test_agent_close_blocked, true},
     {"agent_tool_report", test_agent_tool_report, true},
     {"sink_protocol", test_sink_protocol, false},
+    {"sink_retry_after_cap", test_sink_retry_after_cap, false},
 };
 
 int main(int argc, char **argv) {
