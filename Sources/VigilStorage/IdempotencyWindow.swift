@@ -55,9 +55,9 @@ extension IdempotencyWindow {
     /// same tenants, and a token writes only batches of tenants it may ingest
     /// into, so the scope is exactly what may see the answer.
     ///
-    /// One tenant (the usual batch): `<tenant> NUL <key>`. Several: `{` and
-    /// 32 hex digits of SHA-256 over the sorted names (NUL-separated), then
-    /// NUL and the key, so that the scope stays short however many tenants a
+    /// One tenant (the usual batch): `<tenant> NUL <key>`. Several: the first
+    /// 32 hex digits of SHA-256 over the sorted names (NUL-separated) in
+    /// braces, then NUL and the key, so that the scope stays short however many tenants a
     /// batch holds. A tenant name never starts with `{`, so the two forms
     /// never meet. Empty keys stay empty (no idempotency asked).
     public static func scoped(_ key: String, tenants: some Sequence<String>) -> String {
@@ -66,10 +66,6 @@ extension IdempotencyWindow {
         if names.count == 1 { return names[0] + "\u{0}" + key }
         let joined = Array(names.joined(separator: "\u{0}").utf8)
         let digest = joined.withUnsafeBytes { HashChain.sha256($0, UnsafeRawBufferPointer(start: nil, count: 0)) }
-        let hex = [digest.words.0, digest.words.1].map { word in
-            let digits = String(word, radix: 16)
-            return String(repeating: "0", count: 16 - digits.count) + digits
-        }.joined()
-        return "{" + hex + "}" + "\u{0}" + key
+        return "{" + hex16(digest.words.0) + hex16(digest.words.1) + "}" + "\u{0}" + key
     }
 }

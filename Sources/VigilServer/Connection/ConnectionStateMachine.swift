@@ -235,8 +235,14 @@ struct ConnectionStateMachine {
     /// A frame for a stream that is not open: closed calls are forgotten at
     /// once, so a frame racing a call's end is ignored; a frame for a stream
     /// that was never opened is a protocol error.
+    /// A call stream the client opened once and that has ended since (its
+    /// late frames are ignored; a stream never opened is a protocol error).
+    private func isEndedStream(_ streamID: UInt32) -> Bool {
+        streamID <= highestStreamID && streamID % 2 == 1 && calls[streamID] == nil
+    }
+
     private mutating func unknownStream(_ frame: Frame) -> Action {
-        if frame.streamID <= highestStreamID && frame.streamID % 2 == 1 { return .none }
+        if isEndedStream(frame.streamID) { return .none }
         return fatal(.invalidArgument, "\(frame.type) frame for stream \(frame.streamID), which no HEADERS opened")
     }
 
@@ -252,7 +258,7 @@ struct ConnectionStateMachine {
         // A call that already ended (its deadline passed while the client was
         // still sending a large request): skipped, as its other frames are,
         // rather than ending every call of the connection.
-        if header.type == .message, phase == .active || isDraining, header.streamID % 2 == 1, header.streamID <= highestStreamID {
+        if header.type == .message, phase == .active || isDraining, isEndedStream(header.streamID) {
             return .none
         }
         return fatal(.resourceExhausted, message)
