@@ -119,6 +119,49 @@ struct EngineTests {
         }
     }
 
+    @Test("a WAL segment lost from the middle of the log is DATA_LOSS at start, not a silent hole; --repair-wal cuts the log at the hole")
+    func missingWALSegment() async throws {
+        try await withTemporaryDirectory { directory in
+            let base = currentUnixNanos() - 1_000_000_000
+            // Segments of one record each: a segment ends once it holds a record.
+            let small = options(directory) { $0.walSegmentBytes = 1 }
+            do {
+                let store = try ColumnarEventStore(options: small)
+                for batch in 0..<5 {
+                    _ = try await store.append((0..<10).map { engineEvent("b\(batch)-\($0)", at: base + Int64($0)) }, idempotencyKey: nil)
+                }
+                try store.abandon()
+            }
+            let wal = directory + "/wal"
+            let segments = try FileIO.list(wal).compactMap(WALFormat.segmentNumber(ofFileName:)).sorted()
+            #expect(segments.count == 5, "\(segments)")
+            // The segment holding seqs 21...30 (the third batch) goes missing.
+            let third = try WALTest.replay(wal).records.first { try Vigil_V1_WalBatch(serializedBytes: $0.payload).firstSeq == 21 }
+            let lost = try #require(third?.location.segment)
+            #expect(lost != segments.last, "later records follow it")
+            try FileIO.remove(wal + "/" + WALFormat.fileName(of: lost))
+
+            do {
+                _ = try ColumnarEventStore(options: small)
+                Issue.record("a log with a hole opened")
+            } catch let error as VigilError {
+                #expect(error.code == .dataLoss)
+                #expect(error.message.contains("seqs 21…30 are missing"), "\(error.message)")
+                #expect(error.message.contains("--repair-wal"), "\(error.message)")
+            }
+
+            var repairing = small
+            repairing.repair = true
+            let repaired = try ColumnarEventStore(options: repairing)
+            #expect(repaired.recovery.walEventsReplayed == 20, "the two batches before the hole")
+            #expect(try await allEvents(repaired).map(\.seq).sorted() == Array(1...20))
+            #expect(try FileIO.list(wal).contains { $0.hasSuffix(WALFormat.corruptSuffix) }, "what follows the hole is kept aside")
+            // New events continue after what was replayed.
+            #expect(try await repaired.append([engineEvent("after", at: base)], idempotencyKey: nil).firstSeq == 21)
+            try await repaired.close()
+        }
+    }
+
     @Test("a second process cannot open the same directory")
     func lockFile() async throws {
         try await withTemporaryDirectory { directory in

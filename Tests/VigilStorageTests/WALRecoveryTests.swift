@@ -128,7 +128,10 @@ struct WALRecoveryTests {
             var delivered = 0
             let wal = try WALTest.open(directory)
             let error = WALTest.vigilError {
-                _ = try wal.replay(repair: false) { (_, _) throws(VigilError) in delivered += 1 }
+                _ = try wal.replay(repair: false) { (_, _) throws(VigilError) in
+                    delivered += 1
+                    return .replayed
+                }
             }
             try wal.close()
             let dataLoss = try #require(error)

@@ -74,6 +74,7 @@ enum WALTest {
         var replayed = WALReplayed()
         replayed.report = try wal.replay(repair: repair) { (payload, location) throws(VigilError) in
             replayed.records.append((payload, location))
+            return .replayed
         }
         return replayed
     }

@@ -273,8 +273,24 @@ public final class ColumnarEventStore: EventStore {
                 do { batch = try Vigil_V1_WalBatch(serializedBytes: payload) } catch {
                     throw VigilError(.dataLoss, "a WAL record with a valid checksum does not decode: \(error)")
                 }
+                guard batch.firstSeq > flushed, !batch.events.isEmpty else {
+                    report.walRecordsReplayed += 1
+                    return .replayed
+                }
+                // Seqs are assigned in WAL order, without gaps: a record that
+                // does not start right after the one before (or after the
+                // parts) means records are missing, such as a segment lost
+                // from the middle of the log. Replaying past it would serve
+                // the log with a hole that nothing reports.
+                let expected = (chunks.last?.lastSeq ?? flushed) + 1
+                guard batch.firstSeq == expected else {
+                    let problem =
+                        batch.firstSeq > expected
+                        ? "its batch starts at seq \(batch.firstSeq), but the log before it ends at seq \(expected - 1): the events of seqs \(expected)…\(batch.firstSeq - 1) are missing"
+                        : "its batch starts at seq \(batch.firstSeq), but the log before it already holds events through seq \(expected - 1)"
+                    return .doesNotFollow(problem)
+                }
                 report.walRecordsReplayed += 1
-                guard batch.firstSeq > flushed, !batch.events.isEmpty else { return }
                 let chunk = MemoryChunk(
                     columns: .init(batch.events), firstSeq: batch.firstSeq, receivedAt: batch.receivedAtNanos,
                     idempotencyKey: batch.idempotencyKey)
@@ -286,6 +302,7 @@ public final class ColumnarEventStore: EventStore {
                         AppendResult(firstSeq: chunk.firstSeq, lastSeq: chunk.lastSeq, count: chunk.count, receivedAt: chunk.receivedAt, replayed: true),
                         for: batch.idempotencyKey, now: min(now, chunk.receivedAt))
                 }
+                return .replayed
             }
             report.walReport = walReport
             self.wal = wal

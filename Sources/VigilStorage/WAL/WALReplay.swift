@@ -19,11 +19,13 @@ extension WriteAheadLog {
     /// last good record (the cut bytes are saved as `<name>.<offset>.corrupt`),
     /// later segments are renamed `<name>.corrupt`, and `repaired` lists it all.
     /// Records before the corruption have been delivered to `body` either way.
+    /// A record that `body` finds does not follow the ones before it
+    /// (`WALRecordVerdict.doesNotFollow`) is corruption found there, wherever it is.
     ///
     /// The last segment is fsynced, since after a process crash its pages may
     /// be in the page cache only.
     public func replay(
-        repair: Bool, _ body: (_ payload: [UInt8], _ location: WALLocation) throws(VigilError) -> Void
+        repair: Bool, _ body: (_ payload: [UInt8], _ location: WALLocation) throws(VigilError) -> WALRecordVerdict
     ) throws(VigilError) -> WALReplayReport {
         try core.state.withLock { (state: inout WALState) throws(VigilError) in
             if state.closed || state.closing { throw state.closedError() }
@@ -86,7 +88,7 @@ private struct SegmentReplay {
     /// Delivers the segment's records; returns false when replay stops here.
     func replay(
         _ bytes: UnsafeRawBufferPointer, report: inout WALReplayReport, syncs: inout Int,
-        _ body: (_ payload: [UInt8], _ location: WALLocation) throws(VigilError) -> Void
+        _ body: (_ payload: [UInt8], _ location: WALLocation) throws(VigilError) -> WALRecordVerdict
     ) throws(VigilError) -> Bool {
         if isLast && (bytes.count < WALFormat.headerSize || bytes.allSatisfy({ $0 == 0 })) {
             // A crash while the segment was being created: its header (fsynced
@@ -111,7 +113,11 @@ private struct SegmentReplay {
                 }
                 return true
             case .record(let payload, let end):
-                try body(Array(UnsafeRawBufferPointer(rebasing: bytes[payload])), WALLocation(segment: number, offset: end))
+                let verdict = try body(Array(UnsafeRawBufferPointer(rebasing: bytes[payload])), WALLocation(segment: number, offset: end))
+                if case .doesNotFollow(let problem) = verdict {
+                    try corruption(at: offset, problem, because: nil, bytes, report: &report)
+                    return false
+                }
                 report.records += 1
                 offset = end
             case .bad(let problem):

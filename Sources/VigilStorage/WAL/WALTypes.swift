@@ -77,6 +77,16 @@ public struct WALLocation: Sendable, Hashable, Comparable, CustomStringConvertib
     public var description: String { "\(WALFormat.fileName(of: segment))@\(offset)" }
 }
 
+/// What a replay body makes of a record whose checksum is valid.
+public enum WALRecordVerdict: Sendable, Equatable {
+    /// The record is taken.
+    case replayed
+    /// The record cannot follow the ones before it (its seqs leave a hole
+    /// after them, say): the log is treated as corrupt from this record on,
+    /// as for a bad record followed by good ones. The text says why.
+    case doesNotFollow(String)
+}
+
 /// What `WriteAheadLog.replay` found and changed.
 public struct WALReplayReport: Sendable {
     /// Records delivered to the replay body.
