@@ -218,17 +218,19 @@ struct ConnectionStateMachineTests {
         Self.expectGoAwayAndClose(machine.frameReceived(Self.headers(1)), code: .unauthenticated)
     }
 
-    @Test("a revoked token ends running calls, refuses new ones and closes once they end")
+    @Test("a revoked token ends running calls and those waiting for their request, refuses new ones and closes once all is written")
     func tokenRevoked() {
         var machine = Self.activeMachine()
         Self.open(1, on: &machine, running: true)
         Self.open(3, on: &machine, running: false)
         let action = machine.tokenRevoked()
-        guard case .revoke(_, let contexts, let error) = action else {
+        guard case .revoke(_, let contexts, let waiting, let error) = action else {
             Issue.record("expected revoke, got \(action)")
             return
         }
         #expect(contexts.map(\.streamID) == [1])
+        #expect(waiting == [3], "the call without its request gets TRAILERS too, not silence")
+        #expect(machine.pendingTrailers == 1)
         #expect(error.code == .unauthenticated)
         #expect(machine.isDraining)
         guard case .endCall(_, let status) = machine.frameReceived(Self.headers(5)) else {
@@ -237,6 +239,9 @@ struct ConnectionStateMachineTests {
         }
         #expect(status.code == .unauthenticated)
         _ = machine.callFinished(streamID: 1)
+        #expect(machine.isDraining, "the GOAWAY and stream 3's TRAILERS are not written yet")
+        _ = machine.goAwaySent()
+        _ = machine.trailersSent()
         #expect(machine.phase == .closed)
     }
 
@@ -250,6 +255,7 @@ struct ConnectionStateMachineTests {
             return
         }
         #expect(machine.isDraining, "the TRAILERS are still to be written")
+        _ = machine.goAwaySent()
         _ = machine.trailersSent()
         #expect(machine.phase == .closed)
     }
@@ -482,13 +488,15 @@ struct ConnectionStateMachineTests {
         Self.open(3, on: &machine)
 
         let goAway = machine.shutdownRequested()
-        guard case .goAway(let lastStreamID) = goAway else {
+        guard case .goAway(let lastStreamID, let waiting) = goAway else {
             Issue.record("expected goAway, got \(goAway)")
             return
         }
         #expect(lastStreamID == 3)
+        #expect(waiting.isEmpty)
         #expect(machine.phase == .draining(lastStreamID: 3))
         #expect(machine.isDraining)
+        _ = machine.goAwaySent()
 
         // A new call is refused; the connection keeps draining.
         Self.expectEndCall(machine.frameReceived(Self.headers(5)), streamID: 5, code: .unavailable)
@@ -508,18 +516,34 @@ struct ConnectionStateMachineTests {
         Self.expectNone(machine.shutdownRequested())
     }
 
-    @Test("shutdown of an idle connection sends GOAWAY and closes at once")
+    @Test("shutdown of an idle connection sends GOAWAY and closes once it is written")
     func shutdownIdle() {
         var machine = Self.activeMachine()
         Self.open(1, on: &machine)
         _ = machine.callFinished(streamID: 1)
         let goAway = machine.shutdownRequested()
-        guard case .goAway(let lastStreamID) = goAway else {
+        guard case .goAway(let lastStreamID, _) = goAway else {
             Issue.record("expected goAway, got \(goAway)")
             return
         }
         #expect(lastStreamID == 1)
+        #expect(machine.takeClose() == false, "closing before the GOAWAY is written would lose it")
+        _ = machine.goAwaySent()
         #expect(machine.phase == .closed, "nothing is in flight, so the connection closes after the GOAWAY")
+    }
+
+    @Test("the last call ending between shutdown and the GOAWAY's write does not close the connection before the GOAWAY")
+    func goAwayOutlivesTheLastCall() {
+        var machine = Self.activeMachine()
+        Self.open(1, on: &machine)
+        guard case .goAway = machine.shutdownRequested() else {
+            Issue.record("expected GOAWAY")
+            return
+        }
+        _ = machine.callFinished(streamID: 1)
+        #expect(machine.isDraining && machine.takeClose() == false)
+        _ = machine.goAwaySent()
+        #expect(machine.phase == .closed)
     }
 
     @Test("shutdown before the handshake completed just closes")
@@ -533,63 +557,28 @@ struct ConnectionStateMachineTests {
         #expect(machine.phase == .closed)
     }
 
-    @Test("while draining, a call that ends before its request still closes the connection", arguments: [
-        "missing END_STREAM", "cancel", "deadline", "oversized",
-    ])
-    func drainingCallEndsBeforeRequest(_ how: String) {
+    @Test("shutdown ends the calls still waiting for their request with UNAVAILABLE; their late frames change nothing")
+    func shutdownEndsWaitingCalls() {
         var machine = Self.activeMachine()
         Self.open(1, on: &machine, running: false)
-        _ = machine.shutdownRequested()
-        #expect(machine.isDraining)
-        switch how {
-        case "missing END_STREAM":
-            Self.expectEndCall(machine.frameReceived(Self.request(1, flags: [])), streamID: 1, code: .invalidArgument)
-        case "cancel":
-            Self.expectNone(machine.frameReceived(Frame(type: .cancel, streamID: 1, message: Vigil_V1_Cancel())))
-        case "deadline":
-            Self.expectEndCall(machine.deadlineExpired(streamID: 1), streamID: 1, code: .deadlineExceeded)
-            // The timer writes these TRAILERS; the connection closes once they are written.
-            #expect(machine.isDraining, "the deadline's TRAILERS are still to be written")
-            _ = machine.trailersSent()
-        default:
-            Self.expectEndCall(
-                machine.oversizedReceived(FrameHeader(length: 10_000_000, type: .message, streamID: 1), maxFrameSize: 131_072),
-                streamID: 1, code: .resourceExhausted)
-        }
-        #expect(machine.calls.isEmpty)
-        #expect(machine.phase == .closed, "the last call of a draining connection ended (\(how)), so the connection must close")
-    }
-
-    // MARK: Deadlines
-
-    @Test("a deadline that passes before the request ends the call with DEADLINE_EXCEEDED")
-    func deadlineBeforeRequest() {
-        var machine = Self.activeMachine()
-        let armed = machine.frameReceived(Self.headers(1, timeoutMs: 100))
-        guard case .armDeadline(let context, 100) = armed, context.streamID == 1 else {
-            Issue.record("expected armDeadline(100), got \(armed)")
+        Self.open(3, on: &machine, running: true)
+        let goAway = machine.shutdownRequested()
+        guard case .goAway(let lastStreamID, let waiting) = goAway else {
+            Issue.record("expected goAway, got \(goAway)")
             return
         }
-        Self.expectEndCall(machine.deadlineExpired(streamID: 1), streamID: 1, code: .deadlineExceeded)
-        #expect(machine.calls.isEmpty)
-        #expect(machine.phase == .active)
-        // A late request for the forgotten call is ignored.
+        #expect(lastStreamID == 3)
+        #expect(waiting == [1], "a request that may never come does not hold the drain")
+        #expect(machine.calls.keys.sorted() == [3] && machine.pendingTrailers == 1)
+        // The ended call's request, CANCEL and deadline come too late: nothing starts, nothing is written.
         Self.expectNone(machine.frameReceived(Self.request(1)))
-    }
-
-    @Test("TRAILERS a client has not read count against the call limit: RESOURCE_EXHAUSTED past it, until they are written")
-    func unreadTrailersBoundCalls() {
-        var machine = Self.activeMachine(maxConcurrentCalls: 2)
-        Self.open(1, on: &machine)
-        Self.open(3, on: &machine)
-        // Both finished, their TRAILERS waiting on a client that does not read.
-        Self.expectNone(machine.callFinished(streamID: 1, trailersPending: true))
-        Self.expectNone(machine.callFinished(streamID: 3, trailersPending: true))
-        #expect(machine.calls.isEmpty)
-        Self.expectEndCall(machine.frameReceived(Self.headers(5)), streamID: 5, code: .resourceExhausted)
+        Self.expectNone(machine.frameReceived(Frame(type: .cancel, streamID: 1, message: Vigil_V1_Cancel())))
+        Self.expectNone(machine.deadlineExpired(streamID: 1))
+        _ = machine.goAwaySent()
         _ = machine.trailersSent()
-        Self.expectNone(machine.frameReceived(Self.headers(7)))
-        #expect(machine.calls.count == 1)
+        #expect(machine.isDraining, "call 3 still runs")
+        _ = machine.callFinished(streamID: 3)
+        #expect(machine.phase == .closed)
     }
 
     @Test("a deadline's TRAILERS before the request count as pending until written, against the limit and for draining")
@@ -603,6 +592,7 @@ struct ConnectionStateMachineTests {
             Issue.record("expected GOAWAY")
             return
         }
+        _ = machine.goAwaySent()
         #expect(machine.isDraining, "the deadline's TRAILERS are still to be written")
         _ = machine.trailersSent()
         #expect(machine.phase == .closed)
@@ -628,6 +618,7 @@ struct ConnectionStateMachineTests {
         let whileActive = machine.takeClose()
         #expect(!whileActive, "an active connection is not closed")
         _ = machine.shutdownRequested()
+        _ = machine.goAwaySent()
         #expect(machine.phase == .closed)
         let first = machine.takeClose()
         #expect(first)

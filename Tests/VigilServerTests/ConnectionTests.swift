@@ -738,44 +738,21 @@ struct ConnectionTests {
         }
     }
 
-    @Test("shutdown while a call waits for its request: when that call ends the server closes")
-    func goAwayThenCallRefusedBeforeRequest() async throws {
+    @Test("shutdown while a call waits for its request: GOAWAY, then that call ends with UNAVAILABLE and the server closes, without waiting for the request")
+    func goAwayEndsCallWaitingForRequest() async throws {
         try await withTestServer { server in
             try await RawConnection.with(port: server.port) { connection in
                 try await connection.handshake()
-                try await connection.send(RawConnection.headers(streamID: 1, method: AuditMethod.get.rawValue))
+                try await connection.send(RawConnection.headers(streamID: 1, method: AuditMethod.ingest.rawValue))
                 #expect(try await connection.pingBarrier().isEmpty)
                 await server.shutDown()
                 try Self.expectGoAway(try await connection.readFrame(), code: .unavailable, lastStreamID: 1)
-
-                // The request breaks the rules (no END_STREAM): the call ends, and with it the connection.
-                try await connection.send(Frame(type: .message, streamID: 1, message: Self.getRequest()))
+                // Nothing was done for the call: it can be retried elsewhere.
                 let (status, messages) = try await connection.readCall(streamID: 1)
-                #expect(status.statusCode == .invalidArgument, "\(status)")
+                #expect(status.statusCode == .unavailable, "\(status)")
                 #expect(messages.isEmpty)
-                let rest = try await connection.readUntilClosed()
-                #expect(rest.isEmpty, "\(rest)")
-            }
-        }
-    }
-
-    @Test("shutdown while a call waits for its request: a deadline ends it and the server closes")
-    func goAwayThenDeadlineBeforeRequest() async throws {
-        try await withTestServer { server in
-            try await RawConnection.with(port: server.port) { connection in
-                try await connection.handshake()
-                try await connection.send(RawConnection.headers(streamID: 1, method: AuditMethod.get.rawValue, timeoutMs: 1_000))
-                #expect(try await connection.pingBarrier().isEmpty)
-                await server.shutDown()
-                // On a loaded machine the deadline may pass before the shutdown
-                // reaches the connection: the two frames may come in either order.
-                var frames = [try await connection.readFrame(), try await connection.readFrame()]
-                if frames[0].type != .goAway { frames.swapAt(0, 1) }
-                try Self.expectGoAway(frames[0], code: .unavailable, lastStreamID: 1)
-                #expect(frames[1].type == .trailers && frames[1].streamID == 1)
-                let status = try frames[1].decode(Vigil_V1_Status.self)
-                #expect(StatusCode(wireValue: status.code) == .deadlineExceeded, "\(status)")
-                let rest = try await connection.readUntilClosed()
+                // The drain does not wait for a request that may never come (it would for 30 s).
+                let rest = try await connection.readUntilClosed(timeout: .seconds(10))
                 #expect(rest.isEmpty, "\(rest)")
             }
         }

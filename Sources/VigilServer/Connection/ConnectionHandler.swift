@@ -142,6 +142,17 @@ struct ConnectionHandler: Sendable {
             }
         }
 
+        /// After a GOAWAY was written: reports it, and ends the calls that
+        /// were still waiting for their request with `error`'s TRAILERS.
+        private func endWaiting(_ streamIDs: [UInt32], with error: VigilError) async {
+            _ = state.with { $0.goAwaySent() }
+            for streamID in streamIDs {
+                metrics.recordRejectedCall(error.code.status)
+                await write(.trailers(streamID: streamID, status: error.status))
+                _ = state.with { $0.trailersSent() }
+            }
+        }
+
         /// Carries out an action that starts no call.
         func perform(_ action: ConnectionStateMachine.Action) async {
             // A peer that does not speak the protocol gets a short grace: under
@@ -179,10 +190,11 @@ struct ConnectionHandler: Sendable {
                     metrics.recordRejectedConnection(.unauthenticated)
                     await perform(state.with { $0.authenticationFailed(error.message) })
                 }
-            case .revoke(let lastStreamID, let contexts, let error):
-                logger.info("closing a connection whose token was revoked", metadata: ["vigil.calls": "\(contexts.count)"])
+            case .revoke(let lastStreamID, let contexts, let waiting, let error):
+                logger.info("closing a connection whose token was revoked", metadata: ["vigil.calls": "\(contexts.count + waiting.count)"])
                 for context in contexts { context.end(.failed(error)) }
                 await write(.goAway(lastStreamID: lastStreamID, code: .unauthenticated, message: error.message))
+                await endWaiting(waiting, with: error)
             case .sendWelcome(let maxFrameSize, let clientName):
                 var welcome = Vigil_V1_Welcome()
                 welcome.serverName = configuration.serverName
@@ -205,8 +217,9 @@ struct ConnectionHandler: Sendable {
             case .goAwayAndClose(let lastStreamID, let code, let message):
                 logger.info("closing connection", metadata: ["vigil.code": "\(code.name)", "vigil.reason": "\(message)"])
                 await write(.goAway(lastStreamID: lastStreamID, code: code, message: message))
-            case .goAway(let lastStreamID):
+            case .goAway(let lastStreamID, let waiting):
                 await write(.goAway(lastStreamID: lastStreamID, code: .unavailable, message: "the server is shutting down; calls in flight finish, open new ones elsewhere or later"))
+                await endWaiting(waiting, with: VigilError(.unavailable, "the server is shutting down before this call's request arrived; retry on a new connection"))
             case .armDeadline(let context, let milliseconds):
                 let state = state
                 let io = self

@@ -59,11 +59,16 @@ struct ConnectionStateMachine {
         case sendPong(ByteBuffer)
         /// A fatal error: GOAWAY with this code and message, then close.
         case goAwayAndClose(lastStreamID: UInt32, code: StatusCode, message: String)
-        /// A graceful GOAWAY (the connection closes once `phase` is `.closed`).
-        case goAway(lastStreamID: UInt32)
+        /// A graceful GOAWAY, then TRAILERS with UNAVAILABLE for the calls
+        /// still waiting for their request (`waiting`): each written, the
+        /// handler reports `goAwaySent()` and `trailersSent()`. The connection
+        /// closes once `phase` is `.closed`.
+        case goAway(lastStreamID: UInt32, waiting: [UInt32])
         /// The token was revoked: end these running calls with `error`, send
-        /// GOAWAY with it, close once they are done.
-        case revoke(lastStreamID: UInt32, contexts: [CallContext], error: VigilError)
+        /// GOAWAY with it and `error`'s TRAILERS for the calls still waiting
+        /// for their request (reported written as for `goAway`), close once
+        /// they are done.
+        case revoke(lastStreamID: UInt32, contexts: [CallContext], waiting: [UInt32], error: VigilError)
         /// A call was opened: arm its deadline.
         case armDeadline(CallContext, timeoutMilliseconds: UInt64)
         /// End a call that has no task (yet) with TRAILERS.
@@ -82,6 +87,10 @@ struct ConnectionStateMachine {
     private(set) var clientName = ""
     /// Calls that finished but whose TRAILERS are not written yet.
     private(set) var pendingTrailers = 0
+    /// A draining connection's GOAWAY is not written yet: the connection
+    /// must not close before it is, or the client would see the end of the
+    /// stream instead of the reason.
+    private(set) var goAwayPending = false
     /// The handler began closing the connection (`takeClose()`).
     private var closeTaken = false
     /// Why the connection drains, for calls refused meanwhile.
@@ -294,6 +303,23 @@ struct ConnectionStateMachine {
         return closeIfDrained(or: .none)
     }
 
+    /// The GOAWAY of `.goAway` or `.revoke` was written.
+    mutating func goAwaySent() -> Action {
+        goAwayPending = false
+        return closeIfDrained(or: .none)
+    }
+
+    /// Ends the calls still waiting for their request, whose TRAILERS the
+    /// handler writes (counted pending until then). They have no task, and a
+    /// draining connection would otherwise wait for a request that may
+    /// never come, up to the drain limit.
+    private mutating func endWaitingCalls() -> [UInt32] {
+        let waiting = calls.values.filter { $0.phase == .awaitingRequest }
+        for call in waiting { forget(call) }
+        pendingTrailers += waiting.count
+        return waiting.map(\.context.streamID).sorted()
+    }
+
     /// The deadline of a call passed.
     mutating func deadlineExpired(streamID: UInt32) -> Action {
         guard let call = calls[streamID] else { return .none }
@@ -329,11 +355,11 @@ struct ConnectionStateMachine {
         switch phase {
         case .active, .draining:
             let contexts = calls.values.filter { $0.phase == .running }.map(\.context)
-            // Calls still waiting for their request have no task: forget them.
-            for call in calls.values where call.phase == .awaitingRequest { forget(call) }
+            let waiting = endWaitingCalls()
             drainReason = error
-            phase = isQuiet ? .closed : .draining(lastStreamID: highestStreamID)
-            return .revoke(lastStreamID: highestStreamID, contexts: contexts, error: error)
+            goAwayPending = true
+            phase = .draining(lastStreamID: highestStreamID)
+            return .revoke(lastStreamID: highestStreamID, contexts: contexts, waiting: waiting, error: error)
         case .awaitingPreface, .awaitingHello, .authenticating:
             return fatal(.unauthenticated, error.message)
         case .closed:
@@ -347,16 +373,18 @@ struct ConnectionStateMachine {
         return fatal(.unavailable, "closing the connection after \(timeout.components.seconds) s without a call; reconnect when needed")
     }
 
-    /// No call open and no TRAILERS about to be written.
-    private var isQuiet: Bool { calls.isEmpty && pendingTrailers == 0 }
+    /// No call open and no TRAILERS or GOAWAY about to be written.
+    private var isQuiet: Bool { calls.isEmpty && pendingTrailers == 0 && !goAwayPending }
 
     /// Graceful shutdown began: no new calls, finish those in flight.
     mutating func shutdownRequested() -> Action {
         switch phase {
         case .active:
-            // With no call in flight there is nothing to wait for: close after the GOAWAY.
-            phase = isQuiet ? .closed : .draining(lastStreamID: highestStreamID)
-            return .goAway(lastStreamID: highestStreamID)
+            // With no call in flight, the connection closes once the GOAWAY is written.
+            let waiting = endWaitingCalls()
+            goAwayPending = true
+            phase = .draining(lastStreamID: highestStreamID)
+            return .goAway(lastStreamID: highestStreamID, waiting: waiting)
         case .awaitingPreface, .awaitingHello, .authenticating:
             phase = .closed
             return .close
