@@ -132,7 +132,9 @@ typedef struct vigil_kv {
  * tenant, actor.id (unless actor.type is ANONYMOUS) and action.
  *
  * Events read from the server (query, get, subscribe) have every string set
- * ("" when absent), and seq, id and received_at_ns filled in.
+ * ("" when absent), and seq, id and received_at_ns filled in. A server time
+ * outside what int64 nanoseconds hold (before 1677-09-21, after 2262-04-11)
+ * reads as INT64_MIN or INT64_MAX.
  */
 typedef struct vigil_event {
     const char *id;          /* UUID; NULL: the server assigns a UUIDv7 */
@@ -164,7 +166,8 @@ int64_t vigil_now_ns(void);
 
 /* Parses an RFC 3339 time ("2026-11-18T12:00:00Z", "...T12:00:00.5+02:00")
  * or a date ("2026-11-18", UTC midnight). Returns VIGIL_OK or
- * VIGIL_ERR_ARGUMENT. */
+ * VIGIL_ERR_ARGUMENT (also for a time int64 nanoseconds cannot hold: before
+ * 1677-09-21 or after 2262-04-11). */
 int vigil_parse_time(const char *text, int64_t *out_ns);
 /* Formats as RFC 3339 UTC with as many fraction digits as needed; buf >= 40. */
 void vigil_format_time(int64_t ns, char *buf, size_t size);
@@ -299,7 +302,11 @@ typedef struct vigil_query_params {
 
 /* One page of a query. The events (and the cursor) are valid during the
  * callback only. Return 0 to go on, anything else to stop (the call is
- * cancelled and vigil_query returns VIGIL_OK). */
+ * cancelled and vigil_query returns VIGIL_OK).
+ * It runs inside vigil_query, in the middle of the call: it must not call any
+ * function on the same client (another call would read the query's frames
+ * and free the page; vigil_client_free would free the client under it) —
+ * return non-zero to stop instead. Other clients and agents may be used. */
 typedef int (*vigil_page_fn)(const vigil_event *events, size_t n, const char *cursor, void *user);
 
 /* Query: pages of matching events, in order. On return, the status metadata
@@ -375,7 +382,9 @@ typedef struct vigil_subscribe_params {
 /* One subscription message: an event, or a heartbeat (event NULL,
  * heartbeat_ns set). `cursor` resumes right after it. Valid during the
  * callback only. Return 0 to go on, anything else to stop (the call is
- * cancelled and vigil_subscribe returns VIGIL_OK). */
+ * cancelled and vigil_subscribe returns VIGIL_OK).
+ * As for vigil_page_fn: it must not call any function on the same client
+ * (return non-zero to stop); other clients and agents may be used. */
 typedef int (*vigil_subscribe_fn)(const vigil_event *event, int64_t heartbeat_ns,
                                   const char *cursor, void *user);
 
@@ -414,8 +423,16 @@ typedef struct vigil_agent_error {
     const vigil_event *event;
 } vigil_agent_error;
 
+/* The agent's callbacks run on its I/O thread (on_error also in
+ * vigil_agent_open, for a torn spill file), without its lock; what they are
+ * given is valid during the call only. They hold up sending: they must be
+ * short and must not block. On the same agent they may call
+ * vigil_agent_get_stats only: not vigil_agent_log (waiting for queue room
+ * on the thread that makes room never ends), vigil_agent_flush nor
+ * vigil_agent_close (they wait for that thread). */
 typedef void (*vigil_agent_error_fn)(const vigil_agent_error *error, void *user);
-/* A batch was acknowledged (durable). Called from the agent's thread. */
+/* A batch was acknowledged (durable). Called from the agent's thread; see
+ * vigil_agent_error_fn for what it may call. */
 typedef void (*vigil_agent_ack_fn)(const char *idempotency_key, const vigil_ingest_result *result, void *user);
 
 typedef struct vigil_agent_config {
@@ -423,7 +440,9 @@ typedef struct vigil_agent_config {
     uint32_t batch_events;     /* N: a batch is sent at N events; default 1000 */
     uint32_t batch_ms;         /* T: ... or when its first event is T ms old; default 100 */
     uint32_t batch_bytes;      /* ... or before it would exceed this many bytes; default
-                                  1 MiB, at most the server's max_frame_size */
+                                  1 MiB, at most the server's max_frame_size; with
+                                  VIGIL_SPILL at most 256 MiB (a spill record's limit:
+                                  vigil_agent_open refuses more, VIGIL_ERR_ARGUMENT) */
     uint32_t max_in_flight;    /* M: Ingest calls in flight on the connection; default 8 */
     uint32_t queue_batches;    /* full batches waiting in memory; default 32 */
     vigil_policy policy;

@@ -106,8 +106,10 @@ struct vigil_agent {
     batch *inflight;
     vbuf out;
     size_t out_off;
+    size_t pong_at, pong_len; /* the one PONG in `out` not sent yet (pong_len 0: none) */
     int64_t reconnect_at, backoff, pause_until, last_rx;
     bool ping_outstanding;
+    bool progress; /* a batch was acknowledged on this connection */
     vstatus cst;
     arena scratch;
 };
@@ -577,12 +579,20 @@ static batch *find_inflight(vigil_agent *a, uint32_t stream) {
     return NULL;
 }
 
+/* After a failure: capped exponential backoff with jitter, the next try in
+ * [b/2, b]. */
+static void back_off(vigil_agent *a, int64_t now) {
+    a->reconnect_at = now + a->backoff / 2 + (int64_t)(random_u64() % (uint64_t)(a->backoff / 2 + 1));
+    a->backoff *= 2;
+    if (a->backoff > a->cfg.backoff_max_ms) a->backoff = a->cfg.backoff_max_ms;
+}
+
 static void disconnect(vigil_agent *a, int code, const char *why) {
     if (!a->connected) return;
     vconn_close(&a->conn);
     a->connected = false;
     a->draining = false;
-    a->out.len = a->out_off = 0;
+    a->out.len = a->out_off = a->pong_len = 0;
     a->ping_outstanding = false;
     size_t n = 0;
     pthread_mutex_lock(&a->mu);
@@ -595,7 +605,15 @@ static void disconnect(vigil_agent *a, int code, const char *why) {
     }
     pthread_mutex_unlock(&a->mu);
     int64_t now = mono_ms();
-    a->reconnect_at = now + (int64_t)(random_u64() % (uint64_t)(a->backoff + 1));
+    if (a->progress) {
+        a->backoff = a->cfg.backoff_min_ms;
+        a->reconnect_at = now + (int64_t)(random_u64() % (uint64_t)(a->backoff + 1));
+    } else {
+        /* Nothing acknowledged (a server that welcomes, then goes away or
+         * closes): a failed connect, or the agent would reconnect in a loop. */
+        back_off(a, now);
+    }
+    a->progress = false;
     if (why) {
         char msg[400];
         snprintf(msg, sizeof msg, "%s; %zu batch%s in flight will be sent again", why, n, n == 1 ? "" : "es");
@@ -611,17 +629,14 @@ static void try_connect(vigil_agent *a) {
         a->st.connect_failures++;
         pthread_mutex_unlock(&a->mu);
         report(a, r, a->cst.pub.message, NULL, 0);
-        /* Capped exponential backoff with jitter: the next try in [b/2, b]. */
-        a->reconnect_at = now + a->backoff / 2 + (int64_t)(random_u64() % (uint64_t)(a->backoff / 2 + 1));
-        a->backoff *= 2;
-        if (a->backoff > a->cfg.backoff_max_ms) a->backoff = a->cfg.backoff_max_ms;
+        back_off(a, now);
         return;
     }
     a->connected = true;
     a->draining = false;
     a->last_rx = now;
     a->ping_outstanding = false;
-    a->backoff = a->cfg.backoff_min_ms;
+    a->progress = false; /* the backoff is reset by an acknowledgement, not by a handshake */
     const vigil_welcome *w = &a->conn.welcome;
     pthread_mutex_lock(&a->mu);
     a->st.connects++;
@@ -684,6 +699,27 @@ static void enqueue_small(vigil_agent *a, uint8_t type, uint32_t stream, const u
     a->out.len += FRAME_HEADER_SIZE + len;
 }
 
+/* Answers a PING. At most one PONG waits unsent: a newer PING's replaces it
+ * (and answers the older ones too), so that a server that sends PINGs but
+ * does not read cannot grow `out` without bound. Each is written at once
+ * when the socket takes it, so that only such a server loses answers. */
+static void answer_ping(vigil_agent *a, const uint8_t *payload, size_t len) {
+    size_t size = FRAME_HEADER_SIZE + len;
+    if (a->pong_len && a->pong_at >= a->out_off) {
+        size_t tail = a->pong_at + a->pong_len; /* frames queued after it move */
+        if (size > a->pong_len && vbuf_reserve(&a->out, size - a->pong_len) != 0) return;
+        memmove(a->out.p + a->pong_at + size, a->out.p + tail, a->out.len - tail);
+        a->out.len = a->out.len - a->pong_len + size;
+    } else {
+        if (vbuf_reserve(&a->out, size) != 0) return;
+        a->pong_at = a->out.len;
+        a->out.len += size;
+    }
+    a->pong_len = size;
+    put_frame_header(a->out.p + a->pong_at, (uint32_t)len, FRAME_PONG, 0, 0);
+    if (len) memcpy(a->out.p + a->pong_at + FRAME_HEADER_SIZE, payload, len);
+}
+
 /* Writes what the socket takes. 0, or -1 when the connection failed. */
 static int flush_out(vigil_agent *a) {
     while (a->out_off < a->out.len) {
@@ -696,7 +732,7 @@ static int flush_out(vigil_agent *a) {
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
         return -1;
     }
-    a->out.len = a->out_off = 0;
+    a->out.len = a->out_off = a->pong_len = 0;
     if (a->out.cap > (8u << 20)) vbuf_free(&a->out);
     return 0;
 }
@@ -708,6 +744,7 @@ static void finish_batch(vigil_agent *a, batch *b, bool acked, uint32_t dropped)
     /* Before the batch counts as done, so that a flush that returns has seen
      * every callback of what it waited for. */
     if (acked && a->cfg.on_ack) a->cfg.on_ack(b->key, &res, a->cfg.user);
+    if (acked) a->progress = true;
     pthread_mutex_lock(&a->mu);
     if (acked) {
         a->st.events_acked += n;
@@ -937,7 +974,8 @@ static int on_frame(vigil_agent *a, const vframe *f, char *why, size_t whysize) 
         return 0;
     }
     case FRAME_PING:
-        enqueue_small(a, FRAME_PONG, 0, f->payload, f->len);
+        answer_ping(a, f->payload, f->len);
+        flush_out(a); /* a failure shows at the loop's next flush */
         return 0;
     case FRAME_PONG:
         a->ping_outstanding = false;
@@ -1045,8 +1083,9 @@ static void *agent_main(void *arg) {
             if (a->reconnect_at < timer) timer = a->reconnect_at;
         } else {
             if (a->draining && !a->inflight) {
+                bool worked = a->progress;
                 disconnect(a, VIGIL_UNAVAILABLE, NULL);
-                a->reconnect_at = now; /* at once: the server asked us to go elsewhere */
+                if (worked) a->reconnect_at = now; /* at once: the server asked us to go elsewhere */
                 continue;
             }
             if (a->conn.next_stream > 0x7fff0000u) a->draining = true;
@@ -1175,7 +1214,8 @@ int vigil_agent_open(const vigil_agent_config *config, vigil_agent **out) {
     if (c->batch_events == 0 || c->batch_bytes < 4096 || c->max_in_flight == 0 || c->queue_batches == 0 ||
         (c->policy != VIGIL_BLOCK && c->policy != VIGIL_SPILL) || (c->policy == VIGIL_SPILL && !c->spill_path) ||
         c->compress_level < 0 || c->compress_level > 9 || c->backoff_min_ms == 0 ||
-        c->backoff_max_ms < c->backoff_min_ms || (c->agent_id && strlen(c->agent_id) > 64))
+        c->backoff_max_ms < c->backoff_min_ms || (c->agent_id && strlen(c->agent_id) > 64) ||
+        (c->policy == VIGIL_SPILL && c->batch_bytes > SPILL_RECORD_MAX)) /* a larger record could not be read back */
         return VIGIL_ERR_ARGUMENT;
     vigil_agent *a = calloc(1, sizeof *a);
     if (!a) return VIGIL_ERR_NOMEM;
@@ -1297,9 +1337,12 @@ static int spill_compact(vigil_agent *a) {
     a->spill_unread_events = 0;
     int r = VIGIL_OK;
     if (a->cur && a->cur->n_events) {
-        if (batch_finish(a, a->cur) != 0) r = VIGIL_ERR_NOMEM;
-        else requeue_locked(a, a->cur);
-        a->cur = NULL;
+        if (batch_finish(a, a->cur) != 0) {
+            r = VIGIL_ERR_NOMEM; /* a->cur stays, for agent_free */
+        } else {
+            requeue_locked(a, a->cur);
+            a->cur = NULL;
+        }
     }
     for (batch *b = a->pend_head; b && r == VIGIL_OK; b = b->next) r = spill_append(a, b);
     /* Copy the unread tail. */

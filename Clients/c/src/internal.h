@@ -158,8 +158,21 @@ int event_from_pb(arena *a, const Vigil__V1__AuditEvent *pe, vigil_event *out);
 Vigil__V1__Filter *filter_to_pb(arena *a, const vigil_filter *f);
 Google__Protobuf__Timestamp *timestamp_pb(arena *a, int64_t ns);
 Google__Protobuf__Duration *duration_pb(arena *a, int64_t ns);
+/* seconds + nanos as nanoseconds since the epoch without signed overflow:
+ * false unless |seconds| <= INT64_MAX / 1e9 - 3 (within 1677-09-21 ..
+ * 2262-04-11; the 3 s of margin hold any int32 nanos). */
+static inline bool ns_from_parts(int64_t s, int32_t nanos, int64_t *out) {
+    const int64_t G = 1000000000;
+    if (s > INT64_MAX / G - 3 || s < -(INT64_MAX / G - 3)) return false;
+    *out = s * G + nanos;
+    return true;
+}
+/* A server's time; an absurd one saturates at INT64_MIN / INT64_MAX. */
 static inline int64_t timestamp_ns(const Google__Protobuf__Timestamp *t) {
-    return t ? (int64_t)t->seconds * 1000000000 + t->nanos : 0;
+    int64_t ns;
+    if (!t) return 0;
+    if (ns_from_parts(t->seconds, t->nanos, &ns)) return ns;
+    return t->seconds < 0 ? INT64_MIN : INT64_MAX;
 }
 
 /* ---- Connection -------------------------------------------------------- */

@@ -311,7 +311,7 @@ int vigil_parse_time(const char *text, int64_t *out_ns) {
     }
     if (*s) return VIGIL_ERR_ARGUMENT;
     int64_t secs = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + se - offset;
-    *out_ns = secs * 1000000000 + frac;
+    if (!ns_from_parts(secs, (int32_t)frac, out_ns)) return VIGIL_ERR_ARGUMENT; /* outside int64 nanoseconds */
     return VIGIL_OK;
 }
 

@@ -6,6 +6,14 @@
  *
  *   vigil-sink [--listen HOST:PORT] [--ping-every N] [--compress]
  *              [--goaway-after N] [--fail-every N [--retry-after MS]] [--for SECONDS]
+ *              [--goaway-after-welcome] [--ping-flood N] [--received-at SECONDS]
+ *
+ * --goaway-after-welcome: every connection gets GOAWAY right after its
+ * Welcome (and is closed). --ping-flood N: after the Welcome, N PINGs of
+ * 64 KiB are sent while nothing is read, then a last small one; once the
+ * client has read them all, the sink reads again and prints "N PONGs before
+ * the last PING's" when that one's PONG arrives. --received-at: the
+ * IngestResponse's received_at seconds.
  *
  * Prints "listening on HOST:PORT" on stderr, and totals when it ends (SIGINT,
  * SIGTERM, or --for). Every other method is answered UNIMPLEMENTED. */
@@ -42,11 +50,17 @@ typedef struct conn {
     int n_calls;
     uint64_t answered;
     uint32_t highest;
+    long flood_left;        /* --ping-flood: PINGs still to send */
+    bool flooding;          /* ... not reading until the client read them and the last one */
+    bool flood_done;        /* the last PING is queued, its PONG not read yet */
+    uint64_t flood_pongs;   /* PONGs read before the last PING's */
 } conn;
 
 static volatile sig_atomic_t stop;
 static uint64_t seq, total_events, total_batches, total_bytes, pings, pongs;
-static long ping_every, goaway_after, fail_every;
+static long ping_every, goaway_after, fail_every, ping_flood;
+static bool goaway_after_welcome;
+static const char *received_at;
 /* Sent as the failures' vigil.retry-after-ms, when given (any text). */
 static const char *retry_after;
 static bool compress_responses;
@@ -111,6 +125,27 @@ static void goaway_out(conn *c, uint32_t code, const char *message) {
     frame_out(c, FRAME_GOAWAY, 0, 0, &g.base);
 }
 
+/* Whether the peer (on this host) has read everything sent on fd: our send
+ * queue and its receive queue, both in /proc/net/tcp, are empty. */
+static bool peer_read_all(int fd) {
+    struct sockaddr_in me, peer;
+    socklen_t l1 = sizeof me, l2 = sizeof peer;
+    if (getsockname(fd, (struct sockaddr *)&me, &l1) != 0 || getpeername(fd, (struct sockaddr *)&peer, &l2) != 0)
+        return false;
+    FILE *f = fopen("/proc/net/tcp", "r");
+    if (!f) return true; /* cannot tell */
+    unsigned ours = 1, theirs = 1;
+    char line[256];
+    while (fgets(line, sizeof line, f)) {
+        unsigned lp, rp, tx, rx;
+        if (sscanf(line, " %*u: %*x:%x %*x:%x %*x %x:%x", &lp, &rp, &tx, &rx) != 4) continue;
+        if (lp == ntohs(me.sin_port) && rp == ntohs(peer.sin_port)) ours = tx;
+        if (lp == ntohs(peer.sin_port) && rp == ntohs(me.sin_port)) theirs = rx;
+    }
+    fclose(f);
+    return ours == 0 && theirs == 0;
+}
+
 /* Handles the frames in c->in. Returns -1 to drop the connection. */
 static int serve(conn *c) {
     static vbuf inflated;
@@ -151,6 +186,15 @@ static int serve(conn *c) {
             w.principal = "anonymous";
             frame_append_pb(&c->out, FRAME_HELLO, 0, 0, &w.base);
             c->phase = 2;
+            if (goaway_after_welcome) {
+                goaway_out(c, VIGIL_UNAVAILABLE, "vigil-sink: going away right after the Welcome, as asked");
+                c->phase = 3;
+            }
+            if (ping_flood) {
+                c->flood_left = ping_flood;
+                c->flooding = true;
+                return 0; /* read nothing more until the PINGs are written */
+            }
             continue;
         }
         switch (type) {
@@ -163,6 +207,13 @@ static int serve(conn *c) {
             break;
         case FRAME_PONG:
             pongs++;
+            if (c->flood_done && len < 64) { /* the last PING's: the flood's are 64 KiB */
+                fprintf(stderr, "vigil-sink: %" PRIu64 " PONGs before the last PING's\n", c->flood_pongs);
+                fflush(stderr);
+                c->flood_done = false;
+            } else if (c->flood_done) {
+                c->flood_pongs++;
+            }
             break;
         case FRAME_WINDOW:
         case FRAME_GOAWAY:
@@ -233,6 +284,11 @@ static int serve(conn *c) {
                 break;
             }
             Vigil__V1__IngestResponse r = VIGIL__V1__INGEST_RESPONSE__INIT;
+            Google__Protobuf__Timestamp at = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+            if (received_at) {
+                at.seconds = strtoll(received_at, NULL, 10);
+                r.received_at = &at;
+            }
             r.first_seq = seq + 1;
             r.last_seq = seq + (uint64_t)n;
             r.count = (uint32_t)n;
@@ -272,9 +328,13 @@ int main(int argc, char **argv) {
         else if (i + 1 < argc && !strcmp(argv[i], "--fail-every")) fail_every = atol(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--retry-after")) retry_after = argv[++i];
         else if (i + 1 < argc && !strcmp(argv[i], "--for")) run_for = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--goaway-after-welcome")) goaway_after_welcome = true;
+        else if (i + 1 < argc && !strcmp(argv[i], "--ping-flood")) ping_flood = atol(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--received-at")) received_at = argv[++i];
         else {
             fprintf(stderr, "usage: %s [--listen HOST:PORT] [--ping-every N] [--compress] [--goaway-after N] "
-                            "[--fail-every N [--retry-after MS]] [--for SECONDS]\n", argv[0]);
+                            "[--fail-every N [--retry-after MS]] [--for SECONDS] [--goaway-after-welcome] "
+                            "[--ping-flood N] [--received-at SECONDS]\n", argv[0]);
             return 2;
         }
     }
@@ -292,6 +352,12 @@ int main(int argc, char **argv) {
     }
     int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
     setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (ping_flood) {
+        /* Little room for the PONGs in this direction: what the client cannot
+         * send stays in its own memory. (Inherited by accepted sockets.) */
+        int small = 16384;
+        setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    }
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(port))};
     if (inet_pton(AF_INET, host, &sa.sin_addr) != 1 || bind(lfd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
         listen(lfd, 64) != 0) {
@@ -312,11 +378,14 @@ int main(int argc, char **argv) {
         map[n++] = -1;
         for (int i = 0; i < MAXC; i++) {
             if (!conns[i]) continue;
+            bool pending = conns[i]->out_off < conns[i]->out.len || (conns[i]->flooding && !conns[i]->flood_done);
             pfd[n] = (struct pollfd){.fd = conns[i]->fd,
-                                     .events = (short)(POLLIN | (conns[i]->out_off < conns[i]->out.len ? POLLOUT : 0))};
+                                     .events = (short)((conns[i]->flooding ? 0 : POLLIN) | (pending ? POLLOUT : 0))};
             map[n++] = i;
         }
-        if (poll(pfd, (nfds_t)n, 200) < 0) continue;
+        bool awaiting = false; /* --ping-flood: checking whether the client read everything */
+        for (int i = 0; i < MAXC; i++) awaiting |= conns[i] && conns[i]->flooding && conns[i]->flood_done;
+        if (poll(pfd, (nfds_t)n, awaiting ? 10 : 200) < 0) continue;
         if (pfd[0].revents & POLLIN) {
             int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
             if (fd >= 0) {
@@ -334,7 +403,8 @@ int main(int argc, char **argv) {
         for (int k = 1; k < n; k++) {
             conn *c = conns[map[k]];
             bool drop = false;
-            if (pfd[k].revents & (POLLIN | POLLHUP | POLLERR)) {
+            if (c->flooding && (pfd[k].revents & (POLLHUP | POLLERR))) drop = true;
+            if (!c->flooding && (pfd[k].revents & (POLLIN | POLLHUP | POLLERR))) {
                 if (c->in_off == c->in.len) c->in.len = c->in_off = 0;
                 vbuf_reserve(&c->in, 1 << 16);
                 ssize_t r = recv(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len, 0);
@@ -350,6 +420,31 @@ int main(int argc, char **argv) {
                     drop = true;
                 }
             }
+            /* --ping-flood: keep about 1 MiB of PINGs queued, then the last one. */
+            if (c->flooding && c->out_off > (1u << 20)) {
+                memmove(c->out.p, c->out.p + c->out_off, c->out.len - c->out_off);
+                c->out.len -= c->out_off;
+                c->out_off = 0;
+            }
+            while (c->flooding && c->out.len - c->out_off < (1u << 20)) {
+                static uint8_t big[FRAME_HEADER_SIZE + 65536];
+                if (c->flood_left > 0) {
+                    /* Ping{} with 65,532 bytes of an unknown field 15 (0x7a, length 0xfc 0xff 0x03) */
+                    uint8_t *q = big + FRAME_HEADER_SIZE;
+                    q[0] = 0x7a, q[1] = 0xfc, q[2] = 0xff, q[3] = 0x03;
+                    put_frame_header(big, 65536, FRAME_PING, 0, 0);
+                    vbuf_append(&c->out, big, sizeof big);
+                    c->flood_left--;
+                } else if (!c->flood_done) {
+                    Vigil__V1__Ping last = VIGIL__V1__PING__INIT;
+                    last.opaque = 1;
+                    frame_out(c, FRAME_PING, 0, 0, &last.base);
+                    c->flood_done = true;
+                } else {
+                    break;
+                }
+                pings++;
+            }
             while (!drop && c->out_off < c->out.len) {
                 ssize_t w = send(c->fd, c->out.p + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
                 if (w > 0) c->out_off += (size_t)w;
@@ -357,6 +452,8 @@ int main(int argc, char **argv) {
                 else drop = true;
             }
             if (c->out_off == c->out.len) c->out.len = c->out_off = 0;
+            /* Every PING is read by the client: read its PONGs. */
+            if (c->flooding && c->flood_done && c->out.len == 0 && peer_read_all(c->fd)) c->flooding = false;
             if (c->phase == 3 && c->n_calls == 0 && c->out.len == 0) drop = true; /* drained */
             if (drop) {
                 close(c->fd);

@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -30,7 +31,8 @@ static int failures, checks;
 static bool small;
 /* The server's flags: a 1 s heartbeat, plus $VIGIL_TEST_SERVER_ARGS (split at
  * spaces), e.g. "--admin-token-file /path" for a server that requires a
- * token (the clients send $VIGIL_TOKEN). */
+ * token (the clients send $VIGIL_TOKEN). Without --admin-token-file or
+ * --no-auth there, the tests give the server an admin token of their own. */
 static const char *server_args[32] = {"--heartbeat-interval", "1", NULL};
 
 #define CHECK(cond, ...)                                                         \
@@ -889,6 +891,11 @@ static void test_agent_kill_restart(void) {
     CHECK_CODE(log_range(a, "restart", 0, n / 2), VIGIL_OK, (vigil_client *)NULL);
     vigil_agent_stats before;
     vigil_agent_get_stats(a, &before);
+    /* Mid-stream: connected (under valgrind, logging 3,000 events took less than the connect). */
+    for (int i = 0; i < 1000 && before.connects == 0; i++) {
+        sleep_ms(10);
+        vigil_agent_get_stats(a, &before);
+    }
     server_stop(&srv, SIGKILL);
     sleep_ms(300);
     /* Logging goes on while the server is down. */
@@ -1208,6 +1215,28 @@ static void test_agent_tool_report(void) {
     CHECK(settled, "no settled line with a median");
 }
 
+/* A spill record longer than 256 MiB cannot be read back: a batch_bytes
+ * over that is refused with VIGIL_SPILL (it was taken, and such batches,
+ * once spilled, were lost as a damaged file). */
+static void test_agent_config_limits(void) {
+    char spill[400];
+    snprintf(spill, sizeof spill, "%s/spill-limits.bin", tmpdir);
+    agent_log l = {0};
+    vigil_agent_config cfg;
+    spill_config(&cfg, &l, spill);
+    cfg.connection.address = "127.0.0.1:1"; /* nothing to reach */
+    cfg.batch_bytes = (256u << 20) + 1;
+    vigil_agent *a = NULL;
+    CHECK_CODE(vigil_agent_open(&cfg, &a), VIGIL_ERR_ARGUMENT, (vigil_client *)NULL);
+    cfg.batch_bytes = 256u << 20;
+    CHECK_CODE(vigil_agent_open(&cfg, &a), VIGIL_OK, (vigil_client *)NULL);
+    CHECK_CODE(vigil_agent_close(a, 0, NULL), VIGIL_OK, (vigil_client *)NULL);
+    cfg.policy = VIGIL_BLOCK; /* no spill file: any size */
+    cfg.batch_bytes = UINT32_MAX;
+    CHECK_CODE(vigil_agent_open(&cfg, &a), VIGIL_OK, (vigil_client *)NULL);
+    CHECK_CODE(vigil_agent_close(a, 0, NULL), VIGIL_OK, (vigil_client *)NULL);
+}
+
 /* ---- protocol details, against vigil-sink ---- */
 
 static char sink_bin[600];
@@ -1235,6 +1264,126 @@ static void test_sink_retry_after_cap(void) {
     server_stop(&sink, SIGTERM);
     CHECK(r == VIGIL_ERR_TIMEOUT && st.events_pending == 1, "close: %s", vigil_code_name(r));
     CHECK(strstr(l.last_message, "will retry in 3600000 ms") != NULL, "report: %s", l.last_message);
+}
+
+/* The last line of a process's log that contains `key`, polled until it
+ * appears or timeout_ms passes; false when it did not. */
+static bool wait_log_line(const char *path, const char *key, char *line, size_t size, int timeout_ms) {
+    int64_t until = now_ms() + timeout_ms;
+    for (;;) {
+        bool found = false;
+        FILE *f = fopen(path, "r");
+        char buf[512];
+        while (f && fgets(buf, sizeof buf, f))
+            if (strstr(buf, key)) {
+                snprintf(line, size, "%s", buf);
+                found = true;
+            }
+        if (f) fclose(f);
+        if (found) return true;
+        if (now_ms() > until) return false;
+        sleep_ms(20);
+    }
+}
+
+/* A server that sends PINGs but never reads: the agent keeps at most one
+ * PONG unsent (a newer PING's replaces it), where it queued one per PING
+ * without bound. The sink sends 64 KiB PINGs without reading, then a last
+ * small one, and reads once the agent has read them all: the PONGs before
+ * the last one's are those that fitted into the sockets' buffers (about 60),
+ * not one per PING. */
+static void test_sink_ping_flood(void) {
+    int n = small ? 400 : 1000; /* 25 or 64 MiB of PINGs */
+    char count[16];
+    snprintf(count, sizeof count, "%d", n);
+    vserver sink = {0};
+    snprintf(sink.data_dir, sizeof sink.data_dir, "%s/sink-flood", tmpdir);
+    const char *argv[] = {sink_bin, "--ping-flood", count, NULL};
+    CHECK(process_start(&sink, argv) == 0, "cannot start %s", sink_bin);
+    agent_log l = {0};
+    vigil_agent_config cfg;
+    agent_config(&cfg, &l);
+    cfg.connection.address = sink.address;
+    vigil_agent *a = NULL;
+    int r = vigil_agent_open(&cfg, &a);
+    char line[512] = "";
+    bool answered = r == VIGIL_OK && wait_log_line(sink.log_path, "PONGs before the last PING's", line, sizeof line, 60000);
+    if (a) vigil_agent_close(a, 1000, NULL);
+    server_stop(&sink, SIGTERM);
+    CHECK_CODE(r, VIGIL_OK, (vigil_client *)NULL);
+    CHECK(answered, "the last PING was not answered within 60 s");
+    unsigned long long before = ULLONG_MAX;
+    sscanf(line, "vigil-sink: %llu PONGs", &before);
+    fprintf(stderr, "    %llu PONGs came before the last PING's, of %d PINGs\n", before, n);
+    CHECK(before < (unsigned long long)n / 4, "%llu PONGs for %d PINGs sent while the sink did not read", before, n);
+}
+
+/* A server that sends GOAWAY right after its Welcome: the agent reconnected
+ * at once (about 40 times a second here, without end), for a handshake that
+ * made no progress counted as a success. Now such a connection counts as a failed
+ * connect: the delays double, 25..50 ms, 50..100, ..., so that in 1.5 s
+ * there are at most 7 connections. */
+static void test_sink_goaway_after_welcome(void) {
+    vserver sink = {0};
+    snprintf(sink.data_dir, sizeof sink.data_dir, "%s/sink-goaway", tmpdir);
+    const char *argv[] = {sink_bin, "--goaway-after-welcome", NULL};
+    CHECK(process_start(&sink, argv) == 0, "cannot start %s", sink_bin);
+    agent_log l = {0};
+    vigil_agent_config cfg;
+    agent_config(&cfg, &l);
+    cfg.connection.address = sink.address;
+    cfg.backoff_min_ms = 50;
+    cfg.backoff_max_ms = 5000;
+    vigil_agent *a = NULL;
+    int64_t t0 = now_ms();
+    int r = vigil_agent_open(&cfg, &a);
+    vigil_agent_stats st = {0};
+    /* It does reconnect... */
+    while (a && st.connects < 2 && now_ms() - t0 < 10000) {
+        sleep_ms(5);
+        vigil_agent_get_stats(a, &st);
+    }
+    bool reconnected = st.connects >= 2;
+    /* ...but not often: count the connections of the first 1.5 s. */
+    if (now_ms() - t0 < 1500) sleep_ms((long)(1500 - (now_ms() - t0)));
+    if (a) vigil_agent_get_stats(a, &st);
+    uint64_t attempts = st.connects + st.connect_failures;
+    if (a) vigil_agent_close(a, 0, NULL);
+    server_stop(&sink, SIGTERM);
+    fprintf(stderr, "    %" PRIu64 " connections in 1.5 s\n", attempts);
+    CHECK_CODE(r, VIGIL_OK, (vigil_client *)NULL);
+    CHECK(reconnected, "no second connection within 10 s");
+    CHECK(attempts <= 8, "%" PRIu64 " connections in 1.5 s to a server that goes away after its Welcome", attempts);
+}
+
+/* A server's absurd time saturates (it overflowed int64: undefined, and
+ * caught by UBSan); a time vigil_parse_time cannot hold is refused. */
+static void test_absurd_times(void) {
+    int64_t t;
+    CHECK(vigil_parse_time("2262-04-11T23:47:13Z", &t) == VIGIL_OK && t == 9223372033000000000LL, "%" PRId64, t);
+    CHECK(vigil_parse_time("1677-09-21T00:12:47.5Z", &t) == VIGIL_OK && t == -9223372032500000000LL, "%" PRId64, t);
+    CHECK(vigil_parse_time("9999-12-31T23:59:59.999999999Z", &t) == VIGIL_ERR_ARGUMENT, "year 9999 accepted");
+    CHECK(vigil_parse_time("0000-01-01", &t) == VIGIL_ERR_ARGUMENT, "year 0 accepted");
+    const char *const seconds[] = {"99999999999999", "-99999999999999"};
+    for (int i = 0; i < 2; i++) {
+        vserver sink = {0};
+        snprintf(sink.data_dir, sizeof sink.data_dir, "%s/sink-time%d", tmpdir, i);
+        const char *argv[] = {sink_bin, "--received-at", seconds[i], NULL};
+        CHECK(process_start(&sink, argv) == 0, "cannot start %s", sink_bin);
+        vigil_options o;
+        vigil_options_init(&o);
+        o.address = sink.address;
+        vigil_client *c = vigil_client_new(&o);
+        ev_store s;
+        make_event(&s, "time", 0);
+        vigil_ingest_result ir = {0};
+        int r = vigil_ingest(c, &s.ev, 1, NULL, &ir);
+        vigil_client_free(c);
+        server_stop(&sink, SIGTERM);
+        CHECK_CODE(r, VIGIL_OK, (vigil_client *)NULL);
+        CHECK(ir.received_at_ns == (i == 0 ? INT64_MAX : INT64_MIN), "received_at %s s read as %" PRId64 " ns",
+              seconds[i], ir.received_at_ns);
+    }
 }
 
 static void test_sink_protocol(void) {
@@ -1293,6 +1442,52 @@ static void test_sink_protocol(void) {
 
 /* ---- main ---- */
 
+/* Makes an admin token (`vigil token generate`) for the server, in a file
+ * given by --admin-token-file, and has the clients send it ($VIGIL_TOKEN). */
+static int own_admin_token(int *n_args) {
+    static char path[300];
+    char cmd[700], token[256] = "";
+    snprintf(path, sizeof path, "%s/admin-token", tmpdir);
+    snprintf(cmd, sizeof cmd, "'%s' token generate", srv.bin);
+    FILE *p = popen(cmd, "r");
+    bool read = p && fgets(token, sizeof token, p) != NULL;
+    if (p && pclose(p) != 0) read = false;
+    token[strcspn(token, "\r\n")] = 0;
+    if (!read || !*token) {
+        fprintf(stderr, "`%s token generate` failed\n", srv.bin);
+        return -1;
+    }
+    FILE *f = NULL;
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd >= 0) f = fdopen(fd, "w");
+    if (!f || fprintf(f, "%s\n", token) < 0 || fclose(f) != 0) {
+        fprintf(stderr, "cannot write %s\n", path);
+        return -1;
+    }
+    if (*n_args + 2 >= 32) return -1;
+    server_args[(*n_args)++] = "--admin-token-file";
+    server_args[(*n_args)++] = path;
+    server_args[*n_args] = NULL;
+    setenv("VIGIL_TOKEN", token, 1);
+    return 0;
+}
+
+/* A token the server refuses would have every agent retry for ever: stop
+ * at once, and say what to set. */
+static int check_token(void) {
+    vigil_client *c = new_client();
+    int serving = 0;
+    int r = c ? vigil_health(c, &serving, NULL, 0) : VIGIL_ERR_NOMEM;
+    if (r == VIGIL_UNAUTHENTICATED)
+        fprintf(stderr,
+                "the server refuses the clients' token ($VIGIL_TOKEN%s): %s\n"
+                "With --admin-token-file FILE in VIGIL_TEST_SERVER_ARGS, export VIGIL_TOKEN=$(cat FILE); or set\n"
+                "neither, and the tests give the server an admin token of their own.\n",
+                getenv("VIGIL_TOKEN") ? "" : " is not set", vigil_client_status(c)->message);
+    vigil_client_free(c);
+    return r == VIGIL_UNAUTHENTICATED ? -1 : 0;
+}
+
 typedef struct test {
     const char *name;
     void (*fn)(void);
@@ -1317,8 +1512,12 @@ static const test tests[] = {
     {"agent_block", test_agent_block, true},
     {"agent_close_blocked", test_agent_close_blocked, true},
     {"agent_tool_report", test_agent_tool_report, true},
+    {"agent_config_limits", test_agent_config_limits, false},
     {"sink_protocol", test_sink_protocol, false},
     {"sink_retry_after_cap", test_sink_retry_after_cap, false},
+    {"sink_ping_flood", test_sink_ping_flood, false},
+    {"sink_goaway_after_welcome", test_sink_goaway_after_welcome, false},
+    {"absurd_times", test_absurd_times, false},
 };
 
 int main(int argc, char **argv) {
@@ -1336,12 +1535,17 @@ int main(int argc, char **argv) {
     }
     snprintf(srv.data_dir, sizeof srv.data_dir, "%s/data", tmpdir);
     static char extra_args[1024];
+    int n_args = 2;
+    bool auth_given = false;
     if (getenv("VIGIL_TEST_SERVER_ARGS")) {
         snprintf(extra_args, sizeof extra_args, "%s", getenv("VIGIL_TEST_SERVER_ARGS"));
-        int k = 2;
-        for (char *tok = strtok(extra_args, " "); tok && k < 31; tok = strtok(NULL, " ")) server_args[k++] = tok;
-        server_args[k] = NULL;
+        for (char *tok = strtok(extra_args, " "); tok && n_args < 31; tok = strtok(NULL, " ")) {
+            if (!strcmp(tok, "--admin-token-file") || !strcmp(tok, "--no-auth")) auth_given = true;
+            server_args[n_args++] = tok;
+        }
+        server_args[n_args] = NULL;
     }
+    if (!auth_given && own_admin_token(&n_args) != 0) return 2;
     /* vigil-sink sits next to this program. */
     snprintf(sink_bin, sizeof sink_bin, "%s", argv[0]);
     char *slash = strrchr(sink_bin, '/');
@@ -1357,10 +1561,16 @@ int main(int argc, char **argv) {
         for (int k = 1; k < argc; k++)
             if (strcmp(argv[k], tests[i].name) == 0) wanted = true;
         if (!wanted) continue;
-        if (tests[i].needs_server && srv.pid <= 0 && server_start(&srv, server_args) != 0) {
-            fprintf(stderr, "cannot start the server (%s)\n", srv.bin);
-            failures++;
-            break;
+        if (tests[i].needs_server && srv.pid <= 0) {
+            if (server_start(&srv, server_args) != 0) {
+                fprintf(stderr, "cannot start the server (%s)\n", srv.bin);
+                failures++;
+                break;
+            }
+            if (check_token() != 0) {
+                failures++;
+                break;
+            }
         }
         int before = failures;
         int64_t t = now_ms();
