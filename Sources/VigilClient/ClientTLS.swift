@@ -130,7 +130,8 @@ enum ClientTLSFailure {
         case let error as BoringSSLError:
             return describeAlert(error) ?? VigilError(.unavailable, "TLS error: \(error)")
         case let error as NIOSSLExtraError where error == .failedToValidateHostname:
-            return VigilError(.unavailable,
+            // FAILED_PRECONDITION, not UNAVAILABLE: a retry meets the same certificate.
+            return VigilError(.failedPrecondition,
                 "the server's TLS certificate is not valid for this name (\(error)); use --tls-server-name with a name the certificate carries")
         case let error as NIOSSLError:
             if case .uncleanShutdown = error {
@@ -148,7 +149,8 @@ enum ClientTLSFailure {
     private static func describeAlert(_ error: BoringSSLError) -> VigilError? {
         let text = "\(error)"
         if text.contains("CERTIFICATE_VERIFY_FAILED") {
-            return VigilError(.unavailable,
+            // Not retried either: it takes a CA or a new certificate, not time.
+            return VigilError(.failedPrecondition,
                 "the server's TLS certificate is not trusted (not signed by a CA this client trusts, or expired): give the CA that signed it with --tls-ca")
         }
         if text.contains("ALERT_CERTIFICATE_REQUIRED") || text.contains("PEER_DID_NOT_RETURN_A_CERTIFICATE") {

@@ -227,7 +227,8 @@ public struct ReconnectPolicy: Sendable {
         let exponent = Double(max(0, min(failures - 1, 62)))
         let base = min(cap, initial * power(max(1, multiplier), exponent))
         let random = base * min(1, max(0, jitter)) * Double.random(in: 0...1, using: &generator)
-        return .nanoseconds(Int64((base - random) * 1e9))
+        // At most Int64.max nanoseconds (292 years): a longer `maxDelay` would trap the conversion.
+        return .nanoseconds(Int64(min((base - random) * 1e9, 9.2e18)))
     }
 
     static func seconds(_ duration: Duration) -> Double {

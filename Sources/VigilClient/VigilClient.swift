@@ -17,6 +17,10 @@ public final class VigilClient: Sendable {
         public var clientName = "vigil-swift/\(vigilClientVersion)"
         /// zlib-compress request messages (worth it for large batches on slow links).
         public var compressRequests = false
+        /// How long the TCP connect may take, and then again the handshake
+        /// (TLS, HELLO and the server's Welcome): a server that accepts
+        /// connections but never answers (hung, or not a Vigil server) fails
+        /// the connect with UNAVAILABLE instead of hanging it.
         public var connectTimeout: Duration = .seconds(10)
         /// The largest frame this client accepts from the server.
         public var maxFrameSize = 16 * 1024 * 1024
@@ -87,7 +91,7 @@ public final class VigilClient: Sendable {
         let channel: any Channel
         do {
             channel = try await ClientBootstrap(group: loop)
-                .connectTimeout(.nanoseconds(Int64(configuration.connectTimeout.components.seconds) * 1_000_000_000))
+                .connectTimeout(TimeAmount(configuration.connectTimeout))
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
@@ -111,6 +115,13 @@ public final class VigilClient: Sendable {
         hello.authToken = configuration.token
         hello.maxFrameSize = UInt32(configuration.maxFrameSize)
         channel.writeAndFlush(WireOutbound.frame(Frame(type: .hello, streamID: 0, message: hello)), promise: nil)
+        // A promise completes once: the timer's failure is ignored after a Welcome.
+        let handshakeTimer = channel.eventLoop.scheduleTask(in: TimeAmount(configuration.connectTimeout)) {
+            welcome.fail(VigilError(
+                .unavailable,
+                "no answer to HELLO from \(configuration.host):\(configuration.port) within \(configuration.connectTimeout); is a Vigil server listening there, and is it overloaded?"))
+        }
+        defer { handshakeTimer.cancel() }
         do {
             let answer = try await welcome.futureResult.get()
             let handler = try await channel.eventLoop.submit {
@@ -150,8 +161,9 @@ public final class VigilClient: Sendable {
         var headers = Vigil_V1_CallHeaders()
         headers.method = method.rawValue
         if let timeout {
-            let components = timeout.components
-            headers.timeoutMs = UInt64(max(1, components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000))
+            // Whole milliseconds, at least 1; a timeout too long to count in them is none at all.
+            let milliseconds = TimeAmount(timeout).nanoseconds / 1_000_000
+            if milliseconds < Int64.max / 1_000_000 { headers.timeoutMs = UInt64(max(1, milliseconds)) }
         }
         if let initialWindow { headers.initialWindow = initialWindow }
         let headersToSend = headers

@@ -141,7 +141,7 @@ struct TLSTests {
         try await withTestServer(configure: { $0.tls = tls; $0.handshakeTimeout = .seconds(60) }) { server in
             try await expectRefused(
                 port: server.port, tls: TLSFixtures.client(ca: "other-ca"),
-                code: .unavailable, saying: "certificate is not trusted")
+                code: .failedPrecondition, saying: "certificate is not trusted")
         }
     }
 
@@ -151,9 +151,9 @@ struct TLSTests {
         let tls = try TLSFixtures.server(certificate: "named")
         try await withTestServer(configure: { $0.tls = tls; $0.handshakeTimeout = .seconds(60) }) { server in
             try await expectRefused(
-                port: server.port, tls: TLSFixtures.client(), code: .unavailable, saying: "not valid for this name")
+                port: server.port, tls: TLSFixtures.client(), code: .failedPrecondition, saying: "not valid for this name")
             try await expectRefused(
-                port: server.port, tls: TLSFixtures.client(serverName: "other.test"), code: .unavailable, saying: "not valid for this name")
+                port: server.port, tls: TLSFixtures.client(serverName: "other.test"), code: .failedPrecondition, saying: "not valid for this name")
             var configuration = server.clientConfiguration
             configuration.tls = try TLSFixtures.client(serverName: "vigil.test")
             let client = try await VigilClient.connect(configuration)
