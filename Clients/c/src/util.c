@@ -279,7 +279,10 @@ int vigil_parse_time(const char *text, int64_t *out_ns) {
     int64_t frac = 0;
     if (digits(&s, 4, &y) || *s++ != '-' || digits(&s, 2, &mo) || *s++ != '-' || digits(&s, 2, &d))
         return VIGIL_ERR_ARGUMENT;
-    if (mo < 1 || mo > 12 || d < 1 || d > 31) return VIGIL_ERR_ARGUMENT;
+    /* Days per month, February of a leap year 29: 2026-02-31 is refused, not read as March 3. */
+    static const int month_days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (mo < 1 || mo > 12 || d < 1 || d > month_days[mo - 1] + (mo == 2 && leap)) return VIGIL_ERR_ARGUMENT;
     int64_t offset = 0;
     if (*s == 'T' || *s == 't' || *s == ' ') {
         s++;

@@ -230,6 +230,14 @@ static void test_encoding(void) {
     CHECK(vigil_parse_time("2026-11-18T13:00:00.25+01:00", &t) == VIGIL_OK && t == 1795003200250000000LL, "offset");
     CHECK(vigil_parse_time("2026-11-18", &t) == VIGIL_OK && t == 1794960000LL * 1000000000, "date");
     CHECK(vigil_parse_time("2026-11-18T12:00", &t) == VIGIL_ERR_ARGUMENT, "partial time accepted");
+    /* Days past the month's end are refused (2026-02-31 was read as March 3); February 29 only in leap years. */
+    CHECK(vigil_parse_time("2026-02-31", &t) == VIGIL_ERR_ARGUMENT, "February 31 accepted");
+    CHECK(vigil_parse_time("2026-04-31", &t) == VIGIL_ERR_ARGUMENT, "April 31 accepted");
+    CHECK(vigil_parse_time("2026-02-29", &t) == VIGIL_ERR_ARGUMENT, "February 29 of 2026 accepted");
+    CHECK(vigil_parse_time("1900-02-29", &t) == VIGIL_ERR_ARGUMENT, "February 29 of 1900 accepted");
+    CHECK(vigil_parse_time("2028-02-29", &t) == VIGIL_OK && t == 1835395200LL * 1000000000, "leap day: %" PRId64, t);
+    CHECK(vigil_parse_time("2000-02-29", &t) == VIGIL_OK, "leap day of 2000");
+    CHECK(vigil_parse_time("2026-12-31", &t) == VIGIL_OK, "December 31");
     char tb[64];
     vigil_format_time(1795003200250000000LL, tb, sizeof tb);
     CHECK(strcmp(tb, "2026-11-18T12:00:00.25Z") == 0, "%s", tb);
