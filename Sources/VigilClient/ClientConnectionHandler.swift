@@ -136,7 +136,13 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         let reason = closedReason ?? VigilError(.unavailable, "the connection to the server was closed")
         closedReason = reason
         welcome.fail(reason)
-        for call in calls.values { call.finish(throwing: reason) }
+        // The calls still open were accepted (a GOAWAY already failed those
+        // it refused): the server may have done them. Not the GOAWAY's
+        // reason, which tells a refused call that it never ran.
+        let lost = VigilError(
+            .unavailable,
+            "the connection closed before the call's answer arrived: the server may have done it (retry an Ingest with the same idempotency key; it is then not stored twice)")
+        for call in calls.values { call.finish(throwing: lost) }
         calls.removeAll()
         context.fireChannelInactive()
     }

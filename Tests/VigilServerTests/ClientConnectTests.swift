@@ -2,6 +2,9 @@ import Foundation
 import Testing
 import VigilClient
 import VigilCore
+import VigilProto
+import VigilWire
+import NIOCore
 
 #if canImport(Glibc)
 import Glibc
@@ -67,5 +70,107 @@ struct ClientConnectTests {
             #expect(try await client.health(timeout: .seconds(Int64.max)).status == .serving)
             await client.close()
         }
+    }
+}
+
+/// A server that follows a script over a blocking socket, one connection:
+/// for what a real server does not do on purpose.
+final class ScriptedServer: @unchecked Sendable {
+    let port: Int
+    private let listener: Int32
+    private let done = DispatchSemaphore(value: 0)
+
+    /// Accepts one connection, answers the preface and HELLO with a Welcome,
+    /// then reads frames until `until` says stop, and sends `then` and closes.
+    init(until: @escaping @Sendable (Frame) -> Bool, then reply: [Frame]) throws {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard listener >= 0, bound == 0, listen(listener, 1) == 0 else { throw VigilError(.internal, "cannot listen") }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) }
+        }
+        self.listener = listener
+        port = Int(UInt16(bigEndian: address.sin_port))
+        let done = done
+        Thread.detachNewThread {
+            defer { done.signal() }
+            let connection = accept(listener, nil, nil)
+            guard connection >= 0 else { return }
+            defer { close(connection) }
+            var input = ByteBuffer()
+            func frames() -> [Frame] {
+                var found: [Frame] = []
+                while true {
+                    var peek = input
+                    guard let header = FrameHeader.read(from: &peek), let type = header.type,
+                        let payload = peek.readSlice(length: Int(header.length))
+                    else { return found }
+                    input = peek
+                    found.append(Frame(type: type, flags: header.flags, streamID: header.streamID, payload: payload))
+                }
+            }
+            func send(_ buffer: ByteBuffer) {
+                _ = buffer.withUnsafeReadableBytes { Glibc.send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            }
+            var welcomed = false
+            var bytes = [UInt8](repeating: 0, count: 65_536)
+            while true {
+                let count = recv(connection, &bytes, bytes.count, 0)
+                guard count > 0 else { return }
+                input.writeBytes(bytes[..<count])
+                if !welcomed {
+                    guard input.readableBytes >= Preface.size else { continue }
+                    input.moveReaderIndex(forwardBy: Preface.size)
+                    welcomed = true
+                    var out = Preface.current.bytes
+                    let welcome = Frame(type: .hello, streamID: 0, message: Vigil_V1_Welcome.with { $0.maxConcurrentCalls = 8 })
+                    FrameHeader(length: UInt32(welcome.payload.readableBytes), type: .hello, streamID: 0).write(to: &out)
+                    out.writeImmutableBuffer(welcome.payload)
+                    send(out)
+                }
+                for frame in frames() where frame.type != .hello && until(frame) {
+                    var out = ByteBuffer()
+                    for frame in reply {
+                        FrameHeader(length: UInt32(frame.payload.readableBytes), type: frame.type, flags: frame.flags, streamID: frame.streamID).write(to: &out)
+                        out.writeImmutableBuffer(frame.payload)
+                    }
+                    send(out)
+                    return
+                }
+            }
+        }
+    }
+
+    /// Waits for the script to end, and stops listening.
+    func finish() {
+        done.wait()
+        close(listener)
+    }
+}
+
+extension ClientConnectTests {
+    @Test("a call the server accepted (at or below GOAWAY's last stream id) and never answered fails as 'may have run', not as refused")
+    func acceptedCallLostWithTheConnection() async throws {
+        let server = try ScriptedServer(
+            until: { $0.type == .message && $0.streamID == 1 },
+            then: [.goAway(lastStreamID: 1, code: .unavailable, message: "the server is shutting down; calls in flight finish")])
+        var configuration = VigilClient.Configuration(host: "127.0.0.1", port: server.port)
+        configuration.connectTimeout = .seconds(30)
+        let client = try await VigilClient.connect(configuration)
+        do {
+            _ = try await client.ingest([makeTestEvent()])
+            Issue.record("an unanswered ingest succeeded")
+        } catch let error as VigilError {
+            #expect(error.code == .unavailable)
+            #expect(error.message.contains("may have done it"), "\(error.message)")
+        }
+        await client.close()
+        server.finish()
     }
 }
