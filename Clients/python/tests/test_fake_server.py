@@ -3,19 +3,24 @@ responses, GOAWAY with calls in flight, protocol violations, refusals at the han
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
+import time
 import zlib
-from typing import Any, Callable, List, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 import pytest
+from conftest import wait_for
 
 from vigil_client import (
+    BatchingIngester,
     Client,
     Method,
     ProtocolError,
     Unauthenticated,
     Unavailable,
+    VigilConnectionError,
     pb,
 )
 from vigil_client.wire import COMPRESSED, END_STREAM, HEADER, PREFACE, FrameType
@@ -28,13 +33,13 @@ class Peer:
         self.sock = sock
 
     def recv_exact(self, count: int) -> bytes:
-        data = b""
+        data = bytearray()
         while len(data) < count:
-            chunk = self.sock.recv(count - len(data))
+            chunk = self.sock.recv(min(count - len(data), 1 << 20))
             if not chunk:
                 raise EOFError
             data += chunk
-        return data
+        return bytes(data)
 
     def read_frame(self) -> Tuple[int, int, int, bytes]:
         length, kind, flags, stream = HEADER.unpack(self.recv_exact(HEADER.size))
@@ -43,15 +48,22 @@ class Peer:
     def send_frame(self, kind: int, stream: int, payload: bytes = b"", flags: int = 0) -> None:
         self.sock.sendall(HEADER.pack(len(payload), kind, flags, stream) + payload)
 
-    def handshake(self) -> pb.Hello:
+    def handshake(self, max_frame_size: int = 4 << 20) -> pb.Hello:
         assert self.recv_exact(8) == PREFACE
         kind, _, _, payload = self.read_frame()
         assert kind == FrameType.HELLO
         self.sock.sendall(PREFACE)
-        welcome = pb.Welcome(major_version=1, max_frame_size=4 << 20, max_message_size=16 << 20,
+        welcome = pb.Welcome(major_version=1, max_frame_size=max_frame_size, max_message_size=max(16 << 20, max_frame_size),
                              max_concurrent_calls=8, max_batch_events=100, principal="fake")
         self.send_frame(FrameType.HELLO, 0, welcome.SerializeToString())
         return pb.Hello.FromString(payload)
+
+    def read_request(self) -> Tuple[int, bytes]:
+        """Reads frames up to a request MESSAGE; returns its stream and payload."""
+        while True:
+            kind, _, stream, payload = self.read_frame()
+            if kind == FrameType.MESSAGE:
+                return stream, payload
 
     def ok(self, stream: int, message: bytes, flags: int = 0) -> None:
         self.send_frame(FrameType.MESSAGE, stream, message, flags)
@@ -61,8 +73,10 @@ class Peer:
 class FakeServer:
     """Accepts one connection and plays `script` on it in a thread."""
 
-    def __init__(self, script: Callable[[Peer], Any]) -> None:
+    def __init__(self, script: Callable[[Peer], Any], receive_buffer: Optional[int] = None) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
+        if receive_buffer is not None:  # inherited by the accepted socket; a small one stalls a client's send sooner
+            self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
         self.address = f"127.0.0.1:{self.listener.getsockname()[1]}"
         self.result: List[Any] = []
         self.thread = threading.Thread(target=self._run, args=(script,), daemon=True)
@@ -192,4 +206,191 @@ def test_protocol_violation_fails_calls_and_sends_goaway() -> None:
         client.get("x")
     kind, payload = server.finish()
     assert kind == FrameType.GOAWAY and pb.GoAway.FromString(payload).code == 3
+    client.close()
+
+
+MALFORMED = b"\x0a\x05ab"  # field 1, 5 bytes long, but only 2 follow
+
+
+@pytest.mark.parametrize("frame_type", [FrameType.HELLO, FrameType.GOAWAY])
+def test_malformed_handshake_frame_is_a_protocol_error(frame_type: FrameType) -> None:
+    def script(peer: Peer) -> None:
+        peer.recv_exact(8)
+        peer.read_frame()
+        peer.sock.sendall(PREFACE)
+        peer.send_frame(frame_type, 0, MALFORMED)
+
+    server = FakeServer(script)
+    with pytest.raises(ProtocolError, match="could not be decoded"):
+        Client(server.address).connect()
+    server.finish()
+
+
+def test_malformed_aggregate_response_is_a_protocol_error() -> None:
+    def script(peer: Peer) -> None:
+        peer.handshake()
+        stream, _ = peer.read_request()
+        peer.ok(stream, MALFORMED)
+
+    server = FakeServer(script)
+    with Client(server.address) as client:
+        with pytest.raises(ProtocolError, match="Aggregate response could not be decoded"):
+            client.aggregate()
+    server.finish()
+
+
+def test_server_time_outside_datetime_range_is_a_protocol_error() -> None:
+    def script(peer: Peer) -> None:
+        peer.handshake()
+        stream, _ = peer.read_request()
+        response = pb.IngestResponse(first_seq=1, last_seq=1, count=1)
+        response.received_at.seconds = 2**62  # far past year 9999
+        peer.ok(stream, response.SerializeToString())
+
+    server = FakeServer(script)
+    with Client(server.address) as client:
+        with pytest.raises(ProtocolError, match="outside years 1-9999"):
+            client.ingest([{"tenant": "t", "action": "a"}])
+    server.finish()
+
+
+@pytest.mark.parametrize("retry_after_ms", ["99999999999999999999", "9" * 400])
+def test_huge_retry_after_is_capped_at_an_hour(retry_after_ms: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    def script(peer: Peer) -> int:
+        peer.handshake()
+        stream, _ = peer.read_request()
+        status = pb.Status(code=8, message="slow down")
+        status.metadata["vigil.retry-after-ms"] = retry_after_ms
+        peer.send_frame(FrameType.TRAILERS, stream, status.SerializeToString())
+        stream, request = peer.read_request()  # the same batch again, after the pause
+        peer.ok(stream, pb.IngestResponse(first_seq=1, last_seq=1, count=1).SerializeToString())
+        return len(pb.IngestRequest.FromString(request).events)
+
+    pauses: List[float] = []
+    monkeypatch.setattr(time, "sleep", pauses.append)  # record the pause instead of taking it
+    server = FakeServer(script)
+    with Client(server.address) as client:
+        with BatchingIngester(client, max_delay=None, backoff=(0.01, 0.02)) as ingester:
+            ingester.add({"tenant": "t", "action": "a"})
+            [result] = ingester.flush()
+    assert result.first_seq == 1 and ingester.retries == 1
+    assert pauses == [3600.0]
+    assert server.finish() == 1
+
+
+def test_stalled_send_fails_the_connection_within_send_timeout() -> None:
+    released = threading.Event()
+
+    def script(peer: Peer) -> None:
+        peer.handshake(max_frame_size=32 << 20)
+        released.wait(10)  # never reads the request; without a send timeout the client hangs till here
+
+    server = FakeServer(script, receive_buffer=64 << 10)
+    filler = os.urandom(6 << 20).hex()  # 12 MiB: more than the socket buffers hold
+    events = [pb.AuditEvent(tenant="t", action="a", description=filler[i : i + (1 << 20)]) for i in range(0, len(filler), 1 << 20)]
+    with Client(server.address, send_timeout=0.5) as client:
+        connection = client.connection()
+        start = time.monotonic()
+        try:
+            with pytest.raises(VigilConnectionError, match="send_timeout"):
+                client.ingest(events)
+            elapsed = time.monotonic() - start
+        finally:
+            released.set()
+        assert elapsed < 5
+        assert connection.closed  # part of a frame may be out: the connection cannot be used again
+    server.finish()
+
+
+def test_pings_while_not_reading_leave_at_most_one_pong_pending() -> None:
+    first_done = threading.Event()
+
+    def script(peer: Peer) -> List[int]:
+        peer.handshake(max_frame_size=32 << 20)
+        first, _ = peer.read_request()
+        kind, _, second, _ = peer.read_frame()
+        assert kind == FrameType.HEADERS
+        length, kind, _, _ = HEADER.unpack(peer.recv_exact(HEADER.size))
+        assert kind == FrameType.MESSAGE
+        # The client is now writing the second request (holding its write lock) and we do not read it.
+        for opaque in range(1, 1001):
+            peer.send_frame(FrameType.PING, 0, pb.Ping(opaque=opaque).SerializeToString())
+        peer.send_frame(FrameType.TRAILERS, first, pb.Status(code=0).SerializeToString())
+        assert first_done.wait(10)  # the client's reader has handled every PING before these TRAILERS
+        peer.recv_exact(length)
+        pongs = []
+        peer.sock.settimeout(0.5)
+        try:
+            while True:  # the PONGs the client wrote after its request
+                kind, _, _, payload = peer.read_frame()
+                assert kind == FrameType.PONG
+                pongs.append(pb.Ping.FromString(payload).opaque)
+        except socket.timeout:
+            pass
+        peer.sock.settimeout(None)
+        peer.ok(second, pb.GetResponse().SerializeToString())
+        return pongs
+
+    server = FakeServer(script, receive_buffer=64 << 10)
+    with Client(server.address) as client:
+        connection = client.connection()
+        first = connection.open_call(Method.GET, pb.GetRequest(id="x").SerializeToString(), timeout=10)
+
+        def wait_for_first() -> None:
+            assert first.receive(timeout=10) is None
+            first_done.set()
+
+        waiter = threading.Thread(target=wait_for_first, daemon=True)
+        waiter.start()
+        second = connection.open_call(Method.GET, os.urandom(12 << 20), timeout=10)  # returns once the server read it
+        assert second.receive(timeout=10) == b""
+        waiter.join(10)
+    # Every PING came while the request was being written: only the newest one's PONG was kept.
+    assert server.finish() == [1000]
+
+
+def test_reader_stuck_writing_pongs_fails_the_connection_within_send_timeout() -> None:
+    def script(peer: Peer) -> None:
+        peer.handshake()
+        peer.sock.settimeout(5)
+        try:
+            for _ in range(64):  # 64 MiB of PINGs, and not one PONG read
+                peer.send_frame(FrameType.PING, 0, b"p" * (1 << 20))
+        except OSError:
+            pass  # the client gave up and closed the connection
+
+    server = FakeServer(script, receive_buffer=64 << 10)
+    client = Client(server.address, send_timeout=0.5)
+    connection = client.connection()
+    wait_for(lambda: connection.closed, 5, "the connection to fail")  # without a bound, the reader blocks for good
+    with pytest.raises(VigilConnectionError, match="send_timeout"):
+        connection.ping(timeout=1)
+    client.close()
+    server.finish()
+
+
+def test_calls_accepted_before_goaway_may_have_run_when_the_connection_drops() -> None:
+    def script(peer: Peer) -> None:
+        peer.handshake()
+        for _ in range(3):
+            peer.read_request()
+        goaway = pb.GoAway(last_stream_id=3, code=14, message="shutting down")
+        peer.send_frame(FrameType.GOAWAY, 0, goaway.SerializeToString())
+        # ... and closes without answering streams 1 and 3.
+
+    server = FakeServer(script)
+    client = Client(server.address)
+    connection = client.connection()
+    calls = [connection.open_call(Method.INGEST, pb.IngestRequest().SerializeToString(), timeout=10) for _ in range(3)]
+    errors = []
+    for call in calls:
+        with pytest.raises(Unavailable) as failed:
+            call.receive(timeout=10)
+        errors.append(failed.value)
+    # Streams 1 and 3 were accepted, then left unanswered: they may have run (may have been stored).
+    assert [isinstance(error, VigilConnectionError) for error in errors] == [True, True, False]
+    assert "may have run" in errors[0].message
+    # Stream 5 was above last_stream_id: never run, a plain UNAVAILABLE from the server.
+    assert type(errors[2]) is Unavailable and errors[2].from_server
+    server.finish()
     client.close()

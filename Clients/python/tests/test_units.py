@@ -7,6 +7,7 @@ import pickle
 import zlib
 
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from vigil_client import (
     ConnectionError,
@@ -31,6 +32,7 @@ from vigil_client import (
     to_event,
     to_timestamp,
 )
+from vigil_client.convert import to_datetime
 from vigil_client.wire import HEADER, PREFACE, FrameType, inflate
 
 
@@ -93,6 +95,31 @@ def test_times_and_durations() -> None:
         to_duration("soon")
     with pytest.raises(ValueError):
         to_timestamp("yesterday")
+
+
+@pytest.mark.parametrize(
+    "seconds, expected",
+    [
+        (0.9999999999, (1, 0)),  # rounds up to the next second, never nanos=1e9
+        (-0.9999999999, (-1, 0)),
+        (-0.5, (-1, 500_000_000)),  # Timestamp nanos are never negative
+        (1_700_000_000.25, (1_700_000_000, 250_000_000)),
+        (2**40, (2**40, 0)),  # an int stays exact
+    ],
+)
+def test_to_timestamp_keeps_nanos_in_range(seconds: float, expected: tuple) -> None:
+    stamp = to_timestamp(seconds)
+    assert (stamp.seconds, stamp.nanos) == expected
+
+
+def test_to_datetime_refuses_times_outside_years_1_to_9999() -> None:
+    last = to_timestamp("9999-12-31T23:59:59.999999999Z")
+    assert to_datetime(last) == dt.datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=dt.timezone.utc)
+    first = to_timestamp("0001-01-01T00:00:00Z")
+    assert to_datetime(first) == dt.datetime(1, 1, 1, tzinfo=dt.timezone.utc)
+    for seconds in (last.seconds + 1, first.seconds - 1, 2**63 - 1, -(2**63)):
+        with pytest.raises(ProtocolError, match="outside years 1-9999"):
+            to_datetime(Timestamp(seconds=seconds))
 
 
 def test_make_filter() -> None:

@@ -39,6 +39,10 @@ RETRYABLE = (Unavailable, ResourceExhausted, DeadlineExceeded, Aborted)
 #: Room left in a frame for the request's own fields.
 _FRAME_MARGIN = 4096
 
+#: The longest ``vigil.retry-after-ms`` honoured (as the C client): the ingester
+#: holds its flush lock while it waits, and `time.sleep` overflows past ~9.2e9 s.
+RETRY_AFTER_MAX_MS = 3_600_000
+
 
 class BatchingIngester:
     """Buffers events; sends a batch when `max_events` are buffered, when the
@@ -53,7 +57,7 @@ class BatchingIngester:
         key_prefix: idempotency keys are ``f"{key_prefix}-{n}"``; default a random id.
         max_retries: attempts after the first for a batch hitting a retryable error.
         backoff: (first, largest) delay between attempts, in seconds; the
-            server's ``vigil.retry-after-ms`` wins when it is larger.
+            server's ``vigil.retry-after-ms`` wins when it is larger (capped at an hour).
         on_result: called with each batch's `IngestResult` (from the sending thread).
         on_error: called with the exception of a batch that could not be stored
             (from the sending thread). The first such error is also raised by the
@@ -206,8 +210,8 @@ class BatchingIngester:
                 first, cap = self.backoff
                 delay = min(cap, first * (2 ** min(attempt - 1, 30))) * (0.5 + random.random() / 2)
                 hint = getattr(error, "retry_after_ms", None)
-                if hint:
-                    delay = max(delay, hint / 1000)
+                if hint is not None and hint > 0:
+                    delay = max(delay, min(hint, RETRY_AFTER_MAX_MS) / 1000)  # cap before dividing: the int may be huge
                 time.sleep(delay)  # backoff before the next attempt
 
     def _timer_loop(self) -> None:

@@ -36,7 +36,7 @@ from typing import (
 from google.protobuf.message import DecodeError, Message
 
 from . import pb
-from .connection import DEFAULT_MAX_FRAME_SIZE, TIMEOUT, Call, Connection, parse_address
+from .connection import DEFAULT_MAX_FRAME_SIZE, DEFAULT_SEND_TIMEOUT, TIMEOUT, Call, Connection, parse_address
 from .convert import (
     DurationLike,
     EventLike,
@@ -191,6 +191,9 @@ class Client:
         max_frame_size: the largest frame accepted from the server (announced in HELLO).
         compress_min_bytes: zlib-compress request messages at least this large
             (None: only requests that would not fit the server's frame limit otherwise).
+        send_timeout: seconds a write to the server may make no progress (the
+            server not reading) before the connection fails with `ConnectionError`
+            (None: no bound).
     """
 
     def __init__(
@@ -203,7 +206,10 @@ class Client:
         connect_timeout: float = 10.0,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         compress_min_bytes: Optional[int] = None,
+        send_timeout: Optional[float] = DEFAULT_SEND_TIMEOUT,
     ) -> None:
+        if send_timeout is not None and not send_timeout > 0:
+            raise ValueError("send_timeout must be positive (or None: no bound)")
         self.host, self.port = parse_address(address)
         self.token: str = token if token is not None else os.environ.get("VIGIL_TOKEN", "")
         self.timeout = timeout
@@ -211,6 +217,7 @@ class Client:
         self.connect_timeout = connect_timeout
         self.max_frame_size = max_frame_size
         self.compress_min_bytes = compress_min_bytes
+        self.send_timeout = send_timeout
         self._lock = threading.Lock()
         self._connection_: Optional[Connection] = None
         self._draining: List[Connection] = []
@@ -255,6 +262,7 @@ class Client:
                 connect_timeout=self.connect_timeout,
                 max_frame_size=self.max_frame_size,
                 compress_min_bytes=self.compress_min_bytes,
+                send_timeout=self.send_timeout,
             )
             self._welcome = self._connection_.welcome
             return self._connection_
@@ -393,7 +401,10 @@ class Client:
             call.cancel()
         if data is None:
             raise Internal(message="the server ended Aggregate without a response")
-        response = pb.AggregateResponse.FromString(data)
+        try:
+            response = pb.AggregateResponse.FromString(data)
+        except DecodeError as error:
+            raise ProtocolError(message=f"the Aggregate response could not be decoded: {error}") from None
         return AggregateResult(
             count=response.count,
             groups=[GroupCount(g.key, g.count) for g in response.groups],
@@ -813,7 +824,12 @@ class Subscription(Iterator[pb.AuditEvent]):
                 self.last_seq = response.event.seq
                 return SubscriptionItem(response.event, response.cursor)
             if kind == "heartbeat":
-                return SubscriptionItem(None, response.cursor, to_datetime(response.heartbeat.at))
+                try:
+                    at = to_datetime(response.heartbeat.at)
+                except ProtocolError:  # a time no datetime holds: end like an undecodable message
+                    self.close()
+                    raise
+                return SubscriptionItem(None, response.cursor, at)
 
     def _check_alive(self) -> None:
         """Nothing arrived for `keepalive` seconds: PING; a silent connection is dropped (and resumed)."""

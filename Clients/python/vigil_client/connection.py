@@ -4,9 +4,11 @@ A `Connection` owns a TCP socket. After the preface and HELLO/Welcome exchange
 a daemon thread reads every frame and routes it: MESSAGE and TRAILERS to their
 call's queue, PING answered with PONG, PONG to `ping()`, GOAWAY ends the
 connection for new calls (calls the server did not accept fail with UNAVAILABLE;
-the others finish). Calls may be opened from any thread; each gets a new odd
-stream id, larger than every id before it, and HEADERS + the request MESSAGE are
-written together (so unary calls pipeline).
+the others finish, or fail with ConnectionError if the server closes first).
+Calls may be opened from any thread; each gets a new odd stream id, larger than
+every id before it, and HEADERS + the request MESSAGE are written together (so
+unary calls pipeline). Sends are bounded by `send_timeout`: a server that stops
+reading fails the connection instead of hanging every writer.
 
 This is the low-level layer; `vigil_client.Client` is the API.
 """
@@ -17,9 +19,13 @@ import collections
 import os
 import queue
 import socket
+import struct
+import sys
 import threading
 import time
-from typing import Deque, Dict, List, Optional, Tuple, Union
+from typing import Deque, Dict, List, Optional, Tuple, Type, TypeVar, Union
+
+from google.protobuf.message import DecodeError, Message
 
 from . import pb
 from .errors import (
@@ -49,7 +55,7 @@ from .wire import (
     inflate,
 )
 
-__all__ = ["Connection", "Call", "TIMEOUT", "DEFAULT_MAX_FRAME_SIZE", "parse_address"]
+__all__ = ["Connection", "Call", "TIMEOUT", "DEFAULT_MAX_FRAME_SIZE", "DEFAULT_SEND_TIMEOUT", "parse_address"]
 
 #: The largest frame this client accepts from the server (announced in HELLO).
 DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024
@@ -60,6 +66,30 @@ DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 DEADLINE_GRACE = 2.0
 #: The server refuses a Hello.max_frame_size below this.
 MIN_CLIENT_FRAME_SIZE = 131_072
+#: How long a send may make no progress (the server not reading) before the
+#: connection is failed; sends hold the write lock, so an unbounded one would
+#: hang every call on the connection.
+DEFAULT_SEND_TIMEOUT = 30.0
+
+M = TypeVar("M", bound=Message)
+
+
+def _decode(message_type: Type[M], payload: bytes, what: str) -> M:
+    """Decodes a server message; a malformed one is a `ProtocolError` (protobuf's
+    `DecodeError` is not a `VigilError`, nor even a `ValueError`)."""
+    try:
+        return message_type.FromString(payload)
+    except DecodeError as error:
+        raise ProtocolError(message=f"the server's {what} could not be decoded: {error}") from None
+
+
+def _send_timeout_option(seconds: float) -> bytes:
+    """The SO_SNDTIMEO value for `seconds` (a timeval; a DWORD of milliseconds on Windows)."""
+    seconds = min(seconds, 2**31 - 1)
+    if sys.platform == "win32":
+        return struct.pack("=I", max(1, int(seconds * 1000)))
+    whole, micros = divmod(max(1, int(seconds * 1_000_000)), 1_000_000)  # 0 would mean "no timeout"
+    return struct.pack("ll", whole, micros)
 
 
 class _Timeout:
@@ -242,18 +272,24 @@ class Connection:
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         compress_min_bytes: Optional[int] = None,
+        send_timeout: Optional[float] = DEFAULT_SEND_TIMEOUT,
     ) -> None:
         if max_frame_size < MIN_CLIENT_FRAME_SIZE:
             raise ValueError(f"max_frame_size must be at least {MIN_CLIENT_FRAME_SIZE}")
+        if send_timeout is not None and not send_timeout > 0:
+            raise ValueError("send_timeout must be positive (or None: no bound)")
         self.host = host
         self.port = port
         self.max_frame_size = max_frame_size
         self.max_message_size = max_message_size
         self.compress_min_bytes = compress_min_bytes
+        self.send_timeout = send_timeout
         self.welcome = pb.Welcome()
         self._state_lock = threading.Lock()
         self._write_lock = threading.Lock()
-        self._pending_control: Deque[bytes] = collections.deque()
+        # At most one PONG waits unsent (a newer PING's replaces it), so a server
+        # that PINGs while not reading cannot grow this without bound.
+        self._pending_pong: Optional[bytes] = None
         self._abandoned: Deque[Call] = collections.deque()
         self._calls: Dict[int, Call] = {}
         self._next_stream_id = 1
@@ -306,7 +342,7 @@ class Connection:
             while True:
                 frame_type, flags, stream_id, payload = self._read_frame(during="the handshake")
                 if frame_type == FrameType.GOAWAY:
-                    raise self._goaway_error(pb.GoAway.FromString(payload))
+                    raise self._goaway_error(_decode(pb.GoAway, payload, "GOAWAY"))
                 if frame_type == FrameType.PING:
                     self._sock.sendall(encode_header(len(payload), FrameType.PONG, 0, 0) + payload)
                     continue
@@ -315,16 +351,18 @@ class Connection:
                 break
             if major != MAJOR_VERSION:
                 raise FailedPrecondition(message=f"the server speaks protocol version {major}.{preface[5]}, this client {MAJOR_VERSION}.x")
-            self.welcome = pb.Welcome.FromString(payload)
+            self.welcome = _decode(pb.Welcome, payload, "HELLO (Welcome)")
+            # From now on the reader blocks in recv for as long as it takes; sends
+            # (see DEFAULT_SEND_TIMEOUT) are bounded by SO_SNDTIMEO, which leaves recv alone.
+            self._sock.settimeout(None)
+            if self.send_timeout is not None:
+                self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _send_timeout_option(self.send_timeout))
         except socket.timeout:
             raise VigilConnectionError(
                 message=f"{self.host}:{self.port} did not complete the handshake within {timeout:g} s"
             ) from None
         except OSError as error:
             raise VigilConnectionError(message=f"handshake with {self.host}:{self.port} failed: {error}") from None
-        except ValueError as error:  # protobuf DecodeError is a ValueError... in some runtimes
-            raise ProtocolError(message=f"the server's HELLO could not be decoded: {error}") from None
-        self._sock.settimeout(None)
 
     def _goaway_error(self, goaway: pb.GoAway) -> VigilError:
         code = goaway.code if goaway.code != StatusCode.OK else StatusCode.UNAVAILABLE
@@ -388,7 +426,13 @@ class Connection:
                 if goaway is not None and goaway[1].code != StatusCode.UNAVAILABLE:
                     error = goaway[1]
                 elif goaway is not None:
-                    error = Unavailable(message=f"the server closed the connection after GOAWAY: {goaway[1].message}")
+                    # The calls still open are those at or below GOAWAY.last_stream_id (the
+                    # others failed at the GOAWAY): accepted, so they may have run. Hence a
+                    # connection error ("may have been stored"), not a plain UNAVAILABLE.
+                    error = VigilConnectionError(
+                        message=f"the server closed the connection after GOAWAY ({goaway[1].message}) "
+                        "before answering; the call may have run"
+                    )
             self._fail(error)
         except OSError as error:
             self._fail(VigilConnectionError(message=f"the connection to {self.host}:{self.port} failed: {error}"))
@@ -410,16 +454,16 @@ class Connection:
             call._deliver(("m", payload))
         elif frame_type == FrameType.TRAILERS:
             call = self._call_for(stream_id)
-            status = pb.Status.FromString(payload)
+            status = _decode(pb.Status, payload, "TRAILERS")
             if call is not None and self._forget(stream_id):
                 call._deliver(("t", status))
         elif frame_type == FrameType.CANCEL:
             call = self._call_for(stream_id)
             if call is not None and self._forget(stream_id):
-                reason = pb.Cancel.FromString(payload).reason
+                reason = _decode(pb.Cancel, payload, "CANCEL").reason
                 call._deliver(("e", VigilError.from_status(StatusCode.CANCELLED, reason or "the server cancelled the call")))
         elif frame_type == FrameType.PING:
-            self._send_control(encode_header(len(payload), FrameType.PONG, 0, 0) + payload)
+            self._queue_pong(encode_header(len(payload), FrameType.PONG, 0, 0) + payload)
         elif frame_type == FrameType.PONG:
             with self._state_lock:
                 waiter = self._pings.pop(payload, None)
@@ -427,7 +471,7 @@ class Connection:
                 waiter[1].append(time.monotonic())
                 waiter[0].set()
         elif frame_type == FrameType.GOAWAY:
-            goaway = pb.GoAway.FromString(payload)
+            goaway = _decode(pb.GoAway, payload, "GOAWAY")
             error = self._goaway_error(goaway)
             with self._state_lock:
                 self._goaway = (goaway.last_stream_id, error)
@@ -483,28 +527,48 @@ class Connection:
             try:
                 for part in parts:
                     self._sock.sendall(part)
-                while self._pending_control:
-                    self._sock.sendall(self._pending_control.popleft())
+                self._send_pending_pong()
             except OSError as error:
-                failure = VigilConnectionError(message=f"writing to {self.host}:{self.port} failed: {error}")
+                failure = self._write_failure(error)
                 self._fail(failure)
                 raise failure from None
         self._flush_control()
 
-    def _send_control(self, frame: bytes) -> None:
-        """Queues a connection frame (PONG) without ever blocking the reader thread."""
-        self._pending_control.append(frame)
+    def _write_failure(self, error: OSError) -> VigilConnectionError:
+        if isinstance(error, (BlockingIOError, socket.timeout)) and self.send_timeout is not None:
+            # SO_SNDTIMEO expired; part of a frame may be out, so the connection is done.
+            return VigilConnectionError(
+                message=f"writing to {self.host}:{self.port} made no progress for {self.send_timeout:g} s "
+                "(send_timeout): the server is not reading"
+            )
+        return VigilConnectionError(message=f"writing to {self.host}:{self.port} failed: {error}")
+
+    def _queue_pong(self, frame: bytes) -> None:
+        """Sends a PONG now if no other thread is writing, else leaves it for that thread.
+
+        The reader thread never waits for the write lock; a send it makes itself is
+        bounded by `send_timeout`.
+        """
+        with self._state_lock:
+            self._pending_pong = frame  # replaces an older PONG not sent yet
         self._flush_control()
 
+    def _send_pending_pong(self) -> None:
+        """Writes the pending PONG, if any; the caller holds the write lock."""
+        with self._state_lock:
+            frame, self._pending_pong = self._pending_pong, None
+        if frame is not None and self._error is None:
+            self._sock.sendall(frame)
+
     def _flush_control(self) -> None:
-        # Whoever holds the write lock writes the queue; if another thread holds
-        # it, that thread looks at the queue again after releasing it.
-        while self._pending_control and self._write_lock.acquire(blocking=False):
+        # Whoever holds the write lock writes the pending PONG; if another thread
+        # holds it, that thread looks again after releasing it.
+        while self._pending_pong is not None and self._write_lock.acquire(blocking=False):
             try:
-                while self._pending_control and self._error is None:
-                    self._sock.sendall(self._pending_control.popleft())
-            except OSError:
-                pass  # the reader sees the failure
+                self._send_pending_pong()
+            except OSError as error:
+                # A PONG may be half written: nothing else can follow it on this socket.
+                self._fail(self._write_failure(error))
             finally:
                 self._write_lock.release()
 
@@ -599,12 +663,11 @@ class Connection:
                 try:
                     for part in parts:
                         self._sock.sendall(part)
-                    while self._pending_control:
-                        self._sock.sendall(self._pending_control.popleft())
+                    self._send_pending_pong()
                 except OSError as error:
                     # The call is registered: it fails with the connection's error
                     # (this one, or the reader's if it saw the reason first).
-                    self._fail(VigilConnectionError(message=f"writing to {self.host}:{self.port} failed: {error}"))
+                    self._fail(self._write_failure(error))
         finally:
             if slot_owned:
                 self._slots.release()

@@ -10,6 +10,7 @@ are built from keyword conditions named like `Filter`'s fields.
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import re
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
@@ -18,7 +19,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from . import pb
-from .errors import EventError, InvalidArgument
+from .errors import EventError, InvalidArgument, ProtocolError
 
 __all__ = [
     "EventLike",
@@ -59,9 +60,17 @@ def to_timestamp(value: TimeLike) -> Timestamp:
         return stamp
     if isinstance(value, _dt.date):
         return to_timestamp(_dt.datetime(value.year, value.month, value.day, tzinfo=_UTC))
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = int(value // 1)
-        stamp.seconds, stamp.nanos = seconds, int(round((value - seconds) * 1e9))
+    if isinstance(value, int) and not isinstance(value, bool):
+        stamp.seconds = value
+        return stamp
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{value!r} is not a time")
+        # The fraction is exact (value * 1e9 would lose ~256 ns at today's epoch seconds);
+        # divmod carries a fraction that rounds to 1e9 ns (0.9999999999) into the seconds.
+        seconds = math.floor(value)
+        carry, nanos = divmod(int(round((value - seconds) * 1e9)), 1_000_000_000)
+        stamp.seconds, stamp.nanos = seconds + carry, nanos
         return stamp
     if isinstance(value, str):
         text = value.strip()
@@ -76,8 +85,17 @@ def to_timestamp(value: TimeLike) -> Timestamp:
 
 
 def to_datetime(stamp: Timestamp) -> _dt.datetime:
-    """A timezone-aware (UTC) datetime; microsecond precision."""
-    return _dt.datetime(1970, 1, 1, tzinfo=_UTC) + _dt.timedelta(seconds=stamp.seconds, microseconds=stamp.nanos // 1000)
+    """A timezone-aware (UTC) datetime; microsecond precision.
+
+    Raises `ProtocolError` for a time outside years 1–9999: a valid `Timestamp` never
+    is (that is its defined range, and datetime's), so the server sent a broken one.
+    """
+    try:
+        return _dt.datetime(1970, 1, 1, tzinfo=_UTC) + _dt.timedelta(seconds=stamp.seconds, microseconds=stamp.nanos // 1000)
+    except OverflowError:
+        raise ProtocolError(
+            message=f"the server sent a time outside years 1-9999 (Timestamp seconds={stamp.seconds}, nanos={stamp.nanos})"
+        ) from None
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
