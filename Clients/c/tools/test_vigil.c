@@ -1249,13 +1249,25 @@ static void test_agent_config_limits(void) {
 
 static char sink_bin[600];
 
+/* Starts vigil-sink with `args` (NULL-terminated), its log in tmpdir/`name`;
+ * false when it does not start. */
+static bool start_sink(vserver *sink, const char *name, const char *const *args) {
+    const char *argv[16] = {sink_bin};
+    int n = 1;
+    while (args[n - 1] && n < 15) {
+        argv[n] = args[n - 1];
+        n++;
+    }
+    argv[n] = NULL;
+    snprintf(sink->data_dir, sizeof sink->data_dir, "%s/%s", tmpdir, name);
+    return process_start(sink, argv) == 0;
+}
+
 /* A server's vigil.retry-after-ms holds every batch: an absurd one is capped
  * at an hour (it stalled the agent, and flush and close with it, for years). */
 static void test_sink_retry_after_cap(void) {
     vserver sink = {0};
-    snprintf(sink.data_dir, sizeof sink.data_dir, "%s/sink-retry", tmpdir);
-    const char *argv[] = {sink_bin, "--fail-every", "1", "--retry-after", "99999999999", NULL};
-    CHECK(process_start(&sink, argv) == 0, "cannot start %s", sink_bin);
+    CHECK(start_sink(&sink, "sink-retry", (const char *[]){"--fail-every", "1", "--retry-after", "99999999999", NULL}), "cannot start %s", sink_bin);
     agent_log l = {0};
     vigil_agent_config cfg;
     agent_config(&cfg, &l);
@@ -1305,9 +1317,7 @@ static void test_sink_ping_flood(void) {
     char count[16];
     snprintf(count, sizeof count, "%d", n);
     vserver sink = {0};
-    snprintf(sink.data_dir, sizeof sink.data_dir, "%s/sink-flood", tmpdir);
-    const char *argv[] = {sink_bin, "--ping-flood", count, NULL};
-    CHECK(process_start(&sink, argv) == 0, "cannot start %s", sink_bin);
+    CHECK(start_sink(&sink, "sink-flood", (const char *[]){"--ping-flood", count, NULL}), "cannot start %s", sink_bin);
     agent_log l = {0};
     vigil_agent_config cfg;
     agent_config(&cfg, &l);
@@ -1333,9 +1343,7 @@ static void test_sink_ping_flood(void) {
  * there are at most 7 connections. */
 static void test_sink_goaway_after_welcome(void) {
     vserver sink = {0};
-    snprintf(sink.data_dir, sizeof sink.data_dir, "%s/sink-goaway", tmpdir);
-    const char *argv[] = {sink_bin, "--goaway-after-welcome", NULL};
-    CHECK(process_start(&sink, argv) == 0, "cannot start %s", sink_bin);
+    CHECK(start_sink(&sink, "sink-goaway", (const char *[]){"--goaway-after-welcome", NULL}), "cannot start %s", sink_bin);
     agent_log l = {0};
     vigil_agent_config cfg;
     agent_config(&cfg, &l);
@@ -1375,9 +1383,7 @@ static void test_absurd_times(void) {
     const char *const seconds[] = {"99999999999999", "-99999999999999"};
     for (int i = 0; i < 2; i++) {
         vserver sink = {0};
-        snprintf(sink.data_dir, sizeof sink.data_dir, "%s/sink-time%d", tmpdir, i);
-        const char *argv[] = {sink_bin, "--received-at", seconds[i], NULL};
-        CHECK(process_start(&sink, argv) == 0, "cannot start %s", sink_bin);
+        CHECK(start_sink(&sink, i == 0 ? "sink-time0" : "sink-time1", (const char *[]){"--received-at", seconds[i], NULL}), "cannot start %s", sink_bin);
         vigil_options o;
         vigil_options_init(&o);
         o.address = sink.address;
@@ -1398,9 +1404,7 @@ static void test_sink_protocol(void) {
     /* The sink PINGs every 3 calls, compresses its responses, fails every
      * 7th call with UNAVAILABLE and sends GOAWAY after 10 calls. */
     vserver sink = {0};
-    snprintf(sink.data_dir, sizeof sink.data_dir, "%s/sink", tmpdir);
-    const char *argv[] = {sink_bin, "--ping-every", "3", "--compress", "--fail-every", "7", "--goaway-after", "10", NULL};
-    CHECK(process_start(&sink, argv) == 0, "cannot start %s", sink_bin);
+    CHECK(start_sink(&sink, "sink", (const char *[]){"--ping-every", "3", "--compress", "--fail-every", "7", "--goaway-after", "10", NULL}), "cannot start %s", sink_bin);
     int n = small ? 5000 : 30000;
     agent_log l = {0};
     vigil_agent_config cfg;
