@@ -23,9 +23,17 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     /// Set once the server sent GOAWAY or the connection failed: no new calls.
     private var closedReason: VigilError?
     private var context: ChannelHandlerContext?
+    /// With calls open, a PING after this long without a byte from the
+    /// server, and the connection failed when none comes for as long again;
+    /// nil: never.
+    private let keepalive: TimeAmount?
+    private var lastRead = NIODeadline.now()
+    private var pingSentAt: NIODeadline?
+    private var keepaliveTimer: RepeatedTask?
 
-    init(welcome: EventLoopPromise<Vigil_V1_Welcome>) {
+    init(welcome: EventLoopPromise<Vigil_V1_Welcome>, keepalive: TimeAmount? = nil) {
         self.welcome = welcome
+        self.keepalive = keepalive
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -72,7 +80,40 @@ final class ClientConnectionHandler: ChannelInboundHandler {
 
     func channelActive(context: ChannelHandlerContext) {
         context.write(wrapOutboundOut(.preface(.current)), promise: nil)
+        if let keepalive {
+            // A path that died silently (a host gone, a NAT mapping dropped)
+            // shows no error: a call waiting on it would wait forever.
+            let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+            let check = TimeAmount.nanoseconds(max(1_000_000, keepalive.nanoseconds / 4))
+            keepaliveTimer = context.eventLoop.scheduleRepeatedTask(initialDelay: check, delay: check) { _ in
+                handler.value.checkKeepalive(keepalive)
+            }
+        }
         context.fireChannelActive()
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        // Any bytes, even part of a large frame, show the server is there.
+        lastRead = .now()
+        pingSentAt = nil
+        context.fireChannelReadComplete()
+    }
+
+    private func checkKeepalive(_ keepalive: TimeAmount) {
+        guard let context, !calls.isEmpty else { return }
+        let now = NIODeadline.now()
+        if let pingSentAt {
+            if now - pingSentAt >= keepalive {
+                fail(
+                    VigilError(
+                        .unavailable,
+                        "the server sent nothing for \(Duration(now - lastRead)) and did not answer a PING: the connection is taken as lost"),
+                    context: context)
+            }
+        } else if now - lastRead >= keepalive {
+            pingSentAt = now
+            context.writeAndFlush(wrapOutboundOut(.frame(Frame(type: .ping, streamID: 0, message: Vigil_V1_Ping()))), promise: nil)
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -133,6 +174,8 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        keepaliveTimer?.cancel()
+        keepaliveTimer = nil
         let reason = closedReason ?? VigilError(.unavailable, "the connection to the server was closed")
         closedReason = reason
         welcome.fail(reason)

@@ -22,6 +22,12 @@ public final class VigilClient: Sendable {
         /// connections but never answers (hung, or not a Vigil server) fails
         /// the connect with UNAVAILABLE instead of hanging it.
         public var connectTimeout: Duration = .seconds(10)
+        /// While calls are open: a PING after this long without a byte from
+        /// the server, and the connection is failed (UNAVAILABLE, which a
+        /// `ResilientSubscription` resumes from) when nothing comes for as
+        /// long again. A server that is there always answers a PING; a path
+        /// that died silently never errors by itself. nil: never.
+        public var keepalive: Duration? = .seconds(30)
         /// The largest frame this client accepts from the server.
         public var maxFrameSize = 16 * 1024 * 1024
         /// TLS (and mutual TLS); nil for plain TCP.
@@ -99,7 +105,7 @@ public final class VigilClient: Sendable {
                         if let tls = configuration.tls { try sync.addHandler(tls.makeHandler(host: configuration.host)) }
                         try sync.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameSize: configuration.maxFrameSize)))
                         try sync.addHandler(MessageToByteHandler(WireEncoder()))
-                        try sync.addHandler(ClientConnectionHandler(welcome: welcome))
+                        try sync.addHandler(ClientConnectionHandler(welcome: welcome, keepalive: configuration.keepalive.map { TimeAmount($0) }))
                     }
                 }
                 .connect(host: configuration.host, port: configuration.port).get()

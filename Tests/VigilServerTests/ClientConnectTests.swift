@@ -81,8 +81,10 @@ final class ScriptedServer: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
 
     /// Accepts one connection, answers the preface and HELLO with a Welcome,
-    /// then reads frames until `until` says stop, and sends `then` and closes.
-    init(until: @escaping @Sendable (Frame) -> Bool, then reply: [Frame]) throws {
+    /// then reads frames until `until` says stop, and sends `then` and closes
+    /// — or, with `holdOpen`, goes on reading, answering nothing, until the
+    /// client closes.
+    init(until: @escaping @Sendable (Frame) -> Bool, then reply: [Frame], holdOpen: Bool = false) throws {
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -119,6 +121,7 @@ final class ScriptedServer: @unchecked Sendable {
                 _ = buffer.withUnsafeReadableBytes { Glibc.send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             }
             var welcomed = false
+            var replied = false
             var bytes = [UInt8](repeating: 0, count: 65_536)
             while true {
                 let count = recv(connection, &bytes, bytes.count, 0)
@@ -134,14 +137,15 @@ final class ScriptedServer: @unchecked Sendable {
                     out.writeImmutableBuffer(welcome.payload)
                     send(out)
                 }
-                for frame in frames() where frame.type != .hello && until(frame) {
+                for frame in frames() where !replied && frame.type != .hello && until(frame) {
+                    replied = true
                     var out = ByteBuffer()
                     for frame in reply {
                         FrameHeader(length: UInt32(frame.payload.readableBytes), type: frame.type, flags: frame.flags, streamID: frame.streamID).write(to: &out)
                         out.writeImmutableBuffer(frame.payload)
                     }
                     send(out)
-                    return
+                    if !holdOpen { return }
                 }
             }
         }
@@ -170,6 +174,41 @@ extension ClientConnectTests {
             #expect(error.code == .unavailable)
             #expect(error.message.contains("may have done it"), "\(error.message)")
         }
+        await client.close()
+        server.finish()
+    }
+}
+
+extension ClientConnectTests {
+    @Test("a server that stops answering while a call waits (a path that died silently) fails the call with UNAVAILABLE after the keepalive's PING goes unanswered")
+    func keepaliveFailsSilentConnection() async throws {
+        let server = try ScriptedServer(until: { $0.type == .message && $0.streamID == 1 }, then: [], holdOpen: true)
+        var configuration = VigilClient.Configuration(host: "127.0.0.1", port: server.port)
+        configuration.keepalive = .milliseconds(200)
+        let client = try await VigilClient.connect(configuration)
+        let request = Vigil_V1_SubscribeRequest.with { $0.fromNow = true }
+        let outcome = await withTaskGroup(of: String.self) { group in
+            group.addTask {
+                var subscription = client.subscribe(request).makeAsyncIterator()
+                do {
+                    _ = try await subscription.next()
+                    return "a message arrived"
+                } catch let error as VigilError where error.code == .unavailable {
+                    return "unavailable: \(error.message)"
+                } catch {
+                    return "\(error)"
+                }
+            }
+            group.addTask {
+                // A bound on the test, not its synchronization: without the keepalive the call waits forever.
+                try? await Task.sleep(for: .seconds(60))
+                return "still waiting after 60 s"
+            }
+            let first = await group.next()!
+            group.cancelAll()
+            return first
+        }
+        #expect(outcome.hasPrefix("unavailable") && outcome.contains("did not answer a PING"), "\(outcome)")
         await client.close()
         server.finish()
     }
