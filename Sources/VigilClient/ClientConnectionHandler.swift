@@ -30,6 +30,9 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     private var lastRead = NIODeadline.now()
     private var pingSentAt: NIODeadline?
     private var keepaliveTimer: RepeatedTask?
+    /// The answer to the newest PING, held while the connection is not
+    /// writable (the server is not reading): one PONG, not one per PING.
+    private var unsentPong: ByteBuffer?
 
     init(welcome: EventLoopPromise<Vigil_V1_Welcome>, keepalive: TimeAmount? = nil) {
         self.welcome = welcome
@@ -92,6 +95,14 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         context.fireChannelActive()
     }
 
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, let payload = unsentPong {
+            unsentPong = nil
+            context.writeAndFlush(wrapOutboundOut(.frame(Frame(type: .pong, streamID: 0, payload: payload))), promise: nil)
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
     func channelReadComplete(context: ChannelHandlerContext) {
         // Any bytes, even part of a large frame, show the server is there.
         lastRead = .now()
@@ -152,7 +163,13 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         case .cancel:
             calls.removeValue(forKey: frame.streamID)?.finish(throwing: VigilError(.cancelled, "the server cancelled the call"))
         case .ping:
-            context.writeAndFlush(wrapOutboundOut(.frame(Frame(type: .pong, streamID: 0, payload: frame.payload))), promise: nil)
+            // A server that PINGs without reading would otherwise grow the
+            // outbound buffer by a PONG per PING; the newest answers them all.
+            if context.channel.isWritable {
+                context.writeAndFlush(wrapOutboundOut(.frame(Frame(type: .pong, streamID: 0, payload: frame.payload))), promise: nil)
+            } else {
+                unsentPong = frame.payload
+            }
         case .pong, .window, .headers:
             break
         case .goAway:

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import VigilClient
 import VigilCore
@@ -84,7 +85,12 @@ final class ScriptedServer: @unchecked Sendable {
     /// then reads frames until `until` says stop, and sends `then` and closes
     /// — or, with `holdOpen`, goes on reading, answering nothing, until the
     /// client closes.
-    init(until: @escaping @Sendable (Frame) -> Bool, then reply: [Frame], holdOpen: Bool = false) throws {
+    /// `afterWelcome`, when given, takes over the connection's socket right
+    /// after the Welcome instead.
+    init(
+        until: @escaping @Sendable (Frame) -> Bool = { _ in false }, then reply: [Frame] = [], holdOpen: Bool = false,
+        afterWelcome: (@Sendable (Int32) -> Void)? = nil
+    ) throws {
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -136,6 +142,10 @@ final class ScriptedServer: @unchecked Sendable {
                     FrameHeader(length: UInt32(welcome.payload.readableBytes), type: .hello, streamID: 0).write(to: &out)
                     out.writeImmutableBuffer(welcome.payload)
                     send(out)
+                    if let afterWelcome {
+                        afterWelcome(connection)
+                        return
+                    }
                 }
                 for frame in frames() where !replied && frame.type != .hello && until(frame) {
                     replied = true
@@ -211,5 +221,64 @@ extension ClientConnectTests {
         #expect(outcome.hasPrefix("unavailable") && outcome.contains("did not answer a PING"), "\(outcome)")
         await client.close()
         server.finish()
+    }
+}
+
+extension ClientConnectTests {
+    @Test("a server that PINGs while not reading gets one PONG for the PINGs it sent meanwhile, not one per PING")
+    func pingFloodKeepsOnePong() async throws {
+        let pings = 1_000
+        let pongsBeforeLast = Mutex<Int?>(nil)
+        let server = try ScriptedServer(afterWelcome: { connection in
+            // 64 KiB PINGs without reading: once the sockets' buffers are
+            // full, the client cannot write; then a last small PING.
+            func write(_ frame: Frame) {
+                var out = ByteBuffer()
+                FrameHeader(length: UInt32(frame.payload.readableBytes), type: frame.type, streamID: 0).write(to: &out)
+                out.writeImmutableBuffer(frame.payload)
+                var sent = 0
+                while sent < out.readableBytes {
+                    let count = out.withUnsafeReadableBytes { Glibc.send(connection, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
+                    guard count > 0 else { return }
+                    sent += count
+                }
+            }
+            for index in 0..<pings {
+                var payload = ByteBuffer()
+                payload.writeInteger(UInt64(index))
+                payload.writeRepeatingByte(0, count: 65_536)
+                write(Frame(type: .ping, streamID: 0, payload: payload))
+            }
+            var last = ByteBuffer()
+            last.writeInteger(UInt64.max)
+            write(Frame(type: .ping, streamID: 0, payload: last))
+            // Now read: count the PONGs before the last PING's.
+            var input = ByteBuffer()
+            var bytes = [UInt8](repeating: 0, count: 1 << 20)
+            var pongs = 0
+            while true {
+                let count = recv(connection, &bytes, bytes.count, 0)
+                guard count > 0 else { return }
+                input.writeBytes(bytes[..<count])
+                while true {
+                    var peek = input
+                    guard let header = FrameHeader.read(from: &peek), var payload = peek.readSlice(length: Int(header.length)) else { break }
+                    input = peek
+                    guard header.type == .pong else { continue }
+                    if payload.readInteger(as: UInt64.self) == UInt64.max {
+                        pongsBeforeLast.withLock { $0 = pongs }
+                        return
+                    }
+                    pongs += 1
+                }
+            }
+        })
+        var configuration = VigilClient.Configuration(host: "127.0.0.1", port: server.port)
+        configuration.keepalive = nil
+        let client = try await VigilClient.connect(configuration)
+        server.finish()  // returns once the last PING's PONG arrived (or the connection ended)
+        let counted = try #require(pongsBeforeLast.withLock { $0 }, "the last PING was never answered")
+        #expect(counted < pings / 4, "\(counted) PONGs for \(pings) PINGs sent while the server did not read")
+        await client.close()
     }
 }
