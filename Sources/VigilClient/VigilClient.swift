@@ -94,6 +94,9 @@ public final class VigilClient: Sendable {
     ) async throws -> VigilClient {
         let loop = eventLoopGroup.next()
         let welcome = loop.makePromise(of: Vigil_V1_Welcome.self)
+        // Taken as it is made: a server that closes right after its Welcome
+        // leaves no pipeline to look the handler up in.
+        let madeHandler = loop.makePromise(of: NIOLoopBound<ClientConnectionHandler>.self)
         let channel: any Channel
         do {
             channel = try await ClientBootstrap(group: loop)
@@ -105,12 +108,15 @@ public final class VigilClient: Sendable {
                         if let tls = configuration.tls { try sync.addHandler(tls.makeHandler(host: configuration.host)) }
                         try sync.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameSize: configuration.maxFrameSize)))
                         try sync.addHandler(MessageToByteHandler(WireEncoder()))
-                        try sync.addHandler(ClientConnectionHandler(welcome: welcome, keepalive: configuration.keepalive.map { TimeAmount($0) }))
+                        let handler = ClientConnectionHandler(welcome: welcome, keepalive: configuration.keepalive.map { TimeAmount($0) })
+                        try sync.addHandler(handler)
+                        madeHandler.succeed(NIOLoopBound(handler, eventLoop: channel.eventLoop))
                     }
                 }
                 .connect(host: configuration.host, port: configuration.port).get()
         } catch {
             welcome.fail(error)
+            madeHandler.fail(error)
             if let error = error as? VigilError { throw error }
             throw VigilError(.unavailable, "cannot connect to \(configuration.host):\(configuration.port): \(error); is `vigil serve` running there?")
         }
@@ -130,9 +136,7 @@ public final class VigilClient: Sendable {
         defer { handshakeTimer.cancel() }
         do {
             let answer = try await welcome.futureResult.get()
-            let handler = try await channel.eventLoop.submit {
-                NIOLoopBound(try channel.pipeline.syncOperations.handler(type: ClientConnectionHandler.self), eventLoop: channel.eventLoop)
-            }.get()
+            let handler = try await madeHandler.futureResult.get()
             return VigilClient(channel: channel, handler: handler, welcome: answer, configuration: configuration)
         } catch {
             try? await channel.close()

@@ -289,3 +289,20 @@ extension ClientConnectTests {
         server.finish()
     }
 }
+
+extension ClientConnectTests {
+    @Test("a server that closes right after its Welcome: the connect returns and the first call fails with UNAVAILABLE, saying the connection closed")
+    func closedRightAfterWelcome() async throws {
+        let server = try ScriptedServer(afterWelcome: { _ in })
+        let client = try await VigilClient.connect(.init(host: "127.0.0.1", port: server.port))
+        server.finish()
+        do {
+            _ = try await client.health()
+            Issue.record("a call on a closed connection succeeded")
+        } catch let error as VigilError {
+            #expect(error.code == .unavailable)
+            #expect(error.message.contains("closed"), "\(error.message)")
+        }
+        await client.close()
+    }
+}
