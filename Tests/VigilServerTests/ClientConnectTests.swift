@@ -33,22 +33,9 @@ struct ClientConnectTests {
     func silentServer() async throws {
         // A listening socket nobody accepts from: the kernel completes the
         // TCP handshake, and nothing ever answers.
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        try #require(listener >= 0)
-        defer { close(listener) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        try #require(bound == 0 && listen(listener, 8) == 0)
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) }
-        }
-        var configuration = VigilClient.Configuration(host: "127.0.0.1", port: Int(UInt16(bigEndian: address.sin_port)))
+        let listener = try ScriptedServer.listenOnLoopback(backlog: 8)
+        defer { close(listener.descriptor) }
+        var configuration = VigilClient.Configuration(host: "127.0.0.1", port: listener.port)
         configuration.connectTimeout = .milliseconds(300)
         let started = ContinuousClock.now
         do {
@@ -94,20 +81,8 @@ final class ScriptedServer: @unchecked Sendable {
         until: @escaping @Sendable (Frame) -> Bool = { _ in false }, then reply: [Frame] = [], holdOpen: Bool = false,
         afterWelcome: (@Sendable (Int32) -> Void)? = nil
     ) throws {
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard listener >= 0, bound == 0, listen(listener, 1) == 0 else { throw VigilError(.internal, "cannot listen") }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) }
-        }
-        self.listener = listener
-        port = Int(UInt16(bigEndian: address.sin_port))
+        (listener, port) = try Self.listenOnLoopback(backlog: 1)
+        let listener = listener
         let done = done
         Thread.detachNewThread {
             defer { done.signal() }
@@ -126,9 +101,6 @@ final class ScriptedServer: @unchecked Sendable {
                     found.append(Frame(type: type, flags: header.flags, streamID: header.streamID, payload: payload))
                 }
             }
-            func send(_ buffer: ByteBuffer) {
-                _ = buffer.withUnsafeReadableBytes { Glibc.send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            }
             var welcomed = false
             var replied = false
             var bytes = [UInt8](repeating: 0, count: 65_536)
@@ -140,11 +112,8 @@ final class ScriptedServer: @unchecked Sendable {
                     guard input.readableBytes >= Preface.size else { continue }
                     input.moveReaderIndex(forwardBy: Preface.size)
                     welcomed = true
-                    var out = Preface.current.bytes
                     let welcome = Frame(type: .hello, streamID: 0, message: Vigil_V1_Welcome.with { $0.maxConcurrentCalls = 8 })
-                    FrameHeader(length: UInt32(welcome.payload.readableBytes), type: .hello, streamID: 0).write(to: &out)
-                    out.writeImmutableBuffer(welcome.payload)
-                    send(out)
+                    Self.send([welcome], to: connection, preface: true)
                     if let afterWelcome {
                         afterWelcome(connection)
                         return
@@ -152,15 +121,43 @@ final class ScriptedServer: @unchecked Sendable {
                 }
                 for frame in frames() where !replied && frame.type != .hello && until(frame) {
                     replied = true
-                    var out = ByteBuffer()
-                    for frame in reply {
-                        FrameHeader(length: UInt32(frame.payload.readableBytes), type: frame.type, flags: frame.flags, streamID: frame.streamID).write(to: &out)
-                        out.writeImmutableBuffer(frame.payload)
-                    }
-                    send(out)
+                    Self.send(reply, to: connection)
                     if !holdOpen { return }
                 }
             }
+        }
+    }
+
+    /// A TCP socket listening on 127.0.0.1, on a port the kernel picks.
+    static func listenOnLoopback(backlog: Int32) throws -> (descriptor: Int32, port: Int) {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard descriptor >= 0, bound == 0, listen(descriptor, backlog) == 0 else {
+            if descriptor >= 0 { close(descriptor) }
+            throw VigilError(.internal, "cannot listen on 127.0.0.1")
+        }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+        }
+        return (descriptor, Int(UInt16(bigEndian: address.sin_port)))
+    }
+
+    /// Writes `frames` (after this side's preface, with `preface`) whole,
+    /// however many sends it takes; stops when the peer is gone.
+    static func send(_ frames: [Frame], to connection: Int32, preface: Bool = false) {
+        var out = preface ? Preface.current.bytes : ByteBuffer()
+        for frame in frames { frame.write(to: &out) }
+        var sent = 0
+        while sent < out.readableBytes {
+            let count = out.withUnsafeReadableBytes { Glibc.send(connection, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
+            guard count > 0 else { return }
+            sent += count
         }
     }
 
@@ -235,26 +232,15 @@ extension ClientConnectTests {
         let server = try ScriptedServer(afterWelcome: { connection in
             // 64 KiB PINGs without reading: once the sockets' buffers are
             // full, the client cannot write; then a last small PING.
-            func write(_ frame: Frame) {
-                var out = ByteBuffer()
-                FrameHeader(length: UInt32(frame.payload.readableBytes), type: frame.type, streamID: 0).write(to: &out)
-                out.writeImmutableBuffer(frame.payload)
-                var sent = 0
-                while sent < out.readableBytes {
-                    let count = out.withUnsafeReadableBytes { Glibc.send(connection, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
-                    guard count > 0 else { return }
-                    sent += count
-                }
-            }
             for index in 0..<pings {
                 var payload = ByteBuffer()
                 payload.writeInteger(UInt64(index))
                 payload.writeRepeatingByte(0, count: 65_536)
-                write(Frame(type: .ping, streamID: 0, payload: payload))
+                ScriptedServer.send([Frame(type: .ping, streamID: 0, payload: payload)], to: connection)
             }
             var last = ByteBuffer()
             last.writeInteger(UInt64.max)
-            write(Frame(type: .ping, streamID: 0, payload: last))
+            ScriptedServer.send([Frame(type: .ping, streamID: 0, payload: last)], to: connection)
             // Now read: count the PONGs before the last PING's.
             var input = ByteBuffer()
             var bytes = [UInt8](repeating: 0, count: 1 << 20)
