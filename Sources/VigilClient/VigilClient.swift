@@ -144,6 +144,14 @@ public final class VigilClient: Sendable {
         }
     }
 
+    /// A client dropped without `close()` would otherwise keep its socket,
+    /// and the server's connection slot, until the server's idle timeout.
+    /// Every call and sequence that uses the connection holds the client, so
+    /// none is still running here.
+    deinit {
+        channel.close(promise: nil)
+    }
+
     /// Closes the connection; calls in flight fail with UNAVAILABLE.
     public func close() async {
         try? await channel.close()

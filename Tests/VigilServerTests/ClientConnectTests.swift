@@ -292,3 +292,29 @@ extension ClientConnectTests {
         await client.close()
     }
 }
+
+extension ClientConnectTests {
+    @Test("a client dropped without close() closes its connection: the server sees the end of it")
+    func droppedClientCloses() async throws {
+        let outcome = Mutex<String?>(nil)
+        let server = try ScriptedServer(afterWelcome: { connection in
+            // A bound on the test: without the close, recv times out.
+            var bound = timeval(tv_sec: 20, tv_usec: 0)
+            setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &bound, socklen_t(MemoryLayout<timeval>.size))
+            var bytes = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let count = recv(connection, &bytes, bytes.count, 0)
+                if count > 0 { continue }
+                outcome.withLock { $0 = count == 0 ? "closed" : "still open after 20 s (errno \(errno))" }
+                return
+            }
+        })
+        var configuration = VigilClient.Configuration(host: "127.0.0.1", port: server.port)
+        configuration.keepalive = nil
+        var client: VigilClient? = try await VigilClient.connect(configuration)
+        #expect(client?.welcome.maxConcurrentCalls == 8)
+        client = nil
+        server.finish()
+        #expect(outcome.withLock { $0 } == "closed")
+    }
+}
