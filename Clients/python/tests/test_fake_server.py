@@ -3,6 +3,7 @@ responses, GOAWAY with calls in flight, protocol violations, refusals at the han
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -15,12 +16,18 @@ from conftest import wait_for
 
 from vigil_client import (
     BatchingIngester,
+    Cancelled,
     Client,
+    IngestResult,
+    Internal,
+    InvalidArgument,
     Method,
     ProtocolError,
+    ResourceExhausted,
     Unauthenticated,
     Unavailable,
     VigilConnectionError,
+    VigilError,
     pb,
 )
 from vigil_client.wire import COMPRESSED, END_STREAM, HEADER, PREFACE, FrameType
@@ -267,7 +274,12 @@ def test_huge_retry_after_is_capped_at_an_hour(retry_after_ms: str, monkeypatch:
         return len(pb.IngestRequest.FromString(request).events)
 
     pauses: List[float] = []
-    monkeypatch.setattr(time, "sleep", pauses.append)  # record the pause instead of taking it
+
+    def pause(ingester: BatchingIngester, delay: float) -> bool:  # record the pause instead of taking it
+        pauses.append(delay)
+        return False
+
+    monkeypatch.setattr(BatchingIngester, "_pause", pause)
     server = FakeServer(script)
     with Client(server.address) as client:
         with BatchingIngester(client, max_delay=None, backoff=(0.01, 0.02)) as ingester:
@@ -369,12 +381,16 @@ def test_reader_stuck_writing_pongs_fails_the_connection_within_send_timeout() -
     server.finish()
 
 
-def test_calls_accepted_before_goaway_may_have_run_when_the_connection_drops() -> None:
+@pytest.mark.parametrize(
+    "code, refused_type",
+    [(14, Unavailable), (16, Unauthenticated), (13, Internal)],  # shutdown, token revoked, server fault
+)
+def test_calls_accepted_before_goaway_may_have_run_when_the_connection_drops(code: int, refused_type: type) -> None:
     def script(peer: Peer) -> None:
         peer.handshake()
         for _ in range(3):
             peer.read_request()
-        goaway = pb.GoAway(last_stream_id=3, code=14, message="shutting down")
+        goaway = pb.GoAway(last_stream_id=3, code=code, message="going away")
         peer.send_frame(FrameType.GOAWAY, 0, goaway.SerializeToString())
         # ... and closes without answering streams 1 and 3.
 
@@ -384,13 +400,149 @@ def test_calls_accepted_before_goaway_may_have_run_when_the_connection_drops() -
     calls = [connection.open_call(Method.INGEST, pb.IngestRequest().SerializeToString(), timeout=10) for _ in range(3)]
     errors = []
     for call in calls:
-        with pytest.raises(Unavailable) as failed:
+        with pytest.raises(VigilError) as failed:
             call.receive(timeout=10)
         errors.append(failed.value)
-    # Streams 1 and 3 were accepted, then left unanswered: they may have run (may have been stored).
-    assert [isinstance(error, VigilConnectionError) for error in errors] == [True, True, False]
-    assert "may have run" in errors[0].message
-    # Stream 5 was above last_stream_id: never run, a plain UNAVAILABLE from the server.
-    assert type(errors[2]) is Unavailable and errors[2].from_server
+    # Streams 1 and 3 were accepted, then left unanswered: they may have run (may have been stored),
+    # whatever the GOAWAY's code; its code and message are in the message.
+    assert [type(error) for error in errors[:2]] == [VigilConnectionError, VigilConnectionError]
+    assert "may have run" in errors[0].message and "going away" in errors[0].message
+    assert refused_type(code).code.name in errors[1].message
+    # Stream 5 was above last_stream_id: never run, the GOAWAY's own status from the server.
+    assert type(errors[2]) is refused_type and errors[2].from_server and errors[2].message == "going away"
     server.finish()
     client.close()
+
+
+def _ingest_answer(peer: Peer, stream: int, request: bytes, first_seq: int) -> int:
+    """Answers an Ingest with OK; returns how many events it carried."""
+    count = len(pb.IngestRequest.FromString(request).events)
+    peer.ok(stream, pb.IngestResponse(first_seq=first_seq, last_seq=first_seq + count - 1, count=count).SerializeToString())
+    return count
+
+
+def _callback_failures(caplog: pytest.LogCaptureFixture) -> List[logging.LogRecord]:
+    return [r for r in caplog.records if r.name.startswith("vigil_client") and r.exc_info and "callback" in r.getMessage()]
+
+
+def test_callback_exceptions_are_logged_and_lose_no_batch(caplog: pytest.LogCaptureFixture) -> None:
+    def script(peer: Peer) -> List[int]:
+        peer.handshake()  # max_batch_events=100
+        stream, request = peer.read_request()
+        peer.send_frame(FrameType.TRAILERS, stream, pb.Status(code=3, message="bad event").SerializeToString())
+        sizes = [len(pb.IngestRequest.FromString(request).events)]
+        for first_seq in (1, 101):
+            sizes.append(_ingest_answer(peer, *peer.read_request(), first_seq))
+        return sizes
+
+    results: List[IngestResult] = []
+    errors: List[VigilError] = []
+
+    def on_result(result: IngestResult) -> None:
+        results.append(result)
+        raise RuntimeError("on_result broke")
+
+    def on_error(error: VigilError) -> None:
+        errors.append(error)
+        raise RuntimeError("on_error broke")
+
+    server = FakeServer(script)
+    client = Client(server.address)
+    try:
+        ingester = BatchingIngester(client, max_delay=None, on_result=on_result, on_error=on_error)
+        # Buffered before there is a connection (the limit is then max_events, 1000); once connected,
+        # the server's max_batch_events splits the buffer into three batches, all sent by close().
+        ingester.add_many({"tenant": "t", "action": "a"} for _ in range(250))
+        client.connect()
+        with pytest.raises(InvalidArgument, match="bad event") as failed:  # the batch's outcome, not the callback's
+            ingester.close()
+    finally:
+        client.close()
+    assert errors == [failed.value] and len(failed.value.batch) == 100
+    assert [r.count for r in results] == [100, 50] and ingester.events_sent == 150
+    assert server.finish() == [100, 100, 50]
+    logged = _callback_failures(caplog)
+    assert [str(r.exc_info[1]) for r in logged] == ["on_error broke", "on_result broke", "on_result broke"]
+
+
+def test_callback_exception_on_the_timer_thread_keeps_the_timer_running(caplog: pytest.LogCaptureFixture) -> None:
+    def script(peer: Peer) -> None:
+        peer.handshake()
+        for first_seq in (1, 2):
+            _ingest_answer(peer, *peer.read_request(), first_seq)
+
+    flushed = threading.Semaphore(0)
+
+    def on_result(result: IngestResult) -> None:
+        flushed.release()
+        raise RuntimeError("on_result broke")
+
+    server = FakeServer(script)
+    with Client(server.address) as client:
+        with BatchingIngester(client, max_delay=0.05, on_result=on_result) as ingester:
+            ingester.add({"tenant": "t", "action": "a"})
+            assert flushed.acquire(timeout=10), "no timed flush"
+            ingester.add({"tenant": "t", "action": "b"})
+            assert flushed.acquire(timeout=10), "the callback's exception stopped the timer"
+    server.finish()
+    assert ingester.batches_sent == 2
+    logged = _callback_failures(caplog)
+    assert [(r.threadName, str(r.exc_info[1])) for r in logged] == [("vigil-batching-ingester", "on_result broke")] * 2
+
+
+def _outcome(action: Callable[[], Any]) -> Any:
+    try:
+        return action()
+    except BaseException as error:  # checked by the caller
+        return error
+
+
+def test_close_ends_a_retry_pause_and_reports_the_batch() -> None:
+    def script(peer: Peer) -> int:
+        peer.handshake()
+        stream, request = peer.read_request()
+        status = pb.Status(code=8, message="slow down")
+        status.metadata["vigil.retry-after-ms"] = "3600000"  # an hour
+        peer.send_frame(FrameType.TRAILERS, stream, status.SerializeToString())
+        return len(pb.IngestRequest.FromString(request).events)
+
+    errors: List[VigilError] = []
+    server = FakeServer(script)
+    with Client(server.address) as client:
+        ingester = BatchingIngester(client, max_delay=0.01, on_error=errors.append)
+        ingester.add({"tenant": "t", "action": "a"})
+        wait_for(lambda: ingester.retries == 1, 10, "the timer thread to pause before its retry")
+        outcome: List[Any] = []
+        closer = threading.Thread(target=lambda: outcome.append(_outcome(ingester.close)), daemon=True)
+        closer.start()
+        closer.join(10)
+        assert not closer.is_alive(), "close() waited out the server's retry-after"
+    [error] = outcome
+    # Reported, not dropped: to on_error and raised by close, with the batch and its key to send it again.
+    assert isinstance(error, Cancelled) and not error.from_server and "closed" in error.message
+    assert errors == [error] and len(error.batch) == 1 and error.idempotency_key == f"{ingester.key_prefix}-0"
+    assert isinstance(error.__cause__, ResourceExhausted) and error.__cause__.retry_after_ms == 3_600_000
+    assert ingester.batches_sent == 0 and ingester.buffered == 0
+    assert server.finish() == 1
+
+
+def test_close_keeps_a_retry_that_ends_within_its_timeout() -> None:
+    def script(peer: Peer) -> int:
+        peer.handshake()
+        stream, request = peer.read_request()
+        status = pb.Status(code=8, message="slow down")
+        status.metadata["vigil.retry-after-ms"] = "300"
+        peer.send_frame(FrameType.TRAILERS, stream, status.SerializeToString())
+        stream, request = peer.read_request()  # the same batch again, after the pause
+        peer.ok(stream, pb.IngestResponse(first_seq=1, last_seq=1, count=1).SerializeToString())
+        return len(pb.IngestRequest.FromString(request).events)
+
+    errors: List[VigilError] = []
+    server = FakeServer(script)
+    with Client(server.address) as client:
+        ingester = BatchingIngester(client, max_delay=0.01, backoff=(0.01, 0.02), on_error=errors.append)
+        ingester.add({"tenant": "t", "action": "a"})
+        wait_for(lambda: ingester.retries == 1, 10, "the timer thread to pause before its retry")
+        ingester.close(timeout=30)  # a batch caught by a short refusal at close is still stored
+    assert errors == [] and ingester.batches_sent == 1 and ingester.results[0].first_seq == 1
+    assert server.finish() == 1

@@ -10,21 +10,29 @@ whose answer was lost (dropped connection, server restart, UNAVAILABLE,
 RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED) is sent again with the same key on a
 new connection and is stored exactly once. Batches go out one at a time, in
 order.
+
+An exception raised by an ``on_result`` or ``on_error`` callback is logged to the
+``vigil_client.batching`` logger (with its traceback) and otherwise ignored, so
+that a faulty callback cannot lose batches or stop the timer. ``close()`` cuts a
+retry pause that would outlast its timeout: that batch fails with `Cancelled` (see
+`BatchingIngester`).
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
 import uuid
-from typing import Callable, Iterable, List, Optional
+from typing import Any, Callable, Iterable, List, Optional
 
 from . import pb
 from .client import Client, IngestResult
 from .convert import EventLike, to_event
 from .errors import (
     Aborted,
+    Cancelled,
     DeadlineExceeded,
     ResourceExhausted,
     Unavailable,
@@ -40,8 +48,10 @@ RETRYABLE = (Unavailable, ResourceExhausted, DeadlineExceeded, Aborted)
 _FRAME_MARGIN = 4096
 
 #: The longest ``vigil.retry-after-ms`` honoured (as the C client): the ingester
-#: holds its flush lock while it waits, and `time.sleep` overflows past ~9.2e9 s.
+#: holds its flush lock while it waits, and a wait overflows past ~9.2e9 s.
 RETRY_AFTER_MAX_MS = 3_600_000
+
+_logger = logging.getLogger(__name__)
 
 
 class BatchingIngester:
@@ -61,7 +71,23 @@ class BatchingIngester:
         on_result: called with each batch's `IngestResult` (from the sending thread).
         on_error: called with the exception of a batch that could not be stored
             (from the sending thread). The first such error is also raised by the
-            next `add`, `flush` or `close`; the batch is in ``error.batch``.
+            next `add`, `flush` or `close`; the batch is in ``error.batch``, its
+            key in ``error.idempotency_key``.
+
+    An exception (any `Exception`) raised by `on_result` or `on_error` does not
+    propagate: it is logged with its traceback to the ``vigil_client.batching``
+    logger, the batch's outcome stands (its result is recorded, or its error is
+    raised as above), the remaining batches are still sent and the timer keeps
+    running.
+
+    `close(timeout)` retries for at most `timeout` seconds (30 by default): a
+    retry pause under way (on the timer thread, or in another thread's `add` or
+    `flush`), or one the final flush needs, that would end later is cut short
+    (a server's retry-after can ask for up to an hour). Its batch then fails with `Cancelled`
+    (``from_server`` False; ``__cause__`` is its last attempt's error), which goes
+    to `on_error` and is raised by `close` like any other failure. An earlier
+    attempt may have been stored: send ``error.batch`` again with
+    ``error.idempotency_key`` to store it exactly once.
     """
 
     def __init__(
@@ -102,6 +128,8 @@ class BatchingIngester:
         self._error: Optional[VigilError] = None
         self._closed = False
         self._stop = threading.Event()
+        #: Set by close(): retry pauses that would end later are cut short.
+        self._close_deadline: Optional[float] = None
         self._timer: Optional[threading.Thread] = None
         if max_delay is not None:
             self._timer = threading.Thread(target=self._timer_loop, name="vigil-batching-ingester", daemon=True)
@@ -186,14 +214,23 @@ class BatchingIngester:
                     if self._error is None:
                         self._error = error
                 if self.on_error is not None:
-                    self.on_error(error)
+                    self._call_back("on_error", self.on_error, error)
                 return []
             self.results.append(result)
             self.batches_sent += 1
             self.events_sent += result.count
             if self.on_result is not None:
-                self.on_result(result)
+                self._call_back("on_result", self.on_result, result)
             return [result]
+
+    @staticmethod
+    def _call_back(name: str, callback: Callable[[Any], None], argument: Any) -> None:
+        """Runs a user callback. What it raises is logged, not propagated: raised here it
+        would skip the batches still buffered, or end the timer thread, losing events."""
+        try:
+            callback(argument)
+        except Exception:
+            _logger.exception("BatchingIngester: the %s callback raised; ignored (the batch's outcome stands)", name)
 
     def _send(self, batch: List[pb.AuditEvent], key: str) -> IngestResult:
         attempt = 0
@@ -212,7 +249,30 @@ class BatchingIngester:
                 hint = getattr(error, "retry_after_ms", None)
                 if hint is not None and hint > 0:
                     delay = max(delay, min(hint, RETRY_AFTER_MAX_MS) / 1000)  # cap before dividing: the int may be huge
-                time.sleep(delay)  # backoff before the next attempt
+                if self._pause(delay):
+                    raise Cancelled(
+                        message=f"the ingester was closed while batch {key} waited {delay:g} s to be sent again "
+                        f"(after {error}); an earlier attempt may have been stored: send error.batch again with "
+                        "error.idempotency_key to store it exactly once",
+                        from_server=False,
+                    ) from error
+
+    def _pause(self, delay: float) -> bool:
+        """Backoff before the next attempt; True when it would end past `close()`'s
+        deadline (then there is no pause: the batch fails at once).
+
+        We hold the flush lock meanwhile: a plain sleep would keep `close()` waiting
+        for up to an hour (the server's retry-after). Pauses that end within the
+        deadline still run, so that a batch caught by a restart at close is stored."""
+        end = time.monotonic() + delay
+        with self._lock:
+            while True:
+                if self._close_deadline is not None and end > self._close_deadline:
+                    return True
+                remaining = end - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._changed.wait(remaining)  # close() notifies
 
     def _timer_loop(self) -> None:
         assert self.max_delay is not None
@@ -241,20 +301,26 @@ class BatchingIngester:
         with self._lock:
             return len(self._buffer)
 
-    def close(self) -> None:
-        """Flushes what is buffered, stops the timer, and raises the first failure, if any."""
+    def close(self, timeout: float = 30.0) -> None:
+        """Flushes what is buffered, stops the timer, and raises the first failure, if any.
+
+        Retries go on for at most `timeout` seconds: a retry pause (under way, or
+        one the final flush needs) that would end later is cut short, and its batch
+        fails with `Cancelled` (see the class docstring).
+        """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+            self._close_deadline = time.monotonic() + max(0.0, timeout)
+            self._stop.set()  # ends the timer
+            self._changed.notify_all()  # and wakes retry pauses to check the deadline
         try:
             self.flush()
         finally:
-            self._stop.set()
-            with self._lock:
-                self._changed.notify_all()
             if self._timer is not None:
                 self._timer.join()
+        self._raise_pending()  # the failure of a batch the timer thread was still sending
 
     def __enter__(self) -> "BatchingIngester":
         return self

@@ -3,8 +3,9 @@
 A `Connection` owns a TCP socket. After the preface and HELLO/Welcome exchange
 a daemon thread reads every frame and routes it: MESSAGE and TRAILERS to their
 call's queue, PING answered with PONG, PONG to `ping()`, GOAWAY ends the
-connection for new calls (calls the server did not accept fail with UNAVAILABLE;
-the others finish, or fail with ConnectionError if the server closes first).
+connection for new calls (calls the server did not accept fail with the GOAWAY's
+code, UNAVAILABLE at a shutdown; the others finish, or fail with ConnectionError
+whatever that code if the server closes first: they may have run).
 Calls may be opened from any thread; each gets a new odd stream id, larger than
 every id before it, and HEADERS + the request MESSAGE are written together (so
 unary calls pipeline). Sends are bounded by `send_timeout`: a server that stops
@@ -422,15 +423,16 @@ class Connection:
         except VigilError as error:
             if isinstance(error, VigilConnectionError):
                 with self._state_lock:
-                    goaway = self._goaway
-                if goaway is not None and goaway[1].code != StatusCode.UNAVAILABLE:
-                    error = goaway[1]
-                elif goaway is not None:
+                    goaway_seen = self._goaway
+                if goaway_seen is not None:
                     # The calls still open are those at or below GOAWAY.last_stream_id (the
-                    # others failed at the GOAWAY): accepted, so they may have run. Hence a
-                    # connection error ("may have been stored"), not a plain UNAVAILABLE.
+                    # others failed at the GOAWAY): accepted, so they may have run, whatever
+                    # the GOAWAY's code (UNAUTHENTICATED at a token's revocation, INTERNAL...).
+                    # Hence a connection error ("may have been stored"), not the GOAWAY's
+                    # status, which says the call was refused.
+                    reason = goaway_seen[1]
                     error = VigilConnectionError(
-                        message=f"the server closed the connection after GOAWAY ({goaway[1].message}) "
+                        message=f"the server closed the connection after GOAWAY ({reason.code.name}: {reason.message}) "
                         "before answering; the call may have run"
                     )
             self._fail(error)
