@@ -376,7 +376,10 @@ typedef struct vigil_subscribe_params {
     int timeout_ms;       /* deadline of the call; 0: none (the default) */
     bool auto_resume;     /* on UNAVAILABLE, RESOURCE_EXHAUSTED (fell behind) or a
                              lost connection: reconnect with backoff and resume
-                             from the last cursor, without repeating an event */
+                             from the last cursor, without repeating an event
+                             (the shortest wait again after a call that delivered
+                             something). Not for a request too large to send
+                             (RESOURCE_EXHAUSTED, returned at once) */
 } vigil_subscribe_params;
 
 /* One subscription message: an event, or a heartbeat (event NULL,
@@ -424,7 +427,8 @@ typedef struct vigil_agent_error {
 } vigil_agent_error;
 
 /* The agent's callbacks run on its I/O thread (on_error also in
- * vigil_agent_open, for a torn spill file), without its lock; what they are
+ * vigil_agent_open, for a torn spill file, and in vigil_agent_close, for
+ * batches it could not write to the spill file), without its lock; what they are
  * given is valid during the call only. They hold up sending: they must be
  * short and must not block. On the same agent they may call
  * vigil_agent_get_stats only: not vigil_agent_log (waiting for queue room
@@ -467,7 +471,9 @@ typedef struct vigil_agent_stats {
     uint64_t events_replayed;  /* ... of which acknowledged as replays (stored earlier) */
     uint64_t events_rejected;  /* refused by the server (reported through on_error) */
     uint64_t events_pending;   /* logged, not yet acknowledged nor refused */
-    uint64_t events_lost;      /* dropped unsent: the unread rest of a spill file found damaged (reported through on_error) */
+    uint64_t events_lost;      /* dropped unsent (reported through on_error): the unread rest of a spill file
+                                  found damaged, or the batches still in memory when close could not
+                                  rewrite the spill file */
     uint64_t batches_sent;     /* Ingest calls made, retries included */
     uint64_t batches_acked;
     uint64_t batches_retried;  /* sent again after a lost connection or a transient error */
@@ -500,10 +506,14 @@ int vigil_agent_log_encoded(vigil_agent *agent, const void *bytes, size_t len);
  * or VIGIL_ERR_TIMEOUT. */
 int vigil_agent_flush(vigil_agent *agent, int timeout_ms);
 
-/* Flushes (up to timeout_ms), stops the thread and frees the agent. Batches
+/* Flushes (up to timeout_ms), stops the thread (abandoning a connect or
+ * handshake in progress) and frees the agent. Batches
  * still undelivered are written to the spill file with VIGIL_SPILL (and sent
  * by the next agent on it); otherwise they are lost and VIGIL_ERR_TIMEOUT is
- * returned. `stats` (may be NULL) receives the final figures. Other threads
+ * returned. When the spill file cannot be rewritten, it is left as it was
+ * (its unsent batches count in events_pending), the batches that were in
+ * memory are lost (events_lost, reported through on_error) and VIGIL_ERR_IO
+ * is returned. `stats` (may be NULL) receives the final figures. Other threads
  * blocked in vigil_agent_log or vigil_agent_flush return VIGIL_ERR_STOPPED,
  * and close returns only after they have; calling either after close has
  * begun is an error (the agent is freed). */

@@ -96,6 +96,9 @@ struct vigil_agent {
     uint32_t deferred_events; /* events it dropped */
 
     int wake_r, wake_w;
+    /* Made readable once, by close: interrupts the thread's handshake
+     * (conn.cancel_fd), which may otherwise block for connect_timeout_ms. */
+    int stop_r, stop_w;
     pthread_t thread;
     bool thread_started;
 
@@ -624,6 +627,7 @@ static void disconnect(vigil_agent *a, int code, const char *why) {
 static void try_connect(vigil_agent *a) {
     int r = vconn_open(&a->conn, &a->cfg.connection, &a->cst);
     int64_t now = mono_ms();
+    if (r == VIGIL_ERR_STOPPED) return; /* close interrupted it: the loop stops */
     if (r != VIGIL_OK) {
         pthread_mutex_lock(&a->mu);
         a->st.connect_failures++;
@@ -1192,6 +1196,8 @@ static void agent_free(vigil_agent *a) {
     if (a->spill_fd >= 0) close(a->spill_fd);
     if (a->wake_r >= 0) close(a->wake_r);
     if (a->wake_w >= 0) close(a->wake_w);
+    if (a->stop_r >= 0) close(a->stop_r);
+    if (a->stop_w >= 0) close(a->stop_w);
     vconn_close(&a->conn);
     vbuf_free(&a->out);
     status_free(&a->cst);
@@ -1220,7 +1226,7 @@ int vigil_agent_open(const vigil_agent_config *config, vigil_agent **out) {
     vigil_agent *a = calloc(1, sizeof *a);
     if (!a) return VIGIL_ERR_NOMEM;
     a->cfg = *c;
-    a->spill_fd = a->wake_r = a->wake_w = -1;
+    a->spill_fd = a->wake_r = a->wake_w = a->stop_r = a->stop_w = -1;
     pthread_mutex_init(&a->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -1260,6 +1266,13 @@ int vigil_agent_open(const vigil_agent_config *config, vigil_agent **out) {
     }
     a->wake_r = fds[0];
     a->wake_w = fds[1];
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
+        agent_free(a);
+        return VIGIL_ERR_IO;
+    }
+    a->stop_r = fds[0];
+    a->stop_w = fds[1];
+    a->conn.cancel_fd = a->stop_r;
     if (c->policy == VIGIL_SPILL) {
         int r = spill_open(a);
         if (r != VIGIL_OK) {
@@ -1311,9 +1324,25 @@ void vigil_agent_get_stats(vigil_agent *a, vigil_agent_stats *s) {
     pthread_mutex_unlock(&a->mu);
 }
 
+/* Close could not write the batches still in memory (the current one and
+ * the pending queue, where close's thread put back what was in flight) to
+ * the spill file: agent_free drops them. Counts their events lost instead
+ * of pending, and returns that count. */
+static uint64_t lose_memory_batches(vigil_agent *a) {
+    uint64_t n = a->cur ? a->cur->n_events : 0;
+    for (batch *b = a->pend_head; b; b = b->next) n += b->n_events;
+    a->outstanding = a->outstanding >= n ? a->outstanding - n : 0;
+    a->st.events_lost += n;
+    return n;
+}
+
 /* On close with VIGIL_SPILL: rewrites the spill file as exactly what is left
- * to send (memory batches first, being older, then the unread records). */
-static int spill_compact(vigil_agent *a) {
+ * to send (memory batches first, being older, then the unread records). When
+ * that fails, the old file stays as it was, and the spill counters describe
+ * it again (not the new file, which is deleted); the memory batches are lost,
+ * their events counted in *lost. */
+static int spill_compact(vigil_agent *a, uint64_t *lost) {
+    *lost = 0;
     if (!a->outstanding) {
         if (ftruncate(a->spill_fd, 0) != 0) return VIGIL_ERR_IO;
         a->spill_end = a->spill_read = 0;
@@ -1321,16 +1350,23 @@ static int spill_compact(vigil_agent *a) {
     }
     size_t plen = strlen(a->spill_path);
     char *tmp = malloc(plen + 5);
-    if (!tmp) return VIGIL_ERR_NOMEM;
+    if (!tmp) {
+        *lost = lose_memory_batches(a);
+        return VIGIL_ERR_NOMEM;
+    }
     memcpy(tmp, a->spill_path, plen);
     memcpy(tmp + plen, ".tmp", 5);
     int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
         free(tmp);
+        *lost = lose_memory_batches(a);
         return VIGIL_ERR_IO;
     }
+    /* The old file's figures, put back if the new file does not replace it. */
     int old = a->spill_fd;
     uint64_t old_read = a->spill_read, old_end = a->spill_end;
+    uint64_t old_unread = a->spill_unread, old_unread_events = a->spill_unread_events;
+    uint64_t old_spilled = a->st.batches_spilled;
     a->spill_fd = fd;
     a->spill_end = 0;
     a->spill_unread = 0;
@@ -1345,7 +1381,7 @@ static int spill_compact(vigil_agent *a) {
         }
     }
     for (batch *b = a->pend_head; b && r == VIGIL_OK; b = b->next) r = spill_append(a, b);
-    /* Copy the unread tail. */
+    /* Copy the unread tail: the old file's unread records, as they are. */
     uint8_t buf[65536];
     for (uint64_t off = old_read; r == VIGIL_OK && off < old_end;) {
         size_t want = old_end - off < sizeof buf ? (size_t)(old_end - off) : sizeof buf;
@@ -1361,12 +1397,20 @@ static int spill_compact(vigil_agent *a) {
     if (r != VIGIL_OK) {
         unlink(tmp);
         close(fd);
+        /* The old file is intact: everything unread in it is resent by the
+         * next agent, and the counters say so again; the memory batches
+         * written to the deleted file were not spilled, and are lost. */
         a->spill_fd = old;
-        /* The old file is intact: everything in it (and what did not fit
-         * into the new one) is resent by the next agent... except memory
-         * batches, which are lost; say so. */
+        a->spill_end = old_end;
+        a->spill_unread = old_unread;
+        a->spill_unread_events = old_unread_events;
+        a->st.batches_spilled = old_spilled;
+        *lost = lose_memory_batches(a);
     } else {
         close(old);
+        a->spill_read = 0; /* the new file is all unread */
+        a->spill_unread += old_unread;
+        a->spill_unread_events += old_unread_events;
     }
     free(tmp);
     return r;
@@ -1384,10 +1428,14 @@ int vigil_agent_close(vigil_agent *a, int timeout_ms, vigil_agent_stats *stats) 
     while (a->callers_inside > 0) pthread_cond_wait(&a->done_cv, &a->mu);
     pthread_mutex_unlock(&a->mu);
     wake(a);
+    char one = 1; /* a handshake in progress gives up; stop_r stays readable */
+    if (write(a->stop_w, &one, 1) != 1) {
+    }
     if (a->thread_started) pthread_join(a->thread, NULL);
     pthread_mutex_lock(&a->mu);
+    uint64_t lost = 0;
     if (a->cfg.policy == VIGIL_SPILL && a->spill_fd >= 0) {
-        int s = spill_compact(a);
+        int s = spill_compact(a, &lost);
         if (s != VIGIL_OK) r = s;
         else if (r == VIGIL_ERR_TIMEOUT) r = VIGIL_OK; /* nothing is lost: it waits in the spill file */
     } else if (a->outstanding) {
@@ -1398,6 +1446,13 @@ int vigil_agent_close(vigil_agent *a, int timeout_ms, vigil_agent_stats *stats) 
         stats->events_pending = a->outstanding;
     }
     pthread_mutex_unlock(&a->mu);
+    if (lost) {
+        char message[200];
+        snprintf(message, sizeof message,
+                 "cannot rewrite the spill file at close (%s); %" PRIu64 " events still in memory are lost", vigil_code_name(r),
+                 lost);
+        report(a, r, message, NULL, lost > UINT32_MAX ? UINT32_MAX : (uint32_t)lost);
+    }
     agent_free(a);
     return r;
 }

@@ -17,6 +17,7 @@ struct vigil_client {
     bool ever_connected;
     vstatus status;
     bool not_processed; /* the last call was refused by a GOAWAY: it never ran */
+    bool too_large;     /* the last call_open refused its request, over max_frame_size: it would be again */
     vbuf out;      /* frames being written */
     vbuf response; /* the last unary response message */
     arena page;    /* events of one page / one message */
@@ -120,9 +121,14 @@ static int ensure_connected(vigil_client *c) {
 /* The connection is unusable: close it; the next call reconnects. */
 static int conn_lost(vigil_client *c, int code, const char *what) {
     if (c->conn.goaway && code == VIGIL_ERR_CLOSED) {
-        /* A GOAWAY explains the close. */
-        status_set(&c->status, c->conn.goaway_code ? (int)c->conn.goaway_code : VIGIL_UNAVAILABLE,
-                   "connection closed by the server: %s", c->conn.goaway_message);
+        /* After a GOAWAY: a call it refused (above last_stream_id) has already
+         * ended with UNAVAILABLE (call_next), so the call still open was
+         * accepted, and the server closed without answering it: it may have
+         * run. Not the GOAWAY's UNAVAILABLE, which says it never did (an
+         * Ingest without a key retried on that word could be stored twice). */
+        status_set(&c->status, VIGIL_ERR_CLOSED,
+                   "%s, after the server's GOAWAY (%s): a call it accepted and left unanswered may have run", what,
+                   c->conn.goaway_message);
     } else {
         status_set(&c->status, code, "%s", what);
     }
@@ -164,6 +170,7 @@ static int send_window(vigil_client *c, uint32_t stream, uint32_t n) {
  * is either a protobuf-c message or preencoded bytes. */
 static int call_open(vigil_client *c, const char *method, int timeout_ms, uint32_t window,
                      const ProtobufCMessage *req, const uint8_t *raw, size_t raw_len, uint32_t *stream) {
+    c->too_large = false;
     int r = ensure_connected(c);
     if (r != VIGIL_OK) return r;
     if (c->conn.next_stream > 0x7ffffff0u) {
@@ -182,6 +189,7 @@ static int call_open(vigil_client *c, const char *method, int timeout_ms, uint32
         status_set(&c->status, VIGIL_RESOURCE_EXHAUSTED,
                    "the request is %zu bytes, over the server's max_frame_size of %u bytes; send smaller batches", n,
                    c->conn.welcome.max_frame_size);
+        c->too_large = true;
         return VIGIL_RESOURCE_EXHAUSTED;
     }
     if (vbuf_reserve(&c->out, FRAME_HEADER_SIZE + n) != 0) return VIGIL_ERR_NOMEM;
@@ -245,7 +253,7 @@ static int call_next(vigil_client *c, uint32_t stream, int64_t deadline, vframe 
         int r = vconn_next(&c->conn, f, err, sizeof err);
         if (r < 0) return conn_lost(c, VIGIL_ERR_PROTOCOL, err);
         if (r == 0) {
-            if (!vconn_wait_readable(&c->conn, deadline)) {
+            if (vconn_wait_readable(&c->conn, deadline) <= 0) { /* (no cancel_fd here) */
                 send_cancel(c, stream, "client-side timeout");
                 status_set(&c->status, VIGIL_ERR_TIMEOUT, "no answer from the server within the call's timeout");
                 return VIGIL_ERR_TIMEOUT;
@@ -710,7 +718,9 @@ int vigil_subscribe(vigil_client *c, const vigil_subscribe_params *p, vigil_subs
         bool stopped = false;
         bool delivered = false;
         r = subscribe_once(c, p, fn, user, &cursor, &stopped, &delivered);
-        if (stopped || !p->auto_resume || !retryable_subscription_end(r)) break;
+        /* RESOURCE_EXHAUSTED is the server's "fell behind", not this request
+         * being too large to send at all (it stays so: resuming looped for ever). */
+        if (stopped || !p->auto_resume || !retryable_subscription_end(r) || c->too_large) break;
         /* A subscription that delivered something worked: the next resume waits the least
          * again, rather than the most that earlier failures had reached. */
         if (delivered) backoff = 50;

@@ -23,31 +23,6 @@ static inline uint8_t *put_tag(uint8_t *p, unsigned field, unsigned wt) {
     return put_varint(p, (uint64_t)(field << 3 | wt));
 }
 
-/* A string field: absent when empty (proto3). */
-static inline size_t str_size(unsigned field, const char *s) {
-    size_t n = slen(s);
-    return n ? tag_size(field) + varint_size(n) + n : 0;
-}
-static inline uint8_t *put_str(uint8_t *p, unsigned field, const char *s) {
-    size_t n = slen(s);
-    if (!n) return p;
-    p = put_tag(p, field, WT_LEN);
-    p = put_varint(p, n);
-    memcpy(p, s, n);
-    return p + n;
-}
-/* A string inside a map entry: always written. */
-static inline size_t str_size_always(unsigned field, const char *s) {
-    size_t n = slen(s);
-    return tag_size(field) + varint_size(n) + n;
-}
-static inline uint8_t *put_str_always(uint8_t *p, unsigned field, const char *s) {
-    size_t n = slen(s);
-    p = put_tag(p, field, WT_LEN);
-    p = put_varint(p, n);
-    if (n) memcpy(p, s, n);
-    return p + n;
-}
 static inline size_t enum_size(unsigned field, int v) {
     return v ? tag_size(field) + varint_size((uint64_t)(int64_t)v) : 0;
 }

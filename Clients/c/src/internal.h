@@ -187,6 +187,10 @@ typedef struct vframe {
 
 typedef struct vconn {
     int fd;
+    /* When readable, the blocking waits of the handshake and of
+     * vconn_write_all / vconn_wait_readable give up (VIGIL_ERR_STOPPED):
+     * how closing an agent interrupts its thread's connect. -1: none. */
+    int cancel_fd;
     vbuf in;
     size_t in_off;
     uint32_t max_recv_frame;
@@ -204,7 +208,8 @@ typedef struct vconn {
 } vconn;
 
 void vconn_init(vconn *c);
-/* Connects and handshakes; on failure fills `st` and returns its code. */
+/* Connects and handshakes; on failure fills `st` and returns its code
+ * (VIGIL_ERR_STOPPED when cancel_fd became readable). */
 int vconn_open(vconn *c, const vigil_options *o, vstatus *st);
 void vconn_close(vconn *c);
 /* Reads what is available. 1: read something; 0: nothing (EAGAIN);
@@ -214,9 +219,10 @@ int vconn_fill(vconn *c);
  * -1: protocol error (message in `err`). */
 int vconn_next(vconn *c, vframe *f, char *err, size_t errsize);
 /* Blocking write of all bytes until the deadline (monotonic ms; 0: none).
- * 0, or a vigil_code. */
+ * 0, or a vigil_code (VIGIL_ERR_STOPPED: cancel_fd became readable). */
 int vconn_write_all(vconn *c, const uint8_t *p, size_t n, int64_t deadline_ms);
-/* Waits until the socket is readable or the deadline passes: 1 / 0. */
+/* Waits until the socket is readable or the deadline passes: 1 / 0; -1 when
+ * cancel_fd became readable. */
 int vconn_wait_readable(vconn *c, int64_t deadline_ms);
 
 /* Appends a whole frame carrying a packed protobuf message to b. */

@@ -19,6 +19,7 @@ static const uint8_t preface[PREFACE_SIZE] = {'V', 'G', 'I', 'L', 1, 0, 0, 0};
 void vconn_init(vconn *c) {
     memset(c, 0, sizeof *c);
     c->fd = -1;
+    c->cancel_fd = -1;
 }
 
 void vconn_close(vconn *c) {
@@ -47,6 +48,20 @@ static int poll_timeout(int64_t deadline_ms) {
     return left > 1000000 ? 1000000 : (int)left;
 }
 
+/* Waits for `events` on fd until the deadline: 1 ready (or an error for the
+ * next I/O to report), 0 timed out, -1 cancel_fd readable (cancelled), -2
+ * poll failed. */
+static int wait_fd(int fd, short events, int cancel_fd, int64_t deadline_ms) {
+    for (;;) {
+        struct pollfd pfd[2] = {{.fd = fd, .events = events}, {.fd = cancel_fd, .events = POLLIN}};
+        int r = poll(pfd, cancel_fd >= 0 ? 2 : 1, poll_timeout(deadline_ms));
+        if (r > 0 && cancel_fd >= 0 && pfd[1].revents) return -1;
+        if (r > 0) return 1;
+        if (r == 0) return 0;
+        if (errno != EINTR) return -2;
+    }
+}
+
 int vconn_write_all(vconn *c, const uint8_t *p, size_t n, int64_t deadline_ms) {
     while (n) {
         ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
@@ -57,11 +72,10 @@ int vconn_write_all(vconn *c, const uint8_t *p, size_t n, int64_t deadline_ms) {
         }
         if (w < 0 && errno == EINTR) continue;
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            struct pollfd pfd = {.fd = c->fd, .events = POLLOUT};
-            int t = poll_timeout(deadline_ms);
-            int r = poll(&pfd, 1, t);
+            int r = wait_fd(c->fd, POLLOUT, c->cancel_fd, deadline_ms);
             if (r == 0) return VIGIL_ERR_TIMEOUT;
-            if (r < 0 && errno != EINTR) return VIGIL_ERR_CLOSED;
+            if (r == -1) return VIGIL_ERR_STOPPED;
+            if (r < 0) return VIGIL_ERR_CLOSED;
             continue;
         }
         return VIGIL_ERR_CLOSED;
@@ -70,13 +84,8 @@ int vconn_write_all(vconn *c, const uint8_t *p, size_t n, int64_t deadline_ms) {
 }
 
 int vconn_wait_readable(vconn *c, int64_t deadline_ms) {
-    for (;;) {
-        struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
-        int r = poll(&pfd, 1, poll_timeout(deadline_ms));
-        if (r > 0) return 1;
-        if (r == 0) return 0;
-        if (errno != EINTR) return 1; /* let the read report the error */
-    }
+    int r = wait_fd(c->fd, POLLIN, c->cancel_fd, deadline_ms);
+    return r == -2 ? 1 : r; /* a failed poll: let the read report the error */
 }
 
 int vconn_fill(vconn *c) {
@@ -149,18 +158,20 @@ int vconn_next(vconn *c, vframe *f, char *err, size_t errsize) {
 }
 
 /* Reads one frame, blocking until the deadline. 1, 0 (timeout), -1 (closed),
- * -2 (protocol error in err). */
+ * -2 (protocol error in err), -3 (cancelled). */
 static int read_frame_blocking(vconn *c, vframe *f, int64_t deadline, char *err, size_t errsize) {
     for (;;) {
         int r = vconn_next(c, f, err, errsize);
         if (r == 1) return 1;
         if (r < 0) return -2;
-        if (!vconn_wait_readable(c, deadline)) return 0;
+        int w = vconn_wait_readable(c, deadline);
+        if (w == 0) return 0;
+        if (w < 0) return -3;
         if (vconn_fill(c) < 0) return -1;
     }
 }
 
-static int connect_tcp(const char *address, int timeout_ms, int64_t deadline, vstatus *st) {
+static int connect_tcp(const char *address, int cancel_fd, int64_t deadline, vstatus *st) {
     char host[256], port[16];
     if (parse_address(address, host, sizeof host, port, sizeof port) != 0) {
         status_set(st, VIGIL_ERR_ARGUMENT, "bad address '%s': expected HOST:PORT or [IPv6]:PORT", address);
@@ -181,11 +192,13 @@ static int connect_tcp(const char *address, int timeout_ms, int64_t deadline, vs
         }
         int r = connect(fd, ai->ai_addr, ai->ai_addrlen);
         if (r != 0 && errno == EINPROGRESS) {
-            struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-            int pr;
-            do {
-                pr = poll(&pfd, 1, poll_timeout(deadline));
-            } while (pr < 0 && errno == EINTR);
+            int pr = wait_fd(fd, POLLOUT, cancel_fd, deadline);
+            if (pr == -1) {
+                close(fd);
+                freeaddrinfo(res);
+                status_set(st, VIGIL_ERR_STOPPED, "connecting to %s: cancelled", address);
+                return -1;
+            }
             if (pr == 0) {
                 last_errno = ETIMEDOUT;
             } else {
@@ -204,9 +217,7 @@ static int connect_tcp(const char *address, int timeout_ms, int64_t deadline, vs
     }
     freeaddrinfo(res);
     if (fd < 0) {
-        status_set(st, VIGIL_ERR_CONNECT, "cannot connect to %s: %s%s", address, strerror(last_errno),
-                   last_errno == ETIMEDOUT ? "" : "");
-        (void)timeout_ms;
+        status_set(st, VIGIL_ERR_CONNECT, "cannot connect to %s: %s", address, strerror(last_errno));
         return -1;
     }
     int one = 1;
@@ -235,7 +246,7 @@ int vconn_open(vconn *c, const vigil_options *o, vstatus *st) {
     vconn_close(c);
     int64_t deadline = mono_ms() + (o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 5000);
     const char *address = env_or(o->address, "VIGIL_SERVER", "127.0.0.1:7700");
-    int fd = connect_tcp(address, o->connect_timeout_ms, deadline, st);
+    int fd = connect_tcp(address, c->cancel_fd, deadline, st);
     if (fd < 0) return st->pub.code;
     c->fd = fd;
     c->max_recv_frame = o->max_frame_size ? o->max_frame_size : DEFAULT_MAX_FRAME;
@@ -261,15 +272,20 @@ int vconn_open(vconn *c, const vigil_options *o, vstatus *st) {
     int w = vconn_write_all(c, out.p, out.len, deadline);
     vbuf_free(&out);
     if (w != 0) {
-        status_set(st, w == VIGIL_ERR_TIMEOUT ? VIGIL_ERR_TIMEOUT : VIGIL_ERR_CONNECT,
+        status_set(st, w == VIGIL_ERR_TIMEOUT || w == VIGIL_ERR_STOPPED ? w : VIGIL_ERR_CONNECT,
                    "cannot send the preface to %s: %s", address,
-                   w == VIGIL_ERR_TIMEOUT ? "timed out" : "connection closed");
+                   w == VIGIL_ERR_TIMEOUT ? "timed out" : w == VIGIL_ERR_STOPPED ? "cancelled" : "connection closed");
         goto fail;
     }
 
     /* The server's preface. */
     while (c->in.len < PREFACE_SIZE) {
-        if (!vconn_wait_readable(c, deadline)) {
+        int ready = vconn_wait_readable(c, deadline);
+        if (ready < 0) {
+            status_set(st, VIGIL_ERR_STOPPED, "handshake with %s: cancelled", address);
+            goto fail;
+        }
+        if (ready == 0) {
             status_set(st, VIGIL_ERR_TIMEOUT, "no preface from %s within the connect timeout", address);
             goto fail;
         }
@@ -294,6 +310,10 @@ int vconn_open(vconn *c, const vigil_options *o, vstatus *st) {
     int r = read_frame_blocking(c, &f, deadline, err, sizeof err);
     if (r == 0) {
         status_set(st, VIGIL_ERR_TIMEOUT, "no Welcome from %s within the connect timeout", address);
+        goto fail;
+    }
+    if (r == -3) {
+        status_set(st, VIGIL_ERR_STOPPED, "handshake with %s: cancelled", address);
         goto fail;
     }
     if (r == -1) {

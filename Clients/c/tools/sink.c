@@ -7,13 +7,24 @@
  *   vigil-sink [--listen HOST:PORT] [--ping-every N] [--compress]
  *              [--goaway-after N] [--fail-every N [--retry-after MS]] [--for SECONDS]
  *              [--goaway-after-welcome] [--ping-flood N] [--received-at SECONDS]
+ *              [--subscribe-events N] [--goaway-unanswered N]
  *
  * --goaway-after-welcome: every connection gets GOAWAY right after its
  * Welcome (and is closed). --ping-flood N: after the Welcome, N PINGs of
  * 64 KiB are sent while nothing is read, then a last small one; once the
  * client has read them all, the sink reads again and prints "N PONGs before
  * the last PING's" when that one's PONG arrives. --received-at: the
- * IngestResponse's received_at seconds.
+ * IngestResponse's received_at seconds. --subscribe-events N: Subscribe is
+ * answered too, as by a server that keeps cutting its subscribers off: each
+ * call gets N events (N at most 8, the default window: credit is not
+ * counted), then TRAILERS with a status to resume after, UNAVAILABLE and
+ * RESOURCE_EXHAUSTED by turns, carrying vigil.cursor = the last event's
+ * cursor. Events are numbered across calls (seq, cursor "sink-<seq>"); an
+ * event's request_id is "s<call>-<i>" (calls counted from 1) and its
+ * description where its call started: "from_now", "since" or "cursor:<C>".
+ * --goaway-unanswered N: the first N Ingest calls (of all connections) get a
+ * GOAWAY that accepts them (last_stream_id = their stream), and the
+ * connection is closed without answering them: a drain cut short.
  *
  * Prints "listening on HOST:PORT" on stderr, and totals when it ends (SIGINT,
  * SIGTERM, or --for). Every other method is answered UNIMPLEMENTED. */
@@ -36,9 +47,11 @@
 
 #include "../src/internal.h"
 
+enum { CALL_OTHER, CALL_INGEST, CALL_SUBSCRIBE };
+
 typedef struct call {
     uint32_t stream;
-    bool ingest;
+    int method;
 } call;
 
 typedef struct conn {
@@ -64,6 +77,11 @@ static const char *received_at;
 /* Sent as the failures' vigil.retry-after-ms, when given (any text). */
 static const char *retry_after;
 static bool compress_responses;
+/* --subscribe-events: events per Subscribe call (0: Subscribe is UNIMPLEMENTED). */
+static long subscribe_events;
+/* --goaway-unanswered: Ingest calls still to accept in a GOAWAY and leave unanswered. */
+static long goaway_unanswered;
+static uint64_t subscribe_calls, subscribe_seq;
 
 static void on_signal(int sig) {
     (void)sig;
@@ -123,6 +141,57 @@ static void goaway_out(conn *c, uint32_t code, const char *message) {
     g.code = code;
     g.message = (char *)(uintptr_t)message;
     frame_out(c, FRAME_GOAWAY, 0, 0, &g.base);
+}
+
+/* --subscribe-events: answers a Subscribe call with its events, then ends it
+ * with a status to resume after (see the top of this file). */
+static void subscribe_out(conn *c, uint32_t stream, const uint8_t *payload, size_t len) {
+    Vigil__V1__SubscribeRequest *req = vigil__v1__subscribe_request__unpack(NULL, len, payload);
+    if (!req) {
+        status_out(c, stream, VIGIL_INVALID_ARGUMENT, "not a SubscribeRequest");
+        return;
+    }
+    char start[300];
+    if (req->start_case == VIGIL__V1__SUBSCRIBE_REQUEST__START_CURSOR)
+        snprintf(start, sizeof start, "cursor:%s", req->cursor ? req->cursor : "");
+    else
+        snprintf(start, sizeof start, "%s", req->start_case == VIGIL__V1__SUBSCRIBE_REQUEST__START_SINCE ? "since" : "from_now");
+    vigil__v1__subscribe_request__free_unpacked(req, NULL);
+    uint64_t call_no = ++subscribe_calls;
+    char cursor[32] = "", id[40], request_id[40];
+    Google__Protobuf__Timestamp at = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+    at.seconds = (int64_t)time(NULL);
+    for (long i = 0; i < subscribe_events; i++) {
+        uint64_t s = ++subscribe_seq;
+        snprintf(cursor, sizeof cursor, "sink-%" PRIu64, s);
+        snprintf(id, sizeof id, "00000000-0000-7000-8000-%012" PRIx64, s);
+        snprintf(request_id, sizeof request_id, "s%" PRIu64 "-%ld", call_no, i);
+        Vigil__V1__AuditEvent ev = VIGIL__V1__AUDIT_EVENT__INIT;
+        ev.id = id;
+        ev.seq = s;
+        ev.occurred_at = &at;
+        ev.received_at = &at;
+        ev.tenant = (char *)(uintptr_t) "sink";
+        ev.action = (char *)(uintptr_t) "sink.subscribe";
+        ev.request_id = request_id;
+        ev.description = start;
+        Vigil__V1__SubscribeResponse r = VIGIL__V1__SUBSCRIBE_RESPONSE__INIT;
+        r.item_case = VIGIL__V1__SUBSCRIBE_RESPONSE__ITEM_EVENT;
+        r.event = &ev;
+        r.cursor = cursor;
+        frame_out(c, FRAME_MESSAGE, 0, stream, &r.base);
+    }
+    Vigil__V1__Status st = VIGIL__V1__STATUS__INIT;
+    Vigil__V1__Status__MetadataEntry entry = VIGIL__V1__STATUS__METADATA_ENTRY__INIT;
+    Vigil__V1__Status__MetadataEntry *entries[] = {&entry};
+    entry.key = (char *)(uintptr_t) "vigil.cursor";
+    entry.value = cursor;
+    st.code = call_no % 2 ? VIGIL_UNAVAILABLE : VIGIL_RESOURCE_EXHAUSTED;
+    st.message = (char *)(uintptr_t)(call_no % 2 ? "vigil-sink: ending the subscription, as asked (resume on a new connection)"
+                                                 : "vigil-sink: ending the subscription, as asked (fell behind)");
+    st.n_metadata = *cursor ? 1 : 0;
+    st.metadata = entries;
+    frame_out(c, FRAME_TRAILERS, 0, stream, &st.base);
 }
 
 /* Whether the peer (on this host) has read everything sent on fd: our send
@@ -235,7 +304,10 @@ static int serve(conn *c) {
                 status_out(c, stream, VIGIL_RESOURCE_EXHAUSTED, "too many calls");
                 break;
             }
-            c->calls[c->n_calls++] = (call){stream, strcmp(h->method, METHOD_INGEST) == 0};
+            int method = strcmp(h->method, METHOD_INGEST) == 0 ? CALL_INGEST
+                         : subscribe_events && strcmp(h->method, METHOD_SUBSCRIBE) == 0 ? CALL_SUBSCRIBE
+                                                                                         : CALL_OTHER;
+            c->calls[c->n_calls++] = (call){stream, method};
             vigil__v1__call_headers__free_unpacked(h, NULL);
             break;
         }
@@ -246,7 +318,11 @@ static int serve(conn *c) {
             if (k < 0) break;
             call cl = c->calls[k];
             c->calls[k] = c->calls[--c->n_calls];
-            if (!cl.ingest) {
+            if (cl.method == CALL_SUBSCRIBE) {
+                subscribe_out(c, stream, payload, len);
+                break;
+            }
+            if (cl.method != CALL_INGEST) {
                 status_out(c, stream, VIGIL_UNIMPLEMENTED, "vigil-sink answers Ingest only");
                 break;
             }
@@ -259,6 +335,14 @@ static int serve(conn *c) {
                 }
                 req = inflated.p;
                 rlen = inflated.len;
+            }
+            if (goaway_unanswered > 0 && c->phase == 2) {
+                /* Accepted (last_stream_id is this call's), never answered:
+                 * the connection closes once the GOAWAY is written. */
+                goaway_unanswered--;
+                goaway_out(c, VIGIL_UNAVAILABLE, "vigil-sink: going away, leaving this call unanswered, as asked");
+                c->phase = 3;
+                break;
             }
             long n = count_events(req, rlen);
             c->answered++;
@@ -331,12 +415,18 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--goaway-after-welcome")) goaway_after_welcome = true;
         else if (i + 1 < argc && !strcmp(argv[i], "--ping-flood")) ping_flood = atol(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--received-at")) received_at = argv[++i];
+        else if (i + 1 < argc && !strcmp(argv[i], "--subscribe-events")) subscribe_events = atol(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--goaway-unanswered")) goaway_unanswered = atol(argv[++i]);
         else {
             fprintf(stderr, "usage: %s [--listen HOST:PORT] [--ping-every N] [--compress] [--goaway-after N] "
                             "[--fail-every N [--retry-after MS]] [--for SECONDS] [--goaway-after-welcome] "
-                            "[--ping-flood N] [--received-at SECONDS]\n", argv[0]);
+                            "[--ping-flood N] [--received-at SECONDS] [--subscribe-events N] [--goaway-unanswered N]\n", argv[0]);
             return 2;
         }
+    }
+    if (subscribe_events < 0 || subscribe_events > 8) {
+        fprintf(stderr, "--subscribe-events: 0 to 8 (the default window; credit is not counted)\n");
+        return 2;
     }
     signal(SIGPIPE, SIG_IGN);
     signal(SIGINT, on_signal);

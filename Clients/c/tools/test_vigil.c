@@ -19,6 +19,10 @@
 #include <fcntl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 
 #include "json.h"
 #include "server.h"
@@ -1020,6 +1024,157 @@ static void test_agent_spill_damaged(void) {
           atomic_load(&l2.dropped), st.events_lost);
 }
 
+/* Close rewrites the spill file as what is left to send; when that fails, the
+ * old file stays and the batches still in memory are lost. Injected here
+ * without a hook in the library: a directory where the new file goes (its
+ * open fails), or where the old file was (the rename fails, after every
+ * record was written to the new file). The figures close returns then
+ * described the deleted new file: batches_spilled counted the memory batches
+ * written to it, and those lost events counted as pending, unreported. No
+ * server: 2 batches of 100 wait in memory, 8 and then the last 50 events go
+ * to the spill file. */
+static void test_agent_spill_compact_fails(void) {
+    char spill[400], tmp[410], blocker[420];
+    snprintf(spill, sizeof spill, "%s/spill-compact.bin", tmpdir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", spill);
+    for (int round = 0; round < 2; round++) {
+        agent_log l = {0};
+        vigil_agent_config cfg;
+        spill_config(&cfg, &l, spill);
+        cfg.connection.address = "127.0.0.1:1"; /* nothing to reach */
+        cfg.batch_ms = 600000;                  /* the last 50 events: sealed by close */
+        vigil_agent *a;
+        CHECK_CODE(vigil_agent_open(&cfg, &a), VIGIL_OK, (vigil_client *)NULL);
+        CHECK_CODE(log_range(a, "compact", 0, 1050), VIGIL_OK, (vigil_client *)NULL);
+        vigil_agent_stats st;
+        vigil_agent_get_stats(a, &st);
+        CHECK(st.batches_spilled == 8 && st.events_pending == 1050, "before close: %" PRIu64 " spilled, %" PRIu64 " pending",
+              st.batches_spilled, st.events_pending);
+        if (round == 0) {
+            CHECK(mkdir(tmp, 0700) == 0, "mkdir %s: %s", tmp, strerror(errno));
+        } else {
+            snprintf(blocker, sizeof blocker, "%s/x", spill);
+            int fd = -1;
+            bool placed = unlink(spill) == 0 && mkdir(spill, 0700) == 0 && (fd = open(blocker, O_WRONLY | O_CREAT, 0600)) >= 0;
+            if (fd >= 0) close(fd);
+            CHECK(placed, "replacing %s by a directory: %s", spill, strerror(errno));
+        }
+        int r = vigil_agent_close(a, 0, &st);
+        CHECK_CODE(r, VIGIL_ERR_IO, (vigil_client *)NULL);
+        /* The old file's 9 records (850 events) wait for the next agent; the
+         * 200 events in memory are lost, and reported. */
+        CHECK(st.batches_spilled == 9, "round %d: %" PRIu64 " batches counted spilled, 9 are in the spill file", round,
+              st.batches_spilled);
+        CHECK(st.events_pending == 850 && st.events_lost == 200 && st.events_acked == 0 &&
+                  st.events_logged == st.events_pending + st.events_lost,
+              "round %d: %" PRIu64 " pending, %" PRIu64 " lost of %" PRIu64 " logged", round, st.events_pending,
+              st.events_lost, st.events_logged);
+        CHECK(atomic_load(&l.dropped) == 200 && strstr(l.last_message, "200 events") != NULL,
+              "round %d: %d events reported dropped (%s)", round, atomic_load(&l.dropped), l.last_message);
+        if (round == 0) {
+            /* What close said is pending is what the next agent finds. */
+            rmdir(tmp);
+            agent_log l2 = {0};
+            spill_config(&cfg, &l2, spill);
+            cfg.connection.address = "127.0.0.1:1";
+            CHECK_CODE(vigil_agent_open(&cfg, &a), VIGIL_OK, (vigil_client *)NULL);
+            vigil_agent_get_stats(a, &st);
+            CHECK(st.events_pending == 850, "the next agent inherited %" PRIu64 " events, close said 850", st.events_pending);
+            CHECK_CODE(vigil_agent_close(a, 0, &st), VIGIL_OK, (vigil_client *)NULL);
+            unlink(spill);
+        } else {
+            unlink(blocker);
+            rmdir(spill);
+        }
+    }
+}
+
+/* A listening socket on 127.0.0.1 that never accepts: a connection to it
+ * completes in the kernel and then hears nothing, as from a server that hangs
+ * (backlog 0: the first connection fills the queue, and the SYNs of later
+ * ones go unanswered, as from a host that is gone). -1 on failure. */
+static int silent_listener(char *address, size_t size) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 0) != 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &sl) != 0) {
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    snprintf(address, size, "127.0.0.1:%d", ntohs(sa.sin_port));
+    return fd;
+}
+
+/* Whether a socket of this host is connecting to 127.0.0.1:port, its SYN
+ * unanswered (SYN_SENT in /proc/net/tcp). */
+static bool syn_sent_to(int port) {
+    FILE *f = fopen("/proc/net/tcp", "r");
+    char line[256];
+    bool found = false;
+    while (f && !found && fgets(line, sizeof line, f)) {
+        unsigned rport, state;
+        found = sscanf(line, " %*u: %*x:%*x %*x:%x %x", &rport, &state) == 2 && rport == (unsigned)port && state == 2;
+    }
+    if (f) fclose(f);
+    return found;
+}
+
+/* An agent on `address` with one event logged, connecting for up to 10 s. */
+static int open_connecting(vigil_agent **a, agent_log *l, const char *address) {
+    vigil_agent_config cfg;
+    agent_config(&cfg, l);
+    cfg.connection.address = address;
+    cfg.connection.connect_timeout_ms = 10000;
+    int r = vigil_agent_open(&cfg, a);
+    ev_store s;
+    make_event(&s, "connecting", 0);
+    return r == VIGIL_OK ? vigil_agent_log(*a, &s.ev) : r;
+}
+
+/* Close while the agent's thread is connecting to a server that says nothing
+ * (in the handshake, waiting for its preface) or to a host that does not
+ * answer (in the TCP connect, its SYN dropped): close(agent, 0) returned only
+ * once connect_timeout_ms (here 10 s) had passed, for the thread it joins was
+ * blocked there. Now close interrupts the connect. */
+static void test_agent_close_connecting(void) {
+    char address[64];
+    int lfd = silent_listener(address, sizeof address);
+    CHECK(lfd >= 0, "listening socket: %s", strerror(errno));
+    int port = atoi(strrchr(address, ':') + 1);
+    agent_log l1 = {0}, l2 = {0};
+    vigil_agent *a1 = NULL, *a2 = NULL;
+    int r1 = open_connecting(&a1, &l1, address);
+    /* The first agent's connection waits in the listener's queue: its thread
+     * is in the handshake. */
+    struct pollfd pfd = {.fd = lfd, .events = POLLIN};
+    bool queued = r1 == VIGIL_OK && poll(&pfd, 1, 10000) == 1;
+    /* The queue is full: the second agent's SYNs go unanswered. */
+    int r2 = queued ? open_connecting(&a2, &l2, address) : VIGIL_ERR_STOPPED;
+    bool syn_sent = false;
+    for (int64_t until = now_ms() + 10000; r2 == VIGIL_OK && !syn_sent && now_ms() < until;) {
+        syn_sent = syn_sent_to(port);
+        if (!syn_sent) sleep_ms(10);
+    }
+    vigil_agent_stats st1 = {0}, st2 = {0};
+    int64_t t0 = now_ms();
+    int c2 = a2 ? vigil_agent_close(a2, 0, &st2) : VIGIL_ERR_STOPPED;
+    int64_t t1 = now_ms();
+    int c1 = a1 ? vigil_agent_close(a1, 0, &st1) : VIGIL_ERR_STOPPED;
+    int64_t t2 = now_ms();
+    close(lfd);
+    CHECK_CODE(r1, VIGIL_OK, (vigil_client *)NULL);
+    CHECK(queued, "the first agent did not connect within 10 s");
+    CHECK_CODE(r2, VIGIL_OK, (vigil_client *)NULL);
+    CHECK(syn_sent, "the second agent's connect was not seen waiting (SYN_SENT) within 10 s");
+    CHECK(c1 == VIGIL_ERR_TIMEOUT && st1.events_pending == 1 && c2 == VIGIL_ERR_TIMEOUT && st2.events_pending == 1,
+          "close: %s and %s", vigil_code_name(c1), vigil_code_name(c2));
+    CHECK(t1 - t0 < 2000, "close(agent, 0) during a TCP connect took %" PRId64 " ms", t1 - t0);
+    CHECK(t2 - t1 < 2000, "close(agent, 0) during a handshake took %" PRId64 " ms", t2 - t1);
+    CHECK(l1.conn_errors == 0 && l2.conn_errors == 0, "%d and %d connection errors reported (%s)", l1.conn_errors,
+          l2.conn_errors, l1.conn_errors ? l1.last_message : l2.last_message);
+}
+
 static void test_agent_block(void) {
     server_stop(&srv, SIGKILL);
     agent_log l = {0};
@@ -1400,6 +1555,165 @@ static void test_absurd_times(void) {
     }
 }
 
+/* An auto-resuming subscription whose calls keep ending after delivering
+ * something (vigil-sink --subscribe-events: 2 events a call, then UNAVAILABLE
+ * or RESOURCE_EXHAUSTED by turns, the cursor in the trailers) resumes after
+ * the shortest wait each time, from the last event's cursor. Its backoff used
+ * to double at every resume, whatever was delivered: the 8 resumes below
+ * waited at least 25 + 50 + ... + 3,200 = 6,375 ms in all (up to 12.75 s),
+ * and a long-lived subscription waited 3.2 to 6.4 s at every resume; now each
+ * waits 25 to 50 ms. */
+typedef struct resumes {
+    int calls;             /* the call of the last event (the sink numbers them from 1) */
+    int wanted;            /* resumes before stopping */
+    char cursor[64];       /* the last event's */
+    int64_t last_at;       /* when it came */
+    int64_t gap[16];       /* last event of call k+1 .. first of call k+2 */
+    char bad[300];         /* the first wrong start */
+} resumes;
+
+static int on_resumed_event(const vigil_event *e, int64_t hb, const char *cursor, void *user) {
+    resumes *r = user;
+    (void)hb;
+    if (!e) return 0;
+    int64_t now = now_ms();
+    int call = -1, i = -1;
+    sscanf(e->request_id, "s%d-%d", &call, &i);
+    if (call != r->calls) {
+        /* A new call: it must resume right after the last event seen. */
+        char want[100];
+        if (r->calls == 0) snprintf(want, sizeof want, "from_now");
+        else snprintf(want, sizeof want, "cursor:%s", r->cursor);
+        if (!r->bad[0] && (call != r->calls + 1 || i != 0 || strcmp(e->description, want) != 0))
+            snprintf(r->bad, sizeof r->bad, "event %s (call %d after call %d) started from '%s', not '%s'", e->request_id,
+                     call, r->calls, e->description, want);
+        if (r->calls > 0 && r->calls <= 16) r->gap[r->calls - 1] = now - r->last_at;
+        r->calls = call;
+    }
+    snprintf(r->cursor, sizeof r->cursor, "%s", cursor);
+    r->last_at = now;
+    return r->calls > r->wanted; /* the first event after the last wanted resume */
+}
+
+static void test_subscribe_backoff_reset(void) {
+    vserver sink = {0};
+    CHECK(start_sink(&sink, "sink-subscribe", (const char *[]){"--subscribe-events", "2", NULL}), "cannot start %s", sink_bin);
+    vigil_options o;
+    vigil_options_init(&o);
+    o.address = sink.address;
+    vigil_client *c = vigil_client_new(&o);
+    vigil_subscribe_params p;
+    memset(&p, 0, sizeof p);
+    p.auto_resume = true;
+    p.timeout_ms = 30000; /* each call's: a bound on the test should the sink go silent */
+    resumes r = {.wanted = 8};
+    int64_t t0 = now_ms();
+    int code = vigil_subscribe(c, &p, on_resumed_event, &r);
+    int64_t took = now_ms() - t0;
+    const char *returned = vigil_status_get(vigil_client_status(c), "vigil.cursor");
+    bool same_cursor = returned && strcmp(returned, r.cursor) == 0;
+    vigil_client_free(c);
+    server_stop(&sink, SIGTERM);
+    int64_t waited = 0;
+    char gaps[200] = "";
+    for (int k = 0; k < r.wanted && k < 16; k++) {
+        waited += r.gap[k];
+        size_t used = strlen(gaps);
+        snprintf(gaps + used, sizeof gaps - used, "%s%" PRId64, k ? " " : "", r.gap[k]);
+    }
+    fprintf(stderr, "    %d resumes in %" PRId64 " ms (gaps, ms: %s); the whole call %" PRId64 " ms\n", r.calls - 1, waited,
+            gaps, took);
+    CHECK_CODE(code, VIGIL_OK, (vigil_client *)NULL);
+    CHECK(r.calls == r.wanted + 1, "%d calls, expected %d", r.calls, r.wanted + 1);
+    CHECK(!r.bad[0], "%s", r.bad);
+    CHECK(same_cursor, "the status's cursor is %s, not the last event's %s", returned ? returned : "(none)", r.cursor);
+    /* Each resume now waits 25-50 ms (plus a reconnect on UNAVAILABLE); 3 s
+     * leaves room for a loaded machine or valgrind, and is under half of what
+     * the old doubling waited at the least. */
+    CHECK(waited < 3000, "%d resumes, each after a delivery, waited %" PRId64 " ms (gaps, ms: %s)", r.wanted, waited, gaps);
+}
+
+/* A server that accepts a call in its GOAWAY (last_stream_id = the call's)
+ * and closes without answering it, a drain cut short: the call may have run.
+ * The client returned the GOAWAY's UNAVAILABLE, which says it never ran
+ * ("retry on a new connection"): an Ingest without a key retried on that
+ * word could be stored twice, and one with a key was not retried by the
+ * library. Now VIGIL_ERR_CLOSED, and the keyed one is sent again. */
+static void test_sink_goaway_unanswered(void) {
+    vserver sink = {0};
+    CHECK(start_sink(&sink, "sink-unanswered", (const char *[]){"--goaway-unanswered", "2", NULL}), "cannot start %s", sink_bin);
+    vigil_options o;
+    vigil_options_init(&o);
+    o.address = sink.address;
+    vigil_client *c = vigil_client_new(&o);
+    ev_store s;
+    make_event(&s, "unanswered", 0);
+    vigil_ingest_result ir = {0};
+    int r1 = vigil_ingest(c, &s.ev, 1, NULL, &ir);
+    char m1[512];
+    snprintf(m1, sizeof m1, "%s", vigil_client_status(c)->message);
+    int r2 = vigil_ingest(c, &s.ev, 1, "unanswered-1", &ir); /* left unanswered, then sent again: answered */
+    char m2[512];
+    snprintf(m2, sizeof m2, "%s", vigil_client_status(c)->message);
+    vigil_client_free(c);
+    server_stop(&sink, SIGTERM);
+    CHECK(r1 == VIGIL_ERR_CLOSED && strstr(m1, "may have run"), "without a key: %s (%s)", vigil_code_name(r1), m1);
+    CHECK(r2 == VIGIL_OK && ir.count == 1, "with a key: %s (%s)", vigil_code_name(r2), m2);
+}
+
+/* A subscription whose request is larger than the server's max_frame_size
+ * is refused before it is sent (RESOURCE_EXHAUSTED, as a unary call's), and
+ * would be again: with auto_resume it was taken for the server's "fell
+ * behind" and resumed, with backoff, for ever. It runs in a thread so that
+ * the old behaviour fails the test instead of hanging it (the thread is then
+ * left behind, with what it uses). */
+typedef struct big_subscription {
+    vigil_client *c;
+    vigil_subscribe_params p;
+    char *search;
+    atomic_int done, rc;
+} big_subscription;
+
+static void *run_big_subscription(void *arg) {
+    big_subscription *b = arg;
+    atomic_store(&b->rc, vigil_subscribe(b->c, &b->p, on_message_count, NULL));
+    atomic_store(&b->done, 1);
+    return NULL;
+}
+
+static void test_subscribe_too_large(void) {
+    vserver sink = {0};
+    CHECK(start_sink(&sink, "sink-too-large", (const char *[]){"--subscribe-events", "1", NULL}), "cannot start %s", sink_bin);
+    big_subscription *b = calloc(1, sizeof *b);
+    size_t n = 5u << 20; /* over the sink's 4 MiB max_frame_size */
+    b->search = malloc(n + 1);
+    memset(b->search, 'a', n);
+    b->search[n] = 0;
+    vigil_options o;
+    vigil_options_init(&o);
+    o.address = sink.address;
+    b->c = vigil_client_new(&o);
+    b->p.filter.search = b->search;
+    b->p.auto_resume = true;
+    pthread_t t;
+    bool started = pthread_create(&t, NULL, run_big_subscription, b) == 0;
+    for (int64_t until = now_ms() + 10000; started && !atomic_load(&b->done) && now_ms() < until;) sleep_ms(10);
+    bool done = atomic_load(&b->done);
+    if (done) {
+        pthread_join(t, NULL);
+        vigil_client_free(b->c);
+        free(b->search);
+    } else if (started) {
+        pthread_detach(t); /* still resuming: leave it (and b) alone */
+    }
+    server_stop(&sink, SIGTERM);
+    int rc = atomic_load(&b->rc);
+    if (done) free(b);
+    CHECK(started, "thread");
+    CHECK(done, "an auto-resuming subscription too large to send was still resuming after 10 s");
+    CHECK_CODE(rc, VIGIL_RESOURCE_EXHAUSTED, (vigil_client *)NULL);
+}
+
 static void test_sink_protocol(void) {
     /* The sink PINGs every 3 calls, compresses its responses, fails every
      * 7th call with UNAVAILABLE and sends GOAWAY after 10 calls. */
@@ -1525,10 +1839,15 @@ static const test tests[] = {
     {"agent_close_blocked", test_agent_close_blocked, true},
     {"agent_tool_report", test_agent_tool_report, true},
     {"agent_config_limits", test_agent_config_limits, false},
+    {"agent_spill_compact_fails", test_agent_spill_compact_fails, false},
+    {"agent_close_connecting", test_agent_close_connecting, false},
     {"sink_protocol", test_sink_protocol, false},
     {"sink_retry_after_cap", test_sink_retry_after_cap, false},
     {"sink_ping_flood", test_sink_ping_flood, false},
     {"sink_goaway_after_welcome", test_sink_goaway_after_welcome, false},
+    {"subscribe_backoff_reset", test_subscribe_backoff_reset, false},
+    {"sink_goaway_unanswered", test_sink_goaway_unanswered, false},
+    {"subscribe_too_large", test_subscribe_too_large, false},
     {"absurd_times", test_absurd_times, false},
 };
 
