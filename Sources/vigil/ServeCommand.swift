@@ -329,7 +329,12 @@ struct ServeCommand: AsyncParsableCommand {
             // the server, so it stops first on shutdown (services stop in reverse order).
             let loaded = AlertRuleSet(alertRules)
             ruleSet = loaded
-            services.append(.init(service: AlertEngine(ruleSet: loaded, store: store, logger: logger)))
+            // It retries its own failures; should it end anyway, the server
+            // shuts down gracefully rather than going on without alerts.
+            services.append(
+                .init(
+                    service: AlertEngine(ruleSet: loaded, store: store, logger: logger, progressPath: dataDir + "/alerts.progress"),
+                    failureTerminationBehavior: .gracefullyShutdownGroup))
             logger.info("loaded \(alertRules.count) alert rules from \(rules)")
         }
         services.append(.init(service: ConfigurationReloader(

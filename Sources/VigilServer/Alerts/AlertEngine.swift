@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -6,28 +7,47 @@ import VigilProto
 import VigilStorage
 
 /// Evaluates alert rules on the live stream and stores an alert event in
-/// `_alerts` when a rule fires. Each alert is stored with the idempotency key
-/// `alert:<rule>:<window start>:<group hash>`, so a window fires once even
-/// when the engine counts it again after a restart (it rebuilds its counts
-/// from the stored events of the open windows before it follows the feed).
+/// `_alerts` when a rule fires.
+///
+/// Each alert is stored with the idempotency key
+/// `alert:<rule>:<window start>:<group hash>` (`alert:<rule>:event:<seq>`
+/// without a window). With a progress file (`alerts.progress` in the data
+/// directory, `AlertProgress`) a restart resumes counting where the engine
+/// got to, so what was stored while it was down is evaluated too; the open
+/// windows' counts are rebuilt from the stored events before that point
+/// without firing again (they fired then). Where the engine counts again
+/// past what it had stored (up to a second's worth after a crash), the keys
+/// keep an alert from being stored twice.
+///
+/// A failure to read the store or to store an alert (memory or disk full,
+/// say) is retried with backoff, the alert kept until it is stored; the
+/// engine never ends the server.
 public struct AlertEngine: Service {
     /// The rules, which a reload may replace while the engine runs.
     let ruleSet: AlertRuleSet
     let store: any EventStore
     let logger: Logger
+    /// Where the engine records how far it got; nil: nowhere (it starts at
+    /// the store's head, as for a data directory it has never run on).
+    let progressPath: String?
 
     /// Groups tracked per rule: bounds memory when a rule groups by a
     /// high-cardinality key; the oldest windows are dropped first.
     static let maxTrackedGroups = 100_000
+    /// How often the progress file is rewritten while the engine moves.
+    static let progressInterval: Duration = .seconds(1)
+    /// The longest wait between retries after a failure.
+    static let maxRetryDelay: Duration = .seconds(30)
 
-    public init(rules: [AlertRule], store: any EventStore, logger: Logger) {
-        self.init(ruleSet: AlertRuleSet(rules), store: store, logger: logger)
+    public init(rules: [AlertRule], store: any EventStore, logger: Logger, progressPath: String? = nil) {
+        self.init(ruleSet: AlertRuleSet(rules), store: store, logger: logger, progressPath: progressPath)
     }
 
-    public init(ruleSet: AlertRuleSet, store: any EventStore, logger: Logger) {
+    public init(ruleSet: AlertRuleSet, store: any EventStore, logger: Logger, progressPath: String? = nil) {
         self.ruleSet = ruleSet
         self.store = store
         self.logger = logger
+        self.progressPath = progressPath
     }
 
     /// The open windows of one rule.
@@ -44,109 +64,200 @@ public struct AlertEngine: Service {
         }
         var tallies: [Key: Tally] = [:]
         var newest: Int64 = .min
+        /// The last seq this rule counted: counting is retried after a
+        /// failure, and an event is counted once.
+        var counted: UInt64 = 0
+    }
+
+    /// An alert a count called for, kept until it is stored.
+    struct PendingAlert {
+        var rule: AlertRule
+        var group: String
+        var start: Int64
+        var ids: [String]
+        var tenants: [String]
+        var count: Int
+        var key: String
+    }
+
+    /// What the engine knows between steps.
+    struct State {
+        var generation: UInt64
+        var rules: [AlertRule]
+        var matchers: [LiveMatcher]
+        var windows: [Windows]
+        /// Every event through this seq is counted by every rule, and its alerts are stored.
+        var position: UInt64
+        var pending: [PendingAlert] = []
     }
 
     public func run() async throws {
         let feed = store.feed
         let reader = feed.addReader()
         defer { feed.removeReader(reader) }
-        let (generation, rules) = ruleSet.snapshot
-        // From what the store held when it opened: whatever was stored since
-        // (before this service got going) is read back from the store below.
-        let position = feed.initialHead
-        var windows: [Windows] = []
-        for rule in rules { windows.append(try await rebuild(rule, through: position)) }
-        logger.info("alert rules running", metadata: ["vigil.rules": "\(rules.map(\.name).joined(separator: ","))"])
-        let start = position
-        let rebuilt = windows
         try await cancelWhenGracefulShutdown {
-            var position = start
-            var windows = rebuilt
-            var generation = generation
-            var rules = rules
-            var matchers = rules.map { LiveMatcher(filter: $0.filter) }
+            var failures = 0
+            var state: State?
+            var saved: AlertProgress?
+            var savedAt = ContinuousClock.now
             while !Task.isCancelled && !feed.isClosed {
-                let current = ruleSet.snapshot
-                if current.generation != generation {
-                    // A reload: a rule defined as before keeps its windows; a new
-                    // or changed one counts its open windows from the store.
-                    var next: [Windows] = []
-                    for rule in current.rules {
-                        if let old = rules.firstIndex(where: { $0.sameDefinition(as: rule) }) {
-                            next.append(windows[old])
-                        } else {
-                            next.append(try await rebuild(rule, through: position))
-                        }
+                do {
+                    if state == nil {
+                        let started = try await start()
+                        state = started
+                        saved = progress(of: started)
+                        logger.info(
+                            "alert rules running",
+                            metadata: ["vigil.rules": "\(started.rules.map(\.name).joined(separator: ","))", "vigil.seq": "\(started.position)"])
                     }
-                    (generation, rules, windows) = (current.generation, current.rules, next)
-                    matchers = rules.map { LiveMatcher(filter: $0.filter) }
+                    try await step(&state!)
+                    failures = 0
+                } catch {
+                    if Task.isCancelled || feed.isClosed { break }
+                    failures += 1
+                    let delay = min(Self.maxRetryDelay, .milliseconds(100) * (1 << min(failures, 10)))
+                    logger.warning(
+                        "alert rules: \(error); retrying in \(delay)",
+                        metadata: ["vigil.failures": "\(failures)", "vigil.seq": "\(state?.position ?? 0)"])
+                    try? await Task.sleep(for: delay)
                 }
-                switch feed.read(after: position) {
-                case .batches(let batches) where batches.isEmpty:
-                    await feed.waitForNew(after: position)
-                case .batches(let batches):
-                    for batch in batches {
-                        for (index, rule) in rules.enumerated() {
-                            for event in matchers[index].events(in: batch, after: position) {
-                                try await count(event, rule: rule, windows: &windows[index])
-                            }
-                        }
-                        position = batch.lastSeq
-                    }
-                case .behind(let head):
-                    // Fell out of the live window (a burst): read the store in seq order.
-                    for (index, rule) in rules.enumerated() {
-                        var after = position
-                        while true {
-                            let page = try await store.scanBySeq(filter: rule.filter, after: after, through: head, limit: 5_000)
-                            for event in page.events { try await count(event, rule: rule, windows: &windows[index]) }
-                            guard let last = page.events.last, !page.exhausted else { break }
-                            after = last.seq
-                        }
-                    }
-                    position = head
+                if let current = state, ContinuousClock.now - savedAt >= Self.progressInterval {
+                    savedAt = .now
+                    save(progress(of: current), over: &saved)
                 }
             }
+            if let state { save(progress(of: state), over: &saved) }
         }
     }
 
-    /// The open windows of `rule`, counted from the stored events through `position`.
-    private func rebuild(_ rule: AlertRule, through position: UInt64) async throws -> Windows {
+    /// Where to start: the recorded progress (the rules it names rebuild
+    /// their windows without firing), or the store's head when opened.
+    private func start() async throws -> State {
+        let (generation, rules) = ruleSet.snapshot
+        var recorded: AlertProgress?
+        if let progressPath {
+            do {
+                recorded = try AlertProgress.read(from: progressPath)
+            } catch {
+                logger.error("alert rules: \(error.message); counting from the store's head instead (events stored while the engine was down are not evaluated)")
+            }
+        }
+        let head = store.feed.initialHead
+        // A recorded seq past the log (a data directory restored from an older backup): start afresh.
+        if let seq = recorded?.throughSeq, seq > head { recorded = nil }
+        let position = recorded?.throughSeq ?? head
+        var state = State(generation: generation, rules: rules, matchers: rules.map { LiveMatcher(filter: $0.filter) }, windows: [], position: position)
+        for rule in rules {
+            let counted = recorded?.rules.contains(rule.definitionFingerprint) ?? false
+            state.windows.append(try await rebuild(rule, through: position, firing: !counted, pending: &state.pending))
+        }
+        try await firePending(&state.pending)
+        return state
+    }
+
+    /// One turn: take up a reload, then count what the feed (or, behind it, the store) holds next.
+    private func step(_ state: inout State) async throws {
+        try await firePending(&state.pending)
+        let current = ruleSet.snapshot
+        if current.generation != state.generation {
+            // A reload: a rule defined as before keeps its windows; a new
+            // or changed one counts its open windows from the store.
+            var next: [Windows] = []
+            for rule in current.rules {
+                if let old = state.rules.firstIndex(where: { $0.sameDefinition(as: rule) }) {
+                    next.append(state.windows[old])
+                } else {
+                    next.append(try await rebuild(rule, through: state.position, firing: true, pending: &state.pending))
+                }
+            }
+            (state.generation, state.rules, state.windows) = (current.generation, current.rules, next)
+            state.matchers = state.rules.map { LiveMatcher(filter: $0.filter) }
+            try await firePending(&state.pending)
+        }
+        switch store.feed.read(after: state.position) {
+        case .batches(let batches) where batches.isEmpty:
+            await store.feed.waitForNew(after: state.position)
+        case .batches(let batches):
+            for batch in batches {
+                for index in state.rules.indices {
+                    for event in state.matchers[index].events(in: batch, after: state.position) {
+                        count(event, rule: state.rules[index], windows: &state.windows[index], pending: &state.pending)
+                    }
+                }
+                try await firePending(&state.pending)
+                state.position = batch.lastSeq
+            }
+        case .behind(let head):
+            // Fell out of the live window (a burst, or a restart with events
+            // stored since the recorded progress): read the store in seq order.
+            for index in state.rules.indices {
+                var after = max(state.position, state.windows[index].counted)
+                while after < head {
+                    let page = try await store.scanBySeq(filter: state.rules[index].filter, after: after, through: head, limit: 5_000)
+                    for event in page.events {
+                        count(event, rule: state.rules[index], windows: &state.windows[index], pending: &state.pending)
+                    }
+                    try await firePending(&state.pending)
+                    guard let last = page.events.last, !page.exhausted else { break }
+                    after = last.seq
+                }
+            }
+            state.position = head
+        }
+    }
+
+    /// The open windows of `rule`, counted from the stored events through
+    /// `position`; with `firing`, the windows that reached the threshold
+    /// fire (a rule new to these events), otherwise they only count as fired.
+    private func rebuild(_ rule: AlertRule, through position: UInt64, firing: Bool, pending: inout [PendingAlert]) async throws -> Windows {
         var windows = Windows()
-        guard let window = rule.window else { return windows }
+        guard let window = rule.window else {
+            windows.counted = position
+            return windows
+        }
         var filter = rule.filter
         filter.since = max(filter.since, currentUnixNanos() - 2 * window)
         var after: UInt64 = 0
+        var unfired: [PendingAlert] = []
         while true {
             let page = try await store.scanBySeq(filter: filter, after: after, through: position, limit: 5_000)
-            for event in page.events { try await count(event, rule: rule, windows: &windows) }
+            for event in page.events { count(event, rule: rule, windows: &windows, pending: &unfired) }
             guard let last = page.events.last, !page.exhausted else { break }
             after = last.seq
         }
+        if firing { pending += unfired }
+        windows.counted = position
         return windows
     }
 
-    /// Counts one matching event; fires the rule when its window reaches the threshold.
-    private func count(_ event: AuditEvent, rule: AlertRule, windows: inout Windows) async throws {
-        guard event.tenant != AlertRule.alertTenant else { return }
-        let group = rule.group(of: event)
+    /// Counts one matching event; a window that reaches the threshold adds its alert to `pending`.
+    func count(_ event: AuditEvent, rule: AlertRule, windows: inout Windows, pending: inout [PendingAlert]) {
+        guard event.seq > windows.counted else { return }
+        windows.counted = event.seq
+        guard event.tenant != AlertRule.alertTenant, let group = rule.group(of: event) else { return }
         guard let window = rule.window else {
-            try await fire(rule, group: group, start: event.occurredAt.unixNanos, ids: [event.id], tenants: [event.tenant], count: 1, key: "event:\(event.id)")
+            pending.append(
+                PendingAlert(
+                    rule: rule, group: group.value, start: event.occurredAt.unixNanos, ids: [event.id], tenants: [event.tenant], count: 1,
+                    key: "event:\(event.seq)"))
             return
         }
         let time = event.occurredAt.unixNanos
         let start = time - ((time % window) + window) % window
-        windows.newest = max(windows.newest, time)
-        let key = Windows.Key(group: group, start: start)
+        // Not past now: one event from a skewed clock would otherwise move
+        // the horizon below past the windows still being counted.
+        windows.newest = max(windows.newest, min(time, currentUnixNanos()))
+        let key = Windows.Key(group: group.key, start: start)
         var tally = windows.tallies[key] ?? Windows.Tally()
         tally.count += 1
         if tally.eventIDs.count < min(rule.threshold, 50) { tally.eventIDs.append(event.id) }
         tally.tenants.insert(event.tenant)
         if tally.count >= rule.threshold && !tally.fired {
             tally.fired = true
-            try await fire(
-                rule, group: group, start: start, ids: tally.eventIDs, tenants: tally.tenants.sorted(), count: tally.count,
-                key: "\(start):\(Self.hash(group))")
+            pending.append(
+                PendingAlert(
+                    rule: rule, group: group.value, start: start, ids: tally.eventIDs, tenants: tally.tenants.sorted(), count: tally.count,
+                    key: "\(start):\(Self.hash(group.key))"))
         }
         windows.tallies[key] = tally
         // Forget windows long closed, and the oldest ones past the bound.
@@ -160,9 +271,16 @@ public struct AlertEngine: Service {
         }
     }
 
-    private func fire(
-        _ rule: AlertRule, group: String, start: Int64, ids: [String], tenants: [String], count: Int, key: String
-    ) async throws {
+    /// Stores the pending alerts in order; one that fails stays first in line.
+    private func firePending(_ pending: inout [PendingAlert]) async throws {
+        while let alert = pending.first {
+            try await fire(alert)
+            pending.removeFirst()
+        }
+    }
+
+    private func fire(_ pending: PendingAlert) async throws {
+        let rule = pending.rule
         var alert = AuditEvent()
         alert.occurredAt = .init(unixNanos: currentUnixNanos())
         alert.tenant = AlertRule.alertTenant
@@ -175,35 +293,67 @@ public struct AlertEngine: Service {
         alert.resource.id = rule.name
         alert.resource.name = rule.name
         alert.outcome = .success
+        let listed = Self.fitting(pending.ids, within: 1_024)
         var metadata = [
-            "rule": rule.name, "threshold": String(rule.threshold), "count": String(count),
-            "tenants": String(tenants.joined(separator: ",").prefix(1_024)),
-            "event_ids": String(ids.joined(separator: ",").prefix(1_024)),
+            "rule": rule.name, "threshold": String(rule.threshold), "count": String(pending.count),
+            "tenants": Self.fitting(pending.tenants, within: 1_024).joined(separator: ","),
+            "event_ids": listed.joined(separator: ","),
         ]
+        if listed.count < pending.count { metadata["event_ids_listed"] = String(listed.count) }
         if let groupBy = rule.groupBy {
             metadata["group_by"] = groupBy.rawValue
-            metadata["group"] = String(group.prefix(1_024))
+            metadata["group"] = String(pending.group.prefix(1_024))
         }
         if let window = rule.window {
-            metadata["window_start"] = Date(timeIntervalSince1970: Double(start) / 1e9).ISO8601Format()
+            metadata["window_start"] = Date(timeIntervalSince1970: Double(pending.start) / 1e9).ISO8601Format()
             metadata["window_seconds"] = String(window / 1_000_000_000)
         }
         alert.metadata = metadata
-        let scope = rule.groupBy.map { " for \($0.rawValue) \(group.prefix(200))" } ?? ""
+        let scope = rule.groupBy.map { " for \($0.rawValue) \(pending.group.prefix(200))" } ?? ""
         alert.description_p =
-            rule.window.map { "\(count) events matched rule \(rule.name)\(scope) within \($0 / 1_000_000_000) s" }
+            rule.window.map { "\(pending.count) events matched rule \(rule.name)\(scope) within \($0 / 1_000_000_000) s" }
             ?? "an event matched rule \(rule.name)\(scope)"
-        let result = try await store.append([alert], idempotencyKey: "alert:\(rule.name):\(key)")
+        let result = try await store.append([alert], idempotencyKey: "alert:\(rule.name):\(pending.key)")
         if !result.replayed {
-            logger.notice("alert fired", metadata: ["vigil.rule": "\(rule.name)", "vigil.group": "\(group.prefix(200))", "vigil.seq": "\(result.firstSeq)"])
+            logger.notice(
+                "alert fired", metadata: ["vigil.rule": "\(rule.name)", "vigil.group": "\(pending.group.prefix(200))", "vigil.seq": "\(result.firstSeq)"])
         }
     }
 
-    /// FNV-1a of a group value, in hex: keeps idempotency keys short whatever the group.
+    /// The leading `items` whose comma-joined text fits in `limit` bytes: whole ids, never a cut one.
+    static func fitting(_ items: [String], within limit: Int) -> [String] {
+        var length = 0
+        var kept: [String] = []
+        for item in items {
+            length += item.utf8.count + (kept.isEmpty ? 0 : 1)
+            guard length <= limit else { break }
+            kept.append(item)
+        }
+        return kept
+    }
+
+    /// A group's key in an alert's idempotency key: 128 bits of SHA-256, so
+    /// that no one choosing actor ids can make another group's key and keep
+    /// its alert from being stored.
     static func hash(_ text: String) -> String {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
-        return String(hash, radix: 16)
+        SHA256.hash(data: Array(text.utf8)).prefix(16).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// What to record; nil while alerts wait to be stored (a rule a reload
+    /// added counts as having fired only once they are).
+    private func progress(of state: State) -> AlertProgress? {
+        guard state.pending.isEmpty else { return nil }
+        return AlertProgress(throughSeq: state.position, rules: Set(state.rules.map(\.definitionFingerprint)))
+    }
+
+    private func save(_ progress: AlertProgress?, over saved: inout AlertProgress?) {
+        guard let progressPath, let progress, progress != saved else { return }
+        do {
+            try progress.write(to: progressPath)
+            saved = progress
+        } catch {
+            logger.warning("alert rules: cannot record their progress: \(error.message); a restart would count from the last recorded seq")
+        }
     }
 }
 

@@ -22,8 +22,10 @@ public struct AlertRule: Sendable {
 
     /// The tenant alerts are stored in.
     public static let alertTenant = "_alerts"
-    /// Longest window: the store remembers idempotency keys (which keep a
-    /// window from firing twice across restarts) for 24 hours.
+    /// Longest window: a restart counts the windows that ended up to one
+    /// window length ago again from the stored events, and the alert's
+    /// idempotency key, which the store remembers for 24 hours, keeps a
+    /// window a new rule fires from being stored twice.
     public static let maxWindowNanos: Int64 = 86_400 * 1_000_000_000
 
     public init(name: String, filter: EventFilter, threshold: Int, window: Int64?, groupBy: GroupKey?) {
@@ -34,16 +36,31 @@ public struct AlertRule: Sendable {
         self.groupBy = groupBy
     }
 
-    /// The value an event is grouped by ("" without a group key).
-    public func group(of event: AuditEvent) -> String {
+    /// The group an event counts in (`key`) and the value its alert names
+    /// (`value`); nil for an event with nothing to group by (no source
+    /// address), which such a rule does not count. Groups are per tenant:
+    /// actor `42` of one tenant is not actor `42` of another. The parts of a
+    /// key are joined by NUL, which no value holds, so no two groups share one.
+    public func group(of event: AuditEvent) -> (key: String, value: String)? {
         switch groupBy {
-        case .actor: event.actor.id
-        case .tenant: event.tenant
-        case .resource: "\(event.resource.type):\(event.resource.id)"
-        case .action: event.action
-        case .sourceIp: event.sourceIp
-        case nil: ""
+        case .actor: ("\(event.tenant)\0\(event.actor.id)", event.actor.id)
+        case .tenant: (event.tenant, event.tenant)
+        case .resource:
+            ("\(event.tenant)\0\(event.resource.type)\0\(event.resource.id)", "\(event.resource.type):\(event.resource.id)")
+        case .action: ("\(event.tenant)\0\(event.action)", event.action)
+        case .sourceIp: event.sourceIp.isEmpty ? nil : ("\(event.tenant)\0\(event.sourceIp)", event.sourceIp)
+        case nil: ("", "")
         }
+    }
+
+    /// A fingerprint of what the rule counts and when it fires (its name
+    /// included), stable across builds: `AlertProgress` records which rules
+    /// have counted the events up to its seq.
+    public var definitionFingerprint: UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        let text = "\(name)\0\(threshold)\0\(window ?? 0)\0\(groupBy?.rawValue ?? "")\0\(filter.fingerprint)"
+        for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+        return hash
     }
 
     /// Reads a rules file: JSON, `{"rules": [{"name": …, "filter": {…}, "threshold": 5, "window": "5m", "groupBy": "actor"}]}`,

@@ -5,8 +5,9 @@ import VigilCore
 /// version, 3 reserved bytes, a u32 length and a u32 CRC32C of the payload
 /// (big-endian), then the payload — a protobuf message from `storage.proto`.
 /// Written atomically (temporary file, fsync, rename, directory fsync), so a
-/// reader sees the old file or the new one, never a mix.
-enum ChecksummedFile {
+/// reader sees the old file or the new one, never a mix. Public for the
+/// server's own small files (the alert engine's progress).
+public enum ChecksummedFile {
     static let headerSize = 16
     static let formatVersion: UInt8 = 1
 
@@ -16,7 +17,7 @@ enum ChecksummedFile {
     }
 
     /// The envelope around any payload (the chain files use their own binary payloads).
-    static func write(payload: [UInt8], magic: String, to path: String, syncDirectory: Bool = true) throws(VigilError) {
+    public static func write(payload: [UInt8], magic: String, to path: String, syncDirectory: Bool = true) throws(VigilError) {
         var bytes = Array(magic.utf8)
         precondition(bytes.count == 4)
         bytes += [formatVersion, 0, 0, 0]
@@ -37,7 +38,7 @@ enum ChecksummedFile {
     }
 
     /// The checked payload of an envelope.
-    static func readPayload(magic: String, from path: String) throws(VigilError) -> [UInt8] {
+    public static func readPayload(magic: String, from path: String) throws(VigilError) -> [UInt8] {
         let file = try FileHandleDescriptor.open(path, flags: O_RDONLY)
         defer { file.close() }
         let size = try file.size()

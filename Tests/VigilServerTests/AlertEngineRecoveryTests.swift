@@ -1,0 +1,230 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+import Testing
+import VigilCore
+import VigilProto
+import VigilServer
+import VigilStorage
+
+/// The alert engine across restarts and failures, and how it groups.
+@Suite("Alert engine: restarts, failures and groups")
+struct AlertEngineRecoveryTests {
+    static let minute: Int64 = 60_000_000_000
+
+    static func rules() throws -> [AlertRule] {
+        let path = try AlertRuleTests.writeRules(AlertRuleTests.rulesJSON)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        return try AlertRule.load(path: path)
+    }
+
+    static func temporaryDirectory() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("vigil-alerts-\(UUID().uuidString)").path
+    }
+
+    /// Runs the engine over `store` in a ServiceGroup during `body`, then shuts it down gracefully.
+    static func withEngine(
+        _ store: any EventStore, _ rules: [AlertRule], progress: String?, _ body: () async throws -> Void
+    ) async throws {
+        var logger = Logger(label: "vigil.test.alerts")
+        logger.logLevel = .critical
+        let engine = AlertEngine(rules: rules, store: store, logger: logger, progressPath: progress)
+        let group = ServiceGroup(services: [engine], logger: logger)
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            try await body()
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+    }
+
+    static func failedLogins(_ actor: String, tenant: String = "acme", _ count: Int, at start: Int64) -> [AuditEvent] {
+        (0..<count).map { makeEvent(tenant: tenant, actor: actor, action: "auth.login", at: start + Int64($0), outcome: .failure) }
+    }
+
+    /// The start of the current 5-minute window, a second back so that events in it are not in the future.
+    static func currentWindow() -> Int64 {
+        (currentUnixNanos() - 1_000_000_000) / (5 * minute) * 5 * minute
+    }
+
+    @Test("events stored while the engine was stopped (after it stopped, before the restart) are evaluated when it starts again")
+    func evaluatesWhatWasStoredWhileStopped() async throws {
+        let directory = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var options = StorageOptions(directory: directory)
+        options.retentionNanos = nil
+        let progress = directory + "/alerts.progress"
+        let rules = try Self.rules()
+        var store = try ColumnarEventStore(options: options)
+        try await Self.withEngine(store, rules, progress: progress) {
+            try await AlertRuleTests.barrier(store, "m-0", roleAlerts: 1)
+        }
+        // The engine has stopped (as it does first at a graceful shutdown); the server still takes these.
+        _ = try await store.append([makeEvent(actor: "late", action: "user_role.assign")], idempotencyKey: nil)
+        _ = try await store.append(Self.failedLogins("u-7", 5, at: Self.currentWindow()), idempotencyKey: nil)
+        try await store.close()
+
+        store = try ColumnarEventStore(options: options)
+        try await Self.withEngine(store, rules, progress: progress) {
+            try await AlertRuleTests.barrier(store, "m-1", roleAlerts: 3)
+            let fired = try await AlertRuleTests.alerts(store)
+            #expect(fired.filter { $0.hasPrefix("role-assign/") }.count == 3, "\(fired)")
+            #expect(fired.filter { $0.hasPrefix("failed-logins/u-7/") }.count == 1, "\(fired)")
+        }
+        try await store.close()
+    }
+
+    @Test("a window that fired does not fire again at a restart, even once the store has forgotten the alert's idempotency key")
+    func firedWindowStaysFiredWithoutItsKey() async throws {
+        let directory = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var options = StorageOptions(directory: directory)
+        options.retentionNanos = nil
+        options.idempotencyMaxKeys = 10
+        let progress = directory + "/alerts.progress"
+        let rules = try Self.rules()
+        var store = try ColumnarEventStore(options: options)
+        try await Self.withEngine(store, rules, progress: progress) {
+            try await AlertRuleTests.barrier(store, "m-0", roleAlerts: 1)
+            _ = try await store.append(Self.failedLogins("u-1", 5, at: Self.currentWindow()), idempotencyKey: nil)
+            try await AlertRuleTests.barrier(store, "m-1", roleAlerts: 2)
+            #expect(try await AlertRuleTests.alerts(store).filter { $0.hasPrefix("failed-logins/u-1/") }.count == 1)
+        }
+        // Twenty keyed batches push the alert's key out of a window of ten.
+        for index in 0..<20 {
+            _ = try await store.append([makeEvent(actor: "k", action: "user.update")], idempotencyKey: "batch-\(index)")
+        }
+        try await store.close()
+
+        store = try ColumnarEventStore(options: options)
+        try await Self.withEngine(store, rules, progress: progress) {
+            try await AlertRuleTests.barrier(store, "m-2", roleAlerts: 3)
+            let fired = try await AlertRuleTests.alerts(store)
+            #expect(fired.filter { $0.hasPrefix("failed-logins/") }.count == 1, "\(fired)")
+        }
+        try await store.close()
+    }
+
+    @Test("an alert the store refuses to take (memory or disk full) is stored once it takes it; the engine goes on")
+    func refusedAlertIsRetried() async throws {
+        let directory = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var options = StorageOptions(directory: directory)
+        options.retentionNanos = nil
+        let store = try ColumnarEventStore(options: options)
+        let flaky = AlertRefusingStore(store, refusals: 3)
+        try await Self.withEngine(flaky, try Self.rules(), progress: directory + "/alerts.progress") {
+            try await AlertRuleTests.barrier(store, "m-0", roleAlerts: 1)
+            try await AlertRuleTests.barrier(store, "m-1", roleAlerts: 2)
+            #expect(flaky.refused == 3)
+        }
+        try await store.close()
+    }
+
+    @Test("groups are per tenant: the same actor id in two tenants counts as two actors")
+    func groupsArePerTenant() async throws {
+        let directory = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var options = StorageOptions(directory: directory)
+        options.retentionNanos = nil
+        let store = try ColumnarEventStore(options: options)
+        try await Self.withEngine(store, try Self.rules(), progress: nil) {
+            try await AlertRuleTests.barrier(store, "m-0", roleAlerts: 1)
+            let window = Self.currentWindow()
+            _ = try await store.append(
+                Self.failedLogins("admin", 3, at: window) + Self.failedLogins("admin", tenant: "globex", 2, at: window + 10),
+                idempotencyKey: nil)
+            try await AlertRuleTests.barrier(store, "m-1", roleAlerts: 2)
+            #expect(try await AlertRuleTests.alerts(store).filter { $0.hasPrefix("failed-logins/") }.isEmpty)
+            _ = try await store.append(Self.failedLogins("admin", 2, at: window + 20), idempotencyKey: nil)
+            try await AlertRuleTests.barrier(store, "m-2", roleAlerts: 3)
+            let fired = try await AlertRuleTests.alerts(store)
+            #expect(fired.filter { $0.hasPrefix("failed-logins/") } .count == 1, "\(fired)")
+            #expect(fired.contains { $0.hasPrefix("failed-logins/admin/") }, "\(fired)")
+        }
+        try await store.close()
+    }
+
+    @Test("a rule without a window alerts once per stored event, also for two tenants' events that share an id")
+    func everyEventAlertsWhateverItsID() async throws {
+        let directory = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var options = StorageOptions(directory: directory)
+        options.retentionNanos = nil
+        let store = try ColumnarEventStore(options: options)
+        try await Self.withEngine(store, try Self.rules(), progress: nil) {
+            try await AlertRuleTests.barrier(store, "m-0", roleAlerts: 1)
+            let shared = UUID().uuidString.lowercased()
+            var first = makeEvent(tenant: "acme", actor: "a", action: "user_role.assign")
+            first.id = shared
+            var second = makeEvent(tenant: "globex", actor: "a", action: "user_role.assign")
+            second.id = shared
+            _ = try await store.append([first], idempotencyKey: nil)
+            _ = try await store.append([second], idempotencyKey: nil)
+            // m-0, the two assignments, m-1.
+            try await AlertRuleTests.barrier(store, "m-1", roleAlerts: 4)
+        }
+        try await store.close()
+    }
+}
+
+/// A store that refuses the first `refusals` alert writes with
+/// RESOURCE_EXHAUSTED, as a store with its memory budget full does.
+final class AlertRefusingStore: EventStore {
+    let base: ColumnarEventStore
+    private let state: Mutex<(left: Int, refused: Int)>
+
+    init(_ base: ColumnarEventStore, refusals: Int) {
+        self.base = base
+        state = Mutex((refusals, 0))
+    }
+
+    var refused: Int { state.withLock { $0.refused } }
+
+    func append(_ events: [AuditEvent], idempotencyKey: String?, wantReceipts: Bool) async throws(VigilError) -> AppendResult {
+        let refuse = state.withLock { state in
+            guard events.first?.tenant == AlertRule.alertTenant, state.left > 0 else { return false }
+            state.left -= 1
+            state.refused += 1
+            return true
+        }
+        if refuse { throw VigilError(.resourceExhausted, "the memory budget is full") }
+        return try await base.append(events, idempotencyKey: idempotencyKey, wantReceipts: wantReceipts)
+    }
+
+    func append(_ events: [AuditEvent], encoded: EncodedEvents?, idempotencyKey: String?, wantReceipts: Bool) async throws(VigilError) -> AppendResult {
+        try await append(events, idempotencyKey: idempotencyKey, wantReceipts: wantReceipts)
+    }
+
+    func append(_ batch: WireIngestBatch) async throws(VigilError) -> AppendResult { try await base.append(batch) }
+    func scan(filter: EventFilter, order: Vigil_V1_Order, after cursor: QueryCursor?, limit: Int) async throws(VigilError) -> ScanPage {
+        try await base.scan(filter: filter, order: order, after: cursor, limit: limit)
+    }
+    func scanEncoded(filter: EventFilter, order: Vigil_V1_Order, after cursor: QueryCursor?, limit: Int) async throws(VigilError) -> ScanPage {
+        try await base.scanEncoded(filter: filter, order: order, after: cursor, limit: limit)
+    }
+    func aggregate(_ query: AggregateQuery) async throws(VigilError) -> AggregateResult { try await base.aggregate(query) }
+    func scanBySeq(filter: EventFilter, after: UInt64, through: UInt64, limit: Int) async throws(VigilError) -> ScanPage {
+        try await base.scanBySeq(filter: filter, after: after, through: through, limit: limit)
+    }
+    func scanBySeqEncoded(filter: EventFilter, after: UInt64, through: UInt64, limit: Int) async throws(VigilError) -> ScanPage {
+        try await base.scanBySeqEncoded(filter: filter, after: after, through: through, limit: limit)
+    }
+    var feed: CommitFeed { base.feed }
+    func get(id: EventID) async throws(VigilError) -> AuditEvent? { try await base.get(id: id) }
+    func get(id: EventID, tenantAllowed: @Sendable (String) -> Bool) async throws(VigilError) -> AuditEvent? {
+        try await base.get(id: id, tenantAllowed: tenantAllowed)
+    }
+    func runMaintenance() async throws { try await base.runMaintenance() }
+    func close() async throws(VigilError) { try await base.close() }
+    func chainHead() async throws(VigilError) -> (seq: UInt64, head: ChainDigest) { try await base.chainHead() }
+    func chainCut() -> (seq: UInt64, head: ChainDigest)? { base.chainCut() }
+    func verify(_ options: VerificationOptions) async throws(VigilError) -> IntegrityReport { try await base.verify(options) }
+    func setRetention(tenant: String?, nanos: Int64?) async throws(VigilError) -> (before: Int64?, after: Int64?) {
+        try await base.setRetention(tenant: tenant, nanos: nanos)
+    }
+    func statistics() async throws(VigilError) -> StoreStatistics { try await base.statistics() }
+    var healthProblems: [String] { base.healthProblems }
+    func backup(_ options: BackupOptions) async throws(VigilError) -> BackupResult { try await base.backup(options) }
+}
