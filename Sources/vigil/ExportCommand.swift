@@ -165,6 +165,7 @@ struct ExportCommand: AsyncParsableCommand {
             } else {
                 printError("to continue after the last event written: \(continuation)")
             }
+            if let note = ResumeCommand.tokenNote() { printError(note) }
             if path == nil { printError("(its output continues this one: append it to what was written here)") }
         } else if result.failure == nil && signal == nil {
             printError("(no events match)")
@@ -245,6 +246,19 @@ struct ExportCommand: AsyncParsableCommand {
 
     /// This command line again, with `--cursor` set to `cursor`, shell-quoted.
     static func resumeCommand(cursor: String, arguments: [String] = CommandLine.arguments) -> String {
+        ResumeCommand.text(cursor: cursor, replacing: ["--cursor"], arguments: arguments)
+    }
+}
+
+/// The command line that resumes an interrupted export or tail: printed to
+/// stderr, where it often ends up in logs and terminals' scrollback.
+enum ResumeCommand {
+    /// `arguments` again, shell-quoted, without the options in `replacing`
+    /// (a cursor says where to resume) and without a `--token` value (a
+    /// secret; the resumed command reads $VIGIL_TOKEN, or takes --token
+    /// again), then `--cursor cursor`.
+    static func text(cursor: String, replacing: [String], arguments: [String]) -> String {
+        let dropped = replacing + ["--token"]
         var words: [String] = []
         var skipNext = false
         for (index, argument) in arguments.enumerated() {
@@ -252,15 +266,21 @@ struct ExportCommand: AsyncParsableCommand {
                 skipNext = false
                 continue
             }
-            if index > 0 && argument == "--cursor" {
+            if index > 0 && dropped.contains(argument) {
                 skipNext = true
                 continue
             }
-            if index > 0 && argument.hasPrefix("--cursor=") { continue }
+            if index > 0 && dropped.contains(where: { argument.hasPrefix($0 + "=") }) { continue }
             words.append(argument)
         }
         words += ["--cursor", cursor]
         return words.map(shellQuoted).joined(separator: " ")
+    }
+
+    /// A line to print after the command when `text` left a token out.
+    static func tokenNote(arguments: [String] = CommandLine.arguments) -> String? {
+        let given = arguments.dropFirst().contains { $0 == "--token" || $0.hasPrefix("--token=") }
+        return given ? "(the --token given is left out of that command: set VIGIL_TOKEN, or add --token again)" : nil
     }
 }
 

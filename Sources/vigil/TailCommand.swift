@@ -169,6 +169,7 @@ struct TailCommand: AsyncParsableCommand {
             if let resume = position.cursor {
                 printError("cursor: \(resume)")
                 printError("resume with: \(Self.resumeCommand(cursor: resume))")
+                if let note = ResumeCommand.tokenNote() { printError(note) }
             } else {
                 printError("(no position received yet: nothing to resume from)")
             }
@@ -210,23 +211,7 @@ struct TailCommand: AsyncParsableCommand {
     /// This command line again, resuming from `cursor`: without --since and
     /// --cursor (a cursor says where to resume), shell-quoted.
     static func resumeCommand(cursor: String, arguments: [String] = CommandLine.arguments) -> String {
-        let replaced = ["--cursor", "--since"]
-        var words: [String] = []
-        var skipNext = false
-        for (index, argument) in arguments.enumerated() {
-            if skipNext {
-                skipNext = false
-                continue
-            }
-            if index > 0 && replaced.contains(argument) {
-                skipNext = true
-                continue
-            }
-            if index > 0 && replaced.contains(where: { argument.hasPrefix($0 + "=") }) { continue }
-            words.append(argument)
-        }
-        words += ["--cursor", cursor]
-        return words.map(shellQuoted).joined(separator: " ")
+        ResumeCommand.text(cursor: cursor, replacing: ["--cursor", "--since"], arguments: arguments)
     }
 }
 
