@@ -78,7 +78,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Seconds calls in flight get to finish after SIGINT/SIGTERM before they are cut off.")
     var shutdownTimeout = 30
 
-    @Option(name: .long, help: ArgumentHelp("When an ingest is acknowledged: always (after an fsync; concurrent batches share one), interval:<ms> (fsync every <ms> milliseconds, ack after the write) or never (the OS decides).", valueName: "policy"))
+    @Option(name: .long, help: ArgumentHelp("When an ingest is acknowledged: always (after an fsync; concurrent batches share one), interval:<ms> (fsync every <ms> milliseconds, ack after the write, live subscribers get a batch after its fsync) or never (the OS decides).", valueName: "policy"))
     var fsync = "always"
 
     @Option(name: .long, help: ArgumentHelp("How long events are kept, by occurredAt: 90d, 12h, or 'forever'.", valueName: "duration"))

@@ -229,3 +229,33 @@ struct CommitFeedTests {
         }
     }
 }
+
+extension CommitFeedTests {
+    @Test("under an fsync interval a batch is acknowledged and queryable at once, and given to subscribers only after the fsync that covers it")
+    func intervalPublishesAfterFsync() async throws {
+        try await withTemporaryDirectory { directory in
+            var options = Self.options(directory)
+            options.sync = .interval(milliseconds: 20)
+            let store = try ColumnarEventStore(options: options)
+            let reader = store.feed.addReader()  // the feed keeps batches for its readers
+            defer { store.feed.removeReader(reader) }
+            store.wal.pauseSyncThread(true)
+            let result = try await store.append([engineEvent("u-1", at: currentUnixNanos() - 1_000_000_000)], idempotencyKey: nil)
+            #expect(try await allEvents(store).map(\.seq) == [result.firstSeq])
+            // Bounded polling of a condition: the batch's wait for its fsync registers.
+            let deadline = ContinuousClock.now + .seconds(30)
+            while store.wal.pendingWaiters == 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+            #expect(store.wal.pendingWaiters == 1)
+            #expect(store.feed.head == 0, "published before an fsync covered it")
+            store.wal.pauseSyncThread(false)
+            while store.feed.head < result.lastSeq && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+            #expect(store.feed.head == result.lastSeq)
+            guard case .batches(let batches) = store.feed.read(after: 0) else {
+                Issue.record("the feed has no batch")
+                return
+            }
+            #expect(batches.map(\.lastSeq) == [result.lastSeq])
+            try await store.close()
+        }
+    }
+}

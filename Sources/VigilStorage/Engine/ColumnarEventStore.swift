@@ -70,8 +70,13 @@ public final class ColumnarEventStore: EventStore {
         var visibleSeq: UInt64
         var active: [MemoryChunk] = []
         /// Batches written but not yet durable, in seq order: published to
-        /// `feed` once `visibleSeq` covers them.
+        /// `feed` once `visibleSeq` and `syncedSeq` cover them.
         var unpublished: [MemoryChunk] = []
+        /// Every event through this seq is covered by an fsync (or the
+        /// policy is `.never`): a subscriber never gets an event a machine
+        /// crash could take back. Under `.always` it moves with `visibleSeq`;
+        /// under `.interval`, after the next periodic fsync.
+        var syncedSeq: UInt64 = 0
         var activeBytes = 0
         var activeRows = 0
         /// The wall time per row of the last background flush: whether the
@@ -309,6 +314,7 @@ public final class ColumnarEventStore: EventStore {
             chain = Mutex(chainState)
             chainTracker = ChainTracker(seq: chainState.ledger.endSeq, head: chainState.ledger.endHead)
             var initial = State(nextSeq: lastSeq + 1, visibleSeq: lastSeq, parts: parts, idempotency: idempotency)
+            initial.syncedSeq = lastSeq
             initial.active = chunks
             initial.activeBytes = chunks.reduce(0) { $0 + $1.estimatedBytes }
             initial.activeRows = chunks.reduce(0) { $0 + $1.count }
@@ -404,15 +410,21 @@ public final class ColumnarEventStore: EventStore {
             }
         }
         if !result.replayed {
-            let feed = feed
-            state.withLock { state in
-                state.visibleSeq = max(state.visibleSeq, result.lastSeq)
-                // In seq order, under the lock: a batch made durable by a later
-                // batch's fsync is published before it.
-                let durable = state.unpublished.prefix { $0.lastSeq <= state.visibleSeq }
-                guard !durable.isEmpty else { return }
-                feed.publish(Array(durable))
-                state.unpublished.removeFirst(durable.count)
+            // Under an fsync interval the batch is acknowledged (and shown to
+            // queries) now, and given to subscribers after the fsync that
+            // covers it: a live consumer acts on what it gets, and must never
+            // see an event that a machine crash would take back (and whose
+            // seq a different event would then take).
+            let waitsForSync = if case .interval = options.sync { location != nil } else { false }
+            publish(visibleThrough: result.lastSeq, synced: !waitsForSync)
+            if waitsForSync, let location {
+                let wal = wal
+                let lastSeq = result.lastSeq
+                Task {
+                    // A failed fsync poisons the log: nothing after it is published.
+                    guard (try? await wal.waitSynced(location)) != nil else { return }
+                    self.publish(visibleThrough: lastSeq, synced: true)
+                }
             }
         }
         if wantReceipts, let chunk {
@@ -421,6 +433,23 @@ public final class ColumnarEventStore: EventStore {
             return withReceipt
         }
         return result
+    }
+
+    /// Events through `lastSeq` are durable per the policy (`visibleSeq`)
+    /// and, with `synced`, covered by an fsync: publishes the batches both
+    /// cover to subscribers, in seq order under the lock (a batch made
+    /// durable by a later batch's fsync is published before it).
+    private func publish(visibleThrough lastSeq: UInt64, synced: Bool) {
+        let feed = feed
+        state.withLock { state in
+            state.visibleSeq = max(state.visibleSeq, lastSeq)
+            if synced { state.syncedSeq = max(state.syncedSeq, lastSeq) }
+            let limit = min(state.visibleSeq, state.syncedSeq)
+            let durable = state.unpublished.prefix { $0.lastSeq <= limit }
+            guard !durable.isEmpty else { return }
+            feed.publish(Array(durable))
+            state.unpublished.removeFirst(durable.count)
+        }
     }
 
     // MARK: Write availability

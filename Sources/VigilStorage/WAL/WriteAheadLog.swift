@@ -108,11 +108,30 @@ public final class WriteAheadLog: Sendable {
     /// after `close()`; INVALID_ARGUMENT for a location not yet written.
     /// Not cancellable: the wait is bounded by one fsync.
     public func waitDurable(_ location: WALLocation) async throws(VigilError) {
+        try await waitForSync(location, underInterval: false)
+    }
+
+    /// Returns once an fsync covers the record at `location`: under
+    /// `.always` as `waitDurable`, under `.interval` after the next periodic
+    /// fsync (which it does not hasten), under `.never` at once. For what may
+    /// be shown only once a crash cannot take it back (live subscriptions).
+    public func waitSynced(_ location: WALLocation) async throws(VigilError) {
+        try await waitForSync(location, underInterval: true)
+    }
+
+    private func waitForSync(_ location: WALLocation, underInterval: Bool) async throws(VigilError) {
+        func waits(_ policy: SyncPolicy) -> Bool {
+            switch policy {
+            case .always: true
+            case .interval: underInterval
+            case .never: false
+            }
+        }
         // The common cases need no continuation: durable already, or a policy that does not wait.
         let settled = core.state.withLock { state -> VigilError?? in
             if let failure = state.failure { return .some(failure) }
             if state.closed { return .some(state.closedError()) }
-            if state.policy != .always || location <= state.durable { return .some(nil) }
+            if !waits(state.policy) || location <= state.durable { return .some(nil) }
             return nil
         }
         if let settled {
@@ -123,14 +142,16 @@ public final class WriteAheadLog: Sendable {
             let (immediate, ring) = core.state.withLock { state -> (VigilError??, Bool) in
                 if let failure = state.failure { return (.some(failure), false) }
                 if state.closed { return (.some(state.closedError()), false) }
-                guard state.policy == .always, location > state.durable else { return (.some(nil), false) }
+                guard waits(state.policy), location > state.durable else { return (.some(nil), false) }
                 guard location <= state.writtenEnd else {
                     return (.some(VigilError(.invalidArgument, "WAL location \(location) is past the end of the log (\(state.writtenEnd))")), false)
                 }
                 state.waiters.append(WALWaiter(location: location, continuation: continuation))
                 // The sync thread rechecks the waiters after every fsync; it needs
-                // a ring only when it may be asleep, that is when the first one arrives.
-                return (nil, state.waiters.count == 1)
+                // a ring only when it may be asleep, that is when the first one
+                // arrives. Under an interval it wakes by itself, and a ring
+                // would fsync at once, turning the interval into `.always`.
+                return (nil, state.policy == .always && state.waiters.count == 1)
             }
             if let immediate { continuation.resume(returning: immediate) }
             if ring { core.doorbell.ring() }
