@@ -441,15 +441,17 @@ public final class ColumnarEventStore: EventStore {
     /// durable by a later batch's fsync is published before it).
     private func publish(visibleThrough lastSeq: UInt64, synced: Bool) {
         let feed = feed
-        state.withLock { state in
+        let wakeups = state.withLock { state -> CommitFeed.Wakeups? in
             state.visibleSeq = max(state.visibleSeq, lastSeq)
             if synced { state.syncedSeq = max(state.syncedSeq, lastSeq) }
             let limit = min(state.visibleSeq, state.syncedSeq)
             let durable = state.unpublished.prefix { $0.lastSeq <= limit }
-            guard !durable.isEmpty else { return }
-            feed.publish(Array(durable))
-            state.unpublished.removeFirst(durable.count)
+            guard !durable.isEmpty else { return nil }
+            defer { state.unpublished.removeFirst(durable.count) }
+            return feed.publishWakingLater(Array(durable))
         }
+        // Outside the lock every ingest takes: there may be thousands of subscribers.
+        wakeups?.resume()
     }
 
     // MARK: Write availability

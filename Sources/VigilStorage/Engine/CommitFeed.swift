@@ -72,7 +72,26 @@ public final class CommitFeed: Sendable {
 
     /// Appends durable batches (consecutive, in seq order) and wakes readers.
     func publish(_ batches: [MemoryChunk]) {
-        guard !batches.isEmpty else { return }
+        publishWakingLater(batches).resume()
+    }
+
+    /// The readers a publish wakes, to be woken by the caller once it has
+    /// let go of its own lock: the store publishes under the lock that
+    /// ingest takes for every batch, and waking thousands of subscribers
+    /// there would hold every ingest back.
+    struct Wakeups: Sendable {
+        fileprivate var waiters: [CheckedContinuation<Bool, Never>] = []
+        fileprivate var behind: [CheckedContinuation<Void, Never>] = []
+
+        func resume() {
+            for waiter in waiters { waiter.resume(returning: true) }
+            for waiter in behind { waiter.resume() }
+        }
+    }
+
+    /// `publish`, leaving the wake-ups to the caller (`Wakeups.resume()`).
+    func publishWakingLater(_ batches: [MemoryChunk]) -> Wakeups {
+        guard !batches.isEmpty else { return Wakeups() }
         let (waiters, behind) = state.withLock { state -> ([CheckedContinuation<Bool, Never>], [CheckedContinuation<Void, Never>]) in
             for batch in batches where batch.firstSeq > state.head {
                 if state.readers > 0 {
@@ -91,8 +110,7 @@ public final class CommitFeed: Sendable {
             defer { state.waiters.removeAll() }
             return (Array(state.waiters.values), state.takeBehindWaiters())
         }
-        for waiter in waiters { waiter.resume(returning: true) }
-        for waiter in behind { waiter.resume() }
+        return Wakeups(waiters: waiters, behind: behind)
     }
 
     /// Registers a reader: from now on published batches are kept for it.
