@@ -228,3 +228,29 @@ final class AlertRefusingStore: EventStore {
     var healthProblems: [String] { base.healthProblems }
     func backup(_ options: BackupOptions) async throws(VigilError) -> BackupResult { try await base.backup(options) }
 }
+
+extension AlertEngineRecoveryTests {
+    @Test("a burst of events that each fire (a bulk import of role assignments) stores exactly one alert per event")
+    func burstOfAlerts() async throws {
+        let directory = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var options = StorageOptions(directory: directory)
+        options.retentionNanos = nil
+        let store = try ColumnarEventStore(options: options)
+        try await Self.withEngine(store, try Self.rules(), progress: nil) {
+            try await AlertRuleTests.barrier(store, "m-0", roleAlerts: 1)
+            let burst = (0..<300).map { makeEvent(actor: "bulk-\($0)", action: "user_role.assign") }
+            _ = try await store.append(burst, idempotencyKey: nil)
+            try await AlertRuleTests.barrier(store, "m-1", roleAlerts: 302)
+            let fired = try await AlertRuleTests.alerts(store).filter { $0.hasPrefix("role-assign/") }
+            #expect(fired.count == 302)
+            var message = Vigil_V1_Filter()
+            message.tenants = [AlertRule.alertTenant]
+            let page = try await store.scan(filter: try EventFilter(message), order: .oldestFirst, after: nil, limit: 1_000)
+            let ids = page.events.compactMap { $0.metadata["event_ids"] }
+            #expect(Set(ids).count == ids.count, "an event fired twice")
+            #expect(Set(burst.map(\.actor.id)).count == 300)
+        }
+        try await store.close()
+    }
+}

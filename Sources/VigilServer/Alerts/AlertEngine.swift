@@ -36,6 +36,8 @@ public struct AlertEngine: Service {
     static let maxTrackedGroups = 100_000
     /// How often the progress file is rewritten while the engine moves.
     static let progressInterval: Duration = .seconds(1)
+    /// Alerts stored at once (each its own append, with its own idempotency key).
+    static let concurrentAlertWrites = 64
     /// The longest wait between retries after a failure.
     static let maxRetryDelay: Duration = .seconds(30)
 
@@ -70,7 +72,7 @@ public struct AlertEngine: Service {
     }
 
     /// An alert a count called for, kept until it is stored.
-    struct PendingAlert {
+    struct PendingAlert: Sendable {
         var rule: AlertRule
         var group: String
         var start: Int64
@@ -271,11 +273,30 @@ public struct AlertEngine: Service {
         }
     }
 
-    /// Stores the pending alerts in order; one that fails stays first in line.
+    /// Stores the pending alerts, up to `concurrentAlertWrites` at a time
+    /// so that they share fsyncs (a bulk import of role assignments fires
+    /// thousands at once; one after another, each waited for its own).
+    /// Those that fail stay first in line, and the first failure is thrown.
     private func firePending(_ pending: inout [PendingAlert]) async throws {
-        while let alert = pending.first {
-            try await fire(alert)
-            pending.removeFirst()
+        while !pending.isEmpty {
+            let wave = Array(pending.prefix(Self.concurrentAlertWrites))
+            let failures = await withTaskGroup(of: (Int, (any Error)?).self) { group in
+                for (index, alert) in wave.enumerated() {
+                    group.addTask {
+                        do {
+                            try await fire(alert)
+                            return (index, nil)
+                        } catch {
+                            return (index, error)
+                        }
+                    }
+                }
+                var failures: [(index: Int, error: any Error)] = []
+                for await (index, error) in group { if let error { failures.append((index, error)) } }
+                return failures.sorted { $0.index < $1.index }
+            }
+            pending = failures.map { wave[$0.index] } + pending.dropFirst(wave.count)
+            if let first = failures.first { throw first.error }
         }
     }
 
