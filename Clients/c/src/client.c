@@ -730,7 +730,7 @@ int vigil_subscribe(vigil_client *c, const vigil_subscribe_params *p, vigil_subs
             c->connected = false;
         }
         sleep_ms(backoff / 2 + (int64_t)(random_u64() % (uint64_t)(backoff / 2 + 1)));
-        if (backoff < 5000) backoff *= 2;
+        backoff = backoff * 2 < 5000 ? backoff * 2 : 5000; /* waits of 2.5–5 s at most */
     }
     /* The furthest cursor is the one to resume from, whatever ended the call. */
     if (r == VIGIL_OK) status_reset(&c->status);
