@@ -254,3 +254,22 @@ extension AlertEngineRecoveryTests {
         try await store.close()
     }
 }
+
+extension AlertEngineRecoveryTests {
+    @Test("a damaged progress file does not stop the engine: it counts from the store's head, and records its progress anew")
+    func damagedProgressFile() async throws {
+        let directory = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var options = StorageOptions(directory: directory)
+        options.retentionNanos = nil
+        let progress = directory + "/alerts.progress"
+        let store = try ColumnarEventStore(options: options)
+        try Data("not a progress file".utf8).write(to: URL(fileURLWithPath: progress))
+        try await Self.withEngine(store, try Self.rules(), progress: progress) {
+            try await AlertRuleTests.barrier(store, "m-0", roleAlerts: 1)
+        }
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: progress))
+        #expect(bytes.prefix(4) == Data("VALP".utf8), "the progress was not recorded again")
+        try await store.close()
+    }
+}
