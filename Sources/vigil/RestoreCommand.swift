@@ -45,8 +45,14 @@ struct RestoreCommand: ParsableCommand {
         let files = UInt64(manifest.files.count)
         display.show(filesDone: files, filesTotal: files, bytesDone: bytes * 2, bytesTotal: bytes * 2, force: true)
         display.finish()
+        let retention = manifest.retention.map { $0.replacingAll("\t", with: " ") }.joined(separator: ", ")
+        let retentionNote =
+            manifest.files.contains { $0.path == "RETENTION" }
+            ? "retention: \(retention) (from the backup's RETENTION, which wins over --retention flags)"
+            : "retention: the backup holds none; the server applies its own --retention (90d by default) at once. The source had: \(retention)"
         print("""
             restored \(manifest.files.count) files (\(TransferProgress.size(bytes))) into \(dataDir): events through seq \(manifest.cutSeq)
+            \(retentionNote)
             start it:  vigil serve --data-dir \(dataDir)
             """)
     }

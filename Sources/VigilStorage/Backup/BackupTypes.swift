@@ -11,6 +11,12 @@ public struct BackupOptions: Sendable {
     public var serverVersion = ""
     /// Called as files are written (often; cheap to call).
     public var progress: (@Sendable (BackupProgressReport) -> Void)?
+    /// Whether the store's retention settings are the ones in force (a
+    /// running server's, from its flags and `RETENTION`): the backup then
+    /// holds them as its `RETENTION`, so that a restored server keeps them
+    /// whatever flags it starts with. An offline backup opens the directory
+    /// without the server's flags, so it copies `RETENTION` as it is.
+    var recordsRetentionInForce = true
     /// Runs once the snapshot is pinned and before anything is copied (tests:
     /// a flush, merge or retention pass that deletes pinned files meanwhile).
     var afterPinning: (@Sendable () async -> Void)?

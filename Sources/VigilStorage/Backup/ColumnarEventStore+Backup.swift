@@ -61,8 +61,16 @@ extension ColumnarEventStore {
         }
         let cut = try await maintenanceLock.withLock { () async throws(VigilError) -> WALCutPosition in
             let manifest = self.manifest.withLock { $0 }
-            for name in ["MANIFEST", "RETENTION", "tokens"] where FileIO.exists(directory + "/" + name) {
+            for name in ["MANIFEST", "tokens", "alerts.progress"] where FileIO.exists(directory + "/" + name) {
                 try pin.add(directory + "/" + name, as: name)
+            }
+            if request.recordsRetentionInForce {
+                // Without it a restored server applies its own flags (90 days
+                // by default) on its first retention pass, a second after it
+                // starts: a server kept for years would lose most of them.
+                try pin.add(contents: RetentionSettings.fileBytes(retentionSettings.current), as: "RETENTION")
+            } else if FileIO.exists(directory + "/RETENTION") {
+                try pin.add(directory + "/RETENTION", as: "RETENTION")
             }
             for part in manifest.parts { try pin.add(directory + "/" + part.path, as: part.path) }
             for name in manifest.idempotencyFiles { try pin.add(directory + "/keys/" + name, as: "keys/" + name) }
@@ -191,6 +199,13 @@ struct BackupPin: Sendable {
         entries.append(Entry(pinned: pinned, path: path, length: length, bytes: bytes))
     }
 
+    /// A file made for the backup (not a copy of one in the data directory).
+    func add(contents: [UInt8], as path: String) throws(VigilError) {
+        let pinned = directory + "/" + String(entries.count)
+        try FileIO.writeAtomically(contents, to: pinned, syncDirectory: false)
+        entries.append(Entry(pinned: pinned, path: path, length: nil, bytes: contents.count))
+    }
+
     /// Links (same file system) or copies every pinned file into `destination`, hashing each.
     func write(
         to destination: String, progress: (@Sendable (BackupProgressReport) -> Void)?
@@ -279,6 +294,8 @@ extension ColumnarEventStore {
         }
         let store = try ColumnarEventStore(options: StorageOptions(directory: directory))
         defer { try? store.abandon() }
+        var request = request
+        request.recordsRetentionInForce = false
         return try await store.backup(request)
     }
 }

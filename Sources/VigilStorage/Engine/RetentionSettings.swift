@@ -83,10 +83,15 @@ public final class RetentionSettings: Sendable {
     }
 
     private func save(_ values: Values) throws(VigilError) {
+        try FileIO.writeAtomically(Self.fileBytes(values), to: path)
+    }
+
+    /// `values` as a `RETENTION` file: every setting, the default included.
+    static func fileBytes(_ values: Values) -> [UInt8] {
         var lines = ["*\t\(values.defaultNanos.map(String.init) ?? "forever")"]
         for (tenant, nanos) in values.tenantNanos.sorted(by: { $0.key < $1.key }) {
             lines.append("\(tenant)\t\(nanos == .max ? "forever" : String(nanos))")
         }
-        try FileIO.writeAtomically(Array((lines.joined(separator: "\n") + "\n").utf8), to: path)
+        return Array((lines.joined(separator: "\n") + "\n").utf8)
     }
 }
