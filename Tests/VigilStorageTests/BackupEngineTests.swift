@@ -239,3 +239,40 @@ extension BackupEngineTests {
         }
     }
 }
+
+extension BackupEngineTests {
+    @Test("a restore that fails part-way leaves only its marker: a store refuses the directory (FAILED_PRECONDITION) and a new restore into it works")
+    func interruptedRestore() async throws {
+        try await withTemporaryDirectory { root in
+            let data = root + "/data"
+            let store = try ColumnarEventStore(options: options(data))
+            for index in 0..<5 {
+                _ = try await store.append([engineEvent("u-\(index)", at: currentUnixNanos() - 1_000_000_000)], idempotencyKey: nil)
+            }
+            _ = try await store.backup(BackupOptions(destination: root + "/backup"))
+            try await store.close()
+            let manifest = try BackupManifestFile.read(from: root + "/backup")
+            let last = root + "/backup/" + manifest.files.last!.path
+            let original = try Data(contentsOf: URL(fileURLWithPath: last))
+            // The last file changes after the check and before its copy: the copy's checksum fails.
+            let error = #expect(throws: VigilError.self) {
+                _ = try BackupRestore.restore(backup: root + "/backup", to: root + "/restored") { report in
+                    if report.filesDone == 1 { try? (original + Data([0])).write(to: URL(fileURLWithPath: last)) }
+                }
+            }
+            #expect(error?.code == .dataLoss)
+            #expect(Set(try FileManager.default.contentsOfDirectory(atPath: root + "/restored")) == [BackupRestore.inProgressName, "LOCK"])
+            let refused = #expect(throws: VigilError.self) { _ = try ColumnarEventStore(options: options(root + "/restored")) }
+            #expect(refused?.code == .failedPrecondition, "\(String(describing: refused))")
+
+            // A restore killed part-way leaves files beside the marker; a new restore replaces them.
+            try Data("half a part".utf8).write(to: URL(fileURLWithPath: root + "/restored/MANIFEST"))
+            try original.write(to: URL(fileURLWithPath: last))
+            _ = try BackupRestore.restore(backup: root + "/backup", to: root + "/restored")
+            #expect(!FileManager.default.fileExists(atPath: root + "/restored/" + BackupRestore.inProgressName))
+            let restored = try ColumnarEventStore(options: options(root + "/restored"))
+            #expect(try await allEvents(restored).count == 5)
+            try await restored.close()
+        }
+    }
+}

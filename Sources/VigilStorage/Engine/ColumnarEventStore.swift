@@ -182,6 +182,12 @@ public final class ColumnarEventStore: EventStore {
         retentionSettings = try RetentionSettings(options: options)
         columnCache = ColumnCache(capacityBytes: options.queryCacheBytes)
         let directory = options.directory
+        // Checked before anything is added, so that the restore can be run again into it.
+        guard !FileIO.exists(directory + "/" + BackupRestore.inProgressName) else {
+            throw VigilError(
+                .failedPrecondition,
+                "\(directory) holds a restore that did not finish (\(BackupRestore.inProgressName)); run vigil restore into it again (or delete it and restore elsewhere)")
+        }
         try FileIO.makeDirectory(directory)
         try FileIO.makeDirectory(directory + "/parts")
         try FileIO.makeDirectory(directory + "/keys")
