@@ -289,3 +289,22 @@ struct IntegrityChainTests {
         #expect(ChainFiles.parse("00000000000000ff.chain.tmp") == nil)
     }
 }
+
+@Suite("A data directory whose chain file is gone")
+struct MissingChainFileTests {
+    @Test("parts written with leaf hashes but no chain file: the store refuses to open (DATA_LOSS) instead of starting a new chain after them")
+    func missingChainFileIsRefused() async throws {
+        try await withTemporaryDirectory { directory in
+            let store = try ColumnarEventStore(options: IntegrityTestSupport.options(directory))
+            _ = try await store.append(IntegrityTestSupport.events(20, tag: "a"), idempotencyKey: nil)
+            try await store.flushNow()
+            try await store.close()
+            for name in try FileManager.default.contentsOfDirectory(atPath: directory + "/chain") where name.hasSuffix(".chain") {
+                try FileManager.default.removeItem(atPath: directory + "/chain/" + name)
+            }
+            let error = #expect(throws: VigilError.self) { _ = try ColumnarEventStore(options: IntegrityTestSupport.options(directory)) }
+            #expect(error?.code == .dataLoss)
+            #expect(error?.message.contains("leaf hashes") == true, "\(String(describing: error))")
+        }
+    }
+}

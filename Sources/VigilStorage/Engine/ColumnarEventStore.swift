@@ -254,6 +254,15 @@ public final class ColumnarEventStore: EventStore {
                 chainState.ledger = try ChainLedger.read(from: directory + "/" + path)
                 chainState.ledgerPath = path
             } else if manifest.flushedThroughSeq > 0 {
+                // Parts written with leaf hashes were written with a chain: its
+                // file is gone, not "not yet made". Starting anyway would write
+                // a new chain that begins after them, and their tampering would
+                // go unseen from then on.
+                if parts.contains(where: { $0.reader.hasLeaves }) {
+                    throw VigilError(
+                        .dataLoss,
+                        "\(directory)/chain/ has no chain file, but the parts were written with leaf hashes: the hash chain's anchors were removed. Restore chain/ from a backup; vigil verify --data-dir \(directory) reports what it can still check")
+                }
                 chainState.ledger.startSeq = manifest.flushedThroughSeq
                 chainState.ledger.startReason = .predatesChain
                 report.chainStartedAfter = manifest.flushedThroughSeq
