@@ -213,6 +213,10 @@ struct ServeCommand: AsyncParsableCommand {
             guard parts.count == 2, !parts[0].isEmpty else {
                 throw ValidationError("--tenant-retention '\(entry)' is not TENANT=DURATION, e.g. acme=30d")
             }
+            // As SetRetention checks it. `*` in particular: RETENTION's line for the default.
+            if let problem = EventValidator.tenantProblem(parts[0], allowReserved: true) {
+                throw ValidationError("--tenant-retention '\(entry)': tenant '\(parts[0])' \(problem); the default is --retention")
+            }
             tenants[parts[0]] = try parseRetention(parts[1], flag: "--tenant-retention") ?? Int64.max
         }
         return (try parseRetention(retention, flag: "--retention"), tenants)

@@ -1,3 +1,4 @@
+import ArgumentParser
 import Testing
 
 @testable import vigil
@@ -14,5 +15,21 @@ struct ResumeCommandTests {
         #expect(export == "vigil export --tenant acme --cursor c2")
         #expect(ResumeCommand.tokenNote(arguments: ["vigil", "export", "--token=s3cr3t"]) != nil)
         #expect(ResumeCommand.tokenNote(arguments: ["vigil", "tail", "--tenant", "acme"]) == nil)
+    }
+}
+
+@Suite("vigil serve --tenant-retention")
+struct TenantRetentionFlagTests {
+    @Test("a tenant name SetRetention would refuse is refused, '*' (RETENTION's line for the default) above all", arguments: ["*=7d", " acme=1d", "a/b=1d"])
+    func badTenantNames(_ entry: String) throws {
+        let error = #expect(throws: (any Error).self) { _ = try ServeCommand.parse(["--tenant-retention", entry]) }
+        #expect(ServeCommand.message(for: error!).contains("the default is --retention"), "\(error!)")
+    }
+
+    @Test("tenants, system tenants included, take their own retention")
+    func goodTenantNames() throws {
+        let command = try ServeCommand.parse(["--tenant-retention", "acme=30d", "--tenant-retention", "_alerts=forever"])
+        let settings = try command.retentionSettings()
+        #expect(settings.tenantNanos == ["acme": 30 * 86_400 * 1_000_000_000, "_alerts": .max])
     }
 }
