@@ -479,3 +479,36 @@ struct PartMergeTests {
         }
     }
 }
+
+extension PartMergeTests {
+    @Test("with an archive, a merge keeps a tenant's expired events (hidden from queries) so that they reach the archive with their part")
+    func mergeKeepsExpiredRowsForTheArchive() async throws {
+        try await withTemporaryDirectory { directory in
+            let archive = directory + "-archive"
+            defer { try? FileManager.default.removeItem(atPath: archive) }
+            let day: Int64 = 86_400_000_000_000
+            let now = currentUnixNanos()
+            let base = (now - 3 * day) / day * day
+            let store = try ColumnarEventStore(options: Self.storeOptions(directory) {
+                $0.retentionNanos = 30 * day
+                $0.tenantRetentionNanos = ["short": day]
+                $0.archiveDirectory = archive
+            })
+            _ = try await store.append([engineEvent("s-1", tenant: "short", at: base + 1), engineEvent("a-1", tenant: "acme", at: base + 2)], idempotencyKey: nil)
+            try await store.flushNow()
+            _ = try await store.append([engineEvent("s-2", tenant: "short", at: base + 3), engineEvent("a-2", tenant: "acme", at: base + 4)], idempotencyKey: nil)
+            try await store.flushNow()
+            try await store.mergeNow()
+            #expect(store.statistics.parts == 1)
+            #expect(Set(try await allEvents(store).map(\.actor.id)) == ["a-1", "a-2"], "expired rows stay hidden")
+            // Forty days on, the whole part expires and goes to the archive, short's events with it.
+            try await store.retainNow(now: now + 40 * day)
+            let archived = try FileManager.default.subpathsOfDirectory(atPath: archive).filter { $0.hasSuffix(".part") }
+            #expect(archived.count == 1)
+            let reader = try PartReader(path: archive + "/" + archived[0])
+            let actors = try (0..<reader.blocks.count).flatMap { try reader.events(block: $0) }.map(\.actor.id)
+            #expect(Set(actors) == ["s-1", "s-2", "a-1", "a-2"])
+            try await store.close()
+        }
+    }
+}

@@ -1208,7 +1208,10 @@ public final class ColumnarEventStore: EventStore {
                 let tenants = block.tenant ?? []
                 for row in run.rows {
                     let tenant = row < tenants.count ? tenants[row] : ""
-                    if isExpired(tenant: tenant, occurredAt: block.occurredAtIfPresent(row), now: now) {
+                    // With an archive, expired rows stay (queries do not see
+                    // them) so that they reach it with their part: a merge
+                    // must not delete what retention would have archived.
+                    if options.archiveDirectory == nil, isExpired(tenant: tenant, occurredAt: block.occurredAtIfPresent(row), now: now) {
                         // Its range stays verifiable through its full leaf.
                         let event = block.event(at: row)
                         if event.seq > chainStart { expired.append(.init(seq: event.seq, leaf: HashChain.leaf(of: event))) }
