@@ -215,6 +215,13 @@ public enum FileIO {
         guard rmdir(path) == 0 || errno == ENOENT else { throw error("rmdir", path) }
     }
 
+    /// The device (file system) the directory `path` is on (through a symbolic link to it).
+    public static func device(ofDirectory path: String) throws(VigilError) -> UInt64 {
+        var info = stat()
+        guard lstat(path + "/.", &info) == 0 else { throw error("stat", path) }
+        return UInt64(info.st_dev)
+    }
+
     public static func exists(_ path: String) -> Bool {
         access(path, F_OK) == 0
     }

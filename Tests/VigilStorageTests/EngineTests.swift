@@ -319,3 +319,61 @@ struct EngineTests {
         }
     }
 }
+
+extension EngineTests {
+    @Test("a retention pass that keeps failing (an archive that refuses the part) does not hold back the flushes ingest waits for")
+    func failingRetentionKeepsFlushing() async throws {
+        try await withTemporaryDirectory { directory in
+            let archive = directory + "-archive"
+            defer { try? FileManager.default.removeItem(atPath: archive) }
+            // `parts` a file: every archiving fails.
+            try FileManager.default.createDirectory(atPath: archive, withIntermediateDirectories: true)
+            try Data().write(to: URL(fileURLWithPath: archive + "/parts"))
+            let day: Int64 = 86_400_000_000_000
+            let recorder = StorageEventRecorder()
+            let store = try ColumnarEventStore(options: options(directory) {
+                $0.retentionNanos = 30 * day
+                $0.archiveDirectory = archive
+                $0.segmentMaxAge = .milliseconds(200)
+                $0.eventHandler = recorder.handler
+            })
+            _ = try await store.append([engineEvent("old", at: currentUnixNanos() - 40 * day)], idempotencyKey: nil)
+            try await store.flushNow()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await store.runMaintenance() }
+                // Bounded polling of conditions. Four failed passes: a shared backoff would now be 8 s.
+                var deadline = ContinuousClock.now + .seconds(60)
+                while recorder.maintenanceFailures.count < 4 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+                #expect(recorder.maintenanceFailures.count >= 4)
+                _ = try await store.append([engineEvent("new", at: currentUnixNanos())], idempotencyKey: nil)
+                deadline = ContinuousClock.now + .seconds(6)
+                while store.statistics.memoryEvents > 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+                #expect(store.statistics.memoryEvents == 0, "the new event waited for the failing retention's backoff")
+                group.cancelAll()
+            }
+            try await store.close()
+        }
+    }
+}
+
+extension EngineTests {
+    static var sharedMemoryIsAnotherFileSystem: Bool {
+        guard let shm = try? FileIO.device(ofDirectory: "/dev/shm"),
+            let temporary = try? FileIO.device(ofDirectory: FileManager.default.temporaryDirectory.path)
+        else { return false }
+        return shm != temporary
+    }
+
+    @Test(
+        "an archive directory on another file system is refused at start (FAILED_PRECONDITION), not when the first part expires",
+        .enabled(if: sharedMemoryIsAnotherFileSystem, "needs /dev/shm on another file system than the temporary directory"))
+    func archiveOnAnotherFileSystem() async throws {
+        try await withTemporaryDirectory { directory in
+            let archive = "/dev/shm/vigil-archive-\(UUID().uuidString)"
+            defer { try? FileManager.default.removeItem(atPath: archive) }
+            let error = #expect(throws: VigilError.self) { _ = try ColumnarEventStore(options: options(directory) { $0.archiveDirectory = archive }) }
+            #expect(error?.code == .failedPrecondition)
+            #expect(error?.message.contains("same file system") == true, "\(String(describing: error))")
+        }
+    }
+}

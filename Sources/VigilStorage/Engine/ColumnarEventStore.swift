@@ -189,6 +189,16 @@ public final class ColumnarEventStore: EventStore {
                 "\(directory) holds a restore that did not finish (\(BackupRestore.inProgressName)); run vigil restore into it again (or delete it and restore elsewhere)")
         }
         try FileIO.makeDirectory(directory)
+        if let archive = options.archiveDirectory {
+            // Checked now, not when the first part expires months from now:
+            // parts go to the archive by hard link, within one file system.
+            try FileIO.makeDirectory(archive)
+            guard try FileIO.device(ofDirectory: archive) == FileIO.device(ofDirectory: directory) else {
+                throw VigilError(
+                    .failedPrecondition,
+                    "the archive directory \(archive) is on another file system than the data directory \(directory); expired parts are moved there by hard link, so give an archive directory on the same file system")
+            }
+        }
         try FileIO.makeDirectory(directory + "/parts")
         try FileIO.makeDirectory(directory + "/keys")
 
@@ -725,18 +735,30 @@ public final class ColumnarEventStore: EventStore {
             }
             var lastRetention = ContinuousClock.now - .seconds(3600)
             var backoff = MaintenanceBackoff()
+            // Retention keeps a schedule and a backoff of its own: a pass that
+            // keeps failing (a damaged expired part, an archive that refuses
+            // links) must not hold back the flushes that ingest waits for.
+            var retentionBackoff = MaintenanceBackoff()
             for await _ in wakeups {
                 if Task.isCancelled { break }
-                guard backoff.isDue(now: .now) else { continue }
-                let retention = ContinuousClock.now - lastRetention >= .seconds(60)
+                if backoff.isDue(now: .now) {
+                    do throws(VigilError) {
+                        try await maintain(retention: false)
+                        backoff.succeeded()
+                    } catch {
+                        // A full disk or a failing one must not stop maintenance for
+                        // good: what failed stays in memory and the WAL, and is retried.
+                        let delay = backoff.failed(now: .now)
+                        options.eventHandler?(.maintenanceFailed(error, retryIn: delay))
+                    }
+                }
+                guard ContinuousClock.now - lastRetention >= .seconds(60), retentionBackoff.isDue(now: .now) else { continue }
                 do throws(VigilError) {
-                    try await maintain(retention: retention)
-                    backoff.succeeded()
-                    if retention { lastRetention = .now }
+                    try await retainNow(now: currentUnixNanos())
+                    retentionBackoff.succeeded()
+                    lastRetention = .now
                 } catch {
-                    // A full disk or a failing one must not stop maintenance for
-                    // good: what failed stays in memory and the WAL, and is retried.
-                    let delay = backoff.failed(now: .now)
+                    let delay = retentionBackoff.failed(now: .now)
                     options.eventHandler?(.maintenanceFailed(error, retryIn: delay))
                 }
             }
