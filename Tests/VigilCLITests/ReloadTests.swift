@@ -116,3 +116,36 @@ struct ReloadTests {
         #expect(server.stop() == 0)
     }
 }
+
+extension ReloadTests {
+    @Test("a retention change SIGHUP could not store is logged as not applied, and the next SIGHUP applies it")
+    func failedRetentionChangeIsRetried() throws {
+        let directory = try ConfigFileTests.temporaryDirectory("reload-retention")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let config = directory + "/vigil.toml"
+        func write(_ tenants: String) throws {
+            try """
+                data-dir = "\(directory)/data"
+                no-auth = true
+                retention = "90d"
+                tenant-retention = [\(tenants)]
+                """.write(toFile: config, atomically: true, encoding: .utf8)
+        }
+        try write(#""acme=30d""#)
+        let server = try LoggedServer(arguments: ["--config", config, "--listen", "127.0.0.1:0"], directory: directory)
+        // RETENTION cannot be replaced while its temporary name is a directory.
+        try FileManager.default.createDirectory(atPath: directory + "/data/RETENTION.tmp", withIntermediateDirectories: false)
+        try write(#""globex=7d""#)
+        server.signal(SIGHUP)
+        let failed = try server.waitForLog("the failed change") { $0.contains("not (or not wholly) applied") }
+        #expect(failed.contains("tenant-retention"), "\(failed)")
+        #expect(!failed.contains("reloaded: tenant-retention"), "\(failed)")
+        try FileManager.default.removeItem(atPath: directory + "/data/RETENTION.tmp")
+        server.signal(SIGHUP)
+        let log = try server.waitForLog("the retried change") { $0.contains("reloaded: tenant-retention") }
+        #expect(log.contains("tenant-retention: [acme=30d] -> [globex=7d]"), "\(log)")
+        let file = try String(contentsOfFile: directory + "/data/RETENTION", encoding: .utf8)
+        #expect(file.contains("globex\t604800000000000") && !file.contains("acme"), "\(file)")
+        #expect(server.stop() == 0)
+    }
+}

@@ -70,6 +70,8 @@ struct ConfigurationReloader: Service, CustomStringConvertible {
 
         let changed = current.settings.changedKeys(to: next.settings)
         var needsRestart: [String] = []
+        // Changes that failed keep their running value, so the next SIGHUP tries them again.
+        var failed: [String] = []
         for key in changed {
             let change = "\(key): \(current.settings.display(key)) -> \(next.settings.display(key))"
             switch key {
@@ -77,17 +79,17 @@ struct ConfigurationReloader: Service, CustomStringConvertible {
                 targets.levelControl.current = next.command.logLevel
                 applied.append(change)
             case "retention":
-                await setRetention(tenant: nil, nanos: retention.defaultNanos)
-                applied.append(change)
+                if await setRetention(tenant: nil, nanos: retention.defaultNanos) { applied.append(change) } else { failed.append(key) }
             case "tenant-retention":
                 let before = (try? current.command.retentionSettings().tenantNanos) ?? [:]
+                var allSet = true
                 for tenant in Set(before.keys).union(retention.tenantNanos.keys).sorted()
                 where before[tenant] != retention.tenantNanos[tenant] {
                     // A tenant no longer listed falls back to the default retention.
                     // (Int64.max is a tenant's forever.)
-                    await setRetention(tenant: tenant, nanos: retention.tenantNanos[tenant])
+                    allSet = await setRetention(tenant: tenant, nanos: retention.tenantNanos[tenant]) && allSet
                 }
-                applied.append(change)
+                if allSet { applied.append(change) } else { failed.append(key) }
             case "rules" where targets.ruleSet != nil && next.command.rules != nil:
                 applied.append(change)
             default:
@@ -101,6 +103,11 @@ struct ConfigurationReloader: Service, CustomStringConvertible {
             let changes = ruleSet.replace(with: rules)
             if !changes.isEmpty { applied.append("alert rules: \(changes)") }
         }
+        if !failed.isEmpty {
+            logger.error(
+                "reload: \(failed.joined(separator: ", ")) not (or not wholly) applied; send SIGHUP again to retry",
+                metadata: ["vigil.failed": "\(failed.joined(separator: ","))"])
+        }
         if applied.isEmpty {
             logger.notice("reloaded: nothing to change", metadata: needsRestart.isEmpty ? [:] : ["vigil.needs-restart": "\(needsRestart.joined(separator: ","))"])
         } else {
@@ -109,14 +116,19 @@ struct ConfigurationReloader: Service, CustomStringConvertible {
             logger.notice("reloaded: \(applied.joined(separator: "; "))", metadata: metadata)
         }
         // Settings that need a restart keep their running value, so the next reload reports them again.
-        return (next.command, next.settings.keeping(needsRestart, from: current.settings))
+        // After a failed retention change the old command stays too: the next
+        // reload works out the tenants to change from it, removals included.
+        return (failed.isEmpty ? next.command : current.command, next.settings.keeping(needsRestart + failed, from: current.settings))
     }
 
-    private func setRetention(tenant: String?, nanos: Int64?) async {
+    /// Whether it was set.
+    private func setRetention(tenant: String?, nanos: Int64?) async -> Bool {
         do {
             _ = try await targets.store.setRetention(tenant: tenant, nanos: nanos)
+            return true
         } catch {
             logger.error("could not change the retention", metadata: ["vigil.tenant": "\(tenant ?? "*")", "vigil.error": "\(error.message)"])
+            return false
         }
     }
 }
