@@ -302,6 +302,108 @@ struct SubscribeTests {
         }
     }
 
+    @Test("a subscriber that stops granting credit while it catches up from disk is cut off once the live stream moves on past the ring")
+    func slowSubscriberCutOffCatchingUp() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-sub-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var options = StorageOptions(directory: directory)
+        options.retentionNanos = nil
+        options.liveFeedBytes = 256 * 1024
+        let store = try ColumnarEventStore(options: options)
+        try await withTestServer(store: store) { server in
+            let writer = try await server.connect()
+            _ = try await writer.ingest(Self.batch("stored", tenant: "acme", count: 1_000))
+            try await RawConnection.with(port: server.port) { raw in
+                _ = try await raw.handshake()
+                // From the start, with credit for one message: it waits for
+                // more with its position behind the ring, reading the store.
+                try await raw.startCall(
+                    streamID: 1, method: .subscribe, request: Self.subscribeRequest { $0.since = .init(unixNanos: 0) }, initialWindow: 1)
+                _ = try await raw.readUntil(.message, streamID: 1)
+                let ended = try await withThrowingTaskGroup(of: Received?.self) { group in
+                    group.addTask {
+                        for round in 0..<2_000 {
+                            try Task.checkCancellation()
+                            _ = try await writer.ingest(Self.batch("flood\(round)", tenant: "acme", count: 200))
+                        }
+                        Issue.record("2,000 batches went by and the subscriber was not cut off")
+                        return nil
+                    }
+                    group.addTask {
+                        let (frame, before) = try await raw.readUntil(.trailers, streamID: 1, timeout: .seconds(120))
+                        #expect(before.isEmpty, "nothing beyond the one unit of credit")
+                        return Received(status: try frame.decode(Vigil_V1_Status.self))
+                    }
+                    let first = try await group.next() ?? nil
+                    group.cancelAll()
+                    return first
+                }
+                let status = try #require(ended?.status)
+                #expect(StatusCode(wireValue: status.code) == .resourceExhausted, "\(status)")
+                let cursor = try SubscriptionCursor(
+                    decoding: try #require(status.metadata["vigil.cursor"]), filterFingerprint: EventFilter.fingerprint(of: Vigil_V1_Filter()))
+                #expect(cursor.seq == 1, "the one event sent")
+            }
+            await writer.close()
+        }
+    }
+
+    @Test("an idle subscriber at the head survives group commits larger than the live feed: it reads the disk, then goes live again, every event once, in seq order")
+    func idleSubscriberSurvivesLargePublish() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-sub-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var options = StorageOptions(directory: directory)
+        options.retentionNanos = nil
+        options.liveFeedBytes = 256 * 1024  // less than one of the batches below
+        let store = try ColumnarEventStore(options: options)
+        try await withTestServer(store: store) { server in
+            let writer = try await server.connect()
+            try await RawConnection.with(port: server.port) { raw in
+                _ = try await raw.handshake()
+                // Credit to spare: this subscriber reads everything it is sent.
+                let hourAgo = currentUnixNanos() - 3_600_000_000_000
+                try await raw.startCall(
+                    streamID: 1, method: .subscribe, request: Self.subscribeRequest { $0.since = .init(unixNanos: hourAgo) },
+                    initialWindow: 1_000_000)
+                let first = try await writer.ingest(Self.batch("first", tenant: "acme", count: 1))
+                let started = try await Self.receive(raw, streamID: 1) { $0.events.count == 1 }
+                #expect(started.events.map(\.seq) == [first.firstSeq], "caught up: the subscriber waits at the head")
+                // Batches each larger than the ring, from four connections at
+                // once: group commits publish several together, so the ring
+                // drops the subscriber's next seq before it is scheduled.
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for connection in 0..<4 {
+                        group.addTask {
+                            let client = try await server.connect()
+                            for round in 0..<3 {
+                                _ = try await client.ingest(Self.batch("big\(connection)-\(round)", tenant: "acme", count: 3_000))
+                            }
+                            await client.close()
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+                let expected = try await Self.stored(writer).dropFirst()
+                let received = try await Self.receive(raw, streamID: 1) { $0.events.count >= expected.count }
+                #expect(received.status == nil, "the subscription is still open: \(String(describing: received.status))")
+                // Compared whole, reported briefly: tens of thousands of seqs.
+                let seqs = received.events.map(\.seq)
+                let inOrder = seqs == expected.map(\.seq)
+                #expect(inOrder, "\(seqs.count) events received, \(expected.count) stored; the first and last received: \(seqs.first ?? 0), \(seqs.last ?? 0)")
+                let asStored = received.events.map(\.id) == expected.map(\.id)
+                #expect(asStored, "the stored events, as stored")
+                // Live again: a later batch arrives, once.
+                let after = try await writer.ingest(Self.batch("after", tenant: "acme", count: 3))
+                let tail = try await Self.receive(raw, streamID: 1) { $0.events.count >= 3 }
+                #expect(tail.status == nil)
+                #expect(tail.events.map(\.seq) == Array(after.firstSeq...after.lastSeq))
+                let quiet = try await raw.pingBarrier()
+                #expect(!quiet.contains { $0.streamID == 1 && $0.type == .message }, "nothing twice")
+            }
+            await writer.close()
+        }
+    }
+
     @Test("graceful shutdown ends a subscription with UNAVAILABLE and a cursor; after a restart the cursor resumes exactly")
     func restartResume() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-sub-\(UUID().uuidString)").path

@@ -67,6 +67,9 @@ final class CallContext: Sendable {
         waiter?.resume()
     }
 
+    /// The credit there is now: messages the client may be sent without waiting.
+    var credit: Int { state.withLock { max($0.credit, 0) } }
+
     /// Takes up to `wanted` units of the credit there is now, without waiting; returns how many.
     func takeCredit(upTo wanted: Int) -> Int {
         state.withLock { state in

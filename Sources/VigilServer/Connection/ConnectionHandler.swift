@@ -414,13 +414,18 @@ struct FrameSender: ResponseSender {
         try await send(serialized: message.serializedBuffer())
     }
 
+    var credit: Int { streaming ? context.credit : .max }
+
+    func waitForCredit() async throws {
+        guard streaming else { return }
+        // Taken, then given back for `send` to take.
+        try await context.acquireCredit()
+        context.addCredit(1)
+    }
+
     func withPageSlot<R>(_ body: () async throws -> R) async throws -> R {
-        if streaming {
-            // Wait for the client's credit before building anything; give it
-            // back for `send` to take.
-            try await context.acquireCredit()
-            context.addCredit(1)
-        }
+        // Wait for the client's credit before building anything.
+        try await waitForCredit()
         try await pages.acquire()
         defer { pages.release() }
         return try await body()

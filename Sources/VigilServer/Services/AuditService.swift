@@ -18,6 +18,12 @@ protocol ResponseSender: Sendable {
     /// call for all); returns how many it sent, at least one. Waits for
     /// credit only for the first.
     func sendSome(serialized messages: ArraySlice<ByteBuffer>) async throws -> Int
+    /// Messages the client has granted credit for and not been sent yet
+    /// (`Int.max` for a call that is not server-streaming).
+    var credit: Int { get }
+    /// Suspends until the client has granted credit for another message,
+    /// without taking it: the next `send` or `sendSome` goes out at once.
+    func waitForCredit() async throws
     /// The largest frame payload the client accepts.
     var maxFrameSize: Int { get }
     /// The subscriptions open on the call's connection.

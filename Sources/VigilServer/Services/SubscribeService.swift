@@ -33,8 +33,10 @@ final class SubscriptionSlots: Sendable {
 /// Subscribe: stored matches first (catch-up, read from the store in seq
 /// order), then live ones from the commit feed, switching without a gap or a
 /// duplicate because both are read "after the last seq delivered". A
-/// subscriber that stops granting credit while the feed moves on past what
-/// the feed keeps is ended with RESOURCE_EXHAUSTED, and graceful shutdown
+/// subscriber that falls behind what the feed keeps while it reads (a large
+/// group commit, or it was not scheduled) catches up from the store again,
+/// the same way. One that stops granting credit while the feed moves on past
+/// its position is ended with RESOURCE_EXHAUSTED, and graceful shutdown
 /// ends every subscription with UNAVAILABLE; both carry `vigil.cursor` to
 /// resume from, so neither costs the subscriber an event.
 extension AuditService {
@@ -44,19 +46,73 @@ extension AuditService {
     /// Where a subscription stands, shared by its delivery loop and the
     /// tasks that may end it.
     final class SubscriptionPosition: Sendable {
+        /// The delivery loop waiting for the client's credit: the `number`th
+        /// such wait, which lasts too long once the feed's ring no longer
+        /// holds the seq after `watched`.
+        struct Stall: Equatable {
+            var number: UInt64
+            var watched: UInt64
+        }
+
         struct State {
             /// Every match up to here was delivered.
             var seq: UInt64
-            /// Whether delivery reached the live feed.
-            var live = false
             /// When the subscriber was last sent a message (or the subscription began).
             var lastSent = ContinuousClock.now
             /// Nothing was sent for a heartbeat interval: the delivery loop sends a heartbeat.
             var heartbeatDue = false
+            /// The delivery loop's wait for credit, while it lasts.
+            var stall: Stall?
+            var stalls: UInt64 = 0
+            /// The watcher, waiting for the delivery loop to wait for credit.
+            var stallWatcher: CheckedContinuation<Void, Never>?
         }
         let state: Mutex<State>
         init(seq: UInt64) { state = Mutex(State(seq: seq)) }
         var seq: UInt64 { state.withLock { $0.seq } }
+
+        /// The delivery loop begins to wait for credit, watching `watched`.
+        func stalling(watching watched: UInt64) {
+            let watcher = state.withLock { state -> CheckedContinuation<Void, Never>? in
+                state.stalls += 1
+                state.stall = Stall(number: state.stalls, watched: watched)
+                defer { state.stallWatcher = nil }
+                return state.stallWatcher
+            }
+            watcher?.resume()
+        }
+
+        /// The client granted credit: the wait is over.
+        func stallEnded() {
+            state.withLock { $0.stall = nil }
+        }
+
+        /// Whether the delivery loop is still in `stall`.
+        func isStalled(_ stall: Stall) -> Bool {
+            state.withLock { $0.stall == stall }
+        }
+
+        /// The delivery loop's wait for credit: the current one, or the next
+        /// (nil when it ended before this looked, or the task was cancelled).
+        func nextStall() async -> Stall? {
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                    let ready = state.withLock { state -> Bool in
+                        if state.stall != nil || Task.isCancelled { return true }
+                        state.stallWatcher = continuation
+                        return false
+                    }
+                    if ready { continuation.resume() }
+                }
+            } onCancel: {
+                let watcher = state.withLock { state -> CheckedContinuation<Void, Never>? in
+                    defer { state.stallWatcher = nil }
+                    return state.stallWatcher
+                }
+                watcher?.resume()
+            }
+            return state.withLock { $0.stall }
+        }
 
         /// A message went out carrying the position through `seq`.
         func sent(through seq: UInt64) {
@@ -132,21 +188,24 @@ extension AuditService {
                     try await deliver(filter: filter, start: start, position: position, reader: reader, sender: sender)
                 }
                 group.addTask {
-                    // The subscriber fell out of the feed while live (it grants no
-                    // credit, so delivery waits in a send): end it, rather than hold it.
-                    // While live it wakes only when the ring drops the position it saw.
+                    // The subscriber stopped reading: delivery waits for its
+                    // credit while the live stream moves on past what the ring
+                    // keeps. End it, rather than hold it. One that reads,
+                    // however far behind, is not ended here: delivery finds
+                    // itself behind the ring and catches up from the store.
+                    // Wakes when delivery begins to wait for credit, then when
+                    // the ring drops what that wait watches (or the feed closes).
                     while !Task.isCancelled {
-                        let (delivered, live) = position.state.withLock { ($0.seq, $0.live) }
-                        if live {
-                            if delivered + 1 < feed.oldestInRing {
-                                throw VigilError(.resourceExhausted, "the subscriber fell too far behind the live stream; resume from the cursor")
-                            }
-                            await feed.waitUntilBehind(delivered)
-                        } else {
-                            await feed.waitForNew(after: feed.head)
-                        }
+                        guard let stall = await position.nextStall() else { continue }
+                        await feed.waitUntilBehind(stall.watched)
+                        if Task.isCancelled { return }
                         if feed.isClosed {
                             throw VigilError(.unavailable, "the server is shutting down; resume from the cursor on another server or later")
+                        }
+                        if stall.watched + 1 < feed.oldestInRing && position.isStalled(stall) {
+                            throw VigilError(
+                                .resourceExhausted,
+                                "the subscriber granted no credit while the live stream moved on past what the server keeps for subscribers; resume from the cursor")
                         }
                     }
                 }
@@ -206,6 +265,19 @@ extension AuditService {
         func advance(to seq: UInt64) {
             position.state.withLock { $0.seq = max($0.seq, seq) }
         }
+        /// Waits until the client grants credit for another message, when it
+        /// has none now, letting the watcher know. The wait lasts too long
+        /// (the subscription is ended) once the ring lets go of the position,
+        /// when the ring holds it now; or, when it is behind the ring already
+        /// (catching up), once the ring lets go of everything published
+        /// since the wait began.
+        func awaitCredit() async throws {
+            guard sender.credit == 0 else { return }
+            let at = position.seq
+            position.stalling(watching: at + 1 >= feed.oldestInRing ? at : feed.head)
+            defer { position.stallEnded() }
+            try await sender.waitForCredit()
+        }
         /// Sends encoded events (in seq order), each with the cursor after it,
         /// as many to a write as the client's credit allows, moving the
         /// position past each write.
@@ -228,6 +300,7 @@ extension AuditService {
             }
             var sent = 0
             while sent < messages.count {
+                try await awaitCredit()
                 sent += try await sender.sendSome(serialized: messages[sent...])
                 position.sent(through: events[sent - 1].seq)
             }
@@ -238,10 +311,12 @@ extension AuditService {
             let at = position.seq
             switch feed.read(after: at) {
             case .behind(let head):
-                if position.state.withLock({ $0.live }) {
-                    throw VigilError(.resourceExhausted, "the subscriber fell too far behind the live stream; resume from the cursor")
-                }
-                // Catch up from the store; the `since` floor covers only what was stored when the subscription began.
+                // Behind what the ring holds: when the subscription began,
+                // or later, when the ring let go of the position before
+                // delivery came back to it (a group commit larger than the
+                // ring, a subscriber not scheduled in time). Catch up from the
+                // store, then read the ring again, still after the last seq
+                // delivered; the `since` floor covers only what was stored when the subscription began.
                 let inFloor = at < start.floorThrough
                 let through = inFloor ? start.floorThrough : head
                 // Written from the columns, as a Query's pages are.
@@ -250,13 +325,11 @@ extension AuditService {
                 try await sendEvents(page.encodedEvents.map { ($0.seq, $0.bytes) })
                 if page.exhausted { advance(to: through) }
             case .batches(let batches) where batches.isEmpty:
-                position.state.withLock { $0.live = true }
                 if !position.state.withLock({ $0.heartbeatDue }) {
                     // A publish, or the heartbeat clock (then one is due below).
                     _ = await feed.waitForNew(after: at, reader: reader)
                 }
             case .batches(let batches):
-                position.state.withLock { $0.live = true }
                 // Live batches are past the start, so the `since` floor never applies.
                 // Events come encoded once for all subscribers, and go out as many
                 // to a write as the client's credit allows: the matches of every
@@ -271,6 +344,7 @@ extension AuditService {
             // that matched): a heartbeat keeps the subscription alive and
             // carries the position past what did not match.
             if position.takeHeartbeat() {
+                try await awaitCredit()
                 var heartbeat = Vigil_V1_Heartbeat()
                 heartbeat.at = .init(unixNanos: currentUnixNanos())
                 try await send(.heartbeat(heartbeat), through: position.seq)
