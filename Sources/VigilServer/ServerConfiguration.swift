@@ -67,6 +67,8 @@ public struct ServerConfiguration: Sendable {
     /// want, and passed to the store's `StorageOptions.metrics` too); nil:
     /// the server makes its own, without the storage engine's metrics.
     public var metrics: VigilMetrics?
+    /// Records what subscriptions build and hold (tests); nil: nothing is recorded.
+    var subscriptionProbe: SubscriptionProbe?
 
     public init() {}
 }

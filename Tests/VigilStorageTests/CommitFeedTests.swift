@@ -143,6 +143,12 @@ struct CommitFeedTests {
                 return
             }
             #expect(batches.last?.lastSeq == 2_000)
+            // At most `limit` of them, the oldest first.
+            guard case .batches(let first) = feed.read(after: feed.oldestInRing - 1, limit: 1) else {
+                Issue.record("expected batches from the ring's start")
+                return
+            }
+            #expect(first.map(\.firstSeq) == [feed.oldestInRing] && batches.count > 1)
             feed.removeReader(reader)
             #expect(feed.oldestInRing == feed.head + 1, "the ring empties when its last reader leaves")
             try await store.close()

@@ -42,6 +42,62 @@ final class SubscriptionSlots: Sendable {
 extension AuditService {
     /// Events per catch-up read.
     static let catchUpPage = 500
+    /// Most messages, and about the most bytes, one turn of live delivery
+    /// builds (and fewer when the client has granted less credit): what a
+    /// subscriber holds of its own is bounded by these, not by the ring.
+    static let liveTurnMessages = 256
+    static let liveTurnBytes = 1 << 20
+
+    /// Subscription messages, each an event and the cursor after it, written
+    /// into one buffer and sent as slices of it: one allocation, not one per event.
+    struct EventMessages {
+        private(set) var buffer = ByteBuffer()
+        private var ends: [Int] = []
+        /// Each message's event's seq.
+        private(set) var seqs: [UInt64] = []
+        private var cursor: SubscriptionCursor
+        /// Every match up to here is in the messages (or was delivered before).
+        var through: UInt64
+
+        init(cursor: SubscriptionCursor, through: UInt64) {
+            self.cursor = cursor
+            self.through = through
+        }
+
+        var count: Int { seqs.count }
+        var bytes: Int { buffer.readableBytes }
+
+        /// The bytes `append` writes for an event of `eventBytes` bytes.
+        static func size(ofEvent eventBytes: Int) -> Int {
+            ByteBuffer.protobufFieldSize(count: eventBytes) + ByteBuffer.protobufFieldSize(count: SubscriptionCursor.encodedLength)
+        }
+
+        mutating func append(event: [UInt8], seq: UInt64) {
+            cursor.seq = seq
+            AuditService.writeEventResponse(encodedEvent: event, cursor: cursor.encoded, into: &buffer)
+            ends.append(buffer.writerIndex)
+            seqs.append(seq)
+            through = seq
+        }
+
+        /// The messages, as slices of the buffer.
+        var messages: [ByteBuffer] {
+            ends.indices.map { index in
+                let start = index == 0 ? 0 : ends[index - 1]
+                return buffer.getSlice(at: start, length: ends[index] - start)!
+            }
+        }
+    }
+
+    /// What the ring holds for a subscriber at a position.
+    enum LiveTurn {
+        /// The ring no longer holds the next seq: read the store up to `head`.
+        case behind(head: UInt64)
+        /// Nothing was published after the position.
+        case idle
+        /// Messages for the matches after the position, through `through`.
+        case events(EventMessages)
+    }
 
     /// Where a subscription stands, shared by its delivery loop and the
     /// tasks that may end it.
@@ -278,38 +334,62 @@ extension AuditService {
             defer { position.stallEnded() }
             try await sender.waitForCredit()
         }
-        /// Sends encoded events (in seq order), each with the cursor after it,
-        /// as many to a write as the client's credit allows, moving the
-        /// position past each write.
-        func sendEvents(_ events: [(seq: UInt64, bytes: [UInt8])]) async throws {
-            var cursor = start
-            // Every message in one buffer, each sent as a slice of it: one allocation, not one per event.
-            var all = ByteBuffer()
-            // Each message: the event and the cursor, with their two fields' tags and lengths.
-            all.reserveCapacity(events.reduce(0) { $0 + $1.bytes.count + SubscriptionCursor.encodedLength + 16 })
-            var ends: [Int] = []
-            ends.reserveCapacity(events.count)
-            for event in events {
-                cursor.seq = event.seq
-                Self.writeEventResponse(encodedEvent: event.bytes, cursor: cursor.encoded, into: &all)
-                ends.append(all.writerIndex)
-            }
-            let messages = ends.indices.map { index in
-                let start = index == 0 ? 0 : ends[index - 1]
-                return all.getSlice(at: start, length: ends[index] - start)!
-            }
+        /// Sends messages, as many to a write as the client's credit allows,
+        /// moving the position past each write.
+        func sendEvents(_ events: EventMessages) async throws {
+            let messages = events.messages
             var sent = 0
             while sent < messages.count {
                 try await awaitCredit()
                 sent += try await sender.sendSome(serialized: messages[sent...])
-                position.sent(through: events[sent - 1].seq)
+                position.sent(through: events.seqs[sent - 1])
             }
+        }
+        /// The matching rows of the batch a turn stopped in, for the next
+        /// turn: a batch larger than a turn is matched once, not once a turn.
+        var matched: (firstSeq: UInt64, rows: [Int32])?
+        /// One turn of live delivery: the matches after `at` in the ring's
+        /// batches — at most `limit` messages and `liveTurnBytes` (or one
+        /// message, however large). The batches are not held past the turn:
+        /// while its messages wait for credit, the ring may let them go.
+        func liveTurn(after at: UInt64, limit: Int) -> LiveTurn {
+            let batches: [MemoryChunk]
+            // No more batches than a turn may reach into: a turn copies (retains) what it reads.
+            switch feed.read(after: at, limit: 64) {
+            case .behind(let head): return .behind(head: head)
+            case .batches(let read) where read.isEmpty: return .idle
+            case .batches(let read): batches = read
+            }
+            var turn = EventMessages(cursor: start, through: at)
+            for batch in batches {
+                let rows = matched.flatMap { $0.firstSeq == batch.firstSeq ? $0.rows : nil } ?? matcher.rows(in: batch, after: at)
+                var next = rows.firstIndex { batch.seq(at: Int($0)) > at } ?? rows.endIndex
+                while next < rows.endIndex {
+                    if turn.count == limit {
+                        matched = (batch.firstSeq, rows)
+                        return .events(turn)
+                    }
+                    // A few rows encoded at a time: what does not fit is not encoded.
+                    let encoding = rows[next..<min(rows.endIndex, next + min(32, limit - turn.count))]
+                    for (seq, bytes) in matcher.encodedEvents(in: batch, rows: encoding) {
+                        guard turn.count == 0 || turn.bytes + EventMessages.size(ofEvent: bytes.count) <= Self.liveTurnBytes else {
+                            matched = (batch.firstSeq, rows)
+                            return .events(turn)
+                        }
+                        turn.append(event: bytes, seq: seq)
+                    }
+                    next = encoding.endIndex
+                }
+                turn.through = batch.lastSeq
+            }
+            matched = nil
+            return .events(turn)
         }
         while true {
             try Task.checkCancellation()
             if feed.isClosed { throw VigilError(.unavailable, "the server is shutting down; resume from the cursor") }
             let at = position.seq
-            switch feed.read(after: at) {
+            switch liveTurn(after: at, limit: min(Self.liveTurnMessages, max(sender.credit, 1))) {
             case .behind(let head):
                 // Behind what the ring holds: when the subscription began,
                 // or later, when the ring let go of the position before
@@ -322,23 +402,25 @@ extension AuditService {
                 // Written from the columns, as a Query's pages are.
                 let page = try await store.scanBySeqEncoded(
                     filter: inFloor ? floored : filter, after: at, through: through, limit: Self.catchUpPage)
-                try await sendEvents(page.encodedEvents.map { ($0.seq, $0.bytes) })
+                var messages = EventMessages(cursor: start, through: at)
+                for event in page.encodedEvents { messages.append(event: event.bytes, seq: event.seq) }
+                try await sendEvents(messages)
                 if page.exhausted { advance(to: through) }
-            case .batches(let batches) where batches.isEmpty:
+            case .idle:
                 if !position.state.withLock({ $0.heartbeatDue }) {
                     // A publish, or the heartbeat clock (then one is due below).
                     _ = await feed.waitForNew(after: at, reader: reader)
                 }
-            case .batches(let batches):
+            case .events(let turn):
                 // Live batches are past the start, so the `since` floor never applies.
                 // Events come encoded once for all subscribers, and go out as many
                 // to a write as the client's credit allows: the matches of every
-                // batch that arrived since the last write go together, so a busy
-                // server makes fewer, larger writes instead of falling behind.
-                var events: [(seq: UInt64, bytes: [UInt8])] = []
-                for batch in batches { events += matcher.encodedEvents(in: batch, after: at) }
-                try await sendEvents(events)
-                if let last = batches.last { advance(to: last.lastSeq) }
+                // batch that arrived since the last write go together (up to a
+                // turn's bounds), so a busy server makes fewer, larger writes
+                // instead of falling behind.
+                if turn.count > 0 { configuration.subscriptionProbe?.liveTurnBuilt(bytes: turn.bytes) }
+                try await sendEvents(turn)
+                advance(to: turn.through)
             }
             // Nothing went out for an interval (nothing published, or nothing
             // that matched): a heartbeat keeps the subscription alive and

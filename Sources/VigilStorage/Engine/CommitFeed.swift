@@ -140,9 +140,9 @@ public final class CommitFeed: Sendable {
         for waiter in behind { waiter.resume() }
     }
 
-    /// The batches after `position`, or `.behind` when the ring no longer
-    /// holds the next seq.
-    public func read(after position: UInt64) -> Read {
+    /// The batches after `position` (the first `limit` of them), or
+    /// `.behind` when the ring no longer holds the next seq.
+    public func read(after position: UInt64, limit: Int = .max) -> Read {
         state.withLock { state in
             guard position < state.head else { return .batches([]) }
             guard let first = state.ring.first, first.firstSeq <= position + 1 else {
@@ -155,7 +155,7 @@ public final class CommitFeed: Sendable {
                 let middle = (low + high) / 2
                 if state.ring[middle].lastSeq <= position { low = middle + 1 } else { high = middle }
             }
-            return .batches(Array(state.ring[low...]))
+            return .batches(Array(state.ring[low..<(low + min(limit, state.ring.count - low))]))
         }
     }
 

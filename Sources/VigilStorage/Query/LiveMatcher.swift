@@ -20,13 +20,20 @@ public struct LiveMatcher: Sendable {
     /// The same events in protobuf binary form, with their seqs: encoded
     /// once per batch row for all subscribers (`MemoryChunk.encodedEvents(rows:)`).
     public func encodedEvents(in batch: MemoryChunk, after: UInt64) -> [(seq: UInt64, bytes: [UInt8])] {
-        let matches = rows(in: batch, after: after)
-        guard !matches.isEmpty else { return [] }
-        let encoded = batch.encodedEvents(rows: matches)
-        return matches.indices.map { (batch.seq(at: Int(matches[$0])), encoded[$0]) }
+        encodedEvents(in: batch, rows: rows(in: batch, after: after)[...])
     }
 
-    private func rows(in batch: MemoryChunk, after: UInt64) -> [Int32] {
+    /// The events at `rows` of `batch` (rows `rows(in:after:)` returned), in
+    /// protobuf binary form with their seqs: a subscriber that sends a
+    /// batch's matches a part at a time encodes only that part.
+    public func encodedEvents(in batch: MemoryChunk, rows: ArraySlice<Int32>) -> [(seq: UInt64, bytes: [UInt8])] {
+        guard !rows.isEmpty else { return [] }
+        let encoded = batch.encodedEvents(rows: Array(rows))
+        return zip(rows, encoded).map { (batch.seq(at: Int($0)), $1) }
+    }
+
+    /// The rows of `batch` that match, with a seq above `after`, in seq order.
+    public func rows(in batch: MemoryChunk, after: UInt64) -> [Int32] {
         var statistics = ScanStatistics()
         var bounds = FilterEvaluation.Bounds(low: .min, high: .max, visibleSeq: .max)
         bounds.afterSeq = after

@@ -1,0 +1,67 @@
+import Foundation
+import NIOCore
+import Testing
+import VigilClient
+import VigilCore
+import VigilProto
+@testable import VigilServer
+import VigilWire
+
+/// What one subscription may make the server hold, read from the server's
+/// `SubscriptionProbe` while real subscribers grant credit sparingly.
+@Suite("What a subscription holds")
+struct SubscribeMemoryTests {
+    /// `count` events of about 5 KB each: 256 of them are more than a MiB.
+    static func largeEvents(_ tag: String, count: Int) -> [AuditEvent] {
+        (0..<count).map { index in
+            var event = makeEvent(tenant: "acme", actor: "\(tag)-\(index)")
+            event.description_p = String(repeating: "d", count: 4_000)
+            event.changes = [Vigil_V1_Change.with { $0.field = "f"; $0.old = String(repeating: "o", count: 500); $0.new = String(repeating: "n", count: 500) }]
+            return event
+        }
+    }
+
+    @Test("a live subscriber granting little credit while MiBs are ingested gets every event in order, and no turn builds more than its cap")
+    func liveTurnsBounded() async throws {
+        let probe = SubscriptionProbe()
+        try await withTestServer(configure: { $0.subscriptionProbe = probe }) { server in
+            let writer = try await server.connect()
+            try await RawConnection.with(port: server.port) { raw in
+                _ = try await raw.handshake()
+                // From an hour ago with one unit of credit: the first event shows it is live.
+                let hourAgo = currentUnixNanos() - 3_600_000_000_000
+                var request = Vigil_V1_SubscribeRequest()
+                request.since = .init(unixNanos: hourAgo)
+                try await raw.startCall(streamID: 1, method: .subscribe, request: request, initialWindow: 1)
+                _ = try await writer.ingest(Self.largeEvents("first", count: 1))
+                _ = try await raw.readUntil(.message, streamID: 1)
+                // About 6 MB while the subscriber has no credit, all of it in the live feed's ring.
+                var acks: [Vigil_V1_IngestResponse] = []
+                for round in 0..<6 { acks.append(try await writer.ingest(Self.largeEvents("r\(round)", count: 200))) }
+                let expected = Array(try #require(acks.first).firstSeq...(try #require(acks.last).lastSeq))
+                // Credit 50 messages at a time, as they are read; for the last
+                // half all at once, so that a turn's bytes, not the credit, bound it.
+                var seqs: [UInt64] = []
+                var granted = 0
+                while seqs.count < expected.count {
+                    if seqs.count == granted {
+                        let more = granted < expected.count / 2 ? min(50, expected.count - granted) : expected.count - granted
+                        granted += more
+                        try await raw.sendWindow(streamID: 1, messages: UInt32(more))
+                    }
+                    let frame = try await raw.readFrame()
+                    guard frame.streamID == 1 else { continue }
+                    #expect(frame.type == .message, "\(frame)")
+                    guard case .event(let event) = try frame.decode(Vigil_V1_SubscribeResponse.self).item else { continue }
+                    seqs.append(event.seq)
+                }
+                let inOrder = seqs == expected
+                #expect(inOrder, "\(seqs.count) events received of \(expected.count); every one once, in seq order")
+            }
+            await writer.close()
+        }
+        // With credit to spare, a turn fills up to its cap (256 of these messages are over a MiB), and no further.
+        #expect(probe.largestLiveTurnBytes > AuditService.liveTurnBytes / 2, "the largest live turn: \(probe.largestLiveTurnBytes) bytes")
+        #expect(probe.largestLiveTurnBytes <= AuditService.liveTurnBytes, "a live turn built \(probe.largestLiveTurnBytes) bytes")
+    }
+}
