@@ -14,8 +14,8 @@ public struct ServerConfiguration: Sendable {
     /// Calls open at once on one connection; each may hold a request of
     /// `maxMessageSize`, so this bounds a connection's memory.
     public var maxConcurrentCalls = 128
-    /// Query pages one connection builds at once (each up to a frame): a
-    /// client that stops reading pins at most this many, whatever its calls.
+    /// Query pages and subscription catch-up pages one connection builds at
+    /// once: a client that stops reading pins at most this many, whatever its calls.
     public var pagesInFlightPerConnection = 4
     /// Response messages a streaming call may send before the client's first WINDOW.
     public var defaultWindow = 8

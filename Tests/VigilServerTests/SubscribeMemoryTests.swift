@@ -64,4 +64,46 @@ struct SubscribeMemoryTests {
         #expect(probe.largestLiveTurnBytes > AuditService.liveTurnBytes / 2, "the largest live turn: \(probe.largestLiveTurnBytes) bytes")
         #expect(probe.largestLiveTurnBytes <= AuditService.liveTurnBytes, "a live turn built \(probe.largestLiveTurnBytes) bytes")
     }
+
+    @Test("catch-up pages go through the connection's page gate: subscriptions that stop granting credit pin at most its pages")
+    func catchUpPagesGated() async throws {
+        let probe = SubscriptionProbe()
+        let permits = ServerConfiguration().pagesInFlightPerConnection
+        try await withTestServer(configure: { $0.subscriptionProbe = probe }) { server in
+            let writer = try await server.connect()
+            let ack = try await writer.ingest((0..<1_000).map { makeEvent(tenant: "acme", actor: "u-\($0)") })
+            try await RawConnection.with(port: server.port) { raw in
+                _ = try await raw.handshake()
+                // Twice as many subscriptions as the connection has pages, each
+                // catching up from the start with credit for one message.
+                let streams = (0..<(2 * permits)).map { UInt32(2 * $0 + 1) }
+                var request = Vigil_V1_SubscribeRequest()
+                request.since = .init(unixNanos: 0)
+                for stream in streams { try await raw.startCall(streamID: stream, method: .subscribe, request: request, initialWindow: 1) }
+                var seqs: [UInt32: [UInt64]] = [:]
+                func read(until done: ([UInt32: [UInt64]]) -> Bool) async throws {
+                    while !done(seqs) {
+                        let frame = try await raw.readFrame()
+                        #expect(frame.type == .message && streams.contains(frame.streamID), "\(frame)")
+                        let response = try frame.decode(Vigil_V1_SubscribeResponse.self)
+                        guard case .event(let event) = response.item else { continue }
+                        seqs[frame.streamID, default: []].append(event.seq)
+                    }
+                }
+                try await read { $0.values.reduce(0) { $0 + $1.count } == streams.count }
+                #expect(streams.allSatisfy { seqs[$0]?.count == 1 }, "one message each, for one unit of credit each")
+                // Every subscription is now waiting for credit.
+                #expect(probe.mostCatchUpPagesHeld <= permits, "\(probe.mostCatchUpPagesHeld) catch-up pages held at once")
+                // The rest, with credit: every event once, in seq order, on each.
+                for stream in streams { try await raw.sendWindow(streamID: stream, messages: 1_000) }
+                try await read { seqs in streams.allSatisfy { seqs[$0]?.count == 1_000 } }
+                for stream in streams {
+                    let inOrder = seqs[stream] == Array(ack.firstSeq...ack.lastSeq)
+                    #expect(inOrder, "stream \(stream): \(seqs[stream]?.count ?? 0) events; every one once, in seq order")
+                }
+                #expect(probe.mostCatchUpPagesHeld <= permits, "\(probe.mostCatchUpPagesHeld) catch-up pages held at once")
+            }
+            await writer.close()
+        }
+    }
 }

@@ -399,13 +399,25 @@ extension AuditService {
                 // delivered; the `since` floor covers only what was stored when the subscription began.
                 let inFloor = at < start.floorThrough
                 let through = inFloor ? start.floorThrough : head
-                // Written from the columns, as a Query's pages are.
-                let page = try await store.scanBySeqEncoded(
-                    filter: inFloor ? floored : filter, after: at, through: through, limit: Self.catchUpPage)
-                var messages = EventMessages(cursor: start, through: at)
-                for event in page.encodedEvents { messages.append(event: event.bytes, seq: event.seq) }
-                try await sendEvents(messages)
-                if page.exhausted { advance(to: through) }
+                // A page is read once the client has granted credit, of no
+                // more events than that credit, and through the connection's
+                // page gate, as a Query's pages are: a subscriber that stops
+                // reading pins no page, and a connection's subscriptions and
+                // queries together build no more pages at once than the gate allows.
+                try await awaitCredit()
+                let exhausted = try await sender.withPageSlot {
+                    // Written from the columns, as a Query's pages are.
+                    let page = try await store.scanBySeqEncoded(
+                        filter: inFloor ? floored : filter, after: at, through: through,
+                        limit: min(Self.catchUpPage, max(sender.credit, 1)))
+                    configuration.subscriptionProbe?.catchUpPageRead()
+                    defer { configuration.subscriptionProbe?.catchUpPageSent() }
+                    var messages = EventMessages(cursor: start, through: at)
+                    for event in page.encodedEvents { messages.append(event: event.bytes, seq: event.seq) }
+                    try await sendEvents(messages)
+                    return page.exhausted
+                }
+                if exhausted { advance(to: through) }
             case .idle:
                 if !position.state.withLock({ $0.heartbeatDue }) {
                     // A publish, or the heartbeat clock (then one is due below).
