@@ -544,6 +544,32 @@ struct SubscribeTests {
     }
 
     @Test(
+        "filter.last is refused with INVALID_ARGUMENT, pointing to since: resumed, it would move the start forward",
+        arguments: ["from now", "since", "cursor"])
+    func lastRefused(_ start: String) async throws {
+        try await withTestServer { server in
+            let writer = try await server.connect()
+            _ = try await writer.ingest(Self.batch("x", tenant: "acme", count: 3))
+            try await RawConnection.with(port: server.port) { raw in
+                _ = try await raw.handshake()
+                var request = Vigil_V1_SubscribeRequest()
+                request.filter.last = .init(seconds: 3_600)
+                switch start {
+                case "from now": request.fromNow = true
+                case "since": request.since = .init(unixNanos: 0)
+                default: request.cursor = SubscriptionCursor(seq: 1, filterFingerprint: EventFilter.fingerprint(of: request.filter)).encoded
+                }
+                try await raw.startCall(streamID: 1, method: .subscribe, request: request, initialWindow: 10)
+                let (status, messages) = try await raw.readCall(streamID: 1)
+                #expect(StatusCode(wireValue: status.code) == .invalidArgument, "\(status)")
+                #expect(status.message.contains("filter.last") && status.message.contains("since"), "\(status.message)")
+                #expect(messages.isEmpty)
+            }
+            await writer.close()
+        }
+    }
+
+    @Test(
         "bad subscriptions are refused: INVALID_ARGUMENT for a bad cursor or filter, RESOURCE_EXHAUSTED past the per-connection limit",
         arguments: ["garbage cursor", "other filter's cursor", "cursor ahead", "catch-up ahead", "filter too complex", "bad filter", "limit"])
     func badSubscriptions(_ problem: String) async throws {

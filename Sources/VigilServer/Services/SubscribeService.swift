@@ -189,6 +189,14 @@ extension AuditService {
     }
 
     func subscribe(_ request: Vigil_V1_SubscribeRequest, sender: some ResponseSender) async throws -> [String: String] {
+        // `last` counts back from the call's now, and the cursor does not
+        // keep that now (its fingerprint covers the duration only): every
+        // resumption would move the start forward, past events never sent.
+        guard !request.filter.hasLast else {
+            throw VigilError(
+                .invalidArgument,
+                "filter.last is not accepted in Subscribe: it counts back from each call's start, so a resumed subscription would skip events; give filter.since or SubscribeRequest.since (a timestamp) instead")
+        }
         let fingerprint = EventFilter.fingerprint(of: request.filter)
         let filter = try EventFilter(request.filter)
         let entries = EventFilter.entryCount(of: request.filter)
