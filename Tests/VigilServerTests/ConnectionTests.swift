@@ -661,7 +661,7 @@ struct ConnectionTests {
         }
     }
 
-    @Test("an event larger than the client's frame limit ends a Query (after the events before it) and a Get with RESOURCE_EXHAUSTED")
+    @Test("an event larger than the client's frame limit ends a Query (after the events before it) and a Get with FAILED_PRECONDITION")
     func eventLargerThanClientFrame() async throws {
         try await withTestServer(configure: { $0.eventLimits.maxEventBytes = 400_000 }) { server in
             try await RawConnection.with(port: server.port, maxFrameSize: 131_072) { connection in
@@ -688,15 +688,15 @@ struct ConnectionTests {
                 }
                 try await connection.startCall(streamID: 5, method: .query, request: request, initialWindow: 10)
                 let (status, messages) = try await connection.readCall(streamID: 5)
-                #expect(status.statusCode == .resourceExhausted, "\(status)")
-                #expect(status.message.contains("frame limit of 131072"), "\(status.message)")
+                #expect(status.statusCode == .failedPrecondition, "\(status)")
+                #expect(status.message.contains("max frame size of 131072"), "\(status.message)")
                 #expect(messages.count == 1)
                 let page = try #require(messages.first).payload.decodeMessage(Vigil_V1_QueryResponse.self)
                 #expect(page.events.map(\.seq) == [1])
                 // Get of that event likewise; the connection stays up.
                 try await connection.startCall(streamID: 7, method: .get, request: Vigil_V1_GetRequest.with { $0.id = large.id })
                 let (getStatus, getMessages) = try await connection.readCall(streamID: 7)
-                #expect(getStatus.statusCode == .resourceExhausted, "\(getStatus)")
+                #expect(getStatus.statusCode == .failedPrecondition, "\(getStatus)")
                 #expect(getMessages.isEmpty)
             }
         }

@@ -569,6 +569,39 @@ struct SubscribeTests {
         }
     }
 
+    @Test("an event larger than the client's frames ends a subscription with FAILED_PRECONDITION, after the events before it")
+    func eventLargerThanClientFrames() async throws {
+        try await withTestServer(configure: { $0.eventLimits.maxEventBytes = 400_000 }) { server in
+            let writer = try await server.connect()
+            var large = makeEvent(tenant: "acme", actor: "large")
+            // About 240 KB: within the raised event limit, over the client's 128 KiB frames.
+            large.changes = (0..<30).map { change in
+                Vigil_V1_Change.with {
+                    $0.field = "field\(change)"
+                    $0.old = String(repeating: "o", count: 4_000)
+                    $0.new = String(repeating: "n", count: 4_000)
+                }
+            }
+            let ack = try await writer.ingest(Self.batch("small", tenant: "acme", count: 3) + [large] + Self.batch("later", tenant: "acme", count: 2))
+            try await RawConnection.with(port: server.port, maxFrameSize: 131_072) { raw in
+                _ = try await raw.handshake(maxFrameSize: 131_072)
+                // The six events go out in one catch-up write as far as they can.
+                try await raw.startCall(
+                    streamID: 1, method: .subscribe, request: Self.subscribeRequest { $0.since = .init(unixNanos: 0) }, initialWindow: 100)
+                let received = try await Self.receive(raw, streamID: 1) { _ in false }
+                let status = try #require(received.status)
+                // Not RESOURCE_EXHAUSTED, which a resuming client retries, at the same event, for ever.
+                #expect(StatusCode(wireValue: status.code) == .failedPrecondition, "\(status)")
+                #expect(status.message.contains("max frame size") && status.message.contains("131072"), "\(status.message)")
+                #expect(received.events.map(\.seq) == Array(ack.firstSeq..<ack.firstSeq + 3), "the events before it were sent")
+                let cursor = try SubscriptionCursor(
+                    decoding: try #require(status.metadata["vigil.cursor"]), filterFingerprint: EventFilter.fingerprint(of: Vigil_V1_Filter()))
+                #expect(cursor.seq == ack.firstSeq + 2, "the cursor resumes at the large event")
+            }
+            await writer.close()
+        }
+    }
+
     @Test(
         "bad subscriptions are refused: INVALID_ARGUMENT for a bad cursor or filter, RESOURCE_EXHAUSTED past the per-connection limit",
         arguments: ["garbage cursor", "other filter's cursor", "cursor ahead", "catch-up ahead", "filter too complex", "bad filter", "limit"])

@@ -443,19 +443,34 @@ struct FrameSender: ResponseSender {
     /// --max-event-bytes raised past the smallest frame limit, 128 KiB).
     private func fitsClientFrames(_ message: ByteBuffer) throws {
         guard message.readableBytes <= maxFrameSize else {
-            throw VigilError(
-                .resourceExhausted,
-                "the answer takes \(message.readableBytes) bytes, over this connection's frame limit of \(maxFrameSize) bytes: connect with a larger max frame size (HELLO max_frame_size)")
+            throw Self.largerThanClientFrames(bytes: message.readableBytes, maxFrameSize: maxFrameSize)
         }
     }
 
+    /// The error for an event the client's frames cannot hold. Not
+    /// RESOURCE_EXHAUSTED: resuming clients take that for "fell behind" and
+    /// retry, meeting the same event again, for ever. Only a larger
+    /// HELLO max_frame_size helps, so FAILED_PRECONDITION, which none retries.
+    static func largerThanClientFrames(bytes: Int, maxFrameSize: Int, seq: UInt64? = nil) -> VigilError {
+        VigilError(
+            .failedPrecondition,
+            "\(seq.map { "the event at seq \($0)" } ?? "an event") takes \(bytes) bytes, larger than this connection's max frame size of \(maxFrameSize) bytes: connect with a larger max frame size (HELLO max_frame_size) to read it")
+    }
+
     func sendSome(serialized messages: ArraySlice<ByteBuffer>) async throws -> Int {
-        guard !messages.isEmpty else { return 0 }
-        for message in messages { try fitsClientFrames(message) }
+        guard let first = messages.first else { return 0 }
+        // Only the message that goes out first is checked here: the ones
+        // before a message too large go out, and it ends the call when it is first.
+        try fitsClientFrames(first)
         var count = messages.count
         if streaming {
             try await context.acquireCredit()
             count = 1 + context.takeCredit(upTo: messages.count - 1)
+        }
+        if let tooLarge = messages.prefix(count).firstIndex(where: { $0.readableBytes > maxFrameSize }) {
+            let fitting = tooLarge - messages.startIndex
+            if streaming { context.addCredit(count - fitting) }
+            count = fitting
         }
         try Task.checkCancellation()
         let sending = messages.prefix(count)

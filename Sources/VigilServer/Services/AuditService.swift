@@ -16,7 +16,8 @@ protocol ResponseSender: Sendable {
     /// Sends the first of `messages` (already serialized) and as many more as
     /// the client's credit allows now, in one write (one flush, one system
     /// call for all); returns how many it sent, at least one. Waits for
-    /// credit only for the first.
+    /// credit only for the first. Stops before a message larger than the
+    /// client's frames, and throws FAILED_PRECONDITION when that one is first.
     func sendSome(serialized messages: ArraySlice<ByteBuffer>) async throws -> Int
     /// Messages the client has granted credit for and not been sent yet
     /// (`Int.max` for a call that is not server-streaming).
@@ -328,9 +329,7 @@ struct AuditService: Sendable {
                 // Possible only with --max-event-bytes raised past the client's
                 // frame limit (128 KiB at least): sent, the frame would break
                 // the connection instead of saying why.
-                throw VigilError(
-                    .resourceExhausted,
-                    "the event at seq \(last.seq) takes \(size) bytes, over this connection's frame limit of \(sender.maxFrameSize) bytes: connect with a larger max frame size (HELLO max_frame_size) to read it")
+                throw FrameSender.largerThanClientFrames(bytes: size, maxFrameSize: sender.maxFrameSize, seq: last.seq)
             }
             let middle = events.startIndex + events.count / 2
             _ = try await sendPage(events[..<middle], context: context, sender: sender)
