@@ -222,6 +222,29 @@ struct ServeCommand: AsyncParsableCommand {
         return (try parseRetention(retention, flag: "--retention"), tenants)
     }
 
+    /// `RETENTION` (changes made through SetRetention or a SIGHUP) wins over
+    /// the flags and the configuration file: say so where they differ, or
+    /// an operator who raised --retention for compliance would go on losing
+    /// events without a word.
+    static func warnOfRetentionOverrides(configured: StorageOptions, inForce: RetentionSettings.Values, dataDir: String, logger: Logger) {
+        func text(_ nanos: Int64?) -> String {
+            guard let nanos, nanos != .max else { return "forever" }
+            let seconds = nanos / 1_000_000_000
+            return seconds % 86_400 == 0 ? "\(seconds / 86_400)d" : "\(seconds)s"
+        }
+        var overridden: [String] = []
+        if inForce.defaultNanos != configured.retentionNanos {
+            overridden.append("--retention \(text(configured.retentionNanos)) (in force: \(text(inForce.defaultNanos)))")
+        }
+        for (tenant, nanos) in configured.tenantRetentionNanos.sorted(by: { $0.key < $1.key }) where inForce.tenantNanos[tenant] != nanos {
+            overridden.append("--tenant-retention \(tenant)=\(text(nanos)) (in force: \(text(inForce.of(tenant))))")
+        }
+        guard !overridden.isEmpty else { return }
+        logger.warning(
+            "\(dataDir)/RETENTION overrides the configured retention: \(overridden.joined(separator: "; ")); change it with vigil retention (SetRetention), or remove the file to go back to the flags",
+            metadata: ["vigil.overridden": "\(overridden.count)"])
+    }
+
     func run() async throws {
         let arguments = Self.commandLineArguments
         let resolved: (command: ServeCommand, settings: EffectiveSettings)
@@ -317,6 +340,7 @@ struct ServeCommand: AsyncParsableCommand {
             throw CLIError(error)
         }
         logger.info("opened \(dataDir): \(store.recovery)")
+        Self.warnOfRetentionOverrides(configured: storage, inForce: store.retentionSettings.current, dataDir: dataDir, logger: logger)
         var registry: TokenRegistry?
         if noAuth {
             logger.warning("authentication is off (--no-auth): every connection may read and write every tenant")

@@ -149,3 +149,21 @@ extension ReloadTests {
         #expect(server.stop() == 0)
     }
 }
+
+extension ReloadTests {
+    @Test("a start whose RETENTION overrides --retention says so, naming the configured and the kept value")
+    func retentionOverrideIsLogged() throws {
+        let directory = try ConfigFileTests.temporaryDirectory("retention-override")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let arguments = ["--data-dir", directory + "/data", "--no-auth", "--retention", "30d", "--listen", "127.0.0.1:0"]
+        var server = try LoggedServer(arguments: arguments, directory: directory)
+        #expect(!server.log.contains("overrides the configured retention"), "\(server.log)")
+        let set = try VigilBinary.run(["retention", "60d", "--server", server.address])
+        #expect(set.status == 0, "\(set.stderr)")
+        #expect(server.stop() == 0)
+        try FileManager.default.removeItem(atPath: directory + "/server.log")
+        server = try LoggedServer(arguments: arguments, directory: directory)
+        #expect(server.log.contains("RETENTION overrides the configured retention: --retention 30d (in force: 60d)"), "\(server.log)")
+        #expect(server.stop() == 0)
+    }
+}
