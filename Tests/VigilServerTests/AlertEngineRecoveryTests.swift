@@ -19,8 +19,11 @@ struct AlertEngineRecoveryTests {
         return try AlertRule.load(path: path)
     }
 
-    static func temporaryDirectory() -> String {
-        FileManager.default.temporaryDirectory.appendingPathComponent("vigil-alerts-\(UUID().uuidString)").path
+    /// A store in a new temporary directory, retention off.
+    static func storeOptions() -> StorageOptions {
+        var options = StorageOptions(directory: FileManager.default.temporaryDirectory.appendingPathComponent("vigil-alerts-\(UUID().uuidString)").path)
+        options.retentionNanos = nil
+        return options
     }
 
     /// Runs the engine over `store` in a ServiceGroup during `body`, then shuts it down gracefully.
@@ -50,11 +53,9 @@ struct AlertEngineRecoveryTests {
 
     @Test("events stored while the engine was stopped (after it stopped, before the restart) are evaluated when it starts again")
     func evaluatesWhatWasStoredWhileStopped() async throws {
-        let directory = Self.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        var options = StorageOptions(directory: directory)
-        options.retentionNanos = nil
-        let progress = directory + "/alerts.progress"
+        let options = Self.storeOptions()
+        defer { try? FileManager.default.removeItem(atPath: options.directory) }
+        let progress = options.directory + "/alerts.progress"
         let rules = try Self.rules()
         var store = try ColumnarEventStore(options: options)
         try await Self.withEngine(store, rules, progress: progress) {
@@ -77,12 +78,10 @@ struct AlertEngineRecoveryTests {
 
     @Test("a window that fired does not fire again at a restart, even once the store has forgotten the alert's idempotency key")
     func firedWindowStaysFiredWithoutItsKey() async throws {
-        let directory = Self.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        var options = StorageOptions(directory: directory)
-        options.retentionNanos = nil
+        var options = Self.storeOptions()
+        defer { try? FileManager.default.removeItem(atPath: options.directory) }
         options.idempotencyMaxKeys = 10
-        let progress = directory + "/alerts.progress"
+        let progress = options.directory + "/alerts.progress"
         let rules = try Self.rules()
         var store = try ColumnarEventStore(options: options)
         try await Self.withEngine(store, rules, progress: progress) {
@@ -108,13 +107,11 @@ struct AlertEngineRecoveryTests {
 
     @Test("an alert the store refuses to take (memory or disk full) is stored once it takes it; the engine goes on")
     func refusedAlertIsRetried() async throws {
-        let directory = Self.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        var options = StorageOptions(directory: directory)
-        options.retentionNanos = nil
+        let options = Self.storeOptions()
+        defer { try? FileManager.default.removeItem(atPath: options.directory) }
         let store = try ColumnarEventStore(options: options)
         let flaky = AlertRefusingStore(store, refusals: 3)
-        try await Self.withEngine(flaky, try Self.rules(), progress: directory + "/alerts.progress") {
+        try await Self.withEngine(flaky, try Self.rules(), progress: options.directory + "/alerts.progress") {
             try await AlertRuleTests.barrier(store, "m-0", roleAlerts: 1)
             try await AlertRuleTests.barrier(store, "m-1", roleAlerts: 2)
             #expect(flaky.refused == 3)
@@ -124,10 +121,8 @@ struct AlertEngineRecoveryTests {
 
     @Test("groups are per tenant: the same actor id in two tenants counts as two actors")
     func groupsArePerTenant() async throws {
-        let directory = Self.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        var options = StorageOptions(directory: directory)
-        options.retentionNanos = nil
+        let options = Self.storeOptions()
+        defer { try? FileManager.default.removeItem(atPath: options.directory) }
         let store = try ColumnarEventStore(options: options)
         try await Self.withEngine(store, try Self.rules(), progress: nil) {
             try await AlertRuleTests.barrier(store, "m-0", roleAlerts: 1)
@@ -148,10 +143,8 @@ struct AlertEngineRecoveryTests {
 
     @Test("a rule without a window alerts once per stored event, also for two tenants' events that share an id")
     func everyEventAlertsWhateverItsID() async throws {
-        let directory = Self.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        var options = StorageOptions(directory: directory)
-        options.retentionNanos = nil
+        let options = Self.storeOptions()
+        defer { try? FileManager.default.removeItem(atPath: options.directory) }
         let store = try ColumnarEventStore(options: options)
         try await Self.withEngine(store, try Self.rules(), progress: nil) {
             try await AlertRuleTests.barrier(store, "m-0", roleAlerts: 1)
@@ -232,10 +225,8 @@ final class AlertRefusingStore: EventStore {
 extension AlertEngineRecoveryTests {
     @Test("a burst of events that each fire (a bulk import of role assignments) stores exactly one alert per event")
     func burstOfAlerts() async throws {
-        let directory = Self.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        var options = StorageOptions(directory: directory)
-        options.retentionNanos = nil
+        let options = Self.storeOptions()
+        defer { try? FileManager.default.removeItem(atPath: options.directory) }
         let store = try ColumnarEventStore(options: options)
         try await Self.withEngine(store, try Self.rules(), progress: nil) {
             try await AlertRuleTests.barrier(store, "m-0", roleAlerts: 1)
@@ -258,11 +249,9 @@ extension AlertEngineRecoveryTests {
 extension AlertEngineRecoveryTests {
     @Test("a damaged progress file does not stop the engine: it counts from the store's head, and records its progress anew")
     func damagedProgressFile() async throws {
-        let directory = Self.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        var options = StorageOptions(directory: directory)
-        options.retentionNanos = nil
-        let progress = directory + "/alerts.progress"
+        let options = Self.storeOptions()
+        defer { try? FileManager.default.removeItem(atPath: options.directory) }
+        let progress = options.directory + "/alerts.progress"
         let store = try ColumnarEventStore(options: options)
         try Data("not a progress file".utf8).write(to: URL(fileURLWithPath: progress))
         try await Self.withEngine(store, try Self.rules(), progress: progress) {

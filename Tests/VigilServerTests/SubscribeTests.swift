@@ -27,6 +27,31 @@ struct SubscribeTests {
         var status: Vigil_V1_Status?
     }
 
+    /// Ingests 200-event batches at full speed until the call `streamID` on
+    /// `raw` ends: its status, and how many frames came before its trailers
+    /// (nil, recorded as an issue, when 2,000 batches went by first).
+    static func floodUntilEnded(
+        _ writer: VigilClient, _ raw: RawConnection, streamID: UInt32
+    ) async throws -> (status: Vigil_V1_Status, messagesBefore: Int)? {
+        try await withThrowingTaskGroup(of: (status: Vigil_V1_Status, messagesBefore: Int)?.self) { group in
+            group.addTask {
+                for round in 0..<2_000 {
+                    try Task.checkCancellation()
+                    _ = try await writer.ingest(Self.batch("flood\(round)", tenant: "acme", count: 200))
+                }
+                Issue.record("2,000 batches went by and the subscriber was not cut off")
+                return nil
+            }
+            group.addTask {
+                let (frame, before) = try await raw.readUntil(.trailers, streamID: streamID, timeout: .seconds(120))
+                return (try frame.decode(Vigil_V1_Status.self), before.count)
+            }
+            let first = try await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+    }
+
     static func receive(
         _ connection: RawConnection, streamID: UInt32, until done: (Received) -> Bool
     ) async throws -> Received {
@@ -270,24 +295,8 @@ struct SubscribeTests {
                 _ = try await raw.handshake()
                 try await raw.startCall(streamID: 1, method: .subscribe, request: Self.subscribeRequest { $0.fromNow = true }, initialWindow: 1)
                 // Ingest goes on at full speed; the subscriber never grants more credit.
-                let ended = try await withThrowingTaskGroup(of: Received?.self) { group in
-                    group.addTask {
-                        for round in 0..<2_000 {
-                            try Task.checkCancellation()
-                            _ = try await writer.ingest(Self.batch("flood\(round)", tenant: "acme", count: 200))
-                        }
-                        Issue.record("2,000 batches went by and the subscriber was not cut off")
-                        return nil
-                    }
-                    group.addTask {
-                        let (frame, before) = try await raw.readUntil(.trailers, streamID: 1, timeout: .seconds(120))
-                        #expect(before.count == 1, "one message for the one unit of credit")
-                        return Received(status: try frame.decode(Vigil_V1_Status.self))
-                    }
-                    let first = try await group.next() ?? nil
-                    group.cancelAll()
-                    return first
-                }
+                let ended = try await Self.floodUntilEnded(writer, raw, streamID: 1)
+                #expect(ended?.messagesBefore == 1, "one message for the one unit of credit")
                 let status = try #require(ended?.status)
                 #expect(StatusCode(wireValue: status.code) == .resourceExhausted, "\(status)")
                 let cursorText = try #require(status.metadata["vigil.cursor"])
@@ -320,24 +329,8 @@ struct SubscribeTests {
                 try await raw.startCall(
                     streamID: 1, method: .subscribe, request: Self.subscribeRequest { $0.since = .init(unixNanos: 0) }, initialWindow: 1)
                 _ = try await raw.readUntil(.message, streamID: 1)
-                let ended = try await withThrowingTaskGroup(of: Received?.self) { group in
-                    group.addTask {
-                        for round in 0..<2_000 {
-                            try Task.checkCancellation()
-                            _ = try await writer.ingest(Self.batch("flood\(round)", tenant: "acme", count: 200))
-                        }
-                        Issue.record("2,000 batches went by and the subscriber was not cut off")
-                        return nil
-                    }
-                    group.addTask {
-                        let (frame, before) = try await raw.readUntil(.trailers, streamID: 1, timeout: .seconds(120))
-                        #expect(before.isEmpty, "nothing beyond the one unit of credit")
-                        return Received(status: try frame.decode(Vigil_V1_Status.self))
-                    }
-                    let first = try await group.next() ?? nil
-                    group.cancelAll()
-                    return first
-                }
+                let ended = try await Self.floodUntilEnded(writer, raw, streamID: 1)
+                #expect(ended?.messagesBefore == 0, "nothing beyond the one unit of credit")
                 let status = try #require(ended?.status)
                 #expect(StatusCode(wireValue: status.code) == .resourceExhausted, "\(status)")
                 let cursor = try SubscriptionCursor(
