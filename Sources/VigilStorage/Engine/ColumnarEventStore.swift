@@ -826,7 +826,10 @@ public final class ColumnarEventStore: EventStore {
     /// Applies retention now as of `now`.
     public func retainNow(now: Int64) async throws(VigilError) {
         try await maintenanceLock.withLock { () async throws(VigilError) in
-            try await writing { () throws(VigilError) in try applyRetention(now: now) }
+            try await writing { () async throws(VigilError) in
+                // At normal priority, as merges (see `maintain`).
+                try await withTaskExecutorPreference(blockingWork) { () async throws(VigilError) in try applyRetention(now: now) }
+            }
         }
     }
 
