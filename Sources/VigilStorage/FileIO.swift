@@ -165,13 +165,17 @@ public enum FileIO {
     /// Creates `path` and its parents (like `mkdir -p`), each new directory
     /// durably: its parent is fsynced, or a file later made durable inside
     /// it (a flush's part in a new day's directory, whose WAL records are
-    /// then deleted) could be lost with the directory's own entry.
+    /// then deleted) could be lost with the directory's own entry. New
+    /// directories are the owner's only (0700).
     public static func makeDirectory(_ path: String) throws(VigilError) {
         var prefix = path.hasPrefix("/") ? "/" : ""
         var parent = path.hasPrefix("/") ? "/" : "."
         for component in path.split(separator: "/") {
             prefix += component + "/"
-            if mkdir(prefix, 0o755) == 0 {
+            // Owner only: what lies below is audit events (addresses, e-mails,
+            // who did what), and a data directory, backup or archive Vigil
+            // makes itself must not be readable by every user of the host.
+            if mkdir(prefix, 0o700) == 0 {
                 try syncDirectory(parent)
             } else if errno != EEXIST {
                 throw error("mkdir", prefix)

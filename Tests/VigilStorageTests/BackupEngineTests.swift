@@ -276,3 +276,21 @@ extension BackupEngineTests {
         }
     }
 }
+
+extension BackupEngineTests {
+    @Test("the directories Vigil makes (a data directory, a backup, a restore) are its owner's only: audit events are not for every user of the host")
+    func directoriesAreOwnerOnly() async throws {
+        try await withTemporaryDirectory { root in
+            let store = try ColumnarEventStore(options: options(root + "/data"))
+            _ = try await store.append([engineEvent("u-1", at: currentUnixNanos() - 1_000_000_000)], idempotencyKey: nil)
+            try await store.flushNow()
+            _ = try await store.backup(BackupOptions(destination: root + "/backup"))
+            try await store.close()
+            _ = try BackupRestore.restore(backup: root + "/backup", to: root + "/restored")
+            for directory in ["data", "data/parts", "data/wal", "backup", "backup/parts", "restored", "restored/parts"] {
+                let mode = try FileManager.default.attributesOfItem(atPath: root + "/" + directory)[.posixPermissions] as? Int
+                #expect(mode == 0o700, "\(directory): \(String(format: "%o", mode ?? 0))")
+            }
+        }
+    }
+}
