@@ -227,11 +227,7 @@ struct ServeCommand: AsyncParsableCommand {
     /// an operator who raised --retention for compliance would go on losing
     /// events without a word.
     static func warnOfRetentionOverrides(configured: StorageOptions, inForce: RetentionSettings.Values, dataDir: String, logger: Logger) {
-        func text(_ nanos: Int64?) -> String {
-            guard let nanos, nanos != .max else { return "forever" }
-            let seconds = nanos / 1_000_000_000
-            return seconds % 86_400 == 0 ? "\(seconds / 86_400)d" : "\(seconds)s"
-        }
+        let text = RetentionSettings.Values.text
         var overridden: [String] = []
         if inForce.defaultNanos != configured.retentionNanos {
             overridden.append("--retention \(text(configured.retentionNanos)) (in force: \(text(inForce.defaultNanos)))")

@@ -104,9 +104,10 @@ enum BackupFileOperations {
         return files
     }
 
-    /// Removes everything inside `directory` (best effort), keeping the directory.
-    static func removeContents(of directory: String) {
-        for name in (try? FileIO.list(directory)) ?? [] {
+    /// Removes everything inside `directory` but the names in `kept` (best
+    /// effort), keeping the directory.
+    static func removeContents(of directory: String, keeping kept: Set<String> = []) {
+        for name in (try? FileIO.list(directory)) ?? [] where !kept.contains(name) {
             let path = directory + "/" + name
             if isDirectory(path) {
                 removeContents(of: path)

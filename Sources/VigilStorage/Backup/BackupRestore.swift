@@ -50,29 +50,17 @@ public enum BackupRestore {
         }
         try FileIO.writeAtomically([], to: target + "/" + Self.inProgressName)
         // What an earlier restore that was killed copied.
-        if unfinished { removeAll(in: target, except: leftByFailure) }
+        if unfinished { BackupFileOperations.removeContents(of: target, keeping: leftByFailure) }
         do throws(VigilError) {
             try copyFiles(of: manifest, from: backup, to: target, report: &report, progress: progress)
         } catch {
             // Back to the marker alone: `vigil serve` refuses it, a new restore takes it.
-            removeAll(in: target, except: leftByFailure)
+            BackupFileOperations.removeContents(of: target, keeping: leftByFailure)
             throw error
         }
         try FileIO.remove(target + "/" + Self.inProgressName)
         try FileIO.syncDirectory(target)
         return manifest
-    }
-
-    private static func removeAll(in directory: String, except kept: Set<String>) {
-        for name in (try? FileIO.list(directory)) ?? [] where !kept.contains(name) {
-            let path = directory + "/" + name
-            if BackupFileOperations.isDirectory(path) {
-                BackupFileOperations.removeContents(of: path)
-                try? FileIO.removeDirectory(path)
-            } else {
-                try? FileIO.remove(path)
-            }
-        }
     }
 
     /// The file that marks a data directory as being restored into (or a

@@ -140,11 +140,7 @@ extension ColumnarEventStore {
     }
 
     static func describe(_ retention: RetentionSettings.Values) -> [String] {
-        func text(_ nanos: Int64?) -> String {
-            guard let nanos, nanos != .max else { return "forever" }
-            let seconds = nanos / 1_000_000_000
-            return seconds % 86_400 == 0 ? "\(seconds / 86_400)d" : "\(seconds)s"
-        }
+        let text = RetentionSettings.Values.text
         return ["*\t" + text(retention.defaultNanos)] + retention.tenantNanos.sorted { $0.key < $1.key }.map { "\($0.key)\t" + text($0.value) }
     }
 }

@@ -26,6 +26,13 @@ public final class RetentionSettings: Sendable {
         }
 
         public var keepsEverything: Bool { defaultNanos == nil && tenantNanos.values.allSatisfy { $0 == .max } }
+
+        /// A retention for people: `90d`, `3600s`, `forever` (nil or `Int64.max`).
+        public static func text(_ nanos: Int64?) -> String {
+            guard let nanos, nanos != .max else { return "forever" }
+            let seconds = nanos / 1_000_000_000
+            return seconds % 86_400 == 0 ? "\(seconds / 86_400)d" : "\(seconds)s"
+        }
     }
 
     private let path: String
