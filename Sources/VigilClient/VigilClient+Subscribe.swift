@@ -52,7 +52,7 @@ extension VigilClient {
     /// more credit is granted as items are consumed.
     ///
     /// The server ends a subscription with RESOURCE_EXHAUSTED when the consumer
-    /// fell too far behind and with UNAVAILABLE when it shuts down; the thrown
+    /// stopped reading (granted no credit while the live stream moved on) and with UNAVAILABLE when it shuts down; the thrown
     /// `VigilError.metadata["vigil.cursor"]` resumes from there. For a
     /// subscription that reconnects and resumes by itself, see
     /// `VigilClient.resilientSubscription(_:configuration:window:reconnect:onConnectionEvent:)`.

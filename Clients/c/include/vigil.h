@@ -374,7 +374,7 @@ typedef struct vigil_subscribe_params {
     uint32_t window;      /* messages in flight; 0: 64. Credit is granted back as the
                              callback consumes them, half a window at a time. */
     int timeout_ms;       /* deadline of the call; 0: none (the default) */
-    bool auto_resume;     /* on UNAVAILABLE, RESOURCE_EXHAUSTED (fell behind) or a
+    bool auto_resume;     /* on UNAVAILABLE, RESOURCE_EXHAUSTED (stopped reading) or a
                              lost connection: reconnect with backoff and resume
                              from the last cursor, without repeating an event
                              (the shortest wait again after a call that delivered
