@@ -109,6 +109,52 @@ struct AbuseLimitTests {
         }
     }
 
+    @Test("PINGs do not keep a connection without calls open: GOAWAY UNAVAILABLE (14) after the idle timeout")
+    func pingsAreNotActivity() async throws {
+        try await withTestServer(configure: { $0.idleTimeout = .milliseconds(300) }) { server in
+            try await RawConnection.with(port: server.port) { connection in
+                _ = try await connection.handshake()
+                // PING after PING, each answered, until the server gives up on
+                // the connection; before, every PING reset its idle clock.
+                let giveUp = ContinuousClock.now + .seconds(20)
+                var opaque: UInt64 = 1
+                while ContinuousClock.now < giveUp {
+                    var payload = ByteBuffer()
+                    payload.writeInteger(opaque)
+                    // The server may have sent its GOAWAY and closed already:
+                    // then the PING cannot go out, and the GOAWAY is read below.
+                    do { try await connection.send(Frame(type: .ping, streamID: 0, payload: payload)) } catch {}
+                    let frame = try await connection.readFrame()
+                    if frame.type == .pong {
+                        opaque += 1
+                        continue
+                    }
+                    try ConnectionTests.expectGoAway(frame, code: .unavailable, lastStreamID: 0)
+                    return
+                }
+                Issue.record("no GOAWAY in 20 s of PINGs (\(opaque) answered)")
+            }
+        }
+    }
+
+    @Test("HEADERS over 16 KiB: TRAILERS RESOURCE_EXHAUSTED (8), and the connection serves the next call")
+    func oversizedHeaders() async throws {
+        try await withTestServer { server in
+            try await RawConnection.with(port: server.port) { connection in
+                _ = try await connection.handshake()
+                var headers = Vigil_V1_CallHeaders()
+                headers.method = AuditMethod.ingest.rawValue
+                for key in 0..<4_000 { headers.metadata["key-\(key)"] = String(repeating: "v", count: 16) }
+                try await connection.send(Frame(type: .headers, streamID: 1, message: headers))
+                let (status, _) = try await connection.readCall(streamID: 1)
+                #expect(status.statusCode == .resourceExhausted, "\(status.message)")
+                #expect(status.message.contains("16384"), "\(status.message)")
+                let response = try await connection.ingest([makeTestEvent()], streamID: 3)
+                #expect(response.firstSeq > 0)
+            }
+        }
+    }
+
     @Test("an open subscription keeps a quiet connection from being idle")
     func subscriptionIsNotIdle() async throws {
         try await withTestServer(configure: {

@@ -269,6 +269,54 @@ struct ConnectionStateMachineTests {
         Self.expectGoAwayAndClose(machine.idleTimedOut(after: .seconds(5)), code: .unavailable, lastStreamID: 1)
     }
 
+    @Test("calls still waiting for their request do not keep a connection from being idle")
+    func idleWithWaitingCalls() {
+        var machine = Self.activeMachine()
+        Self.open(1, on: &machine, running: false)
+        Self.open(3, on: &machine, running: false)
+        Self.expectGoAwayAndClose(machine.idleTimedOut(after: .seconds(5)), code: .unavailable, lastStreamID: 3)
+    }
+
+    @Test("HEADERS over 16 KiB end their call with RESOURCE_EXHAUSTED; the connection goes on")
+    func largeHeaders() {
+        var machine = Self.activeMachine()
+        var headers = Vigil_V1_CallHeaders()
+        headers.method = AuditMethod.ingest.rawValue
+        for key in 0..<2_000 { headers.metadata["key-\(key)"] = "value" }
+        let frame = Frame(type: .headers, streamID: 1, message: headers)
+        #expect(frame.payload.readableBytes > machine.limits.maxControlFrameBytes)
+        Self.expectEndCall(machine.frameReceived(frame), streamID: 1, code: .resourceExhausted)
+        #expect(machine.calls.isEmpty, "nothing of it is kept")
+        #expect(machine.phase == .active)
+        Self.open(3, on: &machine, running: true)
+    }
+
+    @Test("a HELLO over 16 KiB is refused with GOAWAY RESOURCE_EXHAUSTED")
+    func largeHello() {
+        var machine = Self.machine()
+        _ = machine.prefaceReceived(.vigil(.current))
+        var hello = Vigil_V1_Hello()
+        hello.majorVersion = 1
+        hello.clientName = String(repeating: "x", count: 20_000)
+        Self.expectGoAwayAndClose(machine.frameReceived(Frame(type: .hello, streamID: 0, message: hello)), code: .resourceExhausted)
+        #expect(machine.phase == .closed)
+    }
+
+    @Test("a long client name is kept to 256 characters")
+    func longClientName() {
+        var machine = Self.machine()
+        _ = machine.prefaceReceived(.vigil(.current))
+        var hello = Vigil_V1_Hello()
+        hello.majorVersion = 1
+        hello.clientName = String(repeating: "n", count: 5_000)
+        guard case .authenticate(_, let name) = machine.frameReceived(Frame(type: .hello, streamID: 0, message: hello)) else {
+            Issue.record("the HELLO was not taken")
+            return
+        }
+        #expect(name.count == 256)
+        #expect(machine.clientName.count == 256)
+    }
+
     @Test("a second HELLO is a protocol error")
     func secondHello() {
         var machine = Self.activeMachine()

@@ -92,7 +92,6 @@ struct ConnectionHandler: Sendable {
                     }
                     do {
                         for try await item in inbound {
-                            identity.touch()
                             let action: ConnectionStateMachine.Action = state.with { machine in
                                 switch item {
                                 case .preface(let classification): machine.prefaceReceived(classification)
@@ -263,6 +262,9 @@ struct ConnectionHandler: Sendable {
                 await perform(action)
                 return
             }
+            // A call is activity; PINGs and stray frames are not, or a
+            // client pinging now and then would hold its slot for ever.
+            identity.touch()
             let io = self
             switch call.method {
             case .query, .aggregate, .get, .health:
@@ -377,7 +379,7 @@ struct ConnectionHandler: Sendable {
             case .finished(.failure(let error)):
                 status = error.status
             case .ended(.deadlineExceeded):
-                status = VigilError(.deadlineExceeded, "the call's deadline of \(call.headers.timeoutMs) ms passed").status
+                status = VigilError(.deadlineExceeded, "the call's deadline of \(call.timeoutMilliseconds) ms passed").status
             case .ended(.failed(let error)):
                 status = error.status
             case .ended(.cancelledByClient), nil:

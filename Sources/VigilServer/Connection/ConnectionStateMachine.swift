@@ -12,6 +12,11 @@ struct ConnectionStateMachine {
         var defaultWindow: Int
         /// The smallest frame a client may ask the server to stay under.
         var minClientFrameSize: Int = 131_072
+        /// The largest HELLO or HEADERS payload. They hold a token, a method
+        /// name, a deadline and a little free-form metadata; without a bound
+        /// below the frame limit (4 MiB), 128 calls waiting for their request
+        /// could pin gigabytes of decoded metadata on one connection.
+        var maxControlFrameBytes: Int = 16_384
     }
 
     enum Phase: Equatable {
@@ -35,7 +40,9 @@ struct ConnectionStateMachine {
 
     struct Call {
         var method: AuditMethod
-        var headers: Vigil_V1_CallHeaders
+        /// The HEADERS' deadline, for the message when it passes (0: none).
+        /// The rest of the HEADERS (its metadata) is not kept.
+        var timeoutMilliseconds: UInt64
         var phase: CallPhase
         var context: CallContext
     }
@@ -128,6 +135,9 @@ struct ConnectionStateMachine {
             guard frame.type == .hello else {
                 return fatal(.unauthenticated, "the first frame must be HELLO, not \(frame.type)")
             }
+            guard frame.payload.readableBytes <= limits.maxControlFrameBytes else {
+                return fatal(.resourceExhausted, "a HELLO of \(frame.payload.readableBytes) bytes exceeds the limit of \(limits.maxControlFrameBytes) bytes")
+            }
             let hello: Vigil_V1_Hello
             do { hello = try frame.decode() } catch { return fatal(.invalidArgument, error.message) }
             if hello.maxFrameSize != 0 && Int(hello.maxFrameSize) < limits.minClientFrameSize {
@@ -135,8 +145,9 @@ struct ConnectionStateMachine {
             }
             phase = .authenticating
             clientFrameSize = Int(hello.maxFrameSize)
-            clientName = hello.clientName
-            return .authenticate(token: hello.authToken, clientName: hello.clientName)
+            // Only for the logs: a name is not worth more than this.
+            clientName = String(hello.clientName.prefix(256))
+            return .authenticate(token: hello.authToken, clientName: clientName)
         case .authenticating:
             // The read loop waits for the token check before it reads on.
             return fatal(.unauthenticated, "a \(frame.type) frame arrived before the HELLO was answered")
@@ -187,6 +198,13 @@ struct ConnectionStateMachine {
         if case .draining = phase {
             return .endCall(streamID: streamID, status: drainReason)
         }
+        guard frame.payload.readableBytes <= limits.maxControlFrameBytes else {
+            return .endCall(
+                streamID: streamID,
+                status: VigilError(
+                    .resourceExhausted,
+                    "HEADERS of \(frame.payload.readableBytes) bytes exceed the limit of \(limits.maxControlFrameBytes) bytes; send less call metadata"))
+        }
         let headers: Vigil_V1_CallHeaders
         do { headers = try frame.decode() } catch {
             return .endCall(streamID: streamID, status: error)
@@ -215,7 +233,7 @@ struct ConnectionStateMachine {
         }
         let credit = headers.hasInitialWindow ? Int(headers.initialWindow) : limits.defaultWindow
         let context = CallContext(streamID: streamID, initialCredit: credit)
-        calls[streamID] = Call(method: method, headers: headers, phase: .awaitingRequest, context: context)
+        calls[streamID] = Call(method: method, timeoutMilliseconds: headers.timeoutMs, phase: .awaitingRequest, context: context)
         return headers.timeoutMs > 0 ? .armDeadline(context, timeoutMilliseconds: headers.timeoutMs) : .none
     }
 
@@ -368,8 +386,10 @@ struct ConnectionStateMachine {
     }
 
     /// The connection had no call for the idle timeout.
+    /// Calls still waiting for their request do not count: a client that
+    /// opens calls and never sends them would otherwise hold its slot for ever.
     mutating func idleTimedOut(after timeout: Duration) -> Action {
-        guard phase == .active, calls.isEmpty else { return .none }
+        guard phase == .active, !calls.values.contains(where: { $0.phase == .running }) else { return .none }
         return fatal(.unavailable, "closing the connection after \(timeout.components.seconds) s without a call; reconnect when needed")
     }
 
