@@ -256,6 +256,30 @@ struct AuthorizationTests {
         }
     }
 
+    @Test("a token bound to 300 tenants subscribes with an empty filter (the limit counts the filter as sent)")
+    func subscribeWithManyTenants() async throws {
+        try await withAuthServer { fixture in
+            let tenants = (0..<300).map { "t\($0)" }
+            let (_, secret) = try fixture.makeToken("many", [.read], tenants: tenants)
+            let writer = try await fixture.connect("ingest-all")
+            _ = try await writer.ingest([makeTestEvent(tenant: "t299"), makeTestEvent(index: 1, tenant: "acme")])
+            let reader = try await fixture.connect(secret: secret)
+            var request = Vigil_V1_SubscribeRequest()
+            request.since = .init(unixNanos: 0)
+            var iterator = reader.subscribe(request).makeAsyncIterator()
+            let first = try #require(try await iterator.next())
+            #expect(first.event?.tenant == "t299", "only the token's tenants")
+            // The client's own filter is still held to the limit.
+            var tooMany = Vigil_V1_SubscribeRequest()
+            tooMany.since = .init(unixNanos: 0)
+            tooMany.filter.tenants = Array(tenants.prefix(257))
+            var refused = reader.subscribe(tooMany).makeAsyncIterator()
+            #expect(await statusOf { _ = try await refused.next() } == .invalidArgument)
+            await reader.close()
+            await writer.close()
+        }
+    }
+
     @Test("a token narrowed in the tokens file (then a reload) ends its open connections; it connects again with what it is now")
     func reloadNarrowingClosesConnections() async throws {
         try await withAuthServer { fixture in
@@ -328,6 +352,31 @@ struct AuthorizationTests {
             #expect(events[0].sourceIp == "127.0.0.1")
             #expect(events[1].actor.name == "ci-agent")
             #expect(events[3].metadata["after"] == "30d")
+            await admin.close()
+        }
+    }
+
+    @Test("a caller without the admin scope is refused PERMISSION_DENIED (7) and recorded, whatever its admin request holds")
+    func nonAdminBadRequest() async throws {
+        try await withAuthServer { fixture in
+            let reader = try await fixture.connect("read-all")
+            var badScope = Vigil_V1_CreateTokenRequest()
+            badScope.name = "x"
+            badScope.scopes = [.unspecified]
+            #expect(await statusOf { _ = try await reader.createToken(badScope) } == .permissionDenied)
+            var badTenant = Vigil_V1_SetRetentionRequest()
+            badTenant.tenant = "no spaces"
+            badTenant.retention = .init(seconds: 30 * 86_400, nanos: 0)
+            #expect(await statusOf { _ = try await reader.setRetention(badTenant) } == .permissionDenied)
+            await reader.close()
+            let admin = try await fixture.connect("admin-all")
+            var query = Vigil_V1_QueryRequest()
+            query.filter.tenants = ["_system"]
+            query.order = .oldestFirst
+            var events: [AuditEvent] = []
+            for try await event in admin.query(query) { events.append(event) }
+            #expect(events.map(\.action) == ["token.create", "retention.update"])
+            #expect(events.allSatisfy { $0.outcome == .denied && $0.actor.name == "read-all" })
             await admin.close()
         }
     }
@@ -493,6 +542,39 @@ struct AuthorizationTests {
         #expect((attributes[.posixPermissions] as? Int) == 0o600)
         _ = try again.revoke(id: token.id)
         #expect(try TokenRegistry(directory: directory).authenticate(secret) == nil)
+    }
+
+    @Test("a principal authorized before a reload is current only while its token's secret and permissions stay as they were")
+    func principalStaysCurrent() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-tokens-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let registry = try TokenRegistry(directory: directory)
+        let (token, secret) = try registry.create(name: "admin", scopes: [.admin], tenants: [], createdBy: "test")
+        let (other, otherSecret) = try registry.create(name: "other", scopes: [.read], tenants: [], createdBy: "test")
+        let principal = try #require(registry.authenticate(secret))
+        let otherPrincipal = try #require(registry.authenticate(otherSecret))
+        #expect(registry.isCurrent(principal) && registry.isCurrent(otherPrincipal))
+        // The operator narrows one token to read and replaces the other's secret, then reloads.
+        let path = directory + "/tokens"
+        var file = try Vigil_V1_TokenFile(serializedBytes: [UInt8](try #require(FileManager.default.contents(atPath: path))))
+        let narrowed = try #require(file.tokens.firstIndex { $0.id == token.id })
+        file.tokens[narrowed].scopes = [AccessScope.read.proto]
+        let rotated = try #require(file.tokens.firstIndex { $0.id == other.id })
+        file.tokens[rotated].secretSha256 = Data(repeating: 7, count: 32)
+        let bytes: [UInt8] = try file.serializedBytes()
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let reload = try registry.reload()
+        #expect(Set(reload.changed) == [token.id, other.id], "\(reload)")
+        // Calls of connections authorized before (their close may not have
+        // happened yet) are refused; the ids are still active.
+        #expect(!registry.isCurrent(principal))
+        #expect(!registry.isCurrent(otherPrincipal))
+        #expect(registry.isActive(token.id) && registry.isActive(other.id))
+        // Authorized again, the narrowed token is current with what it is now.
+        let again = try #require(registry.authenticate(secret))
+        #expect(again.scopes == [.read] && registry.isCurrent(again))
+        #expect(registry.authenticate(otherSecret) == nil)
     }
 
     @Test("ensureAdmin accepts a long external secret once; refuses short or spaced ones (INVALID_ARGUMENT), revoked or non-admin ones (FAILED_PRECONDITION)")

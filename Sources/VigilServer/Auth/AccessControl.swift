@@ -21,11 +21,12 @@ struct AccessControl: Sendable {
         return .success(principal)
     }
 
-    /// Refuses a call of a principal whose token was revoked since HELLO.
+    /// Refuses a call of a principal whose token was revoked or changed
+    /// (secret, scopes, tenants, rate) since HELLO.
     func checkActive(_ principal: Principal) throws(VigilError) {
-        guard let registry, let id = principal.tokenID else { return }
-        guard registry.isActive(id) else {
-            throw VigilError(.unauthenticated, "the connection's token was revoked")
+        guard let registry, principal.tokenID != nil else { return }
+        guard registry.isCurrent(principal) else {
+            throw VigilError(.unauthenticated, "the connection's token was revoked, or its permissions changed; connect again with a valid token")
         }
     }
 }

@@ -1,3 +1,4 @@
+import struct Foundation.Data
 import VigilCore
 import VigilProto
 
@@ -71,10 +72,17 @@ public struct Principal: Sendable, Equatable {
     public var tenants: TenantAccess
     /// Events per second this principal may ingest; nil for no limit.
     public var ingestEventsPerSecond: UInt64?
+    /// SHA-256 of the secret it authenticated with: a connection whose
+    /// token's secret was replaced since its HELLO may not go on.
+    var secretDigest: Data?
 
     public static let anonymous = Principal(tokenID: nil, name: "anonymous", scopes: Set(AccessScope.allCases), tenants: .all)
 
-    public init(tokenID: String?, name: String, scopes: Set<AccessScope>, tenants: TenantAccess, ingestEventsPerSecond: UInt64? = nil) {
+    public init(
+        tokenID: String?, name: String, scopes: Set<AccessScope>, tenants: TenantAccess, ingestEventsPerSecond: UInt64? = nil,
+        secretDigest: Data? = nil
+    ) {
+        self.secretDigest = secretDigest
         self.tokenID = tokenID
         self.name = name
         self.scopes = scopes

@@ -22,8 +22,9 @@ public final class TokenRegistry: Sendable {
         var tokens: [Vigil_V1_StoredToken]
         /// SHA-256 of a secret → index in `tokens`.
         var byHash: [Data: Int]
-        /// Ids of tokens that are not revoked: checked on every call.
-        var active: Set<String>
+        /// Tokens that are not revoked, by id, as the principals they stand
+        /// for now: every call's principal is compared with its token's.
+        var active: [String: Principal]
     }
 
     private let path: String
@@ -71,14 +72,14 @@ public final class TokenRegistry: Sendable {
         // Read under the lock: a token created meanwhile is in the file, not lost.
         let (before, after, changed) = try state.withLock { (state: inout State) throws(VigilError) in
             let tokens = try Self.read(path)
-            let before = state.active
+            let before = Set(state.active.keys)
             let old = Dictionary(state.tokens.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
             state = State(tokens: tokens, byHash: Self.index(tokens), active: Self.activeIDs(tokens))
             let changed = tokens.filter { token in
                 guard token.revokedAtNanos == 0, before.contains(token.id), let earlier = old[token.id] else { return false }
                 return !Self.samePermissions(earlier, token)
             }.map(\.id)
-            return (before, state.active, changed)
+            return (before, Set(state.active.keys), changed)
         }
         let deactivated = before.subtracting(after)
         let handlers = deactivationHandlers.withLock { $0 }
@@ -130,8 +131,8 @@ public final class TokenRegistry: Sendable {
         return byHash
     }
 
-    private static func activeIDs(_ tokens: [Vigil_V1_StoredToken]) -> Set<String> {
-        Set(tokens.filter { $0.revokedAtNanos == 0 }.map(\.id))
+    private static func activeIDs(_ tokens: [Vigil_V1_StoredToken]) -> [String: Principal] {
+        Dictionary(tokens.filter { $0.revokedAtNanos == 0 }.map { ($0.id, principal(of: $0)) }, uniquingKeysWith: { _, last in last })
     }
 
     static func hash(_ secret: String) -> Data {
@@ -149,10 +150,19 @@ public final class TokenRegistry: Sendable {
         }
     }
 
-    /// Whether the token `id` exists and is not revoked: checked on every
-    /// call, so a revocation also stops connections opened before it.
+    /// Whether the token `id` exists and is not revoked.
     public func isActive(_ id: String) -> Bool {
-        state.withLock { $0.active.contains(id) }
+        state.withLock { $0.active[id] != nil }
+    }
+
+    /// Whether `principal` is still what its token stands for: not revoked,
+    /// and with the same secret, scopes, tenants and rate. Checked on every
+    /// call, so a revocation or a reload that changed the token stops
+    /// connections authorized before it, even one whose HELLO raced the
+    /// reload (its connection was not yet known to be closed).
+    public func isCurrent(_ principal: Principal) -> Bool {
+        guard let id = principal.tokenID else { return false }
+        return state.withLock { $0.active[id] == principal }
     }
 
     static func principal(of token: Vigil_V1_StoredToken) -> Principal {
@@ -160,7 +170,8 @@ public final class TokenRegistry: Sendable {
             tokenID: token.id, name: token.name,
             scopes: Set(token.scopes.compactMap(AccessScope.init)),
             tenants: TenantAccess(token.tenants),
-            ingestEventsPerSecond: token.ingestEventsPerSecond == 0 ? nil : token.ingestEventsPerSecond)
+            ingestEventsPerSecond: token.ingestEventsPerSecond == 0 ? nil : token.ingestEventsPerSecond,
+            secretDigest: token.secretSha256)
     }
 
     public var tokens: [Vigil_V1_StoredToken] { state.withLock { $0.tokens } }
@@ -199,7 +210,7 @@ public final class TokenRegistry: Sendable {
             try save(next)
             state.tokens = next
             state.byHash[token.secretSha256] = next.count - 1
-            state.active.insert(token.id)
+            state.active[token.id] = Self.principal(of: token)
         }
         return (token, secret)
     }
@@ -216,7 +227,7 @@ public final class TokenRegistry: Sendable {
             next[index].revokedAtNanos = now
             try save(next)
             state.tokens = next
-            state.active.remove(id)
+            state.active[id] = nil
             return next[index]
         }
     }

@@ -8,6 +8,12 @@ import VigilStorage
 /// every refused attempt, is recorded in the `_system` tenant.
 extension AuditService {
     func admin(_ method: AuditMethod, request: ByteBuffer, sender: some ResponseSender, caller: Caller) async throws -> [String: String] {
+        // The scope first, before the request is decoded or checked: a caller
+        // without it is told PERMISSION_DENIED (and `_system` records the
+        // attempt) whatever it sent, not INVALID_ARGUMENT for a bad request.
+        // Each call then checks what its request asks (tenants, server-wide).
+        let principal = caller.principal
+        try await authorizeAdmin(method, caller: caller) { () throws(VigilError) in try principal.require(.admin, for: method) }
         switch method {
         case .createToken: try await createToken(request.decodeMessage(), sender: sender, caller: caller)
         case .listTokens: try await listTokens(request.decodeMessage(), sender: sender, caller: caller)

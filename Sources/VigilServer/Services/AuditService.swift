@@ -130,6 +130,7 @@ struct AuditService: Sendable {
             try principal.require(.read, for: method)
             var subscribe: Vigil_V1_SubscribeRequest = try request.decodeMessage()
             tenants?.record(.list(subscribe.filter.tenants))
+            try checkSubscriptionFilterSize(subscribe.filter)
             subscribe.filter = try principal.scoped(subscribe.filter, for: method)
             return try await self.subscribe(subscribe, sender: sender)
         case .verify:

@@ -191,6 +191,20 @@ extension AuditService {
         }
     }
 
+    /// Refuses a subscription filter with more entries than a subscriber may
+    /// match per batch. Counted as the client sent it, before its token's
+    /// tenants are filled in: a token bound to 300 tenants may still follow
+    /// all of them with an empty filter (the tenant check is one pass over a
+    /// batch's tenant codes, whatever their number).
+    func checkSubscriptionFilterSize(_ sent: Vigil_V1_Filter) throws(VigilError) {
+        let entries = EventFilter.entryCount(of: sent)
+        guard entries <= configuration.maxSubscriptionFilterEntries else {
+            throw VigilError(
+                .invalidArgument,
+                "filter has \(entries) entries; a subscription's filter may have at most \(configuration.maxSubscriptionFilterEntries)")
+        }
+    }
+
     func subscribe(_ request: Vigil_V1_SubscribeRequest, sender: some ResponseSender) async throws -> [String: String] {
         // `last` counts back from the call's now, and the cursor does not
         // keep that now (its fingerprint covers the duration only): every
@@ -202,12 +216,6 @@ extension AuditService {
         }
         let fingerprint = EventFilter.fingerprint(of: request.filter)
         let filter = try EventFilter(request.filter)
-        let entries = EventFilter.entryCount(of: request.filter)
-        guard entries <= configuration.maxSubscriptionFilterEntries else {
-            throw VigilError(
-                .invalidArgument,
-                "filter has \(entries) entries; a subscription's filter may have at most \(configuration.maxSubscriptionFilterEntries)")
-        }
         let feed = store.feed
         let head = feed.head
         var begin = SubscriptionCursor(seq: head, filterFingerprint: fingerprint)
