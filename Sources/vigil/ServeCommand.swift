@@ -363,7 +363,9 @@ struct ServeCommand: AsyncParsableCommand {
         }
         services.append(.init(service: ConfigurationReloader(
             hangups: hangups, arguments: arguments, initial: (self, settings),
-            targets: .init(levelControl: levelControl, registry: registry, store: store, ruleSet: ruleSet),
+            targets: .init(
+                levelControl: levelControl, registry: registry, store: store, ruleSet: ruleSet,
+                audit: ReloadAudit(store: store, logger: logger)),
             logger: logger)))
         var groupConfiguration = ServiceGroupConfiguration(
             services: services,

@@ -55,6 +55,13 @@ struct ReloadTests {
         #expect(reloaded.contains("alert rules: changed logins; 0 unchanged"), "\(reloaded)")
         #expect(reloaded.contains("vigil.needs-restart=max-connections"), "\(reloaded)")
         #expect(log.contains("max-connections changed in the configuration; it takes effect after a restart"), "\(log)")
+        // Recorded in _system as the API's changes are, by the server itself.
+        let system = try vigil(["query", "--tenant", "_system", "--format", "json"])
+        #expect(system.status == 0, "\(system.stderr)")
+        let changes = system.stdout.split(separator: "\n").filter { $0.contains("retention.update") }
+        #expect(changes.count == 2, "the default and globex's: \(system.stdout)")
+        #expect(changes.allSatisfy { $0.contains("SIGHUP") && $0.contains("SYSTEM") }, "\(changes)")
+        #expect(changes.contains { $0.contains("\"after\":\"30d\"") || $0.contains("\"after\": \"30d\"") }, "\(changes)")
 
         // The new behaviour: the 40-day-old event is past the new retention;
         // OK calls are logged; two logins now fire the rule.
@@ -101,6 +108,8 @@ struct ReloadTests {
         server.signal(SIGHUP)
         let log = try server.waitForLog("the token reload") { $0.contains("reloaded: ") }
         #expect(log.contains("tokens: 1 active, no longer active: tok_"), "\(log)")
+        let system = try VigilBinary.run(["query", "--tenant", "_system", "--format", "json", "--server", server.address, "--token", admin])
+        #expect(system.stdout.split(separator: "\n").contains { $0.contains("token.revoke") && $0.contains("SIGHUP") }, "\(system.stdout)")
         let refused = try VigilBinary.run(["count", "--server", server.address, "--token", agent])
         #expect(refused.status != 0)
         #expect(refused.stderr.contains("UNAUTHENTICATED"), "\(refused.stderr)")

@@ -26,12 +26,13 @@ struct SystemAuditLog: Sendable {
 
     /// Stores `entry` as done by `principal` from `peerIP`. A failure to store
     /// is logged, not thrown: the admin action itself already happened.
-    func record(_ entry: Entry, by principal: Principal, peerIP: String?) async {
+    /// `actorType` nil: the token's, or anonymous without one.
+    func record(_ entry: Entry, by principal: Principal, peerIP: String?, actorType: Vigil_V1_ActorType? = nil) async {
         var event = AuditEvent()
         event.occurredAt = .init(unixNanos: currentUnixNanos())
         event.tenant = Self.tenant
-        event.actor.id = principal.tokenID ?? "anonymous"
-        event.actor.type = principal.tokenID == nil ? .anonymous : .apiToken
+        event.actor.type = actorType ?? (principal.tokenID == nil ? .anonymous : .apiToken)
+        event.actor.id = principal.tokenID ?? (event.actor.type == .system ? "vigil" : "anonymous")
         event.actor.name = String(principal.name.prefix(256))
         event.action = entry.action
         event.category = entry.category

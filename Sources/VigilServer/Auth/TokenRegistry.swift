@@ -27,7 +27,8 @@ public final class TokenRegistry: Sendable {
         var active: [String: Principal]
     }
 
-    private let path: String
+    /// `<data-dir>/tokens`.
+    public let path: String
     private let state: Mutex<State>
     /// Called with the ids of tokens a reload made inactive (to close their connections).
     private let deactivationHandlers = Mutex<[@Sendable (String) -> Void]>([])

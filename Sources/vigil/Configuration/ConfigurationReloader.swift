@@ -17,6 +17,8 @@ struct ConfigurationReloader: Service, CustomStringConvertible {
         let store: any EventStore
         /// nil when the server runs no alert engine (no --rules at start).
         let ruleSet: AlertRuleSet?
+        /// Where retention and token changes are recorded (`_system`).
+        let audit: ReloadAudit
     }
 
     let hangups: UnixSignalsSequence
@@ -61,6 +63,7 @@ struct ConfigurationReloader: Service, CustomStringConvertible {
                 let tokens = try registry.reload()
                 if !tokens.activated.isEmpty || !tokens.deactivated.isEmpty || !tokens.changed.isEmpty {
                     applied.append("tokens: \(tokens)")
+                    await targets.audit.tokensReloaded(tokens, path: registry.path)
                 }
             } catch {
                 logger.error("reload refused; nothing was changed", metadata: ["vigil.problems": "\(error.message)"])
@@ -79,7 +82,7 @@ struct ConfigurationReloader: Service, CustomStringConvertible {
                 targets.levelControl.current = next.command.logLevel
                 applied.append(change)
             case "retention":
-                if await setRetention(tenant: nil, nanos: retention.defaultNanos) { applied.append(change) } else { failed.append(key) }
+                if await setRetention(tenant: nil, nanos: retention.defaultNanos, source: source) { applied.append(change) } else { failed.append(key) }
             case "tenant-retention":
                 let before = (try? current.command.retentionSettings().tenantNanos) ?? [:]
                 var allSet = true
@@ -87,7 +90,7 @@ struct ConfigurationReloader: Service, CustomStringConvertible {
                 where before[tenant] != retention.tenantNanos[tenant] {
                     // A tenant no longer listed falls back to the default retention.
                     // (Int64.max is a tenant's forever.)
-                    allSet = await setRetention(tenant: tenant, nanos: retention.tenantNanos[tenant]) && allSet
+                    allSet = await setRetention(tenant: tenant, nanos: retention.tenantNanos[tenant], source: source) && allSet
                 }
                 if allSet { applied.append(change) } else { failed.append(key) }
             case "rules" where targets.ruleSet != nil && next.command.rules != nil:
@@ -121,10 +124,11 @@ struct ConfigurationReloader: Service, CustomStringConvertible {
         return (failed.isEmpty ? next.command : current.command, next.settings.keeping(needsRestart + failed, from: current.settings))
     }
 
-    /// Whether it was set.
-    private func setRetention(tenant: String?, nanos: Int64?) async -> Bool {
+    /// Whether it was set. A change is recorded in `_system`, as the API's are.
+    private func setRetention(tenant: String?, nanos: Int64?, source: String) async -> Bool {
         do {
-            _ = try await targets.store.setRetention(tenant: tenant, nanos: nanos)
+            let (before, after) = try await targets.store.setRetention(tenant: tenant, nanos: nanos)
+            if before != after { await targets.audit.retentionChanged(tenant: tenant, before: before, after: after, source: source) }
             return true
         } catch {
             logger.error("could not change the retention", metadata: ["vigil.tenant": "\(tenant ?? "*")", "vigil.error": "\(error.message)"])
