@@ -200,6 +200,39 @@ struct AggregateQueryTests {
         }
     }
 
+    @Test("a histogram's bucket limit counts the matching events' span, not that of the blocks they share with others")
+    func histogramOfNarrowFilter() async throws {
+        try await withTestServer { server in
+            let client = try await server.connect()
+            defer { Task { await client.close() } }
+            // One batch, three days apart: in one chunk, then in one block.
+            let now = currentUnixNanos()
+            var login = makeEvent(tenant: "acme", at: now - 3 * 86_400_000_000_000)
+            login.action = "auth.login"
+            var create = makeEvent(tenant: "acme", at: now)
+            create.action = "user.create"
+            _ = try await client.ingest([login, create])
+            for flushed in [false, true] {
+                if flushed { try await #require(server.store as? ColumnarEventStore).flushNow() }
+                let answer = try await aggregate(client) {
+                    $0.filter.tenants = ["acme"]
+                    $0.filter.actions = ["auth.login"]
+                    $0.histogramInterval = .init(seconds: 1)
+                }
+                #expect(answer.count == 1, "flushed: \(flushed)")
+                #expect(answer.histogram.map(\.count) == [1], "flushed: \(flushed)")
+            }
+            // Both events in one-second buckets are over the limit: refused, as before.
+            let error = await expectVigilError(.invalidArgument) {
+                _ = try await aggregate(client) {
+                    $0.filter.tenants = ["acme"]
+                    $0.histogramInterval = .init(seconds: 1)
+                }
+            }
+            #expect(error?.message.contains("buckets") == true)
+        }
+    }
+
     @Test("a deadline on a long scan ends it with DEADLINE_EXCEEDED promptly, and the server serves the next call")
     func deadline() async throws {
         try await Self.withLoadedServer { server, events in

@@ -28,19 +28,12 @@ struct AggregateExecution: Sendable {
         guard low <= high else { return result }
         let plan = SourcePlan(snapshot: snapshot, evaluation: evaluation, low: low, high: high, statistics: &result.statistics)
         let sources = plan.sources
-        if let width = query.histogramWidth, let limit = query.maxHistogramBuckets,
-            let oldest = sources.map(\.oldest).min(), let newest = sources.map(\.newest).max()
-        {
-            // The most buckets the data can fill, known before counting.
-            let first = Self.bucket(max(oldest, low), width: width)
-            let last = Self.bucket(min(newest, high), width: width)
-            let (span, overflow) = last.subtractingReportingOverflow(first)
-            if overflow || span / width + 1 > Int64(limit) {
-                throw VigilError(
-                    .invalidArgument,
-                    "the histogram would have \(overflow ? "too many" : String(span / width + 1)) buckets; the limit is \(limit): choose a wider histogram_interval or a narrower time range")
-            }
-        }
+        // The histogram's span (first to last non-empty bucket) is checked by
+        // the caller once counted. Not here from the candidates' time span:
+        // a narrow filter (one trace, one action) was refused because other
+        // events of the same blocks spread over months. While counting, more
+        // non-empty buckets than the limit already mean a span over it, and
+        // stop the count before its buckets grow without bound.
         let lanes = sources.count >= Self.parallelThreshold ? max(1, threads) : 1
         if lanes == 1 {
             try count(sources[...], into: &result)
@@ -73,9 +66,17 @@ struct AggregateExecution: Sendable {
             for (key, value) in counted.groups { result.groups[key, default: 0] += value }
             try checkGroups(result.groups)
             for (key, value) in counted.histogram { result.histogram[key, default: 0] += value }
+            try checkHistogram(result.histogram)
             result.statistics.add(counted.statistics)
         }
         return result
+    }
+
+    private func checkHistogram(_ histogram: [Int64: UInt64]) throws(VigilError) {
+        guard let limit = query.maxHistogramBuckets, histogram.count > limit else { return }
+        throw VigilError(
+            .invalidArgument,
+            "the histogram would have more than \(limit) buckets; choose a wider histogram_interval or a narrower time range")
     }
 
     private func checkGroups(_ groups: [ExactString: UInt64]) throws(VigilError) {
@@ -100,6 +101,7 @@ struct AggregateExecution: Sendable {
                 shortcut.answer(block, into: &result)
             {
                 result.statistics.blocksFromStatistics += 1
+                try checkHistogram(result.histogram)
                 continue
             }
             let source = candidate.open(cache)
@@ -116,6 +118,7 @@ struct AggregateExecution: Sendable {
                     for row in rows {
                         result.histogram[Self.bucket(times[Int(row)], width: width), default: 0] += 1
                     }
+                    try checkHistogram(result.histogram)
                 }
             }
             result.statistics.bytesDecompressed += source.inflatedBytes
