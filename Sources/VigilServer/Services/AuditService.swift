@@ -115,7 +115,8 @@ struct AuditService: Sendable {
             var query: Vigil_V1_QueryRequest = try request.decodeMessage()
             tenants?.record(.list(query.filter.tenants))
             query.filter = try principal.scoped(query.filter, for: method)
-            return try await measured(method) { try await self.query(query, sender: sender) }
+            let metadata = try await measured(method) { try await self.query(query, sender: sender) }
+            return Self.withoutScanStatistics(metadata, unlessAllTenants: principal)
         case .get:
             try principal.require(.read, for: method)
             let get: Vigil_V1_GetRequest = try request.decodeMessage()
@@ -125,7 +126,8 @@ struct AuditService: Sendable {
             var aggregate: Vigil_V1_AggregateRequest = try request.decodeMessage()
             tenants?.record(.list(aggregate.filter.tenants))
             aggregate.filter = try principal.scoped(aggregate.filter, for: method)
-            return try await measured(method) { try await self.aggregate(aggregate, sender: sender) }
+            let metadata = try await measured(method) { try await self.aggregate(aggregate, sender: sender) }
+            return Self.withoutScanStatistics(metadata, unlessAllTenants: principal)
         case .subscribe:
             try principal.require(.read, for: method)
             var subscribe: Vigil_V1_SubscribeRequest = try request.decodeMessage()
@@ -247,6 +249,14 @@ struct AuditService: Sendable {
         response.replayed = result.replayed
         try await sender.send(response)
         return [:]
+    }
+
+    /// A scan's statistics count whole blocks, whatever tenants share them,
+    /// and every other tenant's blocks skipped: a token bound to tenants
+    /// could watch the whole server's volume through them.
+    static func withoutScanStatistics(_ metadata: [String: String], unlessAllTenants principal: Principal) -> [String: String] {
+        guard principal.tenants != .all else { return metadata }
+        return metadata.filter { ScanStatistics().trailerMetadata[$0.key] == nil }
     }
 
     func query(_ request: Vigil_V1_QueryRequest, sender: some ResponseSender) async throws -> [String: String] {
