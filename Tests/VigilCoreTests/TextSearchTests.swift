@@ -124,4 +124,41 @@ struct TextSearchTests {
             #expect(answers.count == 1, "'\(haystack)'")
         }
     }
+
+    @Test("over every needle and haystack of a two-letter alphabet, the search agrees with a naive one (overlapping prefixes: the resumption table)")
+    func agreesWithNaiveSearch() {
+        // Every string of "a"/"B" up to length 9 as haystack, up to 5 as needle:
+        // every kind of partial match and restart.
+        func strings(upTo length: Int) -> [String] {
+            var all = [""]
+            var level = [""]
+            for _ in 0..<length {
+                level = level.flatMap { [$0 + "a", $0 + "B"] }
+                all += level
+            }
+            return all
+        }
+        let haystacks = strings(upTo: 9)
+        var checked = 0
+        for needle in strings(upTo: 5) {
+            let search = TextSearch(needle)
+            for haystack in haystacks {
+                let expected = needle.isEmpty || haystack.lowercased().contains(needle.lowercased())
+                if search.matches(haystack) != expected {
+                    Issue.record("'\(needle)' in '\(haystack)': expected \(expected)")
+                    return
+                }
+                checked += 1
+            }
+        }
+        #expect(checked == 63 * 1023)
+    }
+
+    @Test("a long repetitive needle against a long repetitive text: found at the end, or not at all")
+    func repetitiveText() {
+        let text = String(repeating: "a", count: 4_095)
+        #expect(TextSearch(String(repeating: "a", count: 255) + "b").matches(text + "B"))
+        #expect(!TextSearch(String(repeating: "a", count: 255) + "b").matches(text))
+        #expect(TextSearch(String(repeating: "é", count: 40) + "x").matches(String(repeating: "É", count: 2_000) + "X"))
+    }
 }
