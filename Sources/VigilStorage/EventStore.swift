@@ -252,6 +252,9 @@ public protocol EventStore: Sendable {
     /// (nil: forever).
     func setRetention(tenant: String?, nanos: Int64?) async throws(VigilError) -> (before: Int64?, after: Int64?)
 
+    /// The retention the store applies now; nil when it applies none.
+    var retentionInForce: RetentionSettings.Values? { get }
+
     /// Counts and sizes for `GetStats`.
     func statistics() async throws(VigilError) -> StoreStatistics
 
@@ -338,6 +341,8 @@ extension EventStore {
     public func statistics() async throws(VigilError) -> StoreStatistics {
         throw VigilError(.unimplemented, "this store keeps no statistics")
     }
+
+    public var retentionInForce: RetentionSettings.Values? { nil }
 
     public var healthProblems: [String] { [] }
 

@@ -123,6 +123,36 @@ struct IngestQueryTests {
         }
     }
 
+    @Test("events older than their tenant's retention are refused (INVALID_ARGUMENT, each named), on both ingest paths; a tenant kept longer takes them")
+    func olderThanRetention() async throws {
+        try await withTestServer { server in
+            let client = try await server.connect()
+            let day: Int64 = 86_400_000_000_000
+            let now = currentUnixNanos()
+            _ = try await server.store.setRetention(tenant: nil, nanos: 90 * day)
+            var events = (0..<4).map { makeEvent(actor: "u-\($0)", at: now - 60_000_000_000) }
+            events[1].occurredAt = .init(unixNanos: now - 100 * day)
+            events[2] = makeEvent(tenant: "globex", at: now - 91 * day)
+            for clientIDs in [false, true] {
+                // A client's own ids take the general path; without, the wire decoder's.
+                var batch = events
+                if clientIDs { for index in batch.indices { batch[index].id = randomEventID() } }
+                let error = await expectVigilError(.invalidArgument) { _ = try await client.ingest(batch) }
+                #expect(error?.eventErrors.map(\.index) == [1, 2], "\(String(describing: error))")
+                #expect(error?.eventErrors.allSatisfy { $0.field == "occurredAt" && $0.reason.contains("90d") } == true)
+                #expect(error?.message.contains("2 of 4") == true, "\(String(describing: error))")
+            }
+            #expect(try await collect(client, queryRequest()).isEmpty, "nothing was stored")
+            // acme kept for a year: its 100-day-old event is taken; globex's is still refused.
+            _ = try await server.store.setRetention(tenant: "acme", nanos: 365 * day)
+            let error = await expectVigilError(.invalidArgument) { _ = try await client.ingest(events) }
+            #expect(error?.eventErrors.map(\.index) == [2])
+            _ = try await client.ingest([events[0], events[1], events[3]])
+            #expect(try await collect(client, queryRequest()).count == 3)
+            await client.close()
+        }
+    }
+
     @Test("empty and oversized batches and long idempotency keys are refused")
     func batchLimits() async throws {
         try await withTestServer(configure: { $0.eventLimits.maxBatchEvents = 5 }) { server in

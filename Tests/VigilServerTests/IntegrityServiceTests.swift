@@ -54,7 +54,9 @@ struct IntegrityServiceTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let day: Int64 = 86_400_000_000_000
         var options = StorageOptions(directory: directory + "/data")
-        options.retentionNanos = 10 * day
+        // Kept until they are stored (ingest refuses events already past
+        // retention), then cut to 10 days.
+        options.retentionNanos = nil
         let store = try ColumnarEventStore(options: options)
         let key = CheckpointKey.generate()
         let checkpoints = directory + "/checkpoints"
@@ -66,6 +68,7 @@ struct IntegrityServiceTests {
             try await store.flushNow()
             _ = try await client.ingest(events(50, tag: "new"))
             try await store.flushNow()
+            _ = try await store.setRetention(tenant: nil, nanos: 10 * day)
             try await store.retainNow(now: currentUnixNanos())
             #expect(store.chainCut()?.seq == 50)
             _ = try await client.ingest(events(25, tag: "newer"))

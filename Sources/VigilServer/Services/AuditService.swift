@@ -195,13 +195,20 @@ struct AuditService: Sendable {
         }
         var events = request.events
         var rewritten = false
-        let errors = validator.validate(&events, now: currentUnixNanos(), rewritten: &rewritten)
+        let now = currentUnixNanos()
+        let errors = validator.validate(&events, now: now, rewritten: &rewritten)
         if !errors.isEmpty {
             let bad = Set(errors.map(\.index)).count
             throw VigilError(
                 .invalidArgument,
                 "\(bad) of \(request.events.count) events are invalid; nothing was stored",
                 eventErrors: errors)
+        }
+        if let retention = store.retentionInForce {
+            try retention.refuseExpired(
+                count: events.count, tenants: Set(events.lazy.map(\.tenant)),
+                oldest: events.lazy.map(\.occurredAt.unixNanos).min() ?? .max, now: now
+            ) { (events[$0].tenant, events[$0].occurredAt.unixNanos) }
         }
         if case .only = caller.principal.tenants {
             for event in events { try caller.principal.require(tenant: event.tenant, for: .ingest) }
@@ -225,6 +232,7 @@ struct AuditService: Sendable {
         if case .only = caller.principal.tenants {
             for (tenant, _) in batch.tenantCounts { try caller.principal.require(tenant: tenant, for: .ingest) }
         }
+        if let retention = store.retentionInForce { try batch.refuseExpired(retention, now: currentUnixNanos()) }
         if let waitMilliseconds = access.rateLimiter.admit(caller.principal, events: batch.count) {
             throw rateLimited(waitMilliseconds)
         }

@@ -35,6 +35,8 @@ public final class ColumnarEventStore: EventStore {
     /// Retention as it is now: the flags, changed by `SetRetention`.
     public let retentionSettings: RetentionSettings
 
+    public var retentionInForce: RetentionSettings.Values? { retentionSettings.current }
+
     struct LivePart: Sendable {
         let entry: Vigil_V1_ManifestPart
         let reader: PartReader

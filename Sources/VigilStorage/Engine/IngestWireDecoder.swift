@@ -14,6 +14,14 @@ public struct WireIngestBatch: Sendable {
     public let tenantCounts: [(tenant: String, events: Int)]
 
     public var count: Int { columns.count }
+
+    /// Refuses the batch when it holds events older than their tenant's retention.
+    public func refuseExpired(_ retention: RetentionSettings.Values, now: Int64) throws(VigilError) {
+        let columns = columns
+        try retention.refuseExpired(count: count, tenants: tenantCounts.lazy.map(\.tenant), oldest: columns.minOccurredAt, now: now) { row in
+            (columns.tenant.value(at: row), columns.occurredAt[row])
+        }
+    }
 }
 
 /// Decodes an `IngestRequest` from its protobuf bytes straight into the

@@ -1,5 +1,6 @@
 import Synchronization
 import VigilCore
+import VigilProto
 
 #if canImport(Glibc)
 import Glibc
@@ -26,6 +27,38 @@ public final class RetentionSettings: Sendable {
         }
 
         public var keepsEverything: Bool { defaultNanos == nil && tenantNanos.values.allSatisfy { $0 == .max } }
+
+        /// The oldest time `tenant` keeps as of `now` (`.min`: everything).
+        public func cutoff(of tenant: String, now: Int64) -> Int64 {
+            guard let nanos = of(tenant) else { return .min }
+            let (cutoff, overflow) = now.subtractingReportingOverflow(nanos)
+            return overflow ? .min : cutoff
+        }
+
+        /// Refuses a batch with events older than their tenant's retention
+        /// (INVALID_ARGUMENT, each such event named): stored, such an event
+        /// would be acknowledged, hidden from every query at once and deleted
+        /// by the next retention pass. `tenants`: the batch's distinct
+        /// tenants; `oldest`: its oldest time. Only when that is older than
+        /// some tenant's cutoff are the events looked at one by one.
+        public func refuseExpired(
+            count: Int, tenants: some Sequence<String>, oldest: Int64, now: Int64,
+            event: (Int) -> (tenant: String, occurredAt: Int64)
+        ) throws(VigilError) {
+            if keepsEverything { return }
+            guard oldest < tenants.lazy.map({ cutoff(of: $0, now: now) }).max() ?? .min else { return }
+            var errors: [Vigil_V1_EventError] = []
+            for index in 0..<count {
+                let (tenant, occurredAt) = event(index)
+                guard occurredAt < cutoff(of: tenant, now: now) else { continue }
+                errors.append(.init(
+                    index: UInt32(index), field: "occurredAt",
+                    reason: "is older than the retention of tenant \(tenant) (\(Self.text(of(tenant)))): it would be hidden and deleted at once; raise that retention first (vigil retention) to store it"))
+            }
+            guard !errors.isEmpty else { return }
+            throw VigilError(
+                .invalidArgument, "\(errors.count) of \(count) events are older than their tenant's retention; nothing was stored", eventErrors: errors)
+        }
 
         /// A retention for people: `90d`, `3600s`, `forever` (nil or `Int64.max`).
         public static func text(_ nanos: Int64?) -> String {
