@@ -210,6 +210,20 @@ struct TLSTests {
         }
     }
 
+    @Test("a server certificate outside its validity period is refused when the TLS setting is made, naming the date")
+    func certificateDates() throws {
+        let expired = #expect(throws: ServerTLS.SetupError.self) {
+            try ServerTLS(certificateChain: TLSFixtures.certificates("expired"), privateKey: TLSFixtures.key("expired"))
+        }
+        #expect(expired == .certificateExpired(notValidAfter: 1_580_515_200), "2020-02-01")
+        #expect(expired?.description.contains("2020-02-01") == true, "\(String(describing: expired))")
+        let future = #expect(throws: ServerTLS.SetupError.self) {
+            try ServerTLS(certificateChain: TLSFixtures.certificates("future"), privateKey: TLSFixtures.key("future"))
+        }
+        #expect(future == .certificateNotYetValid(notValidBefore: 3_786_912_000), "2090-01-01")
+        _ = try ServerTLS(certificateChain: TLSFixtures.certificates("server"), privateKey: TLSFixtures.key("server"))
+    }
+
     @Test("a key that is not the certificate's is refused when the TLS setting is made")
     func mismatchedKey() throws {
         #expect(throws: ServerTLS.SetupError.keyDoesNotMatchCertificate) {

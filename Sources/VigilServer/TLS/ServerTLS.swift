@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOCore
 import NIOSSL
@@ -19,6 +20,10 @@ public struct ServerTLS: Sendable {
         case emptyCertificateChain
         case keyDoesNotMatchCertificate
         case noClientCertificateAuthorities
+        /// The server's certificate is outside its validity period at
+        /// start: every client that checks it would refuse the handshake.
+        case certificateExpired(notValidAfter: Int64)
+        case certificateNotYetValid(notValidBefore: Int64)
         case other(String)
 
         public var description: String {
@@ -26,8 +31,16 @@ public struct ServerTLS: Sendable {
             case .emptyCertificateChain: "the certificate chain is empty"
             case .keyDoesNotMatchCertificate: "the private key does not match the certificate"
             case .noClientCertificateAuthorities: "mutual TLS needs at least one client CA certificate"
+            case .certificateExpired(let end):
+                "the certificate expired on \(Self.date(end)); every client that checks it would refuse to connect: renew it"
+            case .certificateNotYetValid(let start):
+                "the certificate is valid only from \(Self.date(start)); check the host's clock or the certificate"
             case .other(let text): text
             }
+        }
+
+        private static func date(_ seconds: Int64) -> String {
+            Date(timeIntervalSince1970: TimeInterval(seconds)).ISO8601Format()
         }
     }
 
@@ -43,6 +56,10 @@ public struct ServerTLS: Sendable {
         clientCertificateAuthorities: [NIOSSLCertificate]? = nil
     ) throws(SetupError) {
         guard !certificateChain.isEmpty else { throw .emptyCertificateChain }
+        let now = Int64(currentUnixNanos() / 1_000_000_000)
+        let leaf = certificateChain[0]
+        guard Int64(leaf.notValidAfter) >= now else { throw .certificateExpired(notValidAfter: Int64(leaf.notValidAfter)) }
+        guard Int64(leaf.notValidBefore) <= now else { throw .certificateNotYetValid(notValidBefore: Int64(leaf.notValidBefore)) }
         var configuration: TLSConfiguration
         if let authorities = clientCertificateAuthorities {
             guard !authorities.isEmpty else { throw .noClientCertificateAuthorities }

@@ -8,6 +8,8 @@
 #   client.pem, client-key.pem            "test-client", a client certificate signed by the test CA
 #   other-ca.pem, other-ca-key.pem        an unrelated CA ("Other Test CA")
 #   other-client.pem, other-client-key.pem  a client certificate signed by the unrelated CA
+#   expired.pem, expired-key.pem          localhost, signed by the test CA, valid only in January 2020
+#   future.pem, future-key.pem            localhost, signed by the test CA, valid only from 2090
 #
 # Test keys only: they are public, never use them for anything else.
 set -euo pipefail
@@ -40,3 +42,21 @@ leaf server "/CN=localhost" ca $'extendedKeyUsage=serverAuth\nsubjectAltName=DNS
 leaf named "/CN=vigil.test" ca $'extendedKeyUsage=serverAuth\nsubjectAltName=DNS:vigil.test'
 leaf client "/CN=test-client/O=Vigil Tests" ca "extendedKeyUsage=clientAuth"
 leaf other-client "/CN=other-client" other-ca "extendedKeyUsage=clientAuth"
+
+dated() { # NAME START END (YYYYMMDDHHMMSSZ): a server certificate valid only then
+    key "$1-key.pem"
+    openssl req -new -key "$1-key.pem" -subj "/CN=localhost" -out "$1.csr"
+    local work; work=$(mktemp -d)
+    touch "$work/index.txt"; echo 1000 > "$work/serial"
+    printf '%s\n' "[ca]" "default_ca = test" "[test]" "dir = $work" "database = $work/index.txt" \
+        "new_certs_dir = $work" "serial = $work/serial" "default_md = sha256" "policy = any" \
+        "unique_subject = no" "[any]" "commonName = supplied" "[leaf]" "basicConstraints = critical,CA:FALSE" \
+        "keyUsage = critical,digitalSignature" "extendedKeyUsage = serverAuth" \
+        "subjectAltName = DNS:localhost,IP:127.0.0.1,IP:::1" > "$work/ca.cnf"
+    openssl ca -batch -config "$work/ca.cnf" -cert ca.pem -keyfile ca-key.pem -extensions leaf \
+        -startdate "$2" -enddate "$3" -in "$1.csr" -out "$1.pem" -notext
+    rm -rf "$1.csr" "$work"
+}
+
+dated expired 20200101000000Z 20200201000000Z
+dated future 20900101000000Z 20910101000000Z
