@@ -149,7 +149,11 @@ public enum FileIO {
         case EIO: "EIO"
         case EROFS: "EROFS"
         case EACCES: "EACCES"
+        case EPERM: "EPERM"
         case ENOENT: "ENOENT"
+        case EEXIST: "EEXIST"
+        case ENOTDIR: "ENOTDIR"
+        case EISDIR: "EISDIR"
         default: "errno \(code)"
         }
     }

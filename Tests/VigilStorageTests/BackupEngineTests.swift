@@ -85,6 +85,24 @@ struct BackupEngineTests {
         }
     }
 
+    @Test("a destination the server cannot write (a file where a directory must be) is FAILED_PRECONDITION, not a retryable UNAVAILABLE")
+    func unwritableDestination() async throws {
+        try await withTemporaryDirectory { root in
+            let store = try ColumnarEventStore(options: options(root + "/data"))
+            _ = try await store.append([engineEvent("e", at: currentUnixNanos())], idempotencyKey: nil)
+            try Data("not a directory".utf8).write(to: URL(fileURLWithPath: root + "/file"))
+            for destination in [root + "/file/backup", root + "/file/deeper/backup"] {
+                do throws(VigilError) {
+                    _ = try await store.backup(BackupOptions(destination: destination))
+                    Issue.record("a backup into \(destination) succeeded")
+                } catch {
+                    #expect(error.code == .failedPrecondition, "\(destination): \(error)")
+                }
+            }
+            try await store.close()
+        }
+    }
+
     @Test("a backup that fails part-way leaves nothing in its destination and says why; the store goes on")
     func failedBackupCleansUp() async throws {
         try await withTemporaryDirectory { root in

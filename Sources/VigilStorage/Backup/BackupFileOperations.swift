@@ -132,6 +132,19 @@ enum BackupFileOperations {
 
     /// Makes `path` a new, empty directory: refuses one that exists with
     /// anything in it (ALREADY_EXISTS), or a file. `what` names it in errors.
+    /// A file error that retrying will not cure (no permission, a
+    /// read-only file system, a file where a directory should be) as
+    /// FAILED_PRECONDITION: as UNAVAILABLE, clients retried it forever.
+    static func permanentProblem(_ error: VigilError) -> VigilError {
+        guard error.code == .unavailable, let name = error.metadata[FileIO.errnoKey],
+            ["EACCES", "EPERM", "EROFS", "ENOTDIR", "EISDIR"].contains(name)
+        else { return error }
+        var problem = error
+        problem.code = .failedPrecondition
+        problem.message += " (the server's user must be able to write there; retrying will not help)"
+        return problem
+    }
+
     static func makeEmptyDirectory(_ path: String, what: String) throws(VigilError) {
         try requireAbsentOrEmpty(path, what: what)
         guard !FileIO.exists(path) else { return }

@@ -23,6 +23,14 @@ import Glibc
 /// the server died meanwhile).
 extension ColumnarEventStore {
     public func backup(_ request: BackupOptions) async throws(VigilError) -> BackupResult {
+        do throws(VigilError) {
+            return try await writeBackup(request)
+        } catch {
+            throw BackupFileOperations.permanentProblem(error)
+        }
+    }
+
+    private func writeBackup(_ request: BackupOptions) async throws(VigilError) -> BackupResult {
         let directory = options.directory
         let destination = try Self.checkBackupDestination(request.destination, dataDirectory: directory)
         let existed = FileIO.exists(destination)
@@ -31,8 +39,9 @@ extension ColumnarEventStore {
         // destination the second is refused and its cleanup cannot touch the first's files.
         let claim = destination + "/" + Self.backupClaimName
         do throws(VigilError) {
-            try FileHandleDescriptor.open(claim, flags: O_WRONLY | O_CREAT | O_EXCL).close()
+            try FileHandleDescriptor.open(claim, flags: O_WRONLY | O_CREAT | O_EXCL, mode: 0o600).close()
         } catch {
+            guard error.metadata[FileIO.errnoKey] == "EEXIST" else { throw error }
             throw VigilError(.alreadyExists, "another backup is being written to \(destination); give another destination")
         }
         do throws(VigilError) {
