@@ -81,10 +81,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("When an ingest is acknowledged: always (after an fsync; concurrent batches share one), interval:<ms> (fsync every <ms> milliseconds, ack after the write, live subscribers get a batch after its fsync) or never (the OS decides).", valueName: "policy"))
     var fsync = "always"
 
-    @Option(name: .long, help: ArgumentHelp("How long events are kept, by occurredAt: 90d, 12h, or 'forever'.", valueName: "duration"))
+    @Option(name: .long, help: ArgumentHelp("How long events are kept, by occurredAt: at least 1d, such as 90d or 36h, or 'forever'.", valueName: "duration"))
     var retention = "90d"
 
-    @Option(name: .long, help: ArgumentHelp("Retention of one tenant, TENANT=DURATION (repeatable), e.g. acme=30d.", valueName: "tenant=duration"))
+    @Option(name: .long, help: ArgumentHelp("Retention of one tenant, TENANT=DURATION (repeatable; at least 1d, or forever), e.g. acme=30d.", valueName: "tenant=duration"))
     var tenantRetention: [String] = []
 
     @Option(name: .long, help: ArgumentHelp("Move expired parts here instead of deleting them (same file system as --data-dir).", valueName: "path"))
@@ -217,7 +217,7 @@ struct ServeCommand: AsyncParsableCommand {
             if let problem = EventValidator.tenantProblem(parts[0], allowReserved: true) {
                 throw ValidationError("--tenant-retention '\(entry)': tenant '\(parts[0])' \(problem); the default is --retention")
             }
-            tenants[parts[0]] = try parseRetention(parts[1], flag: "--tenant-retention") ?? Int64.max
+            tenants[parts[0]] = try parseRetention(parts[1], flag: "--tenant-retention", entry: entry) ?? Int64.max
         }
         return (try parseRetention(retention, flag: "--retention"), tenants)
     }
@@ -431,11 +431,21 @@ extension ServeCommand {
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 
-/// "90d", "12h", "forever" → nanoseconds (nil for forever).
-func parseRetention(_ text: String, flag: String) throws -> Int64? {
+/// The shortest retention: SetRetention's floor (`AdminService.minimumRetentionNanos`),
+/// so that the flags, the file and SIGHUP cannot set what the API refuses.
+let minimumRetentionNanos: Int64 = 86_400 * 1_000_000_000
+
+/// "90d", "36h", "forever" → nanoseconds (nil for forever); at least 1d.
+/// `entry`: the whole TENANT=DURATION, named in the message.
+func parseRetention(_ text: String, flag: String, entry: String? = nil) throws -> Int64? {
     if text == "forever" { return nil }
     guard let nanos = parseDuration(text) else {
         throw ValidationError("\(flag) '\(text)' is not a duration such as 90d or 12h, or 'forever'")
+    }
+    guard nanos >= minimumRetentionNanos else {
+        // `12m` meant as months is the likely slip: it would hide nearly every event at once.
+        let minutes = text.hasSuffix("m") ? "; 'm' is minutes" : ""
+        throw ValidationError("\(entry.map { "\(flag) \($0)" } ?? flag): retention must be at least 1d (was \(text)\(minutes))")
     }
     return nanos
 }
