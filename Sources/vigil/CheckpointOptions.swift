@@ -17,9 +17,7 @@ struct CheckpointOptions: ParsableArguments {
     var checkpointInterval = "5m"
 
     func validate() throws {
-        guard let nanos = parseDuration(checkpointInterval), nanos >= 1_000_000_000 else {
-            throw ValidationError("--checkpoint-interval '\(checkpointInterval)' is not a duration of at least a second, such as 30s, 5m or 1h")
-        }
+        _ = try DurationText.seconds(checkpointInterval, flag: "--checkpoint-interval")
     }
 
     /// Loads the key (refusing one inside the data directory or readable by
@@ -39,6 +37,6 @@ struct CheckpointOptions: ParsableArguments {
         if let key {
             logger.info("signing checkpoints into \(directory) every \(checkpointInterval) with public key \(key.publicKey.hex)")
         }
-        return CheckpointConfiguration(key: key, directory: directory, interval: .nanoseconds(parseDuration(checkpointInterval) ?? 300_000_000_000))
+        return CheckpointConfiguration(key: key, directory: directory, interval: .seconds(try DurationText.seconds(checkpointInterval, flag: "--checkpoint-interval")))
     }
 }

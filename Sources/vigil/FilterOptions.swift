@@ -49,7 +49,7 @@ struct FilterOptions: ParsableArguments {
             filter.last = try Self.parseDuration(last, flag: "--last")
         }
         if let since {
-            if Self.durationSeconds(since) != nil {
+            if Self.looksLikeDuration(since) {
                 // `--since 7d` is what people type first: point at the flag that means it.
                 throw ValidationError(
                     "--since '\(since)' is a duration, not a time: for the events of the last \(since) use --last \(since); --since takes RFC 3339 such as 2026-11-20T10:00:00Z or a date such as 2026-11-20")
@@ -109,24 +109,14 @@ struct FilterOptions: ParsableArguments {
         return timestamp
     }
 
-    /// Seconds per unit of a duration: s, m, h, d, w.
-    static let durationUnits: [Character: Int64] = ["s": 1, "m": 60, "h": 3_600, "d": 86_400, "w": 604_800]
-
-    /// "90s", "30m", "24h", "7d", "2w".
+    /// "90s", "30m", "24h", "7d", "2w" (`DurationText`).
     static func parseDuration(_ text: String, flag: String) throws -> Google_Protobuf_Duration {
-        guard let seconds = durationSeconds(text) else {
-            throw ValidationError("\(flag) '\(text)' is not a duration: give a whole number and a unit s, m, h, d or w, such as 90s, 30m, 24h, 7d or 2w")
-        }
-        return Google_Protobuf_Duration(seconds: seconds, nanos: 0)
+        Google_Protobuf_Duration(seconds: try DurationText.seconds(text, flag: flag), nanos: 0)
     }
 
-    static func durationSeconds(_ text: String) -> Int64? {
-        guard let unit = text.last, let perUnit = durationUnits[unit] else { return nil }
-        let digits = text.dropLast()
-        guard !digits.isEmpty, digits.count <= 12, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber),
-            let value = Int64(digits), value > 0
-        else { return nil }
-        return value * perUnit
+    /// Whether `text` is written as a duration (even one too long to take).
+    static func looksLikeDuration(_ text: String) -> Bool {
+        DurationText.seconds(text) != .failure(.notADuration)
     }
 
     static func parseActorType(_ text: String) throws -> Vigil_V1_ActorType {

@@ -138,17 +138,3 @@ func grouped(_ value: UInt64) -> String {
     }
     return text
 }
-
-/// "90s", "30m", "24h", "7d" as nanoseconds (`vigil serve`'s retention flags).
-func parseDuration(_ text: String) -> Int64? {
-    guard let unit = text.last, let value = Int64(text.dropLast()), value > 0 else { return nil }
-    let seconds: Int64
-    switch unit {
-    case "s": seconds = 1
-    case "m": seconds = 60
-    case "h": seconds = 3600
-    case "d": seconds = 86400
-    default: return nil
-    }
-    return value * seconds * 1_000_000_000
-}

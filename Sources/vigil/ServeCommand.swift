@@ -179,8 +179,27 @@ struct ServeCommand: AsyncParsableCommand {
         guard (1...65_536).contains(liveFeedMb) else { throw ValidationError("--live-feed-mb must be 1 to 65536 (MiB)") }
         guard (1...3_600).contains(heartbeatInterval) else { throw ValidationError("--heartbeat-interval must be 1 to 3600 seconds") }
         guard (0...1_048_576).contains(queryCacheMb) else { throw ValidationError("--query-cache-mb must be 0 to 1048576 (MiB)") }
-        guard maxConcurrentCalls >= 1 else { throw ValidationError("--max-concurrent-calls must be at least 1") }
-        guard maxBatchEvents >= 1 else { throw ValidationError("--max-batch-events must be at least 1") }
+        // HELLO's Welcome carries these as u32.
+        guard (1...Int(UInt32.max)).contains(maxConcurrentCalls) else {
+            throw ValidationError("--max-concurrent-calls must be 1 to \(UInt32.max), not \(maxConcurrentCalls)")
+        }
+        guard (1...Int(UInt32.max)).contains(maxBatchEvents) else {
+            throw ValidationError("--max-batch-events must be 1 to \(UInt32.max), not \(maxBatchEvents)")
+        }
+        // An event is sent inside one frame; below 1 KiB hardly any real event fits.
+        guard maxEventBytes >= 1_024 else { throw ValidationError("--max-event-bytes must be at least 1024, not \(maxEventBytes)") }
+        guard maxEventBytes <= maxFrameSize else {
+            throw ValidationError("--max-event-bytes (\(maxEventBytes)) must be at most --max-frame-size (\(maxFrameSize)): an event travels in one frame")
+        }
+        // Negative would refuse every event as lying in the future; a day is plenty of skew.
+        guard (0...86_400).contains(maxClockSkew) else { throw ValidationError("--max-clock-skew must be 0 to 86400 seconds, not \(maxClockSkew)") }
+        // 0 would close every connection before its HELLO, or cut calls off at once on shutdown.
+        guard (1...86_400).contains(handshakeTimeout) else { throw ValidationError("--handshake-timeout must be 1 to 86400 seconds, not \(handshakeTimeout)") }
+        guard (1...86_400).contains(shutdownTimeout) else { throw ValidationError("--shutdown-timeout must be 1 to 86400 seconds, not \(shutdownTimeout)") }
+        guard (1...1_048_576).contains(memoryBudgetMb) else { throw ValidationError("--memory-budget-mb must be 1 to 1048576 (MiB), not \(memoryBudgetMb)") }
+        guard (1...1_000_000_000).contains(segmentMaxEvents) else {
+            throw ValidationError("--segment-max-events must be 1 to 1000000000, not \(segmentMaxEvents)")
+        }
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
         guard idleTimeout >= 0 else { throw ValidationError("--idle-timeout must be 0 (never) or a number of seconds") }
         if let metricsListen {
@@ -439,8 +458,13 @@ let minimumRetentionNanos: Int64 = 86_400 * 1_000_000_000
 /// `entry`: the whole TENANT=DURATION, named in the message.
 func parseRetention(_ text: String, flag: String, entry: String? = nil) throws -> Int64? {
     if text == "forever" { return nil }
-    guard let nanos = parseDuration(text) else {
-        throw ValidationError("\(flag) '\(text)' is not a duration such as 90d or 12h, or 'forever'")
+    let nanos: Int64
+    switch DurationText.seconds(text) {
+    case .success(let seconds): nanos = seconds * 1_000_000_000
+    case .failure(.tooLong):
+        throw ValidationError("\(entry.map { "\(flag) \($0)" } ?? flag): '\(text)' is longer than 100 years; keeping events for ever is 'forever'")
+    case .failure(.notADuration):
+        throw ValidationError("\(flag) '\(text)' is not a duration such as 90d or 36h, or 'forever'")
     }
     guard nanos >= minimumRetentionNanos else {
         // `12m` meant as months is the likely slip: it would hide nearly every event at once.

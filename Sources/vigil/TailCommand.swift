@@ -74,8 +74,9 @@ struct TailCommand: AsyncParsableCommand {
 
     /// `--since`: a duration back from `now`, or a time.
     static func parseSince(_ text: String, now: UnixNanos) throws -> Google_Protobuf_Timestamp {
-        if let seconds = FilterOptions.durationSeconds(text) {
-            return Google_Protobuf_Timestamp(unixNanos: now - seconds * 1_000_000_000)
+        if FilterOptions.looksLikeDuration(text) {
+            // At most 100 years back: no overflow.
+            return Google_Protobuf_Timestamp(unixNanos: now - (try DurationText.nanoseconds(text, flag: "--since")))
         }
         do {
             return try FilterOptions.parseTime(text, flag: "--since")

@@ -179,10 +179,10 @@ struct RetentionCommand: AsyncParsableCommand {
         case "default":
             guard tenant != nil else { throw ValidationError("'default' removes a tenant's own retention: give --tenant") }
         default:
-            guard let nanos = parseDuration(retention) else {
-                throw ValidationError("'\(retention)' is not a duration such as 30d or 12h, 'forever' or 'default'")
+            guard case .success(let seconds) = DurationText.seconds(retention) else {
+                throw ValidationError("'\(retention)' is not a duration of at most 100 years such as 30d or 36h, 'forever' or 'default'")
             }
-            request.retention = .init(seconds: nanos / 1_000_000_000, nanos: 0)
+            request.retention = .init(seconds: seconds, nanos: 0)
         }
         let response = try await client.withClient { connection in
             try await connection.setRetention(request, timeout: client.callTimeout)

@@ -171,7 +171,7 @@ struct ConfigFileTests {
             "listen '127.0.0.1:99999' is not HOST:PORT",
             "max-connections must be at least 1",
             "tenant-retention must be an array of strings, not a string",
-            "retention 'soon' is not a duration such as 90d or 12h, or 'forever'",
+            "retention 'soon' is not a duration such as 90d or 36h, or 'forever'",
             "ingest-rate-limit = -1 is not valid: expected an integer",
             "unknown key 'colour'; `vigil serve --help` lists the keys",
             "unknown key 'tls-certificate'; did you mean 'tls-cert'?",

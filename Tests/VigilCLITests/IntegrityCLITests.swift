@@ -220,7 +220,7 @@ struct IntegrityCLITests {
 
         _ = try keygen(directory + "/good.key")
         result = try serve(directory + "/good.key", ["--checkpoint-interval", "soon"])
-        #expect(result.stderr.contains("--checkpoint-interval 'soon' is not a duration of at least a second, such as 30s, 5m or 1h"), "\(result.stderr)")
+        #expect(result.stderr.contains("--checkpoint-interval 'soon' is not a duration: give a whole number and a unit"), "\(result.stderr)")
         #expect(!FileManager.default.fileExists(atPath: data + "/MANIFEST"), "nothing was opened")
 
         let again = try VigilBinary.run(["keygen", "--out", directory + "/good.key"])

@@ -200,11 +200,13 @@ struct ConnectionHandler: Sendable {
                 welcome.serverVersion = vigilVersion
                 welcome.majorVersion = UInt32(Preface.current.major)
                 welcome.minorVersion = UInt32(Preface.current.minor)
-                welcome.maxFrameSize = UInt32(configuration.maxFrameSize)
-                welcome.maxMessageSize = UInt32(configuration.maxMessageSize)
-                welcome.maxConcurrentCalls = UInt32(configuration.maxConcurrentCalls)
-                welcome.maxBatchEvents = UInt32(configuration.eventLimits.maxBatchEvents)
-                welcome.maxEventBytes = UInt32(configuration.eventLimits.maxEventBytes)
+                // Clamped: a configuration out of u32's range (an embedding
+                // library's, or one a check missed) must not trap the whole server.
+                welcome.maxFrameSize = UInt32(clamping: configuration.maxFrameSize)
+                welcome.maxMessageSize = UInt32(clamping: configuration.maxMessageSize)
+                welcome.maxConcurrentCalls = UInt32(clamping: configuration.maxConcurrentCalls)
+                welcome.maxBatchEvents = UInt32(clamping: configuration.eventLimits.maxBatchEvents)
+                welcome.maxEventBytes = UInt32(clamping: configuration.eventLimits.maxEventBytes)
                 let principal = identity.current.principal
                 welcome.principal = principal.displayName
                 welcome.scopes = principal.scopes.sorted().map(\.proto)
