@@ -13,7 +13,7 @@ struct CheckpointOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Where signed checkpoints go (default: <data-dir>/checkpoints).", valueName: "path"))
     var checkpointDir: String?
 
-    @Option(name: .long, help: ArgumentHelp("How often a checkpoint is signed when new events were stored: 30s, 5m, 1h.", valueName: "duration"))
+    @Option(name: .long, help: ArgumentHelp("How often a checkpoint is signed when new events were stored: 30s, 5m, 1h (s, m, h, d, w or y).", valueName: "duration"))
     var checkpointInterval = "5m"
 
     func validate() throws {

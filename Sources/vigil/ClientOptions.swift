@@ -10,7 +10,7 @@ struct ClientOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("API token (default: $VIGIL_TOKEN).", valueName: "token"))
     var token: String?
 
-    @Option(name: .long, help: "Seconds each call may take before it fails with DEADLINE_EXCEEDED.")
+    @Option(name: .long, help: ArgumentHelp("Seconds each call may take before it fails with DEADLINE_EXCEEDED.", valueName: "seconds"))
     var timeout = 60
 
     @OptionGroup(title: "TLS") var tls: ClientTLSOptions

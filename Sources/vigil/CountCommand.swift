@@ -20,7 +20,7 @@ struct CountCommand: AsyncParsableCommand {
             --by action|actor|resource-type|outcome|tenant|category|ip groups the \
             events: the table shows each group's count and share of the total, \
             largest first, and the events of the groups past --top as "(other)".
-            --histogram 15m|1h|1d|... counts per interval (s, m, h, d, w), from the \
+            --histogram 15m|1h|1d|... counts per interval (s, m, h, d, w, y), from the \
             first to the last interval with a match, aligned to the Unix epoch; at \
             most 100,000 intervals, so bound long ranges with --since/--until/--last.
             --format json prints {"count", "groups": [{"key", "count"}], "otherCount", \
@@ -60,7 +60,7 @@ struct CountCommand: AsyncParsableCommand {
     var top: UInt32 = 10
 
     @Option(name: .long, help: ArgumentHelp(
-        "Also count per time interval: a number and a unit s, m, h, d or w (15m, 1h, 1d), 1 second to 366 days.",
+        "Also count per time interval: a number and a unit s, m, h, d, w or y (15m, 1h, 1d), 1 second to 366 days.",
         valueName: "interval"))
     var histogram: String?
 

@@ -1,19 +1,19 @@
 import ArgumentParser
 
 /// Durations as the command line writes them: a whole number and a unit
-/// (`90s`, `30m`, `24h`, `7d`, `2w`). One parser for every flag and key that
+/// (`90s`, `30m`, `24h`, `7d`, `2w`, `1y`). One parser for every flag and key that
 /// takes one, so that a unit means the same everywhere and no value can
 /// overflow into a trap.
 enum DurationText {
-    /// Seconds per unit.
-    static let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3_600, "d": 86_400, "w": 604_800]
+    /// Seconds per unit; a year is 365 days.
+    static let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3_600, "d": 86_400, "w": 604_800, "y": 31_536_000]
 
     /// The longest duration any flag takes. Longer is a typo (a retention
     /// "for ever" is `forever`), and the bound keeps nanoseconds within Int64.
     static let maxSeconds: Int64 = 100 * 365 * 86_400
 
     /// What the flags' messages list as the accepted form.
-    static let form = "a whole number and a unit s, m, h, d or w, such as 90s, 30m, 24h, 7d or 2w"
+    static let form = "a whole number and a unit s, m, h, d, w or y (365 days), such as 90s, 30m, 24h, 7d, 2w or 1y"
 
     enum Problem: Error, Equatable {
         case notADuration

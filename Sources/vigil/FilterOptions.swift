@@ -18,7 +18,7 @@ struct FilterOptions: ParsableArguments {
     var until: String?
 
     @Option(name: .long, help: ArgumentHelp(
-        "Only events that occurred within this long before the server's clock: a number and a unit s, m, h, d or w (90s, 30m, 24h, 7d, 2w). Not with --since.",
+        "Only events that occurred within this long before the server's clock: a number and a unit s, m, h, d, w or y (90s, 30m, 24h, 7d, 2w, 1y). Not with --since.",
         valueName: "duration"))
     var last: String?
 

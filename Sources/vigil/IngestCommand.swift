@@ -30,10 +30,10 @@ struct IngestCommand: AsyncParsableCommand {
     @Argument(help: ArgumentHelp("The JSON-lines file, or - for standard input.", valueName: "file"))
     var file: String
 
-    @Option(name: .long, help: "Events per batch (at most the server's limit, 10,000 by default).")
+    @Option(name: .long, help: ArgumentHelp("Events per batch (at most the server's limit, 10,000 by default).", valueName: "n"))
     var batchSize = 1_000
 
-    @Option(name: .long, help: "Batches in flight at once.")
+    @Option(name: .long, help: ArgumentHelp("Batches in flight at once.", valueName: "n"))
     var concurrency = 4
 
     @Flag(name: .long, help: "Compress batches with zlib (for slow links).")

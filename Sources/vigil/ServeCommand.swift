@@ -54,34 +54,34 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Directory for the server's data; created if missing.", valueName: "path"))
     var dataDir = "./vigil-data"
 
-    @Option(name: .long, help: "Largest frame payload accepted, in bytes; larger frames are refused with RESOURCE_EXHAUSTED before they are read.")
+    @Option(name: .long, help: ArgumentHelp("Largest frame payload accepted, in bytes; larger frames are refused with RESOURCE_EXHAUSTED before they are read.", valueName: "bytes"))
     var maxFrameSize = ServerConfiguration().maxFrameSize
 
-    @Option(name: .long, help: "Largest message after inflating a compressed payload, in bytes.")
+    @Option(name: .long, help: ArgumentHelp("Largest message after inflating a compressed payload, in bytes.", valueName: "bytes"))
     var maxMessageSize = ServerConfiguration().maxMessageSize
 
-    @Option(name: .long, help: "Calls that may be in flight on one connection.")
+    @Option(name: .long, help: ArgumentHelp("Calls that may be in flight on one connection.", valueName: "n"))
     var maxConcurrentCalls = ServerConfiguration().maxConcurrentCalls
 
-    @Option(name: .long, help: "Most events in one Ingest batch.")
+    @Option(name: .long, help: ArgumentHelp("Most events in one Ingest batch.", valueName: "n"))
     var maxBatchEvents = EventLimits().maxBatchEvents
 
-    @Option(name: .long, help: "Most bytes of text in one event.")
+    @Option(name: .long, help: ArgumentHelp("Most bytes of text in one event.", valueName: "bytes"))
     var maxEventBytes = EventLimits().maxEventBytes
 
-    @Option(name: .long, help: "How far in the future an event's occurredAt may lie, in seconds (clock skew).")
+    @Option(name: .long, help: ArgumentHelp("How far in the future an event's occurredAt may lie, in seconds (clock skew).", valueName: "seconds"))
     var maxClockSkew = Int(EventLimits().maxClockSkewNanos / 1_000_000_000)
 
-    @Option(name: .long, help: "Seconds a new connection has to send its preface and HELLO.")
+    @Option(name: .long, help: ArgumentHelp("Seconds a new connection has to send its preface and HELLO.", valueName: "seconds"))
     var handshakeTimeout = 10
 
-    @Option(name: .long, help: "Seconds calls in flight get to finish after SIGINT/SIGTERM before they are cut off.")
+    @Option(name: .long, help: ArgumentHelp("Seconds calls in flight get to finish after SIGINT/SIGTERM before they are cut off.", valueName: "seconds"))
     var shutdownTimeout = 30
 
     @Option(name: .long, help: ArgumentHelp("When an ingest is acknowledged: always (after an fsync; concurrent batches share one), interval:<ms> (fsync every <ms> milliseconds, ack after the write, live subscribers get a batch after its fsync) or never (the OS decides).", valueName: "policy"))
     var fsync = "always"
 
-    @Option(name: .long, help: ArgumentHelp("How long events are kept, by occurredAt: at least 1d, such as 90d or 36h, or 'forever'.", valueName: "duration"))
+    @Option(name: .long, help: ArgumentHelp("How long events are kept, by occurredAt: at least 1d, such as 90d, 36h, 2w or 1y (365d), or 'forever'.", valueName: "duration"))
     var retention = "90d"
 
     @Option(name: .long, help: ArgumentHelp("Retention of one tenant, TENANT=DURATION (repeatable; at least 1d, or forever), e.g. acme=30d.", valueName: "tenant=duration"))
@@ -90,7 +90,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Move expired parts here instead of deleting them (same file system as --data-dir).", valueName: "path"))
     var archiveDir: String?
 
-    @Option(name: .long, help: "Memory for events not yet flushed to disk, in MiB; past it ingest is slowed, then refused with RESOURCE_EXHAUSTED.")
+    @Option(name: .long, help: ArgumentHelp("Memory for events not yet flushed to disk, in MiB; past it ingest is slowed, then refused with RESOURCE_EXHAUSTED.", valueName: "MiB"))
     var memoryBudgetMb = StorageOptions(directory: "").memoryBudgetBytes / 1_048_576
 
     @Option(name: .long, help: ArgumentHelp(
@@ -98,16 +98,16 @@ struct ServeCommand: AsyncParsableCommand {
         valueName: "file"))
     var rules: String?
 
-    @Option(name: .long, help: "Memory for recent batches kept for live subscribers, in MiB; a subscriber further behind reads the disk, one that stops reading is cut off with a cursor.")
+    @Option(name: .long, help: ArgumentHelp("Memory for recent batches kept for live subscribers, in MiB; a subscriber further behind reads the disk, one that stops reading is cut off with a cursor.", valueName: "MiB"))
     var liveFeedMb = StorageOptions(directory: "").liveFeedBytes / 1_048_576
 
-    @Option(name: .long, help: "Seconds a subscription may go without a matching event before it gets a heartbeat carrying its position.")
+    @Option(name: .long, help: ArgumentHelp("Seconds a subscription may go without a matching event before it gets a heartbeat carrying its position.", valueName: "seconds"))
     var heartbeatInterval = 15
 
-    @Option(name: .long, help: "Memory for decoded part columns that repeated and paged queries reuse, in MiB (0 turns the cache off).")
+    @Option(name: .long, help: ArgumentHelp("Memory for decoded part columns that repeated and paged queries reuse, in MiB (0 turns the cache off).", valueName: "MiB"))
     var queryCacheMb = StorageOptions(directory: "").queryCacheBytes / 1_048_576
 
-    @Option(name: .long, help: "Events in memory before they are flushed to a part.")
+    @Option(name: .long, help: ArgumentHelp("Events in memory before they are flushed to a part.", valueName: "n"))
     var segmentMaxEvents = StorageOptions(directory: "").segmentMaxRows
 
     @Option(name: .long, help: ArgumentHelp(
@@ -123,13 +123,13 @@ struct ServeCommand: AsyncParsableCommand {
         valueName: "file"))
     var adminTokenFile: String?
 
-    @Option(name: .long, help: "Connections open at once; one more is refused with RESOURCE_EXHAUSTED.")
+    @Option(name: .long, help: ArgumentHelp("Connections open at once; one more is refused with RESOURCE_EXHAUSTED.", valueName: "n"))
     var maxConnections = ServerConfiguration().maxConnections
 
-    @Option(name: .long, help: "Seconds a connection may go without a call before it is closed (0: never). Open subscriptions are calls.")
+    @Option(name: .long, help: ArgumentHelp("Seconds a connection may go without a call before it is closed (0: never). Open subscriptions are calls.", valueName: "seconds"))
     var idleTimeout = 600
 
-    @Option(name: .long, help: "Events per second each token may ingest unless the token has its own rate (0: no limit); over it, RESOURCE_EXHAUSTED with vigil.retry-after-ms.")
+    @Option(name: .long, help: ArgumentHelp("Events per second each token may ingest unless the token has its own rate (0: no limit); over it, RESOURCE_EXHAUSTED with vigil.retry-after-ms.", valueName: "events/s"))
     var ingestRateLimit: UInt64 = 0
 
     @Option(name: .long, help: ArgumentHelp(
@@ -149,7 +149,7 @@ struct ServeCommand: AsyncParsableCommand {
         valueName: "host:port"))
     var metricsListen: String?
 
-    @Option(name: .long, help: "Distinct tenants that get their own tenant label in metrics; later ones are counted as tenant=\"_other\".")
+    @Option(name: .long, help: ArgumentHelp("Distinct tenants that get their own tenant label in metrics; later ones are counted as tenant=\"_other\".", valueName: "n"))
     var metricsTenantLabels = VigilMetrics.defaultMaxTenantLabels
 
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")

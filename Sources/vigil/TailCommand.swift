@@ -82,7 +82,7 @@ struct TailCommand: AsyncParsableCommand {
             return try FilterOptions.parseTime(text, flag: "--since")
         } catch {
             throw ValidationError(
-                "--since '\(text)' is neither a duration back from now (a whole number and a unit s, m, h, d or w: 90s, 30m, 1h, 7d, 2w) nor a time (RFC 3339 such as 2026-11-20T10:00:00Z, or a date such as 2026-11-20)")
+                "--since '\(text)' is neither a duration back from now (\(DurationText.form)) nor a time (RFC 3339 such as 2026-11-20T10:00:00Z, or a date such as 2026-11-20)")
         }
     }
 

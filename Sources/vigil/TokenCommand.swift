@@ -162,7 +162,7 @@ struct RetentionCommand: AsyncParsableCommand {
 
     @OptionGroup var client: ClientOptions
 
-    @Argument(help: ArgumentHelp("A duration (at least 1d), 'forever' or 'default'.", valueName: "duration"))
+    @Argument(help: ArgumentHelp("A duration (at least 1d: 30d, 36h, 2w, 1y), 'forever' or 'default'.", valueName: "duration"))
     var retention: String
 
     @Option(name: .long, help: "The tenant; without it, the default for tenants without their own.")

@@ -354,7 +354,7 @@ struct QueryEngineCLITests {
         // Refused before any connection is made: no server needed (port 1 would refuse it).
         let server = ["--server", "127.0.0.1:1"]
         let cases: [([String], [String])] = [
-            (["query", "--last", "yesterday"], ["--last 'yesterday'", "s, m, h, d or w"]),
+            (["query", "--last", "yesterday"], ["--last 'yesterday'", "s, m, h, d, w or y"]),
             (["query", "--last", "0h"], ["--last '0h'", "90s, 30m, 24h, 7d"]),
             (["query", "--last", "600w"], ["--last", "between 1 second and 10 years"]),
             (["query", "--last", "1h", "--since", "2026-11-20"], ["--last or --since"]),
@@ -380,7 +380,7 @@ struct QueryEngineCLITests {
             (["query", "--format", "xml"], ["--format", "table", "json", "csv"]),
             (["query", "--show", Self.id(1), "--tenant", "acme"], ["--show", "no filter flags"]),
             (["count", "--by", "color"], ["--by", "action", "resource-type", "ip"]),
-            (["count", "--histogram", "hourly"], ["--histogram 'hourly'", "s, m, h, d or w"]),
+            (["count", "--histogram", "hourly"], ["--histogram 'hourly'", "s, m, h, d, w or y"]),
             (["count", "--histogram", "400d"], ["--histogram '400d'", "366 days"]),
             (["count", "--top", "0"], ["--top must be 1 to 1000"]),
             (["count", "--format", "csv"], ["--format", "table", "json"]),
