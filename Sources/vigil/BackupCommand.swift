@@ -38,15 +38,18 @@ struct BackupCommand: AsyncParsableCommand {
 
     @OptionGroup var client: ClientOptions
 
+    func validate() throws {
+        if dataDir == nil && checkpointDir != nil {
+            throw ValidationError("--checkpoint-dir is for --data-dir; the server includes its own checkpoints")
+        }
+    }
+
     func run() async throws {
         let display = TransferProgress(verb: "backup", forced: progress)
         let summary: Vigil_V1_BackupSummary
         if let dataDir {
             summary = try await backupOffline(dataDir, display: display)
         } else {
-            guard checkpointDir == nil else {
-                throw ValidationError("--checkpoint-dir is for --data-dir; the server includes its own checkpoints")
-            }
             summary = try await client.withClient { connection in
                 // No deadline by default: a large backup takes as long as its copies.
                 try await connection.backup(destination: destination, timeout: nil) { message in

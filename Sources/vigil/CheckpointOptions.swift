@@ -28,7 +28,7 @@ struct CheckpointOptions: ParsableArguments {
             do {
                 key = try CheckpointKey.load(path: checkpointKey, dataDirectory: dataDirectory)
             } catch {
-                throw ValidationError(error.message)
+                throw CLIFailure.configuration(error.message)
             }
         } else {
             logger.warning("no --checkpoint-key: no signed checkpoints are written, so vigil verify can only show that the stored events and their hash chain agree with each other, not that they are what this server stored")

@@ -15,6 +15,15 @@ struct ClientOptions: ParsableArguments {
 
     @OptionGroup(title: "TLS") var tls: ClientTLSOptions
 
+    /// A bad --server is a mistake on the command line (64), not a server's answer.
+    func validate() throws {
+        do {
+            _ = try VigilClient.Configuration(server: server)
+        } catch {
+            throw ValidationError("--server '\(server)' is not HOST:PORT, for example 127.0.0.1:7700 or [::1]:7700")
+        }
+    }
+
     /// Connects; `maxFrameSize` (when given) is the largest frame the server
     /// may send, which also caps the bytes of one query page.
     func connect(maxFrameSize: Int? = nil) async throws -> VigilClient {

@@ -100,7 +100,7 @@ struct ExportCommand: AsyncParsableCommand {
         do {
             destination = try OutputFile(path: path, append: cursor != nil)
         } catch let error as OutputFile.Failure {
-            throw ValidationError(error.description)
+            throw CLIFailure.runtime(error.description)
         }
         defer { destination.close() }
         let writeHeader = format == .csv && (header ?? (cursor == nil || destination.isEmptyRegularFile))

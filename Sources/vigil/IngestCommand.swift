@@ -56,11 +56,11 @@ struct IngestCommand: AsyncParsableCommand {
     func run() async throws {
         let input: UnsafeMutablePointer<FILE>
         if file == "-" {
-            guard let standardInput = fdopen(STDIN_FILENO, "r") else { throw ValidationError("cannot read standard input") }
+            guard let standardInput = fdopen(STDIN_FILENO, "r") else { throw CLIFailure.noInput("cannot read standard input") }
             input = standardInput
         } else {
             guard let opened = fopen(file, "r") else {
-                throw ValidationError("cannot open '\(file)': \(String(cString: strerror(errno)))")
+                throw CLIFailure.noInput("cannot open '\(file)': \(String(cString: strerror(errno)))")
             }
             input = opened
         }
@@ -114,7 +114,7 @@ struct IngestCommand: AsyncParsableCommand {
                     do {
                         event = try AuditEvent(jsonString: line, options: options)
                     } catch {
-                        throw ValidationError("line \(lineNumber): not an event in protobuf JSON form (\(error)); nothing from this line on was sent")
+                        throw CLIFailure.runtime("line \(lineNumber): not an event in protobuf JSON form (\(error)); nothing from this line on was sent")
                     }
                     batch.events.append(event)
                     batch.lines.append(lineNumber)

@@ -268,8 +268,12 @@ struct ServeCommand: AsyncParsableCommand {
                 ? (self, EffectiveSettings(file: nil, commandLine: EffectiveSettings.values(in: arguments)))
                 : Self.resolve(arguments)
         } catch let error as ConfigFileError {
-            FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
-            throw Self.configurationExitCode
+            throw CLIFailure.configuration(error.description)
+        }
+        // The files the file names, each problem with its key, as `vigil config check` lists them.
+        if let config = resolved.command.config {
+            let problems = resolved.command.problemsInNamedFiles()
+            if !problems.isEmpty { throw CLIFailure.configuration(ConfigFileError(path: config, problems: problems).description) }
         }
         try await resolved.command.serve(settings: resolved.settings, arguments: arguments)
     }
@@ -305,7 +309,12 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.maxConnections = maxConnections
         configuration.idleTimeout = idleTimeout == 0 ? nil : .seconds(idleTimeout)
         configuration.defaultIngestEventsPerSecond = ingestRateLimit == 0 ? nil : ingestRateLimit
-        configuration.tls = try tls.serverTLS()
+        // A file a setting names that cannot be used is a configuration problem (78), whether flag or key named it.
+        do {
+            configuration.tls = try tls.serverTLS()
+        } catch {
+            throw CLIFailure.configuration(Self.message(for: error))
+        }
         // One registry for the server and its store: the store records WAL
         // fsyncs and bytes written into it.
         let metrics = VigilMetrics(maxTenantLabels: metricsTenantLabels)
@@ -335,7 +344,7 @@ struct ServeCommand: AsyncParsableCommand {
             do {
                 configuration.redaction = try RedactionPolicy.load(path: redactionRules)
             } catch {
-                throw ValidationError("--redaction-rules: \(error)")
+                throw CLIFailure.configuration("--redaction-rules: \(error)")
             }
         }
         var alertRules: [AlertRule] = []
@@ -343,7 +352,7 @@ struct ServeCommand: AsyncParsableCommand {
             do {
                 alertRules = try AlertRule.load(path: rules)
             } catch {
-                throw ValidationError("--rules: \(error)")
+                throw CLIFailure.configuration("--rules: \(error)")
             }
         }
         configuration.checkpoints = try checkpoints.configuration(dataDirectory: dataDir, logger: logger)
@@ -413,11 +422,11 @@ extension ServeCommand {
             if let text = try? String(contentsOfFile: adminTokenFile, encoding: .utf8) {
                 secret = text.trimmingCharacters(in: .whitespacesAndNewlines)
             } else if FileManager.default.fileExists(atPath: adminTokenFile) {
-                throw ValidationError("--admin-token-file \(adminTokenFile) cannot be read; check its permissions")
+                throw CLIFailure.configuration("--admin-token-file \(adminTokenFile) cannot be read; check its permissions")
             } else {
                 let made = TokenRegistry.generateSecret()
                 guard FileManager.default.createFile(atPath: adminTokenFile, contents: Data((made + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
-                    throw ValidationError("--admin-token-file \(adminTokenFile) does not exist and cannot be created; check the directory")
+                    throw CLIFailure.configuration("--admin-token-file \(adminTokenFile) does not exist and cannot be created; check the directory")
                 }
                 logger.notice("wrote a new admin token to \(adminTokenFile)")
                 secret = made
@@ -429,7 +438,7 @@ extension ServeCommand {
                     logger.notice("added the given admin token to the token registry")
                 }
             } catch {
-                throw ValidationError("\(adminTokenFile.map { "--admin-token-file \($0)" } ?? "$VIGIL_ADMIN_TOKEN"): \(error.message)")
+                throw CLIFailure.configuration("\(adminTokenFile.map { "--admin-token-file \($0)" } ?? "$VIGIL_ADMIN_TOKEN"): \(error.message)")
             }
         } else if !registry.hasActiveAdmin {
             let (token, made) = try registry.create(name: "admin", scopes: [.admin], tenants: [], createdBy: "vigil serve")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import NIOSSL
 import VigilClient
 import VigilCore
@@ -66,6 +67,14 @@ struct ClientTLSOptions: ParsableArguments {
         valueName: "name"))
     var serverName: String?
 
+    /// --tls-cert without --tls-key (or the other way round) is a mistake on the command line.
+    func validate() throws {
+        let certificate = setting(certificate, flag: "--tls-cert", variable: "VIGIL_TLS_CERT")
+        let key = setting(key, flag: "--tls-key", variable: "VIGIL_TLS_KEY")
+        if let certificate, key == nil { throw ValidationError("\(certificate.source) needs --tls-key (the certificate's private key)") }
+        if let key, certificate == nil { throw ValidationError("\(key.source) needs --tls-cert (the certificate it belongs to)") }
+    }
+
     /// The client's TLS, or nil for plain TCP. Flags win over the environment.
     func clientTLS() throws -> VigilClient.TLS? {
         let ca = setting(ca, flag: "--tls-ca", variable: "VIGIL_TLS_CA")
@@ -77,19 +86,19 @@ struct ClientTLSOptions: ParsableArguments {
         if let key, certificate == nil { throw ValidationError("\(key.source) needs --tls-cert (the certificate it belongs to)") }
 
         let roots: VigilClient.TLS.TrustRoots = try ca.map { ca in
-            .certificates(try load(ca.source) { () throws(PEMFile.LoadError) in try PEMFile.certificates(at: ca.value) })
+            .certificates(try loadInput(ca) { () throws(PEMFile.LoadError) in try PEMFile.certificates(at: ca.value) })
         } ?? .system
         var chain: [NIOSSLCertificate] = []
         var privateKey: NIOSSLPrivateKey?
         if let certificate, let key {
-            chain = try load(certificate.source) { () throws(PEMFile.LoadError) in try PEMFile.certificates(at: certificate.value) }
-            privateKey = try load(key.source) { () throws(PEMFile.LoadError) in try PEMFile.privateKey(at: key.value) }
+            chain = try loadInput(certificate) { () throws(PEMFile.LoadError) in try PEMFile.certificates(at: certificate.value) }
+            privateKey = try loadInput(key) { () throws(PEMFile.LoadError) in try PEMFile.privateKey(at: key.value) }
         }
         do {
             return try VigilClient.TLS(trustRoots: roots, serverName: serverName?.value, certificateChain: chain, privateKey: privateKey)
         } catch {
             if let certificate, let key {
-                throw ValidationError("\(key.source) '\(key.value)' does not match the certificate in \(certificate.source) '\(certificate.value)' (\(error.message))")
+                throw CLIFailure.runtime("\(key.source) '\(key.value)' does not match the certificate in \(certificate.source) '\(certificate.value)' (\(error.message))")
             }
             throw CLIError(error)
         }
@@ -105,6 +114,17 @@ struct ClientTLSOptions: ParsableArguments {
         if let flag { return Setting(value: flag, source: name) }
         if let value = environment(variable), !value.isEmpty { return Setting(value: value, source: "$\(variable)") }
         return nil
+    }
+}
+
+/// Loads a client's PEM file; a problem names the flag (or variable) and the
+/// file: 66 (EX_NOINPUT) when it cannot be read, 1 when it is not what it should be.
+private func loadInput<T>(_ setting: ClientTLSOptions.Setting, _ body: () throws(PEMFile.LoadError) -> T) throws -> T {
+    do {
+        return try body()
+    } catch {
+        let readable = FileManager.default.isReadableFile(atPath: setting.value)
+        throw readable ? CLIFailure.runtime("\(setting.source) \(error)") : CLIFailure.noInput("\(setting.source) \(error)")
     }
 }
 

@@ -101,12 +101,8 @@ struct TailCommand: AsyncParsableCommand {
 
     func run() async throws {
         let request = try request()
-        var configuration: VigilClient.Configuration
-        do {
-            configuration = try VigilClient.Configuration(server: client.server)
-        } catch {
-            throw ValidationError(error.message)
-        }
+        // --server was checked by ClientOptions.validate().
+        var configuration = try VigilClient.Configuration(server: client.server)
         configuration.token = client.token ?? environment("VIGIL_TOKEN") ?? ""
         configuration.clientName = "vigil-cli"
         configuration.connectTimeout = client.callTimeout

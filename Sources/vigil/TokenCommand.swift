@@ -168,7 +168,11 @@ struct RetentionCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The tenant; without it, the default for tenants without their own.")
     var tenant: String?
 
-    func run() async throws {
+    func validate() throws {
+        _ = try request()
+    }
+
+    func request() throws -> Vigil_V1_SetRetentionRequest {
         var request = Vigil_V1_SetRetentionRequest()
         request.tenant = tenant ?? ""
         switch retention {
@@ -184,6 +188,11 @@ struct RetentionCommand: AsyncParsableCommand {
             }
             request.retention = .init(seconds: seconds, nanos: 0)
         }
+        return request
+    }
+
+    func run() async throws {
+        let request = try request()
         let response = try await client.withClient { connection in
             try await connection.setRetention(request, timeout: client.callTimeout)
         }

@@ -1,6 +1,10 @@
 import ArgumentParser
 import VigilServer
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 @main
 struct Vigil: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -27,4 +31,22 @@ struct Vigil: AsyncParsableCommand {
             BackupCommand.self, RestoreCommand.self,
         ]
     )
+
+    /// ArgumentParser's main, but a `CLIFailure` exits with its own status
+    /// and without the root command's usage.
+    static func main() async {
+        do {
+            var command = try await asyncParseAsRoot(nil)
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let failure as CLIFailure {
+            printError("Error: \(failure.message)")
+            Glibc.exit(failure.exitCode)
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
