@@ -5,6 +5,7 @@ import VigilClient
 import VigilCore
 import VigilProto
 import VigilServer
+import VigilStorage
 
 struct TokenCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -196,7 +197,17 @@ struct RetentionCommand: AsyncParsableCommand {
         let response = try await client.withClient { connection in
             try await connection.setRetention(request, timeout: client.callTimeout)
         }
-        let effect = response.hasRetention ? "\(response.retention.seconds / 86_400)d" : "forever"
-        print("Retention of \(tenant ?? "tenants without their own") is now \(effect).")
+        print("Retention of \(tenant ?? "tenants without their own") is now \(Self.effect(of: response, asked: request, given: retention)).")
+    }
+
+    /// The retention now in force, exactly (as _system records it: `90d`,
+    /// `129600s`, `forever`), with the duration as given when that is what it is.
+    static func effect(of response: Vigil_V1_SetRetentionResponse, asked request: Vigil_V1_SetRetentionRequest, given: String) -> String {
+        guard response.hasRetention else { return RetentionSettings.Values.text(nil) }
+        let (nanos, overflow) = response.retention.seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        guard !overflow else { return "\(response.retention.seconds)s" }
+        let text = RetentionSettings.Values.text(nanos + Int64(response.retention.nanos))
+        let asGiven = request.hasRetention && request.retention == response.retention && given != text
+        return asGiven ? "\(text) (\(given))" : text
     }
 }
