@@ -13,7 +13,8 @@ struct BackupCommand: AsyncParsableCommand {
         discussion: """
             The server writes the backup itself, to DEST on its own host (an absolute path \
             that does not exist or is an empty directory); an admin token is needed:
-              vigil backup --server 127.0.0.1:7700 --token $ADMIN /backups/vigil-2026-12-03
+              vigil backup --server 127.0.0.1:7700 --token-file /etc/vigil/admin-token \\
+                  /backups/vigil-2026-12-03
             On the data directory's file system, parts are hard-linked (instant, no extra \
             space); elsewhere they are copied. The backup holds every event acknowledged \
             before it began — through the "cut" seq it reports — and nothing after. \

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import VigilClient
 import VigilCore
 
@@ -7,8 +8,14 @@ struct ClientOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The server, HOST:PORT.", valueName: "host:port"))
     var server = "127.0.0.1:7700"
 
-    @Option(name: .long, help: ArgumentHelp("API token (default: $VIGIL_TOKEN).", valueName: "token"))
+    @Option(name: .long, help: ArgumentHelp(
+        "API token (default: $VIGIL_TOKEN). Visible to other users in `ps` and kept in shell history: prefer --token-file or $VIGIL_TOKEN.",
+        valueName: "token"))
     var token: String?
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Read the API token from this file, mode 600 (default: $VIGIL_TOKEN_FILE); a trailing newline is ignored.", valueName: "file"))
+    var tokenFile: String?
 
     @Option(name: .long, help: ArgumentHelp("Seconds each call may take before it fails with DEADLINE_EXCEEDED.", valueName: "seconds"))
     var timeout = 60
@@ -17,6 +24,7 @@ struct ClientOptions: ParsableArguments {
 
     /// A bad --server is a mistake on the command line (64), not a server's answer.
     func validate() throws {
+        if token != nil && tokenFile != nil { throw ValidationError("give --token or --token-file, not both") }
         do {
             _ = try VigilClient.Configuration(server: server)
         } catch {
@@ -29,13 +37,39 @@ struct ClientOptions: ParsableArguments {
     func connect(maxFrameSize: Int? = nil) async throws -> VigilClient {
         var configuration = try VigilClient.Configuration(server: server)
         if let maxFrameSize { configuration.maxFrameSize = maxFrameSize }
-        configuration.token = token ?? environment("VIGIL_TOKEN") ?? ""
+        configuration.token = try resolvedToken()
         configuration.clientName = "vigil-cli"
         configuration.tls = try tls.clientTLS()
         return try await VigilClient.connect(configuration)
     }
 
     var callTimeout: Duration { .seconds(timeout) }
+
+    /// The token: --token, --token-file, $VIGIL_TOKEN, $VIGIL_TOKEN_FILE, the
+    /// first that is set; "" for none.
+    func resolvedToken() throws -> String {
+        if let token { return token }
+        if let tokenFile { return try Self.readToken(tokenFile, source: "--token-file") }
+        if let token = environment("VIGIL_TOKEN"), !token.isEmpty { return token }
+        if let path = environment("VIGIL_TOKEN_FILE"), !path.isEmpty { return try Self.readToken(path, source: "$VIGIL_TOKEN_FILE") }
+        return ""
+    }
+
+    /// A token file's content without the trailing newline. One others may
+    /// read is used, with a warning: refusing it would only send people back to --token.
+    static func readToken(_ path: String, source: String) throws -> String {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read; check its permissions" : "does not exist"
+            throw CLIFailure.noInput("\(source) \(path) \(reason)")
+        }
+        let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !token.isEmpty else { throw CLIFailure.noInput("\(source) \(path) is empty; it should hold the token") }
+        var status = stat()
+        if stat(path, &status) == 0, status.st_mode & 0o077 != 0 {
+            printError("warning: \(source) \(path) may be read by group or others (mode \(String(status.st_mode & 0o777, radix: 8))); make it private: chmod 600 \(path)")
+        }
+        return token
+    }
 
     /// Connects, runs `body`, closes; a `VigilError` becomes the CLI's error.
     func withClient<R>(maxFrameSize: Int? = nil, _ body: (VigilClient) async throws -> R) async throws -> R {

@@ -67,7 +67,7 @@ struct IngestCommand: AsyncParsableCommand {
         defer { if file != "-" { fclose(input) } }
 
         var configuration = try VigilClient.Configuration(server: client.server)
-        configuration.token = client.token ?? environment("VIGIL_TOKEN") ?? ""
+        configuration.token = try client.resolvedToken()
         configuration.clientName = "vigil-cli"
         configuration.compressRequests = compress
         configuration.tls = try client.tls.clientTLS()

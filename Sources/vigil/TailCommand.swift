@@ -103,7 +103,7 @@ struct TailCommand: AsyncParsableCommand {
         let request = try request()
         // --server was checked by ClientOptions.validate().
         var configuration = try VigilClient.Configuration(server: client.server)
-        configuration.token = client.token ?? environment("VIGIL_TOKEN") ?? ""
+        configuration.token = try client.resolvedToken()
         configuration.clientName = "vigil-cli"
         configuration.connectTimeout = client.callTimeout
         configuration.tls = try client.tls.clientTLS()

@@ -16,11 +16,15 @@ enum VigilBinary {
         var stderr: String
     }
 
-    /// Runs `vigil ARGS` (or `executable ARGS`) to completion, feeding `input` to its stdin.
-    static func run(_ arguments: [String], input: String? = nil, executable: String = "vigil") throws -> Output {
+    /// Runs `vigil ARGS` (or `executable ARGS`) to completion, feeding `input` to its stdin;
+    /// `environment` is added to this process's.
+    static func run(_ arguments: [String], input: String? = nil, executable: String = "vigil", environment: [String: String] = [:]) throws -> Output {
         let process = Process()
         process.executableURL = url(of: executable)
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         let out = Pipe()
         let err = Pipe()
         let stdin = Pipe()
