@@ -5,6 +5,7 @@ import Logging
 import ServiceLifecycle
 import UnixSignals
 import VigilCore
+import VigilProto
 import VigilServer
 import VigilStorage
 
@@ -119,7 +120,7 @@ struct ServeCommand: AsyncParsableCommand {
     var noAuth = false
 
     @Option(name: .long, help: ArgumentHelp(
-        "File holding the admin token (also $VIGIL_ADMIN_TOKEN). Created with a new token (mode 0600) if missing. Without either, the first start prints a new admin token once.",
+        "File holding the admin token (also $VIGIL_ADMIN_TOKEN). Created with a new token (mode 0600) if missing. Without either, the first start prints a new admin token once. A new secret here adds an admin: revoke the old one (vigil token revoke).",
         valueName: "file"))
     var adminTokenFile: String?
 
@@ -421,13 +422,16 @@ extension ServeCommand {
         if let adminTokenFile {
             if let text = try? String(contentsOfFile: adminTokenFile, encoding: .utf8) {
                 secret = text.trimmingCharacters(in: .whitespacesAndNewlines)
+                var status = stat()
+                if stat(adminTokenFile, &status) == 0, status.st_mode & 0o077 != 0 {
+                    logger.warning(
+                        "--admin-token-file \(adminTokenFile) may be read by group or others (mode \(String(status.st_mode & 0o777, radix: 8))); it holds an admin secret: chmod 600 \(adminTokenFile)")
+                }
             } else if FileManager.default.fileExists(atPath: adminTokenFile) {
                 throw CLIFailure.configuration("--admin-token-file \(adminTokenFile) cannot be read; check its permissions")
             } else {
                 let made = TokenRegistry.generateSecret()
-                guard FileManager.default.createFile(atPath: adminTokenFile, contents: Data((made + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
-                    throw CLIFailure.configuration("--admin-token-file \(adminTokenFile) does not exist and cannot be created; check the directory")
-                }
+                try Self.createSecretFile(adminTokenFile, contents: made + "\n")
                 logger.notice("wrote a new admin token to \(adminTokenFile)")
                 secret = made
             }
@@ -440,6 +444,7 @@ extension ServeCommand {
             } catch {
                 throw CLIFailure.configuration("\(adminTokenFile.map { "--admin-token-file \($0)" } ?? "$VIGIL_ADMIN_TOKEN"): \(error.message)")
             }
+            Self.warnOfEarlierAdmins(registry, current: registry.authenticate(secret)?.tokenID, logger: logger)
         } else if !registry.hasActiveAdmin {
             let (token, made) = try registry.create(name: "admin", scopes: [.admin], tenants: [], createdBy: "vigil serve")
             print("""
@@ -454,6 +459,39 @@ extension ServeCommand {
             fflush(nil)
         }
         return registry
+    }
+}
+
+extension ServeCommand {
+    /// Creates `path` holding `contents`, mode 0600 from the start (never
+    /// readable by others, not even for a moment), refusing to replace a file.
+    static func createSecretFile(_ path: String, contents: String) throws {
+        do throws(VigilError) {
+            let file = try FileHandleDescriptor.open(path, flags: O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode: 0o600)
+            defer { file.close() }
+            let failure: VigilError? = Array(contents.utf8).withUnsafeBytes { raw in
+                do throws(VigilError) { try file.write(raw, at: 0) } catch { return error }
+                return nil
+            }
+            if let failure { throw failure }
+            try file.sync()
+        } catch {
+            throw CLIFailure.configuration("--admin-token-file \(path) does not exist and cannot be created: \(error.message)")
+        }
+    }
+
+    /// Replacing the admin token file adds a new admin and leaves the old one
+    /// valid: say so, or a "rotated" leaked token would go on working.
+    static func warnOfEarlierAdmins(_ registry: TokenRegistry, current: String?, logger: Logger) {
+        let earlier = registry.tokens.filter { token in
+            token.id != current && token.createdBy == "vigil serve" && token.revokedAtNanos == 0
+                && token.scopes.contains(.admin) && token.tenants.isEmpty
+        }
+        for token in earlier {
+            logger.notice(
+                "the admin token \(token.id) made by an earlier vigil serve is still active; if the admin token file replaced it, revoke it: vigil token revoke \(token.id)",
+                metadata: ["vigil.token": "\(token.id)"])
+        }
     }
 }
 
