@@ -5,6 +5,12 @@ import VigilCore
 import VigilProto
 import VigilWire
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A connection to a Vigil server. Calls may be made concurrently from many
 /// tasks: they are multiplexed (and unary calls pipelined) on the one
 /// connection. Errors are `VigilError`s carrying the server's status code.
@@ -118,7 +124,7 @@ public final class VigilClient: Sendable {
             welcome.fail(error)
             madeHandler.fail(error)
             if let error = error as? VigilError { throw error }
-            throw VigilError(.unavailable, "cannot connect to \(configuration.host):\(configuration.port): \(error); is `vigil serve` running there?")
+            throw VigilError(.unavailable, Self.connectFailure(error, host: configuration.host, port: configuration.port, timeout: configuration.connectTimeout))
         }
         var hello = Vigil_V1_Hello()
         hello.majorVersion = UInt32(Preface.current.major)
@@ -142,6 +148,32 @@ public final class VigilClient: Sendable {
             try? await channel.close()
             throw error as? VigilError ?? VigilError(.unavailable, "HELLO failed: \(error)")
         }
+    }
+
+    /// A failed connect as a sentence that says what to check, not NIO's
+    /// nested error values.
+    static func connectFailure(_ error: any Error, host: String, port: Int, timeout: Duration) -> String {
+        let address = "\(host):\(port)"
+        var causes: [any Error] = [error]
+        if let failure = error as? NIOConnectionError {
+            causes = failure.connectionErrors.map(\.error)
+            // Neither an A nor an AAAA record: nothing was tried.
+            if causes.isEmpty, failure.dnsAError != nil || failure.dnsAAAAError != nil {
+                return "unknown host '\(host)': it does not resolve to an address; check the host of --server"
+            }
+        }
+        if error is SocketAddressError { return "unknown host '\(host)': it does not resolve to an address; check the host of --server" }
+        let codes = causes.compactMap { ($0 as? IOError)?.errnoCode }
+        if codes.contains(ECONNREFUSED) { return "connection refused: is `vigil serve` running at \(address)?" }
+        if codes.contains(ENETUNREACH) || codes.contains(EHOSTUNREACH) {
+            return "no route to \(address): the network or host cannot be reached from here"
+        }
+        let timedOut = causes.contains { cause in
+            if case ChannelError.connectTimeout = cause { return true }
+            return (cause as? IOError)?.errnoCode == ETIMEDOUT
+        }
+        if timedOut { return "no answer from \(address) within \(timeout): is the host up, and does a firewall drop the port?" }
+        return "cannot connect to \(address): \(error); is `vigil serve` running there?"
     }
 
     /// A client dropped without `close()` would otherwise keep its socket,

@@ -25,11 +25,7 @@ struct ClientOptions: ParsableArguments {
     /// A bad --server is a mistake on the command line (64), not a server's answer.
     func validate() throws {
         if token != nil && tokenFile != nil { throw ValidationError("give --token or --token-file, not both") }
-        do {
-            _ = try VigilClient.Configuration(server: server)
-        } catch {
-            throw ValidationError("--server '\(server)' is not HOST:PORT, for example 127.0.0.1:7700 or [::1]:7700")
-        }
+        _ = try checkedHostPort(server, flag: "--server", example: "127.0.0.1:7700")
     }
 
     /// Connects; `maxFrameSize` (when given) is the largest frame the server
@@ -91,6 +87,25 @@ struct ClientOptions: ParsableArguments {
             throw error
         }
     }
+}
+
+/// HOST:PORT for `flag`, or a `ValidationError` that says how to write it:
+/// without a scheme, IPv6 in brackets.
+func checkedHostPort(_ text: String, flag: String, example: String) throws -> (host: String, port: Int) {
+    if let scheme = text.range(of: "://") {
+        throw ValidationError("\(flag) '\(text)' is HOST:PORT, without a scheme such as \(text[..<scheme.upperBound]): for example \(example)")
+    }
+    // `::1:7701` would be read as a host without a port.
+    if !text.hasPrefix("["), text.utf8.filter({ $0 == UInt8(ascii: ":") }).count > 1 {
+        let lastColon = text.lastIndex(of: ":")!
+        let port = text[text.index(after: lastColon)...]
+        let suggestion = !port.isEmpty && port.allSatisfy(\.isNumber) ? "[\(text[..<lastColon])]:\(port)" : "[\(text)]:PORT"
+        throw ValidationError("\(flag) '\(text)': write an IPv6 address in brackets, \(suggestion)")
+    }
+    guard let address = try? parseHostPort(text) else {
+        throw ValidationError("\(flag) '\(text)' is not HOST:PORT, for example \(example) or [::1]:\(example.split(separator: ":").last ?? "7700")")
+    }
+    return address
 }
 
 func parseHostPort(_ text: String) throws -> (host: String, port: Int) {

@@ -114,7 +114,10 @@ struct IngestCommand: AsyncParsableCommand {
                     do {
                         event = try AuditEvent(jsonString: line, options: options)
                     } catch {
-                        throw CLIFailure.runtime("line \(lineNumber): not an event in protobuf JSON form (\(error)); nothing from this line on was sent")
+                        // The batch being built was not sent: name its lines, so that nobody believes them stored.
+                        let unsent = batch.lines.first.map { "lines \($0)-\(lineNumber)" } ?? "line \(lineNumber)"
+                        throw CLIFailure.runtime(
+                            "line \(lineNumber): not an event in protobuf JSON form (\(Self.describe(error))); \(unsent) and every line after were not sent, lines before were; fix line \(lineNumber) and run the same command again")
                     }
                     batch.events.append(event)
                     batch.lines.append(lineNumber)
@@ -140,6 +143,18 @@ struct IngestCommand: AsyncParsableCommand {
         if replayed > 0 { summary += "; \(replayed) were already stored by an earlier run (idempotent retry)" }
         printError(summary)
         if let failure { throw failure }
+    }
+
+    /// A JSON decoding error for people: SwiftProtobuf's enum cases (`malformedString`) mean nothing to them.
+    static func describe(_ error: any Error) -> String {
+        switch error as? JSONDecodingError {
+        case .unknownField(let name)?: "unknown field '\(name)'"
+        case .conflictingOneOf?: "two fields of which only one may be set"
+        case .unrecognizedEnumValue?: "a value that is not one of its field's names (an outcome, actor type or category)"
+        case .malformedTimestamp?: "a time that is not RFC 3339, such as 2026-11-20T10:15:00Z"
+        case .truncated?: "the JSON ends early"
+        default: "not valid JSON, or a field holds a value of the wrong kind"
+        }
     }
 
     /// Maps a refused batch's event indexes to line numbers.

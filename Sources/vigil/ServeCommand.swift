@@ -167,9 +167,7 @@ struct ServeCommand: AsyncParsableCommand {
     func validate() throws {
         // The file may set any of these: they are checked with its settings (`resolve`).
         if config != nil && !Self.resolving { return }
-        guard (try? parseHostPort(listen)) != nil else {
-            throw ValidationError("--listen '\(listen)' is not HOST:PORT, for example 127.0.0.1:7700 or 0.0.0.0:7700")
-        }
+        _ = try checkedHostPort(listen, flag: "--listen", example: "127.0.0.1:7700")
         guard (0...(1 << 30)).contains(minFreeDiskMb) else {
             throw ValidationError("--min-free-disk-mb must be 0...\(1 << 30) (MiB), not \(minFreeDiskMb)")
         }
@@ -205,7 +203,8 @@ struct ServeCommand: AsyncParsableCommand {
         guard idleTimeout >= 0 else { throw ValidationError("--idle-timeout must be 0 (never) or a number of seconds") }
         if let metricsListen {
             // The port is required: the protocol's default (7700) would be the wrong one.
-            guard metricsListen.contains(":"), !metricsListen.hasSuffix("]"), let metricsAddress = try? parseHostPort(metricsListen) else {
+            let metricsAddress = try checkedHostPort(metricsListen, flag: "--metrics-listen", example: "127.0.0.1:7701")
+            guard metricsListen.contains(":"), !metricsListen.hasSuffix("]") else {
                 throw ValidationError("--metrics-listen '\(metricsListen)' is not HOST:PORT, for example 127.0.0.1:7701")
             }
             if let protocolAddress = try? parseHostPort(listen), metricsAddress.port != 0, metricsAddress.port == protocolAddress.port {
@@ -295,6 +294,12 @@ struct ServeCommand: AsyncParsableCommand {
         if let config { logger.info("read the configuration from \(config)") }
         OpenFileLimit.raiseAndReport(logger)
         let (host, port) = try parseHostPort(listen)
+        if let problem = ListenProbe.problem(host: host, port: port, flag: "--listen") { throw problem }
+        if let metricsListen, let (metricsHost, metricsPort) = try? parseHostPort(metricsListen),
+            let problem = ListenProbe.problem(host: metricsHost, port: metricsPort, flag: "--metrics-listen")
+        {
+            throw problem
+        }
 
         var configuration = ServerConfiguration()
         configuration.host = host
