@@ -53,7 +53,7 @@ struct BackupCommand: AsyncParsableCommand {
         } else {
             summary = try await client.withClient { connection in
                 // No deadline by default: a large backup takes as long as its copies.
-                try await connection.backup(destination: destination, timeout: nil) { message in
+                try await connection.backup(destination: destination, timeout: client.explicitTimeout) { message in
                     display.show(
                         filesDone: message.filesDone, filesTotal: message.filesTotal, bytesDone: message.bytesDone, bytesTotal: message.bytesTotal,
                         force: message.hasSummary)

@@ -17,29 +17,45 @@ struct ClientOptions: ParsableArguments {
         "Read the API token from this file, mode 600 (default: $VIGIL_TOKEN_FILE); a trailing newline is ignored.", valueName: "file"))
     var tokenFile: String?
 
-    @Option(name: .long, help: ArgumentHelp("Seconds each call may take before it fails with DEADLINE_EXCEEDED.", valueName: "seconds"))
-    var timeout = 60
+    @Option(name: .long, help: ArgumentHelp(
+        "Seconds each call may take before it fails with DEADLINE_EXCEEDED (default: 60; export and backup: no limit unless given); it also bounds connecting and the handshake (default: 10).",
+        valueName: "seconds"))
+    var timeout: Int?
 
     @OptionGroup(title: "TLS") var tls: ClientTLSOptions
 
     /// A bad --server is a mistake on the command line (64), not a server's answer.
     func validate() throws {
         if token != nil && tokenFile != nil { throw ValidationError("give --token or --token-file, not both") }
+        if let timeout, !(1...86_400).contains(timeout) { throw ValidationError("--timeout must be 1 to 86400 seconds, not \(timeout)") }
         _ = try checkedHostPort(server, flag: "--server", example: "127.0.0.1:7700")
     }
 
     /// Connects; `maxFrameSize` (when given) is the largest frame the server
     /// may send, which also caps the bytes of one query page.
     func connect(maxFrameSize: Int? = nil) async throws -> VigilClient {
-        var configuration = try VigilClient.Configuration(server: server)
+        var configuration = try clientConfiguration()
         if let maxFrameSize { configuration.maxFrameSize = maxFrameSize }
-        configuration.token = try resolvedToken()
-        configuration.clientName = "vigil-cli"
-        configuration.tls = try tls.clientTLS()
         return try await VigilClient.connect(configuration)
     }
 
-    var callTimeout: Duration { .seconds(timeout) }
+    /// The client's configuration: server, token, TLS, and an explicit
+    /// --timeout as the bound of connecting and the HELLO exchange too.
+    func clientConfiguration() throws -> VigilClient.Configuration {
+        var configuration = try VigilClient.Configuration(server: server)
+        configuration.token = try resolvedToken()
+        configuration.clientName = "vigil-cli"
+        configuration.tls = try tls.clientTLS()
+        if let timeout { configuration.connectTimeout = .seconds(timeout) }
+        return configuration
+    }
+
+    /// Each call's deadline: --timeout, 60 s by default.
+    var callTimeout: Duration { .seconds(timeout ?? 60) }
+
+    /// The deadline of a call that may rightly run for hours (an export, a
+    /// backup): none unless --timeout was given.
+    var explicitTimeout: Duration? { timeout.map { .seconds($0) } }
 
     /// The token: --token, --token-file, $VIGIL_TOKEN, $VIGIL_TOKEN_FILE, the
     /// first that is set; "" for none.

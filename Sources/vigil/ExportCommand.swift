@@ -106,7 +106,8 @@ struct ExportCommand: AsyncParsableCommand {
         let writeHeader = format == .csv && (header ?? (cursor == nil || destination.isEmptyRegularFile))
         let options = ExportOptions(
             format: format, lineEnding: crlf ? [0x0D, 0x0A] : [0x0A], writeHeader: writeHeader,
-            progress: progress || isatty(STDERR_FILENO) == 1, progressOnTerminal: isatty(STDERR_FILENO) == 1)
+            progress: progress || isatty(STDERR_FILENO) == 1, progressOnTerminal: isatty(STDERR_FILENO) == 1,
+            timeout: client.explicitTimeout)
 
         let query = request
         let (result, signal) = try await client.withClient(maxFrameSize: Self.maxFrameSize) { connection in
@@ -188,6 +189,8 @@ struct ExportCommand: AsyncParsableCommand {
         var writeHeader: Bool
         var progress: Bool
         var progressOnTerminal: Bool
+        /// The whole export's deadline: none unless --timeout was given (an export may rightly take hours).
+        var timeout: Duration?
     }
 
     struct ExportResult: Sendable {
@@ -216,7 +219,7 @@ struct ExportCommand: AsyncParsableCommand {
                 EventEncoding.appendCSVHeader(to: &buffer, lineEnding: options.lineEnding)
                 try destination.write(buffer)
             }
-            var pages = connection.queryPages(request, window: Self.window, timeout: nil).makeAsyncIterator()
+            var pages = connection.queryPages(request, window: Self.window, timeout: options.timeout).makeAsyncIterator()
             while let page = try await pages.next() {
                 if Task.isCancelled { break }
                 buffer.removeAll(keepingCapacity: true)

@@ -66,11 +66,8 @@ struct IngestCommand: AsyncParsableCommand {
         }
         defer { if file != "-" { fclose(input) } }
 
-        var configuration = try VigilClient.Configuration(server: client.server)
-        configuration.token = try client.resolvedToken()
-        configuration.clientName = "vigil-cli"
+        var configuration = try client.clientConfiguration()
         configuration.compressRequests = compress
-        configuration.tls = try client.tls.clientTLS()
         let start = ContinuousClock.now
         let progress = Progress(enabled: !quiet && isatty(STDERR_FILENO) == 1)
         let connection: VigilClient

@@ -101,12 +101,8 @@ struct TailCommand: AsyncParsableCommand {
 
     func run() async throws {
         let request = try request()
-        // --server was checked by ClientOptions.validate().
-        var configuration = try VigilClient.Configuration(server: client.server)
-        configuration.token = try client.resolvedToken()
-        configuration.clientName = "vigil-cli"
+        var configuration = try client.clientConfiguration()
         configuration.connectTimeout = client.callTimeout
-        configuration.tls = try client.tls.clientTLS()
         // Reconnect after a drop, but an unreachable server at the start is an error.
         var policy = ReconnectPolicy()
         policy.retryInitialConnection = false
