@@ -138,8 +138,10 @@ struct ExportCommand: AsyncParsableCommand {
         }
 
         // A call refused before anything was written (a bad cursor, a filter the
-        // server refuses, ...) is just an error: there is nothing to resume.
+        // server refuses, ...) is just an error: there is nothing to resume, and
+        // a file made for it (holding at most a CSV header) is removed.
         if let failure = result.failure, result.written == 0 {
+            if destination.created, let path { unlink(path) }
             if let error = failure as? VigilError { throw CLIError(error) }
             throw failure
         }
@@ -306,6 +308,8 @@ func shellQuoted(_ text: String) -> String {
 struct OutputFile: Sendable {
     let descriptor: Int32
     let path: String?
+    /// Whether opening it made the file (it did not exist before).
+    let created: Bool
 
     struct Failure: Error, CustomStringConvertible {
         let description: String
@@ -316,10 +320,15 @@ struct OutputFile: Sendable {
         self.path = path
         guard let path else {
             descriptor = STDOUT_FILENO
+            created = false
             return
         }
-        let flags = O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC)
-        let opened = open(path, flags, 0o644)
+        let flags = O_WRONLY | O_CLOEXEC | (append ? O_APPEND : O_TRUNC)
+        // A new file is its owner's only, as everything else of Vigil's that holds
+        // events (0700 directories); an existing file keeps its mode.
+        var opened = open(path, flags | O_CREAT | O_EXCL, 0o600)
+        created = opened >= 0
+        if opened < 0 && errno == EEXIST { opened = open(path, flags) }
         guard opened >= 0 else {
             throw Failure(description: "cannot open '\(path)' for writing: \(String(cString: strerror(errno)))")
         }
