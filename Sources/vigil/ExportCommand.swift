@@ -238,7 +238,15 @@ struct ExportCommand: AsyncParsableCommand {
                 // Do not hold on to a large page's buffer.
                 if buffer.capacity > 8 << 20 { buffer = [] }
             }
-            if !Task.isCancelled { result.cutByLimit = pages.trailers["vigil.exhausted"] == "false" }
+            if !Task.isCancelled {
+                result.cutByLimit = pages.trailers["vigil.exhausted"] == "false"
+                // The pages' cursors keep the snapshot of the export's start, so
+                // resuming from them would never see a newer event; the trailers'
+                // end-of-result cursor drops it (an incremental export).
+                if !result.cutByLimit, result.cursor != nil, let final = pages.trailers["vigil.cursor"], !final.isEmpty {
+                    result.cursor = final
+                }
+            }
         } catch is CancellationError {
             // Interrupted while waiting for a page: everything written is whole.
         } catch {
