@@ -20,7 +20,10 @@ struct IngestCommand: AsyncParsableCommand {
             Output of `vigil query --format json` can be fed back in (seq and receivedAt are ignored). \
             Events are sent in batches; each batch is stored atomically and carries an \
             idempotency key derived from its content, so running the same file again within \
-            the server's idempotency window (24 h) stores nothing twice. \
+            the server's idempotency window (24 h) stores nothing twice, as long as the \
+            batches are the same: the same --batch-size and the same server --max-batch-events \
+            (the smaller of the two is the batch size, printed in the summary). Another batch \
+            size makes other batches, and those are stored again. \
             A bad line stops the run with its line number; batches sent before it stay stored.
             """
     )
@@ -136,7 +139,7 @@ struct IngestCommand: AsyncParsableCommand {
         await connection.close()
         progress.finish()
         let seconds = max(0.001, (ContinuousClock.now - start).inSeconds)
-        var summary = "ingested \(stored) events in \(formatSeconds(seconds)) (\(Int(Double(stored + replayed) / seconds)) events/s)"
+        var summary = "ingested \(stored) events in \(formatSeconds(seconds)) (\(Int(Double(stored + replayed) / seconds)) events/s, batches of \(batchLimit))"
         if replayed > 0 { summary += "; \(replayed) were already stored by an earlier run (idempotent retry)" }
         printError(summary)
         if let failure { throw failure }
