@@ -12,7 +12,8 @@ struct BackupCommand: AsyncParsableCommand {
         abstract: "Take a consistent backup of a server's data while it keeps ingesting.",
         discussion: """
             The server writes the backup itself, to DEST on its own host (an absolute path \
-            that does not exist or is an empty directory); an admin token is needed:
+            that does not exist or is an empty directory); an admin token of every tenant \
+            is needed:
               vigil backup --server 127.0.0.1:7700 --token-file /etc/vigil/admin-token \\
                   /backups/vigil-2026-12-03
             On the data directory's file system, parts are hard-linked (instant, no extra \

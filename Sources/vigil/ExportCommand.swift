@@ -149,7 +149,7 @@ struct ExportCommand: AsyncParsableCommand {
         let seconds = max(0.001, result.elapsed.inSeconds)
         let rate = Int(Double(result.written) / seconds)
         let destinationName = path.map { " to \($0)" } ?? ""
-        var summary = "\(grouped(result.written)) events written\(destinationName) in \(formatSeconds(seconds)) (\(grouped(UInt64(rate))) events/s)"
+        var summary = "\(grouped(result.written)) \(result.written == 1 ? "event" : "events") written\(destinationName) in \(formatSeconds(seconds)) (\(grouped(UInt64(rate))) events/s)"
         if let signal {
             summary = "interrupted by \(signal == SIGINT ? "SIGINT" : "SIGTERM"): " + summary
         } else if result.failure != nil {

@@ -139,7 +139,7 @@ struct IngestCommand: AsyncParsableCommand {
         await connection.close()
         progress.finish()
         let seconds = max(0.001, (ContinuousClock.now - start).inSeconds)
-        var summary = "ingested \(stored) events in \(formatSeconds(seconds)) (\(Int(Double(stored + replayed) / seconds)) events/s, batches of \(batchLimit))"
+        var summary = "ingested \(counted(stored, "event")) in \(formatSeconds(seconds)) (\(Int(Double(stored + replayed) / seconds)) events/s, batches of \(batchLimit))"
         if replayed > 0 { summary += "; \(replayed) were already stored by an earlier run (idempotent retry)" }
         printError(summary)
         if let failure { throw failure }

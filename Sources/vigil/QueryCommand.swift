@@ -49,7 +49,7 @@ struct QueryCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Most events to print; 0 for all.")
     var limit: UInt64 = 100
 
-    @Option(name: .long, help: ArgumentHelp("newest (first) or oldest (first).", valueName: "order"))
+    @Option(name: .long, help: ArgumentHelp("newest (first) or oldest (first) (default: newest).", valueName: "order"))
     var order: Order?
 
     @Flag(name: .long, help: "The same as --order oldest.")
@@ -110,9 +110,9 @@ struct QueryCommand: AsyncParsableCommand {
             printer.finish()
             if stats { printError(scanStatistics(pages.trailers)) }
             if pages.trailers["vigil.exhausted"] == "false", !lastCursor.isEmpty {
-                printError("\(count) events shown; more match. Continue with: --cursor \(lastCursor)")
+                printError("\(counted(count, "event")) shown; more match. Continue with: --cursor \(lastCursor)")
             } else if format == .table {
-                printError("\(count) events")
+                printError(counted(count, "event"))
             }
         }
     }
@@ -126,6 +126,11 @@ func scanStatistics(_ trailers: [String: String]) -> String {
     ]
     let parts = names.compactMap { key, name in trailers[key].map { "\(UInt64($0).map(grouped) ?? $0) \(name)" } }
     return parts.isEmpty ? "(the server sent no statistics)" : parts.joined(separator: ", ")
+}
+
+/// "1 event", "2 events": `noun` with an s unless there is one.
+func counted(_ count: some BinaryInteger, _ noun: String) -> String {
+    "\(count) \(noun)\(count == 1 ? "" : "s")"
 }
 
 /// 1234567 as "1,234,567".

@@ -140,9 +140,9 @@ struct VerifyCommand: AsyncParsableCommand {
             for detail in response.details { counts["\(detail.kind)".uppercased(), default: 0] += 1 }
             text += " (" + counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + ")"
         }
-        text += "; \(response.eventsChecked) events checked"
+        text += "; \(counted(response.eventsChecked, "event")) checked"
         if response.eventsExpired > 0 { text += ", \(response.eventsExpired) removed by retention" }
-        text += "; \(response.partsChecked) parts, \(response.walRecordsChecked) WAL records, \(response.checkpointsChecked) checkpoints"
+        text += "; \(counted(response.partsChecked, "part")), \(counted(response.walRecordsChecked, "WAL record")), \(counted(response.checkpointsChecked, "checkpoint"))"
         text += "; head at seq \(response.headSeq): \(response.headHash)"
         return text
     }

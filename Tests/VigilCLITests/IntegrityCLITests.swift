@@ -60,7 +60,7 @@ struct IntegrityCLITests {
         let clean = try VigilBinary.run(["verify", "--data-dir", data, "--public-key", directory + "/key.pub"])
         #expect(clean.status == 0, "\(clean.stdout)\(clean.stderr)")
         #expect(clean.stdout.contains("intact; 400 events checked"), "\(clean.stdout)")
-        #expect(clean.stdout.contains("1 checkpoints"))
+        #expect(clean.stdout.contains("1 checkpoint;"), "\(clean.stdout)")
 
         // Four parts (days), one change each.
         let parts = try Tamper.parts(data).map { data + "/" + $0 }.filter { try Tamper.seqs($0).joined().count >= 10 }
@@ -137,7 +137,7 @@ struct IntegrityCLITests {
         #expect(server.stop().0 == 0)
         let final = try VigilBinary.run(["verify", "--data-dir", data, "--public-key", directory + "/key.pub"])
         #expect(final.status == 0 && final.stdout.contains("head at seq 180: \(report.headHash)"), "\(final.stdout)")
-        #expect(final.stdout.contains("1 checkpoints"), "the shutdown checkpoint: \(final.stdout)")
+        #expect(final.stdout.contains("1 checkpoint;"), "the shutdown checkpoint: \(final.stdout)")
     }
 
     @Test("a WAL record changed on disk is CHECKSUM, a checkpoint changed is CHECKPOINT; exit 1")
