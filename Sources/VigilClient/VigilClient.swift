@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import Synchronization
 import SwiftProtobuf
 import VigilCore
 import VigilProto
@@ -98,34 +99,66 @@ public final class VigilClient: Sendable {
         _ configuration: Configuration,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> VigilClient {
+        try await connect(configuration, eventLoopGroup: eventLoopGroup, resolver: nil)
+    }
+
+    /// One connection attempt: its handler and the Welcome it waits for.
+    private struct Attempt: Sendable {
+        let handler: NIOLoopBound<ClientConnectionHandler>
+        let welcome: EventLoopPromise<Vigil_V1_Welcome>
+    }
+
+    /// The attempts of one connect, by channel.
+    private final class Attempts: Sendable {
+        let byChannel = Mutex<[ObjectIdentifier: Attempt]>([:])
+    }
+
+    /// `resolver`: tests give names that resolve to several addresses.
+    static func connect(
+        _ configuration: Configuration,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        resolver: (any Resolver & Sendable)?
+    ) async throws -> VigilClient {
         let loop = eventLoopGroup.next()
-        let welcome = loop.makePromise(of: Vigil_V1_Welcome.self)
-        // Taken as it is made: a server that closes right after its Welcome
-        // leaves no pipeline to look the handler up in.
-        let madeHandler = loop.makePromise(of: NIOLoopBound<ClientConnectionHandler>.self)
+        // A name with several addresses (localhost: ::1 and 127.0.0.1) makes a
+        // channel, and so a handler, per address tried: the client must keep
+        // the one of the channel that connected. Taken as each is made (a
+        // server that closes right after its Welcome leaves no pipeline to
+        // look the handler up in).
+        let attempts = Attempts()
         let channel: any Channel
         do {
             channel = try await ClientBootstrap(group: loop)
                 .connectTimeout(TimeAmount(configuration.connectTimeout))
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .resolver(resolver)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let sync = channel.pipeline.syncOperations
                         if let tls = configuration.tls { try sync.addHandler(tls.makeHandler(host: configuration.host)) }
                         try sync.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameSize: configuration.maxFrameSize)))
                         try sync.addHandler(MessageToByteHandler(WireEncoder()))
+                        let welcome = channel.eventLoop.makePromise(of: Vigil_V1_Welcome.self)
                         let handler = ClientConnectionHandler(welcome: welcome, keepalive: configuration.keepalive.map { TimeAmount($0) })
                         try sync.addHandler(handler)
-                        madeHandler.succeed(NIOLoopBound(handler, eventLoop: channel.eventLoop))
+                        let attempt = Attempt(handler: NIOLoopBound(handler, eventLoop: channel.eventLoop), welcome: welcome)
+                        attempts.byChannel.withLock { $0[ObjectIdentifier(channel)] = attempt }
                     }
                 }
                 .connect(host: configuration.host, port: configuration.port).get()
         } catch {
-            welcome.fail(error)
-            madeHandler.fail(error)
+            Self.failAttempts(attempts, except: nil, error)
             if let error = error as? VigilError { throw error }
             throw VigilError(.unavailable, Self.connectFailure(error, host: configuration.host, port: configuration.port, timeout: configuration.connectTimeout))
         }
+        let connected = attempts.byChannel.withLock { $0[ObjectIdentifier(channel)] }
+        // The attempts that lost are closed by NIO; their Welcomes never come.
+        Self.failAttempts(attempts, except: channel, VigilError(.unavailable, "another address of \(configuration.host) connected first"))
+        guard let connected else {
+            try? await channel.close()
+            throw VigilError(.internal, "the connection to \(configuration.host):\(configuration.port) was made without its handler")
+        }
+        let welcome = connected.welcome
         var hello = Vigil_V1_Hello()
         hello.majorVersion = UInt32(Preface.current.major)
         hello.minorVersion = UInt32(Preface.current.minor)
@@ -142,12 +175,19 @@ public final class VigilClient: Sendable {
         defer { handshakeTimer.cancel() }
         do {
             let answer = try await welcome.futureResult.get()
-            let handler = try await madeHandler.futureResult.get()
-            return VigilClient(channel: channel, handler: handler, welcome: answer, configuration: configuration)
+            return VigilClient(channel: channel, handler: connected.handler, welcome: answer, configuration: configuration)
         } catch {
             try? await channel.close()
             throw error as? VigilError ?? VigilError(.unavailable, "HELLO failed: \(error)")
         }
+    }
+
+    /// Fails the Welcome promises of the attempts other than `channel`'s (a
+    /// promise completes once: one already answered stays as it was).
+    private static func failAttempts(_ attempts: Attempts, except channel: (any Channel)?, _ error: any Error) {
+        let kept = channel.map { ObjectIdentifier($0) }
+        let others = attempts.byChannel.withLock { all in all.filter { $0.key != kept }.map(\.value) }
+        for attempt in others { attempt.welcome.fail(error) }
     }
 
     /// A failed connect as a sentence that says what to check, not NIO's
