@@ -17,6 +17,11 @@ struct RestoreCommand: ParsableCommand {
             The tokens file (hashes of the tokens, never the tokens themselves) comes back \
             with the data, so the same tokens work. Signed checkpoints go to \
             DATA_DIR/checkpoints; move them if the server uses another --checkpoint-dir.
+            The manifest's hashes catch accidents, not edits (whoever can edit a backup can \
+            hash it again). With --public-key, the backup's hash chain is first verified \
+            against its checkpoints signed with the server's key, and nothing is restored \
+            unless it is intact:
+              vigil restore --public-key checkpoint.key.pub /backups/vigil-2026-12-03 ./restored
             """
     )
 
@@ -26,10 +31,16 @@ struct RestoreCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("The data directory to create (new or empty).", valueName: "data-dir"))
     var dataDir: String
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Verify the backup against its checkpoints signed with this key before restoring anything: a .pub file from vigil keygen, or 64 hex digits.",
+        valueName: "file|hex"))
+    var publicKey: String?
+
     @Flag(name: .long, help: "Show progress on stderr even when it is not a terminal.")
     var progress = false
 
     func run() throws {
+        if let publicKey { try verifySignedBackup(publicKey) }
         let display = TransferProgress(verb: "restore (check, then copy)", forced: progress)
         let manifest: Vigil_V1_BackupManifest
         do {
@@ -55,5 +66,34 @@ struct RestoreCommand: ParsableCommand {
             \(retentionNote)
             start it:  vigil serve --data-dir \(dataDir)
             """)
+    }
+
+    /// Verifies the backup's files, hash chain and checkpoints against `key`
+    /// before a byte is copied: a backup that does not verify, or that holds
+    /// no checkpoint this key signed, is not restored.
+    private func verifySignedBackup(_ argument: String) throws {
+        var options = VerificationOptions()
+        options.checkpointDirectory = backup + "/checkpoints"
+        do {
+            options.trustedKey = try CheckpointPublicKey(argument: argument)
+        } catch {
+            throw CLIFailure.noInput(error.message)
+        }
+        let report: IntegrityReport
+        do {
+            report = try BackupVerification.verify(directory: backup, options: options)
+        } catch {
+            throw CLIFailure.runtime("cannot verify \(backup): \(error.message); nothing was restored")
+        }
+        guard report.intact else {
+            for problem in report.problems { printError(problem.line) }
+            throw CLIFailure.runtime(
+                "\(backup) does not verify against the key (\(report.problemsTotal) problems, listed above); nothing was restored")
+        }
+        guard report.checkpointsChecked > 0 else {
+            throw CLIFailure.runtime(
+                "\(backup) holds no signed checkpoint, so nothing shows its events are what the server stored; restore without --public-key to take it as it is")
+        }
+        printError("verified \(report.eventsChecked) events of \(backup) against \(report.checkpointsChecked) signed checkpoints")
     }
 }

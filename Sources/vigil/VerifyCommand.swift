@@ -111,14 +111,7 @@ struct VerifyCommand: AsyncParsableCommand {
         options.fromSeq = from
         options.toSeq = to
         options.checkpointDirectory = checkpointDir ?? directory + "/checkpoints"
-        if let publicKey {
-            let text = FileManager.default.fileExists(atPath: publicKey)
-                ? ((try? String(contentsOfFile: publicKey, encoding: .utf8)) ?? "") : publicKey
-            guard let key = CheckpointPublicKey(text: text) else {
-                throw VigilError(.invalidArgument, "--public-key \(publicKey) is neither an Ed25519 public key file (PEM) nor 64 hex digits")
-            }
-            options.trustedKey = key
-        }
+        if let publicKey { options.trustedKey = try CheckpointPublicKey(argument: publicKey) }
         if progress || isatty(STDERR_FILENO) == 1 {
             let started = ContinuousClock.now
             options.progress = { checked, expected in
@@ -145,5 +138,17 @@ struct VerifyCommand: AsyncParsableCommand {
         text += "; \(counted(response.partsChecked, "part")), \(counted(response.walRecordsChecked, "WAL record")), \(counted(response.checkpointsChecked, "checkpoint"))"
         text += "; head at seq \(response.headSeq): \(response.headHash)"
         return text
+    }
+}
+
+extension CheckpointPublicKey {
+    /// `--public-key`'s value: a `.pub` file from `vigil keygen`, or 64 hex digits.
+    init(argument: String) throws(VigilError) {
+        let text = FileManager.default.fileExists(atPath: argument)
+            ? ((try? String(contentsOfFile: argument, encoding: .utf8)) ?? "") : argument
+        guard let key = CheckpointPublicKey(text: text) else {
+            throw VigilError(.invalidArgument, "--public-key \(argument) is neither an Ed25519 public key file (PEM) nor 64 hex digits")
+        }
+        self = key
     }
 }

@@ -297,4 +297,43 @@ struct BackupCLITests {
         #expect(after == before)
         #expect(after.count == 120)
     }
+
+    @Test("restore --public-key verifies the backup against its signed checkpoints first: the server's key restores, another key or no checkpoint restores nothing")
+    func restoreVerifiesSignedCheckpoints() async throws {
+        let root = try Self.temporaryDirectory("backup-signed")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        for name in ["key", "other"] {
+            let keygen = try VigilBinary.run(["keygen", "--out", root + "/" + name])
+            #expect(keygen.status == 0, "\(keygen.stderr)")
+        }
+        let server = try ServerProcess(dataDir: root + "/data", extraArguments: ["--checkpoint-key", root + "/key"])
+        let client = try await VigilClient.connect(VigilClient.Configuration(server: server.address))
+        for number in 0..<3 { _ = try await client.ingest(Self.batch("s\(number)", size: 40)) }
+        await client.close()
+        let (status, _) = server.stop()  // signs the last checkpoint
+        #expect(status == 0)
+        let backup = try VigilBinary.run(["backup", "--data-dir", root + "/data", root + "/backup"])
+        #expect(backup.status == 0, "\(backup.stderr)")
+
+        let wrongKey = try VigilBinary.run(["restore", "--public-key", root + "/other.pub", root + "/backup", root + "/wrong"])
+        #expect(wrongKey.status == 1, "\(wrongKey.stderr)")
+        #expect(wrongKey.stderr.contains("does not verify against the key"), "\(wrongKey.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: root + "/wrong"), "nothing was written")
+
+        let right = try VigilBinary.run(["restore", "--public-key", root + "/key.pub", root + "/backup", root + "/restored"])
+        #expect(right.status == 0, "\(right.stderr)")
+        #expect(right.stderr.contains("verified 120 events"), "\(right.stderr)")
+
+        // A backup without checkpoints proves nothing against a key.
+        let unsigned = try ServerProcess(dataDir: root + "/unsigned")
+        let writer = try await VigilClient.connect(VigilClient.Configuration(server: unsigned.address))
+        _ = try await writer.ingest(Self.batch("u", size: 10))
+        await writer.close()
+        _ = unsigned.stop()
+        #expect(try VigilBinary.run(["backup", "--data-dir", root + "/unsigned", root + "/unsigned-backup"]).status == 0)
+        let none = try VigilBinary.run(["restore", "--public-key", root + "/key.pub", root + "/unsigned-backup", root + "/none"])
+        #expect(none.status == 1, "\(none.stderr)")
+        #expect(none.stderr.contains("holds no signed checkpoint"), "\(none.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: root + "/none"))
+    }
 }
