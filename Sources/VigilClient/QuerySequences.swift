@@ -83,12 +83,22 @@ public struct QueryEvents: AsyncSequence, Sendable {
         var position = 0
         var pageCursor = ""
         /// Resumes after the last event returned, once a whole page was returned;
-        /// nil before that. (Cursors are per page: resume from here.)
+        /// nil before that. (Cursors are per page: resume from here.) Once the
+        /// query has been read to its end, the trailers' cursor: it no longer
+        /// holds the query's snapshot, so a later call with it returns what
+        /// was stored since (an incremental export). A page's cursor keeps
+        /// the snapshot, and such a call would return nothing new, ever.
         public private(set) var cursor: String?
+
+        /// The OK trailers' metadata (query statistics, `vigil.cursor`), once iteration ended.
+        public var trailers: [String: String] { pages.trailers }
 
         public mutating func next() async throws -> AuditEvent? {
             while position == buffer.count {
-                guard let page = try await pages.next() else { return nil }
+                guard let page = try await pages.next() else {
+                    if let end = pages.trailers["vigil.cursor"], !end.isEmpty { cursor = end }
+                    return nil
+                }
                 buffer = page.events
                 position = 0
                 pageCursor = page.cursor

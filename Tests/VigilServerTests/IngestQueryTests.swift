@@ -153,6 +153,25 @@ struct IngestQueryTests {
         }
     }
 
+    @Test("a query read to its end gives a cursor that returns what was stored since (an incremental read), not the query's snapshot again")
+    func incrementalCursor() async throws {
+        try await withTestServer { server in
+            let client = try await server.connect()
+            let now = currentUnixNanos()
+            _ = try await client.ingest((0..<3).map { makeEvent(actor: "u-\($0)", at: now - 3_600_000_000_000 + Int64($0)) })
+            let request = queryRequest { $0.order = .oldestFirst }
+            var first = client.query(request).makeAsyncIterator()
+            var seen = 0
+            while try await first.next() != nil { seen += 1 }
+            #expect(seen == 3)
+            let cursor = try #require(first.cursor)
+            _ = try await client.ingest((3..<5).map { makeEvent(actor: "u-\($0)", at: now - 60_000_000_000 + Int64($0)) })
+            let later = try await collect(client, queryRequest { $0.order = .oldestFirst; $0.cursor = cursor })
+            #expect(later.map(\.actor.id) == ["u-3", "u-4"])
+            await client.close()
+        }
+    }
+
     @Test("empty and oversized batches and long idempotency keys are refused")
     func batchLimits() async throws {
         try await withTestServer(configure: { $0.eventLimits.maxBatchEvents = 5 }) { server in
