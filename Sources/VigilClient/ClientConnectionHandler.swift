@@ -210,7 +210,13 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     private func fail(_ error: VigilError, context: ChannelHandlerContext) {
         closedReason = closedReason ?? error
         welcome.fail(error)
-        for call in calls.values { call.finish(throwing: error) }
+        // The calls in flight were sent: the server may have done them. With
+        // the connection's error (INVALID_ARGUMENT, RESOURCE_EXHAUSTED…) an
+        // Ingest would read as refused, and an agent might drop the batch.
+        let lost = VigilError(
+            .unavailable,
+            "the connection failed before the call's answer arrived (\(error.message)): the server may have done it (retry an Ingest with the same idempotency key; it is then not stored twice)")
+        for call in calls.values { call.finish(throwing: lost) }
         calls.removeAll()
         context.close(promise: nil)
     }

@@ -294,6 +294,26 @@ extension ClientConnectTests {
 }
 
 extension ClientConnectTests {
+    @Test("a connection that fails for its own reason (an oversized frame) fails the calls in flight as 'may have run' (UNAVAILABLE), not with the connection's code")
+    func connectionFailureDuringCall() async throws {
+        let server = try ScriptedServer(
+            until: { $0.type == .message && $0.streamID == 1 },
+            then: [Frame(type: .message, streamID: 1, payload: ByteBuffer(repeating: 0, count: 200_000))])
+        var configuration = VigilClient.Configuration(host: "127.0.0.1", port: server.port)
+        configuration.connectTimeout = .seconds(30)
+        configuration.maxFrameSize = 131_072
+        let client = try await VigilClient.connect(configuration)
+        do {
+            _ = try await client.ingest([makeTestEvent()])
+            Issue.record("the ingest succeeded")
+        } catch let error as VigilError {
+            #expect(error.code == .unavailable, "\(error)")
+            #expect(error.message.contains("may have done it") && error.message.contains("over this client's limit"), "\(error.message)")
+        }
+        await client.close()
+        server.finish()
+    }
+
     @Test("a client dropped without close() closes its connection: the server sees the end of it")
     func droppedClientCloses() async throws {
         let outcome = Mutex<String?>(nil)
