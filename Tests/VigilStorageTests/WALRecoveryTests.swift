@@ -223,6 +223,34 @@ struct WALRecoveryTests {
         }
     }
 
+    @Test("a damaged length in the last segment, with more bytes behind it than the search for the next record may checksum, is corruption (DATA_LOSS), not a torn tail to cut")
+    func damagedLengthBeforeManyRecordsIsDataLoss() async throws {
+        try await WALTest.withDirectory { directory in
+            // 48 records of 1 MiB of random bytes: many offsets read as lengths
+            // that fit, and checksumming them uses up the search's budget long
+            // before the real next record. It used to count as torn, and the
+            // 47 acknowledged records behind it were cut.
+            var random = WALTestBytes(seed: 11)
+            let wal = try WALTest.open(directory)
+            var records: [(payload: [UInt8], location: WALLocation)] = []
+            for _ in 0..<48 {
+                let payload = random.bytes(1 << 20)
+                records.append((payload, try wal.write(payload)))
+            }
+            try wal.close()
+            let path = WALTest.segmentPath(directory, 1)
+            var bytes = try WALTest.readFile(path)
+            let start = Self.start(of: records[0])
+            bytes[start + 1] ^= 0x02  // the length grows by 128 KiB: its "next record" is garbage
+            try WALTest.writeFile(path, bytes)
+
+            let error = WALTest.vigilError { _ = try WALTest.replay(directory) }
+            #expect(error?.code == .dataLoss, "\(String(describing: error))")
+            #expect(error?.message.contains("offset \(start)") == true)
+            #expect(try WALTest.readFile(path) == bytes, "nothing was cut")
+        }
+    }
+
     @Test func badSegmentHeaderIsDataLoss() async throws {
         try await WALTest.withDirectory { directory in
             let records = try Self.writeLog(directory)

@@ -160,15 +160,15 @@ struct VerificationInput: Sendable {
                         found.append((Array(UnsafeRawBufferPointer(rebasing: raw[payload])), offset))
                         offset = end
                     case .bad(let problem):
-                        let next = WALFormat.laterRecord(raw, after: offset)
-                        if isLast && next == nil {
+                        let later = WALFormat.laterRecord(raw, after: offset)
+                        if isLast && later == .none {
                             if memory == nil {
                                 notes.append("\(prefix)\(name) ends with a torn record at offset \(offset) (\(raw.count - offset) bytes, never acknowledged: what a crash leaves)")
                             }
                             return
                         }
                         problems.append(IntegrityProblem(.checksum, location: "\(prefix)\(name) offset \(offset)", "the WAL record fails its check: \(problem)"))
-                        guard let next else { return }
+                        guard case .at(let next) = later else { return }
                         offset = next
                     }
                 }

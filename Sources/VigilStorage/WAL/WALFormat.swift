@@ -15,8 +15,21 @@ enum WALFormat {
     /// The first segment of an empty log.
     static let firstSegment: UInt64 = 1
     /// How many payload bytes `laterRecord` checksums at most while deciding
-    /// whether a bad record is a torn tail. Past it, the tail counts as torn.
+    /// whether a bad record is a torn tail. Past it, nothing is decided, and
+    /// the bad record counts as corruption: a crash tears only the last
+    /// write, which is far smaller, so a search this long means a damaged
+    /// length field with acknowledged records behind it.
     static let resyncBudgetBytes = 1 << 30
+
+    /// What follows a bad record.
+    enum LaterRecord: Equatable {
+        /// No valid record: the bad one is a torn tail.
+        case none
+        /// A valid record starts here: the bad one is corruption.
+        case at(Int)
+        /// The search ran out of its budget before it could tell.
+        case undecided
+    }
 
     // MARK: Names
 
@@ -150,14 +163,14 @@ enum WALFormat {
     /// next record is). Candidates are filtered cheaply — their length must fit
     /// in the file, and what follows them must be the end, a cut-short header
     /// or a plausible length — before their checksum is computed; at most
-    /// `resyncBudgetBytes` are checksummed, after which the tail counts as torn.
-    static func laterRecord(_ bytes: UnsafeRawBufferPointer, after offset: Int) -> Int? {
+    /// `resyncBudgetBytes` are checksummed, after which it is `undecided`.
+    static func laterRecord(_ bytes: UnsafeRawBufferPointer, after offset: Int) -> LaterRecord {
         let size = bytes.count
-        if bytes[offset...].allSatisfy({ $0 == 0 }) { return nil }
+        if bytes[offset...].allSatisfy({ $0 == 0 }) { return .none }
         if size - offset >= recordHeaderSize {
             let length = Int(readUInt32(bytes, at: offset))
             let next = offset + recordHeaderSize + length
-            if length <= maximumPayload, next < size, case .record = parseRecord(bytes, at: next) { return next }
+            if length <= maximumPayload, next < size, case .record = parseRecord(bytes, at: next) { return .at(next) }
         }
         var budget = resyncBudgetBytes
         var candidate = offset + 1
@@ -167,16 +180,16 @@ enum WALFormat {
             guard length <= maximumPayload, candidate + recordHeaderSize + length <= size else { continue }
             let stored = readUInt32(bytes, at: candidate + 4)
             if length == 0 {
-                if stored == emptyRecordCRC { return candidate }
+                if stored == emptyRecordCRC { return .at(candidate) }
                 continue
             }
             let next = candidate + recordHeaderSize + length
             if size - next >= 4 && Int(readUInt32(bytes, at: next)) > maximumPayload { continue }
             budget -= length
-            if budget < 0 { return nil }
-            if checksum(bytes, recordAt: candidate, length: length) == stored { return candidate }
+            if budget < 0 { return .undecided }
+            if checksum(bytes, recordAt: candidate, length: length) == stored { return .at(candidate) }
         }
-        return nil
+        return .none
     }
 
     // MARK: Bytes

@@ -121,10 +121,16 @@ private struct SegmentReplay {
                 report.records += 1
                 offset = end
             case .bad(let problem):
+                let following = isLast ? WALFormat.laterRecord(bytes, after: offset) : .none
                 if !isLast {
                     try corruption(at: offset, problem, because: "\(later.count) later segment(s) follow", bytes, report: &report)
-                } else if let next = WALFormat.laterRecord(bytes, after: offset) {
+                } else if case .at(let next) = following {
                     try corruption(at: offset, problem, because: "a valid record follows at offset \(next)", bytes, report: &report)
+                } else if following == .undecided {
+                    try corruption(
+                        at: offset, problem,
+                        because: "the \(bytes.count - offset) bytes after it are too many for the tail a crash tears (acknowledged records may lie behind a damaged length)",
+                        bytes, report: &report)
                 } else {
                     // A torn tail: the records in it were never acknowledged as durable.
                     try file.truncate(to: offset)
