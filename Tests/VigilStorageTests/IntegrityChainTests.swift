@@ -308,3 +308,36 @@ struct MissingChainFileTests {
         }
     }
 }
+
+@Suite("A data directory whose MANIFEST is gone")
+struct MissingManifestTests {
+    @Test("after a flush, a lost MANIFEST is refused (DATA_LOSS) and no part is deleted; a first flush that never committed still opens with every event")
+    func missingManifest() async throws {
+        try await withTemporaryDirectory { directory in
+            let store = try ColumnarEventStore(options: IntegrityTestSupport.options(directory))
+            _ = try await store.append(IntegrityTestSupport.events(20, tag: "a"), idempotencyKey: nil)
+            try await store.flushNow()
+            try await store.close()
+            try FileManager.default.removeItem(atPath: directory + "/MANIFEST")
+            let parts = try FileManager.default.subpathsOfDirectory(atPath: directory + "/parts").filter { $0.hasSuffix(".part") }
+            #expect(!parts.isEmpty)
+            let error = #expect(throws: VigilError.self) { _ = try ColumnarEventStore(options: IntegrityTestSupport.options(directory)) }
+            #expect(error?.code == .dataLoss)
+            #expect(error?.message.contains("MANIFEST is missing") == true, "\(String(describing: error))")
+            #expect(try FileManager.default.subpathsOfDirectory(atPath: directory + "/parts").filter { $0.hasSuffix(".part") } == parts, "nothing deleted")
+        }
+        try await withTemporaryDirectory { directory in
+            // A first flush that wrote its part and died before the MANIFEST:
+            // the WAL still holds everything from its first segment.
+            let store = try ColumnarEventStore(options: IntegrityTestSupport.options(directory))
+            _ = try await store.append(IntegrityTestSupport.events(20, tag: "b"), idempotencyKey: nil)
+            try FileManager.default.createDirectory(atPath: directory + "/parts/2026-12-06", withIntermediateDirectories: true)
+            try Data("an uncommitted part".utf8).write(to: URL(fileURLWithPath: directory + "/parts/2026-12-06/0000000000000001.part"))
+            try store.abandon()
+            let reopened = try ColumnarEventStore(options: IntegrityTestSupport.options(directory))
+            #expect(reopened.recovery.walEventsReplayed == 20)
+            #expect(reopened.recovery.garbageRemoved == ["parts/2026-12-06/0000000000000001.part"])
+            try await reopened.close()
+        }
+    }
+}

@@ -220,6 +220,8 @@ public final class ColumnarEventStore: EventStore {
         do throws(VigilError) {
             if FileIO.exists(manifestPath) {
                 manifest = try ChecksummedFile.read(Vigil_V1_Manifest.self, magic: Self.manifestMagic, from: manifestPath)
+            } else {
+                try Self.refuseLostManifest(directory)
             }
             // Parts.
             var parts: [LivePart] = []
@@ -1382,6 +1384,28 @@ public final class ColumnarEventStore: EventStore {
         // leaves it unlisted, for the next start's sweep).
         for path in removed { removeAfterCommit(path) }
         for name in oldKeys { removeAfterCommit("keys/" + name) }
+    }
+
+    /// A directory without MANIFEST is new, or its first flush never
+    /// committed: then the WAL still starts at its first segment and holds
+    /// every event, and the part files are leftovers to remove. Anything
+    /// else (the WAL cut after a flush, or part files and no WAL) means the
+    /// MANIFEST was lost: opening would delete every part as garbage and
+    /// start the seqs again, so it is refused (DATA_LOSS) before anything
+    /// is touched.
+    static func refuseLostManifest(_ directory: String) throws(VigilError) {
+        let segments = try FileIO.list(directory + "/wal").compactMap(WALFormat.segmentNumber(ofFileName:))
+        var partFiles = 0
+        for day in try FileIO.list(directory + "/parts") {
+            partFiles += try FileIO.list(directory + "/parts/" + day).count { !$0.hasSuffix(".tmp") }
+        }
+        let walCut = segments.min().map { $0 > WALFormat.firstSegment } ?? false
+        guard walCut || (partFiles > 0 && segments.isEmpty) else { return }
+        throw VigilError(
+            .dataLoss,
+            "\(directory)/MANIFEST is missing, yet "
+                + (walCut ? "the WAL starts after its first segment (events were flushed to parts a MANIFEST listed)" : "\(partFiles) part files are there and no WAL")
+                + ": the store would open without its parts. Restore the directory from a backup (vigil restore); nothing was changed")
     }
 
     func isExpired(_ event: AuditEvent, now: Int64) -> Bool {
