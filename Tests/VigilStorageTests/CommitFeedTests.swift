@@ -253,6 +253,8 @@ extension CommitFeedTests {
             while store.wal.pendingWaiters == 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
             #expect(store.wal.pendingWaiters == 1)
             #expect(store.feed.head == 0, "published before an fsync covered it")
+            // Nor is it under the chain head a checkpoint signs.
+            #expect(try await store.chainHead().seq == 0, "a checkpoint would sign an event a crash may take back")
             store.wal.pauseSyncThread(false)
             while store.feed.head < result.lastSeq && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
             #expect(store.feed.head == result.lastSeq)
@@ -261,6 +263,7 @@ extension CommitFeedTests {
                 return
             }
             #expect(batches.map(\.lastSeq) == [result.lastSeq])
+            #expect(try await store.chainHead().seq == result.lastSeq)
             try await store.close()
         }
     }

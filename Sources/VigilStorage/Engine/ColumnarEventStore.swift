@@ -619,8 +619,13 @@ public final class ColumnarEventStore: EventStore {
         let tracker = chainTracker
         return try await withTaskExecutorPreference(queryWork) { () async throws(VigilError) -> (seq: UInt64, head: ChainDigest) in
             try await tracker.lock.withLock { () async throws(VigilError) -> (seq: UInt64, head: ChainDigest) in
+                // Only what an fsync covers (under `--fsync interval` an
+                // acknowledged batch may not be yet): a checkpoint signed over
+                // events a machine crash then takes back, their seqs given to
+                // others, would call the store tampered with for ever after.
                 let chunks = state.withLock { state in
-                    (state.sealed.flatMap(\.chunks) + state.active).filter { $0.lastSeq <= state.visibleSeq }
+                    let durable = min(state.visibleSeq, state.syncedSeq)
+                    return (state.sealed.flatMap(\.chunks) + state.active).filter { $0.lastSeq <= durable }
                 }
                 let position = try tracker.advance(through: chunks)
                 return (position.seq, position.head)
