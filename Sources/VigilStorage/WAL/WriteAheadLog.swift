@@ -258,7 +258,7 @@ public final class WriteAheadLog: Sendable {
         guard let start else { return }
         var error = start.failure ?? start.injected
         if error == nil, let file = start.file {
-            do { try file.descriptor.sync() } catch let failure { error = failure }
+            do { try file.sync() } catch let failure { error = failure }
         }
         let (releases, thread) = core.state.withLock { state -> ([WALRelease], pthread_t?) in
             var releases: [WALRelease] = []
@@ -312,10 +312,27 @@ public final class WriteAheadLog: Sendable {
 final class WALSegmentFile: Sendable {
     let number: UInt64
     let descriptor: FileHandleDescriptor
+    /// The first fsync error of this file. Linux reports a writeback error
+    /// to one fsync of an open file only: the sync thread and a rotation (or
+    /// close) fsync the same descriptor, and the second would see success
+    /// over pages the kernel dropped, and mark the segment durable. So fsyncs
+    /// of a file take turns, and once one failed, every later one fails too.
+    private let syncFailure = Mutex<VigilError?>(nil)
 
     init(number: UInt64, descriptor: FileHandleDescriptor) {
         self.number = number
         self.descriptor = descriptor
+    }
+
+    /// fsyncs the file, or throws the error an earlier fsync of it got.
+    func sync() throws(VigilError) {
+        try syncFailure.withLock { (failure: inout VigilError?) throws(VigilError) in
+            if let failure { throw failure }
+            do throws(VigilError) { try descriptor.sync() } catch {
+                failure = error
+                throw error
+            }
+        }
     }
 
     deinit { descriptor.close() }
@@ -439,7 +456,7 @@ struct WALState: Sendable {
         syncCount += 1
         if let injectedSyncFailure { throw injectedSyncFailure }
         let started = ContinuousClock.now
-        try file.descriptor.sync()
+        try file.sync()
         metrics.walFsyncDuration.recordNanoseconds((ContinuousClock.now - started).wholeNanoseconds)
     }
 
@@ -590,7 +607,7 @@ final class WALCore: Sendable {
         var error = injected
         if error == nil {
             let started = ContinuousClock.now
-            do { try file.descriptor.sync() } catch let failure { error = failure }
+            do { try file.sync() } catch let failure { error = failure }
             metrics.walFsyncDuration.recordNanoseconds((ContinuousClock.now - started).wholeNanoseconds)
         }
         let releases = state.withLock { state -> [WALRelease] in
