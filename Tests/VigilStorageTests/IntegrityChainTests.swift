@@ -341,3 +341,27 @@ struct MissingManifestTests {
         }
     }
 }
+
+@Suite("A WAL record that does not decode")
+struct UndecodableWALRecordTests {
+    @Test("a record with a valid checksum that is not a batch is corruption: refused (DATA_LOSS), and --repair-wal cuts it and opens with the records before it")
+    func undecodableRecord() async throws {
+        try await withTemporaryDirectory { directory in
+            let store = try ColumnarEventStore(options: IntegrityTestSupport.options(directory))
+            _ = try await store.append(IntegrityTestSupport.events(5, tag: "a"), idempotencyKey: nil)
+            try store.abandon()
+            let wal = try WALTest.open(directory + "/wal")
+            _ = try WALTest.replay(wal)
+            _ = try wal.write([0xFF, 0xFF, 0xFF])
+            try wal.close()
+            let error = #expect(throws: VigilError.self) { _ = try ColumnarEventStore(options: IntegrityTestSupport.options(directory)) }
+            #expect(error?.code == .dataLoss)
+            #expect(error?.message.contains("does not decode") == true, "\(String(describing: error))")
+            var repair = IntegrityTestSupport.options(directory)
+            repair.repair = true
+            let repaired = try ColumnarEventStore(options: repair)
+            #expect(repaired.recovery.walEventsReplayed == 5)
+            try await repaired.close()
+        }
+    }
+}

@@ -303,9 +303,11 @@ public final class ColumnarEventStore: EventStore {
             for part in parts { lastSeq = max(lastSeq, part.entry.maxSeq) }
             let flushed = manifest.flushedThroughSeq
             let walReport = try wal.replay(repair: options.repair) { (payload, _) throws(VigilError) in
+                // Corruption like any other (DATA_LOSS, or cut by --repair-wal),
+                // not an error that even the repair cannot get past.
                 let batch: Vigil_V1_WalBatch
                 do { batch = try Vigil_V1_WalBatch(serializedBytes: payload) } catch {
-                    throw VigilError(.dataLoss, "a WAL record with a valid checksum does not decode: \(error)")
+                    return .doesNotFollow("its checksum is valid but it does not decode as a batch (\(error))")
                 }
                 guard batch.firstSeq > flushed, !batch.events.isEmpty else {
                     report.walRecordsReplayed += 1
