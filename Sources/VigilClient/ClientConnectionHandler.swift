@@ -19,7 +19,9 @@ final class ClientConnectionHandler: ChannelInboundHandler {
 
     private let welcome: EventLoopPromise<Vigil_V1_Welcome>
     private var calls: [UInt32: CallContinuation] = [:]
-    private var nextStreamID: UInt32 = 1
+    private var nextStreamID: UInt32
+    /// The last odd id went out: the next call cannot be sent here.
+    private var streamIDsUsedUp = false
     /// Set once the server sent GOAWAY or the connection failed: no new calls.
     private var closedReason: VigilError?
     private var context: ChannelHandlerContext?
@@ -34,8 +36,10 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     /// writable (the server is not reading): one PONG, not one per PING.
     private var unsentPong: ByteBuffer?
 
-    init(welcome: EventLoopPromise<Vigil_V1_Welcome>, keepalive: TimeAmount? = nil) {
+    /// `firstStreamID`: 1, except in tests of running out of ids.
+    init(welcome: EventLoopPromise<Vigil_V1_Welcome>, keepalive: TimeAmount? = nil, firstStreamID: UInt32 = 1) {
         self.welcome = welcome
+        self.nextStreamID = firstStreamID
         self.keepalive = keepalive
     }
 
@@ -57,8 +61,15 @@ final class ClientConnectionHandler: ChannelInboundHandler {
             continuation.finish(throwing: closedReason ?? VigilError(.unavailable, "the connection is closed"))
             return nil
         }
+        // Odd ids only, each used once: after 2^31 calls a connection has
+        // none left (a new connection starts again at 1).
+        guard !streamIDsUsedUp else {
+            continuation.finish(throwing: VigilError(
+                .unavailable, "this connection has used all its call ids; the call was not sent: connect again (a new connection starts over)"))
+            return nil
+        }
         let streamID = nextStreamID
-        nextStreamID += 2
+        if streamID >= UInt32.max - 1 { streamIDsUsedUp = true } else { nextStreamID += 2 }
         calls[streamID] = continuation
         context.write(wrapOutboundOut(.frame(Frame(type: .headers, streamID: streamID, message: headers))), promise: nil)
         var flags: FrameFlags = .endStream

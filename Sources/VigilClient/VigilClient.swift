@@ -24,6 +24,8 @@ public final class VigilClient: Sendable {
         public var clientName = "vigil-swift/\(vigilClientVersion)"
         /// zlib-compress request messages (worth it for large batches on slow links).
         public var compressRequests = false
+        /// The first call's stream id: 1, except in tests of running out of ids.
+        var firstStreamID: UInt32 = 1
         /// How long the TCP connect may take, and then again the handshake
         /// (TLS, HELLO and the server's Welcome): a server that accepts
         /// connections but never answers (hung, or not a Vigil server) fails
@@ -139,7 +141,8 @@ public final class VigilClient: Sendable {
                         try sync.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameSize: configuration.maxFrameSize)))
                         try sync.addHandler(MessageToByteHandler(WireEncoder()))
                         let welcome = channel.eventLoop.makePromise(of: Vigil_V1_Welcome.self)
-                        let handler = ClientConnectionHandler(welcome: welcome, keepalive: configuration.keepalive.map { TimeAmount($0) })
+                        let handler = ClientConnectionHandler(
+                            welcome: welcome, keepalive: configuration.keepalive.map { TimeAmount($0) }, firstStreamID: configuration.firstStreamID)
                         try sync.addHandler(handler)
                         let attempt = Attempt(handler: NIOLoopBound(handler, eventLoop: channel.eventLoop), welcome: welcome)
                         attempts.byChannel.withLock { $0[ObjectIdentifier(channel)] = attempt }

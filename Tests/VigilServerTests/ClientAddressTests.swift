@@ -4,9 +4,10 @@ import Testing
 @testable import VigilClient
 import VigilCore
 
-/// A name that resolves to several addresses, as `localhost` does where
-/// /etc/hosts maps both ::1 and 127.0.0.1 to it.
-@Suite("Client: names with several addresses")
+/// The client's connection at its edges: a name that resolves to several
+/// addresses (as `localhost` does where /etc/hosts maps both ::1 and
+/// 127.0.0.1 to it), and a connection that runs out of call ids.
+@Suite("Client: names with several addresses, call ids used up")
 struct ClientAddressTests {
     /// Resolves every name to 127.0.0.2 (where nothing listens: refused),
     /// then 127.0.0.1 (the server).
@@ -40,6 +41,29 @@ struct ClientAddressTests {
             let answer = try await client.ingest([makeTestEvent()])
             #expect(answer.count == 1)
             await client.close()
+        }
+    }
+
+    @Test("a connection that used its last call id fails the next call with UNAVAILABLE, not sent; it neither traps nor reuses an id")
+    func streamIDsUsedUp() async throws {
+        try await withTestServer { server in
+            var configuration = server.clientConfiguration
+            configuration.firstStreamID = UInt32.max - 2
+            let client = try await VigilClient.connect(configuration)
+            _ = try await client.health()  // id 2^32 - 3
+            _ = try await client.health()  // id 2^32 - 1, the last
+            do {
+                _ = try await client.health()
+                Issue.record("a call went out without an id")
+            } catch let error as VigilError {
+                #expect(error.code == .unavailable)
+                #expect(error.message.contains("used all its call ids"), "\(error.message)")
+            }
+            await client.close()
+            // The server is fine, and a new connection starts over.
+            let again = try await server.connect()
+            _ = try await again.health()
+            await again.close()
         }
     }
 }
