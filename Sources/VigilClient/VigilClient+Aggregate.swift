@@ -27,19 +27,6 @@ extension VigilClient {
         as: Response.Type = Response.self
     ) async throws -> (response: Response, trailers: [String: String]) {
         let (_, events) = try await openCall(method, request: request, timeout: timeout, initialWindow: nil)
-        var response: Response?
-        var trailers: [String: String] = [:]
-        for try await event in events {
-            switch event {
-            case .message(let frame):
-                response = try frame.messagePayload(maxMessageSize: maxMessageSize).decodeMessage(Response.self)
-            case .trailers(let status):
-                if let error = VigilError(status: status) { throw error }
-                trailers = status.metadata
-            }
-        }
-        try Task.checkCancellation()
-        guard let response else { throw VigilError(.internal, "the server ended \(method.rawValue) without a response") }
-        return (response, trailers)
+        return try await unaryAnswer(method, events, as: Response.self)
     }
 }

@@ -12,17 +12,6 @@ extension VigilClient {
     /// with INVALID_ARGUMENT.
     public func ingest(preencoded request: ByteBuffer, timeout: Duration? = nil) async throws -> Vigil_V1_IngestResponse {
         let (_, events) = try await openCall(.ingest, payload: request, timeout: timeout, initialWindow: nil)
-        var response: Vigil_V1_IngestResponse?
-        for try await event in events {
-            switch event {
-            case .message(let frame):
-                response = try frame.messagePayload(maxMessageSize: maxMessageSize).decodeMessage(Vigil_V1_IngestResponse.self)
-            case .trailers(let status):
-                if let error = VigilError(status: status) { throw error }
-            }
-        }
-        try Task.checkCancellation()
-        guard let response else { throw VigilError(.internal, "the server ended \(AuditMethod.ingest.rawValue) without a response") }
-        return response
+        return try await unaryAnswer(.ingest, events, as: Vigil_V1_IngestResponse.self).response
     }
 }

@@ -297,18 +297,31 @@ public final class VigilClient: Sendable {
         as: Response.Type = Response.self
     ) async throws -> Response {
         let (_, events) = try await openCall(method, request: request, timeout: timeout, initialWindow: nil)
+        return try await unaryAnswer(method, events, as: Response.self).response
+    }
+
+    /// The response and OK trailers' metadata of a unary call. An answer
+    /// that arrived whole is returned even when the task was cancelled
+    /// meanwhile: an acknowledged Ingest thrown away as a cancellation
+    /// would be retried, and without a key stored twice.
+    func unaryAnswer<Response: SwiftProtobuf.Message>(
+        _ method: AuditMethod, _ events: AsyncThrowingStream<ClientConnectionHandler.CallEvent, any Error>, as: Response.Type
+    ) async throws -> (response: Response, trailers: [String: String]) {
         var response: Response?
+        var trailers: [String: String]?
         for try await event in events {
             switch event {
             case .message(let frame):
-                response = try frame.messagePayload(maxMessageSize: configuration.maxFrameSize).decodeMessage(Response.self)
+                response = try frame.messagePayload(maxMessageSize: maxMessageSize).decodeMessage(Response.self)
             case .trailers(let status):
                 if let error = VigilError(status: status) { throw error }
+                trailers = status.metadata
             }
         }
+        if let response, let trailers { return (response, trailers) }
+        // The stream ended without the answer: the task was cancelled, or the server said nothing.
         try Task.checkCancellation()
-        guard let response else { throw VigilError(.internal, "the server ended \(method.rawValue) without a response") }
-        return response
+        throw VigilError(.internal, "the server ended \(method.rawValue) without a response")
     }
 
     /// Stores a batch of events (atomically: all or none). With an
