@@ -22,6 +22,8 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     private var nextStreamID: UInt32
     /// The last odd id went out: the next call cannot be sent here.
     private var streamIDsUsedUp = false
+    /// The Welcome's request limits, once it arrived.
+    private var serverLimits: (maxFrameSize: Int, maxMessageSize: Int)?
     /// Set once the server sent GOAWAY or the connection failed: no new calls.
     private var closedReason: VigilError?
     private var context: ChannelHandlerContext?
@@ -68,16 +70,29 @@ final class ClientConnectionHandler: ChannelInboundHandler {
                 .unavailable, "this connection has used all its call ids; the call was not sent: connect again (a new connection starts over)"))
             return nil
         }
-        let streamID = nextStreamID
-        if streamID >= UInt32.max - 1 { streamIDsUsedUp = true } else { nextStreamID += 2 }
-        calls[streamID] = continuation
-        context.write(wrapOutboundOut(.frame(Frame(type: .headers, streamID: streamID, message: headers))), promise: nil)
         var flags: FrameFlags = .endStream
         var payload = request
         if compress {
             flags.insert(.compressed)
             payload = MessageCompression.compress(request)
         }
+        // The server refuses a larger request from its frame header, after
+        // it crossed the network; said here, before anything is sent.
+        if let limits = serverLimits {
+            let tooLarge =
+                payload.readableBytes > limits.maxFrameSize
+                ? "\(payload.readableBytes) bytes, over the server's frame limit of \(limits.maxFrameSize)"
+                : compress && request.readableBytes > limits.maxMessageSize
+                    ? "\(request.readableBytes) bytes before compression, over the server's limit of \(limits.maxMessageSize)" : nil
+            if let tooLarge {
+                continuation.finish(throwing: VigilError(.resourceExhausted, "the request is \(tooLarge); it was not sent: send smaller batches"))
+                return nil
+            }
+        }
+        let streamID = nextStreamID
+        if streamID >= UInt32.max - 1 { streamIDsUsedUp = true } else { nextStreamID += 2 }
+        calls[streamID] = continuation
+        context.write(wrapOutboundOut(.frame(Frame(type: .headers, streamID: streamID, message: headers))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.frame(Frame(type: .message, flags: flags, streamID: streamID, payload: payload))), promise: nil)
         return streamID
     }
@@ -157,7 +172,11 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         switch frame.type {
         case .hello:
             do {
-                welcome.succeed(try frame.decode(Vigil_V1_Welcome.self))
+                let answer = try frame.decode(Vigil_V1_Welcome.self)
+                if answer.maxFrameSize > 0 {
+                    serverLimits = (Int(answer.maxFrameSize), answer.maxMessageSize > 0 ? Int(answer.maxMessageSize) : Int.max)
+                }
+                welcome.succeed(answer)
             } catch {
                 fail(error, context: context)
             }

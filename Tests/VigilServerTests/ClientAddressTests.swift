@@ -66,4 +66,20 @@ struct ClientAddressTests {
             await again.close()
         }
     }
+
+    @Test("a request over the server's frame limit is refused by the client (RESOURCE_EXHAUSTED), not sent; the connection goes on")
+    func requestOverTheServersFrameLimit() async throws {
+        try await withTestServer(configure: { $0.maxFrameSize = 131_072 }) { server in
+            let client = try await server.connect()
+            #expect(client.welcome.maxFrameSize == 131_072)
+            var big = makeTestEvent()
+            big.description_p = String(repeating: "d", count: 4_000)
+            let error = await expectVigilError(.resourceExhausted) { _ = try await client.ingest(Array(repeating: big, count: 40)) }
+            #expect(error?.message.contains("not sent") == true && error?.message.contains("131072") == true, "\(String(describing: error))")
+            // The connection was not touched: the next call works.
+            _ = try await client.ingest([makeTestEvent()])
+            #expect(try await collect(client, queryRequest()).count == 1, "the large batch was not stored")
+            await client.close()
+        }
+    }
 }
