@@ -160,7 +160,9 @@ final class ClientConnectionHandler: ChannelInboundHandler {
                 fail(VigilError(.failedPrecondition, "the server speaks protocol version \(preface.major).\(preface.minor)"), context: context)
             }
         case .preface:
-            fail(VigilError(.unavailable, "the server did not answer with the Vigil preface: is this a Vigil port?"), context: context)
+            // Not retryable: a client pointed at another service (the metrics
+            // port, a web server) would retry it for ever.
+            fail(VigilError(.failedPrecondition, "the server did not answer with the Vigil preface: is this a Vigil port?"), context: context)
         case .oversized(let header):
             fail(VigilError(.resourceExhausted, "the server sent a frame of \(header.length) bytes, over this client's limit"), context: context)
         case .frame(let frame):

@@ -49,6 +49,31 @@ struct ClientConnectTests {
         #expect(ContinuousClock.now - started < .seconds(60))
     }
 
+    @Test("a port that answers with something other than the Vigil preface (an HTTP server) fails the connect with FAILED_PRECONDITION: not worth a retry")
+    func notAVigilPort() async throws {
+        let listener = try ScriptedServer.listenOnLoopback(backlog: 8)
+        defer { close(listener.descriptor) }
+        Thread.detachNewThread {
+            let connection = accept(listener.descriptor, nil, nil)
+            guard connection >= 0 else { return }
+            let answer = Array("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n".utf8)
+            _ = answer.withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            var buffer = [UInt8](repeating: 0, count: 1_024)
+            while recv(connection, &buffer, buffer.count, 0) > 0 {}
+            close(connection)
+        }
+        var configuration = VigilClient.Configuration(host: "127.0.0.1", port: listener.port)
+        configuration.connectTimeout = .seconds(30)
+        do {
+            let client = try await VigilClient.connect(configuration)
+            await client.close()
+            Issue.record("connected to an HTTP server")
+        } catch let error as VigilError {
+            #expect(error.code == .failedPrecondition, "\(error)")
+            #expect(error.message.contains("Vigil preface"), "\(error.message)")
+        }
+    }
+
     @Test("timeouts too long to count in nanoseconds are taken as none, not a crash")
     func hugeTimeouts() async throws {
         var policy = ReconnectPolicy()
