@@ -92,9 +92,32 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         let streamID = nextStreamID
         if streamID >= UInt32.max - 1 { streamIDsUsedUp = true } else { nextStreamID += 2 }
         calls[streamID] = continuation
+        if headers.timeoutMs > 0 {
+            // The server ends the call at its deadline, but only once its work
+            // returns (a write stuck in fsync does not): the client does not
+            // wait past the deadline and a grace for its answer.
+            let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+            let timeout = headers.timeoutMs
+            let wait = TimeAmount.milliseconds(Int64(min(timeout, UInt64(Int64.max / 1_000_000) - 10_000))) + Self.deadlineGrace
+            context.eventLoop.scheduleTask(in: wait) { handler.value.deadlinePassed(streamID: streamID, timeoutMilliseconds: timeout) }
+        }
         context.write(wrapOutboundOut(.frame(Frame(type: .headers, streamID: streamID, message: headers))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.frame(Frame(type: .message, flags: flags, streamID: streamID, payload: payload))), promise: nil)
         return streamID
+    }
+
+    /// How long past a call's deadline the client waits for the server's
+    /// own DEADLINE_EXCEEDED before it gives up on the call.
+    static let deadlineGrace = TimeAmount.seconds(2)
+
+    /// A call's deadline and grace passed without its end: it fails with
+    /// DEADLINE_EXCEEDED, and the server is told to stop (CANCEL).
+    private func deadlinePassed(streamID: UInt32, timeoutMilliseconds: UInt64) {
+        guard let call = calls.removeValue(forKey: streamID) else { return }
+        call.finish(throwing: VigilError(
+            .deadlineExceeded,
+            "no answer within the call's deadline of \(timeoutMilliseconds) ms (and \(Self.deadlineGrace.nanoseconds / 1_000_000_000) s more): the server may have done it (retry an Ingest with the same idempotency key; it is then not stored twice)"))
+        send(Frame(type: .cancel, streamID: streamID, message: Vigil_V1_Cancel()))
     }
 
     /// Sends a frame for a call (WINDOW, CANCEL).

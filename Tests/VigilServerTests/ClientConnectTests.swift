@@ -74,6 +74,26 @@ struct ClientConnectTests {
         }
     }
 
+    @Test("a call whose server never answers (a write stuck in fsync) fails with DEADLINE_EXCEEDED soon after its timeout, not never")
+    func deadlineEnforcedByTheClient() async throws {
+        let server = try ScriptedServer(holdOpen: true)
+        var configuration = VigilClient.Configuration(host: "127.0.0.1", port: server.port)
+        configuration.connectTimeout = .seconds(30)
+        let client = try await VigilClient.connect(configuration)
+        let started = ContinuousClock.now
+        do {
+            _ = try await client.ingest([makeTestEvent()], timeout: .milliseconds(200))
+            Issue.record("an unanswered ingest succeeded")
+        } catch let error as VigilError {
+            #expect(error.code == .deadlineExceeded, "\(error)")
+            #expect(error.message.contains("may have done it"), "\(error.message)")
+        }
+        // The bound of the wait, not its timing: without the client's timer it never returns.
+        #expect(ContinuousClock.now - started < .seconds(60))
+        await client.close()
+        server.finish()
+    }
+
     @Test("timeouts too long to count in nanoseconds are taken as none, not a crash")
     func hugeTimeouts() async throws {
         var policy = ReconnectPolicy()
