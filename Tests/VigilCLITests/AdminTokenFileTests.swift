@@ -3,10 +3,6 @@ import Testing
 
 @Suite("vigil serve --admin-token-file: created private, checked, rotation leaves a notice")
 struct AdminTokenFileTests {
-    static func mode(_ path: String) throws -> Int {
-        try #require(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int)
-    }
-
     @Test("a missing file is created 0600; an open one warns; an earlier admin still active is named until revoked")
     func rotation() throws {
         let directory = try ConfigFileTests.temporaryDirectory("admin-token-file")
@@ -14,7 +10,7 @@ struct AdminTokenFileTests {
         let tokenFile = directory + "/admin.token"
         let arguments = ["--data-dir", directory + "/data", "--listen", "127.0.0.1:0", "--admin-token-file", tokenFile]
         var server = try LoggedServer(arguments: arguments, directory: directory)
-        #expect(try Self.mode(tokenFile) == 0o600)
+        #expect(try fileMode(tokenFile) == 0o600)
         #expect(server.log.contains("wrote a new admin token to \(tokenFile)"), "\(server.log)")
         #expect(!server.log.contains("still active"), "\(server.log)")
         #expect(server.stop() == 0)

@@ -3,10 +3,6 @@ import Testing
 
 @Suite("vigil export --output: a private file, and none left by a refused export")
 struct ExportFileTests {
-    static func mode(_ path: String) throws -> Int {
-        try #require(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int)
-    }
-
     @Test("a new file is 0600, an existing one keeps its mode; a bad cursor leaves no header-only file")
     func outputFile() throws {
         let directory = try ConfigFileTests.temporaryDirectory("export-file")
@@ -15,7 +11,7 @@ struct ExportFileTests {
         let made = directory + "/made.csv"
         let export = try VigilBinary.run(["export", "-o", made, "--server", server.address])
         #expect(export.status == 0, "\(export.stderr)")
-        #expect(try Self.mode(made) == 0o600)
+        #expect(try fileMode(made) == 0o600)
 
         let refused = directory + "/refused.csv"
         let bad = try VigilBinary.run(["export", "-o", refused, "--cursor", "bogus", "--server", server.address])
@@ -28,6 +24,6 @@ struct ExportFileTests {
         let again = try VigilBinary.run(["export", "-o", existing, "--cursor", "bogus", "--server", server.address])
         #expect(again.status == 1, "\(again.stderr)")
         #expect(try String(contentsOfFile: existing, encoding: .utf8) == "kept\n", "a file that was there stays")
-        #expect(try Self.mode(existing) == 0o640)
+        #expect(try fileMode(existing) == 0o640)
     }
 }

@@ -80,3 +80,8 @@ final class LoggedServer {
         }
     }
 }
+
+/// A file's permission bits.
+func fileMode(_ path: String) throws -> Int {
+    try #require(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int)
+}

@@ -18,10 +18,10 @@ struct ConnectionStateMachineTests {
         Machine(limits: .init(maxConcurrentCalls: maxConcurrentCalls, defaultWindow: defaultWindow))
     }
 
-    static func hello(maxFrameSize: UInt32 = 0) -> Frame {
+    static func hello(maxFrameSize: UInt32 = 0, clientName: String = "state-machine-tests") -> Frame {
         var hello = Vigil_V1_Hello()
         hello.majorVersion = 1
-        hello.clientName = "state-machine-tests"
+        hello.clientName = clientName
         hello.maxFrameSize = maxFrameSize
         return Frame(type: .hello, streamID: 0, message: hello)
     }
@@ -295,10 +295,7 @@ struct ConnectionStateMachineTests {
     func largeHello() {
         var machine = Self.machine()
         _ = machine.prefaceReceived(.vigil(.current))
-        var hello = Vigil_V1_Hello()
-        hello.majorVersion = 1
-        hello.clientName = String(repeating: "x", count: 20_000)
-        Self.expectGoAwayAndClose(machine.frameReceived(Frame(type: .hello, streamID: 0, message: hello)), code: .resourceExhausted)
+        Self.expectGoAwayAndClose(machine.frameReceived(Self.hello(clientName: String(repeating: "x", count: 20_000))), code: .resourceExhausted)
         #expect(machine.phase == .closed)
     }
 
@@ -306,10 +303,7 @@ struct ConnectionStateMachineTests {
     func longClientName() {
         var machine = Self.machine()
         _ = machine.prefaceReceived(.vigil(.current))
-        var hello = Vigil_V1_Hello()
-        hello.majorVersion = 1
-        hello.clientName = String(repeating: "n", count: 5_000)
-        guard case .authenticate(_, let name) = machine.frameReceived(Frame(type: .hello, streamID: 0, message: hello)) else {
+        guard case .authenticate(_, let name) = machine.frameReceived(Self.hello(clientName: String(repeating: "n", count: 5_000))) else {
             Issue.record("the HELLO was not taken")
             return
         }
