@@ -15,7 +15,7 @@ public struct FileHandleDescriptor: Sendable {
     public let fd: Int32
     public let path: String
 
-    public static func open(_ path: String, flags: Int32, mode: mode_t = 0o644) throws(VigilError) -> FileHandleDescriptor {
+    public static func open(_ path: String, flags: Int32, mode: mode_t = 0o600) throws(VigilError) -> FileHandleDescriptor {
         let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
         guard fd >= 0 else { throw FileIO.error("open", path) }
         return FileHandleDescriptor(fd: fd, path: path)
@@ -258,7 +258,7 @@ public enum FileIO {
     /// the directory itself, to tell a failed write (nothing changed) from a
     /// failed directory fsync (the new file is in place but maybe not durable).
     public static func writeAtomically(
-        _ bytes: [UInt8], to path: String, mode: mode_t = 0o644, syncDirectory: Bool = true
+        _ bytes: [UInt8], to path: String, mode: mode_t = 0o600, syncDirectory: Bool = true
     ) throws(VigilError) {
         let temporary = path + ".tmp"
         let file = try FileHandleDescriptor.open(temporary, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: mode)

@@ -25,7 +25,7 @@ struct KeygenCommand: ParsableCommand {
         let key = CheckpointKey.generate()
         do {
             try key.write(to: out)
-            try FileIO.writeAtomically(Array(key.publicKey.pem.utf8), to: out + ".pub")
+            try FileIO.writeAtomically(Array(key.publicKey.pem.utf8), to: out + ".pub", mode: 0o644)  // public: auditors read it
         } catch {
             throw CLIError(error)
         }

@@ -296,7 +296,7 @@ extension BackupEngineTests {
 }
 
 extension BackupEngineTests {
-    @Test("the directories Vigil makes (a data directory, a backup, a restore) are its owner's only: audit events are not for every user of the host")
+    @Test("the directories Vigil makes (a data directory, a backup, a restore) and the files in them are its owner's only: audit events are not for every user of the host")
     func directoriesAreOwnerOnly() async throws {
         try await withTemporaryDirectory { root in
             let store = try ColumnarEventStore(options: options(root + "/data"))
@@ -308,6 +308,18 @@ extension BackupEngineTests {
             for directory in ["data", "data/parts", "data/wal", "backup", "backup/parts", "restored", "restored/parts"] {
                 let mode = try FileManager.default.attributesOfItem(atPath: root + "/" + directory)[.posixPermissions] as? Int
                 #expect(mode == 0o700, "\(directory): \(String(format: "%o", mode ?? 0))")
+            }
+            // And the files in them: events, keys, the chain, the manifest, the lock.
+            for top in ["data", "backup", "restored"] {
+                let files = try FileManager.default.subpathsOfDirectory(atPath: root + "/" + top).filter { path in
+                    var isDirectory: ObjCBool = false
+                    return FileManager.default.fileExists(atPath: root + "/" + top + "/" + path, isDirectory: &isDirectory) && !isDirectory.boolValue
+                }
+                #expect(files.count > 3, "\(top): \(files)")
+                for file in files {
+                    let mode = try FileManager.default.attributesOfItem(atPath: root + "/" + top + "/" + file)[.posixPermissions] as? Int
+                    #expect(mode == 0o600, "\(top)/\(file): \(String(format: "%o", mode ?? 0))")
+                }
             }
         }
     }

@@ -42,7 +42,7 @@ public enum BackupRestore {
         // restore cut short (a full disk, a kill) would otherwise open as a
         // store missing the end of its WAL, and hand the lost seqs out again.
         // The LOCK keeps a server off meanwhile; the marker, after a crash.
-        let lock = Glibc.open(target + "/LOCK", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        let lock = Glibc.open(target + "/LOCK", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard lock >= 0 else { throw FileIO.error("open", target + "/LOCK") }
         defer { Glibc.close(lock) }
         guard flock(lock, LOCK_EX | LOCK_NB) == 0 else {

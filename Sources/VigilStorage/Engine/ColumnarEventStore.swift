@@ -205,7 +205,7 @@ public final class ColumnarEventStore: EventStore {
         try FileIO.makeDirectory(directory + "/keys")
 
         // One server per directory: two would corrupt each other's WAL.
-        lockFile = Glibc.open(directory + "/LOCK", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        lockFile = Glibc.open(directory + "/LOCK", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard lockFile >= 0 else { throw FileIO.error("open", directory + "/LOCK") }
         guard flock(lockFile, LOCK_EX | LOCK_NB) == 0 else {
             Glibc.close(lockFile)
