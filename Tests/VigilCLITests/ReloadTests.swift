@@ -175,4 +175,34 @@ extension ReloadTests {
         #expect(server.log.contains("RETENTION overrides the configured retention: --retention 30d (in force: 60d)"), "\(server.log)")
         #expect(server.stop() == 0)
     }
+
+    @Test("a SIGHUP checks the files only a restart reads: a TLS certificate replaced by an expired one, or redaction rules made unreadable, are logged; the server goes on serving")
+    func filesForTheNextStartAreChecked() throws {
+        let directory = try ConfigFileTests.temporaryDirectory("reload-files")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        for name in ["server.pem", "server-key.pem", "ca.pem"] {
+            try FileManager.default.copyItem(atPath: TLSCLITests.fixture(name), toPath: directory + "/" + name)
+        }
+        try #"{"rules": [{"mask": ["actor.email"]}]}"#.write(toFile: directory + "/redaction.json", atomically: true, encoding: .utf8)
+        let server = try LoggedServer(
+            arguments: [
+                "--data-dir", directory + "/data", "--listen", "127.0.0.1:0", "--no-auth",
+                "--tls-cert", directory + "/server.pem", "--tls-key", directory + "/server-key.pem",
+                "--redaction-rules", directory + "/redaction.json",
+            ],
+            directory: directory)
+        // A renewal gone wrong: the expired certificate and its key; broken rules.
+        try FileManager.default.removeItem(atPath: directory + "/server.pem")
+        try FileManager.default.removeItem(atPath: directory + "/server-key.pem")
+        try FileManager.default.copyItem(atPath: TLSCLITests.fixture("expired.pem"), toPath: directory + "/server.pem")
+        try FileManager.default.copyItem(atPath: TLSCLITests.fixture("expired-key.pem"), toPath: directory + "/server-key.pem")
+        try "not json".write(toFile: directory + "/redaction.json", atomically: true, encoding: .utf8)
+        server.signal(SIGHUP)
+        let log = try server.waitForLog("the checks") { $0.contains("redaction.json would not load at the next start") }
+        #expect(log.contains("TLS files the configuration names would not load at the next start"), "\(log)")
+        #expect(log.contains("expired"), "\(log)")
+        let count = try VigilBinary.run(["count", "--server", server.address, "--tls-ca", directory + "/ca.pem"])
+        #expect(count.status == 0, "the running server keeps its certificate: \(count.stderr)")
+        #expect(server.stop() == 0)
+    }
 }

@@ -64,6 +64,10 @@ struct ConfigurationReloader: Service, CustomStringConvertible {
                 if !tokens.activated.isEmpty || !tokens.deactivated.isEmpty || !tokens.changed.isEmpty {
                     applied.append("tokens: \(tokens)")
                     await targets.audit.tokensReloaded(tokens, path: registry.path)
+                    if !registry.hasActiveAdmin {
+                        logger.warning(
+                            "after this reload no token is an admin of every tenant: nobody can make tokens, change the default retention or verify until one is restored in \(registry.path), or the server restarts with --admin-token-file")
+                    }
                 }
             } catch {
                 logger.error("reload refused; nothing was changed", metadata: ["vigil.problems": "\(error.message)"])
@@ -102,6 +106,7 @@ struct ConfigurationReloader: Service, CustomStringConvertible {
                     metadata: ["vigil.setting": "\(key)", "vigil.running": "\(current.settings.display(key))", "vigil.configured": "\(next.settings.display(key))"])
             }
         }
+        warnAboutFilesForTheNextStart(next.command)
         if let ruleSet = targets.ruleSet, let rules {
             let changes = ruleSet.replace(with: rules)
             if !changes.isEmpty { applied.append("alert rules: \(changes)") }
@@ -122,6 +127,25 @@ struct ConfigurationReloader: Service, CustomStringConvertible {
         // After a failed retention change the old command stays too: the next
         // reload works out the tenants to change from it, removals included.
         return (failed.isEmpty ? next.command : current.command, next.settings.keeping(needsRestart + failed, from: current.settings))
+    }
+
+    /// The files the settings name that only a restart reads (TLS, redaction
+    /// rules) are loaded here too, only to be checked: a certificate renewed
+    /// into a broken file, or an expired one left in place, would otherwise
+    /// be found when the server next starts and then refuses to.
+    private func warnAboutFilesForTheNextStart(_ command: ServeCommand) {
+        do { _ = try command.tls.serverTLS() } catch {
+            logger.error(
+                "the TLS files the configuration names would not load at the next start: \(ServeCommand.message(for: error)); the running server keeps the certificate it started with",
+                metadata: ["vigil.setting": "tls"])
+        }
+        if let path = command.redactionRules {
+            do { _ = try RedactionPolicy.load(path: path) } catch {
+                logger.error(
+                    "--redaction-rules \(path) would not load at the next start: \(error); the running server keeps the rules it started with",
+                    metadata: ["vigil.setting": "redaction-rules"])
+            }
+        }
     }
 
     /// Whether it was set. A change is recorded in `_system`, as the API's are.
