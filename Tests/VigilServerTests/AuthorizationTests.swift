@@ -256,6 +256,26 @@ struct AuthorizationTests {
         }
     }
 
+    @Test("an admin bound to tenants may not give its tokens an ingest rate above the server's limit (PERMISSION_DENIED); below it, or an admin of every tenant, may")
+    func tenantAdminRate() async throws {
+        try await withAuthServer(configure: { $0.defaultIngestEventsPerSecond = 1_000 }) { fixture in
+            let tenantAdmin = try await fixture.connect("admin-acme")
+            var request = Vigil_V1_CreateTokenRequest()
+            request.name = "fast"
+            request.scopes = [.ingest]
+            request.tenants = ["acme"]
+            request.ingestEventsPerSecond = 5_000
+            #expect(await statusOf { _ = try await tenantAdmin.createToken(request) } == .permissionDenied)
+            request.ingestEventsPerSecond = 500
+            _ = try await tenantAdmin.createToken(request)
+            await tenantAdmin.close()
+            let admin = try await fixture.connect("admin-all")
+            request.ingestEventsPerSecond = 5_000
+            _ = try await admin.createToken(request)
+            await admin.close()
+        }
+    }
+
     @Test("a token bound to tenants gets no scan statistics in its trailers (blocks hold other tenants' rows); one for every tenant does")
     func scanStatisticsOnlyForAllTenants() async throws {
         try await withAuthServer { fixture in

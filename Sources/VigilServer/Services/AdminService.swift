@@ -85,6 +85,15 @@ extension AuditService {
                         ? "this token (\(principal.displayName)) is bound to tenants, so the tokens it creates must list tenants among \(principal.tenants.list.joined(separator: ", "))"
                         : "this token (\(principal.displayName)) may create tokens only for \(principal.tenants.list.joined(separator: ", "))")
             }
+            // The server's rate limit protects every tenant: an admin of some
+            // tenants may lower it for its tokens, not raise it.
+            if principal.tenants != .all, let limit = access.rateLimiter.defaultEventsPerSecond,
+                request.ingestEventsPerSecond > limit
+            {
+                throw VigilError(
+                    .permissionDenied,
+                    "this token (\(principal.displayName)) is bound to tenants, so the tokens it creates may not ingest faster than the server's limit of \(limit) events/s (asked: \(request.ingestEventsPerSecond)); an admin of every tenant can")
+            }
         }
         let registry = try tokenRegistry(for: .createToken)
         let (token, secret) = try registry.create(
