@@ -88,16 +88,28 @@ public struct CheckpointKey: Sendable {
 
     /// Writes a new key to `path` (mode 0600; refuses to overwrite).
     public func write(to path: String) throws(VigilError) {
-        let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else {
-            let reason = errno == EEXIST ? "it already exists (a key is never overwritten)" : String(cString: strerror(errno))
-            throw VigilError(.failedPrecondition, "cannot create \(path): \(reason)")
+        // Written whole to a temporary file, then linked to its name: link
+        // fails if the name exists (a key is never overwritten), and a write
+        // cut short leaves no partial key there to refuse the next attempt.
+        if FileIO.exists(path) {
+            throw VigilError(.failedPrecondition, "cannot create \(path): it already exists (a key is never overwritten)")
         }
-        let file = FileHandleDescriptor(fd: fd, path: path)
+        let temporary = path + ".tmp-\(UInt32.random(in: 0 ... .max))"
+        let fd = Glibc.open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            throw VigilError(.failedPrecondition, "cannot create \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { unlink(temporary) }
+        let file = FileHandleDescriptor(fd: fd, path: temporary)
         defer { file.close() }
         let bytes = Array(pem.utf8)
         try withBytes(bytes) { (raw) throws(VigilError) in try file.write(raw, at: 0) }
         try file.sync()
+        guard link(temporary, path) == 0 else {
+            let reason = errno == EEXIST ? "it already exists (a key is never overwritten)" : String(cString: strerror(errno))
+            throw VigilError(.failedPrecondition, "cannot create \(path): \(reason)")
+        }
+        try FileIO.syncDirectory(FileIO.directoryName(of: path))
     }
 
     /// Whether `path` lies inside `directory` (both resolved as far as they exist).
