@@ -333,7 +333,7 @@ struct AuthorizationTests {
             var iterator = reader.subscribe(request).makeAsyncIterator()
             _ = try await iterator.next()  // running, with both tenants
             // The operator takes globex away in the file and reloads.
-            var file = try Vigil_V1_TokenFile(serializedBytes: [UInt8](try #require(FileManager.default.contents(atPath: fixture.tokensPath))))
+            var file = try Vigil_V1_TokenFile(serializedBytes: try ChecksummedFile.readPayload(magic: TokenRegistry.fileMagic, from: fixture.tokensPath))
             let index = try #require(file.tokens.firstIndex { $0.id == id })
             file.tokens[index].tenants = ["acme"]
             let bytes: [UInt8] = try file.serializedBytes()
@@ -585,6 +585,31 @@ struct AuthorizationTests {
         #expect(try TokenRegistry(directory: directory).authenticate(secret) == nil)
     }
 
+    @Test("the tokens file is checksummed: a flipped byte is DATA_LOSS at start and on reload (the running tokens stay); an earlier version's plain file is still read")
+    func tokensFileChecksum() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-tokens-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let registry = try TokenRegistry(directory: directory)
+        let (_, secret) = try registry.create(name: "reader", scopes: [.read], tenants: ["acme"], createdBy: "test")
+        let path = directory + "/tokens"
+        let good = [UInt8](try #require(FileManager.default.contents(atPath: path)))
+        #expect(good.starts(with: Array("VTOK".utf8)))
+        var damaged = good
+        damaged[damaged.count - 3] ^= 0x01
+        try Data(damaged).write(to: URL(fileURLWithPath: path))
+        let atStart = #expect(throws: VigilError.self) { _ = try TokenRegistry(directory: directory) }
+        #expect(atStart?.code == .dataLoss, "\(String(describing: atStart))")
+        let onReload = #expect(throws: VigilError.self) { _ = try registry.reload() }
+        #expect(onReload?.code == .dataLoss)
+        #expect(registry.authenticate(secret) != nil, "the running tokens stay")
+        // An earlier version wrote the plain protobuf: the payload alone.
+        try Data(good).write(to: URL(fileURLWithPath: path))
+        let plain = try ChecksummedFile.readPayload(magic: TokenRegistry.fileMagic, from: path)
+        try Data(plain).write(to: URL(fileURLWithPath: path))
+        #expect(try TokenRegistry(directory: directory).authenticate(secret)?.tenants == .only(["acme"]))
+    }
+
     @Test("a principal authorized before a reload is current only while its token's secret and permissions stay as they were")
     func principalStaysCurrent() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-tokens-\(UUID().uuidString)").path
@@ -598,7 +623,7 @@ struct AuthorizationTests {
         #expect(registry.isCurrent(principal) && registry.isCurrent(otherPrincipal))
         // The operator narrows one token to read and replaces the other's secret, then reloads.
         let path = directory + "/tokens"
-        var file = try Vigil_V1_TokenFile(serializedBytes: [UInt8](try #require(FileManager.default.contents(atPath: path))))
+        var file = try Vigil_V1_TokenFile(serializedBytes: try ChecksummedFile.readPayload(magic: TokenRegistry.fileMagic, from: path))
         let narrowed = try #require(file.tokens.firstIndex { $0.id == token.id })
         file.tokens[narrowed].scopes = [AccessScope.read.proto]
         let rotated = try #require(file.tokens.firstIndex { $0.id == other.id })

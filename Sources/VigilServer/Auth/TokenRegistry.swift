@@ -102,14 +102,28 @@ public final class TokenRegistry: Sendable {
         deactivationHandlers.withLock { $0.append(handler) }
     }
 
+    /// The envelope's magic (`ChecksummedFile`) of `<data-dir>/tokens`.
+    public static let fileMagic = "VTOK"
+
     private static func read(_ path: String) throws(VigilError) -> [Vigil_V1_StoredToken] {
         var tokens: [Vigil_V1_StoredToken] = []
         if FileIO.exists(path) {
-            let bytes: [UInt8]
+            var bytes: [UInt8]
             do {
                 let file = try FileHandleDescriptor.open(path, flags: O_RDONLY)
                 defer { file.close() }
                 bytes = try file.read(count: file.size(), at: 0)
+            }
+            // Checksummed since this version: a flipped bit in a plain
+            // protobuf could change a token's scopes or tenants and still
+            // parse. A file without the envelope is an earlier version's,
+            // read as it is and rewritten checksummed at the next change.
+            if bytes.starts(with: Self.fileMagic.utf8) {
+                do {
+                    bytes = try ChecksummedFile.readPayload(magic: Self.fileMagic, from: path)
+                } catch {
+                    throw VigilError(.dataLoss, "\(path) is damaged (\(error.message)); restore it from a backup or remove it to start with no tokens")
+                }
             }
             do {
                 let stored = try Vigil_V1_TokenFile(serializedBytes: bytes)
@@ -284,8 +298,8 @@ public final class TokenRegistry: Sendable {
         do { bytes = try file.serializedBytes() } catch {
             throw VigilError(.internal, "cannot encode the token file: \(error)")
         }
-        // Only hashes, but still nobody else's business.
-        try FileIO.writeAtomically(bytes, to: path, mode: 0o600)
+        // Only hashes, but still nobody else's business (owner-only, as every file Vigil writes).
+        try ChecksummedFile.write(payload: bytes, magic: Self.fileMagic, to: path)
     }
 
     static func randomHex(bytes count: Int) -> String {
