@@ -379,7 +379,9 @@ typedef struct vigil_subscribe_params {
                              from the last cursor, without repeating an event
                              (the shortest wait again after a call that delivered
                              something). Not for a request too large to send
-                             (RESOURCE_EXHAUSTED, returned at once) */
+                             (RESOURCE_EXHAUSTED, returned at once), nor for a
+                             peer that does not speak the protocol at connect
+                             (VIGIL_ERR_PROTOCOL: an HTTP server, another port) */
 } vigil_subscribe_params;
 
 /* One subscription message: an event, or a heartbeat (event NULL,

@@ -18,6 +18,7 @@ struct vigil_client {
     vstatus status;
     bool not_processed; /* the last call was refused by a GOAWAY: it never ran */
     bool too_large;     /* the last call_open refused its request, over max_frame_size: it would be again */
+    bool not_vigil;     /* the last connect met a peer that does not speak the protocol: it would again */
     vbuf out;      /* frames being written */
     vbuf response; /* the last unary response message */
     arena page;    /* events of one page / one message */
@@ -71,6 +72,9 @@ int vigil_client_connect(vigil_client *c) {
     if (!c) return VIGIL_ERR_ARGUMENT;
     c->connected = false;
     int r = vconn_open(&c->conn, &c->opts, &c->status);
+    /* An HTTP server, no VGIL preface, another major version: a misdirected
+     * address, not a passing failure. */
+    c->not_vigil = r == VIGIL_ERR_PROTOCOL;
     if (r == VIGIL_OK) {
         c->connected = true;
         c->ever_connected = true;
@@ -721,6 +725,8 @@ int vigil_subscribe(vigil_client *c, const vigil_subscribe_params *p, vigil_subs
         /* RESOURCE_EXHAUSTED is the server's "fell behind", not this request
          * being too large to send at all (it stays so: resuming looped for ever). */
         if (stopped || !p->auto_resume || !retryable_subscription_end(r) || c->too_large) break;
+        /* A peer that does not speak the protocol would answer the same way for ever. */
+        if (r == VIGIL_ERR_PROTOCOL && c->not_vigil && !c->connected) break;
         /* A subscription that delivered something worked: the next resume waits the least
          * again, rather than the most that earlier failures had reached. */
         if (delivered) backoff = 50;

@@ -1714,6 +1714,68 @@ static void test_subscribe_too_large(void) {
     CHECK_CODE(rc, VIGIL_RESOURCE_EXHAUSTED, (vigil_client *)NULL);
 }
 
+/* A listener that answers every connection in HTTP and closes it, as the
+ * metrics port or a web server would. */
+typedef struct http_answerer {
+    int fd;
+    atomic_int stop, connections;
+} http_answerer;
+
+static void *run_http_answerer(void *arg) {
+    http_answerer *h = arg;
+    while (!atomic_load(&h->stop)) {
+        struct pollfd pfd = {.fd = h->fd, .events = POLLIN};
+        if (poll(&pfd, 1, 50) <= 0) continue;
+        int conn = accept(h->fd, NULL, NULL);
+        if (conn < 0) continue;
+        atomic_fetch_add(&h->connections, 1);
+        static const char answer[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        if (send(conn, answer, sizeof answer - 1, MSG_NOSIGNAL) < 0) {
+        }
+        close(conn);
+    }
+    return NULL;
+}
+
+/* An auto-resuming subscription pointed at something that is not a Vigil
+ * server returns VIGIL_ERR_PROTOCOL: it resumed, with backoff, for ever. */
+static void test_subscribe_not_vigil(void) {
+    char address[64];
+    http_answerer *h = calloc(1, sizeof *h);
+    h->fd = silent_listener(address, sizeof address);
+    CHECK(h->fd >= 0 && listen(h->fd, 16) == 0, "listener");
+    pthread_t server;
+    CHECK(pthread_create(&server, NULL, run_http_answerer, h) == 0, "thread");
+    vigil_options o;
+    vigil_options_init(&o);
+    o.address = address;
+    big_subscription *b = calloc(1, sizeof *b);
+    b->c = vigil_client_new(&o);
+    b->p.auto_resume = true;
+    pthread_t t;
+    bool started = pthread_create(&t, NULL, run_big_subscription, b) == 0;
+    for (int64_t until = now_ms() + 10000; started && !atomic_load(&b->done) && now_ms() < until;) sleep_ms(10);
+    bool done = atomic_load(&b->done);
+    if (done) {
+        pthread_join(t, NULL);
+        vigil_client_free(b->c);
+    } else if (started) {
+        pthread_detach(t); /* still resuming: leave it (and b, and the listener) alone */
+    }
+    int rc = atomic_load(&b->rc);
+    int connections = atomic_load(&h->connections);
+    if (done) {
+        atomic_store(&h->stop, 1);
+        pthread_join(server, NULL);
+        close(h->fd);
+        free(h);
+        free(b);
+    }
+    CHECK(started, "thread");
+    CHECK(done, "an auto-resuming subscription to an HTTP server was still resuming after 10 s (%d connections)", connections);
+    CHECK_CODE(rc, VIGIL_ERR_PROTOCOL, (vigil_client *)NULL);
+}
+
 static void test_sink_protocol(void) {
     /* The sink PINGs every 3 calls, compresses its responses, fails every
      * 7th call with UNAVAILABLE and sends GOAWAY after 10 calls. */
@@ -1848,6 +1910,7 @@ static const test tests[] = {
     {"subscribe_backoff_reset", test_subscribe_backoff_reset, false},
     {"sink_goaway_unanswered", test_sink_goaway_unanswered, false},
     {"subscribe_too_large", test_subscribe_too_large, false},
+    {"subscribe_not_vigil", test_subscribe_not_vigil, false},
     {"absurd_times", test_absurd_times, false},
 };
 
