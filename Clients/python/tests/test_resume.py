@@ -94,6 +94,21 @@ def test_batching_ingester_flushes_by_size(client: Client, tenant: str, base_tim
     assert client.aggregate(tenants=[tenant]).count == 120
 
 
+def test_batching_ingester_first_batch_respects_the_servers_limit(
+    server_with: Any, token: str, tenant: str, base_time: dt.datetime
+) -> None:
+    small = server_with("--max-batch-events", "5")
+    fresh = Client(small.address, token=token)  # not entered: not connected, no Welcome known yet
+    try:
+        ingester = BatchingIngester(fresh, max_events=50, max_delay=None, key_prefix=f"{tenant}-small")
+        ingester.add_many(make_events(tenant, 12, base_time))
+        ingester.close()
+        assert [r.count for r in ingester.results] == [5, 5, 2]
+        assert fresh.aggregate(tenants=[tenant]).count == 12
+    finally:
+        fresh.close()
+
+
 def test_batching_ingester_flushes_by_time(client: Client, tenant: str, base_time: dt.datetime) -> None:
     flushed: List[IngestResult] = []
     with BatchingIngester(client, max_events=1000, max_delay=0.2, on_result=flushed.append) as ingester:

@@ -196,6 +196,14 @@ class BatchingIngester:
     def _flush_once(self) -> List[IngestResult]:
         """Takes one batch from the buffer and sends it (batches go out in order)."""
         with self._flush_lock:
+            if self.client._connection_ is None:
+                # The server's max_batch_events comes with its Welcome: connect
+                # before the first batch is cut, or a server that takes fewer
+                # than max_events refuses it. A failure here is the send's to retry.
+                try:
+                    self.client.connection()
+                except VigilError:
+                    pass
             with self._lock:
                 if not self._buffer:
                     return []
