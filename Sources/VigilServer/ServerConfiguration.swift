@@ -52,6 +52,12 @@ public struct ServerConfiguration: Sendable {
     /// UNAVAILABLE); nil never closes idle connections. Open subscriptions
     /// are calls, so a quiet subscriber is not idle.
     public var idleTimeout: Duration? = .seconds(600)
+    /// A connection the server cannot write to for this long (its peer stopped
+    /// reading: the socket and the channel's buffers stay full) is closed;
+    /// nil never. Credit bounds what a call may send, but a peer that grants
+    /// it and never reads would otherwise hold its calls, subscription slots
+    /// and connection slot for ever.
+    public var writeStallTimeout: Duration? = .seconds(120)
     /// Events per second a token may ingest when it has no rate of its own;
     /// nil means no limit.
     public var defaultIngestEventsPerSecond: UInt64?

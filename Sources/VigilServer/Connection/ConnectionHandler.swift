@@ -84,6 +84,31 @@ struct ConnectionHandler: Sendable {
                             }
                         }
                     }
+                    if let stall = configuration.writeStallTimeout {
+                        let channel = channel.channel
+                        group.addTask {
+                            // Sampled: a peer that reads now and then makes the
+                            // channel writable again between samples and stays.
+                            let interval = max(stall / 4, .milliseconds(10))
+                            var unwritableSince: ContinuousClock.Instant?
+                            while true {
+                                try await Task.sleep(for: interval)
+                                if channel.isWritable {
+                                    unwritableSince = nil
+                                    continue
+                                }
+                                let since = unwritableSince ?? .now
+                                unwritableSince = since
+                                guard ContinuousClock.now - since >= stall else { continue }
+                                // No GOAWAY: nothing more can reach a peer that does not read.
+                                logger.info(
+                                    "closing a connection whose peer has not read what it was sent for \(stall.components.seconds) s",
+                                    metadata: ["vigil.peer": "\(identity.current.peerIP ?? "?")"])
+                                try? await channel.close()
+                                return
+                            }
+                        }
+                    }
                     group.addTask {
                         // Graceful shutdown: GOAWAY, let calls in flight finish.
                         try await gracefulShutdown()
