@@ -7,37 +7,9 @@ import VigilProto
 @testable import VigilServer
 import VigilWire
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// A peer that asks for a lot and never reads it.
 @Suite("Connections whose peer stops reading")
 struct WriteStallTests {
-    /// A plain socket that sends `bytes` and never reads (a NIO client reads
-    /// ahead into its own buffers).
-    static func connectAndSend(port: Int, _ bytes: ByteBuffer) throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw RawConnectionError(description: "socket: \(errno)") }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else {
-            close(fd)
-            throw RawConnectionError(description: "connect: \(errno)")
-        }
-        let sent = bytes.withUnsafeReadableBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        guard sent == bytes.readableBytes else {
-            close(fd)
-            throw RawConnectionError(description: "send: \(errno)")
-        }
-        return fd
-    }
-
     @Test("a connection the server cannot write to for the stall timeout is closed: its blocked call ends, its slots are free")
     func stalledReaderIsClosed() async throws {
         try await withTestServer(configure: { $0.writeStallTimeout = .seconds(1) }) { server in
@@ -67,8 +39,9 @@ struct WriteStallTests {
             Preface.current.write(to: &bytes)
             Frame(type: .hello, streamID: 0, message: Vigil_V1_Hello.with { $0.majorVersion = 1 }).write(to: &bytes)
             for frame in RawConnection.call(streamID: 1, method: .query, request: request, initialWindow: 100) { frame.write(to: &bytes) }
-            let fd = try Self.connectAndSend(port: server.port, bytes)
-            defer { close(fd) }
+            // A plain socket that never reads (a NIO client would read ahead into its buffers).
+            let peer = try PlainSocket(port: server.port)
+            peer.send(Array(bytes.readableBytesView))
             // Bounded polling of a condition, the peer reading nothing meanwhile:
             // the query starts, blocks in its writes, and ends when the server
             // gives up on the connection. Before, it stayed blocked for good.
@@ -82,6 +55,7 @@ struct WriteStallTests {
             let client = try await server.connect()
             _ = try await client.health()
             await client.close()
+            withExtendedLifetime(peer) {}
         }
     }
 }
