@@ -18,7 +18,7 @@ public struct ReloadAudit: Sendable {
 
     /// A retention a reload set (`tenant` nil: the default), read from `source`.
     public func retentionChanged(tenant: String?, before: Int64?, after: Int64?, source: String) async {
-        let before = AuditService.describe(before), after = AuditService.describe(after)
+        let before = RetentionSettings.Values.text(before), after = RetentionSettings.Values.text(after)
         await log.record(
             .init(
                 action: "retention.update", category: .update, resourceType: "retention", resourceID: tenant ?? "*",

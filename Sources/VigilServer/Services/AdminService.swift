@@ -194,18 +194,12 @@ extension AuditService {
             .init(
                 action: "retention.update", category: .update, resourceType: "retention", resourceID: tenant ?? "*",
                 resourceName: tenant.map { "retention of \($0)" } ?? "default retention",
-                metadata: ["before": Self.describe(before), "after": Self.describe(after)],
-                description: "\(principal.displayName) set the retention of \(tenant ?? "every tenant without its own") from \(Self.describe(before)) to \(Self.describe(after))"),
+                metadata: ["before": RetentionSettings.Values.text(before), "after": RetentionSettings.Values.text(after)],
+                description: "\(principal.displayName) set the retention of \(tenant ?? "every tenant without its own") from \(RetentionSettings.Values.text(before)) to \(RetentionSettings.Values.text(after))"),
             by: principal, peerIP: caller.peerIP)
         var response = Vigil_V1_SetRetentionResponse()
         if let after { response.retention = .init(seconds: after / 1_000_000_000, nanos: Int32(after % 1_000_000_000)) }
         try await sender.send(response)
-    }
-
-    static func describe(_ nanos: Int64?) -> String {
-        guard let value = nanos else { return "forever" }
-        let seconds = value / 1_000_000_000
-        return seconds % 86_400 == 0 ? "\(seconds / 86_400)d" : "\(seconds)s"
     }
 
     func getStats(_ request: Vigil_V1_GetStatsRequest, sender: some ResponseSender, caller: Caller) async throws {
