@@ -117,7 +117,7 @@ public final class VigilServer: Service, Sendable {
         let store = store
         let vitals = vitals
         let checkpointer = configuration.checkpoints.flatMap { checkpoints in
-            checkpoints.key.map { Checkpointer(key: $0, configuration: checkpoints, store: store, logger: logger, vitals: vitals) }
+            checkpoints.key.map { Checkpointer(key: $0, configuration: checkpoints, store: store, logger: logger, vitals: vitals, metrics: metrics) }
         }
         let metricsServer = metricsListener.map { listener in
             (listener, MetricsListener(responder: metricsResponder(service: service), logger: logger))
@@ -190,6 +190,7 @@ public final class VigilServer: Service, Sendable {
         sample.subscriberLagMax = vitals.subscriberLagMax(head: store.feed.head)
         sample.serving = healthProblems.isEmpty
         sample.startedAt = vitals.startedAt
+        sample.lastCheckpointAt = vitals.lastCheckpoint?.createdAt
         sample.store = try? await store.statistics()
         return sample
     }

@@ -287,6 +287,85 @@ struct MetricsTests {
         await #expect(throws: (any Error).self) { _ = try await HTTPProbe.request("GET", "/healthz", port: port) }
     }
 
+    @Test("vigil_checkpoint_last_seconds shows the newest signed checkpoint; a checkpoint that cannot be written counts in vigil_checkpoint_failures_total")
+    func checkpointMetrics() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-checkpoint-metrics-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        // A regular file where the second server's checkpoint directory should be.
+        try Data("not a directory".utf8).write(to: URL(fileURLWithPath: directory + "/blocked"))
+        for (checkpoints, works) in [(directory + "/checkpoints", true), (directory + "/blocked/checkpoints", false)] {
+            try await withTestServer(configure: {
+                $0.metrics = VigilMetrics()
+                $0.metricsListen = ListenAddress(host: "127.0.0.1", port: 0)
+                $0.checkpoints = CheckpointConfiguration(key: CheckpointKey.generate(), directory: checkpoints, interval: .milliseconds(50))
+            }) { server in
+                let address = try #require(try await server.server.metricsListeningAddress)
+                let scraper = MetricsScraper(port: try #require(address.port))
+                #expect(try await scraper.scrape().value("vigil_checkpoint_last_seconds") == 0, "no checkpoint before the first event")
+                let client = try await server.connect()
+                let before = Double(currentUnixNanos()) / 1e9
+                _ = try await client.ingest([makeTestEvent()])
+                if works {
+                    let last = try await eventually {
+                        let value = try #require(try await scraper.scrape().value("vigil_checkpoint_last_seconds"))
+                        guard value > 0 else { throw VigilError(.unavailable, "no checkpoint yet") }
+                        return value
+                    }
+                    #expect(last >= before - 1 && last <= Double(currentUnixNanos()) / 1e9 + 1)
+                    #expect(try await scraper.scrape().value("vigil_checkpoint_failures_total") == 0)
+                } else {
+                    try await eventually {
+                        let failures = try #require(try await scraper.scrape().value("vigil_checkpoint_failures_total"))
+                        guard failures >= 2 else { throw VigilError(.unavailable, "\(failures) failures so far") }
+                    }
+                    #expect(try await scraper.scrape().value("vigil_checkpoint_last_seconds") == 0)
+                }
+                await client.close()
+            }
+        }
+    }
+
+    @Test("a retention pass that fails is counted in vigil_maintenance_failures_total{task=\"retention\"}, flushes and merges are not")
+    func retentionFailureMetric() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-retention-metrics-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let metrics = VigilMetrics()
+        var options = StorageOptions(directory: directory + "/data")
+        options.retentionNanos = 10 * 86_400_000_000_000
+        options.archiveDirectory = directory + "/archive"
+        options.metrics = metrics.storage
+        let store = try ColumnarEventStore(options: options)
+        // A part of events 20 days old (the store takes them: the server is
+        // what refuses events past retention), which the first retention
+        // pass must move to the archive, where another file already has its
+        // name: the pass fails, and keeps failing.
+        var old = makeTestEvent()
+        old.occurredAt = .init(unixNanos: currentUnixNanos() - 20 * 86_400_000_000_000)
+        _ = try await store.append([old], idempotencyKey: nil, wantReceipts: false)
+        try await store.flushNow()
+        let parts = try #require(FileManager.default.enumerator(atPath: directory + "/data/parts")?.allObjects as? [String])
+        let part = try #require(parts.first { $0.hasSuffix(".part") }, "\(parts)")
+        let blocker = directory + "/archive/parts/" + part
+        try FileManager.default.createDirectory(atPath: (blocker as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try Data("another file".utf8).write(to: URL(fileURLWithPath: blocker))
+
+        try await withTestServer(configure: {
+            $0.metrics = metrics
+            $0.metricsListen = ListenAddress(host: "127.0.0.1", port: 0)
+        }, store: store) { server in
+            let address = try #require(try await server.server.metricsListeningAddress)
+            let scraper = MetricsScraper(port: try #require(address.port))
+            try await eventually {
+                let failures = try #require(try await scraper.scrape().value("vigil_maintenance_failures_total", ["task": "retention"]))
+                guard failures >= 1 else { throw VigilError(.unavailable, "no failure yet") }
+            }
+            #expect(try await scraper.scrape().value("vigil_maintenance_failures_total", ["task": "flush_or_merge"]) == 0)
+            let stats = try await store.statistics()
+            #expect(stats.eventsStored == 1, "the expired event stays while its pass fails")
+        }
+    }
+
     @Test("a metrics port already in use: the server does not start, and says which address", .timeLimit(.minutes(2)))
     func metricsPortInUse() async throws {
         try await withMetricsServer { _, scraper in

@@ -32,13 +32,19 @@ final class Checkpointer: Sendable {
     private let lastSeq = Mutex<UInt64?>(nil)
     /// Told of every checkpoint written, for `vigil status`.
     let vitals: ServerVitals?
+    /// Counts checkpoints that could not be written.
+    let metrics: VigilMetrics?
 
-    init(key: CheckpointKey, configuration: CheckpointConfiguration, store: any EventStore, logger: Logger, vitals: ServerVitals? = nil) {
+    init(
+        key: CheckpointKey, configuration: CheckpointConfiguration, store: any EventStore, logger: Logger,
+        vitals: ServerVitals? = nil, metrics: VigilMetrics? = nil
+    ) {
         self.key = key
         self.configuration = configuration
         self.store = store
         self.logger = logger
         self.vitals = vitals
+        self.metrics = metrics
     }
 
     /// Until cancelled.
@@ -61,6 +67,7 @@ final class Checkpointer: Sendable {
             guard seq > 0, lastSeq.withLock({ $0 }) != seq else { return }
             try write(seq: seq, head: head)
         } catch {
+            metrics?.recordCheckpointFailure()
             logger.error("cannot write a signed checkpoint", metadata: ["vigil.error": "\(error)", "vigil.checkpoint-dir": "\(configuration.directory)"])
         }
     }

@@ -47,6 +47,8 @@ enum MetricCatalog {
     static let serving = "vigil_serving"
     static let startTime = "vigil_start_time_seconds"
     static let buildInfo = "vigil_build_info"
+    static let checkpointLast = "vigil_checkpoint_last_seconds"
+    static let checkpointFailures = "vigil_checkpoint_failures_total"
 
     static let entries: [Entry] = [
         Entry(name: ingestEvents, kind: .counter, help: "Events received in Ingest calls, by tenant and the call's status code (a refused batch stores none)."),
@@ -54,6 +56,7 @@ enum MetricCatalog {
         Entry(name: ingestAckDuration, kind: .histogram, help: "Time from an Ingest call's start to its acknowledgement (events durable), for successful calls.", buckets: latencyBuckets),
         Entry(name: StorageMetrics.Name.walFsyncDuration, kind: .histogram, help: "Duration of each write-ahead-log fsync.", buckets: latencyBuckets),
         Entry(name: StorageMetrics.Name.walFsyncBatches, kind: .histogram, help: "Ingest batches made durable by one write-ahead-log fsync (group commit size).", buckets: groupSizeBuckets),
+        Entry(name: StorageMetrics.Name.maintenanceFailures, kind: .counter, help: "Failed background rounds, retried with a backoff: flushes and merges (task=\"flush_or_merge\"; events wait in memory and the WAL) and retention passes (task=\"retention\"; expired events stay)."),
         Entry(name: StorageMetrics.Name.writtenBytes, kind: .counter, help: "Bytes written to the write-ahead log (file=\"wal\") and to part files by flushes and merges (file=\"part\")."),
         Entry(name: queryDuration, kind: .histogram, help: "Duration of successful Query, Aggregate and Get calls, by method.", buckets: latencyBuckets),
         Entry(name: queryBlocksScanned, kind: .counter, help: "Part blocks and memory chunks whose columns Query and Aggregate calls read, by method."),
@@ -72,6 +75,8 @@ enum MetricCatalog {
         Entry(name: diskUsage, kind: .gauge, help: "Bytes of parts and write-ahead log on disk."),
         Entry(name: serving, kind: .gauge, help: "1 while the server is serving, 0 while it is not (see /readyz for why)."),
         Entry(name: startTime, kind: .gauge, help: "When the server started, in seconds since the Unix epoch."),
+        Entry(name: checkpointLast, kind: .gauge, help: "When the newest signed checkpoint this server wrote was made, in seconds since the Unix epoch (0: none yet, or checkpoints are off)."),
+        Entry(name: checkpointFailures, kind: .counter, help: "Signed checkpoints that could not be written (the next interval tries again)."),
         Entry(name: buildInfo, kind: .gauge, help: "Always 1; the version label says which Vigil this is."),
     ]
 

@@ -52,6 +52,8 @@ public final class VigilMetrics: Sendable {
     private let diskUsage: CoreMetrics.Gauge
     private let serving: CoreMetrics.Gauge
     private let startTime: CoreMetrics.Gauge
+    private let checkpointLast: CoreMetrics.Gauge
+    private let checkpointFailures: CoreMetrics.Counter
     /// Parts by level; a level that empties keeps its series, at 0.
     private let partsByLevel = Mutex<[UInt32: CoreMetrics.Gauge]>([:])
 
@@ -102,6 +104,8 @@ public final class VigilMetrics: Sendable {
         diskUsage = gauge(MetricCatalog.diskUsage)
         serving = gauge(MetricCatalog.serving)
         startTime = gauge(MetricCatalog.startTime)
+        checkpointLast = gauge(MetricCatalog.checkpointLast)
+        checkpointFailures = CoreMetrics.Counter(label: MetricCatalog.checkpointFailures, factory: factory)
         CoreMetrics.Gauge(label: MetricCatalog.buildInfo, dimensions: [("version", vigilVersion)], factory: factory).record(1)
     }
 
@@ -163,6 +167,11 @@ public final class VigilMetrics: Sendable {
         rejectedCalls[code]?.increment()
     }
 
+    /// A signed checkpoint that could not be written.
+    func recordCheckpointFailure() {
+        checkpointFailures.increment()
+    }
+
     /// A connection refused before any call.
     func recordRejectedConnection(_ code: StatusCode) {
         rejectedConnections[code]?.increment()
@@ -178,6 +187,8 @@ public final class VigilMetrics: Sendable {
         var subscriberLagMax: UInt64 = 0
         var serving = true
         var startedAt: UnixNanos = 0
+        /// When the newest checkpoint this server wrote was made (nil: none).
+        var lastCheckpointAt: UnixNanos?
         var store: StoreStatistics?
     }
 
@@ -188,6 +199,7 @@ public final class VigilMetrics: Sendable {
         subscriberLagMax.record(sample.subscriberLagMax)
         serving.record(sample.serving ? 1 : 0)
         startTime.record(Double(sample.startedAt) / 1_000_000_000)
+        checkpointLast.record(Double(sample.lastCheckpointAt ?? 0) / 1_000_000_000)
         guard let store = sample.store else { return }
         memoryEvents.record(store.memoryEvents)
         memoryBytes.record(store.memoryBytes)

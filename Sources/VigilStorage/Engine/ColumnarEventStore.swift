@@ -760,6 +760,7 @@ public final class ColumnarEventStore: EventStore {
                         // A full disk or a failing one must not stop maintenance for
                         // good: what failed stays in memory and the WAL, and is retried.
                         let delay = backoff.failed(now: .now)
+                        options.metrics.flushOrMergeFailures.increment()
                         options.eventHandler?(.maintenanceFailed(error, retryIn: delay))
                     }
                 }
@@ -770,6 +771,7 @@ public final class ColumnarEventStore: EventStore {
                     lastRetention = .now
                 } catch {
                     let delay = retentionBackoff.failed(now: .now)
+                    options.metrics.retentionFailures.increment()
                     options.eventHandler?(.maintenanceFailed(error, retryIn: delay))
                 }
             }

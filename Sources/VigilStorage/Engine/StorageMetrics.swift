@@ -14,6 +14,7 @@ public struct StorageMetrics: Sendable {
         public static let walFsyncDuration = "vigil_wal_fsync_duration_seconds"
         public static let walFsyncBatches = "vigil_wal_fsync_batches"
         public static let writtenBytes = "vigil_written_bytes_total"
+        public static let maintenanceFailures = "vigil_maintenance_failures_total"
     }
 
     /// How long each WAL fsync took.
@@ -24,12 +25,21 @@ public struct StorageMetrics: Sendable {
     let walBytesWritten: Counter
     /// Bytes of part files written by flushes and merges.
     let partBytesWritten: Counter
+    /// Failed rounds of background flushing and merging (task="flush_or_merge")
+    /// and of retention (task="retention"). Each is retried with a backoff and
+    /// logged, but a log line is easy to miss: a failing flush keeps events in
+    /// memory until ingest is refused, a failing retention keeps data the
+    /// operator meant to be gone.
+    let flushOrMergeFailures: Counter
+    let retentionFailures: Counter
 
     public init(factory: any MetricsFactory) {
         walFsyncDuration = Timer(label: Name.walFsyncDuration, dimensions: [], factory: factory)
         walFsyncBatches = Recorder(label: Name.walFsyncBatches, dimensions: [], aggregate: true, factory: factory)
         walBytesWritten = Counter(label: Name.writtenBytes, dimensions: [("file", "wal")], factory: factory)
         partBytesWritten = Counter(label: Name.writtenBytes, dimensions: [("file", "part")], factory: factory)
+        flushOrMergeFailures = Counter(label: Name.maintenanceFailures, dimensions: [("task", "flush_or_merge")], factory: factory)
+        retentionFailures = Counter(label: Name.maintenanceFailures, dimensions: [("task", "retention")], factory: factory)
     }
 
     /// Records nothing: the default, for tools and tests that do not look.
