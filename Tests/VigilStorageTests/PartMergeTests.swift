@@ -511,4 +511,37 @@ extension PartMergeTests {
             try await store.close()
         }
     }
+
+    @Test("a merge whose rows mostly expired holds only the blocks of rows it keeps, not every block it read; the kept rows and the chain survive")
+    func mergeOfMostlyExpiredRowsStaysSmall() async throws {
+        try await withTemporaryDirectory { directory in
+            let day: Int64 = 86_400_000_000_000
+            let base = (currentUnixNanos() - 20 * day) / day * day
+            let options = Self.storeOptions(directory) {
+                $0.retentionNanos = nil
+                $0.tenantRetentionNanos = ["short": day]
+                $0.rowsPerBlock = 64
+            }
+            let store = try ColumnarEventStore(options: options)
+            // Two parts of one day 20 days ago: 3,200 expired rows of "short"
+            // (50 blocks each) and 5 rows of "keep", kept for ever.
+            for part in 0..<2 {
+                var batch = (0..<3_200).map { engineEvent("s-\(part)-\($0)", tenant: "short", at: base + Int64($0) * 1_000_000) }
+                batch += (0..<5).map { engineEvent("k-\(part)-\($0)", tenant: "keep", at: base + Int64($0) * 1_000_000) }
+                _ = try await store.append(batch, idempotencyKey: nil)
+                try await store.flushNow()
+            }
+            #expect(store.statistics.parts == 2)
+            try await store.mergeNow()
+            #expect(store.statistics.parts == 1)
+            // A block is held once per run of rows taken from it: the 10 kept
+            // rows alternate between the parts (10 runs); the 6,400 expired
+            // rows came in 6,400 runs of 100 blocks.
+            #expect(store.mergeWindowBlocksPeak.withLock { $0 } <= 10)
+            #expect(Set(try await allEvents(store).map(\.actor.id)) == Set((0..<2).flatMap { part in (0..<5).map { "k-\(part)-\($0)" } }))
+            let report = try await store.verify(VerificationOptions())
+            #expect(report.intact && report.eventsExpired == 6_400, "\(report.problems.map(\.line))")
+            try await store.close()
+        }
+    }
 }

@@ -127,6 +127,9 @@ public final class ColumnarEventStore: EventStore {
     /// segments and lets waiting work in (tests: to seal a segment, ask for a
     /// backup or close the store in the middle of a merge).
     let afterMergeWindow = Mutex<(@Sendable () async -> Void)?>(nil)
+    /// The most decoded blocks one merge window has held (tests: a merge's
+    /// memory is bounded by blocks, whose rows may all have expired).
+    let mergeWindowBlocksPeak = Mutex(0)
     /// The chain's ledger and files, owned by maintenance work.
     let chain: Mutex<ChainState>
     /// The chain's head through batches in memory (receipts, checkpoints).
@@ -1231,6 +1234,7 @@ public final class ColumnarEventStore: EventStore {
             // where one is needed (an expired row's full leaf, a part without
             // a stored leaf).
             func writeWindow() throws(VigilError) {
+                mergeWindowBlocksPeak.withLock { $0 = max($0, rows.blocks.count) }
                 try writer.append(rows, leaves: leaves, parallel: parallel)
                 written += rows.rowCount
                 rows = DecodedBlockRows()
@@ -1242,7 +1246,10 @@ public final class ColumnarEventStore: EventStore {
                 guard DecodedBlockRows.canWrite(from: block) else {
                     throw VigilError(.internal, "a block of \(chosen[run.part].entry.path) was decoded without a column every part has")
                 }
-                rows.add(block)
+                // Added with its first kept row: a block whose rows all
+                // expired must not stay in memory until the window fills
+                // (with most rows expired, that was every block of the merge).
+                var blockAdded = false
                 let tenants = block.tenant ?? []
                 for row in run.rows {
                     let tenant = row < tenants.count ? tenants[row] : ""
@@ -1254,6 +1261,10 @@ public final class ColumnarEventStore: EventStore {
                         let event = block.event(at: row)
                         if event.seq > chainStart { expired.append(.init(seq: event.seq, leaf: HashChain.leaf(of: event))) }
                         continue
+                    }
+                    if !blockAdded {
+                        rows.add(block)
+                        blockAdded = true
                     }
                     rows.add(row: row)
                     // The stored leaf moves with its event (recomputing it
