@@ -282,6 +282,22 @@ public enum FileIO {
         if syncDirectory { try Self.syncDirectory(directoryName(of: path)) }
     }
 
+    /// Writes `count` zero bytes to `path`, fsyncs them and removes the
+    /// file: whether the disk takes a write now.
+    public static func probeWrite(_ path: String, bytes count: Int) throws(VigilError) {
+        let file = try FileHandleDescriptor.open(path, flags: O_WRONLY | O_CREAT | O_TRUNC)
+        defer {
+            file.close()
+            try? remove(path)
+        }
+        let written: VigilError? = [UInt8](repeating: 0, count: count).withUnsafeBytes { raw in
+            do throws(VigilError) { try file.write(raw, at: 0) } catch { return error }
+            return nil
+        }
+        if let written { throw written }
+        try file.sync()
+    }
+
     public static func directoryName(of path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return "." }
         return slash == path.startIndex ? "/" : String(path[..<slash])

@@ -209,6 +209,36 @@ struct DiskFullTests {
         try await store.close()
     }
 
+    @Test("a refusal ends when space returns although no ingest comes (a load balancer following /readyz sends none): after ENOSPC and under the reserve", arguments: [false, true])
+    func refusalEndsWithoutIngest(underReserve: Bool) async throws {
+        let disk = try TmpfsDisk(megabytes: 16)
+        defer { disk.unmount() }
+        let directory = disk.path + "/data"
+        let recorder = StorageEventRecorder()
+        let store = try ColumnarEventStore(options: options(directory, recorder: recorder) {
+            if underReserve { $0.minFreeDiskBytes = 8 << 20 }
+        })
+        _ = try await store.append(batch("a0"), idempotencyKey: "a0", wantReceipts: false)
+        let filler = try underReserve ? disk.fill(leaving: (4 << 20) + (512 << 10)) : disk.fill()
+        var acked: [String] = []
+        _ = try await appendUntilRefused(store, tag: "full", acked: &acked)
+        #expect(store.writeUnavailableReason != nil)
+        try FileManager.default.removeItem(atPath: filler)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await store.runMaintenance() }
+            // Bounded polling of a condition; no ingest call meanwhile.
+            let deadline = ContinuousClock.now + .seconds(30)
+            while store.writeUnavailableReason != nil && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(store.writeUnavailableReason == nil, "still refused without an ingest call")
+            #expect(store.healthProblems == [])
+            #expect(recorder.resumptions == 1)
+            group.cancelAll()
+        }
+        #expect(!FileManager.default.fileExists(atPath: directory + "/" + ColumnarEventStore.spaceProbeName), "the probe file is removed")
+        _ = try await store.append(batch("b0"), idempotencyKey: "b0", wantReceipts: false)
+        try await store.close()
+    }
+
     @Test("a flush that hits ENOSPC keeps its events queryable, leaves no file, and is retried by maintenance")
     func failedFlushIsRetried() async throws {
         let disk = try TmpfsDisk(megabytes: 16)

@@ -357,6 +357,49 @@ extension EngineTests {
 }
 
 extension EngineTests {
+    @Test("a merge that keeps failing (a damaged input part) does not hold back the flushes ingest waits for; each failure is reported")
+    func failingMergeKeepsFlushing() async throws {
+        try await withTemporaryDirectory { directory in
+            let first = try ColumnarEventStore(options: options(directory) { $0.mergeFanIn = 100 })
+            for part in 0..<2 {
+                _ = try await first.append((0..<200).map { engineEvent("p\(part)-\($0)", at: currentUnixNanos() - 1_000_000_000) }, idempotencyKey: nil)
+                try await first.flushNow()
+            }
+            try await first.close()
+            // A byte of the first chunk of one part: opening reads only footers, a merge reads every chunk.
+            let day = try #require(try FileManager.default.contentsOfDirectory(atPath: directory + "/parts").first)
+            let name = try #require(try FileManager.default.contentsOfDirectory(atPath: directory + "/parts/" + day).sorted().first)
+            let path = directory + "/parts/\(day)/\(name)"
+            var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+            bytes[40] ^= 0x40
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+
+            let recorder = StorageEventRecorder()
+            let store = try ColumnarEventStore(options: options(directory) {
+                $0.mergeFanIn = 2
+                $0.segmentMaxAge = .milliseconds(200)
+                $0.eventHandler = recorder.handler
+            })
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await store.runMaintenance() }
+                // Bounded polling of conditions. Four failed merges: a shared backoff would now be 8 s.
+                var deadline = ContinuousClock.now + .seconds(60)
+                while recorder.maintenanceFailures.count < 4 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+                #expect(recorder.maintenanceFailures.count >= 4)
+                #expect(recorder.maintenanceFailures.allSatisfy { $0.code == .dataLoss }, "\(recorder.maintenanceFailures)")
+                #expect(store.writeUnavailableReason == nil, "a failing merge refuses no ingest")
+                _ = try await store.append([engineEvent("new", at: currentUnixNanos())], idempotencyKey: nil)
+                deadline = ContinuousClock.now + .seconds(6)
+                while store.statistics.memoryEvents > 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+                #expect(store.statistics.memoryEvents == 0, "the new event waited for the failing merge's backoff")
+                group.cancelAll()
+            }
+            try await store.close()
+        }
+    }
+}
+
+extension EngineTests {
     static var sharedMemoryIsAnotherFileSystem: Bool {
         guard let shm = try? FileIO.device(ofDirectory: "/dev/shm"),
             let temporary = try? FileIO.device(ofDirectory: FileManager.default.temporaryDirectory.path)

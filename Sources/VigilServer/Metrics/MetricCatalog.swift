@@ -56,7 +56,7 @@ enum MetricCatalog {
         Entry(name: ingestAckDuration, kind: .histogram, help: "Time from an Ingest call's start to its acknowledgement (events durable), for successful calls.", buckets: latencyBuckets),
         Entry(name: StorageMetrics.Name.walFsyncDuration, kind: .histogram, help: "Duration of each write-ahead-log fsync.", buckets: latencyBuckets),
         Entry(name: StorageMetrics.Name.walFsyncBatches, kind: .histogram, help: "Ingest batches made durable by one write-ahead-log fsync (group commit size).", buckets: groupSizeBuckets),
-        Entry(name: StorageMetrics.Name.maintenanceFailures, kind: .counter, help: "Failed background rounds, retried with a backoff: flushes and merges (task=\"flush_or_merge\"; events wait in memory and the WAL) and retention passes (task=\"retention\"; expired events stay)."),
+        Entry(name: StorageMetrics.Name.maintenanceFailures, kind: .counter, help: "Failed background rounds, each retried with its own backoff: flushes (task=\"flush\"; events wait in memory and the WAL), merges (task=\"merge\"; parts accumulate) and retention passes (task=\"retention\"; expired events stay)."),
         Entry(name: StorageMetrics.Name.writtenBytes, kind: .counter, help: "Bytes written to the write-ahead log (file=\"wal\") and to part files by flushes and merges (file=\"part\")."),
         Entry(name: queryDuration, kind: .histogram, help: "Duration of successful Query, Aggregate and Get calls, by method.", buckets: latencyBuckets),
         Entry(name: queryBlocksScanned, kind: .counter, help: "Part blocks and memory chunks whose columns Query and Aggregate calls read, by method."),

@@ -194,6 +194,7 @@ public final class ColumnarEventStore: EventStore {
                 "\(directory) holds a restore that did not finish (\(BackupRestore.inProgressName)); run vigil restore into it again (or delete it and restore elsewhere)")
         }
         try FileIO.makeDirectory(directory)
+        try? FileIO.remove(directory + "/" + Self.spaceProbeName)
         if let archive = options.archiveDirectory {
             // Checked now, not when the first part expires months from now:
             // parts go to the archive by hard link, within one file system.
@@ -749,21 +750,34 @@ public final class ColumnarEventStore: EventStore {
             }
             var lastRetention = ContinuousClock.now - .seconds(3600)
             var backoff = MaintenanceBackoff()
-            // Retention keeps a schedule and a backoff of its own: a pass that
-            // keeps failing (a damaged expired part, an archive that refuses
-            // links) must not hold back the flushes that ingest waits for.
+            // Merges and retention keep backoffs of their own: a merge or a
+            // pass that keeps failing (a damaged part, a merge larger than
+            // the free space, an archive that refuses links) must not hold
+            // back the flushes that ingest waits for.
+            var mergeBackoff = MaintenanceBackoff()
             var retentionBackoff = MaintenanceBackoff()
             for await _ in wakeups {
                 if Task.isCancelled { break }
+                recheckWriteAvailability()
                 if backoff.isDue(now: .now) {
                     do throws(VigilError) {
-                        try await maintain(retention: false)
+                        try await flushRound()
                         backoff.succeeded()
                     } catch {
                         // A full disk or a failing one must not stop maintenance for
                         // good: what failed stays in memory and the WAL, and is retried.
                         let delay = backoff.failed(now: .now)
-                        options.metrics.flushOrMergeFailures.increment()
+                        options.metrics.flushFailures.increment()
+                        options.eventHandler?(.maintenanceFailed(error, retryIn: delay))
+                    }
+                }
+                if mergeBackoff.isDue(now: .now) {
+                    do throws(VigilError) {
+                        try await mergeNow()
+                        mergeBackoff.succeeded()
+                    } catch {
+                        let delay = mergeBackoff.failed(now: .now)
+                        options.metrics.mergeFailures.increment()
                         options.eventHandler?(.maintenanceFailed(error, retryIn: delay))
                     }
                 }
@@ -784,6 +798,13 @@ public final class ColumnarEventStore: EventStore {
 
     /// One round of maintenance: seal by age, flush, merge, and (when asked) retention.
     public func maintain(retention: Bool = true) async throws(VigilError) {
+        try await flushRound()
+        try await mergeNow()
+        if retention { try await retainNow(now: currentUnixNanos()) }
+    }
+
+    /// Seals the active segment when it is old enough, and flushes what is sealed.
+    private func flushRound() async throws(VigilError) {
         try await maintenanceLock.withLock { () async throws(VigilError) in
             try await writing { () async throws(VigilError) in
                 try state.withLock { state throws(VigilError) in
@@ -792,16 +813,34 @@ public final class ColumnarEventStore: EventStore {
                     }
                 }
                 try await flushSealed()
-                // Merges and retention at normal priority: in the background, on a
-                // busy machine, resident memory rose by 30 MiB (MemoryBoundTests
-                // beside the other CLI tests: peaks of 116–123 MiB, not 83–93).
-                try await withTaskExecutorPreference(blockingWork) { () async throws(VigilError) in
-                    try await mergeIfNeeded()
-                    if retention { try applyRetention(now: currentUnixNanos()) }
-                }
             }
         }
     }
+
+    /// While ingest is refused for a full disk, looks again at every tick of
+    /// maintenance, not only when an ingest call comes: behind a load
+    /// balancer that follows `/readyz`, none may come, and the refusal (and
+    /// the readiness answer) would last until a restart. Below the reserve,
+    /// a free-space check decides; after a failed write, a probe write.
+    private func recheckWriteAvailability() {
+        let now = ContinuousClock.now
+        let (checkSpace, probe) = availability.withLock { value in
+            (value.full != nil && value.spaceCheckDue(now: now), value.maintenanceProbeDue(now: now))
+        }
+        if checkSpace, let free = try? FileIO.freeBytes(options.directory) {
+            report(availability.withLock { $0.spaceChecked(freeBytes: free, now: now) })
+        }
+        guard probe else { return }
+        if (try? FileIO.probeWrite(options.directory + "/" + Self.spaceProbeName, bytes: Self.spaceProbeBytes)) != nil {
+            noteWriteSucceeded()
+        }
+    }
+
+    /// The file a probe write makes and removes (one left by a crash is
+    /// removed at the next start).
+    static let spaceProbeName = "space-probe.tmp"
+    /// A WAL record of a large batch: space for less is not space to resume with.
+    static let spaceProbeBytes = 1 << 20
 
     /// Flushes the segments sealed so far, oldest first.
     private func flushSealed() async throws(VigilError) {
@@ -832,10 +871,19 @@ public final class ColumnarEventStore: EventStore {
         }
     }
 
-    /// Merges now (tests and `vigil` tools; the maintenance loop does it by itself).
+    /// Merges what is due (the maintenance loop, tests and `vigil` tools).
+    /// A merge that runs out of space does not refuse ingest: merges need
+    /// room for their output before they free their inputs, more than the
+    /// reserve a flush needs, and ingest is refused by the reserve check or
+    /// by a WAL write that fails itself.
     public func mergeNow() async throws(VigilError) {
         try await maintenanceLock.withLock { () async throws(VigilError) in
-            try await writing { () async throws(VigilError) in try await mergeIfNeeded() }
+            try await writing(diskFullRefusesIngest: false) { () async throws(VigilError) in
+                // At normal priority: in the background, on a busy machine,
+                // resident memory rose by 30 MiB (MemoryBoundTests beside the
+                // other CLI tests: peaks of 116–123 MiB, not 83–93).
+                try await withTaskExecutorPreference(blockingWork) { () async throws(VigilError) in try await mergeIfNeeded() }
+            }
         }
     }
 
@@ -854,12 +902,12 @@ public final class ColumnarEventStore: EventStore {
     /// uncertain must not be built on); a failure is recorded (a full disk
     /// refuses ingest) and thrown. Whatever failed before its MANIFEST commit
     /// left no file behind and is retried.
-    private func writing(_ body: () async throws(VigilError) -> Void) async throws(VigilError) {
+    private func writing(diskFullRefusesIngest: Bool = true, _ body: () async throws(VigilError) -> Void) async throws(VigilError) {
         if let refusal = availability.withLock({ $0.failure == nil ? nil : $0.refusal }) { throw refusal }
         do throws(VigilError) {
             try await body()
         } catch {
-            noteFailure(error)
+            if diskFullRefusesIngest || !FileIO.isDiskFull(error) { noteFailure(error) }
             throw error
         }
     }

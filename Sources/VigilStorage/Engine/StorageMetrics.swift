@@ -25,12 +25,14 @@ public struct StorageMetrics: Sendable {
     let walBytesWritten: Counter
     /// Bytes of part files written by flushes and merges.
     let partBytesWritten: Counter
-    /// Failed rounds of background flushing and merging (task="flush_or_merge")
-    /// and of retention (task="retention"). Each is retried with a backoff and
-    /// logged, but a log line is easy to miss: a failing flush keeps events in
-    /// memory until ingest is refused, a failing retention keeps data the
+    /// Failed rounds of background flushing (task="flush"), merging
+    /// (task="merge") and retention (task="retention"). Each is retried with a
+    /// backoff and logged, but a log line is easy to miss: a failing flush
+    /// keeps events in memory until ingest is refused, a failing merge leaves
+    /// queries ever more parts to read, a failing retention keeps data the
     /// operator meant to be gone.
-    let flushOrMergeFailures: Counter
+    let flushFailures: Counter
+    let mergeFailures: Counter
     let retentionFailures: Counter
 
     public init(factory: any MetricsFactory) {
@@ -38,7 +40,8 @@ public struct StorageMetrics: Sendable {
         walFsyncBatches = Recorder(label: Name.walFsyncBatches, dimensions: [], aggregate: true, factory: factory)
         walBytesWritten = Counter(label: Name.writtenBytes, dimensions: [("file", "wal")], factory: factory)
         partBytesWritten = Counter(label: Name.writtenBytes, dimensions: [("file", "part")], factory: factory)
-        flushOrMergeFailures = Counter(label: Name.maintenanceFailures, dimensions: [("task", "flush_or_merge")], factory: factory)
+        flushFailures = Counter(label: Name.maintenanceFailures, dimensions: [("task", "flush")], factory: factory)
+        mergeFailures = Counter(label: Name.maintenanceFailures, dimensions: [("task", "merge")], factory: factory)
         retentionFailures = Counter(label: Name.maintenanceFailures, dimensions: [("task", "retention")], factory: factory)
     }
 

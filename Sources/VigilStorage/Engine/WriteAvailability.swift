@@ -8,9 +8,11 @@ import VigilCore
 ///   fell under the reserve): ingest is refused with UNAVAILABLE and ends by
 ///   itself. A refusal caused by a failed write ends with the next write that
 ///   succeeds: after `probeInterval`, one ingest is let through to try its WAL
-///   write (a flush that succeeds ends it too). A refusal caused by the
-///   reserve ends when a free-space check (at most every `spaceCheckInterval`)
-///   finds the reserve free again.
+///   write (a flush that succeeds ends it too, and so does the probe write
+///   maintenance makes each second when no ingest comes). A refusal caused
+///   by the reserve ends when a free-space check (at most every
+///   `spaceCheckInterval`, by ingest or by maintenance) finds the reserve
+///   free again.
 /// - **I/O failure** (an fsync or a write failed for another reason): refused
 ///   until restart. After a failed fsync, Linux may have dropped the dirty
 ///   pages and marked them clean, so what the page cache shows is no longer
@@ -100,6 +102,15 @@ struct WriteAvailability: Sendable {
         }
         full = Full(detail: detail, cause: .belowReserve, since: now)
         return failure == nil ? .refused(reason: reason ?? detail) : nil
+    }
+
+    /// Whether maintenance should try a probe write now: writes are refused
+    /// after a failed write, and no ingest call probed within `probeInterval`.
+    mutating func maintenanceProbeDue(now: ContinuousClock.Instant) -> Bool {
+        guard failure == nil, let full, full.cause == .writeFailed else { return false }
+        if let nextProbe, now < nextProbe { return false }
+        nextProbe = now + Self.probeInterval
+        return true
     }
 
     /// Throws the refusal, unless writes are open or this caller is the probe.
