@@ -29,6 +29,28 @@ struct BlockingWorkExecutorTests {
         }
     }
 
+    /// Tasks that yield re-enqueue themselves, so with several of them the
+    /// queue is never empty: the jobs it ran must still be dropped.
+    @Test("under load that never lets the queue empty, the queue still lets go of the jobs it ran", .timeLimit(.minutes(2)))
+    func queueStaysBoundedUnderSteadyLoad() async throws {
+        let executor = try BlockingWorkExecutor(threads: 1)
+        defer { executor.shutdown() }
+        let most = await withTaskGroup(of: Int.self) { group in
+            for _ in 0..<4 {
+                group.addTask(executorPreference: executor) {
+                    var most = 0
+                    for _ in 0..<25_000 {
+                        await Task.yield()
+                        most = max(most, executor.heldJobs)
+                    }
+                    return most
+                }
+            }
+            return await group.reduce(0) { max($0, $1) }
+        }
+        #expect(most <= 2 * BlockingWorkExecutor.compactAfter + 8, "held \(most) jobs after 100,000 runs")
+    }
+
     /// Two jobs that can finish only together: the second must get a thread
     /// of its own while the first holds one, so its enqueue has to wake the
     /// sleeping thread rather than the busy one.

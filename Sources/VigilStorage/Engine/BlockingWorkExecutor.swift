@@ -19,6 +19,9 @@ final class BlockingWorkExecutor: TaskExecutor, Sendable {
     }
 
     private let queue = Mutex(Queue())
+    /// Jobs run before the queue drops them although it is not empty (at
+    /// most half of what it holds, so that the copy is amortized).
+    static let compactAfter = 1_024
     private let bell = WALDoorbell()
     private let threads = Mutex<[pthread_t]>([])
 
@@ -47,7 +50,16 @@ final class BlockingWorkExecutor: TaskExecutor, Sendable {
                         queue.head = 0
                         return (nil, queue.stopped)
                     }
-                    defer { queue.head += 1 }
+                    defer {
+                        queue.head += 1
+                        // Under steady load the queue never empties: the
+                        // jobs run must still be let go of, or the array
+                        // grows by every job ever run.
+                        if queue.head >= Self.compactAfter && queue.head * 2 >= queue.jobs.count {
+                            queue.jobs.removeFirst(queue.head)
+                            queue.head = 0
+                        }
+                    }
                     return (queue.jobs[queue.head], false)
                 }
                 if let job = next.job {
@@ -61,6 +73,9 @@ final class BlockingWorkExecutor: TaskExecutor, Sendable {
         }
         threads.withLock { $0.append(started) }
     }
+
+    /// Jobs the queue holds, run ones included until it lets go of them (tests).
+    var heldJobs: Int { queue.withLock { $0.jobs.count } }
 
     func enqueue(_ job: UnownedJob) {
         queue.withLock { $0.jobs.append(job) }
