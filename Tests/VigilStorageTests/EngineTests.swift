@@ -296,6 +296,40 @@ struct EngineTests {
         }
     }
 
+    @Test(
+        "an ingest waiting for memory that is cancelled (a CANCEL, a deadline, a lost connection) ends at once with CANCELLED, storing nothing, while no flush comes",
+        .timeLimit(.minutes(1)))
+    func cancelledWhileWaitingForMemory() async throws {
+        try await withTemporaryDirectory { directory in
+            let store = try ColumnarEventStore(options: options(directory) {
+                $0.memoryBudgetBytes = 200_000
+                $0.segmentMaxRows = 500
+                $0.backpressureTimeout = .seconds(600)
+            })
+            let base = currentUnixNanos() - 1_000_000_000
+            // No maintenance runs: over the budget, nothing will flush.
+            var batch = 0
+            while store.statistics.memoryBytes <= 200_000 || store.statistics.sealedSegments == 0 {
+                _ = try await store.append((0..<100).map { engineEvent("p\(batch)-\($0)", at: base + Int64($0)) }, idempotencyKey: nil)
+                batch += 1
+            }
+            let stored = store.statistics.memoryEvents
+            let waiting = Task { try await store.append([engineEvent("late", at: base)], idempotencyKey: nil) }
+            // Bounded polling of a condition: the call is parked on memory.
+            let deadline = ContinuousClock.now + .seconds(30)
+            while store.memoryWaiterCount == 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(store.memoryWaiterCount == 1)
+            let started = ContinuousClock.now
+            waiting.cancel()
+            let error = await #expect(throws: VigilError.self) { _ = try await waiting.value }
+            #expect(error?.code == .cancelled)
+            #expect(ContinuousClock.now - started < .seconds(30), "ended by its cancellation, not by the 600 s timeout")
+            #expect(store.memoryWaiterCount == 0)
+            #expect(store.statistics.memoryEvents == stored)
+            try await store.close()
+        }
+    }
+
     @Test("a flipped byte in a part is reported as DATA_LOSS, never returned as data")
     func corruptPart() async throws {
         try await withTemporaryDirectory { directory in

@@ -674,37 +674,49 @@ public final class ColumnarEventStore: EventStore {
                     metadata: ["vigil.retry-after-ms": "1000"])
             }
             wake.yield()
-            await withTaskGroup(of: Void.self) { group in
-                let waiterID = state.withLock { state -> UInt64 in
-                    state.nextWaiterID += 1
-                    return state.nextWaiterID
-                }
-                group.addTask {
-                    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                        let registered = self.state.withLock { state -> Bool in
-                            guard state.expiredWaiters.remove(waiterID) == nil, over(state) else { return false }
-                            state.memoryWaiters[waiterID] = continuation
-                            return true
-                        }
-                        if !registered { continuation.resume() }
-                    }
-                }
-                group.addTask {
-                    try? await Task.sleep(for: remaining)
-                    // The waiter finished first: nothing to release.
-                    if Task.isCancelled { return }
-                    // Time is up: release this waiter only (or stop it from registering).
-                    self.state.withLock { state -> CheckedContinuation<Void, Never>? in
-                        guard let waiter = state.memoryWaiters.removeValue(forKey: waiterID) else {
-                            state.expiredWaiters.insert(waiterID)
-                            return nil
-                        }
-                        return waiter
-                    }?.resume()
-                }
-                await group.next()
-                group.cancelAll()
+            let waiterID = state.withLock { state -> UInt64 in
+                state.nextWaiterID += 1
+                return state.nextWaiterID
             }
+            // Releases this waiter only (or stops it from registering).
+            let release: @Sendable () -> Void = {
+                self.state.withLock { state -> CheckedContinuation<Void, Never>? in
+                    guard let waiter = state.memoryWaiters.removeValue(forKey: waiterID) else {
+                        state.expiredWaiters.insert(waiterID)
+                        return nil
+                    }
+                    return waiter
+                }?.resume()
+            }
+            // The call's own cancellation (a CANCEL, its deadline, a lost
+            // connection) ends the wait at once: otherwise only a flush
+            // would, which may not come for hours on a failing disk.
+            await withTaskCancellationHandler {
+                await withTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                            let registered = self.state.withLock { state -> Bool in
+                                guard state.expiredWaiters.remove(waiterID) == nil, over(state) else { return false }
+                                state.memoryWaiters[waiterID] = continuation
+                                return true
+                            }
+                            if !registered { continuation.resume() }
+                        }
+                    }
+                    group.addTask {
+                        try? await Task.sleep(for: remaining)
+                        // The waiter finished first, or the call was cancelled
+                        // (the handler released it): nothing to release.
+                        if Task.isCancelled { return }
+                        release()
+                    }
+                    await group.next()
+                    group.cancelAll()
+                }
+            } onCancel: {
+                release()
+            }
+            if Task.isCancelled { throw VigilError(.cancelled, "the call was cancelled while ingest waited for memory") }
         }
     }
 
@@ -1683,6 +1695,9 @@ public final class ColumnarEventStore: EventStore {
 
     /// Whether `close` (or `abandon`) ran.
     var isClosed: Bool { state.withLock { $0.closed } }
+
+    /// Ingest calls parked until memory is flushed (tests).
+    var memoryWaiterCount: Int { state.withLock { $0.memoryWaiters.count } }
 
     public var statistics: Statistics {
         let walBytes = wal.totalBytes
