@@ -136,6 +136,13 @@ public enum FileIO {
         error.metadata[errnoKey] == "ENOSPC" || error.metadata[errnoKey] == "EDQUOT"
     }
 
+    /// Whether `error` is a shortage of descriptors or kernel memory
+    /// (EMFILE, ENFILE, ENOMEM, EAGAIN): a call that failed for it (an open,
+    /// mostly) wrote nothing, and the shortage passes by itself.
+    public static func isResourceShortage(_ error: VigilError) -> Bool {
+        ["EMFILE", "ENFILE", "ENOMEM", "EAGAIN"].contains(error.metadata[errnoKey])
+    }
+
     /// Whether `error` came from a system call on a storage file (and not,
     /// say, from a closed store or a bad argument).
     public static func isIOError(_ error: VigilError) -> Bool {
@@ -154,6 +161,10 @@ public enum FileIO {
         case EEXIST: "EEXIST"
         case ENOTDIR: "ENOTDIR"
         case EISDIR: "EISDIR"
+        case EMFILE: "EMFILE"
+        case ENFILE: "ENFILE"
+        case ENOMEM: "ENOMEM"
+        case EAGAIN: "EAGAIN"
         default: "errno \(code)"
         }
     }
@@ -189,8 +200,17 @@ public enum FileIO {
     }
 
     /// fsyncs a directory, so that a rename or a new file in it is durable.
-    public static func syncDirectory(_ path: String) throws(VigilError) {
-        let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    /// An open that fails for a shortage of descriptors is tried again up to
+    /// `shortageRetries` times, 100 ms apart (nothing was synced yet: there
+    /// is nothing in doubt to give up on).
+    public static func syncDirectory(_ path: String, shortageRetries: Int = 0) throws(VigilError) {
+        var fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        var retries = shortageRetries
+        while fd < 0 && (errno == EMFILE || errno == ENFILE) && retries > 0 {
+            retries -= 1
+            usleep(100_000)
+            fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        }
         guard fd >= 0 else { throw error("open", path) }
         defer { _ = Glibc.close(fd) }
         guard fsync(fd) == 0 else { throw error("fsync", path) }

@@ -1,3 +1,4 @@
+import Glibc
 import Testing
 import VigilCore
 @testable import VigilStorage
@@ -18,6 +19,22 @@ struct WriteAvailabilityTests {
         } catch {
             return error
         }
+    }
+
+    @Test("what a failed WAL write means: out of descriptors is the batch's refusal only, ENOSPC a disk-full refusal, EIO and a poisoned log a refusal until restart")
+    func failureKinds() {
+        func ioError(_ code: Int32) -> VigilError {
+            errno = code
+            return FileIO.error("open", "/data/wal/0000000000000002.wal")
+        }
+        #expect(WriteAvailability.Failure(walWriteFailure: ioError(EMFILE), poison: nil) == .shortage)
+        #expect(WriteAvailability.Failure(walWriteFailure: ioError(ENFILE), poison: nil) == .shortage)
+        #expect(WriteAvailability.Failure(walWriteFailure: ioError(ENOSPC), poison: nil) == .diskFull)
+        #expect(WriteAvailability.Failure(walWriteFailure: ioError(EDQUOT), poison: nil) == .diskFull)
+        #expect(WriteAvailability.Failure(walWriteFailure: ioError(EIO), poison: nil) == .failing)
+        let poison = ioError(EIO)
+        #expect(WriteAvailability.Failure(walWriteFailure: ioError(EMFILE), poison: poison) == .poisoned(poison))
+        #expect(WriteAvailability.Failure(walWriteFailure: VigilError(.unavailable, "the store is shutting down"), poison: poison) == .batchOwn)
     }
 
     @Test("a failed write refuses until a probe succeeds; entering and leaving are reported once each")

@@ -529,13 +529,22 @@ public final class ColumnarEventStore: EventStore {
     /// error becomes the store's refusal (its reason says what to do); any
     /// other error is the batch's own.
     private func refusalAfter(walWriteFailure error: VigilError) -> VigilError {
-        guard FileIO.isIOError(error) else { return error }
-        if let poison = wal.failure {
+        switch WriteAvailability.Failure(walWriteFailure: error, poison: wal.failure) {
+        case .batchOwn:
+            return error
+        case .shortage:
+            // The WAL could not open its next segment for want of a
+            // descriptor: nothing was written, nothing is in doubt, and the
+            // next batch opens it. No refusal: the shortage passes by itself.
+            return VigilError(
+                .unavailable, "the server is short of file descriptors or memory (\(error.message)); retry shortly",
+                metadata: ["vigil.retry-after-ms": "1000"])
+        case .poisoned(let poison):
             // A failed fsync (whatever its errno) poisoned the log: only a restart helps.
             report(availability.withLock { $0.failed(poison) })
-        } else if FileIO.isDiskFull(error) {
+        case .diskFull:
             report(availability.withLock { $0.diskFull(error, now: .now) })
-        } else {
+        case .failing:
             // EIO and the like: the WAL cut the partial record, but the disk is failing.
             report(availability.withLock { $0.failed(error) })
         }
@@ -1156,7 +1165,9 @@ public final class ColumnarEventStore: EventStore {
         }
         manifest.withLock { $0 = next }
         files.committed()
-        do throws(VigilError) { try FileIO.syncDirectory(options.directory) } catch {
+        // A failed fsync leaves the commit in doubt until restart; an open
+        // that found no descriptor free left nothing in doubt yet: waited for.
+        do throws(VigilError) { try FileIO.syncDirectory(options.directory, shortageRetries: 50) } catch {
             report(availability.withLock { $0.failed(error) })
             throw error
         }

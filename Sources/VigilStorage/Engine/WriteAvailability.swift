@@ -73,6 +73,35 @@ struct WriteAvailability: Sendable {
         return VigilError(.unavailable, reason, metadata: ["vigil.retry-after-ms": "1000"])
     }
 
+    /// What a failed WAL write means for the store.
+    enum Failure: Equatable {
+        /// Not an I/O error: the batch's own (a closed store, say).
+        case batchOwn
+        /// Out of descriptors or kernel memory (an open failed): nothing
+        /// written, nothing in doubt; the batch is refused, the store is not.
+        case shortage
+        /// A failed fsync poisoned the WAL: refused until restart.
+        case poisoned(VigilError)
+        /// ENOSPC or EDQUOT: refused until space returns.
+        case diskFull
+        /// EIO and the like: the disk is failing; refused until restart.
+        case failing
+
+        init(walWriteFailure error: VigilError, poison: VigilError?) {
+            if !FileIO.isIOError(error) {
+                self = .batchOwn
+            } else if let poison {
+                self = .poisoned(poison)
+            } else if FileIO.isDiskFull(error) {
+                self = .diskFull
+            } else if FileIO.isResourceShortage(error) {
+                self = .shortage
+            } else {
+                self = .failing
+            }
+        }
+    }
+
     // MARK: Admission
 
     /// Whether it is time to look at the free space; if so, the next check is
