@@ -47,6 +47,22 @@ final class PlainSocket {
         send(Array(buffer.readableBytesView))
     }
 
+    /// Whether the peer closed the connection (or reset it) within
+    /// `milliseconds`; what it sent meanwhile is read and dropped.
+    func closedWithin(milliseconds: Int) -> Bool {
+        let deadline = ContinuousClock.now + .milliseconds(milliseconds)
+        while true {
+            let left = deadline - ContinuousClock.now
+            guard left > .zero else { return false }
+            var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&descriptor, 1, Int32(left.components.seconds * 1_000 + left.components.attoseconds / 1_000_000_000_000_000))
+            if ready <= 0 { continue }
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count <= 0 { return true }
+        }
+    }
+
     deinit { close(fd) }
 }
 

@@ -367,6 +367,41 @@ struct MetricsTests {
         }
     }
 
+    @Test("64 connections that never ask anything (every slot) do not lock probes out: each new connection makes room by closing the one idle longest")
+    func silentConnectionsDoNotLockOutProbes() async throws {
+        try await withMetricsServer { _, scraper in
+            var silent: [PlainSocket] = []
+            for _ in 0..<64 { silent.append(try PlainSocket(port: scraper.port)) }
+            for _ in 0..<3 {
+                let answer = try await HTTPProbe.request("GET", "/healthz", port: scraper.port)
+                #expect(answer.status == 200)
+                #expect(answer.body == "ok\n")
+            }
+            // The oldest silent ones were closed to make room.
+            #expect(silent[0].closedWithin(milliseconds: 5_000))
+            withExtendedLifetime(silent) {}
+        }
+    }
+
+    @Test("a request sent a byte at a time is closed 10 s after the connection opened, however often bytes come", .timeLimit(.minutes(1)))
+    func dribbledRequestIsClosed() async throws {
+        try await withMetricsServer { _, scraper in
+            let socket = try PlainSocket(port: scraper.port)
+            let opened = ContinuousClock.now
+            var closed = false
+            for byte in Array("GET /metrics HTTP/1.1\r\nX-Slow: ".utf8) + Array(repeating: UInt8(ascii: "a"), count: 40) {
+                socket.send([byte])
+                if socket.closedWithin(milliseconds: 500) {
+                    closed = true
+                    break
+                }
+            }
+            let elapsed = ContinuousClock.now - opened
+            #expect(closed, "still open after \(elapsed)")
+            #expect(elapsed >= .seconds(9) && elapsed <= .seconds(15), "closed after \(elapsed)")
+        }
+    }
+
     @Test("a metrics port already in use: the server does not start, and says which address", .timeLimit(.minutes(2)))
     func metricsPortInUse() async throws {
         try await withMetricsServer { _, scraper in

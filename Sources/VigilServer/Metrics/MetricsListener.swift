@@ -12,24 +12,29 @@ struct MetricsListener: Sendable {
     typealias Connection = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
     typealias Listener = NIOAsyncChannel<Connection, Never>
 
-    /// Scrapers hold a connection or two; more at once is a misbehaving client.
+    /// Scrapers hold a connection or two; more at once is a misbehaving
+    /// client. Past it, the connection waiting longest for its next request
+    /// is closed to make room: a probe must get its answer even while
+    /// something holds every slot open without asking anything.
     static let maxConnections = 64
-    /// A connection that sends nothing for this long is closed.
-    static let idleTimeout = TimeAmount.seconds(60)
+    /// A connection must send a whole request within this time of opening,
+    /// or of its previous answer, or it is closed: a request dribbled a byte
+    /// at a time does not hold a slot for ever (the read-idle timeout alone
+    /// restarted with every byte).
+    static let requestTimeout = TimeAmount.seconds(10)
 
     let responder: MetricsResponder
     let logger: Logger
 
     /// Binds `host:port`; the returned channel's `localAddress` says where.
-    static func bind(host: String, port: Int, group: any EventLoopGroup) async throws -> Listener {
+    static func bind(host: String, port: Int, group: any EventLoopGroup, requestTimeout: TimeAmount = requestTimeout) async throws -> Listener {
         try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .bind(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idleTimeout))
-                    try channel.pipeline.syncOperations.addHandler(CloseWhenIdleHandler())
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(RequestDeadlineHandler(timeout: requestTimeout))
                     return try Connection(wrappingChannelSynchronously: channel)
                 }
             }
@@ -42,14 +47,21 @@ struct MetricsListener: Sendable {
             try await withThrowingDiscardingTaskGroup { group in
                 try await listener.executeThenClose { connections in
                     for try await connection in connections {
-                        guard open.admit() else {
-                            logger.info("metrics listener: refused a connection over its limit of \(Self.maxConnections)")
+                        let (id, evicted, warn) = open.admit(connection.channel)
+                        if let evicted {
+                            evicted.close(promise: nil)
+                            if warn {
+                                logger.warning(
+                                    "metrics listener: \(Self.maxConnections) connections open, its limit; closing those that wait longest for a request (logged at most once a minute)")
+                            }
+                        }
+                        guard let id else {
                             try? await connection.channel.close()
                             continue
                         }
                         group.addTask {
-                            defer { open.remove() }
-                            await handle(connection)
+                            defer { open.remove(id) }
+                            await handle(connection, id: id, open: open)
                         }
                     }
                 }
@@ -61,7 +73,7 @@ struct MetricsListener: Sendable {
         }
     }
 
-    private func handle(_ connection: Connection) async {
+    private func handle(_ connection: Connection, id: UInt64, open: OpenConnections) async {
         do {
             try await connection.executeThenClose { inbound, outbound in
                 var head: HTTPRequestHead?
@@ -75,6 +87,9 @@ struct MetricsListener: Sendable {
                     case .end:
                         guard let request = head else { continue }
                         head = nil
+                        // Answering: not the one to close to make room.
+                        open.setBusy(id, true)
+                        defer { open.setBusy(id, false) }
                         let response = await responder.respond(method: request.method, uri: request.uri)
                         var headers = HTTPHeaders()
                         headers.add(name: "Content-Type", value: response.contentType)
@@ -97,36 +112,107 @@ struct MetricsListener: Sendable {
     }
 }
 
-/// Counts the listener's connections against its limit.
+/// The listener's connections, against its limit: when it is reached, the
+/// connection that has waited longest for a request makes room.
 private final class OpenConnections: Sendable {
+    private struct Entry {
+        let channel: any Channel
+        var busy = false
+    }
+
+    private struct State {
+        var nextID: UInt64 = 0
+        /// By id, which grows with time: the smallest idle one is the oldest.
+        var entries: [UInt64: Entry] = [:]
+        var lastWarning: ContinuousClock.Instant?
+    }
+
     let limit: Int
-    private let count = Mutex(0)
+    private let state = Mutex(State())
 
     init(limit: Int) {
         self.limit = limit
     }
 
-    func admit() -> Bool {
-        count.withLock { count in
-            guard count < limit else { return false }
-            count += 1
-            return true
+    /// Registers `channel`; returns its id (nil: every connection is
+    /// answering a request, so this one is refused), the connection to close
+    /// to make room, and whether to log that (once a minute at most).
+    func admit(_ channel: any Channel) -> (id: UInt64?, evicted: (any Channel)?, warn: Bool) {
+        state.withLock { state in
+            var evicted: (any Channel)?
+            var warn = false
+            if state.entries.count >= limit {
+                guard let oldest = state.entries.filter({ !$0.value.busy }).keys.min() else { return (nil, nil, false) }
+                evicted = state.entries.removeValue(forKey: oldest)?.channel
+                let now = ContinuousClock.now
+                if state.lastWarning.map({ now - $0 >= .seconds(60) }) ?? true {
+                    state.lastWarning = now
+                    warn = true
+                }
+            }
+            state.nextID += 1
+            state.entries[state.nextID] = Entry(channel: channel)
+            return (state.nextID, evicted, warn)
         }
     }
 
-    func remove() { count.withLock { $0 -= 1 } }
+    func setBusy(_ id: UInt64, _ busy: Bool) {
+        state.withLock { $0.entries[id]?.busy = busy }
+    }
+
+    func remove(_ id: UInt64) {
+        _ = state.withLock { $0.entries.removeValue(forKey: id) }
+    }
 }
 
-/// Closes a connection on the `IdleStateHandler`'s read timeout.
-private final class CloseWhenIdleHandler: ChannelInboundHandler, Sendable {
-    typealias InboundIn = ByteBuffer
+/// Closes a connection that has not sent a whole request within `timeout`
+/// of opening or of the end of its previous answer.
+private final class RequestDeadlineHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent {
-            context.close(promise: nil)
-        } else {
-            context.fireUserInboundEventTriggered(event)
+    private let timeout: TimeAmount
+    private var deadline: Scheduled<Void>?
+
+    init(timeout: TimeAmount) {
+        self.timeout = timeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { arm(context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        arm(context)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        deadline = nil
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .end = unwrapInboundIn(data) {
+            // A whole request: the clock stops while it is answered.
+            deadline?.cancel()
+            deadline = nil
         }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data) { arm(context) }
+        context.write(data, promise: promise)
+    }
+
+    private func arm(_ context: ChannelHandlerContext) {
+        deadline?.cancel()
+        let channel = context.channel
+        deadline = context.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
     }
 }
 
