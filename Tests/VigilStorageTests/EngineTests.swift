@@ -391,6 +391,43 @@ extension EngineTests {
 }
 
 extension EngineTests {
+    @Test("a tenant's events past its retention leave the disk although longer-kept tenants' events share their parts; the chain still verifies; a second pass rewrites nothing")
+    func tenantRetentionRewritesSharedParts() async throws {
+        try await withTemporaryDirectory { directory in
+            let day: Int64 = 86_400_000_000_000
+            let now = currentUnixNanos()
+            let store = try ColumnarEventStore(options: options(directory) {
+                $0.tenantRetentionNanos = ["acme": 30 * day]
+                $0.rowsPerBlock = 4
+            })
+            // 40 days ago: acme and globex (kept for ever) in one part, in
+            // blocks of 4 rows: of acme only, of globex only, and one of both.
+            var old = (0..<10).map { engineEvent("acme-old-\($0)", tenant: "acme", at: now - 40 * day + Int64($0)) }
+            old += (0..<10).map { engineEvent("globex-\($0)", tenant: "globex", at: now - 40 * day + Int64($0)) }
+            _ = try await store.append(old, idempotencyKey: nil)
+            _ = try await store.append((0..<5).map { engineEvent("acme-new-\($0)", tenant: "acme", at: now - day + Int64($0)) }, idempotencyKey: nil)
+            try await store.flushNow()
+            #expect(store.statistics.partEvents == 25)
+
+            try await store.retainNow(now: now)
+            #expect(store.statistics.partEvents == 15, "acme's 10 old events are gone from disk, not only hidden")
+            let oldDay = try #require(store.snapshot().parts.first { $0.entry.minOccurredAt < now - 30 * day })
+            #expect(oldDay.reader.metadata.tenants == ["globex"])
+            #expect(Set(try await allEvents(store).map(\.actor.id)) == Set((0..<10).map { "globex-\($0)" } + (0..<5).map { "acme-new-\($0)" }))
+            let report = try await store.verify(VerificationOptions())
+            #expect(report.intact && report.eventsExpired == 10, "\(report.problems.map(\.line))")
+
+            let paths = store.snapshot().parts.map(\.entry.path)
+            try await store.retainNow(now: now)
+            #expect(store.snapshot().parts.map(\.entry.path) == paths, "nothing left to rewrite")
+            try await store.close()
+            // Reopened: the same.
+            let reopened = try ColumnarEventStore(options: options(directory) { $0.tenantRetentionNanos = ["acme": 30 * day] })
+            #expect(reopened.statistics.partEvents == 15)
+            try await reopened.close()
+        }
+    }
+
     @Test("a merge that keeps failing (a damaged input part) does not hold back the flushes ingest waits for; each failure is reported")
     func failingMergeKeepsFlushing() async throws {
         try await withTemporaryDirectory { directory in

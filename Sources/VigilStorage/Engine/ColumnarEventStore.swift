@@ -130,6 +130,8 @@ public final class ColumnarEventStore: EventStore {
     /// The most decoded blocks one merge window has held (tests: a merge's
     /// memory is bounded by blocks, whose rows may all have expired).
     let mergeWindowBlocksPeak = Mutex(0)
+    /// Each live part's oldest event by tenant, by part path (see `oldestEvents`).
+    private let oldestByTenant = Mutex<[String: [String: Int64]]>([:])
     /// The chain's ledger and files, owned by maintenance work.
     let chain: Mutex<ChainState>
     /// The chain's head through batches in memory (receipts, checkpoints).
@@ -908,14 +910,72 @@ public final class ColumnarEventStore: EventStore {
         }
     }
 
-    /// Applies retention now as of `now`.
+    /// Applies retention now as of `now`: removes (or archives) the parts
+    /// whose every event expired, then rewrites those that still hold some
+    /// expired events among others kept longer.
     public func retainNow(now: Int64) async throws(VigilError) {
         try await maintenanceLock.withLock { () async throws(VigilError) in
             try await writing { () async throws(VigilError) in
-                // At normal priority, as merges (see `maintain`).
-                try await withTaskExecutorPreference(blockingWork) { () async throws(VigilError) in try applyRetention(now: now) }
+                // At normal priority, as merges (see `mergeNow`).
+                try await withTaskExecutorPreference(blockingWork) { () async throws(VigilError) in
+                    try applyRetention(now: now)
+                    try await rewriteForRetention(now: now)
+                }
             }
         }
+    }
+
+    /// Parts rewritten without their expired events in one retention pass at
+    /// most: the rest wait for the next pass (a minute later), so that one
+    /// pass after a retention cut does not hold maintenance for long.
+    static let retentionRewritesPerPass = 16
+
+    /// Rewrites, as a merge of one part, each part that holds events past
+    /// their tenant's retention while events of tenants kept longer keep the
+    /// part: parts are cut by day, not by tenant, so a tenant with a shorter
+    /// retention than the others (`acme=30d` beside a default of 90 days, or
+    /// `forever`) would keep its events on disk and in backups for as long as
+    /// the longest. The merge drops them and keeps their leaves for the
+    /// chain, as any merge does. With an archive, parts go there whole when
+    /// every event in them expired, and a tenant's retention only hides its
+    /// events before that: rewriting would delete them without archiving.
+    private func rewriteForRetention(now: Int64) async throws(VigilError) {
+        guard options.archiveDirectory == nil else { return }
+        let retention = retentionSettings.current
+        let parts = state.withLock { state in state.parts.filter { !state.merging.contains($0.entry.path) } }
+        let live = Set(parts.map(\.entry.path))
+        oldestByTenant.withLock { known in known = known.filter { live.contains($0.key) } }
+        var rewritten = 0
+        for part in parts where rewritten < Self.retentionRewritesPerPass {
+            let holdsExpired = try oldestEvents(of: part).contains { tenant, oldest in
+                retention.of(tenant).map { oldest < now &- $0 } ?? false
+            }
+            guard holdsExpired else { continue }
+            guard try await merge([part], day: part.day, now: now) else { return }
+            rewritten += 1
+        }
+    }
+
+    /// The time of each tenant's oldest event in `part`: from the block
+    /// statistics where a block holds one tenant, from its tenant and time
+    /// columns where it holds several (the block's oldest may be another
+    /// tenant's). Parts never change, so each is read once.
+    private func oldestEvents(of part: LivePart) throws(VigilError) -> [String: Int64] {
+        if let known = oldestByTenant.withLock({ $0[part.entry.path] }) { return known }
+        var oldest: [String: Int64] = [:]
+        for block in part.reader.blocks {
+            if block.tenants.count == 1 {
+                oldest[block.tenants[0]] = min(oldest[block.tenants[0]] ?? .max, block.minOccurredAt)
+                continue
+            }
+            let columns = try part.reader.readColumns(block: block.index, [.tenant, .occurredAt, .presence])
+            let tenants = columns.tenant ?? []
+            for row in 0..<min(tenants.count, block.rowCount) {
+                oldest[tenants[row]] = min(oldest[tenants[row]] ?? .max, columns.occurredAtIfPresent(row))
+            }
+        }
+        oldestByTenant.withLock { $0[part.entry.path] = oldest }
+        return oldest
     }
 
     /// Runs maintenance work that writes: not at all after an I/O failure
@@ -1265,8 +1325,7 @@ public final class ColumnarEventStore: EventStore {
     /// sealed meanwhile are flushed first: a merge of millions of rows takes
     /// seconds, and ingest must not wait for it once memory is full. Returns
     /// false, changing nothing, when the store closes meanwhile.
-    private func merge(_ chosen: [LivePart], day: String) async throws(VigilError) -> Bool {
-        let now = currentUnixNanos()
+    private func merge(_ chosen: [LivePart], day: String, now: Int64 = currentUnixNanos()) async throws(VigilError) -> Bool {
         let chainStart = chain.withLock { $0.ledger.startSeq }
         let level = UInt8(min(255, (chosen.map(\.entry.level).max() ?? 0) + 1))
         let removed = Set(chosen.map(\.entry.path))
