@@ -330,6 +330,56 @@ struct EngineTests {
         }
     }
 
+    @Test("batches waiting for memory hold at most half the budget: past it, more are refused at once with RESOURCE_EXHAUSTED, not parked", .timeLimit(.minutes(1)))
+    func waitingBatchesAreBounded() async throws {
+        try await withTemporaryDirectory { directory in
+            let store = try ColumnarEventStore(options: options(directory) {
+                $0.memoryBudgetBytes = 200_000
+                $0.segmentMaxRows = 500
+                $0.backpressureTimeout = .seconds(600)
+            })
+            let base = currentUnixNanos() - 1_000_000_000
+            func batch(_ tag: String) -> [AuditEvent] { (0..<100).map { engineEvent("\(tag)-\($0)", at: base + Int64($0)) } }
+            // No maintenance runs: over the budget, nothing will flush.
+            var number = 0
+            while store.statistics.memoryBytes <= 200_000 || store.statistics.sealedSegments == 0 {
+                _ = try await store.append(batch("fill\(number)"), idempotencyKey: nil)
+                number += 1
+            }
+            // A batch counts three times its WAL bytes against half the budget.
+            let bytes = EncodedEvents(encoding: batch("probe")).bytes.count * 3
+            let fit = max(1, 100_000 / bytes)
+            let started = ContinuousClock.now
+            let outcomes = await withTaskGroup(of: VigilError?.self) { group in
+                for index in 0..<20 {
+                    group.addTask {
+                        do throws(VigilError) {
+                            _ = try await store.append(batch("late\(index)"), idempotencyKey: nil)
+                            return nil
+                        } catch {
+                            return error
+                        }
+                    }
+                }
+                var refused: [VigilError] = []
+                // The refused ones end at once; then the parked ones are let go of.
+                while refused.count < 20 - fit, let outcome = await group.next() {
+                    if let outcome { refused.append(outcome) }
+                }
+                // Bounded polling of a condition: the parked ones register their wait.
+                let deadline = ContinuousClock.now + .seconds(20)
+                while store.memoryWaiterCount < fit && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
+                #expect(store.memoryWaiterCount == fit, "\(fit) batches of \(bytes) bytes fit in half the budget")
+                group.cancelAll()
+                return refused
+            }
+            #expect(outcomes.count == 20 - fit)
+            #expect(outcomes.allSatisfy { $0.code == .resourceExhausted && $0.metadata["vigil.retry-after-ms"] == "1000" })
+            #expect(ContinuousClock.now - started < .seconds(30), "refused at once, not after the 600 s timeout")
+            try await store.close()
+        }
+    }
+
     @Test("a flipped byte in a part is reported as DATA_LOSS, never returned as data")
     func corruptPart() async throws {
         try await withTemporaryDirectory { directory in

@@ -94,6 +94,8 @@ public final class ColumnarEventStore: EventStore {
         var nextWaiterID: UInt64 = 0
         /// Waiters whose time ran out before they registered.
         var expiredWaiters: Set<UInt64> = []
+        /// What the batches waiting for memory hold (see `waitForMemory`).
+        var waitingBytes = 0
         var closed = false
         /// Paths of the parts a merge is reading (other merges leave them alone).
         var merging: Set<String> = []
@@ -395,9 +397,9 @@ public final class ColumnarEventStore: EventStore {
         if !key.isEmpty, let earlier = try await earlierAnswer(for: key) { return earlier }
         // A full disk refuses at once, before the batch waits for memory a flush cannot free.
         try admitWrite()
-        try await waitForMemory()
         // The costly work happens before the lock: columns, and the WAL record's events.
         let encoded = encoded ?? EncodedEvents(encoding: events)
+        try await waitForMemory(batchBytes: encoded.bytes.count)
         assert(
             (try? Vigil_V1_WalBatch(serializedBytes: encoded.bytes))?.events == events,
             "the encoded events given to append are not the events")
@@ -408,7 +410,7 @@ public final class ColumnarEventStore: EventStore {
         let key = IdempotencyWindow.scoped(batch.idempotencyKey, tenants: batch.tenantCounts.lazy.map(\.tenant))
         if !key.isEmpty, let earlier = try await earlierAnswer(for: key) { return earlier }
         try admitWrite()
-        try await waitForMemory()
+        try await waitForMemory(batchBytes: batch.encoded.bytes.count)
         return try await append(columns: batch.columns, encoded: batch.encoded, key: key, wantReceipts: batch.wantReceipts)
     }
 
@@ -673,9 +675,31 @@ public final class ColumnarEventStore: EventStore {
     /// Backpressure: waits while unflushed data is over the memory budget; after
     /// `backpressureTimeout`, RESOURCE_EXHAUSTED. A waiter woken by a flush
     /// checks again, since one flush may not bring memory under the budget.
-    private func waitForMemory() async throws(VigilError) {
+    ///
+    /// The batches that wait are decoded already, outside the budget: so that
+    /// many agents' in-flight batches cannot pile up without bound behind a
+    /// slow disk, those waiting may hold half the budget at most (counting a
+    /// batch three times its WAL bytes: the request, its WAL encoding, its
+    /// columns); past it a batch is refused at once.
+    private func waitForMemory(batchBytes: Int) async throws(VigilError) {
         let budget = options.memoryBudgetBytes
         let over: @Sendable (State) -> Bool = { state in state.activeBytes + state.sealedBytes > budget && !state.sealed.isEmpty }
+        guard state.withLock({ over($0) }) else { return }
+        let held = batchBytes * 3
+        let parked = state.withLock { state -> Bool in
+            // One batch always may wait, however large: otherwise a batch
+            // over half the budget could never be stored.
+            guard state.waitingBytes == 0 || state.waitingBytes + held <= budget / 2 else { return false }
+            state.waitingBytes += held
+            return true
+        }
+        guard parked else {
+            throw VigilError(
+                .resourceExhausted,
+                "ingest is ahead of flushing to disk (over the \(budget / 1_048_576) MiB memory budget, and batches waiting for it hold half as much again); retry shortly",
+                metadata: ["vigil.retry-after-ms": "1000"])
+        }
+        defer { state.withLock { $0.waitingBytes -= held } }
         let deadline = ContinuousClock.now + options.backpressureTimeout
         while state.withLock({ over($0) }) {
             let remaining = deadline - .now
