@@ -17,6 +17,10 @@ enum StorageEventLog {
                 logger.error(
                     "a flush, merge or retention pass failed; its events stay in memory and the WAL, retrying in \(seconds(retryIn)) s",
                     metadata: ["vigil.error": "\(error)"])
+            case .partUnreadable(let path, let error):
+                logger.error(
+                    "retention keeps \(path): its events cannot be read, so it is neither removed nor rewritten (retention goes on for the other parts); check the disk, then restore the part from a backup or run vigil verify --data-dir",
+                    metadata: ["vigil.error": "\(error)"])
             case .cleanupFailed(let error):
                 logger.warning(
                     "a file no longer needed could not be removed; the next start removes it", metadata: ["vigil.error": "\(error)"])

@@ -21,6 +21,10 @@ final class StorageEventRecorder: Sendable {
         events.withLock { $0.filter { if case .writesResumed = $0 { true } else { false } }.count }
     }
 
+    var unreadableParts: [String] {
+        events.withLock { $0.compactMap { if case .partUnreadable(let path, _) = $0 { path } else { nil } } }
+    }
+
     var maintenanceFailures: [VigilError] {
         events.withLock { $0.compactMap { if case .maintenanceFailed(let error, _) = $0 { error } else { nil } } }
     }

@@ -478,6 +478,42 @@ extension EngineTests {
         }
     }
 
+    @Test("an expired part whose blocks cannot be read stays and is reported; retention removes the other expired parts all the same")
+    func unreadableExpiredPartDoesNotStopRetention() async throws {
+        try await withTemporaryDirectory { directory in
+            let day: Int64 = 86_400_000_000_000
+            let now = currentUnixNanos()
+            let old = now - 3 * day
+            let recorder = StorageEventRecorder()
+            func configure(_ options: inout StorageOptions) {
+                options.tenantRetentionNanos = ["acme": day]
+                options.eventHandler = recorder.handler
+            }
+            let first = try ColumnarEventStore(options: options(directory, configure))
+            // Seqs 1-10 (acme, 3 days ago), 11-20 (globex, today, kept for ever), 21-30 (acme, 3 days ago again):
+            // the third part's leaves lie above the chain's cut, so retention must read them.
+            _ = try await first.append((0..<10).map { engineEvent("a\($0)", at: old + Int64($0)) }, idempotencyKey: nil)
+            try await first.flushNow()
+            _ = try await first.append((0..<10).map { engineEvent("g\($0)", tenant: "globex", at: now - 1_000_000_000 + Int64($0)) }, idempotencyKey: nil)
+            try await first.flushNow()
+            _ = try await first.append((0..<10).map { engineEvent("late\($0)", at: old + 100 + Int64($0)) }, idempotencyKey: nil)
+            try await first.flushNow()
+            let late = try #require(first.snapshot().parts.first { $0.entry.minSeq == 21 }).entry.path
+            try await first.close()
+            let path = directory + "/" + late
+            var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+            bytes[40] ^= 0x40
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+
+            let store = try ColumnarEventStore(options: options(directory, configure))
+            try await store.retainNow(now: now)
+            #expect(store.snapshot().parts.map(\.entry.path).sorted() == [late, try #require(store.snapshot().parts.first { $0.entry.minSeq == 11 }).entry.path].sorted(),
+                "the readable expired part is gone, the damaged one stays")
+            #expect(recorder.unreadableParts == [path])
+            try await store.close()
+        }
+    }
+
     @Test("a merge that keeps failing (a damaged input part) does not hold back the flushes ingest waits for; each failure is reported")
     func failingMergeKeepsFlushing() async throws {
         try await withTemporaryDirectory { directory in

@@ -970,14 +970,43 @@ public final class ColumnarEventStore: EventStore {
         let live = Set(parts.map(\.entry.path))
         oldestByTenant.withLock { known in known = known.filter { live.contains($0.key) } }
         var rewritten = 0
-        for part in parts where rewritten < Self.retentionRewritesPerPass {
-            let holdsExpired = try oldestEvents(of: part).contains { tenant, oldest in
-                retention.of(tenant).map { oldest < now &- $0 } ?? false
+        // Not those retention removes whole (kept only if unreadable, and reported then).
+        for part in parts where rewritten < Self.retentionRewritesPerPass && !Self.isWhollyExpired(part, retention: retention, now: now) {
+            do throws(VigilError) {
+                let holdsExpired = try oldestEvents(of: part).contains { tenant, oldest in
+                    retention.of(tenant).map { oldest < now &- $0 } ?? false
+                }
+                guard holdsExpired else { continue }
+                guard try await merge([part], day: part.day, now: now) else { return }
+                rewritten += 1
+            } catch {
+                // A part that cannot be read stays as it is; the others go on.
+                guard Self.isUnreadablePart(error) else { throw error }
+                reportUnreadable(part, error)
             }
-            guard holdsExpired else { continue }
-            guard try await merge([part], day: part.day, now: now) else { return }
-            rewritten += 1
         }
+    }
+
+    /// Whether every event of `part` is past its tenant's retention: the
+    /// part goes whole (to the archive, or away).
+    static func isWhollyExpired(_ part: LivePart, retention: RetentionSettings.Values, now: Int64) -> Bool {
+        part.reader.metadata.tenants.allSatisfy { tenant in
+            guard let retention = retention.of(tenant) else { return false }
+            return part.entry.maxOccurredAt < now &- retention
+        }
+    }
+
+    /// Whether `error`, met reading a part, means the part's bytes cannot
+    /// be read (damaged, or a failing sector), not that the store cannot work.
+    static func isUnreadablePart(_ error: VigilError) -> Bool {
+        error.code == .dataLoss || error.metadata[FileIO.errnoKey] == "EIO"
+    }
+
+    /// Tells the host (the log, the metrics) that retention left `part`
+    /// in place because it cannot be read.
+    private func reportUnreadable(_ part: LivePart, _ error: VigilError) {
+        options.metrics.retentionFailures.increment()
+        options.eventHandler?(.partUnreadable(path: options.directory + "/" + part.entry.path, error))
     }
 
     /// The time of each tenant's oldest event in `part`: from the block
@@ -1484,37 +1513,52 @@ public final class ColumnarEventStore: EventStore {
     private func applyRetention(now: Int64) throws(VigilError) {
         let parts = state.withLock { $0.parts }
         let retention = retentionSettings.current
-        let expired = parts.filter { part in
-            part.reader.metadata.tenants.allSatisfy { tenant in
-                guard let retention = retention.of(tenant) else { return false }
-                return part.entry.maxOccurredAt < now &- retention
-            }
-        }
+        let expired = parts.filter { Self.isWhollyExpired($0, retention: retention, now: now) }
         var next = manifest.withLock { $0 }
         let oldKeys = next.idempotencyFiles.filter { name in
             guard let time = name.split(separator: "-").last.flatMap({ UInt64($0.prefix(16), radix: 16) }) else { return true }
             return Int64(time) < now - options.idempotencyWindowNanos
         }
         guard !expired.isEmpty || !oldKeys.isEmpty else { return }
-        let removed = Set(expired.map(\.entry.path))
-        next.parts.removeAll { removed.contains($0.path) }
-        next.idempotencyFiles.removeAll { oldKeys.contains($0) }
 
         // The chain: when every event up to an anchor's end is gone, that
         // anchor's head becomes the start. Removed events above the start
-        // keep their full leaves, so that their ranges still verify.
+        // keep their full leaves, so that their ranges still verify. A part
+        // whose events cannot be read for their leaves (a damaged block, a
+        // failing sector) stays, and the pass goes on without it: one bad
+        // block must not stop retention for every part and every keys file.
         var ledger = chain.withLock { $0.ledger }
-        let kept = parts.filter { !removed.contains($0.entry.path) && $0.entry.rows > 0 }
-        let lowestKept = min(kept.map(\.entry.minSeq).min() ?? .max, next.flushedThroughSeq + 1)
-        let cut = ledger.anchors.last { $0.lastSeq < lowestKept }?.lastSeq ?? ledger.startSeq
+        var expiring = expired
+        var removed: Set<String>
+        var cut: UInt64
         var leaves: [ExpiredLeaves.Entry] = []
-        for part in expired where part.entry.maxSeq > max(cut, ledger.startSeq) {
-            for block in part.reader.blocks where block.maxSeq > cut {
-                for event in try part.reader.events(block: block.index) where event.seq > max(cut, ledger.startSeq) {
-                    leaves.append(.init(seq: event.seq, leaf: HashChain.leaf(of: event)))
+        while true {
+            removed = Set(expiring.map(\.entry.path))
+            let kept = parts.filter { !removed.contains($0.entry.path) && $0.entry.rows > 0 }
+            let lowestKept = min(kept.map(\.entry.minSeq).min() ?? .max, next.flushedThroughSeq + 1)
+            cut = ledger.anchors.last { $0.lastSeq < lowestKept }?.lastSeq ?? ledger.startSeq
+            leaves = []
+            var unreadable: String?
+            for part in expiring where part.entry.maxSeq > max(cut, ledger.startSeq) {
+                do throws(VigilError) {
+                    for block in part.reader.blocks where block.maxSeq > cut {
+                        for event in try part.reader.events(block: block.index) where event.seq > max(cut, ledger.startSeq) {
+                            leaves.append(.init(seq: event.seq, leaf: HashChain.leaf(of: event)))
+                        }
+                    }
+                } catch {
+                    guard Self.isUnreadablePart(error) else { throw error }
+                    reportUnreadable(part, error)
+                    unreadable = part.entry.path
+                    break
                 }
             }
+            guard let unreadable else { break }
+            expiring.removeAll { $0.entry.path == unreadable }
         }
+        guard !expiring.isEmpty || !oldKeys.isEmpty else { return }
+        next.parts.removeAll { removed.contains($0.path) }
+        next.idempotencyFiles.removeAll { oldKeys.contains($0) }
         var files = UncommittedFiles(directory: options.directory)
         let expiredFile: (path: String, maxSeq: UInt64)?
         var ledgerPath: String?
