@@ -182,7 +182,10 @@ struct PartFooter {
             throw PartFormatError("tenant count \(tenantCount) is impossible", at: tenantCountAt)
         }
         var tenants: [String] = []
-        tenants.reserveCapacity(tenantCount)
+        // Not all at once: a footer whose checksum holds (a crafted file in
+        // a restored backup) may claim millions, and a String takes 8 times
+        // the 2 bytes each claimed tenant is checked against.
+        tenants.reserveCapacity(min(tenantCount, 4_096))
         for index in 0..<tenantCount {
             let at = reader.offset
             let length = Int(try reader.u16("tenant length"))
