@@ -197,6 +197,12 @@ public protocol EventStore: Sendable {
     /// `append` of a batch decoded straight into columns (`IngestWireDecoder`).
     func append(_ batch: WireIngestBatch) async throws(VigilError) -> AppendResult
 
+    /// The answer `append` would give a retry of the batch of `tenants` sent
+    /// with `idempotencyKey` (`replayed` set, once that batch is durable),
+    /// or nil when no such batch is remembered: lets the server answer a
+    /// retry before charging its rate limit.
+    func earlierAnswer(idempotencyKey: String, tenants: some Sequence<String>) async throws(VigilError) -> AppendResult?
+
     /// Up to `limit` events that match `filter`, in `order`, strictly after
     /// `cursor` when one is given — and then only events with a seq up to the
     /// cursor's `visibleSeq`, so that every page reads the first page's snapshot.
@@ -300,6 +306,9 @@ public struct PartLevelStatistics: Sendable, Hashable {
 
 extension EventStore {
     public func runMaintenance() async throws {}
+
+    /// A store that remembers no keys apart from `append` knows of none.
+    public func earlierAnswer(idempotencyKey: String, tenants: some Sequence<String>) async throws(VigilError) -> AppendResult? { nil }
 
     /// A store that keeps one event per id answers with it, if allowed.
     public func get(id: EventID, tenantAllowed: @Sendable (String) -> Bool) async throws(VigilError) -> AuditEvent? {

@@ -554,6 +554,32 @@ struct AuthorizationTests {
         }
     }
 
+    @Test("a retry of a stored batch (same idempotency key) gets its answer although the token's rate is used up, and costs nothing")
+    func retryIsNotRateLimited() async throws {
+        try await withAuthServer { fixture in
+            let limited = try fixture.makeToken("slow-agent", [.ingest], tenants: ["acme"], rate: 1)
+            let client = try await fixture.connect(secret: limited.secret)
+            let batch = (0..<1_000).map { makeTestEvent(index: $0) }
+            let first = try await client.ingest(batch, idempotencyKey: "batch-1")
+            #expect(!first.replayed)
+            // Its ack lost, say: the agent sends it again, with the same key.
+            for _ in 0..<3 {
+                let retry = try await client.ingest(batch, idempotencyKey: "batch-1")
+                #expect(retry.replayed && retry.firstSeq == first.firstSeq && retry.lastSeq == first.lastSeq)
+            }
+            // A new batch is still over the rate, by what the first one cost and no more.
+            do {
+                _ = try await client.ingest([makeTestEvent()], idempotencyKey: "batch-2")
+                Issue.record("a new batch should be over the rate")
+            } catch let error as VigilError {
+                #expect(error.code == .resourceExhausted)
+                let wait = try #require(error.metadata["vigil.retry-after-ms"].flatMap(Int.init))
+                #expect(wait > 900_000 && wait <= 999_000, "\(wait)")
+            }
+            await client.close()
+        }
+    }
+
     @Test("the server-wide default rate applies to tokens without their own")
     func defaultIngestRate() async throws {
         try await withAuthServer(configure: { $0.defaultIngestEventsPerSecond = 1 }) { fixture in

@@ -39,4 +39,18 @@ final class IngestRateLimiter: Sendable {
             return nil
         }
     }
+
+    /// Gives back what `admit` charged for a batch that stored nothing (the
+    /// store refused it, or it was a retry answered from the idempotency
+    /// window): a token must not be slowed down for events it never wrote.
+    func refund(_ principal: Principal, events: Int) {
+        guard let tokenID = principal.tokenID,
+            let rate = principal.ingestEventsPerSecond ?? defaultEventsPerSecond, rate > 0
+        else { return }
+        buckets.withLock { buckets in
+            guard var bucket = buckets[tokenID] else { return }
+            bucket.tokens = min(Double(rate), bucket.tokens + Double(events))
+            buckets[tokenID] = bucket
+        }
+    }
 }

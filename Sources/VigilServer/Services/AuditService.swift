@@ -216,15 +216,40 @@ struct AuditService: Sendable {
         if let redaction = configuration.redaction {
             for index in events.indices { redaction.apply(to: &events[index]) }
         }
-        if let waitMilliseconds = access.rateLimiter.admit(caller.principal, events: events.count) {
-            throw rateLimited(waitMilliseconds)
-        }
         let encoded = rewritten || configuration.redaction != nil
             ? nil : bytes.flatMap { EncodedEvents(eventsOf: RequestBytes($0)) }
-        let result = try await store.append(
-            events, encoded: encoded, idempotencyKey: request.idempotencyKey.isEmpty ? nil : request.idempotencyKey,
-            wantReceipts: request.wantReceipts)
+        let result = try await rateLimited(
+            caller.principal, events: events.count, idempotencyKey: request.idempotencyKey, tenants: events.lazy.map(\.tenant)
+        ) { () async throws(VigilError) in
+            try await store.append(
+                events, encoded: encoded, idempotencyKey: request.idempotencyKey.isEmpty ? nil : request.idempotencyKey,
+                wantReceipts: request.wantReceipts)
+        }
         return try await acknowledge(result, sender: sender)
+    }
+
+    /// Runs `append` under the token's rate limit. A retry the store
+    /// remembers is answered first, uncharged (an agent whose ack was lost
+    /// must get its answer, not RESOURCE_EXHAUSTED); a batch that stored
+    /// nothing (refused, or replayed after all) is refunded.
+    private func rateLimited(
+        _ principal: Principal, events: Int, idempotencyKey: String, tenants: some Sequence<String>,
+        append: () async throws(VigilError) -> AppendResult
+    ) async throws(VigilError) -> AppendResult {
+        if !idempotencyKey.isEmpty, let earlier = try await store.earlierAnswer(idempotencyKey: idempotencyKey, tenants: tenants) {
+            return earlier
+        }
+        if let waitMilliseconds = access.rateLimiter.admit(principal, events: events) {
+            throw rateLimited(waitMilliseconds)
+        }
+        do throws(VigilError) {
+            let result = try await append()
+            if result.replayed { access.rateLimiter.refund(principal, events: events) }
+            return result
+        } catch {
+            access.rateLimiter.refund(principal, events: events)
+            throw error
+        }
     }
 
     /// `ingest` of a batch `IngestWireDecoder` took: valid, and with nothing to rewrite or redact.
@@ -233,10 +258,10 @@ struct AuditService: Sendable {
             for (tenant, _) in batch.tenantCounts { try caller.principal.require(tenant: tenant, for: .ingest) }
         }
         if let retention = store.retentionInForce { try batch.refuseExpired(retention, now: currentUnixNanos()) }
-        if let waitMilliseconds = access.rateLimiter.admit(caller.principal, events: batch.count) {
-            throw rateLimited(waitMilliseconds)
-        }
-        return try await acknowledge(store.append(batch), sender: sender)
+        let result = try await rateLimited(
+            caller.principal, events: batch.count, idempotencyKey: batch.idempotencyKey, tenants: batch.tenantCounts.lazy.map(\.tenant)
+        ) { () async throws(VigilError) in try await store.append(batch) }
+        return try await acknowledge(result, sender: sender)
     }
 
     private func rateLimited(_ waitMilliseconds: UInt64) -> VigilError {

@@ -660,6 +660,11 @@ public final class ColumnarEventStore: EventStore {
         }
     }
 
+    public func earlierAnswer(idempotencyKey: String, tenants: some Sequence<String>) async throws(VigilError) -> AppendResult? {
+        let key = IdempotencyWindow.scoped(idempotencyKey, tenants: tenants)
+        return key.isEmpty ? nil : try await earlierAnswer(for: key)
+    }
+
     /// The remembered answer for `key`, once the batch it answers is durable.
     private func earlierAnswer(for key: String) async throws(VigilError) -> AppendResult? {
         let found = state.withLock { state -> (AppendResult, WALLocation?)? in
