@@ -2,16 +2,41 @@ import VigilCore
 
 /// Remembers the answers to batches sent with an idempotency key, so a retry
 /// (say, after a dropped connection) gets the first answer and stores nothing
-/// twice. Bounded both ways: keys older than `maxAge` or beyond `maxKeys`
-/// (oldest first) are forgotten, and the README documents the window.
+/// twice. Bounded both ways: keys older than `maxAge` are forgotten, and
+/// beyond `maxKeys` keys the oldest of the scopes (tenants, see `scoped`)
+/// holding the most are: one tenant sending a key with every small batch
+/// must not push the others' keys out of the window, so that their retries
+/// would be stored twice. The README documents the window.
 public struct IdempotencyWindow: Sendable {
     public var maxKeys: Int
     public var maxAge: Int64
 
-    private var answers: [String: AppendResult] = [:]
-    /// Keys in the order they were stored, with when.
-    private var order: [(key: String, at: UnixNanos)] = []
-    private var orderStart = 0
+    /// Keys in the order they were stored: when, and under which serial (a
+    /// key forgotten and stored again is a new entry; the old one is stale).
+    private struct Queue: Sendable {
+        var entries: [(key: String, at: UnixNanos, serial: UInt64)] = []
+        var start = 0
+        var count: Int { entries.count - start }
+        var first: (key: String, at: UnixNanos, serial: UInt64)? { start < entries.count ? entries[start] : nil }
+
+        mutating func append(_ entry: (key: String, at: UnixNanos, serial: UInt64)) { entries.append(entry) }
+
+        mutating func removeFirst() {
+            start += 1
+            // Compact the consumed prefix now and then, so the array stays bounded.
+            if start > 1024 && start * 2 > entries.count {
+                entries.removeFirst(start)
+                start = 0
+            }
+        }
+    }
+
+    private var answers: [String: (result: AppendResult, serial: UInt64)] = [:]
+    private var serial: UInt64 = 0
+    /// Every key, for expiry by age.
+    private var order = Queue()
+    /// Each scope's keys, for eviction by count.
+    private var scopes: [Substring: Queue] = [:]
 
     /// Defaults: one million keys (about 100 MB at most with 128-byte keys) and 24 hours.
     public init(maxKeys: Int = 1_000_000, maxAge: Int64 = 24 * 3600 * 1_000_000_000) {
@@ -19,28 +44,73 @@ public struct IdempotencyWindow: Sendable {
         self.maxAge = maxAge
     }
 
+    public var count: Int { answers.count }
+
     public mutating func answer(for key: String, now: UnixNanos) -> AppendResult? {
         expire(now: now)
-        return answers[key]
+        return answers[key]?.result
     }
 
     public mutating func remember(_ result: AppendResult, for key: String, now: UnixNanos) {
-        answers[key] = result
-        order.append((key, now))
+        if let known = answers[key] {
+            answers[key] = (result, known.serial)
+        } else {
+            serial += 1
+            answers[key] = (result, serial)
+            order.append((key, now, serial))
+            scopes[Self.scope(of: key), default: Queue()].append((key, now, serial))
+        }
         expire(now: now)
+        if answers.count > maxKeys { evictLargestScopes() }
     }
 
+    /// The part of a scoped key before its NUL: the tenant, or the hash of a tenant set.
+    static func scope(of key: String) -> Substring {
+        key.prefix { $0 != "\u{0}" }
+    }
+
+    private func isLive(_ entry: (key: String, at: UnixNanos, serial: UInt64)) -> Bool {
+        answers[entry.key]?.serial == entry.serial
+    }
+
+    /// Forgets keys older than `maxAge`, oldest first.
     private mutating func expire(now: UnixNanos) {
-        while orderStart < order.count,
-            answers.count > maxKeys || now - order[orderStart].at > maxAge
-        {
-            answers.removeValue(forKey: order[orderStart].key)
-            orderStart += 1
+        while let oldest = order.first, now - oldest.at > maxAge {
+            order.removeFirst()
+            guard isLive(oldest) else { continue }  // evicted by count already
+            answers.removeValue(forKey: oldest.key)
+            let scope = Self.scope(of: oldest.key)
+            guard var queue = scopes[scope] else { continue }
+            while let first = queue.first, !isLive(first) { queue.removeFirst() }
+            scopes[scope] = queue.count == 0 ? nil : queue
         }
-        // Compact the consumed prefix now and then, so `order` stays bounded.
-        if orderStart > 1024 && orderStart * 2 > order.count {
-            order.removeFirst(orderStart)
-            orderStart = 0
+    }
+
+    /// Brings the keys under `maxKeys` with room for 1/64 more (so that this
+    /// runs once in many batches, not with each): every scope is cut to one
+    /// level, the highest that fits, dropping its oldest keys, so that the
+    /// scopes holding the most give theirs up and the small ones keep all.
+    private mutating func evictLargestScopes() {
+        let target = maxKeys - maxKeys / 64
+        let sizes = scopes.values.map(\.count).sorted()
+        // The level L with sum(min(size, L)) <= target, the highest such.
+        var level = sizes.last ?? 0
+        var below = 0
+        for (index, size) in sizes.enumerated() {
+            let remaining = sizes.count - index
+            if below + size * remaining > target {
+                level = max(0, (target - below) / remaining)
+                break
+            }
+            below += size
+        }
+        for scope in Array(scopes.keys) {
+            guard var queue = scopes[scope], queue.count > level else { continue }
+            while queue.count > level, let first = queue.first {
+                if isLive(first) { answers.removeValue(forKey: first.key) }
+                queue.removeFirst()
+            }
+            scopes[scope] = queue.count == 0 ? nil : queue
         }
     }
 }

@@ -380,6 +380,22 @@ struct EngineTests {
         }
     }
 
+    @Test("a retry is recognised although another tenant sent more keys than the window holds since (keys are evicted from the tenants holding most)")
+    func idempotencyWindowIsShared() async throws {
+        try await withTemporaryDirectory { directory in
+            let store = try ColumnarEventStore(options: options(directory) { $0.idempotencyMaxKeys = 10 })
+            let base = currentUnixNanos() - 1_000_000_000
+            let first = try await store.append([engineEvent("a", tenant: "acme", at: base)], idempotencyKey: "k")
+            for index in 0..<50 {
+                _ = try await store.append([engineEvent("o\(index)", tenant: "other", at: base)], idempotencyKey: "o\(index)")
+            }
+            let retry = try await store.append([engineEvent("a", tenant: "acme", at: base)], idempotencyKey: "k")
+            #expect(retry.replayed && retry.firstSeq == first.firstSeq)
+            #expect(store.statistics.memoryEvents == 51, "acme's batch is stored once")
+            try await store.close()
+        }
+    }
+
     @Test("a flipped byte in a part is reported as DATA_LOSS, never returned as data")
     func corruptPart() async throws {
         try await withTemporaryDirectory { directory in
