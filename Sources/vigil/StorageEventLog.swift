@@ -19,7 +19,7 @@ enum StorageEventLog {
                     metadata: ["vigil.error": "\(error)"])
             case .partUnreadable(let path, let error):
                 logger.error(
-                    "retention keeps \(path): its events cannot be read, so it is neither removed nor rewritten (retention goes on for the other parts); check the disk, then restore the part from a backup or run vigil verify --data-dir",
+                    "\(path) cannot be read: merges leave it out and retention leaves it in place (the other parts go on); check the disk, then run vigil verify --data-dir and restore from a backup",
                     metadata: ["vigil.error": "\(error)"])
             case .cleanupFailed(let error):
                 logger.warning(

@@ -132,6 +132,8 @@ public final class ColumnarEventStore: EventStore {
     /// The most decoded blocks one merge window has held (tests: a merge's
     /// memory is bounded by blocks, whose rows may all have expired).
     let mergeWindowBlocksPeak = Mutex(0)
+    /// Parts a merge could not read (damaged): merges leave them alone.
+    private let unmergeable = Mutex<Set<String>>([])
     /// Each live part's oldest event by tenant, by part path (see `oldestEvents`).
     private let oldestByTenant = Mutex<[String: [String: Int64]]>([:])
     /// The chain's ledger and files, owned by maintenance work.
@@ -1346,13 +1348,30 @@ public final class ColumnarEventStore: EventStore {
     /// Merges the parts of a day once it has `mergeFanIn` of them, smallest
     /// first, up to `mergeMaxRows` rows; expired rows are dropped on the way.
     private func mergeIfNeeded() async throws(VigilError) {
-        // Not the inputs of a merge paused for other work (see `merge`).
-        let parts = state.withLock { state in state.parts.filter { !state.merging.contains($0.entry.path) } }
+        // Not the inputs of a merge paused for other work (see `merge`), nor
+        // parts a merge found unreadable.
+        let unmergeable = self.unmergeable.withLock { $0 }
+        let parts = state.withLock { state in
+            state.parts.filter { !state.merging.contains($0.entry.path) && !unmergeable.contains($0.entry.path) }
+        }
         let byDay = Dictionary(grouping: parts, by: \.day)
         for (day, dayParts) in byDay.sorted(by: { $0.key < $1.key }) {
             let chosen = mergeInputs(dayParts)
             guard !chosen.isEmpty else { continue }
-            guard try await merge(chosen, day: day) else { return }
+            do throws(VigilError) {
+                guard try await merge(chosen, day: day) else { return }
+            } catch {
+                // A damaged part would fail every merge of its day, each after
+                // reading up to millions of rows: it is left out from now on
+                // (until a restart), and its day's other parts merge without it.
+                let damaged = chosen.filter { error.message.contains($0.entry.path) }
+                guard Self.isUnreadablePart(error), !damaged.isEmpty else { throw error }
+                self.unmergeable.withLock { $0.formUnion(damaged.map(\.entry.path)) }
+                for part in damaged {
+                    options.metrics.mergeFailures.increment()
+                    options.eventHandler?(.partUnreadable(path: options.directory + "/" + part.entry.path, error))
+                }
+            }
         }
     }
 

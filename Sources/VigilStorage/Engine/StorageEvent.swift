@@ -16,9 +16,10 @@ public enum StorageEvent: Sendable {
     /// needs could not be removed. Nothing is lost and the store goes on; the
     /// next start removes every file its MANIFEST does not name.
     case cleanupFailed(VigilError)
-    /// Retention left the part at `path` in place: its events cannot be read
-    /// (a damaged block, a failing sector) to keep their leaves for the chain
-    /// or to rewrite it. The rest of the pass went on; the part is tried
-    /// again each pass, and queries of its blocks answer DATA_LOSS.
+    /// The part at `path` cannot be read (a damaged block, a failing
+    /// sector): a merge leaves it out from now on (until a restart), and
+    /// retention leaves it in place (it cannot keep its leaves for the chain
+    /// or rewrite it) and tries again each pass. The rest goes on; queries of
+    /// its blocks answer DATA_LOSS.
     case partUnreadable(path: String, VigilError)
 }
