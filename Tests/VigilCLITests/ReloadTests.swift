@@ -206,3 +206,42 @@ extension ReloadTests {
         #expect(server.stop() == 0)
     }
 }
+
+extension ReloadTests {
+    @Test("a rule whose filter is not a JSON object (null, text, a number) is a rules error naming the rule and the field: vigil config check and vigil serve exit 78, a SIGHUP is refused and the server goes on")
+    func filterThatIsNotAnObject() throws {
+        let directory = try ConfigFileTests.temporaryDirectory("reload-rule-filter")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let rulesPath = directory + "/rules.json"
+        let config = directory + "/vigil.toml"
+        try """
+            data-dir = "\(directory)/data"
+            no-auth = true
+            rules = "\(rulesPath)"
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        // Each of these trapped in JSONSerialization: a signal, not a message and 78.
+        for filter in ["null", #""auth.login""#, "5"] {
+            try #"{"rules": [{"name": "logins", "filter": \#(filter)}]}"#.write(toFile: rulesPath, atomically: true, encoding: .utf8)
+            let check = try VigilBinary.run(["config", "check", config])
+            #expect(check.status == 78, "filter \(filter): \(check.stderr)")
+            #expect(check.stderr.contains("rules: \(rulesPath): rule 'logins'.filter must be a JSON object"), "filter \(filter): \(check.stderr)")
+            let serve = try VigilBinary.run(["serve", "--config", config, "--listen", "127.0.0.1:0"])
+            #expect(serve.status == 78, "filter \(filter): \(serve.stderr)")
+            #expect(serve.stderr.contains("rule 'logins'.filter must be a JSON object"), "filter \(filter): \(serve.stderr)")
+        }
+
+        try Self.rules(threshold: 2).write(toFile: rulesPath, atomically: true, encoding: .utf8)
+        let server = try LoggedServer(arguments: ["--config", config, "--listen", "127.0.0.1:0"], directory: directory)
+        try #"{"rules": [{"name": "logins", "filter": null}]}"#.write(toFile: rulesPath, atomically: true, encoding: .utf8)
+        server.signal(SIGHUP)
+        let refused = try server.waitForLog("the refusal") { $0.contains("reload refused") }
+        #expect(refused.contains("rule 'logins'.filter must be a JSON object"), "\(refused)")
+        // The rules in force are the ones it started with: two logins fire.
+        let logins = (1...2).map { Self.event(action: "auth.login", occurredAt: Date(), actor: "u-\($0)") }.joined(separator: "\n")
+        let ingest = try VigilBinary.run(["ingest", "-", "--server", server.address], input: logins + "\n")
+        #expect(ingest.status == 0, "\(ingest.stderr)")
+        try server.waitForLog("the alert") { $0.contains("alert fired") }
+        #expect(server.process.isRunning)
+        #expect(server.stop() == 0)
+    }
+}

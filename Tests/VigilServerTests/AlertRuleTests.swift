@@ -37,6 +37,20 @@ struct AlertRuleTests {
             (#"{"rules": [{"name": "x y"}]}"#, "rules[0].name"),
             (#"{"rule": []}"#, "unknown key 'rule'"),
             (#"[1, 2]"#, "not a JSON object"),
+            // Serializing a filter that is not an object or a list trapped (JSONSerialization's fatalError).
+            (#"{"rules": [{"name": "x", "filter": null}]}"#, "'x'.filter must be a JSON object (a Filter, such as {\"actions\": [\"auth.login\"]}), not null"),
+            (#"{"rules": [{"name": "x", "filter": "auth.login"}]}"#, #"'x'.filter must be a JSON object (a Filter, such as {"actions": ["auth.login"]}), not "auth.login""#),
+            (#"{"rules": [{"name": "x", "filter": 1}]}"#, "'x'.filter must be a JSON object (a Filter, such as {\"actions\": [\"auth.login\"]}), not 1"),
+            (#"{"rules": [{"name": "x", "filter": ["auth.login"]}]}"#, "'x'.filter must be a JSON object"),
+            // Each of these was read as the default threshold, 1: an alert on every event.
+            (#"{"rules": [{"name": "x", "threshold": "50", "window": "5m"}]}"#, #"'x'.threshold must be an integer from 1 to 1000000, not "50""#),
+            (#"{"rules": [{"name": "x", "threshold": 50.5, "window": "5m"}]}"#, "'x'.threshold must be an integer from 1 to 1000000, not 50.5"),
+            (#"{"rules": [{"name": "x", "threshold": true, "window": "5m"}]}"#, "'x'.threshold must be an integer from 1 to 1000000, not true"),
+            (#"{"rules": [{"name": "x", "threshold": null, "window": "5m"}]}"#, "'x'.threshold must be an integer from 1 to 1000000, not null"),
+            (#"{"rules": [{"name": "x", "threshold": 0, "window": "5m"}]}"#, "'x'.threshold must be an integer from 1 to 1000000, not 0"),
+            (#"{"rules": [{"name": "x", "threshold": 5, "window": 300}]}"#, "'x'.window must be a duration from 1s to 24h such as 90s, 5m or 1h, not 300"),
+            (#"{"rules": [{"name": "x", "threshold": 5, "window": "2.5m"}]}"#, #"'x'.window must be a duration from 1s to 24h such as 90s, 5m or 1h, not "2.5m""#),
+            (#"{"rules": [{"name": "x", "threshold": 5, "window": true}]}"#, "'x'.window must be a duration from 1s to 24h such as 90s, 5m or 1h, not true"),
         ])
     func badRules(_ text: String, _ expected: String) throws {
         let path = try Self.writeRules(text)

@@ -89,6 +89,13 @@ public struct AlertRule: Sendable {
             guard !rules.contains(where: { $0.name == name }) else { throw RuleError("\(named): the name is used twice") }
             var message = Vigil_V1_Filter()
             if let filter = object["filter"] {
+                // Checked before it is serialized: on Linux, JSONSerialization
+                // traps (fatalError, which no `try` catches) on a top-level
+                // value that is not an object or a list, such as the null a
+                // YAML template writes for an empty `filter:`.
+                guard let filter = filter as? [String: Any] else {
+                    throw RuleError("\(named).filter must be a JSON object (a Filter, such as {\"actions\": [\"auth.login\"]}), not \(jsonKind(filter))")
+                }
                 guard let filterData = try? JSONSerialization.data(withJSONObject: filter),
                     let decoded = try? Vigil_V1_Filter(jsonUTF8Data: filterData)
                 else { throw RuleError("\(named).filter is not a Filter in JSON form (fields such as actions, outcomes, tenants)") }
@@ -103,12 +110,18 @@ public struct AlertRule: Sendable {
             } catch {
                 throw RuleError("\(named): \(error.message)")
             }
-            let threshold = object["threshold"] as? Int ?? 1
-            guard threshold >= 1 && threshold <= 1_000_000 else { throw RuleError("\(named).threshold must be 1 to 1000000") }
+            var threshold = 1
+            if let value = object["threshold"] {
+                // Not `as? Int`: that takes true as 1, and reading anything else as the default 1 alerts on every event.
+                guard let number = integer(value), number >= 1 && number <= 1_000_000 else {
+                    throw RuleError("\(named).threshold must be an integer from 1 to 1000000, not \(jsonKind(value))")
+                }
+                threshold = number
+            }
             var window: Int64?
             if let text = object["window"] {
                 guard let text = text as? String, let nanos = parseWindow(text), nanos >= 1_000_000_000, nanos <= maxWindowNanos else {
-                    throw RuleError("\(named).window must be a duration from 1s to 24h such as 90s, 5m or 1h")
+                    throw RuleError("\(named).window must be a duration from 1s to 24h such as 90s, 5m or 1h, not \(jsonKind(text))")
                 }
                 window = nanos
             } else if threshold > 1 {
@@ -124,6 +137,27 @@ public struct AlertRule: Sendable {
             rules.append(AlertRule(name: name, filter: filter, threshold: threshold, window: window, groupBy: groupBy))
         }
         return rules
+    }
+
+    /// A JSON number with no fraction, as an `Int`; nil for anything else,
+    /// booleans included (JSONSerialization gives them as NSNumbers, and
+    /// `as? Int` takes true as 1).
+    static func integer(_ value: Any) -> Int? {
+        guard let number = value as? NSNumber, String(cString: number.objCType) != "c" else { return nil }
+        return value as? Int
+    }
+
+    /// What a JSON value is, for a message: `null`, `true`, `"5m"`, `50.5`, a list, an object.
+    static func jsonKind(_ value: Any) -> String {
+        switch value {
+        case is NSNull: return "null"
+        case let text as String: return "\"\(text.prefix(64))\"" + (text.count > 64 ? "…" : "")
+        case let number as NSNumber where String(cString: number.objCType) == "c": return number.boolValue ? "true" : "false"
+        case let number as NSNumber: return "\(number)"
+        case is [Any]: return "a list"
+        case is [String: Any]: return "an object"
+        default: return "\(type(of: value))"
+        }
     }
 
     static func parseWindow(_ text: String) -> Int64? {
