@@ -644,3 +644,46 @@ struct SubscribeTests {
         }
     }
 }
+
+extension SubscribeTests {
+    @Test("a since subscription keeps its time floor after catch-up reaches the live feed, and so does one resumed inside it: no event older than since")
+    func sinceFloorHoldsInTheRing() async throws {
+        try await withTestServer { server in
+            let writer = try await server.connect()
+            try await RawConnection.with(port: server.port) { raw in
+                _ = try await raw.handshake()
+                // Another subscriber keeps the live feed's ring filled (as the
+                // alert engine or a SIEM exporter does). Its first event shows
+                // that its reader is registered: what follows is in the ring.
+                let hourAgo = currentUnixNanos() - 3_600_000_000_000
+                try await raw.startCall(
+                    streamID: 1, method: .subscribe, request: Self.subscribeRequest { $0.since = .init(unixNanos: hourAgo) },
+                    initialWindow: 1_000_000)
+                let marker = try await writer.ingest(Self.batch("marker", tenant: "acme", count: 1))
+                _ = try await Self.receive(raw, streamID: 1) { $0.events.count == 1 }
+                // A, B (a backfill from two hours ago) and C, stored before the subscription below starts.
+                _ = try await writer.ingest(Self.batch("a", tenant: "acme", count: 50))
+                let backfill = (0..<10).map { makeEvent(actor: "b-\($0)", at: currentUnixNanos() - 7_200_000_000_000) }
+                let old = try await writer.ingest(backfill)
+                let last = try await writer.ingest(Self.batch("c", tenant: "acme", count: 50))
+                let expected = (marker.firstSeq...last.lastSeq).filter { !(old.firstSeq...old.lastSeq).contains($0) }
+
+                // Catch-up pages of at most the credit: after the first, the
+                // position is inside what the ring holds, still under the floor.
+                let since = currentUnixNanos() - 3_600_000_000_000
+                try await raw.startCall(
+                    streamID: 3, method: .subscribe, request: Self.subscribeRequest { $0.since = .init(unixNanos: since) }, initialWindow: 20)
+                let (received, cursors) = try await Self.receiveGranting(raw, streamID: 3, events: expected.count, granted: 20)
+                #expect(received.allSatisfy { $0.occurredAt.unixNanos >= since }, "events older than since: \(received.filter { $0.occurredAt.unixNanos < since }.map(\.seq))")
+                #expect(received.map(\.seq) == expected)
+
+                // Resumed from the 20th event's cursor, inside the floor: the rest, and nothing older.
+                try await raw.startCall(streamID: 5, method: .subscribe, request: Self.subscribeRequest { $0.cursor = cursors[19] }, initialWindow: 1_000)
+                let resumed = try await Self.receive(raw, streamID: 5) { $0.events.count >= expected.count - 20 }
+                #expect(resumed.status == nil, "\(String(describing: resumed.status))")
+                #expect(resumed.events.map(\.seq) == Array(expected.dropFirst(20)))
+            }
+            await writer.close()
+        }
+    }
+}

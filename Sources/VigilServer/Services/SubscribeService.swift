@@ -408,7 +408,13 @@ extension AuditService {
             try Task.checkCancellation()
             if feed.isClosed { throw VigilError(.unavailable, "the server is shutting down; resume from the cursor") }
             let at = position.seq
-            switch liveTurn(after: at, limit: Self.liveTurnMessages) {
+            // Under the `since` floor (what was stored when a `since`
+            // subscription began) events come from the store, with the floor,
+            // even when the ring holds them: the ring's turns match without it,
+            // and another reader (the alert engine, any subscriber) keeps the
+            // ring filled, so what went out would depend on what it held.
+            let next: LiveTurn = at < start.floorThrough ? .behind(head: start.floorThrough) : liveTurn(after: at, limit: Self.liveTurnMessages)
+            switch next {
             case .behind(let head):
                 // Behind what the ring holds: when the subscription began,
                 // or later, when the ring let go of the position before
@@ -443,7 +449,7 @@ extension AuditService {
                     _ = await feed.waitForNew(after: at, reader: reader)
                 }
             case .events(let turn):
-                // Live batches are past the start, so the `since` floor never applies.
+                // Live turns start at or past `floorThrough` (above), so the `since` floor never applies.
                 // Events come encoded once for all subscribers, and go out as many
                 // to a write as the client's credit allows: the matches of every
                 // batch that arrived since the last write go together (up to a
