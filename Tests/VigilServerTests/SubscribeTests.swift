@@ -687,3 +687,26 @@ extension SubscribeTests {
         }
     }
 }
+
+extension SubscribeTests {
+    @Test("a subscription ended by its deadline carries vigil.cursor in its DEADLINE_EXCEEDED trailers, at its position")
+    func deadlineTrailersCarryTheCursor() async throws {
+        try await withTestServer { server in
+            let writer = try await server.connect()
+            let stored = try await writer.ingest(Self.batch("stored", tenant: "acme", count: 5))
+            try await RawConnection.with(port: server.port) { raw in
+                _ = try await raw.handshake()
+                // From now, and nothing stored after: no message carries the position, only the trailers can.
+                try await raw.startCall(
+                    streamID: 1, method: .subscribe, request: Self.subscribeRequest { $0.fromNow = true }, timeoutMs: 300, initialWindow: 10)
+                let (status, messages) = try await raw.readCall(streamID: 1)
+                #expect(messages.isEmpty)
+                #expect(StatusCode(wireValue: status.code) == .deadlineExceeded, "\(status)")
+                let text = try #require(status.metadata["vigil.cursor"], "\(status)")
+                let cursor = try SubscriptionCursor(decoding: text, filterFingerprint: EventFilter.fingerprint(of: Vigil_V1_Filter()))
+                #expect(cursor.seq == stored.lastSeq)
+            }
+            await writer.close()
+        }
+    }
+}

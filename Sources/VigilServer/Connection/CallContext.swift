@@ -29,6 +29,8 @@ final class CallContext: Sendable {
     /// holds) stayed in the event loop until the deadline, about 2 KB per call
     /// for as long as the client's timeout (vigil-bench's queries: 600 s).
     private let deadline = Mutex<(cancel: (@Sendable () -> Void)?, disarmed: Bool)>((nil, false))
+    /// The trailers' metadata should the deadline end the call (`setEndingMetadata`).
+    private let endingMetadataSource = Mutex<(@Sendable () -> [String: String])?>(nil)
 
     init(streamID: UInt32, initialCredit: Int) {
         self.streamID = streamID
@@ -52,6 +54,18 @@ final class CallContext: Sendable {
             return deadline.cancel
         }
         cancel?()
+    }
+
+    /// Keeps what gives the trailers' metadata when the call is ended from
+    /// outside its task (its deadline), replacing what was kept before.
+    func setEndingMetadata(_ metadata: @escaping @Sendable () -> [String: String]) {
+        endingMetadataSource.withLock { $0 = metadata }
+    }
+
+    /// The trailers' metadata for an ending from outside the call's task
+    /// (empty when the call kept none): asked once that task has finished.
+    func endingMetadata() -> [String: String] {
+        endingMetadataSource.withLock { $0 }?() ?? [:]
     }
 
     /// A WINDOW frame: `messages` more response messages may be sent.

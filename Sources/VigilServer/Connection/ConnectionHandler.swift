@@ -406,7 +406,11 @@ struct ConnectionHandler: Sendable {
             case .finished(.failure(let error)):
                 status = error.status
             case .ended(.deadlineExceeded):
-                status = VigilError(.deadlineExceeded, "the call's deadline of \(call.timeoutMilliseconds) ms passed").status
+                // The call's task is cancelled and its answer dropped: what it
+                // kept for this ending (a subscription's cursor) goes in the trailers.
+                status = VigilError(
+                    .deadlineExceeded, "the call's deadline of \(call.timeoutMilliseconds) ms passed", metadata: context.endingMetadata()
+                ).status
             case .ended(.failed(let error)):
                 status = error.status
             case .ended(.cancelledByClient), nil:
@@ -458,6 +462,10 @@ struct FrameSender: ResponseSender {
         try await pages.acquire()
         defer { pages.release() }
         return try await body()
+    }
+
+    func setEndingMetadata(_ metadata: @escaping @Sendable () -> [String: String]) {
+        context.setEndingMetadata(metadata)
     }
 
     func send(serialized: ByteBuffer) async throws {

@@ -33,6 +33,10 @@ protocol ResponseSender: Sendable {
     /// granted credit for it and the connection may build another page:
     /// what bounds the memory a client that stops reading can pin.
     func withPageSlot<R>(_ body: () async throws -> R) async throws -> R
+    /// What the trailers carry should the call be ended from outside its
+    /// task (its deadline passed): the task is then cancelled and what it
+    /// would have returned or thrown is dropped, so they ask `metadata`.
+    func setEndingMetadata(_ metadata: @escaping @Sendable () -> [String: String])
 }
 
 /// Who makes a call: the connection's principal and address.

@@ -252,11 +252,14 @@ extension AuditService {
         let position = SubscriptionPosition(seq: start.seq)
         let registration = vitals.addSubscription(position)
         defer { vitals.removeSubscription(registration) }
-        func cursor() -> String {
+        @Sendable func cursor() -> String {
             var cursor = start
             cursor.seq = position.seq
             return cursor.encoded
         }
+        // A deadline ends the call without this function's `catch` below:
+        // its trailers carry the cursor all the same (the README says so).
+        sender.setEndingMetadata { ["vigil.cursor": cursor()] }
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
