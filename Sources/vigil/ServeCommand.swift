@@ -391,7 +391,8 @@ struct ServeCommand: AsyncParsableCommand {
             // shuts down gracefully rather than going on without alerts.
             services.append(
                 .init(
-                    service: AlertEngine(ruleSet: loaded, store: store, logger: logger, progressPath: dataDir + "/alerts.progress"),
+                    service: AlertEngine(
+                        ruleSet: loaded, store: store, logger: logger, progressPath: dataDir + "/alerts.progress", metrics: metrics),
                     failureTerminationBehavior: .gracefullyShutdownGroup))
             logger.info("loaded \(alertRules.count) alert rules from \(rules)")
         }

@@ -28,11 +28,13 @@ struct AlertEngineRecoveryTests {
 
     /// Runs the engine over `store` in a ServiceGroup during `body`, then shuts it down gracefully.
     static func withEngine(
-        _ store: any EventStore, _ rules: [AlertRule], progress: String?, _ body: () async throws -> Void
+        _ store: any EventStore, _ rules: [AlertRule], progress: String?, maxGroupsPerRule: Int = AlertEngine.defaultMaxGroupsPerRule,
+        metrics: VigilMetrics? = nil, _ body: () async throws -> Void
     ) async throws {
         var logger = Logger(label: "vigil.test.alerts")
         logger.logLevel = .critical
-        let engine = AlertEngine(rules: rules, store: store, logger: logger, progressPath: progress)
+        let engine = AlertEngine(
+            rules: rules, store: store, logger: logger, progressPath: progress, maxGroupsPerRule: maxGroupsPerRule, metrics: metrics)
         let group = ServiceGroup(services: [engine], logger: logger)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
@@ -260,5 +262,54 @@ extension AlertEngineRecoveryTests {
         let bytes = try Data(contentsOf: URL(fileURLWithPath: progress))
         #expect(bytes.prefix(4) == Data("VALP".utf8), "the progress was not recorded again")
         try await store.close()
+    }
+}
+
+extension AlertEngineRecoveryTests {
+    @Test("one tenant flooding a rule with distinct groups drops its own, not another tenant's: that tenant's window fires exactly once")
+    func floodingTenantDoesNotEvictOthers() async throws {
+        var options = Self.storeOptions()
+        defer { try? FileManager.default.removeItem(atPath: options.directory) }
+        // Small enough that the alert's idempotency key is gone when the window fills up again.
+        options.idempotencyMaxKeys = 10
+        let store = try ColumnarEventStore(options: options)
+        let metrics = VigilMetrics()
+        // A bound of 1,000 groups (the default is 100,000), so that a flood of 5,000 passes it several times.
+        try await Self.withEngine(store, try Self.rules(), progress: nil, maxGroupsPerRule: 1_000, metrics: metrics) {
+            try await AlertRuleTests.barrier(store, "m-0", roleAlerts: 1)
+            let window = Self.currentWindow()
+            func flood(_ round: Int) async throws {
+                for batch in 0..<5 {
+                    let events = (0..<1_000).map {
+                        makeEvent(tenant: "acme", actor: "spoof-\(round)-\(batch)-\($0)", action: "auth.login", at: window + Int64($0), outcome: .failure)
+                    }
+                    _ = try await store.append(events, idempotencyKey: nil)
+                }
+            }
+            _ = try await store.append(Self.failedLogins("victim", tenant: "globex", 4, at: window), idempotencyKey: nil)
+            try await flood(0)
+            _ = try await store.append(Self.failedLogins("victim", tenant: "globex", 1, at: window + 10), idempotencyKey: nil)
+            try await AlertRuleTests.barrier(store, "m-1", roleAlerts: 2)
+            var fired = try await AlertRuleTests.alerts(store).filter { $0.hasPrefix("failed-logins/") }
+            #expect(fired.count == 1 && fired.allSatisfy { $0.hasPrefix("failed-logins/victim/") }, "\(fired)")
+
+            // Another flood, the alert's key pushed out of the store's memory, then five more
+            // failures in the same window: the window fired already and stays fired.
+            try await flood(1)
+            for index in 0..<20 {
+                _ = try await store.append([makeEvent(actor: "k", action: "user.update")], idempotencyKey: "batch-\(index)")
+            }
+            _ = try await store.append(Self.failedLogins("victim", tenant: "globex", 5, at: window + 20), idempotencyKey: nil)
+            try await AlertRuleTests.barrier(store, "m-2", roleAlerts: 3)
+            fired = try await AlertRuleTests.alerts(store).filter { $0.hasPrefix("failed-logins/") }
+            #expect(fired.count == 1, "\(fired)")
+        }
+        try await store.close()
+        // The drops were counted.
+        var text: [UInt8] = []
+        metrics.registry.emit(into: &text)
+        let line = String(decoding: text, as: UTF8.self).split(separator: "\n").first { $0.hasPrefix(#"vigil_alert_groups_dropped_total{rule="failed-logins"}"#) }
+        let dropped = try #require(line.flatMap { $0.split(separator: " ").last }.flatMap { Double($0) }, "no drops counted")
+        #expect(dropped >= 9_000, "\(dropped) groups dropped of 10,000 spoofed")
     }
 }

@@ -30,10 +30,25 @@ public struct AlertEngine: Service {
     /// Where the engine records how far it got; nil: nowhere (it starts at
     /// the store's head, as for a data directory it has never run on).
     let progressPath: String?
+    /// Open groups each rule tracks (`defaultMaxGroupsPerRule`).
+    let maxGroupsPerRule: Int
+    /// Counts groups dropped by that bound.
+    let metrics: VigilMetrics?
 
-    /// Groups tracked per rule: bounds memory when a rule groups by a
-    /// high-cardinality key; the oldest windows are dropped first.
-    static let maxTrackedGroups = 100_000
+    /// Open groups (a group in a window) one rule tracks, across tenants:
+    /// bounds memory when a rule groups by a high-cardinality key. A group
+    /// holds its key (up to ~450 bytes), up to `listedIDs` ids (16 bytes each)
+    /// and its table entry: at most ~1 KB, so ~100 MB per rule at the bound,
+    /// far less for short keys or thresholds. Past it, groups are dropped
+    /// fairly (`Windows.sweep`): one tenant's flood of distinct keys drops
+    /// its own groups, not other tenants'.
+    public static let defaultMaxGroupsPerRule = 100_000
+    /// Ids an alert can list: as many as fit in its 1,024 bytes of
+    /// `event_ids` (36 characters and a comma each); more are never shown.
+    static let listedIDs = 27
+    /// At most one log line a minute per rule about dropped groups (the
+    /// metric counts every one).
+    static let droppedGroupsLogInterval: Duration = .seconds(60)
     /// How often the progress file is rewritten while the engine moves.
     static let progressInterval: Duration = .seconds(1)
     /// Alerts stored at once (each its own append, with its own idempotency key).
@@ -41,18 +56,30 @@ public struct AlertEngine: Service {
     /// The longest wait between retries after a failure.
     static let maxRetryDelay: Duration = .seconds(30)
 
-    public init(rules: [AlertRule], store: any EventStore, logger: Logger, progressPath: String? = nil) {
-        self.init(ruleSet: AlertRuleSet(rules), store: store, logger: logger, progressPath: progressPath)
+    public init(
+        rules: [AlertRule], store: any EventStore, logger: Logger, progressPath: String? = nil,
+        maxGroupsPerRule: Int = AlertEngine.defaultMaxGroupsPerRule, metrics: VigilMetrics? = nil
+    ) {
+        self.init(
+            ruleSet: AlertRuleSet(rules), store: store, logger: logger, progressPath: progressPath, maxGroupsPerRule: maxGroupsPerRule,
+            metrics: metrics)
     }
 
-    public init(ruleSet: AlertRuleSet, store: any EventStore, logger: Logger, progressPath: String? = nil) {
+    public init(
+        ruleSet: AlertRuleSet, store: any EventStore, logger: Logger, progressPath: String? = nil,
+        maxGroupsPerRule: Int = AlertEngine.defaultMaxGroupsPerRule, metrics: VigilMetrics? = nil
+    ) {
         self.ruleSet = ruleSet
         self.store = store
         self.logger = logger
         self.progressPath = progressPath
+        self.maxGroupsPerRule = max(maxGroupsPerRule, 8)
+        self.metrics = metrics
     }
 
-    /// The open windows of one rule.
+    /// The open windows of one rule, by the tenant each group belongs to
+    /// ("" for a rule without `groupBy`, whose one group a window spans
+    /// tenants), so that the bound on them can be shared fairly.
     struct Windows {
         struct Key: Hashable {
             var group: String
@@ -60,15 +87,78 @@ public struct AlertEngine: Service {
         }
         struct Tally {
             var count = 0
-            var eventIDs: [String] = []
+            /// The first events' ids, as many as the alert can list; let go once it fired.
+            var eventIDs: [EventID] = []
+            /// The events' tenants, for a rule without `groupBy` (the others' is the tenant it is filed under).
             var tenants: Set<String> = []
             var fired = false
         }
-        var tallies: [Key: Tally] = [:]
+        var tallies: [String: [Key: Tally]] = [:]
+        /// Groups in `tallies`, all tenants'.
+        var count = 0
+        /// Groups added since the last `sweep`: sweeps are paced by these,
+        /// so that their cost, linear in `count`, is spread over that many events.
+        var addedSinceSweep = 0
         var newest: Int64 = .min
         /// The last seq this rule counted: counting is retried after a
         /// failure, and an event is counted once.
         var counted: UInt64 = 0
+        /// Open groups the bound dropped and not yet logged, and when that was last logged.
+        var droppedUnlogged = 0
+        var droppedLoggedAt: ContinuousClock.Instant?
+
+        /// What a sweep dropped of groups whose windows were still open.
+        struct Dropped {
+            var groups = 0
+            /// Of which had fired: refilled, such a group fires again, and
+            /// only the alert's idempotency key (24 hours) keeps it from being stored twice.
+            var fired = 0
+            /// The tenant that lost the most, and how many.
+            var most: (tenant: String, groups: Int)?
+        }
+
+        /// Forgets windows that ended before `horizon`; then, past `limit`
+        /// groups, drops groups down to 7/8 of it, fairly: the tenants are
+        /// given equal shares, the smallest first keeping all they have and
+        /// leaving the rest of their share to the larger ones (max-min
+        /// fairness), so that a tenant flooding the rule with distinct keys
+        /// loses its own groups and one with a few loses none. Within a
+        /// tenant, those furthest from the threshold go first, those that
+        /// fired last. Linear in `count`, plus a sort of each tenant that
+        /// loses groups; callers pace it by `addedSinceSweep`.
+        mutating func sweep(horizon: Int64, limit: Int) -> Dropped {
+            addedSinceSweep = 0
+            for tenant in Array(tallies.keys) {
+                // Taken out first, so the filtered copy does not double the tenant's memory for long.
+                guard let groups = tallies.removeValue(forKey: tenant) else { continue }
+                let open = groups.filter { $0.key.start >= horizon }
+                count -= groups.count - open.count
+                if !open.isEmpty { tallies[tenant] = open }
+            }
+            var dropped = Dropped()
+            guard count > limit else { return dropped }
+            var left = limit - limit / 8
+            let sizes = tallies.map { (tenant: $0.key, groups: $0.value.count) }.sorted { $0.groups < $1.groups }
+            for (index, entry) in sizes.enumerated() {
+                let share = min(entry.groups, left / (sizes.count - index))
+                left -= share
+                guard share < entry.groups, var groups = tallies.removeValue(forKey: entry.tenant) else { continue }
+                let doomed = groups.sorted { a, b in
+                    if a.value.fired != b.value.fired { return !a.value.fired }
+                    if a.value.count != b.value.count { return a.value.count < b.value.count }
+                    return a.key.start < b.key.start
+                }.prefix(entry.groups - share)
+                for (key, tally) in doomed {
+                    groups.removeValue(forKey: key)
+                    if tally.fired { dropped.fired += 1 }
+                }
+                count -= doomed.count
+                dropped.groups += doomed.count
+                if doomed.count > dropped.most?.groups ?? 0 { dropped.most = (entry.tenant, doomed.count) }
+                if !groups.isEmpty { tallies[entry.tenant] = groups }
+            }
+            return dropped
+        }
     }
 
     /// An alert a count called for, kept until it is stored.
@@ -249,28 +339,55 @@ public struct AlertEngine: Service {
         // Not past now: one event from a skewed clock would otherwise move
         // the horizon below past the windows still being counted.
         windows.newest = max(windows.newest, min(time, currentUnixNanos()))
+        let tenant = rule.groupBy == nil ? "" : event.tenant
         let key = Windows.Key(group: group.key, start: start)
-        var tally = windows.tallies[key] ?? Windows.Tally()
+        // Taken out and put back: the tenant's table is changed in place, not copied.
+        let existing = windows.tallies[tenant]?.removeValue(forKey: key)
+        var tally = existing ?? Windows.Tally()
         tally.count += 1
-        if tally.eventIDs.count < min(rule.threshold, 50) { tally.eventIDs.append(event.id) }
-        tally.tenants.insert(event.tenant)
+        if !tally.fired {
+            if tally.eventIDs.count < min(rule.threshold, Self.listedIDs), let id = EventID(event.id) { tally.eventIDs.append(id) }
+            if rule.groupBy == nil { tally.tenants.insert(event.tenant) }
+        }
         if tally.count >= rule.threshold && !tally.fired {
             tally.fired = true
             pending.append(
                 PendingAlert(
-                    rule: rule, group: group.value, start: start, ids: tally.eventIDs, tenants: tally.tenants.sorted(), count: tally.count,
+                    rule: rule, group: group.value, start: start, ids: tally.eventIDs.map(\.description),
+                    tenants: rule.groupBy == nil ? tally.tenants.sorted() : [event.tenant], count: tally.count,
                     key: "\(start):\(Self.hash(group.key))"))
+            // A fired group only needs to stay fired.
+            tally.eventIDs = []
+            tally.tenants = []
         }
-        windows.tallies[key] = tally
-        // Forget windows long closed, and the oldest ones past the bound.
-        if windows.tallies.count > Self.maxTrackedGroups || windows.tallies.count % 1_024 == 0 {
-            let horizon = windows.newest - 2 * window
-            windows.tallies = windows.tallies.filter { $0.key.start >= horizon }
-            if windows.tallies.count > Self.maxTrackedGroups {
-                let keep = windows.tallies.sorted { $0.key.start > $1.key.start }.prefix(Self.maxTrackedGroups / 2)
-                windows.tallies = Dictionary(uniqueKeysWithValues: keep.map { ($0.key, $0.value) })
-            }
+        windows.tallies[tenant, default: [:]][key] = tally
+        guard existing == nil else { return }
+        windows.count += 1
+        windows.addedSinceSweep += 1
+        // Forget windows long closed, and, past the bound, groups fairly:
+        // every eighth of the groups added, so that a sweep's cost is spread
+        // over the events that made it due, not paid for each of them.
+        if windows.count > maxGroupsPerRule || windows.addedSinceSweep >= max(1_024, windows.count / 8) {
+            let dropped = windows.sweep(horizon: windows.newest - 2 * window, limit: maxGroupsPerRule)
+            if dropped.groups > 0 { reportDropped(dropped, rule: rule, windows: &windows) }
         }
+    }
+
+    /// Counts and logs open groups the bound dropped: the first time at
+    /// once, then at most once a `droppedGroupsLogInterval` per rule.
+    private func reportDropped(_ dropped: Windows.Dropped, rule: AlertRule, windows: inout Windows) {
+        metrics?.recordAlertGroupsDropped(rule: rule.name, dropped.groups)
+        windows.droppedUnlogged += dropped.groups
+        let now = ContinuousClock.now
+        if let last = windows.droppedLoggedAt, now - last < Self.droppedGroupsLogInterval { return }
+        windows.droppedLoggedAt = now
+        var metadata: Logger.Metadata = ["vigil.rule": "\(rule.name)", "vigil.dropped": "\(windows.droppedUnlogged)"]
+        if let most = dropped.most { metadata["vigil.tenant"] = "\(most.tenant)" }
+        if dropped.fired > 0 { metadata["vigil.dropped-fired"] = "\(dropped.fired)" }
+        logger.warning(
+            "alert rule \(rule.name) tracks at most \(maxGroupsPerRule) open groups: \(windows.droppedUnlogged) dropped, most from the tenant with the most groups; a dropped group counts from zero again",
+            metadata: metadata)
+        windows.droppedUnlogged = 0
     }
 
     /// Stores the pending alerts, up to `concurrentAlertWrites` at a time

@@ -49,6 +49,7 @@ enum MetricCatalog {
     static let buildInfo = "vigil_build_info"
     static let checkpointLast = "vigil_checkpoint_last_seconds"
     static let checkpointFailures = "vigil_checkpoint_failures_total"
+    static let alertGroupsDropped = "vigil_alert_groups_dropped_total"
 
     static let entries: [Entry] = [
         Entry(name: ingestEvents, kind: .counter, help: "Events received in Ingest calls, by tenant and the call's status code (a refused batch stores none)."),
@@ -77,6 +78,7 @@ enum MetricCatalog {
         Entry(name: startTime, kind: .gauge, help: "When the server started, in seconds since the Unix epoch."),
         Entry(name: checkpointLast, kind: .gauge, help: "When the newest signed checkpoint this server wrote was made, in seconds since the Unix epoch (0: none yet, or checkpoints are off)."),
         Entry(name: checkpointFailures, kind: .counter, help: "Signed checkpoints that could not be written (the next interval tries again)."),
+        Entry(name: alertGroupsDropped, kind: .counter, help: "Open groups (a group's count in one window) an alert rule stopped tracking because it tracks at most 100,000, dropped from the tenants with the most; such a group counts from zero again, so it may not fire."),
         Entry(name: buildInfo, kind: .gauge, help: "Always 1; the version label says which Vigil this is."),
     ]
 

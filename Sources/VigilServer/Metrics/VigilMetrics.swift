@@ -54,6 +54,8 @@ public final class VigilMetrics: Sendable {
     private let startTime: CoreMetrics.Gauge
     private let checkpointLast: CoreMetrics.Gauge
     private let checkpointFailures: CoreMetrics.Counter
+    /// Open alert groups the per-rule bound dropped, by rule (a rule's series appears with its first drop).
+    private let alertGroupsDropped = Mutex<[String: CoreMetrics.Counter]>([:])
     /// Parts by level; a level that empties keeps its series, at 0.
     private let partsByLevel = Mutex<[UInt32: CoreMetrics.Gauge]>([:])
 
@@ -170,6 +172,17 @@ public final class VigilMetrics: Sendable {
     /// A signed checkpoint that could not be written.
     func recordCheckpointFailure() {
         checkpointFailures.increment()
+    }
+
+    /// Open groups of an alert rule dropped by its bound on them (`AlertEngine.defaultMaxGroupsPerRule`).
+    func recordAlertGroupsDropped(rule: String, _ groups: Int) {
+        let counter = alertGroupsDropped.withLock { counters in
+            if let existing = counters[rule] { return existing }
+            let made = CoreMetrics.Counter(label: MetricCatalog.alertGroupsDropped, dimensions: [("rule", rule)], factory: factory)
+            counters[rule] = made
+            return made
+        }
+        counter.increment(by: groups)
     }
 
     /// A connection refused before any call.
