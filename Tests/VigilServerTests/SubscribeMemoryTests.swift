@@ -65,6 +65,40 @@ struct SubscribeMemoryTests {
         #expect(probe.largestLiveTurnBytes <= AuditService.liveTurnBytes, "a live turn built \(probe.largestLiveTurnBytes) bytes")
     }
 
+    @Test("a live subscription without credit builds nothing for the MiBs ingested meanwhile; granted one message, it builds one")
+    func noTurnWithoutCredit() async throws {
+        let probe = SubscriptionProbe()
+        try await withTestServer(configure: { $0.subscriptionProbe = probe }) { server in
+            let writer = try await server.connect()
+            try await RawConnection.with(port: server.port) { raw in
+                _ = try await raw.handshake()
+                // One unit of credit, used by the first event: from then on it reads the live feed, with no credit.
+                let hourAgo = currentUnixNanos() - 3_600_000_000_000
+                var request = Vigil_V1_SubscribeRequest()
+                request.since = .init(unixNanos: hourAgo)
+                try await raw.startCall(streamID: 1, method: .subscribe, request: request, initialWindow: 1)
+                _ = try await writer.ingest(Self.largeEvents("first", count: 1))
+                _ = try await raw.readUntil(.message, streamID: 1)
+                // About 2 MB of matches, all in the live feed's ring.
+                let acks = [try await writer.ingest(Self.largeEvents("a", count: 200)), try await writer.ingest(Self.largeEvents("b", count: 200))]
+                // One unit of credit: the next event, and nothing more.
+                try await raw.sendWindow(streamID: 1, messages: 1)
+                let (frame, _) = try await raw.readUntil(.message, streamID: 1)
+                guard case .event(let event) = try frame.decode(Vigil_V1_SubscribeResponse.self).item else {
+                    Issue.record("not an event: \(frame)")
+                    return
+                }
+                #expect(event.seq == acks[0].firstSeq)
+                let after = try await raw.pingBarrier()
+                #expect(!after.contains { $0.streamID == 1 && $0.type == .message }, "a message beyond the credit")
+                // Each turn was built for the credit it had, one message (about 5 KB); a turn of the
+                // batches ingested meanwhile would have been 256 messages or 1 MiB, held until credit came.
+                #expect(probe.largestLiveTurnBytes < 2 * frame.payload.readableBytes, "the largest live turn: \(probe.largestLiveTurnBytes) bytes")
+            }
+            await writer.close()
+        }
+    }
+
     @Test("catch-up pages go through the connection's page gate: subscriptions that stop granting credit pin at most its pages")
     func catchUpPagesGated() async throws {
         let probe = SubscriptionProbe()

@@ -43,11 +43,14 @@ extension AuditService {
     /// Events per catch-up read.
     static let catchUpPage = 500
     /// Most messages, and about the most bytes, one turn of live delivery
-    /// builds: what a subscriber holds of its own is bounded by these, not
-    /// by the ring. Not by the credit there is when the turn starts: a
-    /// subscriber that had just used its credit up would then build turns
-    /// of one message, and at 100 subscribers delivery p99 rose from 3–5 ms
-    /// to 9–16 ms (`vigil-bench subscribe`).
+    /// builds, and never more messages than the credit the client has
+    /// granted: a turn is sent whole as soon as it is built, and a
+    /// subscription waiting for credit holds no messages (a client that
+    /// stops reading pins none). With no credit at all, a turn is not built
+    /// for one message but waited for (`LiveTurn.needsCredit`): a subscriber
+    /// that had just used its credit up then built turns of one message, and
+    /// at 100 subscribers delivery p99 rose from 3–5 ms to 9–16 ms
+    /// (`vigil-bench subscribe`, ebf3cfa).
     static let liveTurnMessages = 256
     static let liveTurnBytes = 1 << 20
 
@@ -100,6 +103,9 @@ extension AuditService {
         case idle
         /// Messages for the matches after the position, through `through`.
         case events(EventMessages)
+        /// The client has granted no credit and a match comes after
+        /// `through`: nothing is built for it until credit comes.
+        case needsCredit(through: UInt64)
     }
 
     /// Where a subscription stands, shared by its delivery loop and the
@@ -371,9 +377,10 @@ extension AuditService {
         /// turn: a batch larger than a turn is matched once, not once a turn.
         var matched: (firstSeq: UInt64, rows: [Int32])?
         /// One turn of live delivery: the matches after `at` in the ring's
-        /// batches — at most `limit` messages and `liveTurnBytes` (or one
-        /// message, however large). The batches are not held past the turn:
-        /// while its messages wait for credit, the ring may let them go.
+        /// batches — at most `limit` messages (the credit there is) and
+        /// `liveTurnBytes` (or one message, however large). The batches are
+        /// not held past the turn. With a `limit` of 0, it only moves past
+        /// what does not match, up to the first match.
         func liveTurn(after at: UInt64, limit: Int) -> LiveTurn {
             let batches: [MemoryChunk]
             // No more batches than a turn may reach into: a turn copies (retains) what it reads.
@@ -389,7 +396,7 @@ extension AuditService {
                 while next < rows.endIndex {
                     if turn.count == limit {
                         matched = (batch.firstSeq, rows)
-                        return .events(turn)
+                        return limit == 0 ? .needsCredit(through: turn.through) : .events(turn)
                     }
                     // A few rows encoded at a time: what does not fit is not encoded.
                     let encoding = rows[next..<min(rows.endIndex, next + min(32, limit - turn.count))]
@@ -416,7 +423,9 @@ extension AuditService {
             // even when the ring holds them: the ring's turns match without it,
             // and another reader (the alert engine, any subscriber) keeps the
             // ring filled, so what went out would depend on what it held.
-            let next: LiveTurn = at < start.floorThrough ? .behind(head: start.floorThrough) : liveTurn(after: at, limit: Self.liveTurnMessages)
+            let next: LiveTurn =
+                at < start.floorThrough
+                ? .behind(head: start.floorThrough) : liveTurn(after: at, limit: min(Self.liveTurnMessages, sender.credit))
             switch next {
             case .behind(let head):
                 // Behind what the ring holds: when the subscription began,
@@ -456,11 +465,15 @@ extension AuditService {
                 // Events come encoded once for all subscribers, and go out as many
                 // to a write as the client's credit allows: the matches of every
                 // batch that arrived since the last write go together (up to a
-                // turn's bounds), so a busy server makes fewer, larger writes
-                // instead of falling behind.
+                // turn's bounds, the credit among them), so a busy server makes
+                // fewer, larger writes instead of falling behind.
                 if turn.count > 0 { configuration.subscriptionProbe?.liveTurnBuilt(bytes: turn.bytes) }
                 try await sendEvents(turn)
                 advance(to: turn.through)
+            case .needsCredit(let through):
+                // Past what did not match; the next match waits for credit, unbuilt.
+                advance(to: through)
+                try await awaitCredit()
             }
             // Nothing went out for an interval (nothing published, or nothing
             // that matched): a heartbeat keeps the subscription alive and
