@@ -78,6 +78,42 @@ struct AlertEngineRecoveryTests {
         try await store.close()
     }
 
+    @Test("after a stop longer than two windows, a window's events from before the stop still count with those stored during the stop: it fires once")
+    func longStopKeepsTheWindowsOpenAtTheStop() async throws {
+        let options = Self.storeOptions()
+        defer { try? FileManager.default.removeItem(atPath: options.directory) }
+        let progress = options.directory + "/alerts.progress"
+        let path = try AlertRuleTests.writeRules("""
+            {"rules": [
+              {"name": "failed-logins", "filter": {"actions": ["auth.login"], "outcomes": ["FAILURE"]},
+               "threshold": 5, "window": "2s", "groupBy": "actor"},
+              {"name": "role-assign", "filter": {"actions": ["user_role.assign"]}}
+            ]}
+            """)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let rules = try AlertRule.load(path: path)
+        let second: Int64 = 1_000_000_000
+        let window = (currentUnixNanos() - second) / (2 * second) * (2 * second)
+        var store = try ColumnarEventStore(options: options)
+        try await Self.withEngine(store, rules, progress: progress) {
+            _ = try await store.append(Self.failedLogins("u-9", 4, at: window), idempotencyKey: nil)
+            try await AlertRuleTests.barrier(store, "m-0", roleAlerts: 1)
+        }
+        // Stored during the shutdown's drain, after the engine stopped: the fifth of the window.
+        _ = try await store.append(Self.failedLogins("u-9", 1, at: window + 10), idempotencyKey: nil)
+        try await store.close()
+        // The stop lasts longer than two windows (time passing, not synchronization).
+        try await Task.sleep(for: .seconds(5))
+
+        store = try ColumnarEventStore(options: options)
+        try await Self.withEngine(store, rules, progress: progress) {
+            try await AlertRuleTests.barrier(store, "m-1", roleAlerts: 2)
+            let fired = try await AlertRuleTests.alerts(store)
+            #expect(fired.filter { $0.hasPrefix("failed-logins/u-9/") }.count == 1, "\(fired)")
+        }
+        try await store.close()
+    }
+
     @Test("a window that fired does not fire again at a restart, even once the store has forgotten the alert's idempotency key")
     func firedWindowStaysFiredWithoutItsKey() async throws {
         var options = Self.storeOptions()

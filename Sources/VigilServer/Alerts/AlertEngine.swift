@@ -202,7 +202,14 @@ public struct AlertEngine: Service {
                             "alert rules running",
                             metadata: ["vigil.rules": "\(started.rules.map(\.name).joined(separator: ","))", "vigil.seq": "\(started.position)"])
                     }
-                    try await step(&state!)
+                    if try await step(&state!) {
+                        // Caught up: what was counted is recorded before the
+                        // wait (a quiet hour must not leave it unrecorded for
+                        // a kill -9 to recount), then the next batch.
+                        savedAt = .now
+                        save(progress(of: state!), over: &saved)
+                        await store.feed.waitForNew(after: state!.position)
+                    }
                     failures = 0
                 } catch {
                     if Task.isCancelled || feed.isClosed { break }
@@ -247,8 +254,10 @@ public struct AlertEngine: Service {
         return state
     }
 
-    /// One turn: take up a reload, then count what the feed (or, behind it, the store) holds next.
-    private func step(_ state: inout State) async throws {
+    /// One turn: take up a reload, then count what the feed (or, behind it,
+    /// the store) holds next. True when there was nothing new: the caller
+    /// waits for the feed.
+    private func step(_ state: inout State) async throws -> Bool {
         try await firePending(&state.pending)
         let current = ruleSet.snapshot
         if current.generation != state.generation {
@@ -268,7 +277,7 @@ public struct AlertEngine: Service {
         }
         switch store.feed.read(after: state.position) {
         case .batches(let batches) where batches.isEmpty:
-            await store.feed.waitForNew(after: state.position)
+            return true
         case .batches(let batches):
             for batch in batches {
                 for index in state.rules.indices {
@@ -296,6 +305,7 @@ public struct AlertEngine: Service {
             }
             state.position = head
         }
+        return false
     }
 
     /// The open windows of `rule`, counted from the stored events through
@@ -307,8 +317,12 @@ public struct AlertEngine: Service {
             windows.counted = position
             return windows
         }
+        // The windows open when `position` was counted, not only those open
+        // now: after a long stop, events stored during the shutdown's drain
+        // (counted next) fall in windows whose earlier events are older
+        // than two windows before now.
         var filter = rule.filter
-        filter.since = max(filter.since, currentUnixNanos() - 2 * window)
+        filter.since = max(filter.since, min(currentUnixNanos(), try await receivedAt(seq: position) ?? .max) &- 2 * window)
         var after: UInt64 = 0
         var unfired: [PendingAlert] = []
         while true {
@@ -320,6 +334,13 @@ public struct AlertEngine: Service {
         if firing { pending += unfired }
         windows.counted = position
         return windows
+    }
+
+    /// When the event at `seq` was stored (nil: none there, or retention removed it).
+    private func receivedAt(seq: UInt64) async throws -> Int64? {
+        guard seq > 0 else { return nil }
+        let page = try await store.scanBySeq(filter: EventFilter(), after: seq - 1, through: seq, limit: 1)
+        return page.events.first.map(\.receivedAt.unixNanos)
     }
 
     /// Counts one matching event; a window that reaches the threshold adds its alert to `pending`.
