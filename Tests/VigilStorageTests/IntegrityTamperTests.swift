@@ -210,6 +210,78 @@ struct IntegrityTamperTests {
         }
     }
 
+    /// Two flushes of 10 events (anchors at 10 and 20) with checkpoints
+    /// signed at 10 (and at 20 when `signEnd`); event 3 then edited with its
+    /// stored leaf. Returns the head at 10.
+    func flushedTwice(_ directory: String, key: CheckpointKey, signEnd: Bool) async throws -> ChainDigest {
+        let store = try ColumnarEventStore(options: IntegrityTestSupport.options(directory))
+        _ = try await store.append(IntegrityTestSupport.events(10, tag: "a"), idempotencyKey: nil)
+        try await store.flushNow()
+        let first = try await IntegrityTestSupport.checkpoint(store, key: key)
+        _ = try await store.append(IntegrityTestSupport.events(10, tag: "b"), idempotencyKey: nil)
+        try await store.flushNow()
+        if signEnd { _ = try await IntegrityTestSupport.checkpoint(store, key: key) }
+        try await store.close()
+        let part = try Tamper.parts(directory).first { try Tamper.seqs(directory + "/" + $0).joined().contains(3) }!
+        try Tamper.rewrite(directory + "/" + part) { events, leaves in
+            let index = events.firstIndex { $0.seq == 3 }!
+            events[index].action = "user.delete"
+            leaves[index] = HashChain.leaf(of: events[index]).truncated
+        }
+        #expect(first.seq == 10)
+        return first.head
+    }
+
+    @Test("a chain start marked 'predates the chain' with a head other than zero: CHECKSUM on the chain file, and the store refuses to open it (DATA_LOSS)")
+    func predatingStartWithAHead() async throws {
+        try await withTemporaryDirectory { directory in
+            let key = CheckpointKey.generate()
+            let head = try await flushedTwice(directory, key: key, signEnd: true)
+            // Every signed checkpoint still matches: only the impossible head tells.
+            let path = try Tamper.rewriteLedger(directory) { ledger in
+                ledger.startSeq = 10
+                ledger.startHead = head
+                ledger.startReason = .predatesChain
+                ledger.anchors.removeAll { $0.lastSeq <= 10 }
+            }
+            let report = try IntegrityTestSupport.verify(directory) { $0.trustedKey = key.publicKey }
+            let checksum = IntegrityTestSupport.problems(report, .checksum)
+            #expect(checksum.count == 1 && report.problemsTotal == 1, "\(IntegrityTestSupport.describe(report))")
+            #expect(checksum.first?.location == path && checksum.first?.detail.contains("zero head") == true)
+            let error = #expect(throws: VigilError.self) { _ = try ColumnarEventStore(options: IntegrityTestSupport.options(directory)) }
+            #expect(error?.code == .dataLoss)
+            #expect(error?.message.hasPrefix("\(directory)/\(path): ") == true, "\(String(describing: error))")
+            #expect(error?.message.contains("Restore the data directory from a backup") == true, "\(String(describing: error))")
+        }
+    }
+
+    @Test("a chain start moved past a signed checkpoint and marked 'predates the chain': CHECKSUM on the chain file, offline and online")
+    func predatingStartAboveACheckpoint() async throws {
+        try await withTemporaryDirectory { directory in
+            let key = CheckpointKey.generate()
+            _ = try await flushedTwice(directory, key: key, signEnd: false)
+            // The zero head the engine would write, and no checkpoint above the start to contradict it.
+            let path = try Tamper.rewriteLedger(directory) { ledger in
+                ledger.startSeq = 20
+                ledger.startHead = .zero
+                ledger.startReason = .predatesChain
+                ledger.anchors = []
+            }
+            let offline = try IntegrityTestSupport.verify(directory) { $0.trustedKey = key.publicKey }
+            let checksum = IntegrityTestSupport.problems(offline, .checksum)
+            #expect(checksum.count == 1 && offline.problemsTotal == 1, "\(IntegrityTestSupport.describe(offline))")
+            #expect(checksum.first?.location == path && checksum.first?.detail.contains("seq 10") == true)
+
+            let store = try ColumnarEventStore(options: IntegrityTestSupport.options(directory))
+            var options = VerificationOptions()
+            options.checkpointDirectory = directory + "/checkpoints"
+            options.trustedKey = key.publicKey
+            let online = try await store.verify(options)
+            try await store.close()
+            #expect(IntegrityTestSupport.problems(online, .checksum).map(\.location) == [path], "\(IntegrityTestSupport.describe(online))")
+        }
+    }
+
     @Test("a part whose chunk fails its CRC: CHECKSUM naming the part and block, its events MISSING")
     func partChecksum() async throws {
         try await withTemporaryDirectory { directory in

@@ -154,6 +154,18 @@ enum Tamper {
         return id
     }
 
+    /// Rewrites the live chain file with `change` applied (its CRC made right).
+    /// Returns its path relative to the directory.
+    @discardableResult
+    static func rewriteLedger(_ directory: String, _ change: (inout ChainLedger) -> Void) throws -> String {
+        let manifest = try ChecksummedFile.read(Vigil_V1_Manifest.self, magic: ColumnarEventStore.manifestMagic, from: directory + "/MANIFEST")
+        let path = try ChainFiles.list(directory, nextPartNumber: manifest.nextPartNumber).ledger!
+        var ledger = try ChainLedger.read(from: directory + "/" + path)
+        change(&ledger)
+        try ledger.write(to: directory + "/" + path)
+        return path
+    }
+
     /// Corrupts one byte of the WAL record at `index` (in the segment file's
     /// order) of `segment` without fixing its checksum. Returns its offset.
     @discardableResult

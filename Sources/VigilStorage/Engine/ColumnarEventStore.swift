@@ -277,6 +277,11 @@ public final class ColumnarEventStore: EventStore {
             if let path = chainListing.ledger {
                 chainState.ledger = try ChainLedger.read(from: directory + "/" + path)
                 chainState.ledgerPath = path
+                if let problem = chainState.ledger.startProblem {
+                    throw VigilError(
+                        .dataLoss,
+                        "\(directory)/\(path): \(problem). Restore the data directory from a backup; vigil verify --data-dir \(directory) reports what it can still check")
+                }
             } else if manifest.flushedThroughSeq > 0 {
                 // Parts written with leaf hashes were written with a chain: its
                 // file is gone, not "not yet made". Starting anyway would write

@@ -57,6 +57,15 @@ public struct ChainLedger: Sendable, Hashable {
 
     public init() {}
 
+    /// Why this ledger is not one the engine writes, or nil. A chain that
+    /// starts after events stored before it existed starts from the zero
+    /// head; any other head there is an edited start, which would leave
+    /// every event up to it unverified while later checkpoints still match.
+    var startProblem: String? {
+        guard startReason == .predatesChain, startHead != .zero else { return nil }
+        return "it says the events up to seq \(startSeq) predate the hash chain, yet gives the head after them as \(startHead.hex) (a chain that starts after older events starts from the zero head): its start was edited, and the events up to seq \(startSeq) would go unverified"
+    }
+
     /// The last seq an anchor covers (`startSeq` when there is none).
     public var endSeq: UInt64 { anchors.last?.lastSeq ?? startSeq }
     /// The head after `endSeq`.

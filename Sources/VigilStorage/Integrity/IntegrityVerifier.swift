@@ -143,6 +143,7 @@ struct IntegrityVerifier {
         report.eventsExpired = input.ledgerDamaged ? 0 : ledger.expiredBeforeStart
 
         readCheckpoints()
+        if !input.ledgerDamaged { checkPredatingStart() }
         let partsMax = input.parts.map(\.reader.metadata.maxSeq).max() ?? 0
         let checkpointMax = checkpoints.keys.max() ?? 0
         knownEnd = max(anchorsEnd, input.unflushed.last?.lastSeq ?? 0, checkpointMax, input.ledgerDamaged ? partsMax : 0)
@@ -177,7 +178,8 @@ struct IntegrityVerifier {
         // Checkpoints at the seq before the walk (the start, or a range's end).
         for checkpoint in checkpoints[low - 1] ?? [] { compare(checkpoint, with: headBefore) }
         let skipped = checkpoints.keys.filter { $0 < low - 1 }.count
-        if skipped > 0 {
+        // Below a start that predates the chain they are a problem (`checkPredatingStart`), not a note.
+        if skipped > 0 && !(low == start + 1 && ledger.startReason == .predatesChain) {
             report.notes.append(low == start + 1
                 ? "\(skipped) checkpoint(s) lie at or below the chain's start (seq \(start)), which retention moved past them: they cannot be checked"
                 : "\(skipped) checkpoint(s) lie before the range checked")
@@ -238,6 +240,25 @@ struct IntegrityVerifier {
             } else if let key = keys.first {
                 report.notes.append("checkpoints were checked with the key they carry, \(key.hex); pass the server's public key (--public-key) to pin it")
             }
+        }
+    }
+
+    /// A start that predates the chain is not verified, so it must be one
+    /// the engine can have made: with the zero head, and with no signed
+    /// checkpoint below it (checkpoints came with the chain, and the first
+    /// one can be at the start itself, where it is compared with the head).
+    private mutating func checkPredatingStart() {
+        let ledger = input.ledger
+        guard ledger.startReason == .predatesChain else { return }
+        let location = input.ledgerLocation ?? ChainFiles.directoryName + "/"
+        if let problem = ledger.startProblem {
+            add(IntegrityProblem(.checksum, seq: ledger.startSeq, location: location, problem))
+        }
+        let below = checkpoints.filter { $0.key < ledger.startSeq }.sorted { $0.key < $1.key }
+        if let (seq, lowest) = below.first, let first = lowest.first {
+            add(IntegrityProblem(
+                .checksum, seq: ledger.startSeq, location: location,
+                "it says the events up to seq \(ledger.startSeq) predate the hash chain, yet \(below.count) signed checkpoint(s) lie below that seq (the lowest, \(first.location), at seq \(seq)): checkpoints came with the chain, so its start was moved, and the events up to seq \(ledger.startSeq) would go unverified"))
         }
     }
 
