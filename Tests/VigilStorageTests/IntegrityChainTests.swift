@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import SwiftProtobuf
+import Synchronization
 import Testing
 import VigilCore
 import VigilProto
@@ -259,6 +260,46 @@ struct IntegrityChainTests {
             var cancelled = VerificationOptions()
             cancelled.isCancelled = { true }
             await #expect(throws: VigilError.self) { _ = try await store.verify(cancelled) }
+            try await store.close()
+        }
+    }
+
+    @Test("online verify lists the checkpoints before its snapshot: one the server signs while verify reads the memory segment is not reported as MISSING events")
+    func checkpointSignedDuringVerify() async throws {
+        try await withTemporaryDirectory { directory in
+            let key = CheckpointKey.generate()
+            let store = try ColumnarEventStore(options: IntegrityTestSupport.options(directory))
+            _ = try await store.append(IntegrityTestSupport.events(10, tag: "a"), idempotencyKey: nil)
+            _ = try await IntegrityTestSupport.checkpoint(store, key: key)
+            // The first poll comes after the snapshot, before the memory segment
+            // is hashed: it holds verify there while the server goes on.
+            let (reached, arrived) = AsyncStream.makeStream(of: Void.self)
+            let resume = DispatchSemaphore(value: 0)
+            let polls = Mutex(0)
+            var options = VerificationOptions()
+            options.checkpointDirectory = directory + "/checkpoints"
+            options.trustedKey = key.publicKey
+            options.isCancelled = {
+                let first = polls.withLock { count in
+                    count += 1
+                    return count == 1
+                }
+                if first {
+                    arrived.yield()
+                    resume.wait()
+                }
+                return false
+            }
+            async let verified = store.verify(options)
+            for await _ in reached { break }
+            _ = try await store.append(IntegrityTestSupport.events(10, tag: "b"), idempotencyKey: nil)
+            let signed = try await IntegrityTestSupport.checkpoint(store, key: key)
+            resume.signal()
+            let report = try await verified
+            #expect(signed.seq == 20)
+            #expect(report.intact, "\(IntegrityTestSupport.describe(report))")
+            #expect(IntegrityTestSupport.problems(report, .missing).isEmpty)
+            #expect(report.headSeq == 10 && report.checkpointsChecked == 1)
             try await store.close()
         }
     }

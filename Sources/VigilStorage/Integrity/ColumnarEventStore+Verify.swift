@@ -10,18 +10,24 @@ extension ColumnarEventStore {
     /// once `options.isCancelled` says so.
     public func verify(_ options: VerificationOptions) async throws(VigilError) -> IntegrityReport {
         let directory = self.options.directory
-        let (view, chainState, flushed, expired) = try await maintenanceLock.withLock {
-            () async throws(VigilError) -> (Snapshot, ChainState, UInt64, [ExpiredLeaves]) in
-            let chainState = chain.withLock { $0 }
-            var expired: [ExpiredLeaves] = []
-            for file in chainState.expiredFiles where file.maxSeq > chainState.ledger.startSeq {
-                expired.append(try ExpiredLeaves.read(from: directory + "/" + file.path))
-            }
-            return (snapshot(), chainState, manifest.withLock { $0.flushedThroughSeq }, expired)
-        }
         let executor = try BlockingWorkExecutor(threads: 1)
         defer { executor.shutdown() }
         return try await withTaskExecutorPreference(executor) { () async throws(VigilError) -> IntegrityReport in
+            // Checkpoints before the snapshot, as a backup lists them before
+            // its cut: each signs a seq the snapshot holds. Listed after it,
+            // one the server signed while the memory segment and the WAL were
+            // read lay past the snapshot's events, reported MISSING.
+            var checkpoints: [Checkpoints.Stored] = []
+            if let folder = options.checkpointDirectory { checkpoints = try Checkpoints.list(folder) }
+            let (view, chainState, flushed, expired) = try await maintenanceLock.withLock {
+                () async throws(VigilError) -> (Snapshot, ChainState, UInt64, [ExpiredLeaves]) in
+                let chainState = chain.withLock { $0 }
+                var expired: [ExpiredLeaves] = []
+                for file in chainState.expiredFiles where file.maxSeq > chainState.ledger.startSeq {
+                    expired.append(try ExpiredLeaves.read(from: directory + "/" + file.path))
+                }
+                return (snapshot(), chainState, manifest.withLock { $0.flushedThroughSeq }, expired)
+            }
             var input = VerificationInput()
             input.ledger = chainState.ledger
             input.ledgerLocation = chainState.ledgerPath
@@ -37,9 +43,9 @@ extension ColumnarEventStore {
                 input.unflushed.append(UnflushedBatch(firstSeq: chunk.firstSeq, leaves: chunk.leaves(), location: "memory (not yet flushed)"))
             }
             try input.readWAL(directory + "/wal", prefix: "wal/", compareWith: input.unflushed)
-            if let checkpoints = options.checkpointDirectory {
-                input.checkpoints = try Checkpoints.list(checkpoints)
-                input.checkpointPrefix = checkpoints == directory + "/checkpoints" ? "checkpoints/" : checkpoints + "/"
+            if let folder = options.checkpointDirectory {
+                input.checkpoints = checkpoints
+                input.checkpointPrefix = folder == directory + "/checkpoints" ? "checkpoints/" : folder + "/"
             }
             return try IntegrityVerifier.run(input, options: options)
         }
