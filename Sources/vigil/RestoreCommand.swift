@@ -56,16 +56,31 @@ struct RestoreCommand: ParsableCommand {
         let files = UInt64(manifest.files.count)
         display.show(filesDone: files, filesTotal: files, bytesDone: bytes * 2, bytesTotal: bytes * 2, force: true)
         display.finish()
-        let retention = manifest.retention.map { $0.replacingAll("\t", with: " ") }.joined(separator: ", ")
-        let retentionNote =
-            manifest.files.contains { $0.path == "RETENTION" }
-            ? "retention: \(retention) (from the backup's RETENTION, which wins over --retention flags)"
-            : "retention: the backup holds none; the server applies its own --retention (90d by default) at once. The source had: \(retention)"
-        print("""
-            restored \(manifest.files.count) files (\(TransferProgress.size(bytes))) into \(dataDir): events through seq \(manifest.cutSeq)
-            \(retentionNote)
-            start it:  vigil serve --data-dir \(dataDir)
-            """)
+        print("restored \(manifest.files.count) files (\(TransferProgress.size(bytes))) into \(dataDir): events through seq \(manifest.cutSeq)")
+        print(try retentionNote(manifest))
+        print("start it:  vigil serve --data-dir \(dataDir)")
+    }
+
+    /// The retention the restored server applies: read from the RETENTION
+    /// file restored, the one it obeys (the manifest's `retention` only
+    /// describes it, and can say 730d of a file that says 1 ns). One the
+    /// server would refuse to start with is a configuration failure (78).
+    private func retentionNote(_ manifest: Vigil_V1_BackupManifest) throws -> String {
+        guard manifest.files.contains(where: { $0.path == RetentionSettings.fileName }) else {
+            let described = manifest.retention.map { $0.replacingAll("\t", with: " ") }.joined(separator: ", ")
+            return "retention: the backup holds none; the server applies its own --retention (90d by default) at once. The source had: \(described)"
+        }
+        let lines: [RetentionSettings.FileLine]
+        do {
+            lines = try RetentionSettings.readFile(dataDir + "/" + RetentionSettings.fileName) ?? []
+        } catch {
+            throw CLIFailure.configuration("\(error.message). The files are restored, but vigil serve refuses to start on \(dataDir) until that is done")
+        }
+        var settings = lines.map { "\($0.tenant ?? "*") \(RetentionSettings.Values.text($0.nanos))" }.joined(separator: ", ")
+        if !lines.contains(where: { $0.tenant == nil }) {
+            settings += (lines.isEmpty ? "" : ", ") + "* from the server's --retention (90d by default)"
+        }
+        return "retention: \(settings) (from the backup's RETENTION, which wins over --retention flags)"
     }
 
     /// Verifies the backup's files, hash chain and checkpoints against `key`

@@ -361,6 +361,13 @@ struct ServeCommand: AsyncParsableCommand {
                 throw CLIFailure.configuration("--rules: \(error)")
             }
         }
+        // RETENTION wins over the flags: one the store refuses (under the
+        // 1-day floor, malformed) is a configuration problem, 78 like the others.
+        do {
+            _ = try RetentionSettings.readFile(dataDir + "/" + RetentionSettings.fileName)
+        } catch {
+            throw CLIFailure.configuration(error.message)
+        }
         configuration.checkpoints = try checkpoints.configuration(dataDirectory: dataDir, logger: logger)
         let store: ColumnarEventStore
         do {
@@ -503,9 +510,10 @@ extension ServeCommand {
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 
-/// The shortest retention: SetRetention's floor (`AdminService.minimumRetentionNanos`),
-/// so that the flags, the file and SIGHUP cannot set what the API refuses.
-let minimumRetentionNanos: Int64 = 86_400 * 1_000_000_000
+/// The shortest retention: SetRetention's floor and `RETENTION`'s
+/// (`RetentionSettings.minimumNanos`), so that the flags, the configuration
+/// file and SIGHUP cannot set what the API refuses.
+let minimumRetentionNanos = RetentionSettings.minimumNanos
 
 /// "90d", "36h", "forever" → nanoseconds (nil for forever); at least 1d.
 /// `entry`: the whole TENANT=DURATION, named in the message.

@@ -252,6 +252,39 @@ struct EngineTests {
         }
     }
 
+    @Test("a RETENTION line under 1 day (days written where nanoseconds are meant) is refused at open, naming the file and the line, with no part deleted; 1 day opens")
+    func retentionFileFloor() async throws {
+        try await withTemporaryDirectory { directory in
+            let day: Int64 = 86_400_000_000_000
+            let store = try ColumnarEventStore(options: options(directory))
+            _ = try await store.append([engineEvent("old", at: currentUnixNanos() - 3 * day)], idempotencyKey: nil)
+            try await store.flushNow()
+            // The store never writes what it would refuse at the next start.
+            let error = await #expect(throws: VigilError.self) { try await store.setRetention(tenant: "acme", nanos: day - 1) }
+            #expect(error?.code == .invalidArgument)
+            try await store.close()
+            let parts = try FileManager.default.subpathsOfDirectory(atPath: directory + "/parts").filter { $0.hasSuffix(".part") }
+            #expect(parts.count == 1)
+
+            try "acme\tforever\n*\t90\n".write(toFile: directory + "/RETENTION", atomically: true, encoding: .utf8)
+            let refused = #expect(throws: VigilError.self) { _ = try ColumnarEventStore(options: options(directory)) }
+            #expect(refused?.code == .failedPrecondition)
+            #expect(
+                refused?.message.hasPrefix("\(directory)/RETENTION line 2 sets the retention of every tenant (*) to 90 ns, under the minimum of 1 day") == true,
+                "\(String(describing: refused))")
+            #expect(try FileManager.default.subpathsOfDirectory(atPath: directory + "/parts").filter { $0.hasSuffix(".part") } == parts)
+
+            try "\n*\t\(day)\nacme\t\(day - 1)\n".write(toFile: directory + "/RETENTION", atomically: true, encoding: .utf8)
+            let tenant = #expect(throws: VigilError.self) { _ = try ColumnarEventStore(options: options(directory)) }
+            #expect(tenant?.message.hasPrefix("\(directory)/RETENTION line 3 sets the retention of tenant acme to \(day - 1) ns") == true, "\(String(describing: tenant))")
+
+            try "*\t\(day)\nacme\tforever\n".write(toFile: directory + "/RETENTION", atomically: true, encoding: .utf8)
+            let reopened = try ColumnarEventStore(options: options(directory))
+            #expect(reopened.retentionInForce?.defaultNanos == day && reopened.retentionInForce?.of("acme") == nil)
+            try await reopened.close()
+        }
+    }
+
     @Test("memory stays bounded: without flushing, ingest is refused with RESOURCE_EXHAUSTED; with it, ingest goes on")
     func backpressure() async throws {
         try await withTemporaryDirectory { directory in

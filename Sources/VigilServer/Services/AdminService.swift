@@ -162,7 +162,7 @@ extension AuditService {
 
     /// The shortest retention `SetRetention` accepts: anything shorter is
     /// more likely a unit mistake than a wish to delete today's events.
-    static let minimumRetentionNanos: Int64 = 86_400 * 1_000_000_000
+    static let minimumRetentionNanos = RetentionSettings.minimumNanos
 
     func setRetention(_ request: Vigil_V1_SetRetentionRequest, sender: some ResponseSender, caller: Caller) async throws {
         let principal = caller.principal

@@ -68,37 +68,71 @@ public final class RetentionSettings: Sendable {
         }
     }
 
+    /// The shortest retention anywhere (flags, `RETENTION`, SetRetention):
+    /// anything shorter is more likely a unit mistake — days or seconds
+    /// where nanoseconds are meant, `12m` meant as months — than a wish to
+    /// delete today's events.
+    public static let minimumNanos: Int64 = 86_400 * 1_000_000_000
+
+    /// The name of the file in the data directory.
+    public static let fileName = "RETENTION"
+
+    /// One line of a `RETENTION` file.
+    public struct FileLine: Sendable, Equatable {
+        /// nil: the default (`*`).
+        public var tenant: String?
+        /// nil: forever.
+        public var nanos: Int64?
+    }
+
     private let path: String
     private let values: Mutex<Values>
 
     init(options: StorageOptions) throws(VigilError) {
-        path = options.directory + "/RETENTION"
+        path = options.directory + "/" + Self.fileName
         var values = Values(defaultNanos: options.retentionNanos, tenantNanos: options.tenantRetentionNanos)
-        if FileIO.exists(path) {
-            let file = try FileHandleDescriptor.open(path, flags: O_RDONLY)
-            defer { file.close() }
-            let text = String(decoding: try file.read(count: file.size(), at: 0), as: UTF8.self)
-            for line in text.split(separator: "\n") {
-                let fields = line.split(separator: "\t")
-                guard fields.count == 2 else {
-                    throw VigilError(.dataLoss, "\(path) has a malformed line '\(line.prefix(100))'; fix or remove the file")
-                }
-                let nanos: Int64?
-                if fields[1] == "forever" {
-                    nanos = nil
-                } else if let value = Int64(fields[1]), value > 0 {
-                    nanos = value
-                } else {
-                    throw VigilError(.dataLoss, "\(path) has a malformed duration in '\(line.prefix(100))'; fix or remove the file")
-                }
-                if fields[0] == "*" {
-                    values.defaultNanos = nanos
-                } else {
-                    values.tenantNanos[String(fields[0])] = nanos ?? .max
-                }
+        for line in try Self.readFile(path) ?? [] {
+            if let tenant = line.tenant {
+                values.tenantNanos[tenant] = line.nanos ?? .max
+            } else {
+                values.defaultNanos = line.nanos
             }
         }
         self.values = Mutex(values)
+    }
+
+    /// The settings of the `RETENTION` file at `path`, in file order (nil
+    /// when there is none). A malformed line is DATA_LOSS; a retention under
+    /// `minimumNanos` is FAILED_PRECONDITION: the file wins over the flags,
+    /// and `*\t90` (days meant, nanoseconds read) had the first retention
+    /// pass delete every event. Both name the line.
+    public static func readFile(_ path: String) throws(VigilError) -> [FileLine]? {
+        guard FileIO.exists(path) else { return nil }
+        let file = try FileHandleDescriptor.open(path, flags: O_RDONLY)
+        defer { file.close() }
+        let text = String(decoding: try file.read(count: file.size(), at: 0), as: UTF8.self)
+        var lines: [FileLine] = []
+        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() where !line.isEmpty {
+            let fields = line.split(separator: "\t")
+            guard fields.count == 2 else {
+                throw VigilError(.dataLoss, "\(path) line \(index + 1) is malformed ('\(line.prefix(100))'); fix or remove the file")
+            }
+            let tenant = fields[0] == "*" ? nil : String(fields[0])
+            if fields[1] == "forever" {
+                lines.append(FileLine(tenant: tenant, nanos: nil))
+                continue
+            }
+            guard let nanos = Int64(fields[1]), nanos > 0 else {
+                throw VigilError(.dataLoss, "\(path) line \(index + 1) has a malformed duration ('\(line.prefix(100))'); fix or remove the file")
+            }
+            guard nanos >= minimumNanos else {
+                throw VigilError(
+                    .failedPrecondition,
+                    "\(path) line \(index + 1) sets the retention of \(tenant.map { "tenant \($0)" } ?? "every tenant (*)") to \(nanos) ns, under the minimum of 1 day (\(minimumNanos) ns); the file is in nanoseconds (90 days is 7776000000000000), and the first retention pass would delete nearly every event. Fix the line, set it with vigil retention, or remove the file to go back to --retention")
+            }
+            lines.append(FileLine(tenant: tenant, nanos: nanos))
+        }
+        return lines
     }
 
     public var current: Values { values.withLock { $0 } }
@@ -108,7 +142,11 @@ public final class RetentionSettings: Sendable {
     /// Returns the retention in effect for it before and after (nil: forever).
     @discardableResult
     public func set(tenant: String?, nanos: Int64?) throws(VigilError) -> (before: Int64?, after: Int64?) {
-        try values.withLock { (values: inout Values) throws(VigilError) -> (before: Int64?, after: Int64?) in
+        // Never a file that the next start refuses.
+        if let nanos, nanos != .max, nanos < Self.minimumNanos {
+            throw VigilError(.invalidArgument, "retention must be at least 1 day (86400 s); unset it to keep events forever")
+        }
+        return try values.withLock { (values: inout Values) throws(VigilError) -> (before: Int64?, after: Int64?) in
             let before = tenant.map { values.of($0) } ?? values.defaultNanos
             var next = values
             if let tenant {
