@@ -282,6 +282,21 @@ struct IntegrityTamperTests {
         }
     }
 
+    @Test("a chain file that ends past the seq MANIFEST says the parts hold is refused at open (DATA_LOSS, naming the file); it wedged every flush")
+    func chainEndPastManifest() async throws {
+        try await withTemporaryDirectory { directory in
+            _ = try await populate(directory, batches: 2, size: 10)
+            let path = try Tamper.rewriteLedger(directory) { ledger in
+                ledger.anchors.append(.init(lastSeq: 1 << 40, head: HashChain.leaf(canonical: [7])))
+            }
+            let error = #expect(throws: VigilError.self) { _ = try ColumnarEventStore(options: IntegrityTestSupport.options(directory)) }
+            #expect(error?.code == .dataLoss)
+            #expect(
+                error?.message.hasPrefix("\(directory)/\(path): the hash chain ends at seq \(1 << 40), but the MANIFEST says the parts hold the events through seq 20") == true,
+                "\(String(describing: error))")
+        }
+    }
+
     @Test("a part whose chunk fails its CRC: CHECKSUM naming the part and block, its events MISSING")
     func partChecksum() async throws {
         try await withTemporaryDirectory { directory in

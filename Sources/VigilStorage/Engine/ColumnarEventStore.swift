@@ -300,10 +300,16 @@ public final class ColumnarEventStore: EventStore {
                 let maxSeq = try ExpiredLeaves.read(from: directory + "/" + path).maxSeq
                 chainState.expiredFiles.append((path, maxSeq))
             }
-            guard chainState.ledger.endSeq >= manifest.flushedThroughSeq else {
+            // Equal in every directory the engine wrote: a flush's MANIFEST
+            // sets `flushed_through_seq` to the seq its new chain file ends
+            // at, retention never moves the chain's end, and a directory from
+            // before the chain starts it there. A chain file that ends past
+            // it (edited) had every flush fail with INTERNAL, wedging ingest,
+            // and the checkpoints sign its head.
+            guard chainState.ledger.endSeq == manifest.flushedThroughSeq else {
                 throw VigilError(
                     .dataLoss,
-                    "\(chainState.ledgerPath ?? "chain/"): the hash chain ends at seq \(chainState.ledger.endSeq), but the MANIFEST says events through seq \(manifest.flushedThroughSeq) are in parts; run vigil verify")
+                    "\(directory)/\(chainState.ledgerPath ?? "chain/"): the hash chain ends at seq \(chainState.ledger.endSeq), but the MANIFEST says the parts hold the events through seq \(manifest.flushedThroughSeq), and every flush writes both at once: one of them was changed. Restore the data directory from a backup; vigil verify --data-dir \(directory) reports what it can still check")
             }
             report.chainSeq = chainState.ledger.endSeq
 
