@@ -297,6 +297,29 @@ struct IntegrityTamperTests {
         }
     }
 
+    /// Far past any seq a walk could hold a table for.
+    static let farSeq: UInt64 = 1 << 50
+
+    @Test("a signed checkpoint far past every stored event: one MISSING run up to it, counted, not walked (bounded memory); an event stored in between is INSERTED")
+    func checkpointFarPastTheEvents() async throws {
+        try await withTemporaryDirectory { directory in
+            let key = CheckpointKey.generate()
+            _ = try await populate(directory, key: key)
+            let far = try Checkpoints.sign(seq: Self.farSeq, head: HashChain.leaf(canonical: [5]), createdAt: currentUnixNanos(), key: key)
+            try Checkpoints.write(far, to: directory + "/checkpoints")
+            let part = try largestPart(directory)
+            try Tamper.insert(part.path, seq: 1_000, copying: part.seqs[0][0])
+            let report = try IntegrityTestSupport.verify(directory) { $0.trustedKey = key.publicKey }
+            let missing = IntegrityTestSupport.problems(report, .missing)
+            #expect(missing.count == 1, "\(IntegrityTestSupport.describe(report))")
+            #expect(missing.first?.seq == 241 && missing.first?.lastSeq == Self.farSeq)
+            let inserted = IntegrityTestSupport.problems(report, .inserted)
+            #expect(inserted.map(\.seq) == [1_000] && inserted.first?.detail.contains("no anchor covers this seq") == true)
+            #expect(report.problemsTotal == 2 && report.checkpointsChecked == 2 && report.headSeq == 240)
+            #expect(report.notes.contains { $0.contains("(seq \(Self.farSeq)) cannot be confirmed") }, "\(report.notes)")
+        }
+    }
+
     @Test("a part whose chunk fails its CRC: CHECKSUM naming the part and block, its events MISSING")
     func partChecksum() async throws {
         try await withTemporaryDirectory { directory in

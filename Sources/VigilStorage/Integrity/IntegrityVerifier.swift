@@ -103,6 +103,9 @@ struct IntegrityVerifier {
     private var start: UInt64 = 0
     private var anchorsEnd: UInt64 = 0
     private var knownEnd: UInt64 = 0
+    /// The last seq a stored event can hold (an anchor's, a WAL record's,
+    /// or a part's when the anchors are unknown): the walk stops there.
+    private var storedEnd: UInt64 = 0
     private var checkpoints: [UInt64: [Checkpoint]] = [:]
     private var pureHead = ChainDigest.zero
     /// The first missing seq since the last resynchronisation: the recomputed
@@ -146,7 +149,8 @@ struct IntegrityVerifier {
         if !input.ledgerDamaged { checkPredatingStart() }
         let partsMax = input.parts.map(\.reader.metadata.maxSeq).max() ?? 0
         let checkpointMax = checkpoints.keys.max() ?? 0
-        knownEnd = max(anchorsEnd, input.unflushed.last?.lastSeq ?? 0, checkpointMax, input.ledgerDamaged ? partsMax : 0)
+        storedEnd = max(anchorsEnd, input.unflushed.last?.lastSeq ?? 0, input.ledgerDamaged ? partsMax : 0)
+        knownEnd = max(storedEnd, checkpointMax)
         // Events past the chain's end are found by a pass of their own (their
         // seqs may be anything: the walk stops at the chain's end).
         let end = knownEnd
@@ -167,8 +171,11 @@ struct IntegrityVerifier {
             }
         }
         reportThrough = requestedTo
-        var high = requestedTo
-        if let range = ranges.first(where: { $0.last >= requestedTo }), range.first <= requestedTo { high = range.last }
+        // Seqs past `storedEnd` (up to a checkpoint's) are all missing: they
+        // are counted below, not walked one by one (a checkpoint at seq 2⁵⁰
+        // had the walk run out of memory).
+        var high = min(requestedTo, storedEnd)
+        if let range = ranges.first(where: { $0.last >= high }), range.first <= high { high = range.last }
         pureHead = headBefore
         localHead = headBefore
         report.headSeq = low - 1
@@ -187,8 +194,16 @@ struct IntegrityVerifier {
         if ledger.startReason == .predatesChain && start > 0 && !input.ledgerDamaged {
             report.notes.append("events up to seq \(start) were stored before this data directory had a hash chain: they are not verified")
         }
-        guard high >= low else { return }
+        if high >= low { try walk(ranges, low: low, high: high) }
+        if requestedTo > storedEnd { missingPastStoredEnd(from: max(storedEnd + 1, low), through: requestedTo) }
+        if partsMax > storedEnd && requestedTo == end { try checkBeyondEnd() }
+        if let broken = pureBrokenAt {
+            report.notes.append("the head after seq \(report.headSeq) could not be recomputed from the events: events are missing from seq \(broken)")
+        }
+    }
 
+    /// Walks the seqs `low…high`, window by window.
+    private mutating func walk(_ ranges: [ChainLedger.Range], low: UInt64, high: UInt64) throws(VigilError) {
         var spans: [Span] = ranges.filter { $0.last >= low && $0.first <= high }.map { Span(first: $0.first, last: $0.last, anchor: $0) }
         var tail = max(low, anchorsEnd + 1)
         let window = UInt64(max(1, options.windowSeqs))
@@ -206,9 +221,22 @@ struct IntegrityVerifier {
             group.append(span)
         }
         if !group.isEmpty { try verify(group) }
-        if partsMax > knownEnd && requestedTo == end { try checkBeyondEnd() }
-        if let broken = pureBrokenAt {
-            report.notes.append("the head after seq \(report.headSeq) could not be recomputed from the events: events are missing from seq \(broken)")
+    }
+
+    /// Seqs `first…last`, past every stored event and covered by checkpoints:
+    /// one MISSING run, whatever its length, and a note per checkpoint in it.
+    private mutating func missingPastStoredEnd(from first: UInt64, through last: UInt64) {
+        guard first <= last else { return }
+        add(IntegrityProblem(
+            .missing, seq: first, lastSeq: last,
+            first == last
+                ? "the chain covers this seq (a signed checkpoint is at it), but no event holds it"
+                : "the chain covers these seqs (\(last - first + 1) events, up to a signed checkpoint), but no event holds them"))
+        if pureBrokenAt == nil { pureBrokenAt = first }
+        for (seq, list) in checkpoints.sorted(by: { $0.key < $1.key }) where seq >= first && seq <= last {
+            for checkpoint in list {
+                report.notes.append("checkpoint \(checkpoint.location) (seq \(seq)) cannot be confirmed: events are missing from seq \(pureBrokenAt ?? first)")
+            }
         }
     }
 
@@ -269,10 +297,11 @@ struct IntegrityVerifier {
             "the chain recomputed from the stored events reaches head \(head.hex) at this seq, but the signed checkpoint says \(checkpoint.head.hex)"))
     }
 
-    /// Events past every seq the chain covers (its anchors, WAL records and checkpoints).
+    /// Events in parts past every seq an anchor or WAL record covers (the
+    /// walk stops there).
     private mutating func checkBeyondEnd() throws(VigilError) {
-        for (index, part) in input.parts.enumerated() where part.reader.metadata.maxSeq > knownEnd {
-            for block in part.reader.blocks where block.maxSeq > knownEnd {
+        for (index, part) in input.parts.enumerated() where part.reader.metadata.maxSeq > storedEnd {
+            for block in part.reader.blocks where block.maxSeq > storedEnd {
                 try checkCancelled()
                 let decoded: DecodedBlock
                 do {
@@ -281,11 +310,14 @@ struct IntegrityVerifier {
                     add(IntegrityProblem(.checksum, location: "\(part.path) block \(block.index)", error.message))
                     continue
                 }
-                for row in 0..<decoded.rowCount where decoded.seq![row] > knownEnd {
+                for row in 0..<decoded.rowCount where decoded.seq![row] > storedEnd {
+                    let seq = decoded.seq![row]
                     add(IntegrityProblem(
-                        .inserted, seq: decoded.seq![row], eventID: decoded.id![row],
+                        .inserted, seq: seq, eventID: decoded.id![row],
                         location: location(RowRef(part: index, block: block.index, row: row)),
-                        "the chain ends at seq \(knownEnd) (no anchor, WAL record or checkpoint covers this seq): the event was added"))
+                        seq > knownEnd
+                            ? "the chain ends at seq \(knownEnd) (no anchor, WAL record or checkpoint covers this seq): the event was added"
+                            : "no anchor covers this seq (the flushed chain ends at seq \(anchorsEnd)): the event was added to the part"))
                 }
             }
         }
@@ -559,7 +591,7 @@ struct IntegrityVerifier {
             }
         }
         endMissingRun(&self)
-        options.progress?(report.eventsChecked, knownEnd > start ? knownEnd - start : 0)
+        options.progress?(report.eventsChecked, storedEnd > start ? storedEnd - start : 0)
     }
 
     /// Keeps candidate `chosen` for `seq` and reports the others as inserted.
