@@ -320,6 +320,25 @@ struct IntegrityTamperTests {
         }
     }
 
+    @Test("a MANIFEST entry whose time range no longer matches its part's footer (retention would delete the part): refused at open (DATA_LOSS, naming the part), CHECKSUM in verify")
+    func manifestEntryDisagreesWithFooter() async throws {
+        try await withTemporaryDirectory { directory in
+            _ = try await populate(directory, batches: 1, size: 10)
+            let path = directory + "/MANIFEST"
+            var manifest = try ChecksummedFile.read(Vigil_V1_Manifest.self, magic: ColumnarEventStore.manifestMagic, from: path)
+            let part = manifest.parts[0].path
+            manifest.parts[0].maxOccurredAt = 1
+            try ChecksummedFile.write(manifest, magic: ColumnarEventStore.manifestMagic, to: path)
+            let error = #expect(throws: VigilError.self) { _ = try ColumnarEventStore(options: IntegrityTestSupport.options(directory)) }
+            #expect(error?.code == .dataLoss)
+            #expect(error?.message.hasPrefix("\(path): the entry of \(part) disagrees with the part's footer (the entry says occurred_at ") == true, "\(String(describing: error))")
+            let report = try IntegrityTestSupport.verify(directory)
+            let checksum = IntegrityTestSupport.problems(report, .checksum)
+            #expect(checksum.count == 1 && report.problemsTotal == 1, "\(IntegrityTestSupport.describe(report))")
+            #expect(checksum.first?.location == "MANIFEST" && checksum.first?.detail.contains(part) == true)
+        }
+    }
+
     @Test("a part whose chunk fails its CRC: CHECKSUM naming the part and block, its events MISSING")
     func partChecksum() async throws {
         try await withTemporaryDirectory { directory in

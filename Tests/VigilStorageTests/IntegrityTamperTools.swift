@@ -115,7 +115,19 @@ enum Tamper {
         }
         reader.close()
         change(&events, &leaves)
-        _ = try PartWriter.write(events, leaves: leaves, to: path)
+        let metadata = try PartWriter.write(events, leaves: leaves, to: path)
+        // MANIFEST's entry follows the part (a store refuses an entry that disagrees with its footer).
+        let split = path.range(of: "/parts/", options: .backwards)!
+        let directory = String(path[..<split.lowerBound])
+        let manifestPath = directory + "/MANIFEST"
+        var manifest = try ChecksummedFile.read(Vigil_V1_Manifest.self, magic: ColumnarEventStore.manifestMagic, from: manifestPath)
+        let index = manifest.parts.firstIndex { $0.path == "parts/" + path[split.upperBound...] }!
+        manifest.parts[index].rows = UInt64(metadata.rowCount)
+        manifest.parts[index].minSeq = metadata.minSeq
+        manifest.parts[index].maxSeq = metadata.maxSeq
+        manifest.parts[index].minOccurredAt = metadata.minOccurredAt
+        manifest.parts[index].maxOccurredAt = metadata.maxOccurredAt
+        try ChecksummedFile.write(manifest, magic: ColumnarEventStore.manifestMagic, to: manifestPath)
     }
 
     /// Removes the event holding `seq` (and its stored leaf).

@@ -238,6 +238,14 @@ public final class ColumnarEventStore: EventStore {
             var listed = Set<String>()
             for entry in manifest.parts {
                 let reader = try PartReader(path: directory + "/" + entry.path)
+                // Queries skip parts and retention deletes them by their
+                // entry: one edited to look old was deleted by the next pass.
+                // The footer is read already, so this costs nothing.
+                if let mismatch = Self.entryMismatch(entry, reader.metadata) {
+                    throw VigilError(
+                        .dataLoss,
+                        "\(manifestPath): the entry of \(entry.path) disagrees with the part's footer (\(mismatch)); the engine writes both from the same rows, so one of them was changed. Restore the data directory from a backup; vigil verify --data-dir \(directory) reports what it can still check")
+                }
                 parts.append(LivePart(entry: entry, reader: reader))
                 listed.insert(entry.path)
                 report.parts += 1
@@ -1637,6 +1645,23 @@ public final class ColumnarEventStore: EventStore {
         // leaves it unlisted, for the next start's sweep).
         for path in removed { removeAfterCommit(path) }
         for name in oldKeys { removeAfterCommit("keys/" + name) }
+    }
+
+    /// How a MANIFEST entry differs from its part's footer (rows, seq and
+    /// time ranges), or nil when they agree.
+    static func entryMismatch(_ entry: Vigil_V1_ManifestPart, _ metadata: PartMetadata) -> String? {
+        var differences: [String] = []
+        if entry.rows != UInt64(metadata.rowCount) {
+            differences.append("\(entry.rows) rows, the footer \(metadata.rowCount)")
+        }
+        if entry.minSeq != metadata.minSeq || entry.maxSeq != metadata.maxSeq {
+            differences.append("seqs \(entry.minSeq)…\(entry.maxSeq), the footer \(metadata.minSeq)…\(metadata.maxSeq)")
+        }
+        if entry.minOccurredAt != metadata.minOccurredAt || entry.maxOccurredAt != metadata.maxOccurredAt {
+            differences.append(
+                "occurred_at \(entry.minOccurredAt)…\(entry.maxOccurredAt), the footer \(metadata.minOccurredAt)…\(metadata.maxOccurredAt)")
+        }
+        return differences.isEmpty ? nil : "the entry says " + differences.joined(separator: "; ")
     }
 
     /// A directory without MANIFEST is new, or its first flush never
