@@ -297,8 +297,25 @@ struct IntegrityTamperTests {
         }
     }
 
+    @Test("verify reports a chain file that ends past MANIFEST's flushed seq as CHECKSUM and checks the parts without its anchors, in bounded memory")
+    func verifyChainEndPastManifest() async throws {
+        try await withTemporaryDirectory { directory in
+            _ = try await populate(directory, batches: 2, size: 10)
+            let path = try Tamper.rewriteLedger(directory) { ledger in
+                ledger.anchors.append(.init(lastSeq: Self.farAnchor, head: HashChain.leaf(canonical: [7])))
+            }
+            let report = try IntegrityTestSupport.verify(directory)
+            let checksum = IntegrityTestSupport.problems(report, .checksum)
+            #expect(checksum.map(\.location) == [path] && report.problemsTotal == 1, "\(IntegrityTestSupport.describe(report))")
+            #expect(checksum.first?.detail.contains("the chain ends at seq \(Self.farAnchor), past seq 20") == true)
+            #expect(report.eventsChecked == 20)
+        }
+    }
+
     /// Far past any seq a walk could hold a table for.
     static let farSeq: UInt64 = 1 << 50
+    /// Far past any range a window could hold.
+    static let farAnchor: UInt64 = 1 << 40
 
     @Test("a signed checkpoint far past every stored event: one MISSING run up to it, counted, not walked (bounded memory); an event stored in between is INSERTED")
     func checkpointFarPastTheEvents() async throws {

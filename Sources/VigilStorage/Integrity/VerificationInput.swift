@@ -52,6 +52,15 @@ struct VerificationInput: Sendable {
                 ledgerDamaged = true
                 problems.append(IntegrityProblem(.checksum, location: path, "the chain file cannot be read (\(error.message)); anchors are unknown"))
             }
+            // Past the MANIFEST's (when it was read): no flush writes that, a
+            // store refuses it, and the walk would hold a table of its last
+            // range, whatever its length (an anchor at seq 2⁴⁰ trapped).
+            if !ledgerDamaged && nextPartNumber != .max && ledger.endSeq > flushedThroughSeq {
+                ledgerDamaged = true
+                problems.append(IntegrityProblem(
+                    .checksum, location: path,
+                    "the chain ends at seq \(ledger.endSeq), past seq \(flushedThroughSeq), through which MANIFEST says the parts hold the events (a flush writes both at once): the file was changed, and its anchors are not used"))
+            }
         } else if hasEvents {
             // Stored before this directory had a chain.
             ledger.startSeq = flushedThroughSeq
