@@ -474,6 +474,11 @@ extension AuditService {
                 // Past what did not match; the next match waits for credit, unbuilt.
                 advance(to: through)
                 try await awaitCredit()
+                // The credit is for that match: no heartbeat for the wait
+                // (it would take the credit, and a client that grants as it
+                // reads events would wait for an event that never comes).
+                _ = position.takeHeartbeat()
+                continue
             }
             // Nothing went out for an interval (nothing published, or nothing
             // that matched): a heartbeat keeps the subscription alive and
