@@ -248,7 +248,8 @@ public struct AlertEngine: Service {
         var state = State(generation: generation, rules: rules, matchers: rules.map { LiveMatcher(filter: $0.filter) }, windows: [], position: position)
         for rule in rules {
             let counted = recorded?.rules.contains(rule.definitionFingerprint) ?? false
-            state.windows.append(try await rebuild(rule, through: position, firing: !counted, pending: &state.pending))
+            state.windows.append(
+                try await rebuild(rule, through: position, firing: !counted, uncountedThrough: head, pending: &state.pending))
         }
         try await firePending(&state.pending)
         return state
@@ -311,18 +312,26 @@ public struct AlertEngine: Service {
     /// The open windows of `rule`, counted from the stored events through
     /// `position`; with `firing`, the windows that reached the threshold
     /// fire (a rule new to these events), otherwise they only count as fired.
-    private func rebuild(_ rule: AlertRule, through position: UInt64, firing: Bool, pending: inout [PendingAlert]) async throws -> Windows {
+    /// `uncountedThrough`: the events after `position` through it are counted
+    /// next (at a start, those stored while the engine was down): the
+    /// windows they fall in are rebuilt too.
+    private func rebuild(
+        _ rule: AlertRule, through position: UInt64, firing: Bool, uncountedThrough: UInt64? = nil, pending: inout [PendingAlert]
+    ) async throws -> Windows {
         var windows = Windows()
         guard let window = rule.window else {
             windows.counted = position
             return windows
         }
-        // The windows open when `position` was counted, not only those open
-        // now: after a long stop, events stored during the shutdown's drain
-        // (counted next) fall in windows whose earlier events are older
-        // than two windows before now.
+        // The open windows, and those the uncounted events fall in: after a
+        // long stop, events stored during the shutdown's drain fall in
+        // windows whose earlier events are older than two windows before now.
+        var floor = currentUnixNanos() &- 2 * window
+        if let uncountedThrough, let oldest = try await oldestOccurred(rule.filter, after: position, through: uncountedThrough) {
+            floor = min(floor, oldest &- window)
+        }
         var filter = rule.filter
-        filter.since = max(filter.since, min(currentUnixNanos(), try await receivedAt(seq: position) ?? .max) &- 2 * window)
+        filter.since = max(filter.since, floor)
         var after: UInt64 = 0
         var unfired: [PendingAlert] = []
         while true {
@@ -336,11 +345,18 @@ public struct AlertEngine: Service {
         return windows
     }
 
-    /// When the event at `seq` was stored (nil: none there, or retention removed it).
-    private func receivedAt(seq: UInt64) async throws -> Int64? {
-        guard seq > 0 else { return nil }
-        let page = try await store.scanBySeq(filter: EventFilter(), after: seq - 1, through: seq, limit: 1)
-        return page.events.first.map(\.receivedAt.unixNanos)
+    /// The oldest occurred_at of the events matching `filter` after `seq`
+    /// through `through` (nil: none).
+    private func oldestOccurred(_ filter: EventFilter, after seq: UInt64, through: UInt64) async throws -> Int64? {
+        var oldest: Int64?
+        var after = seq
+        while after < through {
+            let page = try await store.scanBySeq(filter: filter, after: after, through: through, limit: 5_000)
+            for event in page.events { oldest = min(oldest ?? .max, event.occurredAt.unixNanos) }
+            guard let last = page.events.last, !page.exhausted else { break }
+            after = last.seq
+        }
+        return oldest
     }
 
     /// Counts one matching event; a window that reaches the threshold adds its alert to `pending`.
