@@ -48,19 +48,22 @@ final class PlainSocket {
     }
 
     /// Whether the peer closed the connection (or reset it) within
-    /// `milliseconds`; what it sent meanwhile is read and dropped.
-    func closedWithin(milliseconds: Int) -> Bool {
-        let deadline = ContinuousClock.now + .milliseconds(milliseconds)
-        while true {
-            let left = deadline - ContinuousClock.now
-            guard left > .zero else { return false }
+    /// `timeout`; what it sent meanwhile is read and dropped. Polls without
+    /// blocking a thread of the cooperative pool (bounded polling of a
+    /// condition, not ordering).
+    func closed(within timeout: Duration) async throws -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
             var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&descriptor, 1, Int32(left.components.seconds * 1_000 + left.components.attoseconds / 1_000_000_000_000_000))
-            if ready <= 0 { continue }
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if count <= 0 { return true }
+            if poll(&descriptor, 1, 0) > 0 {
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+                if count == 0 || (count < 0 && errno != EAGAIN && errno != EWOULDBLOCK) { return true }
+                continue
+            }
+            try await Task.sleep(for: .milliseconds(20))
         }
+        return false
     }
 
     deinit { close(fd) }

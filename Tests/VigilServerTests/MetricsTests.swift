@@ -391,7 +391,7 @@ struct MetricsTests {
             var closed = false
             for byte in Array("GET /metrics HTTP/1.1\r\nX-Slow: ".utf8) + Array(repeating: UInt8(ascii: "a"), count: 40) {
                 socket.send([byte])
-                if socket.closedWithin(milliseconds: 500) {
+                if try await socket.closed(within: .milliseconds(500)) {
                     closed = true
                     break
                 }
