@@ -21,20 +21,25 @@ struct SubscribeMemoryTests {
         }
     }
 
+    /// Subscribes on stream 1 from an hour ago with one unit of credit,
+    /// which the first event ingested takes: from then on the subscription
+    /// reads the live feed, with no credit.
+    static func subscribeUsingItsCredit(_ raw: RawConnection, writer: VigilClient) async throws {
+        _ = try await raw.handshake()
+        var request = Vigil_V1_SubscribeRequest()
+        request.since = .init(unixNanos: currentUnixNanos() - 3_600_000_000_000)
+        try await raw.startCall(streamID: 1, method: .subscribe, request: request, initialWindow: 1)
+        _ = try await writer.ingest(Self.largeEvents("first", count: 1))
+        _ = try await raw.readUntil(.message, streamID: 1)
+    }
+
     @Test("a live subscriber granting little credit while MiBs are ingested gets every event in order, and no turn builds more than its cap")
     func liveTurnsBounded() async throws {
         let probe = SubscriptionProbe()
         try await withTestServer(configure: { $0.subscriptionProbe = probe }) { server in
             let writer = try await server.connect()
             try await RawConnection.with(port: server.port) { raw in
-                _ = try await raw.handshake()
-                // From an hour ago with one unit of credit: the first event shows it is live.
-                let hourAgo = currentUnixNanos() - 3_600_000_000_000
-                var request = Vigil_V1_SubscribeRequest()
-                request.since = .init(unixNanos: hourAgo)
-                try await raw.startCall(streamID: 1, method: .subscribe, request: request, initialWindow: 1)
-                _ = try await writer.ingest(Self.largeEvents("first", count: 1))
-                _ = try await raw.readUntil(.message, streamID: 1)
+                try await Self.subscribeUsingItsCredit(raw, writer: writer)
                 // About 6 MB while the subscriber has no credit, all of it in the live feed's ring.
                 var acks: [Vigil_V1_IngestResponse] = []
                 for round in 0..<6 { acks.append(try await writer.ingest(Self.largeEvents("r\(round)", count: 200))) }
@@ -71,14 +76,7 @@ struct SubscribeMemoryTests {
         try await withTestServer(configure: { $0.subscriptionProbe = probe }) { server in
             let writer = try await server.connect()
             try await RawConnection.with(port: server.port) { raw in
-                _ = try await raw.handshake()
-                // One unit of credit, used by the first event: from then on it reads the live feed, with no credit.
-                let hourAgo = currentUnixNanos() - 3_600_000_000_000
-                var request = Vigil_V1_SubscribeRequest()
-                request.since = .init(unixNanos: hourAgo)
-                try await raw.startCall(streamID: 1, method: .subscribe, request: request, initialWindow: 1)
-                _ = try await writer.ingest(Self.largeEvents("first", count: 1))
-                _ = try await raw.readUntil(.message, streamID: 1)
+                try await Self.subscribeUsingItsCredit(raw, writer: writer)
                 // About 2 MB of matches, all in the live feed's ring.
                 let acks = [try await writer.ingest(Self.largeEvents("a", count: 200)), try await writer.ingest(Self.largeEvents("b", count: 200))]
                 // One unit of credit: the next event, and nothing more.

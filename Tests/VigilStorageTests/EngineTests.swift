@@ -329,23 +329,30 @@ struct EngineTests {
         }
     }
 
+    /// A store over its memory budget (200,000 bytes) with a sealed segment
+    /// and no maintenance running: nothing will flush, so ingest waits (up
+    /// to 600 s). Returns it and the time its events were given.
+    func storeOverMemoryBudget(_ directory: String) async throws -> (ColumnarEventStore, Int64) {
+        let store = try ColumnarEventStore(options: options(directory) {
+            $0.memoryBudgetBytes = 200_000
+            $0.segmentMaxRows = 500
+            $0.backpressureTimeout = .seconds(600)
+        })
+        let base = currentUnixNanos() - 1_000_000_000
+        var batch = 0
+        while store.statistics.memoryBytes <= 200_000 || store.statistics.sealedSegments == 0 {
+            _ = try await store.append((0..<100).map { engineEvent("fill\(batch)-\($0)", at: base + Int64($0)) }, idempotencyKey: nil)
+            batch += 1
+        }
+        return (store, base)
+    }
+
     @Test(
         "an ingest waiting for memory that is cancelled (a CANCEL, a deadline, a lost connection) ends at once with CANCELLED, storing nothing, while no flush comes",
         .timeLimit(.minutes(1)))
     func cancelledWhileWaitingForMemory() async throws {
         try await withTemporaryDirectory { directory in
-            let store = try ColumnarEventStore(options: options(directory) {
-                $0.memoryBudgetBytes = 200_000
-                $0.segmentMaxRows = 500
-                $0.backpressureTimeout = .seconds(600)
-            })
-            let base = currentUnixNanos() - 1_000_000_000
-            // No maintenance runs: over the budget, nothing will flush.
-            var batch = 0
-            while store.statistics.memoryBytes <= 200_000 || store.statistics.sealedSegments == 0 {
-                _ = try await store.append((0..<100).map { engineEvent("p\(batch)-\($0)", at: base + Int64($0)) }, idempotencyKey: nil)
-                batch += 1
-            }
+            let (store, base) = try await storeOverMemoryBudget(directory)
             let stored = store.statistics.memoryEvents
             let waiting = Task { try await store.append([engineEvent("late", at: base)], idempotencyKey: nil) }
             // Bounded polling of a condition: the call is parked on memory.
@@ -366,19 +373,8 @@ struct EngineTests {
     @Test("batches waiting for memory hold at most half the budget: past it, more are refused at once with RESOURCE_EXHAUSTED, not parked", .timeLimit(.minutes(1)))
     func waitingBatchesAreBounded() async throws {
         try await withTemporaryDirectory { directory in
-            let store = try ColumnarEventStore(options: options(directory) {
-                $0.memoryBudgetBytes = 200_000
-                $0.segmentMaxRows = 500
-                $0.backpressureTimeout = .seconds(600)
-            })
-            let base = currentUnixNanos() - 1_000_000_000
+            let (store, base) = try await storeOverMemoryBudget(directory)
             func batch(_ tag: String) -> [AuditEvent] { (0..<100).map { engineEvent("\(tag)-\($0)", at: base + Int64($0)) } }
-            // No maintenance runs: over the budget, nothing will flush.
-            var number = 0
-            while store.statistics.memoryBytes <= 200_000 || store.statistics.sealedSegments == 0 {
-                _ = try await store.append(batch("fill\(number)"), idempotencyKey: nil)
-                number += 1
-            }
             // A batch counts three times its WAL bytes against half the budget.
             let bytes = EncodedEvents(encoding: batch("probe")).bytes.count * 3
             let fit = max(1, 100_000 / bytes)
