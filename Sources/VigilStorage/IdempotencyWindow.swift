@@ -104,15 +104,35 @@ public struct IdempotencyWindow: Sendable {
             }
             below += size
         }
-        for scope in Array(scopes.keys) {
-            guard var queue = scopes[scope], queue.count > level else { continue }
-            while queue.count > level, let first = queue.first {
-                if isLive(first) { answers.removeValue(forKey: first.key) }
-                queue.removeFirst()
-            }
-            scopes[scope] = queue.count == 0 ? nil : queue
+        // Cut to one above the level (the level is rounded down: cut to it,
+        // 1,000,001 scopes of one key each would all be emptied), then one
+        // more key from as many of those as it takes to reach the target.
+        for scope in Array(scopes.keys) { trim(scope, to: level + 1) }
+        if answers.count > target {
+            // Those whose oldest key is oldest first.
+            let candidates = scopes.filter { $0.value.count == level + 1 }.map { ($0.key, $0.value.first?.serial ?? 0) }.sorted { $0.1 < $1.1 }
+            for (scope, _) in candidates where answers.count > target { trim(scope, to: level) }
+        }
+        // The age queue still holds the keys evicted by count: let go of
+        // them once they are most of it, so that it stays bounded by the
+        // key limit, not by every keyed batch of the window's age.
+        if order.count > 2 * answers.count + 1024 {
+            order = Queue(entries: order.entries[order.start...].filter { isLive($0) }, start: 0)
         }
     }
+
+    /// Forgets the oldest keys of `scope` until it holds `count`.
+    private mutating func trim(_ scope: Substring, to count: Int) {
+        guard var queue = scopes[scope], queue.count > count else { return }
+        while queue.count > count, let first = queue.first {
+            if isLive(first) { answers.removeValue(forKey: first.key) }
+            queue.removeFirst()
+        }
+        scopes[scope] = queue.count == 0 ? nil : queue
+    }
+
+    /// Entries of the age queue, evicted ones included (tests).
+    var ageQueueCount: Int { order.count }
 }
 
 extension IdempotencyWindow {

@@ -43,6 +43,16 @@ struct IdempotencyWindowTests {
         #expect(window.answer(for: key("big", "k59"), now: 1) != nil, "the newest stay")
     }
 
+    @Test("past the limit with a scope per key (batches of mixed tenants), only the oldest keys go, and the age queue stays bounded")
+    func oneKeyPerScope() {
+        var window = IdempotencyWindow(maxKeys: 640, maxAge: .max)
+        for index in 0..<20_000 { window.remember(result(UInt64(index)), for: key("t\(index)", "k"), now: 1) }
+        #expect(window.count >= 630 && window.count <= 640, "\(window.count) keys kept")
+        #expect(window.answer(for: key("t19999", "k"), now: 1) != nil)
+        #expect(window.answer(for: key("t0", "k"), now: 1) == nil)
+        #expect(window.ageQueueCount <= 2 * 640 + 1024 + 640)
+    }
+
     @Test("keys expire by age, oldest first, whichever scope; a key forgotten and stored again lives its new life")
     func ageAndReinsertion() {
         var window = IdempotencyWindow(maxKeys: 10, maxAge: 100)
