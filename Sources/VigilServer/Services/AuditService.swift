@@ -240,10 +240,12 @@ struct AuditService: Sendable {
         _ principal: Principal, events: Int, idempotencyKey: String, tenants: some Sequence<String>,
         append: () async throws(VigilError) -> AppendResult
     ) async throws(VigilError) -> AppendResult {
-        if !idempotencyKey.isEmpty, let earlier = try await store.earlierAnswer(idempotencyKey: idempotencyKey, tenants: tenants) {
-            return earlier
-        }
         if let waitMilliseconds = access.rateLimiter.admit(principal, events: events) {
+            // Asked only when refused (a refusal charges nothing): the usual
+            // batch is not looked up twice.
+            if !idempotencyKey.isEmpty, let earlier = try await store.earlierAnswer(idempotencyKey: idempotencyKey, tenants: tenants) {
+                return earlier
+            }
             throw rateLimited(waitMilliseconds)
         }
         do throws(VigilError) {
