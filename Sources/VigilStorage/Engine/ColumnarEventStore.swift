@@ -992,12 +992,19 @@ public final class ColumnarEventStore: EventStore {
     private func rewriteForRetention(now: Int64) async throws(VigilError) {
         guard options.archiveDirectory == nil else { return }
         let retention = retentionSettings.current
+        let unmergeable = self.unmergeable.withLock { $0 }
         let parts = state.withLock { state in state.parts.filter { !state.merging.contains($0.entry.path) } }
         let live = Set(parts.map(\.entry.path))
         oldestByTenant.withLock { known in known = known.filter { live.contains($0.key) } }
         var rewritten = 0
+        var noRoom = false
         // Not those retention removes whole (kept only if unreadable, and reported then).
-        for part in parts where rewritten < Self.retentionRewritesPerPass && !Self.isWhollyExpired(part, retention: retention, now: now) {
+        // The smallest first: on a full disk (where lowering retention is
+        // the way out), those that fit are rewritten and free their space.
+        for part in parts.sorted(by: { $0.entry.bytes < $1.entry.bytes })
+        where rewritten < Self.retentionRewritesPerPass && !unmergeable.contains(part.entry.path)
+            && !Self.isWhollyExpired(part, retention: retention, now: now)
+        {
             // From the entry alone, most parts hold nothing past any of their
             // tenants' retention: their columns are never read.
             let shortest = part.reader.metadata.tenants.compactMap { retention.of($0) }.min()
@@ -1010,11 +1017,19 @@ public final class ColumnarEventStore: EventStore {
                 guard try await merge([part], day: part.day, now: now) else { return }
                 rewritten += 1
             } catch {
-                // A part that cannot be read stays as it is; the others go on.
+                if FileIO.isDiskFull(error) {
+                    // No room for what it keeps: the larger ones wait for the next pass,
+                    // and a rewrite, like a merge, refuses no ingest (the reserve does).
+                    noRoom = true
+                    break
+                }
+                // A part that cannot be read stays as it is (and merges leave it alone); the others go on.
                 guard Self.isUnreadablePart(error) else { throw error }
+                self.unmergeable.withLock { _ = $0.insert(part.entry.path) }
                 reportUnreadable(part, error)
             }
         }
+        if noRoom { options.metrics.retentionFailures.increment() }
     }
 
     /// Whether every event of `part` is past its tenant's retention: the
