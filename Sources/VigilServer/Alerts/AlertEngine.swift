@@ -203,12 +203,28 @@ public struct AlertEngine: Service {
                             metadata: ["vigil.rules": "\(started.rules.map(\.name).joined(separator: ","))", "vigil.seq": "\(started.position)"])
                     }
                     if try await step(&state!) {
-                        // Caught up: what was counted is recorded before the
-                        // wait (a quiet hour must not leave it unrecorded for
-                        // a kill -9 to recount), then the next batch.
-                        savedAt = .now
-                        save(progress(of: state!), over: &saved)
-                        await store.feed.waitForNew(after: state!.position)
+                        // Caught up. What was counted is recorded before a
+                        // long wait (a quiet hour must not leave it unrecorded
+                        // for a kill -9 to recount), but at most once an
+                        // interval: under steady ingest the engine catches up
+                        // after nearly every commit, and each record is two fsyncs.
+                        let position = state!.position
+                        let sinceSaved = ContinuousClock.now - savedAt
+                        if sinceSaved >= Self.progressInterval {
+                            savedAt = .now
+                            save(progress(of: state!), over: &saved)
+                            await store.feed.waitForNew(after: position)
+                        } else if progress(of: state!) != saved {
+                            // Back when the next record is due, if nothing comes first.
+                            await withTaskGroup(of: Void.self) { group in
+                                group.addTask { await store.feed.waitForNew(after: position) }
+                                group.addTask { try? await Task.sleep(for: Self.progressInterval - sinceSaved) }
+                                await group.next()
+                                group.cancelAll()
+                            }
+                        } else {
+                            await store.feed.waitForNew(after: position)
+                        }
                     }
                     failures = 0
                 } catch {
