@@ -118,12 +118,15 @@ private final class OpenConnections: Sendable {
     private struct Entry {
         let channel: any Channel
         var busy = false
+        /// When it last began to wait for a request (a tick of `State.clock`).
+        var idleSince: UInt64
     }
 
     private struct State {
         var nextID: UInt64 = 0
-        /// By id, which grows with time: the smallest idle one is the oldest.
         var entries: [UInt64: Entry] = [:]
+        /// Counts admissions and answers: orders the idle connections by how long they have waited.
+        var clock: UInt64 = 0
         var lastWarning: ContinuousClock.Instant?
     }
 
@@ -142,7 +145,8 @@ private final class OpenConnections: Sendable {
             var evicted: (any Channel)?
             var warn = false
             if state.entries.count >= limit {
-                guard let oldest = state.entries.filter({ !$0.value.busy }).keys.min() else { return (nil, nil, false) }
+                guard let oldest = state.entries.filter({ !$0.value.busy }).min(by: { $0.value.idleSince < $1.value.idleSince })?.key
+                else { return (nil, nil, false) }
                 evicted = state.entries.removeValue(forKey: oldest)?.channel
                 let now = ContinuousClock.now
                 if state.lastWarning.map({ now - $0 >= .seconds(60) }) ?? true {
@@ -151,13 +155,20 @@ private final class OpenConnections: Sendable {
                 }
             }
             state.nextID += 1
-            state.entries[state.nextID] = Entry(channel: channel)
+            state.clock += 1
+            state.entries[state.nextID] = Entry(channel: channel, idleSince: state.clock)
             return (state.nextID, evicted, warn)
         }
     }
 
     func setBusy(_ id: UInt64, _ busy: Bool) {
-        state.withLock { $0.entries[id]?.busy = busy }
+        state.withLock { state in
+            state.entries[id]?.busy = busy
+            if !busy {
+                state.clock += 1
+                state.entries[id]?.idleSince = state.clock
+            }
+        }
     }
 
     func remove(_ id: UInt64) {
