@@ -29,7 +29,11 @@ struct ClientConnectTests {
         server.finish()
     }
 
-    @Test("a server that accepts the connection but never answers HELLO fails the connect with UNAVAILABLE after the timeout")
+    // Without the timeout the connect never returns: the time limit is the
+    // bound. Not an elapsed-time check: under the whole suite on 2 cores, each
+    // hop of the connect waits behind the other tests' jobs, and a 300 ms
+    // timeout has been seen to end after 62 s.
+    @Test("a server that accepts the connection but never answers HELLO fails the connect with UNAVAILABLE after the timeout", .timeLimit(.minutes(5)))
     func silentServer() async throws {
         // A listening socket nobody accepts from: the kernel completes the
         // TCP handshake, and nothing ever answers.
@@ -37,16 +41,14 @@ struct ClientConnectTests {
         defer { close(listener.descriptor) }
         var configuration = VigilClient.Configuration(host: "127.0.0.1", port: listener.port)
         configuration.connectTimeout = .milliseconds(300)
-        let started = ContinuousClock.now
         do {
             _ = try await VigilClient.connect(configuration)
             Issue.record("connected to a server that never answered")
         } catch let error as VigilError {
             #expect(error.code == .unavailable, "\(error)")
+            // Only the client's handshake timer says this.
             #expect(error.message.contains("no answer to HELLO"), "\(error.message)")
         }
-        // The bound of the wait, not its timing: without the timeout the connect never returns.
-        #expect(ContinuousClock.now - started < .seconds(60))
     }
 
     @Test("a port that answers with something other than the Vigil preface (an HTTP server) fails the connect with FAILED_PRECONDITION: not worth a retry")
@@ -74,13 +76,13 @@ struct ClientConnectTests {
         }
     }
 
-    @Test("a call whose server never answers (a write stuck in fsync) fails with DEADLINE_EXCEEDED soon after its timeout, not never")
+    // Without the client's timer the call never returns: the time limit is the bound.
+    @Test("a call whose server never answers (a write stuck in fsync) fails with DEADLINE_EXCEEDED after its timeout, not never", .timeLimit(.minutes(5)))
     func deadlineEnforcedByTheClient() async throws {
         let server = try ScriptedServer(holdOpen: true)
         var configuration = VigilClient.Configuration(host: "127.0.0.1", port: server.port)
         configuration.connectTimeout = .seconds(30)
         let client = try await VigilClient.connect(configuration)
-        let started = ContinuousClock.now
         do {
             _ = try await client.ingest([makeTestEvent()], timeout: .milliseconds(200))
             Issue.record("an unanswered ingest succeeded")
@@ -88,8 +90,6 @@ struct ClientConnectTests {
             #expect(error.code == .deadlineExceeded, "\(error)")
             #expect(error.message.contains("may have done it"), "\(error.message)")
         }
-        // The bound of the wait, not its timing: without the client's timer it never returns.
-        #expect(ContinuousClock.now - started < .seconds(60))
         await client.close()
         server.finish()
     }

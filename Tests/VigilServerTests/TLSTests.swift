@@ -37,15 +37,15 @@ enum TLSFixtures {
     }
 }
 
-/// Connects with `tls` and expects the connection to be refused, promptly,
-/// with a `VigilError` whose message contains `words`.
+/// Connects with `tls` and expects the connection to be refused with a
+/// `VigilError` whose message contains `words`: an answer, which a handshake
+/// that timed out (60 s here) would not give.
 private func expectRefused(
     port: Int, tls: VigilClient.TLS?, code: VigilError.Code, saying words: String,
     sourceLocation: SourceLocation = #_sourceLocation
 ) async throws {
     var configuration = VigilClient.Configuration(host: "127.0.0.1", port: port)
     configuration.tls = tls
-    let start = ContinuousClock.now
     do {
         let client = try await VigilClient.connect(configuration)
         // With TLS 1.3 the client finishes its handshake before the server has
@@ -57,8 +57,6 @@ private func expectRefused(
         #expect(error.code == code, "\(error)", sourceLocation: sourceLocation)
         #expect(error.message.contains(words), "\(error)", sourceLocation: sourceLocation)
     }
-    // Well inside the handshake timeout (60 s here): the failure is an answer, not a time-out.
-    #expect(ContinuousClock.now - start < .seconds(30), sourceLocation: sourceLocation)
 }
 
 @Suite("TLS and mutual TLS", .timeLimit(.minutes(2)))
