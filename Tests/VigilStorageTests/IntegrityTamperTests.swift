@@ -356,6 +356,63 @@ struct IntegrityTamperTests {
         }
     }
 
+    /// How a block's footer entry is edited: each one hides rows from queries
+    /// (or changes counts) while every row still matches the chain.
+    enum BlockEntryEdit: String, CaseIterable, Sendable {
+        case actionLeftOut = "the action value set names another action"
+        case traceBloomEmptied = "the trace id bloom filter emptied"
+        case outcomeCountMoved = "one row's outcome counted as another outcome"
+        case timeRangeNarrowed = "the time range narrowed to its last row"
+    }
+
+    @Test(
+        "a block's footer entry edited with its checksum recomputed (statistics or ranges that no longer describe its rows): CHECKSUM naming the block",
+        arguments: BlockEntryEdit.allCases)
+    func blockEntryEdited(_ edit: BlockEntryEdit) async throws {
+        try await withTemporaryDirectory { directory in
+            _ = try await populate(directory)
+            #expect(try IntegrityTestSupport.verify(directory).intact)
+            let part = try largestPart(directory)
+            try Tamper.editBlockEntry(part.path, block: 0) { block in
+                var statistics = block.statistics
+                var occurredAt: ClosedRange<Int64>?
+                switch edit {
+                case .actionLeftOut:
+                    guard case .valueCounts(_, let counts) = statistics[.action] else { preconditionFailure("action counts") }
+                    statistics[.action] = .valueCounts(["user.delete"], [counts.reduce(0, +)])
+                case .traceBloomEmptied:
+                    guard case .bloom(let filter) = statistics[.traceID] else { preconditionFailure("trace bloom") }
+                    statistics[.traceID] = .bloom(BloomFilter(hashCount: filter.hashCount, bits: [UInt8](repeating: 0, count: filter.bytes.count)))
+                case .outcomeCountMoved:
+                    // The counts still add up to the block's rows (the reader checks that).
+                    guard case .enumCounts(let values, var counts) = statistics[.outcome], values.count == 1 else {
+                        preconditionFailure("one outcome")
+                    }
+                    counts[0] -= 1
+                    statistics[.outcome] = .enumCounts(values + [values[0] + 1], counts + [1])
+                case .timeRangeNarrowed:
+                    occurredAt = block.maxOccurredAt...block.maxOccurredAt
+                }
+                return Tamper.block(block, statistics: statistics, occurredAt: occurredAt)
+            }
+            let report = try IntegrityTestSupport.verify(directory)
+            let checksum = IntegrityTestSupport.problems(report, .checksum)
+            #expect(checksum.count == 1 && report.problemsTotal == 1, "\(IntegrityTestSupport.describe(report))")
+            #expect(checksum.first?.location == String(part.path.dropFirst(directory.count + 1)) + " block 0")
+            #expect(checksum.first?.detail.hasPrefix("the footer does not describe the block's rows") == true, "\(IntegrityTestSupport.describe(report))")
+            #expect(checksum.first?.seq == part.seqs[0].min() && checksum.first?.lastSeq == part.seqs[0].max())
+            if edit == .actionLeftOut {
+                // What the edit does: the block's events drop out of a query for their action.
+                let store = try ColumnarEventStore(options: IntegrityTestSupport.options(directory))
+                var filter = Vigil_V1_Filter()
+                filter.actions = ["user.update"]
+                let found = try await allEvents(store, filter: try EventFilter(filter))
+                try await store.close()
+                #expect(found.count == 240 - part.seqs[0].count)
+            }
+        }
+    }
+
     @Test("a part whose chunk fails its CRC: CHECKSUM naming the part and block, its events MISSING")
     func partChecksum() async throws {
         try await withTemporaryDirectory { directory in

@@ -102,6 +102,43 @@ enum Tamper {
         check.close()
     }
 
+    /// Rewrites a part's footer with block `target`'s entry as `change`
+    /// makes it (its chunks untouched), the footer and trailer checksums
+    /// made right: what a query plans with, edited so that the part still opens.
+    static func editBlockEntry(_ path: String, block target: Int, _ change: (BlockMetadata) -> BlockMetadata) throws {
+        let reader = try PartReader(path: path)
+        defer { reader.close() }
+        let file = try readFile(path)
+        let trailerAt = file.count - PartFormat.trailerSize
+        let trailer = try withBytes(Array(file[trailerAt...])) { (raw) throws(PartFormatError) in
+            try PartFormat.readTrailer(raw, offset: trailerAt)
+        }
+        let metadata = reader.metadata
+        let footer = PartFooter(
+            rowCount: metadata.rowCount, minOccurredAt: metadata.minOccurredAt, maxOccurredAt: metadata.maxOccurredAt,
+            minSeq: metadata.minSeq, maxSeq: metadata.maxSeq, createdAt: metadata.createdAt, level: metadata.level,
+            generation: metadata.generation, rowsPerBlock: metadata.rowsPerBlock, tenants: metadata.tenants,
+            blocks: reader.blocks.map { $0.index == target ? change($0) : $0 })
+        let footerBytes = footer.encode()
+        try writeFile(
+            path,
+            Array(file[..<trailer.footerOffset]) + footerBytes
+                + PartFormat.trailer(footerOffset: trailer.footerOffset, footerLength: footerBytes.count, footerChecksum: CRC32C.checksum(footerBytes)))
+        // The part still opens and reads: only its index lies.
+        let check = try PartReader(path: path)
+        for block in check.blocks.indices { _ = try check.allColumns(block: block) }
+        check.close()
+    }
+
+    /// `block` with other statistics (and, when given, another time range).
+    static func block(_ block: BlockMetadata, statistics: [PartColumn: ColumnStatistic], occurredAt: ClosedRange<Int64>? = nil) -> BlockMetadata {
+        BlockMetadata(
+            index: block.index, rowCount: block.rowCount,
+            minOccurredAt: occurredAt?.lowerBound ?? block.minOccurredAt, maxOccurredAt: occurredAt?.upperBound ?? block.maxOccurredAt,
+            minSeq: block.minSeq, maxSeq: block.maxSeq, tenantIndexes: block.tenantIndexes, tenants: block.tenants,
+            columns: block.columns, statistics: statistics)
+    }
+
     /// Decodes a part whole (events and their stored truncated leaves),
     /// lets `change` edit them, and writes it again with the part writer.
     static func rewrite(_ path: String, _ change: (inout [AuditEvent], inout [UInt32]) -> Void) throws {

@@ -13,7 +13,9 @@ public struct IntegrityProblem: Sendable, Hashable {
         case inserted = "INSERTED"
         /// Two events' seqs were exchanged, or rows break a part's sort order.
         case reordered = "REORDERED"
-        /// A part, WAL record or chain file fails its checksum or cannot be read.
+        /// A part, WAL record or chain file fails its checksum or cannot be
+        /// read, or a part's index (a block's footer entry) does not describe
+        /// its rows.
         case checksum = "CHECKSUM"
         /// A checkpoint's signature fails, or the recomputed head differs from it.
         case checkpoint = "CHECKPOINT"

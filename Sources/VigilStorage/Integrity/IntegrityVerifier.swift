@@ -112,6 +112,8 @@ struct IntegrityVerifier {
     /// head is unknown from there until the next anchor.
     private var pureBrokenAt: UInt64?
     private var localHead = ChainDigest.zero
+    /// Blocks (part << 32 | block) whose order and statistics were checked, or
+    /// that were reported unreadable: each is checked once, whatever the windows.
     private var orderChecked = Set<Int>()
     private var unflushedIndex = 0
     private var expiredIndex = 0
@@ -389,7 +391,10 @@ struct IntegrityVerifier {
                     }
                     continue
                 }
-                checkOrder(decoded, part: partIndex, block: block.index)
+                if orderChecked.insert(partIndex << 32 | block.index).inserted {
+                    checkOrder(decoded, part: partIndex, block: block.index)
+                    checkStatistics(decoded, block, part: partIndex)
+                }
                 let seqs = decoded.seq!
                 for row in 0..<decoded.rowCount {
                     let seq = seqs[row]
@@ -614,7 +619,7 @@ struct IntegrityVerifier {
 
     /// A part's rows must be in (tenant bytes, occurred_at, seq) order.
     private mutating func checkOrder(_ decoded: DecodedBlock, part: Int, block: Int) {
-        guard orderChecked.insert(part << 32 | block).inserted, let tenants = decoded.tenant, let times = decoded.occurredAt,
+        guard let tenants = decoded.tenant, let times = decoded.occurredAt,
             let seqs = decoded.seq
         else { return }
         for row in 1..<max(1, decoded.rowCount) {
@@ -635,6 +640,117 @@ struct IntegrityVerifier {
                 return
             }
         }
+    }
+
+    /// A block's entry in the footer must describe its rows: queries skip a
+    /// block by its time and seq ranges, its tenants and its statistics
+    /// (bloom filters, value sets) and answer counts from its value counts
+    /// without reading it. A footer edited with its checksum recomputed could
+    /// otherwise hide events from queries, or change counts, while every
+    /// row still matches the chain. Reported as CHECKSUM on the block: the
+    /// part's index is damaged, not the events.
+    private mutating func checkStatistics(_ decoded: DecodedBlock, _ block: BlockMetadata, part: Int) {
+        guard let problem = Self.statisticsProblem(decoded, block) else { return }
+        // A row changed after its block was written no longer fits the block's
+        // statistics either: it is reported as ALTERED, which says it all.
+        if let stored = decoded.leaf {
+            var scratch: [UInt8] = []
+            for row in 0..<decoded.rowCount where HashChain.leaf(of: decoded.event(at: row), scratch: &scratch).truncated != stored[row] {
+                return
+            }
+        }
+        add(IntegrityProblem(
+            .checksum, seq: block.minSeq, lastSeq: block.maxSeq, location: "\(input.parts[part].path) block \(block.index)",
+            "the footer does not describe the block's rows: \(problem); queries would skip or miscount its events"))
+    }
+
+    /// How `block`'s footer entry disagrees with its decoded rows (every
+    /// column decoded), or nil. The writer records exact extrema, exact
+    /// tenants and exact counts, so any difference is a change.
+    static func statisticsProblem(_ decoded: DecodedBlock, _ block: BlockMetadata) -> String? {
+        guard let times = decoded.occurredAt, let seqs = decoded.seq, let tenants = decoded.tenant, !seqs.isEmpty else { return nil }
+        if times.min() != block.minOccurredAt || times.max() != block.maxOccurredAt {
+            return "occurred_at \(block.minOccurredAt)…\(block.maxOccurredAt) in the footer, \(times.min()!)…\(times.max()!) in the rows"
+        }
+        if seqs.min() != block.minSeq || seqs.max() != block.maxSeq {
+            return "seqs \(block.minSeq)…\(block.maxSeq) in the footer, \(seqs.min()!)…\(seqs.max()!) in the rows"
+        }
+        // Rows are in tenant order (checked apart), so each tenant is one run.
+        var rowTenants: [String] = []
+        for tenant in tenants where !(rowTenants.last.map { sameUTF8($0, tenant) } ?? false) { rowTenants.append(tenant) }
+        if rowTenants.count != block.tenants.count || !zip(rowTenants, block.tenants).allSatisfy({ sameUTF8($0, $1) }) {
+            return "tenants \(block.tenants) in the footer, \(rowTenants) in the rows"
+        }
+        for (column, statistic) in block.statistics.sorted(by: { $0.key < $1.key }) {
+            switch statistic {
+            case .bloom(let filter):
+                guard let values = decoded.strings(column) else { continue }
+                // The probe a query makes (`BlockMetadata.mayContain`), the filter
+                // taken once: derived event ids are not in it, their seq is checked
+                // instead. A value repeated from the row before is not probed again.
+                for (row, value) in values.enumerated()
+                where (row == 0 || !sameUTF8(values[row - 1], value)) && !filter.mayContain(value)
+                    && (column != .id || !block.mayContain(.id, value))
+                {
+                    return "the bloom filter of \(column.name) leaves out row \(row)'s value"
+                }
+            case .values(let kept):
+                guard let values = decoded.strings(column) else { continue }
+                if let counts = rowCounts(values, of: kept, same: sameUTF8), counts.allSatisfy({ $0 > 0 }) { continue }
+                let rows = Self.counts(values.map(ExactString.init))
+                return "the value set of \(column.name) is \(Self.describe(kept.map(ExactString.init))), the rows hold \(Self.describe(rows))"
+            case .valueCounts(let kept, let keptCounts):
+                guard let values = decoded.strings(column) else { continue }
+                if rowCounts(values, of: kept, same: sameUTF8) == keptCounts.map(Int.init) { continue }
+                let rows = Self.counts(values.map(ExactString.init))
+                let footer = zip(kept, keptCounts).map { "\($0): \($1)" }.sorted().joined(separator: ", ")
+                return "the value counts of \(column.name) are [\(footer)], the rows hold \(Self.describe(rows))"
+            case .enumValues(let kept):
+                guard let values = decoded.enumValues(column) else { continue }
+                if let counts = rowCounts(values, of: kept, same: ==), counts.allSatisfy({ $0 > 0 }) { continue }
+                return "the value set of \(column.name) is \(kept.sorted()), the rows hold \(Set(values).sorted())"
+            case .enumCounts(let kept, let keptCounts):
+                guard let values = decoded.enumValues(column) else { continue }
+                if rowCounts(values, of: kept, same: ==) == keptCounts.map(Int.init) { continue }
+                let footer = zip(kept, keptCounts).map { "\($0): \($1)" }.sorted().joined(separator: ", ")
+                return "the value counts of \(column.name) are [\(footer)], the rows hold \(Self.describe(Self.counts(values)))"
+            }
+        }
+        return nil
+    }
+
+    /// Rows per value of `kept`, or nil when a row holds a value `kept` lacks.
+    /// A value kept twice gets its rows at its first place, so its second
+    /// count is 0 (the writer keeps each once). No hashing and no allocation
+    /// per row: a value set holds at most 64 values, and rows repeat the one
+    /// before them often.
+    private static func rowCounts<Value>(_ values: [Value], of kept: [Value], same: (Value, Value) -> Bool) -> [Int]? {
+        var counts = [Int](repeating: 0, count: kept.count)
+        var last = -1
+        for value in values {
+            if last >= 0 && same(kept[last], value) {
+                counts[last] += 1
+                continue
+            }
+            guard let at = kept.firstIndex(where: { same($0, value) }) else { return nil }
+            counts[at] += 1
+            last = at
+        }
+        return counts
+    }
+
+    private static func counts<Value: Hashable>(_ values: [Value]) -> [Value: Int] {
+        var counts: [Value: Int] = [:]
+        for value in values { counts[value, default: 0] += 1 }
+        return counts
+    }
+
+    private static func describe(_ values: [ExactString]) -> String {
+        "[" + values.map { "\"\($0.value)\"" }.sorted().joined(separator: ", ") + "]"
+    }
+
+    private static func describe<Value: CustomStringConvertible & Hashable>(_ counts: [Value: Int]) -> String {
+        "[" + counts.map { "\($0.key): \($0.value)" }.sorted().joined(separator: ", ") + "]"
     }
 
     /// The leaf of `event` had it been stored at `seq` (its derived id moves with it).
