@@ -34,6 +34,7 @@ struct AuthFixture: Sendable {
 
 func withAuthServer<R: Sendable>(
     configure: @escaping @Sendable (inout ServerConfiguration) -> Void = { _ in },
+    store: (any EventStore)? = nil,
     _ body: (AuthFixture) async throws -> R
 ) async throws -> R {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-tokens-\(UUID().uuidString)").path
@@ -48,10 +49,13 @@ func withAuthServer<R: Sendable>(
         secrets[name] = try registry.create(name: name, scopes: scopes, tenants: tenants, createdBy: "test").secret
     }
     let frozen = secrets
-    return try await withTestServer(configure: { configuration in
-        configuration.authentication = .tokens(registry)
-        configure(&configuration)
-    }) { server in
+    return try await withTestServer(
+        configure: { configuration in
+            configuration.authentication = .tokens(registry)
+            configure(&configuration)
+        },
+        store: store
+    ) { server in
         try await body(AuthFixture(server: server, registry: registry, secrets: frozen, tokensPath: directory + "/tokens"))
     }
 }
@@ -576,6 +580,25 @@ struct AuthorizationTests {
                 let wait = try #require(error.metadata["vigil.retry-after-ms"].flatMap(Int.init))
                 #expect(wait > 900_000 && wait <= 999_000, "\(wait)")
             }
+            await client.close()
+        }
+    }
+
+    @Test("a batch the store refuses costs its token nothing: the retry is stored, not held to the rate the refused attempt was charged")
+    func refusedBatchIsRefunded() async throws {
+        let store = try WrappedStore()
+        defer { store.removeDirectory() }
+        try await withAuthServer(store: store) { fixture in
+            let limited = try fixture.makeToken("slow-agent", [.ingest], tenants: ["acme"], rate: 1)
+            let client = try await fixture.connect(secret: limited.secret)
+            let batch = (0..<1_000).map { makeTestEvent(index: $0) }
+            // A disk that fails once, say.
+            store.refuseAppends(1)
+            #expect(await statusOf { _ = try await client.ingest(batch, idempotencyKey: "batch-1") } == .unavailable)
+            let stored = try await client.ingest(batch, idempotencyKey: "batch-1")
+            #expect(!stored.replayed && stored.lastSeq - stored.firstSeq == 999)
+            // The batch stored was charged: the next one is over the rate.
+            #expect(await statusOf { _ = try await client.ingest([makeTestEvent()], idempotencyKey: "batch-2") } == .resourceExhausted)
             await client.close()
         }
     }

@@ -383,6 +383,33 @@ struct MetricsTests {
         }
     }
 
+    @Test(
+        "at its limit the listener closes a connection that has waited longest for a request, not the one opened first (a scraper's keep-alive connection)",
+        .timeLimit(.minutes(3)))
+    func evictionSparesTheConnectionJustAnswered() async throws {
+        try await withMetricsServer { _, scraper in
+            // Opened first, as a Prometheus server's connection is.
+            let first = try PlainSocket(port: scraper.port)
+            #expect(try await first.healthz())
+            // The rest of the slots, each asked once: they wait for a request
+            // from their answer on, in this order.
+            var others: [PlainSocket] = []
+            for _ in 1..<64 {
+                let socket = try PlainSocket(port: scraper.port)
+                #expect(try await socket.healthz())
+                others.append(socket)
+            }
+            // The first is asked again: it now waits the least.
+            #expect(try await first.healthz())
+            let newcomer = try PlainSocket(port: scraper.port)
+            #expect(try await newcomer.healthz(), "the 65th connection is answered")
+            // The one evicted is the first of the others (or, on a machine slow
+            // enough for this to take 10 s, the request deadline closed it).
+            #expect(try await others[0].closed(within: .seconds(10)))
+            #expect(try await first.healthz(), "the connection opened first and answered last stays")
+        }
+    }
+
     @Test("a request sent a byte at a time is closed 10 s after the connection opened, however often bytes come", .timeLimit(.minutes(3)))
     func dribbledRequestIsClosed() async throws {
         try await withMetricsServer { _, scraper in
@@ -435,6 +462,8 @@ final class WrappedStore: EventStore {
     let directory: String
     let problems = Mutex<[String]>([])
     private let hold = Mutex(false)
+    /// Appends still to refuse with UNAVAILABLE, as a failing disk would.
+    private let refusals = Mutex(0)
     private let held: AsyncStream<Void>
     private let heldSignal: AsyncStream<Void>.Continuation
     private let release: AsyncStream<Void>
@@ -452,6 +481,7 @@ final class WrappedStore: EventStore {
     func removeDirectory() { try? FileManager.default.removeItem(atPath: directory) }
 
     func holdAppends() { hold.withLock { $0 = true } }
+    func refuseAppends(_ count: Int) { refusals.withLock { $0 = count } }
     func releaseAppends() { releaseSignal.finish() }
 
     /// Returns once an append is being held.
@@ -463,6 +493,11 @@ final class WrappedStore: EventStore {
     var healthProblems: [String] { problems.withLock { $0 } }
 
     func append(_ events: [AuditEvent], idempotencyKey: String?, wantReceipts: Bool) async throws(VigilError) -> AppendResult {
+        let refuse = refusals.withLock { count in
+            defer { count = max(0, count - 1) }
+            return count > 0
+        }
+        if refuse { throw VigilError(.unavailable, "the test's store refuses this append (a failing disk)") }
         if hold.withLock({ $0 }) {
             heldSignal.yield()
             for await _ in release {}
@@ -488,4 +523,28 @@ final class WrappedStore: EventStore {
     func chainCut() -> (seq: UInt64, head: ChainDigest)? { inner.chainCut() }
     func verify(_ options: VerificationOptions) async throws(VigilError) -> IntegrityReport { try await inner.verify(options) }
     func statistics() async throws(VigilError) -> StoreStatistics { try await inner.statistics() }
+}
+
+extension PlainSocket {
+    /// Asks `/healthz` on this (kept-alive) connection; true once the whole
+    /// answer came, false if the server closed the connection first.
+    func healthz(within timeout: Duration = .seconds(30)) async throws -> Bool {
+        send(Array("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8))
+        let deadline = ContinuousClock.now + timeout
+        var received: [UInt8] = []
+        let end = Array("\r\n\r\nok\n".utf8)
+        while ContinuousClock.now < deadline {
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if count == 0 || (count < 0 && errno != EAGAIN && errno != EWOULDBLOCK) { return false }
+            if count > 0 {
+                received += buffer[..<count]
+                if received.count >= end.count && Array(received.suffix(end.count)) == end { return true }
+                continue
+            }
+            // Bounded polling of a condition: the answer to arrive.
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        return false
+    }
 }
