@@ -58,19 +58,14 @@ struct VerifyCommand: AsyncParsableCommand {
 
     func run() async throws {
         let response: Vigil_V1_VerifyResponse
-        var notes: [String] = []
         do {
             guard to == 0 || from <= to else { throw VigilError(.invalidArgument, "--from \(from) is after --to \(to)") }
             if let backup {
                 guard dataDir == nil else { throw VigilError(.invalidArgument, "give --backup or --data-dir, not both") }
-                let report = try verifyOffline(backup, isBackup: true)
-                response = report.proto
-                notes = report.notes
+                response = try verifyOffline(backup, isBackup: true).proto
             } else if let dataDir {
                 // A backup given as a data directory is verified as a backup.
-                let report = try verifyOffline(dataDir, isBackup: BackupVerification.isBackup(dataDir))
-                response = report.proto
-                notes = report.notes
+                response = try verifyOffline(dataDir, isBackup: BackupVerification.isBackup(dataDir)).proto
             } else {
                 guard publicKey == nil, checkpointDir == nil else {
                     throw VigilError(.invalidArgument, "--public-key and --checkpoint-dir are for --data-dir; the server checks its checkpoints with its own key")
@@ -94,13 +89,13 @@ struct VerifyCommand: AsyncParsableCommand {
             var options = JSONEncodingOptions()
             options.alwaysPrintInt64sAsNumbers = true
             print(try response.jsonString(options: options))
-            for note in notes { printError("note: \(note)") }
         case .text:
             for line in response.problems { print(line) }
             if response.problemsTotal > UInt64(response.problems.count) {
                 print("… and \(response.problemsTotal - UInt64(response.problems.count)) more problems")
             }
-            for note in notes { print("note: \(note)") }
+            // Online too (a server older than the notes field sends none).
+            for note in response.notes { print("note: \(note)") }
             print(summary(response))
         }
         if !response.intact { throw ExitCode(1) }

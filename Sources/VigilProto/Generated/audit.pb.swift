@@ -732,6 +732,12 @@ public nonisolated struct Vigil_V1_VerifyResponse: Sendable {
   /// Events that retention removed (not problems: accounted for by the chain).
   public var eventsExpired: UInt64 = 0
 
+  /// What the result does not prove, or what was seen but is not a problem
+  /// (no signed checkpoint to check against; events stored before the chain;
+  /// a torn WAL tail a crash left), one sentence each, as `vigil verify`
+  /// prints them after "note: ".
+  public var notes: [String] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2218,7 +2224,7 @@ nonisolated extension Vigil_V1_VerifyRequest: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Vigil_V1_VerifyResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".VerifyResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}intact\0\u{3}events_checked\0\u{3}head_hash\0\u{1}problems\0\u{3}head_seq\0\u{1}details\0\u{3}problems_total\0\u{3}parts_checked\0\u{3}wal_records_checked\0\u{3}checkpoints_checked\0\u{3}events_expired\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}intact\0\u{3}events_checked\0\u{3}head_hash\0\u{1}problems\0\u{3}head_seq\0\u{1}details\0\u{3}problems_total\0\u{3}parts_checked\0\u{3}wal_records_checked\0\u{3}checkpoints_checked\0\u{3}events_expired\0\u{1}notes\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2237,6 +2243,7 @@ nonisolated extension Vigil_V1_VerifyResponse: SwiftProtobuf.Message, SwiftProto
       case 9: try { try decoder.decodeSingularUInt64Field(value: &self.walRecordsChecked) }()
       case 10: try { try decoder.decodeSingularUInt64Field(value: &self.checkpointsChecked) }()
       case 11: try { try decoder.decodeSingularUInt64Field(value: &self.eventsExpired) }()
+      case 12: try { try decoder.decodeRepeatedStringField(value: &self.notes) }()
       default: break
       }
     }
@@ -2276,6 +2283,9 @@ nonisolated extension Vigil_V1_VerifyResponse: SwiftProtobuf.Message, SwiftProto
     if self.eventsExpired != 0 {
       try visitor.visitSingularUInt64Field(value: self.eventsExpired, fieldNumber: 11)
     }
+    if !self.notes.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.notes, fieldNumber: 12)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2291,6 +2301,7 @@ nonisolated extension Vigil_V1_VerifyResponse: SwiftProtobuf.Message, SwiftProto
     if lhs.walRecordsChecked != rhs.walRecordsChecked {return false}
     if lhs.checkpointsChecked != rhs.checkpointsChecked {return false}
     if lhs.eventsExpired != rhs.eventsExpired {return false}
+    if lhs.notes != rhs.notes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -113,6 +113,7 @@ public struct IntegrityReport: Sendable {
         response.walRecordsChecked = walRecordsChecked
         response.checkpointsChecked = checkpointsChecked
         response.eventsExpired = eventsExpired
+        response.notes = notes
         return response
     }
 }

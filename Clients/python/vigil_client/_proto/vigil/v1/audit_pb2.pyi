@@ -422,7 +422,7 @@ class VerifyRequest(_message.Message):
     def __init__(self, from_seq: _Optional[int] = ..., to_seq: _Optional[int] = ...) -> None: ...
 
 class VerifyResponse(_message.Message):
-    __slots__ = ["checkpoints_checked", "details", "events_checked", "events_expired", "head_hash", "head_seq", "intact", "parts_checked", "problems", "problems_total", "wal_records_checked"]
+    __slots__ = ["checkpoints_checked", "details", "events_checked", "events_expired", "head_hash", "head_seq", "intact", "notes", "parts_checked", "problems", "problems_total", "wal_records_checked"]
     CHECKPOINTS_CHECKED_FIELD_NUMBER: _ClassVar[int]
     DETAILS_FIELD_NUMBER: _ClassVar[int]
     EVENTS_CHECKED_FIELD_NUMBER: _ClassVar[int]
@@ -430,6 +430,7 @@ class VerifyResponse(_message.Message):
     HEAD_HASH_FIELD_NUMBER: _ClassVar[int]
     HEAD_SEQ_FIELD_NUMBER: _ClassVar[int]
     INTACT_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
     PARTS_CHECKED_FIELD_NUMBER: _ClassVar[int]
     PROBLEMS_FIELD_NUMBER: _ClassVar[int]
     PROBLEMS_TOTAL_FIELD_NUMBER: _ClassVar[int]
@@ -441,11 +442,12 @@ class VerifyResponse(_message.Message):
     head_hash: str
     head_seq: int
     intact: bool
+    notes: _containers.RepeatedScalarFieldContainer[str]
     parts_checked: int
     problems: _containers.RepeatedScalarFieldContainer[str]
     problems_total: int
     wal_records_checked: int
-    def __init__(self, intact: bool = ..., events_checked: _Optional[int] = ..., head_hash: _Optional[str] = ..., problems: _Optional[_Iterable[str]] = ..., head_seq: _Optional[int] = ..., details: _Optional[_Iterable[_Union[IntegrityProblem, _Mapping]]] = ..., problems_total: _Optional[int] = ..., parts_checked: _Optional[int] = ..., wal_records_checked: _Optional[int] = ..., checkpoints_checked: _Optional[int] = ..., events_expired: _Optional[int] = ...) -> None: ...
+    def __init__(self, intact: bool = ..., events_checked: _Optional[int] = ..., head_hash: _Optional[str] = ..., problems: _Optional[_Iterable[str]] = ..., head_seq: _Optional[int] = ..., details: _Optional[_Iterable[_Union[IntegrityProblem, _Mapping]]] = ..., problems_total: _Optional[int] = ..., parts_checked: _Optional[int] = ..., wal_records_checked: _Optional[int] = ..., checkpoints_checked: _Optional[int] = ..., events_expired: _Optional[int] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Order(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = []
