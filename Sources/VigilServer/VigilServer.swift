@@ -64,6 +64,10 @@ public final class VigilServer: Service, Sendable {
 
     private func runListeners() async throws {
         let configuration = configuration
+        // Logged before "listening on", so that whoever waits for that line has this one too.
+        if let checkpoints = configuration.checkpoints, checkpoints.key != nil {
+            await Checkpointer.warnOfCheckpointsPastTheHead(directory: checkpoints.directory, store: store, logger: logger)
+        }
         var metricsListener: MetricsListener.Listener?
         if let endpoint = configuration.metricsListen {
             do {

@@ -3,6 +3,10 @@ import VigilCore
 import VigilProto
 import VigilStorage
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 struct RestoreCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "restore",
@@ -16,7 +20,13 @@ struct RestoreCommand: ParsableCommand {
               vigil serve --data-dir ./vigil-data-restored
             The tokens file (hashes of the tokens, never the tokens themselves) comes back \
             with the data, so the same tokens work. Signed checkpoints go to \
-            DATA_DIR/checkpoints; move them if the server uses another --checkpoint-dir.
+            DATA_DIR/checkpoints. A server that keeps them elsewhere (serve --checkpoint-dir) \
+            has signed checkpoints past the backup's last event there too, for events this \
+            restore does not bring back; its verify would report them and it would not sign \
+            those seqs again. Give that directory with --checkpoint-dir: the backup's \
+            checkpoints are copied into it, and those past the backup are moved into \
+            DIR/superseded/, kept as the record of what the restore lost:
+              vigil restore --checkpoint-dir /secure/checkpoints /backups/vigil-2026-12-03 ./restored
             The manifest's hashes catch accidents, not edits (whoever can edit a backup can \
             hash it again). With --public-key, the backup's hash chain is first verified \
             against its checkpoints signed with the server's key, and nothing is restored \
@@ -35,6 +45,11 @@ struct RestoreCommand: ParsableCommand {
         "Verify the backup against its checkpoints signed with this key before restoring anything: a .pub file from vigil keygen, or 64 hex digits.",
         valueName: "file|hex"))
     var publicKey: String?
+
+    @Option(name: .long, help: ArgumentHelp(
+        "The server's checkpoint directory, when it is not DATA_DIR/checkpoints: the backup's checkpoints are copied into it, and those past the backup's last event are moved into its superseded/ directory.",
+        valueName: "dir"))
+    var checkpointDir: String?
 
     @Flag(name: .long, help: "Show progress on stderr even when it is not a terminal.")
     var progress = false
@@ -58,7 +73,50 @@ struct RestoreCommand: ParsableCommand {
         display.finish()
         print("restored \(manifest.files.count) files (\(TransferProgress.size(bytes))) into \(dataDir): events through seq \(manifest.cutSeq)")
         print(try retentionNote(manifest))
-        print("start it:  vigil serve --data-dir \(dataDir)")
+        if let checkpointDir {
+            do {
+                print(try Self.adoptCheckpoints(from: dataDir + "/checkpoints", into: checkpointDir, cutSeq: manifest.cutSeq, now: currentUnixNanos()))
+            } catch {
+                throw CLIFailure.runtime(
+                    "\(error.message). The data is restored into \(dataDir); the checkpoint directory \(checkpointDir) is as it was, or partly set aside (see superseded/ there)")
+            }
+            print("start it:  vigil serve --data-dir \(dataDir) --checkpoint-dir \(checkpointDir) --checkpoint-key KEY")
+        } else {
+            print("start it:  vigil serve --data-dir \(dataDir)")
+        }
+    }
+
+    /// Makes `directory` (a server's external checkpoint directory) fit the
+    /// restored store: the backup's checkpoints (`restored`) are copied in
+    /// where missing, and those past `cutSeq`, signed for events the restore
+    /// loses, are moved into `superseded/<time>-after-seq-<cut>/`. There they
+    /// stay the record of the loss (verify notes them) instead of reading as
+    /// tampering, and the restored server can sign those seqs for its own
+    /// events. Returns what it did, as a line to print.
+    static func adoptCheckpoints(from restored: String, into directory: String, cutSeq: UInt64, now: Int64) throws(VigilError) -> String {
+        var copied = 0
+        for stored in try Checkpoints.list(restored) {
+            guard case .success(let checkpoint) = stored.checkpoint else { continue }
+            if try Checkpoints.write(checkpoint, to: directory) { copied += 1 }
+        }
+        let past = try Checkpoints.list(directory).compactMap { stored -> (name: String, seq: UInt64)? in
+            guard case .success(let checkpoint) = stored.checkpoint, checkpoint.seq > cutSeq else { return nil }
+            return (stored.name, checkpoint.seq)
+        }
+        var line = "checkpoints: \(copied) of the backup's copied into \(directory)"
+        guard let first = past.map(\.seq).min(), let last = past.map(\.seq).max() else {
+            return line + "; none there past seq \(cutSeq)"
+        }
+        let superseded = directory + "/" + Checkpoints.supersededDirectory
+        let destination = superseded + "/" + Checkpoints.supersededName(at: now, cutSeq: cutSeq)
+        try FileIO.makeDirectory(superseded)
+        try FileIO.makeDirectory(destination)
+        for file in past { try FileIO.rename(directory + "/" + file.name, to: destination + "/" + file.name) }
+        try FileIO.syncDirectory(destination)
+        try FileIO.syncDirectory(superseded)
+        try FileIO.syncDirectory(directory)
+        line += "; \(past.count) past seq \(cutSeq) (seqs \(first)…\(last), signed for events this restore does not bring back) moved into \(destination)"
+        return line
     }
 
     /// The retention the restored server applies: read from the RETENTION

@@ -5,6 +5,7 @@ import Testing
 import VigilClient
 import VigilCore
 import VigilProto
+import VigilStorage
 
 /// Runs `vigil ARGS` on a thread of its own, so that the test's tasks (the
 /// ingesters) keep running on the cooperative pool meanwhile.
@@ -296,6 +297,56 @@ struct BackupCLITests {
         _ = restored.stop()
         #expect(after == before)
         #expect(after.count == 120)
+    }
+
+    @Test("restore --checkpoint-dir sets aside the checkpoints a server kept outside its data directory past the backup: the restored server signs its own, and verify is intact and says what was lost")
+    func restoreWithExternalCheckpoints() async throws {
+        let root = try Self.temporaryDirectory("backup-external-checkpoints")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        #expect(try VigilBinary.run(["keygen", "--out", root + "/key"]).status == 0)
+        let external = root + "/secure-checkpoints"
+        let signing = ["--checkpoint-key", root + "/key", "--checkpoint-dir", external]
+        func run(_ dataDir: String, _ tag: String, log: Bool = false) async throws -> String {
+            let server = try ServerProcess(dataDir: dataDir, extraArguments: signing)
+            let client = try await VigilClient.connect(VigilClient.Configuration(server: server.address))
+            _ = try await client.ingest(Self.batch(tag, size: 40))
+            await client.close()
+            let (status, log) = server.stop()  // signs the last checkpoint
+            #expect(status == 0, "\(log)")
+            return server.startupLog + log
+        }
+        _ = try await run(root + "/data", "before")
+        let backup = try VigilBinary.run(["backup", "--data-dir", root + "/data", "--checkpoint-dir", external, root + "/backup"])
+        #expect(try Self.cutSeq(of: backup) == 40, "\(backup.stderr)")
+        // The future the restore loses: seqs 41…80, signed at 80.
+        _ = try await run(root + "/data", "lost")
+        #expect(FileManager.default.fileExists(atPath: external + "/" + Checkpoints.fileName(seq: 80)))
+
+        // Restored without the directory: the server says what it finds there.
+        #expect(try VigilBinary.run(["restore", root + "/backup", root + "/unadopted"]).status == 0)
+        let unadopted = try ServerProcess(dataDir: root + "/unadopted", extraArguments: signing)
+        #expect(unadopted.startupLog.contains("holds 1 checkpoint(s) past this store's last event (seq 40), at seqs 80…80"), "\(unadopted.startupLog)")
+        // Its own seq 80 collides with the lost one's, which is not replaced: that is said too.
+        let writer = try await VigilClient.connect(VigilClient.Configuration(server: unadopted.address))
+        _ = try await writer.ingest(Self.batch("unadopted", size: 40))
+        await writer.close()
+        let (_, unadoptedLog) = unadopted.stop()
+        #expect(unadoptedLog.contains("already holds a checkpoint of seq 80 with another head"), "\(unadoptedLog)")
+
+        let restore = try VigilBinary.run(["restore", "--checkpoint-dir", external, root + "/backup", root + "/restored"])
+        #expect(restore.status == 0, "\(restore.stderr)")
+        #expect(restore.stdout.contains("checkpoints: 0 of the backup's copied into \(external); 1 past seq 40 (seqs 80…80, signed for events this restore does not bring back) moved into \(external)/superseded/"), "\(restore.stdout)")
+        #expect(!FileManager.default.fileExists(atPath: external + "/" + Checkpoints.fileName(seq: 80)))
+        let sets = Checkpoints.superseded(in: external)
+        #expect(sets.count == 1 && sets.first?.count == 1 && sets.first?.name.hasSuffix("-after-seq-40") == true, "\(sets)")
+
+        // The restored server goes on from seq 40 and signs seq 80 for its own events.
+        let log = try await run(root + "/restored", "after")
+        #expect(!log.contains("past this store's last event"), "\(log)")
+        let verify = try VigilBinary.run(["verify", "--data-dir", root + "/restored", "--checkpoint-dir", external, "--public-key", root + "/key.pub"])
+        #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
+        #expect(verify.stdout.contains("note: 1 checkpoint(s) in \(external)/superseded/\(sets.first?.name ?? "?") were set aside by vigil restore"), "\(verify.stdout)")
+        #expect(verify.stdout.contains("2 checkpoints;"), "seqs 40 and 80: \(verify.stdout)")
     }
 
     @Test("restore --public-key verifies the backup against its signed checkpoints first: the server's key restores, another key or no checkpoint restores nothing")

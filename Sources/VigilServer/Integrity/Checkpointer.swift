@@ -20,6 +20,8 @@ public struct CheckpointConfiguration: Sendable {
     }
 }
 
+import Foundation
+
 /// Writes a signed checkpoint of the chain head every `interval` when the
 /// head moved, one at the retention cut (so that the chain's new start is
 /// attested), and a last one on graceful shutdown.
@@ -59,6 +61,20 @@ final class Checkpointer: Sendable {
         }
     }
 
+    /// Checkpoints past the store's head were signed for events it does not
+    /// hold: a data directory restored from a backup while the checkpoint
+    /// directory kept the lost future's checkpoints, or events removed from
+    /// the end. Verify reports them; the server says so when it starts,
+    /// since it cannot sign those seqs again.
+    static func warnOfCheckpointsPastTheHead(directory: String, store: any EventStore, logger: Logger) async {
+        guard let (head, _) = try? await store.chainHead(), let stored = try? Checkpoints.list(directory) else { return }
+        let past = stored.compactMap { try? $0.checkpoint.get().seq }.filter { $0 > head }
+        guard let first = past.min(), let last = past.max() else { return }
+        logger.warning(
+            "the checkpoint directory holds \(past.count) checkpoint(s) past this store's last event (seq \(head)), at seqs \(first)…\(last): they were signed for events this store does not hold. After a restore from a backup, set them aside with vigil restore --checkpoint-dir; otherwise run vigil verify",
+            metadata: ["vigil.checkpoint-dir": "\(directory)"])
+    }
+
     /// Writes a checkpoint of the current head unless the last one has it.
     func writeIfMoved() async {
         do {
@@ -76,6 +92,14 @@ final class Checkpointer: Sendable {
         let checkpoint = try Checkpoints.sign(seq: seq, head: head, createdAt: currentUnixNanos(), key: key)
         if try Checkpoints.write(checkpoint, to: configuration.directory) {
             logger.info("signed checkpoint", metadata: ["vigil.seq": "\(seq)", "vigil.head": "\(head.hex)"])
+        } else if let existing = try? Checkpoints.read(configuration.directory + "/" + Checkpoints.fileName(seq: seq)),
+            existing.head != Data(head.bytes)
+        {
+            // Not replaced: it may be the evidence of events this store lost or had changed.
+            throw VigilError(
+                .failedPrecondition,
+                "\(configuration.directory) already holds a checkpoint of seq \(seq) with another head (\(ChainDigest(bytes: Array(existing.head))?.hex ?? "?")): "
+                    + "it was signed for events this store does not hold. After a restore from a backup, vigil restore --checkpoint-dir sets such checkpoints aside; otherwise run vigil verify")
         }
         lastSeq.withLock { $0 = max($0 ?? 0, seq) }
         vitals?.checkpointWritten(seq: seq, createdAt: checkpoint.createdAtNanos)

@@ -39,6 +39,34 @@ public enum Checkpoints {
 
     public static func fileName(seq: UInt64) -> String { hex16(seq) + fileExtension }
 
+    /// The subdirectory of a checkpoint directory where `vigil restore
+    /// --checkpoint-dir` moves checkpoints past a restored backup: signed
+    /// for events the restore lost, kept as the record of that loss. Verify
+    /// reads only the directory's own files, and notes these.
+    public static let supersededDirectory = "superseded"
+
+    /// The sets of checkpoints a restore set aside in `directory`'s
+    /// `superseded/`: each subdirectory's name and how many checkpoint files
+    /// it holds (none when there is no such directory).
+    public static func superseded(in directory: String) -> [(name: String, count: Int)] {
+        let root = directory + "/" + supersededDirectory
+        guard FileIO.exists(root), let sets = try? FileIO.list(root) else { return [] }
+        return sets.sorted().compactMap { name in
+            guard let files = try? FileIO.list(root + "/" + name) else { return nil }
+            return (name, files.count { $0.hasSuffix(fileExtension) })
+        }
+    }
+
+    /// `<UTC time>-after-seq-<cut>`, e.g. `20261206T221500Z-after-seq-1200`.
+    public static func supersededName(at nanos: Int64, cutSeq: UInt64) -> String {
+        var seconds = time_t(nanos / 1_000_000_000)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        let date = "\(parts.tm_year + 1900)\(two(parts.tm_mon + 1))\(two(parts.tm_mday))"
+        return date + "T\(two(parts.tm_hour))\(two(parts.tm_min))\(two(parts.tm_sec))Z-after-seq-\(cutSeq)"
+    }
+
     /// Writes `checkpoint` into `directory` (created if missing) unless a
     /// checkpoint of its seq is there already. Returns whether it wrote.
     @discardableResult
@@ -62,22 +90,27 @@ public enum Checkpoints {
         guard FileIO.exists(directory) else { return [] }
         var result: [Stored] = []
         for name in try FileIO.list(directory).sorted() where name.hasSuffix(fileExtension) {
-            let path = directory + "/" + name
             do throws(VigilError) {
-                let file = try FileHandleDescriptor.open(path, flags: O_RDONLY)
-                defer { file.close() }
-                let size = try file.size()
-                guard size <= 4096 else { throw VigilError(.dataLoss, "\(size) bytes: too large for a checkpoint") }
-                let bytes = try file.read(count: size, at: 0)
-                guard let checkpoint = try? Vigil_V1_SignedCheckpoint(serializedBytes: bytes) else {
-                    throw VigilError(.dataLoss, "not a SignedCheckpoint message")
-                }
-                result.append(Stored(name: name, checkpoint: .success(checkpoint)))
+                result.append(Stored(name: name, checkpoint: .success(try read(directory + "/" + name))))
             } catch {
                 result.append(Stored(name: name, checkpoint: .failure(error)))
             }
         }
         return result
+    }
+
+    /// The checkpoint file at `path`, unverified. Throws DATA_LOSS for a file
+    /// that is not one.
+    public static func read(_ path: String) throws(VigilError) -> Vigil_V1_SignedCheckpoint {
+        let file = try FileHandleDescriptor.open(path, flags: O_RDONLY)
+        defer { file.close() }
+        let size = try file.size()
+        guard size <= 4096 else { throw VigilError(.dataLoss, "\(size) bytes: too large for a checkpoint") }
+        let bytes = try file.read(count: size, at: 0)
+        guard let checkpoint = try? Vigil_V1_SignedCheckpoint(serializedBytes: bytes) else {
+            throw VigilError(.dataLoss, "not a SignedCheckpoint message")
+        }
+        return checkpoint
     }
 
     /// Why `checkpoint` cannot be trusted, or nil when its signature holds

@@ -45,6 +45,7 @@ extension ColumnarEventStore {
             try input.readWAL(directory + "/wal", prefix: "wal/", compareWith: input.unflushed)
             if let folder = options.checkpointDirectory {
                 input.checkpoints = checkpoints
+                input.supersededCheckpoints = Checkpoints.superseded(in: folder)
                 input.checkpointPrefix = folder == directory + "/checkpoints" ? "checkpoints/" : folder + "/"
             }
             return try IntegrityVerifier.run(input, options: options)

@@ -262,6 +262,11 @@ struct IntegrityVerifier {
                     Checkpoint(seq: checkpoint.seq, head: ChainDigest(bytes: Array(checkpoint.head))!, location: location))
             }
         }
+        for set in input.supersededCheckpoints where set.count > 0 {
+            // The record of a restore: what these signed was lost with it.
+            report.notes.append(
+                "\(set.count) checkpoint(s) in \(input.checkpointPrefix)\(Checkpoints.supersededDirectory)/\(set.name) were set aside by vigil restore: signed for events stored after the restored backup, which the restore did not bring back")
+        }
         if input.checkpoints.isEmpty {
             report.notes.append("no signed checkpoints: this proves the stored events and the chain agree with each other, not that they are what the server signed")
         } else if options.trustedKey == nil {

@@ -38,6 +38,8 @@ struct VerificationInput: Sendable {
     var notes: [String] = []
     var walRecords: UInt64 = 0
     var checkpoints: [Checkpoints.Stored] = []
+    /// Checkpoints a restore set aside (`Checkpoints.superseded(in:)`): noted, not checked.
+    var supersededCheckpoints: [(name: String, count: Int)] = []
     /// How checkpoint files are named in problems ("checkpoints/" or the directory).
     var checkpointPrefix = "checkpoints/"
 
@@ -125,6 +127,7 @@ struct VerificationInput: Sendable {
         try input.readWAL(directory + "/wal", prefix: "wal/", compareWith: nil)
         if let checkpointDirectory {
             input.checkpoints = try Checkpoints.list(checkpointDirectory)
+            input.supersededCheckpoints = Checkpoints.superseded(in: checkpointDirectory)
             input.checkpointPrefix = checkpointDirectory == directory + "/checkpoints" ? "checkpoints/" : checkpointDirectory + "/"
         }
         return input
