@@ -3,10 +3,6 @@ import VigilCore
 import VigilProto
 import VigilStorage
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 struct RestoreCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "restore",
