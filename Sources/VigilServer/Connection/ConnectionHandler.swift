@@ -314,7 +314,12 @@ struct ConnectionHandler: Sendable {
         /// connection if the peer does not hang up within the grace period.
         func closeIfNeeded(grace: Duration? = nil) {
             guard state.with({ $0.takeClose() }) else { return }
-            outbound.finish()
+            // Finished on the event loop, behind what is queued there: a write
+            // made off the loop (a subscription's TRAILERS) returns once it is
+            // queued on the loop, and a finish made on the loop (the GOAWAY's
+            // writer finding that call done) would end the output before it.
+            let outbound = outbound
+            channel.eventLoop.execute { outbound.finish() }
             let channel = channel
             let grace = grace ?? configuration.closeGracePeriod
             channel.eventLoop.scheduleTask(in: .nanoseconds(grace.wholeNanoseconds)) {
