@@ -151,23 +151,39 @@ public final class VigilServer: Service, Sendable {
         let configuration = configuration
         try await withThrowingDiscardingTaskGroup { group in
             try await serverChannel.executeThenClose { connections in
-                for try await connection in connections.cancelOnGracefulShutdown() {
-                    var connectionLogger = logger
-                    connectionLogger[metadataKey: "vigil.peer"] = "\(connection.channel.remoteAddress.map { "\($0)" } ?? "?")"
-                    guard let slot = service.access.connections.admit() else {
-                        // Full: say so in the protocol, so the client's error is clear.
-                        connectionLogger.info("refused a connection: the server has \(configuration.maxConnections) connections, its limit")
-                        service.metrics.recordRejectedConnection(.resourceExhausted)
-                        group.addTask { await Self.refuseFull(connection, limit: configuration.maxConnections) }
-                        continue
+                // Shutdown closes the listener, which ends `connections` after the
+                // ones accepted by then. Those are closed each through its
+                // `executeThenClose`: a connection dropped unfinished (as
+                // `cancelOnGracefulShutdown()` left those still in the stream)
+                // traps in NIO ("Deinited NIOAsyncWriter without calling
+                // finish()"), which took the server down under a burst of
+                // connections at shutdown.
+                let listener = serverChannel.channel
+                try await withGracefulShutdownHandler {
+                    for try await connection in connections {
+                        guard !Task.isShuttingDownGracefully else {
+                            group.addTask { try? await connection.executeThenClose { _, _ in } }
+                            continue
+                        }
+                        var connectionLogger = logger
+                        connectionLogger[metadataKey: "vigil.peer"] = "\(connection.channel.remoteAddress.map { "\($0)" } ?? "?")"
+                        guard let slot = service.access.connections.admit() else {
+                            // Full: say so in the protocol, so the client's error is clear.
+                            connectionLogger.info("refused a connection: the server has \(configuration.maxConnections) connections, its limit")
+                            service.metrics.recordRejectedConnection(.resourceExhausted)
+                            group.addTask { await Self.refuseFull(connection, limit: configuration.maxConnections) }
+                            continue
+                        }
+                        connectionLogger[metadataKey: "vigil.connection"] = "\(slot)"
+                        let handler = ConnectionHandler(
+                            channel: connection, service: service, configuration: configuration, logger: connectionLogger, slot: slot)
+                        group.addTask(executorPreference: EventLoopTaskExecutor(connection.channel.eventLoop)) {
+                            defer { service.access.connections.remove(slot) }
+                            await handler.run()
+                        }
                     }
-                    connectionLogger[metadataKey: "vigil.connection"] = "\(slot)"
-                    let handler = ConnectionHandler(
-                        channel: connection, service: service, configuration: configuration, logger: connectionLogger, slot: slot)
-                    group.addTask(executorPreference: EventLoopTaskExecutor(connection.channel.eventLoop)) {
-                        defer { service.access.connections.remove(slot) }
-                        await handler.run()
-                    }
+                } onGracefulShutdown: {
+                    listener.close(promise: nil)
                 }
             }
             logger.info("stopped accepting connections; draining")
