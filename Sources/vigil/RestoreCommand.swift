@@ -22,12 +22,12 @@ struct RestoreCommand: ParsableCommand {
             those seqs again. Give that directory with --checkpoint-dir: the backup's \
             checkpoints are copied into it, and those past the backup are moved into \
             DIR/superseded/, kept as the record of what the restore lost:
-              vigil restore --checkpoint-dir /secure/checkpoints /backups/vigil-2026-12-03 ./restored
+              vigil restore --checkpoint-dir /srv/ckpt /backups/2026-12-03 ./restored
             The manifest's hashes catch accidents, not edits (whoever can edit a backup can \
             hash it again). With --public-key, the backup's hash chain is first verified \
             against its checkpoints signed with the server's key, and nothing is restored \
             unless it is intact:
-              vigil restore --public-key checkpoint.key.pub /backups/vigil-2026-12-03 ./restored
+              vigil restore --public-key checkpoint.key.pub /backups/2026-12-03 ./restored
             """
     )
 

@@ -93,7 +93,9 @@ struct AbuseLimitTests {
                 try await RawConnection.with(port: server.port) { second in
                     try await second.handshake()
                     try await RawConnection.with(port: server.port) { third in
-                        try await third.sendPreface()
+                        // The server refuses it at once, not waiting for this: the
+                        // send may find the connection closed already.
+                        try? await third.sendPreface()
                         #expect(try await third.read() == .preface(.vigil(.current)))
                         try await ConnectionTests.expectFatalGoAway(on: third, code: .resourceExhausted, lastStreamID: 0)
                     }
