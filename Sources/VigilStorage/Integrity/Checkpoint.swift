@@ -57,14 +57,12 @@ public enum Checkpoints {
         }
     }
 
-    /// `<UTC time>-after-seq-<cut>`, e.g. `20261206T221500Z-after-seq-1200`.
+    /// `<UTC day>T<hhmmss>Z-after-seq-<cut>`, e.g. `2026-12-06T221500Z-after-seq-1200`
+    /// (the day as parts' directories name it).
     public static func supersededName(at nanos: Int64, cutSeq: UInt64) -> String {
-        var seconds = time_t(nanos / 1_000_000_000)
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        let date = "\(parts.tm_year + 1900)\(two(parts.tm_mon + 1))\(two(parts.tm_mday))"
-        return date + "T\(two(parts.tm_hour))\(two(parts.tm_min))\(two(parts.tm_sec))Z-after-seq-\(cutSeq)"
+        let seconds = (nanos - dayNumber(of: nanos) * 86_400_000_000_000) / 1_000_000_000
+        func two(_ value: Int64) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        return dayName(of: nanos) + "T\(two(seconds / 3_600))\(two(seconds / 60 % 60))\(two(seconds % 60))Z-after-seq-\(cutSeq)"
     }
 
     /// Writes `checkpoint` into `directory` (created if missing) unless a
