@@ -99,7 +99,9 @@ struct RestoreCommand: ParsableCommand {
             guard case .success(let checkpoint) = stored.checkpoint, checkpoint.seq > cutSeq else { return nil }
             return (stored.name, checkpoint.seq)
         }
+        let statements = try RetentionStatements.copyAll(from: restored, to: directory)
         var line = "checkpoints: \(copied) of the backup's copied into \(directory)"
+        if statements > 0 { line += " (and \(statements) signed retention statement(s))" }
         guard let first = past.map(\.seq).min(), let last = past.map(\.seq).max() else {
             return line + "; none there past seq \(cutSeq)"
         }

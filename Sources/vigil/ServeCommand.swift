@@ -368,7 +368,10 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             throw CLIFailure.configuration(error.message)
         }
-        configuration.checkpoints = try checkpoints.configuration(dataDirectory: dataDir, logger: logger)
+        let checkpointConfiguration = try checkpoints.configuration(dataDirectory: dataDir, logger: logger)
+        configuration.checkpoints = checkpointConfiguration
+        // The key that signs checkpoints also signs every removal of events.
+        storage.retentionSigner = checkpointConfiguration.key.map { .init(key: $0, directory: checkpointConfiguration.directory) }
         let store: ColumnarEventStore
         do {
             store = try ColumnarEventStore(options: storage)
@@ -377,6 +380,11 @@ struct ServeCommand: AsyncParsableCommand {
             throw CLIError(error)
         }
         logger.info("opened \(dataDir): \(store.recovery)")
+        if !store.recovery.retentionAdopted.isEmpty {
+            logger.warning(
+                "found \(store.recovery.retentionAdopted.count) removal(s) of events without a signed retention statement, and signed them as found (ADOPTED), which vigil verify reports: expected once after enabling --checkpoint-key or upgrading; otherwise events may have been deleted while the server was stopped",
+                metadata: ["vigil.removals": "\(store.recovery.retentionAdopted.joined(separator: "; "))"])
+        }
         Self.warnOfRetentionOverrides(configured: storage, inForce: store.retentionSettings.current, dataDir: dataDir, logger: logger)
         var registry: TokenRegistry?
         if noAuth {

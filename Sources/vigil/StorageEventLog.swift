@@ -4,7 +4,8 @@ import VigilCore
 import VigilStorage
 
 /// Logs what the store reports: a refusal of writes when it starts and when
-/// it ends (once each, not per refused call), and failed maintenance.
+/// it ends (once each, not per refused call), failed maintenance, and what
+/// retention removed.
 enum StorageEventLog {
     static func handler(_ logger: Logger) -> @Sendable (StorageEvent) -> Void {
         { event in
@@ -21,6 +22,10 @@ enum StorageEventLog {
                 logger.error(
                     "\(path) cannot be read: merges leave it out and retention leaves it in place (the other parts go on); check the disk, then run vigil verify --data-dir and restore from a backup",
                     metadata: ["vigil.error": "\(error)"])
+            case .eventsExpired(let events, let parts, let statements):
+                let how = parts > 0 ? "\(parts) whole part(s)" : "dropped by a merge"
+                let signed = statements > 0 ? "; signed \(statements) retention statement(s)" : ""
+                logger.notice("retention removed \(events) expired event(s) (\(how))\(signed)")
             case .cleanupFailed(let error):
                 logger.warning(
                     "a file no longer needed could not be removed; the next start removes it", metadata: ["vigil.error": "\(error)"])

@@ -193,6 +193,55 @@ struct IntegrityCLITests {
         #expect(result.stdout.contains("intact; 20 events checked, 20 removed by retention"), "\(result.stdout)")
     }
 
+    @Test("vigil serve --checkpoint-key signs its retention passes; a removal made without the key is signed as found at start, with a warning; verify is intact and says so")
+    func signedRetention() async throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let day: Int64 = 86_400_000_000_000
+        let data = directory + "/data"
+        let checkpoints = directory + "/checkpoints"
+        let publicKey = try keygen(directory + "/key")
+        // Seqs 1…20 a month old, 21…40 twenty days old, 41…60 new; a
+        // retention pass made without the key removes the first 20.
+        var options = StorageOptions(directory: data)
+        options.retentionNanos = nil
+        let store = try ColumnarEventStore(options: options)
+        for (tag, age) in [("month", 30 * day), ("weeks", 20 * day), ("new", 0)] {
+            var batch = events(20, tag: tag)
+            for index in batch.indices where age > 0 { batch[index].occurredAt = .init(unixNanos: currentUnixNanos() - age + Int64(index)) }
+            _ = try await store.append(batch, idempotencyKey: nil)
+            try await store.flushNow()
+        }
+        try await store.close()
+        options.retentionNanos = 25 * day
+        let retaining = try ColumnarEventStore(options: options)
+        try await retaining.retainNow(now: currentUnixNanos())
+        #expect(retaining.chainCut()?.seq == 20)
+        try await retaining.close()
+
+        let server = try LoggedServer(
+            arguments: ["--listen", "127.0.0.1:0", "--data-dir", data, "--no-auth", "--retention", "10d",
+                        "--checkpoint-key", directory + "/key", "--checkpoint-dir", checkpoints],
+            directory: directory)
+        let log = try server.waitForLog("the retention pass") { $0.contains("retention removed 20 expired event(s) (1 whole part(s)); signed 1 retention statement(s)") }
+        #expect(log.contains("found 1 removal(s) of events without a signed retention statement, and signed them as found (ADOPTED), which vigil verify reports"), "\(log)")
+        #expect(server.stop() == 0)
+        let statements = try FileManager.default.contentsOfDirectory(atPath: checkpoints).filter { $0.hasSuffix(".retention") }.sorted()
+        #expect(statements.count == 2 && statements[0].hasPrefix("start-0000000000000014-") && statements[1].hasPrefix("start-0000000000000028-"), "\(statements)")
+
+        let result = try VigilBinary.run(["verify", "--data-dir", data, "--checkpoint-dir", checkpoints, "--public-key", publicKey])
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("intact; 20 events checked, 40 removed by retention"), "\(result.stdout)")
+        #expect(result.stdout.contains("1 removal(s) of events (the chain's start, expired-leaves files) attested by signed retention statements"), "\(result.stdout)")
+
+        // The statement removed: the chain's start is no longer attested (exit 1).
+        try FileManager.default.removeItem(atPath: checkpoints + "/" + statements[1])
+        let unattested = try VigilBinary.run(["verify", "--data-dir", data, "--checkpoint-dir", checkpoints, "--public-key", publicKey])
+        #expect(unattested.status == 1, "\(unattested.stdout)\(unattested.stderr)")
+        #expect(unattested.stdout.contains("CHECKPOINT seq 40 in chain/"), "\(unattested.stdout)")
+        #expect(unattested.stdout.contains(": the chain starts after seq 40 (40 events removed at or below it), but no signed retention statement attests it (\(checkpoints)/\(statements[1]) is missing)"), "\(unattested.stdout)")
+    }
+
     @Test("vigil serve refuses a checkpoint key inside the data directory, readable by others, or not a key, before opening anything")
     func keyRefusals() throws {
         let directory = try temporaryDirectory()

@@ -25,6 +25,11 @@ final class StorageEventRecorder: Sendable {
         events.withLock { $0.compactMap { if case .partUnreadable(let path, _) = $0 { path } else { nil } } }
     }
 
+    /// `.eventsExpired` as (events, parts, statements).
+    var expirations: [(events: UInt64, parts: Int, statements: Int)] {
+        events.withLock { $0.compactMap { if case .eventsExpired(let count, let parts, let statements) = $0 { (count, parts, statements) } else { nil } } }
+    }
+
     var maintenanceFailures: [VigilError] {
         events.withLock { $0.compactMap { if case .maintenanceFailed(let error, _) = $0 { error } else { nil } } }
     }

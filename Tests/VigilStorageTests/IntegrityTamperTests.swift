@@ -436,7 +436,10 @@ struct IntegrityTamperTests {
         try await withTemporaryDirectory { directory in
             let key = CheckpointKey.generate()
             let day: Int64 = 86_400_000_000_000
-            let store = try ColumnarEventStore(options: IntegrityTestSupport.options(directory) { $0.retentionNanos = 10 * day })
+            let store = try ColumnarEventStore(options: IntegrityTestSupport.options(directory) {
+                $0.retentionNanos = 10 * day
+                $0.retentionSigner = .init(key: key, directory: directory + "/checkpoints")
+            })
             // Old events alone (seqs 1…30), then a flush mixing old and new (31…90), then new ones.
             _ = try await store.append(IntegrityTestSupport.events(30, tag: "old", endingAgo: 20 * day), idempotencyKey: nil)
             try await store.flushNow()

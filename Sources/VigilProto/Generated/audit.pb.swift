@@ -779,11 +779,13 @@ public nonisolated struct Vigil_V1_IntegrityProblem: Sendable {
     /// Events out of their order (seq or the part's sort order).
     case reordered // = 4
 
-    /// A part, WAL record or chain file fails its checksum or cannot be read.
+    /// A part, WAL record or chain file fails its checksum or cannot be read,
+    /// or a part's index (a block's footer entry) does not describe its rows.
     case checksum // = 5
 
-    /// The chain does not reach a signed checkpoint's head, or a checkpoint's
-    /// signature is bad.
+    /// The chain does not reach a signed checkpoint's head, a checkpoint's or
+    /// retention statement's signature is bad, or events were removed without
+    /// a signed retention statement (when checkpoints are signed).
     case checkpoint // = 6
     case UNRECOGNIZED(Int)
 

@@ -213,6 +213,167 @@ public nonisolated struct Vigil_V1_SignedCheckpoint: Sendable {
   public init() {}
 }
 
+/// A signed retention statement: the server's word that events missing from
+/// the chain were removed by retention (or by a merge dropping expired
+/// events), not deleted. One per removal, written into the checkpoint
+/// directory before the removal commits, as
+/// `start-<16 hex seq>-<16 hex>.retention` (the chain's new start) or
+/// `expired-<16 hex number>-<16 hex>.retention` (an expired-leaves file);
+/// see the VigilStorage DataDirectory article.
+public nonisolated struct Vigil_V1_SignedRetentionStatement: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// A serialized `RetentionStatement`: exactly the bytes signed.
+  public var statement: Data = Data()
+
+  /// The signer's raw 32-byte Ed25519 public key.
+  public var publicKey: Data = Data()
+
+  /// Ed25519 over "vigil-retention-v1" (18 ASCII bytes) || `statement`.
+  public var signature: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Vigil_V1_RetentionStatement: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var formatVersion: UInt32 = 0
+
+  public var reason: Vigil_V1_RetentionStatement.Reason = .unspecified
+
+  public var createdAtNanos: Int64 = 0
+
+  /// The retention in force, as the RETENTION file's lines
+  /// ("<tenant or *>\t<nanoseconds or forever>", one per line).
+  public var retention: String = String()
+
+  /// Exactly one of these is set.
+  public var chainStart: Vigil_V1_RetentionChainStart {
+    get {_chainStart ?? Vigil_V1_RetentionChainStart()}
+    set {_chainStart = newValue}
+  }
+  /// Returns true if `chainStart` has been explicitly set.
+  public var hasChainStart: Bool {self._chainStart != nil}
+  /// Clears the value of `chainStart`. Subsequent reads from it will return its default value.
+  public mutating func clearChainStart() {self._chainStart = nil}
+
+  public var expired: Vigil_V1_RetentionExpiredFile {
+    get {_expired ?? Vigil_V1_RetentionExpiredFile()}
+    set {_expired = newValue}
+  }
+  /// Returns true if `expired` has been explicitly set.
+  public var hasExpired: Bool {self._expired != nil}
+  /// Clears the value of `expired`. Subsequent reads from it will return its default value.
+  public mutating func clearExpired() {self._expired = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum Reason: SwiftProtobuf.Enum, Swift.CaseIterable {
+    public typealias RawValue = Int
+    case unspecified // = 0
+
+    /// A retention pass removed the events.
+    case retention // = 1
+
+    /// A merge dropped expired events from the parts it merged.
+    case merge // = 2
+
+    /// Signed when a server with a checkpoint key started and found a removal
+    /// without a statement (made before statements existed, or while it ran
+    /// without the key): the server attests what it found, not how it came.
+    case adopted // = 3
+    case UNRECOGNIZED(Int)
+
+    public init() {
+      self = .unspecified
+    }
+
+    public init?(rawValue: Int) {
+      switch rawValue {
+      case 0: self = .unspecified
+      case 1: self = .retention
+      case 2: self = .merge
+      case 3: self = .adopted
+      default: self = .UNRECOGNIZED(rawValue)
+      }
+    }
+
+    public var rawValue: Int {
+      switch self {
+      case .unspecified: return 0
+      case .retention: return 1
+      case .merge: return 2
+      case .adopted: return 3
+      case .UNRECOGNIZED(let i): return i
+      }
+    }
+
+    // The compiler won't synthesize support with the UNRECOGNIZED case.
+    public static let allCases: [Vigil_V1_RetentionStatement.Reason] = [
+      .unspecified,
+      .retention,
+      .merge,
+      .adopted,
+    ]
+
+  }
+
+  public init() {}
+
+  fileprivate var _chainStart: Vigil_V1_RetentionChainStart? = nil
+  fileprivate var _expired: Vigil_V1_RetentionExpiredFile? = nil
+}
+
+/// The chain's start after the removal: no event at or below `seq` is stored.
+public nonisolated struct Vigil_V1_RetentionChainStart: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var seq: UInt64 = 0
+
+  /// The chain head after `seq` (32 bytes).
+  public var head: Data = Data()
+
+  /// Events at or below `seq` that retention removed, in all.
+  public var eventsRemoved: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// An expired-leaves file: the full leaves of removed events whose anchored
+/// range keeps other events.
+public nonisolated struct Vigil_V1_RetentionExpiredFile: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Relative to the data directory: `chain/<16 hex>.expired`.
+  public var path: String = String()
+
+  /// SHA-256 of the file's payload (the entry count and entries).
+  public var sha256: Data = Data()
+
+  public var events: UInt64 = 0
+
+  public var firstSeq: UInt64 = 0
+
+  public var lastSeq: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 /// A backup's table of contents: `backup.json` at the top of the backup
 /// directory, this message in protobuf's JSON form (written last, so a backup
 /// without it is unfinished). See the VigilStorage documentation, "Backups".
@@ -674,6 +835,199 @@ nonisolated extension Vigil_V1_SignedCheckpoint: SwiftProtobuf.Message, SwiftPro
     if lhs.createdAtNanos != rhs.createdAtNanos {return false}
     if lhs.publicKey != rhs.publicKey {return false}
     if lhs.signature != rhs.signature {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vigil_V1_SignedRetentionStatement: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SignedRetentionStatement"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}statement\0\u{3}public_key\0\u{1}signature\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.statement) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.publicKey) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.signature) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.statement.isEmpty {
+      try visitor.visitSingularBytesField(value: self.statement, fieldNumber: 1)
+    }
+    if !self.publicKey.isEmpty {
+      try visitor.visitSingularBytesField(value: self.publicKey, fieldNumber: 2)
+    }
+    if !self.signature.isEmpty {
+      try visitor.visitSingularBytesField(value: self.signature, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vigil_V1_SignedRetentionStatement, rhs: Vigil_V1_SignedRetentionStatement) -> Bool {
+    if lhs.statement != rhs.statement {return false}
+    if lhs.publicKey != rhs.publicKey {return false}
+    if lhs.signature != rhs.signature {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vigil_V1_RetentionStatement: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RetentionStatement"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}format_version\0\u{1}reason\0\u{3}created_at_nanos\0\u{1}retention\0\u{3}chain_start\0\u{1}expired\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.formatVersion) }()
+      case 2: try { try decoder.decodeSingularEnumField(value: &self.reason) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.createdAtNanos) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.retention) }()
+      case 5: try { try decoder.decodeSingularMessageField(value: &self._chainStart) }()
+      case 6: try { try decoder.decodeSingularMessageField(value: &self._expired) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.formatVersion != 0 {
+      try visitor.visitSingularUInt32Field(value: self.formatVersion, fieldNumber: 1)
+    }
+    if self.reason != .unspecified {
+      try visitor.visitSingularEnumField(value: self.reason, fieldNumber: 2)
+    }
+    if self.createdAtNanos != 0 {
+      try visitor.visitSingularInt64Field(value: self.createdAtNanos, fieldNumber: 3)
+    }
+    if !self.retention.isEmpty {
+      try visitor.visitSingularStringField(value: self.retention, fieldNumber: 4)
+    }
+    try { if let v = self._chainStart {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    } }()
+    try { if let v = self._expired {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vigil_V1_RetentionStatement, rhs: Vigil_V1_RetentionStatement) -> Bool {
+    if lhs.formatVersion != rhs.formatVersion {return false}
+    if lhs.reason != rhs.reason {return false}
+    if lhs.createdAtNanos != rhs.createdAtNanos {return false}
+    if lhs.retention != rhs.retention {return false}
+    if lhs._chainStart != rhs._chainStart {return false}
+    if lhs._expired != rhs._expired {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vigil_V1_RetentionStatement.Reason: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0REASON_UNSPECIFIED\0\u{1}RETENTION\0\u{1}MERGE\0\u{1}ADOPTED\0")
+}
+
+nonisolated extension Vigil_V1_RetentionChainStart: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RetentionChainStart"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{1}head\0\u{3}events_removed\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.seq) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.head) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.eventsRemoved) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.seq != 0 {
+      try visitor.visitSingularUInt64Field(value: self.seq, fieldNumber: 1)
+    }
+    if !self.head.isEmpty {
+      try visitor.visitSingularBytesField(value: self.head, fieldNumber: 2)
+    }
+    if self.eventsRemoved != 0 {
+      try visitor.visitSingularUInt64Field(value: self.eventsRemoved, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vigil_V1_RetentionChainStart, rhs: Vigil_V1_RetentionChainStart) -> Bool {
+    if lhs.seq != rhs.seq {return false}
+    if lhs.head != rhs.head {return false}
+    if lhs.eventsRemoved != rhs.eventsRemoved {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vigil_V1_RetentionExpiredFile: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RetentionExpiredFile"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}path\0\u{1}sha256\0\u{1}events\0\u{3}first_seq\0\u{3}last_seq\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.path) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.sha256) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.events) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.firstSeq) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.lastSeq) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.path.isEmpty {
+      try visitor.visitSingularStringField(value: self.path, fieldNumber: 1)
+    }
+    if !self.sha256.isEmpty {
+      try visitor.visitSingularBytesField(value: self.sha256, fieldNumber: 2)
+    }
+    if self.events != 0 {
+      try visitor.visitSingularUInt64Field(value: self.events, fieldNumber: 3)
+    }
+    if self.firstSeq != 0 {
+      try visitor.visitSingularUInt64Field(value: self.firstSeq, fieldNumber: 4)
+    }
+    if self.lastSeq != 0 {
+      try visitor.visitSingularUInt64Field(value: self.lastSeq, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vigil_V1_RetentionExpiredFile, rhs: Vigil_V1_RetentionExpiredFile) -> Bool {
+    if lhs.path != rhs.path {return false}
+    if lhs.sha256 != rhs.sha256 {return false}
+    if lhs.events != rhs.events {return false}
+    if lhs.firstSeq != rhs.firstSeq {return false}
+    if lhs.lastSeq != rhs.lastSeq {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

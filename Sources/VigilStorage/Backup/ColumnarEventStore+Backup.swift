@@ -85,6 +85,13 @@ extension ColumnarEventStore {
             for name in manifest.idempotencyFiles { try pin.add(directory + "/keys/" + name, as: "keys/" + name) }
             let chainFiles = chain.withLock { state in (state.ledgerPath.map { [$0] } ?? []) + state.expiredFiles.map(\.path) }
             for path in chainFiles { try pin.add(directory + "/" + path, as: path) }
+            // The statements of those chain files' removals: listed under the
+            // lock, which a removal holds until it commits.
+            if let checkpoints = request.checkpointDirectory {
+                for name in try RetentionStatements.names(in: checkpoints) {
+                    try pin.add(checkpoints + "/" + name, as: "checkpoints/" + name)
+                }
+            }
             var cut = try walCut()
             cut.flushedThroughSeq = manifest.flushedThroughSeq
             // Segments are deleted only by a flush, which waits for this lock.

@@ -179,11 +179,18 @@ public final class ColumnarEventStore: EventStore {
         /// Set when the directory had events but no chain yet (stored by an
         /// earlier version): the chain starts after them.
         public var chainStartedAfter: UInt64?
+        /// Removals found without a signed retention statement, now attested
+        /// as found (`RetentionStatement.Reason.adopted`).
+        public var retentionAdopted: [String] = []
         public var description: String {
             var text = "\(parts) parts (\(partRows) events), replayed \(walEventsReplayed) events from \(walRecordsReplayed) WAL records"
             if let tail = walReport?.truncatedTail { text += "; cut a torn WAL tail: \(tail)" }
             if !garbageRemoved.isEmpty { text += "; removed \(garbageRemoved.count) unfinished files" }
             if let seq = chainStartedAfter { text += "; the hash chain starts after seq \(seq) (older events predate tamper evidence)" }
+            if !retentionAdopted.isEmpty {
+                text += "; signed \(retentionAdopted.count) retention statement(s) marked ADOPTED for removals found without one ("
+                    + retentionAdopted.joined(separator: "; ") + ")"
+            }
             return text
         }
     }
@@ -304,9 +311,24 @@ public final class ColumnarEventStore: EventStore {
                 chainState.ledger.startReason = .predatesChain
                 report.chainStartedAfter = manifest.flushedThroughSeq
             }
+            var liveFacts: [RetentionStatements.Fact] = []
+            if chainState.ledger.startSeq > 0 && chainState.ledger.startReason == .retention {
+                liveFacts.append(.chainStart(seq: chainState.ledger.startSeq, head: chainState.ledger.startHead, eventsRemoved: chainState.ledger.expiredBeforeStart))
+            }
             for path in chainListing.expired {
-                let maxSeq = try ExpiredLeaves.read(from: directory + "/" + path).maxSeq
-                chainState.expiredFiles.append((path, maxSeq))
+                let file = try ExpiredLeaves.read(from: directory + "/" + path)
+                chainState.expiredFiles.append((path, file.maxSeq))
+                liveFacts.append(.expired(file, path: path))
+            }
+            // Removals without a statement (made before statements existed,
+            // or while the server ran without its key) are attested as found,
+            // marked ADOPTED, which verify reports; the server logs them.
+            if let signer = options.retentionSigner {
+                let retention = String(decoding: RetentionSettings.fileBytes(retentionSettings.current), as: UTF8.self)
+                for fact in liveFacts where !FileIO.exists(signer.directory + "/" + fact.fileName) {
+                    try RetentionStatements.attest(fact, reason: .adopted, retention: retention, signer: signer)
+                    report.retentionAdopted.append(fact.description)
+                }
             }
             // Equal in every directory the engine wrote: a flush's MANIFEST
             // sets `flushed_through_seq` to the seq its new chain file ends
@@ -1369,9 +1391,12 @@ public final class ColumnarEventStore: EventStore {
     }
 
     /// Writes the leaves of events that retention removed while others of
-    /// their anchored range remain, numbered from the manifest.
+    /// their anchored range remain, numbered from the manifest, and its
+    /// signed statement (before the commit: a removal that cannot be
+    /// attested does not happen, and is tried again later).
     private func writeExpired(
-        _ entries: [ExpiredLeaves.Entry], manifest: inout Vigil_V1_Manifest, files: inout UncommittedFiles
+        _ entries: [ExpiredLeaves.Entry], reason: Vigil_V1_RetentionStatement.Reason,
+        manifest: inout Vigil_V1_Manifest, files: inout UncommittedFiles
     ) throws(VigilError) -> (path: String, maxSeq: UInt64)? {
         guard !entries.isEmpty else { return nil }
         let path = ChainFiles.name(manifest.nextPartNumber, ChainFiles.expiredExtension)
@@ -1380,7 +1405,22 @@ public final class ColumnarEventStore: EventStore {
         try FileIO.makeDirectory(options.directory + "/" + ChainFiles.directoryName)
         let file = ExpiredLeaves(entries: entries)
         try file.write(to: options.directory + "/" + path)
+        try attest(.expired(file, path: path), reason: reason)
         return (path, file.maxSeq)
+    }
+
+    /// Signs `fact` into the checkpoint directory, when there is a signer.
+    private func attest(_ fact: RetentionStatements.Fact, reason: Vigil_V1_RetentionStatement.Reason) throws(VigilError) {
+        guard let signer = options.retentionSigner else { return }
+        do throws(VigilError) {
+            try RetentionStatements.attest(
+                fact, reason: reason, retention: String(decoding: RetentionSettings.fileBytes(retentionSettings.current), as: UTF8.self),
+                signer: signer)
+        } catch {
+            throw VigilError(
+                error.code,
+                "cannot write the signed retention statement of \(fact.description) into \(signer.directory): \(error.message). Nothing is removed until it can be written")
+        }
     }
 
     /// Merges the parts of a day once it has `mergeFanIn` of them, smallest
@@ -1546,9 +1586,12 @@ public final class ColumnarEventStore: EventStore {
             }
             next.parts.removeAll { removed.contains($0.path) }
             if let merged { next.parts.append(merged.entry) }
-            let expiredFile = try writeExpired(expired, manifest: &next, files: &files)
+            let expiredFile = try writeExpired(expired, reason: .merge, manifest: &next, files: &files)
             try commit(next, files: &files)
             if let expiredFile { chain.withLock { $0.expiredFiles.append(expiredFile) } }
+            if !expired.isEmpty {
+                options.eventHandler?(.eventsExpired(events: UInt64(expired.count), parts: 0, statements: options.retentionSigner == nil ? 0 : 1))
+            }
         } catch {
             files.discard()
             throw error
@@ -1641,10 +1684,11 @@ public final class ColumnarEventStore: EventStore {
                 }
                 for directory in directories { try FileIO.syncDirectory(directory) }
             }
-            expiredFile = try writeExpired(leaves, manifest: &next, files: &files)
+            expiredFile = try writeExpired(leaves, reason: .retention, manifest: &next, files: &files)
             if cut > ledger.startSeq {
                 ledger.cut(at: cut, expired: cut - ledger.startSeq)
                 ledgerPath = try writeLedger(ledger, manifest: &next, files: &files)
+                try attest(.chainStart(seq: ledger.startSeq, head: ledger.startHead, eventsRemoved: ledger.expiredBeforeStart), reason: .retention)
             }
             try commit(next, files: &files)
         } catch {
@@ -1664,6 +1708,10 @@ public final class ColumnarEventStore: EventStore {
         // leaves it unlisted, for the next start's sweep).
         for path in removed { removeAfterCommit(path) }
         for name in oldKeys { removeAfterCommit("keys/" + name) }
+        if !expiring.isEmpty {
+            let statements = options.retentionSigner == nil ? 0 : (expiredFile == nil ? 0 : 1) + (ledgerPath == nil ? 0 : 1)
+            options.eventHandler?(.eventsExpired(events: expiring.reduce(0) { $0 + $1.entry.rows }, parts: expiring.count, statements: statements))
+        }
     }
 
     /// How a MANIFEST entry differs from its part's footer (rows, seq and

@@ -22,4 +22,8 @@ public enum StorageEvent: Sendable {
     /// or rewrite it) and tries again each pass. The rest goes on; queries of
     /// its blocks answer DATA_LOSS.
     case partUnreadable(path: String, VigilError)
+    /// Retention removed `events` events: `parts` whole parts, or expired
+    /// rows a merge dropped (`parts` 0). `statements`: the signed retention
+    /// statements written for it (0 without a checkpoint key).
+    case eventsExpired(events: UInt64, parts: Int, statements: Int)
 }

@@ -57,6 +57,9 @@ public struct StorageOptions: Sendable {
     public var tenantRetentionNanos: [String: Int64] = [:]
     /// Expired parts are moved here instead of deleted.
     public var archiveDirectory: String?
+    /// Signs a retention statement for every removal of events before it
+    /// commits (`RetentionStatements`); nil: removals are not attested.
+    public var retentionSigner: RetentionStatements.Signer?
     /// Start even when the WAL is corrupt in the middle, cutting it at the last good record.
     public var repair = false
     /// Decoded block columns kept for queries: repeated and paged queries

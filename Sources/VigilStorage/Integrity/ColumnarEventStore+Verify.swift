@@ -20,11 +20,11 @@ extension ColumnarEventStore {
             var checkpoints: [Checkpoints.Stored] = []
             if let folder = options.checkpointDirectory { checkpoints = try Checkpoints.list(folder) }
             let (view, chainState, flushed, expired) = try await maintenanceLock.withLock {
-                () async throws(VigilError) -> (Snapshot, ChainState, UInt64, [ExpiredLeaves]) in
+                () async throws(VigilError) -> (Snapshot, ChainState, UInt64, [(path: String, file: ExpiredLeaves)]) in
                 let chainState = chain.withLock { $0 }
-                var expired: [ExpiredLeaves] = []
+                var expired: [(path: String, file: ExpiredLeaves)] = []
                 for file in chainState.expiredFiles where file.maxSeq > chainState.ledger.startSeq {
-                    expired.append(try ExpiredLeaves.read(from: directory + "/" + file.path))
+                    expired.append((file.path, try ExpiredLeaves.read(from: directory + "/" + file.path)))
                 }
                 return (snapshot(), chainState, manifest.withLock { $0.flushedThroughSeq }, expired)
             }
@@ -33,8 +33,9 @@ extension ColumnarEventStore {
             input.ledgerLocation = chainState.ledgerPath
             input.flushedThroughSeq = flushed
             input.parts = view.parts.map { .init(path: $0.entry.path, reader: $0.reader) }
+            input.expiredFiles = expired
             var merged: [UInt64: ExpiredLeaves.Entry] = [:]
-            for file in expired {
+            for (_, file) in expired {
                 for entry in file.entries where entry.seq > chainState.ledger.startSeq { merged[entry.seq] = entry }
             }
             input.expired = merged.values.sorted { $0.seq < $1.seq }
@@ -47,6 +48,7 @@ extension ColumnarEventStore {
                 input.checkpoints = checkpoints
                 input.supersededCheckpoints = Checkpoints.superseded(in: folder)
                 input.checkpointPrefix = folder == directory + "/checkpoints" ? "checkpoints/" : folder + "/"
+                input.checkpointDirectory = folder
             }
             return try IntegrityVerifier.run(input, options: options)
         }

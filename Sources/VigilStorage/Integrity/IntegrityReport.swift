@@ -17,7 +17,9 @@ public struct IntegrityProblem: Sendable, Hashable {
         /// read, or a part's index (a block's footer entry) does not describe
         /// its rows.
         case checksum = "CHECKSUM"
-        /// A checkpoint's signature fails, or the recomputed head differs from it.
+        /// A checkpoint's signature fails, or the recomputed head differs from
+        /// it; or, with signed checkpoints, events were removed without a valid
+        /// signed retention statement (`RetentionStatements`).
         case checkpoint = "CHECKPOINT"
     }
 

@@ -147,7 +147,8 @@ struct IntegrityVerifier {
         anchorsEnd = input.ledgerDamaged ? 0 : ledger.endSeq
         report.eventsExpired = input.ledgerDamaged ? 0 : ledger.expiredBeforeStart
 
-        readCheckpoints()
+        let keys = readCheckpoints()
+        checkRetentionStatements(signedBy: keys)
         if !input.ledgerDamaged { checkPredatingStart() }
         let partsMax = input.parts.map(\.reader.metadata.maxSeq).max() ?? 0
         let checkpointMax = checkpoints.keys.max() ?? 0
@@ -243,7 +244,8 @@ struct IntegrityVerifier {
     }
 
     /// Checks the signatures of the checkpoints; keeps the good ones by seq.
-    private mutating func readCheckpoints() {
+    /// Returns the keys that signed them.
+    private mutating func readCheckpoints() -> Set<CheckpointPublicKey> {
         var keys = Set<CheckpointPublicKey>()
         for stored in input.checkpoints {
             let location = input.checkpointPrefix + stored.name
@@ -275,6 +277,42 @@ struct IntegrityVerifier {
             } else if let key = keys.first {
                 report.notes.append("checkpoints were checked with the key they carry, \(key.hex); pass the server's public key (--public-key) to pin it")
             }
+        }
+        return keys
+    }
+
+    /// Once checkpoints are signed, every removal of events is too
+    /// (`RetentionStatements`): the chain's start, when retention moved it,
+    /// and each live expired-leaves file must have a statement signed by the
+    /// checkpoints' key. Without one, the events may have been deleted and
+    /// the file written to pass them off as expired.
+    private mutating func checkRetentionStatements(signedBy keys: Set<CheckpointPublicKey>) {
+        guard let directory = input.checkpointDirectory, !input.checkpoints.isEmpty else { return }
+        let trusted = options.trustedKey ?? (keys.count == 1 ? keys.first : nil)
+        var attested = 0
+        for (fact, location) in input.retentionFacts {
+            let statement = input.checkpointPrefix + fact.fileName
+            let seqs: (UInt64?, UInt64?) = switch fact {
+            case .chainStart(let seq, _, _): (seq, nil)
+            case .expired(_, _, _, let first, let last): (first, last)
+            }
+            switch RetentionStatements.check(fact, in: directory, trusted: trusted) {
+            case nil:
+                add(IntegrityProblem(
+                    .checkpoint, seq: seqs.0, lastSeq: seqs.1, location: location,
+                    "\(fact.removal), but no signed retention statement attests it (\(statement) is missing), though the checkpoints are signed: the events may have been deleted rather than expired"))
+            case .failure(let error):
+                add(IntegrityProblem(.checkpoint, seq: seqs.0, lastSeq: seqs.1, location: statement, "the retention statement of \(fact.description) cannot be trusted: \(error.message)"))
+            case .success(let checked):
+                attested += 1
+                if checked.reason == .adopted {
+                    report.notes.append(
+                        "\(fact.description) was found without a retention statement by a server that started on \(formatTime(checked.createdAt)), which signed it as found (ADOPTED): expected once after enabling the checkpoint key or upgrading to signed retention; otherwise the events were removed while no server with the key ran")
+                }
+            }
+        }
+        if attested > 0 {
+            report.notes.append("\(attested) removal(s) of events (the chain's start, expired-leaves files) attested by signed retention statements")
         }
     }
 

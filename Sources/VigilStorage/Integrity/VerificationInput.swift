@@ -42,6 +42,21 @@ struct VerificationInput: Sendable {
     var supersededCheckpoints: [(name: String, count: Int)] = []
     /// How checkpoint files are named in problems ("checkpoints/" or the directory).
     var checkpointPrefix = "checkpoints/"
+    /// The checkpoint directory, where retention statements are looked up.
+    var checkpointDirectory: String?
+    /// The live expired-leaves files (relative path, contents), for their statements.
+    var expiredFiles: [(path: String, file: ExpiredLeaves)] = []
+
+    /// The removals that must each have a signed retention statement: the
+    /// chain's start when retention moved it, and every live expired-leaves file.
+    var retentionFacts: [(fact: RetentionStatements.Fact, location: String)] {
+        var facts: [(RetentionStatements.Fact, String)] = []
+        if !ledgerDamaged && ledger.startSeq > 0 && ledger.startReason == .retention {
+            facts.append((.chainStart(seq: ledger.startSeq, head: ledger.startHead, eventsRemoved: ledger.expiredBeforeStart), ledgerLocation ?? "chain/"))
+        }
+        for (path, file) in expiredFiles { facts.append((.expired(file, path: path), path)) }
+        return facts
+    }
 
     /// Reads the chain files of `directory` live under `nextPartNumber`.
     mutating func readChain(_ directory: String, nextPartNumber: UInt64, hasEvents: Bool) throws(VigilError) {
@@ -71,7 +86,9 @@ struct VerificationInput: Sendable {
         var merged: [UInt64: ExpiredLeaves.Entry] = [:]
         for path in listing.expired {
             do {
-                for entry in try ExpiredLeaves.read(from: directory + "/" + path).entries where entry.seq > ledger.startSeq {
+                let file = try ExpiredLeaves.read(from: directory + "/" + path)
+                expiredFiles.append((path, file))
+                for entry in file.entries where entry.seq > ledger.startSeq {
                     if let earlier = merged[entry.seq], earlier.leaf != entry.leaf {
                         problems.append(IntegrityProblem(.checksum, seq: entry.seq, location: path, "two expired-leaf records of this seq disagree"))
                     }
@@ -129,6 +146,7 @@ struct VerificationInput: Sendable {
             input.checkpoints = try Checkpoints.list(checkpointDirectory)
             input.supersededCheckpoints = Checkpoints.superseded(in: checkpointDirectory)
             input.checkpointPrefix = checkpointDirectory == directory + "/checkpoints" ? "checkpoints/" : checkpointDirectory + "/"
+            input.checkpointDirectory = checkpointDirectory
         }
         return input
     }

@@ -1,6 +1,7 @@
 from vigil_client._proto.vigil.v1 import audit_pb2 as _audit_pb2
 from vigil_client._proto.vigil.v1 import event_pb2 as _event_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
@@ -93,6 +94,52 @@ class ManifestPart(_message.Message):
     rows: int
     def __init__(self, path: _Optional[str] = ..., rows: _Optional[int] = ..., min_seq: _Optional[int] = ..., max_seq: _Optional[int] = ..., min_occurred_at: _Optional[int] = ..., max_occurred_at: _Optional[int] = ..., level: _Optional[int] = ..., bytes: _Optional[int] = ...) -> None: ...
 
+class RetentionChainStart(_message.Message):
+    __slots__ = ["events_removed", "head", "seq"]
+    EVENTS_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    HEAD_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    events_removed: int
+    head: bytes
+    seq: int
+    def __init__(self, seq: _Optional[int] = ..., head: _Optional[bytes] = ..., events_removed: _Optional[int] = ...) -> None: ...
+
+class RetentionExpiredFile(_message.Message):
+    __slots__ = ["events", "first_seq", "last_seq", "path", "sha256"]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_SEQ_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    events: int
+    first_seq: int
+    last_seq: int
+    path: str
+    sha256: bytes
+    def __init__(self, path: _Optional[str] = ..., sha256: _Optional[bytes] = ..., events: _Optional[int] = ..., first_seq: _Optional[int] = ..., last_seq: _Optional[int] = ...) -> None: ...
+
+class RetentionStatement(_message.Message):
+    __slots__ = ["chain_start", "created_at_nanos", "expired", "format_version", "reason", "retention"]
+    class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = []
+    ADOPTED: RetentionStatement.Reason
+    CHAIN_START_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_NANOS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRED_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    MERGE: RetentionStatement.Reason
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    REASON_UNSPECIFIED: RetentionStatement.Reason
+    RETENTION: RetentionStatement.Reason
+    RETENTION_FIELD_NUMBER: _ClassVar[int]
+    chain_start: RetentionChainStart
+    created_at_nanos: int
+    expired: RetentionExpiredFile
+    format_version: int
+    reason: RetentionStatement.Reason
+    retention: str
+    def __init__(self, format_version: _Optional[int] = ..., reason: _Optional[_Union[RetentionStatement.Reason, str]] = ..., created_at_nanos: _Optional[int] = ..., retention: _Optional[str] = ..., chain_start: _Optional[_Union[RetentionChainStart, _Mapping]] = ..., expired: _Optional[_Union[RetentionExpiredFile, _Mapping]] = ...) -> None: ...
+
 class SignedCheckpoint(_message.Message):
     __slots__ = ["created_at_nanos", "format_version", "head", "public_key", "seq", "signature"]
     CREATED_AT_NANOS_FIELD_NUMBER: _ClassVar[int]
@@ -108,6 +155,16 @@ class SignedCheckpoint(_message.Message):
     seq: int
     signature: bytes
     def __init__(self, format_version: _Optional[int] = ..., seq: _Optional[int] = ..., head: _Optional[bytes] = ..., created_at_nanos: _Optional[int] = ..., public_key: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
+class SignedRetentionStatement(_message.Message):
+    __slots__ = ["public_key", "signature", "statement"]
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    STATEMENT_FIELD_NUMBER: _ClassVar[int]
+    public_key: bytes
+    signature: bytes
+    statement: bytes
+    def __init__(self, statement: _Optional[bytes] = ..., public_key: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class StoredToken(_message.Message):
     __slots__ = ["created_at_nanos", "created_by", "id", "ingest_events_per_second", "name", "revoked_at_nanos", "scopes", "secret_sha256", "tenants"]

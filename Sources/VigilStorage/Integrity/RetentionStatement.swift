@@ -1,0 +1,212 @@
+import Crypto
+import Foundation
+import VigilCore
+import VigilProto
+
+/// Signed retention statements: the server's word that events gone from the
+/// chain were removed by retention, not deleted.
+///
+/// The chain lets events go in two ways only: its start moves past them (a
+/// retention pass removed everything up to an anchor), or an expired-leaves
+/// file keeps their leaves (retention or a merge removed them from a range
+/// that keeps other events). Both are files in `chain/`, checksummed but not
+/// signed, so without a statement whoever could write the data directory could
+/// delete events and write either file: verify counted them as expired. Each
+/// removal is now signed, with the checkpoint key, into the checkpoint
+/// directory before it commits, and verify (when checkpoints are signed)
+/// requires a statement for the live chain start and for every live
+/// expired-leaves file.
+///
+/// One file per fact, named so that it is found without listing the
+/// directory: `start-<16 hex seq>-<16 hex of the head's first 8 bytes>.retention`
+/// and `expired-<16 hex file number>-<16 hex of the payload's SHA-256>.retention`,
+/// each a binary `vigil.v1.SignedRetentionStatement`. A statement whose fact
+/// is no longer live (an expired file the chain's start has passed) stays as
+/// the record of that removal.
+public enum RetentionStatements {
+    public static let formatVersion: UInt32 = 1
+    static let fileExtension = ".retention"
+    static let domain = Array("vigil-retention-v1".utf8)
+
+    /// Where the signing key and the statements go (`vigil serve
+    /// --checkpoint-key` and `--checkpoint-dir`).
+    public struct Signer: Sendable {
+        public var key: CheckpointKey
+        public var directory: String
+
+        public init(key: CheckpointKey, directory: String) {
+            self.key = key
+            self.directory = directory
+        }
+    }
+
+    /// What a statement attests, and the name of its file.
+    public enum Fact: Sendable, Hashable {
+        /// The chain starts after `seq`, with `head`; `eventsRemoved` events at or below it were removed.
+        case chainStart(seq: UInt64, head: ChainDigest, eventsRemoved: UInt64)
+        /// The expired-leaves file at `path` (relative to the data directory).
+        case expired(path: String, sha256: ChainDigest, events: UInt64, firstSeq: UInt64, lastSeq: UInt64)
+
+        /// The fact of an expired-leaves file as written or read.
+        static func expired(_ file: ExpiredLeaves, path: String) -> Fact {
+            .expired(
+                path: path, sha256: ChainDigest(SHA256.hash(data: file.encode())), events: UInt64(file.entries.count),
+                firstSeq: file.entries.first?.seq ?? 0, lastSeq: file.maxSeq)
+        }
+
+        public var fileName: String {
+            switch self {
+            case .chainStart(let seq, let head, _):
+                return "start-\(hex16(seq))-\(hex16(head.prefix64))" + fileExtension
+            case .expired(let path, let sha256, _, _, _):
+                let number = ChainFiles.parse(String(path.split(separator: "/").last ?? ""))?.number ?? 0
+                return "expired-\(hex16(number))-\(hex16(sha256.prefix64))" + fileExtension
+            }
+        }
+
+        /// The removal, as a problem located at its file describes it.
+        public var removal: String {
+            switch self {
+            case .chainStart(let seq, _, let removed): return "the chain starts after seq \(seq) (\(removed) events removed at or below it)"
+            case .expired(_, _, let events, let first, let last): return "\(events) events removed (seqs \(first)…\(last)), their leaves kept here"
+            }
+        }
+
+        /// As verify names it.
+        public var description: String {
+            switch self {
+            case .chainStart(let seq, _, let removed): return "the chain's start at seq \(seq) (\(removed) events removed at or below it)"
+            case .expired(let path, _, let events, let first, let last): return "\(path) (\(events) removed events, seqs \(first)…\(last))"
+            }
+        }
+
+        var proto: Vigil_V1_RetentionStatement {
+            var statement = Vigil_V1_RetentionStatement()
+            switch self {
+            case .chainStart(let seq, let head, let removed):
+                statement.chainStart.seq = seq
+                statement.chainStart.head = Data(head.bytes)
+                statement.chainStart.eventsRemoved = removed
+            case .expired(let path, let sha256, let events, let first, let last):
+                statement.expired.path = path
+                statement.expired.sha256 = Data(sha256.bytes)
+                statement.expired.events = events
+                statement.expired.firstSeq = first
+                statement.expired.lastSeq = last
+            }
+            return statement
+        }
+
+        /// The fact `statement` attests, or nil when it holds none or both.
+        init?(_ statement: Vigil_V1_RetentionStatement) {
+            switch (statement.hasChainStart, statement.hasExpired) {
+            case (true, false):
+                guard let head = ChainDigest(bytes: Array(statement.chainStart.head)) else { return nil }
+                self = .chainStart(seq: statement.chainStart.seq, head: head, eventsRemoved: statement.chainStart.eventsRemoved)
+            case (false, true):
+                let file = statement.expired
+                guard let sha256 = ChainDigest(bytes: Array(file.sha256)) else { return nil }
+                self = .expired(path: file.path, sha256: sha256, events: file.events, firstSeq: file.firstSeq, lastSeq: file.lastSeq)
+            default:
+                return nil
+            }
+        }
+    }
+
+    /// A statement as read and checked.
+    public struct Checked: Sendable {
+        public var reason: Vigil_V1_RetentionStatement.Reason
+        public var createdAt: Int64
+        public var publicKey: CheckpointPublicKey
+    }
+
+    public static func signingBytes(_ statement: [UInt8]) -> [UInt8] { domain + statement }
+
+    /// Signs `fact` and writes it into `signer.directory` (created if
+    /// missing), durably, unless its file is there already.
+    public static func attest(
+        _ fact: Fact, reason: Vigil_V1_RetentionStatement.Reason, retention: String, signer: Signer, now: Int64 = currentUnixNanos()
+    ) throws(VigilError) {
+        try FileIO.makeDirectory(signer.directory)
+        let path = signer.directory + "/" + fact.fileName
+        guard !FileIO.exists(path) else { return }
+        var statement = fact.proto
+        statement.formatVersion = formatVersion
+        statement.reason = reason
+        statement.createdAtNanos = now
+        statement.retention = retention
+        var signed = Vigil_V1_SignedRetentionStatement()
+        signed.statement = Data((try? statement.serializedBytes()) ?? [])
+        signed.publicKey = Data(signer.key.publicKey.raw)
+        do {
+            signed.signature = try signer.key.privateKey.signature(for: signingBytes(Array(signed.statement)))
+        } catch {
+            throw VigilError(.internal, "cannot sign a retention statement: \(error)")
+        }
+        try FileIO.writeAtomically((try? signed.serializedBytes()) ?? [], to: path)
+    }
+
+    /// The names of the statements in `directory` (none when it does not exist).
+    public static func names(in directory: String) throws(VigilError) -> [String] {
+        guard FileIO.exists(directory) else { return [] }
+        return try FileIO.list(directory).filter { $0.hasSuffix(fileExtension) }.sorted()
+    }
+
+    /// Copies the statements of `source` that `destination` lacks (a
+    /// restore's into an external checkpoint directory). Returns how many.
+    public static func copyAll(from source: String, to destination: String) throws(VigilError) -> Int {
+        var copied = 0
+        for name in try names(in: source) where !FileIO.exists(destination + "/" + name) {
+            let file = try FileHandleDescriptor.open(source + "/" + name, flags: O_RDONLY)
+            defer { file.close() }
+            try FileIO.makeDirectory(destination)
+            try FileIO.writeAtomically(try file.read(count: try file.size(), at: 0), to: destination + "/" + name)
+            copied += 1
+        }
+        return copied
+    }
+
+    /// The statement of `fact` in `directory`: nil when there is none, else
+    /// what it says or why it cannot be trusted (unreadable, a bad signature,
+    /// signed by a key other than `trusted`, or attesting something else).
+    public static func check(_ fact: Fact, in directory: String, trusted: CheckpointPublicKey?) -> Result<Checked, VigilError>? {
+        let path = directory + "/" + fact.fileName
+        guard FileIO.exists(path) else { return nil }
+        let signed: Vigil_V1_SignedRetentionStatement
+        do throws(VigilError) {
+            let file = try FileHandleDescriptor.open(path, flags: O_RDONLY)
+            defer { file.close() }
+            let size = try file.size()
+            guard size <= 64 * 1024 else { return .failure(VigilError(.dataLoss, "\(size) bytes: too large for a retention statement")) }
+            guard let message = try? Vigil_V1_SignedRetentionStatement(serializedBytes: try file.read(count: size, at: 0)) else {
+                return .failure(VigilError(.dataLoss, "not a SignedRetentionStatement message"))
+            }
+            signed = message
+        } catch {
+            return .failure(error)
+        }
+        guard let key = CheckpointPublicKey(raw: Array(signed.publicKey)) else {
+            return .failure(VigilError(.dataLoss, "it carries no valid Ed25519 public key"))
+        }
+        if let trusted, trusted != key {
+            return .failure(VigilError(.dataLoss, "it is signed by key \(key.hex), not by the trusted key \(trusted.hex)"))
+        }
+        guard key.isValid(signature: Array(signed.signature), for: signingBytes(Array(signed.statement))) else {
+            return .failure(VigilError(.dataLoss, "its signature does not verify (the statement was altered or forged)"))
+        }
+        guard let statement = try? Vigil_V1_RetentionStatement(serializedBytes: signed.statement),
+            statement.formatVersion == formatVersion
+        else {
+            return .failure(VigilError(.dataLoss, "its signed statement is not a format \(formatVersion) RetentionStatement"))
+        }
+        guard let attested = Fact(statement), attested == fact else {
+            return .failure(VigilError(.dataLoss, "it attests \(Fact(statement)?.description ?? "nothing"), not \(fact.description)"))
+        }
+        return .success(Checked(reason: statement.reason, createdAt: statement.createdAtNanos, publicKey: key))
+    }
+}
+
+extension ChainDigest {
+    /// The first 8 bytes, big-endian: enough to tell two statements' files apart.
+    var prefix64: UInt64 { words.0 }
+}

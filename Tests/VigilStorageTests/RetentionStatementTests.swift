@@ -1,0 +1,260 @@
+import Foundation
+import Synchronization
+import Testing
+import VigilCore
+import VigilProto
+
+@testable import VigilStorage
+
+/// Signed retention statements: once checkpoints are signed, events leave
+/// the chain only with the server's signed word that retention removed them.
+@Suite("Retention statements: removals signed, deletions told apart")
+struct RetentionStatementTests {
+    static let day: Int64 = 86_400_000_000_000
+
+    /// A store whose retention (10 days) removes seqs 1…30 whole (the cut
+    /// moves the chain's start to 30) and 31…60 from a part that keeps
+    /// 61…90 (an expired-leaves file), with checkpoints signed by `key`.
+    /// `signer`: whether the store signs its removals.
+    static func retainedStore(_ directory: String, key: CheckpointKey, signer: Bool, events: StorageEventRecorder? = nil) async throws {
+        let store = try ColumnarEventStore(options: IntegrityTestSupport.options(directory) {
+            $0.retentionNanos = 10 * day
+            if signer { $0.retentionSigner = .init(key: key, directory: directory + "/checkpoints") }
+            if let events { $0.eventHandler = events.handler }
+        })
+        _ = try await store.append(IntegrityTestSupport.events(30, tag: "old", endingAgo: 20 * day), idempotencyKey: nil)
+        try await store.flushNow()
+        _ = try await store.append(IntegrityTestSupport.events(30, tag: "older", endingAgo: 30 * day), idempotencyKey: nil)
+        _ = try await store.append(IntegrityTestSupport.events(30, tag: "new"), idempotencyKey: nil)
+        try await store.flushNow()
+        _ = try await IntegrityTestSupport.checkpoint(store, key: key)
+        try await store.retainNow(now: currentUnixNanos())
+        #expect(store.chainCut()?.seq == 30)
+        try await store.close()
+    }
+
+    static func statements(_ directory: String) throws -> [String] {
+        try RetentionStatements.names(in: directory + "/checkpoints")
+    }
+
+    static func reason(_ path: String) throws -> Vigil_V1_RetentionStatement.Reason {
+        let signed = try Vigil_V1_SignedRetentionStatement(serializedBytes: Array(try Data(contentsOf: URL(fileURLWithPath: path))))
+        return try Vigil_V1_RetentionStatement(serializedBytes: signed.statement).reason
+    }
+
+    @Test("a signing store attests each removal before it commits: verify is intact and says so; the log counts the statements")
+    func attested() async throws {
+        try await withTemporaryDirectory { directory in
+            let key = CheckpointKey.generate()
+            let events = StorageEventRecorder()
+            try await Self.retainedStore(directory, key: key, signer: true, events: events)
+            let names = try Self.statements(directory)
+            #expect(names.count == 2, "\(names)")
+            #expect(names.contains { $0.hasPrefix("start-000000000000001e-") }, "the chain's new start, after seq 30: \(names)")
+            #expect(names.contains { $0.hasPrefix("expired-") }, "\(names)")
+            for name in names { #expect(try Self.reason(directory + "/checkpoints/" + name) == .retention) }
+            let expired = events.expirations
+            #expect(expired.count == 1 && expired.first! == (60, 4, 2), "\(expired)")
+
+            let report = try IntegrityTestSupport.verify(directory) { $0.trustedKey = key.publicKey }
+            #expect(report.intact && report.eventsExpired == 60, "\(IntegrityTestSupport.describe(report))")
+            #expect(report.notes.contains("2 removal(s) of events (the chain's start, expired-leaves files) attested by signed retention statements"), "\(report.notes)")
+        }
+    }
+
+    @Test("removals made without the key (a deletion passed off as retention) are CHECKPOINT problems; a start with the key signs them as ADOPTED, which verify notes")
+    func unattestedThenAdopted() async throws {
+        try await withTemporaryDirectory { directory in
+            let key = CheckpointKey.generate()
+            try await Self.retainedStore(directory, key: key, signer: false)
+            #expect(try Self.statements(directory).isEmpty)
+            let report = try IntegrityTestSupport.verify(directory) { $0.trustedKey = key.publicKey }
+            let problems = IntegrityTestSupport.problems(report, .checkpoint)
+            #expect(report.problems.count == 2 && problems.count == 2, "\(IntegrityTestSupport.describe(report))")
+            let chainFile = try #require(try FileIO.list(directory + "/chain").first { $0.hasSuffix(".chain") })
+            let expiredFile = try #require(try FileIO.list(directory + "/chain").first { $0.hasSuffix(".expired") })
+            let start = try #require(problems.first { $0.location == "chain/" + chainFile })
+            #expect(start.seq == 30 && start.lastSeq == nil)
+            #expect(start.detail.hasPrefix("the chain starts after seq 30 (30 events removed at or below it), but no signed retention statement attests it (checkpoints/start-000000000000001e-"))
+            #expect(start.detail.hasSuffix(".retention is missing), though the checkpoints are signed: the events may have been deleted rather than expired"))
+            let leaves = try #require(problems.first { $0.location == "chain/" + expiredFile })
+            #expect(leaves.seq == 31 && leaves.lastSeq == 60)
+            #expect(leaves.detail.hasPrefix("30 events removed (seqs 31…60), their leaves kept here, but no signed retention statement attests it"))
+
+            // Without checkpoints nothing is signed, so nothing is required (the note says so).
+            let unsigned = try IntegrityTestSupport.verify(directory) { $0.checkpointDirectory = directory + "/none" }
+            #expect(unsigned.intact, "\(IntegrityTestSupport.describe(unsigned))")
+
+            let reopened = try ColumnarEventStore(options: IntegrityTestSupport.options(directory) {
+                $0.retentionSigner = .init(key: key, directory: directory + "/checkpoints")
+            })
+            #expect(reopened.recovery.retentionAdopted.count == 2, "\(reopened.recovery)")
+            #expect(reopened.recovery.description.contains("signed 2 retention statement(s) marked ADOPTED for removals found without one"))
+            try await reopened.close()
+            for name in try Self.statements(directory) { #expect(try Self.reason(directory + "/checkpoints/" + name) == .adopted) }
+            let adopted = try IntegrityTestSupport.verify(directory) { $0.trustedKey = key.publicKey }
+            #expect(adopted.intact, "\(IntegrityTestSupport.describe(adopted))")
+            #expect(adopted.notes.count { $0.contains("which signed it as found (ADOPTED)") } == 2, "\(adopted.notes)")
+
+            // Adopted once: the next start finds them signed.
+            let again = try ColumnarEventStore(options: IntegrityTestSupport.options(directory) {
+                $0.retentionSigner = .init(key: key, directory: directory + "/checkpoints")
+            })
+            #expect(again.recovery.retentionAdopted.isEmpty)
+            try await again.close()
+        }
+    }
+
+    @Test("a statement altered, signed by another key, or attesting another removal: CHECKPOINT naming the statement")
+    func tamperedStatements() async throws {
+        try await withTemporaryDirectory { directory in
+            let key = CheckpointKey.generate()
+            try await Self.retainedStore(directory, key: key, signer: true)
+            let folder = directory + "/checkpoints"
+            let start = try #require(try Self.statements(directory).first { $0.hasPrefix("start-") })
+            let expired = try #require(try Self.statements(directory).first { $0.hasPrefix("expired-") })
+            let original = Array(try Data(contentsOf: URL(fileURLWithPath: folder + "/" + start)))
+            func only(_ detail: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+                let report = try IntegrityTestSupport.verify(directory) { $0.trustedKey = key.publicKey }
+                #expect(report.problems.count == 1, "\(IntegrityTestSupport.describe(report))", sourceLocation: sourceLocation)
+                let problem = try #require(report.problems.first, sourceLocation: sourceLocation)
+                #expect(problem.kind == .checkpoint && problem.location == "checkpoints/" + start && problem.seq == 30, sourceLocation: sourceLocation)
+                #expect(problem.detail == detail, sourceLocation: sourceLocation)
+            }
+
+            var altered = original
+            altered[altered.count - 1] ^= 0x01
+            try Data(altered).write(to: URL(fileURLWithPath: folder + "/" + start))
+            try only("the retention statement of the chain's start at seq 30 (30 events removed at or below it) cannot be trusted: its signature does not verify (the statement was altered or forged)")
+
+            // Signed, but by a key that is not the server's.
+            let other = CheckpointKey.generate()
+            let scratch = directory + "/other"
+            let ledger = try ChainLedger.read(from: directory + "/chain/" + (try FileIO.list(directory + "/chain").first { $0.hasSuffix(".chain") })!)
+            try FileIO.remove(folder + "/" + start)
+            try RetentionStatements.attest(
+                .chainStart(seq: 30, head: ledger.startHead, eventsRemoved: 30), reason: .retention, retention: "*\t1\n",
+                signer: .init(key: other, directory: scratch))
+            try FileIO.rename(scratch + "/" + start, to: folder + "/" + start)
+            try only("the retention statement of the chain's start at seq 30 (30 events removed at or below it) cannot be trusted: it is signed by key \(other.publicKey.hex), not by the trusted key \(key.publicKey.hex)")
+
+            // The server's genuine statement of another removal, under this one's name.
+            try FileIO.remove(folder + "/" + start)
+            try FileIO.link(folder + "/" + expired, to: folder + "/" + start)
+            let report = try IntegrityTestSupport.verify(directory) { $0.trustedKey = key.publicKey }
+            let problem = try #require(report.problems.first)
+            #expect(report.problems.count == 1 && problem.kind == .checkpoint, "\(IntegrityTestSupport.describe(report))")
+            #expect(problem.detail.hasPrefix("the retention statement of the chain's start at seq 30 (30 events removed at or below it) cannot be trusted: it attests chain/"))
+
+            try FileIO.remove(folder + "/" + start)
+            try Data(original).write(to: URL(fileURLWithPath: folder + "/" + start))
+            #expect(try IntegrityTestSupport.verify(directory) { $0.trustedKey = key.publicKey }.intact)
+        }
+    }
+
+    @Test("an expired-leaves file rewritten with its checksum right no longer matches its statement's digest")
+    func expiredFileRewritten() async throws {
+        try await withTemporaryDirectory { directory in
+            let key = CheckpointKey.generate()
+            try await Self.retainedStore(directory, key: key, signer: true)
+            let path = "chain/" + (try FileIO.list(directory + "/chain").first { $0.hasSuffix(".expired") })!
+            var file = try ExpiredLeaves.read(from: directory + "/" + path)
+            // An entry dropped, the checksum recomputed (its event then also reads as missing).
+            file.entries.removeLast()
+            try file.write(to: directory + "/" + path)
+            let report = try IntegrityTestSupport.verify(directory) { $0.trustedKey = key.publicKey }
+            let problem = try #require(IntegrityTestSupport.problems(report, .checkpoint).first { $0.location == path }, "\(IntegrityTestSupport.describe(report))")
+            #expect(problem.seq == 31 && problem.lastSeq == 59)
+            #expect(problem.detail.hasPrefix("29 events removed (seqs 31…59), their leaves kept here, but no signed retention statement attests it"))
+        }
+    }
+
+    @Test("a merge that drops expired rows signs their file (reason MERGE)")
+    func mergeAttested() async throws {
+        try await withTemporaryDirectory { directory in
+            let key = CheckpointKey.generate()
+            let store = try ColumnarEventStore(options: IntegrityTestSupport.options(directory) {
+                $0.mergeFanIn = 2
+                $0.tenantRetentionNanos = ["brief": 2 * Self.day]
+                $0.retentionSigner = .init(key: key, directory: directory + "/checkpoints")
+            })
+            for batch in 0..<3 {
+                var events = IntegrityTestSupport.events(4, tag: "keep\(batch)", endingAgo: 5 * Self.day)
+                events += IntegrityTestSupport.events(4, tag: "drop\(batch)", endingAgo: 5 * Self.day, tenant: "brief")
+                _ = try await store.append(events, idempotencyKey: nil)
+                try await store.flushNow()
+            }
+            _ = try await IntegrityTestSupport.checkpoint(store, key: key)
+            try await store.mergeNow()
+            let names = try Self.statements(directory)
+            #expect(!names.isEmpty && names.allSatisfy { $0.hasPrefix("expired-") }, "\(names)")
+            for name in names { #expect(try Self.reason(directory + "/checkpoints/" + name) == .merge) }
+            let online = try await store.verify({
+                var options = VerificationOptions()
+                options.checkpointDirectory = directory + "/checkpoints"
+                options.trustedKey = key.publicKey
+                return options
+            }())
+            #expect(online.intact && online.eventsExpired == 12, "\(IntegrityTestSupport.describe(online))")
+            try await store.close()
+            #expect(try IntegrityTestSupport.verify(directory) { $0.trustedKey = key.publicKey }.intact)
+        }
+    }
+
+    @Test("a statement that cannot be written stops the removal: nothing is removed, and the next pass does it")
+    func unwritableStatement() async throws {
+        try await withTemporaryDirectory { directory in
+            let key = CheckpointKey.generate()
+            // A file where the statements' directory would be.
+            let blocked = directory + "/blocked"
+            try FileIO.makeDirectory(directory)
+            try Data("not a directory".utf8).write(to: URL(fileURLWithPath: blocked))
+            let store = try ColumnarEventStore(options: IntegrityTestSupport.options(directory) {
+                $0.retentionNanos = 10 * Self.day
+                $0.retentionSigner = .init(key: key, directory: blocked + "/checkpoints")
+            })
+            _ = try await store.append(IntegrityTestSupport.events(30, tag: "old", endingAgo: 20 * Self.day), idempotencyKey: nil)
+            try await store.flushNow()
+            _ = try await store.append(IntegrityTestSupport.events(30, tag: "new"), idempotencyKey: nil)
+            try await store.flushNow()
+            let parts = store.snapshot().parts.count
+            do {
+                try await store.retainNow(now: currentUnixNanos())
+                Issue.record("the pass removed events it could not attest")
+            } catch let error as VigilError {
+                #expect(error.code == .unavailable, "\(error)")
+                #expect(error.message.hasPrefix("cannot write the signed retention statement of the chain's start at seq 30 (30 events removed at or below it) into \(blocked)/checkpoints: "))
+                #expect(error.message.hasSuffix(". Nothing is removed until it can be written"))
+            }
+            #expect(store.chainCut() == nil && store.snapshot().parts.count == parts)
+            #expect(store.snapshot().parts.reduce(0) { $0 + $1.entry.rows } == 60)
+
+            try FileIO.remove(blocked)
+            try await store.retainNow(now: currentUnixNanos())
+            #expect(store.chainCut()?.seq == 30)
+            #expect(store.snapshot().parts.reduce(0) { $0 + $1.entry.rows } == 30)
+            try await store.close()
+            #expect(try RetentionStatements.names(in: blocked + "/checkpoints").count == 1)
+        }
+    }
+
+    @Test("a backup carries the statements, and verifies with them")
+    func backupCarriesStatements() async throws {
+        try await withTemporaryDirectory { root in
+            let key = CheckpointKey.generate()
+            let directory = root + "/data"
+            try await Self.retainedStore(directory, key: key, signer: true)
+            let store = try ColumnarEventStore(options: IntegrityTestSupport.options(directory))
+            var request = BackupOptions(destination: root + "/backup")
+            request.checkpointDirectory = directory + "/checkpoints"
+            _ = try await store.backup(request)
+            try await store.close()
+            #expect(try RetentionStatements.names(in: root + "/backup/checkpoints") == Self.statements(directory))
+            var options = VerificationOptions()
+            options.checkpointDirectory = root + "/backup/checkpoints"
+            options.trustedKey = key.publicKey
+            let report = try BackupVerification.verify(directory: root + "/backup", options: options)
+            #expect(report.intact, "\(IntegrityTestSupport.describe(report))")
+        }
+    }
+}
