@@ -385,6 +385,11 @@ struct ServeCommand: AsyncParsableCommand {
                 "found \(store.recovery.retentionAdopted.count) removal(s) of events without a signed retention statement, and signed them as found (ADOPTED), which vigil verify reports: expected once after enabling --checkpoint-key or upgrading; otherwise events may have been deleted while the server was stopped",
                 metadata: ["vigil.removals": "\(store.recovery.retentionAdopted.joined(separator: "; "))"])
         }
+        if let failure = store.recovery.retentionAdoptionFailure {
+            logger.error(
+                "a removal of events found without a signed retention statement could not be signed, so vigil verify reports it unattested; make --checkpoint-dir writable and restart",
+                metadata: ["vigil.error": "\(failure)"])
+        }
         Self.warnOfRetentionOverrides(configured: storage, inForce: store.retentionSettings.current, dataDir: dataDir, logger: logger)
         var registry: TokenRegistry?
         if noAuth {

@@ -329,6 +329,20 @@ struct IntegrityChainTests {
         #expect(ChainFiles.parse("00000000000000ff.chain")! == (255, ".chain"))
         #expect(ChainFiles.parse("00000000000000ff.chain.tmp") == nil)
     }
+
+    @Test("the start-up listing of checkpoints past the head reads only those its names put past it (and any it cannot tell)")
+    func checkpointsNamedAbove() async throws {
+        try await withTemporaryDirectory { directory in
+            let key = CheckpointKey.generate()
+            for seq: UInt64 in [1, 2, 3, 40, 41] {
+                try Checkpoints.write(try Checkpoints.sign(seq: seq, head: .zero, createdAt: 1, key: key), to: directory)
+            }
+            try Data("junk".utf8).write(to: URL(fileURLWithPath: directory + "/latest.checkpoint"))
+            let names = try Checkpoints.list(directory, namedAbove: 3).map(\.name)
+            #expect(names == [Checkpoints.fileName(seq: 40), Checkpoints.fileName(seq: 41), "latest.checkpoint"])
+            #expect(try Checkpoints.list(directory).count == 6)
+        }
+    }
 }
 
 @Suite("A data directory whose chain file is gone")

@@ -238,6 +238,32 @@ struct RetentionStatementTests {
         }
     }
 
+    @Test("a removal found at start that cannot be signed (the checkpoint directory unwritable) does not stop the start; it is reported, and signed at the next start")
+    func adoptionFailure() async throws {
+        try await withTemporaryDirectory { directory in
+            let key = CheckpointKey.generate()
+            try await Self.retainedStore(directory, key: key, signer: false)
+            let blocked = directory + "/blocked"
+            try Data("not a directory".utf8).write(to: URL(fileURLWithPath: blocked))
+            let store = try ColumnarEventStore(options: IntegrityTestSupport.options(directory) {
+                $0.retentionSigner = .init(key: key, directory: blocked + "/checkpoints")
+            })
+            #expect(store.recovery.retentionAdopted.isEmpty)
+            let failure = try #require(store.recovery.retentionAdoptionFailure)
+            #expect(failure.hasPrefix("cannot sign the chain's start at seq 30 (30 events removed at or below it) into \(blocked)/checkpoints: mkdir "), "\(failure)")
+            #expect(store.recovery.description.hasSuffix("; " + failure))
+            _ = try await store.append(IntegrityTestSupport.events(3, tag: "after"), idempotencyKey: nil)
+            try await store.close()
+
+            try FileIO.remove(blocked)
+            let reopened = try ColumnarEventStore(options: IntegrityTestSupport.options(directory) {
+                $0.retentionSigner = .init(key: key, directory: blocked + "/checkpoints")
+            })
+            #expect(reopened.recovery.retentionAdopted.count == 2 && reopened.recovery.retentionAdoptionFailure == nil)
+            try await reopened.close()
+        }
+    }
+
     @Test("a backup carries the statements, and verifies with them")
     func backupCarriesStatements() async throws {
         try await withTemporaryDirectory { root in

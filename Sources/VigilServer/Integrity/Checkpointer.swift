@@ -67,7 +67,7 @@ final class Checkpointer: Sendable {
     /// the end. Verify reports them; the server says so when it starts,
     /// since it cannot sign those seqs again.
     static func warnOfCheckpointsPastTheHead(directory: String, store: any EventStore, logger: Logger) async {
-        guard let (head, _) = try? await store.chainHead(), let stored = try? Checkpoints.list(directory) else { return }
+        guard let (head, _) = try? await store.chainHead(), let stored = try? Checkpoints.list(directory, namedAbove: head) else { return }
         let past = stored.compactMap { try? $0.checkpoint.get().seq }.filter { $0 > head }
         guard let first = past.min(), let last = past.max() else { return }
         logger.warning(

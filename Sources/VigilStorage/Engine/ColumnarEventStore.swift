@@ -182,6 +182,8 @@ public final class ColumnarEventStore: EventStore {
         /// Removals found without a signed retention statement, now attested
         /// as found (`RetentionStatement.Reason.adopted`).
         public var retentionAdopted: [String] = []
+        /// Why a removal found without a statement could not be signed.
+        public var retentionAdoptionFailure: String?
         public var description: String {
             var text = "\(parts) parts (\(partRows) events), replayed \(walEventsReplayed) events from \(walRecordsReplayed) WAL records"
             if let tail = walReport?.truncatedTail { text += "; cut a torn WAL tail: \(tail)" }
@@ -191,6 +193,7 @@ public final class ColumnarEventStore: EventStore {
                 text += "; signed \(retentionAdopted.count) retention statement(s) marked ADOPTED for removals found without one ("
                     + retentionAdopted.joined(separator: "; ") + ")"
             }
+            if let failure = retentionAdoptionFailure { text += "; " + failure }
             return text
         }
     }
@@ -323,11 +326,19 @@ public final class ColumnarEventStore: EventStore {
             // Removals without a statement (made before statements existed,
             // or while the server ran without its key) are attested as found,
             // marked ADOPTED, which verify reports; the server logs them.
+            // One that cannot be written (the checkpoint directory unwritable)
+            // does not stop the start: verify reports the removal unattested,
+            // and the next start tries again.
             if let signer = options.retentionSigner {
                 let retention = String(decoding: RetentionSettings.fileBytes(retentionSettings.current), as: UTF8.self)
                 for fact in liveFacts where !FileIO.exists(signer.directory + "/" + fact.fileName) {
-                    try RetentionStatements.attest(fact, reason: .adopted, retention: retention, signer: signer)
-                    report.retentionAdopted.append(fact.description)
+                    do throws(VigilError) {
+                        try RetentionStatements.attest(fact, reason: .adopted, retention: retention, signer: signer)
+                        report.retentionAdopted.append(fact.description)
+                    } catch {
+                        report.retentionAdoptionFailure = "cannot sign \(fact.description) into \(signer.directory): \(error.message)"
+                        break
+                    }
                 }
             }
             // Equal in every directory the engine wrote: a flush's MANIFEST

@@ -85,9 +85,23 @@ public enum Checkpoints {
 
     /// Every `*.checkpoint` file of `directory` (none when it does not exist), by name.
     public static func list(_ directory: String) throws(VigilError) -> [Stored] {
+        try list(directory, where: { _ in true })
+    }
+
+    /// The `*.checkpoint` files of `directory` whose name says a seq above
+    /// `seq`, or does not say one: a server's start-up check reads the few
+    /// past its head, not a year of checkpoints (105,000 at 5 minutes).
+    public static func list(_ directory: String, namedAbove seq: UInt64) throws(VigilError) -> [Stored] {
+        try list(directory) { name in
+            guard let named = UInt64(name.dropLast(fileExtension.count), radix: 16), fileName(seq: named) == name else { return true }
+            return named > seq
+        }
+    }
+
+    private static func list(_ directory: String, where include: (String) -> Bool) throws(VigilError) -> [Stored] {
         guard FileIO.exists(directory) else { return [] }
         var result: [Stored] = []
-        for name in try FileIO.list(directory).sorted() where name.hasSuffix(fileExtension) {
+        for name in try FileIO.list(directory).sorted() where name.hasSuffix(fileExtension) && include(name) {
             do throws(VigilError) {
                 result.append(Stored(name: name, checkpoint: .success(try read(directory + "/" + name))))
             } catch {
