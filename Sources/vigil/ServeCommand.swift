@@ -130,6 +130,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Seconds a connection may go without a call before it is closed (0: never). Open subscriptions are calls.", valueName: "seconds"))
     var idleTimeout = 600
 
+    @Option(name: .long, help: ArgumentHelp("Seconds the server may be unable to write to a connection (its client stopped reading) before it closes it (0: never). Frees the calls and slots a stuck client holds.", valueName: "seconds"))
+    var writeStallTimeout = 120
+
     @Option(name: .long, help: ArgumentHelp("Events per second each token may ingest unless the token has its own rate (0: no limit); over it, RESOURCE_EXHAUSTED with vigil.retry-after-ms.", valueName: "events/s"))
     var ingestRateLimit: UInt64 = 0
 
@@ -201,6 +204,9 @@ struct ServeCommand: AsyncParsableCommand {
         }
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
         guard idleTimeout >= 0 else { throw ValidationError("--idle-timeout must be 0 (never) or a number of seconds") }
+        guard (0...86_400).contains(writeStallTimeout) else {
+            throw ValidationError("--write-stall-timeout must be 0 (never) or 1 to 86400 seconds, not \(writeStallTimeout)")
+        }
         if let metricsListen {
             // The port is required: the protocol's default (7700) would be the wrong one.
             let metricsAddress = try checkedHostPort(metricsListen, flag: "--metrics-listen", example: "127.0.0.1:7701")
@@ -314,6 +320,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.heartbeatInterval = .seconds(heartbeatInterval)
         configuration.maxConnections = maxConnections
         configuration.idleTimeout = idleTimeout == 0 ? nil : .seconds(idleTimeout)
+        configuration.writeStallTimeout = writeStallTimeout == 0 ? nil : .seconds(writeStallTimeout)
         configuration.defaultIngestEventsPerSecond = ingestRateLimit == 0 ? nil : ingestRateLimit
         // A file a setting names that cannot be used is a configuration problem (78), whether flag or key named it.
         do {

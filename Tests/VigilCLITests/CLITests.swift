@@ -290,7 +290,9 @@ struct CLITests {
             (["--rules", "/nonexistent/rules.json"], "--rules"),
             (["--max-connections", "0"], "--max-connections"),
             (["--max-message-size", "8589934592"], "--max-message-size"),
-            (["--idle-timeout", "-1"], "--idle-timeout"),
+            (["--idle-timeout=-1"], "--idle-timeout must be 0 (never) or a number of seconds"),
+            (["--write-stall-timeout=-1"], "--write-stall-timeout must be 0 (never) or 1 to 86400 seconds, not -1"),
+            (["--write-stall-timeout=86401"], "--write-stall-timeout must be 0 (never) or 1 to 86400 seconds, not 86401"),
             (["--no-auth", "--admin-token-file", "/tmp/x"], "--admin-token-file"),
             (["--redaction-rules", "/nonexistent/redaction.json"], "--redaction-rules"),
         ])

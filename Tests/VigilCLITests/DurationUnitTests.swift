@@ -34,7 +34,7 @@ struct DurationUnitTests {
         for option in [
             "--max-frame-size <bytes>", "--max-event-bytes <bytes>", "--max-clock-skew <seconds>", "--handshake-timeout <seconds>",
             "--shutdown-timeout <seconds>", "--memory-budget-mb <MiB>", "--live-feed-mb <MiB>", "--query-cache-mb <MiB>",
-            "--idle-timeout <seconds>", "--heartbeat-interval <seconds>",
+            "--idle-timeout <seconds>", "--write-stall-timeout <seconds>", "--heartbeat-interval <seconds>",
         ] {
             #expect(serve.contains(option), "\(option)")
         }

@@ -110,4 +110,63 @@ struct SlowReaderTests {
         // plus socket buffers; 100 pages would be hundreds of MiB.
         #expect(grown < 64 << 20, "resident memory grew by \(grown >> 20) MiB over \(baseline >> 20) MiB")
     }
+
+    @Test("--write-stall-timeout: a client that stops reading is closed once the server could not write to it for that long")
+    func writeStallTimeoutFlag() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-stall-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let server = try ServerProcess(dataDir: directory, extraArguments: ["--write-stall-timeout", "1"])
+        let client = try await VigilClient.connect(VigilClient.Configuration(server: server.address))
+        // 4,000 events of about 1 KB: the query below sends 4 MB.
+        for batch in 0..<4 {
+            let events = (0..<1_000).map { index in
+                var event = AuditEvent()
+                event.occurredAt = .init(unixNanos: currentUnixNanos() - Int64(batch * 1_000 + index) * 1_000_000)
+                event.tenant = "acme"
+                event.actor.id = "user-\(index % 100)"
+                event.action = "document.read"
+                event.description_p = String(repeating: "d", count: 1_000)
+                return event
+            }
+            _ = try await client.ingest(events)
+        }
+        let port = Int(server.address.split(separator: ":").last!)!
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var small: Int32 = 16_384
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        try #require(connected == 0)
+        var bytes = HandFrames.preface
+        var hello = Vigil_V1_Hello()
+        hello.majorVersion = 1
+        hello.clientName = "stalled-reader"
+        bytes += try HandFrames.frame(type: HandFrames.hello, stream: 0, hello)
+        var headers = Vigil_V1_CallHeaders()
+        headers.method = AuditMethod.query.rawValue
+        headers.initialWindow = 100_000
+        var query = Vigil_V1_QueryRequest()
+        query.pageSize = 1_000
+        bytes += try HandFrames.frame(type: HandFrames.headers, stream: 1, headers)
+        bytes += try HandFrames.frame(type: HandFrames.message, flags: HandFrames.endStream, stream: 1, query)
+        let written = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        try #require(written == bytes.count)
+
+        // Never read: the server's writes back up, and after a second of
+        // that it closes the connection (the default would wait 120 s).
+        let started = ContinuousClock.now
+        var connections = try await client.stats().connections
+        while connections > 1 && ContinuousClock.now - started < .seconds(60) {
+            try await Task.sleep(for: .milliseconds(100))
+            connections = try await client.stats().connections
+        }
+        #expect(connections == 1, "the stalled connection is still open after 60 s")
+        await client.close()
+    }
 }
