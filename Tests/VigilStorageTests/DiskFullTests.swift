@@ -293,6 +293,47 @@ struct DiskFullTests {
         try await reopened.close()
     }
 
+    @Test("a retention rewrite without room for what it keeps leaves the part whole, refuses no ingest, and rewrites once space returns")
+    func rewriteHitsENOSPC() async throws {
+        let disk = try TmpfsDisk(megabytes: 16)
+        defer { disk.unmount() }
+        let directory = disk.path + "/data"
+        let recorder = StorageEventRecorder()
+        let day: Int64 = 86_400_000_000_000
+        let store = try ColumnarEventStore(options: options(directory, recorder: recorder) { $0.tenantRetentionNanos = ["brief": 2 * day] })
+        // One part, one day, two tenants: "brief"'s events are past its 2 days, "acme"'s are kept for ever.
+        // Random descriptions, so that the part does not compress to nothing.
+        let start = currentUnixNanos() - 5 * day
+        var events: [AuditEvent] = []
+        for index in 0..<2_000 {
+            var event = engineEvent(index % 2 == 0 ? "keep/\(index)" : "brief/\(index)", tenant: index % 2 == 0 ? "acme" : "brief", at: start + Int64(index) * 1_000_000)
+            event.description_p = (0..<32).map { _ in String(format: "%016llx", UInt64.random(in: 0...UInt64.max)) }.joined()
+            events.append(event)
+        }
+        _ = try await store.append(events, idempotencyKey: nil)
+        try await store.flushNow()
+        let part = try #require(store.snapshot().parts.first)
+        #expect(store.snapshot().parts.count == 1 && part.entry.bytes > 512 << 10, "\(part.entry.bytes) bytes")
+
+        // Room for neither the rewritten part (half the events) nor much else.
+        let filler = try disk.fill(leaving: 64 << 10)
+        try await store.retainNow(now: currentUnixNanos())
+        #expect(store.snapshot().parts.map(\.entry.path) == [part.entry.path], "the part stays whole")
+        #expect(store.writeUnavailableReason == nil, "a rewrite refuses no ingest")
+        #expect(recorder.maintenanceFailures.isEmpty)
+        #expect(try strayFiles(directory) == [], "the unfinished rewrite leaves no file")
+        #expect(store.snapshot().parts.first?.entry.rows == 2_000)
+        #expect(try await storedActors(store).count == 1_000, "queries hide expired events, rewritten or not")
+
+        try FileManager.default.removeItem(atPath: filler)
+        try await store.retainNow(now: currentUnixNanos())
+        let actors = try await storedActors(store)
+        #expect(actors.count == 1_000 && actors.allSatisfy { $0.hasPrefix("keep/") })
+        #expect(recorder.expirations.map(\.events) == [1_000], "the rewrite's merge dropped brief's 1,000 events")
+        #expect(try strayFiles(directory) == [])
+        try await store.close()
+    }
+
     @Test("a flush whose MANIFEST cannot be replaced removes the parts, keys and chain file it wrote, and succeeds when retried")
     func failedCommitRemovesItsFiles() async throws {
         try await withTemporaryDirectory { directory in
