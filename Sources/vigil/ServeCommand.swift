@@ -389,7 +389,7 @@ struct ServeCommand: AsyncParsableCommand {
         logger.info("opened \(dataDir): \(store.recovery)")
         if !store.recovery.retentionAdopted.isEmpty {
             logger.warning(
-                "found \(store.recovery.retentionAdopted.count) removal(s) of events without a signed retention statement, and signed them as found (ADOPTED), which vigil verify reports: expected once after enabling --checkpoint-key or upgrading; otherwise events may have been deleted while the server was stopped",
+                "found \(store.recovery.retentionAdopted.count) removal(s) of events without a valid signed retention statement, and signed them as found (ADOPTED), which vigil verify reports: expected once after enabling --checkpoint-key or upgrading; otherwise events may have been deleted while the server was stopped",
                 metadata: ["vigil.removals": "\(store.recovery.retentionAdopted.joined(separator: "; "))"])
         }
         if let failure = store.recovery.retentionAdoptionFailure {

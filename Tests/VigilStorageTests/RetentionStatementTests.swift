@@ -89,7 +89,7 @@ struct RetentionStatementTests {
                 $0.retentionSigner = .init(key: key, directory: directory + "/checkpoints")
             })
             #expect(reopened.recovery.retentionAdopted.count == 2, "\(reopened.recovery)")
-            #expect(reopened.recovery.description.contains("signed 2 retention statement(s) marked ADOPTED for removals found without one"))
+            #expect(reopened.recovery.description.contains("signed 2 retention statement(s) marked ADOPTED for removals found without a valid one"))
             try await reopened.close()
             for name in try Self.statements(directory) { #expect(try Self.reason(directory + "/checkpoints/" + name) == .adopted) }
             let adopted = try IntegrityTestSupport.verify(directory) { $0.trustedKey = key.publicKey }
@@ -166,6 +166,37 @@ struct RetentionStatementTests {
             let problem = try #require(IntegrityTestSupport.problems(report, .checkpoint).first { $0.location == path }, "\(IntegrityTestSupport.describe(report))")
             #expect(problem.seq == 31 && problem.lastSeq == 59)
             #expect(problem.detail.hasPrefix("29 events removed (seqs 31…59), their leaves kept here, but no signed retention statement attests it"))
+        }
+    }
+
+    @Test("a file planted under the name of a removal's statement (the names are predictable) is replaced by the signed statement")
+    func plantedFileReplaced() async throws {
+        try await withTemporaryDirectory { directory in
+            let key = CheckpointKey.generate()
+            let folder = directory + "/checkpoints"
+            let store = try ColumnarEventStore(options: IntegrityTestSupport.options(directory) {
+                $0.retentionNanos = 10 * Self.day
+                $0.retentionSigner = .init(key: key, directory: folder)
+            })
+            _ = try await store.append(IntegrityTestSupport.events(30, tag: "old", endingAgo: 20 * Self.day), idempotencyKey: nil)
+            try await store.flushNow()
+            let (seq, head) = try await store.chainHead()
+            #expect(seq == 30)
+            let fact = RetentionStatements.Fact.chainStart(seq: 30, head: head, eventsRemoved: 30)
+            try FileIO.makeDirectory(folder)
+            try Data("planted".utf8).write(to: URL(fileURLWithPath: folder + "/" + fact.fileName))
+            _ = try await store.append(IntegrityTestSupport.events(30, tag: "new"), idempotencyKey: nil)
+            try await store.flushNow()
+            _ = try await IntegrityTestSupport.checkpoint(store, key: key)
+            try await store.retainNow(now: currentUnixNanos())
+            #expect(store.chainCut()?.seq == 30)
+            try await store.close()
+            guard case .success(let checked)? = RetentionStatements.check(fact, in: folder, trusted: key.publicKey) else {
+                Issue.record("the planted file was kept")
+                return
+            }
+            #expect(checked.reason == .retention)
+            #expect(try IntegrityTestSupport.verify(directory) { $0.trustedKey = key.publicKey }.intact)
         }
     }
 

@@ -179,7 +179,7 @@ public final class ColumnarEventStore: EventStore {
         /// Set when the directory had events but no chain yet (stored by an
         /// earlier version): the chain starts after them.
         public var chainStartedAfter: UInt64?
-        /// Removals found without a signed retention statement, now attested
+        /// Removals found without a valid signed retention statement, now attested
         /// as found (`RetentionStatement.Reason.adopted`).
         public var retentionAdopted: [String] = []
         /// Why a removal found without a statement could not be signed.
@@ -190,7 +190,7 @@ public final class ColumnarEventStore: EventStore {
             if !garbageRemoved.isEmpty { text += "; removed \(garbageRemoved.count) unfinished files" }
             if let seq = chainStartedAfter { text += "; the hash chain starts after seq \(seq) (older events predate tamper evidence)" }
             if !retentionAdopted.isEmpty {
-                text += "; signed \(retentionAdopted.count) retention statement(s) marked ADOPTED for removals found without one ("
+                text += "; signed \(retentionAdopted.count) retention statement(s) marked ADOPTED for removals found without a valid one ("
                     + retentionAdopted.joined(separator: "; ") + ")"
             }
             if let failure = retentionAdoptionFailure { text += "; " + failure }
@@ -331,7 +331,8 @@ public final class ColumnarEventStore: EventStore {
             // and the next start tries again.
             if let signer = options.retentionSigner {
                 let retention = String(decoding: RetentionSettings.fileBytes(retentionSettings.current), as: UTF8.self)
-                for fact in liveFacts where !FileIO.exists(signer.directory + "/" + fact.fileName) {
+                for fact in liveFacts {
+                    if case .success = RetentionStatements.check(fact, in: signer.directory, trusted: signer.key.publicKey) { continue }
                     do throws(VigilError) {
                         try RetentionStatements.attest(fact, reason: .adopted, retention: retention, signer: signer)
                         report.retentionAdopted.append(fact.description)

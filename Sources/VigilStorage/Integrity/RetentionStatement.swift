@@ -123,13 +123,15 @@ public enum RetentionStatements {
     public static func signingBytes(_ statement: [UInt8]) -> [UInt8] { domain + statement }
 
     /// Signs `fact` and writes it into `signer.directory` (created if
-    /// missing), durably, unless its file is there already.
+    /// missing), durably, unless a statement of it signed with this key is
+    /// there already. Anything else under its name (the names are
+    /// predictable: a file planted there must not stand in for it) is replaced.
     public static func attest(
         _ fact: Fact, reason: Vigil_V1_RetentionStatement.Reason, retention: String, signer: Signer, now: Int64 = currentUnixNanos()
     ) throws(VigilError) {
         try FileIO.makeDirectory(signer.directory)
         let path = signer.directory + "/" + fact.fileName
-        guard !FileIO.exists(path) else { return }
+        if case .success = check(fact, in: signer.directory, trusted: signer.key.publicKey) { return }
         var statement = fact.proto
         statement.formatVersion = formatVersion
         statement.reason = reason
