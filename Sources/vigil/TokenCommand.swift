@@ -156,7 +156,8 @@ struct RetentionCommand: AsyncParsableCommand {
               vigil retention 30d --tenant acme     acme's events are kept 30 days
               vigil retention default --tenant acme acme follows the default again
               vigil retention 365d                  the default for every other tenant
-              vigil retention forever               keep everything (the default only)
+              vigil retention forever --tenant acme acme's events are kept for ever
+              vigil retention forever               keep everything by default
             Events older than the retention stop being returned at once and are deleted \
             with their parts later. The change survives restarts and is recorded in _system.
             """)
@@ -178,9 +179,7 @@ struct RetentionCommand: AsyncParsableCommand {
         request.tenant = tenant ?? ""
         switch retention {
         case "forever":
-            guard tenant == nil else {
-                throw ValidationError("'forever' is for the default; for a tenant, give a duration or 'default'")
-            }
+            request.forever = true
         case "default":
             guard tenant != nil else { throw ValidationError("'default' removes a tenant's own retention: give --tenant") }
         default:

@@ -454,6 +454,13 @@ struct AuthorizationTests {
             var negative = Vigil_V1_SetRetentionRequest()
             negative.retention = .init(seconds: -86_400, nanos: 0)
             #expect(await statusOf { _ = try await admin.setRetention(negative) } == .invalidArgument)
+            var both = Vigil_V1_SetRetentionRequest()
+            both.tenant = "acme"
+            both.forever = true
+            both.retention = .init(seconds: 30 * 86_400, nanos: 0)
+            #expect(await statusOf { _ = try await admin.setRetention(both) } == .invalidArgument)
+            both.retention = .init()
+            #expect(try await !admin.setRetention(both).hasRetention, "acme's events are kept for ever")
             var badRetentionTenant = Vigil_V1_SetRetentionRequest()
             badRetentionTenant.tenant = "no spaces"
             badRetentionTenant.retention = .init(seconds: 30 * 86_400, nanos: 0)

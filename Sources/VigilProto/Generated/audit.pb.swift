@@ -1005,6 +1005,11 @@ public nonisolated struct Vigil_V1_SetRetentionRequest: Sendable {
   /// Clears the value of `retention`. Subsequent reads from it will return its default value.
   public mutating func clearRetention() {self._retention = nil}
 
+  /// Keep the tenant's events for ever, whatever the default (a legal hold);
+  /// `retention` must then be unset (INVALID_ARGUMENT otherwise). For the
+  /// default (an empty tenant), the same as an unset `retention`.
+  public var forever: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2631,7 +2636,7 @@ nonisolated extension Vigil_V1_RevokeTokenResponse: SwiftProtobuf.Message, Swift
 
 nonisolated extension Vigil_V1_SetRetentionRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SetRetentionRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}tenant\0\u{1}retention\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}tenant\0\u{1}retention\0\u{1}forever\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2641,6 +2646,7 @@ nonisolated extension Vigil_V1_SetRetentionRequest: SwiftProtobuf.Message, Swift
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.tenant) }()
       case 2: try { try decoder.decodeSingularMessageField(value: &self._retention) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.forever) }()
       default: break
       }
     }
@@ -2657,12 +2663,16 @@ nonisolated extension Vigil_V1_SetRetentionRequest: SwiftProtobuf.Message, Swift
     try { if let v = self._retention {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
     } }()
+    if self.forever != false {
+      try visitor.visitSingularBoolField(value: self.forever, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Vigil_V1_SetRetentionRequest, rhs: Vigil_V1_SetRetentionRequest) -> Bool {
     if lhs.tenant != rhs.tenant {return false}
     if lhs._retention != rhs._retention {return false}
+    if lhs.forever != rhs.forever {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -179,7 +179,14 @@ extension AuditService {
             }
         }
         var nanos: Int64?
-        if request.hasRetention, request.retention.seconds != 0 || request.retention.nanos != 0 {
+        let hasDuration = request.hasRetention && (request.retention.seconds != 0 || request.retention.nanos != 0)
+        if request.forever {
+            guard !hasDuration else {
+                throw VigilError(.invalidArgument, "forever and a retention duration were both given: send one of them")
+            }
+            // A tenant's own "forever" (`Int64.max`), which the default does not change.
+            nanos = tenant == nil ? nil : .max
+        } else if hasDuration {
             let (seconds, overflow) = request.retention.seconds.multipliedReportingOverflow(by: 1_000_000_000)
             guard request.retention.seconds > 0, request.retention.nanos >= 0, !overflow else {
                 throw VigilError(.invalidArgument, "retention must be a positive duration (or unset)")

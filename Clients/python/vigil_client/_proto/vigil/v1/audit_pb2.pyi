@@ -358,12 +358,14 @@ class RevokeTokenResponse(_message.Message):
     def __init__(self, info: _Optional[_Union[TokenInfo, _Mapping]] = ...) -> None: ...
 
 class SetRetentionRequest(_message.Message):
-    __slots__ = ["retention", "tenant"]
+    __slots__ = ["forever", "retention", "tenant"]
+    FOREVER_FIELD_NUMBER: _ClassVar[int]
     RETENTION_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
+    forever: bool
     retention: _duration_pb2.Duration
     tenant: str
-    def __init__(self, tenant: _Optional[str] = ..., retention: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    def __init__(self, tenant: _Optional[str] = ..., retention: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., forever: bool = ...) -> None: ...
 
 class SetRetentionResponse(_message.Message):
     __slots__ = ["retention"]
