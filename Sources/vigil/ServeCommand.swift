@@ -389,13 +389,22 @@ struct ServeCommand: AsyncParsableCommand {
         logger.info("opened \(dataDir): \(store.recovery)")
         if !store.recovery.retentionAdopted.isEmpty {
             logger.warning(
-                "found \(store.recovery.retentionAdopted.count) removal(s) of events without a valid signed retention statement, and signed them as found (ADOPTED), which vigil verify reports: expected once after enabling --checkpoint-key or upgrading; otherwise events may have been deleted while the server was stopped",
+                "found \(store.recovery.retentionAdopted.count) removal(s) of events without a valid signed retention statement in a checkpoint directory where statements had not begun, and signed them as found (ADOPTED), which vigil verify notes: expected once, after enabling --checkpoint-key or upgrading. From now on a removal without a statement is reported, not adopted",
                 metadata: ["vigil.removals": "\(store.recovery.retentionAdopted.joined(separator: "; "))"])
+        }
+        if !store.recovery.retentionUnattested.isEmpty {
+            logger.error(
+                "found \(store.recovery.retentionUnattested.count) removal(s) of events without a valid signed retention statement, although statements have begun in \(checkpointConfiguration.directory): they were made without this key (events deleted while the server was stopped, or a server run without --checkpoint-key). They are not signed; vigil verify reports them",
+                metadata: ["vigil.removals": "\(store.recovery.retentionUnattested.joined(separator: "; "))"])
         }
         if let failure = store.recovery.retentionAdoptionFailure {
             logger.error(
-                "a removal of events found without a signed retention statement could not be signed, so vigil verify reports it unattested; make --checkpoint-dir writable and restart",
+                "the retention statements could not be brought up to date at start, so vigil verify may report removals as unattested; make --checkpoint-dir writable and restart",
                 metadata: ["vigil.error": "\(failure)"])
+        }
+        if store.recovery.retentionStatementsSetAside > 0 {
+            logger.notice(
+                "set aside \(store.recovery.retentionStatementsSetAside) retention statement(s) of removals that never committed (an interrupted retention pass or merge, or a restore) into \(checkpointConfiguration.directory)/superseded/")
         }
         Self.warnOfRetentionOverrides(configured: storage, inForce: store.retentionSettings.current, dataDir: dataDir, logger: logger)
         var registry: TokenRegistry?

@@ -23,7 +23,7 @@ enum StorageEventLog {
                     "\(path) cannot be read: merges leave it out and retention leaves it in place (the other parts go on); check the disk, then run vigil verify --data-dir and restore from a backup",
                     metadata: ["vigil.error": "\(error)"])
             case .eventsExpired(let events, let parts, let statements):
-                let how = parts > 0 ? "\(parts) whole part(s)" : "dropped by a merge"
+                let how = parts > 0 ? "\(parts) whole part(s)" : "left out of a part written again by a merge or a rewrite"
                 let signed = statements > 0 ? "; signed \(statements) retention statement(s)" : ""
                 logger.notice("retention removed \(events) expired event(s) (\(how))\(signed)")
             case .cleanupFailed(let error):

@@ -80,7 +80,7 @@ struct IntegrityServiceTests {
         }
         let names = try FileIO.list(checkpoints)
         #expect(names.filter { $0.hasSuffix(".checkpoint") } == [Checkpoints.fileName(seq: 50), Checkpoints.fileName(seq: 125)])
-        #expect(names.filter { $0.hasSuffix(".retention") }.count == 1, "the cut's retention statement: \(names)")
+        #expect(names.filter { $0.hasPrefix("start-") }.count == 1 && names.contains("begin.retention"), "the cut's retention statement: \(names)")
         var verification = VerificationOptions()
         verification.checkpointDirectory = checkpoints
         verification.trustedKey = key.publicKey

@@ -33,8 +33,9 @@ struct RetentionStatementTests {
         try await store.close()
     }
 
+    /// The statements of removals (not `begin.retention`).
     static func statements(_ directory: String) throws -> [String] {
-        try RetentionStatements.names(in: directory + "/checkpoints")
+        try RetentionStatements.names(in: directory + "/checkpoints").filter { $0 != RetentionStatements.beginFileName }
     }
 
     static func reason(_ path: String) throws -> Vigil_V1_RetentionStatement.Reason {
@@ -50,6 +51,7 @@ struct RetentionStatementTests {
             try await Self.retainedStore(directory, key: key, signer: true, events: events)
             let names = try Self.statements(directory)
             #expect(names.count == 2, "\(names)")
+            #expect(try Self.reason(directory + "/checkpoints/" + RetentionStatements.beginFileName) == .begin)
             #expect(names.contains { $0.hasPrefix("start-000000000000001e-") }, "the chain's new start, after seq 30: \(names)")
             #expect(names.contains { $0.hasPrefix("expired-") }, "\(names)")
             for name in names { #expect(try Self.reason(directory + "/checkpoints/" + name) == .retention) }
@@ -62,28 +64,17 @@ struct RetentionStatementTests {
         }
     }
 
-    @Test("removals made without the key (a deletion passed off as retention) are CHECKPOINT problems; a start with the key signs them as ADOPTED, which verify notes")
-    func unattestedThenAdopted() async throws {
+    @Test("a store from before statements: its removals are noted as unattested; the first start with the key signs them as found (ADOPTED) and begins statements")
+    func upgradeAdopts() async throws {
         try await withTemporaryDirectory { directory in
             let key = CheckpointKey.generate()
             try await Self.retainedStore(directory, key: key, signer: false)
-            #expect(try Self.statements(directory).isEmpty)
-            let report = try IntegrityTestSupport.verify(directory) { $0.trustedKey = key.publicKey }
-            let problems = IntegrityTestSupport.problems(report, .checkpoint)
-            #expect(report.problems.count == 2 && problems.count == 2, "\(IntegrityTestSupport.describe(report))")
-            let chainFile = try #require(try FileIO.list(directory + "/chain").first { $0.hasSuffix(".chain") })
-            let expiredFile = try #require(try FileIO.list(directory + "/chain").first { $0.hasSuffix(".expired") })
-            let start = try #require(problems.first { $0.location == "chain/" + chainFile })
-            #expect(start.seq == 30 && start.lastSeq == nil)
-            #expect(start.detail.hasPrefix("the chain starts after seq 30 (30 events removed at or below it), but no signed retention statement attests it (checkpoints/start-000000000000001e-"))
-            #expect(start.detail.hasSuffix(".retention is missing), though the checkpoints are signed: the events may have been deleted rather than expired"))
-            let leaves = try #require(problems.first { $0.location == "chain/" + expiredFile })
-            #expect(leaves.seq == 31 && leaves.lastSeq == 60)
-            #expect(leaves.detail.hasPrefix("30 events removed (seqs 31…60), their leaves kept here, but no signed retention statement attests it"))
-
-            // Without checkpoints nothing is signed, so nothing is required (the note says so).
-            let unsigned = try IntegrityTestSupport.verify(directory) { $0.checkpointDirectory = directory + "/none" }
-            #expect(unsigned.intact, "\(IntegrityTestSupport.describe(unsigned))")
+            #expect(try RetentionStatements.names(in: directory + "/checkpoints").isEmpty)
+            let before = try IntegrityTestSupport.verify(directory) { $0.trustedKey = key.publicKey }
+            #expect(before.intact, "\(IntegrityTestSupport.describe(before))")
+            #expect(before.notes.contains(
+                "2 removal(s) of events (the chain's start, expired-leaves files) are not attested: signed retention statements have not begun in checkpoints/ (no begin.retention); a server started with its --checkpoint-key signs them as found and begins them"),
+                "\(before.notes)")
 
             let reopened = try ColumnarEventStore(options: IntegrityTestSupport.options(directory) {
                 $0.retentionSigner = .init(key: key, directory: directory + "/checkpoints")
@@ -92,16 +83,91 @@ struct RetentionStatementTests {
             #expect(reopened.recovery.description.contains("signed 2 retention statement(s) marked ADOPTED for removals found without a valid one"))
             try await reopened.close()
             for name in try Self.statements(directory) { #expect(try Self.reason(directory + "/checkpoints/" + name) == .adopted) }
+            #expect(try Self.reason(directory + "/checkpoints/" + RetentionStatements.beginFileName) == .begin)
             let adopted = try IntegrityTestSupport.verify(directory) { $0.trustedKey = key.publicKey }
             #expect(adopted.intact, "\(IntegrityTestSupport.describe(adopted))")
-            #expect(adopted.notes.count { $0.contains("which signed it as found (ADOPTED)") } == 2, "\(adopted.notes)")
+            #expect(adopted.notes.count { $0.contains("which signed it as found (ADOPTED) before statements began") } == 2, "\(adopted.notes)")
 
             // Adopted once: the next start finds them signed.
             let again = try ColumnarEventStore(options: IntegrityTestSupport.options(directory) {
                 $0.retentionSigner = .init(key: key, directory: directory + "/checkpoints")
             })
-            #expect(again.recovery.retentionAdopted.isEmpty)
+            #expect(again.recovery.retentionAdopted.isEmpty && again.recovery.retentionUnattested.isEmpty)
             try await again.close()
+        }
+    }
+
+    @Test("once statements have begun, removals made without the key (a deletion passed off as retention) are CHECKPOINT problems, and a restart with the key does not sign them")
+    func restartDoesNotLaunder() async throws {
+        try await withTemporaryDirectory { directory in
+            let key = CheckpointKey.generate()
+            let signing = try ColumnarEventStore(options: IntegrityTestSupport.options(directory) {
+                $0.retentionSigner = .init(key: key, directory: directory + "/checkpoints")
+            })
+            try await signing.close()
+            #expect(FileIO.exists(directory + "/checkpoints/" + RetentionStatements.beginFileName))
+            try await Self.retainedStore(directory, key: key, signer: false)
+            func expectTwoProblems(sourceLocation: SourceLocation = #_sourceLocation) throws {
+                let report = try IntegrityTestSupport.verify(directory) { $0.trustedKey = key.publicKey }
+                let problems = IntegrityTestSupport.problems(report, .checkpoint)
+                #expect(report.problems.count == 2 && problems.count == 2, "\(IntegrityTestSupport.describe(report))", sourceLocation: sourceLocation)
+                let chainFile = try #require(try FileIO.list(directory + "/chain").first { $0.hasSuffix(".chain") }, sourceLocation: sourceLocation)
+                let expiredFile = try #require(try FileIO.list(directory + "/chain").first { $0.hasSuffix(".expired") }, sourceLocation: sourceLocation)
+                let start = try #require(problems.first { $0.location == "chain/" + chainFile }, sourceLocation: sourceLocation)
+                #expect(start.seq == 30 && start.lastSeq == nil, sourceLocation: sourceLocation)
+                #expect(start.detail.hasPrefix("the chain starts after seq 30 (30 events removed at or below it), but no signed retention statement attests it (checkpoints/start-000000000000001e-"), sourceLocation: sourceLocation)
+                #expect(start.detail.hasSuffix(".retention is missing), though statements began (checkpoints/begin.retention): the events may have been deleted rather than expired"), sourceLocation: sourceLocation)
+                let leaves = try #require(problems.first { $0.location == "chain/" + expiredFile }, sourceLocation: sourceLocation)
+                #expect(leaves.seq == 31 && leaves.lastSeq == 60, sourceLocation: sourceLocation)
+                #expect(leaves.detail.hasPrefix("30 events removed (seqs 31…60), their leaves kept here, but no signed retention statement attests it"), sourceLocation: sourceLocation)
+            }
+            try expectTwoProblems()
+
+            let restarted = try ColumnarEventStore(options: IntegrityTestSupport.options(directory) {
+                $0.retentionSigner = .init(key: key, directory: directory + "/checkpoints")
+            })
+            #expect(restarted.recovery.retentionAdopted.isEmpty)
+            #expect(restarted.recovery.retentionUnattested.count == 2, "\(restarted.recovery)")
+            #expect(restarted.recovery.description.contains("; 2 removal(s) without a valid signed retention statement ("))
+            try await restarted.close()
+            #expect(try Self.statements(directory).isEmpty)
+            try expectTwoProblems()
+        }
+    }
+
+    @Test("statements of removals that never committed are withdrawn when the commit fails, and set aside at the next start when a crash left them")
+    func uncommittedStatements() async throws {
+        try await withTemporaryDirectory { directory in
+            let key = CheckpointKey.generate()
+            let signer = RetentionStatements.Signer(key: key, directory: directory + "/checkpoints")
+            let store = try ColumnarEventStore(options: IntegrityTestSupport.options(directory) {
+                $0.retentionNanos = 10 * Self.day
+                $0.retentionSigner = signer
+            })
+            _ = try await store.append(IntegrityTestSupport.events(30, tag: "old", endingAgo: 20 * Self.day), idempotencyKey: nil)
+            try await store.flushNow()
+            _ = try await store.append(IntegrityTestSupport.events(30, tag: "new"), idempotencyKey: nil)
+            try await store.flushNow()
+            // The MANIFEST cannot be replaced: the pass signs, then fails to commit.
+            try FileManager.default.createDirectory(atPath: directory + "/MANIFEST.tmp", withIntermediateDirectories: false)
+            await #expect(throws: VigilError.self) { try await store.retainNow(now: currentUnixNanos()) }
+            #expect(store.chainCut() == nil)
+            #expect(try Self.statements(directory).isEmpty, "the statement of the cut that did not happen is withdrawn")
+            try FileManager.default.removeItem(atPath: directory + "/MANIFEST.tmp")
+            try await store.close()
+
+            // What a crash between a statement and its commit leaves: one for a cut past the live start.
+            let ledger = try ChainLedger.read(from: directory + "/chain/" + (try FileIO.list(directory + "/chain").first { $0.hasSuffix(".chain") })!)
+            #expect(ledger.endSeq == 60)
+            let stray = RetentionStatements.Fact.chainStart(seq: 60, head: ledger.endHead, eventsRemoved: 60)
+            try RetentionStatements.attest(stray, reason: .retention, retention: "*\t1\n", signer: signer)
+            let reopened = try ColumnarEventStore(options: IntegrityTestSupport.options(directory) { $0.retentionSigner = signer })
+            #expect(reopened.recovery.retentionStatementsSetAside == 1, "\(reopened.recovery)")
+            try await reopened.close()
+            #expect(try Self.statements(directory).isEmpty)
+            let sets = try FileIO.list(directory + "/checkpoints/superseded")
+            #expect(sets.count == 1 && sets[0].hasSuffix("-unused-retention-statements"), "\(sets)")
+            #expect(try FileIO.list(directory + "/checkpoints/superseded/" + sets[0]) == [stray.fileName])
         }
     }
 
@@ -306,7 +372,7 @@ struct RetentionStatementTests {
             request.checkpointDirectory = directory + "/checkpoints"
             _ = try await store.backup(request)
             try await store.close()
-            #expect(try RetentionStatements.names(in: root + "/backup/checkpoints") == Self.statements(directory))
+            #expect(try RetentionStatements.names(in: root + "/backup/checkpoints") == RetentionStatements.names(in: directory + "/checkpoints"))
             var options = VerificationOptions()
             options.checkpointDirectory = root + "/backup/checkpoints"
             options.trustedKey = key.publicKey

@@ -785,7 +785,7 @@ public nonisolated struct Vigil_V1_IntegrityProblem: Sendable {
 
     /// The chain does not reach a signed checkpoint's head, a checkpoint's or
     /// retention statement's signature is bad, or events were removed without
-    /// a signed retention statement (when checkpoints are signed).
+    /// a signed retention statement (once statements have begun).
     case checkpoint // = 6
     case UNRECOGNIZED(Int)
 

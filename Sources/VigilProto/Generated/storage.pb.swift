@@ -254,7 +254,7 @@ public nonisolated struct Vigil_V1_RetentionStatement: Sendable {
   /// ("<tenant or *>\t<nanoseconds or forever>", one per line).
   public var retention: String = String()
 
-  /// Exactly one of these is set.
+  /// Exactly one of these is set (neither for BEGIN).
   public var chainStart: Vigil_V1_RetentionChainStart {
     get {_chainStart ?? Vigil_V1_RetentionChainStart()}
     set {_chainStart = newValue}
@@ -285,10 +285,15 @@ public nonisolated struct Vigil_V1_RetentionStatement: Sendable {
     /// A merge dropped expired events from the parts it merged.
     case merge // = 2
 
-    /// Signed when a server with a checkpoint key started and found a removal
-    /// without a statement (made before statements existed, or while it ran
-    /// without the key): the server attests what it found, not how it came.
+    /// Signed when a server with a checkpoint key started for the first time
+    /// on a checkpoint directory without `begin.retention`, and found a
+    /// removal without a statement (made before statements existed, or while
+    /// it ran without the key): it attests what it found, not how it came.
     case adopted // = 3
+
+    /// `begin.retention`: from `created_at_nanos` on, every removal has a
+    /// statement, and a server adopts none at start. No removal is set.
+    case begin // = 4
     case UNRECOGNIZED(Int)
 
     public init() {
@@ -301,6 +306,7 @@ public nonisolated struct Vigil_V1_RetentionStatement: Sendable {
       case 1: self = .retention
       case 2: self = .merge
       case 3: self = .adopted
+      case 4: self = .begin
       default: self = .UNRECOGNIZED(rawValue)
       }
     }
@@ -311,6 +317,7 @@ public nonisolated struct Vigil_V1_RetentionStatement: Sendable {
       case .retention: return 1
       case .merge: return 2
       case .adopted: return 3
+      case .begin: return 4
       case .UNRECOGNIZED(let i): return i
       }
     }
@@ -321,6 +328,7 @@ public nonisolated struct Vigil_V1_RetentionStatement: Sendable {
       .retention,
       .merge,
       .adopted,
+      .begin,
     ]
 
   }
@@ -940,7 +948,7 @@ nonisolated extension Vigil_V1_RetentionStatement: SwiftProtobuf.Message, SwiftP
 }
 
 nonisolated extension Vigil_V1_RetentionStatement.Reason: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0REASON_UNSPECIFIED\0\u{1}RETENTION\0\u{1}MERGE\0\u{1}ADOPTED\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0REASON_UNSPECIFIED\0\u{1}RETENTION\0\u{1}MERGE\0\u{1}ADOPTED\0\u{1}BEGIN\0")
 }
 
 nonisolated extension Vigil_V1_RetentionChainStart: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {

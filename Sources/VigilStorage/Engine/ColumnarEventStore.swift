@@ -182,8 +182,15 @@ public final class ColumnarEventStore: EventStore {
         /// Removals found without a valid signed retention statement, now attested
         /// as found (`RetentionStatement.Reason.adopted`).
         public var retentionAdopted: [String] = []
-        /// Why a removal found without a statement could not be signed.
+        /// Why a removal found without a statement, or the beginning of
+        /// statements, could not be signed.
         public var retentionAdoptionFailure: String?
+        /// Removals found without a valid statement once statements had
+        /// begun: not adopted (verify reports them); the server logs them.
+        public var retentionUnattested: [String] = []
+        /// Statements of removals that never committed (a failed or
+        /// interrupted operation, or a restore's lost future), set aside.
+        public var retentionStatementsSetAside = 0
         public var description: String {
             var text = "\(parts) parts (\(partRows) events), replayed \(walEventsReplayed) events from \(walRecordsReplayed) WAL records"
             if let tail = walReport?.truncatedTail { text += "; cut a torn WAL tail: \(tail)" }
@@ -194,6 +201,13 @@ public final class ColumnarEventStore: EventStore {
                     + retentionAdopted.joined(separator: "; ") + ")"
             }
             if let failure = retentionAdoptionFailure { text += "; " + failure }
+            if !retentionUnattested.isEmpty {
+                text += "; \(retentionUnattested.count) removal(s) without a valid signed retention statement ("
+                    + retentionUnattested.joined(separator: "; ") + ")"
+            }
+            if retentionStatementsSetAside > 0 {
+                text += "; set aside \(retentionStatementsSetAside) retention statement(s) of removals that never committed"
+            }
             return text
         }
     }
@@ -323,25 +337,6 @@ public final class ColumnarEventStore: EventStore {
                 chainState.expiredFiles.append((path, file.maxSeq))
                 liveFacts.append(.expired(file, path: path))
             }
-            // Removals without a statement (made before statements existed,
-            // or while the server ran without its key) are attested as found,
-            // marked ADOPTED, which verify reports; the server logs them.
-            // One that cannot be written (the checkpoint directory unwritable)
-            // does not stop the start: verify reports the removal unattested,
-            // and the next start tries again.
-            if let signer = options.retentionSigner {
-                let retention = String(decoding: RetentionSettings.fileBytes(retentionSettings.current), as: UTF8.self)
-                for fact in liveFacts {
-                    if case .success = RetentionStatements.check(fact, in: signer.directory, trusted: signer.key.publicKey) { continue }
-                    do throws(VigilError) {
-                        try RetentionStatements.attest(fact, reason: .adopted, retention: retention, signer: signer)
-                        report.retentionAdopted.append(fact.description)
-                    } catch {
-                        report.retentionAdoptionFailure = "cannot sign \(fact.description) into \(signer.directory): \(error.message)"
-                        break
-                    }
-                }
-            }
             // Equal in every directory the engine wrote: a flush's MANIFEST
             // sets `flushed_through_seq` to the seq its new chain file ends
             // at, retention never moves the chain's end, and a directory from
@@ -404,6 +399,13 @@ public final class ColumnarEventStore: EventStore {
                 return .replayed
             }
             report.walReport = walReport
+            // Only once the directory has passed every check above: a start
+            // that refuses it must not have signed what it found.
+            if let signer = options.retentionSigner {
+                Self.attestAtStart(
+                    liveFacts, startSeq: chainState.ledger.startSeq, signer: signer,
+                    retention: RetentionSettings.text(retentionSettings.current), report: &report)
+            }
             self.wal = wal
             chain = Mutex(chainState)
             chainTracker = ChainTracker(seq: chainState.ledger.endSeq, head: chainState.ledger.endHead)
@@ -1048,7 +1050,7 @@ public final class ColumnarEventStore: EventStore {
                     retention.of(tenant).map { oldest < now &- $0 } ?? false
                 }
                 guard holdsExpired else { continue }
-                guard try await merge([part], day: part.day, now: now) else { return }
+                guard try await merge([part], day: part.day, now: now, reason: .retention) else { return }
                 rewritten += 1
             } catch {
                 if FileIO.isDiskFull(error) {
@@ -1408,7 +1410,7 @@ public final class ColumnarEventStore: EventStore {
     /// attested does not happen, and is tried again later).
     private func writeExpired(
         _ entries: [ExpiredLeaves.Entry], reason: Vigil_V1_RetentionStatement.Reason,
-        manifest: inout Vigil_V1_Manifest, files: inout UncommittedFiles
+        manifest: inout Vigil_V1_Manifest, files: inout UncommittedFiles, statements: inout [String]
     ) throws(VigilError) -> (path: String, maxSeq: UInt64)? {
         guard !entries.isEmpty else { return nil }
         let path = ChainFiles.name(manifest.nextPartNumber, ChainFiles.expiredExtension)
@@ -1417,22 +1419,36 @@ public final class ColumnarEventStore: EventStore {
         try FileIO.makeDirectory(options.directory + "/" + ChainFiles.directoryName)
         let file = ExpiredLeaves(entries: entries)
         try file.write(to: options.directory + "/" + path)
-        try attest(.expired(file, path: path), reason: reason)
+        try attest(.expired(file, path: path), reason: reason, statements: &statements)
         return (path, file.maxSeq)
     }
 
-    /// Signs `fact` into the checkpoint directory, when there is a signer.
-    private func attest(_ fact: RetentionStatements.Fact, reason: Vigil_V1_RetentionStatement.Reason) throws(VigilError) {
+    /// Signs `fact` into the checkpoint directory, when there is a signer;
+    /// adds the statement's path to `statements` when it wrote one.
+    private func attest(
+        _ fact: RetentionStatements.Fact, reason: Vigil_V1_RetentionStatement.Reason, statements: inout [String]
+    ) throws(VigilError) {
         guard let signer = options.retentionSigner else { return }
         do throws(VigilError) {
-            try RetentionStatements.attest(
-                fact, reason: reason, retention: String(decoding: RetentionSettings.fileBytes(retentionSettings.current), as: UTF8.self),
-                signer: signer)
+            if let path = try RetentionStatements.attest(fact, reason: reason, retention: RetentionSettings.text(retentionSettings.current), signer: signer) {
+                statements.append(path)
+            }
         } catch {
             throw VigilError(
                 error.code,
                 "cannot write the signed retention statement of \(fact.description) into \(signer.directory): \(error.message). Nothing is removed until it can be written")
         }
+    }
+
+    /// After an operation that failed before its commit: the statements it
+    /// signed attest removals that did not happen, and must not stand for
+    /// them later (a file of the same name and contents recreated by hand).
+    /// Kept when the MANIFEST was replaced (a commit whose directory fsync
+    /// failed is in doubt, not undone). Best effort: the next start sets
+    /// aside what is left (`RetentionStatements.setAsideUnused`).
+    private func withdraw(_ statements: [String], committedPast number: UInt64) {
+        guard !statements.isEmpty, manifest.withLock({ $0.nextPartNumber }) < number else { return }
+        for path in statements { try? FileIO.remove(path) }
     }
 
     /// Merges the parts of a day once it has `mergeFanIn` of them, smallest
@@ -1492,7 +1508,9 @@ public final class ColumnarEventStore: EventStore {
     /// sealed meanwhile are flushed first: a merge of millions of rows takes
     /// seconds, and ingest must not wait for it once memory is full. Returns
     /// false, changing nothing, when the store closes meanwhile.
-    private func merge(_ chosen: [LivePart], day: String, now: Int64 = currentUnixNanos()) async throws(VigilError) -> Bool {
+    private func merge(
+        _ chosen: [LivePart], day: String, now: Int64 = currentUnixNanos(), reason: Vigil_V1_RetentionStatement.Reason = .merge
+    ) async throws(VigilError) -> Bool {
         let chainStart = chain.withLock { $0.ledger.startSeq }
         let level = UInt8(min(255, (chosen.map(\.entry.level).max() ?? 0) + 1))
         let removed = Set(chosen.map(\.entry.path))
@@ -1511,6 +1529,8 @@ public final class ColumnarEventStore: EventStore {
         let windowRows = PartFileWriter.windowRows(writerOptions)
         var merged: LivePart?
         var expired: [ExpiredLeaves.Entry] = []
+        var statements: [String] = []
+        var committedPast = UInt64.max
         // A merge that fails or stops before its commit leaves the input parts as they were.
         do throws(VigilError) {
             try FileIO.makeDirectory(options.directory + "/parts/" + day)
@@ -1598,7 +1618,8 @@ public final class ColumnarEventStore: EventStore {
             }
             next.parts.removeAll { removed.contains($0.path) }
             if let merged { next.parts.append(merged.entry) }
-            let expiredFile = try writeExpired(expired, reason: .merge, manifest: &next, files: &files)
+            let expiredFile = try writeExpired(expired, reason: reason, manifest: &next, files: &files, statements: &statements)
+            committedPast = next.nextPartNumber
             try commit(next, files: &files)
             if let expiredFile { chain.withLock { $0.expiredFiles.append(expiredFile) } }
             if !expired.isEmpty {
@@ -1606,6 +1627,7 @@ public final class ColumnarEventStore: EventStore {
             }
         } catch {
             files.discard()
+            withdraw(statements, committedPast: committedPast)
             throw error
         }
         state.withLock { state in
@@ -1679,6 +1701,8 @@ public final class ColumnarEventStore: EventStore {
         var files = UncommittedFiles(directory: options.directory)
         let expiredFile: (path: String, maxSeq: UInt64)?
         var ledgerPath: String?
+        var statements: [String] = []
+        var committedPast = UInt64.max
         // Retention that fails before its commit removes nothing; it runs again later.
         do throws(VigilError) {
             // Archived parts are in the archive, durably, before the commit
@@ -1696,15 +1720,19 @@ public final class ColumnarEventStore: EventStore {
                 }
                 for directory in directories { try FileIO.syncDirectory(directory) }
             }
-            expiredFile = try writeExpired(leaves, reason: .retention, manifest: &next, files: &files)
+            expiredFile = try writeExpired(leaves, reason: .retention, manifest: &next, files: &files, statements: &statements)
             if cut > ledger.startSeq {
                 ledger.cut(at: cut, expired: cut - ledger.startSeq)
                 ledgerPath = try writeLedger(ledger, manifest: &next, files: &files)
-                try attest(.chainStart(seq: ledger.startSeq, head: ledger.startHead, eventsRemoved: ledger.expiredBeforeStart), reason: .retention)
+                try attest(
+                    .chainStart(seq: ledger.startSeq, head: ledger.startHead, eventsRemoved: ledger.expiredBeforeStart), reason: .retention,
+                    statements: &statements)
             }
+            committedPast = next.nextPartNumber
             try commit(next, files: &files)
         } catch {
             files.discard()
+            withdraw(statements, committedPast: committedPast)
             throw error
         }
         if let ledgerPath { replaceLedger(ledger, at: ledgerPath) }

@@ -1,3 +1,4 @@
+import Crypto
 import Synchronization
 import VigilCore
 import VigilProto
@@ -162,6 +163,16 @@ public final class RetentionSettings: Sendable {
 
     private func save(_ values: Values) throws(VigilError) {
         try FileIO.writeAtomically(Self.fileBytes(values), to: path)
+    }
+
+    /// `values` as the `RETENTION` file's text, as retention statements
+    /// record it. Past 32 KiB (thousands of tenant settings; a statement is
+    /// read whole) the default line, the count of the others and their SHA-256.
+    static func text(_ values: Values) -> String {
+        let bytes = fileBytes(values)
+        guard bytes.count > 32 * 1024 else { return String(decoding: bytes, as: UTF8.self) }
+        let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n")
+        return "\(lines[0])\n… and \(lines.count - 1) tenant settings, SHA-256 \(ChainDigest(SHA256.hash(data: bytes)).hex)\n"
     }
 
     /// `values` as a `RETENTION` file: every setting, the default included.

@@ -23,7 +23,8 @@ public enum StorageEvent: Sendable {
     /// its blocks answer DATA_LOSS.
     case partUnreadable(path: String, VigilError)
     /// Retention removed `events` events: `parts` whole parts, or expired
-    /// rows a merge dropped (`parts` 0). `statements`: the signed retention
+    /// rows left out of a part written again (`parts` 0: a merge, or a
+    /// retention rewrite of a part that keeps other events). `statements`: the signed retention
     /// statements written for it (0 without a checkpoint key).
     case eventsExpired(events: UInt64, parts: Int, statements: Int)
 }

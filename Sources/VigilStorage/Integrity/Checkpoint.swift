@@ -60,9 +60,14 @@ public enum Checkpoints {
     /// `<UTC day>T<hhmmss>Z-after-seq-<cut>`, e.g. `2026-12-06T221500Z-after-seq-1200`
     /// (the day as parts' directories name it).
     public static func supersededName(at nanos: Int64, cutSeq: UInt64) -> String {
+        supersededTime(at: nanos) + "-after-seq-\(cutSeq)"
+    }
+
+    /// `<UTC day>T<hhmmss>Z`, how a set in `superseded/` begins its name.
+    static func supersededTime(at nanos: Int64) -> String {
         let seconds = (nanos - dayNumber(of: nanos) * 86_400_000_000_000) / 1_000_000_000
         func two(_ value: Int64) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        return dayName(of: nanos) + "T\(two(seconds / 3_600))\(two(seconds / 60 % 60))\(two(seconds % 60))Z-after-seq-\(cutSeq)"
+        return dayName(of: nanos) + "T\(two(seconds / 3_600))\(two(seconds / 60 % 60))\(two(seconds % 60))Z"
     }
 
     /// Writes `checkpoint` into `directory` (created if missing) unless a

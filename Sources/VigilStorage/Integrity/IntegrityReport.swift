@@ -18,8 +18,8 @@ public struct IntegrityProblem: Sendable, Hashable {
         /// its rows.
         case checksum = "CHECKSUM"
         /// A checkpoint's signature fails, or the recomputed head differs from
-        /// it; or, with signed checkpoints, events were removed without a valid
-        /// signed retention statement (`RetentionStatements`).
+        /// it; or, once retention statements have begun, events were removed
+        /// without a valid signed retention statement (`RetentionStatements`).
         case checkpoint = "CHECKPOINT"
     }
 

@@ -281,15 +281,33 @@ struct IntegrityVerifier {
         return keys
     }
 
-    /// Once checkpoints are signed, every removal of events is too
-    /// (`RetentionStatements`): the chain's start, when retention moved it,
-    /// and each live expired-leaves file must have a statement signed by the
-    /// checkpoints' key. Without one, the events may have been deleted and
-    /// the file written to pass them off as expired.
+    /// Every removal of events (the chain's start, when retention moved it,
+    /// and each live expired-leaves file) must have a statement signed by the
+    /// checkpoints' key (`RetentionStatements`) once statements have begun in
+    /// the checkpoint directory (`begin.retention`). Without one, the events
+    /// may have been deleted and the file written to pass them off as
+    /// expired. Before they have begun (a store from before statements, not
+    /// yet served with its key), removals without one are noted.
     private mutating func checkRetentionStatements(signedBy keys: Set<CheckpointPublicKey>) {
-        guard let directory = input.checkpointDirectory, !input.checkpoints.isEmpty else { return }
-        let trusted = options.trustedKey ?? (keys.count == 1 ? keys.first : nil)
+        guard let directory = input.checkpointDirectory else { return }
+        var trusted = options.trustedKey ?? (keys.count == 1 ? keys.first : nil)
+        let began = RetentionStatements.began(in: directory, trusted: trusted)
+        var beganAt: Int64?
+        switch began {
+        case nil:
+            // Nothing signed at all: the note on checkpoints says what that proves.
+            guard !input.checkpoints.isEmpty else { return }
+        case .success(let checked)?:
+            beganAt = checked.createdAt
+            if trusted == nil { trusted = checked.publicKey }
+        case .failure(let error)?:
+            add(IntegrityProblem(
+                .checkpoint, location: input.checkpointPrefix + RetentionStatements.beginFileName,
+                "the statement that retention statements began cannot be trusted: \(error.message)"))
+        }
+        let required = began != nil
         var attested = 0
+        var unattested = 0
         for (fact, location) in input.retentionFacts {
             let statement = input.checkpointPrefix + fact.fileName
             let seqs: (UInt64?, UInt64?) = switch fact {
@@ -297,19 +315,31 @@ struct IntegrityVerifier {
             case .expired(_, _, _, let first, let last): (first, last)
             }
             switch RetentionStatements.check(fact, in: directory, trusted: trusted) {
+            case nil where !required:
+                unattested += 1
             case nil:
                 add(IntegrityProblem(
                     .checkpoint, seq: seqs.0, lastSeq: seqs.1, location: location,
-                    "\(fact.removal), but no signed retention statement attests it (\(statement) is missing), though the checkpoints are signed: the events may have been deleted rather than expired"))
-            case .failure(let error):
+                    "\(fact.removal), but no signed retention statement attests it (\(statement) is missing), though statements began (\(input.checkpointPrefix)\(RetentionStatements.beginFileName)): the events may have been deleted rather than expired"))
+            case .failure(let error)?:
                 add(IntegrityProblem(.checkpoint, seq: seqs.0, lastSeq: seqs.1, location: statement, "the retention statement of \(fact.description) cannot be trusted: \(error.message)"))
-            case .success(let checked):
+            case .success(let checked)?:
                 attested += 1
-                if checked.reason == .adopted {
+                guard checked.reason == .adopted else { continue }
+                if let beganAt, checked.createdAt > beganAt {
+                    // A server adopts only before statements begin.
+                    add(IntegrityProblem(
+                        .checkpoint, seq: seqs.0, lastSeq: seqs.1, location: statement,
+                        "\(fact.description) was signed as found (ADOPTED) on \(formatTime(checked.createdAt)), after statements began on \(formatTime(beganAt)): a removal made without the key was signed afterwards"))
+                } else {
                     report.notes.append(
-                        "\(fact.description) was found without a retention statement by a server that started on \(formatTime(checked.createdAt)), which signed it as found (ADOPTED): expected once after enabling the checkpoint key or upgrading to signed retention; otherwise the events were removed while no server with the key ran")
+                        "\(fact.description) was found without a retention statement by a server that started on \(formatTime(checked.createdAt)), which signed it as found (ADOPTED) before statements began: it predates statements or the checkpoint key")
                 }
             }
+        }
+        if unattested > 0 {
+            report.notes.append(
+                "\(unattested) removal(s) of events (the chain's start, expired-leaves files) are not attested: signed retention statements have not begun in \(input.checkpointPrefix) (no \(RetentionStatements.beginFileName)); a server started with its --checkpoint-key signs them as found and begins them")
         }
         if attested > 0 {
             report.notes.append("\(attested) removal(s) of events (the chain's start, expired-leaves files) attested by signed retention statements")

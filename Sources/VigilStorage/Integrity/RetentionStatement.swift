@@ -13,9 +13,9 @@ import VigilProto
 /// signed, so without a statement whoever could write the data directory could
 /// delete events and write either file: verify counted them as expired. Each
 /// removal is now signed, with the checkpoint key, into the checkpoint
-/// directory before it commits, and verify (when checkpoints are signed)
-/// requires a statement for the live chain start and for every live
-/// expired-leaves file.
+/// directory before it commits, and verify (once statements have begun
+/// there: `begin.retention`) requires a statement for the live chain start
+/// and for every live expired-leaves file.
 ///
 /// One file per fact, named so that it is found without listing the
 /// directory: `start-<16 hex seq>-<16 hex of the head's first 8 bytes>.retention`
@@ -126,17 +126,55 @@ public enum RetentionStatements {
     /// missing), durably, unless a statement of it signed with this key is
     /// there already. Anything else under its name (the names are
     /// predictable: a file planted there must not stand in for it) is replaced.
+    /// Returns the path written, nil when it was there already.
+    @discardableResult
     public static func attest(
         _ fact: Fact, reason: Vigil_V1_RetentionStatement.Reason, retention: String, signer: Signer, now: Int64 = currentUnixNanos()
-    ) throws(VigilError) {
-        try FileIO.makeDirectory(signer.directory)
-        let path = signer.directory + "/" + fact.fileName
-        if case .success = check(fact, in: signer.directory, trusted: signer.key.publicKey) { return }
+    ) throws(VigilError) -> String? {
+        if case .success = check(fact, in: signer.directory, trusted: signer.key.publicKey) { return nil }
         var statement = fact.proto
         statement.formatVersion = formatVersion
         statement.reason = reason
         statement.createdAtNanos = now
         statement.retention = retention
+        let path = signer.directory + "/" + fact.fileName
+        try write(statement, to: path, signer: signer)
+        return path
+    }
+
+    /// The name of the statement that statements have begun
+    /// (`RetentionStatement.Reason.begin`).
+    public static let beginFileName = "begin" + fileExtension
+
+    /// Writes `begin.retention` unless a valid one signed with this key is
+    /// there. Returns whether it wrote.
+    @discardableResult
+    public static func begin(signer: Signer, retention: String, now: Int64 = currentUnixNanos()) throws(VigilError) -> Bool {
+        if case .success = began(in: signer.directory, trusted: signer.key.publicKey) { return false }
+        var statement = Vigil_V1_RetentionStatement()
+        statement.formatVersion = formatVersion
+        statement.reason = .begin
+        statement.createdAtNanos = now
+        statement.retention = retention
+        try write(statement, to: signer.directory + "/" + beginFileName, signer: signer)
+        return true
+    }
+
+    /// `begin.retention` in `directory`: nil when there is none, else when
+    /// statements began or why it cannot be trusted.
+    public static func began(in directory: String, trusted: CheckpointPublicKey?) -> Result<Checked, VigilError>? {
+        let path = directory + "/" + beginFileName
+        guard FileIO.exists(path) else { return nil }
+        return read(path, trusted: trusted).flatMap { statement, checked in
+            guard statement.reason == .begin, Fact(statement) == nil else {
+                return .failure(VigilError(.dataLoss, "it is not a BEGIN statement"))
+            }
+            return .success(checked)
+        }
+    }
+
+    private static func write(_ statement: Vigil_V1_RetentionStatement, to path: String, signer: Signer) throws(VigilError) {
+        try FileIO.makeDirectory(signer.directory)
         var signed = Vigil_V1_SignedRetentionStatement()
         signed.statement = Data((try? statement.serializedBytes()) ?? [])
         signed.publicKey = Data(signer.key.publicKey.raw)
@@ -146,6 +184,43 @@ public enum RetentionStatements {
             throw VigilError(.internal, "cannot sign a retention statement: \(error)")
         }
         try FileIO.writeAtomically((try? signed.serializedBytes()) ?? [], to: path)
+    }
+
+    /// Moves into `superseded/<UTC time>-unused-retention-statements/` the
+    /// statements of removals that never committed: a start after `startSeq`
+    /// (the live chain's), or an expired-leaves file not among `live` with
+    /// events after it. They come from an operation that failed or was
+    /// interrupted between its statement and its commit, or from a restore's
+    /// lost future; left in place, one would attest a file recreated by hand
+    /// with the same contents. Returns how many it moved.
+    public static func setAsideUnused(in directory: String, live: [Fact], startSeq: UInt64, now: Int64 = currentUnixNanos()) throws(VigilError) -> Int {
+        let liveNames = Set(live.map(\.fileName))
+        var unused: [String] = []
+        for name in try names(in: directory) where name != beginFileName && !liveNames.contains(name) {
+            let parts = name.dropLast(fileExtension.count).split(separator: "-")
+            guard parts.count == 3, let number = UInt64(parts[1], radix: 16) else { continue }
+            switch parts[0] {
+            case "start" where number > startSeq:
+                unused.append(name)
+            case "expired":
+                guard case .success(let (statement, _)) = read(directory + "/" + name, trusted: nil),
+                    case .expired(_, _, _, _, let lastSeq)? = Fact(statement), lastSeq > startSeq
+                else { continue }
+                unused.append(name)
+            default:
+                continue
+            }
+        }
+        guard !unused.isEmpty else { return 0 }
+        let superseded = directory + "/" + Checkpoints.supersededDirectory
+        let destination = superseded + "/" + Checkpoints.supersededTime(at: now) + "-unused-retention-statements"
+        try FileIO.makeDirectory(superseded)
+        try FileIO.makeDirectory(destination)
+        for name in unused { try FileIO.rename(directory + "/" + name, to: destination + "/" + name) }
+        try FileIO.syncDirectory(destination)
+        try FileIO.syncDirectory(superseded)
+        try FileIO.syncDirectory(directory)
+        return unused.count
     }
 
     /// The names of the statements in `directory` (none when it does not exist).
@@ -174,6 +249,17 @@ public enum RetentionStatements {
     public static func check(_ fact: Fact, in directory: String, trusted: CheckpointPublicKey?) -> Result<Checked, VigilError>? {
         let path = directory + "/" + fact.fileName
         guard FileIO.exists(path) else { return nil }
+        return read(path, trusted: trusted).flatMap { statement, checked in
+            guard let attested = Fact(statement), attested == fact else {
+                return .failure(VigilError(.dataLoss, "it attests \(Fact(statement)?.description ?? "no removal"), not \(fact.description)"))
+            }
+            return .success(checked)
+        }
+    }
+
+    /// The statement at `path` once its signature holds (under `trusted`,
+    /// when given, else under the key it carries).
+    static func read(_ path: String, trusted: CheckpointPublicKey?) -> Result<(Vigil_V1_RetentionStatement, Checked), VigilError> {
         let signed: Vigil_V1_SignedRetentionStatement
         do throws(VigilError) {
             let file = try FileHandleDescriptor.open(path, flags: O_RDONLY)
@@ -201,10 +287,7 @@ public enum RetentionStatements {
         else {
             return .failure(VigilError(.dataLoss, "its signed statement is not a format \(formatVersion) RetentionStatement"))
         }
-        guard let attested = Fact(statement), attested == fact else {
-            return .failure(VigilError(.dataLoss, "it attests \(Fact(statement)?.description ?? "nothing"), not \(fact.description)"))
-        }
-        return .success(Checked(reason: statement.reason, createdAt: statement.createdAtNanos, publicKey: key))
+        return .success((statement, Checked(reason: statement.reason, createdAt: statement.createdAtNanos, publicKey: key)))
     }
 }
 

@@ -123,6 +123,7 @@ class RetentionStatement(_message.Message):
     class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = []
     ADOPTED: RetentionStatement.Reason
+    BEGIN: RetentionStatement.Reason
     CHAIN_START_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_NANOS_FIELD_NUMBER: _ClassVar[int]
     EXPIRED_FIELD_NUMBER: _ClassVar[int]
