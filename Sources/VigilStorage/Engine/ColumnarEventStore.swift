@@ -121,7 +121,7 @@ public final class ColumnarEventStore: EventStore {
 
     public let options: StorageOptions
     let wal: WriteAheadLog
-    private let state: Mutex<State>
+    let state: Mutex<State>
     /// The manifest, owned by maintenance work (flush, merge, retention, close), one at a time.
     let manifest: Mutex<Vigil_V1_Manifest>
     let maintenanceLock = AsyncLock()
@@ -1000,11 +1000,17 @@ public final class ColumnarEventStore: EventStore {
     /// whose every event expired, then rewrites those that still hold some
     /// expired events among others kept longer.
     public func retainNow(now: Int64) async throws(VigilError) {
+        // The parts' rows and chain are checked first, outside the lock:
+        // reading every event a cut removes takes long, and flushes wait for
+        // the lock (and ingest, once memory is full, for the flushes).
+        let checked = try await withTaskExecutorPreference(blockingWork) { () async throws(VigilError) -> Set<String> in
+            try removableForRetention(now: now)
+        }
         try await maintenanceLock.withLock { () async throws(VigilError) in
             try await writing { () async throws(VigilError) in
                 // At normal priority, as merges (see `mergeNow`).
                 try await withTaskExecutorPreference(blockingWork) { () async throws(VigilError) in
-                    try applyRetention(now: now)
+                    try applyRetention(now: now, checked: checked)
                     try await rewriteForRetention(now: now)
                 }
             }
@@ -1085,7 +1091,7 @@ public final class ColumnarEventStore: EventStore {
 
     /// Tells the host (the log, the metrics) that retention left `part`
     /// in place because it cannot be read.
-    private func reportUnreadable(_ part: LivePart, _ error: VigilError) {
+    func reportUnreadable(_ part: LivePart, _ error: VigilError) {
         options.metrics.retentionFailures.increment()
         options.eventHandler?(.partUnreadable(path: options.directory + "/" + part.entry.path, error))
     }
@@ -1649,10 +1655,12 @@ public final class ColumnarEventStore: EventStore {
 
     /// Removes (or archives) every part whose events have all expired, and
     /// forgets idempotency keys past their window.
-    private func applyRetention(now: Int64) throws(VigilError) {
+    /// `checked`: the parts `removableForRetention` found removable; others
+    /// that expired since wait for the next pass.
+    private func applyRetention(now: Int64, checked: Set<String>) throws(VigilError) {
         let parts = state.withLock { $0.parts }
         let retention = retentionSettings.current
-        let expired = parts.filter { Self.isWhollyExpired($0, retention: retention, now: now) }
+        let expired = parts.filter { Self.isWhollyExpired($0, retention: retention, now: now) && checked.contains($0.entry.path) }
         var next = manifest.withLock { $0 }
         let oldKeys = next.idempotencyFiles.filter { name in
             guard let time = name.split(separator: "-").last.flatMap({ UInt64($0.prefix(16), radix: 16) }) else { return true }
