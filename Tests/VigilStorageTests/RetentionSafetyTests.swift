@@ -12,8 +12,8 @@ import VigilProto
 struct RetentionSafetyTests {
     static let day: Int64 = 86_400_000_000_000
 
-    /// Seqs 1…30 twenty days old (one part), 31…60 an hour old (another part,
-    /// another day), in a store with a 10-day retention.
+    /// Seqs 1…30 twenty days old (an hour apart: a part per day they span),
+    /// 31…60 an hour old (one part), in a store with a 10-day retention.
     static func store(_ directory: String, recorder: StorageEventRecorder) async throws -> (ColumnarEventStore, recent: String) {
         let store = try ColumnarEventStore(options: IntegrityTestSupport.options(directory) {
             $0.retentionNanos = 10 * day
