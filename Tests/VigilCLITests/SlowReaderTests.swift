@@ -27,14 +27,9 @@ enum HandFrames {
 
 @Suite("A client that stops reading")
 struct SlowReaderTests {
-    @Test("a client that opens 100 queries and never reads pins a bounded amount of server memory; others are served")
-    func slowReader() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-slow-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let server = try ServerProcess(dataDir: directory)
-        let client = try await VigilClient.connect(VigilClient.Configuration(server: server.address))
-        // 20,000 events of about 1 KB: every query below would send 20 MB.
-        for batch in 0..<20 {
+    /// Ingests `batches` × 1,000 events of about 1 KB each.
+    static func ingestLargeEvents(_ client: VigilClient, batches: Int) async throws {
+        for batch in 0..<batches {
             let events = (0..<1_000).map { index in
                 var event = AuditEvent()
                 event.occurredAt = .init(unixNanos: currentUnixNanos() - Int64(batch * 1_000 + index) * 1_000_000)
@@ -46,28 +41,47 @@ struct SlowReaderTests {
             }
             _ = try await client.ingest(events)
         }
+    }
+
+    /// A socket connected to `address` with a small receive buffer, so
+    /// that the server's writes back up soon once it stops reading; its
+    /// first bytes (the preface and HELLO) are `opening`.
+    static func slowReaderSocket(_ address: String, clientName: String) throws -> (fd: Int32, opening: [UInt8]) {
+        let port = Int(address.split(separator: ":").last!)!
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var small: Int32 = 16_384
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+        var socketAddress = sockaddr_in()
+        socketAddress.sin_family = sa_family_t(AF_INET)
+        socketAddress.sin_port = in_port_t(UInt16(port).bigEndian)
+        socketAddress.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &socketAddress) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            close(fd)
+            throw CLITestError("cannot connect to \(address)")
+        }
+        var hello = Vigil_V1_Hello()
+        hello.majorVersion = 1
+        hello.clientName = clientName
+        return (fd, HandFrames.preface + (try HandFrames.frame(type: HandFrames.hello, stream: 0, hello)))
+    }
+
+    @Test("a client that opens 100 queries and never reads pins a bounded amount of server memory; others are served")
+    func slowReader() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-slow-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let server = try ServerProcess(dataDir: directory)
+        let client = try await VigilClient.connect(VigilClient.Configuration(server: server.address))
+        // 20,000 events of about 1 KB: every query below would send 20 MB.
+        try await Self.ingestLargeEvents(client, batches: 20)
         let baseline = try #require(server.peakResidentBytes)
 
         // The slow reader: 100 queries with plenty of credit, then silence.
-        let port = Int(server.address.split(separator: ":").last!)!
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let (fd, opening) = try Self.slowReaderSocket(server.address, clientName: "slow-reader")
         defer { close(fd) }
-        // A small receive buffer, so the server's writes back up soon.
-        var small: Int32 = 16_384
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        try #require(connected == 0)
-        var bytes = HandFrames.preface
-        var hello = Vigil_V1_Hello()
-        hello.majorVersion = 1
-        hello.clientName = "slow-reader"
-        bytes += try HandFrames.frame(type: HandFrames.hello, stream: 0, hello)
+        var bytes = opening
         for call in 0..<100 {
             let stream = UInt32(2 * call + 1)
             var headers = Vigil_V1_CallHeaders()
@@ -118,36 +132,10 @@ struct SlowReaderTests {
         let server = try ServerProcess(dataDir: directory, extraArguments: ["--write-stall-timeout", "1"])
         let client = try await VigilClient.connect(VigilClient.Configuration(server: server.address))
         // 4,000 events of about 1 KB: the query below sends 4 MB.
-        for batch in 0..<4 {
-            let events = (0..<1_000).map { index in
-                var event = AuditEvent()
-                event.occurredAt = .init(unixNanos: currentUnixNanos() - Int64(batch * 1_000 + index) * 1_000_000)
-                event.tenant = "acme"
-                event.actor.id = "user-\(index % 100)"
-                event.action = "document.read"
-                event.description_p = String(repeating: "d", count: 1_000)
-                return event
-            }
-            _ = try await client.ingest(events)
-        }
-        let port = Int(server.address.split(separator: ":").last!)!
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        try await Self.ingestLargeEvents(client, batches: 4)
+        let (fd, opening) = try Self.slowReaderSocket(server.address, clientName: "stalled-reader")
         defer { close(fd) }
-        var small: Int32 = 16_384
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        try #require(connected == 0)
-        var bytes = HandFrames.preface
-        var hello = Vigil_V1_Hello()
-        hello.majorVersion = 1
-        hello.clientName = "stalled-reader"
-        bytes += try HandFrames.frame(type: HandFrames.hello, stream: 0, hello)
+        var bytes = opening
         var headers = Vigil_V1_CallHeaders()
         headers.method = AuditMethod.query.rawValue
         headers.initialWindow = 100_000
