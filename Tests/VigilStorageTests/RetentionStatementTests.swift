@@ -362,6 +362,25 @@ struct RetentionStatementTests {
         }
     }
 
+    @Test("an expired-leaves file the chain's start has passed (its delete failed) is garbage: verify ignores it, the next start deletes it")
+    func passedExpiredFile() async throws {
+        try await withTemporaryDirectory { directory in
+            let key = CheckpointKey.generate()
+            try await Self.retainedStore(directory, key: key, signer: true)
+            let stray = "chain/0000000000000001.expired"
+            try ExpiredLeaves(entries: [.init(seq: 5, leaf: HashChain.leaf(canonical: [1, 2, 3]))]).write(to: directory + "/" + stray)
+            let report = try IntegrityTestSupport.verify(directory) { $0.trustedKey = key.publicKey }
+            #expect(report.intact, "\(IntegrityTestSupport.describe(report))")
+            let reopened = try ColumnarEventStore(options: IntegrityTestSupport.options(directory) {
+                $0.retentionSigner = .init(key: key, directory: directory + "/checkpoints")
+            })
+            #expect(reopened.recovery.garbageRemoved == [stray])
+            #expect(reopened.recovery.retentionUnattested.isEmpty)
+            try await reopened.close()
+            #expect(!FileIO.exists(directory + "/" + stray))
+        }
+    }
+
     @Test("a backup carries the statements, and verifies with them")
     func backupCarriesStatements() async throws {
         try await withTemporaryDirectory { root in

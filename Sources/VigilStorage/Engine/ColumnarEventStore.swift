@@ -334,6 +334,13 @@ public final class ColumnarEventStore: EventStore {
             }
             for path in chainListing.expired {
                 let file = try ExpiredLeaves.read(from: directory + "/" + path)
+                // The chain's start passed it: a retention pass deletes such a
+                // file after its commit, and one whose delete failed is garbage.
+                guard file.maxSeq > chainState.ledger.startSeq else {
+                    try FileIO.remove(directory + "/" + path)
+                    report.garbageRemoved.append(path)
+                    continue
+                }
                 chainState.expiredFiles.append((path, file.maxSeq))
                 liveFacts.append(.expired(file, path: path))
             }

@@ -87,7 +87,8 @@ struct VerificationInput: Sendable {
         for path in listing.expired {
             do {
                 let file = try ExpiredLeaves.read(from: directory + "/" + path)
-                expiredFiles.append((path, file))
+                // One the chain's start passed is garbage (a start deletes it), as online.
+                if file.maxSeq > ledger.startSeq { expiredFiles.append((path, file)) }
                 for entry in file.entries where entry.seq > ledger.startSeq {
                     if let earlier = merged[entry.seq], earlier.leaf != entry.leaf {
                         problems.append(IntegrityProblem(.checksum, seq: entry.seq, location: path, "two expired-leaf records of this seq disagree"))
