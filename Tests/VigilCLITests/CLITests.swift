@@ -282,25 +282,25 @@ struct CLITests {
     }
 
     @Test(
-        "vigil serve refuses bad limits and a bad rules file before it starts, naming the flag",
+        "vigil serve refuses bad limits (64) and a bad rules file (78) before it starts, naming the flag",
         arguments: [
-            (["--query-cache-mb", "-1"], "--query-cache-mb"),
-            (["--live-feed-mb", "0"], "--live-feed-mb"),
-            (["--heartbeat-interval", "0"], "--heartbeat-interval"),
-            (["--rules", "/nonexistent/rules.json"], "--rules"),
-            (["--max-connections", "0"], "--max-connections"),
-            (["--max-message-size", "8589934592"], "--max-message-size"),
-            (["--idle-timeout=-1"], "--idle-timeout must be 0 (never) or a number of seconds"),
-            (["--write-stall-timeout=-1"], "--write-stall-timeout must be 0 (never) or 1 to 86400 seconds, not -1"),
-            (["--write-stall-timeout=86401"], "--write-stall-timeout must be 0 (never) or 1 to 86400 seconds, not 86401"),
-            (["--no-auth", "--admin-token-file", "/tmp/x"], "--admin-token-file"),
-            (["--redaction-rules", "/nonexistent/redaction.json"], "--redaction-rules"),
-        ])
-    func badServeFlags(_ flags: [String], _ named: String) throws {
+            (["--query-cache-mb=-1"], "--query-cache-mb must be 0 to 1048576 (MiB)", Int32(64)),
+            (["--live-feed-mb", "0"], "--live-feed-mb", 64),
+            (["--heartbeat-interval", "0"], "--heartbeat-interval", 64),
+            (["--rules", "/nonexistent/rules.json"], "--rules", 78),
+            (["--max-connections", "0"], "--max-connections", 64),
+            (["--max-message-size", "8589934592"], "--max-message-size", 64),
+            (["--idle-timeout=-1"], "--idle-timeout must be 0 (never) or a number of seconds", 64),
+            (["--write-stall-timeout=-1"], "--write-stall-timeout must be 0 (never) or 1 to 86400 seconds, not -1", 64),
+            (["--write-stall-timeout=86401"], "--write-stall-timeout must be 0 (never) or 1 to 86400 seconds, not 86401", 64),
+            (["--no-auth", "--admin-token-file", "/tmp/x"], "--admin-token-file", 64),
+            (["--redaction-rules", "/nonexistent/redaction.json"], "--redaction-rules", 78),
+        ] as [([String], String, Int32)])
+    func badServeFlags(_ flags: [String], _ named: String, _ status: Int32) throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-flags-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let result = try VigilBinary.run(["serve", "--listen", "127.0.0.1:0", "--data-dir", directory] + flags)
-        #expect(result.status != 0)
+        #expect(result.status == status, "\(result.stderr)")
         #expect(result.stderr.contains(named), "\(result.stderr)")
         #expect(!FileManager.default.fileExists(atPath: directory + "/MANIFEST"), "nothing was opened")
     }

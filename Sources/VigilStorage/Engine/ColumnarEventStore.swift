@@ -328,10 +328,7 @@ public final class ColumnarEventStore: EventStore {
                 chainState.ledger.startReason = .predatesChain
                 report.chainStartedAfter = manifest.flushedThroughSeq
             }
-            var liveFacts: [RetentionStatements.Fact] = []
-            if chainState.ledger.startSeq > 0 && chainState.ledger.startReason == .retention {
-                liveFacts.append(.chainStart(seq: chainState.ledger.startSeq, head: chainState.ledger.startHead, eventsRemoved: chainState.ledger.expiredBeforeStart))
-            }
+            var liveFacts = [RetentionStatements.Fact.start(of: chainState.ledger)].compactMap { $0 }
             for path in chainListing.expired {
                 let file = try ExpiredLeaves.read(from: directory + "/" + path)
                 // The chain's start passed it: a retention pass deletes such a
@@ -1636,7 +1633,7 @@ public final class ColumnarEventStore: EventStore {
             try commit(next, files: &files)
             if let expiredFile { chain.withLock { $0.expiredFiles.append(expiredFile) } }
             if !expired.isEmpty {
-                options.eventHandler?(.eventsExpired(events: UInt64(expired.count), parts: 0, statements: options.retentionSigner == nil ? 0 : 1))
+                options.eventHandler?(.eventsExpired(events: UInt64(expired.count), parts: 0, statements: statements.count))
             }
         } catch {
             files.discard()
@@ -1739,9 +1736,7 @@ public final class ColumnarEventStore: EventStore {
             if cut > ledger.startSeq {
                 ledger.cut(at: cut, expired: cut - ledger.startSeq)
                 ledgerPath = try writeLedger(ledger, manifest: &next, files: &files)
-                try attest(
-                    .chainStart(seq: ledger.startSeq, head: ledger.startHead, eventsRemoved: ledger.expiredBeforeStart), reason: .retention,
-                    statements: &statements)
+                if let start = RetentionStatements.Fact.start(of: ledger) { try attest(start, reason: .retention, statements: &statements) }
             }
             committedPast = next.nextPartNumber
             try commit(next, files: &files)
@@ -1764,8 +1759,7 @@ public final class ColumnarEventStore: EventStore {
         for path in removed { removeAfterCommit(path) }
         for name in oldKeys { removeAfterCommit("keys/" + name) }
         if !expiring.isEmpty {
-            let statements = options.retentionSigner == nil ? 0 : (expiredFile == nil ? 0 : 1) + (ledgerPath == nil ? 0 : 1)
-            options.eventHandler?(.eventsExpired(events: expiring.reduce(0) { $0 + $1.entry.rows }, parts: expiring.count, statements: statements))
+            options.eventHandler?(.eventsExpired(events: expiring.reduce(0) { $0 + $1.entry.rows }, parts: expiring.count, statements: statements.count))
         }
     }
 

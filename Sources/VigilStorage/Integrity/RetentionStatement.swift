@@ -47,6 +47,13 @@ public enum RetentionStatements {
         /// The expired-leaves file at `path` (relative to the data directory).
         case expired(path: String, sha256: ChainDigest, events: UInt64, firstSeq: UInt64, lastSeq: UInt64)
 
+        /// The chain's start of `ledger`, when retention moved it (nil: at 0, or
+        /// where events stored before the chain end).
+        static func start(of ledger: ChainLedger) -> Fact? {
+            guard ledger.startSeq > 0, ledger.startReason == .retention else { return nil }
+            return .chainStart(seq: ledger.startSeq, head: ledger.startHead, eventsRemoved: ledger.expiredBeforeStart)
+        }
+
         /// The fact of an expired-leaves file as written or read.
         static func expired(_ file: ExpiredLeaves, path: String) -> Fact {
             .expired(

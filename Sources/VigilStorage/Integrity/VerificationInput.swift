@@ -51,9 +51,7 @@ struct VerificationInput: Sendable {
     /// chain's start when retention moved it, and every live expired-leaves file.
     var retentionFacts: [(fact: RetentionStatements.Fact, location: String)] {
         var facts: [(RetentionStatements.Fact, String)] = []
-        if !ledgerDamaged && ledger.startSeq > 0 && ledger.startReason == .retention {
-            facts.append((.chainStart(seq: ledger.startSeq, head: ledger.startHead, eventsRemoved: ledger.expiredBeforeStart), ledgerLocation ?? "chain/"))
-        }
+        if !ledgerDamaged, let start = RetentionStatements.Fact.start(of: ledger) { facts.append((start, ledgerLocation ?? "chain/")) }
         for (path, file) in expiredFiles { facts.append((.expired(file, path: path), path)) }
         return facts
     }
