@@ -6,7 +6,7 @@ import VigilStorage
 /// `vigil serve`'s flags for signed checkpoints of the hash chain.
 struct CheckpointOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp(
-        "Ed25519 key that signs checkpoints of the hash chain (PEM from `vigil keygen`, or 32 raw bytes); outside --data-dir, mode 600. Without it no checkpoints are written.",
+        "Ed25519 key that signs checkpoints of the hash chain, every removal of events and every change of retention (PEM from `vigil keygen`, or 32 raw bytes); outside --data-dir, mode 600. Without it nothing is signed.",
         valueName: "file"))
     var checkpointKey: String?
 

@@ -402,6 +402,17 @@ struct ServeCommand: AsyncParsableCommand {
                 "the retention statements could not be brought up to date at start, so vigil verify may report removals as unattested; make --checkpoint-dir writable and restart",
                 metadata: ["vigil.error": "\(failure)"])
         }
+        let retentionCheck = store.recovery.retentionSettings
+        if let restored = retentionCheck.restored {
+            logger.error(
+                "\(restored). Find out who changed it; change the retention only with vigil retention (or --retention and a restart), which the server signs",
+                metadata: retentionCheck.setAside.map { ["vigil.set-aside": "\($0)"] } ?? [:])
+            await ReloadAudit(store: store, logger: logger).retentionSettingsRestored(restored, setAside: retentionCheck.setAside)
+        }
+        if let signed = retentionCheck.signed { logger.notice("\(signed)") }
+        if let failure = retentionCheck.failure {
+            logger.error("the retention settings could not be checked against their signed statements", metadata: ["vigil.error": "\(failure)"])
+        }
         if store.recovery.retentionStatementsSetAside > 0 {
             logger.notice(
                 "set aside \(store.recovery.retentionStatementsSetAside) retention statement(s) of removals that never committed (an interrupted retention pass or merge, or a restore) into \(checkpointConfiguration.directory)/superseded/")

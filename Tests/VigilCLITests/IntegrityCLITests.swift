@@ -242,6 +242,44 @@ struct IntegrityCLITests {
         #expect(unattested.stdout.contains(": the chain starts after seq 40 (40 events removed at or below it), but no signed retention statement attests it (\(checkpoints)/\(statements[1]) is missing)"), "\(unattested.stdout)")
     }
 
+    @Test("a legal hold taken out of RETENTION while the server was stopped: verify exits 1 naming RETENTION; the next vigil serve puts the signed settings back, logs the error, records it in _system, and verify is intact")
+    func signedRetentionSettings() async throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let data = directory + "/data"
+        let checkpoints = directory + "/checkpoints"
+        let publicKey = try keygen(directory + "/key")
+        let arguments = [
+            "--listen", "127.0.0.1:0", "--data-dir", data, "--no-auth", "--retention", "30d",
+            "--checkpoint-key", directory + "/key", "--checkpoint-dir", checkpoints,
+        ]
+        let server = try LoggedServer(arguments: arguments, directory: directory)
+        let hold = try VigilBinary.run(["retention", "forever", "--tenant", "globex", "--server", server.address])
+        #expect(hold.status == 0, "\(hold.stdout)\(hold.stderr)")
+        #expect(server.stop() == 0)
+        #expect(server.log.contains("signed the retention settings (*=30d) as generation 1: found at the first start with the checkpoint key"), "\(server.log)")
+        let signed = try String(contentsOfFile: data + "/RETENTION", encoding: .utf8)
+        #expect(signed == "*\t\(30 * 86_400_000_000_000)\nglobex\tforever\n")
+
+        try "*\t\(30 * 86_400_000_000_000)\n".write(toFile: data + "/RETENTION", atomically: true, encoding: .utf8)
+        let verify = ["verify", "--data-dir", data, "--checkpoint-dir", checkpoints, "--public-key", publicKey]
+        let changed = try VigilBinary.run(verify)
+        #expect(changed.status == 1, "\(changed.stdout)\(changed.stderr)")
+        #expect(changed.stdout.contains("CHECKPOINT in RETENTION: it holds *=30d, not the settings generation 2, signed on "), "\(changed.stdout)")
+
+        try FileManager.default.removeItem(atPath: directory + "/server.log")
+        let restarted = try LoggedServer(arguments: arguments, directory: directory)
+        #expect(restarted.log.contains("RETENTION in the data directory (*=30d) is not the file signed as generation 2 on "), "\(restarted.log)")
+        #expect(restarted.log.contains("Find out who changed it; change the retention only with vigil retention (or --retention and a restart), which the server signs"), "\(restarted.log)")
+        let system = try VigilBinary.run(["query", "--tenant", "_system", "--format", "json", "--server", restarted.address])
+        #expect(system.stdout.contains("\"action\":\"retention.restore\""), "\(system.stdout)")
+        #expect(restarted.stop() == 0)
+        #expect(try String(contentsOfFile: data + "/RETENTION", encoding: .utf8) == signed)
+        let intact = try VigilBinary.run(verify)
+        #expect(intact.status == 0, "\(intact.stdout)\(intact.stderr)")
+        #expect(intact.stdout.contains("is a RETENTION file that was changed without the server; a start set it aside and put the signed settings back"), "\(intact.stdout)")
+    }
+
     @Test("vigil serve refuses a checkpoint key inside the data directory, readable by others, or not a key, before opening anything")
     func keyRefusals() throws {
         let directory = try temporaryDirectory()

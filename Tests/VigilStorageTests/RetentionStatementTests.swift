@@ -33,9 +33,11 @@ struct RetentionStatementTests {
         try await store.close()
     }
 
-    /// The statements of removals (not `begin.retention`).
+    /// The statements of removals (not `begin.retention`, not the settings').
     static func statements(_ directory: String) throws -> [String] {
-        try RetentionStatements.names(in: directory + "/checkpoints").filter { $0 != RetentionStatements.beginFileName }
+        try RetentionStatements.names(in: directory + "/checkpoints").filter {
+            $0 != RetentionStatements.beginFileName && !$0.hasPrefix("settings-")
+        }
     }
 
     static func reason(_ path: String) throws -> Vigil_V1_RetentionStatement.Reason {
@@ -349,7 +351,11 @@ struct RetentionStatementTests {
             #expect(store.recovery.retentionAdopted.isEmpty)
             let failure = try #require(store.recovery.retentionAdoptionFailure)
             #expect(failure.hasPrefix("cannot sign the chain's start at seq 30 (30 events removed at or below it) into \(blocked)/checkpoints: mkdir "), "\(failure)")
-            #expect(store.recovery.description.hasSuffix("; " + failure))
+            #expect(store.recovery.description.contains("; " + failure + "; "))
+            // The settings cannot be signed either; they are said last.
+            let settingsFailure = try #require(store.recovery.retentionSettings.failure)
+            #expect(settingsFailure.hasPrefix("cannot sign the retention settings into \(blocked)/checkpoints: mkdir "), "\(settingsFailure)")
+            #expect(store.recovery.description.hasSuffix("; " + settingsFailure))
             _ = try await store.append(IntegrityTestSupport.events(3, tag: "after"), idempotencyKey: nil)
             try await store.close()
 
@@ -387,7 +393,11 @@ struct RetentionStatementTests {
             let key = CheckpointKey.generate()
             let directory = root + "/data"
             try await Self.retainedStore(directory, key: key, signer: true)
-            let store = try ColumnarEventStore(options: IntegrityTestSupport.options(directory))
+            // With its key, as `vigil serve` has it: the settings in force, which
+            // the backup records as its RETENTION, are signed at start.
+            let store = try ColumnarEventStore(options: IntegrityTestSupport.options(directory) {
+                $0.retentionSigner = .init(key: key, directory: directory + "/checkpoints")
+            })
             var request = BackupOptions(destination: root + "/backup")
             request.checkpointDirectory = directory + "/checkpoints"
             _ = try await store.backup(request)

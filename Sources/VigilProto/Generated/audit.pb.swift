@@ -784,8 +784,9 @@ public nonisolated struct Vigil_V1_IntegrityProblem: Sendable {
     case checksum // = 5
 
     /// The chain does not reach a signed checkpoint's head, a checkpoint's or
-    /// retention statement's signature is bad, or events were removed without
-    /// a signed retention statement (once statements have begun).
+    /// retention statement's signature is bad, events were removed without
+    /// a signed retention statement (once statements have begun), or the
+    /// RETENTION file is not the retention settings signed last.
     case checkpoint // = 6
     case UNRECOGNIZED(Int)
 

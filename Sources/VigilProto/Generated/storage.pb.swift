@@ -218,7 +218,9 @@ public nonisolated struct Vigil_V1_SignedCheckpoint: Sendable {
 /// events), not deleted. One per removal, written into the checkpoint
 /// directory before the removal commits, as
 /// `start-<16 hex seq>-<16 hex>.retention` (the chain's new start) or
-/// `expired-<16 hex number>-<16 hex>.retention` (an expired-leaves file);
+/// `expired-<16 hex number>-<16 hex>.retention` (an expired-leaves file).
+/// The retention settings are signed the same way, as
+/// `settings-<16 hex generation>.retention`, before each change is written;
 /// see the VigilStorage DataDirectory article.
 public nonisolated struct Vigil_V1_SignedRetentionStatement: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
@@ -239,39 +241,61 @@ public nonisolated struct Vigil_V1_SignedRetentionStatement: Sendable {
   public init() {}
 }
 
-public nonisolated struct Vigil_V1_RetentionStatement: Sendable {
+public nonisolated struct Vigil_V1_RetentionStatement: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var formatVersion: UInt32 = 0
+  public var formatVersion: UInt32 {
+    get {_storage._formatVersion}
+    set {_uniqueStorage()._formatVersion = newValue}
+  }
 
-  public var reason: Vigil_V1_RetentionStatement.Reason = .unspecified
+  public var reason: Vigil_V1_RetentionStatement.Reason {
+    get {_storage._reason}
+    set {_uniqueStorage()._reason = newValue}
+  }
 
-  public var createdAtNanos: Int64 = 0
+  public var createdAtNanos: Int64 {
+    get {_storage._createdAtNanos}
+    set {_uniqueStorage()._createdAtNanos = newValue}
+  }
 
   /// The retention in force, as the RETENTION file's lines
   /// ("<tenant or *>\t<nanoseconds or forever>", one per line).
-  public var retention: String = String()
+  public var retention: String {
+    get {_storage._retention}
+    set {_uniqueStorage()._retention = newValue}
+  }
 
-  /// Exactly one of these is set (neither for BEGIN).
+  /// Exactly one of these is set for a removal (neither for BEGIN).
   public var chainStart: Vigil_V1_RetentionChainStart {
-    get {_chainStart ?? Vigil_V1_RetentionChainStart()}
-    set {_chainStart = newValue}
+    get {_storage._chainStart ?? Vigil_V1_RetentionChainStart()}
+    set {_uniqueStorage()._chainStart = newValue}
   }
   /// Returns true if `chainStart` has been explicitly set.
-  public var hasChainStart: Bool {self._chainStart != nil}
+  public var hasChainStart: Bool {_storage._chainStart != nil}
   /// Clears the value of `chainStart`. Subsequent reads from it will return its default value.
-  public mutating func clearChainStart() {self._chainStart = nil}
+  public mutating func clearChainStart() {_uniqueStorage()._chainStart = nil}
 
   public var expired: Vigil_V1_RetentionExpiredFile {
-    get {_expired ?? Vigil_V1_RetentionExpiredFile()}
-    set {_expired = newValue}
+    get {_storage._expired ?? Vigil_V1_RetentionExpiredFile()}
+    set {_uniqueStorage()._expired = newValue}
   }
   /// Returns true if `expired` has been explicitly set.
-  public var hasExpired: Bool {self._expired != nil}
+  public var hasExpired: Bool {_storage._expired != nil}
   /// Clears the value of `expired`. Subsequent reads from it will return its default value.
-  public mutating func clearExpired() {self._expired = nil}
+  public mutating func clearExpired() {_uniqueStorage()._expired = nil}
+
+  /// Set for SETTINGS only.
+  public var settings: Vigil_V1_RetentionSettingsRecord {
+    get {_storage._settings ?? Vigil_V1_RetentionSettingsRecord()}
+    set {_uniqueStorage()._settings = newValue}
+  }
+  /// Returns true if `settings` has been explicitly set.
+  public var hasSettings: Bool {_storage._settings != nil}
+  /// Clears the value of `settings`. Subsequent reads from it will return its default value.
+  public mutating func clearSettings() {_uniqueStorage()._settings = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -294,6 +318,13 @@ public nonisolated struct Vigil_V1_RetentionStatement: Sendable {
     /// `begin.retention`: from `created_at_nanos` on, every removal has a
     /// statement, and a server adopts none at start. No removal is set.
     case begin // = 4
+
+    /// `settings-<16 hex generation>.retention`: the retention settings as
+    /// the server wrote them (SetRetention, a reload) or found them at start
+    /// (the first start with the key, changed flags, a restored backup).
+    /// `settings` is set. The highest generation is in force: a start that
+    /// finds another RETENTION file sets it aside and writes this one's back.
+    case settings // = 5
     case UNRECOGNIZED(Int)
 
     public init() {
@@ -307,6 +338,7 @@ public nonisolated struct Vigil_V1_RetentionStatement: Sendable {
       case 2: self = .merge
       case 3: self = .adopted
       case 4: self = .begin
+      case 5: self = .settings
       default: self = .UNRECOGNIZED(rawValue)
       }
     }
@@ -318,6 +350,7 @@ public nonisolated struct Vigil_V1_RetentionStatement: Sendable {
       case .merge: return 2
       case .adopted: return 3
       case .begin: return 4
+      case .settings: return 5
       case .UNRECOGNIZED(let i): return i
       }
     }
@@ -329,14 +362,42 @@ public nonisolated struct Vigil_V1_RetentionStatement: Sendable {
       .merge,
       .adopted,
       .begin,
+      .settings,
     ]
 
   }
 
   public init() {}
 
-  fileprivate var _chainStart: Vigil_V1_RetentionChainStart? = nil
-  fileprivate var _expired: Vigil_V1_RetentionExpiredFile? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// The retention settings signed by a SETTINGS statement.
+public nonisolated struct Vigil_V1_RetentionSettingsRecord: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// One more than the previous statement's (the first is 1): the highest is
+  /// in force.
+  public var generation: UInt64 = 0
+
+  /// Whether the data directory's RETENTION file exists, and its exact bytes.
+  public var filePresent: Bool = false
+
+  public var file: Data = Data()
+
+  /// The settings in force (the flags overlaid with the file), as a complete
+  /// RETENTION file: what a backup records as its RETENTION.
+  public var inForce: Data = Data()
+
+  /// Why the settings were signed, for people ("SetRetention by …", "found
+  /// at the first start with the key", "the flags changed").
+  public var cause: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 /// The chain's start after the removal: no event at or below `seq` is stored.
@@ -890,7 +951,123 @@ nonisolated extension Vigil_V1_SignedRetentionStatement: SwiftProtobuf.Message, 
 
 nonisolated extension Vigil_V1_RetentionStatement: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RetentionStatement"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}format_version\0\u{1}reason\0\u{3}created_at_nanos\0\u{1}retention\0\u{3}chain_start\0\u{1}expired\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}format_version\0\u{1}reason\0\u{3}created_at_nanos\0\u{1}retention\0\u{3}chain_start\0\u{1}expired\0\u{1}settings\0")
+
+  fileprivate class _StorageClass {
+    @exclusivity(unchecked) var _formatVersion: UInt32 = 0
+    @exclusivity(unchecked) var _reason: Vigil_V1_RetentionStatement.Reason = .unspecified
+    @exclusivity(unchecked) var _createdAtNanos: Int64 = 0
+    @exclusivity(unchecked) var _retention: String = String()
+    @exclusivity(unchecked) var _chainStart: Vigil_V1_RetentionChainStart? = nil
+    @exclusivity(unchecked) var _expired: Vigil_V1_RetentionExpiredFile? = nil
+    @exclusivity(unchecked) var _settings: Vigil_V1_RetentionSettingsRecord? = nil
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _formatVersion = source._formatVersion
+      _reason = source._reason
+      _createdAtNanos = source._createdAtNanos
+      _retention = source._retention
+      _chainStart = source._chainStart
+      _expired = source._expired
+      _settings = source._settings
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularUInt32Field(value: &_storage._formatVersion) }()
+        case 2: try { try decoder.decodeSingularEnumField(value: &_storage._reason) }()
+        case 3: try { try decoder.decodeSingularInt64Field(value: &_storage._createdAtNanos) }()
+        case 4: try { try decoder.decodeSingularStringField(value: &_storage._retention) }()
+        case 5: try { try decoder.decodeSingularMessageField(value: &_storage._chainStart) }()
+        case 6: try { try decoder.decodeSingularMessageField(value: &_storage._expired) }()
+        case 7: try { try decoder.decodeSingularMessageField(value: &_storage._settings) }()
+        default: break
+        }
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if _storage._formatVersion != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._formatVersion, fieldNumber: 1)
+      }
+      if _storage._reason != .unspecified {
+        try visitor.visitSingularEnumField(value: _storage._reason, fieldNumber: 2)
+      }
+      if _storage._createdAtNanos != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._createdAtNanos, fieldNumber: 3)
+      }
+      if !_storage._retention.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._retention, fieldNumber: 4)
+      }
+      try { if let v = _storage._chainStart {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+      } }()
+      try { if let v = _storage._expired {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+      } }()
+      try { if let v = _storage._settings {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+      } }()
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vigil_V1_RetentionStatement, rhs: Vigil_V1_RetentionStatement) -> Bool {
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._formatVersion != rhs_storage._formatVersion {return false}
+        if _storage._reason != rhs_storage._reason {return false}
+        if _storage._createdAtNanos != rhs_storage._createdAtNanos {return false}
+        if _storage._retention != rhs_storage._retention {return false}
+        if _storage._chainStart != rhs_storage._chainStart {return false}
+        if _storage._expired != rhs_storage._expired {return false}
+        if _storage._settings != rhs_storage._settings {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vigil_V1_RetentionStatement.Reason: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0REASON_UNSPECIFIED\0\u{1}RETENTION\0\u{1}MERGE\0\u{1}ADOPTED\0\u{1}BEGIN\0\u{1}SETTINGS\0")
+}
+
+nonisolated extension Vigil_V1_RetentionSettingsRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RetentionSettingsRecord"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}generation\0\u{3}file_present\0\u{1}file\0\u{3}in_force\0\u{1}cause\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -898,57 +1075,44 @@ nonisolated extension Vigil_V1_RetentionStatement: SwiftProtobuf.Message, SwiftP
       // allocates stack space for every case branch when no optimizations are
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
-      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.formatVersion) }()
-      case 2: try { try decoder.decodeSingularEnumField(value: &self.reason) }()
-      case 3: try { try decoder.decodeSingularInt64Field(value: &self.createdAtNanos) }()
-      case 4: try { try decoder.decodeSingularStringField(value: &self.retention) }()
-      case 5: try { try decoder.decodeSingularMessageField(value: &self._chainStart) }()
-      case 6: try { try decoder.decodeSingularMessageField(value: &self._expired) }()
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.generation) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.filePresent) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.file) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.inForce) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.cause) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if self.formatVersion != 0 {
-      try visitor.visitSingularUInt32Field(value: self.formatVersion, fieldNumber: 1)
+    if self.generation != 0 {
+      try visitor.visitSingularUInt64Field(value: self.generation, fieldNumber: 1)
     }
-    if self.reason != .unspecified {
-      try visitor.visitSingularEnumField(value: self.reason, fieldNumber: 2)
+    if self.filePresent != false {
+      try visitor.visitSingularBoolField(value: self.filePresent, fieldNumber: 2)
     }
-    if self.createdAtNanos != 0 {
-      try visitor.visitSingularInt64Field(value: self.createdAtNanos, fieldNumber: 3)
+    if !self.file.isEmpty {
+      try visitor.visitSingularBytesField(value: self.file, fieldNumber: 3)
     }
-    if !self.retention.isEmpty {
-      try visitor.visitSingularStringField(value: self.retention, fieldNumber: 4)
+    if !self.inForce.isEmpty {
+      try visitor.visitSingularBytesField(value: self.inForce, fieldNumber: 4)
     }
-    try { if let v = self._chainStart {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
-    } }()
-    try { if let v = self._expired {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
-    } }()
+    if !self.cause.isEmpty {
+      try visitor.visitSingularStringField(value: self.cause, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: Vigil_V1_RetentionStatement, rhs: Vigil_V1_RetentionStatement) -> Bool {
-    if lhs.formatVersion != rhs.formatVersion {return false}
-    if lhs.reason != rhs.reason {return false}
-    if lhs.createdAtNanos != rhs.createdAtNanos {return false}
-    if lhs.retention != rhs.retention {return false}
-    if lhs._chainStart != rhs._chainStart {return false}
-    if lhs._expired != rhs._expired {return false}
+  public static func ==(lhs: Vigil_V1_RetentionSettingsRecord, rhs: Vigil_V1_RetentionSettingsRecord) -> Bool {
+    if lhs.generation != rhs.generation {return false}
+    if lhs.filePresent != rhs.filePresent {return false}
+    if lhs.file != rhs.file {return false}
+    if lhs.inForce != rhs.inForce {return false}
+    if lhs.cause != rhs.cause {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
-}
-
-nonisolated extension Vigil_V1_RetentionStatement.Reason: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0REASON_UNSPECIFIED\0\u{1}RETENTION\0\u{1}MERGE\0\u{1}ADOPTED\0\u{1}BEGIN\0")
 }
 
 nonisolated extension Vigil_V1_RetentionChainStart: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {

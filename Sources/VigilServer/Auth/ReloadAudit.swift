@@ -28,6 +28,23 @@ public struct ReloadAudit: Sendable {
             by: Self.actor, peerIP: nil, actorType: .system)
     }
 
+    /// At start: `RETENTION` was not the file signed last, and the signed
+    /// settings were put back (`RetentionSettings.reconcile`). Whoever can
+    /// query `_system` sees that someone changed the retention outside the
+    /// server, not only whoever reads the server's log.
+    public func retentionSettingsRestored(_ description: String, setAside: String?) async {
+        var metadata = ["via": "start"]
+        if let setAside { metadata["set_aside"] = setAside }
+        await log.record(
+            .init(
+                action: "retention.restore", category: .update, resourceType: "retention", resourceID: RetentionSettings.fileName,
+                resourceName: "retention settings", metadata: metadata, description: description),
+            by: Self.starter, peerIP: nil, actorType: .system)
+    }
+
+    /// The server itself, checking its data directory as it starts.
+    private static let starter = Principal(tokenID: nil, name: "vigil serve (start)", scopes: [], tenants: .all)
+
     /// Tokens a reload of the tokens file made valid, invalid or changed.
     public func tokensReloaded(_ reload: TokenRegistry.Reload, path: String) async {
         for (ids, action, category, verb) in [

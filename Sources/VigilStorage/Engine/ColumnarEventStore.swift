@@ -191,6 +191,8 @@ public final class ColumnarEventStore: EventStore {
         /// Statements of removals that never committed (a failed or
         /// interrupted operation, or a restore's lost future), set aside.
         public var retentionStatementsSetAside = 0
+        /// What the check of `RETENTION` against the signed settings found and did.
+        public var retentionSettings = RetentionSettings.Reconciliation()
         public var description: String {
             var text = "\(parts) parts (\(partRows) events), replayed \(walEventsReplayed) events from \(walRecordsReplayed) WAL records"
             if let tail = walReport?.truncatedTail { text += "; cut a torn WAL tail: \(tail)" }
@@ -205,6 +207,9 @@ public final class ColumnarEventStore: EventStore {
                 text += "; \(retentionUnattested.count) removal(s) without a valid signed retention statement ("
                     + retentionUnattested.joined(separator: "; ") + ")"
             }
+            if let restored = retentionSettings.restored { text += "; " + restored }
+            if let signed = retentionSettings.signed { text += "; " + signed }
+            if let failure = retentionSettings.failure { text += "; " + failure }
             if retentionStatementsSetAside > 0 {
                 text += "; set aside \(retentionStatementsSetAside) retention statement(s) of removals that never committed"
             }
@@ -406,6 +411,7 @@ public final class ColumnarEventStore: EventStore {
             // Only once the directory has passed every check above: a start
             // that refuses it must not have signed what it found.
             if let signer = options.retentionSigner {
+                report.retentionSettings = retentionSettings.reconcile()
                 Self.attestAtStart(
                     liveFacts, startSeq: chainState.ledger.startSeq, signer: signer,
                     retention: RetentionSettings.text(retentionSettings.current), report: &report)

@@ -44,6 +44,7 @@ extension ColumnarEventStore {
                 input.unflushed.append(UnflushedBatch(firstSeq: chunk.firstSeq, leaves: chunk.leaves(), location: "memory (not yet flushed)"))
             }
             try input.readWAL(directory + "/wal", prefix: "wal/", compareWith: input.unflushed)
+            try input.readRetentionFiles(directory)
             if let folder = options.checkpointDirectory {
                 input.checkpoints = checkpoints
                 input.supersededCheckpoints = Checkpoints.superseded(in: folder)

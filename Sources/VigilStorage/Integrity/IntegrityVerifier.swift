@@ -148,7 +148,8 @@ struct IntegrityVerifier {
         report.eventsExpired = input.ledgerDamaged ? 0 : ledger.expiredBeforeStart
 
         let keys = readCheckpoints()
-        checkRetentionStatements(signedBy: keys)
+        let statementKey = checkRetentionStatements(signedBy: keys)
+        checkRetentionSettings(trusted: statementKey)
         if !input.ledgerDamaged { checkPredatingStart() }
         let partsMax = input.parts.map(\.reader.metadata.maxSeq).max() ?? 0
         let checkpointMax = checkpoints.keys.max() ?? 0
@@ -288,15 +289,16 @@ struct IntegrityVerifier {
     /// may have been deleted and the file written to pass them off as
     /// expired. Before they have begun (a store from before statements, not
     /// yet served with its key), removals without one are noted.
-    private mutating func checkRetentionStatements(signedBy keys: Set<CheckpointPublicKey>) {
-        guard let directory = input.checkpointDirectory else { return }
+    /// Returns the key statements are checked with (nil: each with its own).
+    private mutating func checkRetentionStatements(signedBy keys: Set<CheckpointPublicKey>) -> CheckpointPublicKey? {
+        guard let directory = input.checkpointDirectory else { return nil }
         var trusted = options.trustedKey ?? (keys.count == 1 ? keys.first : nil)
         let began = RetentionStatements.began(in: directory, trusted: trusted)
         var beganAt: Int64?
         switch began {
         case nil:
             // Nothing signed at all: the note on checkpoints says what that proves.
-            guard !input.checkpoints.isEmpty else { return }
+            guard !input.checkpoints.isEmpty else { return trusted }
         case .success(let checked)?:
             beganAt = checked.createdAt
             if trusted == nil { trusted = checked.publicKey }
@@ -343,6 +345,47 @@ struct IntegrityVerifier {
         }
         if attested > 0 {
             report.notes.append("\(attested) removal(s) of events (the chain's start, expired-leaves files) attested by signed retention statements")
+        }
+        return trusted
+    }
+
+    /// `RETENTION` must be what the highest generation of settings
+    /// statements signed (`RetentionStatements.SignedSettings`), and every
+    /// settings statement must verify. Otherwise the retention was changed
+    /// without the server: removals made under it, though signed, were not
+    /// the ones its operators chose.
+    private mutating func checkRetentionSettings(trusted: CheckpointPublicKey?) {
+        guard let directory = input.checkpointDirectory else { return }
+        for name in input.unsignedRetentionFiles {
+            report.notes.append(
+                "\(name) is a RETENTION file that was changed without the server; a start set it aside and put the signed settings back")
+        }
+        let names = (try? RetentionStatements.settingsNames(in: directory)) ?? []
+        guard !names.isEmpty else {
+            if RetentionStatements.began(in: directory, trusted: nil) != nil {
+                report.notes.append(
+                    "the retention settings are not signed (no settings statement in \(input.checkpointPrefix)); a server started with its --checkpoint-key signs them")
+            }
+            return
+        }
+        var latest: RetentionStatements.SignedSettings?
+        for (index, (name, _)) in names.enumerated() {
+            switch RetentionStatements.readSettings(directory + "/" + name, trusted: trusted) {
+            case .success(let settings):
+                if index == 0 { latest = settings }
+            case .failure(let error):
+                add(IntegrityProblem(
+                    .checkpoint, location: input.checkpointPrefix + name, "the retention settings statement cannot be trusted: \(error.message)"))
+            }
+        }
+        guard let latest else { return }
+        let signed = "generation \(latest.generation), signed on \(formatTime(latest.createdAt))"
+        if latest.accepts(input.retentionFile) {
+            report.notes.append("the retention settings are the ones signed as \(signed) (\(RetentionSettings.describe(latest.inForce)))")
+        } else {
+            add(IntegrityProblem(
+                .checkpoint, location: RetentionSettings.fileName,
+                "it holds \(input.retentionFile.map(RetentionSettings.describe) ?? "nothing (there is no file)"), not the settings \(signed) (\(latest.file.map(RetentionSettings.describe) ?? "no file")): the retention was changed without the server. A start with the checkpoint key puts the signed settings back and sets this file aside"))
         }
     }
 

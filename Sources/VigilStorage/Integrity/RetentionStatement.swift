@@ -180,7 +180,7 @@ public enum RetentionStatements {
         }
     }
 
-    private static func write(_ statement: Vigil_V1_RetentionStatement, to path: String, signer: Signer) throws(VigilError) {
+    static func write(_ statement: Vigil_V1_RetentionStatement, to path: String, signer: Signer) throws(VigilError) {
         try FileIO.makeDirectory(signer.directory)
         var signed = Vigil_V1_SignedRetentionStatement()
         signed.statement = Data((try? statement.serializedBytes()) ?? [])
@@ -266,13 +266,15 @@ public enum RetentionStatements {
 
     /// The statement at `path` once its signature holds (under `trusted`,
     /// when given, else under the key it carries).
-    static func read(_ path: String, trusted: CheckpointPublicKey?) -> Result<(Vigil_V1_RetentionStatement, Checked), VigilError> {
+    static func read(
+        _ path: String, trusted: CheckpointPublicKey?, maxBytes: Int = 64 * 1024
+    ) -> Result<(Vigil_V1_RetentionStatement, Checked), VigilError> {
         let signed: Vigil_V1_SignedRetentionStatement
         do throws(VigilError) {
             let file = try FileHandleDescriptor.open(path, flags: O_RDONLY)
             defer { file.close() }
             let size = try file.size()
-            guard size <= 64 * 1024 else { return .failure(VigilError(.dataLoss, "\(size) bytes: too large for a retention statement")) }
+            guard size <= maxBytes else { return .failure(VigilError(.dataLoss, "\(size) bytes: too large for a retention statement")) }
             guard let message = try? Vigil_V1_SignedRetentionStatement(serializedBytes: try file.read(count: size, at: 0)) else {
                 return .failure(VigilError(.dataLoss, "not a SignedRetentionStatement message"))
             }

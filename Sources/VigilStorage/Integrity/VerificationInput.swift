@@ -46,6 +46,10 @@ struct VerificationInput: Sendable {
     var checkpointDirectory: String?
     /// The live expired-leaves files (relative path, contents), for their statements.
     var expiredFiles: [(path: String, file: ExpiredLeaves)] = []
+    /// The data directory's `RETENTION` (nil: none), for the signed settings.
+    var retentionFile: [UInt8]?
+    /// `RETENTION.unsigned-*` files: changed without the server, set aside at a start.
+    var unsignedRetentionFiles: [String] = []
 
     /// The removals that must each have a signed retention statement: the
     /// chain's start when retention moved it, and every live expired-leaves file.
@@ -54,6 +58,12 @@ struct VerificationInput: Sendable {
         if !ledgerDamaged, let start = RetentionStatements.Fact.start(of: ledger) { facts.append((start, ledgerLocation ?? "chain/")) }
         for (path, file) in expiredFiles { facts.append((.expired(file, path: path), path)) }
         return facts
+    }
+
+    /// Reads `RETENTION` and the names of the files a start set aside in its place.
+    mutating func readRetentionFiles(_ directory: String) throws(VigilError) {
+        retentionFile = try RetentionSettings.readBytes(directory + "/" + RetentionSettings.fileName)
+        unsignedRetentionFiles = try FileIO.list(directory).filter { $0.hasPrefix(RetentionSettings.fileName + ".unsigned-") }
     }
 
     /// Reads the chain files of `directory` live under `nextPartNumber`.
@@ -141,6 +151,7 @@ struct VerificationInput: Sendable {
         }
         try input.readChain(directory, nextPartNumber: manifest.nextPartNumber, hasEvents: manifest.flushedThroughSeq > 0 || !manifest.parts.isEmpty)
         try input.readWAL(directory + "/wal", prefix: "wal/", compareWith: nil)
+        try input.readRetentionFiles(directory)
         if let checkpointDirectory {
             input.checkpoints = try Checkpoints.list(checkpointDirectory)
             input.supersededCheckpoints = Checkpoints.superseded(in: checkpointDirectory)

@@ -118,8 +118,22 @@ class RetentionExpiredFile(_message.Message):
     sha256: bytes
     def __init__(self, path: _Optional[str] = ..., sha256: _Optional[bytes] = ..., events: _Optional[int] = ..., first_seq: _Optional[int] = ..., last_seq: _Optional[int] = ...) -> None: ...
 
+class RetentionSettingsRecord(_message.Message):
+    __slots__ = ["cause", "file", "file_present", "generation", "in_force"]
+    CAUSE_FIELD_NUMBER: _ClassVar[int]
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    FILE_PRESENT_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    IN_FORCE_FIELD_NUMBER: _ClassVar[int]
+    cause: str
+    file: bytes
+    file_present: bool
+    generation: int
+    in_force: bytes
+    def __init__(self, generation: _Optional[int] = ..., file_present: bool = ..., file: _Optional[bytes] = ..., in_force: _Optional[bytes] = ..., cause: _Optional[str] = ...) -> None: ...
+
 class RetentionStatement(_message.Message):
-    __slots__ = ["chain_start", "created_at_nanos", "expired", "format_version", "reason", "retention"]
+    __slots__ = ["chain_start", "created_at_nanos", "expired", "format_version", "reason", "retention", "settings"]
     class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = []
     ADOPTED: RetentionStatement.Reason
@@ -133,13 +147,16 @@ class RetentionStatement(_message.Message):
     REASON_UNSPECIFIED: RetentionStatement.Reason
     RETENTION: RetentionStatement.Reason
     RETENTION_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS: RetentionStatement.Reason
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
     chain_start: RetentionChainStart
     created_at_nanos: int
     expired: RetentionExpiredFile
     format_version: int
     reason: RetentionStatement.Reason
     retention: str
-    def __init__(self, format_version: _Optional[int] = ..., reason: _Optional[_Union[RetentionStatement.Reason, str]] = ..., created_at_nanos: _Optional[int] = ..., retention: _Optional[str] = ..., chain_start: _Optional[_Union[RetentionChainStart, _Mapping]] = ..., expired: _Optional[_Union[RetentionExpiredFile, _Mapping]] = ...) -> None: ...
+    settings: RetentionSettingsRecord
+    def __init__(self, format_version: _Optional[int] = ..., reason: _Optional[_Union[RetentionStatement.Reason, str]] = ..., created_at_nanos: _Optional[int] = ..., retention: _Optional[str] = ..., chain_start: _Optional[_Union[RetentionChainStart, _Mapping]] = ..., expired: _Optional[_Union[RetentionExpiredFile, _Mapping]] = ..., settings: _Optional[_Union[RetentionSettingsRecord, _Mapping]] = ...) -> None: ...
 
 class SignedCheckpoint(_message.Message):
     __slots__ = ["created_at_nanos", "format_version", "head", "public_key", "seq", "signature"]
