@@ -281,7 +281,11 @@ public enum FileIO {
         _ bytes: [UInt8], to path: String, mode: mode_t = 0o600, syncDirectory: Bool = true
     ) throws(VigilError) {
         let temporary = path + ".tmp"
-        let file = try FileHandleDescriptor.open(temporary, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: mode)
+        // A new file, never one found there: a symbolic link planted under
+        // the predictable name would have the write land wherever it points
+        // (another directory's signed files, say).
+        try remove(temporary)
+        let file = try FileHandleDescriptor.open(temporary, flags: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: mode)
         do throws(VigilError) {
             let written: VigilError? = bytes.withUnsafeBytes { raw in
                 do throws(VigilError) { try file.write(raw, at: 0) } catch { return error }

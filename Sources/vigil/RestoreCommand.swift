@@ -72,6 +72,10 @@ struct RestoreCommand: ParsableCommand {
         if let checkpointDir {
             do {
                 print(try Self.adoptCheckpoints(from: dataDir + "/checkpoints", into: checkpointDir, cutSeq: manifest.cutSeq, now: currentUnixNanos()))
+                let trusted = try publicKey.map { argument throws(VigilError) in try CheckpointPublicKey(argument: argument) }
+                if let line = try RetentionSettings.alignRestored(dataDirectory: dataDir, checkpointDirectory: checkpointDir, trusted: trusted) {
+                    print(line)
+                }
             } catch {
                 throw CLIFailure.runtime(
                     "\(error.message). The data is restored into \(dataDir); the checkpoint directory \(checkpointDir) is as it was, or partly set aside (see superseded/ there)")

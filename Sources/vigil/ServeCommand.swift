@@ -251,7 +251,9 @@ struct ServeCommand: AsyncParsableCommand {
     /// the flags and the configuration file: say so where they differ, or
     /// an operator who raised --retention for compliance would go on losing
     /// events without a word.
-    static func warnOfRetentionOverrides(configured: StorageOptions, inForce: RetentionSettings.Values, dataDir: String, logger: Logger) {
+    static func warnOfRetentionOverrides(
+        configured: StorageOptions, inForce: RetentionSettings.Values, dataDir: String, signed: Bool, logger: Logger
+    ) {
         let text = RetentionSettings.Values.text
         var overridden: [String] = []
         if inForce.defaultNanos != configured.retentionNanos {
@@ -261,8 +263,11 @@ struct ServeCommand: AsyncParsableCommand {
             overridden.append("--tenant-retention \(tenant)=\(text(nanos)) (in force: \(text(inForce.of(tenant))))")
         }
         guard !overridden.isEmpty else { return }
+        let advice =
+            signed
+            ? " (with --checkpoint-key the file is signed: one removed or edited by hand is put back at start)" : ", or remove the file to go back to the flags"
         logger.warning(
-            "\(dataDir)/RETENTION overrides the configured retention: \(overridden.joined(separator: "; ")); change it with vigil retention (SetRetention), or remove the file to go back to the flags",
+            "\(dataDir)/RETENTION overrides the configured retention: \(overridden.joined(separator: "; ")); change it with vigil retention (SetRetention)\(advice)",
             metadata: ["vigil.overridden": "\(overridden.count)"])
     }
 
@@ -368,17 +373,27 @@ struct ServeCommand: AsyncParsableCommand {
                 throw CLIFailure.configuration("--rules: \(error)")
             }
         }
-        // RETENTION wins over the flags: one the store refuses (under the
-        // 1-day floor, malformed) is a configuration problem, 78 like the others.
-        do {
-            _ = try RetentionSettings.readFile(dataDir + "/" + RetentionSettings.fileName)
-        } catch {
-            throw CLIFailure.configuration(error.message)
-        }
         let checkpointConfiguration = try checkpoints.configuration(dataDirectory: dataDir, logger: logger)
         configuration.checkpoints = checkpointConfiguration
-        // The key that signs checkpoints also signs every removal of events.
+        // The key that signs checkpoints also signs every removal of events and every change of retention.
         storage.retentionSigner = checkpointConfiguration.key.map { .init(key: $0, directory: checkpointConfiguration.directory) }
+        let signedSettings = (try? RetentionStatements.settingsNames(in: checkpointConfiguration.directory).count) ?? 0
+        // RETENTION wins over the flags: one the store refuses (under the
+        // 1-day floor, malformed) is a configuration problem, 78 like the
+        // others. Not when signed settings will replace it at start.
+        if storage.retentionSigner == nil || signedSettings == 0 {
+            do {
+                _ = try RetentionSettings.readFile(dataDir + "/" + RetentionSettings.fileName)
+            } catch {
+                throw CLIFailure.configuration(error.message)
+            }
+        }
+        if storage.retentionSigner == nil && signedSettings > 0 {
+            let reason =
+                "the retention settings are signed in \(checkpointConfiguration.directory), and this server runs without --checkpoint-key: the next start with the key would put the signed settings back over a change made now. Restart the server with --checkpoint-key to change the retention"
+            storage.retentionChangesRefused = reason
+            logger.warning("retention changes are refused: \(reason)")
+        }
         let store: ColumnarEventStore
         do {
             store = try ColumnarEventStore(options: storage)
@@ -405,10 +420,12 @@ struct ServeCommand: AsyncParsableCommand {
         let retentionCheck = store.recovery.retentionSettings
         if let restored = retentionCheck.restored {
             logger.error(
-                "\(restored). Find out who changed it; change the retention only with vigil retention (or --retention and a restart), which the server signs",
+                "\(restored). Find out who changed it; change the retention only through the server (vigil retention), which signs it",
                 metadata: retentionCheck.setAside.map { ["vigil.set-aside": "\($0)"] } ?? [:])
             await ReloadAudit(store: store, logger: logger).retentionSettingsRestored(restored, setAside: retentionCheck.setAside)
         }
+        if let pinned = retentionCheck.pinned { logger.warning("\(pinned)") }
+        if let suspended = retentionCheck.suspended { logger.error("\(suspended)") }
         if let signed = retentionCheck.signed { logger.notice("\(signed)") }
         if let failure = retentionCheck.failure {
             logger.error("the retention settings could not be checked against their signed statements", metadata: ["vigil.error": "\(failure)"])
@@ -417,7 +434,8 @@ struct ServeCommand: AsyncParsableCommand {
             logger.notice(
                 "set aside \(store.recovery.retentionStatementsSetAside) retention statement(s) of removals that never committed (an interrupted retention pass or merge, or a restore) into \(checkpointConfiguration.directory)/superseded/")
         }
-        Self.warnOfRetentionOverrides(configured: storage, inForce: store.retentionSettings.current, dataDir: dataDir, logger: logger)
+        Self.warnOfRetentionOverrides(
+            configured: storage, inForce: store.retentionSettings.current, dataDir: dataDir, signed: storage.retentionSigner != nil, logger: logger)
         var registry: TokenRegistry?
         if noAuth {
             logger.warning("authentication is off (--no-auth): every connection may read and write every tenant")

@@ -270,7 +270,7 @@ struct IntegrityCLITests {
         try FileManager.default.removeItem(atPath: directory + "/server.log")
         let restarted = try LoggedServer(arguments: arguments, directory: directory)
         #expect(restarted.log.contains("RETENTION in the data directory (*=30d) is not the file signed as generation 2 on "), "\(restarted.log)")
-        #expect(restarted.log.contains("Find out who changed it; change the retention only with vigil retention (or --retention and a restart), which the server signs"), "\(restarted.log)")
+        #expect(restarted.log.contains("Find out who changed it; change the retention only through the server (vigil retention), which signs it"), "\(restarted.log)")
         let system = try VigilBinary.run(["query", "--tenant", "_system", "--format", "json", "--server", restarted.address])
         #expect(system.stdout.contains("\"action\":\"retention.restore\""), "\(system.stdout)")
         #expect(restarted.stop() == 0)
@@ -278,6 +278,18 @@ struct IntegrityCLITests {
         let intact = try VigilBinary.run(verify)
         #expect(intact.status == 0, "\(intact.stdout)\(intact.stderr)")
         #expect(intact.stdout.contains("is a RETENTION file that was changed without the server; a start set it aside and put the signed settings back"), "\(intact.stdout)")
+
+        // Without the key, a change would be undone by the next start with it: refused.
+        try FileManager.default.removeItem(atPath: directory + "/server.log")
+        let keyless = try LoggedServer(
+            arguments: ["--listen", "127.0.0.1:0", "--data-dir", data, "--no-auth", "--retention", "30d", "--checkpoint-dir", checkpoints],
+            directory: directory)
+        let refused = try VigilBinary.run(["retention", "40d", "--server", keyless.address])
+        #expect(refused.status == 1, "\(refused.stdout)\(refused.stderr)")
+        #expect(refused.stderr.contains("FAILED_PRECONDITION"), "\(refused.stderr)")
+        #expect(refused.stderr.contains("this server runs without --checkpoint-key: the next start with the key would put the signed settings back over a change made now. Restart the server with --checkpoint-key to change the retention"), "\(refused.stderr)")
+        #expect(keyless.stop() == 0)
+        #expect(try String(contentsOfFile: data + "/RETENTION", encoding: .utf8) == signed)
     }
 
     @Test("vigil serve refuses a checkpoint key inside the data directory, readable by others, or not a key, before opening anything")

@@ -1,5 +1,8 @@
 import Foundation
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 import VigilCore
 import VigilProto
 
@@ -100,7 +103,7 @@ struct RetentionSettingsSigningTests {
             #expect(restored.hasPrefix("RETENTION in the data directory (*=10d) is not the file signed as generation 2 on "), "\(restored)")
             // The edit put back the settings in force before the hold (generation 1's).
             #expect(restored.contains(
-                " (*=10d, globex=forever: set the retention of tenant globex from 10d to forever): it was changed without the server (it holds generation 1's settings: a crash between signing generation 2 and writing it leaves that, as does putting older settings back by hand). The signed settings are in force; the file found was moved to \(directory)/RETENTION.unsigned-"),
+                " (*=10d, globex=forever: set the retention of tenant globex from 10d to forever): it was changed without the server (it holds generation 1's settings: a crash between signing generation 2 and writing it leaves that, as does putting older settings back by hand). The signed settings are in force; the file found was kept as \(directory)/RETENTION.unsigned-"),
                 "\(restored)")
             #expect(check.signed == nil && check.failure == nil)
             let aside = try #require(check.setAside)
@@ -204,34 +207,56 @@ struct RetentionSettingsSigningTests {
     func unsignableChanges() async throws {
         try await withTemporaryDirectory { directory in
             let key = CheckpointKey.generate()
-            let blocked = directory + "/blocked"
-            try FileIO.makeDirectory(directory)
-            try Self.write("not a directory", to: blocked)
-            let store = try Self.open(directory, key: key, signerDirectory: blocked + "/checkpoints")
-            let failure = try #require(store.recovery.retentionSettings.failure)
-            #expect(failure.hasPrefix("cannot sign the retention settings into \(blocked)/checkpoints: mkdir "), "\(failure)")
+            let checkpoints = directory + "/checkpoints"
+            let store = try Self.open(directory, key: key)
+            // The checkpoint directory becomes a file: nothing can be signed.
+            try FileManager.default.removeItem(atPath: checkpoints)
+            try Self.write("not a directory", to: checkpoints)
             let error = try await #require(throws: VigilError.self) { try await store.setRetention(tenant: "globex", nanos: .max) }
             #expect(error.code == .unavailable)
-            #expect(error.message.hasPrefix("cannot sign the new retention settings into \(blocked)/checkpoints: mkdir "), "\(error.message)")
+            #expect(error.message.hasPrefix("cannot sign the new retention settings into \(checkpoints): "), "\(error.message)")
             #expect(error.message.hasSuffix(". The retention is unchanged; retry once the checkpoint directory is writable"))
             #expect(!FileIO.exists(directory + "/RETENTION"))
             #expect(store.retentionSettings.current.of("globex") == 10 * Self.day)
 
-            try FileIO.remove(blocked)
+            try FileIO.remove(checkpoints)
+            try FileIO.makeDirectory(checkpoints)
             // RETENTION cannot be replaced: a directory stands in its place.
             try FileIO.makeDirectory(directory + "/RETENTION")
             await #expect(throws: VigilError.self) { try await store.setRetention(tenant: "globex", nanos: .max) }
-            #expect(try RetentionStatements.settingsNames(in: blocked + "/checkpoints").isEmpty, "the statement is withdrawn")
+            #expect(try RetentionStatements.settingsNames(in: checkpoints).isEmpty, "the statement is withdrawn")
             #expect(store.retentionSettings.current.of("globex") == 10 * Self.day)
 
             try FileIO.removeDirectory(directory + "/RETENTION")
             try await store.setRetention(tenant: "globex", nanos: .max)
-            #expect(try RetentionStatements.settingsNames(in: blocked + "/checkpoints").map(\.generation) == [1])
+            #expect(try RetentionStatements.settingsNames(in: checkpoints).map(\.generation) == [2])
             try await store.close()
         }
     }
 
-    @Test("a latest statement that cannot be trusted: CHECKPOINT in verify; the start keeps RETENTION as found rather than an older generation, and signs the next change above it")
+    @Test("signed settings that cannot be read at start: the file is applied as found, and changes are refused (FAILED_PRECONDITION) rather than numbered blindly")
+    func unreadableStatements() async throws {
+        try await withTemporaryDirectory { directory in
+            let key = CheckpointKey.generate()
+            let blocked = directory + "/blocked"
+            try FileIO.makeDirectory(directory)
+            try Self.write("not a directory", to: blocked)
+            // A file where the checkpoint directory should be: it cannot be listed.
+            let store = try Self.open(directory, key: key, signerDirectory: blocked)
+            let failure = try #require(store.recovery.retentionSettings.failure)
+            #expect(failure.hasPrefix("cannot read the signed retention settings in \(blocked) ("), "\(failure)")
+            #expect(failure.hasSuffix("); RETENTION is applied as found, unchecked, and changes are refused until a start reads them"))
+            let error = try await #require(throws: VigilError.self) { try await store.setRetention(tenant: "globex", nanos: .max) }
+            #expect(error.code == .failedPrecondition)
+            #expect(
+                error.message
+                    == "the signed retention settings in \(blocked) could not be read when the server started, so a change would not know its generation; fix what the start logged and restart")
+            #expect(store.retentionSettings.current.of("globex") == 10 * Self.day)
+            try await store.close()
+        }
+    }
+
+    @Test("a latest statement that cannot be trusted: CHECKPOINT in verify; the start suspends retention (nothing removed) rather than trust the file or an older generation; a change signs the settings above it and ends the suspension")
     func untrustedLatestStatement() async throws {
         try await withTemporaryDirectory { directory in
             let key = CheckpointKey.generate()
@@ -240,6 +265,7 @@ struct RetentionSettingsSigningTests {
             var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
             bytes[bytes.count - 1] ^= 0x01
             try bytes.write(to: URL(fileURLWithPath: path))
+            try Self.write(Self.tenDays, to: directory + "/RETENTION")
 
             let report = try IntegrityTestSupport.verify(directory) { $0.trustedKey = key.publicKey }
             #expect(report.problems.map(\.line) == [
@@ -248,11 +274,97 @@ struct RetentionSettingsSigningTests {
 
             let store = try Self.open(directory, key: key)
             #expect(
-                store.recovery.retentionSettings.failure
-                    == "the latest retention settings statement, \(directory)/checkpoints/settings-0000000000000002.retention, cannot be trusted (its signature does not verify (the statement was altered or forged)); RETENTION is used as found, unchecked, and the next change is signed as generation 3")
-            #expect(store.retentionSettings.current.of("globex") == nil)
-            try await store.setRetention(tenant: "initech", nanos: 30 * Self.day)
-            #expect(try Self.signed(directory, generation: 3, key: key).cause == "set the retention of tenant initech from 10d to 30d")
+                store.recovery.retentionSettings.suspended
+                    == "the latest retention settings statement, \(directory)/checkpoints/settings-0000000000000002.retention, cannot be trusted (its signature does not verify (the statement was altered or forged)), so nothing shows RETENTION is what was set. Retention is suspended: nothing is removed or hidden until the settings are signed again. Set the retention you want with vigil retention (which signs all of it), or put back a valid statement and restart")
+            #expect(store.retentionSettings.current.keepsEverything)
+            try await store.retainNow(now: currentUnixNanos())
+            #expect(try await store.statistics().eventsStored == 30, "nothing removed while suspended")
+            try await store.setRetention(tenant: "globex", nanos: .max)
+            #expect(try Self.signed(directory, generation: 3, key: key).cause == "set the retention of tenant globex from 10d to forever")
+            #expect(store.retentionSettings.current == .init(defaultNanos: 10 * Self.day, tenantNanos: ["globex": .max]))
+            try await store.close()
+        }
+    }
+
+    @Test("RETENTION.tmp planted as a symbolic link into the checkpoint directory: putting the signed file back writes a new file, not through the link")
+    func plantedTemporaryLink() async throws {
+        try await withTemporaryDirectory { directory in
+            let key = CheckpointKey.generate()
+            try await Self.heldStore(directory, key: key)
+            let target = directory + "/checkpoints/" + RetentionStatements.settingsFileName(generation: 5)
+            try FileManager.default.createSymbolicLink(atPath: directory + "/RETENTION.tmp", withDestinationPath: target)
+            try Self.write(Self.tenDays, to: directory + "/RETENTION")
+            let store = try Self.open(directory, key: key)
+            #expect(store.recovery.retentionSettings.restored != nil && store.recovery.retentionSettings.failure == nil)
+            #expect(!FileIO.exists(target), "nothing was written through the link")
+            #expect(try Self.file(directory + "/RETENTION") == Self.held)
+            var info = stat()
+            #expect(lstat(directory + "/RETENTION", &info) == 0 && info.st_mode & S_IFMT == S_IFREG)
+            try await store.close()
+        }
+    }
+
+    @Test("a RETENTION that does not parse, or is a FIFO, where settings are signed: put back, not a refused (or hung) start")
+    func unusableFilesArePutBack() async throws {
+        try await withTemporaryDirectory { root in
+            let key = CheckpointKey.generate()
+            let malformed = root + "/malformed"
+            try await Self.heldStore(malformed, key: key)
+            try Self.write("*\t90\n", to: malformed + "/RETENTION")
+            let store = try Self.open(malformed, key: key)
+            let restored = try #require(store.recovery.retentionSettings.restored)
+            #expect(restored.hasPrefix("RETENTION in the data directory (unreadable: \"*\t90\\n\") is not the file signed as generation 2 on "), "\(restored)")
+            #expect(try Self.file(malformed + "/RETENTION") == Self.held)
+            try await store.close()
+
+            let fifo = root + "/fifo"
+            try await Self.heldStore(fifo, key: key)
+            try FileIO.remove(fifo + "/RETENTION")
+            #expect(mkfifo(fifo + "/RETENTION", 0o600) == 0)
+            let opened = try Self.open(fifo, key: key)
+            let text = try #require(opened.recovery.retentionSettings.restored)
+            #expect(text.hasPrefix("RETENTION in the data directory (unusable: \(fifo)/RETENTION is not a regular file; remove it) is not the file signed as generation 2 on "), "\(text)")
+            let aside = try #require(opened.recovery.retentionSettings.setAside)
+            var info = stat()
+            #expect(lstat(aside, &info) == 0 && info.st_mode & S_IFMT == S_IFIFO)
+            #expect(try Self.file(fifo + "/RETENTION") == Self.held)
+            try await opened.close()
+        }
+    }
+
+    @Test("restored into the server's own checkpoint directory, whose settings changed after the backup: alignRestored writes the latest signed settings, and the restored server starts without an alarm")
+    func restoreIntoNewerSettings() async throws {
+        try await withTemporaryDirectory { root in
+            let key = CheckpointKey.generate()
+            let checkpoints = root + "/checkpoints"
+            let store = try Self.open(root + "/data", key: key, signerDirectory: checkpoints)
+            _ = try await store.append(IntegrityTestSupport.events(5, tag: "kept"), idempotencyKey: nil)
+            var request = BackupOptions(destination: root + "/backup")
+            request.checkpointDirectory = checkpoints
+            _ = try await store.backup(request)
+            try await store.setRetention(tenant: "globex", nanos: .max)
+            try await store.close()
+
+            _ = try BackupRestore.restore(backup: root + "/backup", to: root + "/restored")
+            #expect(try Self.file(root + "/restored/RETENTION") == Self.tenDays)
+            let line = try RetentionSettings.alignRestored(dataDirectory: root + "/restored", checkpointDirectory: checkpoints, trusted: key.publicKey)
+            #expect(line?.hasPrefix("retention: \(checkpoints) holds settings signed after the backup (generation 2 on ") == true, "\(line ?? "nil")")
+            #expect(line?.hasSuffix(": *=10d, globex=forever); they replace the backup's RETENTION (*=10d)") == true, "\(line ?? "nil")")
+            #expect(try RetentionSettings.alignRestored(dataDirectory: root + "/restored", checkpointDirectory: checkpoints, trusted: key.publicKey) == nil)
+            let restored = try Self.open(root + "/restored", key: key, signerDirectory: checkpoints)
+            #expect(restored.recovery.retentionSettings == .init())
+            #expect(restored.retentionSettings.current.of("globex") == nil)
+            try await restored.close()
+        }
+    }
+
+    @Test("a store told to refuse changes (serve without the key, signed settings in its checkpoint directory) refuses them with FAILED_PRECONDITION")
+    func changesRefused() async throws {
+        try await withTemporaryDirectory { directory in
+            let store = try ColumnarEventStore(options: IntegrityTestSupport.options(directory) { $0.retentionChangesRefused = "signed elsewhere" })
+            let error = try await #require(throws: VigilError.self) { try await store.setRetention(tenant: nil, nanos: 30 * Self.day) }
+            #expect(error.code == .failedPrecondition && error.message == "signed elsewhere")
+            #expect(!FileIO.exists(directory + "/RETENTION"))
             try await store.close()
         }
     }
@@ -279,8 +391,19 @@ struct RetentionSettingsSigningTests {
             #expect(
                 restored.recovery.retentionSettings.signed
                     == "signed the retention settings (*=10d) as generation 2: RETENTION holds the settings in force of generation 1, as a backup records them")
+            // Other flags than the backed-up server's: said, as RETENTION written by hand could be.
+            #expect(
+                restored.recovery.retentionSettings.pinned
+                    == "RETENTION pins the settings in force when generation 1 was signed (*=10d), as a restored backup's does; they override the flags now given, which would make them *=90d. If this directory was not restored from a backup, RETENTION was written behind the server: set the retention you want with vigil retention")
             #expect(restored.retentionSettings.current.defaultNanos == 10 * Self.day)
             try await restored.close()
+
+            // With the backed-up server's flags, nothing to say.
+            let again = root + "/again"
+            _ = try BackupRestore.restore(backup: root + "/backup", to: again)
+            let same = try Self.open(again, key: key)
+            #expect(same.recovery.retentionSettings.pinned == nil && same.recovery.retentionSettings.restored == nil)
+            try await same.close()
         }
     }
 }

@@ -73,13 +73,22 @@ extension ColumnarEventStore {
             for name in ["MANIFEST", "tokens", "alerts.progress"] where FileIO.exists(directory + "/" + name) {
                 try pin.add(directory + "/" + name, as: name)
             }
-            if request.recordsRetentionInForce {
-                // Without it a restored server applies its own flags (90 days
-                // by default) on its first retention pass, a second after it
-                // starts: a server kept for years would lose most of them.
-                try pin.add(contents: RetentionSettings.fileBytes(retentionSettings.current), as: "RETENTION")
-            } else if FileIO.exists(directory + "/RETENTION") {
-                try pin.add(directory + "/RETENTION", as: "RETENTION")
+            // The settings and their signed statements together, between
+            // changes: a restore must find its RETENTION signed.
+            try retentionSettings.writer.withLock { _ throws(VigilError) in
+                if request.recordsRetentionInForce {
+                    // Without it a restored server applies its own flags (90 days
+                    // by default) on its first retention pass, a second after it
+                    // starts: a server kept for years would lose most of them.
+                    try pin.add(contents: RetentionSettings.fileBytes(retentionSettings.current), as: "RETENTION")
+                } else if FileIO.exists(directory + "/RETENTION") {
+                    try pin.add(directory + "/RETENTION", as: "RETENTION")
+                }
+                if let checkpoints = request.checkpointDirectory {
+                    for (name, _) in try RetentionStatements.settingsNames(in: checkpoints) {
+                        try pin.add(checkpoints + "/" + name, as: "checkpoints/" + name)
+                    }
+                }
             }
             for part in manifest.parts { try pin.add(directory + "/" + part.path, as: part.path) }
             for name in manifest.idempotencyFiles { try pin.add(directory + "/keys/" + name, as: "keys/" + name) }
@@ -88,7 +97,7 @@ extension ColumnarEventStore {
             // The statements of those chain files' removals: listed under the
             // lock, which a removal holds until it commits.
             if let checkpoints = request.checkpointDirectory {
-                for name in try RetentionStatements.names(in: checkpoints) {
+                for name in try RetentionStatements.names(in: checkpoints) where RetentionStatements.settingsGeneration(ofFileName: name) == nil {
                     try pin.add(checkpoints + "/" + name, as: "checkpoints/" + name)
                 }
             }

@@ -208,6 +208,8 @@ public final class ColumnarEventStore: EventStore {
                     + retentionUnattested.joined(separator: "; ") + ")"
             }
             if let restored = retentionSettings.restored { text += "; " + restored }
+            if let pinned = retentionSettings.pinned { text += "; " + pinned }
+            if let suspended = retentionSettings.suspended { text += "; " + suspended }
             if let signed = retentionSettings.signed { text += "; " + signed }
             if let failure = retentionSettings.failure { text += "; " + failure }
             if retentionStatementsSetAside > 0 {
@@ -411,7 +413,7 @@ public final class ColumnarEventStore: EventStore {
             // Only once the directory has passed every check above: a start
             // that refuses it must not have signed what it found.
             if let signer = options.retentionSigner {
-                report.retentionSettings = retentionSettings.reconcile()
+                report.retentionSettings = try retentionSettings.reconcile()
                 Self.attestAtStart(
                     liveFacts, startSeq: chainState.ledger.startSeq, signer: signer,
                     retention: RetentionSettings.text(retentionSettings.current), report: &report)

@@ -88,23 +88,42 @@ public final class RetentionSettings: Sendable {
         public var nanos: Int64?
     }
 
-    private struct State {
+    struct State {
+        /// The settings in force, as the file and the flags say.
         var values: Values
-        /// The generation of the last settings signed (0: none yet).
-        var generation: UInt64 = 0
+        /// The generation of the last settings signed; nil until a signing
+        /// store's start has read its statements (`reconcile`), or when it
+        /// could not: the next change would not know its number.
+        var generation: UInt64?
+        /// Set when the signed settings cannot be trusted at start: nothing
+        /// is removed or hidden (`current` keeps everything) until a change
+        /// signs the settings again. Why, for people.
+        var suspended: String?
     }
 
-    private let path: String
+    let path: String
     /// The settings of the flags alone, under the file's.
-    private let flags: Values
-    private let signer: RetentionStatements.Signer?
-    private let state: Mutex<State>
+    let flags: Values
+    let signer: RetentionStatements.Signer?
+    /// Why changes are refused (a store without the key whose checkpoint
+    /// directory holds signed settings: the next start with the key would
+    /// undo them).
+    let changesRefused: String?
+    let state: Mutex<State>
+    /// Held across a change's signing and writing, so that changes come one
+    /// at a time while ingest and queries read `state` without waiting for
+    /// the fsyncs.
+    let writer = Mutex(())
 
     init(options: StorageOptions) throws(VigilError) {
         path = options.directory + "/" + Self.fileName
         flags = Values(defaultNanos: options.retentionNanos, tenantNanos: options.tenantRetentionNanos)
         signer = options.retentionSigner
-        state = Mutex(State(values: Self.overlay(try Self.readFile(path) ?? [], on: flags)))
+        changesRefused = options.retentionChangesRefused
+        // A signing store reads the file once, under its lock (`reconcile`):
+        // read here too, it could be one file checked and another applied.
+        let lines = signer == nil ? try Self.readFile(path) ?? [] : []
+        state = Mutex(State(values: Self.overlay(lines, on: flags)))
     }
 
     /// `flags` with the lines of a `RETENTION` file over them.
@@ -130,10 +149,22 @@ public final class RetentionSettings: Sendable {
         return try parse(bytes, path: path)
     }
 
-    /// The bytes of the file at `path`, nil when there is none.
+    /// The bytes of the file at `path`, nil when there is none. Only a
+    /// regular file, not through a symbolic link, and not a FIFO that would
+    /// hang the start; at most `RetentionStatements.maximumSettingsBytes`.
     static func readBytes(_ path: String) throws(VigilError) -> [UInt8]? {
-        guard FileIO.exists(path) else { return nil }
-        let file = try FileHandleDescriptor.open(path, flags: O_RDONLY)
+        var info = stat()
+        guard lstat(path, &info) == 0 else {
+            if errno == ENOENT { return nil }
+            throw FileIO.error("stat", path)
+        }
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            throw VigilError(.dataLoss, "\(path) is not a regular file; remove it")
+        }
+        guard Int(info.st_size) <= RetentionStatements.maximumSettingsBytes / 2 else {
+            throw VigilError(.dataLoss, "\(path) holds \(info.st_size) bytes, more than any retention settings (at most \(RetentionStatements.maximumSettingsBytes / 2)); remove it")
+        }
+        let file = try FileHandleDescriptor.open(path, flags: O_RDONLY | O_NOFOLLOW | O_NONBLOCK)
         defer { file.close() }
         return try file.read(count: file.size(), at: 0)
     }
@@ -165,7 +196,10 @@ public final class RetentionSettings: Sendable {
         return lines
     }
 
-    public var current: Values { state.withLock { $0.values } }
+    /// The settings to apply: keep everything while suspended.
+    public var current: Values {
+        state.withLock { $0.suspended == nil ? $0.values : Values(defaultNanos: nil, tenantNanos: [:]) }
+    }
 
     /// Sets the retention of `tenant` (nil: the default). For a tenant, nil
     /// `nanos` removes its own setting; for the default, nil means forever.
@@ -173,16 +207,19 @@ public final class RetentionSettings: Sendable {
     ///
     /// With a signer the new settings are signed first: a change that cannot
     /// be signed is not made (UNAVAILABLE), and a statement whose file then
-    /// cannot be written is withdrawn.
+    /// cannot be written is withdrawn. A change ends a suspension: the
+    /// settings it writes are signed.
     @discardableResult
     public func set(tenant: String?, nanos: Int64?) throws(VigilError) -> (before: Int64?, after: Int64?) {
         // Never a file that the next start refuses.
         if let nanos, nanos != .max, nanos < Self.minimumNanos {
             throw VigilError(.invalidArgument, "retention must be at least 1 day (86400 s); unset it to keep events forever")
         }
-        return try state.withLock { (state: inout State) throws(VigilError) -> (before: Int64?, after: Int64?) in
-            let before = tenant.map { state.values.of($0) } ?? state.values.defaultNanos
-            var next = state.values
+        if let changesRefused { throw VigilError(.failedPrecondition, changesRefused) }
+        return try writer.withLock { _ throws(VigilError) -> (before: Int64?, after: Int64?) in
+            let (values, generation) = state.withLock { ($0.values, $0.generation) }
+            let before = tenant.map { values.of($0) } ?? values.defaultNanos
+            var next = values
             if let tenant {
                 if let nanos { next.tenantNanos[tenant] = nanos } else { next.tenantNanos[tenant] = nil }
             } else {
@@ -192,14 +229,19 @@ public final class RetentionSettings: Sendable {
             let bytes = Self.fileBytes(next)
             guard let signer else {
                 try FileIO.writeAtomically(bytes, to: path)
-                state.values = next
+                state.withLock { $0.values = next }
                 return (before, after)
+            }
+            guard let generation, generation < .max else {
+                throw VigilError(
+                    .failedPrecondition,
+                    "the signed retention settings in \(signer.directory) could not be read when the server started, so a change would not know its generation; fix what the start logged and restart")
             }
             let cause = "set the retention of \(tenant.map { "tenant \($0)" } ?? "every tenant without its own") from \(Values.text(before)) to \(Values.text(after))"
             let statement: String
             do throws(VigilError) {
                 statement = try RetentionStatements.signSettings(
-                    generation: state.generation + 1, file: bytes, inForce: bytes, cause: cause, signer: signer)
+                    generation: generation + 1, file: bytes, inForce: bytes, cause: cause, signer: signer)
             } catch where error.code == .resourceExhausted {
                 throw error
             } catch {
@@ -215,138 +257,13 @@ public final class RetentionSettings: Sendable {
                 try? FileIO.syncDirectory(signer.directory)
                 throw error
             }
-            state.values = next
-            state.generation += 1
+            state.withLock { state in
+                state.values = next
+                state.generation = generation + 1
+                state.suspended = nil
+            }
             return (before, after)
         }
-    }
-
-    /// What `reconcile` found and did, for the server's log.
-    public struct Reconciliation: Sendable, Equatable {
-        /// A new generation was signed: which, and why.
-        public var signed: String?
-        /// `RETENTION` was not the signed file: what was found and put back (an error to log).
-        public var restored: String?
-        /// Where the file found was moved (`RETENTION.unsigned-<UTC time>`).
-        public var setAside: String?
-        /// Why the settings could not be checked, put back or signed.
-        public var failure: String?
-
-        public init() {}
-    }
-
-    /// At start, with a signer, once the data directory is locked and has
-    /// passed its checks: `RETENTION` must be what the highest generation of
-    /// settings statements signed.
-    ///
-    /// - No statement yet (a new key, a store from before settings were
-    ///   signed): the settings found are signed as generation 1.
-    /// - The file is the signed one, or holds the signed settings in force
-    ///   (a restored backup records them so): it stays.
-    /// - Any other file, or none where one was signed, was changed without
-    ///   the server (or a crash came between a statement and its file): the
-    ///   signed settings are put in force, the file found is moved to
-    ///   `RETENTION.unsigned-<UTC time>` for people to examine, and the
-    ///   signed file is written back.
-    ///
-    /// A new generation is signed whenever the file or the settings in force
-    /// (the flags changed) differ from the latest statement's. A latest
-    /// statement that cannot be trusted leaves the file as found: no older
-    /// one stands in for it, or damage to it would bring back settings since
-    /// changed. Failures are reported, not thrown: the store starts.
-    func reconcile(now: Int64 = currentUnixNanos()) -> Reconciliation {
-        var result = Reconciliation()
-        guard let signer else { return result }
-        let found: [UInt8]?
-        let latest: RetentionStatements.LatestSettings
-        do throws(VigilError) {
-            found = try Self.readBytes(path)
-            latest = try RetentionStatements.latestSettings(in: signer.directory, trusted: signer.key.publicKey)
-        } catch {
-            result.failure = "cannot check the retention settings against their signed statements: \(error.message)"
-            return result
-        }
-        return state.withLock { state in
-            var file = found
-            let cause: String
-            switch latest {
-            case .none:
-                cause = "found at the first start with the checkpoint key" + (found == nil ? " (no RETENTION file: the flags decide)" : "")
-            case .untrusted(let name, let generation, let error):
-                state.generation = generation
-                result.failure =
-                    "the latest retention settings statement, \(signer.directory)/\(name), cannot be trusted (\(error.message)); RETENTION is used as found, unchecked, and the next change is signed as generation \(generation + 1)"
-                return result
-            case .signed(let signed):
-                state.generation = signed.generation
-                if signed.accepts(found) {
-                    if found == signed.file && Self.fileBytes(state.values) == signed.inForce { return result }
-                    cause = found == signed.file ? "the flags changed" : "RETENTION holds the settings in force of generation \(signed.generation), as a backup records them"
-                    break
-                }
-                let values: Values
-                do throws(VigilError) {
-                    values = Self.overlay(try signed.file.map { bytes throws(VigilError) in try Self.parse(bytes, path: path) } ?? [], on: flags)
-                } catch {
-                    result.failure = "the retention settings signed as generation \(signed.generation) do not parse (\(error.message)); RETENTION is used as found"
-                    return result
-                }
-                // In force now, whatever happens to the files below.
-                state.values = values
-                file = signed.file
-                var restored = restoredDescription(found: found, signed: signed, directory: signer.directory)
-                do throws(VigilError) {
-                    if found != nil {
-                        let aside = path + ".unsigned-" + Checkpoints.supersededTime(at: now)
-                        try FileIO.rename(path, to: aside)
-                        result.setAside = aside
-                        restored += "; the file found was moved to \(aside)"
-                    }
-                    if let bytes = signed.file {
-                        try FileIO.writeAtomically(bytes, to: path)
-                    } else {
-                        try FileIO.syncDirectory(String(path.dropLast(Self.fileName.count + 1)))
-                    }
-                } catch {
-                    result.failure = "cannot put the signed RETENTION file back (\(error.message)); the signed settings are in force, and the next start tries again"
-                }
-                result.restored = restored
-                if Self.fileBytes(values) == signed.inForce { return result }
-                cause = "the flags changed"
-            }
-            do throws(VigilError) {
-                try RetentionStatements.signSettings(
-                    generation: state.generation + 1, file: file, inForce: Self.fileBytes(state.values), cause: cause, signer: signer, now: now)
-                state.generation += 1
-                result.signed = "signed the retention settings (\(Self.describe(Self.fileBytes(state.values)))) as generation \(state.generation): \(cause)"
-            } catch {
-                result.failure = "cannot sign the retention settings into \(signer.directory): \(error.message); they stay unsigned until a change or a start signs them"
-            }
-            return result
-        }
-    }
-
-    private func restoredDescription(found: [UInt8]?, signed: RetentionStatements.SignedSettings, directory: String) -> String {
-        var text =
-            "RETENTION in the data directory (\(found.map(Self.describe) ?? "none")) is not the file signed as generation \(signed.generation) on \(formatTime(signed.createdAt)) (\(signed.file.map(Self.describe) ?? "none"): \(signed.cause)): it was changed without the server"
-        if signed.generation > 1,
-            case .success(let previous) = RetentionStatements.readSettings(
-                directory + "/" + RetentionStatements.settingsFileName(generation: signed.generation - 1), trusted: signed.publicKey),
-            previous.accepts(found)
-        {
-            text += " (it holds generation \(previous.generation)'s settings: a crash between signing generation \(signed.generation) and writing it leaves that, as does putting older settings back by hand)"
-        }
-        return text + ". The signed settings are in force"
-    }
-
-    /// A `RETENTION` file's settings on one line, as `*=90d, globex=forever`.
-    public static func describe(_ bytes: [UInt8]) -> String {
-        guard let lines = try? parse(bytes, path: fileName) else {
-            return "unreadable: \"\(String(decoding: bytes.prefix(100), as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).joined(separator: "\\n"))\""
-        }
-        guard !lines.isEmpty else { return "empty" }
-        let shown = lines.prefix(20).map { "\($0.tenant ?? "*")=\(Values.text($0.nanos))" }.joined(separator: ", ")
-        return lines.count > 20 ? shown + ", … (\(lines.count) settings)" : shown
     }
 
     /// `values` as the `RETENTION` file's text, as retention statements

@@ -60,6 +60,11 @@ public struct StorageOptions: Sendable {
     /// Signs a retention statement for every removal of events before it
     /// commits (`RetentionStatements`); nil: removals are not attested.
     public var retentionSigner: RetentionStatements.Signer?
+    /// When set, changes of retention are refused (FAILED_PRECONDITION)
+    /// with this reason: a server without the key whose checkpoint
+    /// directory holds signed settings, which the next start with the key
+    /// would put back over its changes.
+    public var retentionChangesRefused: String?
     /// Start even when the WAL is corrupt in the middle, cutting it at the last good record.
     public var repair = false
     /// Decoded block columns kept for queries: repeated and paged queries

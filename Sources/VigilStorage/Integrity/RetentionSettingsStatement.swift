@@ -126,6 +126,10 @@ extension RetentionStatements {
         statement.settings.inForce = Data(inForce)
         statement.settings.cause = cause
         let path = signer.directory + "/" + settingsFileName(generation: generation)
+        // Never over a generation signed before: the caller's count is off.
+        guard !FileIO.exists(path) else {
+            throw VigilError(.alreadyExists, "\(path) exists already: generation \(generation) of the retention settings was signed before")
+        }
         try write(statement, to: path, signer: signer)
         return path
     }
