@@ -71,8 +71,9 @@ struct RestoreCommand: ParsableCommand {
         print(try retentionNote(manifest))
         if let checkpointDir {
             do {
-                print(try Self.adoptCheckpoints(from: dataDir + "/checkpoints", into: checkpointDir, cutSeq: manifest.cutSeq, now: currentUnixNanos()))
                 let trusted = try publicKey.map { argument throws(VigilError) in try CheckpointPublicKey(argument: argument) }
+                print(try Self.adoptCheckpoints(
+                    from: dataDir + "/checkpoints", into: checkpointDir, cutSeq: manifest.cutSeq, trusted: trusted, now: currentUnixNanos()))
                 if let line = try RetentionSettings.alignRestored(dataDirectory: dataDir, checkpointDirectory: checkpointDir, trusted: trusted) {
                     print(line)
                 }
@@ -93,7 +94,9 @@ struct RestoreCommand: ParsableCommand {
     /// stay the record of the loss (verify notes them) instead of reading as
     /// tampering, and the restored server can sign those seqs for its own
     /// events. Returns what it did, as a line to print.
-    static func adoptCheckpoints(from restored: String, into directory: String, cutSeq: UInt64, now: Int64) throws(VigilError) -> String {
+    static func adoptCheckpoints(
+        from restored: String, into directory: String, cutSeq: UInt64, trusted: CheckpointPublicKey? = nil, now: Int64
+    ) throws(VigilError) -> String {
         var copied = 0
         for stored in try Checkpoints.list(restored) {
             guard case .success(let checkpoint) = stored.checkpoint else { continue }
@@ -103,7 +106,7 @@ struct RestoreCommand: ParsableCommand {
             guard case .success(let checkpoint) = stored.checkpoint, checkpoint.seq > cutSeq else { return nil }
             return (stored.name, checkpoint.seq)
         }
-        let statements = try RetentionStatements.copyAll(from: restored, to: directory)
+        let statements = try RetentionStatements.copyAll(from: restored, to: directory, trusted: trusted)
         var line = "checkpoints: \(copied) of the backup's copied into \(directory)"
         if statements > 0 { line += " (and \(statements) signed retention statement(s))" }
         guard let first = past.map(\.seq).min(), let last = past.map(\.seq).max() else {

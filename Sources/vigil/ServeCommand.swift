@@ -381,7 +381,7 @@ struct ServeCommand: AsyncParsableCommand {
         // RETENTION wins over the flags: one the store refuses (under the
         // 1-day floor, malformed) is a configuration problem, 78 like the
         // others. Not when signed settings will replace it at start.
-        if storage.retentionSigner == nil || signedSettings == 0 {
+        if signedSettings == 0 {
             do {
                 _ = try RetentionSettings.readFile(dataDir + "/" + RetentionSettings.fileName)
             } catch {
@@ -392,6 +392,8 @@ struct ServeCommand: AsyncParsableCommand {
             let reason =
                 "the retention settings are signed in \(checkpointConfiguration.directory), and this server runs without --checkpoint-key: the next start with the key would put the signed settings back over a change made now. Restart the server with --checkpoint-key to change the retention"
             storage.retentionChangesRefused = reason
+            // Still checked against them, and put back, as with the key.
+            storage.retentionSettingsDirectory = checkpointConfiguration.directory
             logger.warning("retention changes are refused: \(reason)")
         }
         let store: ColumnarEventStore
@@ -424,7 +426,6 @@ struct ServeCommand: AsyncParsableCommand {
                 metadata: retentionCheck.setAside.map { ["vigil.set-aside": "\($0)"] } ?? [:])
             await ReloadAudit(store: store, logger: logger).retentionSettingsRestored(restored, setAside: retentionCheck.setAside)
         }
-        if let pinned = retentionCheck.pinned { logger.warning("\(pinned)") }
         if let suspended = retentionCheck.suspended { logger.error("\(suspended)") }
         if let signed = retentionCheck.signed { logger.notice("\(signed)") }
         if let failure = retentionCheck.failure {
@@ -434,8 +435,11 @@ struct ServeCommand: AsyncParsableCommand {
             logger.notice(
                 "set aside \(store.recovery.retentionStatementsSetAside) retention statement(s) of removals that never committed (an interrupted retention pass or merge, or a restore) into \(checkpointConfiguration.directory)/superseded/")
         }
-        Self.warnOfRetentionOverrides(
-            configured: storage, inForce: store.retentionSettings.current, dataDir: dataDir, signed: storage.retentionSigner != nil, logger: logger)
+        if retentionCheck.suspended == nil {
+            Self.warnOfRetentionOverrides(
+                configured: storage, inForce: store.retentionSettings.current, dataDir: dataDir, signed: signedSettings > 0 || storage.retentionSigner != nil,
+                logger: logger)
+        }
         var registry: TokenRegistry?
         if noAuth {
             logger.warning("authentication is off (--no-auth): every connection may read and write every tenant")

@@ -279,7 +279,9 @@ struct IntegrityCLITests {
         #expect(intact.status == 0, "\(intact.stdout)\(intact.stderr)")
         #expect(intact.stdout.contains("is a RETENTION file that was changed without the server; a start set it aside and put the signed settings back"), "\(intact.stdout)")
 
-        // Without the key, a change would be undone by the next start with it: refused.
+        // Without the key: RETENTION is still checked and put back, and a
+        // change (which the next start with the key would undo) is refused.
+        try "*\t\(30 * 86_400_000_000_000)\n".write(toFile: data + "/RETENTION", atomically: true, encoding: .utf8)
         try FileManager.default.removeItem(atPath: directory + "/server.log")
         let keyless = try LoggedServer(
             arguments: ["--listen", "127.0.0.1:0", "--data-dir", data, "--no-auth", "--retention", "30d", "--checkpoint-dir", checkpoints],
@@ -288,6 +290,7 @@ struct IntegrityCLITests {
         #expect(refused.status == 1, "\(refused.stdout)\(refused.stderr)")
         #expect(refused.stderr.contains("FAILED_PRECONDITION"), "\(refused.stderr)")
         #expect(refused.stderr.contains("this server runs without --checkpoint-key: the next start with the key would put the signed settings back over a change made now. Restart the server with --checkpoint-key to change the retention"), "\(refused.stderr)")
+        #expect(keyless.log.contains("RETENTION in the data directory (*=30d) is not the file signed as generation 2 on "), "\(keyless.log)")
         #expect(keyless.stop() == 0)
         #expect(try String(contentsOfFile: data + "/RETENTION", encoding: .utf8) == signed)
     }

@@ -346,10 +346,10 @@ struct DiskFullTests {
                 _ = try await store.append(events, idempotencyKey: "a\(number)", wantReceipts: false)
                 acked.append("a\(number)")
             }
-            // A directory where the MANIFEST's temporary file goes: its open fails (EISDIR).
+            // A directory where the MANIFEST's temporary file goes: it cannot be removed to make a new one (EISDIR).
             try FileManager.default.createDirectory(atPath: directory + "/MANIFEST.tmp", withIntermediateDirectories: false)
             let failure = try #require(await WALTest.asyncVigilError { try await store.flushNow() })
-            #expect(failure.message.hasPrefix("open \(directory)/MANIFEST.tmp: Is a directory"), "\(failure)")
+            #expect(failure.message.hasPrefix("unlink \(directory)/MANIFEST.tmp: Is a directory"), "\(failure)")
             let leftovers = (try FileIO.list(directory + "/parts")).flatMap { day in ((try? FileIO.list(directory + "/parts/" + day)) ?? []) }
             #expect(leftovers == [], "the parts written before the failed commit are gone")
             #expect(try FileIO.list(directory + "/keys") == [])

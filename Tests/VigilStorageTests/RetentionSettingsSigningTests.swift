@@ -101,9 +101,8 @@ struct RetentionSettingsSigningTests {
             let check = store.recovery.retentionSettings
             let restored = try #require(check.restored)
             #expect(restored.hasPrefix("RETENTION in the data directory (*=10d) is not the file signed as generation 2 on "), "\(restored)")
-            // The edit put back the settings in force before the hold (generation 1's).
             #expect(restored.contains(
-                " (*=10d, globex=forever: set the retention of tenant globex from 10d to forever): it was changed without the server (it holds generation 1's settings: a crash between signing generation 2 and writing it leaves that, as does putting older settings back by hand). The signed settings are in force; the file found was kept as \(directory)/RETENTION.unsigned-"),
+                " (*=10d, globex=forever: set the retention of tenant globex from 10d to forever): it was changed without the server. The signed settings are in force; the file found was kept as \(directory)/RETENTION.unsigned-"),
                 "\(restored)")
             #expect(check.signed == nil && check.failure == nil)
             let aside = try #require(check.setAside)
@@ -234,7 +233,7 @@ struct RetentionSettingsSigningTests {
         }
     }
 
-    @Test("signed settings that cannot be read at start: the file is applied as found, and changes are refused (FAILED_PRECONDITION) rather than numbered blindly")
+    @Test("signed settings that cannot be read at start: retention is suspended, and changes are refused (FAILED_PRECONDITION) rather than numbered blindly")
     func unreadableStatements() async throws {
         try await withTemporaryDirectory { directory in
             let key = CheckpointKey.generate()
@@ -243,20 +242,20 @@ struct RetentionSettingsSigningTests {
             try Self.write("not a directory", to: blocked)
             // A file where the checkpoint directory should be: it cannot be listed.
             let store = try Self.open(directory, key: key, signerDirectory: blocked)
-            let failure = try #require(store.recovery.retentionSettings.failure)
-            #expect(failure.hasPrefix("cannot read the signed retention settings in \(blocked) ("), "\(failure)")
-            #expect(failure.hasSuffix("); RETENTION is applied as found, unchecked, and changes are refused until a start reads them"))
+            let suspended = try #require(store.recovery.retentionSettings.suspended)
+            #expect(suspended.hasPrefix("the signed retention settings in \(blocked) cannot be read ("), "\(suspended)")
+            #expect(suspended.hasSuffix("), so nothing shows which retention was set. Retention is suspended: nothing is removed or hidden. Make the checkpoint directory readable and restart"), "\(suspended)")
+            #expect(store.retentionSettings.current.keepsEverything)
             let error = try await #require(throws: VigilError.self) { try await store.setRetention(tenant: "globex", nanos: .max) }
             #expect(error.code == .failedPrecondition)
             #expect(
                 error.message
                     == "the signed retention settings in \(blocked) could not be read when the server started, so a change would not know its generation; fix what the start logged and restart")
-            #expect(store.retentionSettings.current.of("globex") == 10 * Self.day)
             try await store.close()
         }
     }
 
-    @Test("a latest statement that cannot be trusted: CHECKPOINT in verify; the start suspends retention (nothing removed) rather than trust the file or an older generation; a change signs the settings above it and ends the suspension")
+    @Test("a latest statement that cannot be trusted: CHECKPOINT in verify; the start suspends retention (nothing removed) and sets the unchecked file aside; a change signs the flags' settings with it above the untrusted generation and ends the suspension")
     func untrustedLatestStatement() async throws {
         try await withTemporaryDirectory { directory in
             let key = CheckpointKey.generate()
@@ -265,7 +264,8 @@ struct RetentionSettingsSigningTests {
             var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
             bytes[bytes.count - 1] ^= 0x01
             try bytes.write(to: URL(fileURLWithPath: path))
-            try Self.write(Self.tenDays, to: directory + "/RETENTION")
+            let planted = "*\t\(Self.day)\n"
+            try Self.write(planted, to: directory + "/RETENTION")
 
             let report = try IntegrityTestSupport.verify(directory) { $0.trustedKey = key.publicKey }
             #expect(report.problems.map(\.line) == [
@@ -273,14 +273,19 @@ struct RetentionSettingsSigningTests {
             ], "\(IntegrityTestSupport.describe(report))")
 
             let store = try Self.open(directory, key: key)
+            let check = store.recovery.retentionSettings
+            let aside = try #require(check.setAside)
+            #expect(try Self.file(aside) == planted && !FileIO.exists(directory + "/RETENTION"))
             #expect(
-                store.recovery.retentionSettings.suspended
-                    == "the latest retention settings statement, \(directory)/checkpoints/settings-0000000000000002.retention, cannot be trusted (its signature does not verify (the statement was altered or forged)), so nothing shows RETENTION is what was set. Retention is suspended: nothing is removed or hidden until the settings are signed again. Set the retention you want with vigil retention (which signs all of it), or put back a valid statement and restart")
+                check.suspended
+                    == "the latest retention settings statement, \(directory)/checkpoints/settings-0000000000000002.retention, cannot be trusted (its signature does not verify (the statement was altered or forged)), so nothing shows which retention was set. Retention is suspended: nothing is removed or hidden; RETENTION was set aside as \(aside). The settings are the flags' now: set each retention you need with vigil retention (the first change signs them, and ends the suspension), or put back a valid statement and restart")
             #expect(store.retentionSettings.current.keepsEverything)
             try await store.retainNow(now: currentUnixNanos())
             #expect(try await store.statistics().eventsStored == 30, "nothing removed while suspended")
+            // The change builds on the flags, not on the unchecked file (which said 1 day).
             try await store.setRetention(tenant: "globex", nanos: .max)
-            #expect(try Self.signed(directory, generation: 3, key: key).cause == "set the retention of tenant globex from 10d to forever")
+            let signed = try Self.signed(directory, generation: 3, key: key)
+            #expect(signed.file == Array(Self.held.utf8) && signed.cause == "set the retention of tenant globex from 10d to forever")
             #expect(store.retentionSettings.current == .init(defaultNanos: 10 * Self.day, tenantNanos: ["globex": .max]))
             try await store.close()
         }
@@ -369,8 +374,8 @@ struct RetentionSettingsSigningTests {
         }
     }
 
-    @Test("an online backup records the settings in force as its RETENTION; restored, they are the signed ones, not a change")
-    func restoredBackupIsAccepted() async throws {
+    @Test("an online backup records the settings in force as its RETENTION and signs them so in its own copy of the statements (not the server's); restored, they are the signed ones, whatever flags the restored server has")
+    func restoredBackupIsSigned() async throws {
         try await withTemporaryDirectory { root in
             let key = CheckpointKey.generate()
             let directory = root + "/data"
@@ -381,29 +386,76 @@ struct RetentionSettingsSigningTests {
             _ = try await store.backup(request)
             try await store.close()
             #expect(!FileIO.exists(directory + "/RETENTION"), "the flags decide in the original")
+            #expect(try RetentionStatements.settingsNames(in: directory + "/checkpoints").map(\.generation) == [1], "the server's own directory is untouched")
+            let pinned = try RetentionStatements.readSettings(
+                root + "/backup/checkpoints/" + RetentionStatements.settingsFileName(generation: 2), trusted: key.publicKey
+            ).get()
+            #expect(pinned.file == Array(Self.tenDays.utf8) && pinned.cause.hasPrefix("the settings in force, recorded as RETENTION by a backup taken on "))
 
             _ = try BackupRestore.restore(backup: root + "/backup", to: root + "/restored")
             #expect(try Self.file(root + "/restored/RETENTION") == Self.tenDays)
             let report = try IntegrityTestSupport.verify(root + "/restored") { $0.trustedKey = key.publicKey }
             #expect(report.intact, "\(IntegrityTestSupport.describe(report))")
             let restored = try Self.open(root + "/restored", key: key, retentionDays: 90)
-            #expect(restored.recovery.retentionSettings.restored == nil)
-            #expect(
-                restored.recovery.retentionSettings.signed
-                    == "signed the retention settings (*=10d) as generation 2: RETENTION holds the settings in force of generation 1, as a backup records them")
-            // Other flags than the backed-up server's: said, as RETENTION written by hand could be.
-            #expect(
-                restored.recovery.retentionSettings.pinned
-                    == "RETENTION pins the settings in force when generation 1 was signed (*=10d), as a restored backup's does; they override the flags now given, which would make them *=90d. If this directory was not restored from a backup, RETENTION was written behind the server: set the retention you want with vigil retention")
+            #expect(restored.recovery.retentionSettings == .init(), "nothing to put back, nothing to sign")
             #expect(restored.retentionSettings.current.defaultNanos == 10 * Self.day)
             try await restored.close()
+        }
+    }
 
-            // With the backed-up server's flags, nothing to say.
-            let again = root + "/again"
-            _ = try BackupRestore.restore(backup: root + "/backup", to: again)
-            let same = try Self.open(again, key: key)
-            #expect(same.recovery.retentionSettings.pinned == nil && same.recovery.retentionSettings.restored == nil)
-            try await same.close()
+    @Test("RETENTION written by hand as the settings in force (pinning today's flags over tomorrow's) is put back like any other change")
+    func pinnedByHandIsPutBack() async throws {
+        try await withTemporaryDirectory { directory in
+            let key = CheckpointKey.generate()
+            try await Self.open(directory, key: key).close()
+            #expect(try Self.signed(directory, generation: 1, key: key).inForce == Array(Self.tenDays.utf8))
+            try Self.write(Self.tenDays, to: directory + "/RETENTION")
+            let store = try Self.open(directory, key: key, retentionDays: 30)
+            let restored = try #require(store.recovery.retentionSettings.restored)
+            #expect(restored.hasPrefix("RETENTION in the data directory (*=10d) is not the file signed as generation 1 on "), "\(restored)")
+            #expect(!FileIO.exists(directory + "/RETENTION"))
+            #expect(store.retentionSettings.current.defaultNanos == 30 * Self.day, "the flags decide, as signed")
+            #expect(store.recovery.retentionSettings.signed == "signed the retention settings (*=30d) as generation 2: the flags changed")
+            try await store.close()
+        }
+    }
+
+    @Test("a server without the key, on a checkpoint directory with signed settings, still puts the signed RETENTION back (checking each statement under the key it carries), and signs nothing")
+    func keylessStorePutsBack() async throws {
+        try await withTemporaryDirectory { directory in
+            let key = CheckpointKey.generate()
+            try await Self.heldStore(directory, key: key)
+            try Self.write(Self.tenDays, to: directory + "/RETENTION")
+            let store = try ColumnarEventStore(options: IntegrityTestSupport.options(directory) {
+                $0.retentionNanos = 10 * Self.day
+                $0.retentionSettingsDirectory = directory + "/checkpoints"
+                $0.retentionChangesRefused = "signed"
+            })
+            #expect(store.recovery.retentionSettings.restored?.hasPrefix("RETENTION in the data directory (*=10d) is not the file signed as generation 2 on ") == true)
+            #expect(store.recovery.retentionSettings.signed == nil)
+            #expect(store.retentionSettings.current.of("globex") == nil)
+            try await store.retainNow(now: currentUnixNanos())
+            #expect(try await store.statistics().eventsStored == 30)
+            try await store.close()
+            #expect(try Self.file(directory + "/RETENTION") == Self.held)
+            #expect(try RetentionStatements.settingsNames(in: directory + "/checkpoints").map(\.generation) == [2, 1])
+        }
+    }
+
+    @Test("a restore copies a backup's settings statements into the server's directory only when they verify under its key (or --public-key)")
+    func restoreCopiesOnlyTrustedSettings() async throws {
+        try await withTemporaryDirectory { root in
+            let key = CheckpointKey.generate(), forger = CheckpointKey.generate()
+            let server = root + "/server", backup = root + "/backup"
+            try RetentionStatements.signSettings(generation: 1, file: nil, inForce: Array(Self.tenDays.utf8), cause: "first", signer: .init(key: key, directory: server))
+            let oneDay = Array("*\t\(Self.day)\n".utf8)
+            try RetentionStatements.signSettings(generation: 2, file: oneDay, inForce: oneDay, cause: "forged", signer: .init(key: forger, directory: backup))
+            #expect(try RetentionStatements.copyAll(from: backup, to: server) == 0)
+            #expect(try RetentionStatements.copyAll(from: backup, to: server, trusted: forger.publicKey) == 1, "a key given is the one trusted")
+            try FileIO.remove(server + "/" + RetentionStatements.settingsFileName(generation: 2))
+            try FileIO.remove(backup + "/" + RetentionStatements.settingsFileName(generation: 2))
+            try RetentionStatements.signSettings(generation: 2, file: oneDay, inForce: oneDay, cause: "genuine", signer: .init(key: key, directory: backup))
+            #expect(try RetentionStatements.copyAll(from: backup, to: server) == 1)
         }
     }
 }

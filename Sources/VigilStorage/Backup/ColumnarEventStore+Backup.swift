@@ -76,11 +76,18 @@ extension ColumnarEventStore {
             // The settings and their signed statements together, between
             // changes: a restore must find its RETENTION signed.
             try retentionSettings.writer.withLock { _ throws(VigilError) in
-                if request.recordsRetentionInForce {
+                // A server without the key on signed settings cannot sign
+                // them as its RETENTION: it copies the file, signed as it is.
+                let keyless = retentionSettings.signer == nil && retentionSettings.settingsDirectory != nil
+                if request.recordsRetentionInForce && !keyless {
                     // Without it a restored server applies its own flags (90 days
                     // by default) on its first retention pass, a second after it
                     // starts: a server kept for years would lose most of them.
-                    try pin.add(contents: RetentionSettings.fileBytes(retentionSettings.current), as: "RETENTION")
+                    let inForce = RetentionSettings.fileBytes(retentionSettings.current)
+                    try pin.add(contents: inForce, as: "RETENTION")
+                    if request.checkpointDirectory != nil, let pinned = try retentionSettings.pinnedByBackup(inForce, takenAt: createdAt) {
+                        try pin.add(contents: pinned.bytes, as: "checkpoints/" + pinned.name)
+                    }
                 } else if FileIO.exists(directory + "/RETENTION") {
                     try pin.add(directory + "/RETENTION", as: "RETENTION")
                 }

@@ -208,7 +208,6 @@ public final class ColumnarEventStore: EventStore {
                     + retentionUnattested.joined(separator: "; ") + ")"
             }
             if let restored = retentionSettings.restored { text += "; " + restored }
-            if let pinned = retentionSettings.pinned { text += "; " + pinned }
             if let suspended = retentionSettings.suspended { text += "; " + suspended }
             if let signed = retentionSettings.signed { text += "; " + signed }
             if let failure = retentionSettings.failure { text += "; " + failure }
@@ -412,8 +411,8 @@ public final class ColumnarEventStore: EventStore {
             report.walReport = walReport
             // Only once the directory has passed every check above: a start
             // that refuses it must not have signed what it found.
+            report.retentionSettings = try retentionSettings.reconcile()
             if let signer = options.retentionSigner {
-                report.retentionSettings = try retentionSettings.reconcile()
                 Self.attestAtStart(
                     liveFacts, startSeq: chainState.ledger.startSeq, signer: signer,
                     retention: RetentionSettings.text(retentionSettings.current), report: &report)

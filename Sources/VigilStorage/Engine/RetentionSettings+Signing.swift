@@ -15,9 +15,6 @@ extension RetentionSettings {
         public var restored: String?
         /// Where the file found was moved (`RETENTION.unsigned-<UTC time>`).
         public var setAside: String?
-        /// `RETENTION` pins the signed settings in force over other flags, as
-        /// a restored backup's does (a warning).
-        public var pinned: String?
         /// Retention is suspended, and why (an error).
         public var suspended: String?
         /// Why the settings could not be checked, put back or signed.
@@ -26,34 +23,35 @@ extension RetentionSettings {
         public init() {}
     }
 
-    /// At start, with a signer, once the data directory is locked and has
-    /// passed its checks: reads `RETENTION` (once: what is checked is what is
-    /// applied) and compares it with the highest generation of settings
+    /// At start, once the data directory is locked and has passed its
+    /// checks, when there are signed settings to check against (a signer, or
+    /// `settingsDirectory`): reads `RETENTION` once (what is checked is what
+    /// is applied) and compares it with the highest generation of settings
     /// statements.
     ///
     /// - No statement yet (a new key, a store from before settings were
     ///   signed): the settings found are signed as generation 1.
-    /// - The file is the signed one, or holds the signed settings in force
-    ///   (a restored backup records them so; `pinned` when that overrides the
-    ///   flags now given): it stays.
+    /// - The file is the signed one: it stays.
     /// - Anything else, no file or one that does not parse included, was
     ///   changed behind the server (or a crash came between a statement and
     ///   its file): the signed settings are put in force, the file found is
     ///   kept as `RETENTION.unsigned-<UTC time>` for people to examine, and
     ///   the signed file is written back.
-    /// - The highest generation's statement does not verify (damage, another
-    ///   key): retention is suspended, so nothing is removed or hidden until
-    ///   a change signs the settings again. No older generation stands in for
-    ///   it: damage to the latest would bring back settings since changed.
+    /// - The statements cannot be read, or the highest generation's does not
+    ///   verify (damage, another key): nothing shows which settings were
+    ///   set. Retention is suspended (nothing removed or hidden), the file
+    ///   found is set aside, and the flags alone are the settings a change
+    ///   builds on. No older generation stands in for the latest: damage to
+    ///   it would bring back settings since changed.
     ///
-    /// A new generation is signed whenever the file or the settings in force
-    /// (the flags changed) differ from the latest statement's. Throws only
-    /// when the file is all there is and it cannot be applied (no statement
-    /// or an untrusted one, and a malformed file), as a store without a key
-    /// refuses it; other failures are reported, and the store starts.
+    /// A signer signs a new generation whenever the settings in force (the
+    /// flags) differ from the latest statement's. Throws only when the file
+    /// is all there is (no statement) and it cannot be applied, as a store
+    /// without signed settings refuses it; other failures are reported, and
+    /// the store starts.
     func reconcile(now: Int64 = currentUnixNanos()) throws(VigilError) -> Reconciliation {
         var result = Reconciliation()
-        guard let signer else { return result }
+        guard let directory = settingsDirectory else { return result }
         var found: [UInt8]?
         var foundLines: [FileLine] = []
         // Why the file found cannot be applied: not a regular file, malformed.
@@ -64,14 +62,14 @@ extension RetentionSettings {
         } catch {
             foundProblem = error
         }
+        let foundExists = found != nil || foundProblem != nil
         let latest: RetentionStatements.LatestSettings
         do throws(VigilError) {
-            latest = try RetentionStatements.latestSettings(in: signer.directory, trusted: signer.key.publicKey)
+            latest = try RetentionStatements.latestSettings(in: directory, trusted: signer?.key.publicKey)
         } catch {
-            if let foundProblem { throw foundProblem }
-            state.withLock { $0.values = Self.overlay(foundLines, on: flags) }
-            result.failure =
-                "cannot read the signed retention settings in \(signer.directory) (\(error.message)); RETENTION is applied as found, unchecked, and changes are refused until a start reads them"
+            suspend(
+                "the signed retention settings in \(directory) cannot be read (\(error.message))", setAside: foundExists, generation: nil,
+                now: now, into: &result)
             return result
         }
         let cause: String
@@ -82,40 +80,25 @@ extension RetentionSettings {
             state.withLock { $0.values = Self.overlay(foundLines, on: flags); $0.generation = 0 }
             cause = "found at the first start with the checkpoint key" + (found == nil ? " (no RETENTION file: the flags decide)" : "")
         case .untrusted(let name, let generation, let error):
-            if let foundProblem { throw foundProblem }
-            let reason =
-                "the latest retention settings statement, \(signer.directory)/\(name), cannot be trusted (\(error.message)), so nothing shows RETENTION is what was set. Retention is suspended: nothing is removed or hidden until the settings are signed again. Set the retention you want with vigil retention (which signs all of it), or put back a valid statement and restart"
-            state.withLock {
-                $0.values = Self.overlay(foundLines, on: flags)
-                $0.generation = generation
-                $0.suspended = reason
-            }
-            result.suspended = reason
+            suspend(
+                "the latest retention settings statement, \(directory)/\(name), cannot be trusted (\(error.message))", setAside: foundExists,
+                generation: generation, now: now, into: &result)
             return result
         case .signed(let signed):
             if foundProblem == nil && signed.accepts(found) {
                 let values = Self.overlay(foundLines, on: flags)
                 state.withLock { $0.values = values; $0.generation = signed.generation }
-                if found == signed.file {
-                    if Self.fileBytes(values) == signed.inForce { return result }
-                    cause = "the flags changed"
-                } else {
-                    let unpinned = Self.overlay((try? Self.parse(signed.file ?? [], path: path)) ?? [], on: flags)
-                    if unpinned != values {
-                        result.pinned =
-                            "RETENTION pins the settings in force when generation \(signed.generation) was signed (\(Self.describe(signed.inForce))), as a restored backup's does; they override the flags now given, which would make them \(Self.describe(Self.fileBytes(unpinned))). If this directory was not restored from a backup, RETENTION was written behind the server: set the retention you want with vigil retention"
-                    }
-                    cause = "RETENTION holds the settings in force of generation \(signed.generation), as a backup records them"
-                }
+                if Self.fileBytes(values) == signed.inForce { return result }
+                cause = "the flags changed"
                 break
             }
             let values = Self.overlay((try? Self.parse(signed.file ?? [], path: path)) ?? [], on: flags)
             // In force now, whatever happens to the files below.
             state.withLock { $0.values = values; $0.generation = signed.generation }
             file = signed.file
-            var restored = restoredDescription(found: found, problem: foundProblem, signed: signed, directory: signer.directory)
+            var restored = restoredDescription(found: found, problem: foundProblem, signed: signed, directory: directory)
             do throws(VigilError) {
-                if let aside = try putBack(signed.file, found: found != nil || foundProblem != nil, now: now) {
+                if let aside = try putBack(signed.file, found: foundExists, now: now) {
                     result.setAside = aside
                     restored += "; the file found was kept as \(aside)"
                 }
@@ -126,6 +109,7 @@ extension RetentionSettings {
             if Self.fileBytes(values) == signed.inForce { return result }
             cause = "the flags changed"
         }
+        guard let signer else { return result }
         do throws(VigilError) {
             try state.withLock { (state: inout State) throws(VigilError) in
                 let generation = state.generation ?? 0
@@ -141,6 +125,55 @@ extension RetentionSettings {
         return result
     }
 
+    /// Nothing shows which settings were set (`problem`): keep everything,
+    /// set the file found aside (it may be anyone's), and let the next change
+    /// build on the flags alone, so that it does not sign a file nobody checked.
+    private func suspend(_ problem: String, setAside: Bool, generation: UInt64?, now: Int64, into result: inout Reconciliation) {
+        var reason = problem + ", so nothing shows which retention was set. Retention is suspended: nothing is removed or hidden"
+        if setAside {
+            do throws(VigilError) {
+                if let aside = try putBack(nil, found: true, now: now) {
+                    result.setAside = aside
+                    reason += "; RETENTION was set aside as \(aside)"
+                }
+            } catch {
+                result.failure = "cannot set RETENTION aside (\(error.message))"
+            }
+        }
+        reason +=
+            generation == nil
+            ? ". Make the checkpoint directory readable and restart"
+            : ". The settings are the flags' now: set each retention you need with vigil retention (the first change signs them, and ends the suspension), or put back a valid statement and restart"
+        state.withLock {
+            $0.values = flags
+            $0.generation = generation
+            $0.suspended = reason
+        }
+        result.suspended = reason
+    }
+
+    /// For an online backup, which records the settings in force
+    /// (`inForce`) as its `RETENTION`: when they are not the file signed
+    /// last (flags decide some of them), a statement of the next generation
+    /// signing them as that file, for the backup's copy of the statements
+    /// only. A restored server then finds its `RETENTION` signed; the
+    /// server's own directory never holds that generation (a later change
+    /// there takes the number, and a restore into it keeps the server's).
+    /// Call under `writer`. Nil when there is nothing to sign, or no
+    /// trustworthy generation to sign after (no signer, suspended).
+    func pinnedByBackup(_ inForce: [UInt8], takenAt: Int64) throws(VigilError) -> (name: String, bytes: [UInt8])? {
+        guard let signer else { return nil }
+        let generation: UInt64? = state.withLock { $0.suspended == nil ? $0.generation : nil }
+        guard let generation, generation > 0, generation < .max else { return nil }
+        guard case .signed(let latest) = try RetentionStatements.latestSettings(in: signer.directory, trusted: signer.key.publicKey),
+            latest.generation == generation, latest.file != inForce
+        else { return nil }
+        let bytes = try RetentionStatements.settingsStatement(
+            generation: generation + 1, file: inForce, inForce: inForce,
+            cause: "the settings in force, recorded as RETENTION by a backup taken on \(formatTime(takenAt))", key: signer.key, now: takenAt)
+        return (RetentionStatements.settingsFileName(generation: generation + 1), bytes)
+    }
+
     /// Writes the signed `file` (nil: none) as `RETENTION`, keeping what was
     /// there (`found`) as `RETENTION.unsigned-<UTC time>`: by a second name
     /// first when it is a regular file, so that a crash in between leaves
@@ -148,7 +181,14 @@ extension RetentionSettings {
     private func putBack(_ file: [UInt8]?, found: Bool, now: Int64) throws(VigilError) -> String? {
         var aside: String?
         if found {
-            let name = path + ".unsigned-" + Checkpoints.supersededTime(at: now)
+            var name = path + ".unsigned-" + Checkpoints.supersededTime(at: now)
+            // Never over one kept before (two starts within a second).
+            var attempt = 1
+            var taken = stat()
+            while lstat(name, &taken) == 0 {
+                attempt += 1
+                name = path + ".unsigned-" + Checkpoints.supersededTime(at: now) + "-\(attempt)"
+            }
             var info = stat()
             if lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG {
                 try FileIO.link(path, to: name)
@@ -185,11 +225,11 @@ extension RetentionSettings {
     /// After a restore into a checkpoint directory that holds signed
     /// settings already (a server's own, kept outside its data directory):
     /// when the latest generation there does not accept the restored
-    /// `RETENTION` (the settings changed after the backup), its file — or,
-    /// when it had none, its settings in force, as a backup records them —
-    /// replaces it. The restored server then starts under the latest signed
-    /// settings instead of reporting the backup's as changed behind it.
-    /// Returns a line for people; nil when nothing changed.
+    /// `RETENTION` (the settings changed after the backup), its file replaces
+    /// it (none, when it signed none: the flags decide). The restored server
+    /// then starts under the latest signed settings instead of reporting the
+    /// backup's as changed behind it. Returns a line for people; nil when
+    /// nothing changed.
     public static func alignRestored(
         dataDirectory: String, checkpointDirectory: String, trusted: CheckpointPublicKey?
     ) throws(VigilError) -> String? {
@@ -197,9 +237,14 @@ extension RetentionSettings {
         let path = dataDirectory + "/" + fileName
         let found = try? readBytes(path)
         if signed.accepts(found) { return nil }
-        let bytes = signed.file ?? signed.inForce
-        try FileIO.writeAtomically(bytes, to: path)
-        return "retention: \(checkpointDirectory) holds settings signed after the backup (generation \(signed.generation) on \(formatTime(signed.createdAt)): \(describe(bytes))); they replace the backup's RETENTION (\(found.map(describe) ?? "none"))"
+        if let file = signed.file {
+            try FileIO.writeAtomically(file, to: path)
+        } else {
+            try FileIO.remove(path)
+            try FileIO.syncDirectory(dataDirectory)
+        }
+        let signedText = signed.file.map(describe) ?? "no RETENTION: the flags decide"
+        return "retention: \(checkpointDirectory) holds settings signed after the backup (generation \(signed.generation) on \(formatTime(signed.createdAt)): \(signedText)); they replace the backup's RETENTION (\(found.map(describe) ?? "none"))"
     }
 
     /// A `RETENTION` file's settings on one line, as `*=90d, globex=forever`.

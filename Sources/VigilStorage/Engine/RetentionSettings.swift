@@ -105,6 +105,10 @@ public final class RetentionSettings: Sendable {
     /// The settings of the flags alone, under the file's.
     let flags: Values
     let signer: RetentionStatements.Signer?
+    /// Where signed settings are looked up: the signer's directory, or a
+    /// keyless server's checkpoint directory that holds some
+    /// (`StorageOptions/retentionSettingsDirectory`).
+    let settingsDirectory: String?
     /// Why changes are refused (a store without the key whose checkpoint
     /// directory holds signed settings: the next start with the key would
     /// undo them).
@@ -119,10 +123,11 @@ public final class RetentionSettings: Sendable {
         path = options.directory + "/" + Self.fileName
         flags = Values(defaultNanos: options.retentionNanos, tenantNanos: options.tenantRetentionNanos)
         signer = options.retentionSigner
+        settingsDirectory = options.retentionSigner?.directory ?? options.retentionSettingsDirectory
         changesRefused = options.retentionChangesRefused
-        // A signing store reads the file once, under its lock (`reconcile`):
-        // read here too, it could be one file checked and another applied.
-        let lines = signer == nil ? try Self.readFile(path) ?? [] : []
+        // A store with signed settings reads the file once, under its lock
+        // (`reconcile`): read here too, it could be one file checked and another applied.
+        let lines = settingsDirectory == nil ? try Self.readFile(path) ?? [] : []
         state = Mutex(State(values: Self.overlay(lines, on: flags)))
     }
 
@@ -166,7 +171,12 @@ public final class RetentionSettings: Sendable {
         }
         let file = try FileHandleDescriptor.open(path, flags: O_RDONLY | O_NOFOLLOW | O_NONBLOCK)
         defer { file.close() }
-        return try file.read(count: file.size(), at: 0)
+        // Again on what was opened: it may have been replaced in between.
+        guard fstat(file.fd, &info) == 0 else { throw FileIO.error("stat", path) }
+        guard info.st_mode & S_IFMT == S_IFREG, Int(info.st_size) <= RetentionStatements.maximumSettingsBytes / 2 else {
+            throw VigilError(.dataLoss, "\(path) is not a regular file of retention settings; remove it")
+        }
+        return try file.read(count: Int(info.st_size), at: 0)
     }
 
     /// The lines of a `RETENTION` file's `bytes`; `path` names it in errors.
@@ -232,10 +242,15 @@ public final class RetentionSettings: Sendable {
                 state.withLock { $0.values = next }
                 return (before, after)
             }
-            guard let generation, generation < .max else {
+            guard let generation else {
                 throw VigilError(
                     .failedPrecondition,
                     "the signed retention settings in \(signer.directory) could not be read when the server started, so a change would not know its generation; fix what the start logged and restart")
+            }
+            guard generation < .max else {
+                throw VigilError(
+                    .failedPrecondition,
+                    "the retention settings in \(signer.directory) are at generation \(generation), the last there can be; move the settings statements aside and restart (the next start signs the settings found as generation 1)")
             }
             let cause = "set the retention of \(tenant.map { "tenant \($0)" } ?? "every tenant without its own") from \(Values.text(before)) to \(Values.text(after))"
             let statement: String
@@ -250,17 +265,27 @@ public final class RetentionSettings: Sendable {
                     "cannot sign the new retention settings into \(signer.directory): \(error.message). The retention is unchanged; retry once the checkpoint directory is writable")
             }
             do throws(VigilError) {
-                try FileIO.writeAtomically(bytes, to: path)
+                try FileIO.writeAtomically(bytes, to: path, syncDirectory: false)
             } catch {
-                // Left in place, the statement would have the next start put in force a change that was refused.
+                // Not written: left in place, the statement would have the next
+                // start put in force a change that was refused.
                 try? FileIO.remove(statement)
                 try? FileIO.syncDirectory(signer.directory)
                 throw error
             }
+            // Written (maybe not yet durable): the statement stays, so that the
+            // next start does not take the new file for one changed behind it.
             state.withLock { state in
                 state.values = next
                 state.generation = generation + 1
                 state.suspended = nil
+            }
+            do throws(VigilError) {
+                try FileIO.syncDirectory(FileIO.directoryName(of: path))
+            } catch {
+                throw VigilError(
+                    .unavailable,
+                    "the retention is changed and in force, but \(path) may not be durable (\(error.message)); set it again once the disk is healthy")
             }
             return (before, after)
         }

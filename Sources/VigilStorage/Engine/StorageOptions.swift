@@ -65,6 +65,11 @@ public struct StorageOptions: Sendable {
     /// directory holds signed settings, which the next start with the key
     /// would put back over its changes.
     public var retentionChangesRefused: String?
+    /// A checkpoint directory with signed retention settings, for a store
+    /// without `retentionSigner`: its start checks `RETENTION` against them
+    /// (under the key each carries) and puts the signed one back, as a
+    /// signing store does, without signing anything.
+    public var retentionSettingsDirectory: String?
     /// Start even when the WAL is corrupt in the middle, cutting it at the last good record.
     public var repair = false
     /// Decoded block columns kept for queries: repeated and paged queries

@@ -17,8 +17,9 @@ import VigilProto
 /// (`RetentionSettings.reconcile`). Verify reports the difference.
 ///
 /// Each statement records the file (present or not, its exact bytes) and the
-/// settings in force, which a backup records as its `RETENTION`: a restored
-/// backup's file is the in-force settings of the statement it carries.
+/// settings in force. An online backup records those as its `RETENTION`, and
+/// signs them so into its own copy of the statements (a generation of its
+/// own, never written into the server's directory).
 extension RetentionStatements {
     /// A SETTINGS statement as read and checked.
     public struct SignedSettings: Sendable, Equatable {
@@ -32,11 +33,10 @@ extension RetentionStatements {
         public var publicKey: CheckpointPublicKey
 
         /// Whether the data directory's `RETENTION` (`found`, nil: none) is
-        /// what this statement signed: the file itself, or the settings in
-        /// force (a restored backup's file records those).
-        public func accepts(_ found: [UInt8]?) -> Bool {
-            found == file || (found != nil && found == inForce)
-        }
+        /// the file this statement signed. Only that: a file that held the
+        /// settings in force instead would pin today's flags over tomorrow's,
+        /// and a backup that records them so signs them (`pinnedByBackup`).
+        public func accepts(_ found: [UInt8]?) -> Bool { found == file }
     }
 
     /// The largest settings statement read (two copies of `RETENTION`: about
@@ -104,12 +104,10 @@ extension RetentionStatements {
         }
     }
 
-    /// Signs settings as generation `generation` into `signer.directory`,
-    /// durably. Returns the path written.
-    @discardableResult
-    public static func signSettings(
-        generation: UInt64, file: [UInt8]?, inForce: [UInt8], cause: String, signer: Signer, now: Int64 = currentUnixNanos()
-    ) throws(VigilError) -> String {
+    /// A settings statement, signed, as the bytes of its file.
+    static func settingsStatement(
+        generation: UInt64, file: [UInt8]?, inForce: [UInt8], cause: String, key: CheckpointKey, now: Int64
+    ) throws(VigilError) -> [UInt8] {
         guard (file?.count ?? 0) + inForce.count + 64 * 1024 <= maximumSettingsBytes else {
             throw VigilError(
                 .resourceExhausted,
@@ -125,12 +123,23 @@ extension RetentionStatements {
         statement.settings.file = Data(file ?? [])
         statement.settings.inForce = Data(inForce)
         statement.settings.cause = cause
+        return try signedBytes(statement, key: key)
+    }
+
+    /// Signs settings as generation `generation` into `signer.directory`,
+    /// durably. Returns the path written.
+    @discardableResult
+    public static func signSettings(
+        generation: UInt64, file: [UInt8]?, inForce: [UInt8], cause: String, signer: Signer, now: Int64 = currentUnixNanos()
+    ) throws(VigilError) -> String {
+        let bytes = try settingsStatement(generation: generation, file: file, inForce: inForce, cause: cause, key: signer.key, now: now)
         let path = signer.directory + "/" + settingsFileName(generation: generation)
         // Never over a generation signed before: the caller's count is off.
         guard !FileIO.exists(path) else {
             throw VigilError(.alreadyExists, "\(path) exists already: generation \(generation) of the retention settings was signed before")
         }
-        try write(statement, to: path, signer: signer)
+        try FileIO.makeDirectory(signer.directory)
+        try FileIO.writeAtomically(bytes, to: path)
         return path
     }
 }

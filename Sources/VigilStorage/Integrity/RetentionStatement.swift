@@ -182,15 +182,20 @@ public enum RetentionStatements {
 
     static func write(_ statement: Vigil_V1_RetentionStatement, to path: String, signer: Signer) throws(VigilError) {
         try FileIO.makeDirectory(signer.directory)
+        try FileIO.writeAtomically(try signedBytes(statement, key: signer.key), to: path)
+    }
+
+    /// `statement` signed with `key`, as a `SignedRetentionStatement`'s bytes.
+    static func signedBytes(_ statement: Vigil_V1_RetentionStatement, key: CheckpointKey) throws(VigilError) -> [UInt8] {
         var signed = Vigil_V1_SignedRetentionStatement()
         signed.statement = Data((try? statement.serializedBytes()) ?? [])
-        signed.publicKey = Data(signer.key.publicKey.raw)
+        signed.publicKey = Data(key.publicKey.raw)
         do {
-            signed.signature = try signer.key.privateKey.signature(for: signingBytes(Array(signed.statement)))
+            signed.signature = try key.privateKey.signature(for: signingBytes(Array(signed.statement)))
         } catch {
             throw VigilError(.internal, "cannot sign a retention statement: \(error)")
         }
-        try FileIO.writeAtomically((try? signed.serializedBytes()) ?? [], to: path)
+        return (try? signed.serializedBytes()) ?? []
     }
 
     /// Moves into `superseded/<UTC time>-unused-retention-statements/` the
@@ -237,10 +242,18 @@ public enum RetentionStatements {
     }
 
     /// Copies the statements of `source` that `destination` lacks (a
-    /// restore's into an external checkpoint directory). Returns how many.
-    public static func copyAll(from source: String, to destination: String) throws(VigilError) -> Int {
+    /// restore's into an external checkpoint directory). Settings statements
+    /// only when they verify under `trusted`, or, without it, under the key
+    /// of `destination`'s own latest settings: the highest generation decides
+    /// the retention, and a backup is not the server's to vouch for. Returns how many.
+    public static func copyAll(from source: String, to destination: String, trusted: CheckpointPublicKey? = nil) throws(VigilError) -> Int {
+        var settingsKey = trusted
+        if settingsKey == nil, case .signed(let own) = try latestSettings(in: destination, trusted: nil) { settingsKey = own.publicKey }
         var copied = 0
         for name in try names(in: source) where !FileIO.exists(destination + "/" + name) {
+            if settingsGeneration(ofFileName: name) != nil, let settingsKey {
+                guard case .success = readSettings(source + "/" + name, trusted: settingsKey) else { continue }
+            }
             let file = try FileHandleDescriptor.open(source + "/" + name, flags: O_RDONLY)
             defer { file.close() }
             try FileIO.makeDirectory(destination)

@@ -86,17 +86,27 @@ struct ConfigurationReloader: Service, CustomStringConvertible {
                 targets.levelControl.current = next.command.logLevel
                 applied.append(change)
             case "retention":
-                if await setRetention(tenant: nil, nanos: retention.defaultNanos, source: source) { applied.append(change) } else { failed.append(key) }
+                switch await setRetention(tenant: nil, nanos: retention.defaultNanos, source: source) {
+                case .applied: applied.append(change)
+                case .failed: failed.append(key)
+                case .refused: needsRestart.append(key)
+                }
             case "tenant-retention":
                 let before = (try? current.command.retentionSettings().tenantNanos) ?? [:]
-                var allSet = true
+                var outcome = RetentionChange.applied
                 for tenant in Set(before.keys).union(retention.tenantNanos.keys).sorted()
                 where before[tenant] != retention.tenantNanos[tenant] {
                     // A tenant no longer listed falls back to the default retention.
                     // (Int64.max is a tenant's forever.)
-                    allSet = await setRetention(tenant: tenant, nanos: retention.tenantNanos[tenant], source: source) && allSet
+                    let one = await setRetention(tenant: tenant, nanos: retention.tenantNanos[tenant], source: source)
+                    if one == .refused { outcome = .refused; break }
+                    if one == .failed { outcome = .failed }
                 }
-                if allSet { applied.append(change) } else { failed.append(key) }
+                switch outcome {
+                case .applied: applied.append(change)
+                case .failed: failed.append(key)
+                case .refused: needsRestart.append(key)
+                }
             case "rules" where targets.ruleSet != nil && next.command.rules != nil:
                 applied.append(change)
             default:
@@ -148,15 +158,24 @@ struct ConfigurationReloader: Service, CustomStringConvertible {
         }
     }
 
-    /// Whether it was set. A change is recorded in `_system`, as the API's are.
-    private func setRetention(tenant: String?, nanos: Int64?, source: String) async -> Bool {
+    enum RetentionChange {
+        case applied
+        /// Worth retrying with the next SIGHUP (a full disk, say).
+        case failed
+        /// Refused while this server runs (FAILED_PRECONDITION: signed
+        /// settings and no key): a retry cannot succeed before a restart.
+        case refused
+    }
+
+    /// Sets a retention; a change is recorded in `_system`, as the API's are.
+    private func setRetention(tenant: String?, nanos: Int64?, source: String) async -> RetentionChange {
         do {
             let (before, after) = try await targets.store.setRetention(tenant: tenant, nanos: nanos)
             if before != after { await targets.audit.retentionChanged(tenant: tenant, before: before, after: after, source: source) }
-            return true
+            return .applied
         } catch {
             logger.error("could not change the retention", metadata: ["vigil.tenant": "\(tenant ?? "*")", "vigil.error": "\(error.message)"])
-            return false
+            return error.code == .failedPrecondition ? .refused : .failed
         }
     }
 }
