@@ -115,13 +115,16 @@ struct MemoryBoundTests {
         // Window 1, and the loop below reads one item, then stops reading while ingest goes on.
         var items = subscriber.subscribe(request, window: 1).makeAsyncIterator()
         let writer = try await VigilClient.connect(VigilClient.Configuration(server: server.address))
-        // Three phases: the first warms up (the memory segment, the live
-        // feed's ring and the allocator reach their working size); the
-        // last must add nothing.
+        // Four phases: the first warms up (the memory segment, the live
+        // feed's ring and the allocator reach their working size); the last
+        // two together must add less than one phase's events would (15 MB).
+        // Two, not one: a flush or merge that peaks in one of them under a
+        // loaded machine added 10 MiB once, and a buffer that tracks the
+        // volume adds that much in each.
         let batches = 120
         var peaks: [Int] = []
-        for phase in 0..<3 {
-            for number in phase * batches / 3..<(phase + 1) * batches / 3 {
+        for phase in 0..<4 {
+            for number in phase * batches / 4..<(phase + 1) * batches / 4 {
                 let events = (0..<500).map { index in
                     var event = AuditEvent()
                     event.occurredAt = .init(unixNanos: currentUnixNanos() - Int64(index) * 1_000_000)
@@ -153,10 +156,10 @@ struct MemoryBoundTests {
             cursor = error.metadata["vigil.cursor"]
         }
         let resumeFrom = try #require(cursor)
-        let growth = peaks[2] - baseline
+        let growth = peaks[3] - baseline
         print("stalled subscriber: baseline \(baseline / 1_048_576) MiB, peaks \(peaks.map { $0 / 1_048_576 }) MiB")
         #expect(growth < (4 + 2 + 64) * 1_048_576, "resident memory grew by \(growth / 1_048_576) MiB")
-        #expect(peaks[2] - peaks[1] < 8 * 1_048_576, "the last third added \((peaks[2] - peaks[1]) / 1_048_576) MiB of peak memory")
+        #expect(peaks[3] - peaks[1] < 12 * 1_048_576, "the last two quarters added \((peaks[3] - peaks[1]) / 1_048_576) MiB of peak memory")
         // Resuming catches up from disk: every event after the cursor, in seq order.
         var resume = Vigil_V1_SubscribeRequest()
         resume.cursor = resumeFrom
