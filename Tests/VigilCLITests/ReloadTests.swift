@@ -11,6 +11,43 @@ struct ReloadTests {
         #"{"rules": [{"name": "logins", "filter": {"actions": ["auth.login"]}, "threshold": \#(threshold), "window": "1h"}]}"#
     }
 
+    @Test("a server without the key on signed retention settings: a retention change on SIGHUP is refused until a restart, and the next SIGHUP still says so rather than reporting it applied")
+    func refusedRetentionReload() throws {
+        let directory = try ConfigFileTests.temporaryDirectory("reload-refused")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        #expect(try VigilBinary.run(["keygen", "--out", directory + "/key"]).status == 0)
+        let config = directory + "/vigil.toml"
+        func write(_ tenantRetention: String, key: Bool) throws {
+            try """
+                data-dir = "\(directory)/data"
+                checkpoint-dir = "\(directory)/checkpoints"
+                no-auth = true
+                retention = "90d"
+                tenant-retention = [\(tenantRetention)]
+                \(key ? "checkpoint-key = \"\(directory)/key\"" : "")
+                """.write(toFile: config, atomically: true, encoding: .utf8)
+        }
+        // Signed once with the key, then served without it.
+        try write("", key: true)
+        let signing = try LoggedServer(arguments: ["--config", config, "--listen", "127.0.0.1:0"], directory: directory)
+        #expect(signing.stop() == 0)
+        try FileManager.default.removeItem(atPath: directory + "/server.log")
+        try write("", key: false)
+        let server = try LoggedServer(arguments: ["--config", config, "--listen", "127.0.0.1:0"], directory: directory)
+        try write("\"globex=7d\"", key: false)
+        server.signal(SIGHUP)
+        let first = try server.waitForLog("the reload") { $0.contains("reloaded: ") }
+        #expect(first.contains("this server runs without --checkpoint-key"), "\(first)")
+        #expect(first.contains("vigil.needs-restart=tenant-retention"), "\(first)")
+        server.signal(SIGHUP)
+        let second = try server.waitForLog("the second reload") { $0.components(separatedBy: "reloaded: ").count > 2 }
+        let lines = second.split(separator: "\n").filter { $0.contains("reloaded: ") }
+        #expect(lines.count == 2 && lines[1].contains("reloaded: nothing to change") && lines[1].contains("vigil.needs-restart=tenant-retention"), "\(lines)")
+        #expect(!lines[1].contains("tenant-retention: []"), "not reported as applied: \(lines)")
+        #expect(server.stop() == 0)
+        #expect(!FileManager.default.fileExists(atPath: directory + "/data/RETENTION"))
+    }
+
     @Test("log level, retention and a rule change on SIGHUP; a max-connections change is logged as needing a restart; a bad file changes nothing")
     func reloadEndToEnd() throws {
         let directory = try ConfigFileTests.temporaryDirectory("reload")

@@ -274,11 +274,11 @@ struct RetentionSettingsSigningTests {
 
             let store = try Self.open(directory, key: key)
             let check = store.recovery.retentionSettings
-            let aside = try #require(check.setAside)
-            #expect(try Self.file(aside) == planted && !FileIO.exists(directory + "/RETENTION"))
+            let left = try Self.file(directory + "/RETENTION")
+            #expect(check.setAside == nil && left == planted, "left as found, for a start that can check it")
             #expect(
                 check.suspended
-                    == "the latest retention settings statement, \(directory)/checkpoints/settings-0000000000000002.retention, cannot be trusted (its signature does not verify (the statement was altered or forged)), so nothing shows which retention was set. Retention is suspended: nothing is removed or hidden; RETENTION was set aside as \(aside). The settings are the flags' now: set each retention you need with vigil retention (the first change signs them, and ends the suspension), or put back a valid statement and restart")
+                    == "the latest retention settings statement, \(directory)/checkpoints/settings-0000000000000002.retention, cannot be trusted (its signature does not verify (the statement was altered or forged)), so nothing shows which retention was set. Retention is suspended: nothing is removed or hidden. The settings are the flags' now, not RETENTION's: set each retention you need with vigil retention (the first change signs them, overwrites RETENTION and ends the suspension), or put back a valid statement and restart")
             #expect(store.retentionSettings.current.keepsEverything)
             try await store.retainNow(now: currentUnixNanos())
             #expect(try await store.statistics().eventsStored == 30, "nothing removed while suspended")
@@ -287,6 +287,24 @@ struct RetentionSettingsSigningTests {
             let signed = try Self.signed(directory, generation: 3, key: key)
             #expect(signed.file == Array(Self.held.utf8) && signed.cause == "set the retention of tenant globex from 10d to forever")
             #expect(store.retentionSettings.current == .init(defaultNanos: 10 * Self.day, tenantNanos: ["globex": .max]))
+            #expect(try Self.file(directory + "/RETENTION") == Self.held)
+            try await store.close()
+        }
+    }
+
+    @Test("a generation signed by another server since this one started (a restore into its checkpoint directory): a change is refused with FAILED_PRECONDITION, not retried as UNAVAILABLE")
+    func generationTakenElsewhere() async throws {
+        try await withTemporaryDirectory { directory in
+            let key = CheckpointKey.generate()
+            let store = try Self.open(directory, key: key)
+            let other = Array("*\t\(20 * Self.day)\n".utf8)
+            try RetentionStatements.signSettings(
+                generation: 2, file: other, inForce: other, cause: "a restored server's", signer: .init(key: key, directory: directory + "/checkpoints"))
+            let error = try await #require(throws: VigilError.self) { try await store.setRetention(tenant: "globex", nanos: .max) }
+            #expect(error.code == .failedPrecondition)
+            #expect(error.message.hasPrefix("another server signed retention settings in \(directory)/checkpoints since this one started ("), "\(error.message)")
+            #expect(error.message.hasSuffix("The retention is unchanged; restart this server to take up the latest settings"))
+            #expect(!FileIO.exists(directory + "/RETENTION"))
             try await store.close()
         }
     }
@@ -456,6 +474,16 @@ struct RetentionSettingsSigningTests {
             try FileIO.remove(backup + "/" + RetentionStatements.settingsFileName(generation: 2))
             try RetentionStatements.signSettings(generation: 2, file: oneDay, inForce: oneDay, cause: "genuine", signer: .init(key: key, directory: backup))
             #expect(try RetentionStatements.copyAll(from: backup, to: server) == 1)
+
+            // The server's latest damaged: whose key to check with is unknown, so none is copied.
+            let path = server + "/" + RetentionStatements.settingsFileName(generation: 2)
+            var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+            bytes[bytes.count - 1] ^= 0x01
+            try bytes.write(to: URL(fileURLWithPath: path))
+            try RetentionStatements.signSettings(generation: 3, file: oneDay, inForce: oneDay, cause: "next", signer: .init(key: key, directory: backup))
+            #expect(try RetentionStatements.copyAll(from: backup, to: server) == 0)
+            // A fresh directory takes them: the server's start checks them under its key.
+            #expect(try RetentionStatements.copyAll(from: backup, to: root + "/fresh") == 2)
         }
     }
 }

@@ -67,9 +67,7 @@ extension RetentionSettings {
         do throws(VigilError) {
             latest = try RetentionStatements.latestSettings(in: directory, trusted: signer?.key.publicKey)
         } catch {
-            suspend(
-                "the signed retention settings in \(directory) cannot be read (\(error.message))", setAside: foundExists, generation: nil,
-                now: now, into: &result)
+            suspend("the signed retention settings in \(directory) cannot be read (\(error.message))", generation: nil, into: &result)
             return result
         }
         let cause: String
@@ -81,8 +79,8 @@ extension RetentionSettings {
             cause = "found at the first start with the checkpoint key" + (found == nil ? " (no RETENTION file: the flags decide)" : "")
         case .untrusted(let name, let generation, let error):
             suspend(
-                "the latest retention settings statement, \(directory)/\(name), cannot be trusted (\(error.message))", setAside: foundExists,
-                generation: generation, now: now, into: &result)
+                "the latest retention settings statement, \(directory)/\(name), cannot be trusted (\(error.message))", generation: generation,
+                into: &result)
             return result
         case .signed(let signed):
             if foundProblem == nil && signed.accepts(found) {
@@ -120,30 +118,23 @@ extension RetentionSettings {
                 result.signed = "signed the retention settings (\(Self.describe(Self.fileBytes(state.values)))) as generation \(generation + 1): \(cause)"
             }
         } catch {
-            result.failure = "cannot sign the retention settings into \(signer.directory): \(error.message); they stay unsigned until a change or a start signs them"
+            let failure = "cannot sign the retention settings into \(signer.directory): \(error.message); they stay unsigned until a change or a start signs them"
+            result.failure = result.failure.map { $0 + "; " + failure } ?? failure
         }
         return result
     }
 
     /// Nothing shows which settings were set (`problem`): keep everything,
-    /// set the file found aside (it may be anyone's), and let the next change
-    /// build on the flags alone, so that it does not sign a file nobody checked.
-    private func suspend(_ problem: String, setAside: Bool, generation: UInt64?, now: Int64, into result: inout Reconciliation) {
+    /// and let the next change build on the flags alone, so that it does not
+    /// sign a file nobody checked. The file stays where it is: a start that
+    /// can check it again (the directory readable, the statement put back)
+    /// finds it as it was, not missing.
+    private func suspend(_ problem: String, generation: UInt64?, into result: inout Reconciliation) {
         var reason = problem + ", so nothing shows which retention was set. Retention is suspended: nothing is removed or hidden"
-        if setAside {
-            do throws(VigilError) {
-                if let aside = try putBack(nil, found: true, now: now) {
-                    result.setAside = aside
-                    reason += "; RETENTION was set aside as \(aside)"
-                }
-            } catch {
-                result.failure = "cannot set RETENTION aside (\(error.message))"
-            }
-        }
         reason +=
             generation == nil
             ? ". Make the checkpoint directory readable and restart"
-            : ". The settings are the flags' now: set each retention you need with vigil retention (the first change signs them, and ends the suspension), or put back a valid statement and restart"
+            : ". The settings are the flags' now, not RETENTION's: set each retention you need with vigil retention (the first change signs them, overwrites RETENTION and ends the suspension), or put back a valid statement and restart"
         state.withLock {
             $0.values = flags
             $0.generation = generation
@@ -156,9 +147,11 @@ extension RetentionSettings {
     /// (`inForce`) as its `RETENTION`: when they are not the file signed
     /// last (flags decide some of them), a statement of the next generation
     /// signing them as that file, for the backup's copy of the statements
-    /// only. A restored server then finds its `RETENTION` signed; the
-    /// server's own directory never holds that generation (a later change
-    /// there takes the number, and a restore into it keeps the server's).
+    /// only. A restored server then finds its `RETENTION` signed. The
+    /// running server's directory does not get it, unless a restore with
+    /// `--checkpoint-dir` copies it there; the restored server then
+    /// supersedes the original, and the original's next change is refused
+    /// (that generation exists) until it restarts.
     /// Call under `writer`. Nil when there is nothing to sign, or no
     /// trustworthy generation to sign after (no signer, suspended).
     func pinnedByBackup(_ inForce: [UInt8], takenAt: Int64) throws(VigilError) -> (name: String, bytes: [UInt8])? {
@@ -243,7 +236,7 @@ extension RetentionSettings {
             try FileIO.remove(path)
             try FileIO.syncDirectory(dataDirectory)
         }
-        let signedText = signed.file.map(describe) ?? "no RETENTION: the flags decide"
+        let signedText = signed.file.map(describe) ?? "no RETENTION, so the restored RETENTION is removed and the flags decide (they made \(describe(signed.inForce)) then: start the restored server with the same retention flags)"
         return "retention: \(checkpointDirectory) holds settings signed after the backup (generation \(signed.generation) on \(formatTime(signed.createdAt)): \(signedText)); they replace the backup's RETENTION (\(found.map(describe) ?? "none"))"
     }
 

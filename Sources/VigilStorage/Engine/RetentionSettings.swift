@@ -259,6 +259,10 @@ public final class RetentionSettings: Sendable {
                     generation: generation + 1, file: bytes, inForce: bytes, cause: cause, signer: signer)
             } catch where error.code == .resourceExhausted {
                 throw error
+            } catch where error.code == .alreadyExists {
+                throw VigilError(
+                    .failedPrecondition,
+                    "another server signed retention settings in \(signer.directory) since this one started (\(error.message)): a restore into this checkpoint directory, or a second server on it. The retention is unchanged; restart this server to take up the latest settings")
             } catch {
                 throw VigilError(
                     .unavailable,

@@ -19,7 +19,7 @@ import VigilProto
 /// Each statement records the file (present or not, its exact bytes) and the
 /// settings in force. An online backup records those as its `RETENTION`, and
 /// signs them so into its own copy of the statements (a generation of its
-/// own, never written into the server's directory).
+/// own; `RetentionSettings.pinnedByBackup`).
 extension RetentionStatements {
     /// A SETTINGS statement as read and checked.
     public struct SignedSettings: Sendable, Equatable {

@@ -248,11 +248,20 @@ public enum RetentionStatements {
     /// the retention, and a backup is not the server's to vouch for. Returns how many.
     public static func copyAll(from source: String, to destination: String, trusted: CheckpointPublicKey? = nil) throws(VigilError) -> Int {
         var settingsKey = trusted
-        if settingsKey == nil, case .signed(let own) = try latestSettings(in: destination, trusted: nil) { settingsKey = own.publicKey }
+        // Settings there whose key cannot be told (the latest damaged): copy none.
+        var copySettings = true
+        if settingsKey == nil {
+            switch try latestSettings(in: destination, trusted: nil) {
+            case .none: break
+            case .signed(let own): settingsKey = own.publicKey
+            case .untrusted: copySettings = false
+            }
+        }
         var copied = 0
         for name in try names(in: source) where !FileIO.exists(destination + "/" + name) {
-            if settingsGeneration(ofFileName: name) != nil, let settingsKey {
-                guard case .success = readSettings(source + "/" + name, trusted: settingsKey) else { continue }
+            if settingsGeneration(ofFileName: name) != nil {
+                guard copySettings else { continue }
+                if let settingsKey, case .failure = readSettings(source + "/" + name, trusted: settingsKey) { continue }
             }
             let file = try FileHandleDescriptor.open(source + "/" + name, flags: O_RDONLY)
             defer { file.close() }

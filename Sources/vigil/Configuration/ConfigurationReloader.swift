@@ -79,6 +79,9 @@ struct ConfigurationReloader: Service, CustomStringConvertible {
         var needsRestart: [String] = []
         // Changes that failed keep their running value, so the next SIGHUP tries them again.
         var failed: [String] = []
+        // A retention change refused until a restart: the old command stays
+        // too, so that the next reload still sees the change as not made.
+        var refused = false
         for key in changed {
             let change = "\(key): \(current.settings.display(key)) -> \(next.settings.display(key))"
             switch key {
@@ -89,7 +92,7 @@ struct ConfigurationReloader: Service, CustomStringConvertible {
                 switch await setRetention(tenant: nil, nanos: retention.defaultNanos, source: source) {
                 case .applied: applied.append(change)
                 case .failed: failed.append(key)
-                case .refused: needsRestart.append(key)
+                case .refused: needsRestart.append(key); refused = true
                 }
             case "tenant-retention":
                 let before = (try? current.command.retentionSettings().tenantNanos) ?? [:]
@@ -105,7 +108,7 @@ struct ConfigurationReloader: Service, CustomStringConvertible {
                 switch outcome {
                 case .applied: applied.append(change)
                 case .failed: failed.append(key)
-                case .refused: needsRestart.append(key)
+                case .refused: needsRestart.append(key); refused = true
                 }
             case "rules" where targets.ruleSet != nil && next.command.rules != nil:
                 applied.append(change)
@@ -136,7 +139,7 @@ struct ConfigurationReloader: Service, CustomStringConvertible {
         // Settings that need a restart keep their running value, so the next reload reports them again.
         // After a failed retention change the old command stays too: the next
         // reload works out the tenants to change from it, removals included.
-        return (failed.isEmpty ? next.command : current.command, next.settings.keeping(needsRestart + failed, from: current.settings))
+        return (failed.isEmpty && !refused ? next.command : current.command, next.settings.keeping(needsRestart + failed, from: current.settings))
     }
 
     /// The files the settings name that only a restart reads (TLS, redaction
