@@ -171,6 +171,12 @@ struct RetentionStatementTests {
             let sets = try FileIO.list(directory + "/checkpoints/superseded")
             #expect(sets.count == 1 && sets[0].hasSuffix("-unused-retention-statements"), "\(sets)")
             #expect(try FileIO.list(directory + "/checkpoints/superseded/" + sets[0]) == [stray.fileName])
+            // Verify says they are there, and that they attest nothing.
+            let report = try IntegrityTestSupport.verify(directory) { $0.trustedKey = key.publicKey }
+            #expect(report.intact, "\(IntegrityTestSupport.describe(report))")
+            #expect(report.notes.contains(
+                "1 retention statement(s) in checkpoints/superseded/\(sets[0]) were set aside at a start: signed for removals that never committed (a retention pass or merge interrupted or failed, or a restore's lost future), so they attest nothing"),
+                "\(report.notes)")
         }
     }
 

@@ -49,11 +49,18 @@ public enum Checkpoints {
     /// `superseded/`: each subdirectory's name and how many checkpoint files
     /// it holds (none when there is no such directory).
     public static func superseded(in directory: String) -> [(name: String, count: Int)] {
+        supersededSets(in: directory).map { ($0.name, $0.checkpoints) }
+    }
+
+    /// Every set in `directory`'s `superseded/`: checkpoints a restore set
+    /// aside, and retention statements a start set aside (of removals that
+    /// never committed), counted by kind.
+    static func supersededSets(in directory: String) -> [(name: String, checkpoints: Int, statements: Int)] {
         let root = directory + "/" + supersededDirectory
         guard FileIO.exists(root), let sets = try? FileIO.list(root) else { return [] }
         return sets.sorted().compactMap { name in
             guard let files = try? FileIO.list(root + "/" + name) else { return nil }
-            return (name, files.count { $0.hasSuffix(fileExtension) })
+            return (name, files.count { $0.hasSuffix(fileExtension) }, files.count { $0.hasSuffix(RetentionStatements.fileExtension) })
         }
     }
 

@@ -47,7 +47,7 @@ extension ColumnarEventStore {
             try input.readRetentionFiles(directory)
             if let folder = options.checkpointDirectory {
                 input.checkpoints = checkpoints
-                input.supersededCheckpoints = Checkpoints.superseded(in: folder)
+                input.superseded = Checkpoints.supersededSets(in: folder)
                 input.checkpointPrefix = folder == directory + "/checkpoints" ? "checkpoints/" : folder + "/"
                 input.checkpointDirectory = folder
             }

@@ -265,10 +265,17 @@ struct IntegrityVerifier {
                     Checkpoint(seq: checkpoint.seq, head: ChainDigest(bytes: Array(checkpoint.head))!, location: location))
             }
         }
-        for set in input.supersededCheckpoints where set.count > 0 {
+        for set in input.superseded {
             // The record of a restore: what these signed was lost with it.
-            report.notes.append(
-                "\(set.count) checkpoint(s) in \(input.checkpointPrefix)\(Checkpoints.supersededDirectory)/\(set.name) were set aside by vigil restore: signed for events stored after the restored backup, which the restore did not bring back")
+            if set.checkpoints > 0 {
+                report.notes.append(
+                    "\(set.checkpoints) checkpoint(s) in \(input.checkpointPrefix)\(Checkpoints.supersededDirectory)/\(set.name) were set aside by vigil restore: signed for events stored after the restored backup, which the restore did not bring back")
+            }
+            // The record of removals that never committed (`RetentionStatements.setAsideUnused`).
+            if set.statements > 0 {
+                report.notes.append(
+                    "\(set.statements) retention statement(s) in \(input.checkpointPrefix)\(Checkpoints.supersededDirectory)/\(set.name) were set aside at a start: signed for removals that never committed (a retention pass or merge interrupted or failed, or a restore's lost future), so they attest nothing")
+            }
         }
         if input.checkpoints.isEmpty {
             report.notes.append("no signed checkpoints: this proves the stored events and the chain agree with each other, not that they are what the server signed")

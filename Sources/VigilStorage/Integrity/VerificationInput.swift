@@ -38,8 +38,9 @@ struct VerificationInput: Sendable {
     var notes: [String] = []
     var walRecords: UInt64 = 0
     var checkpoints: [Checkpoints.Stored] = []
-    /// Checkpoints a restore set aside (`Checkpoints.superseded(in:)`): noted, not checked.
-    var supersededCheckpoints: [(name: String, count: Int)] = []
+    /// Checkpoints a restore set aside, and retention statements a start set
+    /// aside (`Checkpoints.supersededSets(in:)`): noted, not checked.
+    var superseded: [(name: String, checkpoints: Int, statements: Int)] = []
     /// How checkpoint files are named in problems ("checkpoints/" or the directory).
     var checkpointPrefix = "checkpoints/"
     /// The checkpoint directory, where retention statements are looked up.
@@ -154,7 +155,7 @@ struct VerificationInput: Sendable {
         try input.readRetentionFiles(directory)
         if let checkpointDirectory {
             input.checkpoints = try Checkpoints.list(checkpointDirectory)
-            input.supersededCheckpoints = Checkpoints.superseded(in: checkpointDirectory)
+            input.superseded = Checkpoints.supersededSets(in: checkpointDirectory)
             input.checkpointPrefix = checkpointDirectory == directory + "/checkpoints" ? "checkpoints/" : checkpointDirectory + "/"
             input.checkpointDirectory = checkpointDirectory
         }
