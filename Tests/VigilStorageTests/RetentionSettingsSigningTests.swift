@@ -292,6 +292,28 @@ struct RetentionSettingsSigningTests {
         }
     }
 
+    @Test("online verify compares RETENTION with the generation in force when it read it, so a change signed meanwhile is not a false CHECKPOINT; offline, the highest generation decides")
+    func onlineVerifyUsesTheGenerationInForce() async throws {
+        try await withTemporaryDirectory { directory in
+            let key = CheckpointKey.generate()
+            let store = try Self.open(directory, key: key)
+            try await store.setRetention(tenant: "globex", nanos: .max)
+            // The next generation, signed as a change would sign it before writing its file.
+            let next = Array("*\t\(10 * Self.day)\nglobex\tforever\ninitech\tforever\n".utf8)
+            try RetentionStatements.signSettings(
+                generation: 3, file: next, inForce: next, cause: "in flight", signer: .init(key: key, directory: directory + "/checkpoints"))
+            var options = VerificationOptions()
+            options.checkpointDirectory = directory + "/checkpoints"
+            options.trustedKey = key.publicKey
+            let online = try await store.verify(options)
+            #expect(online.intact, "\(IntegrityTestSupport.describe(online))")
+            #expect(online.notes.contains { $0.hasPrefix("the retention settings are the ones signed as generation 2, ") }, "\(online.notes)")
+            try await store.close()
+            let offline = try IntegrityTestSupport.verify(directory) { $0.trustedKey = key.publicKey }
+            #expect(IntegrityTestSupport.problems(offline, .checkpoint).map(\.location) == ["RETENTION"], "\(IntegrityTestSupport.describe(offline))")
+        }
+    }
+
     @Test("a generation signed by another server since this one started (a restore into its checkpoint directory): a change is refused with FAILED_PRECONDITION, not retried as UNAVAILABLE")
     func generationTakenElsewhere() async throws {
         try await withTemporaryDirectory { directory in

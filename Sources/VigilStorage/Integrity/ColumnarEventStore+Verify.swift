@@ -44,7 +44,12 @@ extension ColumnarEventStore {
                 input.unflushed.append(UnflushedBatch(firstSeq: chunk.firstSeq, leaves: chunk.leaves(), location: "memory (not yet flushed)"))
             }
             try input.readWAL(directory + "/wal", prefix: "wal/", compareWith: input.unflushed)
-            try input.readRetentionFiles(directory)
+            // Between changes, with the generation in force: a change made
+            // meanwhile would pair one generation's file with the next's statement.
+            try retentionSettings.writer.withLock { _ throws(VigilError) in
+                try input.readRetentionFiles(directory)
+                input.retentionGeneration = retentionSettings.state.withLock { $0.generation }
+            }
             if let folder = options.checkpointDirectory {
                 input.checkpoints = checkpoints
                 input.superseded = Checkpoints.supersededSets(in: folder)

@@ -375,11 +375,15 @@ struct IntegrityVerifier {
             }
             return
         }
+        // The generation to compare with: the one in force when a running
+        // server's file was read, else the highest.
+        let compared = input.retentionGeneration.flatMap { generation in names.contains { $0.generation == generation } ? generation : nil }
+            ?? names[0].generation
         var latest: RetentionStatements.SignedSettings?
-        for (index, (name, _)) in names.enumerated() {
+        for (name, generation) in names {
             switch RetentionStatements.readSettings(directory + "/" + name, trusted: trusted) {
             case .success(let settings):
-                if index == 0 { latest = settings }
+                if generation == compared { latest = settings }
             case .failure(let error):
                 add(IntegrityProblem(
                     .checkpoint, location: input.checkpointPrefix + name, "the retention settings statement cannot be trusted: \(error.message)"))

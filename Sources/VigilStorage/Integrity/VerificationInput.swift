@@ -49,6 +49,9 @@ struct VerificationInput: Sendable {
     var expiredFiles: [(path: String, file: ExpiredLeaves)] = []
     /// The data directory's `RETENTION` (nil: none), for the signed settings.
     var retentionFile: [UInt8]?
+    /// Online: the settings generation in force when `retentionFile` was
+    /// read, which it is compared with (nil: the highest there is).
+    var retentionGeneration: UInt64?
     /// `RETENTION.unsigned-*` files: changed without the server, set aside at a start.
     var unsignedRetentionFiles: [String] = []
 
