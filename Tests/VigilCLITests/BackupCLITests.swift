@@ -299,6 +299,44 @@ struct BackupCLITests {
         #expect(after.count == 120)
     }
 
+    @Test("signed retention settings through backup and restore: an online backup signs the settings in force it records; restored into the server's own checkpoint directory after the flags changed, RETENTION gives way to the latest signed settings and the restored server starts without an alarm")
+    func restoreFollowsTheLatestSignedSettings() async throws {
+        let root = try Self.temporaryDirectory("backup-signed-settings")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        #expect(try VigilBinary.run(["keygen", "--out", root + "/key"]).status == 0)
+        let external = root + "/secure-checkpoints"
+        let signing = ["--checkpoint-key", root + "/key", "--checkpoint-dir", external]
+        let server = try ServerProcess(dataDir: root + "/data", extraArguments: signing + ["--retention", "10d"])
+        let client = try await VigilClient.connect(VigilClient.Configuration(server: server.address))
+        _ = try await client.ingest(Self.batch("kept", size: 20))
+        await client.close()
+        let backup = try VigilBinary.run(["backup", "--server", server.address, root + "/backup"])
+        #expect(backup.status == 0, "\(backup.stderr)")
+        #expect(server.stop().0 == 0)
+        // The backup records the flags' 10 days as its RETENTION, signed as generation 2 in its own copy only.
+        #expect(try String(contentsOfFile: root + "/backup/RETENTION", encoding: .utf8) == "*\t\(10 * 86_400_000_000_000)\n")
+        #expect(FileManager.default.fileExists(atPath: root + "/backup/checkpoints/settings-0000000000000002.retention"))
+        #expect(!FileManager.default.fileExists(atPath: external + "/settings-0000000000000002.retention"))
+
+        // The server's flags change: its generation 2 signs 20 days, with no RETENTION.
+        let changed = try ServerProcess(dataDir: root + "/data", extraArguments: signing + ["--retention", "20d"])
+        #expect(changed.startupLog.contains("signed the retention settings (*=20d) as generation 2: the flags changed"), "\(changed.startupLog)")
+        #expect(changed.stop().0 == 0)
+
+        let restore = try VigilBinary.run(["restore", "--checkpoint-dir", external, root + "/backup", root + "/restored"])
+        #expect(restore.status == 0, "\(restore.stderr)")
+        #expect(restore.stdout.contains(
+            "retention: \(external) holds settings signed after the backup (generation 2 on "), "\(restore.stdout)")
+        #expect(restore.stdout.contains(
+            ": no RETENTION, so the restored RETENTION is removed and the flags decide (they made *=20d then: start the restored server with the same retention flags)); they replace the backup's RETENTION (*=10d)"),
+            "\(restore.stdout)")
+        #expect(!FileManager.default.fileExists(atPath: root + "/restored/RETENTION"))
+        let restored = try ServerProcess(dataDir: root + "/restored", extraArguments: signing + ["--retention", "20d"])
+        #expect(!restored.startupLog.contains("is not the file signed"), "no alarm: \(restored.startupLog)")
+        #expect(!restored.startupLog.contains("signed the retention settings"), "nothing to sign: \(restored.startupLog)")
+        #expect(restored.stop().0 == 0)
+    }
+
     @Test("restore --checkpoint-dir sets aside the checkpoints a server kept outside its data directory past the backup: the restored server signs its own, and verify is intact and says what was lost")
     func restoreWithExternalCheckpoints() async throws {
         let root = try Self.temporaryDirectory("backup-external-checkpoints")
