@@ -399,6 +399,11 @@ struct RetentionStatementTests {
             let key = CheckpointKey.generate()
             let directory = root + "/data"
             try await Self.retainedStore(directory, key: key, signer: true)
+            // A set of statements a start set aside: the record goes with the backup.
+            let set = "2026-12-07T010000Z-unused-retention-statements"
+            let stray = RetentionStatements.Fact.chainStart(seq: 90, head: ChainDigest(bytes: Array(repeating: 7, count: 32))!, eventsRemoved: 90)
+            try RetentionStatements.attest(
+                stray, reason: .retention, retention: "*\t1\n", signer: .init(key: key, directory: directory + "/checkpoints/superseded/" + set))
             // With its key, as `vigil serve` has it: the settings in force, which
             // the backup records as its RETENTION, are signed at start.
             let store = try ColumnarEventStore(options: IntegrityTestSupport.options(directory) {
@@ -417,6 +422,8 @@ struct RetentionStatementTests {
             options.trustedKey = key.publicKey
             let report = try BackupVerification.verify(directory: root + "/backup", options: options)
             #expect(report.intact, "\(IntegrityTestSupport.describe(report))")
+            #expect(report.notes.contains { $0.hasPrefix("1 retention statement(s) in checkpoints/superseded/\(set) were set aside at a start") }, "\(report.notes)")
+            #expect(FileIO.exists(root + "/backup/checkpoints/superseded/\(set)/" + stray.fileName))
         }
     }
 }

@@ -67,6 +67,15 @@ extension ColumnarEventStore {
             for name in try FileIO.list(checkpoints) where name.hasSuffix(Checkpoints.fileExtension) {
                 try pin.add(checkpoints + "/" + name, as: "checkpoints/" + name)
             }
+            // What restores and unfinished removals set aside: the record of
+            // a loss, which verify notes, goes with the backup too.
+            let superseded = Checkpoints.supersededDirectory
+            for set in Checkpoints.supersededSets(in: checkpoints) {
+                for name in try FileIO.list(checkpoints + "/" + superseded + "/" + set.name)
+                where name.hasSuffix(Checkpoints.fileExtension) || name.hasSuffix(RetentionStatements.fileExtension) {
+                    try pin.add(checkpoints + "/" + superseded + "/" + set.name + "/" + name, as: "checkpoints/\(superseded)/\(set.name)/\(name)")
+                }
+            }
         }
         let cut = try await maintenanceLock.withLock { () async throws(VigilError) -> WALCutPosition in
             let manifest = self.manifest.withLock { $0 }
