@@ -429,7 +429,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let suspended = retentionCheck.suspended { logger.error("\(suspended)") }
         if let signed = retentionCheck.signed { logger.notice("\(signed)") }
         if let failure = retentionCheck.failure {
-            logger.error("the retention settings could not be checked against their signed statements", metadata: ["vigil.error": "\(failure)"])
+            logger.error("the retention settings could not be wholly checked, put back or signed at start", metadata: ["vigil.error": "\(failure)"])
         }
         if store.recovery.retentionStatementsSetAside > 0 {
             logger.notice(

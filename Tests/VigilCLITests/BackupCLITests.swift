@@ -375,8 +375,8 @@ struct BackupCLITests {
         #expect(restore.status == 0, "\(restore.stderr)")
         #expect(restore.stdout.contains("checkpoints: 0 of the backup's copied into \(external); 1 past seq 40 (seqs 80…80, signed for events this restore does not bring back) moved into \(external)/superseded/"), "\(restore.stdout)")
         #expect(!FileManager.default.fileExists(atPath: external + "/" + Checkpoints.fileName(seq: 80)))
-        let sets = Checkpoints.superseded(in: external)
-        #expect(sets.count == 1 && sets.first?.count == 1 && sets.first.map { $0.name.wholeMatch(of: /\d{4}-\d{2}-\d{2}T\d{6}Z-after-seq-40/) != nil } == true, "\(sets)")
+        let sets = Checkpoints.supersededSets(in: external)
+        #expect(sets.count == 1 && sets.first?.checkpoints == 1 && sets.first.map { $0.name.wholeMatch(of: /\d{4}-\d{2}-\d{2}T\d{6}Z-after-seq-40/) != nil } == true, "\(sets)")
 
         // The restored server goes on from seq 40 and signs seq 80 for its own events.
         let log = try await run(root + "/restored", "after")

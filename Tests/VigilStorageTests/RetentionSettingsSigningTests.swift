@@ -122,6 +122,27 @@ struct RetentionSettingsSigningTests {
         }
     }
 
+    @Test("a file kept aside before under the same second's name is not written over: the next is numbered")
+    func setAsideNamesDoNotClash() async throws {
+        try await withTemporaryDirectory { directory in
+            let key = CheckpointKey.generate()
+            try await Self.heldStore(directory, key: key)
+            let now = currentUnixNanos()
+            let earlier = directory + "/RETENTION.unsigned-" + Checkpoints.supersededTime(at: now)
+            try Self.write("kept before\n", to: earlier)
+            try Self.write(Self.tenDays, to: directory + "/RETENTION")
+            let settings = try RetentionSettings(options: IntegrityTestSupport.options(directory) {
+                $0.retentionNanos = 10 * Self.day
+                $0.retentionSigner = .init(key: key, directory: directory + "/checkpoints")
+            })
+            let check = try settings.reconcile(now: now)
+            #expect(check.setAside == earlier + "-2", "\(check)")
+            #expect(try Self.file(earlier) == "kept before\n")
+            #expect(try Self.file(earlier + "-2") == Self.tenDays)
+            #expect(try Self.file(directory + "/RETENTION") == Self.held)
+        }
+    }
+
     @Test("without the key the edited file is obeyed: the held events go (what the signing prevents)")
     func unsignedStoreObeysTheFile() async throws {
         try await withTemporaryDirectory { directory in

@@ -40,9 +40,9 @@ extension RetentionSettings {
     /// - The statements cannot be read, or the highest generation's does not
     ///   verify (damage, another key): nothing shows which settings were
     ///   set. Retention is suspended (nothing removed or hidden), the file
-    ///   found is set aside, and the flags alone are the settings a change
-    ///   builds on. No older generation stands in for the latest: damage to
-    ///   it would bring back settings since changed.
+    ///   found stays unapplied where it is, and the flags alone are the
+    ///   settings a change builds on (`suspend`). No older generation stands
+    ///   in for the latest: damage to it would bring back settings since changed.
     ///
     /// A signer signs a new generation whenever the settings in force (the
     /// flags) differ from the latest statement's. Throws only when the file
@@ -174,13 +174,14 @@ extension RetentionSettings {
     private func putBack(_ file: [UInt8]?, found: Bool, now: Int64) throws(VigilError) -> String? {
         var aside: String?
         if found {
-            var name = path + ".unsigned-" + Checkpoints.supersededTime(at: now)
+            let base = path + ".unsigned-" + Checkpoints.supersededTime(at: now)
             // Never over one kept before (two starts within a second).
-            var attempt = 1
+            var name = base
             var taken = stat()
+            var attempt = 1
             while lstat(name, &taken) == 0 {
                 attempt += 1
-                name = path + ".unsigned-" + Checkpoints.supersededTime(at: now) + "-\(attempt)"
+                name = base + "-\(attempt)"
             }
             var info = stat()
             if lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG {

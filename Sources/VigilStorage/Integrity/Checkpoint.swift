@@ -45,17 +45,10 @@ public enum Checkpoints {
     /// reads only the directory's own files, and notes these.
     public static let supersededDirectory = "superseded"
 
-    /// The sets of checkpoints a restore set aside in `directory`'s
-    /// `superseded/`: each subdirectory's name and how many checkpoint files
-    /// it holds (none when there is no such directory).
-    public static func superseded(in directory: String) -> [(name: String, count: Int)] {
-        supersededSets(in: directory).map { ($0.name, $0.checkpoints) }
-    }
-
-    /// Every set in `directory`'s `superseded/`: checkpoints a restore set
-    /// aside, and retention statements a start set aside (of removals that
-    /// never committed), counted by kind.
-    static func supersededSets(in directory: String) -> [(name: String, checkpoints: Int, statements: Int)] {
+    /// Every set in `directory`'s `superseded/` (none when there is no such
+    /// directory): checkpoints a restore set aside, and retention statements
+    /// a start set aside (of removals that never committed), counted by kind.
+    public static func supersededSets(in directory: String) -> [(name: String, checkpoints: Int, statements: Int)] {
         let root = directory + "/" + supersededDirectory
         guard FileIO.exists(root), let sets = try? FileIO.list(root) else { return [] }
         return sets.sorted().compactMap { name in
