@@ -39,6 +39,11 @@ struct MergeWorkload: AsyncParsableCommand {
     @Option(name: .long, help: "The store's memory budget for the merge, in MiB (a merge holds at most half of it).")
     var memoryBudgetMb = StorageOptions(directory: "").memoryBudgetBytes >> 20
 
+    @Flag(
+        name: .long, inversion: .prefixedNo,
+        help: "Copy the blocks whose rows the merge takes whole as they are stored (the server does); --no-copy-blocks decodes and encodes every block, for comparison.")
+    var copyBlocks = true
+
     func validate() throws {
         guard (2...64).contains(parts) else { throw ValidationError("--parts must be 2 to 64") }
         guard rowsPerPart >= 1 else { throw ValidationError("--rows-per-part must be positive") }
@@ -101,6 +106,7 @@ struct MergeWorkload: AsyncParsableCommand {
 
         options.mergeFanIn = parts
         options.memoryBudgetBytes = memoryBudgetMb << 20
+        options.mergeCopiesBlocks = copyBlocks
         let store = try ColumnarEventStore(options: options)
         let before = store.statistics
         guard before.parts == parts, before.partEvents == UInt64(events) else {
@@ -136,15 +142,18 @@ struct MergeWorkload: AsyncParsableCommand {
         } else {
             result.notes.append("the peak resident memory could not be reset (/proc/self/clear_refs): not reported")
         }
+        table.rows.append(["blocks copied as stored", grouped(after.mergeCopiedBlocks)])
         table.rows.append(["part bytes/event before and after", String(format: "%.1f → %.1f", Double(before.partBytes) / Double(events), Double(after.partBytes) / Double(events))])
         result.parameters = [
             "parts": .int(parts), "rowsPerPart": .int(rowsPerPart), "batchSize": .int(batchSize), "memoryBudgetMb": .int(memoryBudgetMb),
+            "copyBlocks": .bool(copyBlocks),
             "seed": .int(Int(common.seed)),
         ]
         result.results = .object([
             ("mergeWallSeconds", .double(wallSeconds)), ("mergeCPUMicrosPerRow", .double(cpu * 1e6 / Double(events))),
             ("residentBeforeBytes", .int(resident)), ("peakResidentBytes", resetPeak ? .int(peak) : .null),
             ("partBytesBefore", .int(Int(before.partBytes))), ("partBytesAfter", .int(Int(after.partBytes))), ("rows", .int(events)),
+            ("copiedBlocks", .int(after.mergeCopiedBlocks)),
         ])
         result.tables = [table]
         return result

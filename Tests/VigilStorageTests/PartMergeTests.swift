@@ -162,6 +162,16 @@ struct PartMergeTests {
     /// Writes each of `inputs` as a part and merges them run by run; checks
     /// every run's size. Returns the rows in the order the runs gave them.
     static func mergeRuns(of inputs: [[AuditEvent]], rowsPerBlock: Int, maxRows: Int) throws -> (events: [AuditEvent], runs: Int) {
+        let (events, runs, _) = try mergeSteps(of: inputs, rowsPerBlock: rowsPerBlock, maxRows: maxRows, wholeBlocks: false)
+        return (events, runs)
+    }
+
+    /// As `mergeRuns`, taking every block that may come whole when
+    /// `wholeBlocks`; such a block's rows are read from its part. Returns
+    /// the rows in the order the steps gave them, the runs and the whole blocks.
+    static func mergeSteps(
+        of inputs: [[AuditEvent]], rowsPerBlock: Int, maxRows: Int, wholeBlocks: Bool
+    ) throws -> (events: [AuditEvent], runs: Int, wholeBlocks: Int) {
         try PartTestSupport.withDirectory { directory in
             let readers = try inputs.enumerated().map { index, events in
                 let path = directory + "/in-\(index).vprt"
@@ -169,16 +179,56 @@ struct PartMergeTests {
                 return try PartReader(path: path)
             }
             defer { readers.forEach { $0.close() } }
-            var runs = try PartMergeRuns(readers)
+            var runs = PartMergeRuns(readers)
             var merged: [AuditEvent] = []
             var runCount = 0
-            while let run = try runs.next(maxRows: maxRows) {
-                #expect(!run.rows.isEmpty && run.rows.count <= maxRows)
-                merged += run.rows.map(run.block.event(at:))
-                runCount += 1
+            var wholeCount = 0
+            while let step = try runs.next(maxRows: maxRows, takesWhole: { _, _ in wholeBlocks }) {
+                switch step {
+                case .rows(let run):
+                    #expect(!run.rows.isEmpty && run.rows.count <= maxRows)
+                    merged += run.rows.map(run.block.event(at:))
+                    runCount += 1
+                case .block(let part, let index):
+                    #expect(wholeBlocks, "a whole block, which was not asked for")
+                    merged += try readers[part].events(block: index)
+                    wholeCount += 1
+                }
             }
-            #expect(try runs.next(maxRows: maxRows)?.rows == nil)
-            return (merged, runCount)
+            #expect(try runs.next(maxRows: maxRows) == nil)
+            return (merged, runCount, wholeCount)
+        }
+    }
+
+    @Test("taking every block that may come whole, the rows still come once each in part order: a block comes whole only when all of it precedes every other part's next row", arguments: [1, 2, 3])
+    func wholeBlocksInPartOrder(seed: UInt64) throws {
+        var rng = SplitMix64(seed: seed)
+        // Four parts of three tenants' events of successive stretches of
+        // time that overlap a little (a part's last 200 ms and the next
+        // part's first), awkward events among them, and an empty part.
+        var seq: UInt64 = 0
+        var inputs: [[AuditEvent]] = (0..<4).map { part in
+            ["acme", "globex", "initech"].flatMap { tenant in
+                (0..<Int.random(in: 100...400, using: &rng)).map { _ in
+                    var event = engineEvent("u\(rng.next() % 50)", tenant: tenant, at: Int64(part * 1_000 + Int(rng.next() % 1_200)) * 1_000_000)
+                    seq += 1
+                    event.seq = seq
+                    return event
+                }
+            }
+        }
+        inputs[1] += (0..<30).map { _ in PartEvents.random(&rng, tenants: 6) }
+        inputs.append([])
+        let expected = PartTestSupport.sortedLikePart(inputs.flatMap { $0 })
+        for maxRows in [7, 1_000] {
+            let (merged, _, wholeCount) = try Self.mergeSteps(of: inputs, rowsPerBlock: 16, maxRows: maxRows, wholeBlocks: true)
+            #expect(merged == expected)
+            #expect(wholeCount > 0)
+            // Nothing comes whole from parts that overlap everywhere.
+            let (_, _, none) = try Self.mergeSteps(
+                of: [expected.enumerated().filter { $0.offset % 2 == 0 }.map(\.element), expected.enumerated().filter { $0.offset % 2 == 1 }.map(\.element)],
+                rowsPerBlock: 16, maxRows: maxRows, wholeBlocks: true)
+            #expect(none == 0)
         }
     }
 
@@ -217,7 +267,7 @@ struct PartMergeTests {
             let reader = try PartReader(path: directory + "/" + name)
             defer { reader.close() }
             return #expect(throws: VigilError.self) {
-                var runs = try PartMergeRuns([reader])
+                var runs = PartMergeRuns([reader])
                 while try runs.next(maxRows: 100) != nil {}
             }
         }
@@ -308,6 +358,8 @@ struct PartMergeTests {
             let options = Self.storeOptions(directory) {
                 $0.rowsPerBlock = 16
                 $0.segmentMaxRows = 100
+                // Windows of encoded rows (MergeCopyTests counts copied ones).
+                $0.mergeCopiesBlocks = false
             }
             let (store, base) = try await Self.storeWithTwoParts(options)
             let windows = Mutex(0)
@@ -348,7 +400,11 @@ struct PartMergeTests {
     @Test("closing the store in the middle of a merge stops the merge: its inputs stay, no file of it is left")
     func closeDuringMerge() async throws {
         try await withTemporaryDirectory { directory in
-            let options = Self.storeOptions(directory) { $0.rowsPerBlock = 16 }
+            let options = Self.storeOptions(directory) {
+                $0.rowsPerBlock = 16
+                // Windows of encoded rows (copied blocks count for less).
+                $0.mergeCopiesBlocks = false
+            }
             let (store, _) = try await Self.storeWithTwoParts(options)
             let before = try await allEvents(store)
             let closing = Mutex<Task<Void, any Error>?>(nil)
@@ -378,7 +434,11 @@ struct PartMergeTests {
         try await withTemporaryDirectory { directory in
             let destination = directory + "-backup"
             defer { try? FileManager.default.removeItem(atPath: destination) }
-            let options = Self.storeOptions(directory) { $0.rowsPerBlock = 16 }
+            let options = Self.storeOptions(directory) {
+                $0.rowsPerBlock = 16
+                // Windows of encoded rows (copied blocks count for less).
+                $0.mergeCopiesBlocks = false
+            }
             let (store, _) = try await Self.storeWithTwoParts(options)
             let before = try await allEvents(store)
             let backup = Mutex<Task<BackupResult, any Error>?>(nil)
@@ -419,6 +479,8 @@ struct PartMergeTests {
             let options = Self.storeOptions(directory) {
                 $0.rowsPerBlock = 16
                 $0.tenantRetentionNanos = ["short": 10 * day]
+                // Windows of encoded rows (copied blocks count for less).
+                $0.mergeCopiesBlocks = false
             }
             let base = currentUnixNanos() / day * day - day
             let store = try ColumnarEventStore(options: options)

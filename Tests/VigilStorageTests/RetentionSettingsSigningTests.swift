@@ -41,7 +41,7 @@ struct RetentionSettingsSigningTests {
     /// default retention of 10 days. Closed.
     static func heldStore(_ directory: String, key: CheckpointKey, old: Int = 20) async throws {
         let store = try open(directory, key: key)
-        try await store.setRetention(tenant: "globex", nanos: .max)
+        _ = try await store.setRetention(tenant: "globex", nanos: .max)
         _ = try await store.append(IntegrityTestSupport.events(old, tag: "held", endingAgo: 20 * day, tenant: "globex"), idempotencyKey: nil)
         _ = try await store.append(IntegrityTestSupport.events(10, tag: "recent"), idempotencyKey: nil)
         try await store.flushNow()
@@ -60,7 +60,7 @@ struct RetentionSettingsSigningTests {
                     == "signed the retention settings (*=10d) as generation 1: found at the first start with the checkpoint key (no RETENTION file: the flags decide)")
             let first = try Self.signed(directory, generation: 1, key: key)
             #expect(first.file == nil && first.inForce == Array(Self.tenDays.utf8))
-            try await store.setRetention(tenant: "globex", nanos: .max)
+            _ = try await store.setRetention(tenant: "globex", nanos: .max)
             let second = try Self.signed(directory, generation: 2, key: key)
             #expect(second.file == Array(Self.held.utf8) && second.inForce == second.file)
             #expect(second.cause == "set the retention of tenant globex from 10d to forever")
@@ -248,7 +248,7 @@ struct RetentionSettingsSigningTests {
             #expect(store.retentionSettings.current.of("globex") == 10 * Self.day)
 
             try FileIO.removeDirectory(directory + "/RETENTION")
-            try await store.setRetention(tenant: "globex", nanos: .max)
+            _ = try await store.setRetention(tenant: "globex", nanos: .max)
             #expect(try RetentionStatements.settingsNames(in: checkpoints).map(\.generation) == [2])
             try await store.close()
         }
@@ -304,7 +304,7 @@ struct RetentionSettingsSigningTests {
             try await store.retainNow(now: currentUnixNanos())
             #expect(try await store.statistics().eventsStored == 30, "nothing removed while suspended")
             // The change builds on the flags, not on the unchecked file (which said 1 day).
-            try await store.setRetention(tenant: "globex", nanos: .max)
+            _ = try await store.setRetention(tenant: "globex", nanos: .max)
             let signed = try Self.signed(directory, generation: 3, key: key)
             #expect(signed.file == Array(Self.held.utf8) && signed.cause == "set the retention of tenant globex from 10d to forever")
             #expect(store.retentionSettings.current == .init(defaultNanos: 10 * Self.day, tenantNanos: ["globex": .max]))
@@ -318,7 +318,7 @@ struct RetentionSettingsSigningTests {
         try await withTemporaryDirectory { directory in
             let key = CheckpointKey.generate()
             let store = try Self.open(directory, key: key)
-            try await store.setRetention(tenant: "globex", nanos: .max)
+            _ = try await store.setRetention(tenant: "globex", nanos: .max)
             // The next generation, signed as a change would sign it before writing its file.
             let next = Array("*\t\(10 * Self.day)\nglobex\tforever\ninitech\tforever\n".utf8)
             try RetentionStatements.signSettings(
@@ -408,7 +408,7 @@ struct RetentionSettingsSigningTests {
             var request = BackupOptions(destination: root + "/backup")
             request.checkpointDirectory = checkpoints
             _ = try await store.backup(request)
-            try await store.setRetention(tenant: "globex", nanos: .max)
+            _ = try await store.setRetention(tenant: "globex", nanos: .max)
             try await store.close()
 
             _ = try BackupRestore.restore(backup: root + "/backup", to: root + "/restored")

@@ -48,6 +48,11 @@ public struct StorageOptions: Sendable {
     /// a block at a time; what it holds, a decoded block of each input and
     /// the window it writes, is bounded by half of `memoryBudgetBytes`).
     public var mergeMaxRows = 2_000_000
+    /// Whether a merge copies, as they are stored, the blocks whose rows it
+    /// takes whole and in order (`PartFileWriter.appendStored`), rather than
+    /// decoding and encoding them again (tests and `vigil-bench merge
+    /// --no-copy-blocks` compare the two).
+    public var mergeCopiesBlocks = true
     /// How long without an appended batch before a merge encodes on every
     /// core instead of one (tests set 0 or `.max`).
     var mergeIdleNanos: Int64 = 1_000_000_000

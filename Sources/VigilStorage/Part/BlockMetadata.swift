@@ -159,6 +159,22 @@ public final class BlockMetadata: Sendable {
             unknownChunks: unknownChunks.map { ($0.lowerBound + offset)..<($0.upperBound + offset) })
     }
 
+    /// Where the block's chunks lie in the file, when they lie back to back
+    /// (as every writer lays them) and are all of known columns: the bytes a
+    /// merge may copy as they are (`PartReader.storedBytes(block:)`). nil
+    /// otherwise: chunks of unknown columns have no entry this version could
+    /// write into another footer.
+    var storedSpan: Range<Int>? {
+        guard unknownChunks.isEmpty, !columns.isEmpty else { return nil }
+        let chunks = columns.values.sorted { $0.offset < $1.offset }
+        var end = chunks[0].offset
+        for chunk in chunks {
+            guard chunk.offset == end else { return nil }
+            end += chunk.storedLength
+        }
+        return chunks[0].offset..<end
+    }
+
     /// Whether the block may hold a row whose `column` equals `value`
     /// (compared by UTF-8 bytes). False only when its statistics rule it out:
     /// the tenant list, a value set, or a bloom filter; for `id`, a derived id

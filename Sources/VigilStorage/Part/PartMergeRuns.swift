@@ -10,6 +10,13 @@ import VigilCore
 /// tenant's events of successive stretches of time, so runs are long and the
 /// per-run work (a heap step, a block handed over) is spread over many rows.
 /// Rows with equal keys (never two events: seqs are unique) come in part order.
+///
+/// A block is decoded only when its rows are needed one by one. Until then a
+/// part's next rows are known by the block's ranges in the footer (a lower
+/// bound of its first row's key); a block whose every possible key precedes
+/// every other part's next row can come whole, undecoded (`Step.block`), for
+/// the writer to copy as it is stored. Parts flushed one after another hold
+/// each tenant's later stretch of time, so most of their blocks come whole.
 struct PartMergeRuns {
     struct Run {
         /// The input part's position in the readers given.
@@ -19,6 +26,17 @@ struct PartMergeRuns {
         var rows: Range<Int>
     }
 
+    /// What comes next: rows of a decoded block, or a whole block undecoded.
+    enum Step {
+        case rows(Run)
+        /// Every row of block `index` of part `part`, all before every other
+        /// part's next row and after every row that came before.
+        case block(part: Int, index: Int)
+    }
+
+    /// A sort key: tenant rank, occurred-at, seq.
+    typealias Key = (Int32, Int64, UInt64)
+
     private struct Cursor {
         let reader: PartReader
         /// Per tenant of the part's list: its position in the merged list.
@@ -26,6 +44,9 @@ struct PartMergeRuns {
         var nextBlock = 0
         /// False once every block has come.
         var hasRows = false
+        /// The current block while it is not decoded: its rows are known only
+        /// by its ranges (`bounds`), and no arrays below are set.
+        var undecoded: Int?
         // The current block's sort keys, per row.
         var tenantRank: [Int32] = []
         var occurredAt: [Int64] = []
@@ -41,11 +62,8 @@ struct PartMergeRuns {
     /// Positions in `cursors` of the parts with rows left: a binary min-heap by next row.
     private var heap: [Int] = []
 
-    /// A merge of `readers`' rows; reads the first block of each.
-    ///
-    /// Throws what reading a block throws (DATA_LOSS for a damaged part), and
-    /// DATA_LOSS when a block's tenant column disagrees with its part's tenant list.
-    init(_ readers: [PartReader]) throws(VigilError) {
+    /// A merge of `readers`' rows. Reads no block yet.
+    init(_ readers: [PartReader]) {
         // Tenants by their bytes, as the part format orders them (String
         // equality would take canonically equivalent names for one).
         var all = Set<ExactString>()
@@ -57,19 +75,44 @@ struct PartMergeRuns {
         }
         blocks = Array(repeating: nil, count: readers.count)
         for index in cursors.indices {
-            try load(index)
+            advance(index)
             if cursors[index].hasRows { push(index) }
         }
     }
 
-    /// The next run, of at most `maxRows` rows (at least 1); nil when every
-    /// part's rows have come.
-    mutating func next(maxRows: Int) throws(VigilError) -> Run? {
-        guard let top = heap.first, maxRows > 0 else { return nil }
-        // The earliest next row of the other parts: the smaller of the root's children.
-        var rival: Int?
-        if heap.count > 1 { rival = heap[1] }
-        if heap.count > 2, precedes(heap[2], before: heap[1]) { rival = heap[2] }
+    /// The next step: a whole block, when `takesWhole` accepts one that may
+    /// come whole (given its part and footer entry), or else a run of at most
+    /// `maxRows` rows (at least 1). nil when every part's rows have come.
+    ///
+    /// Throws what reading a block throws (DATA_LOSS for a damaged part), and
+    /// DATA_LOSS when a block's tenant column disagrees with its part's tenant
+    /// list or its rows go back.
+    mutating func next(maxRows: Int, takesWhole: (Int, BlockMetadata) -> Bool = { _, _ in false }) throws(VigilError) -> Step? {
+        guard maxRows > 0 else { return nil }
+        while let top = heap.first {
+            // The earliest next row of the other parts: the smaller of the root's children.
+            var rival: Int?
+            if heap.count > 1 { rival = heap[1] }
+            if heap.count > 2, precedes(heap[2], before: heap[1]) { rival = heap[2] }
+            guard let number = cursors[top].undecoded else { return .rows(run(top, rival: rival, maxRows: maxRows)) }
+            let block = cursors[top].reader.blocks[number]
+            if rival.map({ upperBound(top, block) < headKey($0) }) ?? true, takesWhole(top, block) {
+                // The next block's rows must not go back past this one's last tenant.
+                cursors[top].lastKey = (cursors[top].ranks[block.tenantIndexes.upperBound - 1], .min, 0)
+                advance(top)
+                settle(top)
+                return .block(part: top, index: number)
+            }
+            // Decoded, its first row's key is known, and may no longer be the smallest.
+            try decode(top, block: number)
+            siftDown(0)
+        }
+        return nil
+    }
+
+    /// Rows of the decoded block of cursor `top`, from its current row to
+    /// the first that does not precede `rival`'s next row.
+    private mutating func run(_ top: Int, rival: Int?, maxRows: Int) -> Run {
         let start = cursors[top].row
         let count = cursors[top].tenantRank.count
         var end = start + 1
@@ -79,7 +122,13 @@ struct PartMergeRuns {
         }
         let run = Run(part: top, block: blocks[top]!, rows: start..<end)
         cursors[top].row = end
-        if end == count { try load(top) }
+        if end == count { advance(top) }
+        settle(top)
+        return run
+    }
+
+    /// Restores the heap after the root, cursor `top`, moved on.
+    private mutating func settle(_ top: Int) {
         if !cursors[top].hasRows {
             let last = heap.removeLast()
             if !heap.isEmpty {
@@ -89,71 +138,112 @@ struct PartMergeRuns {
         } else {
             siftDown(0)
         }
-        return run
     }
 
-    /// Reads cursor `index`'s next non-empty block, or marks it exhausted.
-    private mutating func load(_ index: Int) throws(VigilError) {
+    /// Moves cursor `index` to its next non-empty block, undecoded, or marks it exhausted.
+    private mutating func advance(_ index: Int) {
         blocks[index] = nil
         cursors[index].hasRows = false
+        cursors[index].undecoded = nil
         cursors[index].row = 0
+        cursors[index].tenantRank = []
+        cursors[index].occurredAt = []
+        cursors[index].seq = []
         let reader = cursors[index].reader
         while cursors[index].nextBlock < reader.blocks.count {
             let number = cursors[index].nextBlock
             cursors[index].nextBlock += 1
-            let block = try reader.allColumns(block: number, extrasAsBytes: true)
-            guard block.rowCount > 0 else { continue }
-            let metadata = reader.blocks[number]
-            var ranks = [Int32]()
-            ranks.reserveCapacity(block.rowCount)
-            var local = metadata.tenantIndexes.lowerBound
-            let partTenants = reader.metadata.tenants
-            for row in 0..<block.rowCount {
-                let tenant = ExactString(block.tenant?[row] ?? "")
-                while local < metadata.tenantIndexes.upperBound, ExactString(partTenants[local]) != tenant { local += 1 }
-                guard local < metadata.tenantIndexes.upperBound else {
-                    throw VigilError(
-                        .dataLoss,
-                        "block \(number) of part \(reader.path) holds tenant '\(tenant.value.prefix(64))' at row \(row), out of its order or outside the tenants its metadata lists")
-                }
-                ranks.append(cursors[index].ranks[local])
-            }
-            let times = (0..<block.rowCount).map { block.occurredAtIfPresent($0) }
-            let seqs = block.seq ?? [UInt64](repeating: 0, count: block.rowCount)
-            // A part out of its own order (damaged, or edited by hand) would
-            // come out of the merge out of order: stopped here, by name.
-            var previous = cursors[index].lastKey
-            for row in 0..<block.rowCount {
-                let key = (ranks[row], times[row], seqs[row])
-                if let previous, key < previous {
-                    throw VigilError(
-                        .dataLoss,
-                        "part \(reader.path) is out of its order at block \(number) row \(row) (tenant, occurred-at, seq go back); vigil verify reports what changed")
-                }
-                previous = key
-            }
-            cursors[index].lastKey = previous
-            cursors[index].tenantRank = ranks
-            cursors[index].occurredAt = times
-            cursors[index].seq = seqs
+            guard reader.blocks[number].rowCount > 0 else { continue }
+            cursors[index].undecoded = number
             cursors[index].hasRows = true
-            blocks[index] = block
             return
         }
     }
 
-    /// Whether row `row` of cursor `a` comes before cursor `b`'s next row.
+    /// Decodes block `number`, cursor `index`'s current one.
+    private mutating func decode(_ index: Int, block number: Int) throws(VigilError) {
+        let reader = cursors[index].reader
+        let block = try reader.allColumns(block: number, extrasAsBytes: true)
+        let metadata = reader.blocks[number]
+        guard block.rowCount == metadata.rowCount else {
+            throw VigilError(.dataLoss, "block \(number) of part \(reader.path) decoded to \(block.rowCount) rows; its metadata says \(metadata.rowCount)")
+        }
+        var ranks = [Int32]()
+        ranks.reserveCapacity(block.rowCount)
+        var local = metadata.tenantIndexes.lowerBound
+        let partTenants = reader.metadata.tenants
+        for row in 0..<block.rowCount {
+            let tenant = ExactString(block.tenant?[row] ?? "")
+            while local < metadata.tenantIndexes.upperBound, ExactString(partTenants[local]) != tenant { local += 1 }
+            guard local < metadata.tenantIndexes.upperBound else {
+                throw VigilError(
+                    .dataLoss,
+                    "block \(number) of part \(reader.path) holds tenant '\(tenant.value.prefix(64))' at row \(row), out of its order or outside the tenants its metadata lists")
+            }
+            ranks.append(cursors[index].ranks[local])
+        }
+        let occurredAt = (0..<block.rowCount).map { block.occurredAtIfPresent($0) }
+        let seqs = block.seq ?? [UInt64](repeating: 0, count: block.rowCount)
+        // A part out of its own order (damaged, or edited by hand) would
+        // come out of the merge out of order: stopped here, by name. So
+        // would a block whose rows lie outside its footer's ranges, by which
+        // the merge placed it before it was decoded.
+        var previous = cursors[index].lastKey
+        let times = metadata.minOccurredAt...metadata.maxOccurredAt
+        let seqRange = metadata.minSeq...metadata.maxSeq
+        for row in 0..<block.rowCount {
+            let key = (ranks[row], occurredAt[row], seqs[row])
+            if let previous, key < previous {
+                throw VigilError(
+                    .dataLoss,
+                    "part \(reader.path) is out of its order at block \(number) row \(row) (tenant, occurred-at, seq go back); vigil verify reports what changed")
+            }
+            guard times.contains(key.1), seqRange.contains(key.2) else {
+                throw VigilError(
+                    .dataLoss,
+                    "block \(number) of part \(reader.path) holds a row (\(row)) outside the time and seq ranges its metadata gives; vigil verify reports what changed")
+            }
+            previous = key
+        }
+        cursors[index].lastKey = previous
+        cursors[index].tenantRank = ranks
+        cursors[index].occurredAt = occurredAt
+        cursors[index].seq = seqs
+        cursors[index].undecoded = nil
+        blocks[index] = block
+    }
+
+    /// The key of cursor `index`'s next row; for a block not decoded, a key
+    /// no row of it precedes (its first tenant, least time and least seq).
+    @inline(__always)
+    private func headKey(_ index: Int) -> Key {
+        if let number = cursors[index].undecoded {
+            let block = cursors[index].reader.blocks[number]
+            return (cursors[index].ranks[block.tenantIndexes.lowerBound], block.minOccurredAt, block.minSeq)
+        }
+        let row = cursors[index].row
+        return (cursors[index].tenantRank[row], cursors[index].occurredAt[row], cursors[index].seq[row])
+    }
+
+    /// A key that no row of `block` (of cursor `index`'s part) follows: its
+    /// last tenant, greatest time and greatest seq.
+    private func upperBound(_ index: Int, _ block: BlockMetadata) -> Key {
+        (cursors[index].ranks[block.tenantIndexes.upperBound - 1], block.maxOccurredAt, block.maxSeq)
+    }
+
+    /// Whether row `row` of cursor `a` (decoded) comes before cursor `b`'s next row.
     @inline(__always)
     private func rowPrecedes(_ a: Int, row: Int, _ b: Int) -> Bool {
-        let other = cursors[b].row
         let ka = (cursors[a].tenantRank[row], cursors[a].occurredAt[row], cursors[a].seq[row])
-        let kb = (cursors[b].tenantRank[other], cursors[b].occurredAt[other], cursors[b].seq[other])
+        let kb = headKey(b)
         return ka < kb || (ka == kb && a < b)
     }
 
     @inline(__always)
     private func precedes(_ a: Int, before b: Int) -> Bool {
-        rowPrecedes(a, row: cursors[a].row, b)
+        let ka = headKey(a)
+        let kb = headKey(b)
+        return ka < kb || (ka == kb && a < b)
     }
 
     private mutating func push(_ index: Int) {

@@ -343,6 +343,33 @@ public final class PartReader: Sendable {
         }
     }
 
+    /// The stored bytes of block `index`'s chunks, read at once as they lie
+    /// in the file (`BlockMetadata.storedSpan`), each chunk's CRC32C checked:
+    /// what a merge copies into its part for a block whose rows it takes
+    /// whole, without inflating or decoding it. Throws DATA_LOSS for a
+    /// damaged chunk, as decoding would; INVALID_ARGUMENT for a block whose
+    /// chunks do not lie back to back.
+    func storedBytes(block index: Int) throws(VigilError) -> [UInt8] {
+        guard blocks.indices.contains(index) else {
+            throw VigilError(.outOfRange, "\(path): block \(index) does not exist; the part has \(blocks.count)")
+        }
+        let block = blocks[index]
+        guard let span = block.storedSpan else {
+            throw VigilError(.invalidArgument, "\(path): block \(index)'s chunks do not lie back to back; it cannot be copied")
+        }
+        let stored = try withFile { (file) throws(VigilError) in try file.read(count: span.count, at: span.lowerBound) }
+        for chunk in block.columns.values {
+            let start = chunk.offset - span.lowerBound
+            let checksum = stored.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[start..<start + chunk.storedLength])) }
+            guard checksum == chunk.checksum else {
+                throw VigilError(
+                    .dataLoss,
+                    "\(path): block \(index) column \(chunk.column.name): checksum mismatch (stored \(PartFormat.hex(chunk.checksum)), computed \(PartFormat.hex(checksum))) at offset \(chunk.offset)")
+            }
+        }
+        return stored
+    }
+
     /// Every event of one block, in stored order.
     public func events(block index: Int) throws(VigilError) -> [AuditEvent] {
         try readColumns(block: index, Set(PartColumn.required)).events()
