@@ -189,8 +189,11 @@ struct PartMergeTests {
                     #expect(!run.rows.isEmpty && run.rows.count <= maxRows)
                     merged += run.rows.map(run.block.event(at:))
                     runCount += 1
-                case .block(let part, let index):
+                case .block(let part, let index, let first, let last):
                     #expect(wholeBlocks, "a whole block, which was not asked for")
+                    let rows = try readers[part].events(block: index)
+                    #expect(first.tenant == rows.first?.tenant && first.seq == rows.first?.seq)
+                    #expect(last.tenant == rows.last?.tenant && last.seq == rows.last?.seq)
                     merged += try readers[part].events(block: index)
                     wholeCount += 1
                 }
@@ -224,9 +227,12 @@ struct PartMergeTests {
             let (merged, _, wholeCount) = try Self.mergeSteps(of: inputs, rowsPerBlock: 16, maxRows: maxRows, wholeBlocks: true)
             #expect(merged == expected)
             #expect(wholeCount > 0)
-            // Nothing comes whole from parts that overlap everywhere.
+            // Nothing comes whole from parts that overlap everywhere: rows
+            // taken in turns, 16 × 2k of them, so that each part's last block
+            // is full and meets the other part's rows too.
+            let alternate = Array(expected.prefix(expected.count / 32 * 32))
             let (_, _, none) = try Self.mergeSteps(
-                of: [expected.enumerated().filter { $0.offset % 2 == 0 }.map(\.element), expected.enumerated().filter { $0.offset % 2 == 1 }.map(\.element)],
+                of: [alternate.enumerated().filter { $0.offset % 2 == 0 }.map(\.element), alternate.enumerated().filter { $0.offset % 2 == 1 }.map(\.element)],
                 rowsPerBlock: 16, maxRows: maxRows, wholeBlocks: true)
             #expect(none == 0)
         }
@@ -246,39 +252,81 @@ struct PartMergeTests {
         #expect(runCount == 12 + 3 * 3)
     }
 
-    @Test("a part whose rows go back in time (edited by hand) stops the merge with DATA_LOSS naming it")
-    func rowsOutOfOrder() throws {
+    @Test("a part whose rows go back in time (edited by hand) stops the merge with DATA_LOSS naming it, whether its block is decoded or would be copied whole", arguments: [false, true])
+    func rowsOutOfOrder(wholeBlocks: Bool) throws {
         var events = Self.sortedEvents(count: 200, seed: 13)
         for index in events.indices {
             events[index].tenant = "acme"
             events[index].occurredAt = PartTestSupport.timestamp(1_780_000_000_000_000_000 + Int64(index))
         }
         events.swapAt(150, 151)
-        let error = try Self.mergeError(writtenInInputOrder: events, as: "moved.vprt")
+        let error = try Self.mergeError(writtenInInputOrder: events, as: "moved.vprt", wholeBlocks: wholeBlocks)
         #expect(error?.code == .dataLoss)
         #expect(error?.message.contains("moved.vprt is out of its order at block 0 row 151") == true, "\(String(describing: error))")
     }
 
     /// What merging the part `events` make, written in their order as given
     /// (sorted or not), throws.
-    static func mergeError(writtenInInputOrder events: [AuditEvent], as name: String) throws -> VigilError? {
+    static func mergeError(writtenInInputOrder events: [AuditEvent], as name: String, wholeBlocks: Bool) throws -> VigilError? {
         try PartTestSupport.withDirectory { directory in
             try PartTestSupport.writeInInputOrder(events, to: directory + "/" + name)
             let reader = try PartReader(path: directory + "/" + name)
             defer { reader.close() }
             return #expect(throws: VigilError.self) {
                 var runs = PartMergeRuns([reader])
-                while try runs.next(maxRows: 100) != nil {}
+                while try runs.next(maxRows: 100, takesWhole: { _, _ in wholeBlocks }) != nil {}
             }
         }
     }
 
-    @Test("a block whose tenants disagree with its part's tenant list stops the merge with DATA_LOSS")
-    func tenantsOutOfOrder() throws {
+    @Test("a block whose rows lie outside the times its footer gives (edited, checksums made right) stops the merge with DATA_LOSS naming it, decoded or to be copied whole", arguments: [false, true])
+    func rowsOutsideTheirRanges(wholeBlocks: Bool) throws {
+        let start: Int64 = 1_780_000_000_000_000_000
+        let events = (0..<100).map { index in
+            var event = engineEvent("u\(index)", at: start + Int64(index))
+            event.seq = UInt64(index + 1)
+            return event
+        }
+        try PartTestSupport.withDirectory { directory in
+            let path = directory + "/edited.vprt"
+            _ = try PartWriter.write(events, to: path, options: Self.writerOptions(rowsPerBlock: 64))
+            // Block 1 (rows 64…99) said to hold times a day later than its rows':
+            // a merge would place it by them.
+            let day: Int64 = 86_400_000_000_000
+            let reader = try PartReader(path: path)
+            let file = try Tamper.readFile(path)
+            let trailerAt = file.count - PartFormat.trailerSize
+            let trailer = try withBytes(Array(file[trailerAt...])) { (raw) throws(PartFormatError) in try PartFormat.readTrailer(raw, offset: trailerAt) }
+            let metadata = reader.metadata
+            let moved = reader.blocks[1]
+            let footer = PartFooter(
+                rowCount: metadata.rowCount, minOccurredAt: metadata.minOccurredAt, maxOccurredAt: moved.maxOccurredAt + day,
+                minSeq: metadata.minSeq, maxSeq: metadata.maxSeq, createdAt: metadata.createdAt, level: metadata.level,
+                generation: metadata.generation, rowsPerBlock: metadata.rowsPerBlock, tenants: metadata.tenants,
+                blocks: [reader.blocks[0], Tamper.block(moved, statistics: moved.statistics, occurredAt: (moved.minOccurredAt + day)...(moved.maxOccurredAt + day))])
+            reader.close()
+            let footerBytes = footer.encode()
+            try Tamper.writeFile(
+                path,
+                Array(file[..<trailer.footerOffset]) + footerBytes
+                    + PartFormat.trailer(footerOffset: trailer.footerOffset, footerLength: footerBytes.count, footerChecksum: CRC32C.checksum(footerBytes)))
+            let edited = try PartReader(path: path)
+            defer { edited.close() }
+            let error = #expect(throws: VigilError.self) {
+                var runs = PartMergeRuns([edited])
+                while try runs.next(maxRows: 100, takesWhole: { _, _ in wholeBlocks }) != nil {}
+            }
+            #expect(error?.code == .dataLoss)
+            #expect(error?.message.contains("block 1 of part \(path) holds a row (0) outside the time and seq ranges its metadata gives") == true, "\(String(describing: error))")
+        }
+    }
+
+    @Test("a block whose tenants disagree with its part's tenant list stops the merge with DATA_LOSS, whether decoded or to be copied whole", arguments: [false, true])
+    func tenantsOutOfOrder(wholeBlocks: Bool) throws {
         var events = Self.sortedEvents(count: 50, seed: 11)
         for index in events.indices { events[index].tenant = index % 2 == 0 ? "a" : "b" }
         // Written in input order, so rows go a, b, a, b: out of the part's order.
-        let error = try Self.mergeError(writtenInInputOrder: events, as: "unsorted.vprt")
+        let error = try Self.mergeError(writtenInInputOrder: events, as: "unsorted.vprt", wholeBlocks: wholeBlocks)
         #expect(error?.code == .dataLoss)
         #expect(error?.message.contains("holds tenant 'a' at row 2") == true, "\(String(describing: error))")
     }

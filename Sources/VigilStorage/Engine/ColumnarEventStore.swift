@@ -1558,8 +1558,9 @@ public final class ColumnarEventStore: EventStore {
             var rows = DecodedBlockRows()
             var leaves: [UInt32] = []
             var written = 0
-            // Rows written since the merge last looked up from its work.
+            // Rows encoded and rows copied since the merge last looked up from its work.
             var sinceYield = 0
+            var copiedSinceYield = 0
             // Without ingest (no batch for a second, no flush owed), a window
             // of a task per core, encoded on every core: the merges a burst
             // leaves behind finish sooner. Under ingest, one task on one core.
@@ -1598,14 +1599,12 @@ public final class ColumnarEventStore: EventStore {
             }
             while let step = try runs.next(maxRows: (parallel ? cores : 1) * windowRows - rows.rowCount, takesWhole: takesWhole) {
                 switch step {
-                case .block(let part, let index):
+                case .block(let part, let index, let first, let last):
                     if rows.rowCount > 0 { try writeWindow() }
                     let reader = chosen[part].reader
-                    try writer.appendStored(reader.blocks[index], bytes: try reader.storedBytes(block: index))
+                    try writer.appendStored(reader.blocks[index], bytes: try reader.storedBytes(block: index), first: first, last: last)
                     written += reader.blocks[index].rowCount
-                    // Under ingest a merge works a window between flushes:
-                    // copied rows, many times cheaper, fill it as fewer.
-                    sinceYield += reader.blocks[index].rowCount / Self.copiedRowsPerEncodedRow
+                    copiedSinceYield += reader.blocks[index].rowCount
                     mergeCopiedBlocks.withLock { $0 += 1 }
                 case .rows(let run):
                     let block = run.block
@@ -1640,8 +1639,11 @@ public final class ColumnarEventStore: EventStore {
                     }
                     if rows.rowCount >= (parallel ? cores : 1) * windowRows { try writeWindow() }
                 }
-                guard sinceYield >= (parallel ? cores : 1) * windowRows else { continue }
+                // Under ingest a merge works a window between flushes: copied
+                // rows, many times cheaper, fill it as fewer.
+                guard sinceYield + copiedSinceYield / Self.copiedRowsPerEncodedRow >= (parallel ? cores : 1) * windowRows else { continue }
                 sinceYield = 0
+                copiedSinceYield = 0
                 if let hook = afterMergeWindow.withLock({ $0 }) { await hook() }
                 if state.withLock({ !$0.sealed.isEmpty }) { try await flushSealed() }
                 // A backup, verification or flush asked for meanwhile goes first
@@ -1692,10 +1694,11 @@ public final class ColumnarEventStore: EventStore {
     }
 
     /// How many rows a merge copies as stored (`PartFileWriter.appendStored`)
-    /// in the time it decodes and encodes one: `vigil-bench merge` takes
-    /// 7.1 µs per row encoding every block, and copying is a read, a
-    /// checksum and a write of bytes already compressed. A merge under
-    /// ingest yields to flushes after a window's worth of work, counted this way.
+    /// in the time it decodes and encodes one, for counting a window's worth
+    /// of work (a merge under ingest yields to flushes after each). An
+    /// estimate on the low side: copying is a read, a checksum and a write
+    /// of bytes already compressed, plus inflating three small key columns,
+    /// where `vigil-bench merge --no-copy-blocks` takes 6.7–7.6 µs per row.
     static let copiedRowsPerEncodedRow = 8
 
     /// Memory a merge holds for a part: one decoded block at a time, its

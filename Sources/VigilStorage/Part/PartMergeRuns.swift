@@ -14,8 +14,9 @@ import VigilCore
 /// A block is decoded only when its rows are needed one by one. Until then a
 /// part's next rows are known by the block's ranges in the footer (a lower
 /// bound of its first row's key); a block whose every possible key precedes
-/// every other part's next row can come whole, undecoded (`Step.block`), for
-/// the writer to copy as it is stored. Parts flushed one after another hold
+/// every other part's next row can come whole (`Step.block`), for the writer
+/// to copy as it is stored: only its three key columns are read, to check
+/// its rows as a decoded block's are. Parts flushed one after another hold
 /// each tenant's later stretch of time, so most of their blocks come whole.
 struct PartMergeRuns {
     struct Run {
@@ -30,9 +31,13 @@ struct PartMergeRuns {
     enum Step {
         case rows(Run)
         /// Every row of block `index` of part `part`, all before every other
-        /// part's next row and after every row that came before.
-        case block(part: Int, index: Int)
+        /// part's next row and after every row that came before; its first
+        /// and last rows' keys.
+        case block(part: Int, index: Int, first: RowKey, last: RowKey)
     }
+
+    /// A row's sort key with its tenant's name.
+    typealias RowKey = (tenant: String, occurredAt: Int64, seq: UInt64)
 
     /// A sort key: tenant rank, occurred-at, seq.
     typealias Key = (Int32, Int64, UInt64)
@@ -45,7 +50,7 @@ struct PartMergeRuns {
         /// False once every block has come.
         var hasRows = false
         /// The current block while it is not decoded: its rows are known only
-        /// by its ranges (`bounds`), and no arrays below are set.
+        /// by its ranges in the footer, and the arrays below are empty.
         var undecoded: Int?
         // The current block's sort keys, per row.
         var tenantRank: [Int32] = []
@@ -97,11 +102,18 @@ struct PartMergeRuns {
             guard let number = cursors[top].undecoded else { return .rows(run(top, rival: rival, maxRows: maxRows)) }
             let block = cursors[top].reader.blocks[number]
             if rival.map({ upperBound(top, block) < headKey($0) }) ?? true, takesWhole(top, block) {
-                // The next block's rows must not go back past this one's last tenant.
-                cursors[top].lastKey = (cursors[top].ranks[block.tenantIndexes.upperBound - 1], .min, 0)
+                // Its keys are checked as a decoded block's are (order, tenant
+                // list, the ranges it was placed by): a damaged or edited part
+                // must not pass into the merged one by being copied.
+                let keys = try cursors[top].reader.readColumns(block: number, [.tenant, .occurredAt, .seq, .presence])
+                let (_, occurredAt, seqs) = try checkedKeys(top, keys, number: number)
+                let tenants = keys.tenant ?? []
+                let last = keys.rowCount - 1
                 advance(top)
                 settle(top)
-                return .block(part: top, index: number)
+                return .block(
+                    part: top, index: number, first: (tenants.first ?? "", occurredAt[0], seqs[0]),
+                    last: (tenants.last ?? "", occurredAt[last], seqs[last]))
             }
             // Decoded, its first row's key is known, and may no longer be the smallest.
             try decode(top, block: number)
@@ -162,10 +174,25 @@ struct PartMergeRuns {
 
     /// Decodes block `number`, cursor `index`'s current one.
     private mutating func decode(_ index: Int, block number: Int) throws(VigilError) {
+        let block = try cursors[index].reader.allColumns(block: number, extrasAsBytes: true)
+        let (ranks, occurredAt, seqs) = try checkedKeys(index, block, number: number)
+        cursors[index].tenantRank = ranks
+        cursors[index].occurredAt = occurredAt
+        cursors[index].seq = seqs
+        cursors[index].undecoded = nil
+        blocks[index] = block
+    }
+
+    /// The sort keys of block `number` of cursor `index`'s part (`block`
+    /// holds at least its tenant, occurredAt, seq and presence columns),
+    /// checked against the part's tenant list, the block's ranges and the
+    /// rows before; the cursor's last key becomes the block's last row's.
+    private mutating func checkedKeys(
+        _ index: Int, _ block: DecodedBlock, number: Int
+    ) throws(VigilError) -> (ranks: [Int32], occurredAt: [Int64], seqs: [UInt64]) {
         let reader = cursors[index].reader
-        let block = try reader.allColumns(block: number, extrasAsBytes: true)
         let metadata = reader.blocks[number]
-        guard block.rowCount == metadata.rowCount else {
+        guard block.rowCount == metadata.rowCount, block.rowCount > 0 else {
             throw VigilError(.dataLoss, "block \(number) of part \(reader.path) decoded to \(block.rowCount) rows; its metadata says \(metadata.rowCount)")
         }
         var ranks = [Int32]()
@@ -187,7 +214,7 @@ struct PartMergeRuns {
         // A part out of its own order (damaged, or edited by hand) would
         // come out of the merge out of order: stopped here, by name. So
         // would a block whose rows lie outside its footer's ranges, by which
-        // the merge placed it before it was decoded.
+        // the merge placed it before it was read.
         var previous = cursors[index].lastKey
         let times = metadata.minOccurredAt...metadata.maxOccurredAt
         let seqRange = metadata.minSeq...metadata.maxSeq
@@ -206,11 +233,7 @@ struct PartMergeRuns {
             previous = key
         }
         cursors[index].lastKey = previous
-        cursors[index].tenantRank = ranks
-        cursors[index].occurredAt = occurredAt
-        cursors[index].seq = seqs
-        cursors[index].undecoded = nil
-        blocks[index] = block
+        return (ranks, occurredAt, seqs)
     }
 
     /// The key of cursor `index`'s next row; for a block not decoded, a key
