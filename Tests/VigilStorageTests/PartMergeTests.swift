@@ -193,7 +193,9 @@ struct PartMergeTests {
                     #expect(wholeBlocks, "a whole block, which was not asked for")
                     let rows = try readers[part].events(block: index)
                     #expect(first.tenant == rows.first?.tenant && first.seq == rows.first?.seq)
+                    #expect(first.occurredAt == rows.first?.occurredAt.unixNanos)
                     #expect(last.tenant == rows.last?.tenant && last.seq == rows.last?.seq)
+                    #expect(last.occurredAt == rows.last?.occurredAt.unixNanos)
                     merged += try readers[part].events(block: index)
                     wholeCount += 1
                 }
@@ -318,6 +320,53 @@ struct PartMergeTests {
             }
             #expect(error?.code == .dataLoss)
             #expect(error?.message.contains("block 1 of part \(path) holds a row (0) outside the time and seq ranges its metadata gives") == true, "\(String(describing: error))")
+        }
+    }
+
+    @Test("a block whose footer entry lists a tenant its rows do not hold (edited, checksums made right) stops the merge with DATA_LOSS naming it, decoded or to be copied whole", arguments: [false, true])
+    func tenantListWiderThanTheRows(wholeBlocks: Bool) throws {
+        let start: Int64 = 1_780_000_000_000_000_000
+        // 64 rows of "a" (block 0), then 36 of "b" (block 1).
+        let events = (0..<100).map { index in
+            var event = engineEvent("u\(index)", tenant: index < 64 ? "a" : "b", at: start + Int64(index))
+            event.seq = UInt64(index + 1)
+            return event
+        }
+        try PartTestSupport.withDirectory { directory in
+            let path = directory + "/edited.vprt"
+            _ = try PartWriter.write(events, to: path, options: Self.writerOptions(rowsPerBlock: 64))
+            let reader = try PartReader(path: path)
+            let file = try Tamper.readFile(path)
+            let trailerAt = file.count - PartFormat.trailerSize
+            let trailer = try withBytes(Array(file[trailerAt...])) { (raw) throws(PartFormatError) in try PartFormat.readTrailer(raw, offset: trailerAt) }
+            let metadata = reader.metadata
+            let first = reader.blocks[0]
+            #expect(first.tenants == ["a"])
+            // Block 0 said to hold "a" and "b".
+            let widened = BlockMetadata(
+                index: 0, rowCount: first.rowCount, minOccurredAt: first.minOccurredAt, maxOccurredAt: first.maxOccurredAt,
+                minSeq: first.minSeq, maxSeq: first.maxSeq, tenantIndexes: 0..<2, tenants: ["a", "b"], columns: first.columns,
+                statistics: first.statistics.filter { $0.key != .tenant })
+            let footer = PartFooter(
+                rowCount: metadata.rowCount, minOccurredAt: metadata.minOccurredAt, maxOccurredAt: metadata.maxOccurredAt,
+                minSeq: metadata.minSeq, maxSeq: metadata.maxSeq, createdAt: metadata.createdAt, level: metadata.level,
+                generation: metadata.generation, rowsPerBlock: metadata.rowsPerBlock, tenants: metadata.tenants,
+                blocks: [widened, reader.blocks[1]])
+            reader.close()
+            let footerBytes = footer.encode()
+            try Tamper.writeFile(
+                path,
+                Array(file[..<trailer.footerOffset]) + footerBytes
+                    + PartFormat.trailer(footerOffset: trailer.footerOffset, footerLength: footerBytes.count, footerChecksum: CRC32C.checksum(footerBytes)))
+            let edited = try PartReader(path: path)
+            defer { edited.close() }
+            #expect(edited.blocks[0].tenants == ["a", "b"])
+            let error = #expect(throws: VigilError.self) {
+                var runs = PartMergeRuns([edited])
+                while try runs.next(maxRows: 100, takesWhole: { _, _ in wholeBlocks }) != nil {}
+            }
+            #expect(error?.code == .dataLoss)
+            #expect(error?.message.contains("block 0 of part \(path) lists tenants its rows do not begin and end with") == true, "\(String(describing: error))")
         }
     }
 

@@ -1698,7 +1698,7 @@ public final class ColumnarEventStore: EventStore {
     /// of work (a merge under ingest yields to flushes after each). An
     /// estimate on the low side: copying is a read, a checksum and a write
     /// of bytes already compressed, plus inflating three small key columns,
-    /// where `vigil-bench merge --no-copy-blocks` takes 6.7–7.6 µs per row.
+    /// where `vigil-bench merge --no-copy-blocks` takes 7–8 µs per row.
     static let copiedRowsPerEncodedRow = 8
 
     /// Memory a merge holds for a part: one decoded block at a time, its

@@ -137,8 +137,9 @@ final class PartFileWriter {
     /// more bytes per event).
     ///
     /// `first` and `last` are the keys of its first and last rows (the
-    /// caller read them, `PartMergeRuns`): the first must not precede the
-    /// last row written. Throws INTERNAL for a block out of order or whose
+    /// caller read them, `PartMergeRuns`): their tenants must be the first
+    /// and last the block lists, and the first must not precede the last row
+    /// written. Throws INTERNAL for a block out of order or whose
     /// leaf column disagrees with the part's; UNAVAILABLE or
     /// RESOURCE_EXHAUSTED when the disk fails. After an error the writer
     /// takes nothing more.
@@ -151,7 +152,9 @@ final class PartFileWriter {
             guard let span = block.storedSpan, span.count == bytes.count, let firstTenant = block.tenants.first,
                 ExactString(firstTenant) == ExactString(first.tenant), ExactString(block.tenants.last ?? "") == ExactString(last.tenant)
             else {
-                throw VigilError(.internal, "block \(block.index) given to the part \(path) is not a stored block with its bytes")
+                throw VigilError(
+                    .internal,
+                    "block \(block.index) given to the part \(path) is not a stored block with its bytes, or its first and last keys are not of the tenants it lists")
             }
             let leaves = block.columns[.leaf] != nil
             if let hasLeaves, hasLeaves != leaves {

@@ -15,8 +15,8 @@ import VigilCore
 /// part's next rows are known by the block's ranges in the footer (a lower
 /// bound of its first row's key); a block whose every possible key precedes
 /// every other part's next row can come whole (`Step.block`), for the writer
-/// to copy as it is stored: only its three key columns are read, to check
-/// its rows as a decoded block's are. Parts flushed one after another hold
+/// to copy as it is stored: only its tenant, time, seq and presence columns
+/// are decoded, to check its rows' keys as a decoded block's are. Parts flushed one after another hold
 /// each tenant's later stretch of time, so most of their blocks come whole.
 struct PartMergeRuns {
     struct Run {
@@ -27,7 +27,7 @@ struct PartMergeRuns {
         var rows: Range<Int>
     }
 
-    /// What comes next: rows of a decoded block, or a whole block undecoded.
+    /// What comes next: rows of a decoded block, or a whole block (its key columns checked, the rest left as stored).
     enum Step {
         case rows(Run)
         /// Every row of block `index` of part `part`, all before every other
@@ -91,7 +91,8 @@ struct PartMergeRuns {
     ///
     /// Throws what reading a block throws (DATA_LOSS for a damaged part), and
     /// DATA_LOSS when a block's tenant column disagrees with its part's tenant
-    /// list or its rows go back.
+    /// list or its footer entry, its rows go back, or they lie outside its
+    /// footer ranges.
     mutating func next(maxRows: Int, takesWhole: (Int, BlockMetadata) -> Bool = { _, _ in false }) throws(VigilError) -> Step? {
         guard maxRows > 0 else { return nil }
         while let top = heap.first {
@@ -231,6 +232,16 @@ struct PartMergeRuns {
                     "block \(number) of part \(reader.path) holds a row (\(row)) outside the time and seq ranges its metadata gives; vigil verify reports what changed")
             }
             previous = key
+        }
+        // The footer's tenants for the block are exactly its rows' (every
+        // writer records them so): a merge that copies the block copies that
+        // list, and placed the block by it.
+        guard ranks.first == cursors[index].ranks[metadata.tenantIndexes.lowerBound],
+            ranks.last == cursors[index].ranks[metadata.tenantIndexes.upperBound - 1]
+        else {
+            throw VigilError(
+                .dataLoss,
+                "block \(number) of part \(reader.path) lists tenants its rows do not begin and end with; vigil verify reports what changed")
         }
         cursors[index].lastKey = previous
         return (ranks, occurredAt, seqs)
