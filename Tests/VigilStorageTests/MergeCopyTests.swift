@@ -168,26 +168,8 @@ struct MergeCopyTests {
             let store = try ColumnarEventStore(options: options)
             let base = currentUnixNanos() / Self.day * Self.day - Self.day
             try await Self.flushedParts(store, base: base, parts: 2, perPart: 3_000, tenants: ["acme"])
-            let before = try await allEvents(store)
-            let closing = Mutex<Task<Void, any Error>?>(nil)
-            store.afterMergeWindow.withLock {
-                $0 = { @Sendable in
-                    guard closing.withLock({ $0 }) == nil else { return }
-                    let task = Task { try await store.close() }
-                    closing.withLock { $0 = task }
-                    while !store.isClosed { await Task.yield() }
-                }
-            }
-            try await store.mergeNow()
-            try await #require(closing.withLock { $0 }).value
+            try await PartMergeTests.closeInTheMiddleOfMerge(store, options)
             #expect(store.statistics.mergeCopiedBlocks > 0)
-            let files = try FileManager.default.subpathsOfDirectory(atPath: directory + "/parts")
-            #expect(files.filter { $0.hasSuffix(".part") }.count == 2)
-            #expect(files.filter { $0.hasSuffix(".tmp") }.isEmpty)
-            let reopened = try ColumnarEventStore(options: options)
-            #expect(reopened.statistics.parts == 2)
-            #expect(try await allEvents(reopened) == before)
-            try await reopened.close()
         }
     }
 

@@ -272,12 +272,17 @@ struct PartMergeTests {
     static func mergeError(writtenInInputOrder events: [AuditEvent], as name: String, wholeBlocks: Bool) throws -> VigilError? {
         try PartTestSupport.withDirectory { directory in
             try PartTestSupport.writeInInputOrder(events, to: directory + "/" + name)
-            let reader = try PartReader(path: directory + "/" + name)
-            defer { reader.close() }
-            return #expect(throws: VigilError.self) {
-                var runs = PartMergeRuns([reader])
-                while try runs.next(maxRows: 100, takesWhole: { _, _ in wholeBlocks }) != nil {}
-            }
+            return try mergeError(reading: directory + "/" + name, wholeBlocks: wholeBlocks)
+        }
+    }
+
+    /// What merging the part at `path` on its own throws.
+    static func mergeError(reading path: String, wholeBlocks: Bool) throws -> VigilError? {
+        let reader = try PartReader(path: path)
+        defer { reader.close() }
+        return #expect(throws: VigilError.self) {
+            var runs = PartMergeRuns([reader])
+            while try runs.next(maxRows: 100, takesWhole: { _, _ in wholeBlocks }) != nil {}
         }
     }
 
@@ -292,32 +297,13 @@ struct PartMergeTests {
         try PartTestSupport.withDirectory { directory in
             let path = directory + "/edited.vprt"
             _ = try PartWriter.write(events, to: path, options: Self.writerOptions(rowsPerBlock: 64))
-            // Block 1 (rows 64…99) said to hold times a day later than its rows':
-            // a merge would place it by them.
-            let day: Int64 = 86_400_000_000_000
-            let reader = try PartReader(path: path)
-            let file = try Tamper.readFile(path)
-            let trailerAt = file.count - PartFormat.trailerSize
-            let trailer = try withBytes(Array(file[trailerAt...])) { (raw) throws(PartFormatError) in try PartFormat.readTrailer(raw, offset: trailerAt) }
-            let metadata = reader.metadata
-            let moved = reader.blocks[1]
-            let footer = PartFooter(
-                rowCount: metadata.rowCount, minOccurredAt: metadata.minOccurredAt, maxOccurredAt: moved.maxOccurredAt + day,
-                minSeq: metadata.minSeq, maxSeq: metadata.maxSeq, createdAt: metadata.createdAt, level: metadata.level,
-                generation: metadata.generation, rowsPerBlock: metadata.rowsPerBlock, tenants: metadata.tenants,
-                blocks: [reader.blocks[0], Tamper.block(moved, statistics: moved.statistics, occurredAt: (moved.minOccurredAt + day)...(moved.maxOccurredAt + day))])
-            reader.close()
-            let footerBytes = footer.encode()
-            try Tamper.writeFile(
-                path,
-                Array(file[..<trailer.footerOffset]) + footerBytes
-                    + PartFormat.trailer(footerOffset: trailer.footerOffset, footerLength: footerBytes.count, footerChecksum: CRC32C.checksum(footerBytes)))
-            let edited = try PartReader(path: path)
-            defer { edited.close() }
-            let error = #expect(throws: VigilError.self) {
-                var runs = PartMergeRuns([edited])
-                while try runs.next(maxRows: 100, takesWhole: { _, _ in wholeBlocks }) != nil {}
-            }
+            // Block 1 (rows 64…99) said to hold block 0's times, earlier than
+            // its rows': a merge would place it by them.
+            let original = try PartReader(path: path)
+            let zero = original.blocks[0]
+            original.close()
+            try Tamper.editBlockEntry(path, block: 1) { Tamper.block($0, statistics: $0.statistics, occurredAt: zero.minOccurredAt...zero.maxOccurredAt) }
+            let error = try Self.mergeError(reading: path, wholeBlocks: wholeBlocks)
             #expect(error?.code == .dataLoss)
             #expect(error?.message.contains("block 1 of part \(path) holds a row (0) outside the time and seq ranges its metadata gives") == true, "\(String(describing: error))")
         }
@@ -335,36 +321,20 @@ struct PartMergeTests {
         try PartTestSupport.withDirectory { directory in
             let path = directory + "/edited.vprt"
             _ = try PartWriter.write(events, to: path, options: Self.writerOptions(rowsPerBlock: 64))
-            let reader = try PartReader(path: path)
-            let file = try Tamper.readFile(path)
-            let trailerAt = file.count - PartFormat.trailerSize
-            let trailer = try withBytes(Array(file[trailerAt...])) { (raw) throws(PartFormatError) in try PartFormat.readTrailer(raw, offset: trailerAt) }
-            let metadata = reader.metadata
-            let first = reader.blocks[0]
-            #expect(first.tenants == ["a"])
+            let original = try PartReader(path: path)
+            #expect(original.blocks[0].tenants == ["a"])
+            original.close()
             // Block 0 said to hold "a" and "b".
-            let widened = BlockMetadata(
-                index: 0, rowCount: first.rowCount, minOccurredAt: first.minOccurredAt, maxOccurredAt: first.maxOccurredAt,
-                minSeq: first.minSeq, maxSeq: first.maxSeq, tenantIndexes: 0..<2, tenants: ["a", "b"], columns: first.columns,
-                statistics: first.statistics.filter { $0.key != .tenant })
-            let footer = PartFooter(
-                rowCount: metadata.rowCount, minOccurredAt: metadata.minOccurredAt, maxOccurredAt: metadata.maxOccurredAt,
-                minSeq: metadata.minSeq, maxSeq: metadata.maxSeq, createdAt: metadata.createdAt, level: metadata.level,
-                generation: metadata.generation, rowsPerBlock: metadata.rowsPerBlock, tenants: metadata.tenants,
-                blocks: [widened, reader.blocks[1]])
-            reader.close()
-            let footerBytes = footer.encode()
-            try Tamper.writeFile(
-                path,
-                Array(file[..<trailer.footerOffset]) + footerBytes
-                    + PartFormat.trailer(footerOffset: trailer.footerOffset, footerLength: footerBytes.count, footerChecksum: CRC32C.checksum(footerBytes)))
-            let edited = try PartReader(path: path)
-            defer { edited.close() }
-            #expect(edited.blocks[0].tenants == ["a", "b"])
-            let error = #expect(throws: VigilError.self) {
-                var runs = PartMergeRuns([edited])
-                while try runs.next(maxRows: 100, takesWhole: { _, _ in wholeBlocks }) != nil {}
+            try Tamper.editBlockEntry(path, block: 0) { first in
+                BlockMetadata(
+                    index: 0, rowCount: first.rowCount, minOccurredAt: first.minOccurredAt, maxOccurredAt: first.maxOccurredAt,
+                    minSeq: first.minSeq, maxSeq: first.maxSeq, tenantIndexes: 0..<2, tenants: ["a", "b"], columns: first.columns,
+                    statistics: first.statistics.filter { $0.key != .tenant })
             }
+            let edited = try PartReader(path: path)
+            #expect(edited.blocks[0].tenants == ["a", "b"])
+            edited.close()
+            let error = try Self.mergeError(reading: path, wholeBlocks: wholeBlocks)
             #expect(error?.code == .dataLoss)
             #expect(error?.message.contains("block 0 of part \(path) lists tenants its rows do not begin and end with") == true, "\(String(describing: error))")
         }
@@ -503,27 +473,34 @@ struct PartMergeTests {
                 $0.mergeCopiesBlocks = false
             }
             let (store, _) = try await Self.storeWithTwoParts(options)
-            let before = try await allEvents(store)
-            let closing = Mutex<Task<Void, any Error>?>(nil)
-            store.afterMergeWindow.withLock {
-                $0 = { @Sendable in
-                    guard closing.withLock({ $0 }) == nil else { return }
-                    // close() marks the store closed before it waits for maintenance.
-                    let task = Task { try await store.close() }
-                    closing.withLock { $0 = task }
-                    while !store.isClosed { await Task.yield() }
-                }
-            }
-            try await store.mergeNow()
-            try await #require(closing.withLock { $0 }).value
-            let files = try FileManager.default.subpathsOfDirectory(atPath: directory + "/parts")
-            #expect(files.filter { $0.hasSuffix(".part") }.count == 2)
-            #expect(files.filter { $0.hasSuffix(".tmp") }.isEmpty)
-            let reopened = try ColumnarEventStore(options: options)
-            #expect(reopened.statistics.parts == 2)
-            #expect(try await allEvents(reopened) == before)
-            try await reopened.close()
+            try await Self.closeInTheMiddleOfMerge(store, options)
         }
+    }
+
+    /// Merges `store`'s two parts and closes it at the merge's first window;
+    /// checks that the merge stopped there: its inputs stay, as they read
+    /// before, and no file of it is left.
+    static func closeInTheMiddleOfMerge(_ store: ColumnarEventStore, _ options: StorageOptions) async throws {
+        let before = try await allEvents(store)
+        let closing = Mutex<Task<Void, any Error>?>(nil)
+        store.afterMergeWindow.withLock {
+            $0 = { @Sendable in
+                guard closing.withLock({ $0 }) == nil else { return }
+                // close() marks the store closed before it waits for maintenance.
+                let task = Task { try await store.close() }
+                closing.withLock { $0 = task }
+                while !store.isClosed { await Task.yield() }
+            }
+        }
+        try await store.mergeNow()
+        try await #require(closing.withLock { $0 }).value
+        let files = try FileManager.default.subpathsOfDirectory(atPath: options.directory + "/parts")
+        #expect(files.filter { $0.hasSuffix(".part") }.count == 2)
+        #expect(files.filter { $0.hasSuffix(".tmp") }.isEmpty)
+        let reopened = try ColumnarEventStore(options: options)
+        #expect(reopened.statistics.parts == 2)
+        #expect(try await allEvents(reopened) == before)
+        try await reopened.close()
     }
 
     @Test("a backup asked for in the middle of a merge pins its files between two windows, not after the merge")
