@@ -1697,7 +1697,7 @@ public final class ColumnarEventStore: EventStore {
     /// in the time it decodes and encodes one, for counting a window's worth
     /// of work (a merge under ingest yields to flushes after each). An
     /// estimate on the low side: copying is a read, a checksum and a write
-    /// of bytes already compressed, plus inflating three small key columns,
+    /// of bytes already compressed, plus decoding four small key columns,
     /// where `vigil-bench merge --no-copy-blocks` takes 7–8 µs per row.
     static let copiedRowsPerEncodedRow = 8
 

@@ -129,8 +129,10 @@ struct PartMergeRuns {
         let start = cursors[top].row
         let count = cursors[top].tenantRank.count
         var end = start + 1
+        // The rival's next row stays where it is while this run lasts.
+        let rivalKey = rival.map(headKey)
         while end < count, end - start < maxRows {
-            if let rival, !rowPrecedes(top, row: end, rival) { break }
+            if let rival, let rivalKey, !rowPrecedes(top, row: end, rival, rivalKey) { break }
             end += 1
         }
         let run = Run(part: top, block: blocks[top]!, rows: start..<end)
@@ -265,11 +267,11 @@ struct PartMergeRuns {
         (cursors[index].ranks[block.tenantIndexes.upperBound - 1], block.maxOccurredAt, block.maxSeq)
     }
 
-    /// Whether row `row` of cursor `a` (decoded) comes before cursor `b`'s next row.
+    /// Whether row `row` of cursor `a` (decoded) comes before cursor `b`'s
+    /// next row, whose key (`headKey(b)`) is `kb`.
     @inline(__always)
-    private func rowPrecedes(_ a: Int, row: Int, _ b: Int) -> Bool {
+    private func rowPrecedes(_ a: Int, row: Int, _ b: Int, _ kb: Key) -> Bool {
         let ka = (cursors[a].tenantRank[row], cursors[a].occurredAt[row], cursors[a].seq[row])
-        let kb = headKey(b)
         return ka < kb || (ka == kb && a < b)
     }
 
