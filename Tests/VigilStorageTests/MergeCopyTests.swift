@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 import Testing
 import VigilCore
 import VigilProto
@@ -186,31 +185,13 @@ struct MergeCopyTests {
             let base = currentUnixNanos() / Self.day * Self.day - Self.day
             try await Self.flushedParts(store, base: base, parts: 2, perPart: 3_000, tenants: ["acme"])
             #expect(store.statistics.parts == 2)
-            let windows = Mutex(0)
-            let memoryAtLaterWindows = Mutex<[Int]>([])
-            store.afterMergeWindow.withLock {
-                $0 = { @Sendable in
-                    let first = windows.withLock { count in
-                        count += 1
-                        return count == 1
-                    }
-                    guard first else {
-                        memoryAtLaterWindows.withLock { $0.append(store.statistics.memoryEvents) }
-                        return
-                    }
-                    // 100 events: the active segment reaches segmentMaxRows and is sealed.
-                    let batch = (0..<100).map { engineEvent("late-\($0)", at: base + Self.day / 2 + Int64($0)) }
-                    _ = try? await store.append(batch, idempotencyKey: nil)
-                    #expect(store.statistics.sealedSegments == 1)
-                }
-            }
-            try await store.mergeNow()
+            // 100 events: the active segment reaches segmentMaxRows and is sealed.
+            let late = (0..<100).map { engineEvent("late-\($0)", at: base + Self.day / 2 + Int64($0)) }
+            let count = try await PartMergeTests.mergeSealingAtFirstWindow(store, late: late)
             // 6,000 rows, nearly all copied (one tenant, parts apart in time),
             // count as about 750 in windows of 16 × 8 rows: several windows.
-            let count = windows.withLock { $0 }
             #expect(count >= 3)
             #expect(store.statistics.mergeCopiedBlocks >= 370)
-            #expect(memoryAtLaterWindows.withLock { $0 } == Array(repeating: 0, count: count - 1))
             let events = try await allEvents(store)
             #expect(events.count == 6_100)
             try await store.close()

@@ -429,31 +429,12 @@ struct PartMergeTests {
                 $0.mergeCopiesBlocks = false
             }
             let (store, base) = try await Self.storeWithTwoParts(options)
-            let windows = Mutex(0)
-            let memoryAfterFirstWindow = Mutex<[Int]>([])
-            store.afterMergeWindow.withLock {
-                $0 = { @Sendable in
-                    let first = windows.withLock { count in
-                        count += 1
-                        return count == 1
-                    }
-                    guard first else {
-                        // The segment sealed at the first window is gone by the second.
-                        memoryAfterFirstWindow.withLock { $0.append(store.statistics.memoryEvents) }
-                        return
-                    }
-                    // 100 events: the active segment reaches segmentMaxRows and is sealed.
-                    let batch = (600..<700).map { engineEvent("late-\($0)", tenant: "tenant-\($0 % 5)", at: base + Int64($0) * 1_000_000) }
-                    _ = try? await store.append(batch, idempotencyKey: nil)
-                    #expect(store.statistics.sealedSegments == 1)
-                }
-            }
-            try await store.mergeNow()
+            // 100 events: the active segment reaches segmentMaxRows and is sealed.
+            let late = (600..<700).map { engineEvent("late-\($0)", tenant: "tenant-\($0 % 5)", at: base + Int64($0) * 1_000_000) }
+            let count = try await Self.mergeSealingAtFirstWindow(store, late: late)
             // 600 rows in windows of 16 × 8 rows (× the cores while nothing is in
             // memory): at least two windows and a last one.
-            let count = windows.withLock { $0 }
             #expect(count >= 2)
-            #expect(memoryAfterFirstWindow.withLock { $0 } == Array(repeating: 0, count: count - 1))
             #expect(store.statistics.memoryEvents == 0)
             let levels = try await store.statistics().partLevels
             #expect(levels.map(\.level) == [0, 1])
@@ -462,6 +443,32 @@ struct PartMergeTests {
             #expect(events.count == 700 && Set(events.map(\.seq)).count == 700)
             try await Self.closeVerifyReopen(store, options, expecting: events)
         }
+    }
+
+    /// Merges `store`'s parts, appending `late` (a segment's worth, sealed
+    /// at once) at the merge's first window; checks that every later window
+    /// found it flushed. Returns the windows the merge made.
+    static func mergeSealingAtFirstWindow(_ store: ColumnarEventStore, late: [AuditEvent]) async throws -> Int {
+        let windows = Mutex(0)
+        let memoryAtLaterWindows = Mutex<[Int]>([])
+        store.afterMergeWindow.withLock {
+            $0 = { @Sendable in
+                let first = windows.withLock { count in
+                    count += 1
+                    return count == 1
+                }
+                guard first else {
+                    memoryAtLaterWindows.withLock { $0.append(store.statistics.memoryEvents) }
+                    return
+                }
+                _ = try? await store.append(late, idempotencyKey: nil)
+                #expect(store.statistics.sealedSegments == 1)
+            }
+        }
+        try await store.mergeNow()
+        let count = windows.withLock { $0 }
+        #expect(memoryAtLaterWindows.withLock { $0 } == Array(repeating: 0, count: count - 1))
+        return count
     }
 
     @Test("closing the store in the middle of a merge stops the merge: its inputs stay, no file of it is left")

@@ -272,10 +272,7 @@ public final class PartReader: Sendable {
         }
         let stored = try withFile { (file) throws(VigilError) in try file.read(count: chunk.storedLength, at: chunk.offset) }
         let name = "block \(block.index) column \(column.name)"
-        let checksum = CRC32C.checksum(stored)
-        guard checksum == chunk.checksum else {
-            throw VigilError(.dataLoss, "\(path): \(name): checksum mismatch (stored \(PartFormat.hex(chunk.checksum)), computed \(PartFormat.hex(checksum))) at offset \(chunk.offset)")
-        }
+        try withBytes(stored) { (bytes) throws(VigilError) in try checkStored(bytes, of: chunk, block: block.index) }
         let rows = block.rowCount
         // `owner` holds the decoded chunk from its first byte; the rows of
         // stored columns point into it.
@@ -358,16 +355,23 @@ public final class PartReader: Sendable {
             throw VigilError(.invalidArgument, "\(path): block \(index)'s chunks do not lie back to back; it cannot be copied")
         }
         let stored = try withFile { (file) throws(VigilError) in try file.read(count: span.count, at: span.lowerBound) }
-        for chunk in block.columns.values {
-            let start = chunk.offset - span.lowerBound
-            let checksum = stored.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[start..<start + chunk.storedLength])) }
-            guard checksum == chunk.checksum else {
-                throw VigilError(
-                    .dataLoss,
-                    "\(path): block \(index) column \(chunk.column.name): checksum mismatch (stored \(PartFormat.hex(chunk.checksum)), computed \(PartFormat.hex(checksum))) at offset \(chunk.offset)")
+        try withBytes(stored) { (bytes) throws(VigilError) in
+            for chunk in block.columns.values {
+                let start = chunk.offset - span.lowerBound
+                try checkStored(UnsafeRawBufferPointer(rebasing: bytes[start..<start + chunk.storedLength]), of: chunk, block: index)
             }
         }
         return stored
+    }
+
+    /// Throws DATA_LOSS, naming the chunk, when `stored` is not what its CRC32C says.
+    private func checkStored(_ stored: UnsafeRawBufferPointer, of chunk: ChunkInfo, block: Int) throws(VigilError) {
+        let checksum = CRC32C.checksum(stored)
+        guard checksum == chunk.checksum else {
+            throw VigilError(
+                .dataLoss,
+                "\(path): block \(block) column \(chunk.column.name): checksum mismatch (stored \(PartFormat.hex(chunk.checksum)), computed \(PartFormat.hex(checksum))) at offset \(chunk.offset)")
+        }
     }
 
     /// Every event of one block, in stored order.
@@ -400,10 +404,7 @@ public final class PartReader: Sendable {
         inflater: ZlibInflater, into result: inout DecodedBlock
     ) throws(VigilError) {
         let name = "block \(block.index) column \(chunk.column.name)"
-        let checksum = CRC32C.checksum(stored)
-        guard checksum == chunk.checksum else {
-            throw VigilError(.dataLoss, "\(path): \(name): checksum mismatch (stored \(PartFormat.hex(chunk.checksum)), computed \(PartFormat.hex(checksum))) at offset \(chunk.offset)")
-        }
+        try withBytes(stored) { (bytes) throws(VigilError) in try checkStored(bytes, of: chunk, block: block.index) }
         func decodeRaw(_ raw: UnsafeRawBufferPointer) throws(VigilError) {
             do {
                 try Self.decodeColumn(raw, chunk: chunk, rows: block.rowCount, into: &result)
